@@ -1,0 +1,146 @@
+//! Configuration: the TOML file types (`file`), the validated model (`model`) and the
+//! step between them (`validate`), which reports every problem at once.
+
+pub mod file;
+mod model;
+mod validate;
+
+pub use model::*;
+
+use crate::diag::{Diagnostic, Source, Span};
+use std::path::Path;
+
+/// A configuration parsed and validated, with the file types kept for lint (spans).
+#[derive(Debug)]
+pub struct Loaded {
+    pub source: Source,
+    pub file: file::ConfigFile,
+    pub config: Config,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file could not be read at all.
+    Unreadable { path: String, error: std::io::Error },
+    /// The TOML does not parse, or does not fit the schema (one error: the parser stops).
+    Parse {
+        source: Source,
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// The file parses but has problems (every one of them).
+    Invalid {
+        source: Source,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl LoadError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            LoadError::Unreadable { .. } => &[],
+            LoadError::Parse { diagnostics, .. } | LoadError::Invalid { diagnostics, .. } => {
+                diagnostics
+            }
+        }
+    }
+
+    pub fn source(&self) -> Option<&Source> {
+        match self {
+            LoadError::Unreadable { .. } => None,
+            LoadError::Parse { source, .. } | LoadError::Invalid { source, .. } => Some(source),
+        }
+    }
+
+    /// Every problem rendered for a terminal, followed by a one-line summary.
+    pub fn render(&self) -> String {
+        match self {
+            LoadError::Unreadable { path, error } => {
+                format!("error: cannot read {path}: {error}\n")
+            }
+            LoadError::Parse {
+                source,
+                diagnostics,
+            }
+            | LoadError::Invalid {
+                source,
+                diagnostics,
+            } => {
+                let mut out: String = diagnostics
+                    .iter()
+                    .map(|d| source.render(d) + "\n")
+                    .collect();
+                out.push_str(&format!(
+                    "{}: {} problem(s) found\n",
+                    source.name,
+                    diagnostics.len()
+                ));
+                out
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.render().trim_end())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Parse and validate configuration text. `name` is used in messages; relative paths in
+/// the file are resolved against `base`.
+pub fn parse(name: &str, text: &str, base: &Path) -> Result<Loaded, LoadError> {
+    let source = Source::new(name, text);
+    let file: file::ConfigFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let d = Diagnostic::error("", e.span().map(Span::from), e.message().trim().to_string())
+                .with_hint(parse_hint(e.message()));
+            return Err(LoadError::Parse {
+                source,
+                diagnostics: vec![d],
+            });
+        }
+    };
+    match validate::validate(&file, base) {
+        Ok(config) => Ok(Loaded {
+            source,
+            file,
+            config,
+        }),
+        Err(diagnostics) => Err(LoadError::Invalid {
+            source,
+            diagnostics,
+        }),
+    }
+}
+
+/// Read, parse and validate a configuration file.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Unreadable {
+        path: path.display().to_string(),
+        error,
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parse(&path.display().to_string(), &text, base)
+}
+
+fn parse_hint(msg: &str) -> &'static str {
+    if msg.contains("unknown field") {
+        "check the spelling; docs/configuration.md lists every key"
+    } else if msg.contains("missing field") {
+        "add the required key"
+    } else if msg.contains("invalid type") {
+        "check the value's type: strings are quoted, numbers are not"
+    } else {
+        "fix the TOML syntax at this point"
+    }
+}
+
+#[cfg(test)]
+mod tests;

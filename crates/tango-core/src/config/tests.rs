@@ -1,0 +1,171 @@
+use super::*;
+use std::time::Duration;
+
+fn parse_ok(text: &str) -> Config {
+    match parse("t.toml", text, Path::new(".")) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
+fn parse_err(text: &str) -> LoadError {
+    match parse("t.toml", text, Path::new(".")) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
+const GOOD: &str = r#"
+[admin]
+listen = "127.0.0.1:9901"
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+header_timeout = "5s"
+
+[[route]]
+host = "api.example.com"
+pool = "api"
+
+[[route]]
+pool = "web"
+
+[[pool]]
+name = "web"
+policy = "round_robin"
+[[pool.backend]]
+name = "w1"
+address = "127.0.0.1:9001"
+weight = 3
+[[pool.backend]]
+address = "app-2.internal:9002"
+
+[[pool]]
+name = "api"
+policy = "ring_hash"
+hash_key = { source = "header", name = "X-User" }
+on_missing_key = "reject"
+[pool.health]
+path = "/healthz"
+interval = "2s"
+fall = 2
+[[pool.backend]]
+address = "127.0.0.1:9101"
+"#;
+
+#[test]
+fn good_config_parses_with_defaults() {
+    let c = parse_ok(GOOD);
+    assert_eq!(c.listeners[0].header_timeout, Duration::from_secs(5));
+    assert_eq!(c.listeners[0].idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.pools.len(), 2);
+    assert_eq!(c.pools[0].backends[0].weight, 3);
+    assert_eq!(c.pools[0].backends[1].weight, 1);
+    assert_eq!(c.pools[0].backends[1].name, "app-2.internal:9002");
+    assert_eq!(
+        c.pools[1].hashing.as_ref().unwrap().key,
+        HashKey::Header("x-user".into())
+    );
+    assert_eq!(c.pools[1].health.as_ref().unwrap().fall, 2);
+    assert_eq!(c.routes[0].pool, 1);
+    assert!(c.routes[0].matches(Some("API.example.com"), "/x"));
+    assert!(!c.routes[0].matches(Some("other"), "/x"));
+    assert!(c.routes[1].matches(None, "/"));
+}
+
+#[test]
+fn five_mistakes_are_all_reported_with_locations() {
+    let text = r#"
+[[listener]]
+listen = "127.0.0.1:80800"
+header_timeout = "5 parsecs"
+
+[[route]]
+pool = "nope"
+
+[[pool]]
+name = "web"
+policy = "round_robbin"
+[[pool.backend]]
+address = "10.0.0.1"
+[[pool.backend]]
+address = "10.0.0.2:80"
+weight = -1
+"#;
+    let e = parse_err(text);
+    let d = e.diagnostics();
+    let src = e.source().unwrap();
+    let at: Vec<(String, usize, usize)> = d
+        .iter()
+        .map(|d| {
+            let lc = src.line_col(d.span.unwrap().start);
+            (d.key.clone(), lc.line, lc.col)
+        })
+        .collect();
+    assert_eq!(d.len(), 6, "{}", e.render());
+    for (key, line, col) in [
+        ("listener[listener-0].listen", 3, 10),
+        ("listener[listener-0].header_timeout", 4, 18),
+        ("pool[web].policy", 11, 10),
+        ("pool[web].backend[0].address", 13, 11),
+        ("pool[web].backend[1].weight", 16, 10),
+        ("route[0].pool", 7, 8),
+    ] {
+        assert!(
+            at.contains(&(key.to_string(), line, col)),
+            "missing {key} at {line}:{col} in {at:?}"
+        );
+    }
+    let r = e.render();
+    assert!(r.contains("use one of: round_robin"), "{r}");
+    assert!(r.contains("6 problem(s) found"), "{r}");
+}
+
+#[test]
+fn unknown_key_is_a_parse_error_with_location() {
+    let e = parse_err("[[listener]]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n");
+    assert!(matches!(e, LoadError::Parse { .. }));
+    let d = &e.diagnostics()[0];
+    assert!(d.message.contains("unknown field"), "{}", d.message);
+    assert_eq!(e.source().unwrap().line_col(d.span.unwrap().start).line, 3);
+}
+
+#[test]
+fn admin_off_loopback_needs_a_token() {
+    let base = "[[listener]]\nlisten = \"127.0.0.1:1\"\n[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:2\"\n";
+    let e = parse_err(&format!("[admin]\nlisten = \"0.0.0.0:9901\"\n{base}"));
+    assert!(e.render().contains("not on loopback and has no token"));
+    parse_ok(&format!(
+        "[admin]\nlisten = \"0.0.0.0:9901\"\ntoken = \"0123456789abcdef0\"\n{base}"
+    ));
+}
+
+#[test]
+fn hash_policy_needs_key_and_allow_needs_reason() {
+    let text = r#"
+[[listener]]
+listen = "127.0.0.1:1"
+[[pool]]
+name = "p"
+policy = "maglev"
+[[pool.backend]]
+address = "127.0.0.1:2"
+[[allow]]
+rule = "TNG001"
+"#;
+    let r = parse_err(text).render();
+    assert!(r.contains("needs a hash_key"), "{r}");
+    assert!(r.contains("needs a stated reason"), "{r}");
+}
+
+#[test]
+fn cidr_contains() {
+    let c = validate::parse_cidr("10.0.0.0/8").unwrap();
+    assert!(c.contains("10.1.2.3".parse().unwrap()));
+    assert!(!c.contains("11.1.2.3".parse().unwrap()));
+    assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+    let all = validate::parse_cidr("0.0.0.0/0").unwrap();
+    assert!(all.contains("1.2.3.4".parse().unwrap()));
+    assert!(validate::parse_cidr("10.0.0.0/33").is_none());
+}
