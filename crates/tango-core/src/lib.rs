@@ -5,4 +5,11 @@
 //! and an injected `now`, so they are tested quickly and deterministically.
 
 pub mod config;
+pub mod detector;
 pub mod diag;
+pub mod health;
+pub mod journal;
+pub mod lint;
+pub mod outlier;
+pub mod policy;
+pub mod simulate;

@@ -1,0 +1,1 @@
+//! The skew detector: observed traffic split against the configured intent.

@@ -1,0 +1,1 @@
+//! Health-check state: rise/fall thresholds per backend.

@@ -1,0 +1,1 @@
+//! Journal event types: config changes, health transitions, alerts.

@@ -1,0 +1,1 @@
+//! The configuration checklist: lint rules for distribution hazards.

@@ -1,0 +1,1 @@
+//! Passive outlier ejection: consecutive failures, backoff, max ejected percent.

@@ -1,0 +1,1 @@
+//! Balancing policies: immutable selectors built from a pool snapshot.

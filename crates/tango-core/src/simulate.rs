@@ -1,0 +1,1 @@
+//! The simulator: predicted traffic split of a configuration, using the real policies.

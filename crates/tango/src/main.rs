@@ -1,0 +1,3 @@
+//! The `tango` binary.
+
+fn main() {}
