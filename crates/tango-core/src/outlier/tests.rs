@@ -343,3 +343,50 @@ fn empty_pool() {
     assert!(d.tick(s(1)).is_empty());
     assert_eq!(d.record(0, Outcome::Failure, s(1)), None);
 }
+
+#[test]
+fn random_traffic_never_breaks_the_cap_or_the_count() {
+    // Fixed-seed xorshift so the sequence is the same on every run.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (n, percent) in [(2, 50.0), (3, 50.0), (5, 20.0), (7, 60.0), (10, 100.0)] {
+        let mut d = detector(n, percent);
+        let max = max_ejected(n, percent);
+        let mut now = Duration::ZERO;
+        let mut ejections = 0;
+        for _ in 0..5_000 {
+            now += Duration::from_millis(next() % 400);
+            let backend = (next() % n as u64) as usize;
+            // Backend 0 fails most of the time, the others now and then.
+            let fails = next() % 100 < if backend == 0 { 90 } else { 30 };
+            let outcome = if fails {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            if let Some(Event::Ejected { until, .. }) = d.record(backend, outcome, now) {
+                assert!(until > now && until - now <= s(35));
+                ejections += 1;
+            }
+            for ev in d.tick(now) {
+                let Event::Returned { backend } = ev else {
+                    panic!("tick only returns: {ev:?}");
+                };
+                assert!(!d.is_ejected(backend));
+            }
+            let mask = d.ejected();
+            let count = mask.iter().filter(|&&e| e).count();
+            assert_eq!(count, d.ejected_count());
+            assert!(count <= max, "{count} ejected > {max} of {n}");
+            if let Some(t) = d.next_return() {
+                assert!(t > now, "a due return was left behind by tick");
+            }
+        }
+        assert!(ejections > 10, "{ejections} ejections with {n} backends");
+    }
+}
