@@ -1,0 +1,144 @@
+//! Rules about how a pool notices and recovers from failing backends: no health checks
+//! (TNG005), slow health checks (TNG006), no slow start (TNG013), ejection that can
+//! empty a small pool (TNG017).
+
+use super::rules::*;
+use super::{dur, num, sp, Cx};
+use crate::config::PolicyKind;
+use crate::diag::Severity;
+use std::time::Duration;
+
+/// Longest acceptable time from a backend's failure to its removal by health checks.
+const MAX_DETECTION: Duration = Duration::from_secs(30);
+
+pub(super) fn check(cx: &mut Cx<'_>) {
+    for (pool, pf) in cx.pools() {
+        let k = format!("pool[{}]", pool.name);
+        let name_span = Some(sp(&pf.name));
+        match (&pool.health, &pf.health) {
+            (None, _) => {
+                let d = cx.report(
+                    &NO_HEALTH_CHECK,
+                    Some(&pool.name),
+                    k.clone(),
+                    name_span,
+                    format!("pool `{}` has no health checks", pool.name),
+                    None,
+                );
+                if pool.outlier.is_some() {
+                    // Passive ejection does catch failures, only after users were hit.
+                    d.severity = Severity::Info;
+                    d.message
+                        .push_str(": only passive ejection notices a dead backend");
+                } else {
+                    d.message
+                        .push_str(": a dead backend keeps its share until it is fixed");
+                }
+            }
+            (Some(h), Some(hf)) => {
+                let detect = h.interval * h.fall;
+                if detect > MAX_DETECTION {
+                    let hf = hf.get_ref();
+                    let (key, span) = match (&hf.interval, &hf.fall) {
+                        (Some(i), _) => (format!("{k}.health.interval"), sp(i)),
+                        (None, Some(f)) => (format!("{k}.health.fall"), sp(f)),
+                        (None, None) => (format!("{k}.health"), h.span),
+                    };
+                    let fall_for_30s = (MAX_DETECTION.as_secs_f64() / h.interval.as_secs_f64())
+                        .floor()
+                        .max(1.0);
+                    cx.report(
+                        &SLOW_HEALTH_CHECK,
+                        Some(&pool.name),
+                        key,
+                        Some(span),
+                        format!(
+                            "a failed backend in pool `{}` is marked down only after {} (interval {} x fall {})",
+                            pool.name,
+                            dur(detect),
+                            dur(h.interval),
+                            h.fall
+                        ),
+                        Some(format!(
+                            "with interval {}, use fall = {} or less; or shorten the interval",
+                            dur(h.interval),
+                            num(fall_for_30s)
+                        )),
+                    );
+                }
+            }
+            (Some(_), None) => {}
+        }
+        let load_aware = matches!(pool.policy, PolicyKind::LeastRequest | PolicyKind::PeakEwma);
+        if pool.slow_start.is_none() && (load_aware || pool.health.is_some()) {
+            let (why, severity) = if load_aware {
+                (
+                    format!(
+                        "{} sends a new or recovered backend (zero in-flight requests) a burst",
+                        pool.policy.name()
+                    ),
+                    Severity::Warning,
+                )
+            } else {
+                (
+                    "a backend that recovers gets its full share at once, with cold caches"
+                        .to_string(),
+                    Severity::Info,
+                )
+            };
+            let span = pool.policy_span.or(name_span);
+            let d = cx.report(
+                &NO_SLOW_START,
+                Some(&pool.name),
+                format!("{k}.slow_start"),
+                span,
+                format!("pool `{}` has no slow_start: {why}", pool.name),
+                None,
+            );
+            d.severity = severity;
+        }
+        ejection(cx, pool, pf, &k);
+    }
+}
+
+/// TNG017: in a pool of 2 or 3, ejecting half or more leaves too few to carry the load.
+fn ejection(
+    cx: &mut Cx<'_>,
+    pool: &crate::config::Pool,
+    pf: &crate::config::file::PoolFile,
+    k: &str,
+) {
+    let (Some(o), Some(of)) = (&pool.outlier, &pf.outlier) else {
+        return;
+    };
+    let n = pool.backends.len();
+    if !(2..=3).contains(&n) || o.max_ejected_percent <= 0.0 {
+        return;
+    }
+    // At least one backend can always be ejected, as in Envoy; beyond that the percent.
+    let ejectable = ((o.max_ejected_percent / 100.0 * n as f64).floor() as usize).clamp(1, n);
+    if 2 * ejectable < n {
+        return;
+    }
+    let (key, span) = match &of.get_ref().max_ejected_percent {
+        Some(p) => (format!("{k}.outlier.max_ejected_percent"), sp(p)),
+        None => (format!("{k}.outlier"), o.span),
+    };
+    let left = n - ejectable;
+    cx.report(
+        &EJECTION_EMPTIES_SMALL_POOL,
+        Some(&pool.name),
+        key,
+        Some(span),
+        format!(
+            "max_ejected_percent {} lets outlier ejection remove {ejectable} of the {n} backends of pool `{}`: the remaining {left} take all its traffic",
+            num(o.max_ejected_percent),
+            pool.name
+        ),
+        Some(if n == 2 {
+            "with two backends one ejection sends everything to the other: add a backend, or allow the rule with the reason".to_string()
+        } else {
+            "set max_ejected_percent below 66 so at most one of the three can be ejected, or add backends".to_string()
+        }),
+    );
+}
