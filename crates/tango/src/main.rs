@@ -1,3 +1,93 @@
-//! The `tango` binary.
+//! The `tango` binary: the load balancer and its tools.
 
-fn main() {}
+mod accounting;
+mod admin;
+mod check;
+mod ctl;
+mod demo;
+mod keys;
+mod logging;
+mod metrics;
+mod proxy;
+mod rng;
+mod runtime;
+mod server;
+mod stats;
+mod tls;
+mod upstream;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "tango",
+    version,
+    about = "An HTTP load balancer that watches its own traffic split."
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: logging::Format,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the load balancer.
+    Run(server::RunArgs),
+    /// Validate a configuration and run the configuration checklist.
+    Check(check::CheckArgs),
+    /// Show a running instance's pools and backends.
+    Status(ctl::CtlArgs),
+    /// Ask a running instance to re-read its configuration.
+    Reload(ctl::CtlArgs),
+    /// A self-contained demo: demo backends, tango in front, and traffic.
+    Demo(demo::DemoArgs),
+    /// Run one demo backend that answers with its name.
+    DemoBackend(demo::BackendArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Check(args) => check::run(args),
+        Cmd::Run(args) => {
+            logging::init(cli.log_format);
+            runtime_for(args.workers).block_on(async move { exit(server::run(args).await) })
+        }
+        Cmd::Demo(args) => {
+            logging::init(cli.log_format);
+            runtime_for(None).block_on(async move { exit(demo::run(args).await) })
+        }
+        Cmd::DemoBackend(args) => {
+            logging::init(cli.log_format);
+            runtime_for(Some(1)).block_on(async move { exit(demo::run_backend(args).await) })
+        }
+        Cmd::Status(args) => {
+            runtime_for(Some(1)).block_on(async move { exit(ctl::status(args).await) })
+        }
+        Cmd::Reload(args) => {
+            runtime_for(Some(1)).block_on(async move { exit(ctl::reload(args).await) })
+        }
+    }
+}
+
+fn runtime_for(workers: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n.max(1));
+    }
+    b.enable_all().build().expect("the tokio runtime starts")
+}
+
+fn exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

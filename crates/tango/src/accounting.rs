@@ -1,0 +1,117 @@
+//! After each try: count the response, feed latency to peak-EWMA, and tell passive
+//! outlier detection about failures. The common case (a success on a backend with no
+//! failure streak) touches only atomics.
+
+use crate::runtime::{PoolRuntime, Runtime};
+use crate::stats::class_index;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tango_core::outlier::{Event, Outcome};
+
+/// Record one try at backend `i`: `status` is `None` when no response came.
+pub(crate) fn record(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    status: Option<u16>,
+    latency: Option<Duration>,
+) {
+    let b = &pool.backends[i];
+    let class = status.map(class_index).unwrap_or(5);
+    b.stats
+        .record(class, if status.is_some() { latency } else { None });
+    let now = rt.elapsed();
+    if let Some(l) = latency {
+        // A failed try counts at its full duration: a backend that times out is slow.
+        b.ewma
+            .observe(l.as_secs_f64(), now.as_nanos() as u64, pool.cfg.ewma_decay);
+    }
+    let failed = class >= 4;
+    let mut guard = match pool.shared.outlier.try_lock() {
+        Ok(g) => g,
+        // Another worker is recording for this pool right now; for a success that is
+        // not worth waiting for, for a failure it is.
+        Err(_) if !failed => return,
+        Err(_) => pool
+            .shared
+            .outlier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    };
+    let Some(det) = guard.as_mut() else { return };
+    if i >= det.len() || (!failed && det.consecutive_failures(i) == 0) {
+        return;
+    }
+    let outcome = if failed {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    if let Some(ev) = det.record(i, outcome, now) {
+        apply_events(pool, &[ev]);
+    }
+}
+
+/// Mirror outlier events into the backends' flags and the log.
+pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event]) {
+    for ev in events {
+        match ev {
+            Event::Ejected {
+                backend,
+                until,
+                consecutive,
+                times_ejected,
+            } => {
+                if let Some(b) = pool.backends.get(*backend) {
+                    b.ejected.store(true, Relaxed);
+                    tracing::warn!(pool = %pool.cfg.name, backend = %b.name, consecutive, times_ejected, until_s = until.as_secs_f64(), "backend ejected");
+                }
+            }
+            Event::Returned { backend } => {
+                if let Some(b) = pool.backends.get(*backend) {
+                    b.ejected.store(false, Relaxed);
+                    tracing::info!(pool = %pool.cfg.name, backend = %b.name, "backend returned from ejection");
+                }
+            }
+            Event::EjectionCapped {
+                backend,
+                ejected,
+                max_ejected,
+                ..
+            } => {
+                if let Some(b) = pool.backends.get(*backend) {
+                    tracing::warn!(pool = %pool.cfg.name, backend = %b.name, ejected, max_ejected, "backend failing but not ejected: max_ejected_percent reached");
+                }
+            }
+        }
+    }
+}
+
+/// Periodic upkeep: return ejected backends on time, drop stale idle connections.
+pub(crate) async fn sweep_idle(rt: Arc<Runtime>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let snap = rt.current();
+        let now = rt.elapsed();
+        for pool in &snap.pools {
+            let events = {
+                let mut g = pool
+                    .shared
+                    .outlier
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                match g.as_mut() {
+                    Some(det) => det.tick(now),
+                    None => Vec::new(),
+                }
+            };
+            apply_events(pool, &events);
+            crate::keys::update_panic(pool);
+            for b in &pool.backends {
+                b.conns.sweep(pool.cfg.idle_timeout);
+            }
+        }
+    }
+}

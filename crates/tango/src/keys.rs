@@ -1,0 +1,158 @@
+//! The proxy's side of picking: the request seen through tango-core's `RequestView`,
+//! and the `PickEnv` that reads backend state from atomics.
+
+use crate::proxy::error::ProxyError;
+use crate::proxy::service::Tried;
+use crate::runtime::{PoolRuntime, Runtime};
+use http::Request;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tango_core::config::Config;
+use tango_core::health::eligibility;
+use tango_core::policy::{key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+
+struct View<'a, B> {
+    req: &'a Request<B>,
+    peer: IpAddr,
+}
+
+impl<B> RequestView for View<'_, B> {
+    fn header_values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a [u8]> {
+        self.req
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+    }
+
+    fn path(&self) -> &str {
+        self.req.uri().path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.req.uri().query()
+    }
+
+    fn peer(&self) -> IpAddr {
+        self.peer
+    }
+}
+
+/// The hash of the pool's key for this request; `None` when the pool does not hash or
+/// the request lacks the key (the selector then applies `on_missing_key`).
+pub(crate) fn extract<B>(
+    pool: &PoolRuntime,
+    req: &Request<B>,
+    peer: IpAddr,
+    config: &Config,
+    listener: &str,
+) -> Result<Option<u64>, ProxyError> {
+    let Some(h) = &pool.cfg.hashing else {
+        return Ok(None);
+    };
+    let trusted = config
+        .listeners
+        .iter()
+        .find(|l| l.name == listener)
+        .map(|l| l.trusted_proxies.as_slice())
+        .unwrap_or(&[]);
+    Ok(key_hash(&h.key, &View { req, peer }, trusted))
+}
+
+struct Env<'a> {
+    pool: &'a PoolRuntime,
+    tried: &'a Tried,
+    now_ms: u64,
+    now_ns: u64,
+    panic: bool,
+}
+
+impl PickEnv for Env<'_> {
+    fn eligible(&self, i: usize) -> bool {
+        if self.tried.contains(i) {
+            return false;
+        }
+        let b = &self.pool.backends[i];
+        if !self.panic && !b.available() {
+            return false;
+        }
+        match self.pool.cfg.backends[i].max_in_flight {
+            Some(cap) => b.stats.in_flight.load(Relaxed) < u64::from(cap),
+            None => true,
+        }
+    }
+
+    fn weight_factor(&self, i: usize) -> f64 {
+        slow_start(self.pool, i, self.now_ms)
+    }
+
+    fn in_flight(&self, i: usize) -> u64 {
+        self.pool.backends[i].stats.in_flight.load(Relaxed)
+    }
+
+    fn latency(&self, i: usize) -> f64 {
+        self.pool.backends[i]
+            .ewma
+            .get(self.now_ns, self.pool.cfg.ewma_decay)
+    }
+
+    fn random(&self) -> u64 {
+        crate::rng::next_u64()
+    }
+}
+
+fn slow_start(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
+    match pool.cfg.slow_start {
+        Some(window) => {
+            let since = now_ms.saturating_sub(pool.backends[i].ready_since_ms.load(Relaxed));
+            slow_start_factor(Duration::from_millis(since), window)
+        }
+        None => 1.0,
+    }
+}
+
+pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
+    let now = rt.elapsed();
+    let env = Env {
+        pool,
+        tried,
+        now_ms: now.as_millis() as u64,
+        now_ns: now.as_nanos() as u64,
+        panic: pool.shared.panic.load(Relaxed),
+    };
+    pool.selector.pick(key, &env)
+}
+
+/// Configured weight x eligible x slow start, as exported and used by the watch.
+pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
+    let b = &pool.backends[i];
+    let eligible = pool.shared.panic.load(Relaxed) || b.available();
+    if !eligible {
+        return 0.0;
+    }
+    f64::from(pool.cfg.backends[i].weight) * slow_start(pool, i, now_ms)
+}
+
+/// Recompute whether the pool is in panic mode (too few eligible backends).
+pub(crate) fn update_panic(pool: &PoolRuntime) {
+    let healthy: Vec<bool> = pool
+        .backends
+        .iter()
+        .map(|b| b.healthy.load(Relaxed))
+        .collect();
+    let ejected: Vec<bool> = pool
+        .backends
+        .iter()
+        .map(|b| b.ejected.load(Relaxed))
+        .collect();
+    let e = eligibility(&healthy, &ejected, pool.cfg.panic_threshold);
+    let was = pool.shared.panic.swap(e.panic, Relaxed);
+    if was != e.panic {
+        if e.panic {
+            tracing::warn!(pool = %pool.cfg.name, eligible = e.count(), backends = pool.backends.len(), "panic mode: too few eligible backends, balancing across all");
+        } else {
+            tracing::info!(pool = %pool.cfg.name, "panic mode over");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! `/metrics`: the Prometheus text format, encoded by prometheus-client from the atomics
+//! the data plane keeps. Nothing is registered per request; a scrape reads the current
+//! snapshot and its backends. Names are stable (see docs/ARCHITECTURE.md).
+
+use crate::runtime::Runtime;
+use crate::server::ReloadStats;
+use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+struct TangoCollector {
+    rt: Arc<Runtime>,
+    reloads: Arc<ReloadStats>,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, f64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        ConstGauge::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for TangoCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TangoCollector")
+    }
+}
+
+impl Collector for TangoCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let snap = self.rt.current();
+        let now = self.rt.now_ms();
+        let mut requests = Vec::new();
+        let mut in_flight = Vec::new();
+        let mut configured = Vec::new();
+        let mut effective = Vec::new();
+        let mut healthy = Vec::new();
+        let mut hist = Vec::new();
+        for pool in &snap.pools {
+            for (i, b) in pool.backends.iter().enumerate() {
+                let bcfg = &pool.cfg.backends[i];
+                let labels: Labels = vec![
+                    ("pool", pool.cfg.name.clone()),
+                    ("backend", bcfg.name.clone()),
+                ];
+                let s = b.stats.snapshot();
+                for (c, n) in s.by_class.iter().enumerate() {
+                    let mut l = labels.clone();
+                    l.push(("code", CODE_CLASSES[c].to_string()));
+                    requests.push((l, *n));
+                }
+                in_flight.push((labels.clone(), s.in_flight as f64));
+                configured.push((labels.clone(), f64::from(bcfg.weight)));
+                effective.push((labels.clone(), crate::keys::effective_weight(pool, i, now)));
+                healthy.push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
+                hist.push((labels, s));
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "tango_backend_requests",
+                "Requests forwarded to a backend, by response status class (error: no response).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (l, n) in &requests {
+                ConstCounter::new(*n).encode(m.encode_family(l)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "tango_backend_request_duration_seconds",
+                "Time from sending a request to a backend to its response head.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (l, s) in &hist {
+                let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(f64::INFINITY))
+                    .zip(s.latency_buckets.iter().copied())
+                    .collect();
+                m.encode_family(l)?.encode_histogram::<Labels>(
+                    s.latency_sum_us as f64 / 1e6,
+                    s.latency_count(),
+                    &buckets,
+                    None,
+                )?;
+            }
+        }
+        gauge_family(
+            &mut enc,
+            "tango_backend_in_flight",
+            "Requests in progress at a backend.",
+            &in_flight,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tango_backend_configured_weight",
+            "Weight as configured.",
+            &configured,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tango_backend_effective_weight",
+            "Configured weight x eligible (healthy, not ejected) x slow-start factor.",
+            &effective,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tango_backend_healthy",
+            "1 when the backend is eligible for traffic (healthy and not ejected).",
+            &healthy,
+        )?;
+        gauge_family(
+            &mut enc,
+            "tango_config_generation",
+            "Generation of the configuration in force.",
+            &[(vec![], snap.generation as f64)],
+        )?;
+        gauge_family(
+            &mut enc,
+            "tango_config_last_change_timestamp_seconds",
+            "Unix time when the configuration in force was applied.",
+            &[(vec![], snap.applied_at)],
+        )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "tango_config_reloads",
+                "Configuration reloads by result.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [
+                ("applied", self.reloads.ok.load(Relaxed)),
+                ("rejected", self.reloads.rejected.load(Relaxed)),
+            ] {
+                ConstCounter::new(n)
+                    .encode(m.encode_family(&vec![("result", result.to_string())])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Build the registry once; `render` encodes it on each scrape.
+pub(crate) fn registry(rt: Arc<Runtime>, reloads: Arc<ReloadStats>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(TangoCollector { rt, reloads }));
+    r
+}
+
+pub(crate) fn render(r: &Registry) -> String {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, r) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
+}

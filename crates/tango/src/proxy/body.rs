@@ -1,0 +1,118 @@
+//! Body types: what tango sends upstream and what it sends back to clients.
+//!
+//! Bodies stream frame by frame; nothing is buffered whole. The response body also
+//! carries the upstream connection (returned to its pool once the body ends) and the
+//! in-flight guard (released when the client has the whole response or goes away).
+
+use crate::upstream::Pooled;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The body of a request sent upstream.
+pub(crate) enum UpBody {
+    Client(Incoming),
+    Empty,
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpBody::Client(b) => Pin::new(b).poll_frame(cx),
+            UpBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Client(b) => b.is_end_stream(),
+            UpBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Client(b) => b.size_hint(),
+            UpBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// Released when dropped: decrements a backend's in-flight count.
+pub(crate) struct InFlight(pub(crate) std::sync::Arc<crate::runtime::BackendState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The body of a response sent to a client.
+pub(crate) enum ProxyBody {
+    Upstream {
+        body: Incoming,
+        conn: Option<Pooled>,
+        _guard: Option<InFlight>,
+    },
+    Full(Option<Bytes>),
+}
+
+impl ProxyBody {
+    pub(crate) fn text(s: impl Into<Bytes>) -> Self {
+        ProxyBody::Full(Some(s.into()))
+    }
+
+    pub(crate) fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream { body, conn, _guard } => {
+                let r = Pin::new(&mut *body).poll_frame(cx);
+                if let Poll::Ready(None) = r {
+                    // The whole response was read: the connection can serve another request.
+                    if let Some(c) = conn.take() {
+                        c.release();
+                    }
+                }
+                r
+            }
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Full(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+        }
+    }
+}

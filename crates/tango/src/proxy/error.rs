@@ -1,0 +1,68 @@
+//! Proxy errors: who caused them, whether a retry may help, and the one mapping from
+//! error to the status code and short body the client sees.
+
+use http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blame {
+    Client,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("no route for this host and path")]
+    NoRoute,
+    #[error("request has no {0} for the pool's hash key")]
+    MissingKey(&'static str),
+    #[error("no backend is available")]
+    NoneEligible,
+    #[error("every backend is at its connection or request limit")]
+    AtCapacity,
+    #[error("could not connect to the backend")]
+    Connect,
+    #[error("the backend closed the connection or reset it")]
+    Reset,
+    #[error("the backend did not answer in time")]
+    Timeout,
+}
+
+impl ProxyError {
+    pub(crate) fn blame(&self) -> Blame {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::MissingKey(_) | ProxyError::NoRoute => {
+                Blame::Client
+            }
+            ProxyError::Connect | ProxyError::Reset | ProxyError::Timeout => Blame::Upstream,
+            ProxyError::NoneEligible | ProxyError::AtCapacity => Blame::Internal,
+        }
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) | ProxyError::MissingKey(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::NoneEligible | ProxyError::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Connect | ProxyError::Reset => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_has_its_status() {
+        assert_eq!(ProxyError::Connect.status(), 502);
+        assert_eq!(ProxyError::Reset.status(), 502);
+        assert_eq!(ProxyError::Timeout.status(), 504);
+        assert_eq!(ProxyError::NoneEligible.status(), 503);
+        assert_eq!(ProxyError::BadRequest("x").status(), 400);
+        assert_eq!(ProxyError::Timeout.blame(), Blame::Upstream);
+    }
+}

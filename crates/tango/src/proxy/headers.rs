@@ -1,0 +1,199 @@
+//! Header rules at the proxy boundary: framing checks, hop-by-hop removal, and the
+//! X-Forwarded-* and X-Request-Id headers.
+
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE,
+};
+use std::net::IpAddr;
+
+/// Headers that describe one connection, never forwarded (RFC 9110 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Reject requests whose body framing is ambiguous, before anything is forwarded.
+/// hyper's parser already refuses conflicting Content-Length values and a final coding
+/// other than chunked; this covers what it lets through.
+pub(crate) fn check_framing(h: &HeaderMap) -> Result<(), &'static str> {
+    let te: Vec<&HeaderValue> = h.get_all(TRANSFER_ENCODING).iter().collect();
+    if !te.is_empty() {
+        if h.contains_key(CONTENT_LENGTH) {
+            return Err("both Content-Length and Transfer-Encoding");
+        }
+        let codings: Vec<String> = te
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        if codings != ["chunked"] {
+            return Err("unsupported transfer coding");
+        }
+    }
+    let mut cl = h.get_all(CONTENT_LENGTH).iter();
+    if let Some(first) = cl.next() {
+        let parse = |v: &HeaderValue| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let n = parse(first).ok_or("invalid Content-Length")?;
+        for v in cl {
+            if parse(v) != Some(n) {
+                return Err("conflicting Content-Length");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the client asked to upgrade to, if it is something tango tunnels.
+/// `h2c` is never passed on: tango speaks h2c itself, with prior knowledge.
+pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
+    let up = h.get(UPGRADE)?.to_str().ok()?.trim().to_ascii_lowercase();
+    let conn_says_upgrade = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    (conn_says_upgrade && !up.is_empty() && !up.split(',').any(|p| p.trim().starts_with("h2c")))
+        .then_some(up)
+}
+
+/// Remove hop-by-hop headers, including every header the Connection header names.
+/// When `keep_upgrade` is set (a tunnelled upgrade), Connection: upgrade and Upgrade stay.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        if keep_upgrade && n == UPGRADE {
+            continue;
+        }
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    if keep_upgrade {
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(UPGRADE);
+    }
+}
+
+/// Append the peer to X-Forwarded-For (keeping what the client sent) and set
+/// X-Forwarded-Proto and X-Forwarded-Host.
+pub(crate) fn add_forwarded(h: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&str>) {
+    let peer = peer.to_canonical().to_string();
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => {
+            let all: Vec<&str> = h
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            format!("{}, {peer}", all.join(", "))
+        }
+        _ => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(&X_FORWARDED_FOR, v);
+    }
+    h.insert(
+        &X_FORWARDED_PROTO,
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        h.insert(&X_FORWARDED_HOST, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn framing() {
+        assert!(check_framing(&map(&[("content-length", "5")])).is_ok());
+        assert!(check_framing(&map(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(check_framing(&map(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5")
+        ]))
+        .is_err());
+        assert!(check_framing(&map(&[("transfer-encoding", "gzip, chunked")])).is_err());
+        assert!(check_framing(&map(&[("content-length", "5"), ("content-length", "6")])).is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("x-keep", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert!(
+            h.get("x-secret").is_none() && h.get("keep-alive").is_none() && h.get("te").is_none()
+        );
+        assert!(h.get("connection").is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "1");
+    }
+
+    #[test]
+    fn upgrades() {
+        assert_eq!(
+            upgrade_protocol(&map(&[("connection", "Upgrade"), ("upgrade", "websocket")]))
+                .as_deref(),
+            Some("websocket")
+        );
+        assert_eq!(
+            upgrade_protocol(&map(&[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c")
+            ])),
+            None
+        );
+        assert_eq!(upgrade_protocol(&map(&[("upgrade", "websocket")])), None);
+    }
+
+    #[test]
+    fn forwarded_appends() {
+        let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
+        add_forwarded(
+            &mut h,
+            "127.0.0.1".parse().unwrap(),
+            false,
+            Some("example.com"),
+        );
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 127.0.0.1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "example.com");
+    }
+}

@@ -1,0 +1,236 @@
+//! The running configuration: an immutable `Snapshot` swapped whole on reload, and the
+//! per-backend state (counters, health, connections) that outlives snapshots.
+//!
+//! Backends are identified by pool name and address, so a reload that keeps a backend
+//! keeps its counters, its health and its idle connections.
+
+use crate::stats::BackendStats;
+use crate::upstream::ConnPool;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tango_core::config::{Config, Pool};
+use tango_core::outlier::OutlierDetector;
+use tango_core::policy::{EwmaCell, Selector};
+
+/// State of one backend that survives reloads.
+#[derive(Debug)]
+pub(crate) struct BackendState {
+    pub(crate) name: String,
+    pub(crate) address: String,
+    pub(crate) stats: BackendStats,
+    pub(crate) conns: ConnPool,
+    /// Active health checks say it is up (true until they say otherwise).
+    pub(crate) healthy: AtomicBool,
+    /// Passive outlier detection has ejected it.
+    pub(crate) ejected: AtomicBool,
+    /// Milliseconds since process start when it (re)joined, for slow start.
+    pub(crate) ready_since_ms: AtomicU64,
+    /// Peak-EWMA latency (seconds), for `peak_ewma`.
+    pub(crate) ewma: EwmaCell,
+}
+
+impl BackendState {
+    fn new(name: &str, address: &str, now_ms: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            address: address.to_string(),
+            stats: BackendStats::default(),
+            conns: ConnPool::default(),
+            healthy: AtomicBool::new(true),
+            ejected: AtomicBool::new(false),
+            ready_since_ms: AtomicU64::new(now_ms),
+            ewma: EwmaCell::new(0.005, 0),
+        }
+    }
+
+    pub(crate) fn available(&self) -> bool {
+        self.healthy.load(Relaxed) && !self.ejected.load(Relaxed)
+    }
+}
+
+/// A pool as the data plane uses it: config, selector and backend states, built once.
+pub(crate) struct PoolRuntime {
+    pub(crate) cfg: Pool,
+    pub(crate) selector: Selector,
+    pub(crate) backends: Vec<Arc<BackendState>>,
+    pub(crate) retry_budget: Arc<RetryBudget>,
+    pub(crate) shared: Arc<PoolShared>,
+}
+
+/// Per-pool state that outlives snapshots and is changed by control tasks, not by picks.
+#[derive(Debug, Default)]
+pub(crate) struct PoolShared {
+    /// Too few backends are eligible: balance across all of them.
+    pub(crate) panic: AtomicBool,
+    /// Passive outlier detection, indexed like the pool's backends in the current
+    /// snapshot. Touched only when a backend fails or has a failure streak to reset.
+    pub(crate) outlier: Mutex<Option<OutlierDetector>>,
+}
+
+/// An immutable view of a configuration, ready to serve.
+pub(crate) struct Snapshot {
+    pub(crate) generation: u64,
+    pub(crate) config: Arc<Config>,
+    pub(crate) pools: Vec<PoolRuntime>,
+    /// Unix time (seconds) when this snapshot was applied.
+    pub(crate) applied_at: f64,
+}
+
+/// Retries as a fraction of requests: each request deposits `ratio` tokens, each retry
+/// takes one. A small reserve lets a quiet pool retry at all.
+#[derive(Debug)]
+pub(crate) struct RetryBudget {
+    milli_tokens: AtomicU64,
+}
+
+const RETRY_RESERVE_MILLI: u64 = 10_000;
+const RETRY_CAP_MILLI: u64 = 100_000;
+
+impl RetryBudget {
+    fn new() -> Self {
+        Self {
+            milli_tokens: AtomicU64::new(RETRY_RESERVE_MILLI),
+        }
+    }
+
+    pub(crate) fn deposit(&self, ratio: f64) {
+        let add = (ratio * 1000.0) as u64;
+        let _ = self
+            .milli_tokens
+            .fetch_update(Relaxed, Relaxed, |t| Some((t + add).min(RETRY_CAP_MILLI)));
+    }
+
+    pub(crate) fn try_withdraw(&self) -> bool {
+        self.milli_tokens
+            .fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1000))
+            .is_ok()
+    }
+}
+
+/// Everything the data plane and the control tasks share.
+pub(crate) struct Runtime {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    registry: Mutex<HashMap<(String, String), Arc<BackendState>>>,
+    budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
+    shared: Mutex<HashMap<String, Arc<PoolShared>>>,
+    pub(crate) started: Instant,
+}
+
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Runtime {
+    pub(crate) fn new(config: Config) -> Arc<Self> {
+        let rt = Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                generation: 0,
+                config: Arc::new(config.clone()),
+                pools: Vec::new(),
+                applied_at: unix_now(),
+            }),
+            registry: Mutex::new(HashMap::new()),
+            budgets: Mutex::new(HashMap::new()),
+            shared: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+        });
+        let snap = rt.build(config, 1);
+        rt.snapshot.store(Arc::new(snap));
+        rt
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Build a snapshot, reusing the state of backends already known.
+    pub(crate) fn build(&self, config: Config, generation: u64) -> Snapshot {
+        let now_ms = self.now_ms();
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared_all = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.snapshot.load();
+        // Backends present at startup need no slow start; later additions ramp up.
+        let joined_ms = if generation <= 1 { 0 } else { now_ms };
+        let mut keep = std::collections::HashSet::new();
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| {
+                let backends = p
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let key = (p.name.clone(), b.address.clone());
+                        keep.insert(key.clone());
+                        registry
+                            .entry(key)
+                            .or_insert_with(|| {
+                                Arc::new(BackendState::new(&b.name, &b.address, joined_ms))
+                            })
+                            .clone()
+                    })
+                    .collect::<Vec<Arc<BackendState>>>();
+                let shared = shared_all.entry(p.name.clone()).or_default().clone();
+                rebuild_outlier(&shared, p, old.pools.iter().find(|o| o.cfg.name == p.name));
+                let retry_budget = budgets
+                    .entry(p.name.clone())
+                    .or_insert_with(|| Arc::new(RetryBudget::new()))
+                    .clone();
+                PoolRuntime {
+                    cfg: p.clone(),
+                    selector: Selector::from_pool(p),
+                    backends,
+                    retry_budget,
+                    shared,
+                }
+            })
+            .collect();
+        // Backends that left the config are forgotten; in-flight requests keep their Arc.
+        registry.retain(|k, _| keep.contains(k));
+        budgets.retain(|k, _| config.pools.iter().any(|p| &p.name == k));
+        shared_all.retain(|k, _| config.pools.iter().any(|p| &p.name == k));
+        Snapshot {
+            generation,
+            config: Arc::new(config),
+            pools,
+            applied_at: unix_now(),
+        }
+    }
+
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+}
+
+/// Carry outlier state over a reload: backends keep theirs by address.
+fn rebuild_outlier(shared: &PoolShared, new: &Pool, old: Option<&PoolRuntime>) {
+    let mut o = shared.outlier.lock().unwrap_or_else(|e| e.into_inner());
+    *o = match (&new.outlier, o.as_ref(), old) {
+        (None, _, _) => None,
+        (Some(cfg), Some(prev), Some(old)) => {
+            let index: Vec<Option<usize>> = new
+                .backends
+                .iter()
+                .map(|b| {
+                    old.cfg
+                        .backends
+                        .iter()
+                        .position(|ob| ob.address == b.address)
+                })
+                .collect();
+            Some(prev.rebuild(cfg, &index))
+        }
+        (Some(cfg), _, _) => Some(OutlierDetector::new(cfg, new.backends.len())),
+    };
+}

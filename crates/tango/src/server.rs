@@ -1,0 +1,194 @@
+//! `tango run`: start listeners and the admin API, reload on SIGHUP or on request, and
+//! drain on SIGTERM/SIGINT.
+
+use crate::proxy::{Listeners, Shutdown};
+use crate::runtime::Runtime;
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tango_core::config::{self, Config};
+use tokio::sync::Mutex;
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Log one line per request (request id, pool, backend, status, duration).
+    #[arg(long)]
+    pub(crate) access_log: bool,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) grace: Duration,
+}
+
+/// Where a reload request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReloadSource {
+    Sighup,
+    Api,
+}
+
+impl ReloadSource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ReloadSource::Sighup => "sighup",
+            ReloadSource::Api => "api",
+        }
+    }
+}
+
+/// Reload outcome counters and the current generation, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadStats {
+    pub(crate) ok: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+}
+
+/// Owns the configuration lifecycle: applying a new file, or refusing it.
+pub(crate) struct Control {
+    pub(crate) rt: Arc<Runtime>,
+    pub(crate) path: PathBuf,
+    listeners: Mutex<Listeners>,
+    pub(crate) reloads: Arc<ReloadStats>,
+}
+
+impl Control {
+    /// Re-read the file; apply it whole or change nothing. Returns the new generation,
+    /// or every problem found.
+    pub(crate) async fn reload(&self, source: ReloadSource) -> Result<u64, Vec<String>> {
+        let mut listeners = self.listeners.lock().await;
+        let r = self.try_reload(&mut listeners).await;
+        match &r {
+            Ok(g) => {
+                self.reloads.ok.fetch_add(1, Relaxed);
+                tracing::info!(
+                    generation = g,
+                    source = source.as_str(),
+                    "configuration applied"
+                );
+            }
+            Err(errs) => {
+                self.reloads.rejected.fetch_add(1, Relaxed);
+                tracing::error!(
+                    source = source.as_str(),
+                    problems = errs.len(),
+                    "configuration rejected; the previous one keeps serving:\n{}",
+                    errs.join("\n")
+                );
+            }
+        }
+        r
+    }
+
+    async fn try_reload(&self, listeners: &mut Listeners) -> Result<u64, Vec<String>> {
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .map_err(|e| vec![format!("reload task failed: {e}")])?
+            .map_err(|e| match e.source() {
+                Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
+                None => vec![e.render()],
+            })?;
+        let new = loaded.config;
+        let old = self.rt.current();
+        if new.admin.listen != old.config.admin.listen {
+            tracing::warn!("admin.listen changes take effect on restart");
+        }
+        let bound = listeners
+            .prepare(&new)
+            .await
+            .map_err(|e| vec![format!("{e:#}")])?;
+        let generation = old.generation + 1;
+        let snap = self.rt.build(new, generation);
+        let cfg = snap.config.clone();
+        self.rt.snapshot.store(Arc::new(snap));
+        listeners.commit(&cfg, bound);
+        Ok(generation)
+    }
+}
+
+pub(crate) fn load_or_explain(path: &std::path::Path) -> anyhow::Result<Config> {
+    config::load(path)
+        .map(|l| l.config)
+        .map_err(|e| anyhow::anyhow!("{}", e.render().trim_end()))
+}
+
+/// Start everything; returns once shut down.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = load_or_explain(&args.config)?;
+    let (control, shutdown, admin_addr) =
+        start(config, args.config.clone(), args.access_log).await?;
+    // One line per address on stdout, for scripts and tests that start tango on port 0.
+    for (name, addr) in control.listener_addresses().await {
+        println!("listening {name} http://{addr}");
+    }
+    println!("admin http://{admin_addr}");
+    tracing::info!(admin = %admin_addr, "tango is running");
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup).await; }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    drain(&shutdown, args.grace).await;
+    Ok(())
+}
+
+pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
+    tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+    shutdown.trigger();
+    let left = shutdown.drained(grace).await;
+    if left > 0 {
+        tracing::warn!(connections = left, "grace period over; closing the rest");
+    } else {
+        tracing::info!("drained");
+    }
+}
+
+/// Bind listeners and the admin API and start background tasks. Used by `run` and `demo`.
+pub(crate) async fn start(
+    config: Config,
+    path: PathBuf,
+    access_log: bool,
+) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
+    let admin_addr = config.admin.listen;
+    let rt = Runtime::new(config);
+    let shutdown = Shutdown::new();
+    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);
+    let cfg = rt.current().config.clone();
+    let bound = listeners.prepare(&cfg).await?;
+    listeners.commit(&cfg, bound);
+    let control = Arc::new(Control {
+        rt: rt.clone(),
+        path,
+        listeners: Mutex::new(listeners),
+        reloads: Arc::new(ReloadStats::default()),
+    });
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
+    let admin_addr = admin.local_addr()?;
+    tokio::spawn(crate::admin::serve(
+        admin,
+        control.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::accounting::sweep_idle(rt.clone()));
+    Ok((control, shutdown, admin_addr))
+}
+
+impl Control {
+    pub(crate) async fn listener_addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
+        let cfg = self.rt.current().config.clone();
+        self.listeners.lock().await.addresses(&cfg)
+    }
+}

@@ -1,0 +1,95 @@
+//! Per-backend counters kept in atomics: the hot path only adds; the watch loop, the
+//! admin API and `/metrics` read. No locks, no allocation per request.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Status classes used as the `code` label: 1xx..5xx, and `error` when no response came.
+pub(crate) const CODE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub(crate) const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default)]
+pub(crate) struct BackendStats {
+    pub(crate) by_class: [AtomicU64; 6],
+    /// Per-bucket (not cumulative) counts; the last slot is +Inf.
+    pub(crate) latency_buckets: [AtomicU64; 15],
+    pub(crate) latency_sum_us: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+}
+
+/// A consistent-enough copy of the counters, for the watch loop and the API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StatsSnapshot {
+    pub(crate) by_class: [u64; 6],
+    pub(crate) latency_buckets: [u64; 15],
+    pub(crate) latency_sum_us: u64,
+    pub(crate) in_flight: u64,
+}
+
+impl StatsSnapshot {
+    pub(crate) fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    /// Responses that count as failures of the backend: 5xx and no response at all.
+    pub(crate) fn errors(&self) -> u64 {
+        self.by_class[4] + self.by_class[5]
+    }
+
+    pub(crate) fn latency_count(&self) -> u64 {
+        self.latency_buckets.iter().sum()
+    }
+}
+
+pub(crate) fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+impl BackendStats {
+    pub(crate) fn record(&self, class: usize, latency: Option<Duration>) {
+        self.by_class[class].fetch_add(1, Relaxed);
+        if let Some(l) = latency {
+            let secs = l.as_secs_f64();
+            let i = LATENCY_BUCKETS.partition_point(|&b| b < secs);
+            self.latency_buckets[i].fetch_add(1, Relaxed);
+            self.latency_sum_us.fetch_add(l.as_micros() as u64, Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            by_class: std::array::from_fn(|i| self.by_class[i].load(Relaxed)),
+            latency_buckets: std::array::from_fn(|i| self.latency_buckets[i].load(Relaxed)),
+            latency_sum_us: self.latency_sum_us.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_lands_in_the_right_bucket() {
+        let s = BackendStats::default();
+        s.record(1, Some(Duration::from_micros(700)));
+        s.record(1, Some(Duration::from_secs(60)));
+        s.record(5, None);
+        let snap = s.snapshot();
+        assert_eq!(snap.latency_buckets[1], 1);
+        assert_eq!(snap.latency_buckets[14], 1);
+        assert_eq!(snap.requests(), 3);
+        assert_eq!(snap.errors(), 1);
+    }
+}
