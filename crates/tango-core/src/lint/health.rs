@@ -112,12 +112,12 @@ fn ejection(
         return;
     };
     let n = pool.backends.len();
-    if !(2..=3).contains(&n) || o.max_ejected_percent <= 0.0 {
+    if !(2..=3).contains(&n) {
         return;
     }
-    // At least one backend can always be ejected, as in Envoy; beyond that the percent.
-    let ejectable = ((o.max_ejected_percent / 100.0 * n as f64).floor() as usize).clamp(1, n);
-    if 2 * ejectable < n {
+    // The cap the outlier detector itself applies (at least one of two or more).
+    let ejectable = crate::outlier::max_ejected(n, o.max_ejected_percent);
+    if ejectable == 0 || 2 * ejectable < n {
         return;
     }
     let (key, span) = match &of.get_ref().max_ejected_percent {
