@@ -131,7 +131,7 @@ fn ejection(
         key,
         Some(span),
         format!(
-            "max_ejected_percent {} lets outlier ejection remove {ejectable} of the {n} backends of pool `{}`: the remaining {left} take all its traffic",
+            "max_ejected_percent {} lets outlier ejection remove {ejectable} of the {n} backends of pool `{}`, leaving {left} to carry all its traffic",
             num(o.max_ejected_percent),
             pool.name
         ),
