@@ -1,1 +1,310 @@
 //! The skew detector: observed traffic split against the configured intent.
+//!
+//! One [`PoolDetector`] per pool is fed once per tick (1 s) with each backend's
+//! cumulative request and error counters, its configured and effective weight and the
+//! tick's latency figures, plus the injected `now`. It returns alert events (fired,
+//! resolved) with their evidence, and per-backend gauges for `/metrics`.
+//!
+//! # The statistics
+//! For backend `i` over a window: `n_i` requests out of `n` in the pool, expected count
+//! `E_i = sum_t n_t p_i,t` (the share `p` of each tick, so a reload inside the window is
+//! accounted for), ratio `r_i = n_i / E_i`, and
+//! `z_i = (n_i - E_i) / sqrt(phi * sum_t n_t p_i,t (1 - p_i,t))`, the binomial z with the
+//! pool's over-dispersion `phi` (Pearson `X^2 / (k - 1)`, an EWMA over ticks without any
+//! alert pending or active, clamped to `[1, max_phi]`, so a skew never inflates its own
+//! yardstick).
+//!
+//! Over-share fires when `r >= 1.5`, `z >= 4` and `E >= 30 phi` hold for `hold_ticks`
+//! consecutive ticks on any window; under-share is the mirror (`r <= 0.5`, `z <= -4`).
+//!
+//! # Windows
+//! Several sliding windows (default 1, 5, 30 and 120 ticks) are evaluated, because no
+//! single length suits every traffic level: at 1,000 requests/s a 1 s window already holds
+//! hundreds of expected requests per backend and reacts in one or two ticks, while at
+//! 10 requests/s only the 30 s and 120 s windows reach `E >= 30`. The `E >= 30 phi` floor
+//! keeps short windows silent when they hold too little to judge. Windows overlap, so
+//! testing several costs little in false alarms (see the seeded simulation table).
+//!
+//! # The fast path: CUSUM
+//! Per backend and direction, a Bernoulli CUSUM of each request's log-likelihood ratio
+//! (`p1 = 1.5 p0`, or `0.5 p0` for under-share) accumulates evidence tick by tick. When it
+//! crosses `cusum_threshold * phi`, the requests since its last reset form an adaptive
+//! window, tested with the same ratio/z/E conditions and fired without a further hold
+//! (the CUSUM is itself the hold). Its last reset is the onset estimate.
+//!
+//! # Cause classes
+//! Each share test runs against the *effective* weights (the eligible set, slow start
+//! applied; or the key-space ownership the caller passes for hash pools) and against the
+//! *configured* weights. Skew against the effective set means the policy, weights or hash
+//! key moved traffic ([`Cause::Config`], or [`Cause::KeyDistribution`] when the caller's
+//! key statistics explain it); skew only against the configured set means health,
+//! ejection or draining moved it ([`Cause::Health`]).
+//!
+//! Max/mean or coefficient-of-variation thresholds are deliberately not used: at low
+//! traffic they fire on perfectly balanced pools.
+
+mod cusum;
+mod engine;
+mod outliers;
+pub mod sim;
+mod window;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::PoolDetector;
+
+use serde::{Deserialize, Serialize};
+
+/// Tunables; the defaults are the ones the simulation table was produced with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Length of a tick, used to report window lengths in milliseconds.
+    pub tick_ms: u64,
+    /// Sliding window lengths in ticks, shortest first.
+    pub windows: Vec<u32>,
+    pub over_ratio: f64,
+    pub under_ratio: f64,
+    pub min_z: f64,
+    /// Minimum expected requests in a window, multiplied by `phi`.
+    pub min_expected: f64,
+    /// Consecutive ticks a window condition must hold before firing...
+    pub hold_ticks: u32,
+    /// ...or this fraction of the window's length, if longer.
+    pub hold_fraction: f64,
+    /// Consecutive ticks the resolve condition must hold before resolving.
+    pub resolve_ticks: u32,
+    /// Over-share resolves below this ratio (hysteresis against `over_ratio`).
+    pub resolve_over_ratio: f64,
+    /// Under-share resolves above this ratio.
+    pub resolve_under_ratio: f64,
+    /// Either share alert also resolves when `|z|` falls below this.
+    pub resolve_z: f64,
+    /// CUSUM decision threshold (natural-log likelihood ratio), multiplied by `phi`.
+    pub cusum_threshold: f64,
+    /// The shift the over-share CUSUM is tuned for (`p1 = shift * p0`); the under-share
+    /// CUSUM mirrors it (`p1 = (2 - shift) * p0`).
+    pub cusum_shift: f64,
+    pub max_phi: f64,
+    /// Window (ticks) over which the dispersion and the gauges are computed.
+    pub phi_window: u32,
+    /// EWMA weight of one tick's dispersion estimate.
+    pub phi_alpha: f64,
+    /// Also alert on skew against the configured weights (cause: health).
+    pub configured_skew_alerts: bool,
+    /// Error outlier: rate >= `error_ratio` x the others' and >= `error_min_rate`.
+    pub error_ratio: f64,
+    pub error_min_rate: f64,
+    pub error_min_requests: u64,
+    pub error_min_errors: u64,
+    /// Latency outlier: figure >= `latency_ratio` x the others' median and at least
+    /// `latency_floor_ms` above it.
+    pub latency_ratio: f64,
+    pub latency_floor_ms: f64,
+    pub latency_min_samples: u64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            tick_ms: 1000,
+            windows: vec![1, 5, 30, 120],
+            over_ratio: 1.5,
+            under_ratio: 0.5,
+            min_z: 4.0,
+            min_expected: 30.0,
+            hold_ticks: 2,
+            hold_fraction: 0.5,
+            resolve_ticks: 3,
+            resolve_over_ratio: 1.25,
+            resolve_under_ratio: 0.75,
+            resolve_z: 2.0,
+            cusum_threshold: 16.0,
+            cusum_shift: 1.5,
+            max_phi: 4.0,
+            phi_window: 30,
+            phi_alpha: 1.0 / 60.0,
+            configured_skew_alerts: true,
+            error_ratio: 3.0,
+            error_min_rate: 0.05,
+            error_min_requests: 50,
+            error_min_errors: 10,
+            latency_ratio: 3.0,
+            latency_floor_ms: 10.0,
+            latency_min_samples: 50,
+        }
+    }
+}
+
+/// One backend's reading for a tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackendSample {
+    pub name: String,
+    pub configured_weight: f64,
+    /// 0 when ineligible (unhealthy, ejected, draining); slow start already applied.
+    pub effective_weight: f64,
+    /// Cumulative requests (any status); a decrease is read as a counter reset.
+    pub requests: u64,
+    /// Cumulative 5xx responses.
+    pub errors: u64,
+    /// Sum and count of this tick's request latencies, in milliseconds.
+    pub latency_sum_ms: f64,
+    pub latency_count: u64,
+    /// This tick's p99 latency, when the caller has a histogram to read it from.
+    pub latency_p99_ms: Option<f64>,
+}
+
+/// Key statistics of a hash pool for the tick, used to tell a hot or missing key from
+/// a misconfiguration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KeyStats {
+    /// Share of the pool's requests carried by its most frequent key.
+    pub top_key_share: f64,
+    /// The backend that key maps to, when known.
+    pub top_key_backend: Option<String>,
+    /// Estimated number of distinct keys seen recently.
+    pub distinct_keys: u64,
+    /// Share of requests without the key.
+    pub missing_key_fraction: f64,
+    /// Where keyless requests go, when they all go to one backend.
+    pub missing_key_backend: Option<String>,
+}
+
+/// Everything the detector reads for one pool and one tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolTick {
+    /// Injected time: unix milliseconds (or any monotonic millisecond clock).
+    pub now_ms: u64,
+    pub backends: Vec<BackendSample>,
+    /// Expected shares over the eligible set, overriding the effective weights (hash
+    /// pools: the key-space ownership of the ring or table). Same order as `backends`.
+    pub expected: Option<Vec<f64>>,
+    /// Expected shares over the configured set, overriding the configured weights.
+    pub expected_configured: Option<Vec<f64>>,
+    pub keys: Option<KeyStats>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    OverShare,
+    UnderShare,
+    Latency,
+    Errors,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 4] = [
+        AlertKind::OverShare,
+        AlertKind::UnderShare,
+        AlertKind::Latency,
+        AlertKind::Errors,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::OverShare => "over_share",
+            AlertKind::UnderShare => "under_share",
+            AlertKind::Latency => "latency",
+            AlertKind::Errors => "errors",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which expectation a share alert was measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    Effective,
+    Configured,
+}
+
+/// The detector's own reading of why traffic moved; the journal refines `Config` into
+/// the generation and change that did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The eligible set does not explain it: policy, weights or hash key.
+    Config,
+    /// Only the configured set shows it: health, ejection, draining or slow start.
+    Health,
+    /// A hot key, keyless requests or too few distinct keys explain it.
+    KeyDistribution,
+    Unknown,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Config => "config",
+            Cause::Health => "health",
+            Cause::KeyDistribution => "key_distribution",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+/// What an alert rests on. For share kinds `observed`/`expected` are shares of the
+/// pool's requests; for `errors` they are this backend's and the others' error rates;
+/// for `latency` this backend's and the others' median latency in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub pool: String,
+    pub backend: String,
+    pub kind: AlertKind,
+    pub basis: Basis,
+    pub observed: f64,
+    pub expected: f64,
+    pub ratio: f64,
+    pub z: f64,
+    pub window_ms: u64,
+    /// This backend's requests in the window.
+    pub requests: u64,
+    /// The pool's requests in the window.
+    pub pool_requests: u64,
+    pub phi: f64,
+    /// When the shift most likely began.
+    pub onset_ms: u64,
+    /// When the alert fired.
+    pub at_ms: u64,
+    pub cause: Cause,
+    /// Free-form detail, e.g. which key explains a hash pool's skew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AlertEvent {
+    Fired(Evidence),
+    Resolved {
+        evidence: Evidence,
+        resolved_ms: u64,
+    },
+}
+
+/// Per-backend gauges over the `phi_window`, published every tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendGauge {
+    pub backend: String,
+    pub observed_share: f64,
+    pub expected_share: f64,
+    pub configured_share: f64,
+    pub ratio: f64,
+    pub z: f64,
+}
+
+/// The detector's answer for one tick.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TickReport {
+    pub events: Vec<AlertEvent>,
+    pub gauges: Vec<BackendGauge>,
+    /// `max_i |z_i|` over the `phi_window` against the effective weights: below ~3 is
+    /// ordinary noise; alerts additionally need the ratio and expected-count floors.
+    pub skew_score: f64,
+    pub phi: f64,
+}

@@ -1,0 +1,647 @@
+//! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
+
+use super::cusum::Cusum;
+use super::outliers::{self, Comparison};
+use super::window::{Sample, Windows};
+use super::{
+    AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
+    KeyStats, PoolTick, TickReport,
+};
+
+/// The skew detector of one pool. Feed it one [`PoolTick`] per tick.
+#[derive(Debug, Clone)]
+pub struct PoolDetector {
+    pool: String,
+    cfg: DetectorConfig,
+    backends: Vec<BackendState>,
+    phi_raw: f64,
+    phi: f64,
+    tick: u64,
+}
+
+#[derive(Debug, Clone)]
+struct BackendState {
+    name: String,
+    last_requests: Option<u64>,
+    last_errors: Option<u64>,
+    windows: Windows,
+    over: Cusum,
+    under: Cusum,
+    pending: [u32; 4],
+    pending_since: [u64; 4],
+    /// Consecutive ticks each window has met the share condition, per direction.
+    win_pending: [Vec<u32>; 2],
+    resolving: [u32; 4],
+    active: [Option<Evidence>; 4],
+    /// Tick of the last resolution per kind: a window reaching back before it may not
+    /// refire, or every resolution would be followed by a refire from stale ticks.
+    resolved_tick: [Option<u64>; 4],
+}
+
+impl BackendState {
+    fn new(name: &str, cfg: &DetectorConfig, now_ms: u64) -> Self {
+        Self {
+            name: name.to_string(),
+            last_requests: None,
+            last_errors: None,
+            windows: Windows::new(&cfg.windows),
+            over: Cusum::new(now_ms),
+            under: Cusum::new(now_ms),
+            pending: [0; 4],
+            pending_since: [0; 4],
+            win_pending: [vec![0; cfg.windows.len()], vec![0; cfg.windows.len()]],
+            resolving: [0; 4],
+            active: Default::default(),
+            resolved_tick: [None; 4],
+        }
+    }
+}
+
+/// Ratio, z and expected count of one share test.
+#[derive(Debug, Clone, Copy)]
+struct ShareStat {
+    n: u64,
+    total: u64,
+    e: f64,
+    ratio: f64,
+    z: f64,
+}
+
+fn share_stat(n: u64, total: u64, e: f64, v: f64, phi: f64) -> ShareStat {
+    let nf = n as f64;
+    let ratio = if e > 0.0 { nf / e } else { f64::INFINITY };
+    let z = if v > 0.0 {
+        (nf - e) / (phi * v).sqrt()
+    } else {
+        0.0
+    };
+    ShareStat {
+        n,
+        total,
+        e,
+        ratio,
+        z,
+    }
+}
+
+/// Counter delta, reading a decrease as a restart from zero.
+fn delta(last: Option<u64>, now: u64) -> u64 {
+    match last {
+        None => 0,
+        Some(l) if now >= l => now - l,
+        Some(_) => now,
+    }
+}
+
+fn shares(weights: &[f64], over: Option<&Vec<f64>>) -> Vec<f64> {
+    let raw: Vec<f64> = match over {
+        Some(v) if v.len() == weights.len() => v.iter().map(|x| x.max(0.0)).collect(),
+        _ => weights.iter().map(|w| w.max(0.0)).collect(),
+    };
+    let sum: f64 = raw.iter().sum();
+    if sum > 0.0 {
+        raw.iter().map(|x| x / sum).collect()
+    } else {
+        vec![0.0; raw.len()]
+    }
+}
+
+impl PoolDetector {
+    pub fn new(pool: impl Into<String>, mut cfg: DetectorConfig) -> Self {
+        if !cfg.windows.contains(&cfg.phi_window) {
+            cfg.windows.push(cfg.phi_window);
+        }
+        cfg.windows.retain(|w| *w > 0);
+        cfg.windows.sort_unstable();
+        cfg.windows.dedup();
+        Self {
+            pool: pool.into(),
+            cfg,
+            backends: Vec::new(),
+            phi_raw: 1.0,
+            phi: 1.0,
+            tick: 0,
+        }
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    /// The current over-dispersion estimate (at least 1).
+    pub fn phi(&self) -> f64 {
+        self.phi
+    }
+
+    /// Alerts firing now, with the evidence they fired on.
+    pub fn active(&self) -> Vec<Evidence> {
+        self.backends
+            .iter()
+            .flat_map(|b| b.active.iter().flatten().cloned())
+            .collect()
+    }
+
+    /// Reads one tick. The first reading of a backend is its baseline (no requests
+    /// counted), so a detector started on a running instance does not see its history.
+    pub fn tick(&mut self, input: &PoolTick) -> TickReport {
+        self.tick += 1;
+        let now = input.now_ms;
+        let mut report = TickReport::default();
+        self.reconcile(&input.backends, now, &mut report.events);
+
+        let eff: Vec<f64> = input.backends.iter().map(|b| b.effective_weight).collect();
+        let conf: Vec<f64> = input.backends.iter().map(|b| b.configured_weight).collect();
+        let p_eff = shares(&eff, input.expected.as_ref());
+        let p_conf = shares(&conf, input.expected_configured.as_ref());
+        self.record(&input.backends, &p_eff, &p_conf, now);
+
+        for i in 0..self.backends.len() {
+            for kind in [AlertKind::OverShare, AlertKind::UnderShare] {
+                if let Some(ev) = self.step_share(i, kind, now, input.keys.as_ref()) {
+                    report.events.push(ev);
+                }
+            }
+        }
+        self.step_outliers(now, &mut report.events);
+        self.update_phi();
+        self.gauges(&p_eff, &p_conf, &mut report);
+        report.phi = self.phi;
+        report
+    }
+
+    /// Follows the tick's backend list: new names start fresh, vanished names resolve.
+    fn reconcile(&mut self, samples: &[BackendSample], now: u64, events: &mut Vec<AlertEvent>) {
+        let mut old = std::mem::take(&mut self.backends);
+        for s in samples {
+            let st = match old.iter().position(|b| b.name == s.name) {
+                Some(pos) => old.swap_remove(pos),
+                None => BackendState::new(&s.name, &self.cfg, now),
+            };
+            self.backends.push(st);
+        }
+        for gone in old {
+            for ev in gone.active.into_iter().flatten() {
+                events.push(AlertEvent::Resolved {
+                    evidence: ev,
+                    resolved_ms: now,
+                });
+            }
+        }
+    }
+
+    fn record(&mut self, samples: &[BackendSample], p_eff: &[f64], p_conf: &[f64], now: u64) {
+        let deltas: Vec<(u64, u64)> = samples
+            .iter()
+            .zip(self.backends.iter())
+            .map(|(s, st)| {
+                (
+                    delta(st.last_requests, s.requests),
+                    delta(st.last_errors, s.errors),
+                )
+            })
+            .collect();
+        let total: u64 = deltas.iter().map(|d| d.0).sum();
+        let shift = self.cfg.cusum_shift;
+        for (i, (s, st)) in samples.iter().zip(self.backends.iter_mut()).enumerate() {
+            let (n, errors) = deltas[i];
+            st.last_requests = Some(s.requests);
+            st.last_errors = Some(s.errors);
+            let mut sample = Sample::new(total, n, p_eff[i], p_conf[i]);
+            sample.errors = errors;
+            sample.lat_sum = s.latency_sum_ms.max(0.0);
+            sample.lat_count = s.latency_count;
+            if let Some(p99) = s.latency_p99_ms {
+                sample.p99_sum = p99 * s.latency_count as f64;
+                sample.p99_count = s.latency_count;
+            }
+            st.windows.push(sample);
+            st.over.update(now, total, n, p_eff[i], shift);
+            st.under.update(now, total, n, p_eff[i], 2.0 - shift);
+        }
+    }
+
+    fn meets(&self, s: &ShareStat, over: bool) -> bool {
+        let c = &self.cfg;
+        if s.e < c.min_expected * self.phi {
+            return false;
+        }
+        if over {
+            s.ratio >= c.over_ratio && s.z >= c.min_z
+        } else {
+            s.ratio <= c.under_ratio && s.z <= -c.min_z
+        }
+    }
+
+    /// One share kind of one backend: fire, hold, or resolve.
+    fn step_share(
+        &mut self,
+        i: usize,
+        kind: AlertKind,
+        now: u64,
+        keys: Option<&KeyStats>,
+    ) -> Option<AlertEvent> {
+        let over = kind == AlertKind::OverShare;
+        let k = kind.index();
+        if let Some(ev) = &self.backends[i].active[k] {
+            let basis = ev.basis;
+            let done = self.share_resolved(i, over, basis);
+            return self.count_resolve(i, kind, done, now);
+        }
+        let st = &self.backends[i];
+        let phi = self.phi;
+        let tick_ms = self.cfg.tick_ms;
+        let since = st.resolved_tick[k].map(|t| self.tick - t);
+        // (stat, basis, window ticks, from the CUSUM)
+        let mut best: Option<(ShareStat, Basis, u64, bool)> = None;
+        let mut consider = |s: ShareStat, b: Basis, w: u64, fast: bool| {
+            let better = match &best {
+                None => true,
+                Some((o, ob, _, _)) => {
+                    (b == Basis::Effective && *ob == Basis::Configured)
+                        || (b == *ob && s.z.abs() > o.z.abs())
+                }
+            };
+            if better {
+                best = Some((s, b, w, fast));
+            }
+        };
+        let cusum = if over { &st.over } else { &st.under };
+        let mut fast = false;
+        if cusum.s >= self.cfg.cusum_threshold * phi {
+            let g = &cusum.segment;
+            let s = share_stat(g.n, g.total, g.e, g.v, phi);
+            if self.meets(&s, over) {
+                fast = true;
+                consider(s, Basis::Effective, u64::from(cusum.segment_ticks), true);
+            }
+        }
+        let mut window_met = false;
+        let mut held = Vec::new();
+        let mut last_len = 0;
+        for (j, (len, sums)) in st.windows.iter().enumerate() {
+            if len == last_len || since.is_some_and(|t| u64::from(len) > t) {
+                held.push((j, false));
+                continue;
+            }
+            last_len = len;
+            let mut met = false;
+            for basis in [Basis::Effective, Basis::Configured] {
+                let configured = basis == Basis::Configured;
+                if configured && !self.cfg.configured_skew_alerts {
+                    continue;
+                }
+                let (e, v) = sums.expectation(configured);
+                let s = share_stat(sums.n, sums.total, e, v, phi);
+                if self.meets(&s, over) {
+                    met = true;
+                    // Only a window that has held long enough may supply the evidence.
+                    let need = self.hold_for(len);
+                    if st.win_pending[k][j] + 1 >= need {
+                        consider(s, basis, u64::from(len), false);
+                    }
+                }
+            }
+            window_met |= met;
+            held.push((j, met));
+        }
+        let fire_window = best.is_some_and(|b| !b.3);
+        let st = &mut self.backends[i];
+        for (j, met) in held {
+            st.win_pending[k][j] = if met { st.win_pending[k][j] + 1 } else { 0 };
+        }
+        if window_met {
+            st.pending[k] += 1;
+            if st.pending[k] == 1 {
+                st.pending_since[k] = now;
+            }
+        } else {
+            st.pending[k] = 0;
+        }
+        if !(fast || fire_window) {
+            return None;
+        }
+        let (s, basis, window, _) = best?;
+        let n_backends = self.backends.len();
+        let st = &self.backends[i];
+        let cusum = if over { &st.over } else { &st.under };
+        let onset_ms = if cusum.s > 0.0 {
+            cusum.last_zero_ms
+        } else {
+            st.pending_since[k].saturating_sub(tick_ms)
+        };
+        let total = s.total.max(1) as f64;
+        let (observed, expected) = (s.n as f64 / total, s.e / total);
+        let (cause, detail) = match basis {
+            Basis::Configured => (Cause::Health, None),
+            Basis::Effective => match keys
+                .and_then(|k| key_explains(k, &st.name, over, observed - expected, n_backends))
+            {
+                Some(d) => (Cause::KeyDistribution, Some(d)),
+                None => (Cause::Config, None),
+            },
+        };
+        let st = &mut self.backends[i];
+        let ev = Evidence {
+            pool: self.pool.clone(),
+            backend: st.name.clone(),
+            kind,
+            basis,
+            observed,
+            expected,
+            ratio: s.ratio,
+            z: s.z,
+            window_ms: window * tick_ms,
+            requests: s.n,
+            pool_requests: s.total,
+            phi,
+            onset_ms,
+            at_ms: now,
+            cause,
+            detail,
+        };
+        st.active[k] = Some(ev.clone());
+        st.pending[k] = 0;
+        st.win_pending[k].iter_mut().for_each(|p| *p = 0);
+        st.resolving[k] = 0;
+        Some(AlertEvent::Fired(ev))
+    }
+
+    /// Ticks a window of `len` ticks must meet its condition: a noise excursion lingers in
+    /// a long window for as long as it stays inside it, so a fixed two-tick hold would
+    /// filter nothing there; a real shift keeps adding to the excess.
+    fn hold_for(&self, len: u32) -> u32 {
+        let scaled = (f64::from(len) * self.cfg.hold_fraction).ceil() as u32;
+        self.cfg.hold_ticks.max(scaled)
+    }
+
+    /// Judged on the shortest window with enough expected requests (the freshest
+    /// trustworthy view), or the longest when none has enough.
+    fn share_resolved(&self, i: usize, over: bool, basis: Basis) -> bool {
+        let st = &self.backends[i];
+        let configured = basis == Basis::Configured;
+        let floor = self.cfg.min_expected * self.phi;
+        let pick = st
+            .windows
+            .iter()
+            .find(|(_, s)| s.expectation(configured).0 >= floor)
+            .or_else(|| st.windows.iter().last());
+        let Some((_, sums)) = pick else { return true };
+        let (e, v) = sums.expectation(configured);
+        if e <= 0.0 {
+            return true;
+        }
+        let s = share_stat(sums.n, sums.total, e, v, self.phi);
+        let c = &self.cfg;
+        if over {
+            s.ratio < c.resolve_over_ratio || s.z < c.resolve_z
+        } else {
+            s.ratio > c.resolve_under_ratio || s.z > -c.resolve_z
+        }
+    }
+
+    fn count_resolve(
+        &mut self,
+        i: usize,
+        kind: AlertKind,
+        done: bool,
+        now: u64,
+    ) -> Option<AlertEvent> {
+        let k = kind.index();
+        let tick = self.tick;
+        let st = &mut self.backends[i];
+        if !done {
+            st.resolving[k] = 0;
+            return None;
+        }
+        st.resolving[k] += 1;
+        if st.resolving[k] < self.cfg.resolve_ticks {
+            return None;
+        }
+        let evidence = st.active[k].take()?;
+        st.resolving[k] = 0;
+        st.pending[k] = 0;
+        st.resolved_tick[k] = Some(tick);
+        match kind {
+            AlertKind::OverShare => st.over.reset(now),
+            AlertKind::UnderShare => st.under.reset(now),
+            _ => {}
+        }
+        Some(AlertEvent::Resolved {
+            evidence,
+            resolved_ms: now,
+        })
+    }
+
+    fn step_outliers(&mut self, now: u64, events: &mut Vec<AlertEvent>) {
+        let n_windows = self.cfg.windows.len();
+        let mut pool = vec![Sample::default(); n_windows];
+        let mut any_latency = false;
+        for st in &self.backends {
+            for (j, (_, s)) in st.windows.iter().enumerate() {
+                pool[j].n += s.n;
+                pool[j].errors += s.errors;
+                any_latency |= s.lat_count > 0;
+            }
+        }
+        for i in 0..self.backends.len() {
+            // Per window: (ticks, comparison) for errors and latency.
+            let mut errs: Vec<(u32, Comparison, bool)> = Vec::new();
+            let mut lats: Vec<(u32, Comparison, bool)> = Vec::new();
+            for (j, (len, mine)) in self.backends[i].windows.iter().enumerate() {
+                if let Some(c) = outliers::errors(&self.cfg, mine, &pool[j]) {
+                    errs.push((len, c, outliers::errors_fire(&self.cfg, mine, &c)));
+                }
+                if any_latency {
+                    let others: Vec<f64> = self
+                        .backends
+                        .iter()
+                        .enumerate()
+                        .filter(|(o, _)| *o != i)
+                        .filter_map(|(_, b)| b.windows.iter().nth(j).map(|(_, s)| *s))
+                        .filter(|s| s.lat_count >= self.cfg.latency_min_samples)
+                        .filter_map(|s| s.latency_ms())
+                        .collect();
+                    if let Some(c) = outliers::latency(&self.cfg, mine, &others) {
+                        lats.push((len, c, outliers::latency_fire(&self.cfg, &c)));
+                    }
+                }
+            }
+            for (kind, list) in [(AlertKind::Errors, errs), (AlertKind::Latency, lats)] {
+                if let Some(ev) = self.step_outlier(i, kind, &list, now) {
+                    events.push(ev);
+                }
+            }
+        }
+    }
+
+    fn step_outlier(
+        &mut self,
+        i: usize,
+        kind: AlertKind,
+        list: &[(u32, Comparison, bool)],
+        now: u64,
+    ) -> Option<AlertEvent> {
+        let k = kind.index();
+        if self.backends[i].active[k].is_some() {
+            let done = match list.first() {
+                None => true,
+                Some((_, c, _)) => match kind {
+                    AlertKind::Errors => outliers::errors_resolved(&self.cfg, c),
+                    _ => outliers::latency_resolved(&self.cfg, c),
+                },
+            };
+            return self.count_resolve(i, kind, done, now);
+        }
+        let since = self.backends[i].resolved_tick[k].map(|t| self.tick - t);
+        let hit = list
+            .iter()
+            .filter(|(len, _, fire)| *fire && since.is_none_or(|t| u64::from(*len) <= t))
+            .max_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio))
+            .copied();
+        let st = &mut self.backends[i];
+        let Some((len, c, _)) = hit else {
+            st.pending[k] = 0;
+            return None;
+        };
+        st.pending[k] += 1;
+        if st.pending[k] == 1 {
+            st.pending_since[k] = now;
+        }
+        if st.pending[k] < self.cfg.hold_ticks {
+            return None;
+        }
+        let tick_ms = self.cfg.tick_ms;
+        let ev = Evidence {
+            pool: self.pool.clone(),
+            backend: st.name.clone(),
+            kind,
+            basis: Basis::Effective,
+            observed: c.observed,
+            expected: c.expected,
+            ratio: c.ratio,
+            z: c.z,
+            window_ms: u64::from(len) * tick_ms,
+            requests: c.requests,
+            pool_requests: 0,
+            phi: self.phi,
+            onset_ms: st.pending_since[k].saturating_sub(tick_ms),
+            at_ms: now,
+            cause: Cause::Unknown,
+            detail: None,
+        };
+        st.active[k] = Some(ev.clone());
+        st.pending[k] = 0;
+        st.resolving[k] = 0;
+        Some(AlertEvent::Fired(ev))
+    }
+
+    /// Pearson dispersion over the `phi_window`, learned only while nothing is pending or
+    /// firing, so a skew in progress cannot raise the bar it is measured against.
+    fn update_phi(&mut self) {
+        let h = self.cfg.cusum_threshold * self.phi / 2.0;
+        let quiet = self.backends.iter().all(|b| {
+            b.active.iter().all(Option::is_none)
+                && b.pending.iter().all(|p| *p == 0)
+                && b.over.s < h
+                && b.under.s < h
+        });
+        if !quiet {
+            return;
+        }
+        let (mut x2, mut k, mut e_sum) = (0.0, 0usize, 0.0);
+        for b in &self.backends {
+            if let Some((_, s)) = b.windows.window(self.cfg.phi_window) {
+                if s.e_eff > 0.0 {
+                    let d = s.n as f64 - s.e_eff;
+                    x2 += d * d / s.e_eff;
+                    k += 1;
+                    e_sum += s.e_eff;
+                }
+            }
+        }
+        if k < 2 || e_sum < 5.0 * k as f64 {
+            return;
+        }
+        let sample = x2 / (k - 1) as f64;
+        self.phi_raw += self.cfg.phi_alpha * (sample - self.phi_raw);
+        self.phi = self.phi_raw.clamp(1.0, self.cfg.max_phi.max(1.0));
+    }
+
+    fn gauges(&self, p_eff: &[f64], p_conf: &[f64], report: &mut TickReport) {
+        let mut score: f64 = 0.0;
+        for (i, b) in self.backends.iter().enumerate() {
+            let win = b.windows.window(self.cfg.phi_window);
+            let (observed, expected, configured, ratio, z) = match win {
+                Some((_, s)) if s.total > 0 => {
+                    let t = s.total as f64;
+                    let st = share_stat(s.n, s.total, s.e_eff, s.v_eff, self.phi);
+                    let ratio = if st.ratio.is_finite() { st.ratio } else { 0.0 };
+                    (s.n as f64 / t, s.e_eff / t, s.e_conf / t, ratio, st.z)
+                }
+                _ => (0.0, p_eff[i], p_conf[i], 0.0, 0.0),
+            };
+            score = score.max(z.abs());
+            report.gauges.push(BackendGauge {
+                backend: b.name.clone(),
+                observed_share: observed,
+                expected_share: expected,
+                configured_share: configured,
+                ratio,
+                z,
+            });
+        }
+        report.skew_score = score;
+    }
+
+    /// Ticks read so far.
+    pub fn ticks(&self) -> u64 {
+        self.tick
+    }
+
+    /// Ticks of history held for the named backend.
+    pub fn history(&self, backend: &str) -> Option<usize> {
+        self.backends
+            .iter()
+            .find(|b| b.name == backend)
+            .map(|b| b.windows.held())
+    }
+}
+
+/// Whether the hash pool's key statistics explain a share deviation of `excess` (observed
+/// minus expected share) on `backend`; returns the explanation.
+fn key_explains(
+    k: &KeyStats,
+    backend: &str,
+    over: bool,
+    excess: f64,
+    n_backends: usize,
+) -> Option<String> {
+    if k.distinct_keys > 0 && k.distinct_keys < 4 * n_backends as u64 {
+        return Some(format!(
+            "only ~{} distinct keys for {} backends",
+            k.distinct_keys, n_backends
+        ));
+    }
+    let need = 0.5 * excess.abs();
+    // Over-share: the key lands here; under-share: it is pulled elsewhere.
+    let lands = |b: &Option<String>| match b {
+        None => over,
+        Some(b) => (b == backend) == over,
+    };
+    if k.top_key_share >= need && k.top_key_share > 0.0 && lands(&k.top_key_backend) {
+        return Some(format!(
+            "one key carries {:.0}% of the pool's requests",
+            k.top_key_share * 100.0
+        ));
+    }
+    if k.missing_key_fraction >= need
+        && k.missing_key_fraction > 0.0
+        && lands(&k.missing_key_backend)
+    {
+        return Some(format!(
+            "{:.0}% of requests lack the hash key",
+            k.missing_key_fraction * 100.0
+        ));
+    }
+    None
+}

@@ -1,0 +1,298 @@
+use super::sim::{self, Scenario};
+use super::*;
+
+/// Drives a detector with exact per-tick counts.
+struct Feed {
+    det: PoolDetector,
+    names: Vec<String>,
+    weights: Vec<f64>,
+    effective: Vec<f64>,
+    requests: Vec<u64>,
+    errors: Vec<u64>,
+    now: u64,
+    keys: Option<KeyStats>,
+    latency: Vec<f64>,
+}
+
+impl Feed {
+    fn new(weights: &[f64]) -> Self {
+        let k = weights.len();
+        Self {
+            det: PoolDetector::new("web", DetectorConfig::default()),
+            names: (0..k).map(|i| format!("backend-{i}")).collect(),
+            weights: weights.to_vec(),
+            effective: weights.to_vec(),
+            requests: vec![0; k],
+            errors: vec![0; k],
+            now: 1_700_000_000_000,
+            keys: None,
+            latency: vec![0.0; k],
+        }
+    }
+
+    /// One tick with these per-backend request (and error) counts.
+    fn step_with(&mut self, counts: &[u64], errors: &[u64]) -> TickReport {
+        self.now += 1000;
+        for i in 0..counts.len() {
+            self.requests[i] += counts[i];
+            self.errors[i] += errors[i];
+        }
+        let tick = PoolTick {
+            now_ms: self.now,
+            backends: (0..counts.len())
+                .map(|i| BackendSample {
+                    name: self.names[i].clone(),
+                    configured_weight: self.weights[i],
+                    effective_weight: self.effective[i],
+                    requests: self.requests[i],
+                    errors: self.errors[i],
+                    latency_sum_ms: self.latency[i] * counts[i] as f64,
+                    latency_count: if self.latency[i] > 0.0 { counts[i] } else { 0 },
+                    latency_p99_ms: None,
+                })
+                .collect(),
+            keys: self.keys.clone(),
+            ..PoolTick::default()
+        };
+        self.det.tick(&tick)
+    }
+
+    fn step(&mut self, counts: &[u64]) -> TickReport {
+        self.step_with(counts, &vec![0; counts.len()])
+    }
+
+    /// Runs `ticks` ticks and returns every event.
+    fn run(&mut self, ticks: usize, counts: &[u64]) -> Vec<AlertEvent> {
+        (0..ticks).flat_map(|_| self.step(counts).events).collect()
+    }
+}
+
+fn fired(events: &[AlertEvent]) -> Vec<&Evidence> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            AlertEvent::Fired(ev) => Some(ev),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn exact_balance_is_silent_and_gauges_follow_weights() {
+    let mut f = Feed::new(&[1.0, 1.0, 2.0]);
+    assert!(f.run(200, &[100, 100, 200]).is_empty());
+    let r = f.step(&[100, 100, 200]);
+    assert!((r.gauges[2].observed_share - 0.5).abs() < 1e-9);
+    assert!((r.gauges[2].expected_share - 0.5).abs() < 1e-9);
+    assert!(r.skew_score < 1e-6);
+    assert_eq!(r.phi, 1.0);
+}
+
+#[test]
+fn a_doubled_backend_fires_over_share_at_once_with_onset_and_cause_config() {
+    let mut f = Feed::new(&[1.0; 10]);
+    f.run(60, &[100; 10]);
+    let onset = f.now;
+    let mut skew = [89u64; 10];
+    skew[3] = 200;
+    let r = f.step(&skew);
+    let ev = fired(&r.events);
+    assert_eq!(ev.len(), 1, "{:?}", r.events);
+    let ev = ev[0];
+    assert_eq!(ev.backend, "backend-3");
+    assert_eq!(ev.kind, AlertKind::OverShare);
+    assert_eq!(ev.cause, Cause::Config);
+    assert_eq!(ev.onset_ms, onset);
+    assert!(ev.ratio > 1.9 && ev.z > 4.0, "{ev:?}");
+    assert_eq!(f.det.active().len(), 1);
+}
+
+#[test]
+fn the_alert_resolves_after_the_fix_and_does_not_refire_from_stale_windows() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    let events = f.run(40, &[550, 150, 150, 150]);
+    assert_eq!(fired(&events).len(), 1);
+    let after = f.run(300, &[250; 4]);
+    let resolved = after
+        .iter()
+        .filter(|e| matches!(e, AlertEvent::Resolved { .. }))
+        .count();
+    assert_eq!(resolved, 1, "{after:?}");
+    assert!(fired(&after).is_empty(), "{after:?}");
+    assert!(f.det.active().is_empty());
+}
+
+#[test]
+fn under_share_is_the_mirror() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    let events = f.run(5, &[300, 300, 300, 100]);
+    let ev = fired(&events);
+    assert_eq!(ev.len(), 1, "{events:?}");
+    assert_eq!(ev[0].kind, AlertKind::UnderShare);
+    assert_eq!(ev[0].backend, "backend-3");
+}
+
+#[test]
+fn traffic_moved_by_ejection_is_attributed_to_health() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    f.effective = vec![1.0, 1.0, 0.0, 0.0];
+    let events = f.run(10, &[500, 500, 0, 0]);
+    let ev = fired(&events);
+    assert!(!ev.is_empty());
+    assert!(ev
+        .iter()
+        .all(|e| e.cause == Cause::Health && e.basis == Basis::Configured));
+    let over: Vec<_> = ev
+        .iter()
+        .filter(|e| e.kind == AlertKind::OverShare)
+        .collect();
+    assert_eq!(over.len(), 2, "{ev:?}");
+}
+
+#[test]
+fn weights_that_change_move_the_expectation_not_the_alarm() {
+    let mut f = Feed::new(&[1.0; 3]);
+    f.run(30, &[100; 3]);
+    f.weights = vec![10.0, 1.0, 1.0];
+    f.effective = f.weights.clone();
+    assert!(f.run(200, &[1000, 100, 100]).is_empty());
+}
+
+#[test]
+fn a_hot_key_explains_a_hash_pool_skew() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    f.keys = Some(KeyStats {
+        top_key_share: 0.3,
+        top_key_backend: Some("backend-0".into()),
+        distinct_keys: 100_000,
+        ..KeyStats::default()
+    });
+    let events = f.run(5, &[550, 150, 150, 150]);
+    let ev = fired(&events);
+    let over = ev.iter().find(|e| e.kind == AlertKind::OverShare).unwrap();
+    assert_eq!(over.cause, Cause::KeyDistribution);
+    assert!(over.detail.as_deref().unwrap().contains("30%"));
+}
+
+#[test]
+fn an_error_outlier_fires_and_low_error_rates_do_not() {
+    let mut f = Feed::new(&[1.0; 3]);
+    for _ in 0..100 {
+        assert!(f.step_with(&[100; 3], &[1, 0, 0]).events.is_empty());
+    }
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        events.extend(f.step_with(&[100; 3], &[0, 30, 1]).events);
+    }
+    let ev = fired(&events);
+    assert_eq!(ev.len(), 1, "{events:?}");
+    assert_eq!(ev[0].kind, AlertKind::Errors);
+    assert_eq!(ev[0].backend, "backend-1");
+}
+
+#[test]
+fn a_latency_outlier_fires_against_the_median_of_the_others() {
+    let mut f = Feed::new(&[1.0; 3]);
+    f.latency = vec![20.0, 22.0, 21.0];
+    assert!(f.run(60, &[100; 3]).is_empty());
+    f.latency[2] = 300.0;
+    let events = f.run(5, &[100; 3]);
+    let ev = fired(&events);
+    assert_eq!(ev.len(), 1, "{events:?}");
+    assert_eq!(ev[0].kind, AlertKind::Latency);
+    assert!(ev[0].ratio > 10.0);
+}
+
+#[test]
+fn a_counter_reset_is_not_read_as_a_surge() {
+    let mut f = Feed::new(&[1.0; 3]);
+    f.run(30, &[100; 3]);
+    f.requests[1] = 0;
+    assert!(f.run(30, &[100; 3]).is_empty());
+}
+
+#[test]
+fn a_removed_backend_resolves_its_alerts() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    f.run(5, &[550, 150, 150, 150]);
+    assert_eq!(f.det.active().len(), 1);
+    f.names.remove(0);
+    f.weights.remove(0);
+    f.effective.remove(0);
+    f.requests.remove(0);
+    f.errors.remove(0);
+    f.latency.remove(0);
+    let r = f.step(&[150, 150, 150]);
+    assert!(
+        matches!(&r.events[..], [AlertEvent::Resolved { evidence, .. }] if evidence.backend == "backend-0")
+    );
+}
+
+#[test]
+fn evidence_round_trips_through_json() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    let events = f.run(5, &[550, 150, 150, 150]);
+    let json = serde_json::to_string(&events[0]).unwrap();
+    assert!(json.contains("\"kind\":\"over_share\""), "{json}");
+    let back: AlertEvent = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, events[0]);
+}
+
+#[test]
+fn seeded_simulation_reduced() {
+    let cfg = DetectorConfig::default();
+    // Balanced: no alert at 10 backends, across traffic levels.
+    for rps in [10, 100] {
+        let s = Scenario {
+            backends: 10,
+            rps,
+            seed: 7,
+        };
+        assert_eq!(sim::false_alarm_rate(s, &cfg, 1500), 0.0, "rps {rps}");
+    }
+    // 2x at 100 expected per backend per tick: within 3 ticks.
+    let s = Scenario {
+        backends: 10,
+        rps: 1000,
+        seed: 11,
+    };
+    let t = sim::detection_ticks(s, &cfg, 40, 2.0, 10).expect("detected");
+    assert!(t <= 3, "{t}");
+    // 2x at 10 expected per backend per tick: within 60 s.
+    let s = Scenario {
+        backends: 10,
+        rps: 100,
+        seed: 13,
+    };
+    let t = sim::detection_ticks(s, &cfg, 40, 2.0, 60).expect("detected within 60 s");
+    assert!(t <= 60);
+}
+
+/// The full table: `cargo test --release -p tango-core -- --ignored detector_table --nocapture`
+#[test]
+#[ignore]
+fn detector_table() {
+    let cfg = DetectorConfig::default();
+    let (ticks, trials, limit) = (10_000, 20, 1800);
+    let mut rows = Vec::new();
+    for backends in [3, 10, 50] {
+        for rps in [1, 10, 100, 1000] {
+            let r = sim::row(backends, rps, &cfg, ticks, trials, limit);
+            assert!(r.false_alarm_rate <= 0.001, "{r:?}");
+            let per_backend = rps as f64 / backends as f64;
+            if per_backend >= 100.0 {
+                assert!(r.worst().is_some_and(|t| t <= 3), "{r:?}");
+            } else if per_backend >= 10.0 {
+                assert!(r.worst().is_some_and(|t| t <= 60), "{r:?}");
+            }
+            rows.push(r);
+        }
+    }
+    println!("{}", sim::table(&rows, ticks, limit));
+}
