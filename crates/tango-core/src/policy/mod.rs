@@ -1,1 +1,267 @@
-//! Balancing policies: immutable selectors built from a pool snapshot.
+//! Balancing policies: an immutable `Selector` built once per configuration snapshot from
+//! a pool, and `Selector::pick`, called by the proxy for every request from any thread.
+//!
+//! The pick path takes no lock and allocates nothing: the selector's tables are read-only
+//! and the only shared mutable state is round robin's atomic ticket counter. Everything
+//! that changes per request (eligibility, slow-start factor, in-flight counts, latency,
+//! randomness) comes from the caller through `PickEnv`, so the same code serves the live
+//! proxy, `tango simulate` and the tests.
+
+mod ewma;
+mod hash;
+mod key;
+mod maglev;
+mod ring;
+mod sampler;
+mod walk;
+mod wrr;
+
+#[cfg(test)]
+mod testenv;
+#[cfg(test)]
+mod tests;
+
+pub use ewma::{ewma_at, peak_ewma, slow_start_factor, EwmaCell, SLOW_START_FLOOR};
+pub use hash::hash_bytes;
+pub use key::{client_address, hash_ip, key_hash, RequestView};
+pub use maglev::{table_size as maglev_table_size, MIN_TABLE_SIZE as MAGLEV_MIN_TABLE_SIZE};
+pub use ring::{points_per_unit as ring_points_per_unit, MAX_RING_POINTS, MIN_RING_POINTS};
+pub use walk::load_cap;
+
+use crate::config::{OnMissingKey, PolicyKind, Pool};
+use maglev::Maglev;
+use ring::Ring;
+use sampler::{accept, AliasTable};
+use walk::Walk;
+use wrr::Wrr;
+
+/// Per-request facts the caller owns. Indices are positions in the pool's backend list.
+pub trait PickEnv {
+    /// Healthy, not ejected, under its caps, not already tried by this request.
+    fn eligible(&self, i: usize) -> bool;
+    /// Slow-start factor in [0, 1] multiplying the configured weight.
+    fn weight_factor(&self, _i: usize) -> f64 {
+        1.0
+    }
+    /// Requests currently in flight to the backend.
+    fn in_flight(&self, _i: usize) -> u64 {
+        0
+    }
+    /// Peak-EWMA latency in seconds, decayed to now (see `EwmaCell::get`).
+    fn latency(&self, _i: usize) -> f64 {
+        0.0
+    }
+    /// A uniformly random u64 from the caller's generator.
+    fn random(&self) -> u64;
+    /// For bounded load: (requests in flight across the pool, eligible backends), if the
+    /// caller keeps them; otherwise the selector sums them in O(n).
+    fn load_totals(&self) -> Option<(u64, usize)> {
+        None
+    }
+}
+
+/// The outcome of a pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Backend(usize),
+    /// No backend is eligible (or every weight is zero): answer 503.
+    NoneEligible,
+    /// A hash pool with `on_missing_key = "reject"` got a request without the key: 400.
+    MissingKey,
+}
+
+/// One backend as the selector sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct BackendSpec<'a> {
+    /// Identity for hashing: the configured `host:port`.
+    pub address: &'a str,
+    pub weight: u32,
+}
+
+/// The pool settings a selector is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub kind: PolicyKind,
+    pub ring_points: u32,
+    pub on_missing: Option<OnMissingKey>,
+    pub max_load_factor: Option<f64>,
+}
+
+#[derive(Debug)]
+enum Table {
+    None,
+    Ring(Ring),
+    Maglev(Maglev),
+}
+
+#[derive(Debug)]
+pub struct Selector {
+    params: Params,
+    sampler: AliasTable,
+    wrr: Option<Wrr>,
+    table: Table,
+    /// Address hashes, salting the slow-start coin of hash policies.
+    salts: Box<[u64]>,
+    /// 1 / mean configured weight, for peak_ewma's cost.
+    inv_mean_weight: f64,
+}
+
+impl Selector {
+    pub fn from_pool(pool: &Pool) -> Self {
+        let specs: Vec<BackendSpec<'_>> = pool
+            .backends
+            .iter()
+            .map(|b| BackendSpec {
+                address: &b.address,
+                weight: b.weight,
+            })
+            .collect();
+        let hashing = pool.hashing.as_ref();
+        Selector::new(
+            &specs,
+            Params {
+                kind: pool.policy,
+                ring_points: pool.ring_points,
+                on_missing: hashing.and_then(|h| h.on_missing),
+                max_load_factor: hashing.and_then(|h| h.max_load_factor),
+            },
+        )
+    }
+
+    pub fn new(backends: &[BackendSpec<'_>], params: Params) -> Self {
+        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+        let addresses: Vec<&str> = backends.iter().map(|b| b.address).collect();
+        let needs_wrr = params.kind == PolicyKind::RoundRobin
+            || (params.kind.is_hash() && params.on_missing == Some(OnMissingKey::RoundRobin));
+        let table = match params.kind {
+            PolicyKind::RingHash => {
+                Table::Ring(Ring::new(&addresses, &weights, params.ring_points))
+            }
+            PolicyKind::Maglev => Table::Maglev(Maglev::new(&addresses, &weights)),
+            _ => Table::None,
+        };
+        Selector {
+            params,
+            sampler: AliasTable::new(&weights),
+            wrr: needs_wrr.then(|| Wrr::new(&weights)),
+            table,
+            salts: addresses.iter().map(|a| hash_bytes(a.as_bytes())).collect(),
+            inv_mean_weight: match weights.iter().map(|&w| f64::from(w)).sum::<f64>() {
+                t if t > 0.0 => weights.len() as f64 / t,
+                _ => 0.0,
+            },
+        }
+    }
+
+    pub fn kind(&self) -> PolicyKind {
+        self.params.kind
+    }
+
+    /// Number of backends (the valid index range of `Pick::Backend`).
+    pub fn len(&self) -> usize {
+        self.sampler.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Choose a backend. `key` is the request's hash key (`key_hash`) for hash policies
+    /// and is ignored by the others.
+    pub fn pick(&self, key: Option<u64>, env: &impl PickEnv) -> Pick {
+        let found = match (&self.table, key) {
+            (Table::Ring(r), Some(k)) => self.walk(r.owners()).pick(r.position(k), k, env),
+            (Table::Maglev(m), Some(k)) if !m.owners().is_empty() => {
+                self.walk(m.owners()).pick(m.position(k), k, env)
+            }
+            (Table::Maglev(_), Some(_)) => None,
+            (Table::Ring(_) | Table::Maglev(_), None) => return self.missing_key(env),
+            (Table::None, _) => match self.params.kind {
+                PolicyKind::RoundRobin => self.round_robin(env),
+                PolicyKind::LeastRequest => self.p2c(env, |_, per_weight| per_weight),
+                PolicyKind::PeakEwma => self.p2c(env, |i, per_weight| {
+                    // latency x (in_flight / w + 1 / mean w): the "+1" (this request) is
+                    // counted at the pool's mean weight rather than the backend's own, so
+                    // that at equal latency and equal load per weight there is a tie and
+                    // the weighted draw decides: shares follow weights at any load. A
+                    // backend without samples (0 s) is clamped to a tiny latency so it
+                    // does not look free.
+                    env.latency(i).max(f64::MIN_POSITIVE) * (per_weight + self.inv_mean_weight)
+                }),
+                _ => self.sampler.draw_effective(env),
+            },
+        };
+        found.map_or(Pick::NoneEligible, Pick::Backend)
+    }
+
+    /// Expected share of requests per backend: for hash policies the exact key-space
+    /// ownership of the ring or table, otherwise the configured weight shares.
+    pub fn ownership(&self) -> Vec<f64> {
+        let n = self.len();
+        match &self.table {
+            Table::Ring(r) => r.ownership(n),
+            Table::Maglev(m) => m.ownership(n),
+            Table::None => {
+                let total: f64 = (0..n).map(|i| f64::from(self.sampler.weight(i))).sum();
+                (0..n)
+                    .map(|i| match total > 0.0 {
+                        true => f64::from(self.sampler.weight(i)) / total,
+                        false => 0.0,
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn missing_key(&self, env: &impl PickEnv) -> Pick {
+        let found = match self.params.on_missing {
+            Some(OnMissingKey::Reject) => return Pick::MissingKey,
+            Some(OnMissingKey::RoundRobin) => self.round_robin(env),
+            Some(OnMissingKey::Random) | None => self.sampler.draw_effective(env),
+        };
+        found.map_or(Pick::NoneEligible, Pick::Backend)
+    }
+
+    fn walk<'a>(&'a self, owners: &'a [u32]) -> Walk<'a> {
+        Walk {
+            owners,
+            salts: &self.salts,
+            max_load_factor: self.params.max_load_factor,
+        }
+    }
+
+    /// Take sequence slots until one belongs to an eligible backend that passes its
+    /// slow-start coin. Skipped slots are consumed, so eligible backends keep their
+    /// weight ratios; after a bounded number of tries, draw exactly at random instead.
+    fn round_robin(&self, env: &impl PickEnv) -> Option<usize> {
+        let wrr = self.wrr.as_ref()?;
+        for _ in 0..2 * self.len() + 16 {
+            let i = wrr.next()?;
+            if env.eligible(i) && accept(env.weight_factor(i), env) {
+                return Some(i);
+            }
+        }
+        self.sampler.draw_exact(env)
+    }
+
+    /// Power of two choices: two candidates drawn by effective weight; the lower
+    /// `cost(i, in_flight_i / effective_weight_i)` wins, the first on a tie (so at equal
+    /// cost the result is still a weighted draw).
+    fn p2c(&self, env: &impl PickEnv, cost: impl Fn(usize, f64) -> f64) -> Option<usize> {
+        let a = self.sampler.draw_effective(env)?;
+        let b = self.sampler.draw_effective(env)?;
+        if a == b {
+            return Some(a);
+        }
+        let per_weight = |i: usize| {
+            let eff =
+                f64::from(self.sampler.weight(i)) * sampler::clamp_factor(env.weight_factor(i));
+            env.in_flight(i) as f64 / eff
+        };
+        if cost(a, per_weight(a)) <= cost(b, per_weight(b)) {
+            Some(a)
+        } else {
+            Some(b)
+        }
+    }
+}
