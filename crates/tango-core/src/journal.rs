@@ -1,1 +1,147 @@
 //! Journal event types: config changes, health transitions, alerts.
+//!
+//! The journal is a JSON Lines file (one [`Event`] per line) written by the binary. This
+//! module owns the event types, the structured summary of what a config change changed
+//! ([`summarize_changes`]), the attribution of an alert to the change that preceded it
+//! ([`attribute`]), reading journal text back ([`parse_lines`]) and the pure halves of
+//! `tango timeline` and `tango postmortem` ([`render_timeline`], [`render_postmortem`]).
+
+mod attribute;
+mod changes;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use attribute::{attribute, SuspectedCause, LOOKBACK_MS};
+pub use changes::{summarize_changes, Change, ChangeKind};
+pub use render::{clock, date_time, describe, render_postmortem, render_timeline, PostmortemInput};
+
+use crate::detector::Evidence;
+use serde::{Deserialize, Serialize};
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix time in milliseconds.
+    pub ts_ms: u64,
+    /// The config generation in force after this event.
+    pub generation: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What asked for a configuration to be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSource {
+    Startup,
+    Sighup,
+    Api,
+    Cli,
+}
+
+impl ConfigSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigSource::Startup => "startup",
+            ConfigSource::Sighup => "sighup",
+            ConfigSource::Api => "api",
+            ConfigSource::Cli => "cli",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    ConfigApplied {
+        content_hash: String,
+        source: ConfigSource,
+        changes: Vec<Change>,
+    },
+    ConfigRejected {
+        source: ConfigSource,
+        errors: Vec<String>,
+    },
+    HealthTransition {
+        pool: String,
+        backend: String,
+        healthy: bool,
+        reason: String,
+    },
+    Ejected {
+        pool: String,
+        backend: String,
+        reason: String,
+    },
+    Returned {
+        pool: String,
+        backend: String,
+    },
+    PanicMode {
+        pool: String,
+        entered: bool,
+    },
+    AlertFired {
+        evidence: Evidence,
+    },
+    AlertResolved {
+        evidence: Evidence,
+    },
+}
+
+impl EventKind {
+    /// The pool an event concerns, if it concerns one.
+    pub fn pool(&self) -> Option<&str> {
+        match self {
+            EventKind::HealthTransition { pool, .. }
+            | EventKind::Ejected { pool, .. }
+            | EventKind::Returned { pool, .. }
+            | EventKind::PanicMode { pool, .. } => Some(pool),
+            EventKind::AlertFired { evidence } | EventKind::AlertResolved { evidence } => {
+                Some(&evidence.pool)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Event {
+    /// One JSON Lines line, without the newline.
+    pub fn to_line(&self) -> String {
+        // Serializing these plain types cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Journal text read back: the events, and a warning per line that was skipped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub events: Vec<Event>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads JSON Lines. A last line without its newline that does not parse is a write torn
+/// by a crash: it is skipped with a warning, as is any other line that does not parse.
+pub fn parse_lines(text: &str) -> Parsed {
+    let mut out = Parsed::default();
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(e) => out.events.push(e),
+            Err(err) if i + 1 == lines.len() && !complete => out.warnings.push(format!(
+                "line {}: skipped a torn last line (an interrupted write): {err}",
+                i + 1
+            )),
+            Err(err) => out.warnings.push(format!(
+                "line {}: skipped, not a journal event: {err}",
+                i + 1
+            )),
+        }
+    }
+    out
+}

@@ -1,0 +1,290 @@
+//! Text for people: the timeline (`tango timeline`) and the post-mortem draft
+//! (`tango postmortem --from --to`), from journal events the caller has read.
+
+use super::attribute::{attribute, health_clause, lead};
+use super::{Event, EventKind};
+use crate::detector::{AlertKind, Evidence};
+use std::fmt::Write as _;
+
+/// "14:29:32" (UTC) from unix milliseconds.
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}", s / 3600 % 24, s / 60 % 60, s % 60)
+}
+
+/// "2024-03-05 14:29:32Z" from unix milliseconds.
+pub fn date_time(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {}Z", clock(ms))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn percent(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn alert_figures(ev: &Evidence) -> String {
+    match ev.kind {
+        AlertKind::OverShare | AlertKind::UnderShare => format!(
+            "share {} vs expected {} ({:.1}x, z {:.1}, over {} s, {} requests)",
+            percent(ev.observed),
+            percent(ev.expected),
+            ev.ratio,
+            ev.z,
+            ev.window_ms / 1000,
+            ev.requests
+        ),
+        AlertKind::Errors => format!(
+            "error rate {} vs {} on the others",
+            percent(ev.observed),
+            percent(ev.expected)
+        ),
+        AlertKind::Latency => format!(
+            "latency {:.0} ms vs {:.0} ms median of the others",
+            ev.observed, ev.expected
+        ),
+    }
+}
+
+/// One event in a line (config changes add one indented line per change).
+pub fn describe(e: &Event) -> String {
+    match &e.kind {
+        EventKind::ConfigApplied {
+            content_hash,
+            source,
+            changes,
+        } => {
+            let hash: String = content_hash.chars().take(12).collect();
+            let mut s = format!(
+                "config generation {} applied ({}, {hash}): {} change(s)",
+                e.generation,
+                source.as_str(),
+                changes.len()
+            );
+            for c in changes {
+                let _ = write!(s, "\n    - {}", c.describe());
+            }
+            s
+        }
+        EventKind::ConfigRejected { source, errors } => format!(
+            "config rejected ({}): {} error(s){}",
+            source.as_str(),
+            errors.len(),
+            errors
+                .first()
+                .map(|f| format!(", first: {f}"))
+                .unwrap_or_default()
+        ),
+        EventKind::AlertFired { evidence: ev } => format!(
+            "ALERT {} {}/{}: {}; cause {}",
+            ev.kind.as_str(),
+            ev.pool,
+            ev.backend,
+            alert_figures(ev),
+            ev.cause.as_str()
+        ),
+        EventKind::AlertResolved { evidence: ev } => {
+            format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
+        }
+        _ => {
+            let pool = e.kind.pool().unwrap_or("?");
+            format!("{pool}: {}", health_clause(e))
+        }
+    }
+}
+
+/// Every event, oldest first, one per line.
+pub fn render_timeline(events: &[Event]) -> String {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| e.ts_ms);
+    let mut out = String::new();
+    for e in sorted {
+        let _ = writeln!(
+            out,
+            "{}  gen {:<4} {}",
+            date_time(e.ts_ms),
+            e.generation,
+            describe(e)
+        );
+    }
+    out
+}
+
+/// What the post-mortem needs besides the journal.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PostmortemInput {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Requests and failed requests in the period (from metrics), for the impact line.
+    pub requests: u64,
+    pub errors: u64,
+    /// Corrective measures, e.g. the lint findings on the configuration involved.
+    pub corrective: Vec<String>,
+}
+
+fn same_alert(a: &Evidence, b: &Evidence) -> bool {
+    a.pool == b.pool && a.backend == b.backend && a.kind == b.kind
+}
+
+fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
+}
+
+/// A Markdown post-mortem draft for `[from, to]`: Issue Summary, Timeline, Root Cause,
+/// Resolution, Corrective measures. The first share alert of the period (or else the
+/// first alert) is the incident.
+pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by_key(|e| e.ts_ms);
+    let in_range: Vec<&Event> = sorted
+        .iter()
+        .copied()
+        .filter(|e| e.ts_ms >= input.from_ms && e.ts_ms <= input.to_ms)
+        .collect();
+    let fired = |share_only: bool| {
+        in_range.iter().find_map(|e| match &e.kind {
+            EventKind::AlertFired { evidence }
+                if !share_only
+                    || matches!(evidence.kind, AlertKind::OverShare | AlertKind::UnderShare) =>
+            {
+                Some(evidence)
+            }
+            _ => None,
+        })
+    };
+    let mut out = String::new();
+    let Some(alert) = fired(true).or_else(|| fired(false)) else {
+        let _ = writeln!(
+            out,
+            "# Post-mortem draft\n\nNo alert fired between {} and {}.\n\n## Timeline\n",
+            date_time(input.from_ms),
+            date_time(input.to_ms)
+        );
+        push_timeline(&mut out, &in_range);
+        push_corrective(&mut out, input);
+        return out;
+    };
+    let resolved_at = sorted.iter().find_map(|e| match &e.kind {
+        EventKind::AlertResolved { evidence }
+            if same_alert(evidence, alert) && e.ts_ms >= alert.at_ms =>
+        {
+            Some(e.ts_ms)
+        }
+        _ => None,
+    });
+    let end = resolved_at.unwrap_or(input.to_ms);
+    let cause = attribute(alert, events);
+    let _ = writeln!(
+        out,
+        "# Post-mortem draft: {} {} in pool {}\n",
+        alert.backend,
+        alert.kind.as_str().replace('_', "-"),
+        alert.pool
+    );
+    let _ = writeln!(out, "## Issue Summary\n");
+    let _ = writeln!(
+        out,
+        "From {} to {} ({}{}): {}.",
+        date_time(alert.onset_ms),
+        date_time(end),
+        human_duration(end.saturating_sub(alert.onset_ms)),
+        if resolved_at.is_none() {
+            ", still active at the end of the period"
+        } else {
+            ""
+        },
+        lead(alert)
+    );
+    let rate = if input.requests > 0 {
+        input.errors as f64 / input.requests as f64
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "Impact: {} requests in the period, {} of them failed ({}).\n",
+        input.requests,
+        input.errors,
+        percent(rate)
+    );
+    let _ = writeln!(out, "## Timeline\n");
+    push_timeline(&mut out, &in_range);
+    let _ = writeln!(out, "\n## Root Cause\n\n{}\n", cause.sentence);
+    let _ = writeln!(out, "## Resolution\n");
+    match resolved_at {
+        Some(t) => {
+            let fix = sorted.iter().rev().find(|e| {
+                e.ts_ms > alert.onset_ms
+                    && e.ts_ms <= t
+                    && match &e.kind {
+                        EventKind::ConfigApplied { .. } => true,
+                        EventKind::AlertFired { .. } | EventKind::AlertResolved { .. } => false,
+                        k => k.pool() == Some(alert.pool.as_str()),
+                    }
+            });
+            let what = match fix {
+                Some(e) => match &e.kind {
+                    EventKind::ConfigApplied { changes, .. } => format!(
+                        "config generation {} at {}{}",
+                        e.generation,
+                        clock(e.ts_ms),
+                        changes
+                            .iter()
+                            .find(|c| c.pool == alert.pool)
+                            .or(changes.first())
+                            .map(|c| format!(", which {}", c.describe()))
+                            .unwrap_or_default()
+                    ),
+                    _ => health_clause(e),
+                },
+                None => "no journaled change (the traffic returned by itself)".into(),
+            };
+            let _ = writeln!(
+                out,
+                "Cleared by {what}; the alert resolved at {}.\n",
+                clock(t)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "Not resolved within the period.\n");
+        }
+    }
+    push_corrective(&mut out, input);
+    out
+}
+
+fn push_timeline(out: &mut String, events: &[&Event]) {
+    for e in events {
+        let text = describe(e).replace("\n    ", "\n  ");
+        let _ = writeln!(out, "- `{}` {}", clock(e.ts_ms), text);
+    }
+}
+
+fn push_corrective(out: &mut String, input: &PostmortemInput) {
+    let _ = writeln!(out, "## Corrective measures\n");
+    if input.corrective.is_empty() {
+        let _ = writeln!(out, "- (none recorded)");
+    }
+    for c in &input.corrective {
+        let _ = writeln!(out, "- {c}");
+    }
+}

@@ -1,0 +1,281 @@
+use super::*;
+use crate::config::{self, Config};
+use crate::detector::{AlertKind, Basis, Cause, Evidence};
+use std::path::Path;
+
+fn cfg(web_policy: &str, w2: u32, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:9901"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:8080"
+[[route]]
+pool = "web"
+[[pool]]
+name = "web"
+policy = "{web_policy}"
+[[pool.backend]]
+name = "backend-1"
+address = "10.0.0.1:80"
+[[pool.backend]]
+name = "backend-2"
+address = "10.0.0.2:80"
+weight = {w2}
+{extra}
+"#
+    );
+    match config::parse("t.toml", &text, Path::new(".")) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
+/// 2024-03-05 14:29:32Z
+const T0: u64 = 1_709_648_972_000;
+
+fn evidence(onset_ms: u64) -> Evidence {
+    Evidence {
+        pool: "web".into(),
+        backend: "backend-2".into(),
+        kind: AlertKind::OverShare,
+        basis: Basis::Effective,
+        observed: 0.62,
+        expected: 0.2,
+        ratio: 3.1,
+        z: 25.0,
+        window_ms: 5000,
+        requests: 3100,
+        pool_requests: 5000,
+        phi: 1.0,
+        onset_ms,
+        at_ms: onset_ms + 2000,
+        cause: Cause::Config,
+        detail: None,
+    }
+}
+
+fn weight_change(from: u32, to: u32) -> Change {
+    Change {
+        pool: "web".into(),
+        backend: Some("backend-2".into()),
+        rank: 1,
+        kind: ChangeKind::Weight { from, to },
+    }
+}
+
+fn applied(ts_ms: u64, generation: u64, changes: Vec<Change>) -> Event {
+    Event {
+        ts_ms,
+        generation,
+        kind: EventKind::ConfigApplied {
+            content_hash: "9f2c1e0b7a5d33aa".into(),
+            source: ConfigSource::Sighup,
+            changes,
+        },
+    }
+}
+
+#[test]
+fn summarize_ranks_weights_first_then_health_then_membership() {
+    let old = cfg("round_robin", 1, "");
+    let new = cfg(
+        "random",
+        10,
+        "[[pool.backend]]\nname = \"backend-3\"\naddress = \"10.0.0.3:80\"\n[pool.health]\npath = \"/healthz\"\n",
+    );
+    let ch = summarize_changes(&old, &new);
+    let kinds: Vec<_> = ch.iter().map(|c| c.rank).collect();
+    assert!(kinds.windows(2).all(|w| w[0] <= w[1]), "{ch:?}");
+    assert!(ch.contains(&weight_change(1, 10)), "{ch:?}");
+    assert!(ch.iter().any(|c| matches!(&c.kind, ChangeKind::Policy { from, to } if from == "round_robin" && to == "random")));
+    assert!(ch.iter().any(|c| c.rank == 2 && matches!(&c.kind, ChangeKind::Health { setting, from, .. } if setting == "health check" && from == "off")));
+    let added = ch
+        .iter()
+        .find(|c| matches!(c.kind, ChangeKind::BackendAdded { .. }))
+        .unwrap();
+    assert_eq!(added.backend.as_deref(), Some("backend-3"));
+    assert_eq!(added.rank, 3);
+    assert!(summarize_changes(&old, &old).is_empty());
+}
+
+#[test]
+fn events_are_json_lines_and_round_trip() {
+    let e = applied(T0, 17, vec![weight_change(1, 10)]);
+    let line = e.to_line();
+    assert!(line.contains("\"type\":\"config_applied\""), "{line}");
+    assert!(line.contains("\"change\":\"weight\""), "{line}");
+    assert!(!line.contains('\n'));
+    let back: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, e);
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_with_a_warning() {
+    let a = applied(T0, 17, vec![]).to_line();
+    let b = Event {
+        ts_ms: T0 + 1,
+        generation: 17,
+        kind: EventKind::PanicMode {
+            pool: "web".into(),
+            entered: true,
+        },
+    }
+    .to_line();
+    let text = format!("{a}\n{b}\n{}", &a[..a.len() / 2]);
+    let p = parse_lines(&text);
+    assert_eq!(p.events.len(), 2);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(
+        p.warnings[0].contains("line 3") && p.warnings[0].contains("torn"),
+        "{:?}",
+        p.warnings
+    );
+    let p = parse_lines(&format!("{a}\nnot json\n{b}\n"));
+    assert_eq!(p.events.len(), 2);
+    assert!(
+        p.warnings[0].starts_with("line 2: skipped"),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn attribution_names_the_generation_and_the_change() {
+    let events = vec![
+        applied(T0 - 600_000, 16, vec![weight_change(2, 1)]),
+        applied(T0, 17, vec![weight_change(1, 10)]),
+    ];
+    let c = attribute(&evidence(T0 + 8000), &events);
+    assert_eq!(c.class, Cause::Config);
+    assert_eq!(c.generation, Some(17));
+    assert_eq!(
+        c.sentence,
+        "backend-2 is taking 3.1x its share since 14:29:40; likely cause: config generation 17 (reload at 14:29:32), which changed backend-2's weight from 1 to 10"
+    );
+}
+
+#[test]
+fn a_change_to_the_alerting_backend_outranks_a_later_one_elsewhere() {
+    let other = Change {
+        pool: "api".into(),
+        backend: None,
+        rank: 1,
+        kind: ChangeKind::Policy {
+            from: "random".into(),
+            to: "maglev".into(),
+        },
+    };
+    let events = vec![
+        applied(T0, 17, vec![weight_change(1, 10)]),
+        applied(T0 + 3000, 18, vec![other]),
+    ];
+    assert_eq!(
+        attribute(&evidence(T0 + 4000), &events).generation,
+        Some(17)
+    );
+}
+
+#[test]
+fn health_events_in_the_pool_explain_a_health_alert_and_nothing_is_unknown() {
+    let mut ev = evidence(T0 + 8000);
+    ev.cause = Cause::Health;
+    let events = vec![Event {
+        ts_ms: T0 + 5000,
+        generation: 17,
+        kind: EventKind::Ejected {
+            pool: "web".into(),
+            backend: "backend-1".into(),
+            reason: "5 consecutive failures".into(),
+        },
+    }];
+    let c = attribute(&ev, &events);
+    assert_eq!(c.class, Cause::Health);
+    assert!(
+        c.sentence.ends_with(
+            "likely cause: health, backend-1 was ejected at 14:29:37 (5 consecutive failures)"
+        ),
+        "{}",
+        c.sentence
+    );
+    let c = attribute(&evidence(T0), &[]);
+    assert_eq!(c.class, Cause::Unknown);
+    assert!(c.sentence.contains("cause unknown"));
+}
+
+fn incident() -> Vec<Event> {
+    let ev = evidence(T0 + 1000);
+    vec![
+        Event {
+            ts_ms: T0 + 3000,
+            generation: 17,
+            kind: EventKind::AlertFired {
+                evidence: ev.clone(),
+            },
+        },
+        applied(T0, 17, vec![weight_change(1, 10)]),
+        applied(T0 + 600_000, 18, vec![weight_change(10, 1)]),
+        Event {
+            ts_ms: T0 + 605_000,
+            generation: 18,
+            kind: EventKind::AlertResolved { evidence: ev },
+        },
+    ]
+}
+
+#[test]
+fn the_timeline_is_time_ordered() {
+    let t = render_timeline(&incident());
+    let lines: Vec<&str> = t.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    assert!(lines[0].starts_with("2024-03-05 14:29:32Z  gen 17"), "{t}");
+    assert!(
+        lines[1].contains("ALERT over_share web/backend-2: share 62.0% vs expected 20.0%"),
+        "{t}"
+    );
+    assert!(
+        lines[3].contains("resolved over_share web/backend-2"),
+        "{t}"
+    );
+    assert!(
+        t.contains("    - changed backend-2's weight from 1 to 10"),
+        "{t}"
+    );
+}
+
+#[test]
+fn the_postmortem_has_every_section_and_names_cause_and_fix() {
+    let input = PostmortemInput {
+        from_ms: T0 - 60_000,
+        to_ms: T0 + 3_600_000,
+        requests: 1_000_000,
+        errors: 25_000,
+        corrective: vec!["W001 weight outlier: backend-2 has 10x the median weight".into()],
+    };
+    let md = render_postmortem(&incident(), &input);
+    for section in [
+        "## Issue Summary",
+        "## Timeline",
+        "## Root Cause",
+        "## Resolution",
+        "## Corrective measures",
+    ] {
+        assert!(md.contains(section), "{section} missing:\n{md}");
+    }
+    assert!(md.contains("(10m 04s)"), "{md}");
+    assert!(
+        md.contains("1000000 requests in the period, 25000 of them failed (2.5%)"),
+        "{md}"
+    );
+    assert!(md.contains("likely cause: config generation 17"), "{md}");
+    assert!(md.contains("Cleared by config generation 18 at 14:39:32, which changed backend-2's weight from 10 to 1"), "{md}");
+    assert!(md.contains("- W001 weight outlier"), "{md}");
+}
+
+#[test]
+fn dates_are_civil_utc() {
+    assert_eq!(date_time(0), "1970-01-01 00:00:00Z");
+    assert_eq!(date_time(T0), "2024-03-05 14:29:32Z");
+    assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00:00Z");
+}
