@@ -82,11 +82,26 @@ fn runtime_for(workers: Option<usize>) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("the tokio runtime starts")
 }
 
+/// An error already rendered for a person (configuration diagnostics): printed as is.
+#[derive(Debug)]
+pub(crate) struct Rendered(pub(crate) String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for Rendered {}
+
 fn exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match e.downcast_ref::<Rendered>() {
+                Some(r) => eprintln!("{r}"),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

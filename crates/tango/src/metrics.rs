@@ -34,6 +34,21 @@ fn gauge_family(
     Ok(())
 }
 
+/// A gauge without labels. Whole numbers print as integers.
+fn single_gauge(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> std::fmt::Result {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        ConstGauge::new(v as i64).encode(m)
+    } else {
+        ConstGauge::new(v).encode(m)
+    }
+}
+
 impl std::fmt::Debug for TangoCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TangoCollector")
@@ -127,17 +142,17 @@ impl Collector for TangoCollector {
             "1 when the backend is eligible for traffic (healthy and not ejected).",
             &healthy,
         )?;
-        gauge_family(
+        single_gauge(
             &mut enc,
             "tango_config_generation",
             "Generation of the configuration in force.",
-            &[(vec![], snap.generation as f64)],
+            snap.generation as f64,
         )?;
-        gauge_family(
+        single_gauge(
             &mut enc,
             "tango_config_last_change_timestamp_seconds",
             "Unix time when the configuration in force was applied.",
-            &[(vec![], snap.applied_at)],
+            snap.applied_at,
         )?;
         {
             let mut m = enc.encode_descriptor(

@@ -116,7 +116,7 @@ impl Control {
 pub(crate) fn load_or_explain(path: &std::path::Path) -> anyhow::Result<Config> {
     config::load(path)
         .map(|l| l.config)
-        .map_err(|e| anyhow::anyhow!("{}", e.render().trim_end()))
+        .map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
 }
 
 /// Start everything; returns once shut down.

@@ -219,7 +219,8 @@ fn listeners(v: &mut V<'_>, ls: &[S<ListenerFile>], admin: SocketAddr) -> Vec<Li
         }
         let listen = v.socket(&format!("{k}.listen"), &lf.listen);
         if let Some(listen) = listen {
-            if seen.insert(listen, i).is_some() || listen == admin {
+            // Port 0 asks the kernel for any free port: never a clash.
+            if listen.port() != 0 && (seen.insert(listen, i).is_some() || listen == admin) {
                 v.err(
                     &format!("{k}.listen"),
                     span(&lf.listen),

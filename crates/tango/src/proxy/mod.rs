@@ -7,6 +7,7 @@
 
 pub(crate) mod body;
 pub(crate) mod error;
+mod framing;
 pub(crate) mod headers;
 pub(crate) mod service;
 
@@ -32,6 +33,8 @@ pub(crate) struct Shutdown {
     tx: Arc<watch::Sender<bool>>,
     /// Connections still open, across all listeners.
     pub(crate) open: Arc<AtomicUsize>,
+    /// Woken each time a connection closes, so a drain can recount.
+    closed: Arc<tokio::sync::Notify>,
 }
 
 impl Shutdown {
@@ -39,6 +42,7 @@ impl Shutdown {
         Self {
             tx: Arc::new(watch::channel(false).0),
             open: Arc::new(AtomicUsize::new(0)),
+            closed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -58,15 +62,13 @@ impl Shutdown {
     /// were still open.
     pub(crate) async fn drained(&self, grace: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + grace;
-        let mut rx = self.subscribe();
         loop {
+            let notified = self.closed.notified();
             let n = self.open.load(Relaxed);
             if n == 0 || tokio::time::Instant::now() >= deadline {
                 return n;
             }
-            // Connections decrement `open` and then nudge the channel; poll at a short
-            // period as well so a lost nudge cannot stall the drain.
-            let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
+            let _ = tokio::time::timeout_at(deadline, notified).await;
         }
     }
 }
@@ -205,7 +207,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 }
             },
             _ = stop.changed() => break,
-            _ = shutdown.changed() => break,
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
         };
         let snap = ctx.rt.current();
         let Some(lcfg) = snap
@@ -235,8 +237,9 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,
             };
+            let guard = |io| framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192));
             match &ctx.tls {
-                None => serve(stream, conn, &lcfg, &ctx.shutdown, false).await,
+                None => serve(guard(stream), conn, &lcfg, &ctx.shutdown, false).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(lcfg.header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
@@ -250,7 +253,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             }
             ctx.active.fetch_sub(1, Relaxed);
             ctx.shutdown.open.fetch_sub(1, Relaxed);
-            ctx.shutdown.tx.send_modify(|_| {});
+            ctx.shutdown.closed.notify_waiters();
         });
     }
     tracing::debug!(listener = %ctx.name, "accept loop stopped");

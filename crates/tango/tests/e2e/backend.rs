@@ -1,0 +1,200 @@
+//! A real HTTP/1.1 backend on loopback, port 0, whose behaviour tests can change:
+//!   /            its name
+//!   /headers     the request headers as JSON
+//!   /sink        reads the body, answers with its length
+//!   /source?n=N  streams N bytes
+//!   /slow?ms=M   waits M ms, then its name
+//!   /health      `health_status`
+//!   /ws          WebSocket echo
+//! Any path answers `fail_status` instead when that is non-zero.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub hits: AtomicU64,
+    pub health_hits: AtomicU64,
+    pub fail_status: AtomicU16,
+    pub health_status: AtomicU16,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        state.health_status.store(200, Relaxed);
+        let st = state.clone();
+        let n = name.to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                let n = n.clone();
+                tokio::spawn(async move {
+                    let svc =
+                        hyper::service::service_fn(move |req| handle(req, n.clone(), st.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Backend {
+            name: name.to_string(),
+            addr,
+            state,
+            task,
+        }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.state.hits.load(Relaxed)
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into()).boxed()
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}="))?.parse().ok())
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    name: String,
+    st: Arc<State>,
+) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/health" {
+        st.health_hits.fetch_add(1, Relaxed);
+        let mut r = Response::new(full("health\n"));
+        *r.status_mut() = http::StatusCode::from_u16(st.health_status.load(Relaxed)).unwrap();
+        return Ok(r);
+    }
+    st.hits.fetch_add(1, Relaxed);
+    let fail = st.fail_status.load(Relaxed);
+    if fail != 0 {
+        let mut r = Response::new(full(format!("{name} failing\n")));
+        *r.status_mut() = http::StatusCode::from_u16(fail).unwrap();
+        return Ok(r);
+    }
+    let r = match req.uri().path() {
+        "/headers" => {
+            let map: serde_json::Map<String, serde_json::Value> = req
+                .headers()
+                .keys()
+                .map(|k| {
+                    let all: Vec<String> = req
+                        .headers()
+                        .get_all(k)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect();
+                    (
+                        k.as_str().to_string(),
+                        serde_json::Value::String(all.join(", ")),
+                    )
+                })
+                .collect();
+            Response::new(full(serde_json::Value::Object(map).to_string()))
+        }
+        "/sink" => {
+            let mut body = req.into_body();
+            let mut n = 0u64;
+            while let Some(f) = body.frame().await {
+                match f {
+                    Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+                    Err(_) => break,
+                }
+            }
+            Response::new(full(n.to_string()))
+        }
+        "/source" => {
+            let n = query(&req, "n").unwrap_or(0);
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream = futures_util::stream::unfold(n, move |left| {
+                let chunk = chunk.clone();
+                async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let take = left.min(chunk.len() as u64);
+                    Some((
+                        Ok::<_, Infallible>(Frame::data(chunk.slice(..take as usize))),
+                        left - take,
+                    ))
+                }
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(stream)))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query(&req, "ms").unwrap_or(1000))).await;
+            Response::new(full(format!("{name}\n")))
+        }
+        "/ws" => {
+            let key = req.headers().get("sec-websocket-key").cloned();
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(up) = on.await else { return };
+                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    TokioIo::new(up),
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    None,
+                )
+                .await;
+                let (mut tx, mut rx) = ws.split();
+                while let Some(Ok(m)) = rx.next().await {
+                    if m.is_text() || m.is_binary() {
+                        if tx.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                key.as_ref().map(|k| k.as_bytes()).unwrap_or(b""),
+            );
+            Response::builder()
+                .status(101)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .header("sec-websocket-accept", accept)
+                .body(full(Bytes::new()))
+                .unwrap()
+        }
+        _ => Response::new(full(format!("{name}\n"))),
+    };
+    Ok(r)
+}

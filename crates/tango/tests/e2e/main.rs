@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `tango` binary, real backends, real sockets on loopback.
+//! One test binary (areas as modules) so the suite links once.
+#![allow(unreachable_pub)]
+
+mod backend;
+mod support;
+
+mod balancing;
+mod check_cli;
+mod failures;
+mod framing;
+mod lifecycle;
+mod protocols;
+mod reload;

@@ -1,0 +1,106 @@
+//! Hot reload: under load nothing fails; an invalid file changes nothing.
+
+use crate::backend::Backend;
+use crate::support::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_reloads_under_load_fail_no_request() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let cfg = |wa: u32, wb: u32| config("", &[("a", a.addr, wa), ("b", b.addr, wb)]);
+    let t = Tango::start(&cfg(1, 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = t.url("/");
+        load.push(tokio::spawn(async move {
+            let c = client();
+            // Bounded: stops when the reloads are done, or after 100,000 requests.
+            for _ in 0..100_000 {
+                if stop.load(Relaxed) {
+                    break;
+                }
+                let (s, _) = get(&c, &url).await;
+                if s == 200 {
+                    ok.fetch_add(1, Relaxed);
+                } else {
+                    failed.fetch_add(1, Relaxed);
+                }
+            }
+        }));
+    }
+    for i in 0..200u32 {
+        t.write_config(&cfg(1 + i % 3, 1 + (i + 1) % 4));
+        let (s, v) = admin_post(&t, "/api/v1/reload").await;
+        assert_eq!(s, 200, "reload {i}: {v}");
+        assert_eq!(v["generation"], u64::from(i) + 2);
+    }
+    stop.store(true, Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert_eq!(failed.load(Relaxed), 0, "requests failed during reloads");
+    assert!(ok.load(Relaxed) > 200, "the load ran: {}", ok.load(Relaxed));
+    let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
+    assert!(
+        metrics.contains("tango_config_reloads_total{result=\"applied\"} 200"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tango_config_generation 201"), "{metrics}");
+}
+
+#[tokio::test]
+async fn invalid_reload_keeps_the_old_config_and_returns_its_errors() {
+    let a = Backend::start("a").await;
+    let mut t = Tango::start(&config("", &[("a", a.addr, 1)]));
+    t.write_config("[[listener]]\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"p\"\npolicy = \"nope\"\n[[pool.backend]]\naddress = \"no-port\"\n");
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["result"], "rejected");
+    assert_eq!(v["generation"], 1);
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains("unknown value `nope`") && errors.contains("not a host:port"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("tango.toml:5:10"),
+        "errors carry line:col: {errors}"
+    );
+    let (code, body) = get(&client(), &t.url("/")).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "a\n"),
+        "the old config keeps serving"
+    );
+    let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
+    assert!(
+        metrics.contains("tango_config_reloads_total{result=\"rejected\"} 1"),
+        "{metrics}"
+    );
+
+    // SIGHUP reloads too.
+    let b = Backend::start("b").await;
+    t.write_config(&config("", &[("b", b.addr, 1)]));
+    t.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Ok(Some(st)) = t.child.try_wait() {
+            panic!("tango exited on SIGHUP ({st:?}):\n{}", t.log());
+        }
+        if admin_get(&t, "/api/v1/status").await["generation"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(&client(), &t.url("/")).await.1, "b\n");
+}
