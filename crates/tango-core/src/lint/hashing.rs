@@ -93,10 +93,12 @@ pub(super) fn check(cx: &mut Cx<'_>) {
         }
         if pool.policy == PolicyKind::RingHash {
             let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
-            let r = ring::expected_max_ratio(&weights, pool.ring_points);
+            // The ring may place more points than configured (a floor on the ring size).
+            let per_unit = |rp: u32| crate::policy::ring_points_per_unit(&weights, rp);
+            let r = ring::expected_max_ratio(&weights, per_unit(pool.ring_points));
             if r > RING_LIMIT {
                 let span = pf.ring_points.as_ref().map(sp).or(pool.policy_span);
-                let hint = match ring::points_needed(&weights, RING_LIMIT) {
+                let hint = match ring::points_needed(&weights, RING_LIMIT, per_unit) {
                     Some(p) => format!("set ring_points = {p} or more"),
                     None => "even ring_points = 10000 is not enough at these weights: use maglev, or scale the weights up".to_string(),
                 };

@@ -15,6 +15,7 @@ pub mod report;
 mod ring;
 mod routes;
 pub mod rules;
+mod split;
 mod timeouts;
 mod weights;
 
@@ -53,6 +54,7 @@ pub fn lint(loaded: &Loaded) -> Lint {
     hashing::check(&mut cx);
     timeouts::check(&mut cx);
     routes::check(&mut cx);
+    split::check(&mut cx);
     apply_allows(cx)
 }
 

@@ -10,11 +10,11 @@
 /// Expected max over backends of (owned share / weight share), for a ring with
 /// `points_per_weight` points per unit of weight. Backends of weight 0 own nothing and
 /// are ignored.
-pub(super) fn expected_max_ratio(weights: &[u32], points_per_weight: u32) -> f64 {
+pub(super) fn expected_max_ratio(weights: &[u32], points_per_weight: u64) -> f64 {
     let ks: Vec<f64> = weights
         .iter()
         .filter(|&&w| w > 0)
-        .map(|&w| f64::from(w) * f64::from(points_per_weight))
+        .map(|&w| f64::from(w) * points_per_weight as f64)
         .collect();
     if ks.len() < 2 {
         return 1.0;
@@ -38,15 +38,21 @@ pub(super) fn expected_max_ratio(weights: &[u32], points_per_weight: u32) -> f64
 }
 
 /// Smallest ring_points (within validation's 1..=10000) whose expected max ratio is at
-/// most `limit`, or `None` when even the largest is not enough.
-pub(super) fn points_needed(weights: &[u32], limit: f64) -> Option<u32> {
-    if expected_max_ratio(weights, 10_000) > limit {
+/// most `limit`, or `None` when even the largest is not enough. `per_unit` maps the
+/// configured ring_points to the points per unit of weight the ring really places.
+pub(super) fn points_needed(
+    weights: &[u32],
+    limit: f64,
+    per_unit: impl Fn(u32) -> u64,
+) -> Option<u32> {
+    let ratio = |rp: u32| expected_max_ratio(weights, per_unit(rp));
+    if ratio(10_000) > limit {
         return None;
     }
     let (mut lo, mut hi) = (1u32, 10_000u32);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if expected_max_ratio(weights, mid) <= limit {
+        if ratio(mid) <= limit {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -97,9 +103,9 @@ mod tests {
 
     #[test]
     fn points_needed_meets_the_limit() {
-        let p = points_needed(&[1; 10], 1.10).unwrap();
-        assert!(expected_max_ratio(&[1; 10], p) <= 1.10);
-        assert!(expected_max_ratio(&[1; 10], p - 1) > 1.10);
+        let p = points_needed(&[1; 10], 1.10, u64::from).unwrap();
+        assert!(expected_max_ratio(&[1; 10], u64::from(p)) <= 1.10);
+        assert!(expected_max_ratio(&[1; 10], u64::from(p) - 1) > 1.10);
         assert!((150..260).contains(&p), "{p}");
     }
 }

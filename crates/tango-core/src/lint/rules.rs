@@ -130,7 +130,7 @@ rule!(UNROUTED_POOL, "TNG019", "unrouted-pool", Warning,
     "The pool gets no traffic; usually a route names the wrong pool, and the traffic meant for this one goes elsewhere.",
     "Add a [[route]] to the pool, fix the route that should name it, or remove the pool.");
 rule!(SPLIT_DEVIATES, "TNG020", "split-deviates", Warning,
-    "The key-space split the hash ring or table gives deviates from the weights by more than 10%.",
+    "The exact key-space split of the built hash ring or table deviates from the weights by more than 10%.",
     "For hashing pools the share each backend receives is the key space it owns, not its weight; a deviation is a standing imbalance.",
     "Raise ring_points (ring_hash), or check the weights.");
 rule!(UNKNOWN_ALLOW, "TNG021", "unknown-allow", Warning,

@@ -11,6 +11,7 @@ mod hashing;
 mod health;
 mod reports;
 mod routes;
+mod split;
 mod timeouts;
 mod weights;
 
