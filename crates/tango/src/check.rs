@@ -1,11 +1,13 @@
-//! `tango check`: validation and the configuration checklist.
+//! `tango check`: validation and the configuration checklist (lint).
 //!
-//! Exit codes: 0 clean; 1 invalid (or warnings with `--deny-warnings`); 2 unreadable or
-//! not TOML at all.
+//! Exit codes: 0 clean; 1 invalid, or lint errors (warnings too with
+//! `--deny-warnings`); 2 unreadable, or not TOML at all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::config::{self, LoadError};
+use tango_core::diag::{Diagnostic, Source};
+use tango_core::lint::{self, report, Allowed};
 
 #[derive(clap::Args)]
 pub(crate) struct CheckArgs {
@@ -26,24 +28,30 @@ enum Format {
     Sarif,
 }
 
+fn print(format: Format, source: &Source, diags: &[Diagnostic], allowed: &[Allowed]) {
+    match format {
+        Format::Human => print!("{}", report::human(source, diags, allowed)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(source, diags, allowed)).unwrap_or_default()),
+        Format::Sarif => println!("{}", report::sarif(source, diags, allowed)),
+    }
+}
+
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
     match config::load(&args.file) {
         Err(LoadError::Unreadable { path, error }) => {
             eprintln!("error: cannot read {path}: {error}");
-            ExitCode::from(2)
+            ExitCode::from(report::EXIT_UNREADABLE as u8)
         }
         Err(e) => {
-            let syntax = e
-                .source()
-                .map(|s| s.text.parse::<toml::Table>().is_err())
-                .unwrap_or(false);
-            print!("{}", e.render());
-            ExitCode::from(if syntax { 2 } else { 1 })
+            let Some(source) = e.source() else { return ExitCode::from(report::EXIT_UNREADABLE as u8) };
+            print(args.format, source, e.diagnostics(), &[]);
+            let not_toml = source.text.parse::<toml::Table>().is_err();
+            ExitCode::from(if not_toml { report::EXIT_UNREADABLE } else { report::EXIT_PROBLEMS } as u8)
         }
         Ok(loaded) => {
-            let _ = (args.format, args.deny_warnings);
-            println!("{}: ok", loaded.source.name);
-            ExitCode::SUCCESS
+            let l = lint::lint(&loaded);
+            print(args.format, &loaded.source, &l.problems, &l.allowed);
+            ExitCode::from(report::exit_code(&l.problems, args.deny_warnings) as u8)
         }
     }
 }

@@ -103,7 +103,6 @@ impl<I> FramingGuard<I> {
                 | State::Chunked(Chunk::Size)
                 | State::Chunked(Chunk::Trailers) => {
                     self.pending.extend_from_slice(data);
-                    data = &[];
                     if !self.judge_pending() {
                         return;
                     }

@@ -45,7 +45,7 @@ weight = 20000
     ] {
         assert!(out.contains(at), "missing {at} in:\n{out}");
     }
-    assert!(out.contains("6 problem(s) found"), "{out}");
+    assert!(out.contains("6 errors"), "{out}");
 }
 
 #[test]
