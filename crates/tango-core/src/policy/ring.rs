@@ -2,14 +2,18 @@
 //! points at hashes of its address and the point index; a key belongs to the first point
 //! at or after its hash, wrapping at the top.
 //!
-//! The point count is raised so the whole ring has at least `MIN_RING_POINTS`: a backend's
-//! share of the key space deviates from its weight share by about sqrt(p(1-p)/points), so
-//! a two-backend pool at 160 points each would be off by ~3 points (one standard deviation).
-//! It is capped at `MAX_RING_POINTS` to bound memory (12 bytes a point) and build time.
+//! A backend's points depend on its own address and weight only, so adding or removing
+//! a backend moves only the keys of the arcs it gains or loses. The key-space share of a
+//! backend deviates from its weight share by about sqrt(p(1-p)/points in the ring): with
+//! 160 points per unit, pools of 50-100 equal backends see the largest backend at 1.2x the
+//! mean; 1024 brings that to about 1.08x (`measure_max_over_mean` prints the table).
+//! Very large weight sums are scaled down to `MAX_RING_POINTS` (12 bytes a point).
 
 use super::hash::{hash_bytes, mix2};
 
-pub const MIN_RING_POINTS: u64 = 8_192;
+/// The default of `ring_points`: the smallest power of two keeping ten equal backends'
+/// largest key share within 1.10x the mean over every address set tested (1.065x worst).
+pub const DEFAULT_RING_POINTS: u32 = 1024;
 pub const MAX_RING_POINTS: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
@@ -71,15 +75,12 @@ impl Ring {
     }
 }
 
-/// Points per unit of weight: at least `ring_points`, raised so the ring has
-/// `MIN_RING_POINTS`, lowered (not below 1) so it stays within `MAX_RING_POINTS`.
+/// Points per unit of weight: `ring_points`, lowered (not below 1) so the ring stays
+/// within `MAX_RING_POINTS`.
 pub fn points_per_unit(weights: &[u32], ring_points: u32) -> u64 {
     let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-    if total == 0 {
-        return 0;
-    }
-    let per = u64::from(ring_points.max(1)).max(MIN_RING_POINTS.div_ceil(total));
-    if per * total > MAX_RING_POINTS {
+    let per = u64::from(ring_points.max(1));
+    if total > 0 && per * total > MAX_RING_POINTS {
         (MAX_RING_POINTS / total).max(1)
     } else {
         per
@@ -100,11 +101,10 @@ mod tests {
 
     #[test]
     fn default_points_keep_ten_equal_backends_within_ten_percent() {
-        // 160 points per weight unit is the configuration default; the ring floor raises
-        // a 10-backend ring to 820 points each. Checked over 20 different address sets.
+        // Checked over 20 address sets; 160 points (ketama's count) fails this at 1.18x.
         for salt in 0..20 {
             let a: Vec<String> = (0..10).map(|i| format!("10.{salt}.0.{i}:8080")).collect();
-            let ring = Ring::new(&refs(&a), &[1; 10], 160);
+            let ring = Ring::new(&refs(&a), &[1; 10], DEFAULT_RING_POINTS);
             let max = ring.ownership(10).iter().cloned().fold(0.0, f64::max);
             assert!(max * 10.0 <= 1.10, "set {salt}: max/mean {}", max * 10.0);
         }
@@ -162,10 +162,9 @@ mod tests {
     }
 
     #[test]
-    fn ring_size_is_bounded_both_ways() {
-        assert_eq!(points_per_unit(&[1, 1], 160), 4096);
-        assert_eq!(points_per_unit(&[1; 100], 160), 160);
+    fn ring_size_is_capped() {
+        assert_eq!(points_per_unit(&[1, 1], 160), 160);
         assert_eq!(points_per_unit(&[10_000; 200], 160), 1);
-        assert_eq!(points_per_unit(&[0, 0], 160), 0);
+        assert_eq!(points_per_unit(&[100; 100], 1024), 104);
     }
 }

@@ -32,14 +32,14 @@ pub(super) fn selector_with(
         &specs,
         Params {
             kind,
-            ring_points: 160,
+            ring_points: DEFAULT_RING_POINTS,
             on_missing,
             max_load_factor,
         },
     )
 }
 
-const ALL: [PolicyKind; 6] = [
+pub(super) const ALL: [PolicyKind; 6] = [
     PolicyKind::RoundRobin,
     PolicyKind::Random,
     PolicyKind::LeastRequest,
