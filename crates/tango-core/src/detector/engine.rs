@@ -1,7 +1,6 @@
 //! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
 
 use super::cusum::Cusum;
-use super::outliers::{self, Comparison};
 use super::window::{Sample, Windows};
 use super::{
     AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
@@ -11,31 +10,31 @@ use super::{
 /// The skew detector of one pool. Feed it one [`PoolTick`] per tick.
 #[derive(Debug, Clone)]
 pub struct PoolDetector {
-    pool: String,
-    cfg: DetectorConfig,
-    backends: Vec<BackendState>,
+    pub(super) pool: String,
+    pub(super) cfg: DetectorConfig,
+    pub(super) backends: Vec<BackendState>,
     phi_raw: f64,
-    phi: f64,
-    tick: u64,
+    pub(super) phi: f64,
+    pub(super) tick: u64,
 }
 
 #[derive(Debug, Clone)]
-struct BackendState {
-    name: String,
+pub(super) struct BackendState {
+    pub(super) name: String,
     last_requests: Option<u64>,
     last_errors: Option<u64>,
-    windows: Windows,
+    pub(super) windows: Windows,
     over: Cusum,
     under: Cusum,
-    pending: [u32; 4],
-    pending_since: [u64; 4],
+    pub(super) pending: [u32; 4],
+    pub(super) pending_since: [u64; 4],
     /// Consecutive ticks each window has met the share condition, per direction.
     win_pending: [Vec<u32>; 2],
-    resolving: [u32; 4],
-    active: [Option<Evidence>; 4],
+    pub(super) resolving: [u32; 4],
+    pub(super) active: [Option<Evidence>; 4],
     /// Tick of the last resolution per kind: a window reaching back before it may not
     /// refire, or every resolution would be followed by a refire from stale ticks.
-    resolved_tick: [Option<u64>; 4],
+    pub(super) resolved_tick: [Option<u64>; 4],
 }
 
 impl BackendState {
@@ -399,7 +398,7 @@ impl PoolDetector {
         }
     }
 
-    fn count_resolve(
+    pub(super) fn count_resolve(
         &mut self,
         i: usize,
         kind: AlertKind,
@@ -430,109 +429,6 @@ impl PoolDetector {
             evidence,
             resolved_ms: now,
         })
-    }
-
-    fn step_outliers(&mut self, now: u64, events: &mut Vec<AlertEvent>) {
-        let n_windows = self.cfg.windows.len();
-        let mut pool = vec![Sample::default(); n_windows];
-        let mut any_latency = false;
-        for st in &self.backends {
-            for (j, (_, s)) in st.windows.iter().enumerate() {
-                pool[j].n += s.n;
-                pool[j].errors += s.errors;
-                any_latency |= s.lat_count > 0;
-            }
-        }
-        for i in 0..self.backends.len() {
-            // Per window: (ticks, comparison) for errors and latency.
-            let mut errs: Vec<(u32, Comparison, bool)> = Vec::new();
-            let mut lats: Vec<(u32, Comparison, bool)> = Vec::new();
-            for (j, (len, mine)) in self.backends[i].windows.iter().enumerate() {
-                if let Some(c) = outliers::errors(&self.cfg, mine, &pool[j]) {
-                    errs.push((len, c, outliers::errors_fire(&self.cfg, mine, &c)));
-                }
-                if any_latency {
-                    let others: Vec<f64> = self
-                        .backends
-                        .iter()
-                        .enumerate()
-                        .filter(|(o, _)| *o != i)
-                        .filter_map(|(_, b)| b.windows.iter().nth(j).map(|(_, s)| *s))
-                        .filter(|s| s.lat_count >= self.cfg.latency_min_samples)
-                        .filter_map(|s| s.latency_ms())
-                        .collect();
-                    if let Some(c) = outliers::latency(&self.cfg, mine, &others) {
-                        lats.push((len, c, outliers::latency_fire(&self.cfg, &c)));
-                    }
-                }
-            }
-            for (kind, list) in [(AlertKind::Errors, errs), (AlertKind::Latency, lats)] {
-                if let Some(ev) = self.step_outlier(i, kind, &list, now) {
-                    events.push(ev);
-                }
-            }
-        }
-    }
-
-    fn step_outlier(
-        &mut self,
-        i: usize,
-        kind: AlertKind,
-        list: &[(u32, Comparison, bool)],
-        now: u64,
-    ) -> Option<AlertEvent> {
-        let k = kind.index();
-        if self.backends[i].active[k].is_some() {
-            let done = match list.first() {
-                None => true,
-                Some((_, c, _)) => match kind {
-                    AlertKind::Errors => outliers::errors_resolved(&self.cfg, c),
-                    _ => outliers::latency_resolved(&self.cfg, c),
-                },
-            };
-            return self.count_resolve(i, kind, done, now);
-        }
-        let since = self.backends[i].resolved_tick[k].map(|t| self.tick - t);
-        let hit = list
-            .iter()
-            .filter(|(len, _, fire)| *fire && since.is_none_or(|t| u64::from(*len) <= t))
-            .max_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio))
-            .copied();
-        let st = &mut self.backends[i];
-        let Some((len, c, _)) = hit else {
-            st.pending[k] = 0;
-            return None;
-        };
-        st.pending[k] += 1;
-        if st.pending[k] == 1 {
-            st.pending_since[k] = now;
-        }
-        if st.pending[k] < self.cfg.hold_ticks {
-            return None;
-        }
-        let tick_ms = self.cfg.tick_ms;
-        let ev = Evidence {
-            pool: self.pool.clone(),
-            backend: st.name.clone(),
-            kind,
-            basis: Basis::Effective,
-            observed: c.observed,
-            expected: c.expected,
-            ratio: c.ratio,
-            z: c.z,
-            window_ms: u64::from(len) * tick_ms,
-            requests: c.requests,
-            pool_requests: 0,
-            phi: self.phi,
-            onset_ms: st.pending_since[k].saturating_sub(tick_ms),
-            at_ms: now,
-            cause: Cause::Unknown,
-            detail: None,
-        };
-        st.active[k] = Some(ev.clone());
-        st.pending[k] = 0;
-        st.resolving[k] = 0;
-        Some(AlertEvent::Fired(ev))
     }
 
     /// Pearson dispersion over the `phi_window`, learned only while nothing is pending or

@@ -5,8 +5,9 @@
 //! samples on each side, and an absolute floor (5% errors, 10 ms), so a backend at 0.2%
 //! errors beside others at 0% does not fire.
 
+use super::engine::PoolDetector;
 use super::window::Sample;
-use super::DetectorConfig;
+use super::{AlertEvent, AlertKind, Basis, Cause, DetectorConfig, Evidence};
 
 /// A computed comparison, whether or not it fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,6 +83,112 @@ fn median(xs: &[f64]) -> f64 {
         v[m]
     } else {
         (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+impl PoolDetector {
+    /// Latency and error outliers of every backend for this tick.
+    pub(super) fn step_outliers(&mut self, now: u64, events: &mut Vec<AlertEvent>) {
+        let n_windows = self.cfg.windows.len();
+        let mut pool = vec![Sample::default(); n_windows];
+        let mut any_latency = false;
+        for st in &self.backends {
+            for (j, (_, s)) in st.windows.iter().enumerate() {
+                pool[j].n += s.n;
+                pool[j].errors += s.errors;
+                any_latency |= s.lat_count > 0;
+            }
+        }
+        for i in 0..self.backends.len() {
+            // Per window: (ticks, comparison) for errors and latency.
+            let mut errs: Vec<(u32, Comparison, bool)> = Vec::new();
+            let mut lats: Vec<(u32, Comparison, bool)> = Vec::new();
+            for (j, (len, mine)) in self.backends[i].windows.iter().enumerate() {
+                if let Some(c) = errors(&self.cfg, mine, &pool[j]) {
+                    errs.push((len, c, errors_fire(&self.cfg, mine, &c)));
+                }
+                if any_latency {
+                    let others: Vec<f64> = self
+                        .backends
+                        .iter()
+                        .enumerate()
+                        .filter(|(o, _)| *o != i)
+                        .filter_map(|(_, b)| b.windows.iter().nth(j).map(|(_, s)| *s))
+                        .filter(|s| s.lat_count >= self.cfg.latency_min_samples)
+                        .filter_map(|s| s.latency_ms())
+                        .collect();
+                    if let Some(c) = latency(&self.cfg, mine, &others) {
+                        lats.push((len, c, latency_fire(&self.cfg, &c)));
+                    }
+                }
+            }
+            for (kind, list) in [(AlertKind::Errors, errs), (AlertKind::Latency, lats)] {
+                if let Some(ev) = self.step_outlier(i, kind, &list, now) {
+                    events.push(ev);
+                }
+            }
+        }
+    }
+
+    fn step_outlier(
+        &mut self,
+        i: usize,
+        kind: AlertKind,
+        list: &[(u32, Comparison, bool)],
+        now: u64,
+    ) -> Option<AlertEvent> {
+        let k = kind.index();
+        if self.backends[i].active[k].is_some() {
+            let done = match list.first() {
+                None => true,
+                Some((_, c, _)) => match kind {
+                    AlertKind::Errors => errors_resolved(&self.cfg, c),
+                    _ => latency_resolved(&self.cfg, c),
+                },
+            };
+            return self.count_resolve(i, kind, done, now);
+        }
+        let since = self.backends[i].resolved_tick[k].map(|t| self.tick - t);
+        let hit = list
+            .iter()
+            .filter(|(len, _, fire)| *fire && since.is_none_or(|t| u64::from(*len) <= t))
+            .max_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio))
+            .copied();
+        let st = &mut self.backends[i];
+        let Some((len, c, _)) = hit else {
+            st.pending[k] = 0;
+            return None;
+        };
+        st.pending[k] += 1;
+        if st.pending[k] == 1 {
+            st.pending_since[k] = now;
+        }
+        if st.pending[k] < self.cfg.hold_ticks {
+            return None;
+        }
+        let tick_ms = self.cfg.tick_ms;
+        let ev = Evidence {
+            pool: self.pool.clone(),
+            backend: st.name.clone(),
+            kind,
+            basis: Basis::Effective,
+            observed: c.observed,
+            expected: c.expected,
+            ratio: c.ratio,
+            z: c.z,
+            window_ms: u64::from(len) * tick_ms,
+            requests: c.requests,
+            pool_requests: 0,
+            phi: self.phi,
+            onset_ms: st.pending_since[k].saturating_sub(tick_ms),
+            at_ms: now,
+            cause: Cause::Unknown,
+            detail: None,
+        };
+        st.active[k] = Some(ev.clone());
+        st.pending[k] = 0;
+        st.resolving[k] = 0;
+        Some(AlertEvent::Fired(ev))
     }
 }
 
