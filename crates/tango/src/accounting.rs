@@ -7,6 +7,7 @@ use crate::stats::class_index;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use tango_core::journal::EventKind;
 use tango_core::outlier::{Event, Outcome};
 
 /// Record one try at backend `i`: `status` is `None` when no response came.
@@ -88,8 +89,27 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event]) {
     }
 }
 
+/// Ejections and returns go to the journal: they explain traffic moving.
+fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
+    for ev in events {
+        match ev {
+            Event::Ejected { backend, consecutive, times_ejected, .. } => {
+                journal.record(EventKind::Ejected {
+                    pool: pool.cfg.name.clone(),
+                    backend: pool.cfg.backends[*backend].name.clone(),
+                    reason: format!("{consecutive} consecutive failures (ejection #{times_ejected})"),
+                });
+            }
+            Event::Returned { backend } => {
+                journal.record(EventKind::Returned { pool: pool.cfg.name.clone(), backend: pool.cfg.backends[*backend].name.clone() });
+            }
+            Event::EjectionCapped { .. } => {}
+        }
+    }
+}
+
 /// Periodic upkeep: return ejected backends on time, drop stale idle connections.
-pub(crate) async fn sweep_idle(rt: Arc<Runtime>) {
+pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
@@ -108,7 +128,10 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>) {
                 }
             };
             apply_events(pool, &events);
-            crate::keys::update_panic(pool);
+            journal_events(&journal, pool, &events);
+            if let Some(entered) = crate::keys::update_panic(pool) {
+                journal.record(EventKind::PanicMode { pool: pool.cfg.name.clone(), entered });
+            }
             for b in &pool.backends {
                 b.conns.sweep(pool.cfg.idle_timeout);
             }

@@ -5,7 +5,7 @@
 
 use crate::proxy::Shutdown;
 use crate::server::{Control, ReloadSource};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,13 +24,14 @@ pub(crate) async fn serve(
     control: Arc<Control>,
     shutdown: Shutdown,
 ) {
-    let registry = Arc::new(crate::metrics::registry(
-        control.rt.clone(),
-        control.reloads.clone(),
-    ));
+    let registry = Arc::new(crate::metrics::registry(control.rt.clone(), control.reloads.clone(), control.watch.clone()));
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/journal", get(journal))
+        .route("/api/v1/traffic", get(traffic))
+        .route("/api/v1/config", get(live_config))
         .route("/api/v1/reload", post(reload))
         .with_state(AppState { control, registry });
     let mut stop = shutdown.subscribe_public();
@@ -91,6 +92,48 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Active alerts and recent ones, newest first, each with its evidence and suspected cause.
+async fn alerts(State(s): State<AppState>) -> Response {
+    let all: Vec<_> = s.control.watch.alerts.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().cloned().collect();
+    let active: Vec<_> = all.iter().filter(|a| a.active).cloned().collect();
+    Json(json!({"active": active, "recent": all})).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct Range {
+    from_ms: Option<u64>,
+    to_ms: Option<u64>,
+}
+
+/// Journal events kept in memory, oldest first, optionally within a time range.
+async fn journal(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    let events: Vec<_> = s
+        .control
+        .journal
+        .recent()
+        .into_iter()
+        .filter(|e| e.ts_ms >= r.from_ms.unwrap_or(0) && e.ts_ms <= r.to_ms.unwrap_or(u64::MAX))
+        .collect();
+    Json(json!({"events": events})).into_response()
+}
+
+/// Requests and errors summed over a time range (the last six hours are kept).
+async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    let t = s.control.watch.traffic.lock().unwrap_or_else(|p| p.into_inner());
+    let (lo, hi) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(u64::MAX));
+    let points: Vec<_> = t.iter().filter(|p| p.ts_ms >= lo && p.ts_ms <= hi).collect();
+    let requests: u64 = points.iter().map(|p| p.requests).sum();
+    let errors: u64 = points.iter().map(|p| p.errors).sum();
+    let covered = t.front().map(|p| p.ts_ms <= lo).unwrap_or(false);
+    Json(json!({"requests": requests, "errors": errors, "complete": covered || lo == 0})).into_response()
+}
+
+/// The text of the configuration in force.
+async fn live_config(State(s): State<AppState>) -> Response {
+    let text = s.control.live_text.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    ([(header::CONTENT_TYPE, "application/toml; charset=utf-8")], text).into_response()
 }
 
 async fn status(State(s): State<AppState>) -> Response {

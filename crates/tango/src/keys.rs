@@ -124,6 +124,13 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
     pool.selector.pick(key, &env)
 }
 
+/// Where a key would go now (for naming the backend a hot key lands on).
+pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64) -> Pick {
+    let tried = Tried::default();
+    let env = Env { pool, tried: &tried, now_ms: 0, now_ns: 0, panic: pool.shared.panic.load(Relaxed) };
+    pool.selector.pick(Some(key), &env)
+}
+
 /// Configured weight x eligible x slow start, as exported and used by the watch.
 pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
     let b = &pool.backends[i];
@@ -134,8 +141,9 @@ pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64
     f64::from(pool.cfg.backends[i].weight) * slow_start(pool, i, now_ms)
 }
 
-/// Recompute whether the pool is in panic mode (too few eligible backends).
-pub(crate) fn update_panic(pool: &PoolRuntime) {
+/// Recompute whether the pool is in panic mode (too few eligible backends). Returns
+/// `Some(entered)` when that changed.
+pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
     let healthy: Vec<bool> = pool
         .backends
         .iter()
@@ -154,5 +162,7 @@ pub(crate) fn update_panic(pool: &PoolRuntime) {
         } else {
             tracing::info!(pool = %pool.cfg.name, "panic mode over");
         }
+        return Some(e.panic);
     }
+    None
 }

@@ -5,6 +5,8 @@ mod admin;
 mod check;
 mod ctl;
 mod demo;
+mod health;
+mod journal;
 mod keys;
 mod logging;
 mod metrics;
@@ -15,6 +17,7 @@ mod server;
 mod stats;
 mod tls;
 mod upstream;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,6 +46,10 @@ enum Cmd {
     Status(ctl::CtlArgs),
     /// Ask a running instance to re-read its configuration.
     Reload(ctl::CtlArgs),
+    /// The journal as a time-ordered list: changes, health, ejections, alerts.
+    Timeline(ctl::SourceArgs),
+    /// A Markdown post-incident review draft for a period, from the journal.
+    Postmortem(ctl::PostmortemArgs),
     /// A self-contained demo: demo backends, tango in front, and traffic.
     Demo(demo::DemoArgs),
     /// Run one demo backend that answers with its name.
@@ -70,6 +77,12 @@ fn main() -> ExitCode {
         }
         Cmd::Reload(args) => {
             runtime_for(Some(1)).block_on(async move { exit(ctl::reload(args).await) })
+        }
+        Cmd::Timeline(args) => {
+            runtime_for(Some(1)).block_on(async move { exit(ctl::timeline(args).await) })
+        }
+        Cmd::Postmortem(args) => {
+            runtime_for(Some(1)).block_on(async move { exit(ctl::postmortem(args).await) })
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use crate::runtime::Runtime;
 use crate::server::ReloadStats;
+use crate::watch::WatchState;
+use tango_core::detector::AlertKind;
 use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -17,6 +19,7 @@ use std::sync::Arc;
 struct TangoCollector {
     rt: Arc<Runtime>,
     reloads: Arc<ReloadStats>,
+    watch: Arc<WatchState>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -169,14 +172,44 @@ impl Collector for TangoCollector {
                     .encode(m.encode_family(&vec![("result", result.to_string())])?)?;
             }
         }
-        Ok(())
+        self.encode_watch(&mut enc)
+    }
+}
+
+impl TangoCollector {
+    /// What the watch computed at its last tick.
+    fn encode_watch(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let (mut observed, mut expected, mut skew) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let pools = self.watch.pools.lock().unwrap_or_else(|p| p.into_inner());
+            let mut names: Vec<&String> = pools.keys().collect();
+            names.sort();
+            for name in names {
+                let v = &pools[name];
+                for g in &v.gauges {
+                    let l: Labels = vec![("pool", name.clone()), ("backend", g.backend.clone())];
+                    observed.push((l.clone(), g.observed_share));
+                    expected.push((l, g.expected_share));
+                }
+                skew.push((vec![("pool", name.clone())], v.skew_score));
+            }
+        }
+        gauge_family(enc, "tango_backend_share_observed", "Share of the pool's requests this backend took over the watch window.", &observed)?;
+        gauge_family(enc, "tango_backend_share_expected", "Share this backend should take: effective weight (or key-space ownership) over the pool's.", &expected)?;
+        gauge_family(enc, "tango_pool_skew_score", "Largest |z| of any backend's share against its expected share; below 3 is ordinary noise.", &skew)?;
+        let active = self.watch.active_alerts();
+        let rows: Vec<(Labels, f64)> = AlertKind::ALL
+            .iter()
+            .map(|k| (vec![("kind", k.as_str().to_string())], active.iter().filter(|a| a.evidence.kind == *k).count() as f64))
+            .collect();
+        gauge_family(enc, "tango_alerts_active", "Alerts firing now, by kind.", &rows)
     }
 }
 
 /// Build the registry once; `render` encodes it on each scrape.
-pub(crate) fn registry(rt: Arc<Runtime>, reloads: Arc<ReloadStats>) -> Registry {
+pub(crate) fn registry(rt: Arc<Runtime>, reloads: Arc<ReloadStats>, watch: Arc<WatchState>) -> Registry {
     let mut r = Registry::default();
-    r.register_collector(Box::new(TangoCollector { rt, reloads }));
+    r.register_collector(Box::new(TangoCollector { rt, reloads, watch }));
     r
 }
 

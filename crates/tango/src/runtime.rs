@@ -68,6 +68,61 @@ pub(crate) struct PoolShared {
     /// Passive outlier detection, indexed like the pool's backends in the current
     /// snapshot. Touched only when a backend fails or has a failure streak to reset.
     pub(crate) outlier: Mutex<Option<OutlierDetector>>,
+    /// Hash pools: how keys are distributed, for telling a hot key from a bad config.
+    pub(crate) keys: KeyTracker,
+}
+
+/// Counts requests with and without a hash key, and samples keys to find the hottest
+/// and estimate how many distinct keys there are. Sampled 1 in 8, with `try_lock`, so a
+/// busy pool never waits here.
+#[derive(Debug, Default)]
+pub(crate) struct KeyTracker {
+    seen: AtomicU64,
+    missing: AtomicU64,
+    sample: Mutex<HashMap<u64, u64>>,
+}
+
+const KEY_SAMPLE_CAP: usize = 4096;
+
+impl KeyTracker {
+    pub(crate) fn observe(&self, key: Option<u64>) {
+        self.seen.fetch_add(1, Relaxed);
+        let Some(k) = key else {
+            self.missing.fetch_add(1, Relaxed);
+            return;
+        };
+        if crate::rng::next_u64() % 8 != 0 {
+            return;
+        }
+        if let Ok(mut m) = self.sample.try_lock() {
+            if m.len() < KEY_SAMPLE_CAP || m.contains_key(&k) {
+                *m.entry(k).or_default() += 1;
+            }
+        }
+    }
+
+    /// The tick's key statistics; counters start afresh.
+    pub(crate) fn take_stats(&self, pool: &PoolRuntime) -> tango_core::detector::KeyStats {
+        let seen = self.seen.swap(0, Relaxed);
+        let missing = self.missing.swap(0, Relaxed);
+        let sample = std::mem::take(&mut *self.sample.lock().unwrap_or_else(|e| e.into_inner()));
+        let sampled: u64 = sample.values().sum();
+        let top = sample.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (*k, *n));
+        let top_key_backend = top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k) {
+            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+            _ => None,
+        });
+        tango_core::detector::KeyStats {
+            top_key_share: match top {
+                Some((_, n)) if sampled > 0 => n as f64 / sampled as f64 * (1.0 - missing as f64 / seen.max(1) as f64),
+                _ => 0.0,
+            },
+            top_key_backend,
+            distinct_keys: sample.len() as u64,
+            missing_key_fraction: if seen > 0 { missing as f64 / seen as f64 } else { 0.0 },
+            missing_key_backend: None,
+        }
+    }
 }
 
 /// An immutable view of a configuration, ready to serve.

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config::{self, Config};
+use tango_core::config;
+use tango_core::journal::{summarize_changes, ConfigSource, EventKind};
 use tokio::sync::Mutex;
 
 #[derive(clap::Args, Clone)]
@@ -35,6 +36,13 @@ pub(crate) enum ReloadSource {
 }
 
 impl ReloadSource {
+    fn journal(self) -> ConfigSource {
+        match self {
+            ReloadSource::Sighup => ConfigSource::Sighup,
+            ReloadSource::Api => ConfigSource::Api,
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReloadSource::Sighup => "sighup",
@@ -56,25 +64,26 @@ pub(crate) struct Control {
     pub(crate) path: PathBuf,
     listeners: Mutex<Listeners>,
     pub(crate) reloads: Arc<ReloadStats>,
+    pub(crate) journal: crate::journal::Sink,
+    pub(crate) watch: Arc<crate::watch::WatchState>,
+    /// The text of the configuration in force (for `/api/v1/config`).
+    pub(crate) live_text: std::sync::Mutex<String>,
 }
 
 impl Control {
     /// Re-read the file; apply it whole or change nothing. Returns the new generation,
-    /// or every problem found.
+    /// or every problem found. Either way the journal records it.
     pub(crate) async fn reload(&self, source: ReloadSource) -> Result<u64, Vec<String>> {
         let mut listeners = self.listeners.lock().await;
-        let r = self.try_reload(&mut listeners).await;
+        let r = self.try_reload(&mut listeners, source).await;
         match &r {
             Ok(g) => {
                 self.reloads.ok.fetch_add(1, Relaxed);
-                tracing::info!(
-                    generation = g,
-                    source = source.as_str(),
-                    "configuration applied"
-                );
+                tracing::info!(generation = g, source = source.as_str(), "configuration applied");
             }
             Err(errs) => {
                 self.reloads.rejected.fetch_add(1, Relaxed);
+                self.journal.record(EventKind::ConfigRejected { source: source.journal(), errors: errs.clone() });
                 tracing::error!(
                     source = source.as_str(),
                     problems = errs.len(),
@@ -86,7 +95,7 @@ impl Control {
         r
     }
 
-    async fn try_reload(&self, listeners: &mut Listeners) -> Result<u64, Vec<String>> {
+    async fn try_reload(&self, listeners: &mut Listeners, source: ReloadSource) -> Result<u64, Vec<String>> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
@@ -95,43 +104,53 @@ impl Control {
                 Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
                 None => vec![e.render()],
             })?;
+        let hash = content_hash(&loaded.source.text);
+        let text = loaded.source.text;
         let new = loaded.config;
         let old = self.rt.current();
-        if new.admin.listen != old.config.admin.listen {
-            tracing::warn!("admin.listen changes take effect on restart");
+        if new.admin != old.config.admin {
+            tracing::warn!("changes to [admin] take effect on restart");
         }
-        let bound = listeners
-            .prepare(&new)
-            .await
-            .map_err(|e| vec![format!("{e:#}")])?;
+        let bound = listeners.prepare(&new).await.map_err(|e| vec![format!("{e:#}")])?;
         let generation = old.generation + 1;
+        let changes = summarize_changes(&old.config, &new);
         let snap = self.rt.build(new, generation);
         let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(&cfg, bound);
+        self.journal.set_generation(generation);
+        *self.live_text.lock().unwrap_or_else(|p| p.into_inner()) = text;
+        for c in &changes {
+            tracing::info!(generation, "change: {}", c.describe());
+        }
+        self.journal.record(EventKind::ConfigApplied { content_hash: hash, source: source.journal(), changes });
         Ok(generation)
     }
 }
 
-pub(crate) fn load_or_explain(path: &std::path::Path) -> anyhow::Result<Config> {
-    config::load(path)
-        .map(|l| l.config)
-        .map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
+/// A short fingerprint of a configuration's text, to tell versions apart in the journal.
+pub(crate) fn content_hash(text: &str) -> String {
+    format!("{:016x}", tango_core::policy::hash_bytes(text.as_bytes()))
+}
+
+pub(crate) fn load_or_explain(path: &std::path::Path) -> anyhow::Result<tango_core::config::Loaded> {
+    config::load(path).map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
 }
 
 /// Start everything; returns once shut down.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = load_or_explain(&args.config)?;
+    let loaded = load_or_explain(&args.config)?;
     let (control, shutdown, admin_addr) =
-        start(config, args.config.clone(), args.access_log).await?;
+        start(loaded, args.config.clone(), args.access_log).await?;
     // One line per address on stdout, for scripts and tests that start tango on port 0.
+    // Signals are handled before tango says it is ready.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     for (name, addr) in control.listener_addresses().await {
         println!("listening {name} http://{addr}");
     }
     println!("admin http://{admin_addr}");
     tracing::info!(admin = %admin_addr, "tango is running");
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup).await; }
@@ -156,33 +175,41 @@ pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
 
 /// Bind listeners and the admin API and start background tasks. Used by `run` and `demo`.
 pub(crate) async fn start(
-    config: Config,
+    loaded: tango_core::config::Loaded,
     path: PathBuf,
     access_log: bool,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
+    let hash = content_hash(&loaded.source.text);
+    let live_text = std::sync::Mutex::new(loaded.source.text);
+    let config = loaded.config;
     let admin_addr = config.admin.listen;
+    let journal = crate::journal::Sink::open(config.admin.state_dir.as_deref(), config.admin.journal_max_bytes)?;
     let rt = Runtime::new(config);
+    journal.set_generation(1);
+    journal.record(EventKind::ConfigApplied { content_hash: hash, source: ConfigSource::Startup, changes: Vec::new() });
     let shutdown = Shutdown::new();
     let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);
     let cfg = rt.current().config.clone();
     let bound = listeners.prepare(&cfg).await?;
     listeners.commit(&cfg, bound);
+    let watch = Arc::new(crate::watch::WatchState::default());
     let control = Arc::new(Control {
         rt: rt.clone(),
         path,
         listeners: Mutex::new(listeners),
         reloads: Arc::new(ReloadStats::default()),
+        journal: journal.clone(),
+        watch: watch.clone(),
+        live_text,
     });
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
     let admin_addr = admin.local_addr()?;
-    tokio::spawn(crate::admin::serve(
-        admin,
-        control.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(crate::accounting::sweep_idle(rt.clone()));
+    tokio::spawn(crate::admin::serve(admin, control.clone(), shutdown.clone()));
+    tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
+    tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));
+    tokio::spawn(crate::watch::run(rt.clone(), journal, watch, Duration::from_secs(1)));
     Ok((control, shutdown, admin_addr))
 }
 

@@ -33,7 +33,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         std::path::Path::new("."),
     )
     .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    let config = loaded.config;
+    let config = &loaded.config;
     for b in &config.pools[0].backends {
         let addr: std::net::SocketAddr = b.address.parse()?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -46,7 +46,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let listen = config.listeners[0].listen;
     let (control, shutdown, admin) =
-        server::start(config, PathBuf::from("demo.toml"), false).await?;
+        server::start(loaded, PathBuf::from("demo.toml"), false).await?;
     println!("tango demo");
     println!("  proxy    http://{listen}/");
     println!("  metrics  http://{admin}/metrics");

@@ -154,6 +154,9 @@ async fn proxy(
         Ok(k) => k,
         Err(e) => return Err((e, pool_name, None)),
     };
+    if pool.cfg.hashing.is_some() {
+        pool.shared.keys.observe(key);
+    }
 
     let upgrade = if req.version() == Version::HTTP_11 {
         headers::upgrade_protocol(req.headers())

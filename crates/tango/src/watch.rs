@@ -1,0 +1,242 @@
+//! The watch: once a tick, read every backend's counters (never the hot path's locks),
+//! feed tango-core's skew detector, publish gauges, and turn alerts into log lines,
+//! journal events (with the suspected cause) and deliveries.
+
+use crate::journal::{unix_ms, Sink};
+use crate::runtime::{PoolRuntime, Runtime};
+use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tango_core::config::PolicyKind;
+use tango_core::detector::{AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick};
+use tango_core::journal::{attribute, EventKind, SuspectedCause};
+
+/// An alert as the API shows it: the evidence and what probably caused it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct AlertRecord {
+    pub(crate) evidence: Evidence,
+    pub(crate) cause: SuspectedCause,
+    pub(crate) active: bool,
+    pub(crate) resolved_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PoolView {
+    pub(crate) gauges: Vec<BackendGauge>,
+    pub(crate) skew_score: f64,
+}
+
+/// Pool requests and errors per tick, for a post-mortem's impact line.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct TrafficPoint {
+    pub(crate) ts_ms: u64,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+}
+
+/// What the watch publishes; read by `/metrics` and the admin API.
+#[derive(Debug, Default)]
+pub(crate) struct WatchState {
+    pub(crate) pools: Mutex<HashMap<String, PoolView>>,
+    pub(crate) alerts: Mutex<VecDeque<AlertRecord>>,
+    pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
+}
+
+const ALERT_HISTORY: usize = 1000;
+/// Six hours of one-second points.
+const TRAFFIC_HISTORY: usize = 6 * 3600;
+
+impl WatchState {
+    pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
+        self.alerts.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|a| a.active).cloned().collect()
+    }
+}
+
+/// Detector settings for a pool's policy. Latency-aware policies move traffic away from
+/// slow backends on purpose, so a backend under its weight share is expected there;
+/// only a large over-share is worth an alert.
+fn detector_config(policy: PolicyKind, tick: Duration) -> DetectorConfig {
+    let mut c = DetectorConfig { tick_ms: tick.as_millis() as u64, ..DetectorConfig::default() };
+    match policy {
+        PolicyKind::LeastRequest | PolicyKind::PeakEwma => {
+            c.over_ratio = 2.5;
+            c.resolve_over_ratio = 1.8;
+            c.under_ratio = 0.0;
+            c.configured_skew_alerts = false;
+        }
+        _ => {}
+    }
+    c
+}
+
+struct PoolWatch {
+    detector: PoolDetector,
+    policy: PolicyKind,
+    prev: HashMap<String, StatsSnapshot>,
+}
+
+pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
+    let mut pools: HashMap<String, PoolWatch> = HashMap::new();
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let snap = rt.current();
+        let now_ms = unix_ms();
+        let mut views = HashMap::new();
+        let (mut tick_requests, mut tick_errors) = (0, 0);
+        pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
+        for pool in &snap.pools {
+            let w = pools.entry(pool.cfg.name.clone()).or_insert_with(|| PoolWatch {
+                detector: PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick)),
+                policy: pool.cfg.policy,
+                prev: HashMap::new(),
+            });
+            if w.policy != pool.cfg.policy {
+                // A new policy changes what "even" means: start the detector afresh.
+                *w = PoolWatch { detector: PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick)), policy: pool.cfg.policy, prev: HashMap::new() };
+            }
+            let (input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
+            tick_requests += requests;
+            tick_errors += errors;
+            let report = w.detector.tick(&input);
+            for ev in report.events {
+                handle_event(&journal, &state, ev);
+            }
+            views.insert(pool.cfg.name.clone(), PoolView { gauges: report.gauges, skew_score: report.skew_score });
+        }
+        *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
+        let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() == TRAFFIC_HISTORY {
+            t.pop_front();
+        }
+        t.push_back(TrafficPoint { ts_ms: now_ms, requests: tick_requests, errors: tick_errors });
+    }
+}
+
+/// Read one pool's counters into the detector's input. Returns the input and the
+/// pool's requests and errors in this tick.
+fn sample(rt: &Runtime, pool: &PoolRuntime, prev: &mut HashMap<String, StatsSnapshot>, now_ms: u64) -> (PoolTick, u64, u64) {
+    let now = rt.now_ms();
+    let mut backends = Vec::with_capacity(pool.backends.len());
+    let (mut req, mut err) = (0, 0);
+    for (i, b) in pool.backends.iter().enumerate() {
+        let cfg = &pool.cfg.backends[i];
+        let s = b.stats.snapshot();
+        let p = prev.get(&cfg.address).cloned().unwrap_or_default();
+        let buckets: Vec<u64> = s.latency_buckets.iter().zip(p.latency_buckets.iter()).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let count: u64 = buckets.iter().sum();
+        req += s.requests().saturating_sub(p.requests());
+        err += s.errors().saturating_sub(p.errors());
+        backends.push(BackendSample {
+            name: cfg.name.clone(),
+            configured_weight: f64::from(cfg.weight),
+            effective_weight: crate::keys::effective_weight(pool, i, now),
+            requests: s.requests(),
+            errors: s.errors(),
+            latency_sum_ms: s.latency_sum_us.saturating_sub(p.latency_sum_us) as f64 / 1000.0,
+            latency_count: count,
+            latency_p99_ms: quantile_ms(&buckets, 0.99),
+        });
+        prev.insert(cfg.address.clone(), s);
+    }
+    let expected = pool.cfg.policy.is_hash().then(|| {
+        // Key-space ownership, with ineligible backends' keys spread over the rest.
+        let own = pool.selector.ownership();
+        let masked: Vec<f64> = own.iter().zip(&backends).map(|(o, b)| if b.effective_weight > 0.0 { *o } else { 0.0 }).collect();
+        let sum: f64 = masked.iter().sum();
+        if sum > 0.0 {
+            masked.iter().map(|m| m / sum).collect()
+        } else {
+            masked
+        }
+    });
+    let expected_configured = pool.cfg.policy.is_hash().then(|| pool.selector.ownership());
+    let keys = pool.cfg.policy.is_hash().then(|| pool.shared.keys.take_stats(pool));
+    (PoolTick { now_ms, backends, expected, expected_configured, keys }, req, err)
+}
+
+/// The upper bound of the bucket holding quantile `q`, in milliseconds.
+fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = (q * total as f64).ceil() as u64;
+    let mut seen = 0;
+    for (i, n) in buckets.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] * 2.0) * 1000.0);
+        }
+    }
+    None
+}
+
+fn handle_event(journal: &Sink, state: &WatchState, ev: AlertEvent) {
+    match ev {
+        AlertEvent::Fired(evidence) => {
+            let cause = attribute(&evidence, &journal.recent());
+            tracing::warn!(
+                pool = %evidence.pool,
+                backend = %evidence.backend,
+                kind = evidence.kind.as_str(),
+                observed = evidence.observed,
+                expected = evidence.expected,
+                ratio = evidence.ratio,
+                z = evidence.z,
+                window_ms = evidence.window_ms,
+                requests = evidence.requests,
+                cause = cause.class.as_str(),
+                "ALERT {}",
+                cause.sentence
+            );
+            let mut journaled = evidence.clone();
+            journaled.detail = Some(match &journaled.detail {
+                Some(d) => format!("{d}; {}", cause.sentence),
+                None => cause.sentence.clone(),
+            });
+            journal.record(EventKind::AlertFired { evidence: journaled });
+            push_alert(state, AlertRecord { evidence, cause, active: true, resolved_ms: None });
+        }
+        AlertEvent::Resolved { evidence, resolved_ms } => {
+            tracing::info!(pool = %evidence.pool, backend = %evidence.backend, kind = evidence.kind.as_str(), "alert resolved");
+            journal.record(EventKind::AlertResolved { evidence: evidence.clone() });
+            let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
+            for a in alerts.iter_mut().filter(|a| a.active) {
+                if a.evidence.pool == evidence.pool && a.evidence.backend == evidence.backend && a.evidence.kind == evidence.kind {
+                    a.active = false;
+                    a.resolved_ms = Some(resolved_ms);
+                }
+            }
+        }
+    }
+}
+
+fn push_alert(state: &WatchState, a: AlertRecord) {
+    let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
+    if alerts.len() == ALERT_HISTORY {
+        if let Some(i) = alerts.iter().position(|a| !a.active) {
+            alerts.remove(i);
+        } else {
+            alerts.pop_front();
+        }
+    }
+    alerts.push_back(a);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p99_is_the_upper_bound_of_its_bucket() {
+        let mut b = vec![0u64; 15];
+        b[2] = 98; // <= 2.5 ms
+        b[6] = 2; // <= 50 ms
+        assert_eq!(quantile_ms(&b, 0.99), Some(50.0));
+        assert_eq!(quantile_ms(&b, 0.5), Some(2.5));
+        assert_eq!(quantile_ms(&[0; 15], 0.99), None);
+    }
+}
