@@ -181,3 +181,34 @@ fn ownership_is_weight_share_or_key_space() {
         assert!((own[2] - 0.5).abs() < 0.02, "{kind:?}: {own:?}");
     }
 }
+
+#[test]
+fn selector_is_shared_across_threads_without_losing_slots() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let s = selector(PolicyKind::RoundRobin, &addresses(3, 0), &[1, 2, 3]);
+    shareable(&s);
+    // Each ticket takes one slot of the period, so 4 x 6,000 picks over a period of 6
+    // are split exactly 1 : 2 : 3 however the threads interleave.
+    let counts: Vec<[u64; 3]> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let s = &s;
+                scope.spawn(move || {
+                    let env = TestEnv::new(3, t);
+                    let mut c = [0u64; 3];
+                    for _ in 0..6_000 {
+                        if let Pick::Backend(b) = s.pick(None, &env) {
+                            c[b] += 1;
+                        }
+                    }
+                    c
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let total = counts
+        .iter()
+        .fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+    assert_eq!(total, [4_000, 8_000, 12_000]);
+}
