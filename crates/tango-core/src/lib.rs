@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod detector;
+pub mod diff;
 pub mod diag;
 pub mod health;
 pub mod journal;

@@ -1,0 +1,252 @@
+//! Review of a configuration change: what changes ([`journal::summarize_changes`] plus
+//! the few things that can move traffic it does not track), where the traffic moves per
+//! backend (each pool simulated under the old and the new configuration with the same
+//! keys and seed), and a verdict that fails when a backend's predicted share moves more
+//! than a threshold. The pure half of `tango diff`.
+//!
+//! [`journal::summarize_changes`]: crate::journal::summarize_changes
+
+use crate::config::{Config, Pool};
+use crate::diag::Diagnostic;
+use crate::journal::{summarize_changes, Change};
+use crate::simulate::{simulate, SimError, SimOptions, SimReport};
+use serde::Serialize;
+
+/// Default largest move of a backend's predicted share, in percentage points.
+pub const DEFAULT_MAX_SHIFT_POINTS: f64 = 10.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffOptions {
+    /// How each pool is simulated (requests, keys, seed); the scenario is not used.
+    pub sim: SimOptions,
+    pub max_shift_points: f64,
+    /// Pools whose shifts are expected (a planned migration): reported, never failing.
+    pub allow_shift: Vec<String>,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            sim: SimOptions::default(),
+            max_shift_points: DEFAULT_MAX_SHIFT_POINTS,
+            allow_shift: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffVerdict {
+    Pass,
+    Fail,
+}
+
+/// One backend's predicted share before and after. Backends are matched by address, as
+/// a running instance matches them across a reload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendShift {
+    pub name: String,
+    pub address: String,
+    /// `None`: not in the old (or new) pool.
+    pub old_pct: Option<f64>,
+    pub new_pct: Option<f64>,
+    /// New minus old share, in percentage points (a missing side counts as 0).
+    pub delta_points: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStatus {
+    Kept,
+    Added,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolShift {
+    pub pool: String,
+    pub status: PoolStatus,
+    pub backends: Vec<BackendShift>,
+    /// Largest |delta| over the pool's backends.
+    pub largest_shift_points: f64,
+    /// Listed in `allow_shift`.
+    pub allowed: bool,
+    /// The largest shift is over the threshold and not allowed.
+    pub fails: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffReport {
+    pub changes: Vec<Change>,
+    /// Changes outside the pools that can still move traffic (routes, trusted proxies,
+    /// per-backend caps), as sentences.
+    pub other_changes: Vec<String>,
+    pub pools: Vec<PoolShift>,
+    pub max_shift_points: f64,
+    pub verdict: DiffVerdict,
+}
+
+/// Compare two configurations. Fails only on simulation errors (a key source the pool's
+/// hash key cannot be read from).
+pub fn diff(old: &Config, new: &Config, opts: &DiffOptions) -> Result<DiffReport, SimError> {
+    let mut pools = Vec::new();
+    for np in &new.pools {
+        let op = old.pool(&np.name);
+        pools.push(pool_shift(op, Some(np), opts)?);
+    }
+    for op in old.pools.iter().filter(|p| new.pool(&p.name).is_none()) {
+        pools.push(pool_shift(Some(op), None, opts)?);
+    }
+    let verdict = match pools.iter().any(|p| p.fails) {
+        true => DiffVerdict::Fail,
+        false => DiffVerdict::Pass,
+    };
+    Ok(DiffReport {
+        changes: summarize_changes(old, new),
+        other_changes: other_changes(old, new),
+        pools,
+        max_shift_points: opts.max_shift_points,
+        verdict,
+    })
+}
+
+fn pool_shift(
+    old: Option<&Pool>,
+    new: Option<&Pool>,
+    opts: &DiffOptions,
+) -> Result<PoolShift, SimError> {
+    let sim = SimOptions {
+        scenario: Default::default(),
+        ..opts.sim.clone()
+    };
+    let run = |p: Option<&Pool>| -> Result<Option<SimReport>, SimError> {
+        p.map(|p| simulate(p, &sim, &mut |_, _| {})).transpose()
+    };
+    let (o, n) = (run(old)?, run(new)?);
+    let status = match (&o, &n) {
+        (Some(_), Some(_)) => PoolStatus::Kept,
+        (None, _) => PoolStatus::Added,
+        (_, None) => PoolStatus::Removed,
+    };
+    let name = new.or(old).map_or(String::new(), |p| p.name.clone());
+    let mut backends: Vec<BackendShift> = Vec::new();
+    for b in n.iter().flat_map(|r| &r.backends) {
+        let before = o
+            .iter()
+            .flat_map(|r| &r.backends)
+            .find(|x| x.address == b.address);
+        backends.push(BackendShift {
+            name: b.name.clone(),
+            address: b.address.clone(),
+            old_pct: before.map(|x| x.simulated_pct),
+            new_pct: Some(b.simulated_pct),
+            delta_points: 0.0,
+        });
+    }
+    for b in o.iter().flat_map(|r| &r.backends) {
+        if !backends.iter().any(|x| x.address == b.address) {
+            backends.push(BackendShift {
+                name: b.name.clone(),
+                address: b.address.clone(),
+                old_pct: Some(b.simulated_pct),
+                new_pct: None,
+                delta_points: 0.0,
+            });
+        }
+    }
+    for b in &mut backends {
+        b.delta_points = b.new_pct.unwrap_or(0.0) - b.old_pct.unwrap_or(0.0);
+    }
+    // A pool that appears or disappears carries new or no traffic: nothing shifts
+    // between its backends, so it cannot fail the review.
+    let largest_shift_points = match status {
+        PoolStatus::Kept => backends
+            .iter()
+            .map(|b| b.delta_points.abs())
+            .fold(0.0, f64::max),
+        _ => 0.0,
+    };
+    let allowed = opts.allow_shift.contains(&name);
+    Ok(PoolShift {
+        fails: !allowed && largest_shift_points > opts.max_shift_points,
+        pool: name,
+        status,
+        backends,
+        largest_shift_points,
+        allowed,
+    })
+}
+
+/// What the journal's change summary does not track but can move traffic: which pool a
+/// route sends to, the proxies trusted for client-address hashing, and per-backend caps
+/// (a backend at its `max_in_flight` is skipped).
+pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let routes = |c: &Config| -> Vec<String> {
+        c.routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "host {} path {} -> pool {}",
+                    r.host.as_deref().unwrap_or("*"),
+                    r.path_prefix.as_deref().unwrap_or("/"),
+                    c.pools.get(r.pool).map_or("?", |p| p.name.as_str())
+                )
+            })
+            .collect()
+    };
+    let (ro, rn) = (routes(old), routes(new));
+    for r in rn.iter().filter(|r| !ro.contains(r)) {
+        out.push(format!("added route {r}"));
+    }
+    for r in ro.iter().filter(|r| !rn.contains(r)) {
+        out.push(format!("removed route {r}"));
+    }
+    for nl in &new.listeners {
+        let Some(ol) = old.listeners.iter().find(|l| l.name == nl.name) else {
+            continue;
+        };
+        if ol.trusted_proxies != nl.trusted_proxies {
+            out.push(format!(
+                "changed listener {}'s trusted_proxies (client-address hash keys may move)",
+                nl.name
+            ));
+        }
+    }
+    for np in &new.pools {
+        let Some(op) = old.pool(&np.name) else {
+            continue;
+        };
+        for nb in &np.backends {
+            let Some(ob) = op.backends.iter().find(|b| b.address == nb.address) else {
+                continue;
+            };
+            if ob.max_in_flight != nb.max_in_flight {
+                out.push(format!(
+                    "changed {}'s max_in_flight in pool {} from {} to {}",
+                    nb.name,
+                    np.name,
+                    cap(ob.max_in_flight),
+                    cap(nb.max_in_flight)
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn cap(c: Option<u32>) -> String {
+    c.map_or("unset".into(), |c| c.to_string())
+}
+
+/// Lint findings of the new configuration that the old one did not have: a finding is
+/// new when no old finding has the same rule and key.
+pub fn new_findings(old: &[Diagnostic], new: &[Diagnostic]) -> Vec<Diagnostic> {
+    new.iter()
+        .filter(|d| !old.iter().any(|o| o.code == d.code && o.key == d.key))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

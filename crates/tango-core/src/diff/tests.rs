@@ -1,0 +1,133 @@
+use super::*;
+use crate::config::parse;
+use crate::journal::ChangeKind;
+use std::path::Path;
+
+fn config(extra: &str, weights: &[u32]) -> Config {
+    let mut s =
+        String::from("[[listener]]\nlisten = \"127.0.0.1:8080\"\n\n[[pool]]\nname = \"web\"\n");
+    s.push_str(extra);
+    s.push('\n');
+    for (i, w) in weights.iter().enumerate() {
+        s.push_str(&format!(
+            "[[pool.backend]]\nname = \"web-{}\"\naddress = \"10.0.0.{}:80\"\nweight = {w}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    match parse("t.toml", &s, Path::new(".")) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
+fn opts() -> DiffOptions {
+    DiffOptions {
+        sim: SimOptions {
+            requests: 20_000,
+            ..SimOptions::default()
+        },
+        ..DiffOptions::default()
+    }
+}
+
+#[test]
+fn the_postmortem_weight_typo_moves_a_backend_from_25_to_77_percent_and_fails() {
+    let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
+    let new = config("policy = \"round_robin\"", &[1, 1, 10, 1]);
+    let r = diff(&old, &new, &opts()).unwrap();
+    assert_eq!(r.verdict, DiffVerdict::Fail);
+    let b = &r.pools[0].backends[2];
+    assert_eq!(b.name, "web-3");
+    assert_eq!(b.old_pct.map(|p| p.round()), Some(25.0));
+    assert_eq!(b.new_pct.map(|p| p.round()), Some(77.0));
+    assert!(
+        (b.delta_points - (1000.0 / 13.0 - 25.0)).abs() < 0.1,
+        "{b:?}"
+    );
+    assert!(r.pools[0].fails);
+    assert!(matches!(
+        r.changes[0].kind,
+        ChangeKind::Weight { from: 1, to: 10 }
+    ));
+}
+
+#[test]
+fn an_allowed_pool_or_a_higher_threshold_passes() {
+    let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
+    let new = config("policy = \"round_robin\"", &[1, 1, 10, 1]);
+    let mut o = opts();
+    o.allow_shift = vec!["web".into()];
+    let r = diff(&old, &new, &o).unwrap();
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+    assert!(r.pools[0].allowed && !r.pools[0].fails);
+    let mut o = opts();
+    o.max_shift_points = 60.0;
+    assert_eq!(diff(&old, &new, &o).unwrap().verdict, DiffVerdict::Pass);
+}
+
+#[test]
+fn a_small_change_passes_and_an_unchanged_config_moves_nothing() {
+    let old = config("policy = \"random\"", &[2, 2, 2, 2]);
+    let r = diff(&old, &old, &opts()).unwrap();
+    assert!(r.changes.is_empty() && r.other_changes.is_empty());
+    assert_eq!(r.pools[0].largest_shift_points, 0.0);
+    let new = config("policy = \"random\"", &[2, 2, 2, 3]);
+    let r = diff(&old, &new, &opts()).unwrap();
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+    assert!(r.pools[0].largest_shift_points > 2.0, "{:?}", r.pools[0]);
+}
+
+#[test]
+fn added_and_removed_backends_are_matched_by_address() {
+    let old = config("policy = \"round_robin\"", &[1, 1, 1]);
+    let new = config("policy = \"round_robin\"", &[1, 1]);
+    let r = diff(&old, &new, &opts()).unwrap();
+    let gone = r.pools[0]
+        .backends
+        .iter()
+        .find(|b| b.address == "10.0.0.3:80")
+        .unwrap();
+    assert_eq!(gone.new_pct, None);
+    assert!((gone.delta_points + 100.0 / 3.0).abs() < 0.1);
+    // 33 -> 50 for the survivors: more than 10 points.
+    assert_eq!(r.verdict, DiffVerdict::Fail);
+}
+
+#[test]
+fn a_new_pool_does_not_fail_the_review() {
+    let old = config("policy = \"round_robin\"", &[1]);
+    let mut new = old.clone();
+    let mut extra = new.pools[0].clone();
+    extra.name = "api".into();
+    new.pools.push(extra);
+    let r = diff(&old, &new, &opts()).unwrap();
+    assert_eq!(r.pools[1].status, PoolStatus::Added);
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+}
+
+#[test]
+fn new_findings_are_those_whose_rule_and_key_are_new() {
+    use crate::diag::Severity;
+    let d = |code, key: &str| Diagnostic {
+        severity: Severity::Warning,
+        code: Some(code),
+        message: "m".into(),
+        key: key.into(),
+        span: None,
+        why: None,
+        hint: None,
+    };
+    let old = [d("TNG001", "pool[web]"), d("TNG002", "pool[web]")];
+    let new = [
+        d("TNG001", "pool[web]"),
+        d("TNG001", "pool[api]"),
+        d("TNG003", "pool[web]"),
+    ];
+    let found = new_findings(&old, &new);
+    let keys: Vec<_> = found.iter().map(|d| (d.code, d.key.as_str())).collect();
+    assert_eq!(
+        keys,
+        [(Some("TNG001"), "pool[api]"), (Some("TNG003"), "pool[web]")]
+    );
+}
