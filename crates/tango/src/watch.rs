@@ -9,7 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tango_core::config::PolicyKind;
-use tango_core::detector::{AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick};
+use tango_core::detector::{
+    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+};
 use tango_core::journal::{attribute, EventKind, SuspectedCause};
 
 /// An alert as the API shows it: the evidence and what probably caused it.
@@ -70,10 +72,25 @@ fn detector_config(policy: PolicyKind, tick: Duration) -> DetectorConfig {
     c
 }
 
+/// Per pool: the share detector (does traffic follow the configuration?) and the shift
+/// detector (did the split change, e.g. because the configuration did?).
 struct PoolWatch {
     detector: PoolDetector,
+    shift: ShiftDetector,
     policy: PolicyKind,
     prev: HashMap<String, StatsSnapshot>,
+}
+
+impl PoolWatch {
+    fn new(pool: &str, policy: PolicyKind, tick: Duration) -> Self {
+        let cfg = detector_config(policy, tick);
+        Self {
+            detector: PoolDetector::new(pool, cfg.clone()),
+            shift: ShiftDetector::new(pool, cfg, ShiftConfig::default()),
+            policy,
+            prev: HashMap::new(),
+        }
+    }
 }
 
 pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
@@ -88,20 +105,21 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
         let (mut tick_requests, mut tick_errors) = (0, 0);
         pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
         for pool in &snap.pools {
-            let w = pools.entry(pool.cfg.name.clone()).or_insert_with(|| PoolWatch {
-                detector: PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick)),
-                policy: pool.cfg.policy,
-                prev: HashMap::new(),
-            });
+            let w = pools.entry(pool.cfg.name.clone()).or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
             if w.policy != pool.cfg.policy {
-                // A new policy changes what "even" means: start the detector afresh.
-                *w = PoolWatch { detector: PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick)), policy: pool.cfg.policy, prev: HashMap::new() };
+                // A new policy changes what "even" means for the share detector. The
+                // shift detector keeps its baseline: the change may be the incident.
+                w.detector = PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick));
+                w.policy = pool.cfg.policy;
             }
             let (input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
             tick_requests += requests;
             tick_errors += errors;
             let report = w.detector.tick(&input);
             for ev in report.events {
+                handle_event(&journal, &state, ev);
+            }
+            for ev in w.shift.tick(&input).events {
                 handle_event(&journal, &state, ev);
             }
             views.insert(pool.cfg.name.clone(), PoolView { gauges: report.gauges, skew_score: report.skew_score });

@@ -332,7 +332,7 @@ impl PoolDetector {
         let (observed, expected) = (s.n as f64 / total, s.e / total);
         let (cause, detail) = match basis {
             Basis::Configured => (Cause::Health, None),
-            Basis::Effective => match keys
+            Basis::Effective | Basis::Baseline => match keys
                 .and_then(|k| key_explains(k, &st.name, over, observed - expected, n_backends))
             {
                 Some(d) => (Cause::KeyDistribution, Some(d)),

@@ -46,6 +46,7 @@
 mod cusum;
 mod engine;
 mod outliers;
+mod shift;
 pub mod sim;
 mod window;
 
@@ -53,6 +54,7 @@ mod window;
 mod tests;
 
 pub use engine::PoolDetector;
+pub use shift::{ShiftConfig, ShiftDetector};
 
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +223,8 @@ impl AlertKind {
 pub enum Basis {
     Effective,
     Configured,
+    /// The backend's own share before the shift (see [`ShiftDetector`]).
+    Baseline,
 }
 
 /// The detector's own reading of why traffic moved; the journal refines `Config` into

@@ -152,6 +152,9 @@ fn human_duration(ms: u64) -> String {
 /// A Markdown post-mortem draft for `[from, to]`: Issue Summary, Timeline, Root Cause,
 /// Resolution, Corrective measures. The first share alert of the period (or else the
 /// first alert) is the incident.
+/// Alerts firing this close to the first one belong to the same start of an incident.
+const INCIDENT_START_MS: u64 = 10_000;
+
 pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by_key(|e| e.ts_ms);
@@ -160,16 +163,26 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         .copied()
         .filter(|e| e.ts_ms >= input.from_ms && e.ts_ms <= input.to_ms)
         .collect();
+    // The incident is the strongest share alert among those that fired together at
+    // its start (one shift fires over-share on one backend and under-share on the
+    // rest); failing share alerts, the first alert of any kind.
     let fired = |share_only: bool| {
-        in_range.iter().find_map(|e| match &e.kind {
-            EventKind::AlertFired { evidence }
-                if !share_only
-                    || matches!(evidence.kind, AlertKind::OverShare | AlertKind::UnderShare) =>
-            {
-                Some(evidence)
-            }
-            _ => None,
-        })
+        let all: Vec<&Evidence> = in_range
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::AlertFired { evidence }
+                    if !share_only
+                        || matches!(evidence.kind, AlertKind::OverShare | AlertKind::UnderShare) =>
+                {
+                    Some(evidence)
+                }
+                _ => None,
+            })
+            .collect();
+        let first = all.first()?.at_ms;
+        all.into_iter()
+            .filter(|e| e.at_ms <= first + INCIDENT_START_MS)
+            .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()))
     };
     let mut out = String::new();
     let Some(alert) = fired(true).or_else(|| fired(false)) else {
@@ -192,7 +205,9 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         _ => None,
     });
     let end = resolved_at.unwrap_or(input.to_ms);
-    let cause = attribute(alert, events);
+    // Only what was known when the alert fired can have caused it.
+    let before: Vec<Event> = events.iter().filter(|e| e.ts_ms <= alert.at_ms).cloned().collect();
+    let cause = attribute(alert, &before);
     let _ = writeln!(
         out,
         "# Post-mortem draft: {} {} in pool {}\n",

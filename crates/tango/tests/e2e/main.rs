@@ -12,3 +12,4 @@ mod framing;
 mod lifecycle;
 mod protocols;
 mod reload;
+mod watch;

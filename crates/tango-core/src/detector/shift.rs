@@ -1,0 +1,225 @@
+//! The shift detector: a backend's share against the share it had before.
+//!
+//! The share detector ([`PoolDetector`] on effective weights) asks "does traffic follow
+//! the configuration?". It cannot see a configuration that is itself the problem: after
+//! a weight typo (1 became 10) the pool does exactly what the file says, and one backend
+//! takes 77% where it took 25%. The shift detector asks "did the split change?": its
+//! expectation is each backend's *baseline* share, learned from the observed split
+//! while nothing is amiss (an EWMA with a time constant of minutes), frozen while a
+//! shift is suspected. The same windowed z-tests and CUSUM then fire within seconds of a
+//! sudden change, and the journal names the change that preceded it.
+//!
+//! A shift that only follows eligibility (a backend ejected or unhealthy, configured
+//! weights unchanged) is left to the share detector's configured-weights basis, which
+//! already reports it with cause `health`. A shift that persists for `adopt_after_ms`
+//! becomes the new baseline: a deliberate change alerts once, then is the norm.
+
+use super::{AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftConfig {
+    /// Time constant of the baseline EWMA.
+    pub baseline_tau_ms: u64,
+    /// After this long, a persisting shift becomes the baseline.
+    pub adopt_after_ms: u64,
+    /// Ticks with fewer requests than this do not move the baseline.
+    pub min_tick_requests: u64,
+    /// The baseline learns only while the pool's skew score stays below this.
+    pub learn_below_z: f64,
+}
+
+impl Default for ShiftConfig {
+    fn default() -> Self {
+        Self { baseline_tau_ms: 300_000, adopt_after_ms: 900_000, min_tick_requests: 10, learn_below_z: 3.0 }
+    }
+}
+
+#[derive(Debug)]
+struct Baseline {
+    name: String,
+    /// Learned share.
+    share: f64,
+    /// Requests counted when the current shift began: the split since then is adopted
+    /// when the shift persists.
+    at_shift: u64,
+    /// Configured-weight share when the baseline last learned.
+    configured: f64,
+    last_requests: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct ShiftDetector {
+    pool: String,
+    inner: PoolDetector,
+    cfg: ShiftConfig,
+    baseline: Vec<Baseline>,
+    /// When the current run of active shift alerts began.
+    shifted_since: Option<u64>,
+    /// Alerts reported as fired, so their resolutions are reported and no others.
+    reported: Vec<(String, AlertKind)>,
+}
+
+fn normalize(v: &mut [f64]) {
+    let sum: f64 = v.iter().sum();
+    if sum > 0.0 {
+        v.iter_mut().for_each(|x| *x /= sum);
+    }
+}
+
+impl ShiftDetector {
+    /// `base` is the pool's share-detector configuration; latency and error outliers
+    /// and the configured-weights basis are the share detector's job, so they are off.
+    pub fn new(pool: impl Into<String>, base: DetectorConfig, cfg: ShiftConfig) -> Self {
+        let inner_cfg = DetectorConfig {
+            configured_skew_alerts: false,
+            error_ratio: f64::INFINITY,
+            latency_ratio: f64::INFINITY,
+            ..base
+        };
+        let pool = pool.into();
+        Self { inner: PoolDetector::new(pool.clone(), inner_cfg), pool, cfg, baseline: Vec::new(), shifted_since: None, reported: Vec::new() }
+    }
+
+    fn intended(input: &PoolTick, configured: bool) -> Vec<f64> {
+        let over = if configured { input.expected_configured.as_ref() } else { input.expected.as_ref() };
+        let mut v: Vec<f64> = match over {
+            Some(e) if e.len() == input.backends.len() => e.clone(),
+            _ => input.backends.iter().map(|b| if configured { b.configured_weight } else { b.effective_weight }).collect(),
+        };
+        normalize(&mut v);
+        v
+    }
+
+    /// Follow membership: a new set of backends starts from the configured intent.
+    fn reconcile(&mut self, input: &PoolTick) {
+        let same = self.baseline.len() == input.backends.len()
+            && self.baseline.iter().zip(&input.backends).all(|(b, s)| b.name == s.name);
+        if same {
+            return;
+        }
+        let eff = Self::intended(input, false);
+        let conf = Self::intended(input, true);
+        self.baseline = input
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Baseline { name: s.name.clone(), share: eff[i], at_shift: 0, configured: conf[i], last_requests: None })
+            .collect();
+        self.shifted_since = None;
+    }
+
+    pub fn tick(&mut self, input: &PoolTick) -> TickReport {
+        self.reconcile(input);
+        let conf = Self::intended(input, true);
+        let eff = Self::intended(input, false);
+        let expected: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        let tick = PoolTick { expected: Some(expected.clone()), expected_configured: Some(expected), ..input.clone() };
+        let mut report = self.inner.tick(&tick);
+
+        // This tick's observed split, for learning.
+        let deltas: Vec<u64> = self
+            .baseline
+            .iter_mut()
+            .zip(&input.backends)
+            .map(|(b, s)| {
+                let d = b.last_requests.map(|l| s.requests.saturating_sub(l)).unwrap_or(0);
+                b.last_requests = Some(s.requests);
+                d
+            })
+            .collect();
+        let total: u64 = deltas.iter().sum();
+        let alpha = (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
+        let quiet = self.inner.active().is_empty() && report.skew_score < self.cfg.learn_below_z;
+        if quiet && total >= self.cfg.min_tick_requests {
+            for (i, b) in self.baseline.iter_mut().enumerate() {
+                b.share += alpha * (deltas[i] as f64 / total as f64 - b.share);
+                b.configured = conf[i];
+            }
+            let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+            normalize(&mut shares);
+            self.baseline.iter_mut().zip(shares).for_each(|(b, s)| b.share = s);
+        }
+
+        // Classify, and drop what the share detector already reports: a shift that
+        // only follows eligibility (weights unchanged) is health's.
+        let baseline = &self.baseline;
+        let reported = &mut self.reported;
+        report.events.retain_mut(|ev| match ev {
+            AlertEvent::Fired(e) => {
+                e.basis = Basis::Baseline;
+                let Some(i) = baseline.iter().position(|b| b.name == e.backend) else { return false };
+                let weights_moved = (conf[i] - baseline[i].configured).abs() > 1e-9;
+                let eligibility_moved = (eff[i] - conf[i]).abs() > 1e-9;
+                if e.cause != Cause::KeyDistribution {
+                    e.cause = if weights_moved { Cause::Config } else { Cause::Unknown };
+                }
+                let keep = weights_moved || !eligibility_moved;
+                if keep {
+                    reported.push((e.backend.clone(), e.kind));
+                }
+                keep
+            }
+            AlertEvent::Resolved { evidence, .. } => {
+                evidence.basis = Basis::Baseline;
+                let key = (evidence.backend.clone(), evidence.kind);
+                match reported.iter().position(|r| *r == key) {
+                    Some(p) => {
+                        reported.swap_remove(p);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        });
+
+        let now = input.now_ms;
+        if self.inner.active().is_empty() {
+            self.shifted_since = None;
+        } else {
+            if self.shifted_since.is_none() {
+                self.shifted_since = Some(now);
+                for b in &mut self.baseline {
+                    b.at_shift = b.last_requests.unwrap_or(0);
+                }
+            }
+            let since = self.shifted_since.unwrap_or(now);
+            if now.saturating_sub(since) >= self.cfg.adopt_after_ms {
+                // The shift has lasted: it is the new normal. Its alerts resolve, and
+                // the windows start afresh on the new baseline.
+                for mut evidence in self.inner.active() {
+                    evidence.basis = Basis::Baseline;
+                    let key = (evidence.backend.clone(), evidence.kind);
+                    if let Some(p) = self.reported.iter().position(|r| *r == key) {
+                        self.reported.swap_remove(p);
+                        report.events.push(AlertEvent::Resolved { evidence, resolved_ms: now });
+                    }
+                }
+                let since_shift: Vec<f64> = self.baseline.iter().map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64).collect();
+                let total: f64 = since_shift.iter().sum();
+                for ((b, c), n) in self.baseline.iter_mut().zip(&conf).zip(&since_shift) {
+                    if total > 0.0 {
+                        b.share = n / total;
+                    }
+                    b.configured = *c;
+                }
+                let cfg = self.inner.config().clone();
+                self.inner = PoolDetector::new(self.pool.clone(), cfg);
+                self.shifted_since = None;
+            }
+        }
+        report
+    }
+
+    /// Baseline shares, in the order of the last tick's backends.
+    /// Shift alerts firing now.
+    pub fn active(&self) -> Vec<super::Evidence> {
+        self.inner.active().into_iter().filter(|e| self.reported.iter().any(|(b, k)| *b == e.backend && *k == e.kind)).collect()
+    }
+
+    pub fn baseline(&self) -> Vec<(String, f64)> {
+        self.baseline.iter().map(|b| (b.name.clone(), b.share)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
