@@ -3,6 +3,7 @@
 mod accounting;
 mod admin;
 mod check;
+mod cmd;
 mod ctl;
 mod demo;
 mod health;
@@ -54,12 +55,18 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Run one demo backend that answers with its name.
     DemoBackend(demo::BackendArgs),
+    /// Predict a configuration's traffic split with the real policy code.
+    Simulate(cmd::simulate::SimulateArgs),
+    /// Review a configuration change: what it changes and where traffic moves.
+    Diff(cmd::diff::DiffArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check(args) => check::run(args),
+        Cmd::Simulate(args) => cmd::simulate::run(args),
+        Cmd::Diff(args) => cmd::diff::run(args),
         Cmd::Run(args) => {
             logging::init(cli.log_format);
             runtime_for(args.workers).block_on(async move { exit(server::run(args).await) })

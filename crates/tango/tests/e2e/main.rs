@@ -13,3 +13,4 @@ mod lifecycle;
 mod protocols;
 mod reload;
 mod watch;
+mod simulate;

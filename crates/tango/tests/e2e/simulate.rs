@@ -1,0 +1,165 @@
+//! `tango simulate` predicts what the running proxy does: the same keys through both
+//! give the same per-backend shares.
+
+use crate::backend::Backend;
+use crate::support::*;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::process::Command;
+
+const POOL: &str = "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-user\" }";
+
+/// 2,000 key lines over 700 users, some repeated many times (a skewed, Zipf-like mix).
+fn key_lines() -> Vec<String> {
+    (0..2_000u64)
+        .map(|i| {
+            let user = match i % 4 {
+                0 => i % 7,
+                _ => (i * 7_919) % 700,
+            };
+            format!("user-{user}")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_predicts_the_proxy_s_ring_hash_shares_within_two_points() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+        Backend::start("d").await,
+    ];
+    let spec: Vec<(&str, _, u32)> = bs
+        .iter()
+        .zip([1u32, 2, 1, 1])
+        .map(|(b, w)| (b.name.as_str(), b.addr, w))
+        .collect();
+    let t = Tango::start(&config(POOL, &spec));
+    let keys = key_lines();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys.txt");
+    std::fs::write(&key_file, keys.join("\n") + "\n").unwrap();
+
+    // One request per key line, 8 concurrent loops over disjoint slices.
+    let c = client();
+    let mut tasks = Vec::new();
+    for chunk in keys.chunks(250) {
+        let (c, url, chunk) = (c.clone(), t.url("/"), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for key in chunk {
+                let req = http::Request::get(&url)
+                    .header("x-user", key)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let (s, _) = send(&c, req).await;
+                assert_eq!(s, 200);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total: u64 = bs.iter().map(|b| b.hits()).sum();
+    assert_eq!(total, keys.len() as u64);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("simulate")
+        .arg(&t.config)
+        .arg("--keys")
+        .arg(&key_file)
+        .args(["--format", "json"])
+        .output()
+        .expect("run tango simulate");
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let pool = &report["pools"][0];
+    assert_eq!(pool["requests"].as_u64(), Some(keys.len() as u64));
+    for b in &bs {
+        let measured = b.hits() as f64 * 100.0 / total as f64;
+        let predicted = pool["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == b.name.as_str())
+            .and_then(|x| x["simulated_pct"].as_f64())
+            .expect("backend in the report");
+        assert!(
+            (measured - predicted).abs() <= 2.0,
+            "{}: proxy {measured:.2}%, simulate {predicted:.2}%",
+            b.name
+        );
+    }
+}
+
+#[test]
+fn diff_fails_on_the_postmortem_weight_typo_and_explains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, weight: u32| {
+        let mut s =
+            String::from("[[listener]]\nlisten = \"127.0.0.1:0\"\n\n[[pool]]\nname = \"web\"\n");
+        for (i, w) in [1, 1, weight, 1].iter().enumerate() {
+            s.push_str(&format!(
+                "[[pool.backend]]\nname = \"web-{i}\"\naddress = \"10.0.0.{i}:80\"\nweight = {w}\n"
+            ));
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, s).unwrap();
+        p
+    };
+    let (old, new) = (write("old.toml", 1), write("new.toml", 10));
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("diff")
+        .arg(&old)
+        .arg(&new)
+        .output()
+        .expect("run tango diff");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("changed web-2's weight from 1 to 10"),
+        "{text}"
+    );
+    assert!(text.contains("25.0% -> 76.9%"), "{text}");
+    assert!(text.contains("verdict: FAIL"), "{text}");
+    // The same review passes when the shift is intended.
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("diff")
+        .arg(&old)
+        .arg(&new)
+        .args(["--allow-shift", "web"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn simulate_exits_2_on_a_missing_file_and_1_when_a_split_deviates() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["simulate", "/nonexistent/tango.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("t.toml");
+    // Nothing listens there; simulate never connects.
+    let (a, b) = (
+        "127.0.0.1:1".parse().unwrap(),
+        "127.0.0.1:2".parse().unwrap(),
+    );
+    std::fs::write(&cfg, config(POOL, &[("a", a, 1), ("b", b, 1)])).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("simulate")
+        .arg(&cfg)
+        .args(["--zipf", "1.3", "--distinct", "100", "--requests", "20000"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("DEVIATES"), "{text}");
+}
