@@ -5,7 +5,7 @@
 //! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
 //! points in a pool not allowed to shift; 2 unusable input.
 
-use super::{load, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
+use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::diff::{
@@ -66,17 +66,17 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
     let found = new_findings(&lint::check(&old), &lint::check(&new));
     match args.format {
         Format::Human => {
-            print!("{}", human(&r, &args));
+            let mut text = human(&r, &args);
             if !found.is_empty() {
-                println!("new lint findings in {}:", new.source.name);
-                print!("{}", report::human(&new.source, &found, &[]));
+                text += &format!("new lint findings in {}:\n", new.source.name);
+                text += &report::human(&new.source, &found, &[]);
             }
-            println!("{}", verdict_line(&r));
+            out(&(text + &verdict_line(&r) + "\n"));
         }
         Format::Json => {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["new_findings"] = report::json(&new.source, &found, &[]);
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            out(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         }
     }
     Ok(ExitCode::from(match r.verdict {

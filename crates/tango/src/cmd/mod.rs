@@ -86,6 +86,12 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, ExitCode> {
     })
 }
 
+/// Write to stdout, ignoring a closed pipe (`tango simulate ... | head` must not panic).
+pub(crate) fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// A horizontal bar of `fraction` (0-1) of `width` cells, in eighths of a cell.
 pub(crate) fn bar(fraction: f64, width: usize) -> String {
     const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];

@@ -4,7 +4,7 @@
 //! Exit codes: 0 every split within the threshold; 1 a split deviates; 2 unusable input
 //! (unreadable or invalid configuration, unreadable keys, unknown pool or backend).
 
-use super::{bar, load, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
+use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,12 +118,12 @@ fn try_run(args: SimulateArgs) -> Result<ExitCode, ExitCode> {
     }
     progress.clear();
     match args.format {
-        Format::Human => reports.iter().for_each(|r| print!("{}", human(r))),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "pools": reports }))
-                .unwrap_or_default()
-        ),
+        Format::Human => reports.iter().for_each(|r| out(&human(r))),
+        Format::Json => out(&(serde_json::to_string_pretty(
+            &serde_json::json!({ "pools": reports }),
+        )
+        .unwrap_or_default()
+            + "\n")),
     }
     let deviates = reports.iter().any(|r| r.verdict == Verdict::Deviates);
     Ok(ExitCode::from(if deviates { EXIT_FAILS } else { 0 }))
