@@ -24,7 +24,11 @@ pub(crate) async fn serve(
     control: Arc<Control>,
     shutdown: Shutdown,
 ) {
-    let registry = Arc::new(crate::metrics::registry(control.rt.clone(), control.reloads.clone(), control.watch.clone()));
+    let registry = Arc::new(crate::metrics::registry(
+        control.rt.clone(),
+        control.reloads.clone(),
+        control.watch.clone(),
+    ));
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
@@ -96,7 +100,16 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 /// Active alerts and recent ones, newest first, each with its evidence and suspected cause.
 async fn alerts(State(s): State<AppState>) -> Response {
-    let all: Vec<_> = s.control.watch.alerts.lock().unwrap_or_else(|p| p.into_inner()).iter().rev().cloned().collect();
+    let all: Vec<_> = s
+        .control
+        .watch
+        .alerts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .cloned()
+        .collect();
     let active: Vec<_> = all.iter().filter(|a| a.active).cloned().collect();
     Json(json!({"active": active, "recent": all})).into_response()
 }
@@ -121,19 +134,37 @@ async fn journal(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
 
 /// Requests and errors summed over a time range (the last six hours are kept).
 async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
-    let t = s.control.watch.traffic.lock().unwrap_or_else(|p| p.into_inner());
+    let t = s
+        .control
+        .watch
+        .traffic
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let (lo, hi) = (r.from_ms.unwrap_or(0), r.to_ms.unwrap_or(u64::MAX));
-    let points: Vec<_> = t.iter().filter(|p| p.ts_ms >= lo && p.ts_ms <= hi).collect();
+    let points: Vec<_> = t
+        .iter()
+        .filter(|p| p.ts_ms >= lo && p.ts_ms <= hi)
+        .collect();
     let requests: u64 = points.iter().map(|p| p.requests).sum();
     let errors: u64 = points.iter().map(|p| p.errors).sum();
     let covered = t.front().map(|p| p.ts_ms <= lo).unwrap_or(false);
-    Json(json!({"requests": requests, "errors": errors, "complete": covered || lo == 0})).into_response()
+    Json(json!({"requests": requests, "errors": errors, "complete": covered || lo == 0}))
+        .into_response()
 }
 
 /// The text of the configuration in force.
 async fn live_config(State(s): State<AppState>) -> Response {
-    let text = s.control.live_text.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    ([(header::CONTENT_TYPE, "application/toml; charset=utf-8")], text).into_response()
+    let text = s
+        .control
+        .live_text
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    (
+        [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 async fn status(State(s): State<AppState>) -> Response {

@@ -31,7 +31,10 @@ enum Format {
 fn print(format: Format, source: &Source, diags: &[Diagnostic], allowed: &[Allowed]) {
     match format {
         Format::Human => print!("{}", report::human(source, diags, allowed)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report::json(source, diags, allowed)).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report::json(source, diags, allowed)).unwrap_or_default()
+        ),
         Format::Sarif => println!("{}", report::sarif(source, diags, allowed)),
     }
 }
@@ -43,10 +46,16 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
             ExitCode::from(report::EXIT_UNREADABLE as u8)
         }
         Err(e) => {
-            let Some(source) = e.source() else { return ExitCode::from(report::EXIT_UNREADABLE as u8) };
+            let Some(source) = e.source() else {
+                return ExitCode::from(report::EXIT_UNREADABLE as u8);
+            };
             print(args.format, source, e.diagnostics(), &[]);
             let not_toml = source.text.parse::<toml::Table>().is_err();
-            ExitCode::from(if not_toml { report::EXIT_UNREADABLE } else { report::EXIT_PROBLEMS } as u8)
+            ExitCode::from(if not_toml {
+                report::EXIT_UNREADABLE
+            } else {
+                report::EXIT_PROBLEMS
+            } as u8)
         }
         Ok(loaded) => {
             let l = lint::lint(&loaded);

@@ -129,7 +129,10 @@ pub(crate) struct PostmortemArgs {
 
 fn parse_time(s: &str, now_ms: u64) -> anyhow::Result<u64> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return Ok(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
+        return Ok(t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0));
     }
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(ms);
@@ -163,8 +166,12 @@ async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::jo
     let all = match &a.journal {
         Some(path) => {
             // The rotated file holds the older events.
-            let mut text = std::fs::read_to_string(path.with_file_name("journal.1.jsonl")).unwrap_or_default();
-            text.push_str(&std::fs::read_to_string(path).with_context(|| format!("cannot read the journal {}", path.display()))?);
+            let mut text =
+                std::fs::read_to_string(path.with_file_name("journal.1.jsonl")).unwrap_or_default();
+            text.push_str(
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the journal {}", path.display()))?,
+            );
             let parsed = tango_core::journal::parse_lines(&text);
             for w in parsed.warnings {
                 eprintln!("warning: {}: {w}", path.display());
@@ -174,11 +181,15 @@ async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::jo
         None => {
             let (code, body) = call(&a.admin, "GET", "/api/v1/journal", None).await?;
             anyhow::ensure!(code == 200, "admin API answered {code}: {body}");
-            let v: serde_json::Value = serde_json::from_str(&body).context("the admin API sent something other than JSON")?;
+            let v: serde_json::Value = serde_json::from_str(&body)
+                .context("the admin API sent something other than JSON")?;
             serde_json::from_value(v["events"].clone()).context("unexpected journal format")?
         }
     };
-    Ok(all.into_iter().filter(|e| e.ts_ms >= p.from_ms && e.ts_ms <= p.to_ms).collect())
+    Ok(all
+        .into_iter()
+        .filter(|e| e.ts_ms >= p.from_ms && e.ts_ms <= p.to_ms)
+        .collect())
 }
 
 pub(crate) async fn timeline(args: SourceArgs) -> anyhow::Result<()> {
@@ -213,20 +224,40 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         config_text = Some((path.display().to_string(), text));
     }
     let corrective = match config_text {
-        Some((name, text)) => match tango_core::config::parse(&name, &text, std::path::Path::new(".")) {
-            Ok(loaded) => tango_core::lint::check(&loaded)
-                .iter()
-                .map(|d| format!("{} {}: {} ({})", d.code.unwrap_or("TNG000"), d.severity.as_str(), d.message, d.hint.as_deref().unwrap_or("")))
-                .collect(),
-            Err(e) => vec![format!("the configuration does not validate: {} problem(s)", e.diagnostics().len())],
-        },
+        Some((name, text)) => {
+            match tango_core::config::parse(&name, &text, std::path::Path::new(".")) {
+                Ok(loaded) => tango_core::lint::check(&loaded)
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {}: {} ({})",
+                            d.code.unwrap_or("TNG000"),
+                            d.severity.as_str(),
+                            d.message,
+                            d.hint.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect(),
+                Err(e) => vec![format!(
+                    "the configuration does not validate: {} problem(s)",
+                    e.diagnostics().len()
+                )],
+            }
+        }
         None => Vec::new(),
     };
-    let input = tango_core::journal::PostmortemInput { from_ms: p.from_ms, to_ms: p.to_ms, requests, errors, corrective };
+    let input = tango_core::journal::PostmortemInput {
+        from_ms: p.from_ms,
+        to_ms: p.to_ms,
+        requests,
+        errors,
+        corrective,
+    };
     print!("{}", tango_core::journal::render_postmortem(&evs, &input));
     Ok(())
 }

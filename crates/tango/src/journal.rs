@@ -46,7 +46,9 @@ impl Sink {
         let file = match state_dir {
             None => None,
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create state_dir {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create state_dir {}: {e}", dir.display())
+                })?;
                 let path = dir.join(FILE_NAME);
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let parsed = parse_lines(&text);
@@ -60,10 +62,18 @@ impl Sink {
                     let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
                     f.write_all(b"\n")?;
                 }
-                Some(Mutex::new(File { path, max_bytes: max_bytes.max(4096), size }))
+                Some(Mutex::new(File {
+                    path,
+                    max_bytes: max_bytes.max(4096),
+                    size,
+                }))
             }
         };
-        Ok(Sink(Arc::new(Inner { file, recent: Mutex::new(recent), generation: AtomicU64::new(0) })))
+        Ok(Sink(Arc::new(Inner {
+            file,
+            recent: Mutex::new(recent),
+            generation: AtomicU64::new(0),
+        })))
     }
 
     pub(crate) fn set_generation(&self, g: u64) {
@@ -71,7 +81,11 @@ impl Sink {
     }
 
     pub(crate) fn record(&self, kind: EventKind) -> Event {
-        let e = Event { ts_ms: unix_ms(), generation: self.0.generation.load(Relaxed), kind };
+        let e = Event {
+            ts_ms: unix_ms(),
+            generation: self.0.generation.load(Relaxed),
+            kind,
+        };
         if let Some(f) = &self.0.file {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(err) = append(&mut f, &e) {
@@ -87,12 +101,23 @@ impl Sink {
     }
 
     pub(crate) fn health(&self, pool: &str, backend: &str, healthy: bool, reason: &str) {
-        self.record(EventKind::HealthTransition { pool: pool.into(), backend: backend.into(), healthy, reason: reason.into() });
+        self.record(EventKind::HealthTransition {
+            pool: pool.into(),
+            backend: backend.into(),
+            healthy,
+            reason: reason.into(),
+        });
     }
 
     /// The events kept in memory, oldest first.
     pub(crate) fn recent(&self) -> Vec<Event> {
-        self.0.recent.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.0
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -104,7 +129,10 @@ fn append(f: &mut File, e: &Event) -> std::io::Result<()> {
         std::fs::rename(&f.path, rotated)?;
         f.size = 0;
     }
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&f.path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&f.path)?;
     file.write_all(line.as_bytes())?;
     f.size += line.len() as u64;
     Ok(())
@@ -123,7 +151,10 @@ mod tests {
         drop(s);
         // A crash mid-write leaves half a line.
         let path = dir.path().join(FILE_NAME);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"{\"ts_ms\":1,\"genera").unwrap();
         let s = Sink::open(Some(dir.path()), 1 << 20).unwrap();
         assert_eq!(s.recent().len(), 2);
@@ -131,7 +162,11 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let parsed = parse_lines(&text);
         assert_eq!(parsed.events.len(), 3, "{text}");
-        assert_eq!(parsed.warnings.len(), 1, "the torn line is reported, not fatal");
+        assert_eq!(
+            parsed.warnings.len(),
+            1,
+            "the torn line is reported, not fatal"
+        );
     }
 
     #[test]

@@ -4,9 +4,8 @@
 
 use crate::runtime::Runtime;
 use crate::server::ReloadStats;
-use crate::watch::WatchState;
-use tango_core::detector::AlertKind;
 use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
+use crate::watch::WatchState;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -15,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use tango_core::detector::AlertKind;
 
 struct TangoCollector {
     rt: Arc<Runtime>,
@@ -194,20 +194,39 @@ impl TangoCollector {
                 skew.push((vec![("pool", name.clone())], v.skew_score));
             }
         }
-        gauge_family(enc, "tango_backend_share_observed", "Share of the pool's requests this backend took over the watch window.", &observed)?;
+        gauge_family(
+            enc,
+            "tango_backend_share_observed",
+            "Share of the pool's requests this backend took over the watch window.",
+            &observed,
+        )?;
         gauge_family(enc, "tango_backend_share_expected", "Share this backend should take: effective weight (or key-space ownership) over the pool's.", &expected)?;
         gauge_family(enc, "tango_pool_skew_score", "Largest |z| of any backend's share against its expected share; below 3 is ordinary noise.", &skew)?;
         let active = self.watch.active_alerts();
         let rows: Vec<(Labels, f64)> = AlertKind::ALL
             .iter()
-            .map(|k| (vec![("kind", k.as_str().to_string())], active.iter().filter(|a| a.evidence.kind == *k).count() as f64))
+            .map(|k| {
+                (
+                    vec![("kind", k.as_str().to_string())],
+                    active.iter().filter(|a| a.evidence.kind == *k).count() as f64,
+                )
+            })
             .collect();
-        gauge_family(enc, "tango_alerts_active", "Alerts firing now, by kind.", &rows)
+        gauge_family(
+            enc,
+            "tango_alerts_active",
+            "Alerts firing now, by kind.",
+            &rows,
+        )
     }
 }
 
 /// Build the registry once; `render` encodes it on each scrape.
-pub(crate) fn registry(rt: Arc<Runtime>, reloads: Arc<ReloadStats>, watch: Arc<WatchState>) -> Registry {
+pub(crate) fn registry(
+    rt: Arc<Runtime>,
+    reloads: Arc<ReloadStats>,
+    watch: Arc<WatchState>,
+) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(TangoCollector { rt, reloads, watch }));
     r

@@ -107,19 +107,28 @@ impl KeyTracker {
         let missing = self.missing.swap(0, Relaxed);
         let sample = std::mem::take(&mut *self.sample.lock().unwrap_or_else(|e| e.into_inner()));
         let sampled: u64 = sample.values().sum();
-        let top = sample.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (*k, *n));
+        let top = sample
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (*k, *n));
         let top_key_backend = top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k) {
             tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
             _ => None,
         });
         tango_core::detector::KeyStats {
             top_key_share: match top {
-                Some((_, n)) if sampled > 0 => n as f64 / sampled as f64 * (1.0 - missing as f64 / seen.max(1) as f64),
+                Some((_, n)) if sampled > 0 => {
+                    n as f64 / sampled as f64 * (1.0 - missing as f64 / seen.max(1) as f64)
+                }
                 _ => 0.0,
             },
             top_key_backend,
             distinct_keys: sample.len() as u64,
-            missing_key_fraction: if seen > 0 { missing as f64 / seen as f64 } else { 0.0 },
+            missing_key_fraction: if seen > 0 {
+                missing as f64 / seen as f64
+            } else {
+                0.0
+            },
             missing_key_backend: None,
         }
     }

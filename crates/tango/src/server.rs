@@ -79,11 +79,18 @@ impl Control {
         match &r {
             Ok(g) => {
                 self.reloads.ok.fetch_add(1, Relaxed);
-                tracing::info!(generation = g, source = source.as_str(), "configuration applied");
+                tracing::info!(
+                    generation = g,
+                    source = source.as_str(),
+                    "configuration applied"
+                );
             }
             Err(errs) => {
                 self.reloads.rejected.fetch_add(1, Relaxed);
-                self.journal.record(EventKind::ConfigRejected { source: source.journal(), errors: errs.clone() });
+                self.journal.record(EventKind::ConfigRejected {
+                    source: source.journal(),
+                    errors: errs.clone(),
+                });
                 tracing::error!(
                     source = source.as_str(),
                     problems = errs.len(),
@@ -95,7 +102,11 @@ impl Control {
         r
     }
 
-    async fn try_reload(&self, listeners: &mut Listeners, source: ReloadSource) -> Result<u64, Vec<String>> {
+    async fn try_reload(
+        &self,
+        listeners: &mut Listeners,
+        source: ReloadSource,
+    ) -> Result<u64, Vec<String>> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || config::load(&path))
             .await
@@ -111,7 +122,10 @@ impl Control {
         if new.admin != old.config.admin {
             tracing::warn!("changes to [admin] take effect on restart");
         }
-        let bound = listeners.prepare(&new).await.map_err(|e| vec![format!("{e:#}")])?;
+        let bound = listeners
+            .prepare(&new)
+            .await
+            .map_err(|e| vec![format!("{e:#}")])?;
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
         let snap = self.rt.build(new, generation);
@@ -123,7 +137,11 @@ impl Control {
         for c in &changes {
             tracing::info!(generation, "change: {}", c.describe());
         }
-        self.journal.record(EventKind::ConfigApplied { content_hash: hash, source: source.journal(), changes });
+        self.journal.record(EventKind::ConfigApplied {
+            content_hash: hash,
+            source: source.journal(),
+            changes,
+        });
         Ok(generation)
     }
 }
@@ -133,7 +151,9 @@ pub(crate) fn content_hash(text: &str) -> String {
     format!("{:016x}", tango_core::policy::hash_bytes(text.as_bytes()))
 }
 
-pub(crate) fn load_or_explain(path: &std::path::Path) -> anyhow::Result<tango_core::config::Loaded> {
+pub(crate) fn load_or_explain(
+    path: &std::path::Path,
+) -> anyhow::Result<tango_core::config::Loaded> {
     config::load(path).map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
 }
 
@@ -183,10 +203,17 @@ pub(crate) async fn start(
     let live_text = std::sync::Mutex::new(loaded.source.text);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
-    let journal = crate::journal::Sink::open(config.admin.state_dir.as_deref(), config.admin.journal_max_bytes)?;
+    let journal = crate::journal::Sink::open(
+        config.admin.state_dir.as_deref(),
+        config.admin.journal_max_bytes,
+    )?;
     let rt = Runtime::new(config);
     journal.set_generation(1);
-    journal.record(EventKind::ConfigApplied { content_hash: hash, source: ConfigSource::Startup, changes: Vec::new() });
+    journal.record(EventKind::ConfigApplied {
+        content_hash: hash,
+        source: ConfigSource::Startup,
+        changes: Vec::new(),
+    });
     let shutdown = Shutdown::new();
     let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);
     let cfg = rt.current().config.clone();
@@ -206,10 +233,19 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
     let admin_addr = admin.local_addr()?;
-    tokio::spawn(crate::admin::serve(admin, control.clone(), shutdown.clone()));
+    tokio::spawn(crate::admin::serve(
+        admin,
+        control.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
     tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));
-    tokio::spawn(crate::watch::run(rt.clone(), journal, watch, Duration::from_secs(1)));
+    tokio::spawn(crate::watch::run(
+        rt.clone(),
+        journal,
+        watch,
+        Duration::from_secs(1),
+    ));
     Ok((control, shutdown, admin_addr))
 }
 

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
-    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick,
+    ShiftConfig, ShiftDetector,
 };
 use tango_core::journal::{attribute, EventKind, SuspectedCause};
 
@@ -51,7 +52,13 @@ const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 impl WatchState {
     pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
-        self.alerts.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|a| a.active).cloned().collect()
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|a| a.active)
+            .cloned()
+            .collect()
     }
 }
 
@@ -59,7 +66,10 @@ impl WatchState {
 /// slow backends on purpose, so a backend under its weight share is expected there;
 /// only a large over-share is worth an alert.
 fn detector_config(policy: PolicyKind, tick: Duration) -> DetectorConfig {
-    let mut c = DetectorConfig { tick_ms: tick.as_millis() as u64, ..DetectorConfig::default() };
+    let mut c = DetectorConfig {
+        tick_ms: tick.as_millis() as u64,
+        ..DetectorConfig::default()
+    };
     match policy {
         PolicyKind::LeastRequest | PolicyKind::PeakEwma => {
             c.over_ratio = 2.5;
@@ -105,11 +115,16 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
         let (mut tick_requests, mut tick_errors) = (0, 0);
         pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
         for pool in &snap.pools {
-            let w = pools.entry(pool.cfg.name.clone()).or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
+            let w = pools
+                .entry(pool.cfg.name.clone())
+                .or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
             if w.policy != pool.cfg.policy {
                 // A new policy changes what "even" means for the share detector. The
                 // shift detector keeps its baseline: the change may be the incident.
-                w.detector = PoolDetector::new(pool.cfg.name.clone(), detector_config(pool.cfg.policy, tick));
+                w.detector = PoolDetector::new(
+                    pool.cfg.name.clone(),
+                    detector_config(pool.cfg.policy, tick),
+                );
                 w.policy = pool.cfg.policy;
             }
             let (input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
@@ -122,20 +137,35 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
             for ev in w.shift.tick(&input).events {
                 handle_event(&journal, &state, ev);
             }
-            views.insert(pool.cfg.name.clone(), PoolView { gauges: report.gauges, skew_score: report.skew_score });
+            views.insert(
+                pool.cfg.name.clone(),
+                PoolView {
+                    gauges: report.gauges,
+                    skew_score: report.skew_score,
+                },
+            );
         }
         *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
         let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
         if t.len() == TRAFFIC_HISTORY {
             t.pop_front();
         }
-        t.push_back(TrafficPoint { ts_ms: now_ms, requests: tick_requests, errors: tick_errors });
+        t.push_back(TrafficPoint {
+            ts_ms: now_ms,
+            requests: tick_requests,
+            errors: tick_errors,
+        });
     }
 }
 
 /// Read one pool's counters into the detector's input. Returns the input and the
 /// pool's requests and errors in this tick.
-fn sample(rt: &Runtime, pool: &PoolRuntime, prev: &mut HashMap<String, StatsSnapshot>, now_ms: u64) -> (PoolTick, u64, u64) {
+fn sample(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    prev: &mut HashMap<String, StatsSnapshot>,
+    now_ms: u64,
+) -> (PoolTick, u64, u64) {
     let now = rt.now_ms();
     let mut backends = Vec::with_capacity(pool.backends.len());
     let (mut req, mut err) = (0, 0);
@@ -143,7 +173,12 @@ fn sample(rt: &Runtime, pool: &PoolRuntime, prev: &mut HashMap<String, StatsSnap
         let cfg = &pool.cfg.backends[i];
         let s = b.stats.snapshot();
         let p = prev.get(&cfg.address).cloned().unwrap_or_default();
-        let buckets: Vec<u64> = s.latency_buckets.iter().zip(p.latency_buckets.iter()).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let buckets: Vec<u64> = s
+            .latency_buckets
+            .iter()
+            .zip(p.latency_buckets.iter())
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
         let count: u64 = buckets.iter().sum();
         req += s.requests().saturating_sub(p.requests());
         err += s.errors().saturating_sub(p.errors());
@@ -162,7 +197,11 @@ fn sample(rt: &Runtime, pool: &PoolRuntime, prev: &mut HashMap<String, StatsSnap
     let expected = pool.cfg.policy.is_hash().then(|| {
         // Key-space ownership, with ineligible backends' keys spread over the rest.
         let own = pool.selector.ownership();
-        let masked: Vec<f64> = own.iter().zip(&backends).map(|(o, b)| if b.effective_weight > 0.0 { *o } else { 0.0 }).collect();
+        let masked: Vec<f64> = own
+            .iter()
+            .zip(&backends)
+            .map(|(o, b)| if b.effective_weight > 0.0 { *o } else { 0.0 })
+            .collect();
         let sum: f64 = masked.iter().sum();
         if sum > 0.0 {
             masked.iter().map(|m| m / sum).collect()
@@ -171,8 +210,22 @@ fn sample(rt: &Runtime, pool: &PoolRuntime, prev: &mut HashMap<String, StatsSnap
         }
     });
     let expected_configured = pool.cfg.policy.is_hash().then(|| pool.selector.ownership());
-    let keys = pool.cfg.policy.is_hash().then(|| pool.shared.keys.take_stats(pool));
-    (PoolTick { now_ms, backends, expected, expected_configured, keys }, req, err)
+    let keys = pool
+        .cfg
+        .policy
+        .is_hash()
+        .then(|| pool.shared.keys.take_stats(pool));
+    (
+        PoolTick {
+            now_ms,
+            backends,
+            expected,
+            expected_configured,
+            keys,
+        },
+        req,
+        err,
+    )
 }
 
 /// The upper bound of the bucket holding quantile `q`, in milliseconds.
@@ -186,7 +239,13 @@ fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
     for (i, n) in buckets.iter().enumerate() {
         seen += n;
         if seen >= want {
-            return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] * 2.0) * 1000.0);
+            return Some(
+                LATENCY_BUCKETS
+                    .get(i)
+                    .copied()
+                    .unwrap_or(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] * 2.0)
+                    * 1000.0,
+            );
         }
     }
     None
@@ -215,15 +274,33 @@ fn handle_event(journal: &Sink, state: &WatchState, ev: AlertEvent) {
                 Some(d) => format!("{d}; {}", cause.sentence),
                 None => cause.sentence.clone(),
             });
-            journal.record(EventKind::AlertFired { evidence: journaled });
-            push_alert(state, AlertRecord { evidence, cause, active: true, resolved_ms: None });
+            journal.record(EventKind::AlertFired {
+                evidence: journaled,
+            });
+            push_alert(
+                state,
+                AlertRecord {
+                    evidence,
+                    cause,
+                    active: true,
+                    resolved_ms: None,
+                },
+            );
         }
-        AlertEvent::Resolved { evidence, resolved_ms } => {
+        AlertEvent::Resolved {
+            evidence,
+            resolved_ms,
+        } => {
             tracing::info!(pool = %evidence.pool, backend = %evidence.backend, kind = evidence.kind.as_str(), "alert resolved");
-            journal.record(EventKind::AlertResolved { evidence: evidence.clone() });
+            journal.record(EventKind::AlertResolved {
+                evidence: evidence.clone(),
+            });
             let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
             for a in alerts.iter_mut().filter(|a| a.active) {
-                if a.evidence.pool == evidence.pool && a.evidence.backend == evidence.backend && a.evidence.kind == evidence.kind {
+                if a.evidence.pool == evidence.pool
+                    && a.evidence.backend == evidence.backend
+                    && a.evidence.kind == evidence.kind
+                {
                     a.active = false;
                     a.resolved_ms = Some(resolved_ms);
                 }

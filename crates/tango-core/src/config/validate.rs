@@ -341,8 +341,13 @@ fn pools(v: &mut V<'_>, ps: &[S<PoolFile>]) -> Vec<Pool> {
             .and_then(|s| v.choice(&format!("{k}.policy"), s, &PolicyKind::ALL))
             .unwrap_or(PolicyKind::RoundRobin);
         let hashing = hashing(v, &k, pf, policy);
-        let ring_points =
-            v.int(&format!("{k}.ring_points"), &pf.ring_points, 1, 10_000, i64::from(crate::policy::DEFAULT_RING_POINTS)) as u32;
+        let ring_points = v.int(
+            &format!("{k}.ring_points"),
+            &pf.ring_points,
+            1,
+            10_000,
+            i64::from(crate::policy::DEFAULT_RING_POINTS),
+        ) as u32;
         let ewma_decay = v.duration(
             &format!("{k}.ewma_decay"),
             &pf.ewma_decay,

@@ -14,7 +14,9 @@
 //! already reports it with cause `health`. A shift that persists for `adopt_after_ms`
 //! becomes the new baseline: a deliberate change alerts once, then is the norm.
 
-use super::{AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport};
+use super::{
+    AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftConfig {
@@ -30,7 +32,12 @@ pub struct ShiftConfig {
 
 impl Default for ShiftConfig {
     fn default() -> Self {
-        Self { baseline_tau_ms: 300_000, adopt_after_ms: 900_000, min_tick_requests: 10, learn_below_z: 3.0 }
+        Self {
+            baseline_tau_ms: 300_000,
+            adopt_after_ms: 900_000,
+            min_tick_requests: 10,
+            learn_below_z: 3.0,
+        }
     }
 }
 
@@ -77,14 +84,35 @@ impl ShiftDetector {
             ..base
         };
         let pool = pool.into();
-        Self { inner: PoolDetector::new(pool.clone(), inner_cfg), pool, cfg, baseline: Vec::new(), shifted_since: None, reported: Vec::new() }
+        Self {
+            inner: PoolDetector::new(pool.clone(), inner_cfg),
+            pool,
+            cfg,
+            baseline: Vec::new(),
+            shifted_since: None,
+            reported: Vec::new(),
+        }
     }
 
     fn intended(input: &PoolTick, configured: bool) -> Vec<f64> {
-        let over = if configured { input.expected_configured.as_ref() } else { input.expected.as_ref() };
+        let over = if configured {
+            input.expected_configured.as_ref()
+        } else {
+            input.expected.as_ref()
+        };
         let mut v: Vec<f64> = match over {
             Some(e) if e.len() == input.backends.len() => e.clone(),
-            _ => input.backends.iter().map(|b| if configured { b.configured_weight } else { b.effective_weight }).collect(),
+            _ => input
+                .backends
+                .iter()
+                .map(|b| {
+                    if configured {
+                        b.configured_weight
+                    } else {
+                        b.effective_weight
+                    }
+                })
+                .collect(),
         };
         normalize(&mut v);
         v
@@ -93,7 +121,11 @@ impl ShiftDetector {
     /// Follow membership: a new set of backends starts from the configured intent.
     fn reconcile(&mut self, input: &PoolTick) {
         let same = self.baseline.len() == input.backends.len()
-            && self.baseline.iter().zip(&input.backends).all(|(b, s)| b.name == s.name);
+            && self
+                .baseline
+                .iter()
+                .zip(&input.backends)
+                .all(|(b, s)| b.name == s.name);
         if same {
             return;
         }
@@ -103,7 +135,13 @@ impl ShiftDetector {
             .backends
             .iter()
             .enumerate()
-            .map(|(i, s)| Baseline { name: s.name.clone(), share: eff[i], at_shift: 0, configured: conf[i], last_requests: None })
+            .map(|(i, s)| Baseline {
+                name: s.name.clone(),
+                share: eff[i],
+                at_shift: 0,
+                configured: conf[i],
+                last_requests: None,
+            })
             .collect();
         self.shifted_since = None;
     }
@@ -113,7 +151,11 @@ impl ShiftDetector {
         let conf = Self::intended(input, true);
         let eff = Self::intended(input, false);
         let expected: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
-        let tick = PoolTick { expected: Some(expected.clone()), expected_configured: Some(expected), ..input.clone() };
+        let tick = PoolTick {
+            expected: Some(expected.clone()),
+            expected_configured: Some(expected),
+            ..input.clone()
+        };
         let mut report = self.inner.tick(&tick);
 
         // This tick's observed split, for learning.
@@ -122,13 +164,17 @@ impl ShiftDetector {
             .iter_mut()
             .zip(&input.backends)
             .map(|(b, s)| {
-                let d = b.last_requests.map(|l| s.requests.saturating_sub(l)).unwrap_or(0);
+                let d = b
+                    .last_requests
+                    .map(|l| s.requests.saturating_sub(l))
+                    .unwrap_or(0);
                 b.last_requests = Some(s.requests);
                 d
             })
             .collect();
         let total: u64 = deltas.iter().sum();
-        let alpha = (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
+        let alpha =
+            (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
         let quiet = self.inner.active().is_empty() && report.skew_score < self.cfg.learn_below_z;
         if quiet && total >= self.cfg.min_tick_requests {
             for (i, b) in self.baseline.iter_mut().enumerate() {
@@ -137,7 +183,10 @@ impl ShiftDetector {
             }
             let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
             normalize(&mut shares);
-            self.baseline.iter_mut().zip(shares).for_each(|(b, s)| b.share = s);
+            self.baseline
+                .iter_mut()
+                .zip(shares)
+                .for_each(|(b, s)| b.share = s);
         }
 
         // Classify, and drop what the share detector already reports: a shift that
@@ -147,11 +196,17 @@ impl ShiftDetector {
         report.events.retain_mut(|ev| match ev {
             AlertEvent::Fired(e) => {
                 e.basis = Basis::Baseline;
-                let Some(i) = baseline.iter().position(|b| b.name == e.backend) else { return false };
+                let Some(i) = baseline.iter().position(|b| b.name == e.backend) else {
+                    return false;
+                };
                 let weights_moved = (conf[i] - baseline[i].configured).abs() > 1e-9;
                 let eligibility_moved = (eff[i] - conf[i]).abs() > 1e-9;
                 if e.cause != Cause::KeyDistribution {
-                    e.cause = if weights_moved { Cause::Config } else { Cause::Unknown };
+                    e.cause = if weights_moved {
+                        Cause::Config
+                    } else {
+                        Cause::Unknown
+                    };
                 }
                 let keep = weights_moved || !eligibility_moved;
                 if keep {
@@ -191,10 +246,17 @@ impl ShiftDetector {
                     let key = (evidence.backend.clone(), evidence.kind);
                     if let Some(p) = self.reported.iter().position(|r| *r == key) {
                         self.reported.swap_remove(p);
-                        report.events.push(AlertEvent::Resolved { evidence, resolved_ms: now });
+                        report.events.push(AlertEvent::Resolved {
+                            evidence,
+                            resolved_ms: now,
+                        });
                     }
                 }
-                let since_shift: Vec<f64> = self.baseline.iter().map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64).collect();
+                let since_shift: Vec<f64> = self
+                    .baseline
+                    .iter()
+                    .map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64)
+                    .collect();
                 let total: f64 = since_shift.iter().sum();
                 for ((b, c), n) in self.baseline.iter_mut().zip(&conf).zip(&since_shift) {
                     if total > 0.0 {
@@ -213,11 +275,22 @@ impl ShiftDetector {
     /// Baseline shares, in the order of the last tick's backends.
     /// Shift alerts firing now.
     pub fn active(&self) -> Vec<super::Evidence> {
-        self.inner.active().into_iter().filter(|e| self.reported.iter().any(|(b, k)| *b == e.backend && *k == e.kind)).collect()
+        self.inner
+            .active()
+            .into_iter()
+            .filter(|e| {
+                self.reported
+                    .iter()
+                    .any(|(b, k)| *b == e.backend && *k == e.kind)
+            })
+            .collect()
     }
 
     pub fn baseline(&self) -> Vec<(String, f64)> {
-        self.baseline.iter().map(|b| (b.name.clone(), b.share)).collect()
+        self.baseline
+            .iter()
+            .map(|b| (b.name.clone(), b.share))
+            .collect()
     }
 }
 

@@ -172,7 +172,10 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
             .filter_map(|e| match &e.kind {
                 EventKind::AlertFired { evidence }
                     if !share_only
-                        || matches!(evidence.kind, AlertKind::OverShare | AlertKind::UnderShare) =>
+                        || matches!(
+                            evidence.kind,
+                            AlertKind::OverShare | AlertKind::UnderShare
+                        ) =>
                 {
                     Some(evidence)
                 }
@@ -206,7 +209,11 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     });
     let end = resolved_at.unwrap_or(input.to_ms);
     // Only what was known when the alert fired can have caused it.
-    let before: Vec<Event> = events.iter().filter(|e| e.ts_ms <= alert.at_ms).cloned().collect();
+    let before: Vec<Event> = events
+        .iter()
+        .filter(|e| e.ts_ms <= alert.at_ms)
+        .cloned()
+        .collect();
     let cause = attribute(alert, &before);
     let _ = writeln!(
         out,

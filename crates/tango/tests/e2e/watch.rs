@@ -9,7 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Send about `rps` requests per second until `stop` (bounded: at most 120 s).
-fn load(url: String, rps: u64, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+fn load(
+    url: String,
+    rps: u64,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let c = client();
         let limit = Arc::new(tokio::sync::Semaphore::new(64));
@@ -18,7 +23,9 @@ fn load(url: String, rps: u64, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> t
         let end = Instant::now() + Duration::from_secs(120);
         while !stop.load(Relaxed) && Instant::now() < end {
             tick.tick().await;
-            let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                continue;
+            };
             let (c, url, sent) = (c.clone(), url.clone(), sent.clone());
             tokio::spawn(async move {
                 let _ = get(&c, &url).await;
@@ -29,25 +36,46 @@ fn load(url: String, rps: u64, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> t
     })
 }
 
-async fn wait_for<F: Fn(&serde_json::Value) -> bool>(t: &Tango, limit: Duration, what: &str, f: F) -> serde_json::Value {
+async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
+    t: &Tango,
+    limit: Duration,
+    what: &str,
+    f: F,
+) -> serde_json::Value {
     let end = Instant::now() + limit;
     loop {
         let v = admin_get(t, "/api/v1/alerts").await;
         if f(&v) {
             return v;
         }
-        assert!(Instant::now() < end, "{what} within {limit:?}; alerts: {v:#}\nlog:\n{}", t.log());
+        assert!(
+            Instant::now() < end,
+            "{what} within {limit:?}; alerts: {v:#}\nlog:\n{}",
+            t.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
-    let bs = [Backend::start("b1").await, Backend::start("b2").await, Backend::start("b3").await, Backend::start("b4").await];
+    let bs = [
+        Backend::start("b1").await,
+        Backend::start("b2").await,
+        Backend::start("b3").await,
+        Backend::start("b4").await,
+    ];
     let state = tempfile::tempdir().unwrap();
     let cfg = |w2: u32| {
-        let spec: Vec<(&str, _, u32)> = bs.iter().map(|b| (b.name.as_str(), b.addr, if b.name == "b2" { w2 } else { 1 })).collect();
-        config("", &spec).replacen("[admin]\n", &format!("[admin]\nstate_dir = \"{}\"\n", state.path().display()), 1)
+        let spec: Vec<(&str, _, u32)> = bs
+            .iter()
+            .map(|b| (b.name.as_str(), b.addr, if b.name == "b2" { w2 } else { 1 }))
+            .collect();
+        config("", &spec).replacen(
+            "[admin]\n",
+            &format!("[admin]\nstate_dir = \"{}\"\n", state.path().display()),
+            1,
+        )
     };
     let t = Tango::start(&cfg(1));
     let stop = Arc::new(AtomicBool::new(false));
@@ -57,23 +85,46 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     // Balanced for a few seconds: nothing fires.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let v = admin_get(&t, "/api/v1/alerts").await;
-    assert_eq!(v["active"].as_array().unwrap().len(), 0, "balanced traffic alerted: {v:#}");
+    assert_eq!(
+        v["active"].as_array().unwrap().len(),
+        0,
+        "balanced traffic alerted: {v:#}"
+    );
 
     // The typo ships.
     t.write_config(&cfg(10));
     let reloaded = Instant::now();
     let (s, r) = admin_post(&t, "/api/v1/reload").await;
     assert_eq!((s, r["generation"].as_u64()), (200, Some(2)), "{r}");
-    let v = wait_for(&t, Duration::from_secs(10), "an over-share alert on b2", |v| {
-        v["active"].as_array().unwrap().iter().any(|a| a["evidence"]["backend"] == "b2" && a["evidence"]["kind"] == "over_share")
-    })
-    .await;
+    let v =
+        wait_for(
+            &t,
+            Duration::from_secs(10),
+            "an over-share alert on b2",
+            |v| {
+                v["active"].as_array().unwrap().iter().any(|a| {
+                    a["evidence"]["backend"] == "b2" && a["evidence"]["kind"] == "over_share"
+                })
+            },
+        )
+        .await;
     let took = reloaded.elapsed();
-    let a = v["active"].as_array().unwrap().iter().find(|a| a["evidence"]["backend"] == "b2").unwrap().clone();
+    let a = v["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["evidence"]["backend"] == "b2")
+        .unwrap()
+        .clone();
     assert_eq!(a["cause"]["class"], "config", "{a:#}");
     assert_eq!(a["cause"]["generation"], 2, "{a:#}");
     let sentence = a["cause"]["sentence"].as_str().unwrap();
-    assert!(sentence.contains("b2") && sentence.contains("config generation 2") && sentence.contains("weight from 1 to 10"), "{sentence}");
+    assert!(
+        sentence.contains("b2")
+            && sentence.contains("config generation 2")
+            && sentence.contains("weight from 1 to 10"),
+        "{sentence}"
+    );
     let ratio = a["evidence"]["ratio"].as_f64().unwrap();
     assert!(ratio > 2.0, "b2 takes about 3x its share: {ratio}");
     eprintln!("alert after {took:?}: {sentence}");
@@ -82,30 +133,76 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     t.write_config(&cfg(1));
     let (s, _) = admin_post(&t, "/api/v1/reload").await;
     assert_eq!(s, 200);
-    wait_for(&t, Duration::from_secs(45), "the alert to clear after the revert", |v| v["active"].as_array().unwrap().is_empty()).await;
+    wait_for(
+        &t,
+        Duration::from_secs(45),
+        "the alert to clear after the revert",
+        |v| v["active"].as_array().unwrap().is_empty(),
+    )
+    .await;
     stop.store(true, Relaxed);
     load.await.unwrap();
-    assert!(sent.load(Relaxed) > 2000, "the load ran: {}", sent.load(Relaxed));
+    assert!(
+        sent.load(Relaxed) > 2000,
+        "the load ran: {}",
+        sent.load(Relaxed)
+    );
 
     // The journal tells the story in order.
     let journal = state.path().join("journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
-    let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().position(|e| f(e)).unwrap_or_else(|| panic!("missing event in:\n{text}"));
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .position(|e| f(e))
+            .unwrap_or_else(|| panic!("missing event in:\n{text}"))
+    };
     let started = pos(&|e| e["type"] == "config_applied" && e["generation"] == 1);
     let typo = pos(&|e| e["type"] == "config_applied" && e["generation"] == 2);
     let fired = pos(&|e| e["type"] == "alert_fired" && e["evidence"]["backend"] == "b2");
     let revert = pos(&|e| e["type"] == "config_applied" && e["generation"] == 3);
     let resolved = pos(&|e| e["type"] == "alert_resolved" && e["evidence"]["backend"] == "b2");
-    assert!(started < typo && typo < fired && fired < revert && revert < resolved, "{text}");
-    assert!(events[typo]["changes"][0]["kind"].to_string().contains("weight") || text.contains("\"weight\""), "{text}");
+    assert!(
+        started < typo && typo < fired && fired < revert && revert < resolved,
+        "{text}"
+    );
+    assert!(
+        events[typo]["changes"][0]["kind"]
+            .to_string()
+            .contains("weight")
+            || text.contains("\"weight\""),
+        "{text}"
+    );
 
     // And so does the post-mortem drafted from it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango")).args(["postmortem", "--journal"]).arg(&journal).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["postmortem", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pm = String::from_utf8_lossy(&out.stdout);
-    let at = |s: &str| pm.find(s).unwrap_or_else(|| panic!("`{s}` missing from the post-mortem:\n{pm}"));
-    assert!(at("## Issue Summary") < at("## Timeline") && at("## Timeline") < at("## Root Cause") && at("## Root Cause") < at("## Resolution"), "{pm}");
-    assert!(pm[at("## Root Cause")..].contains("config generation 2"), "{pm}");
+    let at = |s: &str| {
+        pm.find(s)
+            .unwrap_or_else(|| panic!("`{s}` missing from the post-mortem:\n{pm}"))
+    };
+    assert!(
+        at("## Issue Summary") < at("## Timeline")
+            && at("## Timeline") < at("## Root Cause")
+            && at("## Root Cause") < at("## Resolution"),
+        "{pm}"
+    );
+    assert!(
+        pm[at("## Root Cause")..].contains("config generation 2"),
+        "{pm}"
+    );
     assert!(pm[at("## Resolution")..].contains("generation 3"), "{pm}");
 }

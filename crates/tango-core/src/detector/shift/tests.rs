@@ -14,7 +14,9 @@ struct Pool {
 impl Pool {
     fn new(weights: &[f64]) -> Self {
         Pool {
-            names: (1..=weights.len()).map(|i| format!("backend-{i}")).collect(),
+            names: (1..=weights.len())
+                .map(|i| format!("backend-{i}"))
+                .collect(),
             weights: weights.to_vec(),
             eligible: vec![true; weights.len()],
             counts: vec![0; weights.len()],
@@ -25,7 +27,12 @@ impl Pool {
 
     /// One second of `rps` requests split by the effective weights.
     fn tick(&mut self, rps: u64) -> PoolTick {
-        let eff: Vec<f64> = self.weights.iter().zip(&self.eligible).map(|(w, e)| if *e { *w } else { 0.0 }).collect();
+        let eff: Vec<f64> = self
+            .weights
+            .iter()
+            .zip(&self.eligible)
+            .map(|(w, e)| if *e { *w } else { 0.0 })
+            .collect();
         let sum: f64 = eff.iter().sum();
         let p: Vec<f64> = eff.iter().map(|w| w / sum).collect();
         let mut out = vec![0; p.len()];
@@ -53,7 +60,14 @@ impl Pool {
     }
 }
 
-fn run(d: &mut ShiftDetector, p: &mut Pool, ticks: u32, rps: u64, fired: &mut Vec<Evidence>, resolved: &mut Vec<Evidence>) {
+fn run(
+    d: &mut ShiftDetector,
+    p: &mut Pool,
+    ticks: u32,
+    rps: u64,
+    fired: &mut Vec<Evidence>,
+    resolved: &mut Vec<Evidence>,
+) {
     for _ in 0..ticks {
         for ev in d.tick(&p.tick(rps)).events {
             match ev {
@@ -75,19 +89,39 @@ fn a_weight_typo_fires_within_seconds_and_reverting_resolves() {
     p.weights[1] = 10.0;
     let change_at = p.now;
     run(&mut d, &mut p, 5, 500, &mut fired, &mut resolved);
-    let over: Vec<&Evidence> = fired.iter().filter(|e| e.kind == AlertKind::OverShare).collect();
+    let over: Vec<&Evidence> = fired
+        .iter()
+        .filter(|e| e.kind == AlertKind::OverShare)
+        .collect();
     assert_eq!(over.len(), 1, "{fired:?}");
     let e = over[0];
     assert_eq!(e.backend, "backend-2");
     assert_eq!(e.basis, Basis::Baseline);
     assert_eq!(e.cause, Cause::Config);
-    assert!(e.ratio > 2.5 && e.ratio < 3.6, "about 3.1x its share: {}", e.ratio);
-    assert!(e.at_ms <= change_at + 3000, "fired {} ms after the change", e.at_ms - change_at);
-    assert!(e.onset_ms + 2000 >= change_at && e.onset_ms <= change_at + 1000, "onset {} vs change {change_at}", e.onset_ms);
+    assert!(
+        e.ratio > 2.5 && e.ratio < 3.6,
+        "about 3.1x its share: {}",
+        e.ratio
+    );
+    assert!(
+        e.at_ms <= change_at + 3000,
+        "fired {} ms after the change",
+        e.at_ms - change_at
+    );
+    assert!(
+        e.onset_ms + 2000 >= change_at && e.onset_ms <= change_at + 1000,
+        "onset {} vs change {change_at}",
+        e.onset_ms
+    );
 
     p.weights[1] = 1.0;
     run(&mut d, &mut p, 30, 500, &mut fired, &mut resolved);
-    assert!(resolved.iter().any(|e| e.backend == "backend-2" && e.kind == AlertKind::OverShare), "reverting clears it");
+    assert!(
+        resolved
+            .iter()
+            .any(|e| e.backend == "backend-2" && e.kind == AlertKind::OverShare),
+        "reverting clears it"
+    );
     assert!(d.inner.active().is_empty());
 }
 
@@ -105,14 +139,21 @@ fn an_ejection_is_left_to_the_share_detector() {
 #[test]
 fn a_lasting_shift_becomes_the_baseline() {
     let mut p = Pool::new(&[1.0, 1.0, 1.0]);
-    let cfg = ShiftConfig { adopt_after_ms: 60_000, ..ShiftConfig::default() };
+    let cfg = ShiftConfig {
+        adopt_after_ms: 60_000,
+        ..ShiftConfig::default()
+    };
     let mut d = ShiftDetector::new("web", DetectorConfig::default(), cfg);
     let (mut fired, mut resolved) = (Vec::new(), Vec::new());
     run(&mut d, &mut p, 60, 300, &mut fired, &mut resolved);
     p.weights[2] = 4.0;
     run(&mut d, &mut p, 200, 300, &mut fired, &mut resolved);
     assert!(!fired.is_empty());
-    assert!(d.inner.active().is_empty(), "still alerting after adoption: {:?}", d.inner.active());
+    assert!(
+        d.inner.active().is_empty(),
+        "still alerting after adoption: {:?}",
+        d.inner.active()
+    );
     let b = d.baseline();
     assert!((b[2].1 - 4.0 / 6.0).abs() < 0.05, "{b:?}");
 }
