@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh machine: installs what the tests need
-# (promtool, for the fleet-wide Prometheus rules), then runs every Rust test and the
+# (promtool for the fleet-wide Prometheus rules, Alertmanager for alert delivery), then runs every Rust test and the
 # promtool rule tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Alertmanager: the alert-delivery test posts to a real one on loopback.
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+    echo "== installing prometheus-alertmanager (apt)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager >/dev/null
+    # The package starts a system service on :9093; the tests start their own.
+    $sudo systemctl stop prometheus-alertmanager 2>/dev/null || $sudo pkill -f prometheus-alertmanager || true
+fi
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets

@@ -5,6 +5,7 @@ mod admin;
 mod check;
 mod cmd;
 mod ctl;
+mod deliver;
 mod demo;
 mod health;
 mod journal;

@@ -13,6 +13,7 @@ use tango_core::detector::{
     AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick,
     ShiftConfig, ShiftDetector,
 };
+use tango_core::config::Alerts;
 use tango_core::journal::{attribute, EventKind, SuspectedCause};
 
 /// An alert as the API shows it: the evidence and what probably caused it.
@@ -132,10 +133,10 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
             tick_errors += errors;
             let report = w.detector.tick(&input);
             for ev in report.events {
-                handle_event(&journal, &state, ev);
+                handle_event(&journal, &state, &snap.config.alerts, ev);
             }
             for ev in w.shift.tick(&input).events {
-                handle_event(&journal, &state, ev);
+                handle_event(&journal, &state, &snap.config.alerts, ev);
             }
             views.insert(
                 pool.cfg.name.clone(),
@@ -251,7 +252,7 @@ fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
     None
 }
 
-fn handle_event(journal: &Sink, state: &WatchState, ev: AlertEvent) {
+fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertEvent) {
     match ev {
         AlertEvent::Fired(evidence) => {
             let cause = attribute(&evidence, &journal.recent());
@@ -277,15 +278,14 @@ fn handle_event(journal: &Sink, state: &WatchState, ev: AlertEvent) {
             journal.record(EventKind::AlertFired {
                 evidence: journaled,
             });
-            push_alert(
-                state,
-                AlertRecord {
-                    evidence,
-                    cause,
-                    active: true,
-                    resolved_ms: None,
-                },
-            );
+            let record = AlertRecord {
+                evidence,
+                cause,
+                active: true,
+                resolved_ms: None,
+            };
+            crate::deliver::deliver(targets, &record);
+            push_alert(state, record);
         }
         AlertEvent::Resolved {
             evidence,
@@ -303,6 +303,7 @@ fn handle_event(journal: &Sink, state: &WatchState, ev: AlertEvent) {
                 {
                     a.active = false;
                     a.resolved_ms = Some(resolved_ms);
+                    crate::deliver::deliver(targets, a);
                 }
             }
         }

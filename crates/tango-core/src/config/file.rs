@@ -23,6 +23,18 @@ pub struct ConfigFile {
     /// Lint rules allowed on purpose, each with a reason.
     #[serde(default)]
     pub allow: Vec<S<AllowFile>>,
+    /// Where alerts go besides the log and the journal.
+    #[serde(default)]
+    pub alerts: Option<S<AlertsFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsFile {
+    /// POSTed a JSON document per alert fired or resolved.
+    pub webhook: Option<S<String>>,
+    /// Base URL of an Alertmanager (its `/api/v2/alerts` is used).
+    pub alertmanager: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,14 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub pools: Vec<Pool>,
     pub allows: Vec<Allow>,
+    pub alerts: Alerts,
+}
+
+/// Alert delivery targets (`http://` URLs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Alerts {
+    pub webhook: Option<String>,
+    pub alertmanager: Option<String>,
 }
 
 impl Config {

@@ -131,6 +131,7 @@ pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Dia
     let pools = pools(&mut v, &file.pool);
     let routes = routes(&mut v, &file.route, &pools);
     let allows = allows(&mut v, &file.allow, &pools);
+    let alerts = alerts(&mut v, file.alerts.as_ref());
     if v.diags.is_empty() {
         Ok(Config {
             admin,
@@ -138,6 +139,7 @@ pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Dia
             routes,
             pools,
             allows,
+            alerts,
         })
     } else {
         Err(v.diags)
@@ -818,4 +820,24 @@ fn allows(v: &mut V<'_>, al: &[S<AllowFile>], pools: &[Pool]) -> Vec<Allow> {
         });
     }
     out
+}
+
+fn alerts(v: &mut V<'_>, a: Option<&S<AlertsFile>>) -> Alerts {
+    let Some(a) = a else { return Alerts::default() };
+    let mut url = |key: &str, u: &Option<S<String>>| -> Option<String> {
+        let u = u.as_ref()?;
+        let text = u.get_ref().trim();
+        let ok = text
+            .strip_prefix("http://")
+            .map(|rest| !rest.is_empty() && !rest.starts_with('/'))
+            .unwrap_or(false);
+        if !ok {
+            v.err(key, span(u), format!("`{text}` is not an http:// URL"), "write e.g. \"http://127.0.0.1:9093\" (https is not supported for delivery)");
+            return None;
+        }
+        Some(text.trim_end_matches('/').to_string())
+    };
+    let webhook = url("alerts.webhook", &a.get_ref().webhook);
+    let alertmanager = url("alerts.alertmanager", &a.get_ref().alertmanager);
+    Alerts { webhook, alertmanager }
 }

@@ -36,6 +36,91 @@ fn load(
     })
 }
 
+/// Captures every POST body it receives.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    bodies: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receiver() -> Receiver {
+    use http_body_util::BodyExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            let b = b.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let b = b.clone();
+                    async move {
+                        let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        if let Ok(v) = serde_json::from_slice(&body) {
+                            b.lock().unwrap().push(v);
+                        }
+                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(s), svc).await;
+            });
+        }
+    });
+    Receiver { addr, bodies, task }
+}
+
+/// A real Alertmanager on loopback (Debian's prometheus-alertmanager, which
+/// scripts/test.sh installs).
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn alertmanager() -> Alertmanager {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(&cfg, "route:\n  receiver: none\nreceivers:\n  - name: none\n").unwrap();
+    let port = dead_addr().port();
+    let child = std::process::Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.path().display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prometheus-alertmanager is installed (scripts/test.sh installs it)");
+    let url = format!("http://127.0.0.1:{port}");
+    let c = client();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(1), c.get(format!("{url}/-/ready").parse().unwrap())).await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < end, "alertmanager did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Alertmanager { child, url, _dir: dir }
+}
+
 async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
     t: &Tango,
     limit: Duration,
@@ -66,16 +151,20 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
         Backend::start("b4").await,
     ];
     let state = tempfile::tempdir().unwrap();
+    let hook = receiver().await;
+    let am = alertmanager().await;
     let cfg = |w2: u32| {
         let spec: Vec<(&str, _, u32)> = bs
             .iter()
             .map(|b| (b.name.as_str(), b.addr, if b.name == "b2" { w2 } else { 1 }))
             .collect();
-        config("", &spec).replacen(
-            "[admin]\n",
-            &format!("[admin]\nstate_dir = \"{}\"\n", state.path().display()),
-            1,
-        )
+        let alerts = format!("[alerts]\nwebhook = \"http://{}/hook\"\nalertmanager = \"{}\"\n\n", hook.addr, am.url);
+        alerts
+            + &config("", &spec).replacen(
+                "[admin]\n",
+                &format!("[admin]\nstate_dir = \"{}\"\n", state.path().display()),
+                1,
+            )
     };
     let t = Tango::start(&cfg(1));
     let stop = Arc::new(AtomicBool::new(false));
@@ -129,6 +218,28 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     assert!(ratio > 2.0, "b2 takes about 3x its share: {ratio}");
     eprintln!("alert after {took:?}: {sentence}");
 
+    // Delivered: to the webhook with the evidence, and to a real Alertmanager.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = hook.bodies.lock().unwrap().iter().any(|b| b["status"] == "firing" && b["evidence"]["backend"] == "b2" && b["cause"]["generation"] == 2);
+        if got {
+            break;
+        }
+        assert!(Instant::now() < end, "webhook never got the alert: {:?}", hook.bodies.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = get(&client(), &format!("{}/api/v2/alerts", am.url)).await;
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let found = v.as_array().into_iter().flatten().any(|a| a["labels"]["backend"] == "b2" && a["labels"]["alertname"] == "TangoBackendOverShare" && a["annotations"]["summary"].as_str().unwrap_or("").contains("weight from 1 to 10"));
+        if found {
+            break;
+        }
+        assert!(Instant::now() < end, "Alertmanager never showed the alert: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Reverting clears it.
     t.write_config(&cfg(1));
     let (s, _) = admin_post(&t, "/api/v1/reload").await;
@@ -142,6 +253,11 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     .await;
     stop.store(true, Relaxed);
     load.await.unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !hook.bodies.lock().unwrap().iter().any(|b| b["status"] == "resolved" && b["evidence"]["backend"] == "b2") {
+        assert!(Instant::now() < end, "webhook never got the resolution");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         sent.load(Relaxed) > 2000,
         "the load ran: {}",
