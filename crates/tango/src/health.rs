@@ -68,10 +68,14 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
         tokio::time::sleep(next_probe_delay(cfg.interval, cfg.jitter, crate::rng::next_u64())).await;
         let probe = probe(&address, &cfg).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
-            backend.healthy.store(t.healthy, Relaxed);
             if t.healthy {
-                // Back in service: slow start ramps it up from now.
+                // Back in service: slow start ramps it up from now. Stamped before the
+                // flag flips so no reader sees it healthy with the old stamp (at full
+                // weight at once).
                 backend.ready_since_ms.store(rt.now_ms(), Relaxed);
+            }
+            backend.healthy.store(t.healthy, std::sync::atomic::Ordering::Release);
+            if t.healthy {
                 tracing::info!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend healthy");
             } else {
                 tracing::warn!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend unhealthy");

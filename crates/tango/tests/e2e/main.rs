@@ -14,3 +14,4 @@ mod protocols;
 mod reload;
 mod watch;
 mod simulate;
+mod policies;
