@@ -55,7 +55,10 @@ pub(crate) struct Pooled {
 
 impl Pooled {
     pub(crate) fn release(self) {
-        if self.tx.is_ready() {
+        // Right after a response ends the connection may not be ready yet (its task
+        // has not seen the end); `checkout` waits for readiness, so only a closed
+        // connection is dropped here.
+        if !self.tx.is_closed() {
             let mut idle = self
                 .pool
                 .conns
@@ -93,7 +96,7 @@ impl ConnPool {
     fn take_idle(&self, max_idle: Duration) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(c) = idle.pop() {
-            if c.tx.is_ready() && c.since.elapsed() < max_idle {
+            if !c.tx.is_closed() && c.since.elapsed() < max_idle {
                 return Some(c.tx);
             }
         }
@@ -108,12 +111,16 @@ pub(crate) async fn checkout(
     max_idle: Duration,
     max_connections: Option<u32>,
 ) -> Result<Pooled, ConnectError> {
-    if let Some(tx) = backend.conns.take_idle(max_idle) {
-        return Ok(Pooled {
-            tx,
-            pool: backend.clone(),
-            reused: true,
-        });
+    while let Some(mut tx) = backend.conns.take_idle(max_idle) {
+        // Ready at once in the common case; a connection that the backend closed
+        // reports an error here and the next one is tried.
+        if tx.ready().await.is_ok() {
+            return Ok(Pooled {
+                tx,
+                pool: backend.clone(),
+                reused: true,
+            });
+        }
     }
     if let Some(max) = max_connections {
         if backend.conns.open() >= u64::from(max) {

@@ -89,8 +89,14 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream { body, conn, _guard } => {
                 let r = Pin::new(&mut *body).poll_frame(cx);
-                if let Poll::Ready(None) = r {
-                    // The whole response was read: the connection can serve another request.
+                // The whole response was read (hyper may not poll again once the body
+                // says it has ended): the connection can serve another request.
+                let ended = match &r {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    _ => false,
+                };
+                if ended {
                     if let Some(c) = conn.take() {
                         c.release();
                     }

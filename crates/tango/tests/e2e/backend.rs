@@ -30,6 +30,8 @@ pub struct Backend {
 #[derive(Default)]
 pub struct State {
     pub hits: AtomicU64,
+    /// Connections accepted.
+    pub conns: AtomicU64,
     pub health_hits: AtomicU64,
     pub fail_status: AtomicU16,
     pub health_status: AtomicU16,
@@ -54,6 +56,7 @@ impl Backend {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                st.conns.fetch_add(1, Relaxed);
                 let st = st.clone();
                 let n = n.clone();
                 tokio::spawn(async move {

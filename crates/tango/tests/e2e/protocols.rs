@@ -257,3 +257,21 @@ async fn fifty_megabytes_stream_each_way_in_bounded_memory() {
         "tango's peak RSS grew by {grew_mib:.1} MiB moving 2 x 50 MiB"
     );
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let c = client();
+    for path in ["/", "/source?n=100000", "/headers"] {
+        for _ in 0..100 {
+            let (s, _) = get(&c, &t.url(path)).await;
+            assert_eq!(s, 200);
+        }
+    }
+    let conns = b.state.conns.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        conns <= 2,
+        "300 sequential requests opened {conns} upstream connections"
+    );
+}
