@@ -29,6 +29,9 @@ pub(crate) fn record(
             .observe(l.as_secs_f64(), now.as_nanos() as u64, pool.cfg.ewma_decay);
     }
     let failed = class >= 4;
+    if pool.cfg.outlier.is_none() {
+        return;
+    }
     let mut guard = match pool.shared.outlier.try_lock() {
         Ok(g) => g,
         // Another worker is recording for this pool right now; for a success that is
@@ -93,15 +96,25 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event]) {
 fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
     for ev in events {
         match ev {
-            Event::Ejected { backend, consecutive, times_ejected, .. } => {
+            Event::Ejected {
+                backend,
+                consecutive,
+                times_ejected,
+                ..
+            } => {
                 journal.record(EventKind::Ejected {
                     pool: pool.cfg.name.clone(),
                     backend: pool.cfg.backends[*backend].name.clone(),
-                    reason: format!("{consecutive} consecutive failures (ejection #{times_ejected})"),
+                    reason: format!(
+                        "{consecutive} consecutive failures (ejection #{times_ejected})"
+                    ),
                 });
             }
             Event::Returned { backend } => {
-                journal.record(EventKind::Returned { pool: pool.cfg.name.clone(), backend: pool.cfg.backends[*backend].name.clone() });
+                journal.record(EventKind::Returned {
+                    pool: pool.cfg.name.clone(),
+                    backend: pool.cfg.backends[*backend].name.clone(),
+                });
             }
             Event::EjectionCapped { .. } => {}
         }
@@ -130,7 +143,10 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) 
             apply_events(pool, &events);
             journal_events(&journal, pool, &events);
             if let Some(entered) = crate::keys::update_panic(pool) {
-                journal.record(EventKind::PanicMode { pool: pool.cfg.name.clone(), entered });
+                journal.record(EventKind::PanicMode {
+                    pool: pool.cfg.name.clone(),
+                    entered,
+                });
             }
             for b in &pool.backends {
                 b.conns.sweep(pool.cfg.idle_timeout);

@@ -58,6 +58,8 @@ pub(crate) struct FramingGuard<I> {
     ready_pos: usize,
     max_head: usize,
     eof: bool,
+    /// Where bytes are read before they are judged (kept, so no allocation per read).
+    scratch: Vec<u8>,
 }
 
 impl<I> FramingGuard<I> {
@@ -71,6 +73,7 @@ impl<I> FramingGuard<I> {
             ready_pos: 0,
             max_head,
             eof: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -354,20 +357,30 @@ impl<I: AsyncRead + Unpin> AsyncRead for FramingGuard<I> {
                     return Poll::Ready(Ok(()));
                 }
             }
-            let mut tmp = [0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut tmp);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-            let got = rb.filled();
-            if got.is_empty() {
-                // The client closed: hand over whatever was held back, hyper decides.
-                this.eof = true;
-                let from = this.head_released.min(this.pending.len());
-                this.ready.extend_from_slice(&this.pending[from..]);
-                this.pending.clear();
-                continue;
+            let mut scratch = std::mem::take(&mut this.scratch);
+            scratch.clear();
+            scratch.reserve(16 * 1024);
+            let mut rb = ReadBuf::uninit(scratch.spare_capacity_mut());
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
+            let got = rb.filled().len();
+            if let Poll::Ready(Ok(())) = polled {
+                if got > 0 {
+                    this.feed(rb.filled());
+                }
             }
-            let got = got.to_vec();
-            this.feed(&got);
+            this.scratch = scratch;
+            match polled {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) if got == 0 => {
+                    // The client closed: hand over whatever was held back, hyper decides.
+                    this.eof = true;
+                    let from = this.head_released.min(this.pending.len());
+                    this.ready.extend_from_slice(&this.pending[from..]);
+                    this.pending.clear();
+                }
+                Poll::Ready(Ok(())) => {}
+            }
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The life of one request: check framing, route, pick a backend, forward, retry when
 //! it is safe, stream the response back, count.
+//!
+//! Per request this allocates what hyper needs and the forwarded headers; names for the
+//! access log are looked up only when it is on.
 
 use super::body::{InFlight, ProxyBody, UpBody};
 use super::error::ProxyError;
 use super::headers;
-use crate::runtime::Runtime;
+use crate::runtime::{PoolRuntime, Runtime, Snapshot};
 use crate::upstream::{self, ConnectError};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,6 +50,15 @@ impl Tried {
     }
 }
 
+/// Where a request went: pool and backend indexes into the snapshot it used.
+#[derive(Default, Clone, Copy)]
+struct Target {
+    pool: Option<usize>,
+    backend: Option<usize>,
+}
+
+type Failure = (ProxyError, Target);
+
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
@@ -56,16 +68,19 @@ pub(crate) async fn handle(
         Some(v) => v.clone(),
         None => new_request_id(),
     };
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let (resp, pool, backend) = match proxy(&ctx, req, &request_id).await {
+    let logged = ctx
+        .access_log
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let snap = ctx.rt.current();
+    let (resp, target) = match proxy(&ctx, &snap, req, &request_id).await {
         Ok(r) => r,
-        Err((e, pool, backend)) => {
-            tracing::debug!(error = %e, blame = ?e.blame(), pool = pool.as_deref().unwrap_or("-"), "request failed");
-            (error_response(&e), pool, backend)
+        Err((e, target)) => {
+            tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
+            (error_response(&e), target)
         }
     };
-    if ctx.access_log {
+    if let Some((method, path)) = logged {
+        let pool = target.pool.map(|p| &snap.pools[p]);
         tracing::info!(
             target: "tango::access",
             request_id = request_id.to_str().unwrap_or(""),
@@ -73,8 +88,11 @@ pub(crate) async fn handle(
             client = %ctx.peer,
             method = %method,
             path = %path,
-            pool = pool.as_deref().unwrap_or("-"),
-            backend = backend.as_deref().unwrap_or("-"),
+            pool = pool.map(|p| p.cfg.name.as_str()).unwrap_or("-"),
+            backend = pool
+                .zip(target.backend)
+                .map(|(p, b)| p.cfg.backends[b].name.as_str())
+                .unwrap_or("-"),
             status = resp.status().as_u16(),
             duration_ms = start.elapsed().as_secs_f64() * 1000.0,
         );
@@ -83,8 +101,17 @@ pub(crate) async fn handle(
 }
 
 fn new_request_id() -> HeaderValue {
-    let n = crate::rng::next_u64() as u128 | ((crate::rng::next_u64() as u128) << 64);
-    HeaderValue::from_str(&format!("{n:032x}")).expect("hex is a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (half, n) in [crate::rng::next_u64(), crate::rng::next_u64()]
+        .into_iter()
+        .enumerate()
+    {
+        for i in 0..16 {
+            out[half * 16 + i] = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&out).expect("hex is a valid header value")
 }
 
 pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
@@ -101,16 +128,12 @@ pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
     r
 }
 
-type Failure = (ProxyError, Option<String>, Option<String>);
-
-fn host_of(req: &Request<Incoming>) -> Option<String> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))?;
-    Some(raw)
+/// The Host header, or for HTTP/2 the `:authority`.
+fn host_of(req: &Request<Incoming>) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -130,30 +153,61 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
+/// What is sent upstream, prepared once and reused by every try.
+struct Outgoing {
+    method: Method,
+    uri: Uri,
+}
+
+impl Outgoing {
+    fn request(
+        &self,
+        body: UpBody,
+        last_try: bool,
+        headers: &mut Option<HeaderMap>,
+    ) -> Request<UpBody> {
+        let mut up = Request::new(body);
+        *up.method_mut() = self.method.clone();
+        *up.uri_mut() = self.uri.clone();
+        // The last possible try takes the headers; earlier ones copy them.
+        *up.headers_mut() = match (last_try, headers.take()) {
+            (true, Some(h)) => h,
+            (_, Some(h)) => {
+                let copy = h.clone();
+                *headers = Some(h);
+                copy
+            }
+            // Every path that takes the headers either is the last try or puts
+            // them back; an empty map is the safe answer should that ever change.
+            (_, None) => HeaderMap::new(),
+        };
+        up
+    }
+}
+
 async fn proxy(
     ctx: &ConnCtx,
+    snap: &Snapshot,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
-) -> Result<(Response<ProxyBody>, Option<String>, Option<String>), Failure> {
+) -> Result<(Response<ProxyBody>, Target), Failure> {
+    let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
-        headers::check_framing(req.headers())
-            .map_err(|m| (ProxyError::BadRequest(m), None, None))?;
+        headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
     }
-    let host = host_of(&req);
-    let snap = ctx.rt.current();
-    let path = req.uri().path();
-    let route = snap
-        .config
-        .routes
-        .iter()
-        .find(|r| r.matches(host.as_deref().map(strip_port), path))
-        .ok_or((ProxyError::NoRoute, None, None))?;
-    let pool = &snap.pools[route.pool];
-    let pool_name = Some(pool.cfg.name.clone());
-    let key = match crate::keys::extract(pool, &req, ctx.peer.ip(), &snap.config, &ctx.listener) {
-        Ok(k) => k,
-        Err(e) => return Err((e, pool_name, None)),
+    let route = {
+        let host = host_of(&req).map(strip_port);
+        let path = req.uri().path();
+        snap.config
+            .routes
+            .iter()
+            .find(|r| r.matches(host, path))
+            .ok_or((ProxyError::NoRoute, target))?
     };
+    target.pool = Some(route.pool);
+    let pool = &snap.pools[route.pool];
+    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &snap.config, &ctx.listener)
+        .map_err(|e| (e, target))?;
     if pool.cfg.hashing.is_some() {
         pool.shared.keys.observe(key);
     }
@@ -164,35 +218,37 @@ async fn proxy(
         None
     };
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let host = host_of(&req)
+        .map(|h| HeaderValue::from_str(h).ok())
+        .unwrap_or(None);
     let (parts, body) = req.into_parts();
-    let mut head = Request::builder()
-        .method(parts.method.clone())
-        .version(Version::HTTP_11);
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    head = head.uri(Uri::try_from(pq).map_err(|_| {
-        (
-            ProxyError::BadRequest("invalid target"),
-            pool_name.clone(),
-            None,
-        )
-    })?);
+    // Origin-form as received (HTTP/1.1) is reused as is; HTTP/2's absolute form
+    // becomes origin-form for the HTTP/1.1 backend.
+    let uri = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+        parts.uri
+    } else {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        Uri::try_from(pq).map_err(|_| (ProxyError::BadRequest("invalid target"), target))?
+    };
     let mut hdrs = parts.headers;
     headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
-    if !hdrs.contains_key(header::HOST) {
-        if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
-            hdrs.insert(header::HOST, h);
+    if let Some(h) = &host {
+        if !hdrs.contains_key(header::HOST) {
+            hdrs.insert(header::HOST, h.clone());
         }
     }
-    headers::add_forwarded(&mut hdrs, ctx.peer.ip(), ctx.tls, host.as_deref());
+    headers::add_forwarded(
+        &mut hdrs,
+        ctx.peer.ip(),
+        ctx.tls,
+        host.as_ref().and_then(|h| h.to_str().ok()),
+    );
     hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
-    if body.is_end_stream()
-        && hdrs.contains_key(header::CONTENT_LENGTH)
-        && parts.version == Version::HTTP_2
-    {
+    if body.is_end_stream() && parts.version == Version::HTTP_2 {
         hdrs.remove(header::CONTENT_LENGTH);
     }
     let has_body = !body.is_end_stream();
@@ -202,12 +258,16 @@ async fn proxy(
         UpBody::Empty
     });
     let retry_safe_after_send = idempotent(&parts.method) && !has_body && upgrade.is_none();
+    let out = Outgoing {
+        method: parts.method,
+        uri,
+    };
+    let mut headers = Some(hdrs);
 
     pool.retry_budget.deposit(pool.cfg.retry_budget);
     let deadline = Instant::now() + pool.cfg.timeout.min(ctx.request_timeout);
     let mut tried = Tried::default();
     let mut last_err = ProxyError::NoneEligible;
-    let mut last_backend = None;
     let mut attempt = 0;
     let mut stale_retries = 0;
     while attempt < pool.cfg.max_attempts {
@@ -216,133 +276,194 @@ async fn proxy(
         }
         let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
             Pick::Backend(i) => i,
-            Pick::MissingKey => return Err((ProxyError::MissingKey("value"), pool_name, None)),
-            Pick::NoneEligible => {
-                if attempt == 0 {
-                    last_err = ProxyError::NoneEligible;
-                }
-                break;
-            }
+            Pick::MissingKey => return Err((ProxyError::MissingKey("value"), target)),
+            Pick::NoneEligible => break,
         };
         tried.insert(i);
-        let backend = &pool.backends[i];
-        last_backend = Some(pool.cfg.backends[i].name.clone());
-        let bcfg = &pool.cfg.backends[i];
+        target.backend = Some(i);
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             last_err = ProxyError::Timeout;
             break;
         }
-        backend.stats.in_flight.fetch_add(1, Relaxed);
-        let guard = InFlight(backend.clone());
-        let mut conn = match upstream::checkout(
-            backend,
-            pool.cfg.connect_timeout.min(remaining),
-            pool.cfg.idle_timeout,
-            bcfg.max_connections,
+        match try_backend(
+            ctx,
+            pool,
+            i,
+            &out,
+            &mut headers,
+            &mut body,
+            remaining,
+            attempt + 1 == pool.cfg.max_attempts,
+            client_upgrade.is_some(),
         )
         .await
         {
-            Ok(c) => c,
-            Err(ConnectError::AtCapacity) => {
-                last_err = ProxyError::AtCapacity;
-                attempt += 1;
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e, "upstream connect failed");
-                crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
-                last_err = ProxyError::Connect;
-                attempt += 1;
-                continue;
-            }
-        };
-        let mut up = Request::new(body.take().unwrap_or(UpBody::Empty));
-        *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = head.uri_ref().cloned().unwrap_or_default();
-        *up.headers_mut() = hdrs.clone();
-        let sent_at = Instant::now();
-        let result = tokio::time::timeout(
-            remaining.min(pool.cfg.try_timeout),
-            conn.tx.try_send_request(up),
-        )
-        .await;
-        match result {
-            Err(_) => {
-                crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
-                return Err((ProxyError::Timeout, pool_name, last_backend));
-            }
-            Ok(Err(mut e)) => {
-                if let Some(back) = e.take_message() {
-                    // Never written: a pooled connection the backend had closed. Safe to
-                    // send again, and not the backend's fault.
-                    body = Some(back.into_body());
-                    if conn.reused && stale_retries < 3 {
-                        stale_retries += 1;
-                        tried = Tried::default();
-                        continue;
-                    }
-                    last_err = ProxyError::Connect;
-                    attempt += 1;
-                    continue;
-                }
-                tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
-                crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
-                last_err = ProxyError::Reset;
-                if retry_safe_after_send {
-                    body = Some(UpBody::Empty);
-                    attempt += 1;
-                    continue;
-                }
-                return Err((last_err, pool_name, last_backend));
-            }
-            Ok(Ok(mut resp)) => {
-                let ttfb = sent_at.elapsed();
-                crate::accounting::record(
-                    ctx.rt.as_ref(),
-                    pool,
-                    i,
-                    Some(resp.status().as_u16()),
-                    Some(ttfb),
-                );
+            Ok(mut resp) => {
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(client) = client_upgrade {
+                    if let (Some(client), Some(guard)) = (
+                        client_upgrade,
+                        resp.extensions_mut().remove::<UpgradeGuard>(),
+                    ) {
                         let upstream = hyper::upgrade::on(&mut resp);
-                        tokio::spawn(tunnel(client, upstream, guard));
+                        tokio::spawn(tunnel(client, upstream, guard.0));
                         let (mut rparts, _) = resp.into_parts();
                         headers::strip_hop_by_hop(&mut rparts.headers, true);
-                        return Ok((
-                            Response::from_parts(rparts, ProxyBody::empty()),
-                            pool_name,
-                            last_backend,
-                        ));
+                        return Ok((Response::from_parts(rparts, ProxyBody::empty()), target));
                     }
                 }
-                let (mut rparts, rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers, false);
-                // An empty body is never polled: the connection is free already.
-                let conn = if rbody.is_end_stream() {
-                    conn.release();
-                    None
-                } else {
-                    Some(conn)
-                };
-                let body = ProxyBody::Upstream {
-                    body: rbody,
-                    conn,
-                    _guard: Some(guard),
-                };
-                return Ok((Response::from_parts(rparts, body), pool_name, last_backend));
+                return Ok((resp.map(|b| b.into_inner()), target));
             }
+            Err(TryError::Stale) if stale_retries < 3 => {
+                // Never written: a pooled connection the backend had just closed. Safe
+                // to send again, and not the backend's fault.
+                stale_retries += 1;
+                tried = Tried::default();
+            }
+            Err(TryError::Stale) => {
+                last_err = ProxyError::Connect;
+                attempt += 1;
+            }
+            Err(TryError::Failed(e)) => {
+                last_err = e;
+                attempt += 1;
+            }
+            Err(TryError::Sent(e)) => {
+                if !retry_safe_after_send {
+                    return Err((e, target));
+                }
+                body = Some(UpBody::Empty);
+                last_err = e;
+                attempt += 1;
+            }
+            Err(TryError::Final(e)) => return Err((e, target)),
         }
     }
-    Err((last_err, pool_name, last_backend))
+    Err((last_err, target))
+}
+
+enum TryError {
+    /// Nothing was sent; another backend may be tried.
+    Failed(ProxyError),
+    /// A pooled connection turned out closed before the request was written.
+    Stale,
+    /// The request was sent and then the connection failed.
+    Sent(ProxyError),
+    /// No retry makes sense (a timeout: the request may still be running).
+    Final(ProxyError),
+}
+
+/// Marks a 101 response: carries the in-flight guard into the tunnel task.
+#[derive(Clone)]
+struct UpgradeGuard(Arc<InFlight>);
+
+/// A response body before it becomes a `ProxyBody` (upgrades keep theirs).
+struct Pending(ProxyBody);
+
+impl Pending {
+    fn into_inner(self) -> ProxyBody {
+        self.0
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn try_backend(
+    ctx: &ConnCtx,
+    pool: &PoolRuntime,
+    i: usize,
+    out: &Outgoing,
+    headers: &mut Option<HeaderMap>,
+    body: &mut Option<UpBody>,
+    remaining: Duration,
+    last_try: bool,
+    upgrade: bool,
+) -> Result<Response<Pending>, TryError> {
+    let backend = &pool.backends[i];
+    let bcfg = &pool.cfg.backends[i];
+    backend.stats.in_flight.fetch_add(1, Relaxed);
+    let guard = InFlight(backend.clone());
+    let timeout = pool.cfg.connect_timeout.min(remaining);
+    let mut conn = match upstream::checkout(
+        backend,
+        timeout,
+        pool.cfg.idle_timeout,
+        bcfg.max_connections,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
+        Err(e) => {
+            tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e, "upstream connect failed");
+            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
+            return Err(TryError::Failed(ProxyError::Connect));
+        }
+    };
+    let up = out.request(body.take().unwrap_or(UpBody::Empty), last_try, headers);
+    let sent_at = Instant::now();
+    let result = tokio::time::timeout(
+        remaining.min(pool.cfg.try_timeout),
+        conn.tx.try_send_request(up),
+    )
+    .await;
+    match result {
+        Err(_) => {
+            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            Err(TryError::Final(ProxyError::Timeout))
+        }
+        Ok(Err(mut e)) => {
+            if let Some(back) = e.take_message() {
+                let (parts, b) = back.into_parts();
+                *body = Some(b);
+                *headers = Some(parts.headers);
+                return Err(if conn.reused {
+                    TryError::Stale
+                } else {
+                    TryError::Failed(ProxyError::Connect)
+                });
+            }
+            tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
+            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            Err(TryError::Sent(ProxyError::Reset))
+        }
+        Ok(Ok(resp)) => {
+            crate::accounting::record(
+                ctx.rt.as_ref(),
+                pool,
+                i,
+                Some(resp.status().as_u16()),
+                Some(sent_at.elapsed()),
+            );
+            if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                // The connection becomes the tunnel: it never returns to the pool.
+                let (parts, _) = resp.into_parts();
+                let mut r = Response::from_parts(parts, Pending(ProxyBody::empty()));
+                r.extensions_mut().insert(UpgradeGuard(Arc::new(guard)));
+                return Ok(r);
+            }
+            let (mut rparts, rbody) = resp.into_parts();
+            headers::strip_hop_by_hop(&mut rparts.headers, false);
+            // An empty body is never polled: the connection is free already.
+            let conn = if rbody.is_end_stream() {
+                conn.release();
+                None
+            } else {
+                Some(conn)
+            };
+            let body = ProxyBody::Upstream {
+                body: rbody,
+                conn,
+                _guard: Some(guard),
+            };
+            Ok(Response::from_parts(rparts, Pending(body)))
+        }
+    }
 }
 
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
-    _guard: InFlight,
+    _guard: Arc<InFlight>,
 ) {
     let (c, u) = match tokio::try_join!(client, upstream) {
         Ok(x) => x,
