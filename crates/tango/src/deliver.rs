@@ -66,10 +66,14 @@ fn alertmanager_body(a: &AlertRecord) -> serde_json::Value {
 }
 
 fn camel(s: &str) -> String {
-    s.split('_').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    }).collect()
+    s.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 fn spawn_post(url: String, body: serde_json::Value) {
@@ -90,8 +94,12 @@ fn spawn_post(url: String, body: serde_json::Value) {
                     let _ = resp.into_body().collect().await;
                     return;
                 }
-                Ok(Ok(resp)) => tracing::warn!(url = %url, status = resp.status().as_u16(), attempt, "alert delivery refused"),
-                Ok(Err(e)) => tracing::warn!(url = %url, error = %e, attempt, "alert delivery failed"),
+                Ok(Ok(resp)) => {
+                    tracing::warn!(url = %url, status = resp.status().as_u16(), attempt, "alert delivery refused")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(url = %url, error = %e, attempt, "alert delivery failed")
+                }
                 Err(_) => tracing::warn!(url = %url, attempt, "alert delivery timed out"),
             }
             if attempt < ATTEMPTS {

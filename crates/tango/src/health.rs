@@ -41,7 +41,9 @@ pub(crate) async fn supervise(rt: Arc<Runtime>, events: crate::journal::Sink) {
             keep
         });
         for k in want {
-            tasks.entry(k.clone()).or_insert_with(|| tokio::spawn(probe_loop(rt.clone(), k.0, k.1, events.clone())));
+            tasks
+                .entry(k.clone())
+                .or_insert_with(|| tokio::spawn(probe_loop(rt.clone(), k.0, k.1, events.clone())));
         }
         // A backend without health checks is healthy by definition.
         for p in snap.pools.iter().filter(|p| p.cfg.health.is_none()) {
@@ -58,14 +60,25 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
         // Read the current configuration each round: settings may have been reloaded.
         let (cfg, backend) = {
             let snap = rt.current();
-            let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) else { return };
-            let Some(i) = p.cfg.backends.iter().position(|b| b.address == address) else { return };
-            let Some(cfg) = p.cfg.health.clone() else { return };
+            let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) else {
+                return;
+            };
+            let Some(i) = p.cfg.backends.iter().position(|b| b.address == address) else {
+                return;
+            };
+            let Some(cfg) = p.cfg.health.clone() else {
+                return;
+            };
             (cfg, p.backends[i].clone())
         };
         let st = state.get_or_insert_with(|| HealthState::new(&cfg));
         st.reconfigure(cfg.rise, cfg.fall);
-        tokio::time::sleep(next_probe_delay(cfg.interval, cfg.jitter, crate::rng::next_u64())).await;
+        tokio::time::sleep(next_probe_delay(
+            cfg.interval,
+            cfg.jitter,
+            crate::rng::next_u64(),
+        ))
+        .await;
         let probe = probe(&address, &cfg).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
             if t.healthy {
@@ -74,7 +87,9 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
                 // weight at once).
                 backend.ready_since_ms.store(rt.now_ms(), Relaxed);
             }
-            backend.healthy.store(t.healthy, std::sync::atomic::Ordering::Release);
+            backend
+                .healthy
+                .store(t.healthy, std::sync::atomic::Ordering::Release);
             if t.healthy {
                 tracing::info!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend healthy");
             } else {
@@ -84,7 +99,10 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             let snap = rt.current();
             if let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) {
                 if let Some(entered) = crate::keys::update_panic(p) {
-                    events.record(tango_core::journal::EventKind::PanicMode { pool: pool.clone(), entered });
+                    events.record(tango_core::journal::EventKind::PanicMode {
+                        pool: pool.clone(),
+                        entered,
+                    });
                 }
             }
         }
@@ -94,7 +112,10 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
 async fn probe(address: &str, cfg: &HealthCheck) -> Probe {
     match tokio::time::timeout(cfg.timeout, probe_once(address, cfg)).await {
         Ok(p) => p,
-        Err(_) => Probe::fail(format!("no answer within {}", humantime::format_duration(cfg.timeout))),
+        Err(_) => Probe::fail(format!(
+            "no answer within {}",
+            humantime::format_duration(cfg.timeout)
+        )),
     }
 }
 
@@ -119,7 +140,9 @@ async fn probe_once(address: &str, cfg: &HealthCheck) -> Probe {
         .header(http::header::USER_AGENT, "tango-health-check")
         .header(http::header::CONNECTION, "close")
         .body(Empty::<bytes::Bytes>::new());
-    let Ok(req) = req else { return Probe::fail("invalid health check request") };
+    let Ok(req) = req else {
+        return Probe::fail("invalid health check request");
+    };
     match tx.send_request(req).await {
         Ok(resp) => evaluate_http(resp.status().as_u16(), &cfg.expect),
         Err(e) => Probe::fail(format!("request: {e}")),

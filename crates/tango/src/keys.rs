@@ -127,7 +127,13 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
 /// Where a key would go now (for naming the backend a hot key lands on).
 pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64) -> Pick {
     let tried = Tried::default();
-    let env = Env { pool, tried: &tried, now_ms: 0, now_ns: 0, panic: pool.shared.panic.load(Relaxed) };
+    let env = Env {
+        pool,
+        tried: &tried,
+        now_ms: 0,
+        now_ns: 0,
+        panic: pool.shared.panic.load(Relaxed),
+    };
     pool.selector.pick(Some(key), &env)
 }
 

@@ -8,12 +8,12 @@ use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
     AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick,
     ShiftConfig, ShiftDetector,
 };
-use tango_core::config::Alerts;
 use tango_core::journal::{attribute, EventKind, SuspectedCause};
 
 /// An alert as the API shows it: the evidence and what probably caused it.

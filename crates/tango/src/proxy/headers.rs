@@ -6,16 +6,17 @@ use http::header::{
 };
 use std::net::IpAddr;
 
-/// Headers that describe one connection, never forwarded (RFC 9110 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Headers that describe one connection, never forwarded (RFC 9110 7.6.1). Named by
+/// constant so removing them parses nothing.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    TRANSFER_ENCODING,
 ];
 
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -71,20 +72,22 @@ pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
 /// Remove hop-by-hop headers, including every header the Connection header names.
 /// When `keep_upgrade` is set (a tunnelled upgrade), Connection: upgrade and Upgrade stay.
 pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        if keep_upgrade && n == UPGRADE {
-            continue;
+    if h.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            if keep_upgrade && n == UPGRADE {
+                continue;
+            }
+            h.remove(n);
         }
-        h.remove(n);
     }
-    for n in HOP_BY_HOP {
+    for n in &HOP_BY_HOP {
         h.remove(n);
     }
     if keep_upgrade {
@@ -96,27 +99,41 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Append the peer to X-Forwarded-For (keeping what the client sent) and set
 /// X-Forwarded-Proto and X-Forwarded-Host.
-pub(crate) fn add_forwarded(h: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<&str>) {
-    let peer = peer.to_canonical().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => {
-            let all: Vec<&str> = h
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            format!("{}, {peer}", all.join(", "))
-        }
-        _ => peer,
+/// The peer's address as a header value, made once per connection.
+pub(crate) fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_canonical().to_string())
+        .expect("an IP address is a valid header value")
+}
+
+/// Append the peer to X-Forwarded-For (keeping what the client sent) and set
+/// X-Forwarded-Proto and X-Forwarded-Host.
+pub(crate) fn add_forwarded(
+    h: &mut HeaderMap,
+    peer: &HeaderValue,
+    tls: bool,
+    host: Option<HeaderValue>,
+) {
+    let prev: Vec<&str> = h
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let xff = if prev.is_empty() {
+        Some(peer.clone())
+    } else {
+        let peer = peer.to_str().unwrap_or("");
+        HeaderValue::from_str(&format!("{}, {peer}", prev.join(", "))).ok()
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(&X_FORWARDED_FOR, v);
     }
     h.insert(
         &X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(v) = host {
         h.insert(&X_FORWARDED_HOST, v);
     }
 }
@@ -186,11 +203,12 @@ mod tests {
     #[test]
     fn forwarded_appends() {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
+        let peer = peer_value("127.0.0.1".parse().unwrap());
         add_forwarded(
             &mut h,
-            "127.0.0.1".parse().unwrap(),
+            &peer,
             false,
-            Some("example.com"),
+            Some(HeaderValue::from_static("example.com")),
         );
         assert_eq!(h.get("x-forwarded-for").unwrap(), "203.0.113.9, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");

@@ -233,6 +233,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 rt: ctx.rt.clone(),
                 listener: ctx.name.clone(),
                 peer,
+                peer_value: headers::peer_value(peer.ip()),
                 tls: ctx.tls.is_some(),
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,

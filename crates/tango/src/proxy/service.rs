@@ -23,6 +23,8 @@ pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) listener: String,
     pub(crate) peer: SocketAddr,
+    /// `peer`'s IP as a header value, for X-Forwarded-For.
+    pub(crate) peer_value: HeaderValue,
     pub(crate) tls: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) access_log: bool,
@@ -218,9 +220,13 @@ async fn proxy(
         None
     };
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let host = host_of(&req)
-        .map(|h| HeaderValue::from_str(h).ok())
-        .unwrap_or(None);
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
     let (parts, body) = req.into_parts();
     // Origin-form as received (HTTP/1.1) is reused as is; HTTP/2's absolute form
     // becomes origin-form for the HTTP/1.1 backend.
@@ -241,12 +247,7 @@ async fn proxy(
             hdrs.insert(header::HOST, h.clone());
         }
     }
-    headers::add_forwarded(
-        &mut hdrs,
-        ctx.peer.ip(),
-        ctx.tls,
-        host.as_ref().and_then(|h| h.to_str().ok()),
-    );
+    headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);
     hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
     if body.is_end_stream() && parts.version == Version::HTTP_2 {
         hdrs.remove(header::CONTENT_LENGTH);
