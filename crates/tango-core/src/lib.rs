@@ -6,8 +6,8 @@
 
 pub mod config;
 pub mod detector;
-pub mod diff;
 pub mod diag;
+pub mod diff;
 pub mod health;
 pub mod journal;
 pub mod lint;

@@ -832,12 +832,20 @@ fn alerts(v: &mut V<'_>, a: Option<&S<AlertsFile>>) -> Alerts {
             .map(|rest| !rest.is_empty() && !rest.starts_with('/'))
             .unwrap_or(false);
         if !ok {
-            v.err(key, span(u), format!("`{text}` is not an http:// URL"), "write e.g. \"http://127.0.0.1:9093\" (https is not supported for delivery)");
+            v.err(
+                key,
+                span(u),
+                format!("`{text}` is not an http:// URL"),
+                "write e.g. \"http://127.0.0.1:9093\" (https is not supported for delivery)",
+            );
             return None;
         }
         Some(text.trim_end_matches('/').to_string())
     };
     let webhook = url("alerts.webhook", &a.get_ref().webhook);
     let alertmanager = url("alerts.alertmanager", &a.get_ref().alertmanager);
-    Alerts { webhook, alertmanager }
+    Alerts {
+        webhook,
+        alertmanager,
+    }
 }

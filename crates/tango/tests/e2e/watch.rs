@@ -57,20 +57,32 @@ async fn receiver() -> Receiver {
     let b = bodies.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let b = b.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let b = b.clone();
-                    async move {
-                        let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                        if let Ok(v) = serde_json::from_slice(&body) {
-                            b.lock().unwrap().push(v);
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let b = b.clone();
+                        async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            if let Ok(v) = serde_json::from_slice(&body) {
+                                b.lock().unwrap().push(v);
+                            }
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
                         }
-                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(s), svc).await;
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
             });
         }
     });
@@ -95,7 +107,11 @@ impl Drop for Alertmanager {
 async fn alertmanager() -> Alertmanager {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("am.yml");
-    std::fs::write(&cfg, "route:\n  receiver: none\nreceivers:\n  - name: none\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
     let port = dead_addr().port();
     let child = std::process::Command::new("prometheus-alertmanager")
         .arg(format!("--config.file={}", cfg.display()))
@@ -110,7 +126,12 @@ async fn alertmanager() -> Alertmanager {
     let c = client();
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(1), c.get(format!("{url}/-/ready").parse().unwrap())).await {
+        if let Ok(Ok(r)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            c.get(format!("{url}/-/ready").parse().unwrap()),
+        )
+        .await
+        {
             if r.status() == 200 {
                 break;
             }
@@ -118,7 +139,11 @@ async fn alertmanager() -> Alertmanager {
         assert!(Instant::now() < end, "alertmanager did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Alertmanager { child, url, _dir: dir }
+    Alertmanager {
+        child,
+        url,
+        _dir: dir,
+    }
 }
 
 async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
@@ -158,7 +183,10 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
             .iter()
             .map(|b| (b.name.as_str(), b.addr, if b.name == "b2" { w2 } else { 1 }))
             .collect();
-        let alerts = format!("[alerts]\nwebhook = \"http://{}/hook\"\nalertmanager = \"{}\"\n\n", hook.addr, am.url);
+        let alerts = format!(
+            "[alerts]\nwebhook = \"http://{}/hook\"\nalertmanager = \"{}\"\n\n",
+            hook.addr, am.url
+        );
         alerts
             + &config("", &spec).replacen(
                 "[admin]\n",
@@ -221,22 +249,40 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     // Delivered: to the webhook with the evidence, and to a real Alertmanager.
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = hook.bodies.lock().unwrap().iter().any(|b| b["status"] == "firing" && b["evidence"]["backend"] == "b2" && b["cause"]["generation"] == 2);
+        let got = hook.bodies.lock().unwrap().iter().any(|b| {
+            b["status"] == "firing"
+                && b["evidence"]["backend"] == "b2"
+                && b["cause"]["generation"] == 2
+        });
         if got {
             break;
         }
-        assert!(Instant::now() < end, "webhook never got the alert: {:?}", hook.bodies.lock().unwrap());
+        assert!(
+            Instant::now() < end,
+            "webhook never got the alert: {:?}",
+            hook.bodies.lock().unwrap()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, body) = get(&client(), &format!("{}/api/v2/alerts", am.url)).await;
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let found = v.as_array().into_iter().flatten().any(|a| a["labels"]["backend"] == "b2" && a["labels"]["alertname"] == "TangoBackendOverShare" && a["annotations"]["summary"].as_str().unwrap_or("").contains("weight from 1 to 10"));
+        let found = v.as_array().into_iter().flatten().any(|a| {
+            a["labels"]["backend"] == "b2"
+                && a["labels"]["alertname"] == "TangoBackendOverShare"
+                && a["annotations"]["summary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("weight from 1 to 10")
+        });
         if found {
             break;
         }
-        assert!(Instant::now() < end, "Alertmanager never showed the alert: {body}");
+        assert!(
+            Instant::now() < end,
+            "Alertmanager never showed the alert: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -254,7 +300,13 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     stop.store(true, Relaxed);
     load.await.unwrap();
     let end = Instant::now() + Duration::from_secs(10);
-    while !hook.bodies.lock().unwrap().iter().any(|b| b["status"] == "resolved" && b["evidence"]["backend"] == "b2") {
+    while !hook
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|b| b["status"] == "resolved" && b["evidence"]["backend"] == "b2")
+    {
         assert!(Instant::now() < end, "webhook never got the resolution");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -274,7 +326,7 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     let pos = |f: &dyn Fn(&serde_json::Value) -> bool| {
         events
             .iter()
-            .position(|e| f(e))
+            .position(f)
             .unwrap_or_else(|| panic!("missing event in:\n{text}"))
     };
     let started = pos(&|e| e["type"] == "config_applied" && e["generation"] == 1);
