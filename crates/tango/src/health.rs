@@ -95,6 +95,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             } else {
                 tracing::warn!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend unhealthy");
             }
+            backend.health_transitions.fetch_add(1, Relaxed);
             events.health(&pool, &backend.name, t.healthy, &t.reason);
             let snap = rt.current();
             if let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) {

@@ -68,7 +68,14 @@ impl Collector for TangoCollector {
         let mut effective = Vec::new();
         let mut healthy = Vec::new();
         let mut hist = Vec::new();
+        let mut transitions = Vec::new();
+        let mut panic = Vec::new();
         for pool in &snap.pools {
+            let in_panic = pool.shared.panic.load(std::sync::atomic::Ordering::Relaxed);
+            panic.push((
+                vec![("pool", pool.cfg.name.clone())],
+                if in_panic { 1.0 } else { 0.0 },
+            ));
             for (i, b) in pool.backends.iter().enumerate() {
                 let bcfg = &pool.cfg.backends[i];
                 let labels: Labels = vec![
@@ -85,6 +92,11 @@ impl Collector for TangoCollector {
                 configured.push((labels.clone(), f64::from(bcfg.weight)));
                 effective.push((labels.clone(), crate::keys::effective_weight(pool, i, now)));
                 healthy.push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
+                transitions.push((
+                    labels.clone(),
+                    b.health_transitions
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                ));
                 hist.push((labels, s));
             }
         }
@@ -139,6 +151,23 @@ impl Collector for TangoCollector {
             "Configured weight x eligible (healthy, not ejected) x slow-start factor.",
             &effective,
         )?;
+        gauge_family(
+            &mut enc,
+            "tango_pool_panic_mode",
+            "1 while too few backends are eligible and the pool balances across all of them.",
+            &panic,
+        )?;
+        {
+            let mut m = enc.encode_descriptor(
+                "tango_backend_health_transitions",
+                "Active health-check transitions, healthy to unhealthy or back.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (l, n) in &transitions {
+                ConstCounter::new(*n).encode(m.encode_family(l)?)?;
+            }
+        }
         gauge_family(
             &mut enc,
             "tango_backend_healthy",

@@ -30,6 +30,8 @@ pub(crate) struct BackendState {
     pub(crate) ready_since_ms: AtomicU64,
     /// Peak-EWMA latency (seconds), for `peak_ewma`.
     pub(crate) ewma: EwmaCell,
+    /// Health-check transitions (either way), for `/metrics`.
+    pub(crate) health_transitions: AtomicU64,
 }
 
 impl BackendState {
@@ -43,6 +45,7 @@ impl BackendState {
             ejected: AtomicBool::new(false),
             ready_since_ms: AtomicU64::new(now_ms),
             ewma: EwmaCell::new(0.005, 0),
+            health_transitions: AtomicU64::new(0),
         }
     }
 

@@ -104,3 +104,39 @@ async fn invalid_reload_keeps_the_old_config_and_returns_its_errors() {
     }
     assert_eq!(get(&client(), &t.url("/")).await.1, "b\n");
 }
+
+#[tokio::test]
+async fn reload_needs_the_admin_token_when_one_is_set() {
+    let a = Backend::start("a").await;
+    let token = "0123456789abcdef0123";
+    let cfg = config("", &[("a", a.addr, 1)]).replacen(
+        "[admin]\n",
+        &format!("[admin]\ntoken = \"{token}\"\n"),
+        1,
+    );
+    let t = Tango::start(&cfg);
+    let (s, _) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 401, "no token");
+    let wrong = http::Request::post(t.admin_url("/api/v1/reload"))
+        .header("authorization", "Bearer 0123456789abcdef0124")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client(), wrong).await.0, 401, "wrong token");
+    let right = http::Request::post(t.admin_url("/api/v1/reload"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&client(), right).await.0, 200);
+    // Reads stay open on loopback.
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 2);
+    let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
+    for name in [
+        "tango_backend_requests_total",
+        "tango_backend_effective_weight",
+        "tango_pool_panic_mode",
+        "tango_backend_share_expected",
+        "tango_alerts_active",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
