@@ -104,9 +104,19 @@ pub(super) fn run(
         per_backend: vec![0; n],
         ..Counts::default()
     };
-    let mut heap = BinaryHeap::with_capacity(model.concurrency as usize);
+    // More clients than the eligible backends' in-flight caps admit would only measure
+    // refusals: the model is a pool running within its caps.
+    let cap_total: u64 = model
+        .caps
+        .iter()
+        .zip(&model.up)
+        .filter(|(_, up)| **up)
+        .map(|(c, _)| *c)
+        .fold(0u64, u64::saturating_add);
+    let clients = u64::from(model.concurrency.max(1)).min(cap_total.max(1)) as u32;
+    let mut heap = BinaryHeap::with_capacity(clients as usize);
     // Clients start one nanosecond apart: a deterministic order without a burst tie.
-    for c in 0..model.concurrency.max(1) {
+    for c in 0..clients {
         heap.push(Reverse(Event {
             at_ns: u64::from(c),
             client: c,

@@ -295,3 +295,17 @@ fn ten_million_requests_are_fast() {
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
+
+#[test]
+fn clients_stay_within_the_pools_in_flight_caps() {
+    // 3 backends capped at 8 in flight each: the default 32 clients would mostly be
+    // refused; the model runs 24 and none is.
+    let c = config("policy = \"least_request\"", &[1, 1, 1]);
+    let mut pool = c.pools[0].clone();
+    for b in &mut pool.backends {
+        b.max_in_flight = Some(8);
+    }
+    let r = simulate(&pool, &opts(30_000), &mut |_, _| {}).expect("simulates");
+    assert_eq!(r.unserved, 0, "{r:?}");
+    assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
+}
