@@ -93,16 +93,12 @@ impl<'a> Cx<'a> {
         message: String,
         hint: Option<String>,
     ) -> &mut Diagnostic {
+        let mut diag = finding(rule, key, span, message);
+        if let Some(h) = hint {
+            diag.hint = Some(h);
+        }
         self.found.push(Finding {
-            diag: Diagnostic {
-                severity: rule.severity,
-                code: Some(rule.id),
-                message,
-                key,
-                span,
-                why: Some(rule.why.to_string()),
-                hint: Some(hint.unwrap_or_else(|| rule.hint.to_string())),
-            },
+            diag,
             pool: pool.map(str::to_string),
         });
         &mut self.found.last_mut().expect("just pushed").diag

@@ -109,13 +109,7 @@ fn human(r: &DiffReport, args: &DiffArgs) -> String {
             "\npool {}{note}: predicted share per backend\n",
             p.pool
         ));
-        let width = p
-            .backends
-            .iter()
-            .map(|b| b.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(7);
+        let width = super::name_width(p.backends.iter().map(|b| b.name.as_str()));
         for b in &p.backends {
             let side = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}%"));
             let arrow = match b.delta_points {

@@ -146,13 +146,7 @@ fn human(r: &SimReport) -> String {
         r.requests,
         r.seed
     );
-    let width = r
-        .backends
-        .iter()
-        .map(|b| b.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(7);
+    let width = super::name_width(r.backends.iter().map(|b| b.name.as_str()));
     let hash = r.backends.iter().any(|b| b.ownership_pct.is_some());
     out.push_str(&format!(
         "  {:<width$}  {:>6}  {:>8}{}  {:>9}\n",
