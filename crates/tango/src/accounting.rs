@@ -53,12 +53,12 @@ pub(crate) fn record(
         Outcome::Success
     };
     if let Some(ev) = det.record(i, outcome, now) {
-        apply_events(pool, &[ev]);
+        apply_events(pool, &[ev], rt.now_ms());
     }
 }
 
 /// Mirror outlier events into the backends' flags and the log.
-pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event]) {
+pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
     for ev in events {
         match ev {
             Event::Ejected {
@@ -74,7 +74,10 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event]) {
             }
             Event::Returned { backend } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    b.ejected.store(false, Relaxed);
+                    // Back in service: slow start ramps it up from now (stamped before
+                    // the flag flips, as health recovery does).
+                    b.ready_since_ms.store(now_ms, Relaxed);
+                    b.ejected.store(false, std::sync::atomic::Ordering::Release);
                     tracing::info!(pool = %pool.cfg.name, backend = %b.name, "backend returned from ejection");
                 }
             }
@@ -140,7 +143,7 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) 
                     None => Vec::new(),
                 }
             };
-            apply_events(pool, &events);
+            apply_events(pool, &events, rt.now_ms());
             journal_events(&journal, pool, &events);
             if let Some(entered) = crate::keys::update_panic(pool) {
                 journal.record(EventKind::PanicMode {
