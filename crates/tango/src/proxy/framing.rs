@@ -101,6 +101,37 @@ impl<I> FramingGuard<I> {
                         return;
                     }
                 }
+                State::Head
+                    if self.pending.is_empty()
+                        && !data.starts_with(b"\r")
+                        && !data.starts_with(b"\n") =>
+                {
+                    // The common case: a whole head in hand. Judge it where it lies and
+                    // copy it once.
+                    match inspect(data) {
+                        Head::Complete { len, next } => {
+                            self.ready.extend_from_slice(&data[..len]);
+                            self.state = next;
+                            data = &data[len..];
+                            if data.is_empty() {
+                                return;
+                            }
+                        }
+                        Head::Ambiguous => return self.poison(),
+                        Head::Partial | Head::Malformed => {
+                            self.pending.extend_from_slice(data);
+                            let moved = self.judge_pending();
+                            if !moved {
+                                return;
+                            }
+                            let rest = std::mem::take(&mut self.pending);
+                            if rest.is_empty() {
+                                return;
+                            }
+                            return self.feed(&rest);
+                        }
+                    }
+                }
                 State::Start
                 | State::Head
                 | State::Chunked(Chunk::Size)
@@ -221,11 +252,8 @@ impl<I> FramingGuard<I> {
                 return false;
             }
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(&self.pending) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => {
+        match inspect(&self.pending) {
+            Head::Partial => {
                 if self.pending.len() > self.max_head {
                     // Too large: let hyper see it and answer 431.
                     self.pass_all();
@@ -235,71 +263,32 @@ impl<I> FramingGuard<I> {
                         .extend_from_slice(&self.pending[self.head_released..upto]);
                     self.head_released = upto;
                 }
-                return false;
+                false
             }
-            Err(_) => {
-                // Malformed (or more headers than we inspect): hyper decides.
+            // Malformed (or more headers than we inspect): hyper decides.
+            Head::Malformed => {
                 self.pass_all();
-                return false;
+                false
             }
-        };
-        let mut cl = false;
-        let mut te: Option<bool> = None;
-        let mut upgrade = false;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("content-length") {
-                cl = true;
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                let chunked_last = h
-                    .value
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .map(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
-                    .unwrap_or(false);
-                te = Some(chunked_last);
-            } else if h.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
+            Head::Ambiguous => {
+                self.poison();
+                false
+            }
+            Head::Complete { len, next } => {
+                self.release(len);
+                self.state = next;
+                true
             }
         }
-        let connect = req
-            .method
-            .map(|m| m.eq_ignore_ascii_case("CONNECT"))
-            .unwrap_or(false);
-        if cl && te.is_some() {
-            tracing::debug!("request with both Content-Length and Transfer-Encoding refused");
-            self.pending.clear();
-            self.head_released = 0;
-            // hyper may hold the head's first lines; what follows makes it invalid.
-            self.ready.extend_from_slice(POISON);
-            self.state = State::Poisoned;
-            return false;
-        }
-        let body_len = if te.is_none() {
-            req.headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        } else {
-            None
-        };
-        self.release(len);
-        self.state = if upgrade || connect {
-            // A tunnel may follow; its bytes are not HTTP.
-            State::Pass
-        } else {
-            match (te, body_len) {
-                (Some(true), _) => State::Chunked(Chunk::Size),
-                // A final coding other than chunked: hyper refuses it; follow no further.
-                (Some(false), _) => State::Pass,
-                (None, _) if !cl => State::Head,
-                (None, Some(0)) => State::Head,
-                (None, Some(n)) => State::Body(n),
-                // An unparsable Content-Length: hyper refuses it.
-                (None, None) => State::Pass,
-            }
-        };
-        true
+    }
+
+    fn poison(&mut self) {
+        tracing::debug!("request with both Content-Length and Transfer-Encoding refused");
+        self.pending.clear();
+        self.head_released = 0;
+        // hyper may hold the head's first lines; what follows makes it invalid.
+        self.ready.extend_from_slice(POISON);
+        self.state = State::Poisoned;
     }
 
     fn release(&mut self, n: usize) {
@@ -413,6 +402,74 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for FramingGuard<I> {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// What a look at a request head found.
+enum Head {
+    Partial,
+    Malformed,
+    /// Both Content-Length and Transfer-Encoding.
+    Ambiguous,
+    /// `len` bytes of head, and how the bytes after it are framed.
+    Complete {
+        len: usize,
+        next: State,
+    },
+}
+
+/// Parse a head with httparse (hyper's own parser, so both agree on where it ends) and
+/// read off its framing.
+fn inspect(buf: &[u8]) -> Head {
+    let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Malformed,
+    };
+    let mut cl: Option<Option<u64>> = None;
+    let mut te: Option<bool> = None;
+    let mut upgrade = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            cl = Some(
+                std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok()),
+            );
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let chunked_last = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .map(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+                .unwrap_or(false);
+            te = Some(chunked_last);
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    if cl.is_some() && te.is_some() {
+        return Head::Ambiguous;
+    }
+    let connect = req
+        .method
+        .is_some_and(|m| m.eq_ignore_ascii_case("CONNECT"));
+    let next = if upgrade || connect {
+        // A tunnel may follow; its bytes are not HTTP.
+        State::Pass
+    } else {
+        match (te, cl) {
+            (Some(true), _) => State::Chunked(Chunk::Size),
+            // A final coding other than chunked: hyper refuses it; follow no further.
+            (Some(false), _) => State::Pass,
+            (None, None) | (None, Some(Some(0))) => State::Head,
+            (None, Some(Some(n))) => State::Body(n),
+            // An unparsable Content-Length: hyper refuses it.
+            (None, Some(None)) => State::Pass,
+        }
+    };
+    Head::Complete { len, next }
 }
 
 #[cfg(test)]
