@@ -12,9 +12,11 @@
 //! switch the guard to pass-through. Anything malformed is passed on as is: hyper's
 //! parser is the judge of that.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -60,10 +62,15 @@ pub(crate) struct FramingGuard<I> {
     eof: bool,
     /// Where bytes are read before they are judged (kept, so no allocation per read).
     scratch: Vec<u8>,
+    /// How long a client may take over one request head, from its first byte.
+    header_timeout: Duration,
+    /// Armed while a head is incomplete; a head that arrives whole never arms it.
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    timer_armed: bool,
 }
 
 impl<I> FramingGuard<I> {
-    pub(crate) fn new(inner: I, max_head: usize) -> Self {
+    pub(crate) fn new(inner: I, max_head: usize, header_timeout: Duration) -> Self {
         Self {
             inner,
             state: State::Start,
@@ -74,6 +81,9 @@ impl<I> FramingGuard<I> {
             max_head,
             eof: false,
             scratch: Vec::new(),
+            header_timeout,
+            head_timer: None,
+            timer_armed: false,
         }
     }
 
@@ -358,8 +368,35 @@ impl<I: AsyncRead + Unpin> AsyncRead for FramingGuard<I> {
                 }
             }
             this.scratch = scratch;
+            let head_in_progress =
+                matches!(this.state, State::Start | State::Head) && !this.pending.is_empty();
+            if head_in_progress && !this.timer_armed {
+                let deadline = tokio::time::Instant::now() + this.header_timeout;
+                match &mut this.head_timer {
+                    Some(t) => t.as_mut().reset(deadline),
+                    None => this.head_timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                }
+                this.timer_armed = true;
+            } else if !head_in_progress {
+                this.timer_armed = false;
+            }
             match polled {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.timer_armed {
+                        if let Some(t) = &mut this.head_timer {
+                            if t.as_mut().poll(cx).is_ready() {
+                                // Too slow with its head: end the connection; hyper
+                                // sees it close mid-message and drops it.
+                                tracing::debug!("request head not complete in time; closing");
+                                this.eof = true;
+                                this.state = State::Poisoned;
+                                this.pending.clear();
+                                return Poll::Ready(Ok(()));
+                            }
+                        }
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) if got == 0 => {
                     // The client closed: hand over whatever was held back, hyper decides.

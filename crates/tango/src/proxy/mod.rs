@@ -238,7 +238,9 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,
             };
-            let guard = |io| framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192));
+            let guard = |io| {
+                framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192), lcfg.header_timeout)
+            };
             match &ctx.tls {
                 None => serve(guard(stream), conn, &lcfg, &ctx.shutdown, false).await,
                 Some(acceptor) => {
@@ -302,7 +304,9 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(l.header_timeout)
+        // The framing guard times request heads (from their first byte); hyper's own
+        // timer would also close keep-alive connections idle for that long.
+        .header_read_timeout(None)
         .max_buf_size(l.max_header_bytes.max(8192))
         .keep_alive(true);
     builder

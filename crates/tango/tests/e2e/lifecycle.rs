@@ -118,3 +118,35 @@ async fn sigterm_drains_in_flight_requests() {
     assert!(status.success(), "{status:?}\n{}", t.log());
     assert!(t.log().contains("drained"), "{}", t.log());
 }
+
+#[tokio::test]
+async fn keep_alive_outlives_the_header_timeout_until_the_idle_timeout() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&with_listener(
+        &config("", &[("a", b.addr, 1)]),
+        "header_timeout = \"300ms\"\nidle_timeout = \"1s\"",
+    ));
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        // Idle for longer than the header timeout, shorter than the idle timeout.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    // Past the idle timeout the connection is closed: the event awaited is EOF.
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+    assert!(matches!(r, Ok(Ok(0))), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

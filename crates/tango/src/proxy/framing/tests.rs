@@ -2,7 +2,7 @@ use super::*;
 
 /// Feed `input` in pieces of `step` bytes; return what hyper would read.
 fn run(input: &[u8], step: usize) -> (Vec<u8>, State) {
-    let mut g = FramingGuard::new((), 64 * 1024);
+    let mut g = FramingGuard::new((), 64 * 1024, std::time::Duration::from_secs(10));
     for piece in input.chunks(step) {
         g.feed(piece);
     }
