@@ -191,3 +191,4 @@ if [[ -f $out/tango-ewma.json && -f $out/nginx.json && -f $out/haproxy.json ]]; 
     'if $e < $n and $e < $h then "beats both" else "does NOT beat both" end')
   echo "peak_ewma p99 $e ms vs nginx $n ms, haproxy $h ms: $verdict"
 fi
+echo "configs, logs and per-target JSON: $out" >&2
