@@ -249,7 +249,18 @@ impl Selector {
     /// cost the result is still a weighted draw).
     fn p2c(&self, env: &impl PickEnv, cost: impl Fn(usize, f64) -> f64) -> Option<usize> {
         let a = self.sampler.draw_effective(env)?;
-        let b = self.sampler.draw_effective(env)?;
+        // The second candidate must differ from the first: drawn with replacement, a
+        // pool of four would compare a backend with itself (and so take it unexamined)
+        // one pick in sixteen, and a slow backend would keep a 6% share whatever its
+        // latency. A few redraws suffice unless one backend carries nearly all the
+        // weight, in which case it wins anyway.
+        let mut b = a;
+        for _ in 0..8 {
+            b = self.sampler.draw_effective(env)?;
+            if b != a {
+                break;
+            }
+        }
         if a == b {
             return Some(a);
         }

@@ -135,8 +135,9 @@ fn least_request_prefers_less_loaded_per_weight() {
     let n0 = (0..1000)
         .filter(|_| s.pick(None, &env) == Pick::Backend(0))
         .count();
-    // Backend 0 wins only when both candidates are backend 0: a quarter of the time.
-    assert!((200..300).contains(&n0), "{n0}");
+    // The two candidates differ, so the loaded backend is compared with the idle one
+    // and loses (it wins only if eight redraws in a row come up as itself: 1 in 256).
+    assert!(n0 < 20, "{n0}");
 }
 
 #[test]
@@ -149,7 +150,7 @@ fn peak_ewma_avoids_the_slow_backend() {
     let n1 = (0..1000)
         .filter(|_| s.pick(None, &env) == Pick::Backend(1))
         .count();
-    assert!((700..800).contains(&n1), "{n1}");
+    assert!(n1 > 980, "{n1}");
 }
 
 #[test]
