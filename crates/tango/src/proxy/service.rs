@@ -271,8 +271,11 @@ async fn proxy(
     let mut last_err = ProxyError::NoneEligible;
     let mut attempt = 0;
     let mut stale_retries = 0;
+    // Only a retry of a request some backend already received spends the budget: one
+    // that never left tango (connect refused, every connection taken) adds no load.
+    let mut resend = false;
     while attempt < pool.cfg.max_attempts {
-        if attempt > 0 && !pool.retry_budget.try_withdraw() {
+        if std::mem::take(&mut resend) && !pool.retry_budget.try_withdraw() {
             break;
         }
         let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
@@ -333,6 +336,7 @@ async fn proxy(
                 if !retry_safe_after_send {
                     return Err((e, target));
                 }
+                resend = true;
                 body = Some(UpBody::Empty);
                 last_err = e;
                 attempt += 1;
