@@ -374,3 +374,144 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     );
     assert!(pm[at("## Resolution")..].contains("generation 3"), "{pm}");
 }
+
+/// Send about `rps` requests per second with `header` set by `value(i)`, until `stop`
+/// (bounded: at most 60 s).
+fn keyed_load(
+    url: String,
+    rps: u64,
+    stop: Arc<AtomicBool>,
+    value: impl Fn(u64) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let c = client();
+        let limit = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut i = 0u64;
+        while !stop.load(Relaxed) && Instant::now() < end {
+            tick.tick().await;
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                continue;
+            };
+            let req = http::Request::get(&url)
+                .header("x-user", value(i))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            i += 1;
+            let c = c.clone();
+            tokio::spawn(async move {
+                let _ = send(&c, req).await;
+                drop(permit);
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skew_from_an_ejection_is_attributed_to_health() {
+    let bs = [
+        Backend::start("b1").await,
+        Backend::start("b2").await,
+        Backend::start("b3").await,
+        Backend::start("b4").await,
+    ];
+    let spec: Vec<(&str, _, u32)> = bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let t = Tango::start(&config(
+        "max_attempts = 1\n[pool.outlier]\nconsecutive_failures = 3\nbase_ejection = \"60s\"\n",
+        &spec,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let load = load(t.url("/"), 400, stop.clone(), sent.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bs[2].state.fail_status.store(500, Relaxed);
+    let v =
+        wait_for(
+            &t,
+            Duration::from_secs(10),
+            "an under-share alert on b3",
+            |v| {
+                v["active"].as_array().unwrap().iter().any(|a| {
+                    a["evidence"]["backend"] == "b3" && a["evidence"]["kind"] == "under_share"
+                })
+            },
+        )
+        .await;
+    stop.store(true, Relaxed);
+    load.await.unwrap();
+    let a = v["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["evidence"]["backend"] == "b3" && a["evidence"]["kind"] == "under_share")
+        .unwrap();
+    assert_eq!(a["cause"]["class"], "health", "{a:#}");
+    assert!(
+        a["cause"]["generation"].is_null(),
+        "not a config change: {a:#}"
+    );
+    let sentence = a["cause"]["sentence"].as_str().unwrap();
+    assert!(
+        sentence.contains("health") && sentence.contains("b3"),
+        "{sentence}"
+    );
+    // Nothing blames the configuration.
+    assert!(
+        v["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["cause"]["class"] != "config"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_collapsing_onto_one_value_are_attributed_to_the_key_distribution() {
+    let bs = [
+        Backend::start("b1").await,
+        Backend::start("b2").await,
+        Backend::start("b3").await,
+        Backend::start("b4").await,
+    ];
+    let spec: Vec<(&str, _, u32)> = bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let t = Tango::start(&config(
+        "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-user\" }\non_missing_key = \"random\"",
+        &spec,
+    ));
+    // Many users for a while, then every request carries the same value (a client bug,
+    // a default filled in by a proxy): one backend takes everything.
+    let collapsed = Arc::new(AtomicBool::new(false));
+    let c2 = collapsed.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = keyed_load(t.url("/"), 400, stop.clone(), move |i| {
+        if c2.load(Relaxed) {
+            "anonymous".to_string()
+        } else {
+            format!("user-{}", i % 5000)
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    collapsed.store(true, Relaxed);
+    let v = wait_for(&t, Duration::from_secs(10), "an over-share alert", |v| {
+        v["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["evidence"]["kind"] == "over_share")
+    })
+    .await;
+    stop.store(true, Relaxed);
+    load.await.unwrap();
+    let a = v["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["evidence"]["kind"] == "over_share")
+        .unwrap();
+    assert_eq!(a["cause"]["class"], "key_distribution", "{a:#}");
+    let sentence = a["cause"]["sentence"].as_str().unwrap();
+    assert!(sentence.contains("key distribution"), "{sentence}");
+}
