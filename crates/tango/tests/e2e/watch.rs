@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Send about `rps` requests per second until `stop` (bounded: at most 120 s).
-fn load(
+/// Send about `rps` requests per second until `stop` (bounded: at most 120 s), with
+/// header `x-user` set by `user(i)` for the i-th request when given.
+fn drive(
     url: String,
     rps: u64,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
+    user: Option<Box<dyn Fn(u64) -> String + Send>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let c = client();
@@ -21,19 +23,37 @@ fn load(
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let end = Instant::now() + Duration::from_secs(120);
+        let mut i = 0u64;
         while !stop.load(Relaxed) && Instant::now() < end {
             tick.tick().await;
             let Ok(permit) = limit.clone().try_acquire_owned() else {
                 continue;
             };
-            let (c, url, sent) = (c.clone(), url.clone(), sent.clone());
+            let mut req = http::Request::get(&url);
+            if let Some(user) = &user {
+                req = req.header("x-user", user(i));
+            }
+            i += 1;
+            let req = req
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let (c, sent) = (c.clone(), sent.clone());
             tokio::spawn(async move {
-                let _ = get(&c, &url).await;
+                let _ = send(&c, req).await;
                 sent.fetch_add(1, Relaxed);
                 drop(permit);
             });
         }
     })
+}
+
+fn load(
+    url: String,
+    rps: u64,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    drive(url, rps, stop, sent, None)
 }
 
 /// Captures every POST body it receives.
@@ -375,40 +395,6 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     assert!(pm[at("## Resolution")..].contains("generation 3"), "{pm}");
 }
 
-/// Send about `rps` requests per second with `header` set by `value(i)`, until `stop`
-/// (bounded: at most 60 s).
-fn keyed_load(
-    url: String,
-    rps: u64,
-    stop: Arc<AtomicBool>,
-    value: impl Fn(u64) -> String + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let c = client();
-        let limit = Arc::new(tokio::sync::Semaphore::new(64));
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let end = Instant::now() + Duration::from_secs(60);
-        let mut i = 0u64;
-        while !stop.load(Relaxed) && Instant::now() < end {
-            tick.tick().await;
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                continue;
-            };
-            let req = http::Request::get(&url)
-                .header("x-user", value(i))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap();
-            i += 1;
-            let c = c.clone();
-            tokio::spawn(async move {
-                let _ = send(&c, req).await;
-                drop(permit);
-            });
-        }
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skew_from_an_ejection_is_attributed_to_health() {
     let bs = [
@@ -486,13 +472,15 @@ async fn keys_collapsing_onto_one_value_are_attributed_to_the_key_distribution()
     let collapsed = Arc::new(AtomicBool::new(false));
     let c2 = collapsed.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let load = keyed_load(t.url("/"), 400, stop.clone(), move |i| {
+    let sent = Arc::new(AtomicU64::new(0));
+    let user = move |i| {
         if c2.load(Relaxed) {
             "anonymous".to_string()
         } else {
             format!("user-{}", i % 5000)
         }
-    });
+    };
+    let load = drive(t.url("/"), 400, stop.clone(), sent, Some(Box::new(user)));
     tokio::time::sleep(Duration::from_secs(3)).await;
     collapsed.store(true, Relaxed);
     let v = wait_for(&t, Duration::from_secs(10), "an over-share alert", |v| {
