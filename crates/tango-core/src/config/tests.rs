@@ -169,3 +169,11 @@ fn cidr_contains() {
     assert!(all.contains("1.2.3.4".parse().unwrap()));
     assert!(validate::parse_cidr("10.0.0.0/33").is_none());
 }
+
+#[test]
+fn absurd_durations_are_refused() {
+    let e = parse_err(
+        "[[listener]]\nlisten = \"127.0.0.1:1\"\nrequest_timeout = \"100000000years\"\n[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:2\"\n",
+    );
+    assert!(e.render().contains("longer than a week"), "{}", e.render());
+}

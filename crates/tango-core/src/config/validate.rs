@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+/// The longest duration accepted anywhere: deadlines are computed by adding durations
+/// to the clock, which must not overflow.
+const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 struct V<'a> {
     base: &'a Path,
@@ -35,6 +38,15 @@ impl V<'_> {
                     span(v),
                     "duration must be greater than zero",
                     "write e.g. \"2s\", \"500ms\" or \"1m\"",
+                );
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.err(
+                    key,
+                    span(v),
+                    format!("`{}` is longer than a week", v.get_ref()),
+                    "no timeout or interval here needs more than a week; write e.g. \"30s\"",
                 );
                 default
             }
