@@ -177,3 +177,31 @@ fn absurd_durations_are_refused() {
     );
     assert!(e.render().contains("longer than a week"), "{}", e.render());
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a file holds, loading it reports problems; it never panics.
+        #[test]
+        fn on_any_text(text in "\\PC{0,400}") {
+            let _ = parse("t.toml", &text, Path::new("."));
+        }
+
+        /// Nor on a valid file with a byte range replaced by anything.
+        #[test]
+        fn on_a_mangled_valid_file(at in 0usize..GOOD.len(), len in 0usize..40, junk in "\\PC{0,20}") {
+            let mut s = GOOD.to_string();
+            let at = (0..=at).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            let end = (at + len).min(s.len());
+            let end = (end..=s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(s.len());
+            s.replace_range(at..end, &junk);
+            if let Ok(loaded) = parse("t.toml", &s, Path::new(".")) {
+                let _ = crate::lint::check(&loaded);
+            }
+        }
+    }
+}
