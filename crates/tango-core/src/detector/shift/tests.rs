@@ -168,3 +168,42 @@ fn balanced_low_traffic_stays_silent_for_an_hour() {
         assert!(fired.is_empty(), "n={n} rps={rps}: {fired:?}");
     }
 }
+
+/// Fraction of balanced ticks in which the shift detector fires (any alert).
+fn shift_false_alarms(n: usize, rps: u64, ticks: u32, seed: u64) -> f64 {
+    let mut p = Pool::new(&vec![1.0; n]);
+    p.rng = SplitMix64::new(seed);
+    let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
+    let mut alarmed = 0u32;
+    for _ in 0..ticks {
+        let r = d.tick(&p.tick(rps));
+        if r.events.iter().any(|e| matches!(e, AlertEvent::Fired(_))) || !d.active().is_empty() {
+            alarmed += 1;
+        }
+    }
+    f64::from(alarmed) / f64::from(ticks)
+}
+
+#[test]
+fn balanced_traffic_rarely_looks_shifted() {
+    for (n, rps) in [(3, 10), (10, 100), (50, 1000)] {
+        let rate = shift_false_alarms(n, rps, 1500, 11);
+        assert!(rate <= 0.001, "n={n} rps={rps}: {rate}");
+    }
+}
+
+/// The shift detector's false-alarm table, as BENCHMARKS.md shows it:
+/// `cargo test --release -p tango-core -- --ignored shift_table --nocapture`
+#[test]
+#[ignore]
+fn shift_table() {
+    println!("| backends | requests/s | false-alarm ticks (of 10000) |");
+    println!("|---|---|---|");
+    for n in [3usize, 10, 50] {
+        for rps in [1u64, 10, 100, 1000] {
+            let rate = shift_false_alarms(n, rps, 10_000, 42);
+            println!("| {n} | {rps} | {:.3}% |", rate * 100.0);
+            assert!(rate <= 0.001, "n={n} rps={rps}: {rate}");
+        }
+    }
+}
