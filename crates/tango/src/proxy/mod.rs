@@ -308,7 +308,8 @@ where
         // timer would also close keep-alive connections idle for that long.
         .header_read_timeout(None)
         .max_buf_size(l.max_header_bytes.max(8192))
-        .keep_alive(true);
+        .keep_alive(true)
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
