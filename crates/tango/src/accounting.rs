@@ -7,6 +7,7 @@ use crate::stats::class_index;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use tango_core::config::PolicyKind;
 use tango_core::journal::EventKind;
 use tango_core::outlier::{Event, Outcome};
 
@@ -22,9 +23,9 @@ pub(crate) fn record(
     let class = status.map(class_index).unwrap_or(5);
     b.stats
         .record(class, if status.is_some() { latency } else { None });
-    let now = rt.elapsed();
-    if let Some(l) = latency {
+    if let (Some(l), PolicyKind::PeakEwma) = (latency, pool.cfg.policy) {
         // A failed try counts at its full duration: a backend that times out is slow.
+        let now = rt.elapsed();
         b.ewma
             .observe(l.as_secs_f64(), now.as_nanos() as u64, pool.cfg.ewma_decay);
     }
@@ -32,6 +33,7 @@ pub(crate) fn record(
     if pool.cfg.outlier.is_none() {
         return;
     }
+    let now = rt.elapsed();
     let mut guard = match pool.shared.outlier.try_lock() {
         Ok(g) => g,
         // Another worker is recording for this pool right now; for a success that is

@@ -8,7 +8,7 @@ use http::Request;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tango_core::config::Config;
+use tango_core::config::{Config, PolicyKind};
 use tango_core::health::eligibility;
 use tango_core::policy::{key_hash, slow_start_factor, Pick, PickEnv, RequestView};
 
@@ -113,7 +113,12 @@ fn slow_start(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
 }
 
 pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
-    let now = rt.elapsed();
+    // Only slow start and peak EWMA read the clock.
+    let now = if pool.cfg.slow_start.is_some() || pool.cfg.policy == PolicyKind::PeakEwma {
+        rt.elapsed()
+    } else {
+        Duration::ZERO
+    };
     let env = Env {
         pool,
         tried,

@@ -87,13 +87,18 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
             h.remove(n);
         }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+    // Most messages carry none of them: one pass over the (few) names present is
+    // cheaper than a lookup per hop-by-hop name.
+    if h.keys().any(|k| *k == UPGRADE || HOP_BY_HOP.contains(k)) {
+        for n in &HOP_BY_HOP {
+            h.remove(n);
+        }
+        if !keep_upgrade {
+            h.remove(UPGRADE);
+        }
     }
     if keep_upgrade {
         h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        h.remove(UPGRADE);
     }
 }
 

@@ -275,17 +275,18 @@ async fn refuse(mut stream: TcpStream, tls: bool) {
 /// Tracks whether a connection has requests in progress and when it last had one.
 pub(crate) struct Activity {
     pub(crate) active: AtomicUsize,
-    pub(crate) last_ms: AtomicU64,
+    /// Requests finished; the idle check compares it between ticks, so the hot path
+    /// never reads the clock for it.
+    pub(crate) done: AtomicU64,
 }
 
 async fn serve<I>(io: I, conn: ConnCtx, l: &Listener, shutdown: &Shutdown, h2_only: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let rt = conn.rt.clone();
     let activity = Arc::new(Activity {
         active: AtomicUsize::new(0),
-        last_ms: AtomicU64::new(rt.now_ms()),
+        done: AtomicU64::new(0),
     });
     let ctx = Arc::new(conn);
     let act = activity.clone();
@@ -296,7 +297,7 @@ where
             act.active.fetch_add(1, Relaxed);
             let r = service::handle(ctx.clone(), req).await;
             act.active.fetch_sub(1, Relaxed);
-            act.last_ms.store(ctx.rt.now_ms(), Relaxed);
+            act.done.fetch_add(1, Relaxed);
             r
         }
     });
@@ -323,10 +324,10 @@ where
     let mut conn = pin!(conn);
     let mut stop = shutdown.subscribe();
     let idle = l.idle_timeout;
-    let mut tick = tokio::time::interval(
-        idle.min(Duration::from_secs(1))
-            .max(Duration::from_millis(100)),
-    );
+    let period = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut seen_done, mut quiet) = (0u64, Duration::ZERO);
     let mut closing = *stop.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
@@ -346,8 +347,14 @@ where
                 }
             }
             _ = tick.tick(), if !closing => {
-                let quiet = rt.now_ms().saturating_sub(activity.last_ms.load(Relaxed));
-                if activity.active.load(Relaxed) == 0 && quiet >= idle.as_millis() as u64 {
+                let done = activity.done.load(Relaxed);
+                if activity.active.load(Relaxed) == 0 && done == seen_done {
+                    quiet += period;
+                } else {
+                    quiet = Duration::ZERO;
+                    seen_done = done;
+                }
+                if quiet >= idle {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

@@ -65,14 +65,17 @@ pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let start = Instant::now();
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => new_request_id(),
     };
-    let logged = ctx
-        .access_log
-        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let logged = ctx.access_log.then(|| {
+        (
+            Instant::now(),
+            req.method().clone(),
+            req.uri().path().to_string(),
+        )
+    });
     let snap = ctx.rt.current();
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id).await {
         Ok(r) => r,
@@ -81,7 +84,7 @@ pub(crate) async fn handle(
             (error_response(&e), target)
         }
     };
-    if let Some((method, path)) = logged {
+    if let Some((start, method, path)) = logged {
         let pool = target.pool.map(|p| &snap.pools[p]);
         tracing::info!(
             target: "tango::access",
