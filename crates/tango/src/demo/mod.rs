@@ -8,7 +8,6 @@ mod traffic;
 pub(crate) use backend::{run_backend, BackendArgs};
 
 use crate::server;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) const DEMO_CONFIG: &str = include_str!("demo.toml");
@@ -24,15 +23,21 @@ pub(crate) struct DemoArgs {
     /// Latency of every demo backend.
     #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
     latency: Duration,
+    /// Replay the incident tango exists for: after 5 s a reload changes demo-2's weight
+    /// from 1 to 10 (a typo), and 10 s later it is reverted (try `--duration 30s`). Watch the alert name the
+    /// backend and the change.
+    #[arg(long)]
+    incident: bool,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let loaded = tango_core::config::parse(
-        "demo.toml (built in)",
-        DEMO_CONFIG,
-        std::path::Path::new("."),
-    )
-    .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    // The configuration lives in a file so reloads (and the incident) work as in
+    // production.
+    let dir = std::env::temp_dir().join(format!("tango-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, DEMO_CONFIG)?;
+    let loaded = tango_core::config::load(&path).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let config = &loaded.config;
     for b in &config.pools[0].backends {
         let addr: std::net::SocketAddr = b.address.parse()?;
@@ -45,8 +50,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::spawn(backend::serve(listener, b.name.clone(), args.latency));
     }
     let listen = config.listeners[0].listen;
-    let (control, shutdown, admin) =
-        server::start(loaded, PathBuf::from("demo.toml"), false).await?;
+    let (control, shutdown, admin) = server::start(loaded, path.clone(), false).await?;
     println!("tango demo");
     println!("  proxy    http://{listen}/");
     println!("  metrics  http://{admin}/metrics");
@@ -65,13 +69,39 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.rps,
         args.duration.unwrap_or(Duration::from_secs(86_400 * 365)),
     ));
-    let report = tokio::spawn(traffic::report(control.rt.clone()));
+    let report = tokio::spawn(traffic::report(control.clone()));
+    let incident = args
+        .incident
+        .then(|| tokio::spawn(incident(control.clone(), path.clone())));
     tokio::select! {
         _ = gen => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     report.abort();
+    if let Some(i) = incident {
+        i.abort();
+    }
     traffic::summary(&control.rt);
     server::drain(&shutdown, Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The incident, replayed: a weight typo shipped by reload, then the fix.
+async fn incident(control: std::sync::Arc<server::Control>, path: std::path::PathBuf) {
+    let typo = DEMO_CONFIG.replacen(
+        "name = \"demo-2\"\naddress = \"127.0.0.1:28202\"\nweight = 1",
+        "name = \"demo-2\"\naddress = \"127.0.0.1:28202\"\nweight = 10",
+        1,
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    if std::fs::write(&path, &typo).is_ok() {
+        println!("  >> reload: demo-2's weight goes from 1 to 10 (a typo for 1)");
+        let _ = control.reload(server::ReloadSource::Api).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    if std::fs::write(&path, DEMO_CONFIG).is_ok() {
+        println!("  >> reload: the weight is fixed back to 1");
+        let _ = control.reload(server::ReloadSource::Api).await;
+    }
 }

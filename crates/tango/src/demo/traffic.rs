@@ -49,8 +49,11 @@ fn counts(rt: &Runtime) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Each second, one line: requests per backend in that second.
-pub(crate) async fn report(rt: Arc<Runtime>) {
+/// Each second, one line: requests per backend in that second; and each alert, once,
+/// when it fires and when it clears.
+pub(crate) async fn report(control: Arc<crate::server::Control>) {
+    let rt = control.rt.clone();
+    let mut shown: Vec<(String, String, bool)> = Vec::new();
     let mut prev = counts(&rt);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
@@ -65,6 +68,27 @@ pub(crate) async fn report(rt: Arc<Runtime>) {
             .map(|((name, n), (_, p))| format!("{name} {:>4}", n - p))
             .collect();
         println!("{t:>4}s  {}", line.join("  "));
+        for a in control.watch.active_alerts() {
+            let key = (
+                a.evidence.backend.clone(),
+                a.evidence.kind.as_str().to_string(),
+                true,
+            );
+            if a.evidence.kind.as_str() == "over_share" && !shown.contains(&key) {
+                println!("  !! ALERT {}", a.cause.sentence);
+                shown.push(key);
+            }
+        }
+        let active = control.watch.active_alerts();
+        shown.retain(|(b, k, _)| {
+            let still = active
+                .iter()
+                .any(|a| &a.evidence.backend == b && a.evidence.kind.as_str() == k);
+            if !still {
+                println!("  ok resolved: {b} {k}");
+            }
+            still
+        });
         prev = now;
     }
 }
