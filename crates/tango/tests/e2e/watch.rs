@@ -189,12 +189,7 @@ async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
-    let bs = [
-        Backend::start("b1").await,
-        Backend::start("b2").await,
-        Backend::start("b3").await,
-        Backend::start("b4").await,
-    ];
+    let bs = four_backends().await;
     let state = tempfile::tempdir().unwrap();
     let hook = receiver().await;
     let am = alertmanager().await;
@@ -395,14 +390,18 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     assert!(pm[at("## Resolution")..].contains("generation 3"), "{pm}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skew_from_an_ejection_is_attributed_to_health() {
-    let bs = [
+async fn four_backends() -> [Backend; 4] {
+    [
         Backend::start("b1").await,
         Backend::start("b2").await,
         Backend::start("b3").await,
         Backend::start("b4").await,
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skew_from_an_ejection_is_attributed_to_health() {
+    let bs = four_backends().await;
     let spec: Vec<(&str, _, u32)> = bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
     let t = Tango::start(&config(
         "max_attempts = 1\n[pool.outlier]\nconsecutive_failures = 3\nbase_ejection = \"60s\"\n",
@@ -456,12 +455,7 @@ async fn skew_from_an_ejection_is_attributed_to_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_collapsing_onto_one_value_are_attributed_to_the_key_distribution() {
-    let bs = [
-        Backend::start("b1").await,
-        Backend::start("b2").await,
-        Backend::start("b3").await,
-        Backend::start("b4").await,
-    ];
+    let bs = four_backends().await;
     let spec: Vec<(&str, _, u32)> = bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
     let t = Tango::start(&config(
         "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-user\" }\non_missing_key = \"random\"",
