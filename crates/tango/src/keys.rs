@@ -1,14 +1,13 @@
 //! The proxy's side of picking: the request seen through tango-core's `RequestView`,
 //! and the `PickEnv` that reads backend state from atomics.
 
-use crate::proxy::error::ProxyError;
 use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tango_core::config::{Config, PolicyKind};
+use tango_core::config::{Cidr, PolicyKind};
 use tango_core::health::eligibility;
 use tango_core::policy::{key_hash, slow_start_factor, Pick, PickEnv, RequestView};
 
@@ -40,24 +39,16 @@ impl<B> RequestView for View<'_, B> {
 }
 
 /// The hash of the pool's key for this request; `None` when the pool does not hash or
-/// the request lacks the key (the selector then applies `on_missing_key`).
+/// the request lacks the key (the selector then applies `on_missing_key`). `trusted` is
+/// the listener's trusted proxies, taken once per connection.
 pub(crate) fn extract<B>(
     pool: &PoolRuntime,
     req: &Request<B>,
     peer: IpAddr,
-    config: &Config,
-    listener: &str,
-) -> Result<Option<u64>, ProxyError> {
-    let Some(h) = &pool.cfg.hashing else {
-        return Ok(None);
-    };
-    let trusted = config
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)
-        .map(|l| l.trusted_proxies.as_slice())
-        .unwrap_or(&[]);
-    Ok(key_hash(&h.key, &View { req, peer }, trusted))
+    trusted: &[Cidr],
+) -> Option<u64> {
+    let h = pool.cfg.hashing.as_ref()?;
+    key_hash(&h.key, &View { req, peer }, trusted)
 }
 
 struct Env<'a> {

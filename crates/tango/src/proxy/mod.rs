@@ -235,6 +235,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 peer,
                 peer_value: headers::peer_value(peer.ip()),
                 tls: ctx.tls.is_some(),
+                trusted_proxies: lcfg.trusted_proxies.clone(),
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,
             };

@@ -26,6 +26,8 @@ pub(crate) struct ConnCtx {
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
     pub(crate) tls: bool,
+    /// The listener's trusted proxies when the connection was accepted.
+    pub(crate) trusted_proxies: Vec<tango_core::config::Cidr>,
     pub(crate) request_timeout: Duration,
     pub(crate) access_log: bool,
 }
@@ -211,8 +213,7 @@ async fn proxy(
     };
     target.pool = Some(route.pool);
     let pool = &snap.pools[route.pool];
-    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &snap.config, &ctx.listener)
-        .map_err(|e| (e, target))?;
+    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
         pool.shared.keys.observe(key);
     }
