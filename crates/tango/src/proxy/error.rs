@@ -16,8 +16,8 @@ pub(crate) enum ProxyError {
     BadRequest(&'static str),
     #[error("no route for this host and path")]
     NoRoute,
-    #[error("request has no {0} for the pool's hash key")]
-    MissingKey(&'static str),
+    #[error("the request lacks the value the pool hashes on")]
+    MissingKey,
     #[error("no backend is available")]
     NoneEligible,
     #[error("every backend is at its connection or request limit")]
@@ -33,7 +33,7 @@ pub(crate) enum ProxyError {
 impl ProxyError {
     pub(crate) fn blame(&self) -> Blame {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MissingKey(_) | ProxyError::NoRoute => {
+            ProxyError::BadRequest(_) | ProxyError::MissingKey | ProxyError::NoRoute => {
                 Blame::Client
             }
             ProxyError::Connect | ProxyError::Reset | ProxyError::Timeout => Blame::Upstream,
@@ -43,7 +43,7 @@ impl ProxyError {
 
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MissingKey(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest(_) | ProxyError::MissingKey => StatusCode::BAD_REQUEST,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoneEligible | ProxyError::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect | ProxyError::Reset => StatusCode::BAD_GATEWAY,

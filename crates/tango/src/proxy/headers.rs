@@ -1,9 +1,7 @@
 //! Header rules at the proxy boundary: framing checks, hop-by-hop removal, and the
 //! X-Forwarded-* and X-Request-Id headers.
 
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE,
-};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TRANSFER_ENCODING, UPGRADE};
 use std::net::IpAddr;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1). Named by
@@ -24,35 +22,22 @@ pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-for
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Reject requests whose body framing is ambiguous, before anything is forwarded.
-/// hyper's parser already refuses conflicting Content-Length values and a final coding
-/// other than chunked; this covers what it lets through.
+/// Reject a request body in a transfer coding tango cannot forward faithfully.
+/// The rest of framing is settled before this runs: hyper's parser refuses conflicting
+/// Content-Length values and a final coding other than chunked, and the framing guard
+/// refuses Content-Length with Transfer-Encoding. hyper accepts `gzip, chunked`; the
+/// backend would get the gzip body without being told, so it is refused here.
 pub(crate) fn check_framing(h: &HeaderMap) -> Result<(), &'static str> {
-    let te: Vec<&HeaderValue> = h.get_all(TRANSFER_ENCODING).iter().collect();
-    if !te.is_empty() {
-        if h.contains_key(CONTENT_LENGTH) {
-            return Err("both Content-Length and Transfer-Encoding");
-        }
-        let codings: Vec<String> = te
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect();
-        if codings != ["chunked"] {
-            return Err("unsupported transfer coding");
-        }
+    let mut codings = h
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+        .map(str::trim);
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        (Some(c), None) if c.eq_ignore_ascii_case("chunked") => Ok(()),
+        _ => Err("unsupported transfer coding"),
     }
-    let mut cl = h.get_all(CONTENT_LENGTH).iter();
-    if let Some(first) = cl.next() {
-        let parse = |v: &HeaderValue| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok());
-        let n = parse(first).ok_or("invalid Content-Length")?;
-        for v in cl {
-            if parse(v) != Some(n) {
-                return Err("conflicting Content-Length");
-            }
-        }
-    }
-    Ok(())
 }
 
 /// What the client asked to upgrade to, if it is something tango tunnels.
@@ -162,13 +147,15 @@ mod tests {
     fn framing() {
         assert!(check_framing(&map(&[("content-length", "5")])).is_ok());
         assert!(check_framing(&map(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(check_framing(&map(&[("transfer-encoding", "Chunked")])).is_ok());
+        assert!(check_framing(&map(&[("transfer-encoding", "gzip, chunked")])).is_err());
         assert!(check_framing(&map(&[
-            ("transfer-encoding", "chunked"),
-            ("content-length", "5")
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked")
         ]))
         .is_err());
-        assert!(check_framing(&map(&[("transfer-encoding", "gzip, chunked")])).is_err());
-        assert!(check_framing(&map(&[("content-length", "5"), ("content-length", "6")])).is_err());
+        // Content-Length with Transfer-Encoding, and conflicting lengths, never get
+        // here: the framing guard and hyper's parser refuse them (e2e `framing`).
     }
 
     #[test]

@@ -253,9 +253,6 @@ async fn proxy(
     }
     headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);
     hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
-    if body.is_end_stream() && parts.version == Version::HTTP_2 {
-        hdrs.remove(header::CONTENT_LENGTH);
-    }
     let has_body = !body.is_end_stream();
     let mut body = Some(if has_body {
         UpBody::Client(body)
@@ -284,7 +281,7 @@ async fn proxy(
         }
         let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
             Pick::Backend(i) => i,
-            Pick::MissingKey => return Err((ProxyError::MissingKey("value"), target)),
+            Pick::MissingKey => return Err((ProxyError::MissingKey, target)),
             Pick::NoneEligible => break,
         };
         tried.insert(i);
@@ -320,7 +317,7 @@ async fn proxy(
                         return Ok((Response::from_parts(rparts, ProxyBody::empty()), target));
                     }
                 }
-                return Ok((resp.map(|b| b.into_inner()), target));
+                return Ok((resp, target));
             }
             Err(TryError::Stale) if stale_retries < 3 => {
                 // Never written: a pooled connection the backend had just closed. Safe
@@ -366,15 +363,6 @@ enum TryError {
 #[derive(Clone)]
 struct UpgradeGuard(Arc<InFlight>);
 
-/// A response body before it becomes a `ProxyBody` (upgrades keep theirs).
-struct Pending(ProxyBody);
-
-impl Pending {
-    fn into_inner(self) -> ProxyBody {
-        self.0
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn try_backend(
     ctx: &ConnCtx,
@@ -386,7 +374,7 @@ async fn try_backend(
     remaining: Duration,
     last_try: bool,
     upgrade: bool,
-) -> Result<Response<Pending>, TryError> {
+) -> Result<Response<ProxyBody>, TryError> {
     let backend = &pool.backends[i];
     let bcfg = &pool.cfg.backends[i];
     backend.stats.in_flight.fetch_add(1, Relaxed);
@@ -446,7 +434,7 @@ async fn try_backend(
             if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // The connection becomes the tunnel: it never returns to the pool.
                 let (parts, _) = resp.into_parts();
-                let mut r = Response::from_parts(parts, Pending(ProxyBody::empty()));
+                let mut r = Response::from_parts(parts, ProxyBody::empty());
                 r.extensions_mut().insert(UpgradeGuard(Arc::new(guard)));
                 return Ok(r);
             }
@@ -464,7 +452,7 @@ async fn try_backend(
                 conn,
                 _guard: Some(guard),
             };
-            Ok(Response::from_parts(rparts, Pending(body)))
+            Ok(Response::from_parts(rparts, body))
         }
     }
 }
