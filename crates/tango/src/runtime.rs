@@ -58,6 +58,9 @@ impl BackendState {
 pub(crate) struct PoolRuntime {
     pub(crate) cfg: Pool,
     pub(crate) selector: Selector,
+    /// Hash pools: each backend's share of the key space, computed once per snapshot
+    /// (the watch reads it every tick). Empty for other policies.
+    pub(crate) ownership: Vec<f64>,
     pub(crate) backends: Vec<Arc<BackendState>>,
     pub(crate) retry_budget: Arc<RetryBudget>,
     pub(crate) shared: Arc<PoolShared>,
@@ -254,9 +257,16 @@ impl Runtime {
                     .entry(p.name.clone())
                     .or_insert_with(|| Arc::new(RetryBudget::new()))
                     .clone();
+                let selector = Selector::from_pool(p);
+                let ownership = if p.policy.is_hash() {
+                    selector.ownership()
+                } else {
+                    Vec::new()
+                };
                 PoolRuntime {
                     cfg: p.clone(),
-                    selector: Selector::from_pool(p),
+                    selector,
+                    ownership,
                     backends,
                     retry_budget,
                     shared,

@@ -197,8 +197,8 @@ fn sample(
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
         // Key-space ownership, with ineligible backends' keys spread over the rest.
-        let own = pool.selector.ownership();
-        let masked: Vec<f64> = own
+        let masked: Vec<f64> = pool
+            .ownership
             .iter()
             .zip(&backends)
             .map(|(o, b)| if b.effective_weight > 0.0 { *o } else { 0.0 })
@@ -210,7 +210,7 @@ fn sample(
             masked
         }
     });
-    let expected_configured = pool.cfg.policy.is_hash().then(|| pool.selector.ownership());
+    let expected_configured = pool.cfg.policy.is_hash().then(|| pool.ownership.clone());
     let keys = pool
         .cfg
         .policy
