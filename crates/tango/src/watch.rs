@@ -297,9 +297,12 @@ fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertE
             });
             let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
             for a in alerts.iter_mut().filter(|a| a.active) {
+                // Both detectors may alert on the same backend and kind; the basis
+                // tells their alerts apart.
                 if a.evidence.pool == evidence.pool
                     && a.evidence.backend == evidence.backend
                     && a.evidence.kind == evidence.kind
+                    && a.evidence.basis == evidence.basis
                 {
                     a.active = false;
                     a.resolved_ms = Some(resolved_ms);
