@@ -37,6 +37,19 @@ fn gauge_family(
     Ok(())
 }
 
+fn counter_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 /// A gauge without labels. Whole numbers print as integers.
 fn single_gauge(
     enc: &mut DescriptorEncoder<'_>,
@@ -100,17 +113,12 @@ impl Collector for TangoCollector {
                 hist.push((labels, s));
             }
         }
-        {
-            let mut m = enc.encode_descriptor(
-                "tango_backend_requests",
-                "Requests forwarded to a backend, by response status class (error: no response).",
-                None,
-                MetricType::Counter,
-            )?;
-            for (l, n) in &requests {
-                ConstCounter::new(*n).encode(m.encode_family(l)?)?;
-            }
-        }
+        counter_family(
+            &mut enc,
+            "tango_backend_requests",
+            "Requests forwarded to a backend, by response status class (error: no response).",
+            &requests,
+        )?;
         {
             let mut m = enc.encode_descriptor(
                 "tango_backend_request_duration_seconds",
@@ -157,17 +165,12 @@ impl Collector for TangoCollector {
             "1 while too few backends are eligible and the pool balances across all of them.",
             &panic,
         )?;
-        {
-            let mut m = enc.encode_descriptor(
-                "tango_backend_health_transitions",
-                "Active health-check transitions, healthy to unhealthy or back.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (l, n) in &transitions {
-                ConstCounter::new(*n).encode(m.encode_family(l)?)?;
-            }
-        }
+        counter_family(
+            &mut enc,
+            "tango_backend_health_transitions",
+            "Active health-check transitions, healthy to unhealthy or back.",
+            &transitions,
+        )?;
         gauge_family(
             &mut enc,
             "tango_backend_healthy",
@@ -186,21 +189,21 @@ impl Collector for TangoCollector {
             "Unix time when the configuration in force was applied.",
             snap.applied_at,
         )?;
-        {
-            let mut m = enc.encode_descriptor(
-                "tango_config_reloads",
-                "Configuration reloads by result.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (result, n) in [
-                ("applied", self.reloads.ok.load(Relaxed)),
-                ("rejected", self.reloads.rejected.load(Relaxed)),
-            ] {
-                ConstCounter::new(n)
-                    .encode(m.encode_family(&vec![("result", result.to_string())])?)?;
-            }
-        }
+        counter_family(
+            &mut enc,
+            "tango_config_reloads",
+            "Configuration reloads by result.",
+            &[
+                (
+                    vec![("result", "applied".to_string())],
+                    self.reloads.ok.load(Relaxed),
+                ),
+                (
+                    vec![("result", "rejected".to_string())],
+                    self.reloads.rejected.load(Relaxed),
+                ),
+            ],
+        )?;
         self.encode_watch(&mut enc)
     }
 }

@@ -189,13 +189,6 @@ pub(crate) struct Runtime {
     pub(crate) started: Instant,
 }
 
-pub(crate) fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl Runtime {
     pub(crate) fn new(config: Config) -> Arc<Self> {
         let rt = Arc::new(Self {
@@ -203,7 +196,7 @@ impl Runtime {
                 generation: 0,
                 config: Arc::new(config.clone()),
                 pools: Vec::new(),
-                applied_at: unix_now(),
+                applied_at: crate::journal::unix_ms() as f64 / 1000.0,
             }),
             registry: Mutex::new(HashMap::new()),
             budgets: Mutex::new(HashMap::new()),
@@ -281,7 +274,7 @@ impl Runtime {
             generation,
             config: Arc::new(config),
             pools,
-            applied_at: unix_now(),
+            applied_at: crate::journal::unix_ms() as f64 / 1000.0,
         }
     }
 
