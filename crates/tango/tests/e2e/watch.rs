@@ -187,6 +187,31 @@ async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
     }
 }
 
+/// Wait up to 10 s for an active alert of `kind` (on `backend`, when given). Returns the
+/// alert and the whole `/api/v1/alerts` answer.
+async fn wait_for_alert(
+    t: &Tango,
+    backend: Option<&str>,
+    kind: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let matches = |a: &serde_json::Value| {
+        a["evidence"]["kind"] == kind && backend.is_none_or(|b| a["evidence"]["backend"] == b)
+    };
+    let what = format!("a {kind} alert on {}", backend.unwrap_or("any backend"));
+    let v = wait_for(t, Duration::from_secs(10), &what, |v| {
+        v["active"].as_array().unwrap().iter().any(matches)
+    })
+    .await;
+    let a = v["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| matches(a))
+        .unwrap()
+        .clone();
+    (a, v)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     let bs = four_backends().await;
@@ -228,26 +253,8 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
     let reloaded = Instant::now();
     let (s, r) = admin_post(&t, "/api/v1/reload").await;
     assert_eq!((s, r["generation"].as_u64()), (200, Some(2)), "{r}");
-    let v =
-        wait_for(
-            &t,
-            Duration::from_secs(10),
-            "an over-share alert on b2",
-            |v| {
-                v["active"].as_array().unwrap().iter().any(|a| {
-                    a["evidence"]["backend"] == "b2" && a["evidence"]["kind"] == "over_share"
-                })
-            },
-        )
-        .await;
+    let (a, _) = wait_for_alert(&t, Some("b2"), "over_share").await;
     let took = reloaded.elapsed();
-    let a = v["active"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["evidence"]["backend"] == "b2")
-        .unwrap()
-        .clone();
     assert_eq!(a["cause"]["class"], "config", "{a:#}");
     assert_eq!(a["cause"]["generation"], 2, "{a:#}");
     let sentence = a["cause"]["sentence"].as_str().unwrap();
@@ -412,26 +419,9 @@ async fn skew_from_an_ejection_is_attributed_to_health() {
     let load = load(t.url("/"), 400, stop.clone(), sent.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
     bs[2].state.fail_status.store(500, Relaxed);
-    let v =
-        wait_for(
-            &t,
-            Duration::from_secs(10),
-            "an under-share alert on b3",
-            |v| {
-                v["active"].as_array().unwrap().iter().any(|a| {
-                    a["evidence"]["backend"] == "b3" && a["evidence"]["kind"] == "under_share"
-                })
-            },
-        )
-        .await;
+    let (a, v) = wait_for_alert(&t, Some("b3"), "under_share").await;
     stop.store(true, Relaxed);
     load.await.unwrap();
-    let a = v["active"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["evidence"]["backend"] == "b3" && a["evidence"]["kind"] == "under_share")
-        .unwrap();
     assert_eq!(a["cause"]["class"], "health", "{a:#}");
     assert!(
         a["cause"]["generation"].is_null(),
@@ -477,22 +467,9 @@ async fn keys_collapsing_onto_one_value_are_attributed_to_the_key_distribution()
     let load = drive(t.url("/"), 400, stop.clone(), sent, Some(Box::new(user)));
     tokio::time::sleep(Duration::from_secs(3)).await;
     collapsed.store(true, Relaxed);
-    let v = wait_for(&t, Duration::from_secs(10), "an over-share alert", |v| {
-        v["active"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["evidence"]["kind"] == "over_share")
-    })
-    .await;
+    let (a, _) = wait_for_alert(&t, None, "over_share").await;
     stop.store(true, Relaxed);
     load.await.unwrap();
-    let a = v["active"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["evidence"]["kind"] == "over_share")
-        .unwrap();
     assert_eq!(a["cause"]["class"], "key_distribution", "{a:#}");
     let sentence = a["cause"]["sentence"].as_str().unwrap();
     assert!(sentence.contains("key distribution"), "{sentence}");
