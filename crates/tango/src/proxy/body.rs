@@ -11,39 +11,12 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The body of a request sent upstream.
-pub(crate) enum UpBody {
-    Client(Incoming),
-    Empty,
-}
+/// The body of a request sent upstream: the client's, or none.
+pub(crate) type UpBody = http_body_util::Either<Incoming, http_body_util::Empty<Bytes>>;
 
-impl Body for UpBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            UpBody::Client(b) => Pin::new(b).poll_frame(cx),
-            UpBody::Empty => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpBody::Client(b) => b.is_end_stream(),
-            UpBody::Empty => true,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpBody::Client(b) => b.size_hint(),
-            UpBody::Empty => SizeHint::with_exact(0),
-        }
-    }
+/// An upstream request body with nothing in it.
+pub(crate) fn no_body() -> UpBody {
+    http_body_util::Either::Right(http_body_util::Empty::new())
 }
 
 /// Released when dropped: decrements a backend's in-flight count.

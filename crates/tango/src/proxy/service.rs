@@ -4,7 +4,7 @@
 //! Per request this allocates what hyper needs and the forwarded headers; names for the
 //! access log are looked up only when it is on.
 
-use super::body::{InFlight, ProxyBody, UpBody};
+use super::body::{no_body, InFlight, ProxyBody, UpBody};
 use super::error::ProxyError;
 use super::headers;
 use crate::runtime::{PoolRuntime, Runtime, Snapshot};
@@ -255,9 +255,9 @@ async fn proxy(
     hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
     let has_body = !body.is_end_stream();
     let mut body = Some(if has_body {
-        UpBody::Client(body)
+        UpBody::Left(body)
     } else {
-        UpBody::Empty
+        no_body()
     });
     let retry_safe_after_send = idempotent(&parts.method) && !has_body && upgrade.is_none();
     let out = Outgoing {
@@ -338,7 +338,7 @@ async fn proxy(
                     return Err((e, target));
                 }
                 resend = true;
-                body = Some(UpBody::Empty);
+                body = Some(no_body());
                 last_err = e;
                 attempt += 1;
             }
@@ -396,7 +396,7 @@ async fn try_backend(
             return Err(TryError::Failed(ProxyError::Connect));
         }
     };
-    let up = out.request(body.take().unwrap_or(UpBody::Empty), last_try, headers);
+    let up = out.request(body.take().unwrap_or(no_body()), last_try, headers);
     let sent_at = Instant::now();
     let result = tokio::time::timeout(
         remaining.min(pool.cfg.try_timeout),
