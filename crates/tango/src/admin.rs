@@ -154,12 +154,7 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
 
 /// The text of the configuration in force.
 async fn live_config(State(s): State<AppState>) -> Response {
-    let text = s
-        .control
-        .live_text
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let text = s.control.rt.current().text.to_string();
     (
         [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
         text,

@@ -144,6 +144,8 @@ impl KeyTracker {
 pub(crate) struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) config: Arc<Config>,
+    /// The file's text as it was applied (for `/api/v1/config` and post-mortems).
+    pub(crate) text: Arc<str>,
     pub(crate) pools: Vec<PoolRuntime>,
     /// Unix time (seconds) when this snapshot was applied.
     pub(crate) applied_at: f64,
@@ -190,11 +192,12 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn new(config: Config) -> Arc<Self> {
+    pub(crate) fn new(config: Config, text: &str) -> Arc<Self> {
         let rt = Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot {
                 generation: 0,
                 config: Arc::new(config.clone()),
+                text: Arc::from(""),
                 pools: Vec::new(),
                 applied_at: crate::journal::unix_ms() as f64 / 1000.0,
             }),
@@ -203,7 +206,7 @@ impl Runtime {
             shared: Mutex::new(HashMap::new()),
             started: Instant::now(),
         });
-        let snap = rt.build(config, 1);
+        let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));
         rt
     }
@@ -217,7 +220,7 @@ impl Runtime {
     }
 
     /// Build a snapshot, reusing the state of backends already known.
-    pub(crate) fn build(&self, config: Config, generation: u64) -> Snapshot {
+    pub(crate) fn build(&self, config: Config, text: &str, generation: u64) -> Snapshot {
         let now_ms = self.now_ms();
         let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
@@ -273,6 +276,7 @@ impl Runtime {
         Snapshot {
             generation,
             config: Arc::new(config),
+            text: Arc::from(text),
             pools,
             applied_at: crate::journal::unix_ms() as f64 / 1000.0,
         }

@@ -66,8 +66,6 @@ pub(crate) struct Control {
     pub(crate) reloads: Arc<ReloadStats>,
     pub(crate) journal: crate::journal::Sink,
     pub(crate) watch: Arc<crate::watch::WatchState>,
-    /// The text of the configuration in force (for `/api/v1/config`).
-    pub(crate) live_text: std::sync::Mutex<String>,
 }
 
 impl Control {
@@ -116,7 +114,6 @@ impl Control {
                 None => vec![e.render()],
             })?;
         let hash = content_hash(&loaded.source.text);
-        let text = loaded.source.text;
         let new = loaded.config;
         let old = self.rt.current();
         if new.admin != old.config.admin {
@@ -128,12 +125,11 @@ impl Control {
             .map_err(|e| vec![format!("{e:#}")])?;
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
-        let snap = self.rt.build(new, generation);
+        let snap = self.rt.build(new, &loaded.source.text, generation);
         let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(&cfg, bound);
         self.journal.set_generation(generation);
-        *self.live_text.lock().unwrap_or_else(|p| p.into_inner()) = text;
         for c in &changes {
             tracing::info!(generation, "change: {}", c.describe());
         }
@@ -200,14 +196,13 @@ pub(crate) async fn start(
     access_log: bool,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
     let hash = content_hash(&loaded.source.text);
-    let live_text = std::sync::Mutex::new(loaded.source.text);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
     let journal = crate::journal::Sink::open(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
     )?;
-    let rt = Runtime::new(config);
+    let rt = Runtime::new(config, &loaded.source.text);
     journal.set_generation(1);
     journal.record(EventKind::ConfigApplied {
         content_hash: hash,
@@ -227,7 +222,6 @@ pub(crate) async fn start(
         reloads: Arc::new(ReloadStats::default()),
         journal: journal.clone(),
         watch: watch.clone(),
-        live_text,
     });
     let admin = tokio::net::TcpListener::bind(admin_addr)
         .await

@@ -103,6 +103,12 @@ async fn invalid_reload_keeps_the_old_config_and_returns_its_errors() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(get(&client(), &t.url("/")).await.1, "b\n");
+    // The configuration in force is the one served as text, too.
+    let (_, live) = get(&client(), &t.admin_url("/api/v1/config")).await;
+    assert!(
+        live.contains(&b.addr.to_string()) && !live.contains(&a.addr.to_string()),
+        "{live}"
+    );
 }
 
 #[tokio::test]
