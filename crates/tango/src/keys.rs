@@ -121,13 +121,13 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
 }
 
 /// Where a key would go now (for naming the backend a hot key lands on).
-pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64) -> Pick {
+pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64, now: Duration) -> Pick {
     let tried = Tried::default();
     let env = Env {
         pool,
         tried: &tried,
-        now_ms: 0,
-        now_ns: 0,
+        now_ms: now.as_millis() as u64,
+        now_ns: now.as_nanos() as u64,
         panic: pool.shared.panic.load(Relaxed),
     };
     pool.selector.pick(Some(key), &env)

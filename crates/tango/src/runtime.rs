@@ -108,7 +108,11 @@ impl KeyTracker {
     }
 
     /// The tick's key statistics; counters start afresh.
-    pub(crate) fn take_stats(&self, pool: &PoolRuntime) -> tango_core::detector::KeyStats {
+    pub(crate) fn take_stats(
+        &self,
+        pool: &PoolRuntime,
+        now: Duration,
+    ) -> tango_core::detector::KeyStats {
         let seen = self.seen.swap(0, Relaxed);
         let missing = self.missing.swap(0, Relaxed);
         let sample = std::mem::take(&mut *self.sample.lock().unwrap_or_else(|e| e.into_inner()));
@@ -117,10 +121,11 @@ impl KeyTracker {
             .iter()
             .max_by_key(|(_, n)| **n)
             .map(|(k, n)| (*k, *n));
-        let top_key_backend = top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k) {
-            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
-            _ => None,
-        });
+        let top_key_backend =
+            top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k, now) {
+                tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+                _ => None,
+            });
         tango_core::detector::KeyStats {
             top_key_share: match top {
                 Some((_, n)) if sampled > 0 => {

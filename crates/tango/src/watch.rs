@@ -215,7 +215,7 @@ fn sample(
         .cfg
         .policy
         .is_hash()
-        .then(|| pool.shared.keys.take_stats(pool));
+        .then(|| pool.shared.keys.take_stats(pool, rt.elapsed()));
     (
         PoolTick {
             now_ms,
