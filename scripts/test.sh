@@ -13,7 +13,7 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager >/dev/null
     # The package starts a system service on :9093; the tests start their own.
-    $sudo systemctl stop prometheus-alertmanager 2>/dev/null || $sudo pkill -f prometheus-alertmanager || true
+    $sudo systemctl stop prometheus-alertmanager 2>/dev/null || true
 fi
 
 echo "== cargo test (workspace)"
