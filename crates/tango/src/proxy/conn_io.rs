@@ -10,11 +10,15 @@
 //!
 //! Each timer is armed only while what it guards is pending (a read before the first
 //! byte, a write the socket cannot take), so a connection whose reads and writes complete
-//! at once never touches the timer wheel.
+//! at once never touches the timer wheel. A blocked write is also reported to the
+//! connection's [`Slot`]: a connection with bytes still to deliver is not idle, and is
+//! not closed hard to make room for a newcomer.
 
+use super::idle::Slot;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -51,7 +55,8 @@ pub(crate) struct ConnIo<I> {
     /// Until the first byte has come: when it must have.
     first_byte: Option<Instant>,
     read_timer: Option<Pin<Box<Sleep>>>,
-    send_timeout: Option<Duration>,
+    /// The send timeout, and the connection told when writes block and unblock.
+    send: Option<(Duration, Arc<Slot>)>,
     /// Kept once made, and reset for each stall.
     write_timer: Option<Pin<Box<Sleep>>>,
     /// A write is pending and `write_timer` runs for it.
@@ -69,17 +74,18 @@ const NOT_READING: &str = "the client read nothing for send_timeout";
 
 impl<I> ConnIo<I> {
     /// `first_byte`: how long from now the connection may stay silent (`None`: it has
-    /// spoken already). `send_timeout`: `None` when a layer below keeps it.
+    /// spoken already). `send`: the send timeout and the connection's slot; `None` when a
+    /// layer below keeps them.
     pub(crate) fn new(
         inner: I,
         first_byte: Option<Duration>,
-        send_timeout: Option<Duration>,
+        send: Option<(Duration, Arc<Slot>)>,
     ) -> Self {
         Self {
             inner,
             first_byte: first_byte.map(|d| Instant::now() + d),
             read_timer: None,
-            send_timeout,
+            send,
             write_timer: None,
             write_armed: false,
             dead: false,
@@ -91,9 +97,13 @@ impl<I: Abort> ConnIo<I> {
     /// A write is pending: run the send timer (from now, if it was not already running)
     /// and fail once it expires.
     fn stall<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let Some(limit) = self.send_timeout else {
+        let Some((limit, slot)) = &self.send else {
             return Poll::Pending;
         };
+        let limit = *limit;
+        if !self.write_armed {
+            slot.set_blocked(true);
+        }
         let timer = match &mut self.write_timer {
             Some(t) => {
                 if !self.write_armed {
@@ -121,8 +131,11 @@ impl<I: Abort> ConnIo<I> {
         match r {
             Poll::Pending => self.stall(cx),
             Poll::Ready(Ok(v)) => {
-                if progress(&v) {
+                if self.write_armed && progress(&v) {
                     self.write_armed = false;
+                    if let Some((_, slot)) = &self.send {
+                        slot.set_blocked(false);
+                    }
                 }
                 Poll::Ready(Ok(v))
             }
@@ -225,11 +238,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_write_the_peer_never_takes_fails_after_the_send_timeout() {
         let (a, _b) = tokio::io::duplex(64);
-        let mut io = ConnIo::new(a, None, Some(SEC));
+        let slot = Arc::new(Slot::new());
+        let mut io = ConnIo::new(a, None, Some((SEC, slot.clone())));
         let started = Instant::now();
         let e = io.write_all(&[0u8; 1024]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), SEC);
+        assert!(
+            slot.busy(),
+            "a connection with bytes to deliver is not idle"
+        );
         // Dead from then on, reads included.
         let mut buf = [0u8; 8];
         assert_eq!(
@@ -241,7 +259,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_reader_that_keeps_taking_bytes_is_not_cut_off() {
         let (a, mut b) = tokio::io::duplex(64);
-        let mut io = ConnIo::new(a, None, Some(SEC));
+        let slot = Arc::new(Slot::new());
+        let mut io = ConnIo::new(a, None, Some((SEC, slot.clone())));
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 64];
             let mut total = 0;
@@ -255,6 +274,7 @@ mod tests {
         io.write_all(&[0u8; 1024]).await.unwrap();
         io.flush().await.unwrap();
         assert_eq!(reader.await.unwrap(), 1024);
+        assert!(!slot.busy(), "everything was delivered");
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,18 +8,21 @@
 //! newcomer refused.
 //!
 //! The hot path stays free of locks: a request only counts itself in its connection's
-//! atomics ([`Slot`]). The idle queue is touched on idle transitions: once when a
-//! connection is admitted, and when the connection's watch loop (which already ticks for
-//! the idle timeout) sees it idle after requests. Entries are checked lazily: one whose
-//! connection has served a request since, or closed, is skipped when it reaches the front,
-//! and the queue is compacted when stale entries outnumber the open connections, so every
-//! operation is O(1) amortised.
+//! atomics ([`Slot`]). The queue holds connections in the order they were last seen
+//! active: a connection is queued when admitted, and queued again by its watch loop
+//! (which already ticks for the idle timeout) on a tick that finds it has served requests
+//! since it was last queued, so the order is that of last activity to within one tick.
+//! At most one entry per connection is live (the latest); the others are skipped when
+//! they reach the front, and the queue is compacted when they outnumber the open
+//! connections, so every operation is O(1) amortised. The front entry is taken only when
+//! its connection has no request in progress at that moment; a busy one is dropped from
+//! the queue and comes back on its next tick after the request.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::Notify;
@@ -37,22 +40,33 @@ pub(crate) struct Slot {
     /// Requests finished. The watch loop compares it between ticks, so the hot path never
     /// reads the clock.
     done: AtomicU64,
+    /// The `done` count its live queue entry was made with.
+    queued: AtomicU64,
+    /// A write to the client is blocked: bytes are waiting for it to read.
+    blocked: AtomicBool,
     state: AtomicU8,
     evict: Notify,
 }
 
 impl Slot {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             active: AtomicUsize::new(0),
             done: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            blocked: AtomicBool::new(false),
             state: AtomicU8::new(OPEN),
             evict: Notify::new(),
         }
     }
 
-    pub(crate) fn active(&self) -> usize {
-        self.active.load(Relaxed)
+    /// A request in progress, or bytes of a finished one still to deliver.
+    pub(crate) fn busy(&self) -> bool {
+        self.active.load(Relaxed) > 0 || self.blocked.load(Relaxed)
+    }
+
+    pub(crate) fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Relaxed);
     }
 
     pub(crate) fn done(&self) -> u64 {
@@ -71,9 +85,14 @@ impl Slot {
         self.evict.notified().await
     }
 
-    /// Still idle as it was when `stamp` (its `done` count then) was taken.
-    fn idle_since(&self, stamp: u64) -> bool {
-        self.state.load(Relaxed) == OPEN && self.active() == 0 && self.done() == stamp
+    /// The `done` count it was last queued with.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued.load(Relaxed)
+    }
+
+    /// The entry made with `stamp` is this open connection's latest.
+    fn live(&self, stamp: u64) -> bool {
+        self.state.load(Relaxed) == OPEN && self.queued() == stamp
     }
 }
 
@@ -148,23 +167,23 @@ impl Conns {
         }
         self.open.fetch_add(1, Relaxed);
         let slot = Arc::new(Slot::new());
-        // Idle until it asks for something.
-        self.idle(&slot, 0);
+        self.requeue(&slot, 0);
         Some(slot)
     }
 
-    /// `slot` is idle with `stamp` requests done: it may be closed for a newcomer.
-    pub(crate) fn idle(&self, slot: &Arc<Slot>, stamp: u64) {
+    /// `slot` was active until lately and has `done` requests done: move it to the back.
+    pub(crate) fn requeue(&self, slot: &Arc<Slot>, done: u64) {
         let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        slot.queued.store(done, Relaxed);
         q.push_back(Entry {
             slot: slot.clone(),
-            stamp,
+            stamp: done,
         });
-        // A connection has at most one live entry (its stamp is its current `done`), so
-        // after compaction the queue is no longer than the open connections: compacting
-        // at twice that keeps each push O(1) amortised.
+        // A connection has at most one live entry, so after compaction the queue is no
+        // longer than the open connections: compacting at twice that keeps each push
+        // O(1) amortised.
         if q.len() > 2 * self.open.load(Relaxed) + 64 {
-            q.retain(|e| e.slot.idle_since(e.stamp));
+            q.retain(|e| e.slot.live(e.stamp));
         }
     }
 
@@ -180,7 +199,9 @@ impl Conns {
     fn evict_oldest(&self) -> bool {
         let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(e) = q.pop_front() {
-            if !e.slot.idle_since(e.stamp) {
+            // A request in progress: not idle. Its watch loop queues it again once the
+            // request is done (`done` will have moved past `queued`).
+            if !e.slot.live(e.stamp) || e.slot.busy() {
                 continue;
             }
             if e.slot
@@ -230,20 +251,45 @@ mod tests {
         let _ga = a.start();
         let gb = b.start();
         assert!(c.admit(2).is_none(), "both are busy");
-        // b finishes its request; its watch loop sees it idle and says so.
+        // b finishes its request and is queued again by its watch loop.
         drop(gb);
-        c.idle(&b, b.done());
+        assert!(b.queued() != b.done());
+        c.requeue(&b, b.done());
         assert!(c.admit(2).is_some());
         assert!(was_evicted(&b) && !was_evicted(&a));
     }
 
     #[test]
-    fn a_connection_busy_again_since_it_went_idle_is_skipped() {
+    fn a_connection_with_bytes_still_to_deliver_is_not_chosen() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        // Its last response went to hyper whole, but the client has not taken it all.
+        a.set_blocked(true);
+        assert!(c.admit(1).is_none());
+        a.set_blocked(false);
+        c.requeue(&a, a.done() + 1);
+        assert!(c.admit(1).is_some());
+        assert!(was_evicted(&a));
+    }
+
+    #[test]
+    fn idle_between_ticks_counts_as_idle() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        // A request came and went; no tick has queued a again yet.
+        drop(a.start());
+        assert!(c.admit(1).is_some());
+        assert!(was_evicted(&a));
+    }
+
+    #[test]
+    fn the_connection_active_least_lately_goes_first() {
         let c = Conns::default();
         let a = c.admit(2).unwrap();
         let b = c.admit(2).unwrap();
-        // a served a request after it was queued (and is idle again, not yet re-queued).
+        // a served a request since b was queued; a tick queued it again.
         drop(a.start());
+        c.requeue(&a, a.done());
         assert!(c.admit(2).is_some());
         assert!(!was_evicted(&a) && was_evicted(&b));
     }
@@ -265,7 +311,7 @@ mod tests {
         for _ in 0..1000 {
             for s in &slots {
                 drop(s.start());
-                c.idle(s, s.done());
+                c.requeue(s, s.done());
             }
         }
         assert!(c.queued() <= 2 * 10 + 64 + 1, "{}", c.queued());

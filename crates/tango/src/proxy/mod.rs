@@ -280,7 +280,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             let io = ConnIo::new(
                 stream,
                 Some(lcfg.first_byte_timeout),
-                Some(lcfg.send_timeout),
+                Some((lcfg.send_timeout, slot.clone())),
             );
             let w = Watch {
                 slot: &slot,
@@ -394,8 +394,6 @@ async fn drive<C, E>(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut seen_done, mut quiet, mut lingered) = (0u64, Duration::ZERO, Duration::ZERO);
-    // Admission queued it as idle with no request done.
-    let mut queued = Some(0u64);
     let mut closing = *stop.borrow();
     if closing {
         graceful(conn.as_mut());
@@ -416,33 +414,33 @@ async fn drive<C, E>(
             }
             _ = &mut evicted, if !evicted_seen => {
                 evicted_seen = true;
-                if w.slot.active() == 0 {
+                if !w.slot.busy() {
                     tracing::debug!("idle connection closed to make room for a new one");
                     break;
                 }
-                // A request began just as the connection was chosen: finish it, then close.
+                // A request began just as the connection was chosen (or a response is still
+                // being delivered): finish it, then close.
                 closing = true;
                 graceful(conn.as_mut());
             }
             _ = tick.tick() => {
-                let (active, done) = (w.slot.active(), w.slot.done());
+                let (busy, done) = (w.slot.busy(), w.slot.done());
                 if closing {
-                    lingered = if active == 0 { lingered + period } else { Duration::ZERO };
+                    lingered = if busy { Duration::ZERO } else { lingered + period };
                     if lingered >= LINGER {
                         break;
                     }
                     continue;
                 }
-                if active == 0 && done == seen_done {
+                if !busy && done == seen_done {
                     quiet += period;
                 } else {
                     quiet = Duration::ZERO;
                     seen_done = done;
                 }
-                // Idle again after requests: it may be closed for a newcomer.
-                if active == 0 && queued != Some(done) {
-                    w.conns.idle(w.slot, done);
-                    queued = Some(done);
+                // Active since it was last queued: to the back of the idle queue.
+                if done != w.slot.queued() {
+                    w.conns.requeue(w.slot, done);
                 }
                 if quiet >= idle {
                     closing = true;
