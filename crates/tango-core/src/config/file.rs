@@ -53,8 +53,10 @@ pub struct ListenerFile {
     pub listen: S<String>,
     pub tls: Option<S<TlsFile>>,
     pub header_timeout: Option<S<String>>,
+    pub first_byte_timeout: Option<S<String>>,
     pub idle_timeout: Option<S<String>>,
     pub request_timeout: Option<S<String>>,
+    pub send_timeout: Option<S<String>>,
     pub max_connections: Option<S<i64>>,
     pub max_header_bytes: Option<S<i64>>,
     #[serde(default)]

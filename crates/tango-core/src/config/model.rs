@@ -48,12 +48,18 @@ pub struct Listener {
     pub name: String,
     pub listen: SocketAddr,
     pub tls: Option<Tls>,
-    /// Time a client has to send the request head.
+    /// Time a client has to send the request head, from its first byte.
     pub header_timeout: Duration,
+    /// Time a new connection may stay silent before its first byte (for TLS: before the
+    /// handshake starts, and again between the handshake and the first request).
+    pub first_byte_timeout: Duration,
     /// Keep-alive idle time on client connections.
     pub idle_timeout: Duration,
     /// Upper bound on a whole request, all tries included.
     pub request_timeout: Duration,
+    /// How long a write to a client may make no progress before the connection is
+    /// closed (a client that stopped reading).
+    pub send_timeout: Duration,
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub trusted_proxies: Vec<Cidr>,

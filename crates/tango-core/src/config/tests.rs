@@ -178,6 +178,46 @@ fn absurd_durations_are_refused() {
     assert!(e.render().contains("longer than a week"), "{}", e.render());
 }
 
+#[test]
+fn connection_timeouts_default_and_parse() {
+    let c = parse_ok(GOOD);
+    // first_byte_timeout follows header_timeout unless set.
+    assert_eq!(c.listeners[0].first_byte_timeout, Duration::from_secs(5));
+    assert_eq!(c.listeners[0].send_timeout, Duration::from_secs(60));
+    let set = GOOD.replace(
+        "header_timeout = \"5s\"",
+        "header_timeout = \"5s\"\nfirst_byte_timeout = \"2s\"\nsend_timeout = \"15s\"",
+    );
+    let c = parse_ok(&set);
+    assert_eq!(c.listeners[0].first_byte_timeout, Duration::from_secs(2));
+    assert_eq!(c.listeners[0].send_timeout, Duration::from_secs(15));
+    let plain = parse_ok("[[listener]]\nlisten = \"127.0.0.1:1\"\n[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:2\"\n");
+    assert_eq!(plain.listeners[0].header_timeout, Duration::from_secs(10));
+    assert_eq!(
+        plain.listeners[0].first_byte_timeout,
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn connection_timeouts_must_be_positive() {
+    let bad = GOOD.replace(
+        "header_timeout = \"5s\"",
+        "first_byte_timeout = \"0s\"\nsend_timeout = \"soon\"",
+    );
+    let e = parse_err(&bad);
+    let keys: Vec<&str> = e.diagnostics().iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "listener[web].first_byte_timeout",
+            "listener[web].send_timeout"
+        ],
+        "{}",
+        e.render()
+    );
+}
+
 mod never_panics {
     use super::*;
     use proptest::prelude::*;

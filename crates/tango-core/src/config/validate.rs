@@ -252,6 +252,15 @@ fn listeners(v: &mut V<'_>, ls: &[S<ListenerFile>], admin: SocketAddr) -> Vec<Li
             &lf.header_timeout,
             Duration::from_secs(10),
         );
+        // A silent new connection gets as long as a slow request head by default: both
+        // are the time a client has to start and finish asking. The lock-out a pile of
+        // silent connections could cause is prevented by closing idle connections at
+        // `max_connections`, not by a short timeout, so none is imposed here.
+        let first_byte_timeout = v.duration(
+            &format!("{k}.first_byte_timeout"),
+            &lf.first_byte_timeout,
+            header_timeout,
+        );
         let idle_timeout = v.duration(
             &format!("{k}.idle_timeout"),
             &lf.idle_timeout,
@@ -260,6 +269,11 @@ fn listeners(v: &mut V<'_>, ls: &[S<ListenerFile>], admin: SocketAddr) -> Vec<Li
         let request_timeout = v.duration(
             &format!("{k}.request_timeout"),
             &lf.request_timeout,
+            Duration::from_secs(60),
+        );
+        let send_timeout = v.duration(
+            &format!("{k}.send_timeout"),
+            &lf.send_timeout,
             Duration::from_secs(60),
         );
         let max_connections = v.int(
@@ -294,8 +308,10 @@ fn listeners(v: &mut V<'_>, ls: &[S<ListenerFile>], admin: SocketAddr) -> Vec<Li
             listen,
             tls,
             header_timeout,
+            first_byte_timeout,
             idle_timeout,
             request_timeout,
+            send_timeout,
             max_connections,
             max_header_bytes,
             trusted_proxies,

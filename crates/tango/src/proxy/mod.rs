@@ -4,22 +4,28 @@
 //! builder (HTTP/1.1, and HTTP/2 by prior knowledge or by ALPN over TLS), watched for
 //! idleness and for shutdown. Listener settings are read from the current snapshot at
 //! accept time, so a reload changes them for new connections without rebinding.
+//! Connection hygiene (first-byte and send timeouts, closing idle connections at the
+//! connection limit) lives in `conn_io` and `idle`.
 
 pub(crate) mod body;
+mod conn_io;
 pub(crate) mod error;
 mod framing;
 pub(crate) mod headers;
+mod idle;
 pub(crate) mod service;
 
 use crate::runtime::Runtime;
 use anyhow::Context as _;
+use conn_io::ConnIo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use idle::{Conns, Slot, Tracked};
 use service::ConnCtx;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{Config, Listener};
@@ -85,6 +91,8 @@ pub(crate) struct Listeners {
     shutdown: Shutdown,
     running: HashMap<SocketAddr, Running>,
     access_log: bool,
+    /// The open-file limit after raising it (`None`: unknown).
+    fd_limit: Option<u64>,
 }
 
 /// A listener bound ahead of a reload, so a bind failure can reject the reload.
@@ -101,6 +109,7 @@ impl Listeners {
             shutdown,
             running: HashMap::new(),
             access_log,
+            fd_limit: raise_fd_limit(),
         }
     }
 
@@ -135,13 +144,20 @@ impl Listeners {
             let addr = b.listener.listen;
             let local = b.socket.local_addr().unwrap_or(addr);
             tracing::info!(listener = %b.listener.name, address = %local, tls = b.tls.is_some(), "listening");
+            if let Some(limit) = self
+                .fd_limit
+                .filter(|l| b.listener.max_connections as u64 >= *l)
+            {
+                tracing::warn!(listener = %b.listener.name, max_connections = b.listener.max_connections, open_file_limit = limit,
+                    "max_connections is above the open-file limit: accepts will fail before it is reached");
+            }
             self.running.insert(addr, Running { local, stop });
             let ctx = AcceptCtx {
                 rt: self.rt.clone(),
                 shutdown: self.shutdown.clone(),
                 name: b.listener.name.clone(),
                 tls: b.tls,
-                active: Arc::new(AtomicUsize::new(0)),
+                conns: Conns::default(),
                 access_log: self.access_log,
             };
             tokio::spawn(accept_loop(ctx, b.socket, stop_rx));
@@ -171,6 +187,22 @@ impl Listeners {
     }
 }
 
+/// Raise the soft open-file limit to the hard one, as servers commonly do: every client
+/// and upstream connection is a descriptor, and the usual soft default (1024) is far below
+/// `max_connections`. Returns the limit in force.
+fn raise_fd_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => {
+            tracing::debug!(limit = n, "open-file limit");
+            Some(n)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            None
+        }
+    }
+}
+
 async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -188,7 +220,8 @@ struct AcceptCtx {
     shutdown: Shutdown,
     name: String,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    active: Arc<AtomicUsize>,
+    /// Open connections, and the idle ones that may be closed for a newcomer.
+    conns: Conns,
     access_log: bool,
 }
 
@@ -220,12 +253,13 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             break;
         };
         drop(snap);
-        if ctx.active.load(Relaxed) >= lcfg.max_connections {
+        // At the cap, the connection idle longest is closed to make room; only when none
+        // is idle is the newcomer refused.
+        let Some(slot) = ctx.conns.admit(lcfg.max_connections) else {
             tokio::spawn(refuse(stream, ctx.tls.is_some()));
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
-        ctx.active.fetch_add(1, Relaxed);
         ctx.shutdown.open.fetch_add(1, Relaxed);
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -242,20 +276,38 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             let guard = |io| {
                 framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192), lcfg.header_timeout)
             };
+            // The socket keeps the first-byte and send timeouts, under TLS and the guard.
+            let io = ConnIo::new(
+                stream,
+                Some(lcfg.first_byte_timeout),
+                Some((lcfg.send_timeout, slot.clone())),
+            );
+            let w = Watch {
+                slot: &slot,
+                conns: &ctx.conns,
+                shutdown: &ctx.shutdown,
+            };
             match &ctx.tls {
-                None => serve(guard(stream), conn, &lcfg, &ctx.shutdown, false).await,
+                None => serve(guard(io), conn, &lcfg, &w, false).await,
                 Some(acceptor) => {
-                    match tokio::time::timeout(lcfg.header_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                            serve(tls, conn, &lcfg, &ctx.shutdown, h2).await
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    let handshake = tokio::time::timeout(lcfg.header_timeout, acceptor.accept(io));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(tls)) => {
+                                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                                // The handshake was the socket's first byte; the first
+                                // request gets a first-byte timeout of its own.
+                                let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
+                                serve(tls, conn, &lcfg, &w, h2).await
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        },
+                        _ = slot.evicted() => tracing::debug!("closed in the TLS handshake to make room"),
                     }
                 }
             }
-            ctx.active.fetch_sub(1, Relaxed);
+            ctx.conns.close(&slot);
             ctx.shutdown.open.fetch_sub(1, Relaxed);
             ctx.shutdown.closed.notify_waiters();
         });
@@ -273,33 +325,31 @@ async fn refuse(mut stream: TcpStream, tls: bool) {
     let _ = stream.shutdown().await;
 }
 
-/// Tracks whether a connection has requests in progress and when it last had one.
-pub(crate) struct Activity {
-    pub(crate) active: AtomicUsize,
-    /// Requests finished; the idle check compares it between ticks, so the hot path
-    /// never reads the clock for it.
-    pub(crate) done: AtomicU64,
+/// What a connection's watch loop reports to and hears from.
+struct Watch<'a> {
+    slot: &'a Arc<Slot>,
+    conns: &'a Conns,
+    shutdown: &'a Shutdown,
 }
 
-async fn serve<I>(io: I, conn: ConnCtx, l: &Listener, shutdown: &Shutdown, h2_only: bool)
+/// How long a graceful close of a connection with nothing in progress may take before
+/// the connection is dropped: HTTP/2 confirms its GOAWAY with a PING round trip, which a
+/// client may never answer.
+const LINGER: Duration = Duration::from_secs(2);
+
+async fn serve<I>(io: I, conn: ConnCtx, l: &Listener, w: &Watch<'_>, h2_only: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity {
-        active: AtomicUsize::new(0),
-        done: AtomicU64::new(0),
-    });
     let ctx = Arc::new(conn);
-    let act = activity.clone();
+    let slot = w.slot.clone();
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
-        let act = act.clone();
+        // Counted until the response body has gone to hyper whole, not just its head.
+        let guard = slot.start();
         async move {
-            act.active.fetch_add(1, Relaxed);
-            let r = service::handle(ctx.clone(), req).await;
-            act.active.fetch_sub(1, Relaxed);
-            act.done.fetch_add(1, Relaxed);
-            r
+            let r = service::handle(ctx, req).await;
+            r.map(|resp| resp.map(|body| Tracked::new(body, guard)))
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -322,16 +372,31 @@ where
         builder
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    let mut conn = pin!(conn);
-    let mut stop = shutdown.subscribe();
+    drive(pin!(conn), |c| c.graceful_shutdown(), l, w).await;
+}
+
+/// Drive a connection, closing it when idle for `idle_timeout`, when chosen to make room
+/// for a newcomer, or (gracefully) on shutdown.
+async fn drive<C, E>(
+    mut conn: Pin<&mut C>,
+    graceful: impl Fn(Pin<&mut C>),
+    l: &Listener,
+    w: &Watch<'_>,
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut stop = w.shutdown.subscribe();
+    let mut evicted = pin!(w.slot.evicted());
+    let mut evicted_seen = false;
     let idle = l.idle_timeout;
     let period = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut seen_done, mut quiet) = (0u64, Duration::ZERO);
+    let (mut seen_done, mut quiet, mut lingered) = (0u64, Duration::ZERO, Duration::ZERO);
     let mut closing = *stop.borrow();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        graceful(conn.as_mut());
     }
     loop {
         tokio::select! {
@@ -344,20 +409,42 @@ where
             _ = stop.changed(), if !closing => {
                 if *stop.borrow() {
                     closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    graceful(conn.as_mut());
                 }
             }
-            _ = tick.tick(), if !closing => {
-                let done = activity.done.load(Relaxed);
-                if activity.active.load(Relaxed) == 0 && done == seen_done {
+            _ = &mut evicted, if !evicted_seen => {
+                evicted_seen = true;
+                if !w.slot.busy() {
+                    tracing::debug!("idle connection closed to make room for a new one");
+                    break;
+                }
+                // A request began just as the connection was chosen (or a response is still
+                // being delivered): finish it, then close.
+                closing = true;
+                graceful(conn.as_mut());
+            }
+            _ = tick.tick() => {
+                let (busy, done) = (w.slot.busy(), w.slot.done());
+                if closing {
+                    lingered = if busy { Duration::ZERO } else { lingered + period };
+                    if lingered >= LINGER {
+                        break;
+                    }
+                    continue;
+                }
+                if !busy && done == seen_done {
                     quiet += period;
                 } else {
                     quiet = Duration::ZERO;
                     seen_done = done;
                 }
+                // Active since it was last queued: to the back of the idle queue.
+                if done != w.slot.queued() {
+                    w.conns.requeue(w.slot, done);
+                }
                 if quiet >= idle {
                     closing = true;
-                    conn.as_mut().graceful_shutdown();
+                    graceful(conn.as_mut());
                 }
             }
         }

@@ -7,6 +7,7 @@ mod support;
 
 mod balancing;
 mod check_cli;
+mod conns;
 mod failures;
 mod framing;
 mod lifecycle;

@@ -78,7 +78,7 @@ async fn h2_prior_knowledge_client_reaches_an_http1_backend() {
     );
 }
 
-fn tls_config(addr_cfg: &str, dir: &std::path::Path) -> (String, rcgen::CertifiedKey) {
+pub fn tls_config(addr_cfg: &str, dir: &std::path::Path) -> (String, rcgen::CertifiedKey) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
@@ -94,7 +94,7 @@ fn tls_config(addr_cfg: &str, dir: &std::path::Path) -> (String, rcgen::Certifie
     (cfg, ck)
 }
 
-async fn tls_connect(
+pub async fn tls_connect(
     t: &Tango,
     ck: &rcgen::CertifiedKey,
     alpn: &[u8],

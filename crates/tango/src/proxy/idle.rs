@@ -1,0 +1,329 @@
+//! A listener's open connections, and which of them may be closed to make room.
+//!
+//! At `max_connections` a newcomer used to be refused even when every open connection
+//! was doing nothing: a few thousand sockets that never send a byte, renewed as they time
+//! out, locked every other client out. Like nginx, tango instead closes the connection
+//! that has been idle longest (a keep-alive connection between requests, or one that has
+//! not asked for anything yet) and admits the newcomer; only when none is idle is the
+//! newcomer refused.
+//!
+//! The hot path stays free of locks: a request only counts itself in its connection's
+//! atomics ([`Slot`]). The queue holds connections in the order they were last seen
+//! active: a connection is queued when admitted, and queued again by its watch loop
+//! (which already ticks for the idle timeout) on a tick that finds it has served requests
+//! since it was last queued, so the order is that of last activity to within one tick.
+//! At most one entry per connection is live (the latest); the others are skipped when
+//! they reach the front, and the queue is compacted when they outnumber the open
+//! connections, so every operation is O(1) amortised. The front entry is taken only when
+//! its connection has no request in progress at that moment; a busy one is dropped from
+//! the queue and comes back on its next tick after the request.
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::Notify;
+
+const OPEN: u8 = 0;
+const EVICTED: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// One client connection's activity, shared by its requests, its watch loop and the
+/// listener's idle queue.
+pub(crate) struct Slot {
+    /// Requests in progress: from the service call until the response body has been
+    /// handed to hyper whole (or dropped).
+    active: AtomicUsize,
+    /// Requests finished. The watch loop compares it between ticks, so the hot path never
+    /// reads the clock.
+    done: AtomicU64,
+    /// The `done` count its live queue entry was made with.
+    queued: AtomicU64,
+    /// A write to the client is blocked: bytes are waiting for it to read.
+    blocked: AtomicBool,
+    state: AtomicU8,
+    evict: Notify,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Self {
+        Self {
+            active: AtomicUsize::new(0),
+            done: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            blocked: AtomicBool::new(false),
+            state: AtomicU8::new(OPEN),
+            evict: Notify::new(),
+        }
+    }
+
+    /// A request in progress, or bytes of a finished one still to deliver.
+    pub(crate) fn busy(&self) -> bool {
+        self.active.load(Relaxed) > 0 || self.blocked.load(Relaxed)
+    }
+
+    pub(crate) fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Relaxed);
+    }
+
+    pub(crate) fn done(&self) -> u64 {
+        self.done.load(Relaxed)
+    }
+
+    /// Count a request in until the returned guard is dropped.
+    pub(crate) fn start(self: &Arc<Self>) -> RequestGuard {
+        self.active.fetch_add(1, Relaxed);
+        RequestGuard(self.clone())
+    }
+
+    /// Resolves once the listener has chosen this connection to close for a newcomer.
+    /// (A choice made before the first poll is kept: `Notify` stores it.)
+    pub(crate) async fn evicted(&self) {
+        self.evict.notified().await
+    }
+
+    /// The `done` count it was last queued with.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued.load(Relaxed)
+    }
+
+    /// The entry made with `stamp` is this open connection's latest.
+    fn live(&self, stamp: u64) -> bool {
+        self.state.load(Relaxed) == OPEN && self.queued() == stamp
+    }
+}
+
+/// Holds a request's place in its connection's `active` count.
+pub(crate) struct RequestGuard(Arc<Slot>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+        self.0.done.fetch_add(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted until hyper has it all, so a
+/// connection streaming a response is never taken for idle. (A client that stops reading
+/// holds it no longer than `send_timeout`.)
+pub(crate) struct Tracked<B> {
+    body: B,
+    _guard: RequestGuard,
+}
+
+impl<B> Tracked<B> {
+    pub(crate) fn new(body: B, guard: RequestGuard) -> Self {
+        Self {
+            body,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+struct Entry {
+    slot: Arc<Slot>,
+    stamp: u64,
+}
+
+/// A listener's open connections: how many, and the idle ones oldest first.
+#[derive(Default)]
+pub(crate) struct Conns {
+    /// Admitted and neither closed nor evicted.
+    open: AtomicUsize,
+    idle: Mutex<VecDeque<Entry>>,
+}
+
+impl Conns {
+    /// Admit a new connection under `max`, closing idle ones to make room. `None`: every
+    /// connection is busy; refuse the newcomer.
+    pub(crate) fn admit(&self, max: usize) -> Option<Arc<Slot>> {
+        while self.open.load(Relaxed) >= max {
+            if !self.evict_oldest() {
+                return None;
+            }
+        }
+        self.open.fetch_add(1, Relaxed);
+        let slot = Arc::new(Slot::new());
+        self.requeue(&slot, 0);
+        Some(slot)
+    }
+
+    /// `slot` was active until lately and has `done` requests done: move it to the back.
+    pub(crate) fn requeue(&self, slot: &Arc<Slot>, done: u64) {
+        let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        slot.queued.store(done, Relaxed);
+        q.push_back(Entry {
+            slot: slot.clone(),
+            stamp: done,
+        });
+        // A connection has at most one live entry, so after compaction the queue is no
+        // longer than the open connections: compacting at twice that keeps each push
+        // O(1) amortised.
+        if q.len() > 2 * self.open.load(Relaxed) + 64 {
+            q.retain(|e| e.slot.live(e.stamp));
+        }
+    }
+
+    /// The connection has ended (for whatever reason).
+    pub(crate) fn close(&self, slot: &Slot) {
+        // An evicted connection was uncounted when it was chosen.
+        if slot.state.swap(CLOSED, Relaxed) == OPEN {
+            self.open.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// Choose the connection idle longest, tell it to close and stop counting it.
+    fn evict_oldest(&self) -> bool {
+        let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(e) = q.pop_front() {
+            // A request in progress: not idle. Its watch loop queues it again once the
+            // request is done (`done` will have moved past `queued`).
+            if !e.slot.live(e.stamp) || e.slot.busy() {
+                continue;
+            }
+            if e.slot
+                .state
+                .compare_exchange(OPEN, EVICTED, Relaxed, Relaxed)
+                .is_ok()
+            {
+                self.open.fetch_sub(1, Relaxed);
+                e.slot.evict.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.idle.lock().map(|q| q.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn was_evicted(s: &Slot) -> bool {
+        s.state.load(Relaxed) == EVICTED
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_makes_room() {
+        let c = Conns::default();
+        let a = c.admit(2).unwrap();
+        let b = c.admit(2).unwrap();
+        let n = c.admit(2).expect("an idle connection makes room");
+        assert!(was_evicted(&a) && !was_evicted(&b) && !was_evicted(&n));
+        // The evicted connection's own close does not uncount it a second time.
+        c.close(&a);
+        assert_eq!(c.open.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn busy_connections_are_never_chosen() {
+        let c = Conns::default();
+        let a = c.admit(2).unwrap();
+        let b = c.admit(2).unwrap();
+        let _ga = a.start();
+        let gb = b.start();
+        assert!(c.admit(2).is_none(), "both are busy");
+        // b finishes its request and is queued again by its watch loop.
+        drop(gb);
+        assert!(b.queued() != b.done());
+        c.requeue(&b, b.done());
+        assert!(c.admit(2).is_some());
+        assert!(was_evicted(&b) && !was_evicted(&a));
+    }
+
+    #[test]
+    fn a_connection_with_bytes_still_to_deliver_is_not_chosen() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        // Its last response went to hyper whole, but the client has not taken it all.
+        a.set_blocked(true);
+        assert!(c.admit(1).is_none());
+        a.set_blocked(false);
+        c.requeue(&a, a.done() + 1);
+        assert!(c.admit(1).is_some());
+        assert!(was_evicted(&a));
+    }
+
+    #[test]
+    fn idle_between_ticks_counts_as_idle() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        // A request came and went; no tick has queued a again yet.
+        drop(a.start());
+        assert!(c.admit(1).is_some());
+        assert!(was_evicted(&a));
+    }
+
+    #[test]
+    fn the_connection_active_least_lately_goes_first() {
+        let c = Conns::default();
+        let a = c.admit(2).unwrap();
+        let b = c.admit(2).unwrap();
+        // a served a request since b was queued; a tick queued it again.
+        drop(a.start());
+        c.requeue(&a, a.done());
+        assert!(c.admit(2).is_some());
+        assert!(!was_evicted(&a) && was_evicted(&b));
+    }
+
+    #[test]
+    fn closed_connections_free_their_place() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        let _g = a.start();
+        assert!(c.admit(1).is_none());
+        c.close(&a);
+        assert!(c.admit(1).is_some());
+    }
+
+    #[test]
+    fn stale_entries_do_not_pile_up() {
+        let c = Conns::default();
+        let slots: Vec<_> = (0..10).map(|_| c.admit(100).unwrap()).collect();
+        for _ in 0..1000 {
+            for s in &slots {
+                drop(s.start());
+                c.requeue(s, s.done());
+            }
+        }
+        assert!(c.queued() <= 2 * 10 + 64 + 1, "{}", c.queued());
+    }
+
+    #[tokio::test]
+    async fn the_chosen_connection_is_told_even_if_it_was_not_listening_yet() {
+        let c = Conns::default();
+        let a = c.admit(1).unwrap();
+        assert!(c.admit(1).is_some());
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.evicted())
+            .await
+            .expect("the stored notification is delivered");
+    }
+}
