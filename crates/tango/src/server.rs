@@ -198,6 +198,7 @@ pub(crate) async fn start(
     let hash = content_hash(&loaded.source.text);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
+    let admin_token = crate::admin::resolve_token(&config.admin)?;
     let journal = crate::journal::Sink::open(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
@@ -227,10 +228,12 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
     let admin_addr = admin.local_addr()?;
+    let auth = crate::admin::Auth::new(admin_token, &cfg.admin, 1);
     tokio::spawn(crate::admin::serve(
         admin,
         control.clone(),
         shutdown.clone(),
+        auth,
     ));
     tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
     tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));

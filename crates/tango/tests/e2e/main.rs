@@ -9,6 +9,7 @@ mod balancing;
 mod check_cli;
 mod failures;
 mod framing;
+mod hardening;
 mod lifecycle;
 mod policies;
 mod protocols;
