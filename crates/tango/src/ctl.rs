@@ -177,18 +177,17 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
 async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::journal::Event>> {
     let all = match &a.journal {
         Some(path) => {
-            // The rotated file holds the older events.
-            let mut text =
-                std::fs::read_to_string(path.with_file_name("journal.1.jsonl")).unwrap_or_default();
-            text.push_str(
-                &std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the journal {}", path.display()))?,
+            anyhow::ensure!(
+                path.exists(),
+                "cannot read the journal {}: no such file",
+                path.display()
             );
-            let parsed = tango_core::journal::parse_lines(&text);
-            for w in parsed.warnings {
-                eprintln!("warning: {}: {w}", path.display());
-            }
-            parsed.events
+            // The rotated file, beside it, holds the older events.
+            crate::journal::read_history(path, |damage| {
+                eprintln!("warning: {}: {}", damage.path.display(), damage.describe());
+            })
+            .with_context(|| format!("cannot read the journal {}", path.display()))?
+            .events
         }
         None => {
             let (code, body) = call(&a.admin, "GET", "/api/v1/journal", a.token.as_deref()).await?;

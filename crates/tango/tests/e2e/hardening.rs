@@ -1,7 +1,9 @@
 //! Hardening: faults found in review, each reproduced over real sockets and the real
-//! binary. The admin API and its token (`admin`).
+//! binary. The admin API and its token (`admin`), and the journal read back after damage
+//! and across restarts (`journal`).
 
 mod admin;
+mod journal;
 
 use crate::support::*;
 use bytes::Bytes;
