@@ -1,9 +1,10 @@
 //! Hardening: faults found in review, each reproduced over real sockets and the real
-//! binary. The admin API and its token (`admin`), and the journal read back after damage
-//! and across restarts (`journal`).
+//! binary. The admin API and its token (`admin`), the journal read back after damage and
+//! across restarts (`journal`), and the log under a dead backend (`logs`).
 
 mod admin;
 mod journal;
+mod logs;
 
 use crate::support::*;
 use bytes::Bytes;
