@@ -126,7 +126,8 @@ fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[
     }
 }
 
-/// Periodic upkeep: return ejected backends on time, drop stale idle connections.
+/// Periodic upkeep: return ejected backends on time, drop stale idle connections, and
+/// report connect failures the rate-limited log left out.
 pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -153,8 +154,10 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) 
                     entered,
                 });
             }
-            for b in &pool.backends {
+            let now_ms = rt.now_ms();
+            for (b, cfg) in pool.backends.iter().zip(&pool.cfg.backends) {
                 b.conns.sweep(pool.cfg.idle_timeout);
+                crate::upstream::flush_connect_failures(b, &pool.cfg.name, &cfg.name, now_ms);
             }
         }
     }

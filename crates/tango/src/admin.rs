@@ -1,12 +1,19 @@
-//! The admin listener (axum): `/metrics`, `/api/v1/status`, `/api/v1/reload`.
+//! The admin listener (axum): `/metrics` and `/ready`, open to anyone who can reach the
+//! admin address, and `/api/v1/*` (status, alerts, journal, traffic, the configuration,
+//! reload), which require `Authorization: Bearer <token>` whenever a token is configured
+//! (`auth`). A non-loopback admin address without a token is refused at validation.
 //!
-//! Mutating endpoints require `Authorization: Bearer <admin.token>` whenever a token is
-//! configured; a non-loopback admin address without a token is refused at validation.
+//! The listener keeps serving while tango drains on shutdown, so `/ready` can say 503.
+
+mod auth;
+
+pub(crate) use auth::{resolve as resolve_token, Auth};
 
 use crate::proxy::Shutdown;
 use crate::server::{Control, ReloadSource};
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,35 +24,70 @@ use std::sync::Arc;
 struct AppState {
     control: Arc<Control>,
     registry: Arc<prometheus_client::registry::Registry>,
+    auth: Arc<Auth>,
+    draining: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     control: Arc<Control>,
     shutdown: Shutdown,
+    auth: Auth,
 ) {
     let registry = Arc::new(crate::metrics::registry(
         control.rt.clone(),
         control.reloads.clone(),
         control.watch.clone(),
     ));
-    let app = Router::new()
-        .route("/metrics", get(metrics))
+    let state = AppState {
+        control,
+        registry,
+        auth: Arc::new(auth),
+        draining: shutdown.subscribe_public(),
+    };
+    let api = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/traffic", get(traffic))
         .route("/api/v1/config", get(live_config))
         .route("/api/v1/reload", post(reload))
-        .with_state(AppState { control, registry });
-    let mut stop = shutdown.subscribe_public();
-    let r = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = r {
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .merge(api)
+        .with_state(state);
+    // No graceful shutdown: the admin API answers until the process exits, so `/ready`
+    // reports the drain instead of refusing connections.
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Every `/api/v1/*` request: note a reload that touched the token, then check it.
+async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let snap = s.control.rt.current();
+    s.auth.observe(snap.generation, &snap.config.admin);
+    drop(snap);
+    if !s.auth.allows(req.headers()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "a bearer token is required"})),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// 200 while serving (the listeners are bound before the admin API starts), 503 once
+/// shutdown has begun and connections are draining.
+async fn ready(State(s): State<AppState>) -> Response {
+    if *s.draining.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 
@@ -60,35 +102,12 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-fn authorized(control: &Control, headers: &HeaderMap) -> bool {
-    let snap = control.rt.current();
-    let Some(token) = &snap.config.admin.token else {
-        return true;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Length-independent comparison is not needed for a constant-length check here,
-    // but compare all bytes to avoid an early-exit timing signal.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if !authorized(&s.control, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "a bearer token is required"})),
-        )
-            .into_response();
-    }
-    match s.control.reload(ReloadSource::Api).await {
+/// Authorized by `require_token`.
+async fn reload(State(s): State<AppState>) -> Response {
+    let r = s.control.reload(ReloadSource::Api).await;
+    let snap = s.control.rt.current();
+    s.auth.observe(snap.generation, &snap.config.admin);
+    match r {
         Ok(generation) => Json(json!({"result": "applied", "generation": generation})).into_response(),
         Err(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -152,9 +171,23 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
         .into_response()
 }
 
-/// The text of the configuration in force.
+/// The text of the configuration in force, with the admin token redacted.
 async fn live_config(State(s): State<AppState>) -> Response {
-    let text = s.control.rt.current().text.to_string();
+    let snap = s.control.rt.current();
+    let Some(mut text) = tango_core::config::redact_admin_token(&snap.text) else {
+        // It was validated when applied, so this does not happen; if it did, the text
+        // could hold the token where redaction cannot find it.
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "the configuration text is withheld: it could not be redacted"})),
+        )
+            .into_response();
+    };
+    // The token in force may come from elsewhere (the environment, a token file) and
+    // still be written in the text, e.g. in a comment.
+    if let Some(t) = s.auth.token() {
+        text = text.replace(t.as_str(), tango_core::config::REDACTED);
+    }
     (
         [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
         text,

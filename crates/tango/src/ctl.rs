@@ -11,8 +11,8 @@ pub(crate) struct CtlArgs {
     /// Admin API base URL.
     #[arg(long, default_value = "http://127.0.0.1:9901", env = "TANGO_ADMIN")]
     admin: String,
-    /// Bearer token for mutating calls.
-    #[arg(long, env = "TANGO_ADMIN_TOKEN")]
+    /// Bearer token for the admin API (required by every `/api/v1` call when tango has one).
+    #[arg(long, env = "TANGO_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
 }
 
@@ -49,8 +49,8 @@ pub(crate) async fn call(
 }
 
 pub(crate) async fn status(args: CtlArgs) -> anyhow::Result<()> {
-    let (code, body) = call(&args.admin, "GET", "/api/v1/status", None).await?;
-    anyhow::ensure!(code == 200, "admin API answered {code}: {body}");
+    let (code, body) = call(&args.admin, "GET", "/api/v1/status", args.token.as_deref()).await?;
+    ensure_ok(code, &body)?;
     let v: serde_json::Value =
         serde_json::from_str(&body).context("the admin API sent something other than JSON")?;
     println!("generation {}", v["generation"]);
@@ -77,6 +77,15 @@ pub(crate) async fn status(args: CtlArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A 200, or an error that says what to do about it.
+fn ensure_ok(code: u16, body: &str) -> anyhow::Result<()> {
+    match code {
+        200 => Ok(()),
+        401 => anyhow::bail!("the admin API wants a token: pass --token or set TANGO_ADMIN_TOKEN"),
+        _ => anyhow::bail!("admin API answered {code}: {body}"),
+    }
 }
 
 pub(crate) async fn reload(args: CtlArgs) -> anyhow::Result<()> {
@@ -109,6 +118,9 @@ pub(crate) struct SourceArgs {
     /// Admin API base URL of a running instance.
     #[arg(long, default_value = "http://127.0.0.1:9901", env = "TANGO_ADMIN")]
     admin: String,
+    /// Bearer token for the admin API.
+    #[arg(long, env = "TANGO_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Start of the period: RFC 3339 time, unix milliseconds, or a duration ago ("30m").
     #[arg(long)]
     from: Option<String>,
@@ -165,22 +177,21 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
 async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::journal::Event>> {
     let all = match &a.journal {
         Some(path) => {
-            // The rotated file holds the older events.
-            let mut text =
-                std::fs::read_to_string(path.with_file_name("journal.1.jsonl")).unwrap_or_default();
-            text.push_str(
-                &std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the journal {}", path.display()))?,
+            anyhow::ensure!(
+                path.exists(),
+                "cannot read the journal {}: no such file",
+                path.display()
             );
-            let parsed = tango_core::journal::parse_lines(&text);
-            for w in parsed.warnings {
-                eprintln!("warning: {}: {w}", path.display());
-            }
-            parsed.events
+            // The rotated file, beside it, holds the older events.
+            crate::journal::read_history(path, |damage| {
+                eprintln!("warning: {}: {}", damage.path.display(), damage.describe());
+            })
+            .with_context(|| format!("cannot read the journal {}", path.display()))?
+            .events
         }
         None => {
-            let (code, body) = call(&a.admin, "GET", "/api/v1/journal", None).await?;
-            anyhow::ensure!(code == 200, "admin API answered {code}: {body}");
+            let (code, body) = call(&a.admin, "GET", "/api/v1/journal", a.token.as_deref()).await?;
+            ensure_ok(code, &body)?;
             let v: serde_json::Value = serde_json::from_str(&body)
                 .context("the admin API sent something other than JSON")?;
             serde_json::from_value(v["events"].clone()).context("unexpected journal format")?
@@ -210,14 +221,15 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     let mut config_text: Option<(String, String)> = None;
     if args.source.journal.is_none() {
         let q = format!("/api/v1/traffic?from_ms={}&to_ms={}", p.from_ms, p.to_ms);
-        let (code, body) = call(&args.source.admin, "GET", &q, None).await?;
+        let token = args.source.token.as_deref();
+        let (code, body) = call(&args.source.admin, "GET", &q, token).await?;
         if code == 200 {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             requests = v["requests"].as_u64().unwrap_or(0);
             errors = v["errors"].as_u64().unwrap_or(0);
         }
         if args.config.is_none() {
-            let (code, body) = call(&args.source.admin, "GET", "/api/v1/config", None).await?;
+            let (code, body) = call(&args.source.admin, "GET", "/api/v1/config", token).await?;
             if code == 200 {
                 config_text = Some(("live configuration".to_string(), body));
             }

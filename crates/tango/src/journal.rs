@@ -2,8 +2,12 @@
 //! transitions, ejections and alerts, plus the recent events in memory for attribution
 //! and `/api/v1/journal`. Without `admin.state_dir` the journal lives in memory only.
 //!
-//! The file is rotated by size (`journal.jsonl` becomes `journal.1.jsonl`). A torn last
-//! line (a crash mid-write) is skipped with a warning when the journal is read back.
+//! The file is rotated by size (`journal.jsonl` becomes `journal.1.jsonl`). Reading it
+//! back (`read_history`, for `tango run` and `tango timeline` alike) tolerates damage: a
+//! line torn by a crash, even inside a multi-byte character, or otherwise not an event is
+//! skipped and counted, never the whole file; and the next event never lands on a torn
+//! tail. The configuration generation continues from the last one journaled, so a
+//! generation names one configuration across restarts.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -14,6 +18,8 @@ use tango_core::journal::{parse_lines, Event, EventKind};
 
 const RECENT: usize = 10_000;
 pub(crate) const FILE_NAME: &str = "journal.jsonl";
+/// The previous file, once `FILE_NAME` passed `journal_max_bytes`.
+const ROTATED_NAME: &str = "journal.1.jsonl";
 
 struct File {
     path: PathBuf,
@@ -26,6 +32,8 @@ struct Inner {
     recent: Mutex<VecDeque<Event>>,
     /// The configuration generation in force, stamped on every event.
     generation: AtomicU64,
+    /// The highest generation in the journal when it was opened (0: none).
+    last_generation: u64,
 }
 
 /// A handle to the journal; cheap to clone.
@@ -43,6 +51,7 @@ impl Sink {
     /// Open (or create) the journal in `state_dir`, loading its recent events.
     pub(crate) fn open(state_dir: Option<&Path>, max_bytes: u64) -> anyhow::Result<Sink> {
         let mut recent = VecDeque::new();
+        let mut last_generation = 0;
         let file = match state_dir {
             None => None,
             Some(dir) => {
@@ -50,17 +59,29 @@ impl Sink {
                     anyhow::anyhow!("cannot create state_dir {}: {e}", dir.display())
                 })?;
                 let path = dir.join(FILE_NAME);
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                let parsed = parse_lines(&text);
-                for w in &parsed.warnings {
-                    tracing::warn!(journal = %path.display(), "{w}");
-                }
-                recent.extend(parsed.events.into_iter().rev().take(RECENT).rev());
-                let size = text.len() as u64;
-                if !text.is_empty() && !text.ends_with('\n') {
+                let history = read_history(&path, |damage| {
+                    tracing::warn!(
+                        journal = %damage.path.display(),
+                        skipped = damage.skipped,
+                        "{}",
+                        damage.describe()
+                    );
+                })
+                .map_err(|e| anyhow::anyhow!("cannot read the journal {}: {e}", path.display()))?;
+                last_generation = history
+                    .events
+                    .iter()
+                    .map(|e| e.generation)
+                    .max()
+                    .unwrap_or(0);
+                let n = history.events.len();
+                recent.extend(history.events.into_iter().skip(n.saturating_sub(RECENT)));
+                let mut size = history.current_bytes;
+                if history.torn_tail {
                     // Start the next event on its own line after a torn write.
                     let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
                     f.write_all(b"\n")?;
+                    size += 1;
                 }
                 Some(Mutex::new(File {
                     path,
@@ -73,7 +94,13 @@ impl Sink {
             file,
             recent: Mutex::new(recent),
             generation: AtomicU64::new(0),
+            last_generation,
         })))
+    }
+
+    /// The highest configuration generation the journal held when opened (0: none).
+    pub(crate) fn last_generation(&self) -> u64 {
+        self.0.last_generation
     }
 
     pub(crate) fn set_generation(&self, g: u64) {
@@ -121,11 +148,74 @@ impl Sink {
     }
 }
 
+/// Lines of one journal file that were skipped, for a single warning.
+#[derive(Debug)]
+pub(crate) struct Damage {
+    pub(crate) path: PathBuf,
+    pub(crate) skipped: usize,
+    /// The first skipped line's problem, e.g. "line 3: skipped, not a journal event: ...".
+    pub(crate) first: String,
+}
+
+impl Damage {
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "skipped {} journal line(s) that are not events (a torn write or corruption); the rest is read; first: {}",
+            self.skipped, self.first
+        )
+    }
+}
+
+/// A journal read back: both files' events, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    pub(crate) events: Vec<Event>,
+    /// The current file's size in bytes.
+    pub(crate) current_bytes: u64,
+    /// The current file does not end with a newline: its last write was torn.
+    pub(crate) torn_tail: bool,
+}
+
+/// Read the journal at `path` and its rotated predecessor (`journal.1.jsonl` beside it).
+/// Missing files read as empty. Bytes that are not UTF-8 are replaced rather than failing
+/// the read; each line that is not an event is skipped, and each file with such lines is
+/// reported once to `damaged`.
+pub(crate) fn read_history(
+    path: &Path,
+    mut damaged: impl FnMut(&Damage),
+) -> std::io::Result<History> {
+    let rotated = path.with_file_name(ROTATED_NAME);
+    let mut history = History::default();
+    for (p, current) in [(rotated.as_path(), false), (path, true)] {
+        let bytes = match std::fs::read(p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if current {
+            history.current_bytes = bytes.len() as u64;
+            history.torn_tail = bytes.last().is_some_and(|&b| b != b'\n');
+        }
+        // A line cut inside a multi-byte character becomes U+FFFD here and then fails
+        // to parse as an event: one line lost, not the file.
+        let parsed = parse_lines(&String::from_utf8_lossy(&bytes));
+        if let Some(first) = parsed.warnings.first() {
+            damaged(&Damage {
+                path: p.to_path_buf(),
+                skipped: parsed.warnings.len(),
+                first: first.clone(),
+            });
+        }
+        history.events.extend(parsed.events);
+    }
+    Ok(history)
+}
+
 fn append(f: &mut File, e: &Event) -> std::io::Result<()> {
     let mut line = e.to_line();
     line.push('\n');
     if f.size + line.len() as u64 > f.max_bytes && f.size > 0 {
-        let rotated = f.path.with_file_name("journal.1.jsonl");
+        let rotated = f.path.with_file_name(ROTATED_NAME);
         std::fs::rename(&f.path, rotated)?;
         f.size = 0;
     }
@@ -167,6 +257,70 @@ mod tests {
             1,
             "the torn line is reported, not fatal"
         );
+    }
+
+    #[test]
+    fn a_line_torn_inside_a_character_costs_that_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sink::open(Some(dir.path()), 1 << 20).unwrap();
+        s.set_generation(3);
+        s.health("p", "bäckend-ü", false, "3 failed probes");
+        drop(s);
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let good = bytes.clone();
+        // A copy of the line cut after the first byte of 'ä' (0xC3 0xA4), then a newline
+        // and the whole line again.
+        let cut = good.iter().position(|&b| b == 0xC3).unwrap() + 1;
+        bytes.extend_from_slice(&good[..cut]);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&good);
+        // And a torn tail.
+        bytes.extend_from_slice(&good[..cut]);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut reports = Vec::new();
+        let h = read_history(&path, |d| reports.push((d.skipped, d.first.clone()))).unwrap();
+        assert_eq!(h.events.len(), 2);
+        assert!(h.torn_tail);
+        assert_eq!(reports.len(), 1, "one report per file");
+        assert_eq!(reports[0].0, 2);
+        assert!(
+            reports[0].1.starts_with("line 2: skipped"),
+            "{:?}",
+            reports[0]
+        );
+        let s = Sink::open(Some(dir.path()), 1 << 20).unwrap();
+        assert_eq!(s.recent().len(), 2);
+        assert_eq!(s.last_generation(), 3);
+        s.health("p", "b", true, "2 passed probes");
+        // The new event starts on its own line: three events now, the same two skipped.
+        let h = read_history(&path, |_| {}).unwrap();
+        assert_eq!(h.events.len(), 3);
+        assert!(!h.torn_tail);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            h.current_bytes,
+            "the size is tracked for rotation"
+        );
+    }
+
+    #[test]
+    fn history_spans_the_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sink::open(Some(dir.path()), 4096).unwrap();
+        for i in 0..100 {
+            s.set_generation(i + 1);
+            s.health("pool", &format!("backend-{i}"), i % 2 == 0, "probe");
+        }
+        drop(s);
+        let s = Sink::open(Some(dir.path()), 4096).unwrap();
+        assert_eq!(s.last_generation(), 100);
+        let recent = s.recent();
+        assert!(recent.len() > 1);
+        assert!(recent.windows(2).all(|w| w[0].generation < w[1].generation));
+        let empty = tempfile::tempdir().unwrap();
+        let h = read_history(&empty.path().join(FILE_NAME), |_| panic!("no damage")).unwrap();
+        assert!(h.events.is_empty() && !h.torn_tail);
     }
 
     #[test]

@@ -198,12 +198,19 @@ pub(crate) async fn start(
     let hash = content_hash(&loaded.source.text);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
+    let admin_token = crate::admin::resolve_token(&config.admin)?;
     let journal = crate::journal::Sink::open(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
     )?;
-    let rt = Runtime::new(config, &loaded.source.text);
-    journal.set_generation(1);
+    // Generations continue from the journal, so one names one configuration for good.
+    let generation = journal.last_generation() + 1;
+    let rt = Runtime::new(config.clone(), &loaded.source.text);
+    if generation > 1 {
+        rt.snapshot
+            .store(Arc::new(rt.build(config, &loaded.source.text, generation)));
+    }
+    journal.set_generation(generation);
     journal.record(EventKind::ConfigApplied {
         content_hash: hash,
         source: ConfigSource::Startup,
@@ -227,10 +234,12 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
     let admin_addr = admin.local_addr()?;
+    let auth = crate::admin::Auth::new(admin_token, &cfg.admin, generation);
     tokio::spawn(crate::admin::serve(
         admin,
         control.clone(),
         shutdown.clone(),
+        auth,
     ));
     tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
     tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));

@@ -4,6 +4,9 @@
 //! whether a request was sent before deciding to retry it elsewhere: connecting happens
 //! before the request is handed over, and `try_send_request` gives back a request that
 //! never reached the wire (a pooled connection the backend had just closed).
+//!
+//! Failed connects are logged at most once per backend per second, with how many were
+//! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
 
 use crate::proxy::body::UpBody;
 use hyper::client::conn::http1;
@@ -36,6 +39,8 @@ struct Idle {
 pub(crate) struct ConnPool {
     idle: Mutex<Vec<Idle>>,
     open: Arc<AtomicU64>,
+    /// Rate limit for logging failed connects to this backend.
+    pub(crate) connect_failures: FailureLog,
 }
 
 impl std::fmt::Debug for ConnPool {
@@ -78,6 +83,7 @@ impl Default for ConnPool {
         Self {
             idle: Mutex::new(Vec::new()),
             open: Arc::new(AtomicU64::new(0)),
+            connect_failures: FailureLog::default(),
         }
     }
 }
@@ -158,4 +164,190 @@ async fn connect(
         open.fetch_sub(1, Relaxed);
     });
     Ok(tx)
+}
+
+/// The shortest time between two log lines about one backend's failed connects.
+const LOG_EVERY_MS: u64 = 1000;
+const NEVER: u64 = u64::MAX;
+
+/// Logs a kind of failure at most once per `LOG_EVERY_MS`, counting the ones left out.
+/// Lock-free: a failure that is not logged costs a load, a compare and an increment.
+#[derive(Debug)]
+pub(crate) struct FailureLog {
+    /// When the last line was logged (`Runtime::now_ms`), or `NEVER`.
+    last_ms: AtomicU64,
+    /// Failures since then that were not logged.
+    suppressed: AtomicU64,
+}
+
+impl Default for FailureLog {
+    fn default() -> Self {
+        Self {
+            last_ms: AtomicU64::new(NEVER),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A log line is due: `suppressed` failures were left out over the last `over_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
+    pub(crate) suppressed: u64,
+    pub(crate) over_ms: u64,
+}
+
+impl FailureLog {
+    /// Count a failure at `now_ms`; `Some` when this one is to be logged.
+    pub(crate) fn failure(&self, now_ms: u64) -> Option<Due> {
+        let due = self.claim(now_ms);
+        if due.is_none() {
+            self.suppressed.fetch_add(1, Relaxed);
+        }
+        due
+    }
+
+    /// Failures left out and not yet reported, once a line is allowed again: for the
+    /// periodic upkeep, so a burst's count is reported even if nothing fails after it.
+    pub(crate) fn flush(&self, now_ms: u64) -> Option<Due> {
+        if self.suppressed.load(Relaxed) == 0 {
+            return None;
+        }
+        self.claim(now_ms).filter(|d| d.suppressed > 0)
+    }
+
+    /// Take the right to log at `now_ms`, if the last line is old enough.
+    fn claim(&self, now_ms: u64) -> Option<Due> {
+        let last = self.last_ms.load(Relaxed);
+        if last != NEVER && now_ms.saturating_sub(last) < LOG_EVERY_MS {
+            return None;
+        }
+        // Of the callers racing here, one logs.
+        self.last_ms
+            .compare_exchange(last, now_ms, Relaxed, Relaxed)
+            .ok()?;
+        Some(Due {
+            suppressed: self.suppressed.swap(0, Relaxed),
+            over_ms: if last == NEVER { 0 } else { now_ms - last },
+        })
+    }
+}
+
+/// Log a failed connect to `backend` (pool `pool`, named `name`), rate-limited.
+pub(crate) fn connect_failed(
+    backend: &crate::runtime::BackendState,
+    pool: &str,
+    name: &str,
+    error: &ConnectError,
+    now_ms: u64,
+) {
+    let Some(due) = backend.conns.connect_failures.failure(now_ms) else {
+        return;
+    };
+    if due.suppressed == 0 {
+        tracing::warn!(pool, backend = name, error = %error, suppressed = 0, "upstream connect failed");
+    } else {
+        tracing::warn!(
+            pool,
+            backend = name,
+            error = %error,
+            suppressed = due.suppressed,
+            "upstream connect failed; {} more in the last {:.1}s",
+            due.suppressed,
+            due.over_ms as f64 / 1000.0
+        );
+    }
+}
+
+/// Report connect failures left out of the log and not reported since (upkeep).
+pub(crate) fn flush_connect_failures(
+    backend: &crate::runtime::BackendState,
+    pool: &str,
+    name: &str,
+    now_ms: u64,
+) {
+    if let Some(due) = backend.conns.connect_failures.flush(now_ms) {
+        tracing::warn!(
+            pool,
+            backend = name,
+            suppressed = due.suppressed,
+            "upstream connect failed {} more times in the last {:.1}s",
+            due.suppressed,
+            due.over_ms as f64 / 1000.0
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_second_with_the_count_left_out() {
+        let log = FailureLog::default();
+        // The first failure is logged at once, even at time 0.
+        assert_eq!(
+            log.failure(0),
+            Some(Due {
+                suppressed: 0,
+                over_ms: 0
+            })
+        );
+        for t in 1..1000 {
+            assert_eq!(log.failure(t), None);
+        }
+        assert_eq!(log.flush(999), None, "not yet a second");
+        assert_eq!(
+            log.failure(1000),
+            Some(Due {
+                suppressed: 999,
+                over_ms: 1000
+            })
+        );
+        assert_eq!(log.flush(5000), None, "nothing left out since");
+        log.failure(1500);
+        log.failure(1600);
+        assert_eq!(log.flush(1700), None);
+        assert_eq!(
+            log.flush(2100),
+            Some(Due {
+                suppressed: 2,
+                over_ms: 1100
+            })
+        );
+        // A flush line counts as a line: the next failure within a second is left out.
+        assert_eq!(log.failure(2200), None);
+        assert_eq!(
+            log.failure(3100),
+            Some(Due {
+                suppressed: 1,
+                over_ms: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn racing_failures_log_once_and_lose_no_count() {
+        let log = Arc::new(FailureLog::default());
+        log.failure(0);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let dues: Vec<Due> = (0..10_000).filter_map(|_| log.failure(1500)).collect();
+                    dues
+                })
+            })
+            .collect();
+        let dues: Vec<Due> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(dues.len(), 1, "one line for the second");
+        let flushed = log.flush(2500).map_or(0, |d| d.suppressed);
+        assert_eq!(
+            dues[0].suppressed + flushed,
+            39_999,
+            "every failure counted once"
+        );
+    }
 }

@@ -42,6 +42,8 @@ pub struct AlertsFile {
 pub struct AdminFile {
     pub listen: Option<S<String>>,
     pub token: Option<S<String>>,
+    /// A file holding the token, so the secret need not sit in this file.
+    pub token_file: Option<S<String>>,
     pub state_dir: Option<S<String>>,
     pub journal_max_bytes: Option<S<u64>>,
 }

@@ -1,11 +1,49 @@
 //! Configuration: the TOML file types (`file`), the validated model (`model`) and the
-//! step between them (`validate`), which reports every problem at once.
+//! step between them (`validate`), which reports every problem at once; and the
+//! redaction of the file's text before it is served (`redact`).
+//!
+//! `parse` is pure. `load` is the edge that reads: the file, and the one environment
+//! variable a configuration takes (`TANGO_ADMIN_TOKEN`).
 
 pub mod file;
 mod model;
+mod redact;
 mod validate;
 
 pub use model::*;
+pub use redact::{redact_admin_token, REDACTED};
+
+/// The environment variable that supplies the admin token (it wins over the file).
+pub const ADMIN_TOKEN_ENV: &str = "TANGO_ADMIN_TOKEN";
+
+/// What the process environment contributes to a configuration.
+#[derive(Clone, Default)]
+pub struct Env {
+    /// `TANGO_ADMIN_TOKEN`, surrounding whitespace trimmed; unset or empty is `None`.
+    pub admin_token: Option<String>,
+}
+
+impl Env {
+    /// Read from the process environment.
+    pub fn from_process() -> Env {
+        let admin_token = std::env::var(ADMIN_TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        Env { admin_token }
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
 
 use crate::diag::{Diagnostic, Source, Span};
 use std::path::Path;
@@ -90,8 +128,13 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Parse and validate configuration text. `name` is used in messages; relative paths in
-/// the file are resolved against `base`.
+/// the file are resolved against `base`. The environment plays no part (see `parse_with`).
 pub fn parse(name: &str, text: &str, base: &Path) -> Result<Loaded, LoadError> {
+    parse_with(name, text, base, &Env::default())
+}
+
+/// `parse`, with what the environment contributes.
+pub fn parse_with(name: &str, text: &str, base: &Path, env: &Env) -> Result<Loaded, LoadError> {
     let source = Source::new(name, text);
     let file: file::ConfigFile = match toml::from_str(text) {
         Ok(f) => f,
@@ -104,7 +147,7 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Loaded, LoadError> {
             });
         }
     };
-    match validate::validate(&file, base) {
+    match validate::validate(&file, base, env) {
         Ok(config) => Ok(Loaded {
             source,
             file,
@@ -117,8 +160,13 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Loaded, LoadError> {
     }
 }
 
-/// Read, parse and validate a configuration file.
+/// Read, parse and validate a configuration file, with the process environment.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_with(path, &Env::from_process())
+}
+
+/// `load` with a given environment.
+pub fn load_with(path: &Path, env: &Env) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|error| LoadError::Unreadable {
         path: path.display().to_string(),
         error,
@@ -127,7 +175,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    parse(&path.display().to_string(), &text, base)
+    parse_with(&path.display().to_string(), &text, base, env)
 }
 
 fn parse_hint(msg: &str) -> &'static str {

@@ -32,9 +32,72 @@ impl Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
     pub listen: SocketAddr,
-    pub token: Option<String>,
+    /// Where the admin API's bearer token comes from; `None`: the API is open (loopback).
+    pub token: Option<TokenSource>,
     pub state_dir: Option<PathBuf>,
     pub journal_max_bytes: u64,
+}
+
+/// The shortest admin token accepted, from any source.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Where the admin token comes from. The environment wins over the file; the file may
+/// name the token or a file holding it, not both.
+#[derive(Clone, PartialEq)]
+pub enum TokenSource {
+    /// `TANGO_ADMIN_TOKEN` (see [`super::ADMIN_TOKEN_ENV`]).
+    Env(String),
+    /// `token = "..."`.
+    Inline(String),
+    /// `token_file = "path"`: read when tango starts, surrounding whitespace trimmed.
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// The token itself when it is known without reading a file.
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            TokenSource::Env(t) | TokenSource::Inline(t) => Some(t),
+            TokenSource::File(_) => None,
+        }
+    }
+
+    /// Where the token comes from, for messages (never the token).
+    pub fn describe(&self) -> String {
+        match self {
+            TokenSource::Env(_) => format!("the {} environment variable", super::ADMIN_TOKEN_ENV),
+            TokenSource::Inline(_) => "admin.token".to_string(),
+            TokenSource::File(p) => format!("admin.token_file ({})", p.display()),
+        }
+    }
+}
+
+/// Debug output never shows the secret: a `Config` may end up in a log line.
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Env(_) => f.write_str("Env(<redacted>)"),
+            TokenSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            TokenSource::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Why `token` cannot be an admin token, if it cannot: too short, or not sendable in an
+/// `Authorization` header (visible ASCII only, no spaces).
+pub fn token_problem(token: &str) -> Option<String> {
+    if token.chars().count() < MIN_TOKEN_LEN {
+        return Some(format!(
+            "the admin token is shorter than {MIN_TOKEN_LEN} characters"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Some(
+            "the admin token has characters other than visible ASCII (spaces, control or non-ASCII characters)"
+                .to_string(),
+        );
+    }
+    None
 }
 
 #[derive(Debug, Clone, PartialEq)]

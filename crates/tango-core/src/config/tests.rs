@@ -141,6 +141,92 @@ fn admin_off_loopback_needs_a_token() {
     ));
 }
 
+const ADMIN_BASE: &str = "[[listener]]\nlisten = \"127.0.0.1:1\"\n[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:2\"\n";
+
+fn admin_with(admin: &str, env: Option<&str>) -> Result<Loaded, LoadError> {
+    let env = Env {
+        admin_token: env.map(str::to_string),
+    };
+    parse_with(
+        "t.toml",
+        &format!("[admin]\n{admin}{ADMIN_BASE}"),
+        Path::new("/etc/tango"),
+        &env,
+    )
+}
+
+#[test]
+fn admin_token_and_token_file_together_are_refused_at_the_second() {
+    let e = admin_with(
+        "token = \"0123456789abcdef0\"\ntoken_file = \"token.txt\"\n",
+        None,
+    )
+    .expect_err("both");
+    let d = &e.diagnostics()[0];
+    assert_eq!(d.key, "admin.token_file");
+    assert_eq!(d.message, "admin.token and admin.token_file are both set");
+    let lc = e.source().unwrap().line_col(d.span.unwrap().start);
+    assert_eq!((lc.line, lc.col), (3, 14));
+    assert!(e.render().contains("t.toml:3:14"), "{}", e.render());
+}
+
+#[test]
+fn admin_token_sources_and_their_precedence() {
+    let inline = "0123456789abcdef0";
+    let c = admin_with(&format!("token = \"{inline}\"\n"), None)
+        .unwrap()
+        .config;
+    assert_eq!(c.admin.token, Some(TokenSource::Inline(inline.into())));
+    // A relative token_file is relative to the configuration file.
+    let c = admin_with("token_file = \"secrets/admin\"\n", None)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.admin.token,
+        Some(TokenSource::File("/etc/tango/secrets/admin".into()))
+    );
+    // The environment wins over either.
+    let env = "fedcba9876543210fedc";
+    for admin in [
+        "token = \"0123456789abcdef0\"\n",
+        "token_file = \"t\"\n",
+        "",
+    ] {
+        let c = admin_with(admin, Some(env)).unwrap().config;
+        assert_eq!(c.admin.token, Some(TokenSource::Env(env.into())), "{admin}");
+    }
+    // Off loopback, a token from the environment or a file is enough.
+    admin_with("listen = \"0.0.0.0:9901\"\n", Some(env)).unwrap();
+    admin_with("listen = \"0.0.0.0:9901\"\ntoken_file = \"t\"\n", None).unwrap();
+    // The secret never shows in Debug output.
+    let c = admin_with(&format!("token = \"{inline}\"\n"), Some(env))
+        .unwrap()
+        .config;
+    let debug = format!("{c:?}");
+    assert!(!debug.contains(inline) && !debug.contains(env), "{debug}");
+}
+
+#[test]
+fn admin_tokens_must_be_long_visible_ascii() {
+    let e = admin_with("token = \"short\"\n", None).expect_err("short");
+    assert_eq!(
+        e.diagnostics()[0].message,
+        "the admin token is shorter than 16 characters"
+    );
+    let e = admin_with("token = \"0123456789 abcdef\"\n", None).expect_err("space");
+    assert_eq!(e.diagnostics()[0].key, "admin.token");
+    let e = admin_with("", Some("too-short")).expect_err("short env");
+    assert_eq!(e.diagnostics()[0].key, "TANGO_ADMIN_TOKEN");
+    assert_eq!(
+        e.diagnostics()[0].message,
+        "TANGO_ADMIN_TOKEN: the admin token is shorter than 16 characters"
+    );
+    let e = admin_with("token_file = \"\"\n", None).expect_err("empty path");
+    assert_eq!(e.diagnostics()[0].message, "admin.token_file is empty");
+    // The redaction placeholder is itself a valid token: redacted text still validates.
+    assert_eq!(token_problem(REDACTED), None);
+}
+
 #[test]
 fn hash_policy_needs_key_and_allow_needs_reason() {
     let text = r#"

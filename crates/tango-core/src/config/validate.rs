@@ -3,11 +3,16 @@
 
 use super::file::*;
 use super::model::*;
+use super::Env;
 use crate::diag::{Diagnostic, Span};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod admin;
+
+use admin::admin;
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 /// The longest duration accepted anywhere: deadlines are computed by adding durations
@@ -133,12 +138,16 @@ impl V<'_> {
 }
 
 /// Validate a parsed file. `base` is the directory relative paths are resolved against.
-pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Diagnostic>> {
+pub(crate) fn validate(
+    file: &ConfigFile,
+    base: &Path,
+    env: &Env,
+) -> Result<Config, Vec<Diagnostic>> {
     let mut v = V {
         base,
         diags: Vec::new(),
     };
-    let admin = admin(&mut v, file.admin.as_ref());
+    let admin = admin(&mut v, file.admin.as_ref(), env);
     let listeners = listeners(&mut v, &file.listener, admin.listen);
     let pools = pools(&mut v, &file.pool);
     let routes = routes(&mut v, &file.route, &pools);
@@ -155,57 +164,6 @@ pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Dia
         })
     } else {
         Err(v.diags)
-    }
-}
-
-fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>) -> Admin {
-    let default_listen: SocketAddr = DEFAULT_ADMIN.parse().expect("constant address");
-    let Some(a) = a else {
-        return Admin {
-            listen: default_listen,
-            token: None,
-            state_dir: None,
-            journal_max_bytes: 16 << 20,
-        };
-    };
-    let listen = a
-        .get_ref()
-        .listen
-        .as_ref()
-        .and_then(|l| v.socket("admin.listen", l))
-        .unwrap_or(default_listen);
-    let token = a.get_ref().token.as_ref().map(|t| t.get_ref().clone());
-    if let Some(t) = &a.get_ref().token {
-        if t.get_ref().len() < 16 {
-            v.err(
-                "admin.token",
-                span(t),
-                "the admin token is shorter than 16 characters",
-                "use a long random string, e.g. `openssl rand -hex 24`",
-            );
-        }
-    }
-    if !listen.ip().is_loopback() && token.is_none() {
-        let s = a.get_ref().listen.as_ref().map(span).unwrap_or(span(a));
-        v.err(
-            "admin.listen",
-            s,
-            format!("admin listener {listen} is not on loopback and has no token"),
-            "set admin.token, or listen on 127.0.0.1",
-        );
-    }
-    let state_dir = a.get_ref().state_dir.as_ref().map(|d| v.path(d.get_ref()));
-    let journal_max_bytes = a
-        .get_ref()
-        .journal_max_bytes
-        .as_ref()
-        .map(|b| *b.get_ref())
-        .unwrap_or(16 << 20);
-    Admin {
-        listen,
-        token,
-        state_dir,
-        journal_max_bytes,
     }
 }
 

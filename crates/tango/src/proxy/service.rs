@@ -391,7 +391,7 @@ async fn try_backend(
         Ok(c) => c,
         Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
         Err(e) => {
-            tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e, "upstream connect failed");
+            upstream::connect_failed(backend, &pool.cfg.name, &bcfg.name, &e, ctx.rt.now_ms());
             crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
             return Err(TryError::Failed(ProxyError::Connect));
         }

@@ -133,8 +133,17 @@ async fn reload_needs_the_admin_token_when_one_is_set() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     assert_eq!(send(&client(), right).await.0, 200);
-    // Reads stay open on loopback.
-    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 2);
+    // Reads need the token too: the status shows backend addresses.
+    assert_eq!(get(&client(), &t.admin_url("/api/v1/status")).await.0, 401);
+    let status = http::Request::get(t.admin_url("/api/v1/status"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let (s, body) = send(&client(), status).await;
+    assert_eq!(s, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["generation"], 2);
+    // Metrics stay open.
     let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
     for name in [
         "tango_backend_requests_total",

@@ -28,6 +28,12 @@ impl Tango {
     }
 
     pub fn start_with(config: &str, extra_args: &[&str]) -> Tango {
+        Self::start_env(config, extra_args, &[])
+    }
+
+    /// `start_with`, with environment variables for tango (`TANGO_ADMIN_TOKEN` is
+    /// removed unless given here, so the caller's environment cannot change a test).
+    pub fn start_env(config: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Tango {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tango.toml");
         std::fs::write(&path, config).expect("write config");
@@ -38,6 +44,8 @@ impl Tango {
             .arg(&path)
             .args(extra_args)
             .env("RUST_LOG", "info")
+            .env_remove("TANGO_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

@@ -1,0 +1,103 @@
+//! `[admin]`: the admin listener, and where its token comes from (the environment,
+//! `token` or `token_file`; see docs/configuration.md).
+
+use super::{span, DEFAULT_ADMIN, V};
+use crate::config::file::{AdminFile, S};
+use crate::config::{token_problem, Admin, Env, TokenSource, ADMIN_TOKEN_ENV};
+use crate::diag::Diagnostic;
+use std::net::SocketAddr;
+
+pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin {
+    let default_listen: SocketAddr = DEFAULT_ADMIN.parse().expect("constant address");
+    let Some(a) = a else {
+        let token = env_token(v, env);
+        return Admin {
+            listen: default_listen,
+            token,
+            state_dir: None,
+            journal_max_bytes: 16 << 20,
+        };
+    };
+    let f = a.get_ref();
+    let listen = f
+        .listen
+        .as_ref()
+        .and_then(|l| v.socket("admin.listen", l))
+        .unwrap_or(default_listen);
+    let token = admin_token(v, f, env);
+    if !listen.ip().is_loopback() && token.is_none() {
+        let s = f.listen.as_ref().map(span).unwrap_or(span(a));
+        v.err(
+            "admin.listen",
+            s,
+            format!("admin listener {listen} is not on loopback and has no token"),
+            format!("set admin.token_file (or admin.token, or {ADMIN_TOKEN_ENV} in tango's environment), or listen on 127.0.0.1"),
+        );
+    }
+    let state_dir = f.state_dir.as_ref().map(|d| v.path(d.get_ref()));
+    let journal_max_bytes = f
+        .journal_max_bytes
+        .as_ref()
+        .map(|b| *b.get_ref())
+        .unwrap_or(16 << 20);
+    Admin {
+        listen,
+        token,
+        state_dir,
+        journal_max_bytes,
+    }
+}
+
+/// The admin token's source: the environment first, then `token` or `token_file` (one of
+/// them: both at once is an error, since which one is meant cannot be told).
+fn admin_token(v: &mut V<'_>, f: &AdminFile, env: &Env) -> Option<TokenSource> {
+    if let (Some(_), Some(file)) = (&f.token, &f.token_file) {
+        v.err(
+            "admin.token_file",
+            span(file),
+            "admin.token and admin.token_file are both set",
+            "keep one of them: token_file keeps the secret out of this file",
+        );
+    }
+    if let Some(t) = &f.token {
+        if let Some(problem) = token_problem(t.get_ref()) {
+            v.err(
+                "admin.token",
+                span(t),
+                problem,
+                "use a long random string, e.g. `openssl rand -hex 24`",
+            );
+        }
+    }
+    if let Some(p) = &f.token_file {
+        if p.get_ref().trim().is_empty() {
+            v.err(
+                "admin.token_file",
+                span(p),
+                "admin.token_file is empty",
+                "name the file that holds the token, e.g. \"/etc/tango/admin-token\"",
+            );
+        }
+    }
+    let from_file = match (&f.token, &f.token_file) {
+        (Some(t), _) => Some(TokenSource::Inline(t.get_ref().clone())),
+        (None, Some(p)) => Some(TokenSource::File(v.path(p.get_ref()))),
+        (None, None) => None,
+    };
+    env_token(v, env).or(from_file)
+}
+
+fn env_token(v: &mut V<'_>, env: &Env) -> Option<TokenSource> {
+    let t = env.admin_token.as_ref()?;
+    if let Some(problem) = token_problem(t) {
+        v.diags.push(
+            Diagnostic::error(
+                ADMIN_TOKEN_ENV,
+                None,
+                format!("{ADMIN_TOKEN_ENV}: {problem}"),
+            )
+            .with_hint("use a long random string, e.g. `openssl rand -hex 24`"),
+        );
+    }
+    Some(TokenSource::Env(t.clone()))
+}

@@ -1,0 +1,139 @@
+//! The journal read back: a line torn inside a multi-byte character costs that line
+//! only, for `tango run` and `tango timeline` alike; generations continue across restarts.
+
+use super::*;
+use crate::backend::Backend;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+fn health_event(i: u64, backend: &str) -> Value {
+    json!({
+        "ts_ms": 1_700_000_000_000u64 + i * 1000,
+        "generation": 1,
+        "type": "health_transition",
+        "pool": "p",
+        "backend": backend,
+        "healthy": i % 2 == 0,
+        "reason": format!("probe {i}"),
+    })
+}
+
+fn config_with_state(addr: std::net::SocketAddr, state: &std::path::Path) -> String {
+    with_admin(
+        &config("", &[("a", addr, 1)]),
+        &format!("state_dir = \"{}\"", state.display()),
+    )
+}
+
+#[tokio::test]
+async fn a_line_torn_inside_a_character_loses_that_line_only() {
+    let state = tempfile::tempdir().unwrap();
+    let path = state.path().join("journal.jsonl");
+    let before = [health_event(0, "bäckend-α"), health_event(1, "bäckend-β")];
+    let after = [health_event(3, "bäckend-γ"), health_event(4, "bäckend-δ")];
+    let mut bytes = Vec::new();
+    for e in &before {
+        bytes.extend_from_slice(format!("{e}\n").as_bytes());
+    }
+    // A line cut after the first byte of 'ä' (0xC3 0xA4): invalid UTF-8.
+    let torn = health_event(2, "bäckend-torn").to_string();
+    let cut = torn.find('ä').unwrap() + 1;
+    bytes.extend_from_slice(&torn.as_bytes()[..cut]);
+    bytes.push(b'\n');
+    for e in &after {
+        bytes.extend_from_slice(format!("{e}\n").as_bytes());
+    }
+    // And the file ends without its last newline.
+    bytes.pop();
+    std::fs::write(&path, &bytes).unwrap();
+
+    let a = Backend::start("a").await;
+    let mut t = Tango::start_with(
+        &config_with_state(a.addr, state.path()),
+        &["--log-format", "json"],
+    );
+    let events = admin_get(&t, "/api/v1/journal").await["events"].clone();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 5, "{events:#?}");
+    assert_eq!(&events[..4], [&before[..], &after[..]].concat().as_slice());
+    assert_eq!(events[4]["type"], "config_applied");
+    assert_eq!(events[4]["generation"], 2);
+    let skipped: Vec<Value> = json_log(&t)
+        .into_iter()
+        .filter(|l| l["level"] == "WARN" && l.get("skipped").is_some())
+        .collect();
+    assert_eq!(skipped.len(), 1, "one warning:\n{}", t.log());
+    assert_eq!(skipped[0]["skipped"], 1);
+    assert_eq!(skipped[0]["journal"], path.display().to_string());
+    t.signal("TERM");
+    t.wait_exit(Duration::from_secs(10)).expect("tango exits");
+
+    // The startup event went on a line of its own, not onto the unterminated tail.
+    let text = std::fs::read(&path).unwrap();
+    let last: Value = serde_json::from_slice(
+        text.trim_ascii_end()
+            .rsplit(|&b| b == b'\n')
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last, events[4]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["timeline", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let parsed: Vec<tango_core::journal::Event> =
+        serde_json::from_value(Value::Array(events.clone())).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        tango_core::journal::render_timeline(&parsed),
+        "every event before and after the torn line"
+    );
+    let warning: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warning.len(), 1, "{stderr}");
+    assert!(
+        warning[0].starts_with(&format!(
+            "warning: {}: skipped 1 journal line(s) that are not events",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn generations_continue_across_a_restart() {
+    let state = tempfile::tempdir().unwrap();
+    let a = Backend::start("a").await;
+    let cfg = config_with_state(a.addr, state.path());
+    let mut t = Tango::start(&cfg);
+    for g in [2, 3] {
+        let (s, v) = admin_post(&t, "/api/v1/reload").await;
+        assert_eq!((s, &v["generation"]), (200, &json!(g)), "{v}");
+    }
+    t.signal("TERM");
+    let st = t.wait_exit(Duration::from_secs(10)).expect("tango exits");
+    assert!(st.success());
+    drop(t);
+
+    let t = Tango::start(&cfg);
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 4);
+    let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
+    assert!(metrics.contains("tango_config_generation 4\n"), "{metrics}");
+    let events = admin_get(&t, "/api/v1/journal").await["events"].clone();
+    let applied: Vec<(Value, Value)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "config_applied")
+        .map(|e| (e["generation"].clone(), e["source"].clone()))
+        .collect();
+    assert_eq!(
+        applied,
+        [(1, "startup"), (2, "api"), (3, "api"), (4, "startup")].map(|(g, s)| (json!(g), json!(s)))
+    );
+}
