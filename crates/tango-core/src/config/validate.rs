@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod guard;
+
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 /// The longest duration accepted anywhere: deadlines are computed by adding durations
 /// to the clock, which must not overflow.
@@ -144,6 +146,7 @@ pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Dia
     let routes = routes(&mut v, &file.route, &pools);
     let allows = allows(&mut v, &file.allow, &pools);
     let alerts = alerts(&mut v, file.alerts.as_ref());
+    let guard = guard::guard(&mut v, file.guard.as_ref(), &pools);
     if v.diags.is_empty() {
         Ok(Config {
             admin,
@@ -152,6 +155,7 @@ pub(crate) fn validate(file: &ConfigFile, base: &Path) -> Result<Config, Vec<Dia
             pools,
             allows,
             alerts,
+            guard,
         })
     } else {
         Err(v.diags)
