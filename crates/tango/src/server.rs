@@ -88,6 +88,8 @@ impl Control {
                 self.journal.record(EventKind::ConfigRejected {
                     source: source.journal(),
                     errors: errs.clone(),
+                    findings: Vec::new(),
+                    predicted: Vec::new(),
                 });
                 tracing::error!(
                     source = source.as_str(),
@@ -137,6 +139,9 @@ impl Control {
             content_hash: hash,
             source: source.journal(),
             changes,
+            findings: Vec::new(),
+            predicted: Vec::new(),
+            overrides: Vec::new(),
         });
         Ok(generation)
     }
@@ -208,6 +213,9 @@ pub(crate) async fn start(
         content_hash: hash,
         source: ConfigSource::Startup,
         changes: Vec::new(),
+        findings: Vec::new(),
+        predicted: Vec::new(),
+        overrides: Vec::new(),
     });
     let shutdown = Shutdown::new();
     let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);

@@ -1,7 +1,8 @@
 //! Attribution: which journaled event most likely caused an alert.
 //!
 //! Candidates are the events in the [`LOOKBACK_MS`] before the alert's estimated onset
-//! (plus a little slack, as the onset is an estimate). A config change touching the
+//! (plus a little slack, as the onset is an estimate). A config change (a reload or a
+//! rollback) touching the
 //! alerting backend ranks first, then one touching its pool, by the change's rank
 //! (weights, policy, hash key before health settings before membership), latest first.
 //! Health and ejection events in the pool come next; changes to other pools last.
@@ -42,7 +43,9 @@ pub fn attribute(alert: &Evidence, events: &[Event]) -> SuspectedCause {
     // (affinity, rank, -ts): lower is more suspect.
     let mut best_change: Option<(u8, u8, u64, &Event, &Change)> = None;
     for e in &window {
-        if let EventKind::ConfigApplied { changes, .. } = &e.kind {
+        if let EventKind::ConfigApplied { changes, .. }
+        | EventKind::ConfigRolledBack { changes, .. } = &e.kind
+        {
             for c in changes {
                 let affinity = if c.pool != alert.pool {
                     2
@@ -166,6 +169,7 @@ fn is_health(k: &EventKind) -> bool {
 
 fn source_word(k: &EventKind) -> &'static str {
     match k {
+        EventKind::ConfigRolledBack { .. } => "rollback",
         EventKind::ConfigApplied {
             source: ConfigSource::Startup,
             ..
