@@ -8,6 +8,7 @@ pub mod config;
 pub mod detector;
 pub mod diag;
 pub mod diff;
+pub mod guard;
 pub mod health;
 pub mod journal;
 pub mod lint;
