@@ -9,7 +9,8 @@
 //!   refuses the reload when it is an error, or a warning the file does not `[[allow]]`
 //!   and the operator did not `force`. Errors cannot be forced.
 //! - **shift**: a backend whose predicted share moves more than `max_shift` points
-//!   refuses the reload, unless its pool is allowed to shift for this reload (by the
+//!   (its share among the backends both versions have: adding or removing a backend is
+//!   not a shift of the others) refuses the reload, unless its pool is allowed to shift for this reload (by the
 //!   request, or by the file adding the pool to `[guard] allow_shift`) or it is forced.
 //!
 //! The settings that judge are those of the configuration in force: a file cannot
@@ -21,7 +22,7 @@ mod predict;
 #[cfg(test)]
 mod tests;
 
-pub use predict::{KeyBasis, PoolObservation};
+pub use predict::{KeptShare, KeyBasis, PoolObservation};
 
 use crate::config::{Guard, Loaded};
 use crate::diag::{Diagnostic, Severity};
@@ -68,7 +69,13 @@ pub struct PoolPrediction {
     pub basis: KeyBasis,
     /// Requests per second the pool was observed to serve.
     pub rate_rps: f64,
+    /// Each backend's predicted share of the whole pool before and after.
     pub backends: Vec<BackendShift>,
+    /// The split among the backends in both versions: what the gate measures.
+    pub kept: Vec<KeptShare>,
+    /// Backends were added or removed.
+    pub membership_changed: bool,
+    /// Largest move in `kept`, in points.
     pub largest_shift_points: f64,
     /// Over `max_shift`.
     pub over: bool,
@@ -78,17 +85,19 @@ pub struct PoolPrediction {
 }
 
 impl PoolPrediction {
-    /// The backend that moves most.
-    pub fn worst(&self) -> Option<&BackendShift> {
-        self.backends
-            .iter()
-            .max_by(|a, b| a.delta_points.abs().total_cmp(&b.delta_points.abs()))
+    /// The kept backend that moves most.
+    pub fn worst(&self) -> Option<&KeptShare> {
+        self.kept.iter().max_by(|a, b| {
+            (a.to_pct - a.from_pct)
+                .abs()
+                .total_cmp(&(b.to_pct - b.from_pct).abs())
+        })
     }
 
     /// The watch may expect the new split: the gate predicted it and nobody had to force
     /// it through.
     pub fn expected(&self) -> bool {
-        !self.forced && self.backends.iter().all(|b| b.old_pct.is_some())
+        !self.forced
     }
 }
 
@@ -103,6 +112,8 @@ pub enum Refusal {
         to_pct: f64,
         rate_rps: f64,
         max_shift_points: f64,
+        /// Backends were added or removed: the shares are among the others.
+        membership_changed: bool,
     },
     /// The pool's split could not be predicted.
     Unpredictable {
@@ -129,8 +140,13 @@ impl Refusal {
                 to_pct,
                 rate_rps,
                 max_shift_points,
+                membership_changed,
             } => {
-                let rate = if *rate_rps >= 1.0 {
+                let of = match membership_changed {
+                    true => format!("of what pool {pool}'s kept backends get"),
+                    false => format!("of pool {pool}"),
+                };
+                let rate = if *rate_rps >= 1.0 && !membership_changed {
                     format!(
                         "; about {:.0} of the pool's {:.0} requests/s",
                         rate_rps * to_pct / 100.0,
@@ -140,7 +156,7 @@ impl Refusal {
                     String::new()
                 };
                 format!(
-                    "{backend} would take {to_pct:.0}% of pool {pool} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate})",
+                    "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate})",
                     to_pct - from_pct,
                     num(*max_shift_points)
                 )
@@ -230,7 +246,7 @@ impl Judgement {
                         ShiftAllowance::File => "by [guard] allow_shift",
                     },
                     w.name,
-                    w.delta_points,
+                    w.to_pct - w.from_pct,
                     p.pool
                 ));
             }
@@ -379,10 +395,11 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement) {
                     let r = Refusal::Shift {
                         pool: p.pool.clone(),
                         backend: w.name.clone(),
-                        from_pct: w.old_pct.unwrap_or(0.0),
-                        to_pct: w.new_pct.unwrap_or(0.0),
+                        from_pct: w.from_pct,
+                        to_pct: w.to_pct,
                         rate_rps: p.rate_rps,
                         max_shift_points: input.settings.max_shift_points,
+                        membership_changed: p.membership_changed,
                     };
                     p.forced = input.overrides.force;
                     match p.forced {

@@ -1,12 +1,14 @@
 //! A changed pool's predicted split under the configuration in force and the new one,
 //! with the simulator fed what the running instance observed: its request rate and
 //! latency set the closed-loop model's concurrency (Little's law), and a hash pool's
-//! sampled requests are the keys, read with whichever hash key each version uses.
+//! sampled requests are the keys, read with whichever hash key each version uses. The
+//! shift is measured among the backends both versions have (see [`kept_split`]).
 
 use super::PoolPrediction;
 use crate::config::Pool;
-use crate::diff::{pool_shift, DiffOptions, PoolStatus};
+use crate::diff::{pool_shift, BackendShift, DiffOptions, PoolStatus};
 use crate::simulate::{KeySource, SampledRequest, SimError, SimOptions, DEFAULT_CONCURRENCY};
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,14 +91,54 @@ pub(super) fn predict(
         allow_shift: Vec::new(),
     };
     let shift = pool_shift(old, new, &opts)?;
+    let kept = match shift.status {
+        PoolStatus::Kept => kept_split(&shift.backends),
+        _ => Vec::new(),
+    };
+    let largest = kept
+        .iter()
+        .map(|k| (k.to_pct - k.from_pct).abs())
+        .fold(0.0, f64::max);
     Ok(PoolPrediction {
-        over: shift.status == PoolStatus::Kept && shift.largest_shift_points > max_shift_points,
+        over: largest > max_shift_points,
+        membership_changed: kept.len() != shift.backends.len(),
         pool: shift.pool,
         basis,
         rate_rps: obs.rate_rps,
         backends: shift.backends,
-        largest_shift_points: shift.largest_shift_points,
+        kept,
+        largest_shift_points: largest,
         allowed: None,
         forced: false,
     })
+}
+
+/// The split among the backends in both versions, each side renormalised over them: a
+/// backend added or removed takes or leaves its own share, which is the point of adding
+/// or removing it, and moves nothing between the others.
+fn kept_split(backends: &[BackendShift]) -> Vec<KeptShare> {
+    let both: Vec<(&BackendShift, f64, f64)> = backends
+        .iter()
+        .filter_map(|b| Some((b, b.old_pct?, b.new_pct?)))
+        .collect();
+    let (old_sum, new_sum) = both
+        .iter()
+        .fold((0.0, 0.0), |(o, n), (_, a, b)| (o + a, n + b));
+    let rel = |x: f64, sum: f64| if sum > 0.0 { x / sum * 100.0 } else { 0.0 };
+    both.iter()
+        .map(|(b, o, n)| KeptShare {
+            name: b.name.clone(),
+            from_pct: rel(*o, old_sum),
+            to_pct: rel(*n, new_sum),
+        })
+        .collect()
+}
+
+/// A backend in both versions of a pool: its share among those backends before and
+/// after, in percent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeptShare {
+    pub name: String,
+    pub from_pct: f64,
+    pub to_pct: f64,
 }

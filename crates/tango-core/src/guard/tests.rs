@@ -317,3 +317,24 @@ fn the_canary_blames_only_alerts_attributed_to_its_reload_in_what_it_changed() {
     other.pool = "api".into();
     assert!(!c.caused(&other, &cause(Some(2)), 3_000));
 }
+
+#[test]
+fn adding_or_removing_backends_is_no_shift_of_the_others() {
+    let live = file("", [1, 1, 1, 1], "");
+    let add = "[[pool.backend]]\nname = \"b5\"\naddress = \"10.0.0.5:80\"\n";
+    let new = file("", [1, 1, 1, 1], add);
+    let j = run(&live, &new, &Overrides::default(), &observed(0.0));
+    assert!(!j.refused(), "{:?}", j.reasons());
+    let p = &j.pools[0];
+    assert!(p.membership_changed && p.largest_shift_points < 1.0);
+    let b5 = p.backends.iter().find(|b| b.name == "b5").unwrap();
+    assert_eq!(b5.old_pct, None);
+    assert!((b5.new_pct.unwrap() - 20.0).abs() < 0.5);
+    // A typo among the kept backends still shows, measured among them.
+    let typo = file("", [1, 10, 1, 1], &format!("{add}{ALLOW_TNG001}"));
+    let j = run(&live, &typo, &Overrides::default(), &observed(500.0));
+    assert_eq!(
+        j.reasons(),
+        vec!["b2 would take 77% of what pool web's kept backends get instead of 25% (+51.9 points, limit 10)".to_string()]
+    );
+}
