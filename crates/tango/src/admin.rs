@@ -80,7 +80,16 @@ fn authorized(control: &Control, headers: &HeaderMap) -> bool {
             == 0
 }
 
-async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// `POST /api/v1/reload[?force=true][&allow_shift=POOL[,POOL]]`, or the same as a JSON
+/// body `{"force": true, "allow_shift": ["POOL"]}`. 200 applied, 409 refused by the
+/// reload guard, 422 invalid; the body has the findings, the predicted shares and, when
+/// refused, the reasons and how to proceed.
+async fn reload(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> Response {
     if !authorized(&s.control, &headers) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -88,14 +97,53 @@ async fn reload(State(s): State<AppState>, headers: HeaderMap) -> Response {
         )
             .into_response();
     }
-    match s.control.reload(ReloadSource::Api).await {
-        Ok(generation) => Json(json!({"result": "applied", "generation": generation})).into_response(),
-        Err(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"result": "rejected", "generation": s.control.rt.current().generation, "errors": errors})),
-        )
-            .into_response(),
+    let overrides = match reload_overrides(&query, &body) {
+        Ok(o) => o,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    };
+    let out = s.control.reload(ReloadSource::Api, overrides).await;
+    let status = StatusCode::from_u16(out.http_status()).unwrap_or(StatusCode::OK);
+    (status, Json(out.to_json())).into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    allow_shift: Vec<String>,
+}
+
+fn reload_overrides(
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<tango_core::guard::Overrides, String> {
+    let mut b: ReloadBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ReloadBody::default(),
+        false => serde_json::from_slice(body)
+            .map_err(|e| format!("the body is not a reload request: {e}"))?,
+    };
+    for (k, v) in query {
+        match k.as_str() {
+            "force" => b.force |= matches!(v.as_str(), "" | "1" | "true" | "yes"),
+            "allow_shift" => b.allow_shift.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from),
+            ),
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}`: use force or allow_shift"
+                ))
+            }
+        }
     }
+    Ok(tango_core::guard::Overrides {
+        force: b.force,
+        allow_shift: b.allow_shift,
+    })
 }
 
 /// Active alerts and recent ones, newest first, each with its evidence and suspected cause.

@@ -1,7 +1,10 @@
 //! The watch: once a tick, read every backend's counters (never the hot path's locks),
 //! feed tango-core's skew detector, publish gauges, and turn alerts into log lines,
-//! journal events (with the suspected cause) and deliveries.
+//! journal events (with the suspected cause) and deliveries. It also keeps what the
+//! reload guard predicts from (each pool's recent rate and latency), takes the split to
+//! expect after a predicted change, and hands every alert to the armed canary.
 
+use crate::canary::Expectations;
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
@@ -40,11 +43,23 @@ pub(crate) struct TrafficPoint {
 }
 
 /// What the watch publishes; read by `/metrics` and the admin API.
-#[derive(Debug, Default)]
+/// A pool's recent load, for the reload guard's prediction.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Observed {
+    pub(crate) rate_rps: f64,
+    /// Mean response time in milliseconds (0: no response seen).
+    pub(crate) latency_ms: f64,
+}
+
+#[derive(Default)]
 pub(crate) struct WatchState {
     pub(crate) pools: Mutex<HashMap<String, PoolView>>,
     pub(crate) alerts: Mutex<VecDeque<AlertRecord>>,
     pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
+    pub(crate) observed: Mutex<HashMap<String, Observed>>,
+    /// Splits the shift detector should expect, from a generation on.
+    expectations: Mutex<Vec<(u64, Expectations)>>,
+    pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
 }
 
 const ALERT_HISTORY: usize = 1000;
@@ -52,6 +67,23 @@ const ALERT_HISTORY: usize = 1000;
 const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 impl WatchState {
+    /// From `generation` on, expect these splits (a change the guard predicted and let
+    /// through without force): the shift detector re-baselines to them.
+    pub(crate) fn expect(&self, generation: u64, e: Expectations) {
+        if !e.is_empty() {
+            let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+            x.push((generation, e));
+        }
+    }
+
+    /// The expectations due at `generation`, oldest first.
+    fn due(&self, generation: u64) -> Expectations {
+        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+        let (due, later): (Vec<_>, Vec<_>) = x.drain(..).partition(|(g, _)| *g <= generation);
+        *x = later;
+        due.into_iter().flat_map(|(_, e)| e).collect()
+    }
+
     pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
         self.alerts
             .lock()
@@ -90,7 +122,22 @@ struct PoolWatch {
     shift: ShiftDetector,
     policy: PolicyKind,
     prev: HashMap<String, StatsSnapshot>,
+    /// The last tick's generation, time and expected splits, for the tick that straddles
+    /// a reload.
+    last: Option<LastTick>,
+    /// Recent ticks' (requests, latency sum in ms, latency count), newest last.
+    load: VecDeque<(u64, f64, u64)>,
 }
+
+struct LastTick {
+    generation: u64,
+    at_ms: u64,
+    effective: Vec<(String, f64)>,
+    configured: Vec<(String, f64)>,
+}
+
+/// Ticks the observed rate and latency are averaged over.
+const LOAD_TICKS: usize = 10;
 
 impl PoolWatch {
     fn new(pool: &str, policy: PolicyKind, tick: Duration) -> Self {
@@ -100,8 +147,88 @@ impl PoolWatch {
             shift: ShiftDetector::new(pool, cfg, ShiftConfig::default()),
             policy,
             prev: HashMap::new(),
+            last: None,
+            load: VecDeque::new(),
         }
     }
+
+    /// A tick that straddles a reload holds requests split both ways: expect the mix of
+    /// the two splits, weighted by the part of the tick each generation was in force,
+    /// so the change itself is not read as skew against either.
+    fn straddle(&mut self, input: &mut PoolTick, generation: u64, applied_ms: u64) {
+        let now = (split(input, false), split(input, true));
+        if let Some(last) = self.last.as_ref().filter(|l| l.generation != generation) {
+            let span = input.now_ms.saturating_sub(last.at_ms).max(1) as f64;
+            let old = (applied_ms.saturating_sub(last.at_ms) as f64 / span).clamp(0.0, 1.0);
+            input.expected = Some(mix(&last.effective, &now.0, old));
+            input.expected_configured = Some(mix(&last.configured, &now.1, old));
+        }
+        self.last = Some(LastTick {
+            generation,
+            at_ms: input.now_ms,
+            effective: now.0,
+            configured: now.1,
+        });
+    }
+
+    /// Record the tick's load; returns the recent rate and mean latency.
+    fn observe(&mut self, input: &PoolTick, requests: u64, tick: Duration) -> Observed {
+        let sum: f64 = input.backends.iter().map(|b| b.latency_sum_ms).sum();
+        let count: u64 = input.backends.iter().map(|b| b.latency_count).sum();
+        if self.load.len() == LOAD_TICKS {
+            self.load.pop_front();
+        }
+        self.load.push_back((requests, sum, count));
+        let (r, s, c) = self
+            .load
+            .iter()
+            .fold((0, 0.0, 0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
+        Observed {
+            rate_rps: r as f64 / (self.load.len() as f64 * tick.as_secs_f64()),
+            latency_ms: if c > 0 { s / c as f64 } else { 0.0 },
+        }
+    }
+}
+
+/// Each backend's expected share this tick, by name: the caller's override (hash pools'
+/// key space) or the weights.
+fn split(input: &PoolTick, configured: bool) -> Vec<(String, f64)> {
+    let over = match configured {
+        true => input.expected_configured.as_ref(),
+        false => input.expected.as_ref(),
+    };
+    let raw: Vec<f64> = match over {
+        Some(v) if v.len() == input.backends.len() => v.clone(),
+        _ => input
+            .backends
+            .iter()
+            .map(|b| match configured {
+                true => b.configured_weight,
+                false => b.effective_weight,
+            })
+            .collect(),
+    };
+    let sum: f64 = raw.iter().sum();
+    input
+        .backends
+        .iter()
+        .zip(raw)
+        .map(|(b, w)| (b.name.clone(), if sum > 0.0 { w / sum } else { 0.0 }))
+        .collect()
+}
+
+/// `old` x the old split + (1 - `old`) x the new one, in the new split's order.
+fn mix(before: &[(String, f64)], after: &[(String, f64)], old: f64) -> Vec<f64> {
+    after
+        .iter()
+        .map(|(name, s)| {
+            let b = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, v)| *v);
+            old * b + (1.0 - old) * s
+        })
+        .collect()
 }
 
 pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
@@ -110,11 +237,15 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let snap = rt.current();
+        let snap = rt.snapshot.load_full();
         let now_ms = unix_ms();
+        let applied_ms = (snap.applied_at * 1000.0) as u64;
         let mut views = HashMap::new();
+        let mut observed = HashMap::new();
+        let mut events = Vec::new();
         let (mut tick_requests, mut tick_errors) = (0, 0);
         pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
+        let mut due = state.due(snap.generation);
         for pool in &snap.pools {
             let w = pools
                 .entry(pool.cfg.name.clone())
@@ -128,16 +259,18 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 );
                 w.policy = pool.cfg.policy;
             }
-            let (input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
+            // The latest expectation for a pool wins.
+            while let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
+                w.shift.expect(due.remove(i).1);
+            }
+            let (mut input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
+            w.straddle(&mut input, snap.generation, applied_ms);
+            observed.insert(pool.cfg.name.clone(), w.observe(&input, requests, tick));
             tick_requests += requests;
             tick_errors += errors;
             let report = w.detector.tick(&input);
-            for ev in report.events {
-                handle_event(&journal, &state, &snap.config.alerts, ev);
-            }
-            for ev in w.shift.tick(&input).events {
-                handle_event(&journal, &state, &snap.config.alerts, ev);
-            }
+            events.extend(report.events);
+            events.extend(w.shift.tick(&input).events);
             views.insert(
                 pool.cfg.name.clone(),
                 PoolView {
@@ -147,15 +280,22 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
             );
         }
         *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
-        let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() == TRAFFIC_HISTORY {
-            t.pop_front();
+        *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
+        {
+            let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() == TRAFFIC_HISTORY {
+                t.pop_front();
+            }
+            t.push_back(TrafficPoint {
+                ts_ms: now_ms,
+                requests: tick_requests,
+                errors: tick_errors,
+            });
         }
-        t.push_back(TrafficPoint {
-            ts_ms: now_ms,
-            requests: tick_requests,
-            errors: tick_errors,
-        });
+        for ev in events {
+            handle_event(&journal, &state, &snap.config.alerts, ev, now_ms).await;
+        }
+        crate::canary::expire(&state, &journal, now_ms);
     }
 }
 
@@ -252,10 +392,29 @@ fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
     None
 }
 
-fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertEvent) {
+async fn handle_event(
+    journal: &Sink,
+    state: &WatchState,
+    targets: &Alerts,
+    ev: AlertEvent,
+    now_ms: u64,
+) {
     match ev {
         AlertEvent::Fired(evidence) => {
-            let cause = attribute(&evidence, &journal.recent());
+            let mut cause = attribute(&evidence, &journal.recent());
+            // Journaled before the canary acts, so the journal reads: applied, alert,
+            // rollback.
+            let mut journaled = evidence.clone();
+            journaled.detail = Some(match &journaled.detail {
+                Some(d) => format!("{d}; {}", cause.sentence),
+                None => cause.sentence.clone(),
+            });
+            journal.record(EventKind::AlertFired {
+                evidence: journaled,
+            });
+            if let Some(clause) = crate::canary::on_alert(state, &evidence, &cause, now_ms).await {
+                cause.sentence = format!("{}; {clause}", cause.sentence);
+            }
             tracing::warn!(
                 pool = %evidence.pool,
                 backend = %evidence.backend,
@@ -270,14 +429,6 @@ fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertE
                 "ALERT {}",
                 cause.sentence
             );
-            let mut journaled = evidence.clone();
-            journaled.detail = Some(match &journaled.detail {
-                Some(d) => format!("{d}; {}", cause.sentence),
-                None => cause.sentence.clone(),
-            });
-            journal.record(EventKind::AlertFired {
-                evidence: journaled,
-            });
             let record = AlertRecord {
                 evidence,
                 cause,

@@ -96,12 +96,18 @@ async fn incident(control: std::sync::Arc<server::Control>, path: std::path::Pat
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     if std::fs::write(&path, &typo).is_ok() {
-        println!("  >> reload: demo-2's weight goes from 1 to 10 (a typo for 1)");
-        let _ = control.reload(server::ReloadSource::Api).await;
+        println!("  >> reload --force: demo-2's weight goes from 1 to 10 (a typo for 1)");
+        let force = tango_core::guard::Overrides {
+            force: true,
+            allow_shift: Vec::new(),
+        };
+        let _ = control.reload(server::ReloadSource::Api, force).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     if std::fs::write(&path, DEMO_CONFIG).is_ok() {
         println!("  >> reload: the weight is fixed back to 1");
-        let _ = control.reload(server::ReloadSource::Api).await;
+        let _ = control
+            .reload(server::ReloadSource::Api, Default::default())
+            .await;
     }
 }
