@@ -9,6 +9,7 @@ mod balancing;
 mod check_cli;
 mod failures;
 mod framing;
+mod guard;
 mod lifecycle;
 mod policies;
 mod protocols;
