@@ -42,18 +42,29 @@ fn file(policy: &str, w7: u32) -> Loaded {
 
 /// Requests as a browser sends them: a dozen headers, the key among them.
 fn sample() -> Arc<[SampledRequest]> {
-    (0..SAMPLE).map(|i| request(&format!("user-{}", i % 7000))).collect()
+    (0..SAMPLE)
+        .map(|i| request(&format!("user-{}", i % 7000)))
+        .collect()
 }
 
 fn request(user: &str) -> SampledRequest {
     let headers: [(&str, &[u8]); 12] = [
         ("host", b"shop.example.com"),
-        ("user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        (
+            "user-agent",
+            b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        ),
+        (
+            "accept",
+            b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
         ("accept-language", b"en-GB,en;q=0.5"),
         ("accept-encoding", b"gzip, deflate, br"),
         ("x-user", user.as_bytes()),
-        ("cookie", b"session=0d9f8a7b6c5d4e3f2a1b; theme=dark; consent=yes"),
+        (
+            "cookie",
+            b"session=0d9f8a7b6c5d4e3f2a1b; theme=dark; consent=yes",
+        ),
         ("x-forwarded-for", b"203.0.113.7"),
         ("x-request-id", b"4f1c2d3e-5a6b-7c8d-9e0f-1a2b3c4d5e6f"),
         ("referer", b"https://shop.example.com/basket"),
@@ -61,7 +72,9 @@ fn request(user: &str) -> SampledRequest {
         ("connection", b"keep-alive"),
     ];
     SampledRequest::new(
-        "203.0.113.7".parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        "203.0.113.7"
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
         "/items/42",
         Some("page=2"),
         headers.into_iter(),
@@ -115,7 +128,9 @@ fn main() {
     let t = Instant::now();
     let mut keep = 0usize;
     for i in 0..n {
-        keep += std::hint::black_box(request(if i % 2 == 0 { "alice" } else { "bob" })).path().len();
+        keep += std::hint::black_box(request(if i % 2 == 0 { "alice" } else { "bob" }))
+            .path()
+            .len();
     }
     let per = t.elapsed() / n;
     println!(

@@ -43,8 +43,14 @@ pub fn attribute(alert: &Evidence, events: &[Event]) -> SuspectedCause {
     // (affinity, rank, -ts): lower is more suspect.
     let mut best_change: Option<(u8, u8, u64, &Event, &Change)> = None;
     for e in &window {
-        if let EventKind::ConfigApplied { changes, .. }
-        | EventKind::ConfigRolledBack { changes, .. } = &e.kind
+        // A rollback undoes a change: an alert whose onset precedes it (a window still
+        // holding the bad split) is the rolled-back change's, not the rollback's.
+        let rolled_back_after =
+            matches!(e.kind, EventKind::ConfigRolledBack { .. }) && e.ts_ms > alert.onset_ms;
+        if let (
+            EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. },
+            false,
+        ) = (&e.kind, rolled_back_after)
         {
             for c in changes {
                 let affinity = if c.pool != alert.pool {

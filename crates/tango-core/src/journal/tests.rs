@@ -328,6 +328,16 @@ fn an_alert_after_a_rollback_is_attributed_to_it() {
 }
 
 #[test]
+fn an_alert_whose_onset_precedes_a_rollback_stays_with_the_rolled_back_change() {
+    let events = vec![
+        applied(T0, 2, vec![weight_change(1, 10)]),
+        rolled_back(T0 + 1000),
+    ];
+    let c = attribute(&evidence(T0 + 500), &events);
+    assert_eq!(c.generation, Some(2), "{}", c.sentence);
+}
+
+#[test]
 fn the_postmortem_names_a_rollback_as_the_fix() {
     let mut events = vec![applied(T0, 2, vec![weight_change(1, 10)])];
     let mut fired = evidence(T0 + 1000);
