@@ -2,7 +2,7 @@
 //! with the simulator fed what the running instance observed: its request rate and
 //! latency set the closed-loop model's concurrency (Little's law), and a hash pool's
 //! sampled requests are the keys, read with whichever hash key each version uses. The
-//! shift is measured among the backends both versions have (see [`kept_split`]).
+//! shift is measured among the backends both versions have (see `kept_split`).
 
 use super::PoolPrediction;
 use crate::config::Pool;

@@ -23,9 +23,10 @@ pub(crate) struct DemoArgs {
     /// Latency of every demo backend.
     #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
     latency: Duration,
-    /// Replay the incident tango exists for: after 5 s a reload changes demo-2's weight
-    /// from 1 to 10 (a typo), and 10 s later it is reverted (try `--duration 30s`). Watch the alert name the
-    /// backend and the change.
+    /// Replay the incident tango exists for: after 5 s a reload forced past the guard
+    /// changes demo-2's weight from 1 to 10 (a typo), and 10 s later the file is fixed
+    /// (try `--duration 30s`). Watch the alert name the backend and the change, and the
+    /// canary roll the reload back.
     #[arg(long)]
     incident: bool,
 }
