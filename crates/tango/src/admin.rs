@@ -97,53 +97,13 @@ async fn reload(
         )
             .into_response();
     }
-    let overrides = match reload_overrides(&query, &body) {
+    let overrides = match crate::guard::reload_overrides(&query, &body) {
         Ok(o) => o,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
     };
     let out = s.control.reload(ReloadSource::Api, overrides).await;
     let status = StatusCode::from_u16(out.http_status()).unwrap_or(StatusCode::OK);
     (status, Json(out.to_json())).into_response()
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReloadBody {
-    #[serde(default)]
-    force: bool,
-    #[serde(default)]
-    allow_shift: Vec<String>,
-}
-
-fn reload_overrides(
-    query: &[(String, String)],
-    body: &[u8],
-) -> Result<tango_core::guard::Overrides, String> {
-    let mut b: ReloadBody = match body.iter().all(u8::is_ascii_whitespace) {
-        true => ReloadBody::default(),
-        false => serde_json::from_slice(body)
-            .map_err(|e| format!("the body is not a reload request: {e}"))?,
-    };
-    for (k, v) in query {
-        match k.as_str() {
-            "force" => b.force |= matches!(v.as_str(), "" | "1" | "true" | "yes"),
-            "allow_shift" => b.allow_shift.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(String::from),
-            ),
-            other => {
-                return Err(format!(
-                    "unknown parameter `{other}`: use force or allow_shift"
-                ))
-            }
-        }
-    }
-    Ok(tango_core::guard::Overrides {
-        force: b.force,
-        allow_shift: b.allow_shift,
-    })
 }
 
 /// Active alerts and recent ones, newest first, each with its evidence and suspected cause.

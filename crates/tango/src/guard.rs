@@ -199,3 +199,77 @@ fn refusal_json(r: &Refusal) -> Value {
     v["sentence"] = json!(r.sentence());
     v
 }
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    allow_shift: Vec<String>,
+}
+
+/// The overrides of one reload from the API's query (`force`, `allow_shift` as a
+/// comma-separated list, repeatable) and optional JSON body.
+pub(crate) fn reload_overrides(
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<tango_core::guard::Overrides, String> {
+    let mut b: ReloadBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ReloadBody::default(),
+        false => serde_json::from_slice(body)
+            .map_err(|e| format!("the body is not a reload request: {e}"))?,
+    };
+    for (k, v) in query {
+        match k.as_str() {
+            "force" => b.force |= matches!(v.as_str(), "" | "1" | "true" | "yes"),
+            "allow_shift" => b.allow_shift.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from),
+            ),
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}`: use force or allow_shift"
+                ))
+            }
+        }
+    }
+    Ok(tango_core::guard::Overrides {
+        force: b.force,
+        allow_shift: b.allow_shift,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reload_overrides_come_from_the_query_or_a_json_body() {
+        let o = reload_overrides(
+            &q(&[
+                ("force", "true"),
+                ("allow_shift", "web,api"),
+                ("allow_shift", "db"),
+            ]),
+            b"",
+        )
+        .unwrap();
+        assert!(o.force);
+        assert_eq!(o.allow_shift, vec!["web", "api", "db"]);
+        let o = reload_overrides(&[], br#"{"allow_shift": ["web"]}"#).unwrap();
+        assert!(!o.force);
+        assert_eq!(o.allow_shift, vec!["web"]);
+        assert!(reload_overrides(&q(&[("forse", "1")]), b"").is_err());
+        assert!(reload_overrides(&[], b"{\"force\": \"yes\"}").is_err());
+    }
+}

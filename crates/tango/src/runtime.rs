@@ -359,3 +359,31 @@ fn rebuild_outlier(shared: &PoolShared, new: &Pool, old: Option<&PoolRuntime>) {
         (Some(cfg), _, _) => Some(OutlierDetector::new(cfg, new.backends.len())),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(i: usize) -> SampledRequest {
+        let path = format!("/{i}");
+        SampledRequest::new(
+            "127.0.0.1".parse().unwrap(),
+            &path,
+            None,
+            std::iter::empty(),
+        )
+    }
+
+    #[test]
+    fn the_request_sample_keeps_the_latest_oldest_first() {
+        use tango_core::policy::RequestView;
+        let s = RequestSample::default();
+        for i in 0..SAMPLE_CAP + 3 {
+            s.offer(req(i));
+        }
+        let got = s.copy();
+        assert_eq!(got.len(), SAMPLE_CAP);
+        assert_eq!(got[0].path(), "/3");
+        assert_eq!(got[SAMPLE_CAP - 1].path(), format!("/{}", SAMPLE_CAP + 2));
+    }
+}

@@ -480,6 +480,42 @@ fn push_alert(state: &WatchState, a: AlertRecord) {
 mod tests {
     use super::*;
 
+    fn tick(now_ms: u64, weights: &[(&str, f64)]) -> PoolTick {
+        PoolTick {
+            now_ms,
+            backends: weights
+                .iter()
+                .map(|(n, w)| BackendSample {
+                    name: n.to_string(),
+                    configured_weight: *w,
+                    effective_weight: *w,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_tick_straddling_a_reload_expects_the_mix_of_both_splits() {
+        let mut w = PoolWatch::new("p", PolicyKind::RoundRobin, Duration::from_secs(1));
+        let even = [("b1", 1.0), ("b2", 1.0), ("b3", 1.0), ("b4", 1.0)];
+        let mut t = tick(10_000, &even);
+        w.straddle(&mut t, 1, 0);
+        assert_eq!(t.expected, None, "no reload: the weights decide");
+        // Generation 2 (b2 at 10) was applied a quarter into the next tick.
+        let typo = [("b1", 1.0), ("b2", 10.0), ("b3", 1.0), ("b4", 1.0)];
+        let mut t = tick(11_000, &typo);
+        w.straddle(&mut t, 2, 10_250);
+        let mixed = t.expected.unwrap();
+        let want = 0.25 * 0.25 + 0.75 * (10.0 / 13.0);
+        assert!((mixed[1] - want).abs() < 1e-9, "{mixed:?}");
+        assert!((mixed.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let mut t = tick(12_000, &typo);
+        w.straddle(&mut t, 2, 10_250);
+        assert_eq!(t.expected, None, "the tick after is all generation 2");
+    }
+
     #[test]
     fn p99_is_the_upper_bound_of_its_bucket() {
         let mut b = vec![0u64; 15];
