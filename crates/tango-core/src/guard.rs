@@ -343,6 +343,10 @@ pub fn judge(input: Input<'_>) -> Judgement {
     j.findings
         .sort_by_key(|f| f.diagnostic.span.map_or(usize::MAX, |s| s.start));
     if !input.settings.enabled {
+        // No gate; the predictions still tell the canary what split to expect.
+        if input.settings.rollback {
+            shift_gate(&input, &mut j, false);
+        }
         return j;
     }
     for f in j.findings.iter().filter(|f| f.new) {
@@ -355,12 +359,13 @@ pub fn judge(input: Input<'_>) -> Judgement {
             Severity::Info => {}
         }
     }
-    shift_gate(&input, &mut j);
+    shift_gate(&input, &mut j, true);
     j
 }
 
-/// Predict every changed pool and refuse the shifts over the limit nobody allowed.
-fn shift_gate(input: &Input<'_>, j: &mut Judgement) {
+/// Predict every changed pool and, when `gate`, refuse the shifts over the limit nobody
+/// allowed.
+fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
     let live_allows = &input.live.config.guard.allow_shift;
     for scope in &j.scope {
         let old = input.live.config.pool(&scope.pool);
@@ -373,14 +378,15 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement) {
                     pool: scope.pool.clone(),
                     error: e.to_string(),
                 };
-                match input.overrides.force {
-                    true => j.overridden.push(r),
-                    false => j.refusals.push(r),
+                match (gate, input.overrides.force) {
+                    (false, _) => {}
+                    (true, true) => j.overridden.push(r),
+                    (true, false) => j.refusals.push(r),
                 }
                 continue;
             }
         };
-        if p.over {
+        if p.over && gate {
             p.allowed = if input.overrides.allow_shift.contains(&p.pool) {
                 Some(ShiftAllowance::Request)
             } else if input.new.config.guard.allow_shift.contains(&p.pool)

@@ -167,7 +167,11 @@ fn the_files_allow_shift_counts_only_for_the_reload_that_adds_the_pool() {
 
 #[test]
 fn a_disabled_guard_refuses_nothing_and_still_reports_findings() {
-    let live = file("", [1, 1, 1, 1], "[guard]\nenabled = false\n");
+    let live = file(
+        "",
+        [1, 1, 1, 1],
+        "[guard]\nenabled = false\nrollback = false\n",
+    );
     let j = run(
         &live,
         &file("", [1, 10, 1, 1], ""),
@@ -175,7 +179,17 @@ fn a_disabled_guard_refuses_nothing_and_still_reports_findings() {
         &observed(0.0),
     );
     assert!(!j.refused());
-    assert!(j.pools.is_empty());
+    assert!(j.pools.is_empty(), "nothing needs a prediction");
+    // With the canary on, the predictions tell it what to expect.
+    let live = file("", [1, 1, 1, 1], "[guard]\nenabled = false\n");
+    let j = run(
+        &live,
+        &file("", [1, 10, 1, 1], ""),
+        &Overrides::default(),
+        &observed(0.0),
+    );
+    assert!(!j.refused() && j.overridden.is_empty());
+    assert_eq!(j.expectations().len(), 1);
     assert!(j
         .findings
         .iter()
