@@ -21,8 +21,10 @@ pub(crate) struct Previous {
     pub(crate) generation: u64,
 }
 
-/// A split the watch's shift detector should expect from `generation` on.
-pub(crate) type Expectations = Vec<(String, Vec<(String, f64)>)>;
+/// Each backend's expected share of a pool, by name.
+pub(crate) type Split = Vec<(String, f64)>;
+/// Per pool, a split the watch's shift detector should expect.
+pub(crate) type Expectations = Vec<(String, Split)>;
 
 /// A canary waiting for its window to close.
 pub(crate) struct Armed {

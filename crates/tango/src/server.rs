@@ -249,7 +249,8 @@ impl Control {
                 (p.pool.clone(), shares)
             })
             .collect();
-        self.watch.expect(generation, expected);
+        let changed: Vec<String> = j.scope.iter().map(|p| p.pool.clone()).collect();
+        self.watch.expect(generation, expected, &changed);
         let g = &old.config.guard;
         if !g.rollback || j.scope.is_empty() {
             return None;
@@ -299,7 +300,9 @@ impl Control {
         let snap = self
             .rt
             .build((*prev.config).clone(), &prev.text, generation);
-        self.watch.expect(generation, armed.restore.clone());
+        let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
+        self.watch
+            .expect(generation, armed.restore.clone(), &changed);
         let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(&cfg, bound);

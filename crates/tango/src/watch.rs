@@ -4,7 +4,7 @@
 //! reload guard predicts from (each pool's recent rate and latency), takes the split to
 //! expect after a predicted change, and hands every alert to the armed canary.
 
-use crate::canary::Expectations;
+use crate::canary::{Expectations, Split};
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
@@ -57,8 +57,8 @@ pub(crate) struct WatchState {
     pub(crate) alerts: Mutex<VecDeque<AlertRecord>>,
     pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
     pub(crate) observed: Mutex<HashMap<String, Observed>>,
-    /// Splits the shift detector should expect, from a generation on.
-    expectations: Mutex<Vec<(u64, Expectations)>>,
+    /// Per pool, the split the shift detector should expect from a generation on.
+    expectations: Mutex<HashMap<String, (u64, Split)>>,
     pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
 }
 
@@ -68,20 +68,31 @@ const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 impl WatchState {
     /// From `generation` on, expect these splits (a change the guard predicted and let
-    /// through without force): the shift detector re-baselines to them.
-    pub(crate) fn expect(&self, generation: u64, e: Expectations) {
-        if !e.is_empty() {
-            let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
-            x.push((generation, e));
+    /// through without force): the shift detector re-baselines to them. A pool in
+    /// `changed` without a split here forgets any it was still to expect: that change
+    /// was not predicted.
+    pub(crate) fn expect(&self, generation: u64, e: Expectations, changed: &[String]) {
+        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+        for pool in changed {
+            x.remove(pool);
+        }
+        for (pool, shares) in e {
+            x.insert(pool, (generation, shares));
         }
     }
 
-    /// The expectations due at `generation`, oldest first.
+    /// The expectations due at `generation`.
     fn due(&self, generation: u64) -> Expectations {
         let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
-        let (due, later): (Vec<_>, Vec<_>) = x.drain(..).partition(|(g, _)| *g <= generation);
-        *x = later;
-        due.into_iter().flat_map(|(_, e)| e).collect()
+        let pools: Vec<String> = x
+            .iter()
+            .filter(|(_, (g, _))| *g <= generation)
+            .map(|(p, _)| p.clone())
+            .collect();
+        pools
+            .into_iter()
+            .filter_map(|p| x.remove(&p).map(|(_, shares)| (p, shares)))
+            .collect()
     }
 
     pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
@@ -259,9 +270,8 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 );
                 w.policy = pool.cfg.policy;
             }
-            // The latest expectation for a pool wins.
-            while let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
-                w.shift.expect(due.remove(i).1);
+            if let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
+                w.shift.expect(due.swap_remove(i).1);
             }
             let (mut input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
             w.straddle(&mut input, snap.generation, applied_ms);
