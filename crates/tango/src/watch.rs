@@ -5,12 +5,15 @@
 //! expect after a predicted change, and hands every alert to the armed canary.
 
 use crate::canary::{Expectations, Split};
+
+mod straddle;
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
@@ -133,18 +136,10 @@ struct PoolWatch {
     shift: ShiftDetector,
     policy: PolicyKind,
     prev: HashMap<String, StatsSnapshot>,
-    /// The last tick's generation, time and expected splits, for the tick that straddles
-    /// a reload.
-    last: Option<LastTick>,
+    /// The tick that straddles a reload.
+    straddle: Straddle,
     /// Recent ticks' (requests, latency sum in ms, latency count), newest last.
     load: VecDeque<(u64, f64, u64)>,
-}
-
-struct LastTick {
-    generation: u64,
-    at_ms: u64,
-    effective: Vec<(String, f64)>,
-    configured: Vec<(String, f64)>,
 }
 
 /// Ticks the observed rate and latency are averaged over.
@@ -158,28 +153,9 @@ impl PoolWatch {
             shift: ShiftDetector::new(pool, cfg, ShiftConfig::default()),
             policy,
             prev: HashMap::new(),
-            last: None,
+            straddle: Straddle::default(),
             load: VecDeque::new(),
         }
-    }
-
-    /// A tick that straddles a reload holds requests split both ways: expect the mix of
-    /// the two splits, weighted by the part of the tick each generation was in force,
-    /// so the change itself is not read as skew against either.
-    fn straddle(&mut self, input: &mut PoolTick, generation: u64, applied_ms: u64) {
-        let now = (split(input, false), split(input, true));
-        if let Some(last) = self.last.as_ref().filter(|l| l.generation != generation) {
-            let span = input.now_ms.saturating_sub(last.at_ms).max(1) as f64;
-            let old = (applied_ms.saturating_sub(last.at_ms) as f64 / span).clamp(0.0, 1.0);
-            input.expected = Some(mix(&last.effective, &now.0, old));
-            input.expected_configured = Some(mix(&last.configured, &now.1, old));
-        }
-        self.last = Some(LastTick {
-            generation,
-            at_ms: input.now_ms,
-            effective: now.0,
-            configured: now.1,
-        });
     }
 
     /// Record the tick's load; returns the recent rate and mean latency.
@@ -199,47 +175,6 @@ impl PoolWatch {
             latency_ms: if c > 0 { s / c as f64 } else { 0.0 },
         }
     }
-}
-
-/// Each backend's expected share this tick, by name: the caller's override (hash pools'
-/// key space) or the weights.
-fn split(input: &PoolTick, configured: bool) -> Vec<(String, f64)> {
-    let over = match configured {
-        true => input.expected_configured.as_ref(),
-        false => input.expected.as_ref(),
-    };
-    let raw: Vec<f64> = match over {
-        Some(v) if v.len() == input.backends.len() => v.clone(),
-        _ => input
-            .backends
-            .iter()
-            .map(|b| match configured {
-                true => b.configured_weight,
-                false => b.effective_weight,
-            })
-            .collect(),
-    };
-    let sum: f64 = raw.iter().sum();
-    input
-        .backends
-        .iter()
-        .zip(raw)
-        .map(|(b, w)| (b.name.clone(), if sum > 0.0 { w / sum } else { 0.0 }))
-        .collect()
-}
-
-/// `old` x the old split + (1 - `old`) x the new one, in the new split's order.
-fn mix(before: &[(String, f64)], after: &[(String, f64)], old: f64) -> Vec<f64> {
-    after
-        .iter()
-        .map(|(name, s)| {
-            let b = before
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0.0, |(_, v)| *v);
-            old * b + (1.0 - old) * s
-        })
-        .collect()
 }
 
 pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
@@ -274,7 +209,7 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 w.shift.expect(due.swap_remove(i).1);
             }
             let (mut input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
-            w.straddle(&mut input, snap.generation, applied_ms);
+            w.straddle.apply(&mut input, snap.generation, applied_ms);
             observed.insert(pool.cfg.name.clone(), w.observe(&input, requests, tick));
             tick_requests += requests;
             tick_errors += errors;
@@ -489,42 +424,6 @@ fn push_alert(state: &WatchState, a: AlertRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tick(now_ms: u64, weights: &[(&str, f64)]) -> PoolTick {
-        PoolTick {
-            now_ms,
-            backends: weights
-                .iter()
-                .map(|(n, w)| BackendSample {
-                    name: n.to_string(),
-                    configured_weight: *w,
-                    effective_weight: *w,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn the_tick_straddling_a_reload_expects_the_mix_of_both_splits() {
-        let mut w = PoolWatch::new("p", PolicyKind::RoundRobin, Duration::from_secs(1));
-        let even = [("b1", 1.0), ("b2", 1.0), ("b3", 1.0), ("b4", 1.0)];
-        let mut t = tick(10_000, &even);
-        w.straddle(&mut t, 1, 0);
-        assert_eq!(t.expected, None, "no reload: the weights decide");
-        // Generation 2 (b2 at 10) was applied a quarter into the next tick.
-        let typo = [("b1", 1.0), ("b2", 10.0), ("b3", 1.0), ("b4", 1.0)];
-        let mut t = tick(11_000, &typo);
-        w.straddle(&mut t, 2, 10_250);
-        let mixed = t.expected.unwrap();
-        let want = 0.25 * 0.25 + 0.75 * (10.0 / 13.0);
-        assert!((mixed[1] - want).abs() < 1e-9, "{mixed:?}");
-        assert!((mixed.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-        let mut t = tick(12_000, &typo);
-        w.straddle(&mut t, 2, 10_250);
-        assert_eq!(t.expected, None, "the tick after is all generation 2");
-    }
 
     #[test]
     fn p99_is_the_upper_bound_of_its_bucket() {
