@@ -122,7 +122,11 @@ impl Control {
                     "reload refused by the guard; generation {} keeps serving:\n{}\nto proceed:\n{}",
                     out.generation,
                     out.errors.join("\n"),
-                    steps.join("\n")
+                    steps
+                        .iter()
+                        .map(|s| format!("  - {s}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
         }
