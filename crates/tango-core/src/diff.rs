@@ -110,7 +110,9 @@ pub fn diff(old: &Config, new: &Config, opts: &DiffOptions) -> Result<DiffReport
     })
 }
 
-fn pool_shift(
+/// One pool's predicted shares under the old and the new version (either may be
+/// missing), simulated with `opts.sim` (its scenario ignored).
+pub(crate) fn pool_shift(
     old: Option<&Pool>,
     new: Option<&Pool>,
     opts: &DiffOptions,

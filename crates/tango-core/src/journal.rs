@@ -1,19 +1,24 @@
-//! Journal event types: config changes, health transitions, alerts.
+//! Journal event types: config changes (applied, rejected, rolled back), health
+//! transitions, alerts.
 //!
 //! The journal is a JSON Lines file (one [`Event`] per line) written by the binary. This
-//! module owns the event types, the structured summary of what a config change changed
+//! module owns the event types (with the reload guard's records, [`FindingRecord`] and
+//! [`PredictedShare`]), the structured summary of what a config change changed
 //! ([`summarize_changes`]), the attribution of an alert to the change that preceded it
 //! ([`attribute`]), reading journal text back ([`parse_lines`]) and the pure halves of
 //! `tango timeline` and `tango postmortem` ([`render_timeline`], [`render_postmortem`]).
 
 mod attribute;
 mod changes;
+mod guard;
 mod render;
 #[cfg(test)]
 mod tests;
 
 pub use attribute::{attribute, SuspectedCause, LOOKBACK_MS};
 pub use changes::{summarize_changes, Change, ChangeKind};
+pub(crate) use guard::location as location_of;
+pub use guard::{FindingRecord, PredictedShare};
 pub use render::{clock, date_time, describe, render_postmortem, render_timeline, PostmortemInput};
 
 use crate::detector::Evidence;
@@ -58,10 +63,44 @@ pub enum EventKind {
         content_hash: String,
         source: ConfigSource,
         changes: Vec<Change>,
+        /// The checklist's findings on the applied file.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<FindingRecord>,
+        /// Predicted shares of the backends in the pools the reload changed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        predicted: Vec<PredictedShare>,
+        /// What the operator overrode to let this reload through (`--force`,
+        /// `--allow-shift`), as sentences.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        overrides: Vec<String>,
     },
+    /// An invalid file, or one the reload guard refused: nothing changed.
     ConfigRejected {
         source: ConfigSource,
+        /// Validation errors, or the guard's reasons, one sentence each.
         errors: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        findings: Vec<FindingRecord>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        predicted: Vec<PredictedShare>,
+    },
+    /// The canary after a reload saw an alert that reload caused, and the configuration
+    /// before it was restored. The event's generation is the restored one's new number.
+    ConfigRolledBack {
+        /// The generation rolled back.
+        from_generation: u64,
+        /// The generation whose configuration is restored.
+        to_generation: u64,
+        content_hash: String,
+        /// What the rollback changes (the reverse of the rolled-back reload).
+        changes: Vec<Change>,
+        /// The alerts that caused it.
+        evidence: Vec<Evidence>,
+    },
+    /// A reload's canary window ended without an alert it caused.
+    CanaryPassed {
+        pools: Vec<String>,
+        window_ms: u64,
     },
     HealthTransition {
         pool: String,

@@ -1,13 +1,15 @@
 //! tango-core: every decision tango makes, and none of its I/O.
 //!
 //! Configuration, balancing policies, health and outlier state, the skew detector, the
-//! configuration checklist and the simulator all live here as pure functions of data
-//! and an injected `now`, so they are tested quickly and deterministically.
+//! configuration checklist, the simulator and the reload guard's judgement all live
+//! here as pure functions of data and an injected `now`, so they are tested quickly and
+//! deterministically.
 
 pub mod config;
 pub mod detector;
 pub mod diag;
 pub mod diff;
+pub mod guard;
 pub mod health;
 pub mod journal;
 pub mod lint;

@@ -10,10 +10,12 @@
 mod engine;
 mod keys;
 mod rng;
+mod sampled;
 #[cfg(test)]
 mod tests;
 
 pub use keys::{parse_access_log, parse_key_list, KeyError, KeySource, LogRecord};
+pub use sampled::{SampledRequest, SAMPLE_HEADER_BUDGET};
 
 use crate::config::{Backend, Pool};
 use crate::diag::Span;

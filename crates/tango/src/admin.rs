@@ -102,19 +102,24 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Authorized by `require_token`.
-async fn reload(State(s): State<AppState>) -> Response {
-    let r = s.control.reload(ReloadSource::Api).await;
+/// `POST /api/v1/reload[?force=true][&allow_shift=POOL[,POOL]]`, or the same as a JSON
+/// body `{"force": true, "allow_shift": ["POOL"]}`. 200 applied, 409 refused by the
+/// reload guard, 422 invalid; the body has the findings, the predicted shares and, when
+/// refused, the reasons and how to proceed. Authorized by `require_token`.
+async fn reload(
+    State(s): State<AppState>,
+    Query(query): Query<Vec<(String, String)>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let overrides = match crate::guard::reload_overrides(&query, &body) {
+        Ok(o) => o,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    };
+    let out = s.control.reload(ReloadSource::Api, overrides).await;
     let snap = s.control.rt.current();
     s.auth.observe(snap.generation, &snap.config.admin);
-    match r {
-        Ok(generation) => Json(json!({"result": "applied", "generation": generation})).into_response(),
-        Err(errors) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"result": "rejected", "generation": s.control.rt.current().generation, "errors": errors})),
-        )
-            .into_response(),
-    }
+    let status = StatusCode::from_u16(out.http_status()).unwrap_or(StatusCode::OK);
+    (status, Json(out.to_json())).into_response()
 }
 
 /// Active alerts and recent ones, newest first, each with its evidence and suspected cause.

@@ -1,4 +1,6 @@
-//! `tango status` and `tango reload`: talk to a running instance's admin API.
+//! `tango status` and `tango reload` (with the reload guard's overrides, `--force` and
+//! `--allow-shift`): talk to a running instance's admin API; `timeline` and `postmortem`
+//! read its journal.
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -88,18 +90,60 @@ fn ensure_ok(code: u16, body: &str) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) async fn reload(args: CtlArgs) -> anyhow::Result<()> {
-    let (code, body) = call(&args.admin, "POST", "/api/v1/reload", args.token.as_deref()).await?;
+#[derive(clap::Args)]
+pub(crate) struct ReloadArgs {
+    #[command(flatten)]
+    ctl: CtlArgs,
+    /// Override the reload guard for this one reload: new checklist warnings and
+    /// predicted shifts are let through (errors never are). The canary still watches it.
+    #[arg(long)]
+    force: bool,
+    /// A pool whose predicted shift is intended (repeatable): the guard lets it through
+    /// and the watch expects the new split.
+    #[arg(long, value_name = "POOL")]
+    allow_shift: Vec<String>,
+}
+
+pub(crate) async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
+    let mut query = Vec::new();
+    if args.force {
+        query.push("force=true".to_string());
+    }
+    for p in &args.allow_shift {
+        query.push(format!("allow_shift={}", percent_encode(p)));
+    }
+    let path = match query.is_empty() {
+        true => "/api/v1/reload".to_string(),
+        false => format!("/api/v1/reload?{}", query.join("&")),
+    };
+    let (code, body) = call(&args.ctl.admin, "POST", &path, args.ctl.token.as_deref()).await?;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let lines = |key: &str| strings(&v[key]);
     match code {
         200 => {
-            println!("applied: generation {}", v["generation"]);
+            print_applied(&v);
             Ok(())
         }
         401 => anyhow::bail!("the admin API wants a token: pass --token or set TANGO_ADMIN_TOKEN"),
+        409 => {
+            for e in lines("errors") {
+                eprintln!("refused: {e}");
+            }
+            eprintln!("to proceed:");
+            for s in lines("next_steps") {
+                eprintln!("  - {s}");
+            }
+            anyhow::bail!(
+                "reload refused by the guard; generation {} keeps serving",
+                v["generation"]
+            )
+        }
         _ => {
-            for e in v["errors"].as_array().into_iter().flatten() {
-                eprintln!("{}", e.as_str().unwrap_or(""));
+            for e in lines("errors") {
+                eprintln!("{e}");
+            }
+            if let Some(e) = v["error"].as_str() {
+                eprintln!("{e}");
             }
             anyhow::bail!(
                 "reload rejected ({code}); generation {} keeps serving",
@@ -107,6 +151,61 @@ pub(crate) async fn reload(args: CtlArgs) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+/// An applied reload: the generation, what was overridden, the new findings, and the
+/// canary watching it.
+fn print_applied(v: &serde_json::Value) {
+    println!("applied: generation {}", v["generation"]);
+    for l in strings(&v["overrides"]) {
+        println!("  {l}");
+    }
+    for f in v["findings"].as_array().into_iter().flatten() {
+        if f["new"] == true {
+            println!(
+                "  new {} {} at {}: {}",
+                f["severity"].as_str().unwrap_or("?"),
+                f["rule"].as_str().unwrap_or("?"),
+                f["location"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(c) = v["canary"].as_object() {
+        let pools: Vec<&str> = c["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["pool"].as_str())
+            .collect();
+        println!(
+            "  canary: watching pool(s) {} until {}; an alert this reload causes rolls it back",
+            pools.join(", "),
+            tango_core::journal::clock(c["until_ms"].as_u64().unwrap_or(0))
+        );
+    }
+}
+
+/// The strings of a JSON array (nothing for anything else).
+fn strings(x: &serde_json::Value) -> Vec<String> {
+    x.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Percent-encode a query value (pool names are usually plain; anything else is
+/// encoded byte by byte).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Where `timeline` and `postmortem` read events from.

@@ -1,5 +1,6 @@
 //! The proxy's side of picking: the request seen through tango-core's `RequestView`,
-//! and the `PickEnv` that reads backend state from atomics.
+//! the `PickEnv` that reads backend state from atomics, and the hash pools' key counts
+//! and request sample.
 
 use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
@@ -9,7 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
 use tango_core::health::eligibility;
-use tango_core::policy::{key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+use tango_core::policy::{client_address, key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+use tango_core::simulate::SampledRequest;
 
 struct View<'a, B> {
     req: &'a Request<B>,
@@ -36,6 +38,34 @@ impl<B> RequestView for View<'_, B> {
     fn peer(&self) -> IpAddr {
         self.peer
     }
+}
+
+/// Hash pools: count the request's key for the watch, and 1 in [`SAMPLE_EVERY`] keep the
+/// request itself (client, path, query, headers) for the reload guard.
+///
+/// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
+pub(crate) fn observe<B>(
+    pool: &PoolRuntime,
+    req: &Request<B>,
+    peer: IpAddr,
+    trusted: &[Cidr],
+    key: Option<u64>,
+) {
+    pool.shared.keys.observe(key);
+    if crate::rng::next_u64() % crate::runtime::SAMPLE_EVERY != 0 {
+        return;
+    }
+    let client = client_address(&View { req, peer }, trusted);
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    pool.shared.requests.offer(SampledRequest::new(
+        client,
+        req.uri().path(),
+        req.uri().query(),
+        headers,
+    ));
 }
 
 /// The hash of the pool's key for this request; `None` when the pool does not hash or

@@ -2,11 +2,13 @@
 
 mod accounting;
 mod admin;
+mod canary;
 mod check;
 mod cmd;
 mod ctl;
 mod deliver;
 mod demo;
+mod guard;
 mod health;
 mod journal;
 mod keys;
@@ -46,8 +48,9 @@ enum Cmd {
     Check(check::CheckArgs),
     /// Show a running instance's pools and backends.
     Status(ctl::CtlArgs),
-    /// Ask a running instance to re-read its configuration.
-    Reload(ctl::CtlArgs),
+    /// Ask a running instance to re-read its configuration (checked and judged by its
+    /// reload guard; exits non-zero when refused).
+    Reload(ctl::ReloadArgs),
     /// The journal as a time-ordered list: changes, health, ejections, alerts.
     Timeline(ctl::SourceArgs),
     /// A Markdown post-incident review draft for a period, from the journal.

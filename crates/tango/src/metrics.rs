@@ -202,8 +202,18 @@ impl Collector for TangoCollector {
                     vec![("result", "rejected".to_string())],
                     self.reloads.rejected.load(Relaxed),
                 ),
+                (
+                    vec![("result", "refused".to_string())],
+                    self.reloads.refused.load(Relaxed),
+                ),
             ],
         )?;
+        ConstCounter::new(self.reloads.rollbacks.load(Relaxed)).encode(enc.encode_descriptor(
+            "tango_config_rollbacks",
+            "Reloads rolled back by their canary (an alert they caused).",
+            None,
+            MetricType::Counter,
+        )?)?;
         self.encode_watch(&mut enc)
     }
 }

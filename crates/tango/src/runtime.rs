@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
 use tango_core::policy::{EwmaCell, Selector};
+use tango_core::simulate::SampledRequest;
 
 /// State of one backend that survives reloads.
 #[derive(Debug)]
@@ -76,6 +77,51 @@ pub(crate) struct PoolShared {
     pub(crate) outlier: Mutex<Option<OutlierDetector>>,
     /// Hash pools: how keys are distributed, for telling a hot key from a bad config.
     pub(crate) keys: KeyTracker,
+    /// Hash pools: recent requests, for the reload guard's prediction of where a new
+    /// configuration would send the live keys.
+    pub(crate) requests: RequestSample,
+}
+
+/// A bounded ring of sampled requests. Requests are offered 1 in [`SAMPLE_EVERY`], and
+/// an offer that finds the ring busy (the guard copying it out) is dropped, so the data
+/// plane never waits here.
+#[derive(Debug, Default)]
+pub(crate) struct RequestSample {
+    ring: Mutex<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    items: Vec<SampledRequest>,
+    /// Where the next request goes once the ring is full.
+    next: usize,
+}
+
+/// One request in this many is offered to the sample.
+pub(crate) const SAMPLE_EVERY: u64 = 16;
+/// The most sampled requests kept per pool.
+pub(crate) const SAMPLE_CAP: usize = 10_000;
+
+impl RequestSample {
+    pub(crate) fn offer(&self, r: SampledRequest) {
+        let Ok(mut ring) = self.ring.try_lock() else {
+            return;
+        };
+        if ring.items.len() < SAMPLE_CAP {
+            ring.items.push(r);
+        } else {
+            let at = ring.next;
+            ring.items[at] = r;
+            ring.next = (at + 1) % SAMPLE_CAP;
+        }
+    }
+
+    /// The sampled requests, oldest first.
+    pub(crate) fn copy(&self) -> Arc<[SampledRequest]> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let (newer, older) = ring.items.split_at(ring.next.min(ring.items.len()));
+        older.iter().chain(newer).cloned().collect()
+    }
 }
 
 /// Counts requests with and without a hash key, and samples keys to find the hottest
@@ -312,4 +358,32 @@ fn rebuild_outlier(shared: &PoolShared, new: &Pool, old: Option<&PoolRuntime>) {
         }
         (Some(cfg), _, _) => Some(OutlierDetector::new(cfg, new.backends.len())),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(i: usize) -> SampledRequest {
+        let path = format!("/{i}");
+        SampledRequest::new(
+            "127.0.0.1".parse().unwrap(),
+            &path,
+            None,
+            std::iter::empty(),
+        )
+    }
+
+    #[test]
+    fn the_request_sample_keeps_the_latest_oldest_first() {
+        use tango_core::policy::RequestView;
+        let s = RequestSample::default();
+        for i in 0..SAMPLE_CAP + 3 {
+            s.offer(req(i));
+        }
+        let got = s.copy();
+        assert_eq!(got.len(), SAMPLE_CAP);
+        assert_eq!(got[0].path(), "/3");
+        assert_eq!(got[SAMPLE_CAP - 1].path(), format!("/{}", SAMPLE_CAP + 2));
+    }
 }

@@ -1,14 +1,18 @@
-//! `tango run`: start listeners and the admin API, reload on SIGHUP or on request, and
-//! drain on SIGTERM/SIGINT.
+//! `tango run`: start listeners and the admin API, reload on SIGHUP or on request (each
+//! reload checked and judged by the guard, and rolled back by its canary when it causes
+//! an alert), and drain on SIGTERM/SIGINT.
 
+use crate::guard::{Outcome, Verdict};
 use crate::proxy::{Listeners, Shutdown};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Snapshot};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config;
+use tango_core::guard::canary::Canary;
+use tango_core::guard::{Judgement, Overrides};
 use tango_core::journal::{summarize_changes, ConfigSource, EventKind};
 use tokio::sync::Mutex;
 
@@ -26,6 +30,9 @@ pub(crate) struct RunArgs {
     /// How long in-flight requests may take to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) grace: Duration,
+    /// Refuse to start when the checklist has warnings (or errors) on the file.
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
 }
 
 /// Where a reload request came from.
@@ -51,14 +58,19 @@ impl ReloadSource {
     }
 }
 
-/// Reload outcome counters and the current generation, for `/metrics`.
+/// Reload outcome counters, for `/metrics`.
 #[derive(Debug, Default)]
 pub(crate) struct ReloadStats {
     pub(crate) ok: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    /// Refused by the reload guard.
+    pub(crate) refused: AtomicU64,
+    /// Rolled back by their canary.
+    pub(crate) rollbacks: AtomicU64,
 }
 
-/// Owns the configuration lifecycle: applying a new file, or refusing it.
+/// Owns the configuration lifecycle: applying a new file, refusing it, or rolling it
+/// back.
 pub(crate) struct Control {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) path: PathBuf,
@@ -69,63 +81,92 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// Re-read the file; apply it whole or change nothing. Returns the new generation,
-    /// or every problem found. Either way the journal records it.
-    pub(crate) async fn reload(&self, source: ReloadSource) -> Result<u64, Vec<String>> {
+    /// Re-read the file; apply it whole or change nothing. The checklist runs on it, and
+    /// the reload guard judges it (see `guard.rs`). Either way the journal records it.
+    pub(crate) async fn reload(self: &Arc<Self>, source: ReloadSource, o: Overrides) -> Outcome {
         let mut listeners = self.listeners.lock().await;
-        let r = self.try_reload(&mut listeners, source).await;
-        match &r {
-            Ok(g) => {
+        let out = self.try_reload(&mut listeners, source, &o).await;
+        let (findings, predicted) = match &out.judgement {
+            Some(j) => (j.finding_records(), j.predicted()),
+            None => (Vec::new(), Vec::new()),
+        };
+        match out.verdict {
+            Verdict::Applied => {
                 self.reloads.ok.fetch_add(1, Relaxed);
                 tracing::info!(
-                    generation = g,
+                    generation = out.generation,
                     source = source.as_str(),
                     "configuration applied"
                 );
+                return out;
             }
-            Err(errs) => {
+            Verdict::Rejected => {
                 self.reloads.rejected.fetch_add(1, Relaxed);
-                self.journal.record(EventKind::ConfigRejected {
-                    source: source.journal(),
-                    errors: errs.clone(),
-                });
                 tracing::error!(
                     source = source.as_str(),
-                    problems = errs.len(),
+                    problems = out.errors.len(),
                     "configuration rejected; the previous one keeps serving:\n{}",
-                    errs.join("\n")
+                    out.errors.join("\n")
+                );
+            }
+            Verdict::Refused => {
+                self.reloads.refused.fetch_add(1, Relaxed);
+                let steps = out
+                    .judgement
+                    .as_ref()
+                    .map(|j| j.next_steps())
+                    .unwrap_or_default();
+                tracing::error!(
+                    source = source.as_str(),
+                    generation = out.generation,
+                    "reload refused by the guard; generation {} keeps serving:\n{}\nto proceed:\n{}",
+                    out.generation,
+                    out.errors.join("\n"),
+                    steps
+                        .iter()
+                        .map(|s| format!("  - {s}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
         }
-        r
+        self.journal.record(EventKind::ConfigRejected {
+            source: source.journal(),
+            errors: out.errors.clone(),
+            findings,
+            predicted,
+        });
+        out
     }
 
     async fn try_reload(
-        &self,
+        self: &Arc<Self>,
         listeners: &mut Listeners,
         source: ReloadSource,
-    ) -> Result<u64, Vec<String>> {
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .map_err(|e| vec![format!("reload task failed: {e}")])?
-            .map_err(|e| match e.source() {
-                Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
-                None => vec![e.render()],
-            })?;
+        o: &Overrides,
+    ) -> Outcome {
+        let old = self.rt.snapshot.load_full();
+        let (loaded, j) = match self.judge(&old, o).await {
+            Ok(x) => x,
+            Err(errors) => return Outcome::rejected(old.generation, errors),
+        };
+        crate::guard::log_findings(&j.finding_records());
+        if j.refused() {
+            return Outcome::refused(old.generation, j);
+        }
         let hash = content_hash(&loaded.source.text);
         let new = loaded.config;
-        let old = self.rt.current();
         if new.admin != old.config.admin {
             tracing::warn!("changes to [admin] take effect on restart");
         }
-        let bound = listeners
-            .prepare(&new)
-            .await
-            .map_err(|e| vec![format!("{e:#}")])?;
+        let bound = match listeners.prepare(&new).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::rejected(old.generation, vec![format!("{e:#}")]),
+        };
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
         let snap = self.rt.build(new, &loaded.source.text, generation);
+        let canary = self.arm_canary(&old, &j, generation);
         let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(&cfg, bound);
@@ -133,10 +174,158 @@ impl Control {
         for c in &changes {
             tracing::info!(generation, "change: {}", c.describe());
         }
+        for line in j.overrides() {
+            tracing::warn!(generation, "override: {line}");
+        }
         self.journal.record(EventKind::ConfigApplied {
             content_hash: hash,
             source: source.journal(),
             changes,
+            findings: j.finding_records(),
+            predicted: j.predicted(),
+            overrides: j.overrides(),
+        });
+        Outcome {
+            verdict: Verdict::Applied,
+            generation,
+            errors: Vec::new(),
+            judgement: Some(j),
+            canary,
+        }
+    }
+
+    /// Read the file and judge it against the configuration in force, off the async
+    /// threads (the prediction simulates). Errors: the file's problems.
+    async fn judge(
+        &self,
+        old: &Snapshot,
+        o: &Overrides,
+    ) -> Result<(tango_core::config::Loaded, Judgement), Vec<String>> {
+        let path = self.path.clone();
+        let live_text = old.text.clone();
+        let settings = old.config.guard.clone();
+        let observed = crate::guard::observed(&self.rt, &self.watch);
+        let o = o.clone();
+        tokio::task::spawn_blocking(move || {
+            let new = config::load(&path).map_err(|e| match e.source() {
+                Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
+                None => vec![e.render()],
+            })?;
+            let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let live = config::parse(
+                &path.display().to_string(),
+                &live_text,
+                base.unwrap_or(std::path::Path::new(".")),
+            )
+            .map_err(|e| vec![format!("the configuration in force no longer reads: {e}")])?;
+            let j = tango_core::guard::judge(tango_core::guard::Input {
+                live: &live,
+                new: &new,
+                settings: &settings,
+                overrides: &o,
+                observed: &observed,
+            });
+            Ok((new, j))
+        })
+        .await
+        .map_err(|e| vec![format!("reload task failed: {e}")])?
+    }
+
+    /// Tell the watch the split to expect, and arm the canary over the changed pools
+    /// (with the settings in force before the reload).
+    fn arm_canary(
+        self: &Arc<Self>,
+        old: &Snapshot,
+        j: &Judgement,
+        generation: u64,
+    ) -> Option<Canary> {
+        let expected = j.expectations();
+        let restore: Vec<_> = j
+            .pools
+            .iter()
+            .filter(|p| expected.iter().any(|(e, _)| *e == p.pool))
+            .map(|p| {
+                let shares = p
+                    .backends
+                    .iter()
+                    .filter_map(|b| Some((b.name.clone(), b.old_pct? / 100.0)))
+                    .collect();
+                (p.pool.clone(), shares)
+            })
+            .collect();
+        let changed: Vec<String> = j.scope.iter().map(|p| p.pool.clone()).collect();
+        self.watch.expect(generation, expected, &changed);
+        let g = &old.config.guard;
+        if !g.rollback || j.scope.is_empty() {
+            return None;
+        }
+        let window_ms = g.canary.as_millis() as u64;
+        let canary = Canary {
+            generation,
+            until_ms: crate::journal::unix_ms() + window_ms,
+            pools: j.scope.clone(),
+        };
+        crate::canary::arm(
+            &self.watch,
+            crate::canary::Armed {
+                canary: canary.clone(),
+                window_ms,
+                previous: crate::canary::Previous {
+                    config: old.config.clone(),
+                    text: old.text.clone(),
+                    generation: old.generation,
+                },
+                restore,
+                control: Arc::downgrade(self),
+            },
+        );
+        Some(canary)
+    }
+
+    /// Put the configuration before `armed`'s reload back, as a new generation, because
+    /// of `evidence`. Refused when another reload has happened since.
+    pub(crate) async fn rollback(
+        &self,
+        armed: &crate::canary::Armed,
+        evidence: Vec<tango_core::detector::Evidence>,
+    ) -> Result<u64, String> {
+        let mut listeners = self.listeners.lock().await;
+        let cur = self.rt.snapshot.load_full();
+        if cur.generation != armed.canary.generation {
+            return Err(format!("generation {} is in force now", cur.generation));
+        }
+        let prev = &armed.previous;
+        let bound = listeners
+            .prepare(&prev.config)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let generation = cur.generation + 1;
+        let changes = summarize_changes(&cur.config, &prev.config);
+        let snap = self
+            .rt
+            .build((*prev.config).clone(), &prev.text, generation);
+        let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
+        self.watch
+            .expect(generation, armed.restore.clone(), &changed);
+        let cfg = snap.config.clone();
+        self.rt.snapshot.store(Arc::new(snap));
+        listeners.commit(&cfg, bound);
+        self.journal.set_generation(generation);
+        self.reloads.rollbacks.fetch_add(1, Relaxed);
+        tracing::warn!(
+            from = cur.generation,
+            to = prev.generation,
+            generation,
+            "configuration rolled back: generation {} caused an alert in its canary; generation {}'s configuration is in force again as generation {generation}",
+            cur.generation,
+            prev.generation
+        );
+        self.journal.record(EventKind::ConfigRolledBack {
+            from_generation: cur.generation,
+            to_generation: prev.generation,
+            content_hash: content_hash(&prev.text),
+            changes,
+            evidence,
         });
         Ok(generation)
     }
@@ -156,6 +345,9 @@ pub(crate) fn load_or_explain(
 /// Start everything; returns once shut down.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let loaded = load_or_explain(&args.config)?;
+    if args.deny_warnings {
+        deny_warnings(&loaded)?;
+    }
     let (control, shutdown, admin_addr) =
         start(loaded, args.config.clone(), args.access_log).await?;
     // One line per address on stdout, for scripts and tests that start tango on port 0.
@@ -169,13 +361,35 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(admin = %admin_addr, "tango is running");
     loop {
         tokio::select! {
-            _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup).await; }
+            // SIGHUP has no override: what the file says is all there is.
+            _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup, Overrides::default()).await; }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
     drain(&shutdown, args.grace).await;
     Ok(())
+}
+
+/// `--deny-warnings`: the checklist's warnings and errors (not allowed by the file)
+/// stop the start, printed as `tango check` prints them.
+fn deny_warnings(loaded: &tango_core::config::Loaded) -> anyhow::Result<()> {
+    let l = tango_core::lint::lint(loaded);
+    let denied: Vec<_> = l
+        .problems
+        .iter()
+        .filter(|d| d.severity >= tango_core::diag::Severity::Warning)
+        .cloned()
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let mut text = tango_core::lint::report::human(&loaded.source, &denied, &[]);
+    text.push_str(&format!(
+        "refusing to start with --deny-warnings: {} checklist finding(s); fix them or allow them with [[allow]] and a reason",
+        denied.len()
+    ));
+    Err(anyhow::Error::new(crate::Rendered(text)))
 }
 
 pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
@@ -196,6 +410,7 @@ pub(crate) async fn start(
     access_log: bool,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
     let hash = content_hash(&loaded.source.text);
+    let findings = crate::guard::startup_findings(&loaded);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
     let admin_token = crate::admin::resolve_token(&config.admin)?;
@@ -203,6 +418,7 @@ pub(crate) async fn start(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
     )?;
+    crate::guard::log_findings(&findings);
     // Generations continue from the journal, so one names one configuration for good.
     let generation = journal.last_generation() + 1;
     let rt = Runtime::new(config.clone(), &loaded.source.text);
@@ -215,6 +431,9 @@ pub(crate) async fn start(
         content_hash: hash,
         source: ConfigSource::Startup,
         changes: Vec::new(),
+        findings,
+        predicted: Vec::new(),
+        overrides: Vec::new(),
     });
     let shutdown = Shutdown::new();
     let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);

@@ -1,13 +1,19 @@
 //! The watch: once a tick, read every backend's counters (never the hot path's locks),
 //! feed tango-core's skew detector, publish gauges, and turn alerts into log lines,
-//! journal events (with the suspected cause) and deliveries.
+//! journal events (with the suspected cause) and deliveries. It also keeps what the
+//! reload guard predicts from (each pool's recent rate and latency), takes the split to
+//! expect after a predicted change, and hands every alert to the armed canary.
 
+use crate::canary::{Expectations, Split};
+
+mod straddle;
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
@@ -40,11 +46,23 @@ pub(crate) struct TrafficPoint {
 }
 
 /// What the watch publishes; read by `/metrics` and the admin API.
-#[derive(Debug, Default)]
+/// A pool's recent load, for the reload guard's prediction.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Observed {
+    pub(crate) rate_rps: f64,
+    /// Mean response time in milliseconds (0: no response seen).
+    pub(crate) latency_ms: f64,
+}
+
+#[derive(Default)]
 pub(crate) struct WatchState {
     pub(crate) pools: Mutex<HashMap<String, PoolView>>,
     pub(crate) alerts: Mutex<VecDeque<AlertRecord>>,
     pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
+    pub(crate) observed: Mutex<HashMap<String, Observed>>,
+    /// Per pool, the split the shift detector should expect from a generation on.
+    expectations: Mutex<HashMap<String, (u64, Split)>>,
+    pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
 }
 
 const ALERT_HISTORY: usize = 1000;
@@ -52,6 +70,34 @@ const ALERT_HISTORY: usize = 1000;
 const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 impl WatchState {
+    /// From `generation` on, expect these splits (a change the guard predicted and let
+    /// through without force): the shift detector re-baselines to them. A pool in
+    /// `changed` without a split here forgets any it was still to expect: that change
+    /// was not predicted.
+    pub(crate) fn expect(&self, generation: u64, e: Expectations, changed: &[String]) {
+        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+        for pool in changed {
+            x.remove(pool);
+        }
+        for (pool, shares) in e {
+            x.insert(pool, (generation, shares));
+        }
+    }
+
+    /// The expectations due at `generation`.
+    fn due(&self, generation: u64) -> Expectations {
+        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+        let pools: Vec<String> = x
+            .iter()
+            .filter(|(_, (g, _))| *g <= generation)
+            .map(|(p, _)| p.clone())
+            .collect();
+        pools
+            .into_iter()
+            .filter_map(|p| x.remove(&p).map(|(_, shares)| (p, shares)))
+            .collect()
+    }
+
     pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
         self.alerts
             .lock()
@@ -90,7 +136,14 @@ struct PoolWatch {
     shift: ShiftDetector,
     policy: PolicyKind,
     prev: HashMap<String, StatsSnapshot>,
+    /// The tick that straddles a reload.
+    straddle: Straddle,
+    /// Recent ticks' (requests, latency sum in ms, latency count), newest last.
+    load: VecDeque<(u64, f64, u64)>,
 }
+
+/// Ticks the observed rate and latency are averaged over.
+const LOAD_TICKS: usize = 10;
 
 impl PoolWatch {
     fn new(pool: &str, policy: PolicyKind, tick: Duration) -> Self {
@@ -100,6 +153,26 @@ impl PoolWatch {
             shift: ShiftDetector::new(pool, cfg, ShiftConfig::default()),
             policy,
             prev: HashMap::new(),
+            straddle: Straddle::default(),
+            load: VecDeque::new(),
+        }
+    }
+
+    /// Record the tick's load; returns the recent rate and mean latency.
+    fn observe(&mut self, input: &PoolTick, requests: u64, tick: Duration) -> Observed {
+        let sum: f64 = input.backends.iter().map(|b| b.latency_sum_ms).sum();
+        let count: u64 = input.backends.iter().map(|b| b.latency_count).sum();
+        if self.load.len() == LOAD_TICKS {
+            self.load.pop_front();
+        }
+        self.load.push_back((requests, sum, count));
+        let (r, s, c) = self
+            .load
+            .iter()
+            .fold((0, 0.0, 0), |a, x| (a.0 + x.0, a.1 + x.1, a.2 + x.2));
+        Observed {
+            rate_rps: r as f64 / (self.load.len() as f64 * tick.as_secs_f64()),
+            latency_ms: if c > 0 { s / c as f64 } else { 0.0 },
         }
     }
 }
@@ -110,11 +183,15 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let snap = rt.current();
+        let snap = rt.snapshot.load_full();
         let now_ms = unix_ms();
+        let applied_ms = (snap.applied_at * 1000.0) as u64;
         let mut views = HashMap::new();
+        let mut observed = HashMap::new();
+        let mut events = Vec::new();
         let (mut tick_requests, mut tick_errors) = (0, 0);
         pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
+        let mut due = state.due(snap.generation);
         for pool in &snap.pools {
             let w = pools
                 .entry(pool.cfg.name.clone())
@@ -128,16 +205,17 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 );
                 w.policy = pool.cfg.policy;
             }
-            let (input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
+            if let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
+                w.shift.expect(due.swap_remove(i).1);
+            }
+            let (mut input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
+            w.straddle.apply(&mut input, snap.generation, applied_ms);
+            observed.insert(pool.cfg.name.clone(), w.observe(&input, requests, tick));
             tick_requests += requests;
             tick_errors += errors;
             let report = w.detector.tick(&input);
-            for ev in report.events {
-                handle_event(&journal, &state, &snap.config.alerts, ev);
-            }
-            for ev in w.shift.tick(&input).events {
-                handle_event(&journal, &state, &snap.config.alerts, ev);
-            }
+            events.extend(report.events);
+            events.extend(w.shift.tick(&input).events);
             views.insert(
                 pool.cfg.name.clone(),
                 PoolView {
@@ -147,15 +225,22 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
             );
         }
         *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
-        let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() == TRAFFIC_HISTORY {
-            t.pop_front();
+        *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
+        {
+            let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
+            if t.len() == TRAFFIC_HISTORY {
+                t.pop_front();
+            }
+            t.push_back(TrafficPoint {
+                ts_ms: now_ms,
+                requests: tick_requests,
+                errors: tick_errors,
+            });
         }
-        t.push_back(TrafficPoint {
-            ts_ms: now_ms,
-            requests: tick_requests,
-            errors: tick_errors,
-        });
+        for ev in events {
+            handle_event(&journal, &state, &snap.config.alerts, ev, now_ms).await;
+        }
+        crate::canary::expire(&state, &journal, now_ms);
     }
 }
 
@@ -252,10 +337,29 @@ fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
     None
 }
 
-fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertEvent) {
+async fn handle_event(
+    journal: &Sink,
+    state: &WatchState,
+    targets: &Alerts,
+    ev: AlertEvent,
+    now_ms: u64,
+) {
     match ev {
         AlertEvent::Fired(evidence) => {
-            let cause = attribute(&evidence, &journal.recent());
+            let mut cause = attribute(&evidence, &journal.recent());
+            // Journaled before the canary acts, so the journal reads: applied, alert,
+            // rollback.
+            let mut journaled = evidence.clone();
+            journaled.detail = Some(match &journaled.detail {
+                Some(d) => format!("{d}; {}", cause.sentence),
+                None => cause.sentence.clone(),
+            });
+            journal.record(EventKind::AlertFired {
+                evidence: journaled,
+            });
+            if let Some(clause) = crate::canary::on_alert(state, &evidence, &cause, now_ms).await {
+                cause.sentence = format!("{}; {clause}", cause.sentence);
+            }
             tracing::warn!(
                 pool = %evidence.pool,
                 backend = %evidence.backend,
@@ -270,14 +374,6 @@ fn handle_event(journal: &Sink, state: &WatchState, targets: &Alerts, ev: AlertE
                 "ALERT {}",
                 cause.sentence
             );
-            let mut journaled = evidence.clone();
-            journaled.detail = Some(match &journaled.detail {
-                Some(d) => format!("{d}; {}", cause.sentence),
-                None => cause.sentence.clone(),
-            });
-            journal.record(EventKind::AlertFired {
-                evidence: journaled,
-            });
             let record = AlertRecord {
                 evidence,
                 cause,

@@ -26,6 +26,20 @@ pub struct ConfigFile {
     /// Where alerts go besides the log and the journal.
     #[serde(default)]
     pub alerts: Option<S<AlertsFile>>,
+    /// What a reload must pass, and the watch after it.
+    #[serde(default)]
+    pub guard: Option<S<GuardFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardFile {
+    pub enabled: Option<S<bool>>,
+    pub max_shift: Option<S<f64>>,
+    pub canary: Option<S<String>>,
+    pub rollback: Option<S<bool>>,
+    #[serde(default)]
+    pub allow_shift: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

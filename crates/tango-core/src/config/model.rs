@@ -14,6 +14,34 @@ pub struct Config {
     pub pools: Vec<Pool>,
     pub allows: Vec<Allow>,
     pub alerts: Alerts,
+    pub guard: Guard,
+}
+
+/// The reload guard (`[guard]`): the gates a reload must pass and the canary after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    /// Judge reloads: refuse new checklist findings and large predicted shifts.
+    pub enabled: bool,
+    /// Largest move of a backend's predicted share a reload may make, in points.
+    pub max_shift_points: f64,
+    /// How long the pools a reload changed are watched for alerts it caused.
+    pub canary: Duration,
+    /// Restore the previous configuration when such an alert fires in the canary.
+    pub rollback: bool,
+    /// Pools allowed to shift by the reload that adds them to this list.
+    pub allow_shift: Vec<String>,
+}
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_shift_points: crate::diff::DEFAULT_MAX_SHIFT_POINTS,
+            canary: Duration::from_secs(30),
+            rollback: true,
+            allow_shift: Vec::new(),
+        }
+    }
 }
 
 /// Alert delivery targets (`http://` URLs).

@@ -331,3 +331,27 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn the_guard_is_on_by_default_and_its_settings_are_checked() {
+    let c = parse_ok(GOOD);
+    assert_eq!(c.guard, Guard::default());
+    assert!(c.guard.enabled && c.guard.rollback);
+    assert_eq!(c.guard.max_shift_points, 10.0);
+    assert_eq!(c.guard.canary, Duration::from_secs(30));
+    let c = parse_ok(&format!(
+        "{GOOD}\n[guard]\nmax_shift = 25\ncanary = \"10s\"\nrollback = false\nallow_shift = [\"web\"]\n"
+    ));
+    assert_eq!(c.guard.max_shift_points, 25.0);
+    assert_eq!(c.guard.canary, Duration::from_secs(10));
+    assert!(!c.guard.rollback);
+    assert_eq!(c.guard.allow_shift, vec!["web".to_string()]);
+    let e = parse_err(&format!(
+        "{GOOD}\n[guard]\nmax_shift = 120.0\ncanary = \"0s\"\nallow_shift = [\"nope\"]\n"
+    ));
+    let keys: Vec<&str> = e.diagnostics().iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["guard.allow_shift[0]", "guard.max_shift", "guard.canary"]
+    );
+}

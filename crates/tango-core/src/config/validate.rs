@@ -13,6 +13,7 @@ use std::time::Duration;
 mod admin;
 
 use admin::admin;
+mod guard;
 
 pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 /// The longest duration accepted anywhere: deadlines are computed by adding durations
@@ -153,6 +154,7 @@ pub(crate) fn validate(
     let routes = routes(&mut v, &file.route, &pools);
     let allows = allows(&mut v, &file.allow, &pools);
     let alerts = alerts(&mut v, file.alerts.as_ref());
+    let guard = guard::guard(&mut v, file.guard.as_ref(), &pools);
     if v.diags.is_empty() {
         Ok(Config {
             admin,
@@ -161,6 +163,7 @@ pub(crate) fn validate(
             pools,
             allows,
             alerts,
+            guard,
         })
     } else {
         Err(v.diags)

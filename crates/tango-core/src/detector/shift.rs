@@ -64,6 +64,8 @@ pub struct ShiftDetector {
     shifted_since: Option<u64>,
     /// Alerts reported as fired, so their resolutions are reported and no others.
     reported: Vec<(String, AlertKind)>,
+    /// A split to expect from the next tick on (see [`ShiftDetector::expect`]).
+    pending: Option<Vec<(String, f64)>>,
 }
 
 fn normalize(v: &mut [f64]) {
@@ -91,7 +93,63 @@ impl ShiftDetector {
             baseline: Vec::new(),
             shifted_since: None,
             reported: Vec::new(),
+            pending: None,
         }
+    }
+
+    /// Expect `shares` (backend name, share of the pool) from the next tick on: a change
+    /// that was predicted and allowed, such as an intended weight change, so it is no
+    /// shift. At that tick the shift alerts firing resolve, the baseline becomes these
+    /// shares (backends not named get none), and the windows start afresh, so the tick
+    /// that straddles the change is judged against neither split.
+    pub fn expect(&mut self, shares: Vec<(String, f64)>) {
+        self.pending = Some(shares);
+    }
+
+    /// Apply a pending [`ShiftDetector::expect`]; returns the resolutions it causes.
+    fn take_expectation(&mut self, input: &PoolTick, conf: &[f64]) -> Vec<AlertEvent> {
+        let Some(shares) = self.pending.take() else {
+            return Vec::new();
+        };
+        let mut resolved = Vec::new();
+        for mut evidence in self.inner.active() {
+            evidence.basis = Basis::Baseline;
+            let key = (evidence.backend.clone(), evidence.kind);
+            if let Some(p) = self.reported.iter().position(|r| *r == key) {
+                self.reported.swap_remove(p);
+                resolved.push(AlertEvent::Resolved {
+                    evidence,
+                    resolved_ms: input.now_ms,
+                });
+            }
+        }
+        let mut share: Vec<f64> = input
+            .backends
+            .iter()
+            .map(|b| {
+                shares
+                    .iter()
+                    .find(|(n, _)| *n == b.name)
+                    .map_or(0.0, |(_, s)| s.max(0.0))
+            })
+            .collect();
+        normalize(&mut share);
+        self.baseline = input
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Baseline {
+                name: s.name.clone(),
+                share: share[i],
+                at_shift: 0,
+                configured: conf[i],
+                last_requests: Some(s.requests),
+            })
+            .collect();
+        let cfg = self.inner.config().clone();
+        self.inner = PoolDetector::new(self.pool.clone(), cfg);
+        self.shifted_since = None;
+        resolved
     }
 
     fn intended(input: &PoolTick, configured: bool) -> Vec<f64> {
@@ -150,6 +208,7 @@ impl ShiftDetector {
         self.reconcile(input);
         let conf = Self::intended(input, true);
         let eff = Self::intended(input, false);
+        let resolved = self.take_expectation(input, &conf);
         let expected: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
         let tick = PoolTick {
             expected: Some(expected.clone()),
@@ -227,6 +286,7 @@ impl ShiftDetector {
             }
         });
 
+        report.events.extend(resolved);
         let now = input.now_ms;
         if self.inner.active().is_empty() {
             self.shifted_since = None;

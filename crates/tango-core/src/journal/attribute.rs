@@ -1,7 +1,8 @@
 //! Attribution: which journaled event most likely caused an alert.
 //!
 //! Candidates are the events in the [`LOOKBACK_MS`] before the alert's estimated onset
-//! (plus a little slack, as the onset is an estimate). A config change touching the
+//! (plus a little slack, as the onset is an estimate). A config change (a reload or a
+//! rollback) touching the
 //! alerting backend ranks first, then one touching its pool, by the change's rank
 //! (weights, policy, hash key before health settings before membership), latest first.
 //! Health and ejection events in the pool come next; changes to other pools last.
@@ -42,7 +43,15 @@ pub fn attribute(alert: &Evidence, events: &[Event]) -> SuspectedCause {
     // (affinity, rank, -ts): lower is more suspect.
     let mut best_change: Option<(u8, u8, u64, &Event, &Change)> = None;
     for e in &window {
-        if let EventKind::ConfigApplied { changes, .. } = &e.kind {
+        // A rollback undoes a change: an alert whose onset precedes it (a window still
+        // holding the bad split) is the rolled-back change's, not the rollback's.
+        let rolled_back_after =
+            matches!(e.kind, EventKind::ConfigRolledBack { .. }) && e.ts_ms > alert.onset_ms;
+        if let (
+            EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. },
+            false,
+        ) = (&e.kind, rolled_back_after)
+        {
             for c in changes {
                 let affinity = if c.pool != alert.pool {
                     2
@@ -166,6 +175,7 @@ fn is_health(k: &EventKind) -> bool {
 
 fn source_word(k: &EventKind) -> &'static str {
     match k {
+        EventKind::ConfigRolledBack { .. } => "rollback",
         EventKind::ConfigApplied {
             source: ConfigSource::Startup,
             ..

@@ -67,6 +67,9 @@ pub fn describe(e: &Event) -> String {
             content_hash,
             source,
             changes,
+            findings,
+            overrides,
+            ..
         } => {
             let hash: String = content_hash.chars().take(12).collect();
             let mut s = format!(
@@ -75,12 +78,43 @@ pub fn describe(e: &Event) -> String {
                 source.as_str(),
                 changes.len()
             );
+            let new = findings.iter().filter(|f| f.new).count();
+            if new > 0 {
+                let _ = write!(s, ", {new} new checklist finding(s)");
+            }
+            if !overrides.is_empty() {
+                let _ = write!(s, "; {}", overrides.join("; "));
+            }
             for c in changes {
                 let _ = write!(s, "\n    - {}", c.describe());
             }
             s
         }
-        EventKind::ConfigRejected { source, errors } => format!(
+        EventKind::ConfigRolledBack {
+            from_generation,
+            to_generation,
+            evidence,
+            ..
+        } => format!(
+            "config generation {from_generation} rolled back to generation {to_generation} (now generation {}){}",
+            e.generation,
+            evidence
+                .first()
+                .map(|ev| format!(
+                    " after {} on {}/{}",
+                    ev.kind.as_str(),
+                    ev.pool,
+                    ev.backend
+                ))
+                .unwrap_or_default()
+        ),
+        EventKind::CanaryPassed { pools, window_ms } => format!(
+            "config generation {} passed its {} s canary (pools {})",
+            e.generation,
+            window_ms / 1000,
+            pools.join(", ")
+        ),
+        EventKind::ConfigRejected { source, errors, .. } => format!(
             "config rejected ({}): {} error(s){}",
             source.as_str(),
             errors.len(),
@@ -258,13 +292,20 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
                 e.ts_ms > alert.onset_ms
                     && e.ts_ms <= t
                     && match &e.kind {
-                        EventKind::ConfigApplied { .. } => true,
+                        EventKind::ConfigApplied { .. } | EventKind::ConfigRolledBack { .. } => {
+                            true
+                        }
                         EventKind::AlertFired { .. } | EventKind::AlertResolved { .. } => false,
                         k => k.pool() == Some(alert.pool.as_str()),
                     }
             });
             let what = match fix {
                 Some(e) => match &e.kind {
+                    EventKind::ConfigRolledBack { to_generation, .. } => format!(
+                        "the automatic rollback to generation {to_generation} at {} (now generation {})",
+                        clock(e.ts_ms),
+                        e.generation
+                    ),
                     EventKind::ConfigApplied { changes, .. } => format!(
                         "config generation {} at {}{}",
                         e.generation,

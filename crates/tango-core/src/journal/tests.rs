@@ -73,6 +73,9 @@ fn applied(ts_ms: u64, generation: u64, changes: Vec<Change>) -> Event {
             content_hash: "9f2c1e0b7a5d33aa".into(),
             source: ConfigSource::Sighup,
             changes,
+            findings: Vec::new(),
+            predicted: Vec::new(),
+            overrides: Vec::new(),
         },
     }
 }
@@ -278,4 +281,90 @@ fn dates_are_civil_utc() {
     assert_eq!(date_time(0), "1970-01-01 00:00:00Z");
     assert_eq!(date_time(T0), "2024-03-05 14:29:32Z");
     assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00:00Z");
+}
+
+fn rolled_back(ts_ms: u64) -> Event {
+    Event {
+        ts_ms,
+        generation: 3,
+        kind: EventKind::ConfigRolledBack {
+            from_generation: 2,
+            to_generation: 1,
+            content_hash: "0123456789abcdef".into(),
+            changes: vec![weight_change(10, 1)],
+            evidence: vec![evidence(ts_ms - 3000)],
+        },
+    }
+}
+
+#[test]
+fn a_rollback_reads_back_and_says_which_generation_it_restored() {
+    let e = rolled_back(T0 + 5000);
+    let p = parse_lines(&(e.to_line() + "\n"));
+    assert_eq!(p.events, vec![e.clone()]);
+    assert_eq!(
+        describe(&e),
+        "config generation 2 rolled back to generation 1 (now generation 3) after over_share on web/backend-2"
+    );
+    // Lines written before the guard existed have no findings and still parse.
+    let old = r#"{"ts_ms":1,"generation":1,"type":"config_applied","content_hash":"x","source":"startup","changes":[]}"#;
+    assert_eq!(parse_lines(old).events.len(), 1);
+}
+
+#[test]
+fn an_alert_after_a_rollback_is_attributed_to_it() {
+    let events = vec![
+        applied(T0, 2, vec![weight_change(1, 10)]),
+        rolled_back(T0 + 5000),
+    ];
+    let c = attribute(&evidence(T0 + 7000), &events);
+    assert_eq!(c.generation, Some(3));
+    assert!(
+        c.sentence
+            .contains("config generation 3 (rollback at 14:29:37), which changed"),
+        "{}",
+        c.sentence
+    );
+}
+
+#[test]
+fn an_alert_whose_onset_precedes_a_rollback_stays_with_the_rolled_back_change() {
+    let events = vec![
+        applied(T0, 2, vec![weight_change(1, 10)]),
+        rolled_back(T0 + 1000),
+    ];
+    let c = attribute(&evidence(T0 + 500), &events);
+    assert_eq!(c.generation, Some(2), "{}", c.sentence);
+}
+
+#[test]
+fn the_postmortem_names_a_rollback_as_the_fix() {
+    let mut events = vec![applied(T0, 2, vec![weight_change(1, 10)])];
+    let mut fired = evidence(T0 + 1000);
+    fired.at_ms = T0 + 2000;
+    events.push(Event {
+        ts_ms: T0 + 2000,
+        generation: 2,
+        kind: EventKind::AlertFired {
+            evidence: fired.clone(),
+        },
+    });
+    events.push(rolled_back(T0 + 2100));
+    events.push(Event {
+        ts_ms: T0 + 6000,
+        generation: 3,
+        kind: EventKind::AlertResolved { evidence: fired },
+    });
+    let input = PostmortemInput {
+        from_ms: T0 - 1000,
+        to_ms: T0 + 10_000,
+        ..Default::default()
+    };
+    let pm = render_postmortem(&events, &input);
+    assert!(
+        pm.contains(
+            "Cleared by the automatic rollback to generation 1 at 14:29:34 (now generation 3)"
+        ),
+        "{pm}"
+    );
 }

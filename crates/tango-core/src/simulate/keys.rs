@@ -7,7 +7,7 @@
 
 use super::rng::Rng;
 use crate::config::HashKey;
-use crate::policy::{hash_bytes, hash_ip};
+use crate::policy::{hash_bytes, hash_ip, key_hash};
 use std::net::IpAddr;
 
 /// The keys of the simulated requests.
@@ -26,6 +26,9 @@ pub enum KeySource {
     /// Keys drawn from `distinct` keys with Zipf's law: the key of rank r is drawn with
     /// probability proportional to 1 / r^s, so a few hot keys carry much of the traffic.
     Zipf { s: f64, distinct: u64 },
+    /// Requests a running instance sampled, in order, repeated like a list: the key is
+    /// read from each with the pool's own hash key.
+    Requests(std::sync::Arc<[super::SampledRequest]>),
 }
 
 /// What the simulator needs from one access log line.
@@ -205,6 +208,10 @@ impl KeyStream {
             KeySource::Random => Ok(KeyStream::Random),
             KeySource::List(values) => cycle(hash_list(values, key, pool)?),
             KeySource::AccessLog(records) => cycle(hash_log(records, key, pool)?),
+            // The client address in a sample is already resolved: no proxy to trust.
+            KeySource::Requests(reqs) => {
+                cycle(reqs.iter().map(|r| key_hash(key, r, &[])).collect())
+            }
             KeySource::Uniform { distinct } => Ok(KeyStream::Population {
                 hashes: population(*distinct)?,
                 cdf: None,

@@ -23,9 +23,10 @@ pub(crate) struct DemoArgs {
     /// Latency of every demo backend.
     #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
     latency: Duration,
-    /// Replay the incident tango exists for: after 5 s a reload changes demo-2's weight
-    /// from 1 to 10 (a typo), and 10 s later it is reverted (try `--duration 30s`). Watch the alert name the
-    /// backend and the change.
+    /// Replay the incident tango exists for: after 5 s a reload forced past the guard
+    /// changes demo-2's weight from 1 to 10 (a typo), and 10 s later the file is fixed
+    /// (try `--duration 30s`). Watch the alert name the backend and the change, and the
+    /// canary roll the reload back.
     #[arg(long)]
     incident: bool,
 }
@@ -96,12 +97,18 @@ async fn incident(control: std::sync::Arc<server::Control>, path: std::path::Pat
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
     if std::fs::write(&path, &typo).is_ok() {
-        println!("  >> reload: demo-2's weight goes from 1 to 10 (a typo for 1)");
-        let _ = control.reload(server::ReloadSource::Api).await;
+        println!("  >> reload --force: demo-2's weight goes from 1 to 10 (a typo for 1)");
+        let force = tango_core::guard::Overrides {
+            force: true,
+            allow_shift: Vec::new(),
+        };
+        let _ = control.reload(server::ReloadSource::Api, force).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     if std::fs::write(&path, DEMO_CONFIG).is_ok() {
         println!("  >> reload: the weight is fixed back to 1");
-        let _ = control.reload(server::ReloadSource::Api).await;
+        let _ = control
+            .reload(server::ReloadSource::Api, Default::default())
+            .await;
     }
 }

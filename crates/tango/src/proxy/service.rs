@@ -215,7 +215,7 @@ async fn proxy(
     let pool = &snap.pools[route.pool];
     let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
-        pool.shared.keys.observe(key);
+        crate::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
     }
 
     let upgrade = if req.version() == Version::HTTP_11 {

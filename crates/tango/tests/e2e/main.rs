@@ -10,6 +10,7 @@ mod check_cli;
 mod conns;
 mod failures;
 mod framing;
+mod guard;
 mod hardening;
 mod lifecycle;
 mod policies;

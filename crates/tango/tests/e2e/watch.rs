@@ -227,12 +227,15 @@ async fn a_weight_typo_is_caught_named_attributed_and_cleared() {
             "[alerts]\nwebhook = \"http://{}/hook\"\nalertmanager = \"{}\"\n\n",
             hook.addr, am.url
         );
+        // The reload guard would refuse the typo (and roll it back if forced): this
+        // test is about what the watch sees when it ships (see guard.rs for the guard).
         alerts
             + &config("", &spec).replacen(
                 "[admin]\n",
                 &format!("[admin]\nstate_dir = \"{}\"\n", state.path().display()),
                 1,
             )
+            + "\n[guard]\nenabled = false\nrollback = false\n"
     };
     let t = Tango::start(&cfg(1));
     let stop = Arc::new(AtomicBool::new(false));

@@ -126,6 +126,42 @@ fn a_weight_typo_fires_within_seconds_and_reverting_resolves() {
 }
 
 #[test]
+fn an_expected_weight_change_raises_nothing_but_a_later_shift_still_fires() {
+    let mut p = Pool::new(&[1.0, 1.0, 1.0, 1.0]);
+    let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
+    let (mut fired, mut resolved) = (Vec::new(), Vec::new());
+    run(&mut d, &mut p, 60, 500, &mut fired, &mut resolved);
+    p.weights[1] = 10.0;
+    let names = ["backend-1", "backend-2", "backend-3", "backend-4"];
+    let shares = [1.0, 10.0, 1.0, 1.0].map(|w| w / 13.0);
+    d.expect(names.iter().map(|n| n.to_string()).zip(shares).collect());
+    run(&mut d, &mut p, 60, 500, &mut fired, &mut resolved);
+    assert!(
+        fired.is_empty(),
+        "the predicted split is no shift: {fired:?}"
+    );
+    let b2 = d.baseline()[1].1;
+    assert!((b2 - 10.0 / 13.0).abs() < 0.02, "{b2}");
+    // Back to even without telling the detector: that is a shift.
+    p.weights[1] = 1.0;
+    run(&mut d, &mut p, 5, 500, &mut fired, &mut resolved);
+    assert!(
+        fired
+            .iter()
+            .any(|e| e.backend == "backend-2" && e.kind == AlertKind::UnderShare),
+        "{fired:?}"
+    );
+    // Expecting the split that is now served resolves the shift alerts.
+    d.expect(names.iter().map(|n| (n.to_string(), 0.25)).collect());
+    run(&mut d, &mut p, 1, 500, &mut fired, &mut resolved);
+    assert!(
+        resolved.iter().any(|e| e.backend == "backend-2"),
+        "{resolved:?}"
+    );
+    assert!(d.active().is_empty());
+}
+
+#[test]
 fn an_ejection_is_left_to_the_share_detector() {
     let mut p = Pool::new(&[1.0, 1.0, 1.0, 1.0]);
     let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());

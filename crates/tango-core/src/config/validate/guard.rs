@@ -1,0 +1,37 @@
+//! `[guard]`: the reload gates' settings and the canary after an applied reload.
+
+use super::{span, V};
+use crate::config::file::{GuardFile, S};
+use crate::config::{Guard, Pool};
+
+pub(super) fn guard(v: &mut V<'_>, g: Option<&S<GuardFile>>, pools: &[Pool]) -> Guard {
+    let d = Guard::default();
+    let Some(g) = g else { return d };
+    let g = g.get_ref();
+    let mut allow_shift = Vec::new();
+    for (i, p) in g.allow_shift.iter().enumerate() {
+        let name = p.get_ref().trim();
+        if !pools.iter().any(|x| x.name == name) {
+            v.err(
+                &format!("guard.allow_shift[{i}]"),
+                span(p),
+                format!("pool `{name}` is not defined"),
+                "name a pool defined with [[pool]]",
+            );
+        }
+        allow_shift.push(name.to_string());
+    }
+    Guard {
+        enabled: g.enabled.as_ref().map_or(d.enabled, |b| *b.get_ref()),
+        max_shift_points: v.float(
+            "guard.max_shift",
+            &g.max_shift,
+            0.0,
+            100.0,
+            d.max_shift_points,
+        ),
+        canary: v.duration("guard.canary", &g.canary, d.canary),
+        rollback: g.rollback.as_ref().map_or(d.rollback, |b| *b.get_ref()),
+        allow_shift,
+    }
+}

@@ -1,0 +1,434 @@
+//! The reload guard's judgement: may this configuration replace the one in force?
+//!
+//! [`judge`] runs the whole checklist on the new file and, for every pool the reload
+//! changes, predicts each backend's share under both versions with the simulator, fed
+//! with what the running instance observed (the pool's request rate and latency, and for
+//! hash pools a sample of recent requests). Two gates then decide:
+//!
+//! - **findings**: a finding the live configuration did not have (same rule, same key)
+//!   refuses the reload when it is an error, or a warning the file does not `[[allow]]`
+//!   and the operator did not `force`. Errors cannot be forced.
+//! - **shift**: a backend whose predicted share moves more than `max_shift` points
+//!   (its share among the backends both versions have: adding or removing a backend is
+//!   not a shift of the others) refuses the reload, unless its pool is allowed to shift for this reload (by the
+//!   request, or by the file adding the pool to `[guard] allow_shift`) or it is forced.
+//!
+//! The settings that judge are those of the configuration in force: a file cannot
+//! loosen the gate that decides whether it is applied. The [`canary`] module decides,
+//! after an applied reload, which alerts that reload caused.
+
+pub mod canary;
+mod predict;
+#[cfg(test)]
+mod tests;
+
+pub use predict::{KeptShare, KeyBasis, PoolObservation};
+
+use crate::config::{Guard, Loaded};
+use crate::diag::{Diagnostic, Severity};
+use crate::diff::{new_findings, BackendShift};
+use crate::journal::{FindingRecord, PredictedShare};
+use crate::lint;
+use canary::ScopePool;
+use std::collections::HashMap;
+
+/// What the operator overrides for one reload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Overrides {
+    /// Let new warnings and predicted shifts through (never errors).
+    pub force: bool,
+    /// Pools whose predicted shift is intended.
+    pub allow_shift: Vec<String>,
+}
+
+/// A checklist finding on the new file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgedFinding {
+    pub diagnostic: Diagnostic,
+    /// `file:line:col`.
+    pub location: String,
+    /// Not in the configuration in force.
+    pub new: bool,
+    /// The `[[allow]]` reason, when the file allows it.
+    pub allowed: Option<String>,
+}
+
+/// Why a pool may shift although the prediction is over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftAllowance {
+    /// `--allow-shift POOL` or `?allow_shift=POOL`.
+    Request,
+    /// The file adds the pool to `[guard] allow_shift`.
+    File,
+}
+
+/// One changed pool's predicted shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPrediction {
+    pub pool: String,
+    pub basis: KeyBasis,
+    /// Requests per second the pool was observed to serve.
+    pub rate_rps: f64,
+    /// Each backend's predicted share of the whole pool before and after.
+    pub backends: Vec<BackendShift>,
+    /// The split among the backends in both versions: what the gate measures.
+    pub kept: Vec<KeptShare>,
+    /// Backends were added or removed.
+    pub membership_changed: bool,
+    /// Largest move in `kept`, in points.
+    pub largest_shift_points: f64,
+    /// Over `max_shift`.
+    pub over: bool,
+    pub allowed: Option<ShiftAllowance>,
+    /// Over the limit, not allowed, let through by `force`.
+    pub forced: bool,
+}
+
+impl PoolPrediction {
+    /// The kept backend that moves most.
+    pub fn worst(&self) -> Option<&KeptShare> {
+        self.kept.iter().max_by(|a, b| {
+            (a.to_pct - a.from_pct)
+                .abs()
+                .total_cmp(&(b.to_pct - b.from_pct).abs())
+        })
+    }
+
+    /// The watch may expect the new split: the gate predicted it and nobody had to force
+    /// it through.
+    pub fn expected(&self) -> bool {
+        !self.forced
+    }
+}
+
+/// Something that stops a reload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    Finding(JudgedFinding),
+    Shift {
+        pool: String,
+        backend: String,
+        from_pct: f64,
+        to_pct: f64,
+        rate_rps: f64,
+        max_shift_points: f64,
+        /// Backends were added or removed: the shares are among the others.
+        membership_changed: bool,
+    },
+    /// The pool's split could not be predicted.
+    Unpredictable {
+        pool: String,
+        error: String,
+    },
+}
+
+impl Refusal {
+    /// One sentence: what was found or predicted.
+    pub fn sentence(&self) -> String {
+        match self {
+            Refusal::Finding(f) => format!(
+                "new {} {} at {}: {}",
+                f.diagnostic.severity.as_str(),
+                f.diagnostic.code.unwrap_or("TNG000"),
+                f.location,
+                f.diagnostic.message
+            ),
+            Refusal::Shift {
+                pool,
+                backend,
+                from_pct,
+                to_pct,
+                rate_rps,
+                max_shift_points,
+                membership_changed,
+            } => {
+                let of = match membership_changed {
+                    true => format!("of what pool {pool}'s kept backends get"),
+                    false => format!("of pool {pool}"),
+                };
+                let rate = if *rate_rps >= 1.0 && !membership_changed {
+                    format!(
+                        "; about {:.0} of the pool's {:.0} requests/s",
+                        rate_rps * to_pct / 100.0,
+                        rate_rps
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate})",
+                    to_pct - from_pct,
+                    num(*max_shift_points)
+                )
+            }
+            Refusal::Unpredictable { pool, error } => {
+                format!("pool {pool}'s split cannot be predicted: {error}")
+            }
+        }
+    }
+
+    /// How to go on: fix, allow or override.
+    pub fn next_step(&self) -> String {
+        match self {
+            Refusal::Finding(f) if f.diagnostic.severity == Severity::Error => format!(
+                "fix {} ({}); an error is never forced, and only an [[allow]] with a reason in the file accepts it",
+                f.diagnostic.code.unwrap_or("TNG000"),
+                f.diagnostic.key
+            ),
+            Refusal::Finding(f) => {
+                let rule = f.diagnostic.code.unwrap_or("TNG000");
+                let pool = pool_of(&f.diagnostic.key)
+                    .map(|p| format!(" pool = \"{p}\""))
+                    .unwrap_or_default();
+                format!(
+                    "fix {} ({}), or allow it in the file ([[allow]] rule = \"{rule}\"{pool} reason = \"...\"), or override this one reload with `tango reload --force` (POST /api/v1/reload?force=true; SIGHUP has no override)",
+                    rule, f.diagnostic.key
+                )
+            }
+            Refusal::Shift { pool, .. } => format!(
+                "if pool {pool}'s shift is intended, allow it for this reload: `tango reload --allow-shift {pool}` (POST /api/v1/reload?allow_shift={pool}), or for SIGHUP add \"{pool}\" to [guard] allow_shift in the file"
+            ),
+            Refusal::Unpredictable { .. } => {
+                "override this one reload with `tango reload --force` if the change is safe".into()
+            }
+        }
+    }
+}
+
+/// The judgement on one reload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Judgement {
+    /// Every finding on the new file, allowed ones included, in file order.
+    pub findings: Vec<JudgedFinding>,
+    /// Predicted shares of the pools the reload changes (when the guard is enabled).
+    pub pools: Vec<PoolPrediction>,
+    /// What stops the reload.
+    pub refusals: Vec<Refusal>,
+    /// What would have stopped it, had the operator not overridden it.
+    pub overridden: Vec<Refusal>,
+    /// The pools the reload changes, for the canary.
+    pub scope: Vec<ScopePool>,
+}
+
+impl Judgement {
+    pub fn refused(&self) -> bool {
+        !self.refusals.is_empty()
+    }
+
+    pub fn reasons(&self) -> Vec<String> {
+        self.refusals.iter().map(Refusal::sentence).collect()
+    }
+
+    /// How to proceed, one line per distinct step.
+    pub fn next_steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in self.refusals.iter().map(Refusal::next_step) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// What the operator's overrides let through, as sentences.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .overridden
+            .iter()
+            .map(|r| format!("forced: {}", r.sentence()))
+            .collect();
+        for p in self.pools.iter().filter(|p| p.over) {
+            if let (Some(a), Some(w)) = (p.allowed, p.worst()) {
+                out.push(format!(
+                    "shift allowed ({}): {} moves {:+.1} points in pool {}",
+                    match a {
+                        ShiftAllowance::Request => "by the request",
+                        ShiftAllowance::File => "by [guard] allow_shift",
+                    },
+                    w.name,
+                    w.to_pct - w.from_pct,
+                    p.pool
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn finding_records(&self) -> Vec<FindingRecord> {
+        self.findings
+            .iter()
+            .map(|f| FindingRecord {
+                rule: f.diagnostic.code.unwrap_or("TNG000").to_string(),
+                severity: f.diagnostic.severity.as_str().to_string(),
+                location: f.location.clone(),
+                key: f.diagnostic.key.clone(),
+                message: f.diagnostic.message.clone(),
+                new: f.new,
+                allowed: f.allowed.clone(),
+            })
+            .collect()
+    }
+
+    pub fn predicted(&self) -> Vec<PredictedShare> {
+        self.pools
+            .iter()
+            .flat_map(|p| {
+                p.backends.iter().map(|b| PredictedShare {
+                    pool: p.pool.clone(),
+                    backend: b.name.clone(),
+                    from_pct: b.old_pct,
+                    to_pct: b.new_pct,
+                })
+            })
+            .collect()
+    }
+
+    /// The split the watch should expect from now on, per pool it may expect one of:
+    /// (backend, share in 0..1) in the new pool's order.
+    pub fn expectations(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        self.pools
+            .iter()
+            .filter(|p| p.expected())
+            .map(|p| {
+                let shares = p
+                    .backends
+                    .iter()
+                    .filter_map(|b| Some((b.name.clone(), b.new_pct? / 100.0)))
+                    .collect();
+                (p.pool.clone(), shares)
+            })
+            .collect()
+    }
+}
+
+/// Everything `judge` reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The configuration in force, re-read from its text.
+    pub live: &'a Loaded,
+    pub new: &'a Loaded,
+    /// The gate's settings: those of the configuration in force.
+    pub settings: &'a Guard,
+    pub overrides: &'a Overrides,
+    /// What the running instance observed, per pool name.
+    pub observed: &'a HashMap<String, PoolObservation>,
+}
+
+/// Judge a reload; see the module documentation.
+pub fn judge(input: Input<'_>) -> Judgement {
+    let mut j = Judgement {
+        scope: canary::changed_pools(&input.live.config, &input.new.config),
+        ..Judgement::default()
+    };
+    let new_lint = lint::lint(input.new);
+    let live_problems = lint::check(input.live);
+    let fresh = new_findings(&live_problems, &new_lint.problems);
+    let location = |d: &Diagnostic| crate::journal::location_of(&input.new.source, d);
+    for d in &new_lint.problems {
+        j.findings.push(JudgedFinding {
+            diagnostic: d.clone(),
+            location: location(d),
+            new: fresh.contains(d),
+            allowed: None,
+        });
+    }
+    for a in &new_lint.allowed {
+        j.findings.push(JudgedFinding {
+            diagnostic: a.diagnostic.clone(),
+            location: location(&a.diagnostic),
+            new: false,
+            allowed: Some(a.reason.clone()),
+        });
+    }
+    j.findings
+        .sort_by_key(|f| f.diagnostic.span.map_or(usize::MAX, |s| s.start));
+    if !input.settings.enabled {
+        // No gate; the predictions still tell the canary what split to expect.
+        if input.settings.rollback {
+            shift_gate(&input, &mut j, false);
+        }
+        return j;
+    }
+    for f in j.findings.iter().filter(|f| f.new) {
+        match f.diagnostic.severity {
+            Severity::Error => j.refusals.push(Refusal::Finding(f.clone())),
+            Severity::Warning if input.overrides.force => {
+                j.overridden.push(Refusal::Finding(f.clone()))
+            }
+            Severity::Warning => j.refusals.push(Refusal::Finding(f.clone())),
+            Severity::Info => {}
+        }
+    }
+    shift_gate(&input, &mut j, true);
+    j
+}
+
+/// Predict every changed pool and, when `gate`, refuse the shifts over the limit nobody
+/// allowed.
+fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
+    let live_allows = &input.live.config.guard.allow_shift;
+    for scope in &j.scope {
+        let old = input.live.config.pool(&scope.pool);
+        let new = input.new.config.pool(&scope.pool);
+        let obs = input.observed.get(&scope.pool).cloned().unwrap_or_default();
+        let mut p = match predict::predict(old, new, &obs, input.settings.max_shift_points) {
+            Ok(p) => p,
+            Err(e) => {
+                let r = Refusal::Unpredictable {
+                    pool: scope.pool.clone(),
+                    error: e.to_string(),
+                };
+                match (gate, input.overrides.force) {
+                    (false, _) => {}
+                    (true, true) => j.overridden.push(r),
+                    (true, false) => j.refusals.push(r),
+                }
+                continue;
+            }
+        };
+        if p.over && gate {
+            p.allowed = if input.overrides.allow_shift.contains(&p.pool) {
+                Some(ShiftAllowance::Request)
+            } else if input.new.config.guard.allow_shift.contains(&p.pool)
+                && !live_allows.contains(&p.pool)
+            {
+                Some(ShiftAllowance::File)
+            } else {
+                None
+            };
+            if p.allowed.is_none() {
+                if let Some(w) = p.worst() {
+                    let r = Refusal::Shift {
+                        pool: p.pool.clone(),
+                        backend: w.name.clone(),
+                        from_pct: w.from_pct,
+                        to_pct: w.to_pct,
+                        rate_rps: p.rate_rps,
+                        max_shift_points: input.settings.max_shift_points,
+                        membership_changed: p.membership_changed,
+                    };
+                    p.forced = input.overrides.force;
+                    match p.forced {
+                        true => j.overridden.push(r),
+                        false => j.refusals.push(r),
+                    }
+                }
+            }
+        }
+        j.pools.push(p);
+    }
+}
+
+/// `web` from `pool[web].backend[1].weight`.
+fn pool_of(key: &str) -> Option<&str> {
+    key.strip_prefix("pool[")?.split(']').next()
+}
+
+/// `10`, `2.5`.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}

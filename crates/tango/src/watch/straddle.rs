@@ -1,0 +1,122 @@
+//! The tick that straddles a reload holds requests split both ways: its expected split
+//! is the mix of the two, weighted by the part of the tick each generation was in force,
+//! so the change itself is not read as skew against either.
+
+use tango_core::detector::PoolTick;
+
+#[derive(Default)]
+pub(super) struct Straddle {
+    /// The last tick's generation, time and expected splits.
+    last: Option<LastTick>,
+}
+
+struct LastTick {
+    generation: u64,
+    at_ms: u64,
+    effective: Vec<(String, f64)>,
+    configured: Vec<(String, f64)>,
+}
+
+impl Straddle {
+    /// A tick that straddles a reload holds requests split both ways: expect the mix of
+    /// the two splits, weighted by the part of the tick each generation was in force,
+    /// so the change itself is not read as skew against either.
+    pub(super) fn apply(&mut self, input: &mut PoolTick, generation: u64, applied_ms: u64) {
+        let now = (split(input, false), split(input, true));
+        if let Some(last) = self.last.as_ref().filter(|l| l.generation != generation) {
+            let span = input.now_ms.saturating_sub(last.at_ms).max(1) as f64;
+            let old = (applied_ms.saturating_sub(last.at_ms) as f64 / span).clamp(0.0, 1.0);
+            input.expected = Some(mix(&last.effective, &now.0, old));
+            input.expected_configured = Some(mix(&last.configured, &now.1, old));
+        }
+        self.last = Some(LastTick {
+            generation,
+            at_ms: input.now_ms,
+            effective: now.0,
+            configured: now.1,
+        });
+    }
+}
+
+/// Each backend's expected share this tick, by name: the caller's override (hash pools'
+/// key space) or the weights.
+fn split(input: &PoolTick, configured: bool) -> Vec<(String, f64)> {
+    let over = match configured {
+        true => input.expected_configured.as_ref(),
+        false => input.expected.as_ref(),
+    };
+    let raw: Vec<f64> = match over {
+        Some(v) if v.len() == input.backends.len() => v.clone(),
+        _ => input
+            .backends
+            .iter()
+            .map(|b| match configured {
+                true => b.configured_weight,
+                false => b.effective_weight,
+            })
+            .collect(),
+    };
+    let sum: f64 = raw.iter().sum();
+    input
+        .backends
+        .iter()
+        .zip(raw)
+        .map(|(b, w)| (b.name.clone(), if sum > 0.0 { w / sum } else { 0.0 }))
+        .collect()
+}
+
+/// `old` x the old split + (1 - `old`) x the new one, in the new split's order.
+fn mix(before: &[(String, f64)], after: &[(String, f64)], old: f64) -> Vec<f64> {
+    after
+        .iter()
+        .map(|(name, s)| {
+            let b = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, v)| *v);
+            old * b + (1.0 - old) * s
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tango_core::detector::BackendSample;
+
+    fn tick(now_ms: u64, weights: &[(&str, f64)]) -> PoolTick {
+        PoolTick {
+            now_ms,
+            backends: weights
+                .iter()
+                .map(|(n, w)| BackendSample {
+                    name: n.to_string(),
+                    configured_weight: *w,
+                    effective_weight: *w,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_tick_straddling_a_reload_expects_the_mix_of_both_splits() {
+        let mut w = Straddle::default();
+        let even = [("b1", 1.0), ("b2", 1.0), ("b3", 1.0), ("b4", 1.0)];
+        let mut t = tick(10_000, &even);
+        w.apply(&mut t, 1, 0);
+        assert_eq!(t.expected, None, "no reload: the weights decide");
+        // Generation 2 (b2 at 10) was applied a quarter into the next tick.
+        let typo = [("b1", 1.0), ("b2", 10.0), ("b3", 1.0), ("b4", 1.0)];
+        let mut t = tick(11_000, &typo);
+        w.apply(&mut t, 2, 10_250);
+        let mixed = t.expected.unwrap();
+        let want = 0.25 * 0.25 + 0.75 * (10.0 / 13.0);
+        assert!((mixed[1] - want).abs() < 1e-9, "{mixed:?}");
+        assert!((mixed.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let mut t = tick(12_000, &typo);
+        w.apply(&mut t, 2, 10_250);
+        assert_eq!(t.expected, None, "the tick after is all generation 2");
+    }
+}
