@@ -433,6 +433,13 @@ impl PoolDetector {
 
     /// Pearson dispersion over the `phi_window`, learned only while nothing is pending or
     /// firing, so a skew in progress cannot raise the bar it is measured against.
+    ///
+    /// `X^2` is computed against both expectations the detector is given (effective and
+    /// configured) and the smaller is kept: an expectation that is wrong about the mean
+    /// only adds its bias to `X^2`, so the better-fitting one measures the noise. This is
+    /// what keeps the shift detector (whose first expectation is the lagging baseline, and
+    /// whose second is the configuration's intent) from learning a slow drift as noise:
+    /// a drift made of reloads is followed exactly by the intent.
     fn update_phi(&mut self) {
         let h = self.cfg.cusum_threshold * self.phi / 2.0;
         let quiet = self.backends.iter().all(|b| {
@@ -444,21 +451,26 @@ impl PoolDetector {
         if !quiet {
             return;
         }
-        let (mut x2, mut k, mut e_sum) = (0.0, 0usize, 0.0);
-        for b in &self.backends {
-            if let Some((_, s)) = b.windows.window(self.cfg.phi_window) {
-                if s.e_eff > 0.0 {
-                    let d = s.n as f64 - s.e_eff;
-                    x2 += d * d / s.e_eff;
-                    k += 1;
-                    e_sum += s.e_eff;
+        let pearson = |configured: bool| {
+            let (mut x2, mut k, mut e_sum) = (0.0, 0usize, 0.0);
+            for b in &self.backends {
+                if let Some((_, s)) = b.windows.window(self.cfg.phi_window) {
+                    let e = s.expectation(configured).0;
+                    if e > 0.0 {
+                        let d = s.n as f64 - e;
+                        x2 += d * d / e;
+                        k += 1;
+                        e_sum += e;
+                    }
                 }
             }
-        }
-        if k < 2 || e_sum < 5.0 * k as f64 {
-            return;
-        }
-        let sample = x2 / (k - 1) as f64;
+            (k >= 2 && e_sum >= 5.0 * k as f64).then(|| x2 / (k - 1) as f64)
+        };
+        let sample = match (pearson(false), pearson(true)) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return,
+        };
         self.phi_raw += self.cfg.phi_alpha * (sample - self.phi_raw);
         self.phi = self.phi_raw.clamp(1.0, self.cfg.max_phi.max(1.0));
     }

@@ -10,9 +10,9 @@
 //! `E_i = sum_t n_t p_i,t` (the share `p` of each tick, so a reload inside the window is
 //! accounted for), ratio `r_i = n_i / E_i`, and
 //! `z_i = (n_i - E_i) / sqrt(phi * sum_t n_t p_i,t (1 - p_i,t))`, the binomial z with the
-//! pool's over-dispersion `phi` (Pearson `X^2 / (k - 1)`, an EWMA over ticks without any
-//! alert pending or active, clamped to `[1, max_phi]`, so a skew never inflates its own
-//! yardstick).
+//! pool's over-dispersion `phi` (Pearson `X^2 / (k - 1)` against whichever of the two
+//! expectations fits better, an EWMA over ticks without any alert pending or active,
+//! clamped to `[1, max_phi]`, so a skew never inflates its own yardstick).
 //!
 //! Over-share fires when `r >= 1.5`, `z >= 4` and `E >= 30 phi` hold for `hold_ticks`
 //! consecutive ticks on any window; under-share is the mirror (`r <= 0.5`, `z <= -4`).
