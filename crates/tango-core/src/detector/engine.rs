@@ -1,7 +1,7 @@
 //! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
 
 use super::cusum::Cusum;
-use super::window::{Sample, Windows};
+use super::window::{to_hist, Sample, Windows};
 use super::{
     AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
     KeyStats, PoolTick, TickReport,
@@ -209,10 +209,7 @@ impl PoolDetector {
             sample.errors = errors;
             sample.lat_sum = s.latency_sum_ms.max(0.0);
             sample.lat_count = s.latency_count;
-            if let Some(p99) = s.latency_p99_ms {
-                sample.p99_sum = p99 * s.latency_count as f64;
-                sample.p99_count = s.latency_count;
-            }
+            sample.hist = to_hist(&s.latency_buckets);
             st.windows.push(sample);
             st.over.update(now, total, n, p_eff[i], shift);
             st.under.update(now, total, n, p_eff[i], 2.0 - shift);

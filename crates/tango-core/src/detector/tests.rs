@@ -49,6 +49,13 @@ impl Feed {
                     latency_sum_ms: self.latency[i] * counts[i] as f64,
                     latency_count: if self.latency[i] > 0.0 { counts[i] } else { 0 },
                     latency_p99_ms: None,
+                    latency_buckets: if self.latency[i] > 0.0 {
+                        let mut h = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+                        h[LATENCY_BOUNDS_MS.partition_point(|b| *b < self.latency[i])] = counts[i];
+                        h
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             keys: self.keys.clone(),
@@ -195,7 +202,7 @@ fn an_error_outlier_fires_and_low_error_rates_do_not() {
 }
 
 #[test]
-fn a_latency_outlier_fires_against_the_median_of_the_others() {
+fn a_sustained_latency_outlier_fires_with_its_evidence() {
     let mut f = Feed::new(&[1.0; 3]);
     f.latency = vec![20.0, 22.0, 21.0];
     assert!(f.run(60, &[100; 3]).is_empty());
@@ -204,7 +211,59 @@ fn a_latency_outlier_fires_against_the_median_of_the_others() {
     let ev = fired(&events);
     assert_eq!(ev.len(), 1, "{events:?}");
     assert_eq!(ev[0].kind, AlertKind::Latency);
-    assert!(ev[0].ratio > 10.0);
+    assert_eq!(ev[0].backend, "backend-2");
+    // p99 bucket bounds: 500 ms against 25 ms.
+    assert_eq!((ev[0].observed, ev[0].expected), (500.0, 25.0));
+    assert_eq!(ev[0].ratio, 20.0);
+    assert_eq!(
+        ev[0].detail.as_deref(),
+        Some("80% of its requests slower than 25 ms (the others: 0.1%)")
+    );
+}
+
+#[test]
+fn a_stall_of_two_ticks_is_not_a_latency_outlier() {
+    let mut f = Feed::new(&[1.0; 3]);
+    f.latency = vec![20.0, 22.0, 21.0];
+    assert!(f.run(60, &[100; 3]).is_empty());
+    f.latency[2] = 300.0;
+    let mut events = f.run(2, &[100; 3]);
+    f.latency[2] = 21.0;
+    events.extend(f.run(200, &[100; 3]));
+    assert!(fired(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn latency_outliers_resist_cpu_stalls_in_a_seeded_simulation() {
+    let cfg = DetectorConfig::default();
+    for (_, p, max) in sim::NOISE {
+        let s = sim::LatencyScenario {
+            stall_probability: p,
+            max_stall_ms: max,
+            ..sim::LatencyScenario::noisy(3, 30, 5)
+        };
+        assert_eq!(sim::latency_false_alarm_rate(s, &cfg, 2000), 0.0, "{s:?}");
+        let s = sim::LatencyScenario {
+            rps: 400,
+            backends: 4,
+            ..s
+        };
+        let t = sim::latency_detection_ticks(s, &cfg, 60, 4.0, 30).expect("detected");
+        assert!(t <= 12, "{s:?}: {t}");
+    }
+}
+
+/// The latency table: `cargo test --release -p tango-core -- --ignored latency_table --nocapture`
+#[test]
+#[ignore]
+fn latency_table() {
+    let cfg = DetectorConfig::default();
+    let table = sim::latency_table(&cfg, 10_000);
+    for row in table.lines().skip(2) {
+        let rate: f64 = row.split('|').nth(4).unwrap().trim().trim_end_matches('%').parse().unwrap();
+        assert!(rate <= 0.1, "{row}");
+    }
+    println!("{table}");
 }
 
 #[test]
