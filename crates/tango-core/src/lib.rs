@@ -14,3 +14,4 @@ pub mod lint;
 pub mod outlier;
 pub mod policy;
 pub mod simulate;
+pub mod sketch;

@@ -1,6 +1,7 @@
 //! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
 
 use super::cusum::Cusum;
+use super::keys::key_explains;
 use super::window::{to_hist, Sample, Windows};
 use super::{
     AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
@@ -329,12 +330,12 @@ impl PoolDetector {
         let (observed, expected) = (s.n as f64 / total, s.e / total);
         let (cause, detail) = match basis {
             Basis::Configured => (Cause::Health, None),
-            Basis::Effective | Basis::Baseline => match keys
-                .and_then(|k| key_explains(k, &st.name, over, observed - expected, n_backends))
-            {
-                Some(d) => (Cause::KeyDistribution, Some(d)),
-                None => (Cause::Config, None),
-            },
+            Basis::Effective | Basis::Baseline => {
+                match keys.and_then(|k| key_explains(k, &st.name, observed, expected, n_backends)) {
+                    Some(d) => (Cause::KeyDistribution, Some(d)),
+                    None => (Cause::Config, None),
+                }
+            }
         };
         let st = &mut self.backends[i];
         let ev = Evidence {
@@ -510,43 +511,4 @@ impl PoolDetector {
             .find(|b| b.name == backend)
             .map(|b| b.windows.held())
     }
-}
-
-/// Whether the hash pool's key statistics explain a share deviation of `excess` (observed
-/// minus expected share) on `backend`; returns the explanation.
-fn key_explains(
-    k: &KeyStats,
-    backend: &str,
-    over: bool,
-    excess: f64,
-    n_backends: usize,
-) -> Option<String> {
-    if k.distinct_keys > 0 && k.distinct_keys < 4 * n_backends as u64 {
-        return Some(format!(
-            "only ~{} distinct keys for {} backends",
-            k.distinct_keys, n_backends
-        ));
-    }
-    let need = 0.5 * excess.abs();
-    // Over-share: the key lands here; under-share: it is pulled elsewhere.
-    let lands = |b: &Option<String>| match b {
-        None => over,
-        Some(b) => (b == backend) == over,
-    };
-    if k.top_key_share >= need && k.top_key_share > 0.0 && lands(&k.top_key_backend) {
-        return Some(format!(
-            "one key carries {:.0}% of the pool's requests",
-            k.top_key_share * 100.0
-        ));
-    }
-    if k.missing_key_fraction >= need
-        && k.missing_key_fraction > 0.0
-        && lands(&k.missing_key_backend)
-    {
-        return Some(format!(
-            "{:.0}% of requests lack the hash key",
-            k.missing_key_fraction * 100.0
-        ));
-    }
-    None
 }

@@ -129,7 +129,7 @@ pub(crate) fn test(
         .recent(len)
         .map(|s| (above(bounds, &s.hist, t).0, s.hist.iter().sum()))
         .collect();
-    per_tick.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    per_tick.sort_unstable_by_key(|t| std::cmp::Reverse(t.0));
     let drop = (cfg.latency_drop_ticks as usize).min(per_tick.len());
     let (x, n_kept) = per_tick[drop..]
         .iter()

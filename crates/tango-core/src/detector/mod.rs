@@ -55,6 +55,7 @@
 
 mod cusum;
 mod engine;
+mod keys;
 mod latency;
 mod outliers;
 mod shift;
@@ -213,6 +214,28 @@ pub struct KeyStats {
     pub missing_key_fraction: f64,
     /// Where keyless requests go, when they all go to one backend.
     pub missing_key_backend: Option<String>,
+    /// Sampled requests with the key behind `distinct_keys` and `top_keys` (0: unknown).
+    /// Keys must repeat in the sample (`sampled_keys >= 4 x distinct_keys`) before a low
+    /// distinct count says anything about the pool rather than about the sample's size.
+    #[serde(default)]
+    pub sampled_keys: u64,
+    /// The time the statistics cover.
+    #[serde(default)]
+    pub window_ms: u64,
+    /// The heaviest key values, largest first (see [`crate::sketch::KeySummary`]).
+    #[serde(default)]
+    pub top_keys: Vec<TopKey>,
+}
+
+/// One heavy key value of a hash pool.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TopKey {
+    /// Share of the pool's sampled requests carrying it.
+    pub share: f64,
+    /// Sampled requests carrying it.
+    pub samples: u64,
+    /// The backend it maps to now, when known.
+    pub backend: Option<String>,
 }
 
 /// Everything the detector reads for one pool and one tick.

@@ -7,8 +7,8 @@ use super::{AlertEvent, AlertKind, BackendSample, DetectorConfig, PoolDetector, 
 
 mod latency;
 pub use latency::{
-    latency_detection_ticks, latency_false_alarm_rate, latency_row, latency_table,
-    LatencyScenario, LatencySim, NOISE,
+    latency_detection_ticks, latency_false_alarm_rate, latency_row, latency_table, LatencyScenario,
+    LatencySim, NOISE,
 };
 
 /// SplitMix64: tiny, fast, and good enough for Monte Carlo of this size.

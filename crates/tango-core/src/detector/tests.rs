@@ -169,20 +169,112 @@ fn weights_that_change_move_the_expectation_not_the_alarm() {
 }
 
 #[test]
-fn a_hot_key_explains_a_hash_pool_skew() {
+fn a_hot_key_explains_a_hash_pool_skew_with_its_share_and_backend() {
     let mut f = Feed::new(&[1.0; 4]);
     f.run(30, &[250; 4]);
     f.keys = Some(KeyStats {
         top_key_share: 0.3,
         top_key_backend: Some("backend-0".into()),
         distinct_keys: 100_000,
+        sampled_keys: 7_500,
+        window_ms: 60_000,
+        top_keys: vec![
+            TopKey {
+                share: 0.3,
+                samples: 2_250,
+                backend: Some("backend-0".into()),
+            },
+            TopKey {
+                share: 0.01,
+                samples: 75,
+                backend: Some("backend-2".into()),
+            },
+        ],
         ..KeyStats::default()
     });
     let events = f.run(5, &[550, 150, 150, 150]);
     let ev = fired(&events);
     let over = ev.iter().find(|e| e.kind == AlertKind::OverShare).unwrap();
     assert_eq!(over.cause, Cause::KeyDistribution);
-    assert!(over.detail.as_deref().unwrap().contains("30%"));
+    assert_eq!(
+        over.detail.as_deref(),
+        Some("one key value carries 30% of requests and maps to backend-0")
+    );
+}
+
+/// Issue scenario: a ring-hash pool at 80 requests/s whose backend-1 weight went from 1
+/// to 4. One second of 1-in-8 samples holds ~10 keys, all distinct: that says nothing
+/// about the pool's keys, so the skew is the configuration's.
+#[test]
+fn a_small_key_sample_does_not_explain_a_weight_change() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(60, &[20; 4]);
+    f.keys = Some(KeyStats {
+        top_key_share: 0.1,
+        top_key_backend: Some("backend-1".into()),
+        distinct_keys: 10,
+        sampled_keys: 10,
+        ..KeyStats::default()
+    });
+    let events = f.run(30, &[11, 47, 11, 11]);
+    let ev = fired(&events);
+    let over = ev
+        .iter()
+        .find(|e| e.kind == AlertKind::OverShare)
+        .expect("fires");
+    assert_eq!(over.backend, "backend-1");
+    assert_eq!(over.cause, Cause::Config, "{over:?}");
+    assert_eq!(over.detail, None);
+}
+
+#[test]
+fn keyless_requests_spread_at_random_explain_nothing_but_piled_up_they_do() {
+    let mut stats = KeyStats {
+        missing_key_fraction: 0.6,
+        distinct_keys: 100_000,
+        sampled_keys: 1000,
+        ..KeyStats::default()
+    };
+    let run = |stats: &KeyStats| {
+        let mut f = Feed::new(&[1.0; 4]);
+        f.run(30, &[250; 4]);
+        f.keys = Some(stats.clone());
+        let events = f.run(5, &[700, 100, 100, 100]);
+        fired(&events)
+            .into_iter()
+            .find(|e| e.kind == AlertKind::OverShare)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(run(&stats).cause, Cause::Config);
+    stats.missing_key_backend = Some("backend-0".into());
+    let e = run(&stats);
+    assert_eq!(e.cause, Cause::KeyDistribution);
+    assert_eq!(
+        e.detail.as_deref(),
+        Some("60% of requests lack the hash key and all go to backend-0")
+    );
+}
+
+#[test]
+fn a_key_with_few_values_explains_once_the_sample_repeats() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    f.keys = Some(KeyStats {
+        distinct_keys: 3,
+        sampled_keys: 900,
+        window_ms: 60_000,
+        ..KeyStats::default()
+    });
+    let events = f.run(5, &[550, 150, 150, 150]);
+    let over = fired(&events)
+        .into_iter()
+        .find(|e| e.kind == AlertKind::OverShare)
+        .unwrap();
+    assert_eq!(
+        over.detail.as_deref(),
+        Some("the hash key took only ~3 distinct values over the last 60 s for 4 backends")
+    );
 }
 
 #[test]
@@ -260,7 +352,14 @@ fn latency_table() {
     let cfg = DetectorConfig::default();
     let table = sim::latency_table(&cfg, 10_000);
     for row in table.lines().skip(2) {
-        let rate: f64 = row.split('|').nth(4).unwrap().trim().trim_end_matches('%').parse().unwrap();
+        let rate: f64 = row
+            .split('|')
+            .nth(4)
+            .unwrap()
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
         assert!(rate <= 0.1, "{row}");
     }
     println!("{table}");

@@ -88,7 +88,6 @@ impl Sample {
             (self.e_eff, self.v_eff)
         }
     }
-
 }
 
 /// The last `max(lengths)` samples and one running sum per window length.

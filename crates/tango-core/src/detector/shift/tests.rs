@@ -246,7 +246,10 @@ fn a_stepwise_drift_does_not_raise_its_own_yardstick() {
     for seed in 1..=5 {
         let (ratio, ticks, _, max_phi) = drift(100, 30, seed).expect("detected");
         assert!(max_phi < 2.5, "seed {seed}: phi rose to {max_phi}");
-        assert!(ratio <= 1.5, "seed {seed}: fired at {ratio:.2}x after {ticks} s");
+        assert!(
+            ratio <= 1.5,
+            "seed {seed}: fired at {ratio:.2}x after {ticks} s"
+        );
         assert!(ticks <= 240, "seed {seed}: {ticks} s");
     }
 }

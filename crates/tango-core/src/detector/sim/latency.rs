@@ -70,7 +70,12 @@ impl LatencySim {
     pub fn step(&mut self, slow: f64) -> Vec<AlertEvent> {
         let k = self.s.backends;
         let mut counts = vec![0u64; k];
-        multinomial(&mut self.rng, self.s.rps, &vec![1.0 / k as f64; k], &mut counts);
+        multinomial(
+            &mut self.rng,
+            self.s.rps,
+            &vec![1.0 / k as f64; k],
+            &mut counts,
+        );
         let stall = if self.rng.next_f64() < self.s.stall_probability {
             self.rng.next_f64() * self.s.max_stall_ms
         } else {
