@@ -11,10 +11,16 @@ mod changes;
 mod render;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attribution;
 
-pub use attribute::{attribute, SuspectedCause, LOOKBACK_MS};
+pub use attribute::{
+    attribute, cause_of, Series, SuspectedCause, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
+};
 pub use changes::{summarize_changes, Change, ChangeKind};
-pub use render::{clock, date_time, describe, render_postmortem, render_timeline, PostmortemInput};
+pub use render::{
+    clock, date_time, describe, describe_in, render_postmortem, render_timeline, PostmortemInput,
+};
 
 use crate::detector::Evidence;
 use serde::{Deserialize, Serialize};

@@ -304,6 +304,9 @@ pub enum Cause {
     Health,
     /// A hot key, keyless requests or too few distinct keys explain it.
     KeyDistribution,
+    /// No change explains it: the backend itself is slower or failing (attribution of
+    /// latency and error alerts only).
+    Backend,
     Unknown,
 }
 
@@ -313,6 +316,7 @@ impl Cause {
             Cause::Config => "config",
             Cause::Health => "health",
             Cause::KeyDistribution => "key_distribution",
+            Cause::Backend => "backend",
             Cause::Unknown => "unknown",
         }
     }

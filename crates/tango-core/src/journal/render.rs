@@ -1,7 +1,7 @@
 //! Text for people: the timeline (`tango timeline`) and the post-mortem draft
 //! (`tango postmortem --from --to`), from journal events the caller has read.
 
-use super::attribute::{attribute, health_clause, lead};
+use super::attribute::{cause_of, health_clause, lead};
 use super::{Event, EventKind};
 use crate::detector::{AlertKind, Evidence};
 use std::fmt::Write as _;
@@ -107,6 +107,22 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
+/// One event in a line, as [`describe`] does, except that an alert states its cause as
+/// the log and the API did ([`cause_of`]): the same sentence, from the same function.
+pub fn describe_in(e: &Event, events: &[Event]) -> String {
+    match &e.kind {
+        EventKind::AlertFired { evidence: ev } => format!(
+            "ALERT {} {}/{}: {}; {}",
+            ev.kind.as_str(),
+            ev.pool,
+            ev.backend,
+            alert_figures(ev),
+            cause_of(ev, events).clause
+        ),
+        _ => describe(e),
+    }
+}
+
 /// Every event, oldest first, one per line.
 pub fn render_timeline(events: &[Event]) -> String {
     let mut sorted: Vec<&Event> = events.iter().collect();
@@ -118,7 +134,7 @@ pub fn render_timeline(events: &[Event]) -> String {
             "{}  gen {:<4} {}",
             date_time(e.ts_ms),
             e.generation,
-            describe(e)
+            describe_in(e, events)
         );
     }
     out
@@ -195,7 +211,7 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
             date_time(input.from_ms),
             date_time(input.to_ms)
         );
-        push_timeline(&mut out, &in_range);
+        push_timeline(&mut out, &in_range, events);
         push_corrective(&mut out, input);
         return out;
     };
@@ -208,13 +224,9 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         _ => None,
     });
     let end = resolved_at.unwrap_or(input.to_ms);
-    // Only what was known when the alert fired can have caused it.
-    let before: Vec<Event> = events
-        .iter()
-        .filter(|e| e.ts_ms <= alert.at_ms)
-        .cloned()
-        .collect();
-    let cause = attribute(alert, &before);
+    // Only what was known when the alert fired can have caused it (cause_of looks no
+    // further), and the cause reads as it did when the alert fired.
+    let cause = cause_of(alert, events);
     let _ = writeln!(
         out,
         "# Post-mortem draft: {} {} in pool {}\n",
@@ -249,7 +261,7 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         percent(rate)
     );
     let _ = writeln!(out, "## Timeline\n");
-    push_timeline(&mut out, &in_range);
+    push_timeline(&mut out, &in_range, events);
     let _ = writeln!(out, "\n## Root Cause\n\n{}\n", cause.sentence);
     let _ = writeln!(out, "## Resolution\n");
     match resolved_at {
@@ -294,9 +306,9 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     out
 }
 
-fn push_timeline(out: &mut String, events: &[&Event]) {
-    for e in events {
-        let text = describe(e).replace("\n    ", "\n  ");
+fn push_timeline(out: &mut String, shown: &[&Event], events: &[Event]) {
+    for e in shown {
+        let text = describe_in(e, events).replace("\n    ", "\n  ");
         let _ = writeln!(out, "- `{}` {}", clock(e.ts_ms), text);
     }
 }
