@@ -55,6 +55,7 @@
 
 mod cusum;
 mod engine;
+mod incident;
 mod keys;
 mod latency;
 mod outliers;
@@ -66,6 +67,7 @@ mod window;
 mod tests;
 
 pub use engine::PoolDetector;
+pub use incident::{Incident, IncidentConfig, IncidentEvent, IncidentTracker, Signal};
 pub use shift::{ShiftConfig, ShiftDetector};
 
 use serde::{Deserialize, Serialize};

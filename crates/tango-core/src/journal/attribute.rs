@@ -44,6 +44,10 @@ pub struct SuspectedCause {
     pub change: Option<Change>,
     /// When the suspected event happened.
     pub at_ms: Option<u64>,
+    /// The backend the suspected event concerns (a change to it, its ejection or health
+    /// transition, or the backend itself), when it concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     /// For people: "backend-2 is taking 3.1x its share since 14:29:40; likely cause: ...".
     pub sentence: String,
     /// The sentence without the alert's own description: "likely cause: ...".
@@ -73,6 +77,7 @@ impl SuspectedCause {
             generation: None,
             change: None,
             at_ms: None,
+            backend: None,
             sentence: format!("{}; {clause}", lead(alert)),
             clause,
             series: None,
@@ -262,6 +267,7 @@ fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> Suspecte
     }
     let mut cause = SuspectedCause::new(alert, Cause::Backend, clause);
     cause.at_ms = own_health.map(|h| h.ts_ms);
+    cause.backend = Some(b.clone());
     cause
 }
 
@@ -289,6 +295,12 @@ fn health_cause(alert: &Evidence, h: &Event) -> SuspectedCause {
         format!("likely cause: health, {}", health_clause(h)),
     );
     cause.at_ms = Some(h.ts_ms);
+    cause.backend = match &h.kind {
+        EventKind::HealthTransition { backend, .. }
+        | EventKind::Ejected { backend, .. }
+        | EventKind::Returned { backend, .. } => Some(backend.clone()),
+        _ => None,
+    };
     cause
 }
 
@@ -318,6 +330,7 @@ fn config_cause(alert: &Evidence, e: &Event, c: &Change, all: &[Event]) -> Suspe
     cause.generation = Some(e.generation);
     cause.change = Some(c.clone());
     cause.at_ms = Some(e.ts_ms);
+    cause.backend = c.backend.clone();
     cause.series = series;
     cause
 }

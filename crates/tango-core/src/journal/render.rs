@@ -60,7 +60,12 @@ fn alert_figures(ev: &Evidence) -> String {
     }
 }
 
-/// One event in a line (config changes add one indented line per change).
+/// A signal of an incident in a few words: "b1 under_share 0.4x".
+fn signal_line(ev: &Evidence) -> String {
+    format!("{} {} {:.1}x", ev.backend, ev.kind.as_str(), ev.ratio)
+}
+
+/// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
     match &e.kind {
         EventKind::ConfigApplied {
@@ -100,6 +105,39 @@ pub fn describe(e: &Event) -> String {
         EventKind::AlertResolved { evidence: ev } => {
             format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
         }
+        EventKind::IncidentOpened { incident: i } => {
+            let mut s = format!("INCIDENT {} opened: {}", i.id, i.cause.sentence);
+            for sig in i.signals.iter().skip(1) {
+                let _ = write!(s, "\n    - also: {}", signal_line(&sig.evidence));
+            }
+            s
+        }
+        EventKind::IncidentUpdated { incident: i } => {
+            let active: Vec<String> = i
+                .signals
+                .iter()
+                .filter(|s| s.active)
+                .map(|s| signal_line(&s.evidence))
+                .collect();
+            let mut s = format!(
+                "INCIDENT {} updated: {} signal(s) active",
+                i.id,
+                active.len()
+            );
+            if !i.down.is_empty() {
+                let _ = write!(s, "; down: {}", i.down.join(", "));
+            }
+            for a in active {
+                let _ = write!(s, "\n    - {a}");
+            }
+            s
+        }
+        EventKind::IncidentResolved { incident: i } => format!(
+            "INCIDENT {} resolved after {} (headline {})",
+            i.id,
+            human_duration(i.resolved_ms.unwrap_or(e.ts_ms).saturating_sub(i.onset_ms)),
+            i.headline
+        ),
         _ => {
             let pool = e.kind.pool().unwrap_or("?");
             format!("{pool}: {}", health_clause(e))

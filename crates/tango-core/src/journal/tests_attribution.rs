@@ -232,3 +232,59 @@ fn the_timeline_states_the_cause_the_alert_was_reported_with() {
     }
     assert_eq!(render_timeline(&bare), t);
 }
+
+/// Incidents are journaled as they were announced, read back, and shown in the timeline
+/// with the cause sentence the log had.
+#[test]
+fn incidents_round_trip_and_read_as_one_line_each() {
+    use crate::detector::{AlertEvent, IncidentConfig, IncidentEvent, IncidentTracker};
+    let change = applied(T, 2, vec![weight("b3", 1, 10)]);
+    let mut over = alert("b3", AlertKind::OverShare, T + 1000);
+    over.ratio = 3.1;
+    over.basis = Basis::Baseline;
+    let mut under = alert("b1", AlertKind::UnderShare, T + 1000);
+    under.ratio = 0.4;
+    under.basis = Basis::Baseline;
+    let mut t = IncidentTracker::new("web", IncidentConfig::default());
+    let journal = vec![change.clone()];
+    let fired = [
+        AlertEvent::Fired(over.clone()),
+        AlertEvent::Fired(under.clone()),
+    ];
+    let opened = t.tick(T + 3000, &fired, &journal, &[]);
+    let resolved: Vec<AlertEvent> = [over, under]
+        .into_iter()
+        .map(|e| AlertEvent::Resolved {
+            evidence: e,
+            resolved_ms: T + 60_000,
+        })
+        .collect();
+    let closed = t.tick(T + 60_000, &resolved, &journal, &[]);
+    let mut events = vec![change];
+    for (ts, ie) in [(T + 3000, &opened[0]), (T + 60_000, closed.last().unwrap())] {
+        events.push(Event {
+            ts_ms: ts,
+            generation: 2,
+            kind: EventKind::from(ie),
+        });
+    }
+    let text: String = events.iter().map(|e| e.to_line() + "\n").collect();
+    let back = parse_lines(&text);
+    assert!(back.warnings.is_empty(), "{:?}", back.warnings);
+    assert_eq!(back.events, events);
+    let IncidentEvent::Opened(i) = &opened[0] else {
+        panic!("{opened:?}")
+    };
+    assert_eq!(i.id, "web-1709658243");
+    let timeline = render_timeline(&events);
+    let lines: Vec<&str> = timeline.lines().collect();
+    assert_eq!(
+        lines[2],
+        "2024-03-05 17:04:03Z  gen 2    INCIDENT web-1709658243 opened: b3 is taking 3.1x its share since 17:04:01; likely cause: config generation 2 (reload at 17:04:00), which changed b3's weight from 1 to 10"
+    );
+    assert_eq!(lines[3], "    - also: b1 under_share 0.4x");
+    assert_eq!(
+        lines[4],
+        "2024-03-05 17:05:00Z  gen 2    INCIDENT web-1709658243 resolved after 59s (headline b3)"
+    );
+}
