@@ -1,4 +1,5 @@
-//! Prints the detector's false-alarm and detection table (seeded, deterministic).
+//! Prints the detector's false-alarm and detection tables (seeded, deterministic): the
+//! share detector's, then the latency-outlier rule's under simulated CPU stalls.
 //!
 //! `cargo run --release -p tango-core --example detector_table`
 
@@ -14,4 +15,6 @@ fn main() {
         }
     }
     print!("{}", sim::table(&rows, ticks, limit));
+    println!();
+    print!("{}", sim::latency_table(&cfg, ticks));
 }

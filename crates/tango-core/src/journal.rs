@@ -14,14 +14,20 @@ mod guard;
 mod render;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attribution;
 
-pub use attribute::{attribute, SuspectedCause, LOOKBACK_MS};
+pub use attribute::{
+    attribute, cause_of, Series, SuspectedCause, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
+};
 pub use changes::{summarize_changes, Change, ChangeKind};
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
-pub use render::{clock, date_time, describe, render_postmortem, render_timeline, PostmortemInput};
+pub use render::{
+    clock, date_time, describe, describe_in, render_postmortem, render_timeline, PostmortemInput,
+};
 
-use crate::detector::Evidence;
+use crate::detector::{Evidence, Incident, IncidentEvent};
 use serde::{Deserialize, Serialize};
 
 /// One journal line.
@@ -127,6 +133,33 @@ pub enum EventKind {
     AlertResolved {
         evidence: Evidence,
     },
+    /// An incident (one event's grouped alerts, see `detector::IncidentTracker`) was
+    /// announced, changed, or resolved; its cause sentence is the one the log showed.
+    IncidentOpened {
+        incident: Incident,
+    },
+    IncidentUpdated {
+        incident: Incident,
+    },
+    IncidentResolved {
+        incident: Incident,
+    },
+}
+
+impl From<&IncidentEvent> for EventKind {
+    fn from(e: &IncidentEvent) -> Self {
+        match e {
+            IncidentEvent::Opened(i) => EventKind::IncidentOpened {
+                incident: i.clone(),
+            },
+            IncidentEvent::Updated(i) => EventKind::IncidentUpdated {
+                incident: i.clone(),
+            },
+            IncidentEvent::Resolved(i) => EventKind::IncidentResolved {
+                incident: i.clone(),
+            },
+        }
+    }
 }
 
 impl EventKind {
@@ -140,6 +173,9 @@ impl EventKind {
             EventKind::AlertFired { evidence } | EventKind::AlertResolved { evidence } => {
                 Some(&evidence.pool)
             }
+            EventKind::IncidentOpened { incident }
+            | EventKind::IncidentUpdated { incident }
+            | EventKind::IncidentResolved { incident } => Some(&incident.pool),
             _ => None,
         }
     }

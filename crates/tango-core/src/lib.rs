@@ -16,3 +16,4 @@ pub mod lint;
 pub mod outlier;
 pub mod policy;
 pub mod simulate;
+pub mod sketch;

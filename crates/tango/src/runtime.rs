@@ -187,6 +187,8 @@ impl KeyTracker {
                 0.0
             },
             missing_key_backend: None,
+            sampled_keys: sampled,
+            ..Default::default()
         }
     }
 }

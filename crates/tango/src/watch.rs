@@ -277,6 +277,7 @@ fn sample(
             latency_sum_ms: s.latency_sum_us.saturating_sub(p.latency_sum_us) as f64 / 1000.0,
             latency_count: count,
             latency_p99_ms: quantile_ms(&buckets, 0.99),
+            latency_buckets: buckets,
         });
         prev.insert(cfg.address.clone(), s);
     }

@@ -1,7 +1,8 @@
 //! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
 
 use super::cusum::Cusum;
-use super::window::{Sample, Windows};
+use super::keys::key_explains;
+use super::window::{to_hist, Sample, Windows};
 use super::{
     AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
     KeyStats, PoolTick, TickReport,
@@ -209,10 +210,7 @@ impl PoolDetector {
             sample.errors = errors;
             sample.lat_sum = s.latency_sum_ms.max(0.0);
             sample.lat_count = s.latency_count;
-            if let Some(p99) = s.latency_p99_ms {
-                sample.p99_sum = p99 * s.latency_count as f64;
-                sample.p99_count = s.latency_count;
-            }
+            sample.hist = to_hist(&s.latency_buckets);
             st.windows.push(sample);
             st.over.update(now, total, n, p_eff[i], shift);
             st.under.update(now, total, n, p_eff[i], 2.0 - shift);
@@ -332,12 +330,12 @@ impl PoolDetector {
         let (observed, expected) = (s.n as f64 / total, s.e / total);
         let (cause, detail) = match basis {
             Basis::Configured => (Cause::Health, None),
-            Basis::Effective | Basis::Baseline => match keys
-                .and_then(|k| key_explains(k, &st.name, over, observed - expected, n_backends))
-            {
-                Some(d) => (Cause::KeyDistribution, Some(d)),
-                None => (Cause::Config, None),
-            },
+            Basis::Effective | Basis::Baseline => {
+                match keys.and_then(|k| key_explains(k, &st.name, observed, expected, n_backends)) {
+                    Some(d) => (Cause::KeyDistribution, Some(d)),
+                    None => (Cause::Config, None),
+                }
+            }
         };
         let st = &mut self.backends[i];
         let ev = Evidence {
@@ -433,6 +431,13 @@ impl PoolDetector {
 
     /// Pearson dispersion over the `phi_window`, learned only while nothing is pending or
     /// firing, so a skew in progress cannot raise the bar it is measured against.
+    ///
+    /// `X^2` is computed against both expectations the detector is given (effective and
+    /// configured) and the smaller is kept: an expectation that is wrong about the mean
+    /// only adds its bias to `X^2`, so the better-fitting one measures the noise. This is
+    /// what keeps the shift detector (whose first expectation is the lagging baseline, and
+    /// whose second is the configuration's intent) from learning a slow drift as noise:
+    /// a drift made of reloads is followed exactly by the intent.
     fn update_phi(&mut self) {
         let h = self.cfg.cusum_threshold * self.phi / 2.0;
         let quiet = self.backends.iter().all(|b| {
@@ -444,21 +449,26 @@ impl PoolDetector {
         if !quiet {
             return;
         }
-        let (mut x2, mut k, mut e_sum) = (0.0, 0usize, 0.0);
-        for b in &self.backends {
-            if let Some((_, s)) = b.windows.window(self.cfg.phi_window) {
-                if s.e_eff > 0.0 {
-                    let d = s.n as f64 - s.e_eff;
-                    x2 += d * d / s.e_eff;
-                    k += 1;
-                    e_sum += s.e_eff;
+        let pearson = |configured: bool| {
+            let (mut x2, mut k, mut e_sum) = (0.0, 0usize, 0.0);
+            for b in &self.backends {
+                if let Some((_, s)) = b.windows.window(self.cfg.phi_window) {
+                    let e = s.expectation(configured).0;
+                    if e > 0.0 {
+                        let d = s.n as f64 - e;
+                        x2 += d * d / e;
+                        k += 1;
+                        e_sum += e;
+                    }
                 }
             }
-        }
-        if k < 2 || e_sum < 5.0 * k as f64 {
-            return;
-        }
-        let sample = x2 / (k - 1) as f64;
+            (k >= 2 && e_sum >= 5.0 * k as f64).then(|| x2 / (k - 1) as f64)
+        };
+        let sample = match (pearson(false), pearson(true)) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return,
+        };
         self.phi_raw += self.cfg.phi_alpha * (sample - self.phi_raw);
         self.phi = self.phi_raw.clamp(1.0, self.cfg.max_phi.max(1.0));
     }
@@ -501,43 +511,4 @@ impl PoolDetector {
             .find(|b| b.name == backend)
             .map(|b| b.windows.held())
     }
-}
-
-/// Whether the hash pool's key statistics explain a share deviation of `excess` (observed
-/// minus expected share) on `backend`; returns the explanation.
-fn key_explains(
-    k: &KeyStats,
-    backend: &str,
-    over: bool,
-    excess: f64,
-    n_backends: usize,
-) -> Option<String> {
-    if k.distinct_keys > 0 && k.distinct_keys < 4 * n_backends as u64 {
-        return Some(format!(
-            "only ~{} distinct keys for {} backends",
-            k.distinct_keys, n_backends
-        ));
-    }
-    let need = 0.5 * excess.abs();
-    // Over-share: the key lands here; under-share: it is pulled elsewhere.
-    let lands = |b: &Option<String>| match b {
-        None => over,
-        Some(b) => (b == backend) == over,
-    };
-    if k.top_key_share >= need && k.top_key_share > 0.0 && lands(&k.top_key_backend) {
-        return Some(format!(
-            "one key carries {:.0}% of the pool's requests",
-            k.top_key_share * 100.0
-        ));
-    }
-    if k.missing_key_fraction >= need
-        && k.missing_key_fraction > 0.0
-        && lands(&k.missing_key_backend)
-    {
-        return Some(format!(
-            "{:.0}% of requests lack the hash key",
-            k.missing_key_fraction * 100.0
-        ));
-    }
-    None
 }

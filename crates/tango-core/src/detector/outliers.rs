@@ -2,21 +2,25 @@
 //!
 //! A backend alone cannot be judged "slow" or "failing" without a yardstick; the others in
 //! its pool, serving the same requests, are that yardstick. Both tests need a minimum of
-//! samples on each side, and an absolute floor (5% errors, 10 ms), so a backend at 0.2%
-//! errors beside others at 0% does not fire.
+//! samples on each side and an absolute floor (5% errors; 10 ms), so a backend at 0.2%
+//! errors beside others at 0% does not fire. The latency test is in `latency.rs`.
 
 use super::engine::PoolDetector;
-use super::window::Sample;
+use super::latency;
+use super::window::{Sample, HIST_LEN};
 use super::{AlertEvent, AlertKind, Basis, Cause, DetectorConfig, Evidence};
 
 /// A computed comparison, whether or not it fires.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Comparison {
     pub observed: f64,
     pub expected: f64,
     pub ratio: f64,
     pub z: f64,
     pub requests: u64,
+    /// Whether an active alert on this comparison may resolve.
+    pub resolved: bool,
+    pub detail: Option<String>,
 }
 
 /// This backend's error rate against the others' pooled rate, if both sides have enough
@@ -37,6 +41,8 @@ pub(crate) fn errors(cfg: &DetectorConfig, mine: &Sample, pool: &Sample) -> Opti
         ratio: rate / q,
         z: (mine.errors as f64 - n * q) / (n * q * (1.0 - q)).sqrt(),
         requests: mine.n,
+        resolved: false,
+        detail: None,
     })
 }
 
@@ -46,84 +52,75 @@ pub(crate) fn errors_fire(cfg: &DetectorConfig, mine: &Sample, c: &Comparison) -
         && c.observed >= cfg.error_ratio * c.expected
 }
 
-pub(crate) fn errors_resolved(cfg: &DetectorConfig, c: &Comparison) -> bool {
+fn errors_resolved(cfg: &DetectorConfig, c: &Comparison) -> bool {
     c.observed < cfg.error_min_rate / 2.0 || c.observed < cfg.error_ratio * 2.0 / 3.0 * c.expected
 }
 
-/// This backend's latency figure against the median of the others' (each with enough
-/// samples). `others` holds the other backends' figures.
-pub(crate) fn latency(cfg: &DetectorConfig, mine: &Sample, others: &[f64]) -> Option<Comparison> {
-    if mine.lat_count < cfg.latency_min_samples || others.is_empty() {
-        return None;
-    }
-    let fig = mine.latency_ms()?;
-    let med = median(others);
-    Some(Comparison {
-        observed: fig,
-        expected: med,
-        ratio: if med > 0.0 { fig / med } else { f64::INFINITY },
-        z: 0.0,
-        requests: mine.n,
-    })
-}
-
-pub(crate) fn latency_fire(cfg: &DetectorConfig, c: &Comparison) -> bool {
-    c.ratio >= cfg.latency_ratio && c.observed - c.expected >= cfg.latency_floor_ms
-}
-
-pub(crate) fn latency_resolved(cfg: &DetectorConfig, c: &Comparison) -> bool {
-    c.ratio < cfg.latency_ratio * 2.0 / 3.0 || c.observed - c.expected < cfg.latency_floor_ms / 2.0
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
+fn latency_comparison(t: &latency::LatencyTest) -> Comparison {
+    Comparison {
+        observed: t.mine_p99,
+        expected: t.others_p99,
+        ratio: if t.others_p99 > 0.0 {
+            t.mine_p99 / t.others_p99
+        } else {
+            f64::INFINITY
+        },
+        z: t.z,
+        requests: t.requests,
+        resolved: t.resolved,
+        detail: Some(format!(
+            "{:.0}% of its requests slower than {} ms (the others: {:.1}%)",
+            t.fraction * 100.0,
+            t.threshold,
+            t.others_fraction * 100.0
+        )),
     }
 }
+
+/// Per window: (ticks, comparison, fires).
+type Tests = Vec<(u32, Comparison, bool)>;
 
 impl PoolDetector {
     /// Latency and error outliers of every backend for this tick.
     pub(super) fn step_outliers(&mut self, now: u64, events: &mut Vec<AlertEvent>) {
         let n_windows = self.cfg.windows.len();
         let mut pool = vec![Sample::default(); n_windows];
-        let mut any_latency = false;
         for st in &self.backends {
             for (j, (_, s)) in st.windows.iter().enumerate() {
                 pool[j].n += s.n;
                 pool[j].errors += s.errors;
-                any_latency |= s.lat_count > 0;
+                for (a, b) in pool[j].hist.iter_mut().zip(&s.hist) {
+                    *a += b;
+                }
             }
         }
+        let any_latency = self.cfg.latency_ratio.is_finite()
+            && pool.iter().any(|s| s.hist.iter().any(|n| *n > 0));
         for i in 0..self.backends.len() {
-            // Per window: (ticks, comparison) for errors and latency.
-            let mut errs: Vec<(u32, Comparison, bool)> = Vec::new();
-            let mut lats: Vec<(u32, Comparison, bool)> = Vec::new();
-            for (j, (len, mine)) in self.backends[i].windows.iter().enumerate() {
+            let mut errs: Tests = Vec::new();
+            let mut lats: Tests = Vec::new();
+            let st = &self.backends[i];
+            for (j, (len, mine)) in st.windows.iter().enumerate() {
                 if let Some(c) = errors(&self.cfg, mine, &pool[j]) {
-                    errs.push((len, c, errors_fire(&self.cfg, mine, &c)));
+                    let fire = errors_fire(&self.cfg, mine, &c);
+                    let c = Comparison {
+                        resolved: errors_resolved(&self.cfg, &c),
+                        ..c
+                    };
+                    errs.push((len, c, fire));
                 }
                 if any_latency {
-                    let others: Vec<f64> = self
-                        .backends
-                        .iter()
-                        .enumerate()
-                        .filter(|(o, _)| *o != i)
-                        .filter_map(|(_, b)| b.windows.iter().nth(j).map(|(_, s)| *s))
-                        .filter(|s| s.lat_count >= self.cfg.latency_min_samples)
-                        .filter_map(|s| s.latency_ms())
-                        .collect();
-                    if let Some(c) = latency(&self.cfg, mine, &others) {
-                        lats.push((len, c, latency_fire(&self.cfg, &c)));
+                    let mut others = [0u64; HIST_LEN];
+                    for (o, (p, m)) in others.iter_mut().zip(pool[j].hist.iter().zip(&mine.hist)) {
+                        *o = p - m;
+                    }
+                    if let Some(t) = latency::test(&self.cfg, &st.windows, mine, len, &others) {
+                        lats.push((len, latency_comparison(&t), t.fires));
                     }
                 }
             }
             for (kind, list) in [(AlertKind::Errors, errs), (AlertKind::Latency, lats)] {
-                if let Some(ev) = self.step_outlier(i, kind, &list, now) {
+                if let Some(ev) = self.step_outlier(i, kind, list, now) {
                     events.push(ev);
                 }
             }
@@ -134,26 +131,20 @@ impl PoolDetector {
         &mut self,
         i: usize,
         kind: AlertKind,
-        list: &[(u32, Comparison, bool)],
+        list: Tests,
         now: u64,
     ) -> Option<AlertEvent> {
         let k = kind.index();
         if self.backends[i].active[k].is_some() {
-            let done = match list.first() {
-                None => true,
-                Some((_, c, _)) => match kind {
-                    AlertKind::Errors => errors_resolved(&self.cfg, c),
-                    _ => latency_resolved(&self.cfg, c),
-                },
-            };
+            // Judged on the shortest window that can be tested.
+            let done = list.first().is_none_or(|(_, c, _)| c.resolved);
             return self.count_resolve(i, kind, done, now);
         }
         let since = self.backends[i].resolved_tick[k].map(|t| self.tick - t);
         let hit = list
-            .iter()
+            .into_iter()
             .filter(|(len, _, fire)| *fire && since.is_none_or(|t| u64::from(*len) <= t))
-            .max_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio))
-            .copied();
+            .max_by(|a, b| a.1.ratio.total_cmp(&b.1.ratio));
         let st = &mut self.backends[i];
         let Some((len, c, _)) = hit else {
             st.pending[k] = 0;
@@ -183,7 +174,7 @@ impl PoolDetector {
             onset_ms: st.pending_since[k].saturating_sub(tick_ms),
             at_ms: now,
             cause: Cause::Unknown,
-            detail: None,
+            detail: c.detail,
         };
         st.active[k] = Some(ev.clone());
         st.pending[k] = 0;
@@ -195,12 +186,6 @@ impl PoolDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
 
     #[test]
     fn errors_need_both_the_ratio_and_the_floor() {

@@ -210,9 +210,12 @@ impl ShiftDetector {
         let eff = Self::intended(input, false);
         let resolved = self.take_expectation(input, &conf);
         let expected: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        // The inner detector's configured basis raises no alerts here; it carries the
+        // configuration's intent, against which the over-dispersion is also measured (a
+        // drift made of reloads moves the intent with it, not the noise estimate).
         let tick = PoolTick {
-            expected: Some(expected.clone()),
-            expected_configured: Some(expected),
+            expected: Some(expected),
+            expected_configured: Some(eff.clone()),
             ..input.clone()
         };
         let mut report = self.inner.tick(&tick);

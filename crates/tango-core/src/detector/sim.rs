@@ -5,6 +5,12 @@
 
 use super::{AlertEvent, AlertKind, BackendSample, DetectorConfig, PoolDetector, PoolTick};
 
+mod latency;
+pub use latency::{
+    latency_detection_ticks, latency_false_alarm_rate, latency_row, latency_table, LatencyScenario,
+    LatencySim, NOISE,
+};
+
 /// SplitMix64: tiny, fast, and good enough for Monte Carlo of this size.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);

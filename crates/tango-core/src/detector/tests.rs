@@ -49,6 +49,13 @@ impl Feed {
                     latency_sum_ms: self.latency[i] * counts[i] as f64,
                     latency_count: if self.latency[i] > 0.0 { counts[i] } else { 0 },
                     latency_p99_ms: None,
+                    latency_buckets: if self.latency[i] > 0.0 {
+                        let mut h = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+                        h[LATENCY_BOUNDS_MS.partition_point(|b| *b < self.latency[i])] = counts[i];
+                        h
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             keys: self.keys.clone(),
@@ -162,20 +169,112 @@ fn weights_that_change_move_the_expectation_not_the_alarm() {
 }
 
 #[test]
-fn a_hot_key_explains_a_hash_pool_skew() {
+fn a_hot_key_explains_a_hash_pool_skew_with_its_share_and_backend() {
     let mut f = Feed::new(&[1.0; 4]);
     f.run(30, &[250; 4]);
     f.keys = Some(KeyStats {
         top_key_share: 0.3,
         top_key_backend: Some("backend-0".into()),
         distinct_keys: 100_000,
+        sampled_keys: 7_500,
+        window_ms: 60_000,
+        top_keys: vec![
+            TopKey {
+                share: 0.3,
+                samples: 2_250,
+                backend: Some("backend-0".into()),
+            },
+            TopKey {
+                share: 0.01,
+                samples: 75,
+                backend: Some("backend-2".into()),
+            },
+        ],
         ..KeyStats::default()
     });
     let events = f.run(5, &[550, 150, 150, 150]);
     let ev = fired(&events);
     let over = ev.iter().find(|e| e.kind == AlertKind::OverShare).unwrap();
     assert_eq!(over.cause, Cause::KeyDistribution);
-    assert!(over.detail.as_deref().unwrap().contains("30%"));
+    assert_eq!(
+        over.detail.as_deref(),
+        Some("one key value carries 30% of requests and maps to backend-0")
+    );
+}
+
+/// Issue scenario: a ring-hash pool at 80 requests/s whose backend-1 weight went from 1
+/// to 4. One second of 1-in-8 samples holds ~10 keys, all distinct: that says nothing
+/// about the pool's keys, so the skew is the configuration's.
+#[test]
+fn a_small_key_sample_does_not_explain_a_weight_change() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(60, &[20; 4]);
+    f.keys = Some(KeyStats {
+        top_key_share: 0.1,
+        top_key_backend: Some("backend-1".into()),
+        distinct_keys: 10,
+        sampled_keys: 10,
+        ..KeyStats::default()
+    });
+    let events = f.run(30, &[11, 47, 11, 11]);
+    let ev = fired(&events);
+    let over = ev
+        .iter()
+        .find(|e| e.kind == AlertKind::OverShare)
+        .expect("fires");
+    assert_eq!(over.backend, "backend-1");
+    assert_eq!(over.cause, Cause::Config, "{over:?}");
+    assert_eq!(over.detail, None);
+}
+
+#[test]
+fn keyless_requests_spread_at_random_explain_nothing_but_piled_up_they_do() {
+    let mut stats = KeyStats {
+        missing_key_fraction: 0.6,
+        distinct_keys: 100_000,
+        sampled_keys: 1000,
+        ..KeyStats::default()
+    };
+    let run = |stats: &KeyStats| {
+        let mut f = Feed::new(&[1.0; 4]);
+        f.run(30, &[250; 4]);
+        f.keys = Some(stats.clone());
+        let events = f.run(5, &[700, 100, 100, 100]);
+        fired(&events)
+            .into_iter()
+            .find(|e| e.kind == AlertKind::OverShare)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(run(&stats).cause, Cause::Config);
+    stats.missing_key_backend = Some("backend-0".into());
+    let e = run(&stats);
+    assert_eq!(e.cause, Cause::KeyDistribution);
+    assert_eq!(
+        e.detail.as_deref(),
+        Some("60% of requests lack the hash key and all go to backend-0")
+    );
+}
+
+#[test]
+fn a_key_with_few_values_explains_once_the_sample_repeats() {
+    let mut f = Feed::new(&[1.0; 4]);
+    f.run(30, &[250; 4]);
+    f.keys = Some(KeyStats {
+        distinct_keys: 3,
+        sampled_keys: 900,
+        window_ms: 60_000,
+        ..KeyStats::default()
+    });
+    let events = f.run(5, &[550, 150, 150, 150]);
+    let over = fired(&events)
+        .into_iter()
+        .find(|e| e.kind == AlertKind::OverShare)
+        .unwrap();
+    assert_eq!(
+        over.detail.as_deref(),
+        Some("the hash key took only ~3 distinct values over the last 60 s for 4 backends")
+    );
 }
 
 #[test]
@@ -195,7 +294,7 @@ fn an_error_outlier_fires_and_low_error_rates_do_not() {
 }
 
 #[test]
-fn a_latency_outlier_fires_against_the_median_of_the_others() {
+fn a_sustained_latency_outlier_fires_with_its_evidence() {
     let mut f = Feed::new(&[1.0; 3]);
     f.latency = vec![20.0, 22.0, 21.0];
     assert!(f.run(60, &[100; 3]).is_empty());
@@ -204,7 +303,66 @@ fn a_latency_outlier_fires_against_the_median_of_the_others() {
     let ev = fired(&events);
     assert_eq!(ev.len(), 1, "{events:?}");
     assert_eq!(ev[0].kind, AlertKind::Latency);
-    assert!(ev[0].ratio > 10.0);
+    assert_eq!(ev[0].backend, "backend-2");
+    // p99 bucket bounds: 500 ms against 25 ms.
+    assert_eq!((ev[0].observed, ev[0].expected), (500.0, 25.0));
+    assert_eq!(ev[0].ratio, 20.0);
+    assert_eq!(
+        ev[0].detail.as_deref(),
+        Some("80% of its requests slower than 25 ms (the others: 0.1%)")
+    );
+}
+
+#[test]
+fn a_stall_of_two_ticks_is_not_a_latency_outlier() {
+    let mut f = Feed::new(&[1.0; 3]);
+    f.latency = vec![20.0, 22.0, 21.0];
+    assert!(f.run(60, &[100; 3]).is_empty());
+    f.latency[2] = 300.0;
+    let mut events = f.run(2, &[100; 3]);
+    f.latency[2] = 21.0;
+    events.extend(f.run(200, &[100; 3]));
+    assert!(fired(&events).is_empty(), "{events:?}");
+}
+
+#[test]
+fn latency_outliers_resist_cpu_stalls_in_a_seeded_simulation() {
+    let cfg = DetectorConfig::default();
+    for (_, p, max) in sim::NOISE {
+        let s = sim::LatencyScenario {
+            stall_probability: p,
+            max_stall_ms: max,
+            ..sim::LatencyScenario::noisy(3, 30, 5)
+        };
+        assert_eq!(sim::latency_false_alarm_rate(s, &cfg, 2000), 0.0, "{s:?}");
+        let s = sim::LatencyScenario {
+            rps: 400,
+            backends: 4,
+            ..s
+        };
+        let t = sim::latency_detection_ticks(s, &cfg, 60, 4.0, 30).expect("detected");
+        assert!(t <= 12, "{s:?}: {t}");
+    }
+}
+
+/// The latency table: `cargo test --release -p tango-core -- --ignored latency_table --nocapture`
+#[test]
+#[ignore]
+fn latency_table() {
+    let cfg = DetectorConfig::default();
+    let table = sim::latency_table(&cfg, 10_000);
+    for row in table.lines().skip(2) {
+        let rate: f64 = row
+            .split('|')
+            .nth(4)
+            .unwrap()
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!(rate <= 0.1, "{row}");
+    }
+    println!("{table}");
 }
 
 #[test]

@@ -17,9 +17,22 @@ pub(crate) struct Sample {
     pub errors: u64,
     pub lat_sum: f64,
     pub lat_count: u64,
-    /// p99 x latency count, so windows weight each tick's p99 by its samples.
-    pub p99_sum: f64,
-    pub p99_count: u64,
+    /// Latency histogram: counts per bucket of `DetectorConfig::latency_bounds_ms`, the
+    /// last bucket unbounded.
+    pub hist: Hist,
+}
+
+/// Buckets a latency histogram can have (bounds beyond `HIST_LEN - 1` fold into the last).
+pub(crate) const HIST_LEN: usize = 16;
+pub(crate) type Hist = [u64; HIST_LEN];
+
+/// Copies a caller's histogram, folding any buckets past the capacity into the last.
+pub(crate) fn to_hist(buckets: &[u64]) -> Hist {
+    let mut h = [0; HIST_LEN];
+    for (i, n) in buckets.iter().enumerate() {
+        h[i.min(HIST_LEN - 1)] += n;
+    }
+    h
 }
 
 impl Sample {
@@ -46,8 +59,9 @@ impl Sample {
         self.errors += o.errors;
         self.lat_sum += o.lat_sum;
         self.lat_count += o.lat_count;
-        self.p99_sum += o.p99_sum;
-        self.p99_count += o.p99_count;
+        for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            *a += b;
+        }
     }
 
     fn sub(&mut self, o: &Sample) {
@@ -61,8 +75,9 @@ impl Sample {
         self.errors -= o.errors;
         self.lat_sum = (self.lat_sum - o.lat_sum).max(0.0);
         self.lat_count -= o.lat_count;
-        self.p99_sum = (self.p99_sum - o.p99_sum).max(0.0);
-        self.p99_count -= o.p99_count;
+        for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            *a -= b;
+        }
     }
 
     /// Expected count and variance for a basis.
@@ -71,17 +86,6 @@ impl Sample {
             (self.e_conf, self.v_conf)
         } else {
             (self.e_eff, self.v_eff)
-        }
-    }
-
-    /// Latency figure: count-weighted p99 when every tick had one, else the mean.
-    pub(crate) fn latency_ms(&self) -> Option<f64> {
-        if self.lat_count == 0 {
-            None
-        } else if self.p99_count == self.lat_count {
-            Some(self.p99_sum / self.p99_count as f64)
-        } else {
-            Some(self.lat_sum / self.lat_count as f64)
         }
     }
 }
@@ -127,6 +131,11 @@ impl Windows {
             .iter()
             .zip(self.sums.iter())
             .map(move |(len, s)| ((*len).min(held), s))
+    }
+
+    /// The newest `len` ticks, newest first.
+    pub(crate) fn recent(&self, len: u32) -> impl Iterator<Item = &Sample> + '_ {
+        self.history.iter().take(len as usize)
     }
 
     /// The sums of the window of exactly `len` ticks, if configured.

@@ -291,6 +291,9 @@ fn cause(generation: Option<u64>) -> SuspectedCause {
         change: None,
         at_ms: None,
         sentence: String::new(),
+        clause: String::new(),
+        backend: None,
+        series: None,
     }
 }
 

@@ -1,24 +1,42 @@
-//! Attribution: which journaled event most likely caused an alert.
+//! Attribution: which journaled event most likely caused an alert, in one sentence that
+//! the log, the API, the timeline and the post-mortem all show.
 //!
 //! Candidates are the events in the [`LOOKBACK_MS`] before the alert's estimated onset
-//! (plus a little slack, as the onset is an estimate). A config change (a reload or a
-//! rollback) touching the
-//! alerting backend ranks first, then one touching its pool, by the change's rank
-//! (weights, policy, hash key before health settings before membership), latest first.
-//! Health and ejection events in the pool come next; changes to other pools last.
+//! (plus a little slack, as the onset is an estimate). What counts depends on the signal:
+//!
+//! - **Share alerts**: a config change touching the alerting backend, or its pool, ranks
+//!   first (weights, policy and hash key before health settings before membership, then
+//!   latest first); a health transition or ejection of the backend itself that came after
+//!   that change is nearer the onset and wins. Skew against the configured weights only
+//!   (cause `health`) is the pool's health events'. When the detector saw the hash keys
+//!   explain the skew, a weight, policy or hashing change in the [`JUST_BEFORE_MS`]
+//!   before the onset still outranks them: a reload that moves traffic moves it first.
+//! - **Latency and error alerts** are blamed only on a change to that backend or on a
+//!   pool-wide change that can plausibly cause them (policy, hashing, health, timeouts or
+//!   retries, a backend removed). Otherwise the sentence says what is known: no change
+//!   explains it, the backend itself is slower or failing, and its health events if any.
+//!
+//! A weight change that ends a run of weight changes to the same backend (each within
+//! [`SERIES_GAP_MS`] of the next, each starting where the last ended, all in one
+//! direction) is named as the
+//! series: "b2's weight went from 10 to 19 over 9 reloads since 17:04:00".
 
 use super::render::clock;
-use super::{Change, ConfigSource, Event, EventKind};
+use super::{Change, ChangeKind, ConfigSource, Event, EventKind};
 use crate::detector::{AlertKind, Cause, Evidence};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How far before the onset a change is still a suspect.
 pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
+/// A traffic-moving change this close before the onset outranks the key distribution.
+pub const JUST_BEFORE_MS: u64 = 60_000;
+/// Weight changes to one backend this close together form a series.
+pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuspectedCause {
     pub class: Cause,
     /// The config generation, when a config change is suspected.
@@ -26,12 +44,49 @@ pub struct SuspectedCause {
     pub change: Option<Change>,
     /// When the suspected event happened.
     pub at_ms: Option<u64>,
+    /// The backend the suspected event concerns (a change to it, its ejection or health
+    /// transition, or the backend itself), when it concerns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     /// For people: "backend-2 is taking 3.1x its share since 14:29:40; likely cause: ...".
     pub sentence: String,
+    /// The sentence without the alert's own description: "likely cause: ...".
+    #[serde(default)]
+    pub clause: String,
+    /// When the change ends a run of weight changes to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<Series>,
+}
+
+/// A run of weight changes to one backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    pub backend: String,
+    pub from: u32,
+    pub to: u32,
+    pub reloads: usize,
+    pub since_ms: u64,
+    pub first_generation: u64,
+    pub last_generation: u64,
+}
+
+impl SuspectedCause {
+    fn new(alert: &Evidence, class: Cause, clause: String) -> Self {
+        Self {
+            class,
+            generation: None,
+            change: None,
+            at_ms: None,
+            backend: None,
+            sentence: format!("{}; {clause}", lead(alert)),
+            clause,
+            series: None,
+        }
+    }
 }
 
 /// The most likely cause of `alert` among `events` (any order; events outside the
-/// lookback window are ignored).
+/// lookback window are ignored, except the earlier steps of a series).
 pub fn attribute(alert: &Evidence, events: &[Event]) -> SuspectedCause {
     let lo = alert.onset_ms.saturating_sub(LOOKBACK_MS);
     let hi = alert.onset_ms + SLACK_MS;
@@ -39,107 +94,302 @@ pub fn attribute(alert: &Evidence, events: &[Event]) -> SuspectedCause {
         .iter()
         .filter(|e| e.ts_ms >= lo && e.ts_ms <= hi)
         .collect();
+    match alert.kind {
+        AlertKind::Latency | AlertKind::Errors => outlier_cause(alert, &window, events),
+        AlertKind::OverShare | AlertKind::UnderShare => share_cause(alert, &window, events),
+    }
+}
 
-    // (affinity, rank, -ts): lower is more suspect.
-    let mut best_change: Option<(u8, u8, u64, &Event, &Change)> = None;
-    for e in &window {
+/// The cause the alert was reported with: the sentence journaled with it (the binary
+/// appends it to the evidence's detail) when there is one, so the timeline and the
+/// post-mortem say what the log and the API said; else attributed from `events`.
+pub fn cause_of(alert: &Evidence, events: &[Event]) -> SuspectedCause {
+    let before: Vec<Event> = events
+        .iter()
+        .filter(|e| e.ts_ms <= alert.at_ms)
+        .cloned()
+        .collect();
+    let mut cause = attribute(alert, &before);
+    let lead = lead(alert);
+    if let Some(p) = alert.detail.as_deref().and_then(|d| d.find(&lead)) {
+        let said = &alert.detail.as_deref().unwrap_or_default()[p..];
+        if said != cause.sentence {
+            cause.sentence = said.to_string();
+            cause.clause = said[lead.len()..].trim_start_matches("; ").to_string();
+        }
+    }
+    cause
+}
+
+/// The detector's own detail, without a sentence the binary appended to it.
+fn own_detail(alert: &Evidence) -> Option<&str> {
+    let d = alert.detail.as_deref()?;
+    let own = match d.find(&lead(alert)) {
+        Some(p) => d[..p].trim_end_matches("; ").trim(),
+        None => d,
+    };
+    (!own.is_empty()).then_some(own)
+}
+
+/// (affinity, rank, newest first): lower is more suspect.
+type Key = (u8, u8, u64);
+
+fn best_change<'a>(
+    window: &[&'a Event],
+    onset_ms: u64,
+    affinity: impl Fn(&Change) -> Option<u8>,
+) -> Option<(Key, &'a Event, &'a Change)> {
+    let mut best: Option<(Key, &Event, &Change)> = None;
+    for e in window {
         // A rollback undoes a change: an alert whose onset precedes it (a window still
         // holding the bad split) is the rolled-back change's, not the rollback's.
-        let rolled_back_after =
-            matches!(e.kind, EventKind::ConfigRolledBack { .. }) && e.ts_ms > alert.onset_ms;
-        if let (
-            EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. },
-            false,
-        ) = (&e.kind, rolled_back_after)
+        let changes = match &e.kind {
+            EventKind::ConfigApplied { changes, .. } => changes,
+            EventKind::ConfigRolledBack { changes, .. } if e.ts_ms <= onset_ms => changes,
+            _ => continue,
+        };
         {
             for c in changes {
-                let affinity = if c.pool != alert.pool {
-                    2
-                } else if c.backend.as_deref() == Some(alert.backend.as_str()) {
-                    0
-                } else {
-                    1
-                };
-                let key = (affinity, c.rank, u64::MAX - e.ts_ms);
-                if best_change.is_none_or(|(a, r, t, _, _)| key < (a, r, t)) {
-                    best_change = Some((key.0, key.1, key.2, e, c));
+                let Some(a) = affinity(c) else { continue };
+                let key = (a, c.rank, u64::MAX - e.ts_ms);
+                if best.is_none_or(|(k, _, _)| key < k) {
+                    best = Some((key, e, c));
                 }
             }
         }
     }
-    let health = window
-        .iter()
-        .filter(|e| is_health(&e.kind) && e.kind.pool() == Some(alert.pool.as_str()))
-        .max_by_key(|e| e.ts_ms)
-        .copied();
+    best
+}
 
-    let lead = lead(alert);
-    let config_cause = |e: &Event, c: &Change| SuspectedCause {
-        class: Cause::Config,
-        generation: Some(e.generation),
-        change: Some(c.clone()),
-        at_ms: Some(e.ts_ms),
-        sentence: format!(
-            "{lead}; likely cause: config generation {} ({} at {}), which {}",
+fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
+    let best = best_change(window, alert.onset_ms, |c| {
+        Some(if c.pool != alert.pool {
+            2
+        } else if c.backend.as_deref() == Some(alert.backend.as_str()) {
+            0
+        } else {
+            1
+        })
+    });
+    let near = best.filter(|b| b.0 .0 <= 1);
+    let pool_health = latest(window, |e| {
+        is_health(&e.kind) && e.kind.pool() == Some(alert.pool.as_str())
+    });
+    let own_health = latest(window, |e| on_backend(e, alert));
+    if alert.cause == Cause::Health {
+        return match (pool_health, near) {
+            (Some(h), _) => health_cause(alert, h),
+            (None, Some((k, e, c))) if k.1 == 2 => config_cause(alert, e, c, all),
+            _ => SuspectedCause::new(
+                alert,
+                Cause::Health,
+                "likely cause: health (traffic follows the eligible backends, not the configured weights), though no health transition or ejection was journaled".into(),
+            ),
+        };
+    }
+    if alert.cause == Cause::KeyDistribution {
+        return key_cause(alert, near, all);
+    }
+    match (near, own_health) {
+        (Some((_, e, _)), Some(h)) if h.ts_ms > e.ts_ms => health_cause(alert, h),
+        (Some((_, e, c)), _) => config_cause(alert, e, c, all),
+        (None, Some(h)) => health_cause(alert, h),
+        (None, None) => match (pool_health, best) {
+            (Some(h), _) => health_cause(alert, h),
+            (None, Some((_, e, c))) => config_cause(alert, e, c, all),
+            (None, None) => SuspectedCause::new(
+                alert,
+                Cause::Unknown,
+                format!(
+                    "no config or health change was journaled in the {} minutes before; cause unknown",
+                    LOOKBACK_MS / 60_000
+                ),
+            ),
+        },
+    }
+}
+
+fn key_cause(
+    alert: &Evidence,
+    near: Option<(Key, &Event, &Change)>,
+    all: &[Event],
+) -> SuspectedCause {
+    let why = own_detail(alert).unwrap_or("hot or missing keys");
+    let moves = near.filter(|(k, _, _)| k.1 == 1);
+    if let Some((_, e, c)) = moves {
+        if e.ts_ms + JUST_BEFORE_MS >= alert.onset_ms {
+            let mut cause = config_cause(alert, e, c, all);
+            cause
+                .clause
+                .push_str(&format!("; the hash keys also show: {why}"));
+            cause.sentence = format!("{}; {}", lead(alert), cause.clause);
+            return cause;
+        }
+    }
+    let mut clause = format!("likely cause: the key distribution ({why})");
+    if let Some((_, e, c)) = moves {
+        clause.push_str(&format!(
+            "; config generation {} at {} {}",
+            e.generation,
+            clock(e.ts_ms),
+            c.describe()
+        ));
+    }
+    SuspectedCause::new(alert, Cause::KeyDistribution, clause)
+}
+
+fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
+    let best = best_change(window, alert.onset_ms, |c| {
+        if c.pool != alert.pool {
+            return None;
+        }
+        if c.backend.as_deref() == Some(alert.backend.as_str()) {
+            return Some(0);
+        }
+        match &c.kind {
+            ChangeKind::Policy { .. }
+            | ChangeKind::HashKey { .. }
+            | ChangeKind::Hashing { .. }
+            | ChangeKind::Health { .. }
+            | ChangeKind::Timeouts { .. }
+            | ChangeKind::BackendRemoved { .. } => Some(1),
+            _ => None,
+        }
+    });
+    if let Some((_, e, c)) = best {
+        return config_cause(alert, e, c, all);
+    }
+    let b = &alert.backend;
+    let state = match alert.kind {
+        AlertKind::Errors => "is failing",
+        _ => "is slower",
+    };
+    let mut clause = format!(
+        "no configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings in the {} minutes before; {b} itself {state}",
+        alert.pool,
+        LOOKBACK_MS / 60_000
+    );
+    let own_health = latest(window, |e| on_backend(e, alert));
+    if let Some(h) = own_health {
+        clause.push_str(&format!("; {}", health_clause(h)));
+    }
+    let mut cause = SuspectedCause::new(alert, Cause::Backend, clause);
+    cause.at_ms = own_health.map(|h| h.ts_ms);
+    cause.backend = Some(b.clone());
+    cause
+}
+
+fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Event> {
+    window
+        .iter()
+        .filter(|e| f(e))
+        .max_by_key(|e| e.ts_ms)
+        .copied()
+}
+
+fn on_backend(e: &Event, alert: &Evidence) -> bool {
+    match &e.kind {
+        EventKind::HealthTransition { pool, backend, .. }
+        | EventKind::Ejected { pool, backend, .. }
+        | EventKind::Returned { pool, backend } => *pool == alert.pool && *backend == alert.backend,
+        _ => false,
+    }
+}
+
+fn health_cause(alert: &Evidence, h: &Event) -> SuspectedCause {
+    let mut cause = SuspectedCause::new(
+        alert,
+        Cause::Health,
+        format!("likely cause: health, {}", health_clause(h)),
+    );
+    cause.at_ms = Some(h.ts_ms);
+    cause.backend = match &h.kind {
+        EventKind::HealthTransition { backend, .. }
+        | EventKind::Ejected { backend, .. }
+        | EventKind::Returned { backend, .. } => Some(backend.clone()),
+        _ => None,
+    };
+    cause
+}
+
+fn config_cause(alert: &Evidence, e: &Event, c: &Change, all: &[Event]) -> SuspectedCause {
+    let series = series(e, c, all);
+    let clause = match &series {
+        Some(s) => format!(
+            "likely cause: {}'s weight went from {} to {} over {} reloads since {} (config generations {} to {}, the last at {})",
+            s.backend,
+            s.from,
+            s.to,
+            s.reloads,
+            clock(s.since_ms),
+            s.first_generation,
+            s.last_generation,
+            clock(e.ts_ms)
+        ),
+        None => format!(
+            "likely cause: config generation {} ({} at {}), which {}",
             e.generation,
             source_word(&e.kind),
             clock(e.ts_ms),
             c.describe()
         ),
     };
-    let health_cause = |e: &Event| SuspectedCause {
-        class: Cause::Health,
-        generation: None,
-        change: None,
-        at_ms: Some(e.ts_ms),
-        sentence: format!("{lead}; likely cause: health, {}", health_clause(e)),
+    let mut cause = SuspectedCause::new(alert, Cause::Config, clause);
+    cause.generation = Some(e.generation);
+    cause.change = Some(c.clone());
+    cause.at_ms = Some(e.ts_ms);
+    cause.backend = c.backend.clone();
+    cause.series = series;
+    cause
+}
+
+/// The run of weight changes to `c`'s backend that ends with `c` (journaled in `e`), if
+/// it has more than one step.
+fn series(e: &Event, c: &Change, all: &[Event]) -> Option<Series> {
+    let (ChangeKind::Weight { from, to }, Some(backend)) = (&c.kind, &c.backend) else {
+        return None;
     };
-    let near = best_change.filter(|b| b.0 <= 1);
-    if let (Cause::Health, Some(h)) = (alert.cause, health) {
-        return health_cause(h);
-    }
-    match alert.cause {
-        Cause::KeyDistribution => {
-            let why = alert.detail.clone().unwrap_or_else(|| "hot or missing keys".into());
-            let mut sentence = format!("{lead}; likely cause: the key distribution ({why})");
-            if let Some((_, _, _, e, c)) = near.filter(|b| b.1 == 1) {
-                sentence.push_str(&format!(
-                    "; config generation {} at {} {}",
-                    e.generation,
-                    clock(e.ts_ms),
-                    c.describe()
-                ));
-            }
-            SuspectedCause {
-                class: Cause::KeyDistribution,
-                generation: None,
-                change: None,
-                at_ms: None,
-                sentence,
-            }
+    // Every earlier weight change to this backend, newest first.
+    let mut steps: Vec<(u64, u64, u32, u32)> = all
+        .iter()
+        .filter(|x| x.ts_ms < e.ts_ms)
+        .filter_map(|x| match &x.kind {
+            EventKind::ConfigApplied { changes, .. } => Some((x, changes)),
+            _ => None,
+        })
+        .flat_map(|(x, changes)| {
+            changes.iter().filter_map(move |ch| match &ch.kind {
+                ChangeKind::Weight { from, to }
+                    if ch.pool == c.pool && ch.backend.as_deref() == Some(backend) =>
+                {
+                    Some((x.ts_ms, x.generation, *from, *to))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+    let (mut first_ts, mut first_gen, mut first_from, mut reloads) =
+        (e.ts_ms, e.generation, *from, 1);
+    let up = to > from;
+    for (ts, generation, f, t) in steps {
+        // Contiguous, close together and in the same direction: a drift, not a change
+        // and its fix.
+        if t != first_from || first_ts - ts > SERIES_GAP_MS || (t > f) != up || t == f {
+            break;
         }
-        _ => match (near, health) {
-            (Some((_, _, _, e, c)), _) => config_cause(e, c),
-            (None, Some(h)) => health_cause(h),
-            (None, None) => match best_change {
-                Some((_, _, _, e, c)) => config_cause(e, c),
-                None => SuspectedCause {
-                    class: if alert.cause == Cause::Health {
-                        Cause::Health
-                    } else {
-                        Cause::Unknown
-                    },
-                    generation: None,
-                    change: None,
-                    at_ms: None,
-                    sentence: format!(
-                        "{lead}; no config or health change was journaled in the {} minutes before; cause unknown",
-                        LOOKBACK_MS / 60_000
-                    ),
-                },
-            },
-        },
+        (first_ts, first_gen, first_from) = (ts, generation, f);
+        reloads += 1;
     }
+    (reloads > 1).then(|| Series {
+        backend: backend.clone(),
+        from: first_from,
+        to: *to,
+        reloads,
+        since_ms: first_ts,
+        first_generation: first_gen,
+        last_generation: e.generation,
+    })
 }
 
 /// The alert in words: "backend-2 is taking 3.1x its share since 14:29:40".
@@ -157,7 +407,7 @@ pub(super) fn lead(a: &Evidence) -> String {
             a.expected * 100.0
         ),
         AlertKind::Latency => format!(
-            "{} has been {:.1}x slower than the pool's median ({:.0} ms vs {:.0} ms) since {since}",
+            "{}'s p99 latency has been {:.1}x the other backends' ({:.0} ms vs {:.0} ms) since {since}",
             a.backend, a.ratio, a.observed, a.expected
         ),
     }

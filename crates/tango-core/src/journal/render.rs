@@ -1,7 +1,7 @@
 //! Text for people: the timeline (`tango timeline`) and the post-mortem draft
 //! (`tango postmortem --from --to`), from journal events the caller has read.
 
-use super::attribute::{attribute, health_clause, lead};
+use super::attribute::{cause_of, health_clause, lead};
 use super::{Event, EventKind};
 use crate::detector::{AlertKind, Evidence};
 use std::fmt::Write as _;
@@ -60,7 +60,12 @@ fn alert_figures(ev: &Evidence) -> String {
     }
 }
 
-/// One event in a line (config changes add one indented line per change).
+/// A signal of an incident in a few words: "b1 under_share 0.4x".
+fn signal_line(ev: &Evidence) -> String {
+    format!("{} {} {:.1}x", ev.backend, ev.kind.as_str(), ev.ratio)
+}
+
+/// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
     match &e.kind {
         EventKind::ConfigApplied {
@@ -134,10 +139,59 @@ pub fn describe(e: &Event) -> String {
         EventKind::AlertResolved { evidence: ev } => {
             format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
         }
+        EventKind::IncidentOpened { incident: i } => {
+            let mut s = format!("INCIDENT {} opened: {}", i.id, i.cause.sentence);
+            for sig in i.signals.iter().skip(1) {
+                let _ = write!(s, "\n    - also: {}", signal_line(&sig.evidence));
+            }
+            s
+        }
+        EventKind::IncidentUpdated { incident: i } => {
+            let active: Vec<String> = i
+                .signals
+                .iter()
+                .filter(|s| s.active)
+                .map(|s| signal_line(&s.evidence))
+                .collect();
+            let mut s = format!(
+                "INCIDENT {} updated: {} signal(s) active",
+                i.id,
+                active.len()
+            );
+            if !i.down.is_empty() {
+                let _ = write!(s, "; down: {}", i.down.join(", "));
+            }
+            for a in active {
+                let _ = write!(s, "\n    - {a}");
+            }
+            s
+        }
+        EventKind::IncidentResolved { incident: i } => format!(
+            "INCIDENT {} resolved after {} (headline {})",
+            i.id,
+            human_duration(i.resolved_ms.unwrap_or(e.ts_ms).saturating_sub(i.onset_ms)),
+            i.headline
+        ),
         _ => {
             let pool = e.kind.pool().unwrap_or("?");
             format!("{pool}: {}", health_clause(e))
         }
+    }
+}
+
+/// One event in a line, as [`describe`] does, except that an alert states its cause as
+/// the log and the API did ([`cause_of`]): the same sentence, from the same function.
+pub fn describe_in(e: &Event, events: &[Event]) -> String {
+    match &e.kind {
+        EventKind::AlertFired { evidence: ev } => format!(
+            "ALERT {} {}/{}: {}; {}",
+            ev.kind.as_str(),
+            ev.pool,
+            ev.backend,
+            alert_figures(ev),
+            cause_of(ev, events).clause
+        ),
+        _ => describe(e),
     }
 }
 
@@ -152,7 +206,7 @@ pub fn render_timeline(events: &[Event]) -> String {
             "{}  gen {:<4} {}",
             date_time(e.ts_ms),
             e.generation,
-            describe(e)
+            describe_in(e, events)
         );
     }
     out
@@ -229,7 +283,7 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
             date_time(input.from_ms),
             date_time(input.to_ms)
         );
-        push_timeline(&mut out, &in_range);
+        push_timeline(&mut out, &in_range, events);
         push_corrective(&mut out, input);
         return out;
     };
@@ -242,13 +296,9 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         _ => None,
     });
     let end = resolved_at.unwrap_or(input.to_ms);
-    // Only what was known when the alert fired can have caused it.
-    let before: Vec<Event> = events
-        .iter()
-        .filter(|e| e.ts_ms <= alert.at_ms)
-        .cloned()
-        .collect();
-    let cause = attribute(alert, &before);
+    // Only what was known when the alert fired can have caused it (cause_of looks no
+    // further), and the cause reads as it did when the alert fired.
+    let cause = cause_of(alert, events);
     let _ = writeln!(
         out,
         "# Post-mortem draft: {} {} in pool {}\n",
@@ -283,7 +333,7 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         percent(rate)
     );
     let _ = writeln!(out, "## Timeline\n");
-    push_timeline(&mut out, &in_range);
+    push_timeline(&mut out, &in_range, events);
     let _ = writeln!(out, "\n## Root Cause\n\n{}\n", cause.sentence);
     let _ = writeln!(out, "## Resolution\n");
     match resolved_at {
@@ -335,9 +385,9 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     out
 }
 
-fn push_timeline(out: &mut String, events: &[&Event]) {
-    for e in events {
-        let text = describe(e).replace("\n    ", "\n  ");
+fn push_timeline(out: &mut String, shown: &[&Event], events: &[Event]) {
+    for e in shown {
+        let text = describe_in(e, events).replace("\n    ", "\n  ");
         let _ = writeln!(out, "- `{}` {}", clock(e.ts_ms), text);
     }
 }

@@ -55,7 +55,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                 format!("{k}.hash_key"),
                 key_span,
                 format!(
-                    "requests without {} all hash alike and go to one backend of pool `{}`",
+                    "requests without {} lose their affinity: pool `{}` sends each to a random backend (on_missing_key is unset and defaults to random)",
                     h.key.describe(),
                     pool.name
                 ),

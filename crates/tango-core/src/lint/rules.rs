@@ -79,8 +79,8 @@ rule!(SLOW_HEALTH_CHECK, "TNG006", "slow-health-check", Warning,
     "Shorten interval or lower fall so that interval x fall is 30 s or less.");
 rule!(HASH_KEY_MAY_BE_MISSING, "TNG007", "hash-key-may-be-missing", Warning,
     "A hash key that requests can lack (header, cookie, query parameter) has no on_missing_key.",
-    "Requests without the key all hash the same (empty) value and land on one backend, which then takes every anonymous request.",
-    "Set on_missing_key = \"random\", \"round_robin\" or \"reject\".");
+    "Requests without the key are not hashed: by default each goes to a random backend, so whatever the key was for (a session, a warm cache) is lost for them, and the file does not say whether that was meant or the key is mandatory.",
+    "Say what keyless requests should get: on_missing_key = \"random\" or \"round_robin\" to spread them on purpose, or \"reject\" (400) when the key is mandatory.");
 rule!(CLIENT_ADDRESS_WITHOUT_PROXIES, "TNG008", "client-address-without-trusted-proxies", Info,
     "Hashing on the client address while no listener has trusted_proxies.",
     "Behind a proxy, CDN or cloud load balancer every request arrives from a handful of proxy addresses, so a few backends get all the traffic. tango cannot tell from the file whether it runs behind one.",

@@ -243,3 +243,49 @@ fn shift_table() {
         }
     }
 }
+
+/// Stepwise drift: `backend-2`'s weight rises by one every `step_ticks` from 10 over
+/// four backends of 10. Returns (share ratio at detection against the starting share,
+/// ticks since the first step, the inner detector's phi then, max phi seen).
+fn drift(rps: u64, step_ticks: u32, seed: u64) -> Option<(f64, u32, f64, f64)> {
+    let mut p = Pool::new(&[10.0; 4]);
+    p.rng = SplitMix64::new(seed);
+    let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
+    let (mut fired, mut resolved) = (Vec::new(), Vec::new());
+    run(&mut d, &mut p, 600, rps, &mut fired, &mut resolved);
+    assert!(fired.is_empty(), "{fired:?}");
+    let mut max_phi: f64 = 1.0;
+    for t in 1..=step_ticks * 60 {
+        if t % step_ticks == 1 {
+            p.weights[1] += 1.0;
+        }
+        let r = d.tick(&p.tick(rps));
+        max_phi = max_phi.max(d.inner.phi());
+        let hit = r.events.iter().any(|e| {
+            matches!(e, AlertEvent::Fired(ev) if ev.backend == "backend-2" && ev.kind == AlertKind::OverShare)
+        });
+        if hit {
+            let share = p.weights[1] / p.weights.iter().sum::<f64>();
+            return Some((share / 0.25, t, d.inner.phi(), max_phi));
+        }
+    }
+    None
+}
+
+/// A weight raised by one every 30 s (10 -> 11 -> ... over four backends of 10, 100
+/// requests/s). Before the dispersion was measured against the intent as well, the
+/// drift itself raised phi to its cap (4.0) and the over-share fired at 1.50-1.60x the
+/// starting share (seeds 1-5: 1.55, 1.60, 1.55, 1.55, 1.50; 232-271 s after the first
+/// step). Now phi stays near 1 and it fires at 1.45-1.50x (201-231 s).
+#[test]
+fn a_stepwise_drift_does_not_raise_its_own_yardstick() {
+    for seed in 1..=5 {
+        let (ratio, ticks, _, max_phi) = drift(100, 30, seed).expect("detected");
+        assert!(max_phi < 2.5, "seed {seed}: phi rose to {max_phi}");
+        assert!(
+            ratio <= 1.5,
+            "seed {seed}: fired at {ratio:.2}x after {ticks} s"
+        );
+        assert!(ticks <= 240, "seed {seed}: {ticks} s");
+    }
+}

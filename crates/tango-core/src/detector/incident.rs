@@ -1,0 +1,359 @@
+//! Incidents: one event, one alert. A pool's concurrent signals (both detectors' share
+//! alerts, latency and error outliers) about one event are grouped into one [`Incident`]
+//! with one id and a headline backend, opened, updated and resolved as a whole.
+//!
+//! # Grouping
+//! A fired signal joins an open incident of its pool when the incident already concerns
+//! its backend, or when its onset lies within `group_ms` of the onset of a signal
+//! already in it; otherwise it starts a new incident. The share detector and the shift
+//! detector reporting the same backend and kind are one signal with two sources; the
+//! signal is active while either source is.
+//!
+//! # The headline
+//! The backend whose change explains the rest, in this order:
+//! 1. a backend that the journal names as the cause of the incident's signals (a weight
+//!    change to it, its ejection or health transition, the backend itself);
+//! 2. a backend with a latency or error signal (its own trouble moves the others);
+//! 3. a backend taking more than its share (the culprit of a weight typo);
+//! 4. the backend furthest under its share.
+//!
+//! Ties go to the larger `|z|`. So an innocent backend under its share is never the
+//! headline while anything else in the incident explains it.
+//!
+//! # The first word
+//! An incident is announced ([`IncidentEvent::Opened`]) once its headline is one of 1-3,
+//! or `confirm_ms` after its first signal: under-share signals alone wait that long for
+//! the over-share they usually precede (the shift and share detectors may report a few
+//! ticks apart), so the first line names the culprit. An incident whose signals all
+//! resolve before it is announced is dropped without a word. An announced incident
+//! reports [`IncidentEvent::Updated`] when its set of active signals or its headline
+//! changes, and [`IncidentEvent::Resolved`] when no signal is active and none of its
+//! backends is down (a backend that is down stays in the incident until it is back or
+//! removed from the pool).
+
+use super::{AlertEvent, AlertKind, Basis, Evidence};
+use crate::journal::{attribute, Event, SuspectedCause};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentConfig {
+    /// Signals whose onsets are this close belong to one event.
+    pub group_ms: u64,
+    /// How long under-share signals alone wait for a headline before they are announced.
+    pub confirm_ms: u64,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        Self {
+            group_ms: 30_000,
+            confirm_ms: 3_000,
+        }
+    }
+}
+
+/// One backend and kind within an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// The evidence it fired with (the first source's).
+    pub evidence: Evidence,
+    /// The detectors reporting it now, by basis (`effective`/`configured`: the share
+    /// detector; `baseline`: the shift detector).
+    pub sources: Vec<Basis>,
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<u64>,
+}
+
+/// One event in a pool, as people are told about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// "{pool}-{unix seconds when opened}", unique within a tracker.
+    pub id: String,
+    pub pool: String,
+    /// The backend whose change explains the rest.
+    pub headline: String,
+    /// The headline signal's kind.
+    pub kind: AlertKind,
+    /// The headline signal's cause; its sentence is the incident's one line.
+    pub cause: SuspectedCause,
+    /// The earliest onset of its signals.
+    pub onset_ms: u64,
+    pub opened_ms: u64,
+    pub updated_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<u64>,
+    /// Every signal, the headline's first.
+    pub signals: Vec<Signal>,
+    /// Backends of the incident that are down (unhealthy or ejected) now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum IncidentEvent {
+    Opened(Incident),
+    Updated(Incident),
+    Resolved(Incident),
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    incident: Incident,
+    announced: bool,
+    /// (backend, kind, active) of each signal, the headline and the backends down when
+    /// last reported.
+    reported: Vec<(String, AlertKind, bool)>,
+    reported_headline: String,
+    reported_down: Vec<String>,
+}
+
+/// Groups one pool's alert events into incidents. Feed it every tick, with or without
+/// events: announcing and resolving also follow time and the backends that are down.
+#[derive(Debug, Clone)]
+pub struct IncidentTracker {
+    pool: String,
+    cfg: IncidentConfig,
+    open: Vec<Tracked>,
+    last_id: Option<u64>,
+}
+
+impl IncidentTracker {
+    pub fn new(pool: impl Into<String>, cfg: IncidentConfig) -> Self {
+        Self {
+            pool: pool.into(),
+            cfg,
+            open: Vec::new(),
+            last_id: None,
+        }
+    }
+
+    /// The incidents announced and not yet resolved.
+    pub fn open(&self) -> Vec<Incident> {
+        self.open
+            .iter()
+            .filter(|t| t.announced)
+            .map(|t| t.incident.clone())
+            .collect()
+    }
+
+    /// One tick: `alerts` are this tick's events of the pool's detectors (share and
+    /// shift), `journal` the recent journal (for the causes), `down` the pool's backends
+    /// that are unhealthy or ejected now.
+    pub fn tick(
+        &mut self,
+        now_ms: u64,
+        alerts: &[AlertEvent],
+        journal: &[Event],
+        down: &[String],
+    ) -> Vec<IncidentEvent> {
+        for ev in alerts {
+            match ev {
+                AlertEvent::Fired(e) => self.fired(e, now_ms),
+                AlertEvent::Resolved {
+                    evidence,
+                    resolved_ms,
+                } => self.resolved(evidence, *resolved_ms),
+            }
+        }
+        let mut out = Vec::new();
+        let mut keep = Vec::new();
+        for mut t in std::mem::take(&mut self.open) {
+            let inc = &mut t.incident;
+            inc.down = down
+                .iter()
+                .filter(|d| inc.signals.iter().any(|s| s.evidence.backend == **d))
+                .cloned()
+                .collect();
+            let active = inc.signals.iter().any(|s| s.active);
+            if !active && inc.down.is_empty() {
+                if t.announced {
+                    inc.resolved_ms = Some(now_ms);
+                    inc.updated_ms = now_ms;
+                    out.push(IncidentEvent::Resolved(t.incident));
+                }
+                continue;
+            }
+            let confident = choose_headline(inc, journal);
+            if !t.announced {
+                if confident || now_ms >= inc.opened_ms + self.cfg.confirm_ms {
+                    t.announced = true;
+                    inc.opened_ms = now_ms;
+                    inc.updated_ms = now_ms;
+                    inc.id = self.next_id(now_ms);
+                    t.reported = shape(inc);
+                    t.reported_headline = inc.headline.clone();
+                    t.reported_down = inc.down.clone();
+                    out.push(IncidentEvent::Opened(inc.clone()));
+                }
+            } else if shape(inc) != t.reported
+                || inc.headline != t.reported_headline
+                || inc.down != t.reported_down
+            {
+                inc.updated_ms = now_ms;
+                t.reported = shape(inc);
+                t.reported_headline = inc.headline.clone();
+                t.reported_down = inc.down.clone();
+                out.push(IncidentEvent::Updated(inc.clone()));
+            }
+            keep.push(t);
+        }
+        self.open = keep;
+        out
+    }
+
+    fn next_id(&mut self, now_ms: u64) -> String {
+        let mut s = now_ms / 1000;
+        if let Some(last) = self.last_id {
+            s = s.max(last + 1);
+        }
+        self.last_id = Some(s);
+        format!("{}-{s}", self.pool)
+    }
+
+    fn fired(&mut self, e: &Evidence, now_ms: u64) {
+        let group = self.cfg.group_ms;
+        // The same backend and kind from the other detector: one signal, two sources.
+        for t in &mut self.open {
+            if let Some(s) = t
+                .incident
+                .signals
+                .iter_mut()
+                .find(|s| s.evidence.backend == e.backend && s.evidence.kind == e.kind)
+            {
+                if !s.sources.contains(&e.basis) {
+                    s.sources.push(e.basis);
+                }
+                if !s.active {
+                    s.active = true;
+                    s.resolved_ms = None;
+                    s.evidence = e.clone();
+                }
+                return;
+            }
+        }
+        let signal = Signal {
+            evidence: e.clone(),
+            sources: vec![e.basis],
+            active: true,
+            resolved_ms: None,
+        };
+        let joins = self.open.iter_mut().find(|t| {
+            t.incident.signals.iter().any(|s| {
+                s.evidence.backend == e.backend || s.evidence.onset_ms.abs_diff(e.onset_ms) <= group
+            })
+        });
+        match joins {
+            Some(t) => {
+                t.incident.onset_ms = t.incident.onset_ms.min(e.onset_ms);
+                t.incident.signals.push(signal);
+            }
+            None => self.open.push(Tracked {
+                incident: Incident {
+                    id: String::new(),
+                    pool: self.pool.clone(),
+                    headline: e.backend.clone(),
+                    kind: e.kind,
+                    cause: SuspectedCause {
+                        class: e.cause,
+                        generation: None,
+                        change: None,
+                        at_ms: None,
+                        backend: None,
+                        sentence: String::new(),
+                        clause: String::new(),
+                        series: None,
+                    },
+                    onset_ms: e.onset_ms,
+                    opened_ms: now_ms,
+                    updated_ms: now_ms,
+                    resolved_ms: None,
+                    signals: vec![signal],
+                    down: Vec::new(),
+                },
+                announced: false,
+                reported: Vec::new(),
+                reported_headline: String::new(),
+                reported_down: Vec::new(),
+            }),
+        }
+    }
+
+    fn resolved(&mut self, e: &Evidence, resolved_ms: u64) {
+        for t in &mut self.open {
+            for s in &mut t.incident.signals {
+                if s.evidence.backend == e.backend && s.evidence.kind == e.kind && s.active {
+                    s.sources.retain(|b| *b != e.basis);
+                    if s.sources.is_empty() {
+                        s.active = false;
+                        s.resolved_ms = Some(resolved_ms);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The signals' states, in a fixed order (the headline order may change every tick).
+fn shape(inc: &Incident) -> Vec<(String, AlertKind, bool)> {
+    let mut v: Vec<(String, AlertKind, bool)> = inc
+        .signals
+        .iter()
+        .map(|s| (s.evidence.backend.clone(), s.evidence.kind, s.active))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.as_str().cmp(b.1.as_str())));
+    v
+}
+
+/// How strongly a signal claims the headline (lower first), by the rules in the module
+/// documentation; `named` are the backends the causes name.
+fn rank(s: &Signal, named: &[String]) -> (u8, f64) {
+    let e = &s.evidence;
+    let tier = if named.contains(&e.backend) {
+        0
+    } else {
+        match e.kind {
+            AlertKind::Latency | AlertKind::Errors => 1,
+            AlertKind::OverShare => 2,
+            AlertKind::UnderShare => 3,
+        }
+    };
+    // Within the last tier, the furthest under its share; else the strongest evidence.
+    let strength = if tier == 3 { e.ratio } else { -e.z.abs() };
+    (u8::from(!s.active) * 10 + tier, strength)
+}
+
+/// Picks the headline and its cause, orders the signals headline first; returns whether
+/// the headline is more than an under-share signal alone.
+fn choose_headline(inc: &mut Incident, journal: &[Event]) -> bool {
+    let causes: Vec<SuspectedCause> = inc
+        .signals
+        .iter()
+        .map(|s| attribute(&s.evidence, journal))
+        .collect();
+    let named: Vec<String> = causes
+        .iter()
+        .filter_map(|c| c.backend.clone())
+        .filter(|b| inc.signals.iter().any(|s| s.evidence.backend == *b))
+        .collect();
+    let mut order: Vec<usize> = (0..inc.signals.len()).collect();
+    order.sort_by(|a, b| {
+        let (ra, rb) = (
+            rank(&inc.signals[*a], &named),
+            rank(&inc.signals[*b], &named),
+        );
+        ra.0.cmp(&rb.0).then(ra.1.total_cmp(&rb.1))
+    });
+    let head = order[0];
+    let (tier, _) = rank(&inc.signals[head], &named);
+    inc.headline = inc.signals[head].evidence.backend.clone();
+    inc.kind = inc.signals[head].evidence.kind;
+    inc.cause = causes[head].clone();
+    let mut sorted: Vec<Signal> = order.iter().map(|i| inc.signals[*i].clone()).collect();
+    std::mem::swap(&mut inc.signals, &mut sorted);
+    tier % 10 <= 2
+}
+
+#[cfg(test)]
+mod tests;
