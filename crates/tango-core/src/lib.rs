@@ -1,6 +1,6 @@
 //! tango-core: every decision tango makes, and none of its I/O.
 //!
-//! Configuration, balancing policies, health and outlier state, the skew detector, the
+//! Configuration, HTTP/1 request framing, balancing policies, health and outlier state, the skew detector, the
 //! configuration checklist and the simulator all live here as pure functions of data
 //! and an injected `now`, so they are tested quickly and deterministically.
 
@@ -9,6 +9,7 @@ pub mod detector;
 pub mod diag;
 pub mod diff;
 pub mod health;
+pub mod http1;
 pub mod journal;
 pub mod lint;
 pub mod outlier;

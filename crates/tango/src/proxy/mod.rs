@@ -229,6 +229,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
         ctx.shutdown.open.fetch_add(1, Relaxed);
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let switch = Arc::new(framing::SwitchVerdict::default());
             let conn = ConnCtx {
                 rt: ctx.rt.clone(),
                 listener: ctx.name.clone(),
@@ -238,17 +239,19 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 trusted_proxies: lcfg.trusted_proxies.clone(),
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,
-            };
-            let guard = |io| {
-                framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192), lcfg.header_timeout)
+                switch: switch.clone(),
             };
             match &ctx.tls {
-                None => serve(guard(stream), conn, &lcfg, &ctx.shutdown, false).await,
+                None => {
+                    let io = framing::guard(stream, &lcfg, switch);
+                    serve(io, conn, &lcfg, &ctx.shutdown, false).await
+                }
                 Some(acceptor) => {
                     match tokio::time::timeout(lcfg.header_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                            serve(tls, conn, &lcfg, &ctx.shutdown, h2).await
+                            let io = framing::guard(tls, &lcfg, switch);
+                            serve(io, conn, &lcfg, &ctx.shutdown, h2).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
