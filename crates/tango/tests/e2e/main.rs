@@ -7,6 +7,7 @@ mod support;
 
 mod balancing;
 mod check_cli;
+mod desync;
 mod failures;
 mod framing;
 mod lifecycle;
