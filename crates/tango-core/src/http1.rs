@@ -23,9 +23,9 @@
 //! other answer puts the bytes held back through the framer as the next request.
 //!
 //! Work is linear in the input: a feed walks its input once with an offset, copies
-//! each byte at most twice (into a held head, then out), parses each head once, and
-//! never recurses. [`Framer::work`] counts that work, so tests can check it without a
-//! clock.
+//! each byte at most twice (into a held head, then out), parses a head once when it
+//! arrives whole (at most twice otherwise), and never recurses. [`Framer::work`] counts
+//! that work, so tests can bound it without a clock.
 
 mod chunked;
 mod head;
@@ -35,14 +35,15 @@ mod tests;
 use chunked::{Chunk, Step};
 use head::{Judged, Length};
 
-/// What hyper is handed in place of a refused head: an invalid method byte. Whatever
-/// part of a head hyper may already hold, this makes it invalid.
+/// What hyper is handed in place of a refused head: an invalid method byte. A head
+/// reaches hyper only once judged, so this is the next thing hyper parses.
 pub const POISON: &[u8] = b"\x00 / HTTP/1.1\r\n\r\n";
 
 /// The HTTP/2 connection preface (RFC 9113 3.4), as hyper-util's server compares it.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// So much of the preface makes the bytes no HTTP/1 request hyper accepts.
-const H2_PREFACE_LINE: usize = 16;
+/// The preface's first 18 bytes are a whole HTTP/1 head, which httparse rejects
+/// (version 2.0).
+const H2_PREFACE_HEAD: usize = 18;
 
 /// Why the framer refused a request (and poisoned it for hyper).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,8 @@ pub enum Closed {
     Refused(Refusal),
     /// A head httparse rejects: handed on as it is, for hyper to refuse.
     Malformed,
-    /// A head larger than the limit, without its end: handed on for hyper's 431.
+    /// A head not ending within the limit: its first `max_head` bytes are handed on,
+    /// for hyper (whose buffer is as large) to answer 431.
     HeadTooLarge,
     /// Chunked framing hyper's decoder rejects: the body ends there.
     BadChunk,
@@ -115,8 +117,8 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// A framer for a new connection; heads longer than `max_head` without their end
-    /// are handed to hyper to refuse (431).
+    /// A framer for a new connection. `max_head` must be hyper's `max_buf_size`: a head
+    /// that does not end within it is handed to hyper to refuse (431).
     pub fn new(max_head: usize) -> Self {
         Self {
             state: State::Head,
@@ -226,7 +228,8 @@ impl Framer {
         self.state == State::Pass
     }
 
-    /// Bytes looked at so far: walked, copied or parsed. Linear in the input.
+    /// Bytes looked at so far: each byte walked, plus each byte handed to httparse.
+    /// At most four times the input (bytes held for a verdict are walked again).
     pub fn work(&self) -> u64 {
         self.work
     }
@@ -298,45 +301,98 @@ impl Framer {
                 out.extend_from_slice(&rest[..skip]);
                 return skip;
             }
-        }
-        let Some(end) = head::find_end(&self.head, rest) else {
-            if self.head.len() + rest.len() > self.max_head {
-                // Without its end, hyper cannot take this for a request: it answers 431.
-                out.extend_from_slice(&self.head);
-                out.extend_from_slice(rest);
-                self.close(Closed::HeadTooLarge);
-            } else {
-                self.head.extend_from_slice(rest);
+            // The usual case: the whole head in this read, parsed once where it lies.
+            // (httparse ends a head where `find_end` does, so this agrees with the
+            // held path below; the fuzz target checks that.)
+            match head::judge(rest) {
+                Judged::Partial if rest.len() <= self.max_head => {
+                    self.work += rest.len() as u64;
+                    self.head.extend_from_slice(rest);
+                    return rest.len();
+                }
+                j @ (Judged::Request { len, .. } | Judged::Refused { len, .. })
+                    if len <= self.max_head =>
+                {
+                    self.work += len as u64;
+                    return if self.act(j, &rest[..len], out) {
+                        len
+                    } else {
+                        rest.len()
+                    };
+                }
+                // Too large, or malformed: decided below, as if held.
+                _ => self.work += rest.len() as u64,
             }
-            return rest.len();
-        };
-        let held = !self.head.is_empty();
-        if held {
-            self.head.extend_from_slice(&rest[..end]);
         }
-        let whole: &[u8] = if held { &self.head } else { &rest[..end] };
-        self.work += whole.len() as u64;
-        match head::judge(whole) {
-            Judged::Request { length, may_switch } => {
+        // A head must end within `max_head` bytes, wherever the reads split it.
+        let room = self.max_head.saturating_sub(self.head.len());
+        let end = match head::find_end(&self.head, rest) {
+            Some(end) if end <= room => end,
+            found => {
+                if found.is_some() || rest.len() > room {
+                    // Too large. hyper is handed exactly its buffer's worth, without the
+                    // head's end, so it cannot take it for a request: it answers 431.
+                    let held = self.head.len().min(self.max_head);
+                    out.extend_from_slice(&self.head[..held]);
+                    out.extend_from_slice(&rest[..room]);
+                    self.close(Closed::HeadTooLarge);
+                } else {
+                    self.head.extend_from_slice(rest);
+                }
+                return rest.len();
+            }
+        };
+        if self.head.is_empty() {
+            let j = head::judge(&rest[..end]);
+            self.work += end as u64;
+            return if self.act(j, &rest[..end], out) {
+                end
+            } else {
+                rest.len()
+            };
+        }
+        self.head.extend_from_slice(&rest[..end]);
+        // Judge the held head; taking it out lends it to `act` without a copy.
+        let held = std::mem::take(&mut self.head);
+        self.work += held.len() as u64;
+        let passed = self.act(head::judge(&held), &held, out);
+        self.head = held;
+        self.head.clear();
+        if passed {
+            end
+        } else {
+            rest.len()
+        }
+    }
+
+    /// Act on the judgement of the complete head `whole`. True when the request goes
+    /// on (what follows is its body or the next request); false when nothing more
+    /// passes.
+    #[inline]
+    fn act(&mut self, j: Judged, whole: &[u8], out: &mut Vec<u8>) -> bool {
+        match j {
+            Judged::Request {
+                length, may_switch, ..
+            } => {
                 out.extend_from_slice(whole);
-                self.head.clear();
                 self.switch_after_body = may_switch;
                 match length {
                     Length::None => self.message_done(),
                     Length::Bytes(n) => self.state = State::Body(n),
                     Length::Chunked => self.state = State::Chunked(Chunk::Start),
                 }
-                end
+                true
             }
-            Judged::Refused(why) => {
+            Judged::Refused { why, .. } => {
                 out.extend_from_slice(POISON);
                 self.close(Closed::Refused(why));
-                rest.len()
+                false
             }
-            Judged::Malformed => {
+            // A whole head httparse does not finish is malformed to it.
+            Judged::Partial | Judged::Malformed => {
                 out.extend_from_slice(whole);
                 self.close(Closed::Malformed);
-                rest.len()
+                false
             }
         }
     }
@@ -357,13 +413,19 @@ impl Framer {
             return Some(n);
         }
         self.at_start = false;
-        if have >= H2_PREFACE_LINE {
-            // "PRI * HTTP/2.0" then something else: hyper's HTTP/1 parser refuses it.
-            out.extend_from_slice(&self.head);
-            out.extend_from_slice(rest);
-            self.close(Closed::Malformed);
+        if have >= H2_PREFACE_HEAD {
+            // "PRI * HTTP/2.0" and an empty line, then not the rest of the preface: a
+            // whole head, which httparse rejects (version 2.0). As if read at once:
+            if H2_PREFACE_HEAD > self.max_head {
+                out.extend_from_slice(&self.head[..self.max_head]);
+                self.close(Closed::HeadTooLarge);
+            } else {
+                out.extend_from_slice(&self.head[..H2_PREFACE_HEAD]);
+                self.close(Closed::Malformed);
+            }
             return Some(rest.len());
         }
+        // Fewer bytes held hold no end of a head: they begin the one judged next.
         None
     }
 }

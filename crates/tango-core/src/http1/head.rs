@@ -15,12 +15,19 @@ pub(super) enum Length {
     Chunked,
 }
 
+/// What a look at the start of a request head found; `len` is the head's length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Judged {
+    /// The head does not end in these bytes.
+    Partial,
     /// httparse rejects it (as hyper, which uses httparse the same way, will).
     Malformed,
-    Refused(Refusal),
+    Refused {
+        len: usize,
+        why: Refusal,
+    },
     Request {
+        len: usize,
         length: Length,
         may_switch: bool,
     },
@@ -50,14 +57,15 @@ pub(super) fn find_end(prev: &[u8], data: &[u8]) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Judge a complete head (`buf` ends with its empty line).
+/// Judge the request head at the start of `buf` (which may go on past it).
 pub(super) fn judge(buf: &[u8]) -> Judged {
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(httparse::Status::Complete(len)) if len == buf.len() => {}
-        _ => return Judged::Malformed,
-    }
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Judged::Partial,
+        Err(_) => return Judged::Malformed,
+    };
     let http11 = req.version == Some(1);
     let connect = req.method == Some("CONNECT");
     let mut content_length: Option<Option<u64>> = None;
@@ -67,6 +75,10 @@ pub(super) fn judge(buf: &[u8]) -> Judged {
     let mut hosts = 0u32;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
+        // Most headers are none of these; their lengths differ, so compare that first.
+        if !matches!(name.len(), 4 | 7 | 14 | 17) {
+            continue;
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             let v = digits(h.value);
             content_length = match content_length {
@@ -91,8 +103,8 @@ pub(super) fn judge(buf: &[u8]) -> Judged {
         _ if hosts == 0 && http11 => Some(Refusal::MissingHost),
         _ => None,
     };
-    if let Some(r) = refusal {
-        return Judged::Refused(r);
+    if let Some(why) = refusal {
+        return Judged::Refused { len, why };
     }
     let length = match (content_length, chunked) {
         (_, Some(_)) => Length::Chunked,
@@ -102,6 +114,7 @@ pub(super) fn judge(buf: &[u8]) -> Judged {
         (Some(None), None) => Length::None,
     };
     Judged::Request {
+        len,
         length,
         may_switch: super::may_switch_protocols(connect, upgrade),
     }
