@@ -1,9 +1,9 @@
 //! tango-core: every decision tango makes, and none of its I/O.
 //!
-//! Configuration, balancing policies, health and outlier state, the skew detector, the
-//! configuration checklist, the simulator and the reload guard's judgement all live
-//! here as pure functions of data and an injected `now`, so they are tested quickly and
-//! deterministically.
+//! Configuration, HTTP/1 request framing, balancing policies, health and outlier state,
+//! the skew detector, the configuration checklist, the simulator and the reload guard's
+//! judgement all live here as pure functions of data and an injected `now`, so they are
+//! tested quickly and deterministically.
 
 pub mod config;
 pub mod detector;
@@ -11,6 +11,7 @@ pub mod diag;
 pub mod diff;
 pub mod guard;
 pub mod health;
+pub mod http1;
 pub mod journal;
 pub mod lint;
 pub mod outlier;

@@ -263,6 +263,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
         ctx.shutdown.open.fetch_add(1, Relaxed);
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let switch = Arc::new(framing::SwitchVerdict::default());
             let conn = ConnCtx {
                 rt: ctx.rt.clone(),
                 listener: ctx.name.clone(),
@@ -272,9 +273,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 trusted_proxies: lcfg.trusted_proxies.clone(),
                 request_timeout: lcfg.request_timeout,
                 access_log: ctx.access_log,
-            };
-            let guard = |io| {
-                framing::FramingGuard::new(io, lcfg.max_header_bytes.max(8192), lcfg.header_timeout)
+                switch: switch.clone(),
             };
             // The socket keeps the first-byte and send timeouts, under TLS and the guard.
             let io = ConnIo::new(
@@ -288,7 +287,10 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 shutdown: &ctx.shutdown,
             };
             match &ctx.tls {
-                None => serve(guard(io), conn, &lcfg, &w, false).await,
+                None => {
+                    let io = framing::guard(io, &lcfg, switch);
+                    serve(io, conn, &lcfg, &w, false).await
+                }
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(lcfg.header_timeout, acceptor.accept(io));
                     tokio::select! {
@@ -298,7 +300,8 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                                 // The handshake was the socket's first byte; the first
                                 // request gets a first-byte timeout of its own.
                                 let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
-                                serve(tls, conn, &lcfg, &w, h2).await
+                                let io = framing::guard(tls, &lcfg, switch);
+                                serve(io, conn, &lcfg, &w, h2).await
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tango_core::http1;
 use tango_core::policy::Pick;
 
 /// What a connection knows about where it came from.
@@ -30,6 +31,9 @@ pub(crate) struct ConnCtx {
     pub(crate) trusted_proxies: Vec<tango_core::config::Cidr>,
     pub(crate) request_timeout: Duration,
     pub(crate) access_log: bool,
+    /// Told how each request that may switch protocols was answered: the framing
+    /// guard holds the connection's next bytes until then.
+    pub(crate) switch: Arc<super::framing::SwitchVerdict>,
 }
 
 /// The backends already tried for this request, so a retry goes somewhere else.
@@ -78,6 +82,9 @@ pub(crate) async fn handle(
             req.uri().path().to_string(),
         )
     });
+    let connect = req.method() == Method::CONNECT;
+    let may_switch = req.version() <= Version::HTTP_11
+        && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
     let snap = ctx.rt.current();
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id).await {
         Ok(r) => r,
@@ -103,6 +110,11 @@ pub(crate) async fn handle(
             status = resp.status().as_u16(),
             duration_ms = start.elapsed().as_secs_f64() * 1000.0,
         );
+    }
+    if may_switch {
+        let status = resp.status().as_u16();
+        ctx.switch
+            .decide(http1::switches_protocols(connect, status));
     }
     Ok(resp)
 }

@@ -1,26 +1,269 @@
-//! Requests that are ambiguous to frame get 400 and never reach a backend.
+//! Requests that are ambiguous to frame get 400 and never reach a backend, on plain and
+//! TLS connections, whatever came before them on the connection; well-framed bodies
+//! pass intact however they are chunked. Also the raw HTTP/1 client and the recording
+//! backend that `desync` shares.
 
 use crate::backend::Backend;
 use crate::support::*;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
-/// Send raw bytes; return the status code of the first response (0 if the connection
-/// closed without one).
-async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    // tango may close before reading everything; that is an answer too.
-    let _ = s.write_all(bytes).await;
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
+/// How long a raw client waits for the next bytes of a response.
+const READ_LIMIT: Duration = Duration::from_secs(10);
+
+/// A raw HTTP/1 connection: bytes go out exactly as given; responses are parsed as
+/// they come back.
+pub struct Raw<S> {
+    s: S,
+    buf: Vec<u8>,
 }
+
+impl Raw<TcpStream> {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Raw::new(TcpStream::connect(addr).await.expect("connect"))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
+    pub fn new(s: S) -> Self {
+        Raw { s, buf: Vec::new() }
+    }
+
+    /// Send bytes; tango may have closed already, which is an answer too.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let _ = self.s.write_all(bytes).await;
+    }
+
+    /// Read more; false when the connection ended or nothing came in time.
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match tokio::time::timeout(READ_LIMIT, self.s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The status of the next response (its head is consumed, its body is not), or
+    /// None if the connection ends first.
+    pub async fn status(&mut self) -> Option<u16> {
+        self.head().await.map(|(status, _)| status)
+    }
+
+    /// The next final response's status and how its body is framed.
+    async fn head(&mut self) -> Option<(u16, BodyLen)> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(len)) = resp.parse(&self.buf) {
+                let status = resp.code.unwrap_or(0);
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+                };
+                let body = match (header("transfer-encoding"), header("content-length")) {
+                    (Some(_), _) => BodyLen::Chunked,
+                    (None, Some(n)) => BodyLen::Bytes(n.trim().parse().unwrap_or(0)),
+                    (None, None) if status == 101 || status == 204 => BodyLen::Bytes(0),
+                    (None, None) => BodyLen::ToEnd,
+                };
+                self.buf.drain(..len);
+                if (100..200).contains(&status) && status != 101 {
+                    continue;
+                }
+                return Some((status, body));
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// The next response: status and body.
+    pub async fn response(&mut self) -> Option<(u16, Vec<u8>)> {
+        let (status, len) = self.head().await?;
+        let body = match len {
+            BodyLen::Bytes(n) => {
+                while self.buf.len() < n {
+                    if !self.fill().await {
+                        return None;
+                    }
+                }
+                self.buf.drain(..n).collect()
+            }
+            BodyLen::ToEnd => {
+                while self.fill().await {}
+                std::mem::take(&mut self.buf)
+            }
+            BodyLen::Chunked => self.chunked_body().await?,
+        };
+        Some((status, body))
+    }
+
+    async fn chunked_body(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            match httparse::parse_chunk_size(&self.buf) {
+                Ok(httparse::Status::Complete((at, 0))) => {
+                    while !self.buf[at..].starts_with(b"\r\n") {
+                        if !self.fill().await {
+                            return None;
+                        }
+                    }
+                    self.buf.drain(..at + 2);
+                    return Some(body);
+                }
+                Ok(httparse::Status::Complete((at, size))) => {
+                    let end = at + size as usize + 2;
+                    while self.buf.len() < end {
+                        if !self.fill().await {
+                            return None;
+                        }
+                    }
+                    body.extend_from_slice(&self.buf[at..end - 2]);
+                    self.buf.drain(..end);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if !self.fill().await {
+                        return None;
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+enum BodyLen {
+    Bytes(usize),
+    Chunked,
+    ToEnd,
+}
+
+/// A real HTTP/1.1 backend (hyper) that keeps every byte it is sent, on any
+/// connection, and the body of each request. It answers 200 with the body's length.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    raw: Arc<Mutex<Vec<u8>>>,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (r, b) = (raw.clone(), bodies.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let tap = Tap {
+                    inner: stream,
+                    log: r.clone(),
+                };
+                let b = b.clone();
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let b = b.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let body = req.into_body().collect().await.map(|c| c.to_bytes());
+                            let body = body.unwrap_or_default().to_vec();
+                            let n = body.len();
+                            b.lock().unwrap().push(body);
+                            let full = http_body_util::Full::new(bytes::Bytes::from(n.to_string()));
+                            Ok::<_, std::convert::Infallible>(http::Response::new(full))
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tap), svc),
+                );
+            }
+        });
+        Recorder {
+            addr,
+            raw,
+            bodies,
+            task,
+        }
+    }
+
+    /// How many bytes the backend has been sent, on every connection together.
+    pub fn bytes_received(&self) -> usize {
+        self.raw.lock().unwrap().len()
+    }
+
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// A socket that records what is read from it.
+struct Tap {
+    inner: TcpStream,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+impl AsyncRead for Tap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let got = &buf.filled()[before..];
+            self.log.lock().unwrap().extend_from_slice(got);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Send raw bytes on a new connection; return the status of the first response (0 if
+/// the connection closed without one).
+async fn raw(addr: SocketAddr, bytes: &[u8]) -> u16 {
+    let mut c = Raw::connect(addr).await;
+    c.send(bytes).await;
+    c.status().await.unwrap_or(0)
+}
+
+const SMUGGLED: &[u8] = b"POST /smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
 
 #[tokio::test]
 async fn ambiguous_framing_is_rejected_before_forwarding() {
@@ -36,13 +279,12 @@ async fn ambiguous_framing_is_rejected_before_forwarding() {
         ("control char in target", b"GET /a\x01b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     ];
     for (what, bytes) in cases {
-        let (code, text) = raw(t.addr(), bytes).await;
-        assert_eq!(code, 400, "{what}: {text}");
+        assert_eq!(raw(t.addr(), bytes).await, 400, "{what}");
     }
     assert_eq!(b.hits(), 0, "a rejected request reached the backend");
     // A well-framed request on the same listener still works.
-    let (code, _) = raw(t.addr(), b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n").await;
-    assert_eq!(code, 200);
+    let ok = b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    assert_eq!(raw(t.addr(), ok).await, 200);
     assert_eq!(b.hits(), 1);
 }
 
@@ -59,7 +301,146 @@ async fn oversized_headers_get_431() {
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(20_000)
     );
-    let (code, text) = raw(t.addr(), big.as_bytes()).await;
-    assert_eq!(code, 431, "{text}");
+    assert_eq!(raw(t.addr(), big.as_bytes()).await, 431);
     assert_eq!(b.hits(), 0);
+}
+
+/// An `Upgrade` header used to switch the guard off for the rest of the connection,
+/// even when no 101 came back, so a request with both lengths could follow it.
+#[tokio::test]
+async fn an_upgrade_answered_without_101_leaves_the_guard_on() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let upgrade = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    // The backend answers 200 (its "/" is no WebSocket). Sent one after the other,
+    // then both in one write, so the second arrives while the first is in flight.
+    for pipelined in [false, true] {
+        let mut c = Raw::connect(t.addr()).await;
+        c.send(upgrade).await;
+        if pipelined {
+            c.send(SMUGGLED).await;
+        }
+        let (status, body) = c.response().await.expect("an answer to the upgrade");
+        assert_eq!(
+            (status, &body[..]),
+            (200, &b"a\n"[..]),
+            "pipelined: {pipelined}"
+        );
+        if !pipelined {
+            c.send(SMUGGLED).await;
+        }
+        assert_eq!(c.status().await, Some(400), "pipelined: {pipelined}");
+    }
+    assert_eq!(
+        b.hits(),
+        2,
+        "only the two upgrade requests reached the backend"
+    );
+}
+
+/// Framing is linear in the input: a body of 200,000 one-byte chunks (1.2 MB on the
+/// wire) goes through whole. Speed is the benchmarks' business; this checks the bytes.
+#[tokio::test]
+async fn a_body_of_one_byte_chunks_reaches_the_backend_intact() {
+    const CHUNKS: usize = 200_000;
+    let rec = Recorder::start().await;
+    let t = Tango::start(&config("", &[("a", rec.addr, 1)]));
+    let expected: Vec<u8> = (0..CHUNKS).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut wire = b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for &b in &expected {
+        wire.extend_from_slice(b"1\r\n");
+        wire.push(b);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    let mut c = Raw::connect(t.addr()).await;
+    let exchange = async {
+        c.send(&wire).await;
+        c.response().await
+    };
+    let resp = tokio::time::timeout(Duration::from_secs(120), exchange)
+        .await
+        .expect("the upload finishes");
+    assert_eq!(resp, Some((200, CHUNKS.to_string().into_bytes())));
+    assert_eq!(rec.bodies(), vec![expected]);
+}
+
+/// RFC 9112 3.2: an HTTP/1.1 request without Host, or any with two, gets 400.
+#[tokio::test]
+async fn host_is_required_on_http11_and_never_twice() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    for bytes in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"GET http://x/ HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n",
+    ] {
+        assert_eq!(
+            raw(t.addr(), bytes).await,
+            400,
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    assert_eq!(b.hits(), 0);
+    // HTTP/1.0 has no Host requirement.
+    assert_eq!(raw(t.addr(), b"GET / HTTP/1.0\r\n\r\n").await, 200);
+    assert_eq!(b.hits(), 1);
+}
+
+/// A chunk-size line longer than the guard's buffer used to switch it to pass-through.
+#[tokio::test]
+async fn a_padded_chunk_size_line_does_not_switch_the_guard_off() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let mut first =
+        b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    first.extend(std::iter::repeat_n(b'0', 10_000));
+    first.extend_from_slice(b"3\r\nabc\r\n0\r\n\r\n");
+    let mut c = Raw::connect(t.addr()).await;
+    c.send(&[&first[..], SMUGGLED].concat()).await;
+    assert_eq!(c.response().await, Some((200, b"3".to_vec())));
+    assert_eq!(c.status().await, Some(400));
+    assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test]
+async fn tls_connections_are_guarded_too() {
+    let b = Backend::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let cfg = config("", &[("a", b.addr, 1)]).replacen(
+        "listen = \"127.0.0.1:0\"\n\n[[pool]]",
+        &format!(
+            "listen = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\" }}\n\n[[pool]]",
+            dir.path().join("cert.pem").display(),
+            dir.path().join("key.pem").display()
+        ),
+        1,
+    );
+    let t = Tango::start(&cfg);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            TcpStream::connect(t.addr()).await.unwrap(),
+        )
+        .await
+        .expect("TLS handshake");
+    let mut c = Raw::new(tls);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(c.response().await, Some((200, b"a\n".to_vec())));
+    c.send(SMUGGLED).await;
+    assert_eq!(c.status().await, Some(400));
+    assert_eq!(b.hits(), 1);
 }
