@@ -12,6 +12,7 @@ mod failures;
 mod framing;
 mod hardening;
 mod lifecycle;
+mod operator;
 mod policies;
 mod protocols;
 mod reload;
