@@ -89,11 +89,14 @@ impl Control {
                     source: source.journal(),
                     errors: errs.clone(),
                 });
+                // One line per event: each problem's location, message and hint.
+                let errors: Vec<String> =
+                    errs.iter().map(|e| crate::logging::one_line(e)).collect();
                 tracing::error!(
                     source = source.as_str(),
                     problems = errs.len(),
-                    "configuration rejected; the previous one keeps serving:\n{}",
-                    errs.join("\n")
+                    errors = %errors.join("; "),
+                    "configuration rejected; the previous one keeps serving"
                 );
             }
         }

@@ -3,7 +3,7 @@
 //! helpers, the demo, and the files in deploy/.
 
 
-
+mod logs;
 mod metrics;
 
 use crate::support::*;
