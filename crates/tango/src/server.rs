@@ -1,6 +1,7 @@
 //! `tango run`: start listeners and the admin API, reload on SIGHUP or on request, and
 //! drain on SIGTERM/SIGINT.
 
+use crate::proxy::access::{AccessFormat, AccessLog};
 use crate::proxy::{Listeners, Shutdown};
 use crate::runtime::Runtime;
 use anyhow::Context as _;
@@ -20,9 +21,14 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
-    /// Log one line per request (request id, pool, backend, status, duration).
-    #[arg(long)]
-    pub(crate) access_log: bool,
+    /// Log one line per request to FILE (reopened on SIGUSR1, for logrotate), or to
+    /// stderr when FILE is `-` or left out.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) access_log: Option<PathBuf>,
+    /// The access log's format: nginx's combined format followed by tango's fields, or
+    /// JSON lines.
+    #[arg(long, value_enum, default_value = "combined")]
+    pub(crate) access_log_format: AccessFormat,
     /// How long in-flight requests may take to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) grace: Duration,
@@ -159,12 +165,25 @@ pub(crate) fn load_or_explain(
 /// Start everything; returns once shut down.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let loaded = load_or_explain(&args.config)?;
+    let access = match &args.access_log {
+        Some(path) => Some(
+            AccessLog::open(Some(path), args.access_log_format)
+                .with_context(|| format!("opening the access log {}", path.display()))?,
+        ),
+        None => None,
+    };
     let (control, shutdown, admin_addr) =
-        start(loaded, args.config.clone(), args.access_log).await?;
+        start(loaded, args.config.clone(), access.clone()).await?;
     // One line per address on stdout, for scripts and tests that start tango on port 0.
     // Signals are handled before tango says it is ready.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGUSR1 reopens the access log; its default action would end the process.
+    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    tokio::spawn(reopen_on_usr1(usr1, access.clone()));
+    if let Some(log) = &access {
+        tokio::spawn(log.clone().upkeep());
+    }
     for (name, addr) in control.listener_addresses().await {
         println!("listening {name} http://{addr}");
     }
@@ -178,7 +197,20 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     drain(&shutdown, args.grace).await;
+    if let Some(log) = &access {
+        log.flush();
+    }
     Ok(())
+}
+
+/// logrotate's `postrotate` sends SIGUSR1 after moving the file away.
+async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Arc<AccessLog>>) {
+    while usr1.recv().await.is_some() {
+        match &access {
+            Some(log) => log.reopen(),
+            None => tracing::info!("SIGUSR1: there is no access log to reopen"),
+        }
+    }
 }
 
 pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
@@ -196,7 +228,7 @@ pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
 pub(crate) async fn start(
     loaded: tango_core::config::Loaded,
     path: PathBuf,
-    access_log: bool,
+    access_log: Option<Arc<AccessLog>>,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
     let hash = content_hash(&loaded.source.text);
     let config = loaded.config;

@@ -50,7 +50,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         tokio::spawn(backend::serve(listener, b.name.clone(), args.latency));
     }
     let listen = config.listeners[0].listen;
-    let (control, shutdown, admin) = server::start(loaded, path.clone(), false).await?;
+    let (control, shutdown, admin) = server::start(loaded, path.clone(), None).await?;
     println!("tango demo");
     println!("  proxy    http://{listen}/");
     println!("  metrics  http://{admin}/metrics");

@@ -2,7 +2,7 @@
 //! read well in journald and files, an access log with the usual fields, the CLI's
 //! helpers, the demo, and the files in deploy/.
 
-
+mod access_log;
 mod logs;
 mod metrics;
 
