@@ -95,7 +95,7 @@ pub(crate) async fn handle(
         tries: target.tries,
         upstream: target.upstream,
     };
-    Ok(resp.map(|body| entry.finish(&*snap, outcome, body)))
+    Ok(resp.map(|body| entry.finish(&snap, outcome, body)))
 }
 
 fn new_request_id() -> HeaderValue {

@@ -145,7 +145,10 @@ async fn combined_lines_read_as_nginx_combined_with_tango_fields() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.starts_with("pool p (round_robin), 1 requests"), "{stdout}");
+    assert!(
+        stdout.starts_with("pool p (round_robin), 1 requests"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +168,12 @@ async fn sigusr1_reopens_the_file_after_it_is_moved() {
     let paths = |lines: &[String]| -> Vec<String> {
         lines
             .iter()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["path"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["path"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     };
     assert_eq!(paths(&old), ["/first"]);

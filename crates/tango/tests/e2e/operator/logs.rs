@@ -39,19 +39,31 @@ fn on_a_terminal(no_color: Option<&str>) -> String {
         c.env("NO_COLOR", v);
     }
     let out = c.output().expect("script (util-linux) runs");
-    assert!(!out.status.success(), "tango should fail: the admin address is taken");
+    assert!(
+        !out.status.success(),
+        "tango should fail: the admin address is taken"
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn a_terminal_gets_colour_unless_no_color_is_set() {
     let coloured = on_a_terminal(None);
-    let listening = |s: &str| s.lines().any(|l| l.contains("listening") && l.contains("main"));
+    let listening = |s: &str| {
+        s.lines()
+            .any(|l| l.contains("listening") && l.contains("main"))
+    };
     assert!(listening(&coloured), "{coloured:?}");
-    assert!(coloured.contains("\u{1b}["), "no colour on a terminal: {coloured:?}");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "no colour on a terminal: {coloured:?}"
+    );
     let plain = on_a_terminal(Some("1"));
     assert!(listening(&plain), "{plain:?}");
-    assert!(!plain.contains('\u{1b}'), "colour despite NO_COLOR: {plain:?}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "colour despite NO_COLOR: {plain:?}"
+    );
 }
 
 #[tokio::test]

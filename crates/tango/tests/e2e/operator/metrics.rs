@@ -80,8 +80,8 @@ async fn promtool_check_metrics_accepts_a_real_scrape() {
         .write_all(text.as_bytes())
         .unwrap();
     let out = promtool.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool: {said}\n{text}");
     assert_eq!(said, "", "promtool has remarks");
 }
@@ -96,14 +96,18 @@ async fn openmetrics_when_the_scraper_asks_for_it_with_an_inf_bucket() {
     );
     assert_eq!(text.lines().last(), Some("# EOF"));
     assert_eq!(families_without_help(&text), Vec::<String>::new());
-    let inf: Vec<&str> = text.lines().filter(|l| l.contains("le=\"")).filter(|l| l.contains("Inf")).collect();
+    let inf: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("le=\""))
+        .filter(|l| l.contains("Inf"))
+        .collect();
     assert_eq!(
         inf,
         ["tango_backend_request_duration_seconds_bucket{le=\"+Inf\",pool=\"p\",backend=\"a\"} 3"]
     );
     // The same in the Prometheus text format.
     let (_, text) = scrape(&t, Some("text/plain;version=0.0.4")).await;
-    assert!(text
-        .lines()
-        .any(|l| l == "tango_backend_request_duration_seconds_bucket{le=\"+Inf\",pool=\"p\",backend=\"a\"} 3"));
+    assert!(text.lines().any(|l| {
+        l == "tango_backend_request_duration_seconds_bucket{le=\"+Inf\",pool=\"p\",backend=\"a\"} 3"
+    }));
 }
