@@ -3,6 +3,7 @@
 //! helpers, the demo, and the files in deploy/.
 
 mod access_log;
+mod cli;
 mod logs;
 mod metrics;
 
@@ -49,7 +50,11 @@ pub fn wait_lines(path: &Path, n: usize) -> Vec<String> {
 pub fn wait_log(t: &Tango, needle: &str) {
     let end = Instant::now() + Duration::from_secs(10);
     while !t.log().contains(needle) {
-        assert!(Instant::now() < end, "no `{needle}` in the log:\n{}", t.log());
+        assert!(
+            Instant::now() < end,
+            "no `{needle}` in the log:\n{}",
+            t.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
