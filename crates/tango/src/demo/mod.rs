@@ -1,6 +1,7 @@
 //! `tango demo`: real demo backends on loopback, tango in front with an embedded
-//! configuration, and a bounded traffic generator, printing the split each second.
-//! `tango demo-backend` runs one such backend alone, for benchmarks and tests.
+//! configuration, and a bounded traffic generator, printing the split each second and,
+//! at the end, per phase of the incident. `tango demo-backend` runs one such backend
+//! alone, for benchmarks and tests.
 
 mod backend;
 mod traffic;
@@ -8,9 +9,15 @@ mod traffic;
 pub(crate) use backend::{run_backend, BackendArgs};
 
 use crate::server;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) const DEMO_CONFIG: &str = include_str!("demo.toml");
+
+/// The port `demo.toml` puts the proxy on; the backends and the admin API follow it.
+const DEFAULT_PORT_BASE: u16 = 28200;
+/// Ports after the base: four backends, then the admin API.
+const ADMIN_OFFSET: u16 = 5;
 
 #[derive(clap::Args)]
 pub(crate) struct DemoArgs {
@@ -23,34 +30,84 @@ pub(crate) struct DemoArgs {
     /// Latency of every demo backend.
     #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration)]
     latency: Duration,
-    /// Replay the incident tango exists for: after 5 s a reload changes demo-2's weight
-    /// from 1 to 10 (a typo), and 10 s later it is reverted (try `--duration 30s`). Watch the alert name the
-    /// backend and the change.
+    /// The proxy's port; the four demo backends take the next four ports and the admin
+    /// API the one after. 0 picks free ports.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_PORT_BASE)]
+    port_base: u16,
+    /// Replay the incident tango exists for: a reload changes demo-2's weight from 1 to
+    /// 10 (a typo), and a later one fixes it (try `--duration 30s`). Watch the alert name
+    /// the backend and the change.
     #[arg(long)]
     incident: bool,
+    /// With --incident: when the typo is reloaded.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    incident_after: Duration,
+    /// With --incident: how long the typo stays before the fix is reloaded.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    incident_for: Duration,
+}
+
+/// `demo.toml` with its ports moved: `base` for the proxy and so on, or with the
+/// backends' bound addresses and port 0 for the proxy and admin when `base` is 0.
+fn config_text(base: u16, backends: &[SocketAddr]) -> String {
+    let mut text = DEMO_CONFIG.to_string();
+    let port = |p: u16| if base == 0 { 0 } else { base + p };
+    let moves = [
+        (0, port(0).to_string()),
+        (ADMIN_OFFSET, port(ADMIN_OFFSET).to_string()),
+    ];
+    for (offset, to) in moves {
+        let from = format!("127.0.0.1:{}\"", DEFAULT_PORT_BASE + offset);
+        text = text.replace(&from, &format!("127.0.0.1:{to}\""));
+    }
+    for (i, addr) in backends.iter().enumerate() {
+        let from = format!("127.0.0.1:{}\"", DEFAULT_PORT_BASE + 1 + i as u16);
+        text = text.replace(&from, &format!("{addr}\""));
+    }
+    text
+}
+
+/// Bind the four demo backends: on `base + 1` to `base + 4`, or on free ports.
+async fn bind_backends(base: u16, latency: Duration) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for i in 1..=4u16 {
+        let port = if base == 0 { 0 } else { base.saturating_add(i) };
+        let name = format!("demo-{i}");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "demo backend {name} cannot bind 127.0.0.1:{port}: {e} (is another demo running? try --port-base)"
+                )
+            })?;
+        addrs.push(listener.local_addr()?);
+        tokio::spawn(backend::serve(listener, name, latency));
+    }
+    Ok(addrs)
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.port_base <= u16::MAX - ADMIN_OFFSET,
+        "--port-base {} leaves no room for the five ports after it",
+        args.port_base
+    );
+    let backends = bind_backends(args.port_base, args.latency).await?;
+    let text = config_text(args.port_base, &backends);
     // The configuration lives in a file so reloads (and the incident) work as in
     // production.
     let dir = std::env::temp_dir().join(format!("tango-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("demo.toml");
-    std::fs::write(&path, DEMO_CONFIG)?;
+    std::fs::write(&path, &text)?;
     let loaded = tango_core::config::load(&path).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    let config = &loaded.config;
-    for b in &config.pools[0].backends {
-        let addr: std::net::SocketAddr = b.address.parse()?;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "demo backend {} cannot bind {addr}: {e} (is another demo running?)",
-                b.name
-            )
-        })?;
-        tokio::spawn(backend::serve(listener, b.name.clone(), args.latency));
-    }
-    let listen = config.listeners[0].listen;
     let (control, shutdown, admin) = server::start(loaded, path.clone(), None).await?;
+    let listen = control
+        .listener_addresses()
+        .await
+        .first()
+        .map(|(_, a)| *a)
+        .ok_or_else(|| anyhow::anyhow!("the demo listener did not start"))?;
     println!("tango demo");
     println!("  proxy    http://{listen}/");
     println!("  metrics  http://{admin}/metrics");
@@ -63,16 +120,23 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .map(|d| format!(" for {}", humantime::format_duration(d)))
             .unwrap_or_default()
     );
-    let target = format!("http://{listen}/");
+    println!();
+    let marks = traffic::Marks::new(&control.rt);
     let gen = tokio::spawn(traffic::generate(
-        target,
+        format!("http://{listen}/"),
         args.rps,
         args.duration.unwrap_or(Duration::from_secs(86_400 * 365)),
     ));
     let report = tokio::spawn(traffic::report(control.clone()));
-    let incident = args
-        .incident
-        .then(|| tokio::spawn(incident(control.clone(), path.clone())));
+    let incident = args.incident.then(|| {
+        tokio::spawn(incident(
+            control.clone(),
+            path.clone(),
+            text.clone(),
+            marks.clone(),
+            (args.incident_after, args.incident_for),
+        ))
+    });
     tokio::select! {
         _ = gen => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -81,27 +145,67 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Some(i) = incident {
         i.abort();
     }
-    traffic::summary(&control.rt);
+    print!("{}", traffic::summary(&control.rt, &marks));
     server::drain(&shutdown, Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 /// The incident, replayed: a weight typo shipped by reload, then the fix.
-async fn incident(control: std::sync::Arc<server::Control>, path: std::path::PathBuf) {
-    let typo = DEMO_CONFIG.replacen(
-        "name = \"demo-2\"\naddress = \"127.0.0.1:28202\"\nweight = 1",
-        "name = \"demo-2\"\naddress = \"127.0.0.1:28202\"\nweight = 10",
-        1,
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
+async fn incident(
+    control: std::sync::Arc<server::Control>,
+    path: std::path::PathBuf,
+    text: String,
+    marks: traffic::Marks,
+    (after, lasting): (Duration, Duration),
+) {
+    let demo_2 = |w: u32| {
+        let addr = text
+            .split("name = \"demo-2\"\naddress = \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        format!("name = \"demo-2\"\naddress = \"{addr}\"\nweight = {w}")
+    };
+    let typo = text.replacen(&demo_2(1), &demo_2(10), 1);
+    tokio::time::sleep(after).await;
     if std::fs::write(&path, &typo).is_ok() {
         println!("  >> reload: demo-2's weight goes from 1 to 10 (a typo for 1)");
+        marks.mark(&control.rt, "during");
         let _ = control.reload(server::ReloadSource::Api).await;
     }
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    if std::fs::write(&path, DEMO_CONFIG).is_ok() {
+    tokio::time::sleep(lasting).await;
+    if std::fs::write(&path, &text).is_ok() {
         println!("  >> reload: the weight is fixed back to 1");
+        marks.mark(&control.rt, "after");
         let _ = control.reload(server::ReloadSource::Api).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_text;
+
+    #[test]
+    fn the_port_base_moves_every_port() {
+        let backends: Vec<std::net::SocketAddr> = (1..=4)
+            .map(|i| format!("127.0.0.1:{}", 41000 + i).parse().unwrap())
+            .collect();
+        let text = config_text(41000, &backends);
+        let addrs: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.split_once("\"127.0.0.1:")
+                    .map(|(_, r)| r.trim_end_matches('"'))
+            })
+            .collect();
+        assert_eq!(
+            addrs,
+            ["41005", "41000", "41001", "41002", "41003", "41004"]
+        );
+        let text = config_text(0, &backends);
+        assert!(text.contains("listen = \"127.0.0.1:0\"\n\n[[listener]]"));
+        assert!(text.contains("name = \"demo-2\"\naddress = \"127.0.0.1:41002\"\nweight = 1"));
     }
 }

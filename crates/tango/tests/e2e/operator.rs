@@ -4,6 +4,7 @@
 
 mod access_log;
 mod cli;
+mod demo;
 mod logs;
 mod metrics;
 
