@@ -1,5 +1,5 @@
-//! The CLI's helpers: `--version`, completions, man pages, and `tango status` aimed by
-//! `host:port` or by the configuration file.
+//! The CLI's helpers: `--version`, completions, man pages, `tango status` aimed by
+//! `host:port` or by the configuration file, and `simulate`'s progress bar.
 
 use super::*;
 use crate::backend::Backend;
@@ -195,5 +195,26 @@ async fn status_finds_the_admin_api_and_its_token_in_the_config() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "error: the admin API wants a token: pass --token or set TANGO_ADMIN_TOKEN\n"
+    );
+}
+
+#[test]
+fn simulate_draws_a_progress_bar_only_on_a_terminal() {
+    let cfg =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/configs/good-web-round-robin.toml");
+    let args = ["simulate", cfg.to_str().unwrap(), "--requests", "1000000"];
+    let piped = tango(&args).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stderr), "");
+    assert!(ok(piped).starts_with("pool web (round_robin), 1000000 requests"));
+    let cmd = format!("{} {}", env!("CARGO_BIN_EXE_tango"), args.join(" "));
+    let term = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let shown = ok(term);
+    assert!(shown.contains("  simulating ["), "{shown:?}");
+    assert!(
+        shown.contains("pool web (round_robin), 1000000 requests"),
+        "{shown:?}"
     );
 }
