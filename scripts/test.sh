@@ -32,3 +32,6 @@ cargo test --workspace --all-targets
 
 echo "== Prometheus rules (promtool)"
 scripts/promtool-test.sh
+
+echo "== deploy/: Grafana queries parse, systemd unit verifies"
+scripts/deploy-test.sh

@@ -16,6 +16,7 @@ mod metrics;
 mod proxy;
 mod rng;
 mod runtime;
+mod sd;
 mod server;
 mod stats;
 mod table;

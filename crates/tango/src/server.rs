@@ -189,6 +189,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("admin http://{admin_addr}");
     tracing::info!(admin = %admin_addr, "tango is running");
+    crate::sd::ready();
     loop {
         tokio::select! {
             _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup).await; }
@@ -215,6 +216,7 @@ async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Ar
 
 pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
     tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+    crate::sd::stopping();
     shutdown.trigger();
     let left = shutdown.drained(grace).await;
     if left > 0 {

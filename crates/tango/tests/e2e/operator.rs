@@ -5,6 +5,7 @@
 mod access_log;
 mod cli;
 mod demo;
+mod deploy;
 mod logs;
 mod metrics;
 
