@@ -101,8 +101,9 @@ pub(crate) struct Entry {
     user_agent: Option<HeaderValue>,
     referer: Option<HeaderValue>,
     request_id: HeaderValue,
-    /// Request body bytes read from the client, counted by the body sent upstream.
-    bytes_in: Arc<AtomicU64>,
+    /// Request body bytes read from the client, counted by the body sent upstream;
+    /// `None` for a request without a body (most of them), which needs no counter.
+    bytes_in: Option<Arc<AtomicU64>>,
     status: u16,
     /// The snapshot the request used, with its pool and backend indexes.
     routed: Option<(Arc<Snapshot>, usize, Option<usize>)>,
@@ -121,7 +122,7 @@ pub(crate) struct Outcome {
 
 impl Entry {
     /// Note what the access log needs from a request's head. `None` when it is off.
-    pub(crate) fn start<B>(
+    pub(crate) fn start<B: Body>(
         ctx: &Arc<ConnCtx>,
         req: &Request<B>,
         request_id: &HeaderValue,
@@ -143,7 +144,7 @@ impl Entry {
             user_agent: h.get(http::header::USER_AGENT).cloned(),
             referer: h.get(http::header::REFERER).cloned(),
             request_id: request_id.clone(),
-            bytes_in: Arc::new(AtomicU64::new(0)),
+            bytes_in: (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0))),
             status: 0,
             routed: None,
             tries: 0,
@@ -151,8 +152,8 @@ impl Entry {
         })
     }
 
-    /// The counter the request body adds to as it is read.
-    pub(crate) fn bytes_in(&self) -> Arc<AtomicU64> {
+    /// The counter the request body adds to as it is read, when it has one.
+    pub(crate) fn bytes_in(&self) -> Option<Arc<AtomicU64>> {
         self.bytes_in.clone()
     }
 

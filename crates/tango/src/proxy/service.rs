@@ -77,7 +77,7 @@ pub(crate) async fn handle(
     };
     let entry = Entry::start(&ctx, &req, &request_id);
     let snap = ctx.rt.current();
-    let bytes_in = entry.as_ref().map(Entry::bytes_in);
+    let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {

@@ -88,7 +88,10 @@ pub(super) fn line(format: AccessFormat, e: &Entry, bytes_out: u64, now: SystemT
         protocol: protocol(e.version),
         host: e.host.as_ref().map(text),
         status: e.status,
-        bytes_in: e.bytes_in.load(std::sync::atomic::Ordering::Relaxed),
+        bytes_in: e
+            .bytes_in
+            .as_ref()
+            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed)),
         bytes_out,
         user_agent: e.user_agent.as_ref().map(text),
         referer: e.referer.as_ref().map(text),
@@ -130,26 +133,27 @@ fn combined(f: &Fields<'_>) -> String {
     s.push_str("\" \"");
     escape_into(&mut s, f.user_agent.as_deref().unwrap_or("-"));
     s.push('"');
-    let opt = |v: Option<&str>| v.unwrap_or("-").to_string();
-    let pairs: [(&str, String); 10] = [
-        ("request_id", f.request_id.to_string()),
-        ("listener", f.listener.to_string()),
-        ("host", opt(f.host.as_deref())),
-        ("pool", opt(f.pool)),
-        ("backend", opt(f.backend)),
-        ("backend_address", opt(f.backend_address)),
-        ("tries", f.tries.to_string()),
-        ("bytes_in", f.bytes_in.to_string()),
-        (
-            "upstream_ms",
-            f.upstream_ms.map_or("-".to_string(), |m| m.to_string()),
-        ),
-        ("total_ms", f.total_ms.to_string()),
-    ];
-    for (k, v) in pairs {
-        let _ = write!(s, " {k}=");
-        value_into(&mut s, &v);
+    // key=value pairs, written in place (no string per field).
+    let mut kv = |k: &str, v: &str| {
+        s.push(' ');
+        s.push_str(k);
+        s.push('=');
+        value_into(&mut s, v);
+    };
+    kv("request_id", &f.request_id);
+    kv("listener", f.listener);
+    kv("host", f.host.as_deref().unwrap_or("-"));
+    kv("pool", f.pool.unwrap_or("-"));
+    kv("backend", f.backend.unwrap_or("-"));
+    kv("backend_address", f.backend_address.unwrap_or("-"));
+    let _ = write!(s, " tries={} bytes_in={} upstream_ms=", f.tries, f.bytes_in);
+    match f.upstream_ms {
+        Some(m) => {
+            let _ = write!(s, "{m}");
+        }
+        None => s.push('-'),
     }
+    let _ = write!(s, " total_ms={}", f.total_ms);
     s.push('\n');
     s
 }
