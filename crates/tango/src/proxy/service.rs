@@ -278,12 +278,12 @@ async fn proxy(
         };
         tried.insert(i);
         target.backend = Some(i);
-        target.tries += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             last_err = ProxyError::Timeout;
             break;
         }
+        target.tries += 1;
         match try_backend(
             ctx,
             pool,
