@@ -78,7 +78,7 @@ fn selectors(e: &Expr, out: &mut Vec<(String, Vec<(String, String)>)>) {
 }
 
 /// Series names from a scrape, with the labels each carries.
-fn scraped(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+fn scraped(text: &str) -> Known {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in text
         .lines()
@@ -99,7 +99,7 @@ fn scraped(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 /// Recording rules' series: `level:metric:operation`, whose level lists the labels kept.
-fn recorded(rules: &str) -> BTreeMap<String, BTreeSet<String>> {
+fn recorded(rules: &str) -> Known {
     rules
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- record: "))
@@ -111,12 +111,15 @@ fn recorded(rules: &str) -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
-#[tokio::test]
-async fn grafana_queries_ask_only_for_series_tango_and_its_rules_make() {
+type Known = BTreeMap<String, BTreeSet<String>>;
+
+/// What a running tango exports, once its watch has ticked (the share gauges appear
+/// then), with the series the recording rules make and Prometheus' `ALERTS`; and the
+/// rules' alert names.
+async fn known_series() -> (Known, BTreeSet<String>) {
     let a = Backend::start("a").await;
     let t = Tango::start(&config("", &[("a", a.addr, 1)]));
     assert_eq!(get(&client(), &t.url("/")).await.0, 200);
-    // The share gauges appear at the watch's first tick.
     let end = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let (_, text) = get(&client(), &t.admin_url("/metrics")).await;
@@ -129,74 +132,92 @@ async fn grafana_queries_ask_only_for_series_tango_and_its_rules_make() {
     let rules = repo_file("deploy/prometheus/tango-rules.yml");
     let mut known = scraped(&text);
     known.extend(recorded(&rules));
-    let alerts: BTreeSet<String> = rules
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- alert: "))
-        .map(str::to_string)
-        .collect();
-    // Prometheus' own series for the rules' alerts.
     known.insert(
         "ALERTS".to_string(),
         ["alertname", "alertstate", "severity", "pool", "backend"]
             .map(str::to_string)
             .into(),
     );
+    let alerts = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .map(str::to_string)
+        .collect();
+    (known, alerts)
+}
 
-    let dashboard: Value = serde_json::from_str(&repo_file("deploy/grafana/tango.json")).unwrap();
-    let mut queries = Vec::new();
-    exprs(&dashboard, &mut queries);
-    assert!(queries.len() >= 20, "{} queries", queries.len());
+/// Problems with one query: unparsable, or naming a series or label no one makes.
+/// Adds the series it names to `names`.
+fn check_query(
+    q: &str,
+    known: &Known,
+    alerts: &BTreeSet<String>,
+    names: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let ast = match parser::parse(&fill_variables(q)) {
+        Ok(ast) => ast,
+        Err(e) => return vec![format!("{q}: {e}")],
+    };
+    let mut sel = Vec::new();
+    selectors(&ast, &mut sel);
     let mut problems = Vec::new();
-    let mut names = BTreeSet::new();
-    for q in &queries {
-        let ast = match parser::parse(&fill_variables(q)) {
-            Ok(ast) => ast,
-            Err(e) => {
-                problems.push(format!("{q}: {e}"));
-                continue;
-            }
+    for (name, labels) in sel {
+        let Some(has) = known.get(&name) else {
+            problems.push(format!("{q}: `{name}` is neither exported nor recorded"));
+            continue;
         };
-        let mut sel = Vec::new();
-        selectors(&ast, &mut sel);
-        for (name, labels) in sel {
-            let Some(has) = known.get(&name) else {
-                problems.push(format!("{q}: `{name}` is neither exported nor recorded"));
-                continue;
-            };
-            names.insert(name.clone());
-            for (label, value) in labels {
-                // Target labels are added by Prometheus to every series.
-                if !has.contains(&label) && label != "instance" && label != "job" {
-                    problems.push(format!("{q}: `{name}` has no label `{label}`"));
-                }
-                if name == "ALERTS" && label == "alertname" {
-                    for a in value.split('|').filter(|a| !alerts.contains(*a)) {
-                        problems.push(format!("{q}: no alert named `{a}` in tango-rules.yml"));
-                    }
+        names.insert(name.clone());
+        for (label, value) in labels {
+            // Target labels are added by Prometheus to every series.
+            if !has.contains(&label) && label != "instance" && label != "job" {
+                problems.push(format!("{q}: `{name}` has no label `{label}`"));
+            }
+            if name == "ALERTS" && label == "alertname" {
+                for a in value.split('|').filter(|a| !alerts.contains(*a)) {
+                    problems.push(format!("{q}: no alert named `{a}` in tango-rules.yml"));
                 }
             }
         }
     }
-    // The variables' queries: label_values(SELECTOR, LABEL).
+    problems
+}
+
+/// Problems with a variable's query, `label_values(SELECTOR, LABEL)`.
+fn check_variable(def: &str, known: &Known) -> Vec<String> {
+    let inner = def
+        .strip_prefix("label_values(")
+        .and_then(|d| d.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected variable query {def}"));
+    let (sel, label) = inner.rsplit_once(',').unwrap();
+    let label = label.trim();
+    let mut names = Vec::new();
+    selectors(&parser::parse(&fill_variables(sel)).unwrap(), &mut names);
+    names
+        .into_iter()
+        .filter(|(name, _)| {
+            !known
+                .get(name)
+                .is_some_and(|has| has.contains(label) || label == "instance")
+        })
+        .map(|(name, _)| format!("{def}: `{name}` has no label `{label}`"))
+        .collect()
+}
+
+#[tokio::test]
+async fn grafana_queries_ask_only_for_series_tango_and_its_rules_make() {
+    let (known, alerts) = known_series().await;
+    let dashboard: Value = serde_json::from_str(&repo_file("deploy/grafana/tango.json")).unwrap();
+    let mut queries = Vec::new();
+    exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 20, "{} queries", queries.len());
+    let mut names = BTreeSet::new();
+    let mut problems: Vec<String> = queries
+        .iter()
+        .flat_map(|q| check_query(q, &known, &alerts, &mut names))
+        .collect();
     for var in dashboard["templating"]["list"].as_array().unwrap() {
-        let Some(def) = var["definition"].as_str() else {
-            continue;
-        };
-        let inner = def
-            .strip_prefix("label_values(")
-            .and_then(|d| d.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("unexpected variable query {def}"));
-        let (sel, label) = inner.rsplit_once(',').unwrap();
-        let mut sel_names = Vec::new();
-        selectors(
-            &parser::parse(&fill_variables(sel)).unwrap(),
-            &mut sel_names,
-        );
-        for (name, _) in sel_names {
-            match known.get(&name) {
-                Some(has) if has.contains(label.trim()) || label.trim() == "instance" => {}
-                _ => problems.push(format!("{def}: `{name}` has no label `{}`", label.trim())),
-            }
+        if let Some(def) = var["definition"].as_str() {
+            problems.extend(check_variable(def, &known));
         }
     }
     assert_eq!(problems, Vec::<String>::new());
