@@ -91,13 +91,13 @@ async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> Response {
+/// OpenMetrics or the Prometheus text format, as the scraper's `Accept` asks.
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Exposition::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        crate::metrics::render(&s.registry),
+        [(header::CONTENT_TYPE, format.content_type())],
+        crate::metrics::render(&s.registry, format),
     )
         .into_response()
 }

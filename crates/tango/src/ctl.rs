@@ -10,12 +10,79 @@ use hyper_util::rt::TokioExecutor;
 
 #[derive(clap::Args)]
 pub(crate) struct CtlArgs {
-    /// Admin API base URL.
-    #[arg(long, default_value = "http://127.0.0.1:9901", env = "TANGO_ADMIN")]
-    admin: String,
+    /// Admin API address: `host:port` or `http://host:port` (default: the configuration's
+    /// `admin.listen` with --config, else 127.0.0.1:9901).
+    #[arg(long, env = "TANGO_ADMIN")]
+    admin: Option<String>,
+    /// The running instance's configuration file: its admin address, and its admin token
+    /// when --token is not given.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Bearer token for the admin API (required by every `/api/v1` call when tango has one).
     #[arg(long, env = "TANGO_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+/// Where tango's admin API listens when nothing says otherwise.
+const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+
+impl CtlArgs {
+    /// The admin API's base URL and the token to send.
+    fn target(&self) -> anyhow::Result<(String, Option<String>)> {
+        let loaded =
+            match &self.config {
+                Some(path) => Some(crate::server::load_or_explain(path).with_context(|| {
+                    format!("reading the admin address from {}", path.display())
+                })?),
+                None => None,
+            };
+        let admin = match (&self.admin, &loaded) {
+            (Some(a), _) => a.clone(),
+            (None, Some(l)) => reachable(l.config.admin.listen).to_string(),
+            (None, None) => DEFAULT_ADMIN.to_string(),
+        };
+        let token = match (&self.token, &loaded) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(l)) => {
+                crate::admin::resolve_token(&l.config.admin)?.map(|t| t.as_str().to_string())
+            }
+            (None, None) => None,
+        };
+        Ok((base_url(&admin)?, token))
+    }
+}
+
+/// An address tango listens on, as a client reaches it: a wildcard means this host.
+fn reachable(listen: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut a = listen;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
+/// `host:port` or `http://host:port[/]` as a base URL. The admin API speaks plain HTTP.
+fn base_url(admin: &str) -> anyhow::Result<String> {
+    let admin = admin.trim().trim_end_matches('/');
+    if let Some(rest) = admin.strip_prefix("https://") {
+        anyhow::bail!("tango's admin API speaks plain HTTP: use http://{rest}");
+    }
+    let url = if admin.contains("://") {
+        admin.to_string()
+    } else {
+        format!("http://{admin}")
+    };
+    let uri: http::Uri = url.parse().with_context(|| {
+        format!("`{admin}` is not an address: use host:port, e.g. {DEFAULT_ADMIN}")
+    })?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http") && uri.authority().is_some(),
+        "`{admin}` is not an address: use host:port, e.g. {DEFAULT_ADMIN}"
+    );
+    Ok(url)
 }
 
 /// One request to the admin API; returns the status and the body.
@@ -26,7 +93,8 @@ pub(crate) async fn call(
     token: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let url = format!("{}{}", base.trim_end_matches('/'), path);
+    let base = base_url(base)?;
+    let url = format!("{base}{path}");
     let mut req = http::Request::builder().method(method).uri(&url);
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
@@ -51,34 +119,83 @@ pub(crate) async fn call(
 }
 
 pub(crate) async fn status(args: CtlArgs) -> anyhow::Result<()> {
-    let (code, body) = call(&args.admin, "GET", "/api/v1/status", args.token.as_deref()).await?;
+    let (base, token) = args.target()?;
+    let (code, body) = call(&base, "GET", "/api/v1/status", token.as_deref()).await?;
     ensure_ok(code, &body)?;
     let v: serde_json::Value =
         serde_json::from_str(&body).context("the admin API sent something other than JSON")?;
-    println!("generation {}", v["generation"]);
-    for p in v["pools"].as_array().into_iter().flatten() {
-        println!(
-            "pool {} ({})",
-            p["name"].as_str().unwrap_or("?"),
-            p["policy"].as_str().unwrap_or("?")
-        );
-        println!(
-            "  {:<20} {:>8} {:>9} {:>8} {:>10} {:>8}",
-            "backend", "weight", "effective", "healthy", "requests", "errors"
-        );
-        for b in p["backends"].as_array().into_iter().flatten() {
-            println!(
-                "  {:<20} {:>8} {:>9.2} {:>8} {:>10} {:>8}",
-                b["name"].as_str().unwrap_or("?"),
-                b["configured_weight"],
-                b["effective_weight"].as_f64().unwrap_or(0.0),
-                b["healthy"],
-                b["requests"],
-                b["errors"]
-            );
-        }
-    }
+    print!("{}", render_status(&v));
     Ok(())
+}
+
+/// The status answer as tables: listeners, then each pool's backends.
+fn render_status(v: &serde_json::Value) -> String {
+    use crate::table::{self, Align::*};
+    let applied = v["applied_at"]
+        .as_f64()
+        .map(|t| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0));
+            format!(", applied {}", humantime::format_rfc3339_seconds(at))
+        })
+        .unwrap_or_default();
+    let mut out = format!("generation {}{applied}\n\n", v["generation"]);
+    let mut listeners = table::new(&[("listener", Left), ("address", Left)]);
+    for l in v["listeners"].as_array().into_iter().flatten() {
+        listeners.add_row(vec![text(&l["name"]), text(&l["address"])]);
+    }
+    out.push_str(&table::render(&listeners, ""));
+    for p in v["pools"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\npool {} ({})\n",
+            text(&p["name"]),
+            text(&p["policy"])
+        ));
+        let mut t = table::new(&[
+            ("backend", Left),
+            ("address", Left),
+            ("weight", Right),
+            ("effective", Right),
+            ("healthy", Left),
+            ("ejected", Left),
+            ("in flight", Right),
+            ("requests", Right),
+            ("errors", Right),
+            ("connections", Right),
+        ]);
+        for b in p["backends"].as_array().into_iter().flatten() {
+            t.add_row(vec![
+                text(&b["name"]),
+                text(&b["address"]),
+                text(&b["configured_weight"]),
+                format!("{:.2}", b["effective_weight"].as_f64().unwrap_or(0.0)),
+                yes_no(&b["healthy"]),
+                yes_no(&b["ejected"]),
+                text(&b["in_flight"]),
+                text(&b["requests"]),
+                text(&b["errors"]),
+                text(&b["open_connections"]),
+            ]);
+        }
+        out.push_str(&table::render(&t, ""));
+    }
+    out
+}
+
+/// A JSON value as a table cell: strings without quotes, absent as `-`.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn yes_no(v: &serde_json::Value) -> String {
+    match v.as_bool() {
+        Some(true) => "yes".to_string(),
+        Some(false) => "no".to_string(),
+        None => "-".to_string(),
+    }
 }
 
 /// A 200, or an error that says what to do about it.
@@ -116,7 +233,8 @@ pub(crate) async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
         true => "/api/v1/reload".to_string(),
         false => format!("/api/v1/reload?{}", query.join("&")),
     };
-    let (code, body) = call(&args.ctl.admin, "POST", &path, args.ctl.token.as_deref()).await?;
+    let (base, token) = args.ctl.target()?;
+    let (code, body) = call(&base, "POST", &path, token.as_deref()).await?;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
     let lines = |key: &str| strings(&v[key]);
     match code {
@@ -214,8 +332,8 @@ pub(crate) struct SourceArgs {
     /// Read a journal file (JSON Lines) instead of asking a running instance.
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
-    /// Admin API base URL of a running instance.
-    #[arg(long, default_value = "http://127.0.0.1:9901", env = "TANGO_ADMIN")]
+    /// Admin API address of a running instance: `host:port` or `http://host:port`.
+    #[arg(long, default_value = DEFAULT_ADMIN, env = "TANGO_ADMIN")]
     admin: String,
     /// Bearer token for the admin API.
     #[arg(long, env = "TANGO_ADMIN_TOKEN", hide_env_values = true)]
@@ -371,4 +489,66 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     };
     print!("{}", tango_core::journal::render_postmortem(&evs, &input));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_address_may_omit_the_scheme() {
+        assert_eq!(base_url("127.0.0.1:9901").unwrap(), "http://127.0.0.1:9901");
+        assert_eq!(base_url("http://[::1]:9901/").unwrap(), "http://[::1]:9901");
+        assert_eq!(
+            base_url("admin.internal:80").unwrap(),
+            "http://admin.internal:80"
+        );
+        let e = base_url("https://h:1").unwrap_err().to_string();
+        assert_eq!(e, "tango's admin API speaks plain HTTP: use http://h:1");
+        assert!(base_url("ftp://h:1").is_err());
+        assert!(base_url("not an address").is_err());
+    }
+
+    #[test]
+    fn a_wildcard_admin_listener_is_reached_on_loopback() {
+        assert_eq!(
+            reachable("0.0.0.0:9901".parse().unwrap()).to_string(),
+            "127.0.0.1:9901"
+        );
+        assert_eq!(
+            reachable("[::]:9901".parse().unwrap()).to_string(),
+            "[::1]:9901"
+        );
+        assert_eq!(
+            reachable("10.0.0.1:9901".parse().unwrap()).to_string(),
+            "10.0.0.1:9901"
+        );
+    }
+
+    #[test]
+    fn status_columns_line_up() {
+        let v = serde_json::json!({
+            "generation": 3, "applied_at": 1_700_000_000.0,
+            "listeners": [{"name": "public", "address": "0.0.0.0:8443"}],
+            "pools": [{"name": "web", "policy": "round_robin", "backends": [
+                {"name": "web-1", "address": "10.0.0.11:8080", "configured_weight": 1,
+                 "effective_weight": 1.0, "healthy": true, "ejected": false, "in_flight": 0,
+                 "requests": 1234567, "errors": 12, "open_connections": 3},
+                {"name": "web-10", "address": "10.0.0.9:80", "configured_weight": 10,
+                 "effective_weight": 2.5, "healthy": false, "ejected": true, "in_flight": 12,
+                 "requests": 5, "errors": 0, "open_connections": 0}
+            ]}]
+        });
+        assert_eq!(
+            render_status(&v),
+            "generation 3, applied 2023-11-14T22:13:20Z\n\n\
+             listener  address\n\
+             public    0.0.0.0:8443\n\
+             \n\
+             pool web (round_robin)\n\
+             backend  address         weight  effective  healthy  ejected  in flight  requests  errors  connections\n\
+             web-1    10.0.0.11:8080       1       1.00  yes      no               0   1234567      12            3\n\
+             web-10   10.0.0.9:80         10       2.50  no       yes             12         5       0            0\n"
+        );
+    }
 }

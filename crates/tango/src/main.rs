@@ -13,17 +13,20 @@ mod health;
 mod journal;
 mod keys;
 mod logging;
+mod manual;
 mod metrics;
 mod proxy;
 mod rng;
 mod runtime;
+mod sd;
 mod server;
 mod stats;
+mod table;
 mod tls;
 mod upstream;
 mod watch;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -63,6 +66,10 @@ enum Cmd {
     Simulate(cmd::simulate::SimulateArgs),
     /// Review a configuration change: what it changes and where traffic moves.
     Diff(cmd::diff::DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory.
+    Man(manual::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +78,8 @@ fn main() -> ExitCode {
         Cmd::Check(args) => check::run(args),
         Cmd::Simulate(args) => cmd::simulate::run(args),
         Cmd::Diff(args) => cmd::diff::run(args),
+        Cmd::Completions(args) => manual::completions(args, Cli::command()),
+        Cmd::Man(args) => manual::man(args, Cli::command()),
         Cmd::Run(args) => {
             logging::init(cli.log_format);
             runtime_for(args.workers).block_on(async move { exit(server::run(args).await) })

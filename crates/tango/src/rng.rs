@@ -1,30 +1,32 @@
-//! A fast per-thread random source for picks and request ids (not for secrets).
+//! A fast per-thread random source for picks, request ids and probe jitter (not for
+//! secrets): rand's `SmallRng`, seeded once per thread from the operating system. The
+//! pick benchmark (`rng_*` in tango-core/benches/pick.rs) measured it level with the
+//! hand-written SplitMix64 it replaced.
 
-use std::cell::Cell;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::cell::RefCell;
 
 thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
+    static RNG: RefCell<SmallRng> = RefCell::new(seeded());
 }
 
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-    );
-    h.finish() | 1
-}
-
-/// splitmix64: small, fast, and good enough to spread picks.
-pub(crate) fn next_u64() -> u64 {
-    STATE.with(|s| {
-        let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        s.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// From the OS; should that fail, from the clock through std's per-process random keys,
+/// which is still different per thread and per run.
+fn seeded() -> SmallRng {
+    SmallRng::try_from_os_rng().unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(1),
+        );
+        SmallRng::seed_from_u64(h.finish())
     })
+}
+
+pub(crate) fn next_u64() -> u64 {
+    RNG.with(|r| r.borrow_mut().next_u64())
 }

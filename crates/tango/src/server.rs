@@ -3,6 +3,7 @@
 //! an alert), and drain on SIGTERM/SIGINT.
 
 use crate::guard::{Outcome, Verdict};
+use crate::proxy::access::{AccessFormat, AccessLog};
 use crate::proxy::{Listeners, Shutdown};
 use crate::runtime::{Runtime, Snapshot};
 use anyhow::Context as _;
@@ -24,9 +25,14 @@ pub(crate) struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
-    /// Log one line per request (request id, pool, backend, status, duration).
-    #[arg(long)]
-    pub(crate) access_log: bool,
+    /// Log one line per request to FILE (reopened on SIGUSR1, for logrotate), or to
+    /// stderr when FILE is `-` or left out.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) access_log: Option<PathBuf>,
+    /// The access log's format: nginx's combined format followed by tango's fields, or
+    /// JSON lines.
+    #[arg(long, value_enum, default_value = "combined")]
+    pub(crate) access_log_format: AccessFormat,
     /// How long in-flight requests may take to finish on shutdown.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) grace: Duration,
@@ -102,11 +108,17 @@ impl Control {
             }
             Verdict::Rejected => {
                 self.reloads.rejected.fetch_add(1, Relaxed);
+                // One line per event: each problem's location, message and hint.
+                let errors: Vec<String> = out
+                    .errors
+                    .iter()
+                    .map(|e| crate::logging::one_line(e))
+                    .collect();
                 tracing::error!(
                     source = source.as_str(),
                     problems = out.errors.len(),
-                    "configuration rejected; the previous one keeps serving:\n{}",
-                    out.errors.join("\n")
+                    errors = %errors.join("; "),
+                    "configuration rejected; the previous one keeps serving"
                 );
             }
             Verdict::Refused => {
@@ -116,17 +128,18 @@ impl Control {
                     .as_ref()
                     .map(|j| j.next_steps())
                     .unwrap_or_default();
+                let errors: Vec<String> = out
+                    .errors
+                    .iter()
+                    .map(|e| crate::logging::one_line(e))
+                    .collect();
                 tracing::error!(
                     source = source.as_str(),
                     generation = out.generation,
-                    "reload refused by the guard; generation {} keeps serving:\n{}\nto proceed:\n{}",
-                    out.generation,
-                    out.errors.join("\n"),
-                    steps
-                        .iter()
-                        .map(|s| format!("  - {s}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    errors = %errors.join("; "),
+                    to_proceed = %steps.join("; "),
+                    "reload refused by the guard; generation {} keeps serving",
+                    out.generation
                 );
             }
         }
@@ -348,17 +361,31 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.deny_warnings {
         deny_warnings(&loaded)?;
     }
+    let access = match &args.access_log {
+        Some(path) => Some(
+            AccessLog::open(Some(path), args.access_log_format)
+                .with_context(|| format!("opening the access log {}", path.display()))?,
+        ),
+        None => None,
+    };
     let (control, shutdown, admin_addr) =
-        start(loaded, args.config.clone(), args.access_log).await?;
+        start(loaded, args.config.clone(), access.clone()).await?;
     // One line per address on stdout, for scripts and tests that start tango on port 0.
     // Signals are handled before tango says it is ready.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGUSR1 reopens the access log; its default action would end the process.
+    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    tokio::spawn(reopen_on_usr1(usr1, access.clone()));
+    if let Some(log) = &access {
+        tokio::spawn(log.clone().upkeep());
+    }
     for (name, addr) in control.listener_addresses().await {
         println!("listening {name} http://{addr}");
     }
     println!("admin http://{admin_addr}");
     tracing::info!(admin = %admin_addr, "tango is running");
+    crate::sd::ready();
     loop {
         tokio::select! {
             // SIGHUP has no override: what the file says is all there is.
@@ -368,6 +395,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     drain(&shutdown, args.grace).await;
+    if let Some(log) = &access {
+        log.flush();
+    }
     Ok(())
 }
 
@@ -392,8 +422,19 @@ fn deny_warnings(loaded: &tango_core::config::Loaded) -> anyhow::Result<()> {
     Err(anyhow::Error::new(crate::Rendered(text)))
 }
 
+/// logrotate's `postrotate` sends SIGUSR1 after moving the file away.
+async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Arc<AccessLog>>) {
+    while usr1.recv().await.is_some() {
+        match &access {
+            Some(log) => log.reopen(),
+            None => tracing::info!("SIGUSR1: there is no access log to reopen"),
+        }
+    }
+}
+
 pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
     tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+    crate::sd::stopping();
     shutdown.trigger();
     let left = shutdown.drained(grace).await;
     if left > 0 {
@@ -407,7 +448,7 @@ pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
 pub(crate) async fn start(
     loaded: tango_core::config::Loaded,
     path: PathBuf,
-    access_log: bool,
+    access_log: Option<Arc<AccessLog>>,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
     let hash = content_hash(&loaded.source.text);
     let findings = crate::guard::startup_findings(&loaded);

@@ -1,8 +1,10 @@
 //! A `PickEnv` for tests: plain vectors for eligibility, factors, in-flight counts and
-//! latencies, and a seeded SplitMix64 generator so every run draws the same numbers.
+//! latencies, and a seeded `SmallRng` so every run draws the same numbers.
 
 use super::PickEnv;
-use std::cell::Cell;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use std::cell::RefCell;
 
 #[derive(Debug, Clone)]
 pub(crate) struct TestEnv {
@@ -10,7 +12,7 @@ pub(crate) struct TestEnv {
     pub(crate) factor: Vec<f64>,
     pub(crate) in_flight: Vec<u64>,
     pub(crate) latency: Vec<f64>,
-    state: Cell<u64>,
+    rng: RefCell<SmallRng>,
 }
 
 impl TestEnv {
@@ -20,18 +22,13 @@ impl TestEnv {
             factor: vec![1.0; n],
             in_flight: vec![0; n],
             latency: vec![0.010; n],
-            state: Cell::new(seed),
+            rng: RefCell::new(SmallRng::seed_from_u64(seed)),
         }
     }
 
     /// The next random number, for the test's own choices (keys, releases).
     pub(crate) fn next(&self) -> u64 {
-        let s = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        self.state.set(s);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.borrow_mut().next_u64()
     }
 }
 

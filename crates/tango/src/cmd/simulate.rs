@@ -5,7 +5,8 @@
 //! (unreadable or invalid configuration, unreadable keys, unknown pool or backend).
 
 use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
-use std::io::{IsTerminal, Write};
+use crate::table::{self, Align};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -146,16 +147,17 @@ fn human(r: &SimReport) -> String {
         r.requests,
         r.seed
     );
-    let width = super::name_width(r.backends.iter().map(|b| b.name.as_str()));
     let hash = r.backends.iter().any(|b| b.ownership_pct.is_some());
-    out.push_str(&format!(
-        "  {:<width$}  {:>6}  {:>8}{}  {:>9}\n",
-        "backend",
-        "weight",
-        "intended",
-        if hash { "     owns" } else { "" },
-        "simulated"
-    ));
+    let mut header = vec![
+        ("backend", Align::Left),
+        ("weight", Align::Right),
+        ("intended", Align::Right),
+    ];
+    if hash {
+        header.push(("owns", Align::Right));
+    }
+    header.extend([("simulated", Align::Right), ("", Align::Left)]);
+    let mut t = table::new(&header);
     let top = r
         .backends
         .iter()
@@ -163,27 +165,31 @@ fn human(r: &SimReport) -> String {
         .fold(0.0, f64::max);
     for b in &r.backends {
         let note = match (b.down, b.added) {
-            (true, _) => "  (down)",
-            (_, true) => "  (added)",
+            (true, _) => " (down)",
+            (_, true) => " (added)",
             _ => "",
         };
-        let owns = b
-            .ownership_pct
-            .map_or(String::new(), |o| format!("  {o:>6.1}%"));
         let fill = if top > 0.0 {
             b.simulated_pct / top
         } else {
             0.0
         };
-        out.push_str(&format!(
-            "  {:<width$}  {:>6}  {:>7.1}%{owns}  {:>8.1}%  {}{note}\n",
-            b.name,
-            b.weight,
-            b.intended_pct,
-            b.simulated_pct,
-            bar(fill, 40),
-        ));
+        let mut row = vec![
+            b.name.clone(),
+            b.weight.to_string(),
+            format!("{:.1}%", b.intended_pct),
+        ];
+        if hash {
+            row.push(
+                b.ownership_pct
+                    .map_or("-".to_string(), |o| format!("{o:.1}%")),
+            );
+        }
+        row.push(format!("{:.1}%", b.simulated_pct));
+        row.push(format!("{}{note}", bar(fill, 40)).trim_start().to_string());
+        t.add_row(row);
     }
+    out.push_str(&table::render(&t, "  "));
     if r.rejected > 0 {
         out.push_str(&format!(
             "  {} requests rejected without a key (400)\n",
@@ -215,40 +221,33 @@ fn human(r: &SimReport) -> String {
     out
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal and the run is long.
-struct Progress {
-    total: u64,
-    on: bool,
-    last: u64,
-}
+/// A progress bar on stderr (indicatif), drawn only when stderr is a terminal and the
+/// run is long.
+struct Progress(Option<indicatif::ProgressBar>);
 
 impl Progress {
     fn new(total: u64) -> Self {
-        Progress {
-            total,
-            on: std::io::stderr().is_terminal() && total >= 1_000_000,
-            last: u64::MAX,
+        if !std::io::stderr().is_terminal() || total < 1_000_000 {
+            return Progress(None);
         }
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "  simulating [{bar:30}] {percent:>3}% {eta} left",
+        ) {
+            bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+        }
+        Progress(Some(bar))
     }
 
     fn show(&mut self, done: u64) {
-        let pct = done * 100 / self.total.max(1);
-        if !self.on || pct == self.last {
-            return;
+        if let Some(b) = &self.0 {
+            b.set_position(done);
         }
-        self.last = pct;
-        let mut e = std::io::stderr();
-        let _ = write!(
-            e,
-            "\r  simulating [{:<30}] {pct:>3}%",
-            bar(pct as f64 / 100.0, 30)
-        );
-        let _ = e.flush();
     }
 
     fn clear(&self) {
-        if self.on {
-            let _ = write!(std::io::stderr(), "\r{:60}\r", "");
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
         }
     }
 }

@@ -12,7 +12,50 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// The body of a request sent upstream: the client's, or none.
-pub(crate) type UpBody = http_body_util::Either<Incoming, http_body_util::Empty<Bytes>>;
+pub(crate) type UpBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
+
+/// A client's request body on its way upstream; with the access log on, it counts the
+/// bytes read.
+pub(crate) struct ClientBody {
+    body: Incoming,
+    read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl ClientBody {
+    pub(crate) fn new(
+        body: Incoming,
+        read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Self {
+        ClientBody { body, read }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &r {
+            if let Some(d) = f.data_ref() {
+                super::access::count_in(this.read.as_ref(), d.len());
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// An upstream request body with nothing in it.
 pub(crate) fn no_body() -> UpBody {
@@ -39,6 +82,8 @@ pub(crate) enum ProxyBody {
         _guard: Option<InFlight>,
     },
     Full(Option<Bytes>),
+    /// Another body, counted for the access log, which is written when it is dropped.
+    Logged(Box<super::access::Logged>),
 }
 
 impl ProxyBody {
@@ -77,6 +122,7 @@ impl Body for ProxyBody {
                 r
             }
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Logged(l) => l.poll_frame(cx),
         }
     }
 
@@ -84,6 +130,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Logged(l) => l.is_end_stream(),
         }
     }
 
@@ -92,6 +139,7 @@ impl Body for ProxyBody {
             ProxyBody::Upstream { body, .. } => body.size_hint(),
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Logged(l) => l.size_hint(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Connection hygiene (first-byte and send timeouts, closing idle connections at the
 //! connection limit) lives in `conn_io` and `idle`.
 
+pub(crate) mod access;
 pub(crate) mod body;
 mod conn_io;
 pub(crate) mod error;
@@ -90,7 +91,7 @@ pub(crate) struct Listeners {
     rt: Arc<Runtime>,
     shutdown: Shutdown,
     running: HashMap<SocketAddr, Running>,
-    access_log: bool,
+    access_log: Option<Arc<access::AccessLog>>,
     /// The open-file limit after raising it (`None`: unknown).
     fd_limit: Option<u64>,
 }
@@ -103,7 +104,11 @@ pub(crate) struct Bound {
 }
 
 impl Listeners {
-    pub(crate) fn new(rt: Arc<Runtime>, shutdown: Shutdown, access_log: bool) -> Self {
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        shutdown: Shutdown,
+        access_log: Option<Arc<access::AccessLog>>,
+    ) -> Self {
         Self {
             rt,
             shutdown,
@@ -158,7 +163,7 @@ impl Listeners {
                 name: b.listener.name.clone(),
                 tls: b.tls,
                 conns: Conns::default(),
-                access_log: self.access_log,
+                access_log: self.access_log.clone(),
             };
             tokio::spawn(accept_loop(ctx, b.socket, stop_rx));
         }
@@ -222,7 +227,7 @@ struct AcceptCtx {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Open connections, and the idle ones that may be closed for a newcomer.
     conns: Conns,
-    access_log: bool,
+    access_log: Option<Arc<access::AccessLog>>,
 }
 
 async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Receiver<bool>) {
@@ -272,7 +277,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 tls: ctx.tls.is_some(),
                 trusted_proxies: lcfg.trusted_proxies.clone(),
                 request_timeout: lcfg.request_timeout,
-                access_log: ctx.access_log,
+                access_log: ctx.access_log.clone(),
                 switch: switch.clone(),
             };
             // The socket keeps the first-byte and send timeouts, under TLS and the guard.

@@ -1,10 +1,11 @@
 //! The life of one request: check framing, route, pick a backend, forward, retry when
 //! it is safe, stream the response back, count.
 //!
-//! Per request this allocates what hyper needs and the forwarded headers; names for the
-//! access log are looked up only when it is on.
+//! Per request this allocates what hyper needs and the forwarded headers; the access
+//! log's entry is made only when it is on.
 
-use super::body::{no_body, InFlight, ProxyBody, UpBody};
+use super::access::{AccessLog, Entry, Outcome};
+use super::body::{no_body, ClientBody, InFlight, ProxyBody, UpBody};
 use super::error::ProxyError;
 use super::headers;
 use crate::runtime::{PoolRuntime, Runtime, Snapshot};
@@ -30,10 +31,10 @@ pub(crate) struct ConnCtx {
     /// The listener's trusted proxies when the connection was accepted.
     pub(crate) trusted_proxies: Vec<tango_core::config::Cidr>,
     pub(crate) request_timeout: Duration,
-    pub(crate) access_log: bool,
     /// Told how each request that may switch protocols was answered: the framing
     /// guard holds the connection's next bytes until then.
     pub(crate) switch: Arc<super::framing::SwitchVerdict>,
+    pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
 /// The backends already tried for this request, so a retry goes somewhere else.
@@ -58,11 +59,14 @@ impl Tried {
     }
 }
 
-/// Where a request went: pool and backend indexes into the snapshot it used.
+/// Where a request went: pool and backend indexes into the snapshot it used, how many
+/// backends were tried, and the last one's time to its response head.
 #[derive(Default, Clone, Copy)]
 struct Target {
     pool: Option<usize>,
     backend: Option<usize>,
+    tries: u32,
+    upstream: Option<Duration>,
 }
 
 type Failure = (ProxyError, Target);
@@ -75,48 +79,35 @@ pub(crate) async fn handle(
         Some(v) => v.clone(),
         None => new_request_id(),
     };
-    let logged = ctx.access_log.then(|| {
-        (
-            Instant::now(),
-            req.method().clone(),
-            req.uri().path().to_string(),
-        )
-    });
     let connect = req.method() == Method::CONNECT;
     let may_switch = req.version() <= Version::HTTP_11
         && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
+    let entry = Entry::start(&ctx, &req, &request_id);
     let snap = ctx.rt.current();
-    let (resp, target) = match proxy(&ctx, &snap, req, &request_id).await {
+    let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
+    let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
             (error_response(&e), target)
         }
     };
-    if let Some((start, method, path)) = logged {
-        let pool = target.pool.map(|p| &snap.pools[p]);
-        tracing::info!(
-            target: "tango::access",
-            request_id = request_id.to_str().unwrap_or(""),
-            listener = %ctx.listener,
-            client = %ctx.peer,
-            method = %method,
-            path = %path,
-            pool = pool.map(|p| p.cfg.name.as_str()).unwrap_or("-"),
-            backend = pool
-                .zip(target.backend)
-                .map(|(p, b)| p.cfg.backends[b].name.as_str())
-                .unwrap_or("-"),
-            status = resp.status().as_u16(),
-            duration_ms = start.elapsed().as_secs_f64() * 1000.0,
-        );
-    }
     if may_switch {
         let status = resp.status().as_u16();
         ctx.switch
             .decide(http1::switches_protocols(connect, status));
     }
-    Ok(resp)
+    let Some(entry) = entry else {
+        return Ok(resp);
+    };
+    let outcome = Outcome {
+        status: resp.status().as_u16(),
+        pool: target.pool,
+        backend: target.backend,
+        tries: target.tries,
+        upstream: target.upstream,
+    };
+    Ok(resp.map(|body| entry.finish(&snap, outcome, body)))
 }
 
 fn new_request_id() -> HeaderValue {
@@ -209,6 +200,7 @@ async fn proxy(
     snap: &Snapshot,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
+    bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
@@ -267,7 +259,7 @@ async fn proxy(
     hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
     let has_body = !body.is_end_stream();
     let mut body = Some(if has_body {
-        UpBody::Left(body)
+        UpBody::Left(ClientBody::new(body, bytes_in))
     } else {
         no_body()
     });
@@ -303,6 +295,7 @@ async fn proxy(
             last_err = ProxyError::Timeout;
             break;
         }
+        target.tries += 1;
         match try_backend(
             ctx,
             pool,
@@ -313,6 +306,7 @@ async fn proxy(
             remaining,
             attempt + 1 == pool.cfg.max_attempts,
             client_upgrade.is_some(),
+            &mut target.upstream,
         )
         .await
         {
@@ -386,9 +380,11 @@ async fn try_backend(
     remaining: Duration,
     last_try: bool,
     upgrade: bool,
+    upstream_time: &mut Option<Duration>,
 ) -> Result<Response<ProxyBody>, TryError> {
     let backend = &pool.backends[i];
     let bcfg = &pool.cfg.backends[i];
+    *upstream_time = None;
     backend.stats.in_flight.fetch_add(1, Relaxed);
     let guard = InFlight(backend.clone());
     let timeout = pool.cfg.connect_timeout.min(remaining);
@@ -417,6 +413,7 @@ async fn try_backend(
     .await;
     match result {
         Err(_) => {
+            *upstream_time = Some(sent_at.elapsed());
             crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Final(ProxyError::Timeout))
         }
@@ -431,17 +428,20 @@ async fn try_backend(
                     TryError::Failed(ProxyError::Connect)
                 });
             }
+            *upstream_time = Some(sent_at.elapsed());
             tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
             crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Sent(ProxyError::Reset))
         }
         Ok(Ok(resp)) => {
+            let took = sent_at.elapsed();
+            *upstream_time = Some(took);
             crate::accounting::record(
                 ctx.rt.as_ref(),
                 pool,
                 i,
                 Some(resp.status().as_u16()),
-                Some(sent_at.elapsed()),
+                Some(took),
             );
             if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 // The connection becomes the tunnel: it never returns to the pool.

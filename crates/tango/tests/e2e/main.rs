@@ -14,6 +14,7 @@ mod framing;
 mod guard;
 mod hardening;
 mod lifecycle;
+mod operator;
 mod policies;
 mod protocols;
 mod reload;
