@@ -108,16 +108,10 @@ impl Control {
             }
             Verdict::Rejected => {
                 self.reloads.rejected.fetch_add(1, Relaxed);
-                // One line per event: each problem's location, message and hint.
-                let errors: Vec<String> = out
-                    .errors
-                    .iter()
-                    .map(|e| crate::logging::one_line(e))
-                    .collect();
                 tracing::error!(
                     source = source.as_str(),
                     problems = out.errors.len(),
-                    errors = %errors.join("; "),
+                    errors = %one_line_errors(&out.errors),
                     "configuration rejected; the previous one keeps serving"
                 );
             }
@@ -128,15 +122,10 @@ impl Control {
                     .as_ref()
                     .map(|j| j.next_steps())
                     .unwrap_or_default();
-                let errors: Vec<String> = out
-                    .errors
-                    .iter()
-                    .map(|e| crate::logging::one_line(e))
-                    .collect();
                 tracing::error!(
                     source = source.as_str(),
                     generation = out.generation,
-                    errors = %errors.join("; "),
+                    errors = %one_line_errors(&out.errors),
                     to_proceed = %steps.join("; "),
                     "reload refused by the guard; generation {} keeps serving",
                     out.generation
@@ -342,6 +331,16 @@ impl Control {
         });
         Ok(generation)
     }
+}
+
+/// A reload's problems as one log field: each problem's location, message and hint on one
+/// line, so one event is one line.
+fn one_line_errors(errors: &[String]) -> String {
+    errors
+        .iter()
+        .map(|e| crate::logging::one_line(e))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A short fingerprint of a configuration's text, to tell versions apart in the journal.

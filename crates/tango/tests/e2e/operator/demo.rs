@@ -1,32 +1,44 @@
 //! `tango demo` on free ports (`--port-base 0`), its headed per-second rows, and the
 //! summary split into before, during and after the incident.
 
+/// One run of `tango demo --incident` on free ports, shared by the tests below (it takes
+/// 16 s): its standard output.
+fn incident_demo() -> &'static str {
+    static OUT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args([
+                "demo",
+                "--port-base",
+                "0",
+                "--rps",
+                "200",
+                "--duration",
+                "16s",
+            ])
+            .args([
+                "--incident",
+                "--incident-after",
+                "2s",
+                "--incident-patience",
+                "10s",
+            ])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("tango demo runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    })
+}
+
 #[test]
 fn the_demo_moves_its_ports_and_splits_its_summary_by_phase() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango"))
-        .args([
-            "demo",
-            "--port-base",
-            "0",
-            "--rps",
-            "100",
-            "--duration",
-            "16s",
-            "--incident",
-            "--incident-after",
-            "2s",
-            "--incident-patience",
-            "10s",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("tango demo runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = incident_demo();
     let lines: Vec<&str> = text.lines().collect();
     // Free ports, not the defaults.
     let proxy = lines[1]
@@ -98,28 +110,7 @@ fn the_demo_moves_its_ports_and_splits_its_summary_by_phase() {
 /// reload forced past the guard, then rolled back by the canary on its own.
 #[test]
 fn the_incident_demo_shows_refuse_force_rollback_in_order() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango"))
-        .args([
-            "demo",
-            "--port-base",
-            "0",
-            "--rps",
-            "200",
-            "--duration",
-            "16s",
-        ])
-        .args([
-            "--incident",
-            "--incident-after",
-            "2s",
-            "--incident-patience",
-            "10s",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("tango demo runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
+    let text = incident_demo();
     let steps: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix(">> ["))
