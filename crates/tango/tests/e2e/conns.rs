@@ -197,14 +197,7 @@ async fn an_http1_client_that_pipelines_and_never_reads_is_closed() {
     // Requests for 4 MiB each, a thousand at a time, never reading an answer.
     let one = b"GET /source?n=4194304 HTTP/1.1\r\nHost: x\r\n\r\n";
     let chunk: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
-    let e = write_until_closed(&mut s, &chunk).await;
-    assert!(
-        matches!(
-            e.kind(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
-        ),
-        "{e:?}"
-    );
+    assert_reset(write_until_closed(&mut s, &chunk).await);
 }
 
 #[tokio::test]
@@ -227,7 +220,12 @@ async fn an_h2_client_that_pings_and_never_reads_is_closed() {
         .cycle()
         .take(ping.len() * 4000)
         .collect();
-    let e = write_until_closed(&mut s, &chunk).await;
+    assert_reset(write_until_closed(&mut s, &chunk).await);
+}
+
+/// The write failed because tango closed the connection (abortively, so the kernel
+/// dropped what the client never read).
+fn assert_reset(e: std::io::Error) {
     assert!(
         matches!(
             e.kind(),
