@@ -62,11 +62,20 @@ function bar(kind, share) {
 
 // One pool: a row per backend (health, weights, the three shares as bars) and charts.
 function renderPool(pool, latest, points) {
-  const shares = new Map((latest ? latest.backends : []).map((b) => [b.backend, b]));
+  // Configured and effective: the weights in force now; observed: over the watch's
+  // window (the chart shows how it got there).
+  const observed = new Map((latest ? latest.backends : []).map((b) => [b.backend, b.observed]));
+  const sum = (f) => pool.backends.reduce((a, b) => a + Number(f(b)), 0);
+  const [cfgSum, effSum] = [sum((b) => b.configured_weight), sum((b) => b.effective_weight)];
   const rows = pool.backends.map((b, i) => {
-    const sh = shares.get(b.name) || {};
+    const sh = {
+      configured: cfgSum > 0 ? b.configured_weight / cfgSum : 0,
+      effective: effSum > 0 ? b.effective_weight / effSum : 0,
+      observed: observed.get(b.name),
+    };
     const up = b.healthy && !b.ejected;
     return h("tr", {
+      class: "share",
       "data-backend": b.name,
       "data-configured": sh.configured,
       "data-effective": sh.effective,
@@ -148,6 +157,23 @@ function latencyChart(points) {
   return f.svg;
 }
 
+// Active alerts with one cause in one pool, as one item headed by the alert on the
+// backend the cause concerns (else the largest over-share).
+function groupAlerts(active) {
+  const groups = new Map();
+  for (const a of active) {
+    const key = a.evidence.pool + "\n" + (a.cause.clause || a.cause.sentence);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(a);
+  }
+  return [...groups.values()].map((as) => {
+    const rank = (a) => (a.evidence.backend === a.cause.backend ? 2 : 0) +
+      (a.evidence.kind === "over_share" ? 1 : 0) + Math.min(a.evidence.ratio, 100) / 1000;
+    const head = as.reduce((x, y) => (rank(y) > rank(x) ? y : x));
+    return { pool: head.evidence.pool, cause: head.cause, evidence: [head, ...as.filter((a) => a !== head)].map((a) => a.evidence) };
+  });
+}
+
 // Incidents when the API groups alerts into them, otherwise the active alerts.
 function renderIncidents(alerts) {
   const box = document.getElementById("incidents");
@@ -156,7 +182,7 @@ function renderIncidents(alerts) {
       pool: i.pool, cause: i.cause, active: true, id: i.id,
       evidence: (i.signals || []).map((g) => g.evidence),
     }))
-    : (alerts.active || []).map((a) => ({ pool: a.evidence.pool, cause: a.cause, evidence: [a.evidence] }));
+    : groupAlerts(alerts.active || []);
   if (items.length === 0) {
     box.replaceChildren(h("p", { class: "muted" }, "Nothing is wrong."));
     return;
