@@ -192,7 +192,7 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
                 .iter()
                 .filter(|p| p["pools"][0]["rate_rps"].as_f64() > Some(100.0))
                 .count();
-            (n >= 3).then_some(())
+            (n >= 8).then_some(())
         },
     )
     .await;

@@ -100,7 +100,7 @@ function renderPool(pool, latest, points) {
     h("div", { class: "pool" },
       h("div", null, legend, table),
       h("div", null,
-        h("h3", null, "Observed share, last 15 min ", h("span", { class: "muted" }, "(dashed: effective)")),
+        h("h3", null, "Observed share ", h("span", { class: "muted" }, "(dashed: effective)")),
         shareChart(points, names),
         h("h3", null, "Mean latency"),
         latencyChart(points))));
@@ -108,10 +108,17 @@ function renderPool(pool, latest, points) {
   return sec;
 }
 
-function frame(width, height, yTicks, fmt, ymax) {
+// The time axis spans the history there is: a minute at least, fifteen at most.
+function span(points) {
+  const oldest = points.length ? points[0].ts_ms : Date.now();
+  const minutes = Math.ceil((Date.now() - oldest) / 60000);
+  return Math.max(1, Math.min(15, minutes)) * 60000;
+}
+
+function frame(width, height, yTicks, fmt, ymax, spanMs) {
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img" });
   const now = Date.now();
-  const x = (t) => 40 + ((t - (now - KEEP_MS)) / KEEP_MS) * (width - 50);
+  const x = (t) => 40 + ((t - (now - spanMs)) / spanMs) * (width - 50);
   const y = (v) => height - 16 - (v / ymax) * (height - 26);
   for (const v of yTicks) {
     svg.append(s("line", { class: "grid", x1: 40, x2: width - 10, y1: y(v), y2: y(v) }));
@@ -119,9 +126,10 @@ function frame(width, height, yTicks, fmt, ymax) {
     t.textContent = fmt(v);
     svg.append(t);
   }
-  for (const m of [15, 10, 5, 0]) {
-    const t = s("text", { x: x(now - m * 60000), y: height - 3, "text-anchor": "middle" });
-    t.textContent = m ? "-" + m + "m" : "now";
+  for (let i = 4; i >= 0; i--) {
+    const ago = (spanMs * i) / 4;
+    const t = s("text", { x: x(now - ago), y: height - 3, "text-anchor": "middle" });
+    t.textContent = ago === 0 ? "now" : ago >= 60000 && ago % 60000 === 0 ? "-" + ago / 60000 + "m" : "-" + Math.round(ago / 1000) + "s";
     svg.append(t);
   }
   return { svg, x, y };
@@ -136,7 +144,7 @@ function line(f, pts, color, dashed) {
 }
 
 function shareChart(points, names) {
-  const f = frame(600, 170, [0, 0.25, 0.5, 0.75, 1], (v) => v * 100 + "%", 1);
+  const f = frame(600, 170, [0, 0.25, 0.5, 0.75, 1], (v) => v * 100 + "%", 1, span(points));
   names.forEach((name, i) => {
     const obs = [], eff = [];
     for (const p of points) {
@@ -152,7 +160,7 @@ function shareChart(points, names) {
 function latencyChart(points) {
   const pts = points.filter((p) => p.latency_ms !== null && p.latency_ms !== undefined).map((p) => [p.ts_ms, p.latency_ms]);
   const top = Math.max(1, ...pts.map((p) => p[1])) * 1.15;
-  const f = frame(600, 90, [0, top / 2, top], (v) => (v < 10 ? v.toFixed(1) : v.toFixed(0)) + "ms", top);
+  const f = frame(600, 90, [0, top / 2, top], (v) => (v < 10 ? v.toFixed(1) : v.toFixed(0)) + "ms", top, span(points));
   line(f, pts, "#495057", false);
   return f.svg;
 }
