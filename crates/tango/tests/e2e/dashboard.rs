@@ -236,8 +236,14 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
     )
     .await;
 
-    // Without the token the page holds no data: it asks for one.
+    // Without the token the page is served but holds no data, its data is refused, and
+    // the page asks for a token.
     let admin = t.admin_url("/");
+    let (status, page) = get(&client(), &admin).await;
+    assert_eq!(status, 200);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    let (status, _) = get(&client(), &t.admin_url("/api/v1/history")).await;
+    assert_eq!(status, 401);
     let dom = chromium(&admin, &["--dump-dom"]);
     assert!(
         tag_with(&dom, &["id=\"login\""]).is_some_and(|t| !t.contains("hidden")),

@@ -52,6 +52,8 @@ function s(tag, attrs) {
 
 const pct = (x) => (x === null || x === undefined || isNaN(x) ? "–" : (100 * x).toFixed(1) + "%");
 const ms = (x) => (x === null || x === undefined ? "–" : x < 10 ? x.toFixed(2) + " ms" : x.toFixed(0) + " ms");
+// Non-finite numbers arrive as null in JSON.
+const fixed = (x, d) => (typeof x === "number" && isFinite(x) ? x.toFixed(d) : "–");
 const clock = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 
 function bar(kind, share) {
@@ -93,7 +95,7 @@ function renderPool(pool, latest, points) {
     rows);
   const legend = h("div", { class: "legend" },
     ["configured", "effective", "observed"].map((k) => h("span", null, h("span", { class: "swatch " + k }), k + " share")));
-  const rate = latest ? latest.rate_rps.toFixed(0) + " req/s, " + ms(latest.latency_ms) : "no traffic yet";
+  const rate = latest ? fixed(latest.rate_rps, 0) + " req/s, " + ms(latest.latency_ms) : "no traffic yet";
   const names = pool.backends.map((b) => b.name);
   const sec = h("section", { class: "pool-card", "data-pool": pool.name },
     h("h2", null, "Pool " + pool.name + " ", h("span", { class: "muted" }, pool.policy + " · " + rate)),
@@ -149,7 +151,8 @@ function shareChart(points, names) {
     const obs = [], eff = [];
     for (const p of points) {
       const b = p.backends.find((b) => b.backend === name);
-      if (b) { obs.push([p.ts_ms, b.observed]); eff.push([p.ts_ms, b.effective]); }
+      if (b && typeof b.observed === "number") obs.push([p.ts_ms, b.observed]);
+      if (b && typeof b.effective === "number") eff.push([p.ts_ms, b.effective]);
     }
     line(f, eff, COLORS[i % COLORS.length], true);
     line(f, obs, COLORS[i % COLORS.length], false);
@@ -201,8 +204,8 @@ function renderIncidents(alerts) {
       h("tr", null, ["pool", "backend", "signal", "basis", "observed", "expected", "ratio", "z", "requests", "window", "since"].map((c) => h("th", null, c))),
       it.evidence.map((e) => h("tr", { class: "evidence", "data-backend": e.backend, "data-observed": e.observed, "data-expected": e.expected },
         h("td", null, e.pool), h("td", null, e.backend), h("td", null, e.kind), h("td", null, e.basis),
-        h("td", null, pct(e.observed)), h("td", null, pct(e.expected)), h("td", null, e.ratio.toFixed(2) + "×"),
-        h("td", null, e.z.toFixed(1)), h("td", null, e.requests + " of " + e.pool_requests),
+        h("td", null, pct(e.observed)), h("td", null, pct(e.expected)), h("td", null, fixed(e.ratio, 2) + "×"),
+        h("td", null, fixed(e.z, 1)), h("td", null, e.requests + " of " + e.pool_requests),
         h("td", null, (e.window_ms / 1000).toFixed(0) + " s"), h("td", null, clock(e.onset_ms))))))));
 }
 
@@ -237,7 +240,7 @@ function eventItem(e, detailed) {
   if (detailed) {
     const lines = [
       ...(e.findings || []).map((f) => f.severity + " " + f.rule + " at " + f.location + ": " + f.message + (f.allowed ? " (allowed: " + f.allowed + ")" : "")),
-      ...(e.predicted || []).map((p) => "predicted " + p.pool + "/" + p.backend + ": " + (p.from_pct === null ? "–" : p.from_pct.toFixed(1) + "%") + " → " + (p.to_pct === null ? "–" : p.to_pct.toFixed(1) + "%")),
+      ...(e.predicted || []).map((p) => "predicted " + p.pool + "/" + p.backend + ": " + fixed(p.from_pct, 1) + "% → " + fixed(p.to_pct, 1) + "%"),
       ...(e.overrides || []),
       ...(e.evidence && Array.isArray(e.evidence) ? e.evidence.map((v) => "evidence: " + v.backend + " " + v.kind + " " + pct(v.observed) + " vs " + pct(v.expected)) : []),
     ];
