@@ -72,6 +72,23 @@ async fn wait_api<T>(
     }
 }
 
+/// The cause sentence of the open incident headed by b2 when the API groups alerts
+/// into incidents (`incidents`, or `open`), else of b2's active over_share alert.
+fn culprit_cause(v: &serde_json::Value) -> Option<String> {
+    let sentence = |x: &serde_json::Value| x["cause"]["sentence"].as_str().map(str::to_string);
+    if let Some(open) = v["incidents"].as_array().or(v["open"].as_array()) {
+        let i = open
+            .iter()
+            .find(|i| i["headline"] == "b2" && i["resolved_ms"].is_null())?;
+        return sentence(i);
+    }
+    let a = v["active"]
+        .as_array()?
+        .iter()
+        .find(|a| a["evidence"]["backend"] == "b2" && a["evidence"]["kind"] == "over_share")?;
+    sentence(a)
+}
+
 /// Run headless Chromium on `url` with `extra` arguments (at most 90 s); its stdout.
 fn chromium(url: &str, extra: &[&str]) -> String {
     let profile = tempfile::tempdir().unwrap();
@@ -203,20 +220,7 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
         "alerts",
         Duration::from_secs(20),
         "an over_share alert on b2",
-        |v| {
-            let a = v["active"].as_array()?.iter().find(|a| {
-                a["evidence"]["backend"] == "b2" && a["evidence"]["kind"] == "over_share"
-            })?;
-            let incident = v["incidents"].as_array().and_then(|is| {
-                is.iter()
-                    .find(|i| i["headline"] == "b2" && i["resolved_ms"].is_null())
-            });
-            Some(
-                incident.unwrap_or(a)["cause"]["sentence"]
-                    .as_str()?
-                    .to_string(),
-            )
-        },
+        culprit_cause,
     )
     .await;
     // The detector's observed share has moved to the typo's split (10 of 13).

@@ -185,11 +185,13 @@ function groupAlerts(active) {
   });
 }
 
-// Incidents when the API groups alerts into them, otherwise the active alerts.
+// Incidents when the API groups alerts into them (as `incidents`, or the open ones as
+// `open`), otherwise the active alerts grouped by cause.
 function renderIncidents(alerts) {
   const box = document.getElementById("incidents");
-  const items = Array.isArray(alerts.incidents)
-    ? alerts.incidents.filter((i) => !i.resolved_ms).map((i) => ({
+  const incidents = Array.isArray(alerts.incidents) ? alerts.incidents : Array.isArray(alerts.open) ? alerts.open : null;
+  const items = incidents
+    ? incidents.filter((i) => !i.resolved_ms).map((i) => ({
       pool: i.pool, cause: i.cause, active: true, id: i.id,
       evidence: (i.signals || []).map((g) => g.evidence),
     }))
