@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, runnable on a fresh machine: installs what the tests need
 # (promtool for the Prometheus rules and `promtool check metrics` on a real scrape,
-# Alertmanager for alert delivery), then runs every Rust test and the promtool rule tests.
+# Alertmanager for alert delivery, Chromium for the dashboard), then runs every Rust
+# test and the promtool rule tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,15 @@ if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager >/dev/null
     # The package starts a system service on :9093; the tests start their own.
     $sudo systemctl stop prometheus-alertmanager 2>/dev/null || true
+fi
+
+# Chromium: the dashboard test loads the admin page in a real headless browser.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (apt)"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
 echo "== cargo test (workspace)"

@@ -1,11 +1,12 @@
-//! The admin listener (axum): `/metrics` and `/ready`, open to anyone who can reach the
-//! admin address, and `/api/v1/*` (status, alerts, journal, traffic, the configuration,
-//! reload), which require `Authorization: Bearer <token>` whenever a token is configured
+//! The admin listener (axum): the dashboard's page (`dashboard`), `/metrics` and
+//! `/ready`, open to anyone who can reach the admin address, and `/api/v1/*` (status,
+//! alerts, journal, traffic, history, the configuration, reload), which require `Authorization: Bearer <token>` whenever a token is configured
 //! (`auth`). A non-loopback admin address without a token is refused at validation.
 //!
 //! The listener keeps serving while tango drains on shutdown, so `/ready` can say 503.
 
 mod auth;
+mod dashboard;
 
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
@@ -50,12 +51,14 @@ pub(crate) async fn serve(
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/traffic", get(traffic))
+        .route("/api/v1/history", get(dashboard::history))
         .route("/api/v1/config", get(live_config))
         .route("/api/v1/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
+        .merge(dashboard::assets())
         .merge(api)
         .with_state(state);
     // No graceful shutdown: the admin API answers until the process exits, so `/ready`

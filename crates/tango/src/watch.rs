@@ -6,6 +6,7 @@
 
 use crate::canary::{Expectations, Split};
 
+pub(crate) mod history;
 mod straddle;
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
@@ -63,6 +64,8 @@ pub(crate) struct WatchState {
     /// Per pool, the split the shift detector should expect from a generation on.
     expectations: Mutex<HashMap<String, (u64, Split)>>,
     pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
+    /// Shares and latency over the last fifteen minutes, for the dashboard.
+    pub(crate) history: Mutex<history::History>,
 }
 
 const ALERT_HISTORY: usize = 1000;
@@ -224,6 +227,7 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 },
             );
         }
+        history::record(&state.history, now_ms, &snap.pools, &views, &observed);
         *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
         *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
         {

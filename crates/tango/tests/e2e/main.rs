@@ -8,6 +8,7 @@ mod support;
 mod balancing;
 mod check_cli;
 mod conns;
+mod dashboard;
 mod desync;
 mod failures;
 mod framing;
