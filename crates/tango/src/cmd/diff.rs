@@ -3,7 +3,8 @@
 //! seed), the lint findings the change introduces, and a verdict.
 //!
 //! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
-//! points in a pool not allowed to shift; 2 unusable input.
+//! points in a pool not allowed to shift, or a configuration has mistakes; 2 unusable
+//! input (unreadable, not TOML). The same as `check` and `simulate`: docs/configuration.md.
 
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use std::path::PathBuf;

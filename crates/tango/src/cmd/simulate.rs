@@ -1,8 +1,9 @@
 //! `tango simulate`: the traffic split a configuration will produce, per pool, from the
 //! real policy code run over simulated requests.
 //!
-//! Exit codes: 0 every split within the threshold; 1 a split deviates; 2 unusable input
-//! (unreadable or invalid configuration, unreadable keys, unknown pool or backend).
+//! Exit codes (as `check` and `diff`: docs/configuration.md): 0 every split within the
+//! threshold; 1 a split deviates, or the configuration has mistakes; 2 unusable input
+//! (unreadable or not TOML, unreadable keys, unknown pool or backend).
 
 use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use crate::table::{self, Align};
