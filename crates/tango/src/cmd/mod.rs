@@ -97,11 +97,6 @@ pub(crate) fn out(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// Width of a table's name column: the longest name, at least as wide as "backend".
-pub(crate) fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    names.map(str::len).max().unwrap_or(0).max(7)
-}
-
 /// A horizontal bar of `fraction` (0-1) of `width` cells, in eighths of a cell.
 pub(crate) fn bar(fraction: f64, width: usize) -> String {
     const EIGHTHS: [char; 8] = [' ', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
