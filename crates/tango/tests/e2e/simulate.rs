@@ -225,3 +225,53 @@ fn diff_shows_an_address_change_and_a_rename_as_one_row_each() {
         "{text}"
     );
 }
+
+#[test]
+fn simulate_says_synthetic_keys_cannot_judge_a_low_cardinality_hash_key() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = repo.join("tests/configs/hazard-low-cardinality-key.toml");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .arg("simulate")
+            .arg(&file)
+            .args(["--requests", "3000"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    let caveats: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  caveat:"))
+        .collect();
+    assert_eq!(
+        caveats,
+        [
+            "  caveat: synthetic keys cannot judge this hash key: header `host` has few distinct \
+          values (TNG009), so real traffic maps to a few backends whatever the split below; \
+          simulate real keys with --keys FILE or --access-log FILE"
+        ],
+        "{text}"
+    );
+    let verdict = |text: &str| {
+        let last = text.trim_end().lines().last().unwrap_or("").to_string();
+        last.split_once(" points: ")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or(last)
+    };
+    assert_eq!(
+        verdict(&text),
+        "CANNOT JUDGE with synthetic keys (see the caveat)"
+    );
+    // Real keys judge it: no caveat, and the verdict is the split's.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("hosts.txt");
+    std::fs::write(&keys, "shop.example\nshop.example\nshop.example\n").unwrap();
+    let (code, text) = run(&["--keys".as_ref(), keys.as_os_str()]);
+    assert!(!text.contains("caveat"), "{text}");
+    assert!(verdict(&text).starts_with("DEVIATES: "), "{text}");
+    assert_eq!(code, Some(1), "{text}");
+}
