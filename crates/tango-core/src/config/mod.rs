@@ -148,8 +148,12 @@ pub fn parse_with(name: &str, text: &str, base: &Path, env: &Env) -> Result<Load
         Ok(f) => f,
         Err(e) => {
             let span = e.span().map(Span::from);
-            let overlaps = |d: &Diagnostic| matches!((d.span, span), (Some(a), Some(b)) if a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1));
-            if !shape.iter().any(overlaps) {
+            // serde's error may be one the shape pass already reported (a required key
+            // of the wrong type is not blanked): report it once.
+            let known = shape
+                .iter()
+                .any(|d| matches!((d.span, span), (Some(a), Some(b)) if overlap(a, b)));
+            if !known {
                 let d = Diagnostic::error("", span, e.message().trim().to_string())
                     .with_hint(parse_hint(e.message()));
                 shape.push(d);
@@ -202,6 +206,11 @@ pub fn load_with(path: &Path, env: &Env) -> Result<Loaded, LoadError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     parse_with(&path.display().to_string(), &text, base, env)
+}
+
+/// Two spans share a byte (an empty span counts as its first byte).
+fn overlap(a: Span, b: Span) -> bool {
+    a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1)
 }
 
 fn parse_hint(msg: &str) -> &'static str {
