@@ -504,7 +504,10 @@ fn hashing(v: &mut V<'_>, k: &str, pf: &PoolFile, policy: PolicyKind) -> Option<
                 &format!("{k}.hash_key.source"),
                 span(&hf.source),
                 format!("unknown hash key source `{other}`"),
-                "use one of: client_address, header, cookie, path, query",
+                one_of(
+                    other,
+                    &["client_address", "header", "cookie", "path", "query"],
+                ),
             );
             None
         }
