@@ -100,3 +100,62 @@ fn a_required_key_of_the_wrong_type_is_a_shape_error() {
         ]
     );
 }
+
+/// The field names serde's derive gives `T` (it passes them to `deserialize_struct`).
+fn serde_fields<T: for<'de> serde::Deserialize<'de>>() -> Vec<&'static str> {
+    use serde::de::{self, Visitor};
+    struct Capture<'a>(&'a mut Vec<&'static str>);
+    impl<'de> serde::Deserializer<'de> for Capture<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.extend(fields);
+            Err(de::Error::custom("captured"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut v = Vec::new();
+    let _ = T::deserialize(Capture(&mut v));
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn the_key_lists_are_the_file_types_fields() {
+    use super::*;
+    use crate::config::file::*;
+    let names = |fs: &[F]| {
+        let mut v: Vec<&str> = fs.iter().map(|f| f.0).collect();
+        v.sort_unstable();
+        v
+    };
+    let pairs: [(&str, Vec<&str>, &[F]); 13] = [
+        ("ConfigFile", serde_fields::<ConfigFile>(), ROOT),
+        ("AdminFile", serde_fields::<AdminFile>(), ADMIN),
+        ("ListenerFile", serde_fields::<ListenerFile>(), LISTENER),
+        ("TlsFile", serde_fields::<TlsFile>(), TLS),
+        ("RouteFile", serde_fields::<RouteFile>(), ROUTE),
+        ("PoolFile", serde_fields::<PoolFile>(), POOL),
+        ("HashKeyFile", serde_fields::<HashKeyFile>(), HASH_KEY),
+        ("HealthFile", serde_fields::<HealthFile>(), HEALTH),
+        ("OutlierFile", serde_fields::<OutlierFile>(), OUTLIER),
+        ("BackendFile", serde_fields::<BackendFile>(), BACKEND),
+        ("AllowFile", serde_fields::<AllowFile>(), ALLOW),
+        ("AlertsFile", serde_fields::<AlertsFile>(), ALERTS),
+        ("GuardFile", serde_fields::<GuardFile>(), GUARD),
+    ];
+    for (ty, serde, schema) in pairs {
+        assert_eq!(serde, names(schema), "{ty}");
+    }
+}
