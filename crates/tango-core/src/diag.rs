@@ -83,6 +83,21 @@ impl Diagnostic {
     }
 }
 
+/// The candidate closest to `word` by edit distance, when it is close enough to be the
+/// word meant (a transposition or a letter or two per three): for did-you-mean hints.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 /// A configuration's text with its name, for turning spans into line:col and snippets.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -190,6 +205,18 @@ mod tests {
         assert_eq!(s.line_col(0), LineCol { line: 1, col: 1 });
         assert_eq!(s.line_col(6), LineCol { line: 2, col: 1 });
         assert_eq!(s.line_col(11), LineCol { line: 2, col: 6 });
+    }
+
+    #[test]
+    fn did_you_mean_finds_close_words_only() {
+        let keys = ["max_in_flight", "max_connections", "weight"];
+        assert_eq!(did_you_mean("max_inflight", keys), Some("max_in_flight"));
+        assert_eq!(did_you_mean("wieght", keys), Some("weight"));
+        assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(
+            did_you_mean("round_robbin", ["round_robin", "random"]),
+            Some("round_robin")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::config::{Config, Pool};
 use crate::diag::Diagnostic;
 use crate::journal::{summarize_changes, Change};
-use crate::simulate::{simulate, SimError, SimOptions, SimReport};
+use crate::simulate::{simulate, BackendShare, SimError, SimOptions, SimReport};
 use serde::Serialize;
 
 /// Default largest move of a backend's predicted share, in percentage points.
@@ -41,12 +41,19 @@ pub enum DiffVerdict {
     Fail,
 }
 
-/// One backend's predicted share before and after. Backends are matched by address, as
-/// a running instance matches them across a reload.
+/// One backend's predicted share before and after. A backend is the one of the same
+/// name (its address may change), or failing that of the same address (a rename): either
+/// way one row, not a removal and an addition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendShift {
     pub name: String,
     pub address: String,
+    /// The old name, when the backend was renamed (same address, new name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// The old address, when the backend (same name) moved to a new address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
     /// `None`: not in the old (or new) pool.
     pub old_pct: Option<f64>,
     pub new_pct: Option<f64>,
@@ -131,31 +138,10 @@ pub(crate) fn pool_shift(
         (_, None) => PoolStatus::Removed,
     };
     let name = new.or(old).map_or(String::new(), |p| p.name.clone());
-    let mut backends: Vec<BackendShift> = Vec::new();
-    for b in n.iter().flat_map(|r| &r.backends) {
-        let before = o
-            .iter()
-            .flat_map(|r| &r.backends)
-            .find(|x| x.address == b.address);
-        backends.push(BackendShift {
-            name: b.name.clone(),
-            address: b.address.clone(),
-            old_pct: before.map(|x| x.simulated_pct),
-            new_pct: Some(b.simulated_pct),
-            delta_points: 0.0,
-        });
-    }
-    for b in o.iter().flat_map(|r| &r.backends) {
-        if !backends.iter().any(|x| x.address == b.address) {
-            backends.push(BackendShift {
-                name: b.name.clone(),
-                address: b.address.clone(),
-                old_pct: Some(b.simulated_pct),
-                new_pct: None,
-                delta_points: 0.0,
-            });
-        }
-    }
+    let none = Vec::new();
+    let olds = o.as_ref().map_or(&none, |r| &r.backends);
+    let news = n.as_ref().map_or(&none, |r| &r.backends);
+    let mut backends = match_backends(olds, news);
     for b in &mut backends {
         b.delta_points = b.new_pct.unwrap_or(0.0) - b.old_pct.unwrap_or(0.0);
     }
@@ -177,6 +163,59 @@ pub(crate) fn pool_shift(
         largest_shift_points,
         allowed,
     })
+}
+
+/// Pair old and new backends: by name first, then (a rename) by address; the rest are
+/// added or removed. New backends in their order, then removed ones.
+fn match_backends(olds: &[BackendShare], news: &[BackendShare]) -> Vec<BackendShift> {
+    let mut used = vec![false; olds.len()];
+    let mut pair: Vec<Option<usize>> = news
+        .iter()
+        .map(|b| {
+            let i = olds.iter().position(|x| x.name == b.name)?;
+            used[i] = true;
+            Some(i)
+        })
+        .collect();
+    for (j, b) in news.iter().enumerate() {
+        if pair[j].is_none() {
+            let found = (0..olds.len()).find(|&i| !used[i] && olds[i].address == b.address);
+            if let Some(i) = found {
+                used[i] = true;
+                pair[j] = Some(i);
+            }
+        }
+    }
+    let mut out: Vec<BackendShift> = news
+        .iter()
+        .zip(&pair)
+        .map(|(b, p)| {
+            let before = p.map(|i| &olds[i]);
+            BackendShift {
+                name: b.name.clone(),
+                address: b.address.clone(),
+                renamed_from: before.filter(|x| x.name != b.name).map(|x| x.name.clone()),
+                moved_from: before
+                    .filter(|x| x.address != b.address)
+                    .map(|x| x.address.clone()),
+                old_pct: before.map(|x| x.simulated_pct),
+                new_pct: Some(b.simulated_pct),
+                delta_points: 0.0,
+            }
+        })
+        .collect();
+    for (b, _) in olds.iter().zip(&used).filter(|(_, u)| !**u) {
+        out.push(BackendShift {
+            name: b.name.clone(),
+            address: b.address.clone(),
+            renamed_from: None,
+            moved_from: None,
+            old_pct: Some(b.simulated_pct),
+            new_pct: None,
+            delta_points: 0.0,
+        });
+    }
+    out
 }
 
 /// What the journal's change summary does not track but can move traffic: which pool a

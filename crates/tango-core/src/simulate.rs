@@ -86,6 +86,9 @@ pub enum SimError {
 pub enum Verdict {
     Ok,
     Deviates,
+    /// Synthetic keys cannot stand for the pool's hash key (see `SimReport::caveat`): the
+    /// split shown is not the one real traffic will get.
+    CannotJudge,
 }
 
 /// One backend's line in the report. Shares are percentages (0-100).
@@ -132,6 +135,9 @@ pub struct SimReport {
     pub worst: Option<String>,
     pub threshold_points: f64,
     pub verdict: Verdict,
+    /// Why the verdict is `CannotJudge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caveat: Option<String>,
 }
 
 /// Simulate `opts.requests` requests to `pool`. `progress(done, total)` is called every
@@ -240,6 +246,14 @@ fn report(
     let max_deviation_points = worst.map_or(0.0, |w| w.1);
     // Requests no backend could take are a failure of the split too.
     let deviates = max_deviation_points > opts.threshold_points || counts.unserved > 0;
+    let caveat = synthetic_caveat(pool, &opts.keys);
+    let verdict = match (&caveat, deviates) {
+        // Requests no backend could take fail whatever the keys.
+        _ if counts.unserved > 0 => Verdict::Deviates,
+        (Some(_), _) => Verdict::CannotJudge,
+        (None, true) => Verdict::Deviates,
+        (None, false) => Verdict::Ok,
+    };
     SimReport {
         pool: pool.name.clone(),
         policy: pool.policy.name(),
@@ -253,13 +267,28 @@ fn report(
         max_deviation_points,
         worst: worst.filter(|w| w.1 > 0.0).map(|w| w.0.name.clone()),
         threshold_points: opts.threshold_points,
-        verdict: if deviates {
-            Verdict::Deviates
-        } else {
-            Verdict::Ok
-        },
+        verdict,
+        caveat,
         backends,
     }
+}
+
+/// Why keys made up by the simulator (random, uniform, Zipf) cannot judge this pool's
+/// split: its hash key has few distinct values in real traffic, which made-up keys do not
+/// have. `None` for real keys (a list, an access log, sampled requests) or a good key.
+fn synthetic_caveat(pool: &Pool, keys: &KeySource) -> Option<String> {
+    let synthetic = matches!(
+        keys,
+        KeySource::Random | KeySource::Uniform { .. } | KeySource::Zipf { .. }
+    );
+    let why = crate::lint::hashing::low_cardinality(&pool.hashing.as_ref()?.key)?;
+    synthetic.then(|| {
+        format!(
+            "synthetic keys cannot judge this hash key: {why}, so real traffic maps to a \
+             few backends whatever the split below; simulate real keys with --keys FILE or \
+             --access-log FILE"
+        )
+    })
 }
 
 fn pct(part: f64, whole: f64) -> f64 {

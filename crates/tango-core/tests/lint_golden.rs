@@ -8,7 +8,7 @@
 //! configuration's SARIF output is validated against the SARIF 2.1.0 schema.
 
 use std::path::{Path, PathBuf};
-use tango_core::config::{self, LoadError};
+use tango_core::config;
 use tango_core::lint::{self, report};
 
 fn repo() -> PathBuf {
@@ -57,12 +57,7 @@ fn check(name: &str, text: &str) -> Checked {
             Checked {
                 human: report::human(source, e.diagnostics(), &[]),
                 sarif: report::sarif(source, e.diagnostics(), &[]),
-                exit_strict: match e {
-                    LoadError::Parse { .. } | LoadError::Unreadable { .. } => {
-                        report::EXIT_UNREADABLE
-                    }
-                    LoadError::Invalid { .. } => report::EXIT_PROBLEMS,
-                },
+                exit_strict: report::load_exit_code(&e),
                 invalid: true,
             }
         }

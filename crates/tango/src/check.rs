@@ -1,7 +1,8 @@
 //! `tango check`: validation and the configuration checklist (lint).
 //!
-//! Exit codes: 0 clean; 1 invalid, or lint errors (warnings too with
-//! `--deny-warnings`); 2 unreadable, or not TOML at all.
+//! Exit codes (shared with `diff` and `simulate`, see `lint::report`): 0 clean; 1 invalid
+//! (shape or values), or lint errors (warnings too with `--deny-warnings`); 2 unreadable,
+//! or not TOML at all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,12 +51,7 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
                 return ExitCode::from(report::EXIT_UNREADABLE as u8);
             };
             print(args.format, source, e.diagnostics(), &[]);
-            let not_toml = source.text.parse::<toml::Table>().is_err();
-            ExitCode::from(if not_toml {
-                report::EXIT_UNREADABLE
-            } else {
-                report::EXIT_PROBLEMS
-            } as u8)
+            ExitCode::from(report::load_exit_code(&e) as u8)
         }
         Ok(loaded) => {
             let l = lint::lint(&loaded);

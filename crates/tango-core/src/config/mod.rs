@@ -8,6 +8,7 @@
 pub mod file;
 mod model;
 mod redact;
+mod schema;
 mod validate;
 
 pub use model::*;
@@ -61,7 +62,8 @@ pub struct Loaded {
 pub enum LoadError {
     /// The file could not be read at all.
     Unreadable { path: String, error: std::io::Error },
-    /// The TOML does not parse, or does not fit the schema (one error: the parser stops).
+    /// The TOML does not parse, or does not fit the schema so far that it cannot be read
+    /// (a required key missing or of the wrong type): every shape problem found.
     Parse {
         source: Source,
         diagnostics: Vec<Diagnostic>,
@@ -136,27 +138,55 @@ pub fn parse(name: &str, text: &str, base: &Path) -> Result<Loaded, LoadError> {
 /// `parse`, with what the environment contributes.
 pub fn parse_with(name: &str, text: &str, base: &Path, env: &Env) -> Result<Loaded, LoadError> {
     let source = Source::new(name, text);
-    let file: file::ConfigFile = match toml::from_str(text) {
+    // Unknown keys and wrong types are collected first and blanked from the text serde
+    // reads, so that validation still runs and one run reports every mistake.
+    let (mut shape, sanitised) = match schema::check(text) {
+        Some(s) => (s.diagnostics, s.sanitised),
+        None => (Vec::new(), text.to_string()),
+    };
+    let file: file::ConfigFile = match toml::from_str(&sanitised) {
         Ok(f) => f,
         Err(e) => {
-            let d = Diagnostic::error("", e.span().map(Span::from), e.message().trim().to_string())
-                .with_hint(parse_hint(e.message()));
+            let span = e.span().map(Span::from);
+            // serde's error may be one the shape pass already reported (a required key
+            // of the wrong type is not blanked): report it once.
+            let known = shape
+                .iter()
+                .any(|d| matches!((d.span, span), (Some(a), Some(b)) if overlap(a, b)));
+            if !known {
+                let d = Diagnostic::error("", span, e.message().trim().to_string())
+                    .with_hint(parse_hint(e.message()));
+                shape.push(d);
+            }
             return Err(LoadError::Parse {
                 source,
-                diagnostics: vec![d],
+                diagnostics: shape,
             });
         }
     };
     match validate::validate(&file, base, env) {
+        Ok(_) if !shape.is_empty() => Err(LoadError::Invalid {
+            source,
+            diagnostics: shape,
+        }),
         Ok(config) => Ok(Loaded {
             source,
             file,
             config,
         }),
-        Err(diagnostics) => Err(LoadError::Invalid {
+        Err(diagnostics) if shape.is_empty() => Err(LoadError::Invalid {
             source,
             diagnostics,
         }),
+        Err(diagnostics) => {
+            // Shape and validation problems interleaved in the order of the file.
+            shape.extend(diagnostics);
+            shape.sort_by_key(|d| d.span.map_or(usize::MAX, |s| s.start));
+            Err(LoadError::Invalid {
+                source,
+                diagnostics: shape,
+            })
+        }
     }
 }
 
@@ -176,6 +206,11 @@ pub fn load_with(path: &Path, env: &Env) -> Result<Loaded, LoadError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     parse_with(&path.display().to_string(), &text, base, env)
+}
+
+/// Two spans share a byte (an empty span counts as its first byte).
+fn overlap(a: Span, b: Span) -> bool {
+    a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1)
 }
 
 fn parse_hint(msg: &str) -> &'static str {

@@ -123,11 +123,12 @@ weight = -1
 }
 
 #[test]
-fn unknown_key_is_a_parse_error_with_location() {
+fn unknown_key_is_reported_with_location_and_did_you_mean() {
     let e = parse_err("[[listener]]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n");
-    assert!(matches!(e, LoadError::Parse { .. }));
+    assert!(matches!(e, LoadError::Invalid { .. }));
     let d = &e.diagnostics()[0];
-    assert!(d.message.contains("unknown field"), "{}", d.message);
+    assert_eq!(d.message, "unknown key `lisen` in [[listener]]");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `listen`?"));
     assert_eq!(e.source().unwrap().line_col(d.span.unwrap().start).line, 3);
 }
 

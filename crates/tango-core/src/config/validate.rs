@@ -132,9 +132,17 @@ impl V<'_> {
             key,
             span(v),
             format!("unknown value `{}`", v.get_ref()),
-            format!("use one of: {}", names.join(", ")),
+            one_of(v.get_ref(), &names),
         );
         None
+    }
+}
+
+/// "use one of: ...", led by a did-you-mean when one of them is close to `word`.
+fn one_of(word: &str, names: &[&str]) -> String {
+    match crate::diag::did_you_mean(word, names.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`? (use one of: {})", names.join(", ")),
+        None => format!("use one of: {}", names.join(", ")),
     }
 }
 
@@ -496,7 +504,10 @@ fn hashing(v: &mut V<'_>, k: &str, pf: &PoolFile, policy: PolicyKind) -> Option<
                 &format!("{k}.hash_key.source"),
                 span(&hf.source),
                 format!("unknown hash key source `{other}`"),
-                "use one of: client_address, header, cookie, path, query",
+                one_of(
+                    other,
+                    &["client_address", "header", "cookie", "path", "query"],
+                ),
             );
             None
         }
@@ -726,7 +737,7 @@ fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<Route> {
                 if names.is_empty() {
                     "define the pool with [[pool]]".to_string()
                 } else {
-                    format!("use one of: {}", names.join(", "))
+                    one_of(rf.pool.get_ref(), &names)
                 },
             );
             continue;

@@ -131,3 +131,40 @@ fn new_findings_are_those_whose_rule_and_key_are_new() {
         [(Some("TNG001"), "pool[api]"), (Some("TNG003"), "pool[web]")]
     );
 }
+
+#[test]
+fn an_address_change_and_a_rename_are_one_row_each() {
+    let old = config("policy = \"round_robin\"", &[1, 1, 1]);
+    let text = "[[listener]]\nlisten = \"127.0.0.1:8080\"\n[[pool]]\nname = \"web\"\n\
+                policy = \"round_robin\"\n\
+                [[pool.backend]]\nname = \"web-1\"\naddress = \"10.0.0.1:80\"\n\
+                [[pool.backend]]\nname = \"web-two\"\naddress = \"10.0.0.2:80\"\n\
+                [[pool.backend]]\nname = \"web-3\"\naddress = \"10.0.0.33:80\"\n";
+    let new = parse("t.toml", text, Path::new(".")).unwrap().config;
+    let r = diff(&old, &new, &opts()).unwrap();
+    let rows: Vec<(&str, &str, Option<&str>, Option<&str>)> = r.pools[0]
+        .backends
+        .iter()
+        .map(|b| {
+            (
+                b.name.as_str(),
+                b.address.as_str(),
+                b.renamed_from.as_deref(),
+                b.moved_from.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("web-1", "10.0.0.1:80", None, None),
+            ("web-two", "10.0.0.2:80", Some("web-2"), None),
+            ("web-3", "10.0.0.33:80", None, Some("10.0.0.3:80")),
+        ]
+    );
+    for b in &r.pools[0].backends {
+        assert!(b.old_pct.is_some() && b.new_pct.is_some(), "{b:?}");
+        assert!(b.delta_points.abs() < 1.0, "{b:?}");
+    }
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+}

@@ -27,6 +27,17 @@ const LOW_CARDINALITY_HEADERS: &[&str] = &[
     "x-forwarded-host",
 ];
 
+/// Why keys drawn at random cannot stand for this hash key's real traffic (it has few
+/// distinct values, TNG009), or `None` when they can. `tango simulate` says so.
+pub(crate) fn low_cardinality(key: &HashKey) -> Option<String> {
+    match key {
+        HashKey::Header(hn) if LOW_CARDINALITY_HEADERS.contains(&hn.as_str()) => {
+            Some(format!("header `{hn}` has few distinct values (TNG009)"))
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn check(cx: &mut Cx<'_>) {
     let any_trusted = cx
         .loaded

@@ -9,7 +9,7 @@
 //!
 //! The rules live in one file per group; `rules` is the catalogue of IDs.
 
-mod hashing;
+pub(crate) mod hashing;
 mod health;
 pub mod report;
 mod ring;

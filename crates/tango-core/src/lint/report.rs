@@ -1,9 +1,10 @@
 //! `tango check`'s output: the same diagnostics (validation errors and lint findings)
 //! for a terminal, as JSON, and as SARIF 2.1.0 for code-scanning UIs; and the exit code.
 //!
-//! Exit codes of `tango check`: 0 when nothing is wrong (info findings and allowed
-//! findings do not count), 1 when there are errors (or warnings, with
-//! `--deny-warnings`), 2 when the file cannot be read or parsed.
+//! Exit codes, the same for `tango check`, `diff` and `simulate`: 0 when nothing is
+//! wrong (info findings and allowed findings do not count); 1 when the configuration has
+//! errors (unknown keys, wrong types, invalid values, lint errors; warnings too with
+//! `--deny-warnings`) or the verdict fails; 2 when a file cannot be read or is not TOML.
 
 use super::rules::{self, Rule, INVALID, INVALID_ID, RULES};
 use super::Allowed;
@@ -14,8 +15,17 @@ use serde_json::{json, Value};
 pub const EXIT_CLEAN: i32 = 0;
 /// Errors, or warnings under `--deny-warnings`.
 pub const EXIT_PROBLEMS: i32 = 1;
-/// The file could not be read, or is not TOML of the expected shape.
+/// A file could not be read, or is not TOML at all.
 pub const EXIT_UNREADABLE: i32 = 2;
+
+/// The exit code for a configuration that did not load: 2 when it could not be read or
+/// is not TOML, 1 when it is TOML with mistakes in it (of shape or of value alike).
+pub fn load_exit_code(e: &crate::config::LoadError) -> i32 {
+    match e.source() {
+        Some(source) if source.text.parse::<toml::Table>().is_ok() => EXIT_PROBLEMS,
+        _ => EXIT_UNREADABLE,
+    }
+}
 
 /// `tango check`'s exit code for a file that parsed, given its diagnostics.
 pub fn exit_code(diags: &[Diagnostic], deny_warnings: bool) -> i32 {

@@ -309,3 +309,32 @@ fn clients_stay_within_the_pools_in_flight_caps() {
     assert_eq!(r.unserved, 0, "{r:?}");
     assert_eq!(r.verdict, Verdict::Ok, "{r:?}");
 }
+
+#[test]
+fn synthetic_keys_cannot_judge_a_low_cardinality_hash_key() {
+    let extra = "policy = \"maglev\"\nhash_key = { source = \"header\", name = \"Host\" }";
+    let r = run(extra, &[1, 1, 1], &opts_with(KeySource::Random));
+    assert_eq!(r.verdict, Verdict::CannotJudge, "{r:?}");
+    assert_eq!(
+        r.caveat.as_deref(),
+        Some(
+            "synthetic keys cannot judge this hash key: header `host` has few distinct values \
+             (TNG009), so real traffic maps to a few backends whatever the split below; \
+             simulate real keys with --keys FILE or --access-log FILE"
+        )
+    );
+    // Real keys can judge it; and a key with many values is judged by synthetic keys.
+    let real = KeySource::List(vec!["a.example".into(), "b.example".into()]);
+    assert_eq!(run(extra, &[1, 1, 1], &opts_with(real)).caveat, None);
+    let user = "policy = \"maglev\"\nhash_key = { source = \"header\", name = \"x-user\" }";
+    let r = run(user, &[1, 1, 1], &opts_with(KeySource::Random));
+    assert_eq!((r.verdict, r.caveat), (Verdict::Ok, None));
+}
+
+fn opts_with(keys: KeySource) -> SimOptions {
+    SimOptions {
+        requests: 3_000,
+        keys,
+        ..SimOptions::default()
+    }
+}

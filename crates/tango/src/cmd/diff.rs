@@ -3,13 +3,16 @@
 //! seed), the lint findings the change introduces, and a verdict.
 //!
 //! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
-//! points in a pool not allowed to shift; 2 unusable input.
+//! points in a pool not allowed to shift, or a configuration has mistakes; 2 unusable
+//! input (unreadable, not TOML). The same as `check` and `simulate`: docs/configuration.md.
 
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
+use crate::table::{self, Align};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::diff::{
-    diff, new_findings, DiffOptions, DiffReport, DiffVerdict, PoolStatus, DEFAULT_MAX_SHIFT_POINTS,
+    diff, new_findings, DiffOptions, DiffReport, DiffVerdict, PoolShift, PoolStatus,
+    DEFAULT_MAX_SHIFT_POINTS,
 };
 use tango_core::lint::{self, report};
 use tango_core::simulate::SimOptions;
@@ -109,27 +112,55 @@ fn human(r: &DiffReport, args: &DiffArgs) -> String {
             "\npool {}{note}: predicted share per backend\n",
             p.pool
         ));
-        let width = super::name_width(p.backends.iter().map(|b| b.name.as_str()));
-        for b in &p.backends {
-            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}%"));
-            let arrow = match b.delta_points {
-                d if d > 0.05 => "↑",
-                d if d < -0.05 => "↓",
-                _ => "=",
-            };
-            let over = p.status == PoolStatus::Kept && b.delta_points.abs() > r.max_shift_points;
-            out.push_str(&format!(
-                "  {:<width$}  {:>6} -> {:<6}  {arrow} {:>+6.1} points{}\n",
-                b.name,
-                side(b.old_pct),
-                side(b.new_pct),
-                b.delta_points,
-                if over { "  over the limit" } else { "" },
-            ));
-        }
+        out.push_str(&shares(p, r.max_shift_points));
     }
     out.push('\n');
     out
+}
+
+/// A pool's backends, one row each: a backend keeps its row when its address changes
+/// (same name) or its name does (same address).
+fn shares(p: &PoolShift, max_shift_points: f64) -> String {
+    let mut t = table::new(&[
+        ("backend", Align::Left),
+        ("address", Align::Left),
+        ("old", Align::Right),
+        ("new", Align::Right),
+        ("change", Align::Right),
+        ("note", Align::Left),
+    ]);
+    for b in &p.backends {
+        let side = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}%"));
+        let arrow = match b.delta_points {
+            d if d > 0.05 => "↑",
+            d if d < -0.05 => "↓",
+            _ => "=",
+        };
+        let mut notes = Vec::new();
+        match (b.old_pct, b.new_pct) {
+            (None, _) if p.status == PoolStatus::Kept => notes.push("added".to_string()),
+            (_, None) if p.status == PoolStatus::Kept => notes.push("removed".to_string()),
+            _ => {}
+        }
+        if let Some(old) = &b.renamed_from {
+            notes.push(format!("renamed from {old}"));
+        }
+        if let Some(old) = &b.moved_from {
+            notes.push(format!("address was {old}"));
+        }
+        if p.status == PoolStatus::Kept && b.delta_points.abs() > max_shift_points {
+            notes.push("over the limit".to_string());
+        }
+        t.add_row(vec![
+            b.name.clone(),
+            b.address.clone(),
+            side(b.old_pct),
+            side(b.new_pct),
+            format!("{arrow} {:+.1} points", b.delta_points),
+            notes.join("; "),
+        ]);
+    }
+    table::render(&t, "  ")
 }
 
 fn verdict_line(r: &DiffReport) -> String {

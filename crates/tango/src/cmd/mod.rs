@@ -8,9 +8,11 @@ pub(crate) mod simulate;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tango_core::config::{self, Loaded};
+use tango_core::lint::report;
 use tango_core::simulate::{parse_access_log, parse_key_list, KeySource};
 
-/// Exit code for input that cannot be used: unreadable, not TOML, invalid, bad keys.
+/// Exit code for input that cannot be used: unreadable, not TOML, bad key files.
+/// (An invalid configuration exits as `tango check` does: see `load`.)
 pub(crate) const EXIT_UNREADABLE: u8 = 2;
 /// Exit code for a verdict that fails.
 pub(crate) const EXIT_FAILS: u8 = 1;
@@ -77,12 +79,15 @@ fn read(path: &Path) -> Result<String, ExitCode> {
     })
 }
 
-/// Load and validate a configuration; on failure print every problem as `tango check`
-/// does and return the exit code.
+/// Load and validate a configuration; on failure print every problem, with the summary
+/// line, as `tango check` does and return the exit code `tango check` would.
 pub(crate) fn load(path: &Path) -> Result<Loaded, ExitCode> {
     config::load(path).map_err(|e| {
-        eprint!("{}", e.render());
-        ExitCode::from(EXIT_UNREADABLE)
+        match e.source() {
+            Some(source) => eprint!("{}", report::human(source, e.diagnostics(), &[])),
+            None => eprint!("{}", e.render()),
+        }
+        ExitCode::from(report::load_exit_code(&e) as u8)
     })
 }
 
@@ -90,11 +95,6 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, ExitCode> {
 pub(crate) fn out(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-/// Width of a table's name column: the longest name, at least as wide as "backend".
-pub(crate) fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
-    names.map(str::len).max().unwrap_or(0).max(7)
 }
 
 /// A horizontal bar of `fraction` (0-1) of `width` cells, in eighths of a cell.

@@ -1,8 +1,10 @@
 //! `tango simulate`: the traffic split a configuration will produce, per pool, from the
 //! real policy code run over simulated requests.
 //!
-//! Exit codes: 0 every split within the threshold; 1 a split deviates; 2 unusable input
-//! (unreadable or invalid configuration, unreadable keys, unknown pool or backend).
+//! Exit codes (as `check` and `diff`: docs/configuration.md): 0 every split within the
+//! threshold, or not judged (synthetic keys and a low-cardinality hash key: the report
+//! says so); 1 a split deviates, or the configuration has mistakes; 2 unusable input
+//! (unreadable or not TOML, unreadable keys, unknown pool or backend).
 
 use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use crate::table::{self, Align};
@@ -205,8 +207,12 @@ fn human(r: &SimReport) -> String {
     if r.panic {
         out.push_str("  panic mode: too few backends eligible, balancing over all of them\n");
     }
+    if let Some(caveat) = &r.caveat {
+        out.push_str(&format!("  caveat: {caveat}\n"));
+    }
     let verdict = match r.verdict {
         Verdict::Ok => "ok".to_string(),
+        Verdict::CannotJudge => "CANNOT JUDGE with synthetic keys (see the caveat)".to_string(),
         Verdict::Deviates => format!(
             "DEVIATES: {} is {:.1} points from its intended share (threshold {})",
             r.worst.as_deref().unwrap_or("?"),

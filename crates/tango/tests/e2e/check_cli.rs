@@ -1,4 +1,5 @@
-//! `tango check`: every mistake at once, with line:col; exit codes.
+//! `tango check`: every mistake at once, with line:col and did-you-mean; exit codes, the
+//! same for `check`, `diff` and `simulate`.
 
 use std::process::Command;
 
@@ -57,4 +58,107 @@ fn exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const FIVE: &str = "tests/configs/invalid-five-mistakes.toml";
+
+#[test]
+fn the_five_mistakes_file_reports_all_five_with_did_you_mean() {
+    let (code, stdout, stderr) = run(&["check", FIVE]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let golden = std::fs::read_to_string(repo().join(FIVE.replace(".toml", ".check.txt"))).unwrap();
+    assert_eq!(stdout, golden);
+    let headers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("error") || l.contains("--> "))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "error: route names pool `api`, which is not defined",
+            " --> tests/configs/invalid-five-mistakes.toml:7:8",
+            "error: unknown value `round_robbin`",
+            "  --> tests/configs/invalid-five-mistakes.toml:11:10",
+            "error: `30` is not a duration: time unit needed, for example 30sec or 30ms",
+            "  --> tests/configs/invalid-five-mistakes.toml:12:11",
+            "error: unknown key `max_inflight` in [[pool.backend]]",
+            "  --> tests/configs/invalid-five-mistakes.toml:15:1",
+            "error: -2 is out of range",
+            "  --> tests/configs/invalid-five-mistakes.toml:18:10",
+        ]
+    );
+    let helps: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("did you mean"))
+        .collect();
+    assert_eq!(
+        helps,
+        [
+            "  = help: did you mean `round_robin`? (use one of: round_robin, random, \
+             least_request, peak_ewma, ring_hash, maglev)",
+            "  = help: did you mean `max_in_flight`?",
+        ]
+    );
+}
+
+/// The last line of a report: the summary, the same words from every command.
+fn summary(text: &str) -> &str {
+    text.trim_end().lines().last().unwrap_or("")
+}
+
+#[test]
+fn check_diff_and_simulate_exit_alike_on_the_same_broken_file() {
+    let good = "tests/configs/good-web-round-robin.toml";
+    for (broken, code, last) in [
+        (FIVE, 1, format!("{FIVE}: 5 errors, 0 warnings, 0 infos")),
+        (
+            "tests/configs/invalid-unknown-key.toml",
+            1,
+            "tests/configs/invalid-unknown-key.toml: 1 error, 0 warnings, 0 infos".to_string(),
+        ),
+    ] {
+        let (c, stdout, _) = run(&["check", broken]);
+        assert_eq!(
+            (c, summary(&stdout)),
+            (code, last.as_str()),
+            "check {broken}"
+        );
+        let (c, _, stderr) = run(&["diff", good, broken, "--requests", "100"]);
+        assert_eq!(
+            (c, summary(&stderr)),
+            (code, last.as_str()),
+            "diff {broken}"
+        );
+        let (c, _, stderr) = run(&["simulate", broken, "--requests", "100"]);
+        assert_eq!(
+            (c, summary(&stderr)),
+            (code, last.as_str()),
+            "simulate {broken}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let not_toml = dir.path().join("not.toml");
+    std::fs::write(&not_toml, "[[listener]\nlisten =").unwrap();
+    let not_toml = not_toml.to_str().unwrap();
+    let (c1, _, _) = run(&["check", not_toml]);
+    let (c2, _, _) = run(&["diff", good, not_toml]);
+    let (c3, _, _) = run(&["simulate", not_toml]);
+    assert_eq!((c1, c2, c3), (2, 2, 2), "not TOML at all");
 }

@@ -125,7 +125,16 @@ fn diff_fails_on_the_postmortem_weight_typo_and_explains_it() {
         text.contains("changed web-2's weight from 1 to 10"),
         "{text}"
     );
-    assert!(text.contains("25.0% -> 76.9%"), "{text}");
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("web-2 "))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        row.join(" "),
+        "web-2 10.0.0.2:80 25.0% 76.9% ↑ +51.9 points over the limit",
+        "{text}"
+    );
     assert!(text.contains("verdict: FAIL"), "{text}");
     // The same review passes when the shift is intended.
     let out = Command::new(env!("CARGO_BIN_EXE_tango"))
@@ -162,4 +171,107 @@ fn simulate_exits_2_on_a_missing_file_and_1_when_a_split_deviates() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("DEVIATES"), "{text}");
+}
+
+/// A pool of round-robin backends, each `(name, address)`.
+fn rr_pool(backends: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[pool]]\nname = \"web\"\n\
+         policy = \"round_robin\"\nhealth = { path = \"/healthz\" }\n",
+    );
+    for (name, address) in backends {
+        s += &format!("[[pool.backend]]\nname = \"{name}\"\naddress = \"{address}\"\n");
+    }
+    s
+}
+
+#[test]
+fn diff_shows_an_address_change_and_a_rename_as_one_row_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    let b = |n: u16| format!("127.0.0.1:{}", 9000 + n);
+    std::fs::write(
+        &old,
+        rr_pool(&[("b1", &b(1)), ("b2", &b(2)), ("b3", &b(3))]),
+    )
+    .unwrap();
+    std::fs::write(
+        &new,
+        rr_pool(&[("b1", &b(1)), ("b-two", &b(2)), ("b3", &b(33))]),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["diff", "--requests", "3000"])
+        .args([&old, &new])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let rows: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("pool web"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "backend address old new change note",
+            "b1 127.0.0.1:9001 33.3% 33.3% = +0.0 points",
+            "b-two 127.0.0.1:9002 33.3% 33.3% = +0.0 points renamed from b2",
+            "b3 127.0.0.1:9033 33.3% 33.3% = +0.0 points address was 127.0.0.1:9003",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn simulate_says_synthetic_keys_cannot_judge_a_low_cardinality_hash_key() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = repo.join("tests/configs/hazard-low-cardinality-key.toml");
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .arg("simulate")
+            .arg(&file)
+            .args(["--requests", "3000"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    let caveats: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  caveat:"))
+        .collect();
+    assert_eq!(
+        caveats,
+        [
+            "  caveat: synthetic keys cannot judge this hash key: header `host` has few distinct \
+          values (TNG009), so real traffic maps to a few backends whatever the split below; \
+          simulate real keys with --keys FILE or --access-log FILE"
+        ],
+        "{text}"
+    );
+    let verdict = |text: &str| {
+        let last = text.trim_end().lines().last().unwrap_or("").to_string();
+        last.split_once(" points: ")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or(last)
+    };
+    assert_eq!(
+        verdict(&text),
+        "CANNOT JUDGE with synthetic keys (see the caveat)"
+    );
+    // Real keys judge it: no caveat, and the verdict is the split's.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("hosts.txt");
+    std::fs::write(&keys, "shop.example\nshop.example\nshop.example\n").unwrap();
+    let (code, text) = run(&["--keys".as_ref(), keys.as_os_str()]);
+    assert!(!text.contains("caveat"), "{text}");
+    assert!(verdict(&text).starts_with("DEVIATES: "), "{text}");
+    assert_eq!(code, Some(1), "{text}");
 }
