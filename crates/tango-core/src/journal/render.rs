@@ -12,25 +12,15 @@ pub fn clock(ms: u64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600 % 24, s / 60 % 60, s % 60)
 }
 
-/// "2024-03-05 14:29:32Z" from unix milliseconds.
+/// "2024-03-05 14:29:32Z" from unix milliseconds (humantime's RFC 3339, with a space
+/// for the `T`). A time past the year 9999 (a mangled journal line) shows as the last
+/// second humantime can write rather than failing.
 pub fn date_time(ms: u64) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {}Z", clock(ms))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    const LAST_MS: u64 = 253_402_300_799_000; // 9999-12-31 23:59:59Z
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(LAST_MS));
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replacen('T', " ", 1)
 }
 
 fn percent(x: f64) -> String {
