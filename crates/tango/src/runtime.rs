@@ -15,6 +15,7 @@ use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
 use tango_core::policy::{EwmaCell, Selector};
 use tango_core::simulate::SampledRequest;
+use tango_core::sketch::{KeySketch, KeySketchConfig};
 
 /// State of one backend that survives reloads.
 #[derive(Debug)]
@@ -77,6 +78,8 @@ pub(crate) struct PoolShared {
     pub(crate) outlier: Mutex<Option<OutlierDetector>>,
     /// Hash pools: how keys are distributed, for telling a hot key from a bad config.
     pub(crate) keys: KeyTracker,
+    /// What the pool's clients saw (answers, failures, latency), across reloads.
+    pub(crate) client: crate::stats::ClientStats,
     /// Hash pools: recent requests, for the reload guard's prediction of where a new
     /// configuration would send the live keys.
     pub(crate) requests: RequestSample,
@@ -124,72 +127,59 @@ impl RequestSample {
     }
 }
 
-/// Counts requests with and without a hash key, and samples keys to find the hottest
-/// and estimate how many distinct keys there are. Sampled 1 in 8, with `try_lock`, so a
-/// busy pool never waits here.
-#[derive(Debug, Default)]
+/// Hash pools: the keys of one request in [`KEY_SAMPLE_EVERY`] (or its lack of one) go
+/// into a sliding-window sketch (`tango_core::sketch`: a HyperLogLog for the distinct
+/// count, Space-Saving for the heaviest values). The request path only tries the lock:
+/// a sample that finds the watch reading the sketch is dropped, never waited for.
+#[derive(Debug)]
 pub(crate) struct KeyTracker {
-    seen: AtomicU64,
-    missing: AtomicU64,
-    sample: Mutex<HashMap<u64, u64>>,
+    sketch: Mutex<KeySketch>,
 }
 
-const KEY_SAMPLE_CAP: usize = 4096;
+/// One request in this many offers its key to the sketch.
+pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
+/// Heavy hitters handed to the detector.
+const TOP_KEYS: usize = 8;
+
+impl Default for KeyTracker {
+    fn default() -> Self {
+        Self {
+            // 60 s in 6 epochs, 32 heavy hitters, 2^10 registers: the sketch's defaults.
+            sketch: Mutex::new(KeySketch::new(KeySketchConfig::default(), 0)),
+        }
+    }
+}
 
 impl KeyTracker {
+    /// Called for every request of a hash pool, with its key's hash or `None`.
     pub(crate) fn observe(&self, key: Option<u64>) {
-        self.seen.fetch_add(1, Relaxed);
-        let Some(k) = key else {
-            self.missing.fetch_add(1, Relaxed);
-            return;
-        };
-        if crate::rng::next_u64() % 8 != 0 {
+        if crate::rng::next_u64() % KEY_SAMPLE_EVERY != 0 {
             return;
         }
-        if let Ok(mut m) = self.sample.try_lock() {
-            if m.len() < KEY_SAMPLE_CAP || m.contains_key(&k) {
-                *m.entry(k).or_default() += 1;
-            }
+        if let Ok(mut s) = self.sketch.try_lock() {
+            s.observe(key);
         }
     }
 
-    /// The tick's key statistics; counters start afresh.
+    /// The window's key statistics, with the backend each heavy key maps to now. `now`
+    /// is the time since start (the sketch's clock).
     pub(crate) fn take_stats(
         &self,
         pool: &PoolRuntime,
         now: Duration,
     ) -> tango_core::detector::KeyStats {
-        let seen = self.seen.swap(0, Relaxed);
-        let missing = self.missing.swap(0, Relaxed);
-        let sample = std::mem::take(&mut *self.sample.lock().unwrap_or_else(|e| e.into_inner()));
-        let sampled: u64 = sample.values().sum();
-        let top = sample
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(k, n)| (*k, *n));
-        let top_key_backend =
-            top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k, now) {
+        let now_ms = now.as_millis() as u64;
+        let summary = {
+            let mut s = self.sketch.lock().unwrap_or_else(|e| e.into_inner());
+            s.rotate(now_ms);
+            s.summary(now_ms)
+        };
+        summary.key_stats(TOP_KEYS, |k| {
+            match crate::keys::pick_for_key(pool, k, now) {
                 tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
                 _ => None,
-            });
-        tango_core::detector::KeyStats {
-            top_key_share: match top {
-                Some((_, n)) if sampled > 0 => {
-                    n as f64 / sampled as f64 * (1.0 - missing as f64 / seen.max(1) as f64)
-                }
-                _ => 0.0,
-            },
-            top_key_backend,
-            distinct_keys: sample.len() as u64,
-            missing_key_fraction: if seen > 0 {
-                missing as f64 / seen as f64
-            } else {
-                0.0
-            },
-            missing_key_backend: None,
-            sampled_keys: sampled,
-            ..Default::default()
-        }
+            }
+        })
     }
 }
 
@@ -242,6 +232,9 @@ pub(crate) struct Runtime {
     budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
     shared: Mutex<HashMap<String, Arc<PoolShared>>>,
     pub(crate) started: Instant,
+    /// The journal, for what the data plane decides rarely and must leave a trace of
+    /// (an ejection). Set once at start.
+    pub(crate) journal: std::sync::OnceLock<crate::journal::Sink>,
 }
 
 impl Runtime {
@@ -258,6 +251,7 @@ impl Runtime {
             budgets: Mutex::new(HashMap::new()),
             shared: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            journal: std::sync::OnceLock::new(),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));

@@ -79,6 +79,7 @@ pub(crate) async fn handle(
         )
     });
     let snap = ctx.rt.current();
+    let started = Instant::now();
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id).await {
         Ok(r) => r,
         Err((e, target)) => {
@@ -86,6 +87,10 @@ pub(crate) async fn handle(
             (error_response(&e), target)
         }
     };
+    // What the client saw, apart from the tries behind it.
+    if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
+        crate::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
+    }
     if let Some((start, method, path)) = logged {
         let pool = target.pool.map(|p| &snap.pools[p]);
         tracing::info!(
