@@ -128,24 +128,40 @@ impl RequestSample {
 }
 
 /// Hash pools: the keys of one request in [`KEY_SAMPLE_EVERY`] (or its lack of one) go
-/// into a sliding-window sketch (`tango_core::sketch`: a HyperLogLog for the distinct
-/// count, Space-Saving for the heaviest values). The request path only tries the lock:
-/// a sample that finds the watch reading the sketch is dropped, never waited for.
+/// into two sliding-window sketches (`tango_core::sketch`: a HyperLogLog for the distinct
+/// count, Space-Saving for the heaviest values): one over a minute, and one over the
+/// last second or two. The detector's shortest windows are one tick, and a key that
+/// suddenly carries everything (a client bug, a default filled in) is diluted in a
+/// minute's sample until long after the alert; it is plain in the last seconds'. The
+/// request path only tries the lock: a sample that finds the watch reading the sketches
+/// is dropped, never waited for.
 #[derive(Debug)]
 pub(crate) struct KeyTracker {
-    sketch: Mutex<KeySketch>,
+    sketches: Mutex<[KeySketch; 2]>,
 }
 
-/// One request in this many offers its key to the sketch.
+/// One request in this many offers its key to the sketches.
 pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
 /// Heavy hitters handed to the detector.
 const TOP_KEYS: usize = 8;
+/// Samples the recent view's heaviest key needs before it is preferred.
+const RECENT_MIN_SAMPLES: u64 = 10;
 
 impl Default for KeyTracker {
     fn default() -> Self {
+        // A minute in 6 epochs, 32 heavy hitters, 2^10 registers (the sketch's
+        // defaults); and the last 1-2 s, one epoch a tick.
+        let recent = KeySketchConfig {
+            window_ms: 2000,
+            epochs: 2,
+            top_k: 32,
+            precision: 8,
+        };
         Self {
-            // 60 s in 6 epochs, 32 heavy hitters, 2^10 registers: the sketch's defaults.
-            sketch: Mutex::new(KeySketch::new(KeySketchConfig::default(), 0)),
+            sketches: Mutex::new([
+                KeySketch::new(KeySketchConfig::default(), 0),
+                KeySketch::new(recent, 0),
+            ]),
         }
     }
 }
@@ -156,30 +172,43 @@ impl KeyTracker {
         if crate::rng::next_u64() % KEY_SAMPLE_EVERY != 0 {
             return;
         }
-        if let Ok(mut s) = self.sketch.try_lock() {
-            s.observe(key);
+        if let Ok(mut s) = self.sketches.try_lock() {
+            s[0].observe(key);
+            s[1].observe(key);
         }
     }
 
-    /// The window's key statistics, with the backend each heavy key maps to now. `now`
-    /// is the time since start (the sketch's clock).
+    /// The key statistics the detector judges by, with the backend each heavy key maps
+    /// to now: the minute's, unless a key is markedly heavier in the last seconds (and
+    /// seen there often enough to say so). `now` is the time since start (the sketches'
+    /// clock).
     pub(crate) fn take_stats(
         &self,
         pool: &PoolRuntime,
         now: Duration,
     ) -> tango_core::detector::KeyStats {
         let now_ms = now.as_millis() as u64;
-        let summary = {
-            let mut s = self.sketch.lock().unwrap_or_else(|e| e.into_inner());
-            s.rotate(now_ms);
-            s.summary(now_ms)
+        let [minute, recent] = {
+            let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
+            s.iter_mut().for_each(|k| k.rotate(now_ms));
+            [s[0].summary(now_ms), s[1].summary(now_ms)]
         };
-        summary.key_stats(TOP_KEYS, |k| {
-            match crate::keys::pick_for_key(pool, k, now) {
-                tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
-                _ => None,
-            }
-        })
+        let backend_of = |k| match crate::keys::pick_for_key(pool, k, now) {
+            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+            _ => None,
+        };
+        let minute = minute.key_stats(TOP_KEYS, backend_of);
+        let recent = recent.key_stats(TOP_KEYS, backend_of);
+        let sudden = recent
+            .top_keys
+            .first()
+            .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
+            && recent.top_key_share > minute.top_key_share + 0.1;
+        if sudden {
+            recent
+        } else {
+            minute
+        }
     }
 }
 

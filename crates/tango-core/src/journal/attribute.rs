@@ -402,9 +402,11 @@ pub(super) fn lead(a: &Evidence) -> String {
         ),
         AlertKind::Errors => {
             // Failed tries are the backend's; whether clients saw them depends on retries.
+            let failed = (a.observed * a.requests as f64).round() as u64;
             let seen = match a.client_errors {
                 None => String::new(),
                 Some(0) => ", each retried on another backend: clients saw no error from it".into(),
+                Some(n) if n >= failed => ", every one reaching clients as an error".into(),
                 Some(n) => format!(", and {n} of them reached clients as errors"),
             };
             format!(

@@ -363,7 +363,7 @@ fn push_resolution(out: &mut String, s: &Subject, sorted: &[&Event]) {
             ),
             _ => health_clause(e),
         },
-        None => "no journaled change (the traffic returned by itself)".into(),
+        None => "no journaled change (it ended by itself)".into(),
     };
     let what_ended = if s.id.is_some() { "incident" } else { "alert" };
     let _ = writeln!(

@@ -316,4 +316,13 @@ fn an_error_alert_says_whether_clients_saw_the_failed_tries() {
         "{}",
         c.sentence
     );
+    // Without retries, every failed try is a client's error.
+    a.client_errors = Some(500);
+    let c = attribute(&a, &[]);
+    assert!(
+        c.sentence
+            .contains("since 17:04:00, every one reaching clients as an error; no configuration"),
+        "{}",
+        c.sentence
+    );
 }

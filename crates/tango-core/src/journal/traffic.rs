@@ -7,8 +7,8 @@
 //! incident's impact from the journal alone, long after the process that saw it
 //! ([`impact`]): requests and client-visible failures over the incident's window (to the
 //! tick), and the requests answered slower than the pool's normal p99 (the p99 of the
-//! summaries in the [`NORMAL_MS`] before the onset; apportioned by overlap for the
-//! summaries at the window's edges).
+//! summaries in the [`NORMAL_MS`] before the onset). A summary at the window's edge
+//! counts its latency and per-backend totals in the part its ticks put in the window.
 
 use crate::detector::LATENCY_BOUNDS_MS;
 use serde::{Deserialize, Serialize};
@@ -128,8 +128,8 @@ impl Impact {
 
 /// The impact on `pool` over `[from_ms, to_ms]` (an incident's onset to its
 /// resolution), from `summaries` (any order, any pools). A tick counts when its middle
-/// lies in the window; a summary's latency and per-backend figures count in proportion
-/// to its overlap with the window.
+/// lies in the window; a summary's latency and per-backend figures count in the
+/// proportion of its requests (failures, for failures) whose ticks do.
 pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u64) -> Impact {
     let mine: Vec<&TrafficSummary> = summaries
         .iter()
@@ -157,24 +157,48 @@ pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u6
     let mut slow = 0.0;
     let mut backends: Vec<(String, [f64; 3])> = Vec::new();
     for s in &mine {
-        for [at, requests, errors] in &s.ticks {
+        let (mut requests, mut errors) = (0, 0);
+        for [at, r, e] in &s.ticks {
             let mid = at.saturating_sub(500);
             if mid >= from_ms && mid <= to_ms {
-                out.requests += requests;
-                out.errors += errors;
+                requests += r;
+                errors += e;
             }
         }
+        out.requests += requests;
+        out.errors += errors;
+        // The summary's totals (latency, backends) count in the part its ticks say
+        // falls in the window: by requests, and failures by failures (they cluster in
+        // the incident), else by time.
+        let (all_r, all_e) = s
+            .ticks
+            .iter()
+            .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
         let span = s.to_ms.saturating_sub(s.from_ms).max(1);
         let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
-        if overlap == 0 {
+        let by_time = overlap as f64 / span as f64;
+        let part = |n: u64, of: u64| {
+            if of > 0 {
+                n as f64 / of as f64
+            } else {
+                by_time
+            }
+        };
+        let (f_req, f_err) = (part(requests, all_r), part(errors, all_e));
+        if f_req == 0.0 && f_err == 0.0 {
             continue;
         }
-        let f = overlap as f64 / span as f64;
         if let Some(p99) = out.normal_p99_ms {
-            slow += f * above(&s.latency, p99) as f64;
+            slow += f_req * above(&s.latency, p99) as f64;
         }
         for b in &s.backends {
-            let add = [b.tries, b.failed_tries, b.client_errors].map(|x| f * x as f64);
+            // Failed tries a retry absorbed never show in the pool's failures.
+            let f_failed = if b.client_errors > 0 { f_err } else { f_req };
+            let add = [
+                f_req * b.tries as f64,
+                f_failed * b.failed_tries as f64,
+                f_err * b.client_errors as f64,
+            ];
             match backends.iter_mut().find(|(n, _)| *n == b.name) {
                 Some((_, v)) => v.iter_mut().zip(add).for_each(|(a, b)| *a += b),
                 None => backends.push((b.name.clone(), add)),
