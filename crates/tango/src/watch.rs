@@ -168,6 +168,32 @@ impl PoolWatch {
         }
     }
 
+    /// A new policy changes what "even" means for the share detector: it starts afresh,
+    /// and its signals end (returned as resolved). The shift detector keeps its
+    /// baseline: the change may be the incident.
+    fn follow_policy(
+        &mut self,
+        policy: PolicyKind,
+        tick: Duration,
+        now_ms: u64,
+    ) -> Vec<AlertEvent> {
+        if self.policy == policy {
+            return Vec::new();
+        }
+        let ended = self
+            .detector
+            .active()
+            .into_iter()
+            .map(|evidence| AlertEvent::Resolved {
+                evidence,
+                resolved_ms: now_ms,
+            })
+            .collect();
+        self.detector = PoolDetector::new(self.name.clone(), detector_config(policy, tick));
+        self.policy = policy;
+        ended
+    }
+
     /// Record the tick's load; returns the recent rate and mean latency.
     fn observe(&mut self, input: &PoolTick, requests: u64, tick: Duration) -> Observed {
         let sum: f64 = input.backends.iter().map(|b| b.latency_sum_ms).sum();
@@ -264,15 +290,7 @@ fn detect(
         let w = pools
             .entry(pool.cfg.name.clone())
             .or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
-        if w.policy != pool.cfg.policy {
-            // A new policy changes what "even" means for the share detector. The shift
-            // detector keeps its baseline: the change may be the incident.
-            w.detector = PoolDetector::new(
-                pool.cfg.name.clone(),
-                detector_config(pool.cfg.policy, tick),
-            );
-            w.policy = pool.cfg.policy;
-        }
+        let ended = w.follow_policy(pool.cfg.policy, tick, now_ms);
         if let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
             w.shift.expect(due.swap_remove(i).1);
         }
@@ -284,7 +302,8 @@ fn detect(
         errors += traffic.errors;
         w.summary.add(&pool.cfg.name, &traffic, journal);
         let report = w.detector.tick(&input);
-        w.events = report.events;
+        w.events = ended;
+        w.events.extend(report.events);
         w.events.extend(w.shift.tick(&input).events);
         w.down = pool
             .backends

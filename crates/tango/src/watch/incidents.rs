@@ -161,3 +161,83 @@ pub(super) fn publish(journal: &Sink, state: &WatchState, targets: &Alerts, ev: 
         .unwrap_or_else(|p| p.into_inner())
         .upsert(i);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tango_core::detector::{Basis, Cause, Evidence, Signal};
+    use tango_core::journal::SuspectedCause;
+
+    fn incident(backends: &[(&str, AlertKind)]) -> Incident {
+        let signal = |(b, k): &(&str, AlertKind)| Signal {
+            evidence: Evidence {
+                pool: "p".into(),
+                backend: b.to_string(),
+                kind: *k,
+                basis: Basis::Baseline,
+                observed: 0.0,
+                expected: 0.0,
+                ratio: 1.0,
+                z: 0.0,
+                window_ms: 0,
+                requests: 0,
+                pool_requests: 0,
+                phi: 1.0,
+                onset_ms: 0,
+                at_ms: 0,
+                cause: Cause::Config,
+                detail: None,
+                client_errors: None,
+            },
+            sources: vec![Basis::Baseline],
+            active: true,
+            resolved_ms: None,
+        };
+        Incident {
+            id: "p-1".into(),
+            pool: "p".into(),
+            headline: backends[0].0.to_string(),
+            kind: backends[0].1,
+            cause: SuspectedCause {
+                class: Cause::Config,
+                generation: Some(2),
+                change: None,
+                at_ms: None,
+                backend: None,
+                sentence: "b2 is taking 3.0x its share since 10:00:00; likely cause: x".into(),
+                clause: "likely cause: x".into(),
+                series: None,
+            },
+            onset_ms: 0,
+            opened_ms: 0,
+            updated_ms: 0,
+            resolved_ms: None,
+            signals: backends.iter().map(signal).collect(),
+            down: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_rollback_ends_the_sentence_of_the_incident_holding_its_signal_once() {
+        let mut d = Decorations::default();
+        d.add(
+            "b1",
+            AlertKind::UnderShare,
+            "rolled back to generation 1 (now generation 3)".into(),
+        );
+        let mut mine = incident(&[("b2", AlertKind::OverShare), ("b1", AlertKind::UnderShare)]);
+        d.apply(&mut mine);
+        d.apply(&mut mine);
+        assert_eq!(
+            mine.cause.sentence,
+            "b2 is taking 3.0x its share since 10:00:00; likely cause: x; rolled back to generation 1 (now generation 3)"
+        );
+        let mut other = incident(&[("b1", AlertKind::Latency)]);
+        d.apply(&mut other);
+        assert!(!other.cause.sentence.contains("rolled back"));
+        d.forget(&mine);
+        let mut again = incident(&[("b1", AlertKind::UnderShare)]);
+        d.apply(&mut again);
+        assert!(!again.cause.sentence.contains("rolled back"));
+    }
+}

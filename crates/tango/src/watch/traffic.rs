@@ -126,3 +126,77 @@ fn add_hist(a: &mut [u64; 15], b: &[u64; 15]) {
         *x += y;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(at_ms: u64, requests: u64, errors: u64) -> PoolTraffic {
+        let mut latency = [0; 15];
+        latency[3] = requests - errors;
+        PoolTraffic {
+            at_ms,
+            requests,
+            errors,
+            latency,
+            backends: vec![BackendTick {
+                name: "b1".into(),
+                tries: requests + 1,
+                failed: errors + 1,
+                client_errors: errors,
+                latency,
+            }],
+        }
+    }
+
+    fn summaries(journal: &Sink) -> Vec<TrafficSummary> {
+        journal
+            .all()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Traffic { summary } => Some(summary),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_ten_seconds_of_a_busy_pool_is_one_summary() {
+        let journal = Sink::open(None, 1 << 20).unwrap();
+        let mut s = Summarizer::default();
+        for k in 1..=25u64 {
+            s.add(
+                "p",
+                &tick(100_000 + 1000 * k, 10, u64::from(k == 3)),
+                &journal,
+            );
+        }
+        let got = summaries(&journal);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].from_ms, got[0].to_ms), (100_000, 110_000));
+        assert_eq!(got[0].ticks.len(), 10);
+        assert_eq!(got[0].ticks[2], [103_000, 10, 1]);
+        assert_eq!((got[1].from_ms, got[1].to_ms), (110_000, 120_000));
+        let b = &got[0].backends[0];
+        assert_eq!((b.tries, b.failed_tries, b.client_errors), (110, 11, 1));
+        assert_eq!(got[0].latency[3], 99);
+        assert_eq!(got[0].p99_ms, Some(5.0));
+        assert!(
+            journal.recent().is_empty(),
+            "summaries are kept apart from events"
+        );
+    }
+
+    #[test]
+    fn an_idle_period_is_not_journaled() {
+        let journal = Sink::open(None, 1 << 20).unwrap();
+        let mut s = Summarizer::default();
+        for k in 1..=11u64 {
+            let mut t = tick(1000 * k, 0, 0);
+            t.backends[0].tries = 0;
+            t.backends[0].failed = 0;
+            s.add("p", &t, &journal);
+        }
+        assert!(summaries(&journal).is_empty());
+    }
+}
