@@ -1,8 +1,10 @@
-//! The watch: once a tick, read every backend's counters (never the hot path's locks),
-//! feed tango-core's skew detector, publish gauges, and turn alerts into log lines,
-//! journal events (with the suspected cause) and deliveries. It also keeps what the
-//! reload guard predicts from (each pool's recent rate and latency), takes the split to
-//! expect after a predicted change, and hands every alert to the armed canary.
+//! The watch: once a tick, read every backend's counters and what each pool's clients
+//! saw (never the hot path's locks), feed tango-core's share and shift detectors,
+//! publish gauges, journal each signal as evidence and hand it to the armed canary, and
+//! group the signals into incidents, each told once (`incidents.rs`: the log, the
+//! journal, the API, deliveries). It journals each pool's traffic every 10 s
+//! (`traffic.rs`), keeps what the reload guard predicts from (each pool's recent rate
+//! and latency), and takes the split to expect after a predicted change.
 
 use crate::canary::{Expectations, Split};
 
@@ -49,7 +51,6 @@ pub(crate) struct TrafficPoint {
     pub(crate) errors: u64,
 }
 
-/// What the watch publishes; read by `/metrics` and the admin API.
 /// A pool's recent load, for the reload guard's prediction.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Observed {
@@ -58,6 +59,7 @@ pub(crate) struct Observed {
     pub(crate) latency_ms: f64,
 }
 
+/// What the watch publishes; read by `/metrics` and the admin API.
 #[derive(Default)]
 pub(crate) struct WatchState {
     pub(crate) pools: Mutex<HashMap<String, PoolView>>,
