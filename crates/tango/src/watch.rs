@@ -373,7 +373,10 @@ async fn evidence(
 ) {
     match ev {
         AlertEvent::Fired(e) => {
-            let cause = attribute(e, recent.get());
+            // What was known when it fired, as its incident will say (the journal is
+            // in the order it was written).
+            let known = recent.get();
+            let cause = attribute(e, &known[..known.partition_point(|x| x.ts_ms <= e.at_ms)]);
             let mut journaled = e.clone();
             journaled.detail = Some(match &e.detail {
                 Some(d) => format!("{d}; {}", cause.sentence),

@@ -270,6 +270,12 @@ pub fn open_on(backend: &'static str, kind: &'static str) -> impl Fn(&Value) -> 
     move |i| i["headline"] == backend && i["kind"] == kind && i["resolved_ms"].is_null()
 }
 
+/// Whether an alert kind is about the split (a latency outlier on a machine shared with
+/// other builds is a separate matter, and not what these scenarios are about).
+pub fn share(kind: &Value) -> bool {
+    kind == "over_share" || kind == "under_share"
+}
+
 /// tango's JSON log lines (start it with `--log-format json`).
 pub fn json_log(t: &Tango) -> Vec<Value> {
     t.log()

@@ -109,6 +109,8 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         (onset - 60_000).to_string(),
         "--to".to_string(),
         (end + 5_000).to_string(),
+        "--incident".to_string(),
+        id.clone(),
     ];
     let config = t.config.to_str().unwrap().to_string();
     let admin = format!("http://{}", t.admin);
