@@ -6,16 +6,22 @@
 //! [`PredictedShare`]), the structured summary of what a config change changed
 //! ([`summarize_changes`]), the attribution of an alert to the change that preceded it
 //! ([`attribute`]), reading journal text back ([`parse_lines`]) and the pure halves of
-//! `tango timeline` and `tango postmortem` ([`render_timeline`], [`render_postmortem`]).
+//! `tango timeline` and `tango postmortem` ([`render_timeline`], [`render_postmortem`]),
+//! with the traffic summaries a post-mortem's impact is computed from ([`impact`]).
 
 mod attribute;
 mod changes;
 mod guard;
+mod markdown;
+mod postmortem;
 mod render;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_attribution;
+#[cfg(test)]
+mod tests_postmortem;
+mod traffic;
 
 pub use attribute::{
     attribute, cause_of, Series, SuspectedCause, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
@@ -23,8 +29,11 @@ pub use attribute::{
 pub use changes::{summarize_changes, Change, ChangeKind};
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
-pub use render::{
-    clock, date_time, describe, describe_in, render_postmortem, render_timeline, PostmortemInput,
+pub use postmortem::{render_postmortem, PostmortemInput};
+pub use render::{clock, date_time, describe, describe_in, render_timeline};
+pub use traffic::{
+    impact, quantile_ms, BackendImpact, BackendTraffic, Impact, TrafficSummary, NORMAL_MS,
+    SUMMARY_MS,
 };
 
 use crate::detector::{Evidence, Incident, IncidentEvent};
@@ -144,6 +153,10 @@ pub enum EventKind {
     IncidentResolved {
         incident: Incident,
     },
+    /// A pool's traffic over a summary period, for an incident's impact offline.
+    Traffic {
+        summary: TrafficSummary,
+    },
 }
 
 impl From<&IncidentEvent> for EventKind {
@@ -176,6 +189,7 @@ impl EventKind {
             EventKind::IncidentOpened { incident }
             | EventKind::IncidentUpdated { incident }
             | EventKind::IncidentResolved { incident } => Some(&incident.pool),
+            EventKind::Traffic { summary } => Some(&summary.pool),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! After each try: count the response, feed latency to peak-EWMA, and tell passive
-//! outlier detection about failures. The common case (a success on a backend with no
-//! failure streak) touches only atomics.
+//! outlier detection about failures (an ejection and a return are journaled: they
+//! explain traffic moving). After each request: count what the client saw. The common
+//! case (a success on a backend with no failure streak) touches only atomics.
 
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::class_index;
@@ -54,8 +55,31 @@ pub(crate) fn record(
     } else {
         Outcome::Success
     };
-    if let Some(ev) = det.record(i, outcome, now) {
-        apply_events(pool, &[ev], rt.now_ms());
+    let ev = det.record(i, outcome, now);
+    drop(guard);
+    if let Some(ev) = ev {
+        apply_events(pool, std::slice::from_ref(&ev), rt.now_ms());
+        if let Some(journal) = rt.journal.get() {
+            journal_events(journal, pool, &[ev]);
+        }
+    }
+}
+
+/// One answer to a client of `pool`, after every try: `backend` is the last one tried.
+/// A failure here is one a client saw; a failed try that a retry absorbed was counted
+/// by [`record`] only.
+pub(crate) fn client_response(
+    pool: &PoolRuntime,
+    backend: Option<usize>,
+    status: http::StatusCode,
+    latency: Duration,
+) {
+    let failed = status.is_server_error();
+    pool.shared.client.record(failed, latency);
+    if failed {
+        if let Some(b) = backend.and_then(|i| pool.backends.get(i)) {
+            b.stats.client_errors.fetch_add(1, Relaxed);
+        }
     }
 }
 

@@ -125,20 +125,12 @@ async fn reload(
     (status, Json(out.to_json())).into_response()
 }
 
-/// Active alerts and recent ones, newest first, each with its evidence and suspected cause.
+/// Alerts grouped by incident: the open incidents, and every recent one (open or
+/// resolved), newest first. Each incident has its headline, its cause and its signals
+/// (each backend and kind, with the evidence it fired on).
 async fn alerts(State(s): State<AppState>) -> Response {
-    let all: Vec<_> = s
-        .control
-        .watch
-        .alerts
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .rev()
-        .cloned()
-        .collect();
-    let active: Vec<_> = all.iter().filter(|a| a.active).cloned().collect();
-    Json(json!({"active": active, "recent": all})).into_response()
+    let (open, recent) = s.control.watch.incidents();
+    Json(json!({"open": open, "recent": recent})).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -147,12 +139,13 @@ struct Range {
     to_ms: Option<u64>,
 }
 
-/// Journal events kept in memory, oldest first, optionally within a time range.
+/// Journal events kept in memory (traffic summaries included), oldest first,
+/// optionally within a time range.
 async fn journal(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
     let events: Vec<_> = s
         .control
         .journal
-        .recent()
+        .all()
         .into_iter()
         .filter(|e| e.ts_ms >= r.from_ms.unwrap_or(0) && e.ts_ms <= r.to_ms.unwrap_or(u64::MAX))
         .collect();

@@ -354,6 +354,10 @@ pub(crate) struct PostmortemArgs {
     /// Default: the running instance's live configuration, when reading from the API.
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// The incident to write about, by id (as the log, the API and the timeline show
+    /// it). Default: the first incident opened in the period.
+    #[arg(long)]
+    incident: Option<String>,
 }
 
 fn parse_time(s: &str, now_ms: u64) -> anyhow::Result<u64> {
@@ -391,8 +395,10 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
     Ok(Period { from_ms, to_ms })
 }
 
-async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::journal::Event>> {
-    let all = match &a.journal {
+/// Every event the source holds (a running instance: those it keeps in memory, traffic
+/// summaries included; a file: all of it and its rotated predecessor).
+async fn all_events(a: &SourceArgs) -> anyhow::Result<Vec<tango_core::journal::Event>> {
+    Ok(match &a.journal {
         Some(path) => {
             anyhow::ensure!(
                 path.exists(),
@@ -413,8 +419,12 @@ async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::jo
                 .context("the admin API sent something other than JSON")?;
             serde_json::from_value(v["events"].clone()).context("unexpected journal format")?
         }
-    };
-    Ok(all
+    })
+}
+
+async fn events(a: &SourceArgs, p: &Period) -> anyhow::Result<Vec<tango_core::journal::Event>> {
+    Ok(all_events(a)
+        .await?
         .into_iter()
         .filter(|e| e.ts_ms >= p.from_ms && e.ts_ms <= p.to_ms)
         .collect())
@@ -431,20 +441,16 @@ pub(crate) async fn timeline(args: SourceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The draft is computed from journal events alone (the impact from the journaled
+/// traffic summaries), so a running instance and its journal file give the same one.
 pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     let p = period(&args.source)?;
-    let evs = events(&args.source, &p).await?;
-    let (mut requests, mut errors) = (0, 0);
+    // All of it: attribution reads the history before the period, and the impact the
+    // traffic before the onset.
+    let evs = all_events(&args.source).await?;
     let mut config_text: Option<(String, String)> = None;
     if args.source.journal.is_none() {
-        let q = format!("/api/v1/traffic?from_ms={}&to_ms={}", p.from_ms, p.to_ms);
         let token = args.source.token.as_deref();
-        let (code, body) = call(&args.source.admin, "GET", &q, token).await?;
-        if code == 200 {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            requests = v["requests"].as_u64().unwrap_or(0);
-            errors = v["errors"].as_u64().unwrap_or(0);
-        }
         if args.config.is_none() {
             let (code, body) = call(&args.source.admin, "GET", "/api/v1/config", token).await?;
             if code == 200 {
@@ -483,8 +489,7 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     let input = tango_core::journal::PostmortemInput {
         from_ms: p.from_ms,
         to_ms: p.to_ms,
-        requests,
-        errors,
+        incident: args.incident,
         corrective,
     };
     print!("{}", tango_core::journal::render_postmortem(&evs, &input));

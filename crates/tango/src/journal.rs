@@ -1,6 +1,8 @@
 //! The journal: an append-only JSON Lines file of configuration changes, health
-//! transitions, ejections and alerts, plus the recent events in memory for attribution
-//! and `/api/v1/journal`. Without `admin.state_dir` the journal lives in memory only.
+//! transitions, ejections, alerts, incidents and traffic summaries, plus the recent
+//! events in memory for attribution and `/api/v1/journal` (the summaries in a ring of
+//! their own, so they never push a change out of attribution's reach). Without
+//! `admin.state_dir` the journal lives in memory only.
 //!
 //! The file is rotated by size (`journal.jsonl` becomes `journal.1.jsonl`). Reading it
 //! back (`read_history`, for `tango run` and `tango timeline` alike) tolerates damage: a
@@ -17,6 +19,10 @@ use std::sync::{Arc, Mutex};
 use tango_core::journal::{parse_lines, Event, EventKind};
 
 const RECENT: usize = 10_000;
+/// Traffic summaries kept in memory apart from the events (at one per pool per 10 s,
+/// 55 hours of one pool), so `/api/v1/journal` serves what a recent incident's
+/// post-mortem needs without pushing changes out of attribution's reach.
+const TRAFFIC: usize = 20_000;
 pub(crate) const FILE_NAME: &str = "journal.jsonl";
 /// The previous file, once `FILE_NAME` passed `journal_max_bytes`.
 const ROTATED_NAME: &str = "journal.1.jsonl";
@@ -30,6 +36,8 @@ struct File {
 struct Inner {
     file: Option<Mutex<File>>,
     recent: Mutex<VecDeque<Event>>,
+    /// Traffic summaries, kept apart so they never crowd out what attribution reads.
+    traffic: Mutex<VecDeque<Event>>,
     /// The configuration generation in force, stamped on every event.
     generation: AtomicU64,
     /// The highest generation in the journal when it was opened (0: none).
@@ -51,6 +59,7 @@ impl Sink {
     /// Open (or create) the journal in `state_dir`, loading its recent events.
     pub(crate) fn open(state_dir: Option<&Path>, max_bytes: u64) -> anyhow::Result<Sink> {
         let mut recent = VecDeque::new();
+        let mut traffic = VecDeque::new();
         let mut last_generation = 0;
         let file = match state_dir {
             None => None,
@@ -74,8 +83,14 @@ impl Sink {
                     .map(|e| e.generation)
                     .max()
                     .unwrap_or(0);
-                let n = history.events.len();
-                recent.extend(history.events.into_iter().skip(n.saturating_sub(RECENT)));
+                let (summaries, events): (Vec<Event>, Vec<Event>) = history
+                    .events
+                    .into_iter()
+                    .partition(|e| matches!(e.kind, EventKind::Traffic { .. }));
+                let n = events.len();
+                recent.extend(events.into_iter().skip(n.saturating_sub(RECENT)));
+                let n = summaries.len();
+                traffic.extend(summaries.into_iter().skip(n.saturating_sub(TRAFFIC)));
                 let mut size = history.current_bytes;
                 if history.torn_tail {
                     // Start the next event on its own line after a torn write.
@@ -93,6 +108,7 @@ impl Sink {
         Ok(Sink(Arc::new(Inner {
             file,
             recent: Mutex::new(recent),
+            traffic: Mutex::new(traffic),
             generation: AtomicU64::new(0),
             last_generation,
         })))
@@ -108,6 +124,15 @@ impl Sink {
     }
 
     pub(crate) fn record(&self, kind: EventKind) -> Event {
+        self.keep(kind, &self.0.recent, RECENT)
+    }
+
+    /// A traffic summary: to the file like any event, in memory beside the events.
+    pub(crate) fn record_traffic(&self, kind: EventKind) -> Event {
+        self.keep(kind, &self.0.traffic, TRAFFIC)
+    }
+
+    fn keep(&self, kind: EventKind, ring: &Mutex<VecDeque<Event>>, cap: usize) -> Event {
         let e = Event {
             ts_ms: unix_ms(),
             generation: self.0.generation.load(Relaxed),
@@ -119,8 +144,8 @@ impl Sink {
                 tracing::error!(journal = %f.path.display(), error = %err, "cannot write the journal");
             }
         }
-        let mut r = self.0.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if r.len() == RECENT {
+        let mut r = ring.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() == cap {
             r.pop_front();
         }
         r.push_back(e.clone());
@@ -136,7 +161,23 @@ impl Sink {
         });
     }
 
-    /// The events kept in memory, oldest first.
+    /// Every event kept in memory, traffic summaries included, oldest first: what the
+    /// journal file holds of the same period.
+    pub(crate) fn all(&self) -> Vec<Event> {
+        let mut all = self.recent();
+        all.extend(
+            self.0
+                .traffic
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        all.sort_by_key(|e| e.ts_ms);
+        all
+    }
+
+    /// The events kept in memory, oldest first, without the traffic summaries.
     pub(crate) fn recent(&self) -> Vec<Event> {
         self.0
             .recent

@@ -15,6 +15,7 @@ use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
 use tango_core::policy::{EwmaCell, Selector};
 use tango_core::simulate::SampledRequest;
+use tango_core::sketch::{KeySketch, KeySketchConfig};
 
 /// State of one backend that survives reloads.
 #[derive(Debug)]
@@ -77,6 +78,8 @@ pub(crate) struct PoolShared {
     pub(crate) outlier: Mutex<Option<OutlierDetector>>,
     /// Hash pools: how keys are distributed, for telling a hot key from a bad config.
     pub(crate) keys: KeyTracker,
+    /// What the pool's clients saw (answers, failures, latency), across reloads.
+    pub(crate) client: crate::stats::ClientStats,
     /// Hash pools: recent requests, for the reload guard's prediction of where a new
     /// configuration would send the live keys.
     pub(crate) requests: RequestSample,
@@ -124,71 +127,87 @@ impl RequestSample {
     }
 }
 
-/// Counts requests with and without a hash key, and samples keys to find the hottest
-/// and estimate how many distinct keys there are. Sampled 1 in 8, with `try_lock`, so a
-/// busy pool never waits here.
-#[derive(Debug, Default)]
+/// Hash pools: the keys of one request in [`KEY_SAMPLE_EVERY`] (or its lack of one) go
+/// into two sliding-window sketches (`tango_core::sketch`: a HyperLogLog for the distinct
+/// count, Space-Saving for the heaviest values): one over a minute, and one over the
+/// last second or two. The detector's shortest windows are one tick, and a key that
+/// suddenly carries everything (a client bug, a default filled in) is diluted in a
+/// minute's sample until long after the alert; it is plain in the last seconds'. The
+/// request path only tries the lock: a sample that finds the watch reading the sketches
+/// is dropped, never waited for.
+#[derive(Debug)]
 pub(crate) struct KeyTracker {
-    seen: AtomicU64,
-    missing: AtomicU64,
-    sample: Mutex<HashMap<u64, u64>>,
+    sketches: Mutex<[KeySketch; 2]>,
 }
 
-const KEY_SAMPLE_CAP: usize = 4096;
+/// One request in this many offers its key to the sketches.
+pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
+/// Heavy hitters handed to the detector.
+const TOP_KEYS: usize = 8;
+/// Samples the recent view's heaviest key needs before it is preferred.
+const RECENT_MIN_SAMPLES: u64 = 10;
+
+impl Default for KeyTracker {
+    fn default() -> Self {
+        // A minute in 6 epochs, 32 heavy hitters, 2^10 registers (the sketch's
+        // defaults); and the last 1-2 s, one epoch a tick.
+        let recent = KeySketchConfig {
+            window_ms: 2000,
+            epochs: 2,
+            top_k: 32,
+            precision: 8,
+        };
+        Self {
+            sketches: Mutex::new([
+                KeySketch::new(KeySketchConfig::default(), 0),
+                KeySketch::new(recent, 0),
+            ]),
+        }
+    }
+}
 
 impl KeyTracker {
+    /// Called for every request of a hash pool, with its key's hash or `None`.
     pub(crate) fn observe(&self, key: Option<u64>) {
-        self.seen.fetch_add(1, Relaxed);
-        let Some(k) = key else {
-            self.missing.fetch_add(1, Relaxed);
-            return;
-        };
-        if crate::rng::next_u64() % 8 != 0 {
+        if crate::rng::next_u64() % KEY_SAMPLE_EVERY != 0 {
             return;
         }
-        if let Ok(mut m) = self.sample.try_lock() {
-            if m.len() < KEY_SAMPLE_CAP || m.contains_key(&k) {
-                *m.entry(k).or_default() += 1;
-            }
+        if let Ok(mut s) = self.sketches.try_lock() {
+            s[0].observe(key);
+            s[1].observe(key);
         }
     }
 
-    /// The tick's key statistics; counters start afresh.
+    /// The key statistics the detector judges by, with the backend each heavy key maps
+    /// to now: the minute's, unless a key is markedly heavier in the last seconds (and
+    /// seen there often enough to say so). `now` is the time since start (the sketches'
+    /// clock).
     pub(crate) fn take_stats(
         &self,
         pool: &PoolRuntime,
         now: Duration,
     ) -> tango_core::detector::KeyStats {
-        let seen = self.seen.swap(0, Relaxed);
-        let missing = self.missing.swap(0, Relaxed);
-        let sample = std::mem::take(&mut *self.sample.lock().unwrap_or_else(|e| e.into_inner()));
-        let sampled: u64 = sample.values().sum();
-        let top = sample
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(k, n)| (*k, *n));
-        let top_key_backend =
-            top.and_then(|(k, _)| match crate::keys::pick_for_key(pool, k, now) {
-                tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
-                _ => None,
-            });
-        tango_core::detector::KeyStats {
-            top_key_share: match top {
-                Some((_, n)) if sampled > 0 => {
-                    n as f64 / sampled as f64 * (1.0 - missing as f64 / seen.max(1) as f64)
-                }
-                _ => 0.0,
-            },
-            top_key_backend,
-            distinct_keys: sample.len() as u64,
-            missing_key_fraction: if seen > 0 {
-                missing as f64 / seen as f64
-            } else {
-                0.0
-            },
-            missing_key_backend: None,
-            sampled_keys: sampled,
-            ..Default::default()
+        let now_ms = now.as_millis() as u64;
+        let [minute, recent] = {
+            let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
+            s.iter_mut().for_each(|k| k.rotate(now_ms));
+            [s[0].summary(now_ms), s[1].summary(now_ms)]
+        };
+        let backend_of = |k| match crate::keys::pick_for_key(pool, k, now) {
+            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+            _ => None,
+        };
+        let minute = minute.key_stats(TOP_KEYS, backend_of);
+        let recent = recent.key_stats(TOP_KEYS, backend_of);
+        let sudden = recent
+            .top_keys
+            .first()
+            .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
+            && recent.top_key_share > minute.top_key_share + 0.1;
+        if sudden {
+            recent
+        } else {
+            minute
         }
     }
 }
@@ -242,6 +261,9 @@ pub(crate) struct Runtime {
     budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
     shared: Mutex<HashMap<String, Arc<PoolShared>>>,
     pub(crate) started: Instant,
+    /// The journal, for what the data plane decides rarely and must leave a trace of
+    /// (an ejection). Set once at start.
+    pub(crate) journal: std::sync::OnceLock<crate::journal::Sink>,
 }
 
 impl Runtime {
@@ -258,6 +280,7 @@ impl Runtime {
             budgets: Mutex::new(HashMap::new()),
             shared: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            journal: std::sync::OnceLock::new(),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));

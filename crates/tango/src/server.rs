@@ -462,6 +462,7 @@ pub(crate) async fn start(
     // Generations continue from the journal, so one names one configuration for good.
     let generation = journal.last_generation() + 1;
     let rt = Runtime::new(config.clone(), &loaded.source.text);
+    let _ = rt.journal.set(journal.clone());
     if generation > 1 {
         rt.snapshot
             .store(Arc::new(rt.build(config, &loaded.source.text, generation)));

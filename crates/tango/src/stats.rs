@@ -1,5 +1,7 @@
-//! Per-backend counters kept in atomics: the hot path only adds; the watch loop, the
-//! admin API and `/metrics` read. No locks, no allocation per request.
+//! Per-backend and per-pool counters kept in atomics: the hot path only adds; the watch
+//! loop, the admin API and `/metrics` read. No locks, no allocation per request. A
+//! backend counts its tries; a pool also counts what its clients saw (`ClientStats`), so
+//! a failed try that a retry absorbed is told apart from a failure a client got.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -19,6 +21,51 @@ pub(crate) struct BackendStats {
     pub(crate) latency_buckets: [AtomicU64; 15],
     pub(crate) latency_sum_us: AtomicU64,
     pub(crate) in_flight: AtomicU64,
+    /// Failures clients saw whose last try was this backend (a failed try that a retry
+    /// elsewhere absorbed is counted in `by_class` only).
+    pub(crate) client_errors: AtomicU64,
+}
+
+/// What a pool's clients saw: every answer, the failures among them, and the latency
+/// (to the response head) of the answers that did not fail.
+#[derive(Debug, Default)]
+pub(crate) struct ClientStats {
+    pub(crate) requests: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) latency_buckets: [AtomicU64; 15],
+}
+
+/// A copy of [`ClientStats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ClientSnapshot {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) latency_buckets: [u64; 15],
+}
+
+impl ClientStats {
+    /// One answer to a client: `failed` for 5xx (tango's own included).
+    pub(crate) fn record(&self, failed: bool, latency: Duration) {
+        self.requests.fetch_add(1, Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Relaxed);
+        } else {
+            self.latency_buckets[bucket(latency)].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ClientSnapshot {
+        ClientSnapshot {
+            requests: self.requests.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            latency_buckets: std::array::from_fn(|i| self.latency_buckets[i].load(Relaxed)),
+        }
+    }
+}
+
+fn bucket(l: Duration) -> usize {
+    let secs = l.as_secs_f64();
+    LATENCY_BUCKETS.partition_point(|&b| b < secs)
 }
 
 /// A consistent-enough copy of the counters, for the watch loop and the API.
@@ -28,6 +75,7 @@ pub(crate) struct StatsSnapshot {
     pub(crate) latency_buckets: [u64; 15],
     pub(crate) latency_sum_us: u64,
     pub(crate) in_flight: u64,
+    pub(crate) client_errors: u64,
 }
 
 impl StatsSnapshot {
@@ -59,9 +107,7 @@ impl BackendStats {
     pub(crate) fn record(&self, class: usize, latency: Option<Duration>) {
         self.by_class[class].fetch_add(1, Relaxed);
         if let Some(l) = latency {
-            let secs = l.as_secs_f64();
-            let i = LATENCY_BUCKETS.partition_point(|&b| b < secs);
-            self.latency_buckets[i].fetch_add(1, Relaxed);
+            self.latency_buckets[bucket(l)].fetch_add(1, Relaxed);
             self.latency_sum_us.fetch_add(l.as_micros() as u64, Relaxed);
         }
     }
@@ -72,6 +118,7 @@ impl BackendStats {
             latency_buckets: std::array::from_fn(|i| self.latency_buckets[i].load(Relaxed)),
             latency_sum_us: self.latency_sum_us.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
+            client_errors: self.client_errors.load(Relaxed),
         }
     }
 }

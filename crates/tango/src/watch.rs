@@ -1,16 +1,21 @@
-//! The watch: once a tick, read every backend's counters (never the hot path's locks),
-//! feed tango-core's skew detector, publish gauges, and turn alerts into log lines,
-//! journal events (with the suspected cause) and deliveries. It also keeps what the
-//! reload guard predicts from (each pool's recent rate and latency), takes the split to
-//! expect after a predicted change, and hands every alert to the armed canary.
+//! The watch: once a tick, read every backend's counters and what each pool's clients
+//! saw (never the hot path's locks), feed tango-core's share and shift detectors,
+//! publish gauges, journal each signal as evidence and hand it to the armed canary, and
+//! group the signals into incidents, each told once (`incidents.rs`: the log, the
+//! journal, the API, deliveries). It journals each pool's traffic every 10 s
+//! (`traffic.rs`), keeps what the reload guard predicts from (each pool's recent rate
+//! and latency), and takes the split to expect after a predicted change.
 
 use crate::canary::{Expectations, Split};
 
 pub(crate) mod history;
+mod incidents;
 mod straddle;
+mod traffic;
 use crate::journal::{unix_ms, Sink};
 use crate::runtime::{PoolRuntime, Runtime};
-use crate::stats::{StatsSnapshot, LATENCY_BUCKETS};
+use crate::stats::{ClientSnapshot, StatsSnapshot};
+use incidents::Decorations;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,12 +23,13 @@ use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
-    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolDetector, PoolTick,
-    ShiftConfig, ShiftDetector,
+    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, IncidentConfig,
+    IncidentEvent, IncidentTracker, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
-use tango_core::journal::{attribute, EventKind, SuspectedCause};
+use tango_core::journal::{attribute, Event, EventKind, SuspectedCause};
+use traffic::{BackendTick, PoolTraffic, Summarizer};
 
-/// An alert as the API shows it: the evidence and what probably caused it.
+/// One signal as `/metrics` and the demo read it: the evidence and its incident's cause.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct AlertRecord {
     pub(crate) evidence: Evidence,
@@ -38,7 +44,7 @@ pub(crate) struct PoolView {
     pub(crate) skew_score: f64,
 }
 
-/// Pool requests and errors per tick, for a post-mortem's impact line.
+/// Requests answered to clients, and the failures among them, per tick (all pools).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub(crate) struct TrafficPoint {
     pub(crate) ts_ms: u64,
@@ -46,7 +52,6 @@ pub(crate) struct TrafficPoint {
     pub(crate) errors: u64,
 }
 
-/// What the watch publishes; read by `/metrics` and the admin API.
 /// A pool's recent load, for the reload guard's prediction.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Observed {
@@ -55,10 +60,12 @@ pub(crate) struct Observed {
     pub(crate) latency_ms: f64,
 }
 
+/// What the watch publishes; read by `/metrics` and the admin API.
 #[derive(Default)]
 pub(crate) struct WatchState {
     pub(crate) pools: Mutex<HashMap<String, PoolView>>,
-    pub(crate) alerts: Mutex<VecDeque<AlertRecord>>,
+    /// Open and recent incidents, for the API.
+    book: Mutex<incidents::Book>,
     pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
     pub(crate) observed: Mutex<HashMap<String, Observed>>,
     /// Per pool, the split the shift detector should expect from a generation on.
@@ -68,7 +75,6 @@ pub(crate) struct WatchState {
     pub(crate) history: Mutex<history::History>,
 }
 
-const ALERT_HISTORY: usize = 1000;
 /// Six hours of one-second points.
 const TRAFFIC_HISTORY: usize = 6 * 3600;
 
@@ -100,16 +106,6 @@ impl WatchState {
             .filter_map(|p| x.remove(&p).map(|(_, shares)| (p, shares)))
             .collect()
     }
-
-    pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
-        self.alerts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|a| a.active)
-            .cloned()
-            .collect()
-    }
 }
 
 /// Detector settings for a pool's policy. Latency-aware policies move traffic away from
@@ -133,16 +129,25 @@ fn detector_config(policy: PolicyKind, tick: Duration) -> DetectorConfig {
 }
 
 /// Per pool: the share detector (does traffic follow the configuration?) and the shift
-/// detector (did the split change, e.g. because the configuration did?).
+/// detector (did the split change, e.g. because the configuration did?), whose signals
+/// the incident tracker groups into incidents.
 struct PoolWatch {
+    name: String,
     detector: PoolDetector,
     shift: ShiftDetector,
+    incidents: IncidentTracker,
+    decorations: Decorations,
     policy: PolicyKind,
     prev: HashMap<String, StatsSnapshot>,
+    prev_client: ClientSnapshot,
+    summary: Summarizer,
     /// The tick that straddles a reload.
     straddle: Straddle,
     /// Recent ticks' (requests, latency sum in ms, latency count), newest last.
     load: VecDeque<(u64, f64, u64)>,
+    /// This tick's signals from both detectors, and the backends down now.
+    events: Vec<AlertEvent>,
+    down: Vec<String>,
 }
 
 /// Ticks the observed rate and latency are averaged over.
@@ -152,13 +157,46 @@ impl PoolWatch {
     fn new(pool: &str, policy: PolicyKind, tick: Duration) -> Self {
         let cfg = detector_config(policy, tick);
         Self {
+            name: pool.to_string(),
             detector: PoolDetector::new(pool, cfg.clone()),
             shift: ShiftDetector::new(pool, cfg, ShiftConfig::default()),
+            incidents: IncidentTracker::new(pool, IncidentConfig::default()),
+            decorations: Decorations::default(),
             policy,
             prev: HashMap::new(),
+            prev_client: ClientSnapshot::default(),
+            summary: Summarizer::default(),
             straddle: Straddle::default(),
             load: VecDeque::new(),
+            events: Vec::new(),
+            down: Vec::new(),
         }
+    }
+
+    /// A new policy changes what "even" means for the share detector: it starts afresh,
+    /// and its signals end (returned as resolved). The shift detector keeps its
+    /// baseline: the change may be the incident.
+    fn follow_policy(
+        &mut self,
+        policy: PolicyKind,
+        tick: Duration,
+        now_ms: u64,
+    ) -> Vec<AlertEvent> {
+        if self.policy == policy {
+            return Vec::new();
+        }
+        let ended = self
+            .detector
+            .active()
+            .into_iter()
+            .map(|evidence| AlertEvent::Resolved {
+                evidence,
+                resolved_ms: now_ms,
+            })
+            .collect();
+        self.detector = PoolDetector::new(self.name.clone(), detector_config(policy, tick));
+        self.policy = policy;
+        ended
     }
 
     /// Record the tick's load; returns the recent rate and mean latency.
@@ -180,6 +218,19 @@ impl PoolWatch {
     }
 }
 
+/// The journal's recent events, read at most once a tick (and again after a rollback):
+/// most ticks have no signal and no open incident, and need none.
+struct Recent<'a> {
+    journal: &'a Sink,
+    events: Option<Vec<Event>>,
+}
+
+impl Recent<'_> {
+    fn get(&mut self) -> &[Event] {
+        self.events.get_or_insert_with(|| self.journal.recent())
+    }
+}
+
 pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
     let mut pools: HashMap<String, PoolWatch> = HashMap::new();
     let mut interval = tokio::time::interval(tick);
@@ -188,48 +239,18 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
         interval.tick().await;
         let snap = rt.snapshot.load_full();
         let now_ms = unix_ms();
-        let applied_ms = (snap.applied_at * 1000.0) as u64;
-        let mut views = HashMap::new();
-        let mut observed = HashMap::new();
-        let mut events = Vec::new();
-        let (mut tick_requests, mut tick_errors) = (0, 0);
-        pools.retain(|name, _| snap.pools.iter().any(|p| &p.cfg.name == name));
-        let mut due = state.due(snap.generation);
-        for pool in &snap.pools {
-            let w = pools
-                .entry(pool.cfg.name.clone())
-                .or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
-            if w.policy != pool.cfg.policy {
-                // A new policy changes what "even" means for the share detector. The
-                // shift detector keeps its baseline: the change may be the incident.
-                w.detector = PoolDetector::new(
-                    pool.cfg.name.clone(),
-                    detector_config(pool.cfg.policy, tick),
-                );
-                w.policy = pool.cfg.policy;
+        let targets = snap.config.alerts.clone();
+        let gone: Vec<String> = pools
+            .keys()
+            .filter(|name| !snap.pools.iter().any(|p| &p.cfg.name == *name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(w) = pools.remove(&name) {
+                close_pool(&journal, &state, &targets, &name, w, now_ms);
             }
-            if let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
-                w.shift.expect(due.swap_remove(i).1);
-            }
-            let (mut input, requests, errors) = sample(&rt, pool, &mut w.prev, now_ms);
-            w.straddle.apply(&mut input, snap.generation, applied_ms);
-            observed.insert(pool.cfg.name.clone(), w.observe(&input, requests, tick));
-            tick_requests += requests;
-            tick_errors += errors;
-            let report = w.detector.tick(&input);
-            events.extend(report.events);
-            events.extend(w.shift.tick(&input).events);
-            views.insert(
-                pool.cfg.name.clone(),
-                PoolView {
-                    gauges: report.gauges,
-                    skew_score: report.skew_score,
-                },
-            );
         }
-        history::record(&state.history, now_ms, &snap.pools, &views, &observed);
-        *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
-        *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
+        let (requests, errors) = detect(&rt, &snap, &state, &journal, &mut pools, tick, now_ms);
         {
             let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
             if t.len() == TRAFFIC_HISTORY {
@@ -237,53 +258,202 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
             }
             t.push_back(TrafficPoint {
                 ts_ms: now_ms,
-                requests: tick_requests,
-                errors: tick_errors,
+                requests,
+                errors,
             });
         }
-        for ev in events {
-            handle_event(&journal, &state, &snap.config.alerts, ev, now_ms).await;
+        let mut recent = Recent {
+            journal: &journal,
+            events: None,
+        };
+        for pool in &snap.pools {
+            if let Some(w) = pools.get_mut(&pool.cfg.name) {
+                signals(&journal, &state, &targets, w, &mut recent, now_ms).await;
+            }
         }
         crate::canary::expire(&state, &journal, now_ms);
     }
 }
 
-/// Read one pool's counters into the detector's input. Returns the input and the
-/// pool's requests and errors in this tick.
+/// Sample every pool and run its detectors; publishes the gauges and the observed load.
+/// Returns the tick's client requests and failures over all pools.
+fn detect(
+    rt: &Runtime,
+    snap: &crate::runtime::Snapshot,
+    state: &WatchState,
+    journal: &Sink,
+    pools: &mut HashMap<String, PoolWatch>,
+    tick: Duration,
+    now_ms: u64,
+) -> (u64, u64) {
+    let applied_ms = (snap.applied_at * 1000.0) as u64;
+    let mut views = HashMap::new();
+    let mut observed = HashMap::new();
+    let (mut requests, mut errors) = (0, 0);
+    let mut due = state.due(snap.generation);
+    for pool in &snap.pools {
+        let w = pools
+            .entry(pool.cfg.name.clone())
+            .or_insert_with(|| PoolWatch::new(&pool.cfg.name, pool.cfg.policy, tick));
+        let ended = w.follow_policy(pool.cfg.policy, tick, now_ms);
+        if let Some(i) = due.iter().position(|(p, _)| *p == pool.cfg.name) {
+            w.shift.expect(due.swap_remove(i).1);
+        }
+        let (mut input, traffic) = sample(rt, pool, w, now_ms);
+        w.straddle.apply(&mut input, snap.generation, applied_ms);
+        let tries: u64 = traffic.backends.iter().map(|b| b.tries).sum();
+        observed.insert(pool.cfg.name.clone(), w.observe(&input, tries, tick));
+        requests += traffic.requests;
+        errors += traffic.errors;
+        w.summary.add(&pool.cfg.name, &traffic, journal);
+        let report = w.detector.tick(&input);
+        w.events = ended;
+        w.events.extend(report.events);
+        w.events.extend(w.shift.tick(&input).events);
+        w.down = pool
+            .backends
+            .iter()
+            .zip(&pool.cfg.backends)
+            .filter(|(b, _)| !b.available())
+            .map(|(_, c)| c.name.clone())
+            .collect();
+        views.insert(
+            pool.cfg.name.clone(),
+            PoolView {
+                gauges: report.gauges,
+                skew_score: report.skew_score,
+            },
+        );
+    }
+    history::record(&state.history, now_ms, &snap.pools, &views, &observed);
+    *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
+    *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
+    (requests, errors)
+}
+
+/// A pool's signals this tick: each journaled as evidence (and shown to the canary,
+/// which may roll its reload back), then grouped into incidents, which are told.
+async fn signals(
+    journal: &Sink,
+    state: &WatchState,
+    targets: &Alerts,
+    w: &mut PoolWatch,
+    recent: &mut Recent<'_>,
+    now_ms: u64,
+) {
+    let events = std::mem::take(&mut w.events);
+    if events.is_empty() && w.incidents.is_idle() {
+        return;
+    }
+    for ev in &events {
+        evidence(journal, state, w, recent, ev, now_ms).await;
+    }
+    let out = w.incidents.tick(now_ms, &events, recent.get(), &w.down);
+    for mut ie in out {
+        let (IncidentEvent::Opened(i) | IncidentEvent::Updated(i) | IncidentEvent::Resolved(i)) =
+            &mut ie;
+        w.decorations.apply(i);
+        incidents::publish(journal, state, targets, &ie);
+        if let IncidentEvent::Resolved(i) = &ie {
+            w.decorations.forget(i);
+        }
+    }
+    let mut open = w.incidents.open();
+    for i in &mut open {
+        w.decorations.apply(i);
+    }
+    state.set_open(&w.name, open);
+}
+
+/// One signal as evidence: journaled with the cause it would have alone (the incident
+/// it joins may be headed by another backend); a fired one goes to the canary.
+async fn evidence(
+    journal: &Sink,
+    state: &WatchState,
+    w: &mut PoolWatch,
+    recent: &mut Recent<'_>,
+    ev: &AlertEvent,
+    now_ms: u64,
+) {
+    match ev {
+        AlertEvent::Fired(e) => {
+            // What was known when it fired, as its incident will say (the journal is
+            // in the order it was written).
+            let known = recent.get();
+            let cause = attribute(e, &known[..known.partition_point(|x| x.ts_ms <= e.at_ms)]);
+            let mut journaled = e.clone();
+            journaled.detail = Some(match &e.detail {
+                Some(d) => format!("{d}; {}", cause.sentence),
+                None => cause.sentence.clone(),
+            });
+            journal.record(EventKind::AlertFired {
+                evidence: journaled,
+            });
+            tracing::debug!(pool = %e.pool, backend = %e.backend, kind = e.kind.as_str(), basis = ?e.basis, "signal: {}", cause.sentence);
+            // Journaled before the canary acts, so the journal reads: applied, alert,
+            // rollback.
+            if let Some(clause) = crate::canary::on_alert(state, e, &cause, now_ms).await {
+                w.decorations.add(&e.backend, e.kind, clause);
+                // The rollback is journaled now: read the journal again.
+                recent.events = None;
+            }
+        }
+        AlertEvent::Resolved { evidence, .. } => {
+            journal.record(EventKind::AlertResolved {
+                evidence: evidence.clone(),
+            });
+        }
+    }
+}
+
+/// A pool that left the configuration: its open incidents end with it.
+fn close_pool(
+    journal: &Sink,
+    state: &WatchState,
+    targets: &Alerts,
+    name: &str,
+    w: PoolWatch,
+    now_ms: u64,
+) {
+    for mut i in w.incidents.open() {
+        w.decorations.apply(&mut i);
+        i.resolved_ms = Some(now_ms);
+        i.updated_ms = now_ms;
+        incidents::publish(journal, state, targets, &IncidentEvent::Resolved(i));
+    }
+    state.set_open(name, Vec::new());
+}
+
+/// Read one pool's counters into the detector's input and the tick's traffic.
 fn sample(
     rt: &Runtime,
     pool: &PoolRuntime,
-    prev: &mut HashMap<String, StatsSnapshot>,
+    w: &mut PoolWatch,
     now_ms: u64,
-) -> (PoolTick, u64, u64) {
+) -> (PoolTick, PoolTraffic) {
     let now = rt.now_ms();
+    let client = pool.shared.client.snapshot();
+    let mut traffic = PoolTraffic::new(now_ms, &client, &w.prev_client);
+    w.prev_client = client;
     let mut backends = Vec::with_capacity(pool.backends.len());
-    let (mut req, mut err) = (0, 0);
     for (i, b) in pool.backends.iter().enumerate() {
         let cfg = &pool.cfg.backends[i];
         let s = b.stats.snapshot();
-        let p = prev.get(&cfg.address).cloned().unwrap_or_default();
-        let buckets: Vec<u64> = s
-            .latency_buckets
-            .iter()
-            .zip(p.latency_buckets.iter())
-            .map(|(a, b)| a.saturating_sub(*b))
-            .collect();
-        let count: u64 = buckets.iter().sum();
-        req += s.requests().saturating_sub(p.requests());
-        err += s.errors().saturating_sub(p.errors());
+        let p = w.prev.get(&cfg.address).cloned().unwrap_or_default();
+        let t = BackendTick::between(&cfg.name, &s, &p);
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
             effective_weight: crate::keys::effective_weight(pool, i, now),
             requests: s.requests(),
             errors: s.errors(),
+            client_errors: Some(s.client_errors),
             latency_sum_ms: s.latency_sum_us.saturating_sub(p.latency_sum_us) as f64 / 1000.0,
-            latency_count: count,
-            latency_p99_ms: quantile_ms(&buckets, 0.99),
-            latency_buckets: buckets,
+            latency_count: t.latency.iter().sum(),
+            latency_buckets: t.latency.to_vec(),
         });
-        prev.insert(cfg.address.clone(), s);
+        traffic.backends.push(t);
+        w.prev.insert(cfg.address.clone(), s);
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
         // Key-space ownership, with ineligible backends' keys spread over the rest.
@@ -306,137 +476,12 @@ fn sample(
         .policy
         .is_hash()
         .then(|| pool.shared.keys.take_stats(pool, rt.elapsed()));
-    (
-        PoolTick {
-            now_ms,
-            backends,
-            expected,
-            expected_configured,
-            keys,
-        },
-        req,
-        err,
-    )
-}
-
-/// The upper bound of the bucket holding quantile `q`, in milliseconds.
-fn quantile_ms(buckets: &[u64], q: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let want = (q * total as f64).ceil() as u64;
-    let mut seen = 0;
-    for (i, n) in buckets.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            return Some(
-                LATENCY_BUCKETS
-                    .get(i)
-                    .copied()
-                    .unwrap_or(LATENCY_BUCKETS[LATENCY_BUCKETS.len() - 1] * 2.0)
-                    * 1000.0,
-            );
-        }
-    }
-    None
-}
-
-async fn handle_event(
-    journal: &Sink,
-    state: &WatchState,
-    targets: &Alerts,
-    ev: AlertEvent,
-    now_ms: u64,
-) {
-    match ev {
-        AlertEvent::Fired(evidence) => {
-            let mut cause = attribute(&evidence, &journal.recent());
-            // Journaled before the canary acts, so the journal reads: applied, alert,
-            // rollback.
-            let mut journaled = evidence.clone();
-            journaled.detail = Some(match &journaled.detail {
-                Some(d) => format!("{d}; {}", cause.sentence),
-                None => cause.sentence.clone(),
-            });
-            journal.record(EventKind::AlertFired {
-                evidence: journaled,
-            });
-            if let Some(clause) = crate::canary::on_alert(state, &evidence, &cause, now_ms).await {
-                cause.sentence = format!("{}; {clause}", cause.sentence);
-            }
-            tracing::warn!(
-                pool = %evidence.pool,
-                backend = %evidence.backend,
-                kind = evidence.kind.as_str(),
-                observed = evidence.observed,
-                expected = evidence.expected,
-                ratio = evidence.ratio,
-                z = evidence.z,
-                window_ms = evidence.window_ms,
-                requests = evidence.requests,
-                cause = cause.class.as_str(),
-                "ALERT {}",
-                cause.sentence
-            );
-            let record = AlertRecord {
-                evidence,
-                cause,
-                active: true,
-                resolved_ms: None,
-            };
-            crate::deliver::deliver(targets, &record);
-            push_alert(state, record);
-        }
-        AlertEvent::Resolved {
-            evidence,
-            resolved_ms,
-        } => {
-            tracing::info!(pool = %evidence.pool, backend = %evidence.backend, kind = evidence.kind.as_str(), "alert resolved");
-            journal.record(EventKind::AlertResolved {
-                evidence: evidence.clone(),
-            });
-            let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
-            for a in alerts.iter_mut().filter(|a| a.active) {
-                // Both detectors may alert on the same backend and kind; the basis
-                // tells their alerts apart.
-                if a.evidence.pool == evidence.pool
-                    && a.evidence.backend == evidence.backend
-                    && a.evidence.kind == evidence.kind
-                    && a.evidence.basis == evidence.basis
-                {
-                    a.active = false;
-                    a.resolved_ms = Some(resolved_ms);
-                    crate::deliver::deliver(targets, a);
-                }
-            }
-        }
-    }
-}
-
-fn push_alert(state: &WatchState, a: AlertRecord) {
-    let mut alerts = state.alerts.lock().unwrap_or_else(|p| p.into_inner());
-    if alerts.len() == ALERT_HISTORY {
-        if let Some(i) = alerts.iter().position(|a| !a.active) {
-            alerts.remove(i);
-        } else {
-            alerts.pop_front();
-        }
-    }
-    alerts.push_back(a);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn p99_is_the_upper_bound_of_its_bucket() {
-        let mut b = vec![0u64; 15];
-        b[2] = 98; // <= 2.5 ms
-        b[6] = 2; // <= 50 ms
-        assert_eq!(quantile_ms(&b, 0.99), Some(50.0));
-        assert_eq!(quantile_ms(&b, 0.5), Some(2.5));
-        assert_eq!(quantile_ms(&[0; 15], 0.99), None);
-    }
+    let input = PoolTick {
+        now_ms,
+        backends,
+        expected,
+        expected_configured,
+        keys,
+    };
+    (input, traffic)
 }

@@ -24,6 +24,9 @@ pub(super) struct BackendState {
     pub(super) name: String,
     last_requests: Option<u64>,
     last_errors: Option<u64>,
+    last_client_errors: Option<u64>,
+    /// Whether the caller reports client-visible errors for this backend.
+    pub(super) client_errors_known: bool,
     pub(super) windows: Windows,
     over: Cusum,
     under: Cusum,
@@ -44,6 +47,8 @@ impl BackendState {
             name: name.to_string(),
             last_requests: None,
             last_errors: None,
+            last_client_errors: None,
+            client_errors_known: false,
             windows: Windows::new(&cfg.windows),
             over: Cusum::new(now_ms),
             under: Cusum::new(now_ms),
@@ -208,6 +213,11 @@ impl PoolDetector {
             st.last_errors = Some(s.errors);
             let mut sample = Sample::new(total, n, p_eff[i], p_conf[i]);
             sample.errors = errors;
+            st.client_errors_known = s.client_errors.is_some();
+            if let Some(c) = s.client_errors {
+                sample.client_errors = delta(st.last_client_errors, c);
+            }
+            st.last_client_errors = s.client_errors;
             sample.lat_sum = s.latency_sum_ms.max(0.0);
             sample.lat_count = s.latency_count;
             sample.hist = to_hist(&s.latency_buckets);
@@ -355,6 +365,7 @@ impl PoolDetector {
             at_ms: now,
             cause,
             detail,
+            client_errors: None,
         };
         st.active[k] = Some(ev.clone());
         st.pending[k] = 0;

@@ -138,9 +138,16 @@ impl IncidentTracker {
             .collect()
     }
 
+    /// Nothing tracked, announced or not: a tick without alerts has nothing to do and
+    /// needs no journal.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// One tick: `alerts` are this tick's events of the pool's detectors (share and
-    /// shift), `journal` the recent journal (for the causes), `down` the pool's backends
-    /// that are unhealthy or ejected now.
+    /// shift), `journal` the recent journal, oldest first (for the causes: each signal's
+    /// from the events up to when it fired), `down` the pool's backends that are
+    /// unhealthy or ejected now.
     pub fn tick(
         &mut self,
         now_ms: u64,
@@ -327,10 +334,24 @@ fn rank(s: &Signal, named: &[String]) -> (u8, f64) {
 /// Picks the headline and its cause, orders the signals headline first; returns whether
 /// the headline is more than an under-share signal alone.
 fn choose_headline(inc: &mut Incident, journal: &[Event]) -> bool {
+    // Each signal's cause is what was known when it fired: a fix journaled later (the
+    // revert, the rollback) never becomes the cause of what it fixed.
+    let sorted = journal.is_sorted_by_key(|e| e.ts_ms);
     let causes: Vec<SuspectedCause> = inc
         .signals
         .iter()
-        .map(|s| attribute(&s.evidence, journal))
+        .map(|s| {
+            let at = s.evidence.at_ms;
+            if sorted {
+                attribute(
+                    &s.evidence,
+                    &journal[..journal.partition_point(|e| e.ts_ms <= at)],
+                )
+            } else {
+                let known: Vec<Event> = journal.iter().filter(|e| e.ts_ms <= at).cloned().collect();
+                attribute(&s.evidence, &known)
+            }
+        })
         .collect();
     let named: Vec<String> = causes
         .iter()

@@ -188,14 +188,15 @@ pub struct BackendSample {
     pub effective_weight: f64,
     /// Cumulative requests (any status); a decrease is read as a counter reset.
     pub requests: u64,
-    /// Cumulative 5xx responses.
+    /// Cumulative failed tries: 5xx responses and tries that got no response.
     pub errors: u64,
     /// Sum and count of this tick's request latencies, in milliseconds.
     pub latency_sum_ms: f64,
     pub latency_count: u64,
-    /// This tick's p99 latency. No longer read: the latency rule needs the counts of
-    /// `latency_buckets`; kept so callers that still fill it compile.
-    pub latency_p99_ms: Option<f64>,
+    /// Cumulative client-visible failures (5xx or no answer) of requests whose last try
+    /// was this backend: a failed try that a retry elsewhere absorbed is in `errors` but
+    /// not here. `None`: not known (the error alert then speaks of tries only).
+    pub client_errors: Option<u64>,
     /// This tick's latency histogram: counts per bucket of
     /// [`DetectorConfig::latency_bounds_ms`], then the unbounded bucket. Empty: no
     /// latency test for this backend.
@@ -352,6 +353,10 @@ pub struct Evidence {
     /// Free-form detail, e.g. which key explains a hash pool's skew.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Error alerts: how many of this backend's failed tries in the window reached
+    /// clients as failures (the rest were retried elsewhere), when the caller knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_errors: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

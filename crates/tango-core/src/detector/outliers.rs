@@ -21,6 +21,8 @@ pub(crate) struct Comparison {
     /// Whether an active alert on this comparison may resolve.
     pub resolved: bool,
     pub detail: Option<String>,
+    /// Errors: the failed tries in the window that reached clients, when known.
+    pub client_errors: Option<u64>,
 }
 
 /// This backend's error rate against the others' pooled rate, if both sides have enough
@@ -43,6 +45,7 @@ pub(crate) fn errors(cfg: &DetectorConfig, mine: &Sample, pool: &Sample) -> Opti
         requests: mine.n,
         resolved: false,
         detail: None,
+        client_errors: None,
     })
 }
 
@@ -74,6 +77,7 @@ fn latency_comparison(t: &latency::LatencyTest) -> Comparison {
             t.threshold,
             t.others_fraction * 100.0
         )),
+        client_errors: None,
     }
 }
 
@@ -105,6 +109,7 @@ impl PoolDetector {
                     let fire = errors_fire(&self.cfg, mine, &c);
                     let c = Comparison {
                         resolved: errors_resolved(&self.cfg, &c),
+                        client_errors: st.client_errors_known.then_some(mine.client_errors),
                         ..c
                     };
                     errs.push((len, c, fire));
@@ -175,6 +180,7 @@ impl PoolDetector {
             at_ms: now,
             cause: Cause::Unknown,
             detail: c.detail,
+            client_errors: c.client_errors,
         };
         st.active[k] = Some(ev.clone());
         st.pending[k] = 0;

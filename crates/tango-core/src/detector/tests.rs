@@ -46,9 +46,9 @@ impl Feed {
                     effective_weight: self.effective[i],
                     requests: self.requests[i],
                     errors: self.errors[i],
+                    client_errors: None,
                     latency_sum_ms: self.latency[i] * counts[i] as f64,
                     latency_count: if self.latency[i] > 0.0 { counts[i] } else { 0 },
-                    latency_p99_ms: None,
                     latency_buckets: if self.latency[i] > 0.0 {
                         let mut h = vec![0; LATENCY_BOUNDS_MS.len() + 1];
                         h[LATENCY_BOUNDS_MS.partition_point(|b| *b < self.latency[i])] = counts[i];
@@ -291,6 +291,43 @@ fn an_error_outlier_fires_and_low_error_rates_do_not() {
     assert_eq!(ev.len(), 1, "{events:?}");
     assert_eq!(ev[0].kind, AlertKind::Errors);
     assert_eq!(ev[0].backend, "backend-1");
+}
+
+#[test]
+fn an_error_alert_says_how_many_failed_tries_reached_clients() {
+    // backend-1 fails every try; retries absorb all but 2 a tick.
+    let mut det = PoolDetector::new("web", DetectorConfig::default());
+    let mut fired_with = None;
+    for t in 0..8u64 {
+        let backends = (0..3)
+            .map(|i| BackendSample {
+                name: format!("backend-{i}"),
+                configured_weight: 1.0,
+                effective_weight: 1.0,
+                requests: 100 * t,
+                errors: if i == 1 { 100 * t.saturating_sub(2) } else { 0 },
+                client_errors: Some(if i == 1 { 2 * t.saturating_sub(2) } else { 0 }),
+                ..Default::default()
+            })
+            .collect();
+        let tick = PoolTick {
+            now_ms: 1_700_000_000_000 + 1000 * t,
+            backends,
+            ..Default::default()
+        };
+        for e in det.tick(&tick).events {
+            if let AlertEvent::Fired(e) = e {
+                fired_with.get_or_insert(e);
+            }
+        }
+    }
+    let e = fired_with.expect("an error alert");
+    assert_eq!(
+        (e.kind, e.backend.as_str()),
+        (AlertKind::Errors, "backend-1")
+    );
+    let window_ticks = e.window_ms / 1000;
+    assert_eq!(e.client_errors, Some(2 * window_ticks), "{e:?}");
 }
 
 #[test]

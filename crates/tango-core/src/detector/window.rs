@@ -15,6 +15,8 @@ pub(crate) struct Sample {
     pub e_conf: f64,
     pub v_conf: f64,
     pub errors: u64,
+    /// Failed tries that reached clients as failures (see `BackendSample::client_errors`).
+    pub client_errors: u64,
     pub lat_sum: f64,
     pub lat_count: u64,
     /// Latency histogram: counts per bucket of `DetectorConfig::latency_bounds_ms`, the
@@ -57,6 +59,7 @@ impl Sample {
         self.e_conf += o.e_conf;
         self.v_conf += o.v_conf;
         self.errors += o.errors;
+        self.client_errors += o.client_errors;
         self.lat_sum += o.lat_sum;
         self.lat_count += o.lat_count;
         for (a, b) in self.hist.iter_mut().zip(&o.hist) {
@@ -73,6 +76,7 @@ impl Sample {
         self.e_conf = (self.e_conf - o.e_conf).max(0.0);
         self.v_conf = (self.v_conf - o.v_conf).max(0.0);
         self.errors -= o.errors;
+        self.client_errors -= o.client_errors;
         self.lat_sum = (self.lat_sum - o.lat_sum).max(0.0);
         self.lat_count -= o.lat_count;
         for (a, b) in self.hist.iter_mut().zip(&o.hist) {

@@ -277,6 +277,7 @@ fn alert(kind: AlertKind, backend: &str) -> Evidence {
         at_ms: 3_000,
         cause: Cause::Config,
         detail: None,
+        client_errors: None,
     }
 }
 

@@ -400,12 +400,22 @@ pub(super) fn lead(a: &Evidence) -> String {
             "{} is taking {:.1}x its share since {since}",
             a.backend, a.ratio
         ),
-        AlertKind::Errors => format!(
-            "{} has returned {:.1}% errors (the others {:.1}%) since {since}",
-            a.backend,
-            a.observed * 100.0,
-            a.expected * 100.0
-        ),
+        AlertKind::Errors => {
+            // Failed tries are the backend's; whether clients saw them depends on retries.
+            let failed = (a.observed * a.requests as f64).round() as u64;
+            let seen = match a.client_errors {
+                None => String::new(),
+                Some(0) => ", each retried on another backend: clients saw no error from it".into(),
+                Some(n) if n >= failed => ", every one reaching clients as an error".into(),
+                Some(n) => format!(", and {n} of them reached clients as errors"),
+            };
+            format!(
+                "{} failed {:.1}% of its tries (the others {:.1}%) since {since}{seen}",
+                a.backend,
+                a.observed * 100.0,
+                a.expected * 100.0
+            )
+        }
         AlertKind::Latency => format!(
             "{}'s p99 latency has been {:.1}x the other backends' ({:.0} ms vs {:.0} ms) since {since}",
             a.backend, a.ratio, a.observed, a.expected

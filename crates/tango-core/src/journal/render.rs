@@ -1,7 +1,7 @@
-//! Text for people: the timeline (`tango timeline`) and the post-mortem draft
-//! (`tango postmortem --from --to`), from journal events the caller has read.
+//! Text for people: one line per journal event, and the timeline (`tango timeline`)
+//! from journal events the caller has read. The post-mortem is in `postmortem.rs`.
 
-use super::attribute::{cause_of, health_clause, lead};
+use super::attribute::{cause_of, health_clause};
 use super::{Event, EventKind};
 use crate::detector::{AlertKind, Evidence};
 use std::fmt::Write as _;
@@ -23,11 +23,11 @@ pub fn date_time(ms: u64) -> String {
         .replacen('T', " ", 1)
 }
 
-fn percent(x: f64) -> String {
+pub(super) fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn alert_figures(ev: &Evidence) -> String {
+pub(super) fn alert_figures(ev: &Evidence) -> String {
     match ev.kind {
         AlertKind::OverShare | AlertKind::UnderShare => format!(
             "share {} vs expected {} ({:.1}x, z {:.1}, over {} s, {} requests)",
@@ -51,7 +51,7 @@ fn alert_figures(ev: &Evidence) -> String {
 }
 
 /// A signal of an incident in a few words: "b1 under_share 0.4x".
-fn signal_line(ev: &Evidence) -> String {
+pub(super) fn signal_line(ev: &Evidence) -> String {
     format!("{} {} {:.1}x", ev.backend, ev.kind.as_str(), ev.ratio)
 }
 
@@ -162,6 +162,17 @@ pub fn describe(e: &Event) -> String {
             human_duration(i.resolved_ms.unwrap_or(e.ts_ms).saturating_sub(i.onset_ms)),
             i.headline
         ),
+        EventKind::Traffic { summary: t } => {
+            let (requests, errors) = t
+                .ticks
+                .iter()
+                .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
+            format!(
+                "traffic {}: {requests} requests, {errors} failed, over {} s",
+                t.pool,
+                t.to_ms.saturating_sub(t.from_ms) / 1000
+            )
+        }
         _ => {
             let pool = e.kind.pool().unwrap_or("?");
             format!("{pool}: {}", health_clause(e))
@@ -185,9 +196,33 @@ pub fn describe_in(e: &Event, events: &[Event]) -> String {
     }
 }
 
+/// Whether a timeline shows `e`: traffic summaries are data, not events; once the
+/// journal has incidents, each alert is evidence inside one and the incident's lines
+/// tell it (one event, one entry).
+pub(super) fn shown(e: &Event, incidents: bool) -> bool {
+    match &e.kind {
+        EventKind::Traffic { .. } => false,
+        EventKind::AlertFired { .. } | EventKind::AlertResolved { .. } => !incidents,
+        _ => true,
+    }
+}
+
+/// Whether `events` hold incidents (journals written before incidents hold alerts only).
+pub(super) fn has_incidents(events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e.kind,
+            EventKind::IncidentOpened { .. }
+                | EventKind::IncidentUpdated { .. }
+                | EventKind::IncidentResolved { .. }
+        )
+    })
+}
+
 /// Every event, oldest first, one per line.
 pub fn render_timeline(events: &[Event]) -> String {
-    let mut sorted: Vec<&Event> = events.iter().collect();
+    let incidents = has_incidents(events);
+    let mut sorted: Vec<&Event> = events.iter().filter(|e| shown(e, incidents)).collect();
     sorted.sort_by_key(|e| e.ts_ms);
     let mut out = String::new();
     for e in sorted {
@@ -202,192 +237,11 @@ pub fn render_timeline(events: &[Event]) -> String {
     out
 }
 
-/// What the post-mortem needs besides the journal.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PostmortemInput {
-    pub from_ms: u64,
-    pub to_ms: u64,
-    /// Requests and failed requests in the period (from metrics), for the impact line.
-    pub requests: u64,
-    pub errors: u64,
-    /// Corrective measures, e.g. the lint findings on the configuration involved.
-    pub corrective: Vec<String>,
-}
-
-fn same_alert(a: &Evidence, b: &Evidence) -> bool {
-    a.pool == b.pool && a.backend == b.backend && a.kind == b.kind
-}
-
-fn human_duration(ms: u64) -> String {
+pub(super) fn human_duration(ms: u64) -> String {
     let s = ms / 1000;
     match (s / 3600, s / 60 % 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, s) => format!("{m}m {s:02}s"),
         (h, m, _) => format!("{h}h {m:02}m"),
-    }
-}
-
-/// A Markdown post-mortem draft for `[from, to]`: Issue Summary, Timeline, Root Cause,
-/// Resolution, Corrective measures. The first share alert of the period (or else the
-/// first alert) is the incident.
-/// Alerts firing this close to the first one belong to the same start of an incident.
-const INCIDENT_START_MS: u64 = 10_000;
-
-pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
-    let mut sorted: Vec<&Event> = events.iter().collect();
-    sorted.sort_by_key(|e| e.ts_ms);
-    let in_range: Vec<&Event> = sorted
-        .iter()
-        .copied()
-        .filter(|e| e.ts_ms >= input.from_ms && e.ts_ms <= input.to_ms)
-        .collect();
-    // The incident is the strongest share alert among those that fired together at
-    // its start (one shift fires over-share on one backend and under-share on the
-    // rest); failing share alerts, the first alert of any kind.
-    let fired = |share_only: bool| {
-        let all: Vec<&Evidence> = in_range
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::AlertFired { evidence }
-                    if !share_only
-                        || matches!(
-                            evidence.kind,
-                            AlertKind::OverShare | AlertKind::UnderShare
-                        ) =>
-                {
-                    Some(evidence)
-                }
-                _ => None,
-            })
-            .collect();
-        let first = all.first()?.at_ms;
-        all.into_iter()
-            .filter(|e| e.at_ms <= first + INCIDENT_START_MS)
-            .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()))
-    };
-    let mut out = String::new();
-    let Some(alert) = fired(true).or_else(|| fired(false)) else {
-        let _ = writeln!(
-            out,
-            "# Post-mortem draft\n\nNo alert fired between {} and {}.\n\n## Timeline\n",
-            date_time(input.from_ms),
-            date_time(input.to_ms)
-        );
-        push_timeline(&mut out, &in_range, events);
-        push_corrective(&mut out, input);
-        return out;
-    };
-    let resolved_at = sorted.iter().find_map(|e| match &e.kind {
-        EventKind::AlertResolved { evidence }
-            if same_alert(evidence, alert) && e.ts_ms >= alert.at_ms =>
-        {
-            Some(e.ts_ms)
-        }
-        _ => None,
-    });
-    let end = resolved_at.unwrap_or(input.to_ms);
-    // Only what was known when the alert fired can have caused it (cause_of looks no
-    // further), and the cause reads as it did when the alert fired.
-    let cause = cause_of(alert, events);
-    let _ = writeln!(
-        out,
-        "# Post-mortem draft: {} {} in pool {}\n",
-        alert.backend,
-        alert.kind.as_str().replace('_', "-"),
-        alert.pool
-    );
-    let _ = writeln!(out, "## Issue Summary\n");
-    let _ = writeln!(
-        out,
-        "From {} to {} ({}{}): {}.",
-        date_time(alert.onset_ms),
-        date_time(end),
-        human_duration(end.saturating_sub(alert.onset_ms)),
-        if resolved_at.is_none() {
-            ", still active at the end of the period"
-        } else {
-            ""
-        },
-        lead(alert)
-    );
-    let rate = if input.requests > 0 {
-        input.errors as f64 / input.requests as f64
-    } else {
-        0.0
-    };
-    let _ = writeln!(
-        out,
-        "Impact: {} requests in the period, {} of them failed ({}).\n",
-        input.requests,
-        input.errors,
-        percent(rate)
-    );
-    let _ = writeln!(out, "## Timeline\n");
-    push_timeline(&mut out, &in_range, events);
-    let _ = writeln!(out, "\n## Root Cause\n\n{}\n", cause.sentence);
-    let _ = writeln!(out, "## Resolution\n");
-    match resolved_at {
-        Some(t) => {
-            let fix = sorted.iter().rev().find(|e| {
-                e.ts_ms > alert.onset_ms
-                    && e.ts_ms <= t
-                    && match &e.kind {
-                        EventKind::ConfigApplied { .. } | EventKind::ConfigRolledBack { .. } => {
-                            true
-                        }
-                        EventKind::AlertFired { .. } | EventKind::AlertResolved { .. } => false,
-                        k => k.pool() == Some(alert.pool.as_str()),
-                    }
-            });
-            let what = match fix {
-                Some(e) => match &e.kind {
-                    EventKind::ConfigRolledBack { to_generation, .. } => format!(
-                        "the automatic rollback to generation {to_generation} at {} (now generation {})",
-                        clock(e.ts_ms),
-                        e.generation
-                    ),
-                    EventKind::ConfigApplied { changes, .. } => format!(
-                        "config generation {} at {}{}",
-                        e.generation,
-                        clock(e.ts_ms),
-                        changes
-                            .iter()
-                            .find(|c| c.pool == alert.pool)
-                            .or(changes.first())
-                            .map(|c| format!(", which {}", c.describe()))
-                            .unwrap_or_default()
-                    ),
-                    _ => health_clause(e),
-                },
-                None => "no journaled change (the traffic returned by itself)".into(),
-            };
-            let _ = writeln!(
-                out,
-                "Cleared by {what}; the alert resolved at {}.\n",
-                clock(t)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "Not resolved within the period.\n");
-        }
-    }
-    push_corrective(&mut out, input);
-    out
-}
-
-fn push_timeline(out: &mut String, shown: &[&Event], events: &[Event]) {
-    for e in shown {
-        let text = describe_in(e, events).replace("\n    ", "\n  ");
-        let _ = writeln!(out, "- `{}` {}", clock(e.ts_ms), text);
-    }
-}
-
-fn push_corrective(out: &mut String, input: &PostmortemInput) {
-    let _ = writeln!(out, "## Corrective measures\n");
-    if input.corrective.is_empty() {
-        let _ = writeln!(out, "- (none recorded)");
-    }
-    for c in &input.corrective {
-        let _ = writeln!(out, "- {c}");
     }
 }

@@ -33,9 +33,9 @@ weight = {w2}
 }
 
 /// 2024-03-05 14:29:32Z
-const T0: u64 = 1_709_648_972_000;
+pub(super) const T0: u64 = 1_709_648_972_000;
 
-fn evidence(onset_ms: u64) -> Evidence {
+pub(super) fn evidence(onset_ms: u64) -> Evidence {
     Evidence {
         pool: "web".into(),
         backend: "backend-2".into(),
@@ -53,10 +53,11 @@ fn evidence(onset_ms: u64) -> Evidence {
         at_ms: onset_ms + 2000,
         cause: Cause::Config,
         detail: None,
+        client_errors: None,
     }
 }
 
-fn weight_change(from: u32, to: u32) -> Change {
+pub(super) fn weight_change(from: u32, to: u32) -> Change {
     Change {
         pool: "web".into(),
         backend: Some("backend-2".into()),
@@ -65,7 +66,7 @@ fn weight_change(from: u32, to: u32) -> Change {
     }
 }
 
-fn applied(ts_ms: u64, generation: u64, changes: Vec<Change>) -> Event {
+pub(super) fn applied(ts_ms: u64, generation: u64, changes: Vec<Change>) -> Event {
     Event {
         ts_ms,
         generation,
@@ -207,7 +208,7 @@ fn health_events_in_the_pool_explain_a_health_alert_and_nothing_is_unknown() {
     assert!(c.sentence.contains("cause unknown"));
 }
 
-fn incident() -> Vec<Event> {
+pub(super) fn incident() -> Vec<Event> {
     let ev = evidence(T0 + 1000);
     vec![
         Event {
@@ -248,35 +249,6 @@ fn the_timeline_is_time_ordered() {
 }
 
 #[test]
-fn the_postmortem_has_every_section_and_names_cause_and_fix() {
-    let input = PostmortemInput {
-        from_ms: T0 - 60_000,
-        to_ms: T0 + 3_600_000,
-        requests: 1_000_000,
-        errors: 25_000,
-        corrective: vec!["W001 weight outlier: backend-2 has 10x the median weight".into()],
-    };
-    let md = render_postmortem(&incident(), &input);
-    for section in [
-        "## Issue Summary",
-        "## Timeline",
-        "## Root Cause",
-        "## Resolution",
-        "## Corrective measures",
-    ] {
-        assert!(md.contains(section), "{section} missing:\n{md}");
-    }
-    assert!(md.contains("(10m 04s)"), "{md}");
-    assert!(
-        md.contains("1000000 requests in the period, 25000 of them failed (2.5%)"),
-        "{md}"
-    );
-    assert!(md.contains("likely cause: config generation 17"), "{md}");
-    assert!(md.contains("Cleared by config generation 18 at 14:39:32, which changed backend-2's weight from 10 to 1"), "{md}");
-    assert!(md.contains("- W001 weight outlier"), "{md}");
-}
-
-#[test]
 fn dates_are_civil_utc() {
     assert_eq!(date_time(0), "1970-01-01 00:00:00Z");
     assert_eq!(date_time(T0), "2024-03-05 14:29:32Z");
@@ -285,7 +257,7 @@ fn dates_are_civil_utc() {
     assert_eq!(date_time(u64::MAX), "9999-12-31 23:59:59Z");
 }
 
-fn rolled_back(ts_ms: u64) -> Event {
+pub(super) fn rolled_back(ts_ms: u64) -> Event {
     Event {
         ts_ms,
         generation: 3,
@@ -337,36 +309,4 @@ fn an_alert_whose_onset_precedes_a_rollback_stays_with_the_rolled_back_change() 
     ];
     let c = attribute(&evidence(T0 + 500), &events);
     assert_eq!(c.generation, Some(2), "{}", c.sentence);
-}
-
-#[test]
-fn the_postmortem_names_a_rollback_as_the_fix() {
-    let mut events = vec![applied(T0, 2, vec![weight_change(1, 10)])];
-    let mut fired = evidence(T0 + 1000);
-    fired.at_ms = T0 + 2000;
-    events.push(Event {
-        ts_ms: T0 + 2000,
-        generation: 2,
-        kind: EventKind::AlertFired {
-            evidence: fired.clone(),
-        },
-    });
-    events.push(rolled_back(T0 + 2100));
-    events.push(Event {
-        ts_ms: T0 + 6000,
-        generation: 3,
-        kind: EventKind::AlertResolved { evidence: fired },
-    });
-    let input = PostmortemInput {
-        from_ms: T0 - 1000,
-        to_ms: T0 + 10_000,
-        ..Default::default()
-    };
-    let pm = render_postmortem(&events, &input);
-    assert!(
-        pm.contains(
-            "Cleared by the automatic rollback to generation 1 at 14:29:34 (now generation 3)"
-        ),
-        "{pm}"
-    );
 }

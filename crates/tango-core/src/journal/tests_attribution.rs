@@ -24,6 +24,7 @@ fn alert(backend: &str, kind: AlertKind, onset_ms: u64) -> Evidence {
         at_ms: onset_ms + 3000,
         cause: Cause::Unknown,
         detail: None,
+        client_errors: None,
     }
 }
 
@@ -121,7 +122,7 @@ fn errors_name_what_is_known_about_the_backend() {
     assert_eq!(c.class, Cause::Backend);
     assert_eq!(
         c.sentence,
-        "b4 has returned 38.0% errors (the others 0.1%) since 17:04:12; no configuration change touched b4 or pool web's policy, hashing, health or timeout settings in the 5 minutes before; b4 itself is failing; b4 was ejected at 17:04:10 (5 consecutive failures)"
+        "b4 failed 38.0% of its tries (the others 0.1%) since 17:04:12; no configuration change touched b4 or pool web's policy, hashing, health or timeout settings in the 5 minutes before; b4 itself is failing; b4 was ejected at 17:04:10 (5 consecutive failures)"
     );
 }
 
@@ -289,5 +290,39 @@ fn incidents_round_trip_and_read_as_one_line_each() {
     assert_eq!(
         lines[4],
         "2024-03-05 17:05:00Z  gen 2    INCIDENT web-1709658243 resolved after 59s (headline b3)"
+    );
+}
+
+#[test]
+fn an_error_alert_says_whether_clients_saw_the_failed_tries() {
+    let mut a = alert("b4", AlertKind::Errors, T);
+    a.observed = 1.0;
+    a.expected = 0.0;
+    a.client_errors = Some(0);
+    let c = attribute(&a, &[]);
+    assert!(
+        c.sentence.starts_with(&format!(
+            "b4 failed 100.0% of its tries (the others 0.0%) since {}, each retried on another backend: clients saw no error from it; ",
+            clock(T)
+        )),
+        "{}",
+        c.sentence
+    );
+    a.client_errors = Some(12);
+    let c = attribute(&a, &[]);
+    assert!(
+        c.sentence
+            .contains("since 17:04:00, and 12 of them reached clients as errors; no configuration"),
+        "{}",
+        c.sentence
+    );
+    // Without retries, every failed try is a client's error.
+    a.client_errors = Some(500);
+    let c = attribute(&a, &[]);
+    assert!(
+        c.sentence
+            .contains("since 17:04:00, every one reaching clients as an error; no configuration"),
+        "{}",
+        c.sentence
     );
 }

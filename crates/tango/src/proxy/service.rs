@@ -84,6 +84,7 @@ pub(crate) async fn handle(
         && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
     let entry = Entry::start(&ctx, &req, &request_id);
     let snap = ctx.rt.current();
+    let started = Instant::now();
     let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
@@ -96,6 +97,10 @@ pub(crate) async fn handle(
         let status = resp.status().as_u16();
         ctx.switch
             .decide(http1::switches_protocols(connect, status));
+    }
+    // What the client saw, apart from the tries behind it.
+    if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
+        crate::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
     }
     let Some(entry) = entry else {
         return Ok(resp);

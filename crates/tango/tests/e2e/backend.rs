@@ -6,7 +6,9 @@
 //!   /slow?ms=M   waits M ms, then its name
 //!   /health      `health_status`
 //!   /ws          WebSocket echo
-//! Any path answers `fail_status` instead when that is non-zero.
+//! Any path answers `fail_status` instead when that is non-zero, and every answer but
+//! /health waits `delay_ms` first. `kill` closes the listener and every connection (a
+//! crashed process); `start_at` brings a backend up again on the same address.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -35,6 +37,7 @@ pub struct State {
     pub health_hits: AtomicU64,
     pub fail_status: AtomicU16,
     pub health_status: AtomicU16,
+    pub delay_ms: AtomicU64,
 }
 
 impl Drop for Backend {
@@ -45,21 +48,30 @@ impl Drop for Backend {
 
 impl Backend {
     pub async fn start(name: &str) -> Backend {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Start on `addr` (port 0: any free port).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         state.health_status.store(200, Relaxed);
         let st = state.clone();
         let n = name.to_string();
         let task = tokio::spawn(async move {
+            // Connections live in the accept task's set: aborting the task (kill, drop)
+            // closes them all.
+            let mut conns = tokio::task::JoinSet::new();
             loop {
+                while conns.try_join_next().is_some() {}
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 st.conns.fetch_add(1, Relaxed);
                 let st = st.clone();
                 let n = n.clone();
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let svc =
                         hyper::service::service_fn(move |req| handle(req, n.clone(), st.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -79,6 +91,12 @@ impl Backend {
 
     pub fn hits(&self) -> u64 {
         self.state.hits.load(Relaxed)
+    }
+
+    /// Crash: the listener and every open connection close at once.
+    pub async fn kill(&mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -107,6 +125,10 @@ async fn handle(
         return Ok(r);
     }
     st.hits.fetch_add(1, Relaxed);
+    let delay = st.delay_ms.load(Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let fail = st.fail_status.load(Relaxed);
     if fail != 0 {
         let mut r = Response::new(full(format!("{name} failing\n")));

@@ -25,6 +25,7 @@ fn ev(backend: &str, kind: AlertKind, basis: Basis, onset_ms: u64, z: f64, ratio
         at_ms: onset_ms + 2000,
         cause: Cause::Config,
         detail: None,
+        client_errors: None,
     }
 }
 
@@ -219,6 +220,42 @@ fn the_backend_the_journal_names_is_the_headline_even_under_its_share() {
         "{}",
         i.cause.sentence
     );
+}
+
+#[test]
+fn the_fix_journaled_after_a_signal_fired_never_becomes_its_cause() {
+    let change = |ts_ms: u64, generation: u64, from: u32, to: u32| Event {
+        ts_ms,
+        generation,
+        kind: EventKind::ConfigApplied {
+            content_hash: "x".into(),
+            source: ConfigSource::Api,
+            findings: Vec::new(),
+            predicted: Vec::new(),
+            overrides: Vec::new(),
+            changes: vec![Change {
+                pool: "web".into(),
+                backend: Some("b2".into()),
+                rank: 1,
+                kind: ChangeKind::Weight { from, to },
+            }],
+        },
+    };
+    let mut t = tracker();
+    let over = ev("b2", AlertKind::OverShare, Basis::Baseline, T, 20.0, 3.0);
+    let mut journal = vec![change(T - 500, 2, 1, 10)];
+    let out = t.tick(T + 2000, &[fired(over.clone())], &journal, &[]);
+    assert_eq!(kinds(&out), [("opened", "b2".to_string())]);
+    // The revert comes a second later, still within the attribution's slack after the
+    // onset: the incident keeps the typo as its cause to the end.
+    journal.push(change(T + 3000, 3, 10, 1));
+    t.tick(T + 4000, &[], &journal, &[]);
+    assert_eq!(t.open()[0].cause.generation, Some(2));
+    let out = t.tick(T + 6000, &[resolved(over, T + 6000)], &journal, &[]);
+    let IncidentEvent::Resolved(i) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(i.cause.generation, Some(2), "{}", i.cause.sentence);
 }
 
 #[test]

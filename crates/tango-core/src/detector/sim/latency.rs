@@ -106,7 +106,6 @@ impl LatencySim {
                 requests: self.requests[i],
                 latency_sum_ms: sum,
                 latency_count: n,
-                latency_p99_ms: p99(&hist),
                 latency_buckets: hist.to_vec(),
                 ..BackendSample::default()
             });
@@ -118,23 +117,6 @@ impl LatencySim {
         };
         self.detector.tick(&tick).events
     }
-}
-
-/// The upper bound of the bucket holding the 99th percentile, as the binary reads it.
-fn p99(hist: &[u64]) -> Option<f64> {
-    let total: u64 = hist.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let want = (0.99 * total as f64).ceil() as u64;
-    let mut seen = 0;
-    for (i, n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            return Some(BOUNDS_MS.get(i).copied().unwrap_or(20_000.0));
-        }
-    }
-    None
 }
 
 fn latency_active(d: &PoolDetector) -> bool {

@@ -1,0 +1,226 @@
+//! Traffic summaries and an incident's impact.
+//!
+//! The binary journals each pool's traffic every [`SUMMARY_MS`] as a [`TrafficSummary`]:
+//! per watch tick the requests answered to clients and how many of them failed, the
+//! client-visible latency histogram of the requests that did not fail, and per backend
+//! its tries, failed tries and the failures clients saw. That is enough to state an
+//! incident's impact from the journal alone, long after the process that saw it
+//! ([`impact`]): requests and client-visible failures over the incident's window (to the
+//! tick), and the requests answered slower than the pool's normal p99 (the p99 of the
+//! summaries in the [`NORMAL_MS`] before the onset). A summary at the window's edge
+//! counts its latency and per-backend totals in the part its ticks put in the window.
+
+use crate::detector::LATENCY_BOUNDS_MS;
+use serde::{Deserialize, Serialize};
+
+/// How often the binary journals a pool's traffic.
+pub const SUMMARY_MS: u64 = 10_000;
+/// The period before an incident's onset whose p99 is the pool's "normal".
+pub const NORMAL_MS: u64 = 10 * 60 * 1000;
+/// Requests a normal p99 needs before it means anything.
+const NORMAL_MIN_REQUESTS: u64 = 100;
+
+/// One pool's traffic over `(from_ms, to_ms]`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrafficSummary {
+    pub pool: String,
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Per watch tick, oldest first: `[tick end (unix ms), requests answered to clients,
+    /// of which failed]` (a failure: 5xx, tango's own included, or no answer).
+    pub ticks: Vec<[u64; 3]>,
+    /// Client-visible latency (to the response head) of the requests that did not fail:
+    /// counts per bucket of [`LATENCY_BOUNDS_MS`], then the unbounded bucket.
+    pub latency: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    pub backends: Vec<BackendTraffic>,
+}
+
+/// One backend's part of a [`TrafficSummary`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BackendTraffic {
+    pub name: String,
+    /// Tries sent to it (or attempted: a refused connection is a try).
+    pub tries: u64,
+    /// Tries that failed: 5xx or no response.
+    pub failed_tries: u64,
+    /// Failures clients saw whose last try was this backend.
+    pub client_errors: u64,
+    /// Its tries' latency quantiles (bucket upper bounds, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+}
+
+/// The upper bound (ms) of the histogram bucket holding quantile `q`; the unbounded
+/// bucket reads as twice the last bound. `None` for an empty histogram.
+pub fn quantile_ms(hist: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = hist.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let want = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (i, n) in hist.iter().enumerate() {
+        seen += n;
+        if seen >= want {
+            return Some(upper_ms(i));
+        }
+    }
+    None
+}
+
+fn upper_ms(i: usize) -> f64 {
+    LATENCY_BOUNDS_MS
+        .get(i)
+        .copied()
+        .unwrap_or(LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.len() - 1] * 2.0)
+}
+
+/// Requests in buckets wholly above `bound_ms`.
+fn above(hist: &[u64], bound_ms: f64) -> u64 {
+    hist.iter()
+        .enumerate()
+        .filter(|(i, _)| *i > 0 && upper_ms(i - 1) >= bound_ms)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// One backend over an incident's window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BackendImpact {
+    pub name: String,
+    pub tries: u64,
+    pub failed_tries: u64,
+    pub client_errors: u64,
+}
+
+/// What an incident cost, from the traffic summaries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Impact {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// Requests answered to the pool's clients in the window, and those that failed.
+    pub requests: u64,
+    pub errors: u64,
+    /// The pool's p99 over the [`NORMAL_MS`] before the onset (bucket upper bound).
+    pub normal_p99_ms: Option<f64>,
+    /// Requests that did not fail but took longer than `normal_p99_ms`.
+    pub slow: Option<u64>,
+    /// Failed tries in the window, and how many of them a retry absorbed.
+    pub failed_tries: u64,
+    pub absorbed: u64,
+    pub backends: Vec<BackendImpact>,
+    /// Summaries cover the whole window (none missing at either end).
+    pub covered: bool,
+}
+
+impl Impact {
+    /// Requests that failed or were answered slower than normal.
+    pub fn affected(&self) -> u64 {
+        self.errors + self.slow.unwrap_or(0)
+    }
+}
+
+/// The impact on `pool` over `[from_ms, to_ms]` (an incident's onset to its
+/// resolution), from `summaries` (any order, any pools). A tick counts when its middle
+/// lies in the window; a summary's latency and per-backend figures count in the
+/// proportion of its requests (failures, for failures) whose ticks do.
+pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u64) -> Impact {
+    let mine: Vec<&TrafficSummary> = summaries
+        .iter()
+        .copied()
+        .filter(|s| s.pool == pool)
+        .collect();
+    let mut out = Impact {
+        from_ms,
+        to_ms,
+        ..Impact::default()
+    };
+    let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
+    let lo = from_ms.saturating_sub(NORMAL_MS);
+    for s in mine
+        .iter()
+        .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
+    {
+        for (a, b) in normal.iter_mut().zip(&s.latency) {
+            *a += b;
+        }
+    }
+    if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
+        out.normal_p99_ms = quantile_ms(&normal, 0.99);
+    }
+    let mut slow = 0.0;
+    let mut backends: Vec<(String, [f64; 3])> = Vec::new();
+    for s in &mine {
+        let (mut requests, mut errors) = (0, 0);
+        for [at, r, e] in &s.ticks {
+            let mid = at.saturating_sub(500);
+            if mid >= from_ms && mid <= to_ms {
+                requests += r;
+                errors += e;
+            }
+        }
+        out.requests += requests;
+        out.errors += errors;
+        // The summary's totals (latency, backends) count in the part its ticks say
+        // falls in the window: by requests, and failures by failures (they cluster in
+        // the incident), else by time.
+        let (all_r, all_e) = s
+            .ticks
+            .iter()
+            .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
+        let span = s.to_ms.saturating_sub(s.from_ms).max(1);
+        let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
+        let by_time = overlap as f64 / span as f64;
+        let part = |n: u64, of: u64| {
+            if of > 0 {
+                n as f64 / of as f64
+            } else {
+                by_time
+            }
+        };
+        let (f_req, f_err) = (part(requests, all_r), part(errors, all_e));
+        if f_req == 0.0 && f_err == 0.0 {
+            continue;
+        }
+        if let Some(p99) = out.normal_p99_ms {
+            slow += f_req * above(&s.latency, p99) as f64;
+        }
+        for b in &s.backends {
+            // Failed tries a retry absorbed never show in the pool's failures.
+            let f_failed = if b.client_errors > 0 { f_err } else { f_req };
+            let add = [
+                f_req * b.tries as f64,
+                f_failed * b.failed_tries as f64,
+                f_err * b.client_errors as f64,
+            ];
+            match backends.iter_mut().find(|(n, _)| *n == b.name) {
+                Some((_, v)) => v.iter_mut().zip(add).for_each(|(a, b)| *a += b),
+                None => backends.push((b.name.clone(), add)),
+            }
+        }
+    }
+    out.slow = out.normal_p99_ms.map(|_| slow.round() as u64);
+    out.backends = backends
+        .into_iter()
+        .map(|(name, [t, f, c])| BackendImpact {
+            name,
+            tries: t.round() as u64,
+            failed_tries: f.round() as u64,
+            client_errors: c.round() as u64,
+        })
+        .collect();
+    out.failed_tries = out.backends.iter().map(|b| b.failed_tries).sum();
+    let reached: u64 = out.backends.iter().map(|b| b.client_errors).sum();
+    out.absorbed = out.failed_tries.saturating_sub(reached);
+    let first = mine.iter().map(|s| s.from_ms).min();
+    let last = mine.iter().map(|s| s.to_ms).max();
+    out.covered =
+        matches!((first, last), (Some(a), Some(b)) if a <= from_ms && b + SUMMARY_MS >= to_ms);
+    out
+}
