@@ -6,36 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# promtool: the e2e metrics test pipes a real scrape through `promtool check metrics`.
-if ! command -v promtool >/dev/null 2>&1; then
-    echo "== installing prometheus (apt, for promtool)"
-    sudo=""
+# Install a Debian package when the command it provides is missing. Packages that start
+# a system service (prometheus on :9090, Alertmanager on :9093) have it stopped: the
+# tests start what they need on port 0.
+need() {
+    local cmd=$1 pkg=$2 why=$3 sudo=""
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    echo "== installing $pkg (apt, $why)"
     if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
-    # The package starts a system service on :9090; the tests start what they need.
-    $sudo systemctl stop prometheus 2>/dev/null || true
-fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
+    $sudo systemctl stop "$pkg" 2>/dev/null || true
+}
 
-# Alertmanager: the alert-delivery test posts to a real one on loopback.
-if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
-    echo "== installing prometheus-alertmanager (apt)"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager >/dev/null
-    # The package starts a system service on :9093; the tests start their own.
-    $sudo systemctl stop prometheus-alertmanager 2>/dev/null || true
-fi
-
-# Chromium: the dashboard test loads the admin page in a real headless browser.
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "== installing chromium (apt)"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
-fi
+need promtool prometheus "promtool: rule tests and \`promtool check metrics\` on a real scrape"
+need prometheus-alertmanager prometheus-alertmanager "the alert-delivery test posts to a real one"
+need chromium chromium "the dashboard test loads the admin page in a headless browser"
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
