@@ -51,8 +51,11 @@ pub(crate) fn observe<B>(
     trusted: &[Cidr],
     key: Option<u64>,
 ) {
-    pool.shared.keys.observe(key);
-    if crate::rng::next_u64() % crate::runtime::SAMPLE_EVERY != 0 {
+    // One draw decides both samples: its low bits the key sketches', its high bits the
+    // request sample's, so the two stay independent.
+    let draw = crate::rng::next_u64();
+    pool.shared.keys.observe(key, draw);
+    if (draw >> 32) % crate::runtime::SAMPLE_EVERY != 0 {
         return;
     }
     let client = client_address(&View { req, peer }, trusted);

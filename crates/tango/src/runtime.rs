@@ -167,9 +167,10 @@ impl Default for KeyTracker {
 }
 
 impl KeyTracker {
-    /// Called for every request of a hash pool, with its key's hash or `None`.
-    pub(crate) fn observe(&self, key: Option<u64>) {
-        if crate::rng::next_u64() % KEY_SAMPLE_EVERY != 0 {
+    /// Called for every request of a hash pool, with its key's hash or `None` and a
+    /// random draw (shared with the request sample, so a request costs one draw).
+    pub(crate) fn observe(&self, key: Option<u64>, draw: u64) {
+        if draw % KEY_SAMPLE_EVERY != 0 {
             return;
         }
         if let Ok(mut s) = self.sketches.try_lock() {
