@@ -134,18 +134,7 @@ impl ShiftDetector {
             })
             .collect();
         normalize(&mut share);
-        self.baseline = input
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Baseline {
-                name: s.name.clone(),
-                share: share[i],
-                at_shift: 0,
-                configured: conf[i],
-                last_requests: Some(s.requests),
-            })
-            .collect();
+        self.baseline = fresh_baseline(input, &share, conf, true);
         let cfg = self.inner.config().clone();
         self.inner = PoolDetector::new(self.pool.clone(), cfg);
         self.shifted_since = None;
@@ -189,18 +178,7 @@ impl ShiftDetector {
         }
         let eff = Self::intended(input, false);
         let conf = Self::intended(input, true);
-        self.baseline = input
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Baseline {
-                name: s.name.clone(),
-                share: eff[i],
-                at_shift: 0,
-                configured: conf[i],
-                last_requests: None,
-            })
-            .collect();
+        self.baseline = fresh_baseline(input, &eff, &conf, false);
         self.shifted_since = None;
     }
 
@@ -355,6 +333,23 @@ impl ShiftDetector {
             .map(|b| (b.name.clone(), b.share))
             .collect()
     }
+}
+
+/// A baseline starting over at `share` (the configured intent in `conf`), with no shift
+/// under way; `counted` keeps this tick's request counts as the last seen.
+fn fresh_baseline(input: &PoolTick, share: &[f64], conf: &[f64], counted: bool) -> Vec<Baseline> {
+    input
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Baseline {
+            name: s.name.clone(),
+            share: share[i],
+            at_shift: 0,
+            configured: conf[i],
+            last_requests: counted.then_some(s.requests),
+        })
+        .collect()
 }
 
 #[cfg(test)]
