@@ -8,6 +8,10 @@
 //! Failed connects are logged at most once per backend per second, with how many were
 //! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
 
+mod pool;
+
+pub(crate) use pool::{checkout as checkout_socket, Upstream};
+
 use crate::proxy::body::UpBody;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -38,6 +42,8 @@ struct Idle {
 /// Idle connections of one backend, and how many are open in all.
 pub(crate) struct ConnPool {
     idle: Mutex<Vec<Idle>>,
+    /// Idle connections as bare sockets (the HTTP/1.1 engine's).
+    sockets: pool::Sockets,
     open: Arc<AtomicU64>,
     /// Rate limit for logging failed connects to this backend.
     pub(crate) connect_failures: FailureLog,
@@ -82,6 +88,7 @@ impl Default for ConnPool {
     fn default() -> Self {
         Self {
             idle: Mutex::new(Vec::new()),
+            sockets: pool::Sockets::default(),
             open: Arc::new(AtomicU64::new(0)),
             connect_failures: FailureLog::default(),
         }
@@ -93,10 +100,18 @@ impl ConnPool {
         self.open.load(Relaxed)
     }
 
+    /// Connections open to the backend: idle, in use or connecting.
+    fn open_count(&self) -> &AtomicU64 {
+        &self.open
+    }
+
     /// Drop idle connections older than `max_idle` (called by a periodic sweep).
     pub(crate) fn sweep(&self, max_idle: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|c| c.since.elapsed() < max_idle && !c.tx.is_closed());
+        drop(idle);
+        let closed = self.sockets.sweep(max_idle);
+        self.open.fetch_sub(closed, Relaxed);
     }
 
     fn take_idle(&self, max_idle: Duration) -> Option<Sender> {

@@ -1,0 +1,99 @@
+//! Buffers lent to connections while they have something to do.
+//!
+//! A connection that waits for its next request, or has not sent one yet, holds no
+//! buffer: it waits for its socket to become readable and only then borrows one from its
+//! thread's pool, giving it back once it is idle again with nothing pipelined. So the
+//! memory of buffers follows the requests in progress, not the connections open. Each
+//! thread keeps its own free list (no lock, no atomic); a buffer that grew past the usual
+//! size (a large request head) is not kept, and neither is one past the list's cap, so
+//! a burst does not pin memory for good.
+
+use std::cell::RefCell;
+
+/// The size of a pooled buffer: one read of a typical request or response (head and a
+/// small body) fits, and a streamed body moves this much per read.
+pub(crate) const BUF_SIZE: usize = 16 * 1024;
+
+/// Free buffers a thread keeps at most.
+const KEEP: usize = 64;
+
+thread_local! {
+    static FREE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for [`BUF_SIZE`] bytes.
+pub(crate) fn take() -> Vec<u8> {
+    FREE.with(|f| f.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(BUF_SIZE))
+}
+
+/// Give a buffer back to this thread's pool.
+pub(crate) fn give(mut buf: Vec<u8>) {
+    if buf.capacity() != BUF_SIZE {
+        return;
+    }
+    buf.clear();
+    FREE.with(|f| {
+        let mut f = f.borrow_mut();
+        if f.len() < KEEP {
+            f.push(buf);
+        }
+    });
+}
+
+/// A pooled buffer that goes back to the pool when dropped, so every path out of a
+/// request (errors and cancellation included) returns it.
+pub(crate) struct Buf(Vec<u8>);
+
+impl Buf {
+    pub(crate) fn new() -> Self {
+        Buf(take())
+    }
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_and_grown_ones_are_not_kept() {
+        let mut a = Buf::new();
+        a.extend_from_slice(b"hello");
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = Buf::new();
+        assert!(b.is_empty(), "a reused buffer comes back empty");
+        assert_eq!(b.as_ptr(), ptr, "the freed buffer is lent again");
+        drop(b);
+        let mut c = Buf::new();
+        c.resize(BUF_SIZE * 2, 0);
+        drop(c);
+        let d = Buf::new();
+        assert_eq!(d.capacity(), BUF_SIZE);
+    }
+}

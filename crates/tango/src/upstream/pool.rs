@@ -1,0 +1,190 @@
+//! Idle upstream connections as bare sockets, and the lease on a connection in use.
+//!
+//! An idle connection is its socket and the time it went idle: no task, no buffer. It
+//! is checked for life when taken (a non-blocking read: `WouldBlock` means the backend
+//! has said nothing and it is alive; end of stream, stray bytes or an error mean it is
+//! not). Every open connection, idle or in use or still connecting, counts in the
+//! backend's `open`, which bounds `max_connections`.
+//!
+//! Idle lists are kept per worker (`shards`, indexed by the thread's worker id), so
+//! once each worker runs its own single-threaded runtime it reuses its own sockets,
+//! registered with its own reactor. Until then there is one list.
+
+use super::ConnectError;
+use crate::runtime::BackendState;
+use std::cell::Cell;
+use std::io::ErrorKind;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// How many workers keep idle lists of their own (set once at startup).
+static WORKERS: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The number of workers with idle lists of their own; call before any backend exists.
+#[allow(dead_code)]
+pub(crate) fn set_workers(n: usize) {
+    WORKERS.store(n.max(1), Relaxed);
+}
+
+/// This thread serves worker `id`: the idle lists it uses are that worker's.
+#[allow(dead_code)]
+pub(crate) fn set_worker(id: usize) {
+    WORKER.with(|w| w.set(id));
+}
+
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// A backend's idle sockets, one list per worker.
+pub(crate) struct Sockets {
+    shards: Box<[Mutex<Vec<Idle>>]>,
+}
+
+impl Default for Sockets {
+    fn default() -> Self {
+        let n = WORKERS.load(Relaxed);
+        Self {
+            shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+        }
+    }
+}
+
+impl Sockets {
+    fn shard(&self) -> &Mutex<Vec<Idle>> {
+        let i = WORKER.with(Cell::get) % self.shards.len();
+        &self.shards[i]
+    }
+
+    fn put(&self, stream: TcpStream) {
+        let idle = Idle {
+            stream,
+            since: Instant::now(),
+        };
+        lock(self.shard()).push(idle);
+    }
+
+    /// The most recently used live socket idle for less than `max_idle`; dead and stale
+    /// ones met on the way are closed and uncounted from `open`.
+    fn take(&self, max_idle: Duration, open: &AtomicU64) -> Option<TcpStream> {
+        let mut list = lock(self.shard());
+        while let Some(c) = list.pop() {
+            if c.since.elapsed() < max_idle && alive(&c.stream) {
+                return Some(c.stream);
+            }
+            open.fetch_sub(1, Relaxed);
+        }
+        None
+    }
+
+    /// Close sockets idle for `max_idle` or more, or closed by the backend. Returns
+    /// how many were closed.
+    pub(crate) fn sweep(&self, max_idle: Duration) -> u64 {
+        let mut closed = 0;
+        for shard in self.shards.iter() {
+            let mut list = lock(shard);
+            let before = list.len();
+            list.retain(|c| c.since.elapsed() < max_idle && alive(&c.stream));
+            closed += (before - list.len()) as u64;
+        }
+        closed
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An idle connection is alive when a read would block: the backend has neither
+/// closed it nor sent anything unasked.
+fn alive(s: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(s.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+/// A connection in use. Dropped, it closes and leaves `open`; [`Upstream::release`]
+/// puts it back in the idle list instead. `P` reaches the backend: a reference for a
+/// request served within one task, an `Arc` for a response body handed to hyper.
+pub(crate) struct Upstream<P: Deref<Target = BackendState>> {
+    pub(crate) stream: TcpStream,
+    /// Taken from the idle list rather than opened for this request.
+    pub(crate) reused: bool,
+    lease: Lease<P>,
+}
+
+struct Lease<P: Deref<Target = BackendState>> {
+    backend: P,
+    counted: bool,
+}
+
+impl<P: Deref<Target = BackendState>> Drop for Lease<P> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.backend.conns.open_count().fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl<P: Deref<Target = BackendState>> Upstream<P> {
+    /// The exchange ended cleanly: the connection may serve another request.
+    pub(crate) fn release(self) {
+        let Upstream {
+            stream, mut lease, ..
+        } = self;
+        lease.counted = false;
+        lease.backend.conns.sockets.put(stream);
+    }
+
+    pub(crate) fn backend(&self) -> &BackendState {
+        &self.lease.backend
+    }
+}
+
+/// A connection to `backend`: a live idle one, or a new one (bounded by
+/// `connect_timeout` and the backend's `max_connections`).
+pub(crate) async fn checkout<P: Deref<Target = BackendState>>(
+    backend: P,
+    connect_timeout: Duration,
+    max_idle: Duration,
+    max_connections: Option<u32>,
+) -> Result<Upstream<P>, ConnectError> {
+    let open = backend.conns.open_count();
+    if let Some(stream) = backend.conns.sockets.take(max_idle, open) {
+        return Ok(Upstream {
+            stream,
+            reused: true,
+            lease: Lease {
+                backend,
+                counted: true,
+            },
+        });
+    }
+    // Counted before connecting, so concurrent connects cannot pass the cap together.
+    let before = open.fetch_add(1, Relaxed);
+    // From here the lease uncounts it on every way out.
+    let lease = Lease {
+        backend,
+        counted: true,
+    };
+    if max_connections.is_some_and(|max| before >= u64::from(max)) {
+        return Err(ConnectError::AtCapacity);
+    }
+    let connect = TcpStream::connect(lease.backend.address.as_str());
+    let stream = tokio::time::timeout(connect_timeout, connect)
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
+    let _ = stream.set_nodelay(true);
+    Ok(Upstream {
+        stream,
+        reused: false,
+        lease,
+    })
+}
