@@ -16,5 +16,6 @@ pub mod journal;
 pub mod lint;
 pub mod outlier;
 pub mod policy;
+pub mod retry;
 pub mod simulate;
 pub mod sketch;
