@@ -51,6 +51,26 @@ pub(crate) fn observe<B>(
     trusted: &[Cidr],
     key: Option<u64>,
 ) {
+    observe_view(pool, &View { req, peer }, trusted, key, |client| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        SampledRequest::new(client, req.uri().path(), req.uri().query(), headers)
+    });
+}
+
+/// [`observe`] for any request view; `sample` makes the sampled request for the client
+/// address key extraction believes (called for 1 request in [`SAMPLE_EVERY`]).
+///
+/// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
+pub(crate) fn observe_view(
+    pool: &PoolRuntime,
+    view: &impl RequestView,
+    trusted: &[Cidr],
+    key: Option<u64>,
+    sample: impl FnOnce(IpAddr) -> SampledRequest,
+) {
     // One draw decides both samples: its low bits the key sketches', its high bits the
     // request sample's, so the two stay independent.
     let draw = crate::rng::next_u64();
@@ -58,17 +78,8 @@ pub(crate) fn observe<B>(
     if (draw >> 32) % crate::runtime::SAMPLE_EVERY != 0 {
         return;
     }
-    let client = client_address(&View { req, peer }, trusted);
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()));
-    pool.shared.requests.offer(SampledRequest::new(
-        client,
-        req.uri().path(),
-        req.uri().query(),
-        headers,
-    ));
+    let client = client_address(view, trusted);
+    pool.shared.requests.offer(sample(client));
 }
 
 /// The hash of the pool's key for this request; `None` when the pool does not hash or
@@ -80,21 +91,47 @@ pub(crate) fn extract<B>(
     peer: IpAddr,
     trusted: &[Cidr],
 ) -> Option<u64> {
-    let h = pool.cfg.hashing.as_ref()?;
-    key_hash(&h.key, &View { req, peer }, trusted)
+    extract_view(pool, &View { req, peer }, trusted)
 }
 
-struct Env<'a> {
+/// [`extract`] for any request view.
+pub(crate) fn extract_view(
+    pool: &PoolRuntime,
+    view: &impl RequestView,
+    trusted: &[Cidr],
+) -> Option<u64> {
+    let h = pool.cfg.hashing.as_ref()?;
+    key_hash(&h.key, view, trusted)
+}
+
+/// The backends a pick must skip: the ones this request already tried.
+pub(crate) trait Excluded {
+    fn excludes(&self, i: usize) -> bool;
+}
+
+impl Excluded for Tried {
+    fn excludes(&self, i: usize) -> bool {
+        self.contains(i)
+    }
+}
+
+impl Excluded for tango_core::retry::Tried {
+    fn excludes(&self, i: usize) -> bool {
+        self.contains(i)
+    }
+}
+
+struct Env<'a, T: Excluded> {
     pool: &'a PoolRuntime,
-    tried: &'a Tried,
+    tried: &'a T,
     now_ms: u64,
     now_ns: u64,
     panic: bool,
 }
 
-impl PickEnv for Env<'_> {
+impl<T: Excluded> PickEnv for Env<'_, T> {
     fn eligible(&self, i: usize) -> bool {
-        if self.tried.contains(i) {
+        if self.tried.excludes(i) {
             return false;
         }
         let b = &self.pool.backends[i];
@@ -136,7 +173,12 @@ fn slow_start(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
     }
 }
 
-pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
+pub(crate) fn pick(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    tried: &impl Excluded,
+) -> Pick {
     // Only slow start and peak EWMA read the clock.
     let now = if pool.cfg.slow_start.is_some() || pool.cfg.policy == PolicyKind::PeakEwma {
         rt.elapsed()

@@ -111,6 +111,18 @@ pub(crate) struct Entry {
     upstream: Option<Duration>,
 }
 
+/// A request head's fields the access log keeps, however the head was parsed.
+pub(crate) struct HeadParts {
+    pub(crate) method: Method,
+    pub(crate) target: Option<PathAndQuery>,
+    pub(crate) version: Version,
+    pub(crate) host: Option<HeaderValue>,
+    pub(crate) user_agent: Option<HeaderValue>,
+    pub(crate) referer: Option<HeaderValue>,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) has_body: bool,
+}
+
 /// Where a request went, as the service knows it when the response head is ready.
 pub(crate) struct Outcome {
     pub(crate) status: u16,
@@ -150,6 +162,46 @@ impl Entry {
             tries: 0,
             upstream: None,
         })
+    }
+
+    /// Note a request's head from its parts (the HTTP/1.1 engine's heads are not
+    /// `http::Request`s). `None` when the access log is off.
+    pub(crate) fn from_parts(ctx: &Arc<ConnCtx>, head: HeadParts) -> Option<Entry> {
+        let log = ctx.access_log.clone()?;
+        Some(Entry {
+            log,
+            ctx: ctx.clone(),
+            start: Instant::now(),
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            host: head.host,
+            user_agent: head.user_agent,
+            referer: head.referer,
+            request_id: head.request_id,
+            bytes_in: head.has_body.then(|| Arc::new(AtomicU64::new(0))),
+            status: 0,
+            routed: None,
+            tries: 0,
+            upstream: None,
+        })
+    }
+
+    /// Write the line now: the response has gone out (`bytes_out` body bytes of it), or
+    /// the client went away.
+    pub(crate) fn write_now(mut self, snap: &Arc<Snapshot>, o: Outcome, bytes_out: u64) {
+        self.status = o.status;
+        self.routed = o.pool.map(|p| (snap.clone(), p, o.backend));
+        self.tries = o.tries;
+        self.upstream = o.upstream;
+        self.log.write(&self, bytes_out);
+    }
+
+    /// Set the request body bytes read, counted by the caller.
+    pub(crate) fn set_bytes_in(&self, n: u64) {
+        if let Some(c) = &self.bytes_in {
+            c.store(n, Relaxed);
+        }
     }
 
     /// The counter the request body adds to as it is read, when it has one.

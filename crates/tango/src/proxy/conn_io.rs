@@ -38,6 +38,12 @@ impl Abort for TcpStream {
     }
 }
 
+impl<I: Abort> Abort for &mut I {
+    fn abort_on_close(&self) {
+        (**self).abort_on_close();
+    }
+}
+
 impl<I: Abort> Abort for ConnIo<I> {
     fn abort_on_close(&self) {
         self.inner.abort_on_close();

@@ -8,15 +8,17 @@
 //! newcomer refused.
 //!
 //! The hot path stays free of locks: a request only counts itself in its connection's
-//! atomics ([`Slot`]). The queue holds connections in the order they were last seen
-//! active: a connection is queued when admitted, and queued again by its watch loop
-//! (which already ticks for the idle timeout) on a tick that finds it has served requests
-//! since it was last queued, so the order is that of last activity to within one tick.
-//! At most one entry per connection is live (the latest); the others are skipped when
-//! they reach the front, and the queue is compacted when they outnumber the open
-//! connections, so every operation is O(1) amortised. The front entry is taken only when
-//! its connection has no request in progress at that moment; a busy one is dropped from
-//! the queue and comes back on its next tick after the request.
+//! atomics ([`Slot`]). The queue holds connections roughly in the order they were last
+//! active: a connection is queued when admitted; when its entry reaches the front and
+//! the connection has served requests since it was queued, it gets a second chance at
+//! the back instead of being closed (so each request costs at most one move, made by
+//! the accept loop, not by the request). Connections served by hyper are also queued
+//! again by their watch loop's tick. At most one entry per connection is live (the
+//! latest); the others are skipped when they reach the front, and the queue is
+//! compacted when they outnumber the open connections, so every operation is O(1)
+//! amortised. The front entry is taken only when its connection has no request in
+//! progress at that moment; a busy one is dropped from the queue and queued again once
+//! it is idle (by the connection itself, or by its watch loop's tick).
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -30,6 +32,10 @@ use tokio::sync::Notify;
 const OPEN: u8 = 0;
 const EVICTED: u8 = 1;
 const CLOSED: u8 = 2;
+
+/// `Slot::queued` of a connection that has no entry in the queue (it was busy when its
+/// entry reached the front).
+const UNQUEUED: u64 = u64::MAX;
 
 /// One client connection's activity, shared by its requests, its watch loop and the
 /// listener's idle queue.
@@ -71,6 +77,23 @@ impl Slot {
 
     pub(crate) fn done(&self) -> u64 {
         self.done.load(Relaxed)
+    }
+
+    /// A connection served without per-request guards starts work (a request, or a
+    /// run of pipelined ones).
+    pub(crate) fn enter(&self) {
+        self.active.fetch_add(1, Relaxed);
+    }
+
+    /// ... and is done with it.
+    pub(crate) fn leave(&self) {
+        self.active.fetch_sub(1, Relaxed);
+        self.done.fetch_add(1, Relaxed);
+    }
+
+    /// The listener chose this connection to close for a newcomer.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.state.load(Relaxed) == EVICTED
     }
 
     /// Count a request in until the returned guard is dropped.
@@ -187,6 +210,14 @@ impl Conns {
         }
     }
 
+    /// `slot` has nothing in progress again: queue it if it was dropped from the queue
+    /// while busy. Costs one load when it was not.
+    pub(crate) fn idle_again(&self, slot: &Arc<Slot>) {
+        if slot.queued() == UNQUEUED {
+            self.requeue(slot, slot.done());
+        }
+    }
+
     /// The connection has ended (for whatever reason).
     pub(crate) fn close(&self, slot: &Slot) {
         // An evicted connection was uncounted when it was chosen.
@@ -198,10 +229,27 @@ impl Conns {
     /// Choose the connection idle longest, tell it to close and stop counting it.
     fn evict_oldest(&self) -> bool {
         let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Each live entry moves to the back at most once per request served, so this
+        // ends; the bound only guards against connections that keep serving meanwhile.
+        let mut budget = 2 * q.len() + 1;
         while let Some(e) = q.pop_front() {
-            // A request in progress: not idle. Its watch loop queues it again once the
-            // request is done (`done` will have moved past `queued`).
-            if !e.slot.live(e.stamp) || e.slot.busy() {
+            budget = budget.saturating_sub(1);
+            if !e.slot.live(e.stamp) {
+                continue;
+            }
+            // A request in progress: not idle. It is queued again once it is.
+            if e.slot.busy() {
+                e.slot.queued.store(UNQUEUED, Relaxed);
+                continue;
+            }
+            let done = e.slot.done();
+            if done != e.stamp && budget > 0 {
+                // Active since it was queued: a second chance, at the back.
+                e.slot.queued.store(done, Relaxed);
+                q.push_back(Entry {
+                    slot: e.slot,
+                    stamp: done,
+                });
                 continue;
             }
             if e.slot

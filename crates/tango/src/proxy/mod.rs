@@ -9,9 +9,12 @@
 
 pub(crate) mod access;
 pub(crate) mod body;
+mod bufpool;
 mod conn_io;
 pub(crate) mod error;
+mod exchange;
 mod framing;
+mod h1;
 pub(crate) mod headers;
 mod idle;
 pub(crate) mod service;
@@ -280,23 +283,22 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                 access_log: ctx.access_log.clone(),
                 switch: switch.clone(),
             };
-            // The socket keeps the first-byte and send timeouts, under TLS and the guard.
-            let io = ConnIo::new(
-                stream,
-                Some(lcfg.first_byte_timeout),
-                Some((lcfg.send_timeout, slot.clone())),
-            );
             let w = Watch {
                 slot: &slot,
                 conns: &ctx.conns,
                 shutdown: &ctx.shutdown,
             };
             match &ctx.tls {
-                None => {
-                    let io = framing::guard(io, &lcfg, switch);
-                    serve(io, conn, &lcfg, &w, false).await
-                }
+                // Plain HTTP/1.1 (and h2c by prior knowledge) is served by the engine.
+                None => h1::serve(stream, Arc::new(conn), &lcfg, &w).await,
                 Some(acceptor) => {
+                    // The socket keeps the first-byte and send timeouts, under TLS and
+                    // the guard.
+                    let io = ConnIo::new(
+                        stream,
+                        Some(lcfg.first_byte_timeout),
+                        Some((lcfg.send_timeout, slot.clone())),
+                    );
                     let handshake = tokio::time::timeout(lcfg.header_timeout, acceptor.accept(io));
                     tokio::select! {
                         r = handshake => match r {
@@ -306,7 +308,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
                                 // request gets a first-byte timeout of its own.
                                 let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
                                 let io = framing::guard(tls, &lcfg, switch);
-                                serve(io, conn, &lcfg, &w, h2).await
+                                serve(io, Arc::new(conn), &lcfg, &w, h2).await
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -345,11 +347,10 @@ struct Watch<'a> {
 /// client may never answer.
 const LINGER: Duration = Duration::from_secs(2);
 
-async fn serve<I>(io: I, conn: ConnCtx, l: &Listener, w: &Watch<'_>, h2_only: bool)
+async fn serve<I>(io: I, ctx: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>, h2_only: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let ctx = Arc::new(conn);
     let slot = w.slot.clone();
     let svc = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();

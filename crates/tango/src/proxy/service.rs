@@ -151,7 +151,7 @@ fn host_of(req: &Request<Incoming>) -> Option<&str> {
     }
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split(']').next().map(|h| &h[1..]).unwrap_or(host);
     }

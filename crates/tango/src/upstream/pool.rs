@@ -142,10 +142,6 @@ impl<P: Deref<Target = BackendState>> Upstream<P> {
         lease.counted = false;
         lease.backend.conns.sockets.put(stream);
     }
-
-    pub(crate) fn backend(&self) -> &BackendState {
-        &self.lease.backend
-    }
 }
 
 /// A connection to `backend`: a live idle one, or a new one (bounded by

@@ -1,0 +1,220 @@
+//! The upstream side of a request, shared by every client protocol: the tries at the
+//! pool's backends as tango-core's retry machine directs them, a connection for each
+//! try from the backend's pool of bare sockets (with the in-flight count, the
+//! `max_connections` cap and the rate-limited log of failed connects), and the
+//! response head read back with tango-core's HTTP/1.1 codec.
+//!
+//! What goes out on a try differs by client protocol (the engine forwards the head it
+//! parsed, hyper's requests are written from their header map), so the caller passes
+//! the try itself to [`tries`].
+
+use super::error::ProxyError;
+use super::h1::io::{self, Limit};
+use crate::runtime::{BackendState, PoolRuntime, Runtime};
+use crate::upstream::{self, ConnectError, Upstream};
+use std::ops::Deref;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tango_core::http1::codec::{parse_response, HeadError, RequestFacts, ResponseHead};
+use tango_core::policy::Pick;
+use tango_core::retry::{Failure, Outcome, Retry, Send, Step};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// The largest response head taken from a backend (hyper's client allowed as much).
+pub(crate) const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
+
+/// Where a request went: pool and backend indexes into the snapshot it used, how many
+/// backends were tried, and the last one's time to its response head.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub(crate) pool: Option<usize>,
+    pub(crate) backend: Option<usize>,
+    pub(crate) tries: u32,
+    pub(crate) upstream: Option<Duration>,
+}
+
+impl From<Failure> for ProxyError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NoneEligible => ProxyError::NoneEligible,
+            Failure::AtCapacity => ProxyError::AtCapacity,
+            Failure::Connect => ProxyError::Connect,
+            Failure::Reset => ProxyError::Reset,
+            Failure::Timeout => ProxyError::Timeout,
+        }
+    }
+}
+
+/// The tries of one request at its pool's backends, as the retry machine directs them.
+/// The caller loops: [`Tries::next`] names the backend to try (or the error to answer
+/// with), the caller makes the try, and a failed try goes to [`Tries::failed`].
+pub(crate) struct Tries<'a> {
+    rt: &'a Runtime,
+    pool: &'a PoolRuntime,
+    key: Option<u64>,
+    deadline: Instant,
+    retry: Retry,
+}
+
+impl<'a> Tries<'a> {
+    /// `deadline` bounds every try together; `resendable`: the request may be sent
+    /// twice (idempotent, no body, no upgrade).
+    pub(crate) fn new(
+        rt: &'a Runtime,
+        pool: &'a PoolRuntime,
+        key: Option<u64>,
+        deadline: Instant,
+        resendable: bool,
+    ) -> Self {
+        pool.retry_budget.deposit(pool.cfg.retry_budget);
+        Tries {
+            rt,
+            pool,
+            key,
+            deadline,
+            retry: Retry::new(pool.cfg.max_attempts, resendable),
+        }
+    }
+
+    /// The backend to try next, and how; `Err`: stop, answering with this error.
+    pub(crate) fn next(&mut self, target: &mut Target) -> Result<(usize, Send), ProxyError> {
+        let i = match crate::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
+            Pick::Backend(i) => i,
+            Pick::MissingKey => return Err(ProxyError::MissingKey),
+            Pick::NoneEligible => return Err(self.retry.none_eligible().into()),
+        };
+        target.backend = Some(i);
+        if Instant::now() >= self.deadline {
+            return Err(self.retry.out_of_time().into());
+        }
+        let send = self.retry.send(i);
+        // A re-send of a request a backend already received spends the budget; one
+        // that never left tango adds no load and costs nothing.
+        if send.spend_budget && !self.pool.retry_budget.try_withdraw() {
+            return Err(self.retry.budget_refused().into());
+        }
+        target.tries += 1;
+        target.upstream = None;
+        Ok((i, send))
+    }
+
+    /// The try failed this way: `Ok` to try again, `Err` to answer with the error.
+    pub(crate) fn failed(&mut self, o: Outcome) -> Result<(), ProxyError> {
+        match self.retry.record(o) {
+            Step::Pick => Ok(()),
+            Step::GiveUp(f) => Err(f.into()),
+        }
+    }
+
+    /// Time left for the tries.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Counts a request in its backend's in-flight count while it lives.
+pub(crate) struct InFlight<P: Deref<Target = BackendState>>(P);
+
+impl<P: Deref<Target = BackendState>> InFlight<P> {
+    pub(crate) fn new(backend: P) -> Self {
+        backend.stats.in_flight.fetch_add(1, Relaxed);
+        InFlight(backend)
+    }
+}
+
+impl<P: Deref<Target = BackendState>> Drop for InFlight<P> {
+    fn drop(&mut self) {
+        self.0.stats.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A connection to backend `i` of `pool` (`backend` reaches it), within `remaining`.
+pub(crate) async fn connect<P: Deref<Target = BackendState>>(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    backend: P,
+    remaining: Duration,
+) -> Result<Upstream<P>, Outcome> {
+    let bcfg = &pool.cfg.backends[i];
+    let timeout = pool.cfg.connect_timeout.min(remaining);
+    let idle = pool.cfg.idle_timeout;
+    match upstream::checkout_socket(backend, timeout, idle, bcfg.max_connections).await {
+        Ok(up) => Ok(up),
+        Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
+        Err(e) => {
+            let b = &pool.backends[i];
+            upstream::connect_failed(b, &pool.cfg.name, &bcfg.name, &e, rt.now_ms());
+            crate::accounting::record(rt, pool, i, None, None);
+            Err(Outcome::NotSent(Failure::Connect))
+        }
+    }
+}
+
+/// Why no response head came back.
+pub(crate) enum HeadFail {
+    /// Not within the try's time.
+    Timeout,
+    /// The backend closed or reset the connection first.
+    Closed,
+    /// What came back is not a response head tango forwards.
+    Bad(HeadError),
+}
+
+impl std::fmt::Display for HeadFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadFail::Timeout => f.write_str("no response head in time"),
+            HeadFail::Closed => f.write_str("the connection closed before a response head"),
+            HeadFail::Bad(e) => write!(f, "an invalid response head ({e:?})"),
+        }
+    }
+}
+
+/// Read a response head into `rbuf` (which may already hold its start), as the answer
+/// to a request described by `facts`. The head is at the start of `rbuf`; what follows
+/// it is body.
+pub(crate) async fn read_response_head(
+    s: &TcpStream,
+    rbuf: &mut Vec<u8>,
+    facts: RequestFacts,
+    deadline: Instant,
+) -> Result<ResponseHead, HeadFail> {
+    loop {
+        if !rbuf.is_empty() {
+            match parse_response(rbuf, MAX_RESPONSE_HEAD, facts) {
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => {}
+                Err(e) => return Err(HeadFail::Bad(e)),
+            }
+        }
+        // A full buffer without a whole head: a larger one (parsing stops at
+        // MAX_RESPONSE_HEAD).
+        io::grow_if_full(rbuf);
+        match io::read(s, rbuf, Limit::Until(deadline)).await {
+            Ok(0) => return Err(HeadFail::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),
+            Err(_) => return Err(HeadFail::Closed),
+        }
+    }
+}
+
+/// Count a try that sent its request and got no response back, and say how it ended.
+pub(crate) fn failed_after_send(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    took: Duration,
+    why: &HeadFail,
+) -> Outcome {
+    crate::accounting::record(rt, pool, i, None, Some(took));
+    match why {
+        HeadFail::Timeout => Outcome::TimedOut,
+        HeadFail::Closed | HeadFail::Bad(_) => {
+            tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");
+            Outcome::SentFailed(Failure::Reset)
+        }
+    }
+}

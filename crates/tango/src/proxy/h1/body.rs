@@ -1,0 +1,233 @@
+//! Request bodies on their way upstream: the bytes already read go out with the head
+//! in one write; the rest is read from the client and written on, a read at a time
+//! (never more read than the backend has taken), with chunked framing followed by
+//! tango-core's `ChunkedTracker` so the body is forwarded as it came and its end is
+//! known.
+
+use super::io::{self, Limit};
+use super::request::Req;
+use super::Conn;
+use crate::proxy::bufpool::Buf;
+use crate::runtime::BackendState;
+use crate::upstream::Upstream;
+use std::io::{ErrorKind, IoSlice};
+use tango_core::http1::codec::{ChunkedTracker, RequestFraming, RequestHead};
+use tokio::time::Instant;
+
+/// How far a request's body has been read.
+pub(super) struct BodyIn {
+    framing: Framing,
+    /// No body at all (no framing, or `Content-Length: 0`).
+    empty: bool,
+    /// Where the body bytes read with the head end in the buffer (while not `spent`).
+    end: usize,
+    /// The buffer no longer holds the head: the body streamed past it, and the buffer
+    /// holds only what followed the body.
+    spent: bool,
+    /// Body bytes read (chunk data only, for a chunked body).
+    bytes: u64,
+}
+
+enum Framing {
+    None,
+    /// Bytes not read yet.
+    Length(u64),
+    Chunked(ChunkedTracker),
+}
+
+impl BodyIn {
+    /// Follow the body of `head` through the bytes read with it. `Err` when they break
+    /// chunked framing.
+    pub(super) fn start(head: &RequestHead, buf: &[u8]) -> Result<BodyIn, ()> {
+        let at = head.head_len;
+        let avail = &buf[at..];
+        let (framing, end, bytes) = match head.framing {
+            RequestFraming::None => (Framing::None, at, 0),
+            RequestFraming::Length(n) => {
+                let take = n.min(avail.len() as u64);
+                (Framing::Length(n - take), at + take as usize, take)
+            }
+            RequestFraming::Chunked => {
+                let mut t = ChunkedTracker::new();
+                let mut data = 0u64;
+                let feed = t
+                    .feed_data(avail, |r| data += r.len() as u64)
+                    .map_err(|_| ())?;
+                (Framing::Chunked(t), at + feed.used, data)
+            }
+        };
+        Ok(BodyIn {
+            framing,
+            empty: matches!(
+                head.framing,
+                RequestFraming::None | RequestFraming::Length(0)
+            ),
+            end,
+            spent: false,
+            bytes,
+        })
+    }
+
+    /// The request has no body to send (none, or `Content-Length: 0`).
+    pub(super) fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The whole body has been read from the client.
+    pub(super) fn done(&self) -> bool {
+        match &self.framing {
+            Framing::None => true,
+            Framing::Length(left) => *left == 0,
+            Framing::Chunked(t) => t.is_done(),
+        }
+    }
+
+    pub(super) fn bytes_in(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Where what the client sent after this request starts in the buffer.
+    pub(super) fn after(&self) -> usize {
+        if self.spent {
+            0
+        } else {
+            self.end
+        }
+    }
+
+    /// The request is over: drop its bytes from the buffer, keeping what followed.
+    pub(super) fn finish(&mut self, buf: &mut Buf) {
+        let after = self.after();
+        if after > 0 {
+            let n = after.min(buf.len());
+            buf.drain(..n);
+        }
+        self.spent = true;
+        self.end = 0;
+    }
+
+    /// Take the body bytes at the start of `buf` (read after the head): how many there
+    /// are. `Err` when chunked framing breaks.
+    fn take(&mut self, buf: &[u8]) -> Result<usize, ()> {
+        match &mut self.framing {
+            Framing::None => Ok(0),
+            Framing::Length(left) => {
+                let n = (*left).min(buf.len() as u64);
+                *left -= n;
+                self.bytes += n;
+                Ok(n as usize)
+            }
+            Framing::Chunked(t) => {
+                let mut data = 0u64;
+                let feed = t
+                    .feed_data(buf, |r| data += r.len() as u64)
+                    .map_err(|_| ())?;
+                self.bytes += data;
+                Ok(feed.used)
+            }
+        }
+    }
+}
+
+/// How sending a request ended, when the try goes on.
+pub(super) enum Sent {
+    /// Head and body are with the backend.
+    Whole,
+    /// The client went away before its body was complete.
+    ClientGone,
+    /// The client's chunked body broke its framing.
+    BadBody,
+}
+
+/// Why sending a request failed.
+pub(super) enum SendError {
+    /// Nothing was written: the pooled connection had been closed by the backend.
+    Stale,
+    /// The backend did not take the request, or not in time.
+    Upstream { timed_out: bool },
+}
+
+/// Send the request: the head in `out`, then its body.
+pub(super) async fn send(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    out: &[u8],
+    up: &Upstream<&BackendState>,
+    deadline: Instant,
+) -> Result<Sent, SendError> {
+    if r.body.spent {
+        // Its bytes are gone; the retry policy never sends such a request twice.
+        return Err(SendError::Upstream { timed_out: false });
+    }
+    let initial = &buf[r.head.head_len..r.body.end];
+    let expect_continue = r.head.expect_continue && initial.is_empty() && !r.body.done();
+    let mut wrote = 0;
+    let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
+    if let Err(e) = io::write_all(&up.stream, &mut bufs, Limit::Until(deadline), &mut wrote).await {
+        return Err(
+            if wrote == 0 && up.reused && e.kind() != ErrorKind::TimedOut {
+                SendError::Stale
+            } else {
+                upstream_error(&e)
+            },
+        );
+    }
+    if r.body.done() {
+        return Ok(Sent::Whole);
+    }
+    if expect_continue && !r.sent_continue {
+        // The client waits for this before it sends the body (RFC 9110 10.1.1).
+        let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
+        if io::write(&c.s, go_on, Limit::Stall(c.l.send_timeout))
+            .await
+            .is_err()
+        {
+            return Ok(Sent::ClientGone);
+        }
+        r.sent_continue = true;
+    }
+    stream_rest(c, buf, r, up, deadline).await
+}
+
+fn upstream_error(e: &std::io::Error) -> SendError {
+    SendError::Upstream {
+        timed_out: e.kind() == ErrorKind::TimedOut,
+    }
+}
+
+/// The rest of the body, read from the client and written upstream until it ends.
+async fn stream_rest(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    up: &Upstream<&BackendState>,
+    deadline: Instant,
+) -> Result<Sent, SendError> {
+    // Everything in the buffer has gone upstream (the body is not complete, so no
+    // byte after it was read): from here it holds the body's next bytes.
+    r.body.spent = true;
+    buf.clear();
+    loop {
+        io::grow_if_full(buf);
+        match io::read(&c.s, buf, Limit::Until(deadline)).await {
+            Ok(0) => return Ok(Sent::ClientGone),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                return Err(SendError::Upstream { timed_out: true })
+            }
+            Err(_) => return Ok(Sent::ClientGone),
+        }
+        let Ok(n) = r.body.take(buf) else {
+            return Ok(Sent::BadBody);
+        };
+        if let Err(e) = io::write(&up.stream, &buf[..n], Limit::Until(deadline)).await {
+            return Err(upstream_error(&e));
+        }
+        // What follows the body (a pipelined request) stays.
+        buf.drain(..n);
+        if r.body.done() {
+            return Ok(Sent::Whole);
+        }
+    }
+}

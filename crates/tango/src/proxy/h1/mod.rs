@@ -1,0 +1,164 @@
+//! tango's own HTTP/1.1 engine, for plain (non-TLS) client connections.
+//!
+//! One task per client connection does everything: it parses each request head with
+//! tango-core's codec (the only place requests are framed), routes and picks, takes an
+//! upstream connection from the backend's pool into the same task, writes the rewritten
+//! head and streams the body, reads the response and forwards it, returns the upstream
+//! connection, and goes on with the next request (keep-alive, pipelining). No channel,
+//! no second task, no header map.
+//!
+//! Between requests a connection holds no buffer: it waits for its socket to become
+//! readable, with one timer (the first-byte timeout for a new connection, the idle
+//! timeout after a request), the eviction signal and the shutdown signal, and only then
+//! borrows a buffer from its thread's pool ([`super::bufpool`]); the buffer goes back
+//! when the connection is idle again with nothing pipelined. The work on requests is
+//! boxed, so the future of an idle connection stays small.
+//!
+//! A connection that opens with the HTTP/2 preface is handed to hyper's server (h2c by
+//! prior knowledge), with the bytes already read.
+
+pub(crate) mod io;
+
+mod body;
+mod date;
+mod prefixed;
+mod request;
+mod response;
+mod view;
+
+use super::bufpool::Buf;
+use super::idle::Slot;
+use super::service::ConnCtx;
+use super::Watch;
+use std::sync::Arc;
+use tango_core::config::Listener;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// The HTTP/2 connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A client connection being served.
+pub(super) struct Conn<'a> {
+    pub(super) s: TcpStream,
+    pub(super) ctx: &'a Arc<ConnCtx>,
+    pub(super) l: &'a Listener,
+    pub(super) slot: &'a Arc<Slot>,
+    pub(super) stop: watch::Receiver<bool>,
+    /// The largest request head taken.
+    pub(super) max_head: usize,
+}
+
+impl Conn<'_> {
+    /// The connection should close after the response in progress: shutdown began, or
+    /// the listener chose it to make room.
+    pub(super) fn closing(&self) -> bool {
+        self.slot.is_evicted() || *self.stop.borrow()
+    }
+}
+
+/// How a run of requests ended.
+pub(super) enum Next {
+    /// The connection may take another request.
+    KeepAlive,
+    /// Close it.
+    Close,
+    /// Close it after reading for a while what the client may still send.
+    Linger,
+}
+
+/// What the connection does once the work in hand is done.
+enum Phase {
+    Idle,
+    Close,
+    Linger,
+    /// It opened with the HTTP/2 preface: these bytes, then the socket, go to hyper.
+    H2(Buf),
+}
+
+/// Serve a plain client connection of listener `l` until it closes.
+pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>) {
+    let mut c = Conn {
+        s: stream,
+        ctx: &ctx,
+        l,
+        slot: w.slot,
+        stop: w.shutdown.subscribe(),
+        max_head: l.max_header_bytes.max(8192),
+    };
+    if *c.stop.borrow() {
+        return;
+    }
+    let mut deadline = Instant::now() + l.first_byte_timeout;
+    let mut first = true;
+    loop {
+        if !idle(&mut c, deadline).await {
+            return;
+        }
+        let mut buf = Buf::new();
+        match c.s.try_read_buf(&mut *buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            // Readiness can be spurious: back to waiting, for the same deadline.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+        w.slot.enter();
+        let phase = Box::pin(busy(&mut c, buf, first)).await;
+        w.slot.leave();
+        first = false;
+        match phase {
+            Phase::Idle => {
+                w.conns.idle_again(w.slot);
+                deadline = Instant::now() + l.idle_timeout;
+            }
+            Phase::Close => return,
+            Phase::Linger => return io::linger_close(c.s).await,
+            Phase::H2(pre) => {
+                let Conn { s, .. } = c;
+                return prefixed::serve_h2(s, pre, ctx.clone(), l, w).await;
+            }
+        }
+    }
+}
+
+/// Wait, holding no buffer, until the client sends something (true), or until
+/// `deadline`, the connection is chosen to make room, or shutdown begins (false).
+async fn idle(c: &mut Conn<'_>, deadline: Instant) -> bool {
+    tokio::select! {
+        biased;
+        r = c.s.readable() => r.is_ok(),
+        _ = c.slot.evicted() => {
+            tracing::debug!("idle connection closed to make room for a new one");
+            false
+        }
+        _ = c.stop.wait_for(|s| *s) => false,
+        _ = tokio::time::sleep_until(deadline) => false,
+    }
+}
+
+/// The client sent something (in `buf`): serve it, and whatever it pipelined behind
+/// it, with the buffer borrowed for the purpose.
+async fn busy(c: &mut Conn<'_>, mut buf: Buf, first: bool) -> Phase {
+    if first && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
+        return match prefixed::read_preface(c, &mut buf).await {
+            Ok(true) => Phase::H2(buf),
+            Ok(false) => serve_requests(c, &mut buf).await,
+            Err(()) => Phase::Close,
+        };
+    }
+    serve_requests(c, &mut buf).await
+}
+
+async fn serve_requests(c: &mut Conn<'_>, buf: &mut Buf) -> Phase {
+    loop {
+        match request::serve(c, buf).await {
+            Next::KeepAlive if buf.is_empty() => return Phase::Idle,
+            // Pipelined: the next request is here already.
+            Next::KeepAlive => {}
+            Next::Close => return Phase::Close,
+            Next::Linger => return Phase::Linger,
+        }
+    }
+}

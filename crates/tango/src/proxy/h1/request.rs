@@ -1,0 +1,356 @@
+//! One request on an engine connection: its head read and judged, routed, tried at the
+//! pool's backends (`exchange::tries`), answered, counted and logged.
+//!
+//! The client's buffer holds the head, then whatever followed it: body bytes, or the
+//! next pipelined request. The head is written upstream from where it lies; body bytes
+//! already read go in the same write. Until a body longer than the buffer starts to
+//! stream, the buffer is left as it is, so a try that never reached a backend can be
+//! made again from the same bytes.
+
+use super::body::{self, BodyIn};
+use super::view::{self, Raw};
+use super::{date, io, response, Conn, Next};
+use crate::proxy::access::{Entry, Outcome as LogOutcome};
+use crate::proxy::bufpool::Buf;
+use crate::proxy::error::ProxyError;
+use crate::proxy::exchange::{self, HeadFail, InFlight, Target};
+use crate::runtime::{BackendState, PoolRuntime, Snapshot};
+use crate::upstream::Upstream;
+use std::sync::Arc;
+use std::time::Duration;
+use tango_core::http1::codec::{
+    parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
+    RequestFacts, RequestHead, ResponseHead, Span, Version,
+};
+use tango_core::retry::{Failure, Outcome, Send};
+use tokio::time::Instant;
+
+/// The request id forwarded: the client's (where it lies in the buffer) or a new one.
+#[derive(Clone, Copy)]
+enum RequestId {
+    Client(Span),
+    New([u8; 32]),
+}
+
+impl RequestId {
+    fn bytes<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
+        match self {
+            RequestId::Client(s) => s.of(buf),
+            RequestId::New(id) => id,
+        }
+    }
+}
+
+/// A request being served.
+pub(super) struct Req {
+    pub(super) head: RequestHead,
+    id: RequestId,
+    pub(super) body: BodyIn,
+    /// 100 Continue was sent to the client.
+    pub(super) sent_continue: bool,
+}
+
+impl Req {
+    /// What the response's framing depends on.
+    pub(super) fn facts(&self) -> RequestFacts {
+        RequestFacts {
+            is_head: self.head.method == Method::Head,
+            is_connect: self.head.is_connect(),
+            upgrade: self.head.upgrade.is_some(),
+        }
+    }
+}
+
+/// A response head from a backend, with what its body needs.
+pub(super) struct Answer<'p> {
+    pub(super) up: Upstream<&'p BackendState>,
+    /// The response head at the start, then what came after it.
+    pub(super) rbuf: Buf,
+    pub(super) head: ResponseHead,
+    /// Kept until the response (or tunnel) is over.
+    pub(super) in_flight: InFlight<&'p BackendState>,
+}
+
+/// Serve the request at the start of `buf`. On return `buf` holds only what the client
+/// sent after it.
+pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
+    let head = match read_head(c, buf).await {
+        Ok(h) => h,
+        Err(next) => return next,
+    };
+    let started = Instant::now();
+    let id = match head.request_id {
+        Some(s) => RequestId::Client(s),
+        None => RequestId::New(view::new_request_id()),
+    };
+    let entry = c.ctx.access_log.as_ref().and_then(|_| {
+        let raw = Raw {
+            head: &head,
+            buf,
+            peer: c.ctx.peer.ip(),
+        };
+        Entry::from_parts(c.ctx, raw.parts(id.bytes(buf)))
+    });
+    let body = match BodyIn::start(&head, buf) {
+        Ok(b) => b,
+        Err(()) => return bad_request(c, head.version),
+    };
+    let mut r = Req {
+        head,
+        id,
+        body,
+        sent_continue: false,
+    };
+    let snap = c.ctx.rt.current();
+    let mut target = Target::default();
+    let result = forward(c, buf, &mut r, &snap, &mut target).await;
+    let (next, status, bytes_out) = match result {
+        Ok(ans) => {
+            let status = ans.head.status;
+            if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
+                client_response(pool, target.backend, status, started);
+            }
+            let (next, bytes) = response::forward(c, buf, &mut r, ans).await;
+            (next, status, bytes)
+        }
+        Err(Abort::ClientGone) => (Next::Close, 499, 0),
+        Err(Abort::Failed(e)) => {
+            tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
+            let status = e.status().as_u16();
+            if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
+                client_response(pool, target.backend, status, started);
+            }
+            let (next, bytes) = error_response(c, &r, &e).await;
+            (next, status, bytes)
+        }
+    };
+    r.body.finish(buf);
+    if let Some(entry) = entry {
+        entry.set_bytes_in(r.body.bytes_in());
+        let o = LogOutcome {
+            status,
+            pool: target.pool,
+            backend: target.backend,
+            tries: target.tries,
+            upstream: target.upstream,
+        };
+        entry.write_now(&snap, o, bytes_out);
+    }
+    next
+}
+
+fn client_response(pool: &PoolRuntime, backend: Option<usize>, status: u16, started: Instant) {
+    let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    crate::accounting::client_response(pool, backend, status, started.elapsed());
+}
+
+/// Why a request got no answer from a backend.
+pub(super) enum Abort {
+    /// tango answers with this error.
+    Failed(ProxyError),
+    /// The client went away in the middle of its request body: nobody to answer.
+    ClientGone,
+}
+
+impl From<ProxyError> for Abort {
+    fn from(e: ProxyError) -> Self {
+        Abort::Failed(e)
+    }
+}
+
+/// Read until the request head at the start of `buf` is complete, within the header
+/// timeout from now (its first byte is here already). A head that cannot be taken is
+/// answered here.
+async fn read_head(c: &mut Conn<'_>, buf: &mut Buf) -> Result<RequestHead, Next> {
+    let deadline = Instant::now() + c.l.header_timeout;
+    loop {
+        match parse_request(buf, c.max_head) {
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(refuse(c, e).await),
+        }
+        if buf.len() == buf.capacity() {
+            let more = buf.capacity().min(c.max_head);
+            buf.reserve(more);
+        }
+        match io::read(&c.s, buf, io::Limit::Until(deadline)).await {
+            Ok(0) => return Err(Next::Close),
+            Ok(_) => {}
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    tracing::debug!("request head not complete in time; closing");
+                }
+                return Err(Next::Close);
+            }
+        }
+    }
+}
+
+/// Answer a head that cannot be taken, and close.
+async fn refuse(c: &mut Conn<'_>, e: HeadError) -> Next {
+    tracing::debug!(error = ?e, "request refused before forwarding");
+    let mut out = Vec::with_capacity(160);
+    date::with(|d| write_error_response(&mut out, Version::Http11, e.status(), e.text(), true, d));
+    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await;
+    Next::Linger
+}
+
+/// A request whose body framing broke before anything was forwarded.
+fn bad_request(c: &mut Conn<'_>, version: Version) -> Next {
+    let mut out = Vec::with_capacity(160);
+    date::with(|d| write_error_response(&mut out, version, 400, "", true, d));
+    // Best effort and at once: the connection is closing.
+    let _ = c.s.try_write(&out);
+    Next::Linger
+}
+
+/// tango's own answer to a request it could not get answered.
+async fn error_response(c: &mut Conn<'_>, r: &Req, e: &ProxyError) -> (Next, u64) {
+    let text = format!("{e}\n");
+    let status = e.status().as_u16();
+    // A body left unread closes the connection: its bytes would be taken for the next
+    // request. So does a refused request.
+    let keep = r.head.keep_alive && r.body.done() && status != 400 && !c.closing();
+    let mut out = Vec::with_capacity(200 + text.len());
+    let v = r.head.version;
+    date::with(|d| write_error_response(&mut out, v, status, &text, !keep, d));
+    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await {
+        Ok(()) if keep => (Next::KeepAlive, text.len() as u64),
+        Ok(()) if r.body.done() => (Next::Close, text.len() as u64),
+        Ok(()) => (Next::Linger, text.len() as u64),
+        Err(_) => (Next::Close, 0),
+    }
+}
+
+/// Route the request, pick and try backends until one answers.
+async fn forward<'p>(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    snap: &'p Arc<Snapshot>,
+    target: &mut Target,
+) -> Result<Answer<'p>, Abort> {
+    let (pool_i, key) = {
+        let raw = Raw {
+            head: &r.head,
+            buf,
+            peer: c.ctx.peer.ip(),
+        };
+        let (host, path) = (raw.host(), raw.path());
+        let route = snap.config.routes.iter().find(|rt| rt.matches(host, path));
+        let route = route.ok_or(ProxyError::NoRoute)?;
+        target.pool = Some(route.pool);
+        let pool = &snap.pools[route.pool];
+        let trusted = &c.ctx.trusted_proxies;
+        let key = crate::keys::extract_view(pool, &raw, trusted);
+        if pool.cfg.hashing.is_some() {
+            crate::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
+        }
+        (route.pool, key)
+    };
+    let pool = &snap.pools[pool_i];
+    let rt = c.ctx.rt.as_ref();
+    let deadline = Instant::now() + pool.cfg.timeout.min(c.ctx.request_timeout);
+    let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
+    let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
+    let mut out = Buf::new();
+    loop {
+        let (i, send) = tries.next(target)?;
+        let remaining = tries.remaining();
+        match attempt(c, buf, r, &mut out, pool, i, send, remaining, target).await {
+            Ok(Tried::Answer(a)) => return Ok(a),
+            Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
+            Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
+            Err(o) => tries.failed(o)?,
+        }
+    }
+}
+
+/// How a try that did not fail ended.
+enum Tried<'p> {
+    Answer(Answer<'p>),
+    ClientGone,
+    BadBody,
+}
+
+/// One try at backend `i`.
+#[allow(clippy::too_many_arguments)]
+async fn attempt<'p>(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    out: &mut Buf,
+    pool: &'p PoolRuntime,
+    i: usize,
+    _send: Send,
+    remaining: Duration,
+    target: &mut Target,
+) -> Result<Tried<'p>, Outcome> {
+    let rt = c.ctx.rt.as_ref();
+    let backend: &'p BackendState = &pool.backends[i];
+    let in_flight = InFlight::new(backend);
+    let up = exchange::connect(rt, pool, i, backend, remaining).await?;
+    let sent_at = Instant::now();
+    let try_deadline = sent_at + remaining.min(pool.cfg.try_timeout);
+    out.clear();
+    let fwd = Forwarding {
+        peer: c.ctx.peer_value.as_bytes(),
+        tls: false,
+        request_id: r.id.bytes(buf),
+    };
+    write_request_head(out, &r.head, buf, &fwd);
+    match body::send(c, buf, r, out, &up, try_deadline).await {
+        Ok(body::Sent::Whole) => {}
+        Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
+        Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
+        Err(body::SendError::Stale) => return Err(Outcome::Stale),
+        Err(body::SendError::Upstream { timed_out }) => {
+            let took = sent_at.elapsed();
+            target.upstream = Some(took);
+            crate::accounting::record(rt, pool, i, None, Some(took));
+            return Err(if timed_out {
+                Outcome::TimedOut
+            } else {
+                Outcome::SentFailed(Failure::Reset)
+            });
+        }
+    }
+    let mut rbuf = Buf::new();
+    let head = read_response(c, r, &up, &mut rbuf, try_deadline).await;
+    let took = sent_at.elapsed();
+    target.upstream = Some(took);
+    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why))?;
+    crate::accounting::record(rt, pool, i, Some(head.status), Some(took));
+    Ok(Tried::Answer(Answer {
+        up,
+        rbuf,
+        head,
+        in_flight,
+    }))
+}
+
+/// Read the final response head, passing interim responses to the client (except 100
+/// Continue, which tango answered itself when the client asked).
+async fn read_response(
+    c: &mut Conn<'_>,
+    r: &Req,
+    up: &Upstream<&BackendState>,
+    rbuf: &mut Buf,
+    deadline: Instant,
+) -> Result<ResponseHead, HeadFail> {
+    loop {
+        let head = exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline).await?;
+        if !head.interim {
+            return Ok(head);
+        }
+        if head.status != 100 {
+            response::interim(c, r, &head, rbuf).await;
+        }
+        rbuf.drain(..head.head_len);
+    }
+}
+
+/// How long an upstream or client body may go without a byte moving.
+pub(super) fn body_stall(c: &Conn<'_>) -> Duration {
+    c.l.idle_timeout
+}

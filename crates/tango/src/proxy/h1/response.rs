@@ -1,0 +1,306 @@
+//! A backend's response on its way to the client: the head rewritten by tango-core's
+//! codec (hop-by-hop fields out, framing decided for this client, Date when missing),
+//! then the body as the plan says: as it comes (a length, or chunks followed by
+//! `ChunkedTracker`), framed as chunks (a close-delimited body to a keep-alive client),
+//! or until the backend closes. The head and the body bytes that came with it go out in
+//! one write; after that each read from the backend is written on before the next, so
+//! tango never holds more of a response than one buffer. A `101` (or a `2xx` to CONNECT)
+//! turns the two connections into a tunnel.
+
+use super::io::{self, Limit};
+use super::request::{body_stall, Answer, Req};
+use super::{date, Conn, Next};
+use crate::proxy::bufpool::Buf;
+use crate::proxy::conn_io::ConnIo;
+use crate::runtime::BackendState;
+use crate::upstream::Upstream;
+use std::io::IoSlice;
+use tango_core::http1::codec::{
+    write_response_head, BodyPlan, ChunkPrefix, ChunkedTracker, ClientFacts, Method, ResponseHead,
+    ResponsePlan, LAST_CHUNK,
+};
+
+/// Forward the response of `ans` to the client. Returns what the connection does next
+/// and how many body bytes the client was sent.
+pub(super) async fn forward(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    ans: Answer<'_>,
+) -> (Next, u64) {
+    let Answer {
+        up,
+        mut rbuf,
+        head,
+        in_flight,
+    } = ans;
+    let client = ClientFacts {
+        version: r.head.version,
+        keep_alive: r.head.keep_alive && r.body.done() && !c.closing(),
+        is_head: r.head.method == Method::Head,
+    };
+    let mut out = Buf::new();
+    let plan = write_head(&mut out, &head, &rbuf, client);
+    if plan.body == BodyPlan::Tunnel {
+        let next = tunnel(c, buf, r, up, &rbuf[head.head_len..], &out).await;
+        drop(in_flight);
+        return (next, 0);
+    }
+    let relayed = relay(c, &up, &mut rbuf, head.head_len, plan.body, &out).await;
+    drop(in_flight);
+    match relayed {
+        Ok(end) => {
+            if end.reusable && head.keep_alive {
+                up.release();
+            }
+            let next = if plan.keep_alive {
+                Next::KeepAlive
+            } else {
+                Next::Linger
+            };
+            (next, end.bytes)
+        }
+        // The client has part of a response it cannot take for whole: end the
+        // connection, so it knows.
+        Err(bytes) => (Next::Close, bytes),
+    }
+}
+
+fn write_head(
+    out: &mut Vec<u8>,
+    head: &ResponseHead,
+    rbuf: &[u8],
+    client: ClientFacts,
+) -> ResponsePlan {
+    if head.has_date() {
+        write_response_head(out, head, rbuf, client, b"")
+    } else {
+        date::with(|d| write_response_head(out, head, rbuf, client, d))
+    }
+}
+
+/// Pass an interim (1xx) response on to the client (HTTP/1.1 clients only).
+pub(super) async fn interim(c: &mut Conn<'_>, r: &Req, head: &ResponseHead, rbuf: &[u8]) {
+    let client = ClientFacts {
+        version: r.head.version,
+        keep_alive: r.head.keep_alive,
+        is_head: false,
+    };
+    let mut out = Vec::with_capacity(head.head_len + 64);
+    write_response_head(&mut out, head, rbuf, client, b"");
+    if !out.is_empty() {
+        let _ = io::write(&c.s, &out, Limit::Stall(c.l.send_timeout)).await;
+    }
+}
+
+/// How a relayed body ended.
+struct End {
+    /// Body bytes the client was sent.
+    bytes: u64,
+    /// The response ended where its framing said and nothing followed it: the upstream
+    /// connection can serve another request.
+    reusable: bool,
+}
+
+/// Send the head in `out` and the body after it. `Err` (with the bytes sent) when the
+/// response could not be delivered whole.
+async fn relay(
+    c: &Conn<'_>,
+    up: &Upstream<&BackendState>,
+    rbuf: &mut Buf,
+    at: usize,
+    plan: BodyPlan,
+    out: &[u8],
+) -> Result<End, u64> {
+    let mut f = Flow {
+        c,
+        up,
+        rbuf,
+        bytes: 0,
+    };
+    match plan {
+        BodyPlan::None => {
+            f.send(&[out]).await?;
+            Ok(End {
+                bytes: 0,
+                reusable: f.rbuf.len() == at,
+            })
+        }
+        BodyPlan::Length(n) => f.length(at, n, out).await,
+        BodyPlan::Chunked => f.chunked(at, out, false).await,
+        BodyPlan::DechunkToClose => f.chunked(at, out, true).await,
+        BodyPlan::ChunkEncode => f.to_close(at, out, true).await,
+        BodyPlan::CloseDelimited => f.to_close(at, out, false).await,
+        // Handled by the caller.
+        BodyPlan::Tunnel => Err(0),
+    }
+}
+
+/// A response body moving from the backend to the client.
+struct Flow<'a, 'c> {
+    c: &'a Conn<'c>,
+    up: &'a Upstream<&'a BackendState>,
+    rbuf: &'a mut Buf,
+    bytes: u64,
+}
+
+impl Flow<'_, '_> {
+    /// Write to the client; `Err` with the body bytes sent so far.
+    async fn send(&self, parts: &[&[u8]]) -> Result<(), u64> {
+        let mut slices = [IoSlice::new(&[]); 4];
+        for (s, p) in slices.iter_mut().zip(parts) {
+            *s = IoSlice::new(p);
+        }
+        let limit = Limit::Stall(self.c.l.send_timeout);
+        let n = parts.len().min(4);
+        io::write_all(&self.c.s, &mut slices[..n], limit, &mut 0)
+            .await
+            .map_err(|_| self.bytes)
+    }
+
+    /// Read the next bytes of the body into the emptied buffer: how many (0 at the
+    /// end of the stream). `Err` when the backend fails or stalls.
+    async fn read(&mut self) -> Result<usize, u64> {
+        self.rbuf.clear();
+        let limit = Limit::Stall(body_stall(self.c));
+        io::read(&self.up.stream, self.rbuf, limit)
+            .await
+            .map_err(|_| self.bytes)
+    }
+
+    async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, u64> {
+        let avail = self.rbuf.len() - at;
+        let first = n.min(avail as u64) as usize;
+        let mut extra = avail > first;
+        self.bytes = first as u64;
+        self.send(&[out, &self.rbuf[at..at + first]]).await?;
+        let mut left = n - first as u64;
+        while left > 0 {
+            let got = self.read().await?;
+            if got == 0 {
+                // Closed short of its length: the client must not take it for whole.
+                return Err(self.bytes);
+            }
+            let take = left.min(got as u64) as usize;
+            extra |= got > take;
+            self.send(&[&self.rbuf[..take]]).await?;
+            self.bytes += take as u64;
+            left -= take as u64;
+        }
+        Ok(End {
+            bytes: self.bytes,
+            reusable: !extra,
+        })
+    }
+
+    /// A chunked body, forwarded as it came, or (`dechunk`, to an HTTP/1.0 client) its
+    /// data only.
+    async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, u64> {
+        let mut t = ChunkedTracker::new();
+        let mut from = at;
+        let mut head = Some(out);
+        loop {
+            let input = &self.rbuf[from..];
+            let mut data = Vec::new();
+            let mut count = 0u64;
+            let feed = t.feed_data(input, |r| {
+                count += r.len() as u64;
+                if dechunk {
+                    data.extend_from_slice(&input[r]);
+                }
+            });
+            let Ok(feed) = feed else {
+                return Err(self.bytes);
+            };
+            let body = if dechunk {
+                &data[..]
+            } else {
+                &input[..feed.used]
+            };
+            match head.take() {
+                Some(h) => self.send(&[h, body]).await?,
+                None => self.send(&[body]).await?,
+            }
+            self.bytes += count;
+            if feed.done {
+                return Ok(End {
+                    bytes: self.bytes,
+                    reusable: feed.used == input.len(),
+                });
+            }
+            if self.read().await? == 0 {
+                return Err(self.bytes);
+            }
+            from = 0;
+        }
+    }
+
+    /// A body that ends when the backend closes: as chunks (`encode`, to an HTTP/1.1
+    /// client), or as it comes.
+    async fn to_close(&mut self, at: usize, out: &[u8], encode: bool) -> Result<End, u64> {
+        let mut from = at;
+        let mut head = Some(out);
+        loop {
+            let data = &self.rbuf[from..];
+            let n = data.len() as u64;
+            let prefix = (encode && n > 0).then(|| ChunkPrefix::new(n));
+            let framed: [&[u8]; 3] = match &prefix {
+                Some(p) => [p.as_bytes(), data, b"\r\n"],
+                None => [data, b"", b""],
+            };
+            match head.take() {
+                Some(h) => self.send(&[h, framed[0], framed[1], framed[2]]).await?,
+                None => self.send(&framed).await?,
+            }
+            self.bytes += n;
+            if self.read().await? == 0 {
+                break;
+            }
+            from = 0;
+        }
+        if encode {
+            self.send(&[LAST_CHUNK]).await?;
+        }
+        Ok(End {
+            bytes: self.bytes,
+            reusable: false,
+        })
+    }
+}
+
+/// After a `101` (or a `2xx` to CONNECT): the head to the client, then bytes both ways
+/// until either side closes or shutdown begins. The client side keeps its send timeout.
+async fn tunnel(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    mut up: Upstream<&BackendState>,
+    early: &[u8],
+    out: &[u8],
+) -> Next {
+    let mut first = [IoSlice::new(out), IoSlice::new(early)];
+    let limit = Limit::Stall(c.l.send_timeout);
+    if io::write_all(&c.s, &mut first, limit, &mut 0)
+        .await
+        .is_err()
+    {
+        return Next::Close;
+    }
+    // What the client sent after its request already belongs to the new protocol.
+    r.body.finish(buf);
+    let stall = Limit::Stall(body_stall(c));
+    if io::write(&up.stream, buf, stall).await.is_err() {
+        return Next::Close;
+    }
+    buf.clear();
+    let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut client, &mut up.stream) => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "tunnel ended");
+            }
+        }
+        _ = c.stop.wait_for(|s| *s) => {}
+    }
+    Next::Close
+}
