@@ -10,6 +10,7 @@ mod check_cli;
 mod conns;
 mod dashboard;
 mod desync;
+mod engine;
 mod failures;
 mod framing;
 mod guard;
