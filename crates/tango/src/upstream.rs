@@ -10,7 +10,7 @@
 
 mod pool;
 
-pub(crate) use pool::{checkout as checkout_socket, Upstream};
+pub(crate) use pool::{checkout as checkout_socket, Limits, Upstream};
 
 use crate::proxy::body::UpBody;
 use hyper::client::conn::http1;

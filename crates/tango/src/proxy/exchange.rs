@@ -77,15 +77,21 @@ impl<'a> Tries<'a> {
         }
     }
 
-    /// The backend to try next, and how; `Err`: stop, answering with this error.
-    pub(crate) fn next(&mut self, target: &mut Target) -> Result<(usize, Send), ProxyError> {
+    /// The backend to try next, how, and the time left for it; `Err`: stop, answering
+    /// with this error. `now` is the time (the caller may have it at hand).
+    pub(crate) fn next(
+        &mut self,
+        target: &mut Target,
+        now: Instant,
+    ) -> Result<(usize, Send, Duration), ProxyError> {
         let i = match crate::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err(ProxyError::MissingKey),
             Pick::NoneEligible => return Err(self.retry.none_eligible().into()),
         };
         target.backend = Some(i);
-        if Instant::now() >= self.deadline {
+        let remaining = self.deadline.saturating_duration_since(now);
+        if remaining.is_zero() {
             return Err(self.retry.out_of_time().into());
         }
         let send = self.retry.send(i);
@@ -96,7 +102,7 @@ impl<'a> Tries<'a> {
         }
         target.tries += 1;
         target.upstream = None;
-        Ok((i, send))
+        Ok((i, send, remaining))
     }
 
     /// The try failed this way: `Ok` to try again, `Err` to answer with the error.
@@ -105,11 +111,6 @@ impl<'a> Tries<'a> {
             Step::Pick => Ok(()),
             Step::GiveUp(f) => Err(f.into()),
         }
-    }
-
-    /// Time left for the tries.
-    pub(crate) fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
@@ -129,18 +130,23 @@ impl<P: Deref<Target = BackendState>> Drop for InFlight<P> {
     }
 }
 
-/// A connection to backend `i` of `pool` (`backend` reaches it), within `remaining`.
+/// A connection to backend `i` of `pool` (`backend` reaches it), within `remaining`
+/// of `now`.
 pub(crate) async fn connect<P: Deref<Target = BackendState>>(
     rt: &Runtime,
     pool: &PoolRuntime,
     i: usize,
     backend: P,
     remaining: Duration,
+    now: Instant,
 ) -> Result<Upstream<P>, Outcome> {
     let bcfg = &pool.cfg.backends[i];
-    let timeout = pool.cfg.connect_timeout.min(remaining);
-    let idle = pool.cfg.idle_timeout;
-    match upstream::checkout_socket(backend, timeout, idle, bcfg.max_connections).await {
+    let limits = upstream::Limits {
+        connect_timeout: pool.cfg.connect_timeout.min(remaining),
+        max_idle: pool.cfg.idle_timeout,
+        max_connections: bcfg.max_connections,
+    };
+    match upstream::checkout_socket(backend, limits, now).await {
         Ok(up) => Ok(up),
         Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
         Err(e) => {

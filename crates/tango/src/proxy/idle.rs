@@ -20,6 +20,7 @@
 //! progress at that moment; a busy one is dropped from the queue and queued again once
 //! it is idle (by the connection itself, or by its watch loop's tick).
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
@@ -52,6 +53,9 @@ pub(crate) struct Slot {
     blocked: AtomicBool,
     state: AtomicU8,
     evict: Notify,
+    /// The task of an engine connection waiting for its next request: woken when the
+    /// connection is chosen to close, or shutdown begins.
+    waker: AtomicWaker,
 }
 
 impl Slot {
@@ -63,6 +67,7 @@ impl Slot {
             blocked: AtomicBool::new(false),
             state: AtomicU8::new(OPEN),
             evict: Notify::new(),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -89,6 +94,12 @@ impl Slot {
     pub(crate) fn leave(&self) {
         self.active.fetch_sub(1, Relaxed);
         self.done.fetch_add(1, Relaxed);
+    }
+
+    /// The task to wake when the connection is chosen to close or shutdown begins
+    /// (check for those after registering).
+    pub(crate) fn register(&self, w: &std::task::Waker) {
+        self.waker.register(w);
     }
 
     /// The listener chose this connection to close for a newcomer.
@@ -218,6 +229,14 @@ impl Conns {
         }
     }
 
+    /// Wake every connection waiting for a request (shutdown began: they close).
+    pub(crate) fn wake_all(&self) {
+        let q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        for e in q.iter() {
+            e.slot.waker.wake();
+        }
+    }
+
     /// The connection has ended (for whatever reason).
     pub(crate) fn close(&self, slot: &Slot) {
         // An evicted connection was uncounted when it was chosen.
@@ -259,6 +278,7 @@ impl Conns {
             {
                 self.open.fetch_sub(1, Relaxed);
                 e.slot.evict.notify_one();
+                e.slot.waker.wake();
                 return true;
             }
         }

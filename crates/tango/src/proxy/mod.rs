@@ -29,7 +29,7 @@ use service::ConnCtx;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{Config, Listener};
@@ -45,6 +45,8 @@ pub(crate) struct Shutdown {
     pub(crate) open: Arc<AtomicUsize>,
     /// Woken each time a connection closes, so a drain can recount.
     closed: Arc<tokio::sync::Notify>,
+    /// Set once shutdown begins (read by connections where a channel would cost more).
+    draining: Arc<AtomicBool>,
 }
 
 impl Shutdown {
@@ -53,11 +55,18 @@ impl Shutdown {
             tx: Arc::new(watch::channel(false).0),
             open: Arc::new(AtomicUsize::new(0)),
             closed: Arc::new(tokio::sync::Notify::new()),
+            draining: Arc::new(AtomicBool::new(false)),
         }
     }
 
     pub(crate) fn trigger(&self) {
+        self.draining.store(true, Relaxed);
         let _ = self.tx.send(true);
+    }
+
+    /// Shutdown has begun.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Relaxed)
     }
 
     fn subscribe(&self) -> watch::Receiver<bool> {
@@ -321,6 +330,10 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             ctx.shutdown.open.fetch_sub(1, Relaxed);
             ctx.shutdown.closed.notify_waiters();
         });
+    }
+    if ctx.shutdown.is_draining() {
+        // Connections waiting for a request close now; busy ones after their response.
+        ctx.conns.wake_all();
     }
     tracing::debug!(listener = %ctx.name, "accept loop stopped");
 }

@@ -17,8 +17,9 @@ use std::io::ErrorKind;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// How many workers keep idle lists of their own (set once at startup).
 static WORKERS: AtomicUsize = AtomicUsize::new(1);
@@ -64,20 +65,17 @@ impl Sockets {
         &self.shards[i]
     }
 
-    fn put(&self, stream: TcpStream) {
-        let idle = Idle {
-            stream,
-            since: Instant::now(),
-        };
+    fn put(&self, stream: TcpStream, now: Instant) {
+        let idle = Idle { stream, since: now };
         lock(self.shard()).push(idle);
     }
 
-    /// The most recently used live socket idle for less than `max_idle`; dead and stale
-    /// ones met on the way are closed and uncounted from `open`.
-    fn take(&self, max_idle: Duration, open: &AtomicU64) -> Option<TcpStream> {
+    /// The most recently used live socket idle for less than `max_idle` at `now`; dead
+    /// and stale ones met on the way are closed and uncounted from `open`.
+    fn take(&self, max_idle: Duration, now: Instant, open: &AtomicU64) -> Option<TcpStream> {
         let mut list = lock(self.shard());
         while let Some(c) = list.pop() {
-            if c.since.elapsed() < max_idle && alive(&c.stream) {
+            if now.saturating_duration_since(c.since) < max_idle && alive(&c.stream) {
                 return Some(c.stream);
             }
             open.fetch_sub(1, Relaxed);
@@ -88,11 +86,12 @@ impl Sockets {
     /// Close sockets idle for `max_idle` or more, or closed by the backend. Returns
     /// how many were closed.
     pub(crate) fn sweep(&self, max_idle: Duration) -> u64 {
+        let now = Instant::now();
         let mut closed = 0;
         for shard in self.shards.iter() {
             let mut list = lock(shard);
             let before = list.len();
-            list.retain(|c| c.since.elapsed() < max_idle && alive(&c.stream));
+            list.retain(|c| now.saturating_duration_since(c.since) < max_idle && alive(&c.stream));
             closed += (before - list.len()) as u64;
         }
         closed
@@ -134,26 +133,34 @@ impl<P: Deref<Target = BackendState>> Drop for Lease<P> {
 }
 
 impl<P: Deref<Target = BackendState>> Upstream<P> {
-    /// The exchange ended cleanly: the connection may serve another request.
-    pub(crate) fn release(self) {
+    /// The exchange ended cleanly at `now`: the connection may serve another request.
+    pub(crate) fn release(self, now: Instant) {
         let Upstream {
             stream, mut lease, ..
         } = self;
         lease.counted = false;
-        lease.backend.conns.sockets.put(stream);
+        lease.backend.conns.sockets.put(stream, now);
     }
 }
 
-/// A connection to `backend`: a live idle one, or a new one (bounded by
-/// `connect_timeout` and the backend's `max_connections`).
+/// What bounds taking a connection.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) connect_timeout: Duration,
+    /// Idle connections older than this are not reused.
+    pub(crate) max_idle: Duration,
+    pub(crate) max_connections: Option<u32>,
+}
+
+/// A connection to `backend` at `now`: a live idle one, or a new one (bounded by the
+/// connect timeout and the backend's `max_connections`).
 pub(crate) async fn checkout<P: Deref<Target = BackendState>>(
     backend: P,
-    connect_timeout: Duration,
-    max_idle: Duration,
-    max_connections: Option<u32>,
+    limits: Limits,
+    now: Instant,
 ) -> Result<Upstream<P>, ConnectError> {
     let open = backend.conns.open_count();
-    if let Some(stream) = backend.conns.sockets.take(max_idle, open) {
+    if let Some(stream) = backend.conns.sockets.take(limits.max_idle, now, open) {
         return Ok(Upstream {
             stream,
             reused: true,
@@ -170,11 +177,14 @@ pub(crate) async fn checkout<P: Deref<Target = BackendState>>(
         backend,
         counted: true,
     };
-    if max_connections.is_some_and(|max| before >= u64::from(max)) {
+    if limits
+        .max_connections
+        .is_some_and(|max| before >= u64::from(max))
+    {
         return Err(ConnectError::AtCapacity);
     }
     let connect = TcpStream::connect(lease.backend.address.as_str());
-    let stream = tokio::time::timeout(connect_timeout, connect)
+    let stream = tokio::time::timeout(limits.connect_timeout, connect)
         .await
         .map_err(|_| ConnectError::Timeout)??;
     let _ = stream.set_nodelay(true);

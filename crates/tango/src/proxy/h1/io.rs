@@ -9,6 +9,7 @@
 
 use std::io::{self, ErrorKind, IoSlice};
 use std::time::Duration;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -41,12 +42,40 @@ pub(crate) fn grow_if_full(buf: &mut Vec<u8>) {
     }
 }
 
-/// Read what the socket has into `buf`'s spare room (the caller makes some); `Ok(0)` is
-/// the end of the stream.
+/// Read what the socket has into `buf`'s spare room (the caller makes some), without
+/// waiting; `Ok(0)` is the end of the stream.
+///
+/// A read that leaves room in the buffer took everything the socket had, so the
+/// socket's readiness is cleared as if a further read had returned `WouldBlock`: the
+/// next wait for readability then waits, instead of costing a system call that finds
+/// nothing. That is safe because readiness is edge-triggered: bytes that arrive after
+/// the read make a new event, and tokio does not clear readiness that an event newer
+/// than the read has set.
+pub(crate) fn try_read(s: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let room = buf.capacity() - buf.len();
+    let mut got = None;
+    let r = s.try_io(Interest::READABLE, || {
+        let n = s.try_read_buf(buf)?;
+        got = Some(n);
+        if n > 0 && n < room {
+            Err(ErrorKind::WouldBlock.into())
+        } else {
+            Ok(n)
+        }
+    });
+    match (r, got) {
+        (_, Some(n)) => Ok(n),
+        (Err(e), None) => Err(e),
+        (Ok(n), None) => Ok(n),
+    }
+}
+
+/// Read what the socket has into `buf`'s spare room (the caller makes some), waiting
+/// within `limit`; `Ok(0)` is the end of the stream.
 pub(crate) async fn read(s: &TcpStream, buf: &mut Vec<u8>, limit: Limit) -> io::Result<usize> {
     let mut deadline = None;
     loop {
-        match s.try_read_buf(buf) {
+        match try_read(s, buf) {
             Ok(n) => return Ok(n),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => return Err(e),

@@ -29,12 +29,14 @@ mod view;
 use super::bufpool::Buf;
 use super::idle::Slot;
 use super::service::ConnCtx;
-use super::Watch;
+use super::{Shutdown, Watch};
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::Poll;
 use tango_core::config::Listener;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -45,7 +47,7 @@ pub(super) struct Conn<'a> {
     pub(super) ctx: &'a Arc<ConnCtx>,
     pub(super) l: &'a Listener,
     pub(super) slot: &'a Arc<Slot>,
-    pub(super) stop: watch::Receiver<bool>,
+    pub(super) shutdown: &'a Shutdown,
     /// The largest request head taken.
     pub(super) max_head: usize,
 }
@@ -54,7 +56,7 @@ impl Conn<'_> {
     /// The connection should close after the response in progress: shutdown began, or
     /// the listener chose it to make room.
     pub(super) fn closing(&self) -> bool {
-        self.slot.is_evicted() || *self.stop.borrow()
+        self.slot.is_evicted() || self.shutdown.is_draining()
     }
 }
 
@@ -84,20 +86,21 @@ pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w:
         ctx: &ctx,
         l,
         slot: w.slot,
-        stop: w.shutdown.subscribe(),
+        shutdown: w.shutdown,
         max_head: l.max_header_bytes.max(8192),
     };
-    if *c.stop.borrow() {
-        return;
-    }
-    let mut deadline = Instant::now() + l.first_byte_timeout;
+    // One timer for the connection's life, moved on (not made anew) each time it goes
+    // idle: the first-byte timeout first, then the idle timeout.
+    let mut timer = pin!(tokio::time::sleep_until(
+        Instant::now() + l.first_byte_timeout
+    ));
     let mut first = true;
     loop {
-        if !idle(&mut c, deadline).await {
+        if !idle(&c, timer.as_mut()).await {
             return;
         }
         let mut buf = Buf::new();
-        match c.s.try_read_buf(&mut *buf) {
+        match io::try_read(&c.s, &mut buf) {
             Ok(0) => return,
             Ok(_) => {}
             // Readiness can be spurious: back to waiting, for the same deadline.
@@ -111,7 +114,7 @@ pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w:
         match phase {
             Phase::Idle => {
                 w.conns.idle_again(w.slot);
-                deadline = Instant::now() + l.idle_timeout;
+                timer.as_mut().reset(Instant::now() + l.idle_timeout);
             }
             Phase::Close => return,
             Phase::Linger => return io::linger_close(c.s).await,
@@ -123,19 +126,26 @@ pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w:
     }
 }
 
-/// Wait, holding no buffer, until the client sends something (true), or until
-/// `deadline`, the connection is chosen to make room, or shutdown begins (false).
-async fn idle(c: &mut Conn<'_>, deadline: Instant) -> bool {
-    tokio::select! {
-        biased;
-        r = c.s.readable() => r.is_ok(),
-        _ = c.slot.evicted() => {
+/// Wait, holding no buffer, until the client sends something (true), or until the
+/// timer fires, the connection is chosen to make room, or shutdown begins (false).
+/// The eviction and shutdown signals wake the task through its slot: nothing is
+/// registered with a channel while waiting.
+async fn idle(c: &Conn<'_>, mut timer: Pin<&mut Sleep>) -> bool {
+    std::future::poll_fn(|cx| {
+        c.slot.register(cx.waker());
+        if c.slot.is_evicted() {
             tracing::debug!("idle connection closed to make room for a new one");
-            false
+            return Poll::Ready(false);
         }
-        _ = c.stop.wait_for(|s| *s) => false,
-        _ = tokio::time::sleep_until(deadline) => false,
-    }
+        if c.shutdown.is_draining() {
+            return Poll::Ready(false);
+        }
+        if let Poll::Ready(r) = c.s.poll_read_ready(cx) {
+            return Poll::Ready(r.is_ok());
+        }
+        timer.as_mut().poll(cx).map(|()| false)
+    })
+    .await
 }
 
 /// The client sent something (in `buf`): serve it, and whatever it pipelined behind

@@ -22,7 +22,7 @@ use tango_core::http1::codec::{
     parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
     RequestFacts, RequestHead, ResponseHead, Span, Version,
 };
-use tango_core::retry::{Failure, Outcome, Send};
+use tango_core::retry::{Failure, Outcome};
 use tokio::time::Instant;
 
 /// The request id forwarded: the client's (where it lies in the buffer) or a new one.
@@ -69,16 +69,20 @@ pub(super) struct Answer<'p> {
     pub(super) head: ResponseHead,
     /// Kept until the response (or tunnel) is over.
     pub(super) in_flight: InFlight<&'p BackendState>,
+    /// When the head was in.
+    pub(super) at: Instant,
 }
 
 /// Serve the request at the start of `buf`. On return `buf` holds only what the client
 /// sent after it.
 pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
-    let head = match read_head(c, buf).await {
+    // The clock is read once here and once when the answer is in; the deadlines of
+    // the request are reckoned from this.
+    let started = Instant::now();
+    let head = match read_head(c, buf, started).await {
         Ok(h) => h,
         Err(next) => return next,
     };
-    let started = Instant::now();
     let id = match head.request_id {
         Some(s) => RequestId::Client(s),
         None => RequestId::New(view::new_request_id()),
@@ -103,12 +107,12 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     };
     let snap = c.ctx.rt.current();
     let mut target = Target::default();
-    let result = forward(c, buf, &mut r, &snap, &mut target).await;
+    let result = forward(c, buf, &mut r, &snap, &mut target, started).await;
     let (next, status, bytes_out) = match result {
         Ok(ans) => {
             let status = ans.head.status;
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-                client_response(pool, target.backend, status, started);
+                client_response(pool, target.backend, status, ans.at - started);
             }
             let (next, bytes) = response::forward(c, buf, &mut r, ans).await;
             (next, status, bytes)
@@ -118,7 +122,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
             let status = e.status().as_u16();
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-                client_response(pool, target.backend, status, started);
+                client_response(pool, target.backend, status, started.elapsed());
             }
             let (next, bytes) = error_response(c, &r, &e).await;
             (next, status, bytes)
@@ -139,9 +143,9 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     next
 }
 
-fn client_response(pool: &PoolRuntime, backend: Option<usize>, status: u16, started: Instant) {
+fn client_response(pool: &PoolRuntime, backend: Option<usize>, status: u16, took: Duration) {
     let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-    crate::accounting::client_response(pool, backend, status, started.elapsed());
+    crate::accounting::client_response(pool, backend, status, took);
 }
 
 /// Why a request got no answer from a backend.
@@ -159,10 +163,10 @@ impl From<ProxyError> for Abort {
 }
 
 /// Read until the request head at the start of `buf` is complete, within the header
-/// timeout from now (its first byte is here already). A head that cannot be taken is
+/// timeout from `now` (its first byte is here already). A head that cannot be taken is
 /// answered here.
-async fn read_head(c: &mut Conn<'_>, buf: &mut Buf) -> Result<RequestHead, Next> {
-    let deadline = Instant::now() + c.l.header_timeout;
+async fn read_head(c: &mut Conn<'_>, buf: &mut Buf, now: Instant) -> Result<RequestHead, Next> {
+    let deadline = now + c.l.header_timeout;
     loop {
         match parse_request(buf, c.max_head) {
             Ok(Some(h)) => return Ok(h),
@@ -229,6 +233,7 @@ async fn forward<'p>(
     r: &mut Req,
     snap: &'p Arc<Snapshot>,
     target: &mut Target,
+    started: Instant,
 ) -> Result<Answer<'p>, Abort> {
     let (pool_i, key) = {
         let raw = Raw {
@@ -250,48 +255,65 @@ async fn forward<'p>(
     };
     let pool = &snap.pools[pool_i];
     let rt = c.ctx.rt.as_ref();
-    let deadline = Instant::now() + pool.cfg.timeout.min(c.ctx.request_timeout);
+    let deadline = started + pool.cfg.timeout.min(c.ctx.request_timeout);
     let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
     let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
     let mut out = Buf::new();
+    let mut now = started;
     loop {
-        let (i, send) = tries.next(target)?;
-        let remaining = tries.remaining();
-        match attempt(c, buf, r, &mut out, pool, i, send, remaining, target).await {
+        // The engine keeps the request's bytes until a body streams past the buffer,
+        // so it need not be told whether the request may be sent again.
+        let (i, _, remaining) = tries.next(target, now)?;
+        let t = Try {
+            pool,
+            i,
+            remaining,
+            now,
+        };
+        match attempt(c, buf, r, &mut out, t, target).await {
             Ok(Tried::Answer(a)) => return Ok(a),
             Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
             Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
             Err(o) => tries.failed(o)?,
         }
+        now = Instant::now();
     }
 }
 
+/// One try: at backend `i` of `pool`, with `remaining` of the request's time at `now`.
+struct Try<'p> {
+    pool: &'p PoolRuntime,
+    i: usize,
+    remaining: Duration,
+    now: Instant,
+}
+
 /// How a try that did not fail ended.
+// The answer is moved once per request; boxing it would allocate for every one.
+#[allow(clippy::large_enum_variant)]
 enum Tried<'p> {
     Answer(Answer<'p>),
     ClientGone,
     BadBody,
 }
 
-/// One try at backend `i`.
-#[allow(clippy::too_many_arguments)]
+/// Make one try.
 async fn attempt<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req,
     out: &mut Buf,
-    pool: &'p PoolRuntime,
-    i: usize,
-    _send: Send,
-    remaining: Duration,
+    t: Try<'p>,
     target: &mut Target,
 ) -> Result<Tried<'p>, Outcome> {
+    let (pool, i) = (t.pool, t.i);
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
     let in_flight = InFlight::new(backend);
-    let up = exchange::connect(rt, pool, i, backend, remaining).await?;
-    let sent_at = Instant::now();
-    let try_deadline = sent_at + remaining.min(pool.cfg.try_timeout);
+    let up = exchange::connect(rt, pool, i, backend, t.remaining, t.now).await?;
+    // A pooled connection is at hand at once; a new one took its time.
+    let sent_at = if up.reused { t.now } else { Instant::now() };
+    let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);
     out.clear();
     let fwd = Forwarding {
         peer: c.ctx.peer_value.as_bytes(),
@@ -317,7 +339,8 @@ async fn attempt<'p>(
     }
     let mut rbuf = Buf::new();
     let head = read_response(c, r, &up, &mut rbuf, try_deadline).await;
-    let took = sent_at.elapsed();
+    let at = Instant::now();
+    let took = at - sent_at;
     target.upstream = Some(took);
     let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why))?;
     crate::accounting::record(rt, pool, i, Some(head.status), Some(took));
@@ -326,6 +349,7 @@ async fn attempt<'p>(
         rbuf,
         head,
         in_flight,
+        at,
     }))
 }
 

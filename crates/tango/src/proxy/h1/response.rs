@@ -19,6 +19,7 @@ use tango_core::http1::codec::{
     write_response_head, BodyPlan, ChunkPrefix, ChunkedTracker, ClientFacts, Method, ResponseHead,
     ResponsePlan, LAST_CHUNK,
 };
+use tokio::time::Instant;
 
 /// Forward the response of `ans` to the client. Returns what the connection does next
 /// and how many body bytes the client was sent.
@@ -33,6 +34,7 @@ pub(super) async fn forward(
         mut rbuf,
         head,
         in_flight,
+        at,
     } = ans;
     let client = ClientFacts {
         version: r.head.version,
@@ -51,7 +53,8 @@ pub(super) async fn forward(
     match relayed {
         Ok(end) => {
             if end.reusable && head.keep_alive {
-                up.release();
+                // Idle from now on: the head's time serves when the body went at once.
+                up.release(if end.waited { Instant::now() } else { at });
             }
             let next = if plan.keep_alive {
                 Next::KeepAlive
@@ -100,6 +103,8 @@ struct End {
     /// The response ended where its framing said and nothing followed it: the upstream
     /// connection can serve another request.
     reusable: bool,
+    /// More of the body than came with the head: time passed while it was relayed.
+    waited: bool,
 }
 
 /// Send the head in `out` and the body after it. `Err` (with the bytes sent) when the
@@ -124,13 +129,14 @@ async fn relay(
             Ok(End {
                 bytes: 0,
                 reusable: f.rbuf.len() == at,
+                waited: false,
             })
         }
         BodyPlan::Length(n) => f.length(at, n, out).await,
         BodyPlan::Chunked => f.chunked(at, out, false).await,
         BodyPlan::DechunkToClose => f.chunked(at, out, true).await,
-        BodyPlan::ChunkEncode => f.to_close(at, out, true).await,
-        BodyPlan::CloseDelimited => f.to_close(at, out, false).await,
+        BodyPlan::ChunkEncode => f.until_close(at, out, true).await,
+        BodyPlan::CloseDelimited => f.until_close(at, out, false).await,
         // Handled by the caller.
         BodyPlan::Tunnel => Err(0),
     }
@@ -175,6 +181,7 @@ impl Flow<'_, '_> {
         self.bytes = first as u64;
         self.send(&[out, &self.rbuf[at..at + first]]).await?;
         let mut left = n - first as u64;
+        let waited = left > 0;
         while left > 0 {
             let got = self.read().await?;
             if got == 0 {
@@ -190,6 +197,7 @@ impl Flow<'_, '_> {
         Ok(End {
             bytes: self.bytes,
             reusable: !extra,
+            waited,
         })
     }
 
@@ -226,6 +234,7 @@ impl Flow<'_, '_> {
                 return Ok(End {
                     bytes: self.bytes,
                     reusable: feed.used == input.len(),
+                    waited: from == 0,
                 });
             }
             if self.read().await? == 0 {
@@ -237,7 +246,7 @@ impl Flow<'_, '_> {
 
     /// A body that ends when the backend closes: as chunks (`encode`, to an HTTP/1.1
     /// client), or as it comes.
-    async fn to_close(&mut self, at: usize, out: &[u8], encode: bool) -> Result<End, u64> {
+    async fn until_close(&mut self, at: usize, out: &[u8], encode: bool) -> Result<End, u64> {
         let mut from = at;
         let mut head = Some(out);
         loop {
@@ -264,6 +273,7 @@ impl Flow<'_, '_> {
         Ok(End {
             bytes: self.bytes,
             reusable: false,
+            waited: true,
         })
     }
 }
@@ -293,6 +303,7 @@ async fn tunnel(
         return Next::Close;
     }
     buf.clear();
+    let mut stop = c.shutdown.subscribe_public();
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut client, &mut up.stream) => {
@@ -300,7 +311,7 @@ async fn tunnel(
                 tracing::debug!(error = %e, "tunnel ended");
             }
         }
-        _ = c.stop.wait_for(|s| *s) => {}
+        _ = stop.wait_for(|s| *s) => {}
     }
     Next::Close
 }
