@@ -300,30 +300,11 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             match &ctx.tls {
                 // Plain HTTP/1.1 (and h2c by prior knowledge) is served by the engine.
                 None => h1::serve(stream, Arc::new(conn), &lcfg, &w).await,
+                // Boxed: the TLS and hyper state would otherwise make every plain
+                // connection's task as large.
                 Some(acceptor) => {
-                    // The socket keeps the first-byte and send timeouts, under TLS and
-                    // the guard.
-                    let io = ConnIo::new(
-                        stream,
-                        Some(lcfg.first_byte_timeout),
-                        Some((lcfg.send_timeout, slot.clone())),
-                    );
-                    let handshake = tokio::time::timeout(lcfg.header_timeout, acceptor.accept(io));
-                    tokio::select! {
-                        r = handshake => match r {
-                            Ok(Ok(tls)) => {
-                                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                                // The handshake was the socket's first byte; the first
-                                // request gets a first-byte timeout of its own.
-                                let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
-                                let io = framing::guard(tls, &lcfg, switch);
-                                serve(io, Arc::new(conn), &lcfg, &w, h2).await
-                            }
-                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!("TLS handshake timed out"),
-                        },
-                        _ = slot.evicted() => tracing::debug!("closed in the TLS handshake to make room"),
-                    }
+                    let tls = serve_tls(stream, acceptor, conn, &lcfg, &w, switch);
+                    Box::pin(tls).await
                 }
             }
             ctx.conns.close(&slot);
@@ -336,6 +317,40 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
         ctx.conns.wake_all();
     }
     tracing::debug!(listener = %ctx.name, "accept loop stopped");
+}
+
+/// A TLS connection: the handshake (bounded by the header timeout, and given up when
+/// the connection is chosen to make room), then hyper's server behind the framing guard.
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    conn: ConnCtx,
+    lcfg: &Listener,
+    w: &Watch<'_>,
+    switch: Arc<framing::SwitchVerdict>,
+) {
+    // The socket keeps the first-byte and send timeouts, under TLS and the guard.
+    let io = ConnIo::new(
+        stream,
+        Some(lcfg.first_byte_timeout),
+        Some((lcfg.send_timeout, w.slot.clone())),
+    );
+    let handshake = tokio::time::timeout(lcfg.header_timeout, acceptor.accept(io));
+    tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(tls)) => {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                // The handshake was the socket's first byte; the first request gets a
+                // first-byte timeout of its own.
+                let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
+                let io = framing::guard(tls, lcfg, switch);
+                serve(io, Arc::new(conn), lcfg, w, h2).await
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+        _ = w.slot.evicted() => tracing::debug!("closed in the TLS handshake to make room"),
+    }
 }
 
 /// Over the connection limit: answer at once and close, never leave the client hanging.

@@ -117,10 +117,11 @@ pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w:
                 timer.as_mut().reset(Instant::now() + l.idle_timeout);
             }
             Phase::Close => return,
-            Phase::Linger => return io::linger_close(c.s).await,
+            // Both boxed, to keep them out of the idle connection's future.
+            Phase::Linger => return Box::pin(io::linger_close(c.s)).await,
             Phase::H2(pre) => {
                 let Conn { s, .. } = c;
-                return prefixed::serve_h2(s, pre, ctx.clone(), l, w).await;
+                return Box::pin(prefixed::serve_h2(s, pre, ctx.clone(), l, w)).await;
             }
         }
     }
