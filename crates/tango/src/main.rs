@@ -1,6 +1,5 @@
 //! The `tango` binary: the load balancer and its tools.
 
-mod accounting;
 mod admin;
 mod canary;
 mod check;
@@ -11,7 +10,6 @@ mod demo;
 mod guard;
 mod health;
 mod journal;
-mod keys;
 mod logging;
 mod manual;
 mod metrics;
@@ -22,7 +20,6 @@ mod sd;
 mod server;
 mod stats;
 mod table;
-mod tls;
 mod upstream;
 mod watch;
 

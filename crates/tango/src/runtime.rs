@@ -194,7 +194,7 @@ impl KeyTracker {
             s.iter_mut().for_each(|k| k.rotate(now_ms));
             [s[0].summary(now_ms), s[1].summary(now_ms)]
         };
-        let backend_of = |k| match crate::keys::pick_for_key(pool, k, now) {
+        let backend_of = |k| match crate::proxy::keys::pick_for_key(pool, k, now) {
             tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
             _ => None,
         };

@@ -501,7 +501,10 @@ pub(crate) async fn start(
         shutdown.clone(),
         auth,
     ));
-    tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
+    tokio::spawn(crate::proxy::accounting::sweep_idle(
+        rt.clone(),
+        journal.clone(),
+    ));
     tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));
     tokio::spawn(crate::watch::run(
         rt.clone(),

@@ -444,7 +444,7 @@ fn sample(
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
-            effective_weight: crate::keys::effective_weight(pool, i, now),
+            effective_weight: crate::proxy::keys::effective_weight(pool, i, now),
             requests: s.requests(),
             errors: s.errors(),
             client_errors: Some(s.client_errors),

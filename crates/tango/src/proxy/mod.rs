@@ -8,13 +8,16 @@
 //! connection limit) lives in `conn_io` and `idle`.
 
 pub(crate) mod access;
+pub(crate) mod accounting;
 pub(crate) mod body;
 mod conn_io;
 pub(crate) mod error;
 mod framing;
 pub(crate) mod headers;
 mod idle;
+pub(crate) mod keys;
 pub(crate) mod service;
+mod tls;
 
 use crate::runtime::Runtime;
 use anyhow::Context as _;
@@ -127,7 +130,7 @@ impl Listeners {
                 continue;
             }
             let tls = match &l.tls {
-                Some(t) => Some(crate::tls::acceptor(&t.cert, &t.key)?),
+                Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
                 None => None,
             };
             let socket = bind(l.listen)

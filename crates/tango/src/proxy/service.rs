@@ -100,7 +100,7 @@ pub(crate) async fn handle(
     }
     // What the client saw, apart from the tries behind it.
     if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-        crate::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
+        super::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
     }
     let Some(entry) = entry else {
         return Ok(resp);
@@ -222,9 +222,9 @@ async fn proxy(
     };
     target.pool = Some(route.pool);
     let pool = &snap.pools[route.pool];
-    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
+    let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
-        crate::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
+        super::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
     }
 
     let upgrade = if req.version() == Version::HTTP_11 {
@@ -288,7 +288,7 @@ async fn proxy(
         if std::mem::take(&mut resend) && !pool.retry_budget.try_withdraw() {
             break;
         }
-        let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
+        let i = match super::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err((ProxyError::MissingKey, target)),
             Pick::NoneEligible => break,
@@ -405,7 +405,7 @@ async fn try_backend(
         Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
         Err(e) => {
             upstream::connect_failed(backend, &pool.cfg.name, &bcfg.name, &e, ctx.rt.now_ms());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
             return Err(TryError::Failed(ProxyError::Connect));
         }
     };
@@ -419,7 +419,7 @@ async fn try_backend(
     match result {
         Err(_) => {
             *upstream_time = Some(sent_at.elapsed());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Final(ProxyError::Timeout))
         }
         Ok(Err(mut e)) => {
@@ -435,13 +435,13 @@ async fn try_backend(
             }
             *upstream_time = Some(sent_at.elapsed());
             tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Sent(ProxyError::Reset))
         }
         Ok(Ok(resp)) => {
             let took = sent_at.elapsed();
             *upstream_time = Some(took);
-            crate::accounting::record(
+            super::accounting::record(
                 ctx.rt.as_ref(),
                 pool,
                 i,

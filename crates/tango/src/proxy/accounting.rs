@@ -172,7 +172,7 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) 
             };
             apply_events(pool, &events, rt.now_ms());
             journal_events(&journal, pool, &events);
-            if let Some(entered) = crate::keys::update_panic(pool) {
+            if let Some(entered) = super::keys::update_panic(pool) {
                 journal.record(EventKind::PanicMode {
                     pool: pool.cfg.name.clone(),
                     entered,
