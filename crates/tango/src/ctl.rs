@@ -31,9 +31,9 @@ impl CtlArgs {
     fn target(&self) -> anyhow::Result<(String, Option<String>)> {
         let loaded =
             match &self.config {
-                Some(path) => Some(crate::server::load_or_explain(path).with_context(|| {
-                    format!("reading the admin address from {}", path.display())
-                })?),
+                Some(path) => Some(crate::control::server::load_or_explain(path).with_context(
+                    || format!("reading the admin address from {}", path.display()),
+                )?),
                 None => None,
             };
         let admin = match (&self.admin, &loaded) {
@@ -43,9 +43,8 @@ impl CtlArgs {
         };
         let token = match (&self.token, &loaded) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(l)) => {
-                crate::admin::resolve_token(&l.config.admin)?.map(|t| t.as_str().to_string())
-            }
+            (None, Some(l)) => crate::control::admin::resolve_token(&l.config.admin)?
+                .map(|t| t.as_str().to_string()),
             (None, None) => None,
         };
         Ok((base_url(&admin)?, token))

@@ -1,27 +1,18 @@
 //! The `tango` binary: the load balancer and its tools.
 
-mod admin;
-mod canary;
 mod check;
 mod cmd;
+mod control;
 mod ctl;
-mod deliver;
 mod demo;
-mod guard;
-mod health;
 mod journal;
-mod logging;
 mod manual;
-mod metrics;
 mod proxy;
 mod rng;
 mod runtime;
-mod sd;
-mod server;
 mod stats;
 mod table;
 mod upstream;
-mod watch;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,7 +26,7 @@ use std::process::ExitCode;
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "human")]
-    log_format: logging::Format,
+    log_format: control::logging::Format,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -43,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the load balancer.
-    Run(server::RunArgs),
+    Run(control::server::RunArgs),
     /// Validate a configuration and run the configuration checklist.
     Check(check::CheckArgs),
     /// Show a running instance's pools and backends.
@@ -78,15 +69,16 @@ fn main() -> ExitCode {
         Cmd::Completions(args) => manual::completions(args, Cli::command()),
         Cmd::Man(args) => manual::man(args, Cli::command()),
         Cmd::Run(args) => {
-            logging::init(cli.log_format);
-            runtime_for(args.workers).block_on(async move { exit(server::run(args).await) })
+            control::logging::init(cli.log_format);
+            runtime_for(args.workers)
+                .block_on(async move { exit(control::server::run(args).await) })
         }
         Cmd::Demo(args) => {
-            logging::init(cli.log_format);
+            control::logging::init(cli.log_format);
             runtime_for(None).block_on(async move { exit(demo::run(args).await) })
         }
         Cmd::DemoBackend(args) => {
-            logging::init(cli.log_format);
+            control::logging::init(cli.log_format);
             runtime_for(Some(1)).block_on(async move { exit(demo::run_backend(args).await) })
         }
         Cmd::Status(args) => {

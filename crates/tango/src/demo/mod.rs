@@ -8,8 +8,8 @@ mod traffic;
 
 pub(crate) use backend::{run_backend, BackendArgs};
 
-use crate::guard::Verdict;
-use crate::server;
+use crate::control::guard::Verdict;
+use crate::control::server;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tango_core::journal::EventKind;

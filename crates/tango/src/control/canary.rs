@@ -4,9 +4,9 @@
 //! configuration comes back through `Control::rollback`. A window that closes quietly is
 //! journaled as passed.
 
+use crate::control::server::Control;
+use crate::control::watch::WatchState;
 use crate::journal::Sink;
-use crate::server::Control;
-use crate::watch::WatchState;
 use std::sync::{Arc, Weak};
 use tango_core::config::Config;
 use tango_core::detector::Evidence;

@@ -154,7 +154,7 @@ pub(super) fn publish(journal: &Sink, state: &WatchState, targets: &Alerts, ev: 
             (i, "resolved")
         }
     };
-    crate::deliver::deliver(targets, i, status);
+    crate::control::deliver::deliver(targets, i, status);
     state
         .book
         .lock()

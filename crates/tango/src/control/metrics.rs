@@ -4,10 +4,10 @@
 //! is registered per request; a scrape reads the current snapshot and its backends.
 //! Names are stable (see docs/ARCHITECTURE.md).
 
+use crate::control::server::ReloadStats;
+use crate::control::watch::WatchState;
 use crate::runtime::Runtime;
-use crate::server::ReloadStats;
 use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
-use crate::watch::WatchState;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;

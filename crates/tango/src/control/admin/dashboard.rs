@@ -61,5 +61,6 @@ pub(super) async fn history(State(s): State<AppState>, Query(r): Query<Range>) -
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .since(r.from_ms.unwrap_or(0));
-    Json(json!({"keep_ms": crate::watch::history::KEEP_MS, "points": points})).into_response()
+    Json(json!({"keep_ms": crate::control::watch::history::KEEP_MS, "points": points}))
+        .into_response()
 }

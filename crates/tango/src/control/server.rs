@@ -2,7 +2,7 @@
 //! reload checked and judged by the guard, and rolled back by its canary when it causes
 //! an alert), and drain on SIGTERM/SIGINT.
 
-use crate::guard::{Outcome, Verdict};
+use crate::control::guard::{Outcome, Verdict};
 use crate::proxy::access::{AccessFormat, AccessLog};
 use crate::proxy::{Listeners, Shutdown};
 use crate::runtime::{Runtime, Snapshot};
@@ -83,7 +83,7 @@ pub(crate) struct Control {
     listeners: Mutex<Listeners>,
     pub(crate) reloads: Arc<ReloadStats>,
     pub(crate) journal: crate::journal::Sink,
-    pub(crate) watch: Arc<crate::watch::WatchState>,
+    pub(crate) watch: Arc<crate::control::watch::WatchState>,
 }
 
 impl Control {
@@ -152,7 +152,7 @@ impl Control {
             Ok(x) => x,
             Err(errors) => return Outcome::rejected(old.generation, errors),
         };
-        crate::guard::log_findings(&j.finding_records());
+        crate::control::guard::log_findings(&j.finding_records());
         if j.refused() {
             return Outcome::refused(old.generation, j);
         }
@@ -206,7 +206,7 @@ impl Control {
         let path = self.path.clone();
         let live_text = old.text.clone();
         let settings = old.config.guard.clone();
-        let observed = crate::guard::observed(&self.rt, &self.watch);
+        let observed = crate::control::guard::observed(&self.rt, &self.watch);
         let o = o.clone();
         tokio::task::spawn_blocking(move || {
             let new = config::load(&path).map_err(|e| match e.source() {
@@ -267,12 +267,12 @@ impl Control {
             until_ms: crate::journal::unix_ms() + window_ms,
             pools: j.scope.clone(),
         };
-        crate::canary::arm(
+        crate::control::canary::arm(
             &self.watch,
-            crate::canary::Armed {
+            crate::control::canary::Armed {
                 canary: canary.clone(),
                 window_ms,
-                previous: crate::canary::Previous {
+                previous: crate::control::canary::Previous {
                     config: old.config.clone(),
                     text: old.text.clone(),
                     generation: old.generation,
@@ -288,7 +288,7 @@ impl Control {
     /// of `evidence`. Refused when another reload has happened since.
     pub(crate) async fn rollback(
         &self,
-        armed: &crate::canary::Armed,
+        armed: &crate::control::canary::Armed,
         evidence: Vec<tango_core::detector::Evidence>,
     ) -> Result<u64, String> {
         let mut listeners = self.listeners.lock().await;
@@ -338,7 +338,7 @@ impl Control {
 fn one_line_errors(errors: &[String]) -> String {
     errors
         .iter()
-        .map(|e| crate::logging::one_line(e))
+        .map(|e| crate::control::logging::one_line(e))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -384,7 +384,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     println!("admin http://{admin_addr}");
     tracing::info!(admin = %admin_addr, "tango is running");
-    crate::sd::ready();
+    crate::control::sd::ready();
     loop {
         tokio::select! {
             // SIGHUP has no override: what the file says is all there is.
@@ -433,7 +433,7 @@ async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Ar
 
 pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
     tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
-    crate::sd::stopping();
+    crate::control::sd::stopping();
     shutdown.trigger();
     let left = shutdown.drained(grace).await;
     if left > 0 {
@@ -450,15 +450,15 @@ pub(crate) async fn start(
     access_log: Option<Arc<AccessLog>>,
 ) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
     let hash = content_hash(&loaded.source.text);
-    let findings = crate::guard::startup_findings(&loaded);
+    let findings = crate::control::guard::startup_findings(&loaded);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
-    let admin_token = crate::admin::resolve_token(&config.admin)?;
+    let admin_token = crate::control::admin::resolve_token(&config.admin)?;
     let journal = crate::journal::Sink::open(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
     )?;
-    crate::guard::log_findings(&findings);
+    crate::control::guard::log_findings(&findings);
     // Generations continue from the journal, so one names one configuration for good.
     let generation = journal.last_generation() + 1;
     let rt = Runtime::new(config.clone(), &loaded.source.text);
@@ -481,7 +481,7 @@ pub(crate) async fn start(
     let cfg = rt.current().config.clone();
     let bound = listeners.prepare(&cfg).await?;
     listeners.commit(&cfg, bound);
-    let watch = Arc::new(crate::watch::WatchState::default());
+    let watch = Arc::new(crate::control::watch::WatchState::default());
     let control = Arc::new(Control {
         rt: rt.clone(),
         path,
@@ -494,8 +494,8 @@ pub(crate) async fn start(
         .await
         .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
     let admin_addr = admin.local_addr()?;
-    let auth = crate::admin::Auth::new(admin_token, &cfg.admin, generation);
-    tokio::spawn(crate::admin::serve(
+    let auth = crate::control::admin::Auth::new(admin_token, &cfg.admin, generation);
+    tokio::spawn(crate::control::admin::serve(
         admin,
         control.clone(),
         shutdown.clone(),
@@ -505,8 +505,11 @@ pub(crate) async fn start(
         rt.clone(),
         journal.clone(),
     ));
-    tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));
-    tokio::spawn(crate::watch::run(
+    tokio::spawn(crate::control::health::supervise(
+        rt.clone(),
+        journal.clone(),
+    ));
+    tokio::spawn(crate::control::watch::run(
         rt.clone(),
         journal,
         watch,

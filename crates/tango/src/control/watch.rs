@@ -6,7 +6,7 @@
 //! (`traffic.rs`), keeps what the reload guard predicts from (each pool's recent rate
 //! and latency), and takes the split to expect after a predicted change.
 
-use crate::canary::{Expectations, Split};
+use crate::control::canary::{Expectations, Split};
 
 pub(crate) mod history;
 mod incidents;
@@ -70,7 +70,7 @@ pub(crate) struct WatchState {
     pub(crate) observed: Mutex<HashMap<String, Observed>>,
     /// Per pool, the split the shift detector should expect from a generation on.
     expectations: Mutex<HashMap<String, (u64, Split)>>,
-    pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
+    pub(crate) canary: Mutex<Option<crate::control::canary::Armed>>,
     /// Shares and latency over the last fifteen minutes, for the dashboard.
     pub(crate) history: Mutex<history::History>,
 }
@@ -271,7 +271,7 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
                 signals(&journal, &state, &targets, w, &mut recent, now_ms).await;
             }
         }
-        crate::canary::expire(&state, &journal, now_ms);
+        crate::control::canary::expire(&state, &journal, now_ms);
     }
 }
 
@@ -392,7 +392,7 @@ async fn evidence(
             tracing::debug!(pool = %e.pool, backend = %e.backend, kind = e.kind.as_str(), basis = ?e.basis, "signal: {}", cause.sentence);
             // Journaled before the canary acts, so the journal reads: applied, alert,
             // rollback.
-            if let Some(clause) = crate::canary::on_alert(state, e, &cause, now_ms).await {
+            if let Some(clause) = crate::control::canary::on_alert(state, e, &cause, now_ms).await {
                 w.decorations.add(&e.backend, e.kind, clause);
                 // The rollback is journaled now: read the journal again.
                 recent.events = None;

@@ -10,8 +10,8 @@ mod dashboard;
 
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
+use crate::control::server::{Control, ReloadSource};
 use crate::proxy::Shutdown;
-use crate::server::{Control, ReloadSource};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -35,7 +35,7 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
     auth: Auth,
 ) {
-    let registry = Arc::new(crate::metrics::registry(
+    let registry = Arc::new(crate::control::metrics::registry(
         control.rt.clone(),
         control.reloads.clone(),
         control.watch.clone(),
@@ -97,10 +97,10 @@ async fn ready(State(s): State<AppState>) -> Response {
 /// OpenMetrics or the Prometheus text format, as the scraper's `Accept` asks.
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = crate::metrics::Exposition::negotiate(accept);
+    let format = crate::control::metrics::Exposition::negotiate(accept);
     (
         [(header::CONTENT_TYPE, format.content_type())],
-        crate::metrics::render(&s.registry, format),
+        crate::control::metrics::render(&s.registry, format),
     )
         .into_response()
 }
@@ -114,7 +114,7 @@ async fn reload(
     Query(query): Query<Vec<(String, String)>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let overrides = match crate::guard::reload_overrides(&query, &body) {
+    let overrides = match crate::control::guard::reload_overrides(&query, &body) {
         Ok(o) => o,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
     };
