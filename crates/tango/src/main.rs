@@ -1,17 +1,12 @@
 //! The `tango` binary: the load balancer and its tools.
 
-mod check;
-mod cmd;
+mod cli;
 mod control;
-mod ctl;
-mod demo;
 mod journal;
-mod manual;
 mod proxy;
 mod rng;
 mod runtime;
 mod stats;
-mod table;
 mod upstream;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -36,38 +31,38 @@ enum Cmd {
     /// Run the load balancer.
     Run(control::server::RunArgs),
     /// Validate a configuration and run the configuration checklist.
-    Check(check::CheckArgs),
+    Check(cli::check::CheckArgs),
     /// Show a running instance's pools and backends.
-    Status(ctl::CtlArgs),
+    Status(cli::ctl::CtlArgs),
     /// Ask a running instance to re-read its configuration (checked and judged by its
     /// reload guard; exits non-zero when refused).
-    Reload(ctl::ReloadArgs),
+    Reload(cli::ctl::ReloadArgs),
     /// The journal as a time-ordered list: changes, health, ejections, alerts.
-    Timeline(ctl::SourceArgs),
+    Timeline(cli::ctl::SourceArgs),
     /// A Markdown post-incident review draft for a period, from the journal.
-    Postmortem(ctl::PostmortemArgs),
+    Postmortem(cli::ctl::PostmortemArgs),
     /// A self-contained demo: demo backends, tango in front, and traffic.
-    Demo(demo::DemoArgs),
+    Demo(cli::demo::DemoArgs),
     /// Run one demo backend that answers with its name.
-    DemoBackend(demo::BackendArgs),
+    DemoBackend(cli::demo::BackendArgs),
     /// Predict a configuration's traffic split with the real policy code.
-    Simulate(cmd::simulate::SimulateArgs),
+    Simulate(cli::predict::simulate::SimulateArgs),
     /// Review a configuration change: what it changes and where traffic moves.
-    Diff(cmd::diff::DiffArgs),
+    Diff(cli::predict::diff::DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(manual::CompletionsArgs),
+    Completions(cli::manual::CompletionsArgs),
     /// Print the man page, or write one per command into a directory.
-    Man(manual::ManArgs),
+    Man(cli::manual::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check(args) => check::run(args),
-        Cmd::Simulate(args) => cmd::simulate::run(args),
-        Cmd::Diff(args) => cmd::diff::run(args),
-        Cmd::Completions(args) => manual::completions(args, Cli::command()),
-        Cmd::Man(args) => manual::man(args, Cli::command()),
+        Cmd::Check(args) => cli::check::run(args),
+        Cmd::Simulate(args) => cli::predict::simulate::run(args),
+        Cmd::Diff(args) => cli::predict::diff::run(args),
+        Cmd::Completions(args) => cli::manual::completions(args, Cli::command()),
+        Cmd::Man(args) => cli::manual::man(args, Cli::command()),
         Cmd::Run(args) => {
             control::logging::init(cli.log_format);
             runtime_for(args.workers)
@@ -75,23 +70,23 @@ fn main() -> ExitCode {
         }
         Cmd::Demo(args) => {
             control::logging::init(cli.log_format);
-            runtime_for(None).block_on(async move { exit(demo::run(args).await) })
+            runtime_for(None).block_on(async move { exit(cli::demo::run(args).await) })
         }
         Cmd::DemoBackend(args) => {
             control::logging::init(cli.log_format);
-            runtime_for(Some(1)).block_on(async move { exit(demo::run_backend(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::demo::run_backend(args).await) })
         }
         Cmd::Status(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::status(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::status(args).await) })
         }
         Cmd::Reload(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::reload(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::reload(args).await) })
         }
         Cmd::Timeline(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::timeline(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::timeline(args).await) })
         }
         Cmd::Postmortem(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::postmortem(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::postmortem(args).await) })
         }
     }
 }
@@ -113,23 +108,11 @@ fn runtime_for(workers: Option<usize>) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("the tokio runtime starts")
 }
 
-/// An error already rendered for a person (configuration diagnostics): printed as is.
-#[derive(Debug)]
-pub(crate) struct Rendered(pub(crate) String);
-
-impl std::fmt::Display for Rendered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.trim_end())
-    }
-}
-
-impl std::error::Error for Rendered {}
-
 fn exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            match e.downcast_ref::<Rendered>() {
+            match e.downcast_ref::<control::server::Rendered>() {
                 Some(r) => eprintln!("{r}"),
                 None => eprintln!("error: {e:#}"),
             }

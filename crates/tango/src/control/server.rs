@@ -348,10 +348,22 @@ pub(crate) fn content_hash(text: &str) -> String {
     format!("{:016x}", tango_core::policy::hash_bytes(text.as_bytes()))
 }
 
+/// An error already rendered for a person (configuration diagnostics): printed as is.
+#[derive(Debug)]
+pub(crate) struct Rendered(pub(crate) String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for Rendered {}
+
 pub(crate) fn load_or_explain(
     path: &std::path::Path,
 ) -> anyhow::Result<tango_core::config::Loaded> {
-    config::load(path).map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
+    config::load(path).map_err(|e| anyhow::Error::new(Rendered(e.render())))
 }
 
 /// Start everything; returns once shut down.
@@ -418,7 +430,7 @@ fn deny_warnings(loaded: &tango_core::config::Loaded) -> anyhow::Result<()> {
         "refusing to start with --deny-warnings: {} checklist finding(s); fix them or allow them with [[allow]] and a reason",
         denied.len()
     ));
-    Err(anyhow::Error::new(crate::Rendered(text)))
+    Err(anyhow::Error::new(Rendered(text)))
 }
 
 /// logrotate's `postrotate` sends SIGUSR1 after moving the file away.

@@ -129,7 +129,7 @@ pub(crate) async fn status(args: CtlArgs) -> anyhow::Result<()> {
 
 /// The status answer as tables: listeners, then each pool's backends.
 fn render_status(v: &serde_json::Value) -> String {
-    use crate::table::{self, Align::*};
+    use crate::cli::table::{self, Align::*};
     let applied = v["applied_at"]
         .as_f64()
         .map(|t| {

@@ -1,8 +1,8 @@
 //! The demo's traffic generator, its once-a-second report, and the summary by phase of
 //! the incident.
 
+use crate::cli::table::{self, Align};
 use crate::runtime::Runtime;
-use crate::table::{self, Align};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;

@@ -7,7 +7,7 @@
 //! (unreadable or not TOML, unreadable keys, unknown pool or backend).
 
 use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
-use crate::table::{self, Align};
+use crate::cli::table::{self, Align};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
