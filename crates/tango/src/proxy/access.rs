@@ -22,7 +22,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Version};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -206,12 +206,5 @@ impl Logged {
 
     pub(crate) fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// Adds the request body's bytes to the access log's count as they are read.
-pub(crate) fn count_in(counter: Option<&Arc<AtomicU64>>, n: usize) {
-    if let Some(c) = counter {
-        c.fetch_add(n as u64, Relaxed);
     }
 }

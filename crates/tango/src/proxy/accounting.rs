@@ -181,7 +181,12 @@ pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) 
             let now_ms = rt.now_ms();
             for (b, cfg) in pool.backends.iter().zip(&pool.cfg.backends) {
                 b.conns.sweep(pool.cfg.idle_timeout);
-                crate::upstream::flush_connect_failures(b, &pool.cfg.name, &cfg.name, now_ms);
+                crate::upstream::flush_connect_failures(
+                    &b.conns,
+                    &pool.cfg.name,
+                    &cfg.name,
+                    now_ms,
+                );
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Body types: what tango sends upstream and what it sends back to clients.
+//! The body tango sends back to clients (what it sends upstream is `upstream::UpBody`).
 //!
 //! Bodies stream frame by frame; nothing is buffered whole. The response body also
 //! carries the upstream connection (returned to its pool once the body ends) and the
@@ -10,57 +10,6 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-
-/// The body of a request sent upstream: the client's, or none.
-pub(crate) type UpBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
-
-/// A client's request body on its way upstream; with the access log on, it counts the
-/// bytes read.
-pub(crate) struct ClientBody {
-    body: Incoming,
-    read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-}
-
-impl ClientBody {
-    pub(crate) fn new(
-        body: Incoming,
-        read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    ) -> Self {
-        ClientBody { body, read }
-    }
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r {
-            if let Some(d) = f.data_ref() {
-                super::access::count_in(this.read.as_ref(), d.len());
-            }
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// An upstream request body with nothing in it.
-pub(crate) fn no_body() -> UpBody {
-    http_body_util::Either::Right(http_body_util::Empty::new())
-}
 
 /// Released when dropped: decrements a backend's in-flight count.
 pub(crate) struct InFlight(pub(crate) std::sync::Arc<crate::runtime::BackendState>);

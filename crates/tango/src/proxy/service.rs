@@ -5,11 +5,11 @@
 //! log's entry is made only when it is on.
 
 use super::access::{AccessLog, Entry, Outcome};
-use super::body::{no_body, ClientBody, InFlight, ProxyBody, UpBody};
+use super::body::{InFlight, ProxyBody};
 use super::error::ProxyError;
 use super::headers;
 use crate::runtime::{PoolRuntime, Runtime, Snapshot};
-use crate::upstream::{self, ConnectError};
+use crate::upstream::{self, no_body, ClientBody, ConnectError, UpBody};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
@@ -394,7 +394,8 @@ async fn try_backend(
     let guard = InFlight(backend.clone());
     let timeout = pool.cfg.connect_timeout.min(remaining);
     let mut conn = match upstream::checkout(
-        backend,
+        &backend.conns,
+        &backend.address,
         timeout,
         pool.cfg.idle_timeout,
         bcfg.max_connections,
@@ -404,7 +405,13 @@ async fn try_backend(
         Ok(c) => c,
         Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
         Err(e) => {
-            upstream::connect_failed(backend, &pool.cfg.name, &bcfg.name, &e, ctx.rt.now_ms());
+            upstream::connect_failed(
+                &backend.conns,
+                &pool.cfg.name,
+                &bcfg.name,
+                &e,
+                ctx.rt.now_ms(),
+            );
             super::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
             return Err(TryError::Failed(ProxyError::Connect));
         }
