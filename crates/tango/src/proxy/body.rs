@@ -31,8 +31,6 @@ pub(crate) enum ProxyBody {
         _guard: Option<InFlight>,
     },
     Full(Option<Bytes>),
-    /// Another body, counted for the access log, which is written when it is dropped.
-    Logged(Box<super::access::Logged>),
 }
 
 impl ProxyBody {
@@ -71,7 +69,6 @@ impl Body for ProxyBody {
                 r
             }
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Logged(l) => l.poll_frame(cx),
         }
     }
 
@@ -79,7 +76,6 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Logged(l) => l.is_end_stream(),
         }
     }
 
@@ -88,7 +84,6 @@ impl Body for ProxyBody {
             ProxyBody::Upstream { body, .. } => body.size_hint(),
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Logged(l) => l.size_hint(),
         }
     }
 }

@@ -163,7 +163,7 @@ impl Listeners {
             let ctx = AcceptCtx {
                 rt: self.rt.clone(),
                 shutdown: self.shutdown.clone(),
-                name: b.listener.name.clone(),
+                name: Arc::from(b.listener.name.as_str()),
                 tls: b.tls,
                 conns: Conns::default(),
                 access_log: self.access_log.clone(),
@@ -226,7 +226,7 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 struct AcceptCtx {
     rt: Arc<Runtime>,
     shutdown: Shutdown,
-    name: String,
+    name: Arc<str>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Open connections, and the idle ones that may be closed for a newcomer.
     conns: Conns,
@@ -255,7 +255,7 @@ async fn accept_loop(ctx: AcceptCtx, socket: TcpListener, mut stop: watch::Recei
             .config
             .listeners
             .iter()
-            .find(|l| l.name == ctx.name)
+            .find(|l| *l.name == *ctx.name)
             .cloned()
         else {
             break;

@@ -4,13 +4,14 @@
 //! Per request this allocates what hyper needs and the forwarded headers; the access
 //! log's entry is made only when it is on.
 
-use super::access::{AccessLog, Entry, Outcome};
+use super::access::{AccessLog, Logged, Outcome};
 use super::body::{InFlight, ProxyBody};
 use super::error::ProxyError;
 use super::headers;
 use crate::runtime::{PoolRuntime, Runtime, Snapshot};
 use crate::upstream::{self, no_body, ClientBody, ConnectError, UpBody};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use tango_core::policy::Pick;
 /// What a connection knows about where it came from.
 pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
-    pub(crate) listener: String,
+    pub(crate) listener: Arc<str>,
     pub(crate) peer: SocketAddr,
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
@@ -71,10 +72,14 @@ struct Target {
 
 type Failure = (ProxyError, Target);
 
+/// What a client is sent: the response as the service made it, or with the access log
+/// on, wrapped to write its line once it has gone.
+pub(crate) type ResponseBody = Either<ProxyBody, Box<Logged>>;
+
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => new_request_id(),
@@ -82,10 +87,13 @@ pub(crate) async fn handle(
     let connect = req.method() == Method::CONNECT;
     let may_switch = req.version() <= Version::HTTP_11
         && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
-    let entry = Entry::start(&ctx, &req, &request_id);
+    let entry = ctx
+        .access_log
+        .as_ref()
+        .map(|log| log.entry(&ctx.listener, ctx.peer, &req, &request_id));
     let snap = ctx.rt.current();
     let started = Instant::now();
-    let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
+    let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
@@ -103,7 +111,7 @@ pub(crate) async fn handle(
         super::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
     }
     let Some(entry) = entry else {
-        return Ok(resp);
+        return Ok(resp.map(Either::Left));
     };
     let outcome = Outcome {
         status: resp.status().as_u16(),
@@ -112,7 +120,7 @@ pub(crate) async fn handle(
         tries: target.tries,
         upstream: target.upstream,
     };
-    Ok(resp.map(|body| entry.finish(&snap, outcome, body)))
+    Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
 }
 
 fn new_request_id() -> HeaderValue {
