@@ -14,4 +14,5 @@ pub(crate) mod logging;
 pub(crate) mod metrics;
 pub(crate) mod sd;
 pub(crate) mod server;
+pub(crate) mod upkeep;
 pub(crate) mod watch;

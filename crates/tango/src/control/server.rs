@@ -513,10 +513,7 @@ pub(crate) async fn start(
         shutdown.clone(),
         auth,
     ));
-    tokio::spawn(crate::proxy::accounting::sweep_idle(
-        rt.clone(),
-        journal.clone(),
-    ));
+    tokio::spawn(crate::control::upkeep::run(rt.clone(), journal.clone()));
     tokio::spawn(crate::control::health::supervise(
         rt.clone(),
         journal.clone(),

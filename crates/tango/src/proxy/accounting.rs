@@ -2,11 +2,13 @@
 //! outlier detection about failures (an ejection and a return are journaled: they
 //! explain traffic moving). After each request: count what the client saw. The common
 //! case (a success on a backend with no failure streak) touches only atomics.
+//!
+//! Outlier events are mirrored into the backends' flags here (`apply_events`), for the
+//! request path's failures and for the upkeep's returns alike.
 
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::class_index;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::PolicyKind;
 use tango_core::journal::EventKind;
@@ -122,7 +124,7 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
 }
 
 /// Ejections and returns go to the journal: they explain traffic moving.
-fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
+pub(crate) fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
     for ev in events {
         match ev {
             Event::Ejected {
@@ -146,48 +148,6 @@ fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[
                 });
             }
             Event::EjectionCapped { .. } => {}
-        }
-    }
-}
-
-/// Periodic upkeep: return ejected backends on time, drop stale idle connections, and
-/// report connect failures the rate-limited log left out.
-pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let snap = rt.current();
-        let now = rt.elapsed();
-        for pool in &snap.pools {
-            let events = {
-                let mut g = pool
-                    .shared
-                    .outlier
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                match g.as_mut() {
-                    Some(det) => det.tick(now),
-                    None => Vec::new(),
-                }
-            };
-            apply_events(pool, &events, rt.now_ms());
-            journal_events(&journal, pool, &events);
-            if let Some(entered) = super::keys::update_panic(pool) {
-                journal.record(EventKind::PanicMode {
-                    pool: pool.cfg.name.clone(),
-                    entered,
-                });
-            }
-            let now_ms = rt.now_ms();
-            for (b, cfg) in pool.backends.iter().zip(&pool.cfg.backends) {
-                b.conns.sweep(pool.cfg.idle_timeout);
-                crate::upstream::flush_connect_failures(
-                    &b.conns,
-                    &pool.cfg.name,
-                    &cfg.name,
-                    now_ms,
-                );
-            }
         }
     }
 }

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
-use tango_core::health::eligibility;
 use tango_core::policy::{client_address, key_hash, slow_start_factor, Pick, PickEnv, RequestView};
 use tango_core::simulate::SampledRequest;
 
@@ -174,30 +173,4 @@ pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64
         return 0.0;
     }
     f64::from(pool.cfg.backends[i].weight) * slow_start(pool, i, now_ms)
-}
-
-/// Recompute whether the pool is in panic mode (too few eligible backends). Returns
-/// `Some(entered)` when that changed.
-pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
-    let healthy: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.healthy.load(Relaxed))
-        .collect();
-    let ejected: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.ejected.load(Relaxed))
-        .collect();
-    let e = eligibility(&healthy, &ejected, pool.cfg.panic_threshold);
-    let was = pool.shared.panic.swap(e.panic, Relaxed);
-    if was != e.panic {
-        if e.panic {
-            tracing::warn!(pool = %pool.cfg.name, eligible = e.count(), backends = pool.backends.len(), "panic mode: too few eligible backends, balancing across all");
-        } else {
-            tracing::info!(pool = %pool.cfg.name, "panic mode over");
-        }
-        return Some(e.panic);
-    }
-    None
 }
