@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
-use tango_core::policy::{EwmaCell, Selector};
+use tango_core::policy::{slow_start_factor, EwmaCell, Selector};
 use tango_core::simulate::SampledRequest;
-use tango_core::sketch::{KeySketch, KeySketchConfig};
+use tango_core::sketch::{KeySketch, KeySketchConfig, KeySummary};
 
 /// State of one backend that survives reloads.
 #[derive(Debug)]
@@ -66,6 +66,30 @@ pub(crate) struct PoolRuntime {
     pub(crate) backends: Vec<Arc<BackendState>>,
     pub(crate) retry_budget: Arc<RetryBudget>,
     pub(crate) shared: Arc<PoolShared>,
+}
+
+impl PoolRuntime {
+    /// Backend `i`'s slow-start factor at `now_ms` (time since start): 1 without slow
+    /// start or once its window has passed since it (re)joined.
+    pub(crate) fn slow_start(&self, i: usize, now_ms: u64) -> f64 {
+        match self.cfg.slow_start {
+            Some(window) => {
+                let since = now_ms.saturating_sub(self.backends[i].ready_since_ms.load(Relaxed));
+                slow_start_factor(Duration::from_millis(since), window)
+            }
+            None => 1.0,
+        }
+    }
+
+    /// Configured weight x eligible x slow start, as exported and used by the watch.
+    pub(crate) fn effective_weight(&self, i: usize, now_ms: u64) -> f64 {
+        let b = &self.backends[i];
+        let eligible = self.shared.panic.load(Relaxed) || b.available();
+        if !eligible {
+            return 0.0;
+        }
+        f64::from(self.cfg.backends[i].weight) * self.slow_start(i, now_ms)
+    }
 }
 
 /// Per-pool state that outlives snapshots and is changed by control tasks, not by picks.
@@ -142,10 +166,6 @@ pub(crate) struct KeyTracker {
 
 /// One request in this many offers its key to the sketches.
 pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
-/// Heavy hitters handed to the detector.
-const TOP_KEYS: usize = 8;
-/// Samples the recent view's heaviest key needs before it is preferred.
-const RECENT_MIN_SAMPLES: u64 = 10;
 
 impl Default for KeyTracker {
     fn default() -> Self {
@@ -179,37 +199,12 @@ impl KeyTracker {
         }
     }
 
-    /// The key statistics the detector judges by, with the backend each heavy key maps
-    /// to now: the minute's, unless a key is markedly heavier in the last seconds (and
-    /// seen there often enough to say so). `now` is the time since start (the sketches'
-    /// clock).
-    pub(crate) fn take_stats(
-        &self,
-        pool: &PoolRuntime,
-        now: Duration,
-    ) -> tango_core::detector::KeyStats {
-        let now_ms = now.as_millis() as u64;
-        let [minute, recent] = {
-            let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
-            s.iter_mut().for_each(|k| k.rotate(now_ms));
-            [s[0].summary(now_ms), s[1].summary(now_ms)]
-        };
-        let backend_of = |k| match crate::proxy::keys::pick_for_key(pool, k, now) {
-            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
-            _ => None,
-        };
-        let minute = minute.key_stats(TOP_KEYS, backend_of);
-        let recent = recent.key_stats(TOP_KEYS, backend_of);
-        let sudden = recent
-            .top_keys
-            .first()
-            .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
-            && recent.top_key_share > minute.top_key_share + 0.1;
-        if sudden {
-            recent
-        } else {
-            minute
-        }
+    /// The two sketches' summaries, the minute's and the last seconds', at `now_ms`
+    /// (the time since start, the sketches' clock).
+    pub(crate) fn summaries(&self, now_ms: u64) -> [KeySummary; 2] {
+        let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter_mut().for_each(|k| k.rotate(now_ms));
+        [s[0].summary(now_ms), s[1].summary(now_ms)]
     }
 }
 

@@ -214,7 +214,7 @@ async fn status(State(s): State<AppState>) -> Response {
                         "name": cfg.name,
                         "address": cfg.address,
                         "configured_weight": cfg.weight,
-                        "effective_weight": crate::proxy::keys::effective_weight(p, i, now),
+                        "effective_weight": p.effective_weight(i, now),
                         "healthy": b.healthy.load(std::sync::atomic::Ordering::Relaxed),
                         "ejected": b.ejected.load(std::sync::atomic::Ordering::Relaxed),
                         "in_flight": st.in_flight,

@@ -105,10 +105,7 @@ impl Collector for TangoCollector {
                 }
                 in_flight.push((labels.clone(), s.in_flight as f64));
                 configured.push((labels.clone(), f64::from(bcfg.weight)));
-                effective.push((
-                    labels.clone(),
-                    crate::proxy::keys::effective_weight(pool, i, now),
-                ));
+                effective.push((labels.clone(), pool.effective_weight(i, now)));
                 healthy.push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
                 transitions.push((
                     labels.clone(),

@@ -13,6 +13,7 @@ mod incidents;
 mod straddle;
 mod traffic;
 use crate::journal::{unix_ms, Sink};
+use crate::proxy::keys::pick_for_key;
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{ClientSnapshot, StatsSnapshot};
 use incidents::Decorations;
@@ -24,9 +25,10 @@ use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
     AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, IncidentConfig,
-    IncidentEvent, IncidentTracker, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    IncidentEvent, IncidentTracker, KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
 use tango_core::journal::{attribute, Event, EventKind, SuspectedCause};
+use tango_core::policy::Pick;
 use traffic::{BackendTick, PoolTraffic, Summarizer};
 
 /// One signal as `/metrics` and the demo read it: the evidence and its incident's cause.
@@ -444,7 +446,7 @@ fn sample(
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
-            effective_weight: crate::proxy::keys::effective_weight(pool, i, now),
+            effective_weight: pool.effective_weight(i, now),
             requests: s.requests(),
             errors: s.errors(),
             client_errors: Some(s.client_errors),
@@ -475,7 +477,7 @@ fn sample(
         .cfg
         .policy
         .is_hash()
-        .then(|| pool.shared.keys.take_stats(pool, rt.elapsed()));
+        .then(|| key_stats(pool, rt.elapsed()));
     let input = PoolTick {
         now_ms,
         backends,
@@ -484,4 +486,32 @@ fn sample(
         keys,
     };
     (input, traffic)
+}
+
+/// Heavy hitters handed to the detector.
+const TOP_KEYS: usize = 8;
+/// Samples the recent view's heaviest key needs before it is preferred.
+const RECENT_MIN_SAMPLES: u64 = 10;
+
+/// A hash pool's key statistics, as the detector judges by, with the backend each heavy
+/// key maps to now: the minute's, unless a key is markedly heavier in the last seconds
+/// (and seen there often enough to say so). `now` is the time since start.
+fn key_stats(pool: &PoolRuntime, now: Duration) -> KeyStats {
+    let [minute, recent] = pool.shared.keys.summaries(now.as_millis() as u64);
+    let backend_of = |k| match pick_for_key(pool, k, now) {
+        Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+        _ => None,
+    };
+    let minute = minute.key_stats(TOP_KEYS, backend_of);
+    let recent = recent.key_stats(TOP_KEYS, backend_of);
+    let sudden = recent
+        .top_keys
+        .first()
+        .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
+        && recent.top_key_share > minute.top_key_share + 0.1;
+    if sudden {
+        recent
+    } else {
+        minute
+    }
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
-use tango_core::policy::{client_address, key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+use tango_core::policy::{client_address, key_hash, Pick, PickEnv, RequestView};
 use tango_core::simulate::SampledRequest;
 
 struct View<'a, B> {
@@ -107,7 +107,7 @@ impl PickEnv for Env<'_> {
     }
 
     fn weight_factor(&self, i: usize) -> f64 {
-        slow_start(self.pool, i, self.now_ms)
+        self.pool.slow_start(i, self.now_ms)
     }
 
     fn in_flight(&self, i: usize) -> u64 {
@@ -122,16 +122,6 @@ impl PickEnv for Env<'_> {
 
     fn random(&self) -> u64 {
         crate::rng::next_u64()
-    }
-}
-
-fn slow_start(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
-    match pool.cfg.slow_start {
-        Some(window) => {
-            let since = now_ms.saturating_sub(pool.backends[i].ready_since_ms.load(Relaxed));
-            slow_start_factor(Duration::from_millis(since), window)
-        }
-        None => 1.0,
     }
 }
 
@@ -163,14 +153,4 @@ pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64, now: Duration) -> Pick 
         panic: pool.shared.panic.load(Relaxed),
     };
     pool.selector.pick(Some(key), &env)
-}
-
-/// Configured weight x eligible x slow start, as exported and used by the watch.
-pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
-    let b = &pool.backends[i];
-    let eligible = pool.shared.panic.load(Relaxed) || b.available();
-    if !eligible {
-        return 0.0;
-    }
-    f64::from(pool.cfg.backends[i].weight) * slow_start(pool, i, now_ms)
 }
