@@ -10,7 +10,7 @@ mod dashboard;
 
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
-use crate::control::server::{Control, ReloadSource};
+use crate::control::reload::{Control, ReloadSource};
 use crate::proxy::Shutdown;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};

@@ -3,7 +3,7 @@
 //! judgement, the checklist's findings logged one line each, and a reload's answer as
 //! the API and `tango reload` show it.
 
-use crate::control::watch::WatchState;
+use crate::control::watch::state::WatchState;
 use crate::runtime::Runtime;
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -4,8 +4,8 @@
 //! is registered per request; a scrape reads the current snapshot and its backends.
 //! Names are stable (see docs/ARCHITECTURE.md).
 
-use crate::control::server::ReloadStats;
-use crate::control::watch::WatchState;
+use crate::control::reload::ReloadStats;
+use crate::control::watch::state::WatchState;
 use crate::runtime::Runtime;
 use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
 use prometheus_client::collector::Collector;

@@ -12,6 +12,7 @@ pub(crate) mod guard;
 pub(crate) mod health;
 pub(crate) mod logging;
 pub(crate) mod metrics;
+pub(crate) mod reload;
 pub(crate) mod sd;
 pub(crate) mod server;
 pub(crate) mod upkeep;
