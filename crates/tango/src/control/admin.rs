@@ -51,7 +51,7 @@ pub(crate) async fn serve(
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/traffic", get(traffic))
-        .route("/api/v1/history", get(dashboard::history))
+        .route("/api/v1/history", get(history))
         .route("/api/v1/config", get(live_config))
         .route("/api/v1/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -169,6 +169,20 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
     let errors: u64 = points.iter().map(|p| p.errors).sum();
     let covered = t.front().map(|p| p.ts_ms <= lo).unwrap_or(false);
     Json(json!({"requests": requests, "errors": errors, "complete": covered || lo == 0}))
+        .into_response()
+}
+
+/// `GET /api/v1/history[?from_ms=]`: per tick, each pool's observed, effective and
+/// configured shares and its latency, oldest first (fifteen minutes are kept).
+async fn history(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    let points = s
+        .control
+        .watch
+        .history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .since(r.from_ms.unwrap_or(0));
+    Json(json!({"keep_ms": crate::control::watch::history::KEEP_MS, "points": points}))
         .into_response()
 }
 
