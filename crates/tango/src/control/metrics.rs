@@ -86,7 +86,7 @@ impl Collector for TangoCollector {
         let mut transitions = Vec::new();
         let mut panic = Vec::new();
         for pool in &snap.pools {
-            let in_panic = pool.shared.panic.load(std::sync::atomic::Ordering::Relaxed);
+            let in_panic = pool.shared.panic();
             panic.push((
                 vec![("pool", pool.cfg.name.clone())],
                 if in_panic { 1.0 } else { 0.0 },
@@ -103,15 +103,11 @@ impl Collector for TangoCollector {
                     l.push(("code", CODE_CLASSES[c].to_string()));
                     requests.push((l, *n));
                 }
-                in_flight.push((labels.clone(), s.in_flight as f64));
+                in_flight.push((labels.clone(), b.in_flight() as f64));
                 configured.push((labels.clone(), f64::from(bcfg.weight)));
                 effective.push((labels.clone(), pool.effective_weight(i, now)));
                 healthy.push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
-                transitions.push((
-                    labels.clone(),
-                    b.health_transitions
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                ));
+                transitions.push((labels.clone(), b.health_transitions()));
                 hist.push((labels, s));
             }
         }

@@ -6,7 +6,6 @@
 use crate::journal::Sink;
 use crate::proxy::accounting::{apply_events, journal_events};
 use crate::runtime::{PoolRuntime, Runtime};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::health::eligibility;
@@ -56,18 +55,10 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink) {
 /// Recompute whether the pool is in panic mode (too few eligible backends). Returns
 /// `Some(entered)` when that changed.
 pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
-    let healthy: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.healthy.load(Relaxed))
-        .collect();
-    let ejected: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.ejected.load(Relaxed))
-        .collect();
+    let healthy: Vec<bool> = pool.backends.iter().map(|b| b.healthy()).collect();
+    let ejected: Vec<bool> = pool.backends.iter().map(|b| b.ejected()).collect();
     let e = eligibility(&healthy, &ejected, pool.cfg.panic_threshold);
-    let was = pool.shared.panic.swap(e.panic, Relaxed);
+    let was = pool.shared.set_panic(e.panic);
     if was != e.panic {
         if e.panic {
             tracing::warn!(pool = %pool.cfg.name, eligible = e.count(), backends = pool.backends.len(), "panic mode: too few eligible backends, balancing across all");

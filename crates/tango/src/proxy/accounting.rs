@@ -8,7 +8,6 @@
 
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::class_index;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::PolicyKind;
 use tango_core::journal::EventKind;
@@ -80,7 +79,7 @@ pub(crate) fn client_response(
     pool.shared.client.record(failed, latency);
     if failed {
         if let Some(b) = backend.and_then(|i| pool.backends.get(i)) {
-            b.stats.client_errors.fetch_add(1, Relaxed);
+            b.stats.record_client_error();
         }
     }
 }
@@ -96,16 +95,14 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
                 times_ejected,
             } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    b.ejected.store(true, Relaxed);
+                    b.eject();
                     tracing::warn!(pool = %pool.cfg.name, backend = %b.name, consecutive, times_ejected, until_s = until.as_secs_f64(), "backend ejected");
                 }
             }
             Event::Returned { backend } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    // Back in service: slow start ramps it up from now (stamped before
-                    // the flag flips, as health recovery does).
-                    b.ready_since_ms.store(now_ms, Relaxed);
-                    b.ejected.store(false, std::sync::atomic::Ordering::Release);
+                    // Back in service: slow start ramps it up from now.
+                    b.return_to_service(now_ms);
                     tracing::info!(pool = %pool.cfg.name, backend = %b.name, "backend returned from ejection");
                 }
             }

@@ -4,24 +4,13 @@
 //! carries the upstream connection (returned to its pool once the body ends) and the
 //! in-flight guard (released when the client has the whole response or goes away).
 
+use crate::runtime::InFlight;
 use crate::upstream::Pooled;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-
-/// Released when dropped: decrements a backend's in-flight count.
-pub(crate) struct InFlight(pub(crate) std::sync::Arc<crate::runtime::BackendState>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0
-            .stats
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
 
 /// The body of a response sent to a client.
 pub(crate) enum ProxyBody {

@@ -6,7 +6,6 @@ use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
 use tango_core::policy::{client_address, key_hash, Pick, PickEnv, RequestView};
@@ -101,7 +100,7 @@ impl PickEnv for Env<'_> {
             return false;
         }
         match self.pool.cfg.backends[i].max_in_flight {
-            Some(cap) => b.stats.in_flight.load(Relaxed) < u64::from(cap),
+            Some(cap) => b.in_flight() < u64::from(cap),
             None => true,
         }
     }
@@ -111,7 +110,7 @@ impl PickEnv for Env<'_> {
     }
 
     fn in_flight(&self, i: usize) -> u64 {
-        self.pool.backends[i].stats.in_flight.load(Relaxed)
+        self.pool.backends[i].in_flight()
     }
 
     fn latency(&self, i: usize) -> f64 {
@@ -137,7 +136,7 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
         tried,
         now_ms: now.as_millis() as u64,
         now_ns: now.as_nanos() as u64,
-        panic: pool.shared.panic.load(Relaxed),
+        panic: pool.shared.panic(),
     };
     pool.selector.pick(key, &env)
 }
@@ -150,7 +149,7 @@ pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64, now: Duration) -> Pick 
         tried: &tried,
         now_ms: now.as_millis() as u64,
         now_ns: now.as_nanos() as u64,
-        panic: pool.shared.panic.load(Relaxed),
+        panic: pool.shared.panic(),
     };
     pool.selector.pick(Some(key), &env)
 }

@@ -5,17 +5,16 @@
 //! log's entry is made only when it is on.
 
 use super::access::{AccessLog, Logged, Outcome};
-use super::body::{InFlight, ProxyBody};
+use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::headers;
-use crate::runtime::{PoolRuntime, Runtime, Snapshot};
+use crate::runtime::{InFlight, PoolRuntime, Runtime, Snapshot};
 use crate::upstream::{self, no_body, ClientBody, ConnectError, UpBody};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tango_core::http1;
@@ -398,8 +397,7 @@ async fn try_backend(
     let backend = &pool.backends[i];
     let bcfg = &pool.cfg.backends[i];
     *upstream_time = None;
-    backend.stats.in_flight.fetch_add(1, Relaxed);
-    let guard = InFlight(backend.clone());
+    let guard = InFlight::new(backend.clone());
     let timeout = pool.cfg.connect_timeout.min(remaining);
     let mut conn = match upstream::checkout(
         &backend.conns,
