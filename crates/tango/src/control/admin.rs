@@ -11,7 +11,7 @@ mod dashboard;
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
 use crate::control::reload::{Control, ReloadSource};
-use crate::proxy::Shutdown;
+use crate::proxy::conn::Shutdown;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -44,7 +44,7 @@ pub(crate) async fn serve(
         control,
         registry,
         auth: Arc::new(auth),
-        draining: shutdown.subscribe_public(),
+        draining: shutdown.subscribe(),
     };
     let api = Router::new()
         .route("/api/v1/status", get(status))

@@ -8,7 +8,7 @@ use crate::control::canary::{self, Armed, Previous};
 use crate::control::guard::{Outcome, Verdict};
 use crate::control::watch::state::WatchState;
 use crate::journal::Sink;
-use crate::proxy::Listeners;
+use crate::proxy::listener::Listeners;
 use crate::runtime::{Runtime, Snapshot};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -6,7 +6,8 @@
 use crate::control::reload::{content_hash, Control, ReloadSource};
 use crate::control::watch::state::WatchState;
 use crate::proxy::access::{AccessFormat, AccessLog};
-use crate::proxy::{Listeners, Shutdown};
+use crate::proxy::conn::Shutdown;
+use crate::proxy::listener::Listeners;
 use crate::runtime::Runtime;
 use anyhow::Context as _;
 use std::path::PathBuf;
