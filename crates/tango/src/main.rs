@@ -1,4 +1,16 @@
-//! The `tango` binary: the load balancer and its tools.
+//! The `tango` binary: the load balancer and its tools. This file holds the command line's
+//! definition and hands each command to its module:
+//!
+//! - `proxy/`: the data plane (listeners, connections, the per-request service);
+//! - `control/`: what runs beside it (`tango run`'s lifecycle, reloads, the admin API,
+//!   metrics, the watch, health checks, upkeep);
+//! - `cli/`: the other commands (check, simulate, diff, status, reload, timeline,
+//!   post-mortem, demo, completions, man);
+//! - at the root, what they share and which uses none of them: `runtime` (the snapshot
+//!   and per-backend state), `upstream` (connection pools), `stats`, `journal`, `rng`.
+//!
+//! `proxy/` never uses `control/` or `cli/`, and `control/` never uses `cli/`
+//! (`tests/layout.rs` checks it).
 
 mod cli;
 mod control;

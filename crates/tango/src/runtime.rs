@@ -1,5 +1,8 @@
 //! The running configuration: an immutable `Snapshot` swapped whole on reload, and the
-//! per-backend state (counters, health, connections) that outlives snapshots.
+//! per-backend and per-pool state (counters, health, ejection, connections, key
+//! samples) that outlives snapshots. The data plane and the control tasks both read and
+//! write it; it uses neither. `BackendState`'s methods own its flags and counters and
+//! their memory orderings.
 //!
 //! Backends are identified by pool name and address, so a reload that keeps a backend
 //! keeps its counters, its health and its idle connections.

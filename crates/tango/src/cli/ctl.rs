@@ -1,6 +1,9 @@
-//! `tango status` and `tango reload` (with the reload guard's overrides, `--force` and
-//! `--allow-shift`): talk to a running instance's admin API; `timeline` and `postmortem`
-//! read its journal.
+//! The commands that talk to a running instance or read what it wrote: `tango status`
+//! (its listeners, pools and backends as tables) and `tango reload` (with the reload
+//! guard's overrides, `--force` and `--allow-shift`) through its admin API; `tango
+//! timeline` and `tango postmortem` from its journal, read through the API (`--admin`)
+//! or from the file (`--journal`). The admin address and token come from the flags, the
+//! environment or the instance's configuration file.
 
 use anyhow::Context as _;
 use bytes::Bytes;

@@ -1,9 +1,16 @@
-//! The admin listener (axum): the dashboard's page (`dashboard`), `/metrics` and
-//! `/ready`, open to anyone who can reach the admin address, and `/api/v1/*` (status,
-//! alerts, journal, traffic, history, the configuration, reload), which require `Authorization: Bearer <token>` whenever a token is configured
-//! (`auth`). A non-loopback admin address without a token is refused at validation.
+//! The admin API (axum), on its own listener: the routes and their handlers.
 //!
-//! The listener keeps serving while tango drains on shutdown, so `/ready` can say 503.
+//! - Open to whoever reaches the admin address: the dashboard's page and assets
+//!   (`dashboard`), `/metrics` (encoded by `control::metrics`) and `/ready`.
+//! - `/api/v1/*`, behind the bearer token whenever one is configured (`auth`, a
+//!   middleware over these routes): `status` (listeners, pools, backends), `alerts`
+//!   (incidents open and recent), `journal` and `traffic` (by time range), `history`
+//!   (the dashboard's fifteen minutes), `config` (the text in force, token redacted)
+//!   and `POST reload` (through `Control`, with the reload guard's overrides).
+//!
+//! A non-loopback admin address without a token is refused when the configuration is
+//! validated. The listener keeps serving while tango drains on shutdown, so `/ready` can
+//! say 503.
 
 mod auth;
 mod dashboard;

@@ -1,10 +1,11 @@
-//! The watch: once a tick, read every backend's counters and what each pool's clients
-//! saw (never the hot path's locks), feed tango-core's share and shift detectors,
-//! publish gauges, journal each signal as evidence and hand it to the armed canary, and
-//! group the signals into incidents, each told once (`incidents.rs`: the log, the
-//! journal, the API, deliveries). It journals each pool's traffic every 10 s
-//! (`traffic.rs`), keeps what the reload guard predicts from (each pool's recent rate
-//! and latency), and takes the split to expect after a predicted change.
+//! The watch loop: once a tick, read every backend's counters and what each pool's
+//! clients saw (never the hot path's locks), feed tango-core's share and shift
+//! detectors, journal each signal as evidence and hand it to `Control::on_alert` (the
+//! armed canary may roll its reload back), and group the signals into incidents, each
+//! told once (`incidents.rs`: the log, the journal, the API, deliveries). It journals
+//! each pool's traffic every 10 s (`traffic.rs`). What it publishes (gauges, observed
+//! load for the reload guard, incidents, history) and the splits it is told to expect
+//! after a predicted change are `state.rs`'s.
 
 pub(crate) mod history;
 mod incidents;

@@ -1,13 +1,14 @@
 //! The access log: one line per request, written when the response has gone to the
 //! client whole (or the client went away), in a combined-style text format or as JSON.
 //!
-//! A request's head is noted when it arrives (`Entry::start`); where it went, its
+//! A request's head is noted when it arrives (`AccessLog::entry`); where it went, its
 //! status, tries and upstream time are added when the response head is ready
 //! (`Entry::finish`); the response body is then wrapped (`Logged`) to count the bytes
 //! sent, and the line is written when that body is dropped, so `total_ms` and
 //! `bytes_out` cover the whole response as nginx's `$request_time` and `$bytes_sent`
-//! do. Lines go to a buffered sink (`sink`), flushed four times a second and reopened
-//! on SIGUSR1 for logrotate. Nothing here runs when the access log is off.
+//! do. The line's format is `format`'s; lines go to a buffered sink (`sink`), flushed
+//! four times a second and reopened on SIGUSR1 for logrotate. Nothing here runs when the
+//! access log is off.
 
 mod format;
 mod sink;

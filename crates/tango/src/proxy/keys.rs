@@ -1,6 +1,7 @@
 //! The proxy's side of picking: the request seen through tango-core's `RequestView`,
-//! the `PickEnv` that reads backend state from atomics, and the hash pools' key counts
-//! and request sample.
+//! the `PickEnv` that reads each backend's state (health, ejection, caps, in-flight,
+//! slow start, peak EWMA) through `BackendState`, the hash pools' key counts and
+//! request sample, and where a key would go now (`pick_for_key`, for the watch).
 
 use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};

@@ -1,5 +1,6 @@
-//! An access log line, in either format, from one request's fields. Times are in
-//! milliseconds with three decimals (microseconds), never a float's full expansion.
+//! The access log's formats (`AccessFormat`: nginx's combined then tango's fields, or
+//! JSON) and a line in either from one request's fields. Times are in milliseconds with
+//! three decimals (microseconds), never a float's full expansion.
 
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
