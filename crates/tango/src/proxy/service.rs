@@ -4,17 +4,17 @@
 //! Per request this allocates what hyper needs and the forwarded headers; the access
 //! log's entry is made only when it is on.
 
-use super::access::{AccessLog, Entry, Outcome};
-use super::body::{no_body, ClientBody, InFlight, ProxyBody, UpBody};
+use super::access::{AccessLog, Logged, Outcome};
+use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::headers;
-use crate::runtime::{PoolRuntime, Runtime, Snapshot};
-use crate::upstream::{self, ConnectError};
+use crate::runtime::{InFlight, PoolRuntime, Runtime, Snapshot};
+use crate::upstream::{self, no_body, ClientBody, ConnectError, UpBody};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tango_core::http1;
@@ -23,7 +23,7 @@ use tango_core::policy::Pick;
 /// What a connection knows about where it came from.
 pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
-    pub(crate) listener: String,
+    pub(crate) listener: Arc<str>,
     pub(crate) peer: SocketAddr,
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
@@ -71,10 +71,14 @@ struct Target {
 
 type Failure = (ProxyError, Target);
 
+/// What a client is sent: the response as the service made it, or with the access log
+/// on, wrapped to write its line once it has gone.
+pub(crate) type ResponseBody = Either<ProxyBody, Box<Logged>>;
+
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => new_request_id(),
@@ -82,10 +86,13 @@ pub(crate) async fn handle(
     let connect = req.method() == Method::CONNECT;
     let may_switch = req.version() <= Version::HTTP_11
         && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
-    let entry = Entry::start(&ctx, &req, &request_id);
+    let entry = ctx
+        .access_log
+        .as_ref()
+        .map(|log| log.entry(&ctx.listener, ctx.peer, &req, &request_id));
     let snap = ctx.rt.current();
     let started = Instant::now();
-    let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
+    let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
@@ -100,10 +107,10 @@ pub(crate) async fn handle(
     }
     // What the client saw, apart from the tries behind it.
     if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-        crate::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
+        super::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
     }
     let Some(entry) = entry else {
-        return Ok(resp);
+        return Ok(resp.map(Either::Left));
     };
     let outcome = Outcome {
         status: resp.status().as_u16(),
@@ -112,7 +119,7 @@ pub(crate) async fn handle(
         tries: target.tries,
         upstream: target.upstream,
     };
-    Ok(resp.map(|body| entry.finish(&snap, outcome, body)))
+    Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
 }
 
 fn new_request_id() -> HeaderValue {
@@ -222,9 +229,9 @@ async fn proxy(
     };
     target.pool = Some(route.pool);
     let pool = &snap.pools[route.pool];
-    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
+    let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
-        crate::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
+        super::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
     }
 
     let upgrade = if req.version() == Version::HTTP_11 {
@@ -288,7 +295,7 @@ async fn proxy(
         if std::mem::take(&mut resend) && !pool.retry_budget.try_withdraw() {
             break;
         }
-        let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
+        let i = match super::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err((ProxyError::MissingKey, target)),
             Pick::NoneEligible => break,
@@ -390,11 +397,11 @@ async fn try_backend(
     let backend = &pool.backends[i];
     let bcfg = &pool.cfg.backends[i];
     *upstream_time = None;
-    backend.stats.in_flight.fetch_add(1, Relaxed);
-    let guard = InFlight(backend.clone());
+    let guard = InFlight::new(backend.clone());
     let timeout = pool.cfg.connect_timeout.min(remaining);
     let mut conn = match upstream::checkout(
-        backend,
+        &backend.conns,
+        &backend.address,
         timeout,
         pool.cfg.idle_timeout,
         bcfg.max_connections,
@@ -404,8 +411,14 @@ async fn try_backend(
         Ok(c) => c,
         Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
         Err(e) => {
-            upstream::connect_failed(backend, &pool.cfg.name, &bcfg.name, &e, ctx.rt.now_ms());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
+            upstream::connect_failed(
+                &backend.conns,
+                &pool.cfg.name,
+                &bcfg.name,
+                &e,
+                ctx.rt.now_ms(),
+            );
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
             return Err(TryError::Failed(ProxyError::Connect));
         }
     };
@@ -419,7 +432,7 @@ async fn try_backend(
     match result {
         Err(_) => {
             *upstream_time = Some(sent_at.elapsed());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Final(ProxyError::Timeout))
         }
         Ok(Err(mut e)) => {
@@ -435,13 +448,13 @@ async fn try_backend(
             }
             *upstream_time = Some(sent_at.elapsed());
             tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
+            super::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
             Err(TryError::Sent(ProxyError::Reset))
         }
         Ok(Ok(resp)) => {
             let took = sent_at.elapsed();
             *upstream_time = Some(took);
-            crate::accounting::record(
+            super::accounting::record(
                 ctx.rt.as_ref(),
                 pool,
                 i,

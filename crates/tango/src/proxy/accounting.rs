@@ -2,11 +2,12 @@
 //! outlier detection about failures (an ejection and a return are journaled: they
 //! explain traffic moving). After each request: count what the client saw. The common
 //! case (a success on a backend with no failure streak) touches only atomics.
+//!
+//! Outlier events are mirrored into the backends' flags here (`apply_events`), for the
+//! request path's failures and for the upkeep's returns alike.
 
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::class_index;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::PolicyKind;
 use tango_core::journal::EventKind;
@@ -78,7 +79,7 @@ pub(crate) fn client_response(
     pool.shared.client.record(failed, latency);
     if failed {
         if let Some(b) = backend.and_then(|i| pool.backends.get(i)) {
-            b.stats.client_errors.fetch_add(1, Relaxed);
+            b.stats.record_client_error();
         }
     }
 }
@@ -94,16 +95,14 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
                 times_ejected,
             } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    b.ejected.store(true, Relaxed);
+                    b.eject();
                     tracing::warn!(pool = %pool.cfg.name, backend = %b.name, consecutive, times_ejected, until_s = until.as_secs_f64(), "backend ejected");
                 }
             }
             Event::Returned { backend } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    // Back in service: slow start ramps it up from now (stamped before
-                    // the flag flips, as health recovery does).
-                    b.ready_since_ms.store(now_ms, Relaxed);
-                    b.ejected.store(false, std::sync::atomic::Ordering::Release);
+                    // Back in service: slow start ramps it up from now.
+                    b.return_to_service(now_ms);
                     tracing::info!(pool = %pool.cfg.name, backend = %b.name, "backend returned from ejection");
                 }
             }
@@ -122,7 +121,7 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
 }
 
 /// Ejections and returns go to the journal: they explain traffic moving.
-fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
+pub(crate) fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
     for ev in events {
         match ev {
             Event::Ejected {
@@ -146,43 +145,6 @@ fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[
                 });
             }
             Event::EjectionCapped { .. } => {}
-        }
-    }
-}
-
-/// Periodic upkeep: return ejected backends on time, drop stale idle connections, and
-/// report connect failures the rate-limited log left out.
-pub(crate) async fn sweep_idle(rt: Arc<Runtime>, journal: crate::journal::Sink) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tick.tick().await;
-        let snap = rt.current();
-        let now = rt.elapsed();
-        for pool in &snap.pools {
-            let events = {
-                let mut g = pool
-                    .shared
-                    .outlier
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                match g.as_mut() {
-                    Some(det) => det.tick(now),
-                    None => Vec::new(),
-                }
-            };
-            apply_events(pool, &events, rt.now_ms());
-            journal_events(&journal, pool, &events);
-            if let Some(entered) = crate::keys::update_panic(pool) {
-                journal.record(EventKind::PanicMode {
-                    pool: pool.cfg.name.clone(),
-                    entered,
-                });
-            }
-            let now_ms = rt.now_ms();
-            for (b, cfg) in pool.backends.iter().zip(&pool.cfg.backends) {
-                b.conns.sweep(pool.cfg.idle_timeout);
-                crate::upstream::flush_connect_failures(b, &pool.cfg.name, &cfg.name, now_ms);
-            }
         }
     }
 }

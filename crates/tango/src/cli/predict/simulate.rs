@@ -7,7 +7,7 @@
 //! (unreadable or not TOML, unreadable keys, unknown pool or backend).
 
 use super::{bar, load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
-use crate::table::{self, Align};
+use crate::cli::table::{self, Align};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,6 +149,14 @@ fn human(r: &SimReport) -> String {
         r.requests,
         r.seed
     );
+    out.push_str(&table::render(&split_table(r), "  "));
+    out.push_str(&notes(r));
+    out
+}
+
+/// Per backend: weight, intended share, key-space ownership (hash pools), simulated
+/// share and a bar.
+fn split_table(r: &SimReport) -> comfy_table::Table {
     let hash = r.backends.iter().any(|b| b.ownership_pct.is_some());
     let mut header = vec![
         ("backend", Align::Left),
@@ -191,7 +199,13 @@ fn human(r: &SimReport) -> String {
         row.push(format!("{}{note}", bar(fill, 40)).trim_start().to_string());
         t.add_row(row);
     }
-    out.push_str(&table::render(&t, "  "));
+    t
+}
+
+/// The lines under the table: requests not served, panic mode, the caveat and the
+/// verdict.
+fn notes(r: &SimReport) -> String {
+    let mut out = String::new();
     if r.rejected > 0 {
         out.push_str(&format!(
             "  {} requests rejected without a key (400)\n",

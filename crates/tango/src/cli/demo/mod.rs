@@ -8,8 +8,8 @@ mod traffic;
 
 pub(crate) use backend::{run_backend, BackendArgs};
 
-use crate::guard::Verdict;
-use crate::server;
+use crate::control::guard::Verdict;
+use crate::control::{reload, server};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tango_core::journal::EventKind;
@@ -157,7 +157,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// The incident, replayed: a weight typo shipped by reload, then the fix.
 async fn incident(
-    control: std::sync::Arc<server::Control>,
+    control: std::sync::Arc<reload::Control>,
     path: std::path::PathBuf,
     text: String,
     marks: traffic::Marks,
@@ -180,7 +180,7 @@ async fn incident(
     let t0 = Instant::now();
     println!("  >> [+0.0s] reload: demo-2's weight goes from 1 to 10 (a typo for 1)");
     let out = control
-        .reload(server::ReloadSource::Api, Default::default())
+        .reload(reload::ReloadSource::Api, Default::default())
         .await;
     println!(
         "  >> [+{:.1}s] {}:",
@@ -204,7 +204,7 @@ async fn incident(
         force: true,
         allow_shift: Vec::new(),
     };
-    let forced = control.reload(server::ReloadSource::Api, force).await;
+    let forced = control.reload(reload::ReloadSource::Api, force).await;
     let applied_at = Instant::now();
     println!(
         "  >> [+{:.1}s] applied as generation {}; the canary is watching",
@@ -229,7 +229,7 @@ async fn incident(
     // The file still holds the typo: fix it, so the next reload does not bring it back.
     if std::fs::write(&path, &text).is_ok() && rolled.is_none() {
         let _ = control
-            .reload(server::ReloadSource::Api, Default::default())
+            .reload(reload::ReloadSource::Api, Default::default())
             .await;
     }
 }
@@ -237,7 +237,7 @@ async fn incident(
 /// Wait (polling the journal; this is the demo, not the data plane) until the canary
 /// rolls `generation` back; the generation it restored, or `None` after `patience`.
 async fn wait_for_rollback(
-    control: &server::Control,
+    control: &reload::Control,
     generation: u64,
     patience: Duration,
 ) -> Option<u64> {

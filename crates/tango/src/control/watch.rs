@@ -1,112 +1,38 @@
-//! The watch: once a tick, read every backend's counters and what each pool's clients
-//! saw (never the hot path's locks), feed tango-core's share and shift detectors,
-//! publish gauges, journal each signal as evidence and hand it to the armed canary, and
-//! group the signals into incidents, each told once (`incidents.rs`: the log, the
-//! journal, the API, deliveries). It journals each pool's traffic every 10 s
-//! (`traffic.rs`), keeps what the reload guard predicts from (each pool's recent rate
-//! and latency), and takes the split to expect after a predicted change.
-
-use crate::canary::{Expectations, Split};
+//! The watch loop: once a tick, read every backend's counters and what each pool's
+//! clients saw (never the hot path's locks), feed tango-core's share and shift
+//! detectors, journal each signal as evidence and hand it to `Control::on_alert` (the
+//! armed canary may roll its reload back), and group the signals into incidents, each
+//! told once (`incidents.rs`: the log, the journal, the API, deliveries). It journals
+//! each pool's traffic every 10 s (`traffic.rs`). What it publishes (gauges, observed
+//! load for the reload guard, incidents, history) and the splits it is told to expect
+//! after a predicted change are `state.rs`'s.
 
 pub(crate) mod history;
 mod incidents;
+pub(crate) mod state;
 mod straddle;
 mod traffic;
+
+use crate::control::reload::Control;
 use crate::journal::{unix_ms, Sink};
+use crate::proxy::keys::pick_for_key;
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::stats::{ClientSnapshot, StatsSnapshot};
 use incidents::Decorations;
+use state::{Observed, PoolView, TrafficPoint, WatchState};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
-    AlertEvent, BackendGauge, BackendSample, DetectorConfig, Evidence, IncidentConfig,
-    IncidentEvent, IncidentTracker, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    AlertEvent, BackendSample, DetectorConfig, IncidentConfig, IncidentEvent, IncidentTracker,
+    KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
-use tango_core::journal::{attribute, Event, EventKind, SuspectedCause};
+use tango_core::journal::{attribute, Event, EventKind};
+use tango_core::policy::Pick;
 use traffic::{BackendTick, PoolTraffic, Summarizer};
-
-/// One signal as `/metrics` and the demo read it: the evidence and its incident's cause.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct AlertRecord {
-    pub(crate) evidence: Evidence,
-    pub(crate) cause: SuspectedCause,
-    pub(crate) active: bool,
-    pub(crate) resolved_ms: Option<u64>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub(crate) struct PoolView {
-    pub(crate) gauges: Vec<BackendGauge>,
-    pub(crate) skew_score: f64,
-}
-
-/// Requests answered to clients, and the failures among them, per tick (all pools).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub(crate) struct TrafficPoint {
-    pub(crate) ts_ms: u64,
-    pub(crate) requests: u64,
-    pub(crate) errors: u64,
-}
-
-/// A pool's recent load, for the reload guard's prediction.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Observed {
-    pub(crate) rate_rps: f64,
-    /// Mean response time in milliseconds (0: no response seen).
-    pub(crate) latency_ms: f64,
-}
-
-/// What the watch publishes; read by `/metrics` and the admin API.
-#[derive(Default)]
-pub(crate) struct WatchState {
-    pub(crate) pools: Mutex<HashMap<String, PoolView>>,
-    /// Open and recent incidents, for the API.
-    book: Mutex<incidents::Book>,
-    pub(crate) traffic: Mutex<VecDeque<TrafficPoint>>,
-    pub(crate) observed: Mutex<HashMap<String, Observed>>,
-    /// Per pool, the split the shift detector should expect from a generation on.
-    expectations: Mutex<HashMap<String, (u64, Split)>>,
-    pub(crate) canary: Mutex<Option<crate::canary::Armed>>,
-    /// Shares and latency over the last fifteen minutes, for the dashboard.
-    pub(crate) history: Mutex<history::History>,
-}
-
-/// Six hours of one-second points.
-const TRAFFIC_HISTORY: usize = 6 * 3600;
-
-impl WatchState {
-    /// From `generation` on, expect these splits (a change the guard predicted and let
-    /// through without force): the shift detector re-baselines to them. A pool in
-    /// `changed` without a split here forgets any it was still to expect: that change
-    /// was not predicted.
-    pub(crate) fn expect(&self, generation: u64, e: Expectations, changed: &[String]) {
-        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
-        for pool in changed {
-            x.remove(pool);
-        }
-        for (pool, shares) in e {
-            x.insert(pool, (generation, shares));
-        }
-    }
-
-    /// The expectations due at `generation`.
-    fn due(&self, generation: u64) -> Expectations {
-        let mut x = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
-        let pools: Vec<String> = x
-            .iter()
-            .filter(|(_, (g, _))| *g <= generation)
-            .map(|(p, _)| p.clone())
-            .collect();
-        pools
-            .into_iter()
-            .filter_map(|p| x.remove(&p).map(|(_, shares)| (p, shares)))
-            .collect()
-    }
-}
 
 /// Detector settings for a pool's policy. Latency-aware policies move traffic away from
 /// slow backends on purpose, so a backend under its weight share is expected there;
@@ -231,7 +157,18 @@ impl Recent<'_> {
     }
 }
 
-pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>, tick: Duration) {
+/// Six hours of one-second points.
+const TRAFFIC_HISTORY: usize = 6 * 3600;
+
+/// Every `tick` until the process ends. `control` rolls back a reload the armed canary
+/// blames for an alert.
+pub(crate) async fn run(
+    rt: Arc<Runtime>,
+    journal: Sink,
+    state: Arc<WatchState>,
+    control: Weak<Control>,
+    tick: Duration,
+) {
     let mut pools: HashMap<String, PoolWatch> = HashMap::new();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -268,10 +205,12 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink, state: Arc<WatchState>,
         };
         for pool in &snap.pools {
             if let Some(w) = pools.get_mut(&pool.cfg.name) {
-                signals(&journal, &state, &targets, w, &mut recent, now_ms).await;
+                signals(&journal, &state, &control, &targets, w, &mut recent, now_ms).await;
             }
         }
-        crate::canary::expire(&state, &journal, now_ms);
+        if let Some(control) = control.upgrade() {
+            control.expire_canary(now_ms);
+        }
     }
 }
 
@@ -325,9 +264,7 @@ fn detect(
             },
         );
     }
-    history::record(&state.history, now_ms, &snap.pools, &views, &observed);
-    *state.pools.lock().unwrap_or_else(|p| p.into_inner()) = views;
-    *state.observed.lock().unwrap_or_else(|p| p.into_inner()) = observed;
+    state.publish(now_ms, &snap.pools, views, observed);
     (requests, errors)
 }
 
@@ -336,6 +273,7 @@ fn detect(
 async fn signals(
     journal: &Sink,
     state: &WatchState,
+    control: &Weak<Control>,
     targets: &Alerts,
     w: &mut PoolWatch,
     recent: &mut Recent<'_>,
@@ -346,7 +284,7 @@ async fn signals(
         return;
     }
     for ev in &events {
-        evidence(journal, state, w, recent, ev, now_ms).await;
+        evidence(journal, control, w, recent, ev, now_ms).await;
     }
     let out = w.incidents.tick(now_ms, &events, recent.get(), &w.down);
     for mut ie in out {
@@ -369,7 +307,7 @@ async fn signals(
 /// it joins may be headed by another backend); a fired one goes to the canary.
 async fn evidence(
     journal: &Sink,
-    state: &WatchState,
+    control: &Weak<Control>,
     w: &mut PoolWatch,
     recent: &mut Recent<'_>,
     ev: &AlertEvent,
@@ -392,7 +330,11 @@ async fn evidence(
             tracing::debug!(pool = %e.pool, backend = %e.backend, kind = e.kind.as_str(), basis = ?e.basis, "signal: {}", cause.sentence);
             // Journaled before the canary acts, so the journal reads: applied, alert,
             // rollback.
-            if let Some(clause) = crate::canary::on_alert(state, e, &cause, now_ms).await {
+            let rollback = match control.upgrade() {
+                Some(c) => c.on_alert(e, &cause, now_ms).await,
+                None => None,
+            };
+            if let Some(clause) = rollback {
                 w.decorations.add(&e.backend, e.kind, clause);
                 // The rollback is journaled now: read the journal again.
                 recent.events = None;
@@ -444,7 +386,7 @@ fn sample(
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
-            effective_weight: crate::keys::effective_weight(pool, i, now),
+            effective_weight: pool.effective_weight(i, now),
             requests: s.requests(),
             errors: s.errors(),
             client_errors: Some(s.client_errors),
@@ -475,7 +417,7 @@ fn sample(
         .cfg
         .policy
         .is_hash()
-        .then(|| pool.shared.keys.take_stats(pool, rt.elapsed()));
+        .then(|| key_stats(pool, rt.elapsed()));
     let input = PoolTick {
         now_ms,
         backends,
@@ -484,4 +426,32 @@ fn sample(
         keys,
     };
     (input, traffic)
+}
+
+/// Heavy hitters handed to the detector.
+const TOP_KEYS: usize = 8;
+/// Samples the recent view's heaviest key needs before it is preferred.
+const RECENT_MIN_SAMPLES: u64 = 10;
+
+/// A hash pool's key statistics, as the detector judges by, with the backend each heavy
+/// key maps to now: the minute's, unless a key is markedly heavier in the last seconds
+/// (and seen there often enough to say so). `now` is the time since start.
+fn key_stats(pool: &PoolRuntime, now: Duration) -> KeyStats {
+    let [minute, recent] = pool.shared.keys.summaries(now.as_millis() as u64);
+    let backend_of = |k| match pick_for_key(pool, k, now) {
+        Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
+        _ => None,
+    };
+    let minute = minute.key_stats(TOP_KEYS, backend_of);
+    let recent = recent.key_stats(TOP_KEYS, backend_of);
+    let sudden = recent
+        .top_keys
+        .first()
+        .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
+        && recent.top_key_share > minute.top_key_share + 0.1;
+    if sudden {
+        recent
+    } else {
+        minute
+    }
 }

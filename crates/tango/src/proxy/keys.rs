@@ -1,16 +1,15 @@
 //! The proxy's side of picking: the request seen through tango-core's `RequestView`,
-//! the `PickEnv` that reads backend state from atomics, and the hash pools' key counts
-//! and request sample.
+//! the `PickEnv` that reads each backend's state (health, ejection, caps, in-flight,
+//! slow start, peak EWMA) through `BackendState`, the hash pools' key counts and
+//! request sample, and where a key would go now (`pick_for_key`, for the watch).
 
 use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
-use tango_core::health::eligibility;
-use tango_core::policy::{client_address, key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+use tango_core::policy::{client_address, key_hash, Pick, PickEnv, RequestView};
 use tango_core::simulate::SampledRequest;
 
 struct View<'a, B> {
@@ -102,17 +101,17 @@ impl PickEnv for Env<'_> {
             return false;
         }
         match self.pool.cfg.backends[i].max_in_flight {
-            Some(cap) => b.stats.in_flight.load(Relaxed) < u64::from(cap),
+            Some(cap) => b.in_flight() < u64::from(cap),
             None => true,
         }
     }
 
     fn weight_factor(&self, i: usize) -> f64 {
-        slow_start(self.pool, i, self.now_ms)
+        self.pool.slow_start(i, self.now_ms)
     }
 
     fn in_flight(&self, i: usize) -> u64 {
-        self.pool.backends[i].stats.in_flight.load(Relaxed)
+        self.pool.backends[i].in_flight()
     }
 
     fn latency(&self, i: usize) -> f64 {
@@ -123,16 +122,6 @@ impl PickEnv for Env<'_> {
 
     fn random(&self) -> u64 {
         crate::rng::next_u64()
-    }
-}
-
-fn slow_start(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
-    match pool.cfg.slow_start {
-        Some(window) => {
-            let since = now_ms.saturating_sub(pool.backends[i].ready_since_ms.load(Relaxed));
-            slow_start_factor(Duration::from_millis(since), window)
-        }
-        None => 1.0,
     }
 }
 
@@ -148,7 +137,7 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
         tried,
         now_ms: now.as_millis() as u64,
         now_ns: now.as_nanos() as u64,
-        panic: pool.shared.panic.load(Relaxed),
+        panic: pool.shared.panic(),
     };
     pool.selector.pick(key, &env)
 }
@@ -161,43 +150,7 @@ pub(crate) fn pick_for_key(pool: &PoolRuntime, key: u64, now: Duration) -> Pick 
         tried: &tried,
         now_ms: now.as_millis() as u64,
         now_ns: now.as_nanos() as u64,
-        panic: pool.shared.panic.load(Relaxed),
+        panic: pool.shared.panic(),
     };
     pool.selector.pick(Some(key), &env)
-}
-
-/// Configured weight x eligible x slow start, as exported and used by the watch.
-pub(crate) fn effective_weight(pool: &PoolRuntime, i: usize, now_ms: u64) -> f64 {
-    let b = &pool.backends[i];
-    let eligible = pool.shared.panic.load(Relaxed) || b.available();
-    if !eligible {
-        return 0.0;
-    }
-    f64::from(pool.cfg.backends[i].weight) * slow_start(pool, i, now_ms)
-}
-
-/// Recompute whether the pool is in panic mode (too few eligible backends). Returns
-/// `Some(entered)` when that changed.
-pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
-    let healthy: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.healthy.load(Relaxed))
-        .collect();
-    let ejected: Vec<bool> = pool
-        .backends
-        .iter()
-        .map(|b| b.ejected.load(Relaxed))
-        .collect();
-    let e = eligibility(&healthy, &ejected, pool.cfg.panic_threshold);
-    let was = pool.shared.panic.swap(e.panic, Relaxed);
-    if was != e.panic {
-        if e.panic {
-            tracing::warn!(pool = %pool.cfg.name, eligible = e.count(), backends = pool.backends.len(), "panic mode: too few eligible backends, balancing across all");
-        } else {
-            tracing::info!(pool = %pool.cfg.name, "panic mode over");
-        }
-        return Some(e.panic);
-    }
-    None
 }

@@ -1,6 +1,9 @@
-//! `tango status` and `tango reload` (with the reload guard's overrides, `--force` and
-//! `--allow-shift`): talk to a running instance's admin API; `timeline` and `postmortem`
-//! read its journal.
+//! The commands that talk to a running instance or read what it wrote: `tango status`
+//! (its listeners, pools and backends as tables) and `tango reload` (with the reload
+//! guard's overrides, `--force` and `--allow-shift`) through its admin API; `tango
+//! timeline` and `tango postmortem` from its journal, read through the API (`--admin`)
+//! or from the file (`--journal`). The admin address and token come from the flags, the
+//! environment or the instance's configuration file.
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -31,9 +34,9 @@ impl CtlArgs {
     fn target(&self) -> anyhow::Result<(String, Option<String>)> {
         let loaded =
             match &self.config {
-                Some(path) => Some(crate::server::load_or_explain(path).with_context(|| {
-                    format!("reading the admin address from {}", path.display())
-                })?),
+                Some(path) => Some(crate::control::server::load_or_explain(path).with_context(
+                    || format!("reading the admin address from {}", path.display()),
+                )?),
                 None => None,
             };
         let admin = match (&self.admin, &loaded) {
@@ -43,9 +46,8 @@ impl CtlArgs {
         };
         let token = match (&self.token, &loaded) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(l)) => {
-                crate::admin::resolve_token(&l.config.admin)?.map(|t| t.as_str().to_string())
-            }
+            (None, Some(l)) => crate::control::admin::resolve_token(&l.config.admin)?
+                .map(|t| t.as_str().to_string()),
             (None, None) => None,
         };
         Ok((base_url(&admin)?, token))
@@ -130,7 +132,7 @@ pub(crate) async fn status(args: CtlArgs) -> anyhow::Result<()> {
 
 /// The status answer as tables: listeners, then each pool's backends.
 fn render_status(v: &serde_json::Value) -> String {
-    use crate::table::{self, Align::*};
+    use crate::cli::table::{self, Align::*};
     let applied = v["applied_at"]
         .as_f64()
         .map(|t| {

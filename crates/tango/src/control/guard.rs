@@ -3,8 +3,8 @@
 //! judgement, the checklist's findings logged one line each, and a reload's answer as
 //! the API and `tango reload` show it.
 
+use crate::control::watch::state::WatchState;
 use crate::runtime::Runtime;
-use crate::watch::WatchState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;

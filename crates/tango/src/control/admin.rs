@@ -1,17 +1,24 @@
-//! The admin listener (axum): the dashboard's page (`dashboard`), `/metrics` and
-//! `/ready`, open to anyone who can reach the admin address, and `/api/v1/*` (status,
-//! alerts, journal, traffic, history, the configuration, reload), which require `Authorization: Bearer <token>` whenever a token is configured
-//! (`auth`). A non-loopback admin address without a token is refused at validation.
+//! The admin API (axum), on its own listener: the routes and their handlers.
 //!
-//! The listener keeps serving while tango drains on shutdown, so `/ready` can say 503.
+//! - Open to whoever reaches the admin address: the dashboard's page and assets
+//!   (`dashboard`), `/metrics` (encoded by `control::metrics`) and `/ready`.
+//! - `/api/v1/*`, behind the bearer token whenever one is configured (`auth`, a
+//!   middleware over these routes): `status` (listeners, pools, backends), `alerts`
+//!   (incidents open and recent), `journal` and `traffic` (by time range), `history`
+//!   (the dashboard's fifteen minutes), `config` (the text in force, token redacted)
+//!   and `POST reload` (through `Control`, with the reload guard's overrides).
+//!
+//! A non-loopback admin address without a token is refused when the configuration is
+//! validated. The listener keeps serving while tango drains on shutdown, so `/ready` can
+//! say 503.
 
 mod auth;
 mod dashboard;
 
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
-use crate::proxy::Shutdown;
-use crate::server::{Control, ReloadSource};
+use crate::control::reload::{Control, ReloadSource};
+use crate::proxy::conn::Shutdown;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -35,7 +42,7 @@ pub(crate) async fn serve(
     shutdown: Shutdown,
     auth: Auth,
 ) {
-    let registry = Arc::new(crate::metrics::registry(
+    let registry = Arc::new(crate::control::metrics::registry(
         control.rt.clone(),
         control.reloads.clone(),
         control.watch.clone(),
@@ -44,14 +51,14 @@ pub(crate) async fn serve(
         control,
         registry,
         auth: Arc::new(auth),
-        draining: shutdown.subscribe_public(),
+        draining: shutdown.subscribe(),
     };
     let api = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/journal", get(journal))
         .route("/api/v1/traffic", get(traffic))
-        .route("/api/v1/history", get(dashboard::history))
+        .route("/api/v1/history", get(history))
         .route("/api/v1/config", get(live_config))
         .route("/api/v1/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -97,10 +104,10 @@ async fn ready(State(s): State<AppState>) -> Response {
 /// OpenMetrics or the Prometheus text format, as the scraper's `Accept` asks.
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = crate::metrics::Exposition::negotiate(accept);
+    let format = crate::control::metrics::Exposition::negotiate(accept);
     (
         [(header::CONTENT_TYPE, format.content_type())],
-        crate::metrics::render(&s.registry, format),
+        crate::control::metrics::render(&s.registry, format),
     )
         .into_response()
 }
@@ -114,7 +121,7 @@ async fn reload(
     Query(query): Query<Vec<(String, String)>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let overrides = match crate::guard::reload_overrides(&query, &body) {
+    let overrides = match crate::control::guard::reload_overrides(&query, &body) {
         Ok(o) => o,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
     };
@@ -172,6 +179,20 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
         .into_response()
 }
 
+/// `GET /api/v1/history[?from_ms=]`: per tick, each pool's observed, effective and
+/// configured shares and its latency, oldest first (fifteen minutes are kept).
+async fn history(State(s): State<AppState>, Query(r): Query<Range>) -> Response {
+    let points = s
+        .control
+        .watch
+        .history
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .since(r.from_ms.unwrap_or(0));
+    Json(json!({"keep_ms": crate::control::watch::history::KEEP_MS, "points": points}))
+        .into_response()
+}
+
 /// The text of the configuration in force, with the admin token redacted.
 async fn live_config(State(s): State<AppState>) -> Response {
     let snap = s.control.rt.current();
@@ -214,10 +235,10 @@ async fn status(State(s): State<AppState>) -> Response {
                         "name": cfg.name,
                         "address": cfg.address,
                         "configured_weight": cfg.weight,
-                        "effective_weight": crate::keys::effective_weight(p, i, now),
-                        "healthy": b.healthy.load(std::sync::atomic::Ordering::Relaxed),
-                        "ejected": b.ejected.load(std::sync::atomic::Ordering::Relaxed),
-                        "in_flight": st.in_flight,
+                        "effective_weight": p.effective_weight(i, now),
+                        "healthy": b.healthy(),
+                        "ejected": b.ejected(),
+                        "in_flight": b.in_flight(),
                         "requests": st.requests(),
                         "errors": st.errors(),
                         "open_connections": b.conns.open(),

@@ -7,7 +7,7 @@
 //! input (unreadable, not TOML). The same as `check` and `simulate`: docs/configuration.md.
 
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
-use crate::table::{self, Align};
+use crate::cli::table::{self, Align};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::diff::{

@@ -1,8 +1,8 @@
 //! The demo's traffic generator, its once-a-second report, and the summary by phase of
 //! the incident.
 
+use crate::cli::table::{self, Align};
 use crate::runtime::Runtime;
-use crate::table::{self, Align};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -153,7 +153,7 @@ fn row(t: u64, per_backend: &[u64]) -> String {
 
 /// Each second, one row: requests per backend in that second; and each alert, once,
 /// when it fires and when it clears.
-pub(crate) async fn report(control: Arc<crate::server::Control>) {
+pub(crate) async fn report(control: Arc<crate::control::reload::Control>) {
     let rt = control.rt.clone();
     let mut shown: Vec<(String, String, bool)> = Vec::new();
     let mut prev = counts(&rt);

@@ -1,10 +1,7 @@
 //! The last fifteen minutes of every pool's shares and latency, one point per watch
 //! tick, kept so a freshly opened dashboard can draw its chart at once.
 
-use super::{Observed, PoolView};
-use crate::runtime::PoolRuntime;
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::VecDeque;
 use tango_core::detector::BackendGauge;
 
 /// How far back the history reaches.
@@ -60,30 +57,13 @@ impl History {
     }
 }
 
-/// Add this tick's point: every pool the watch has gauges and load for, in
-/// configuration order.
-pub(crate) fn record(
-    history: &Mutex<History>,
-    ts_ms: u64,
-    pools: &[PoolRuntime],
-    views: &HashMap<String, PoolView>,
-    observed: &HashMap<String, Observed>,
-) {
-    let pools = pools
-        .iter()
-        .filter_map(|p| {
-            let (v, o) = (views.get(&p.cfg.name)?, observed.get(&p.cfg.name)?);
-            Some(pool_point(&p.cfg.name, &v.gauges, o.rate_rps, o.latency_ms))
-        })
-        .collect();
-    history
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(HistoryPoint { ts_ms, pools });
-}
-
 /// A pool's point from the detector's gauges and the watch's observed load.
-fn pool_point(pool: &str, gauges: &[BackendGauge], rate_rps: f64, latency_ms: f64) -> PoolPoint {
+pub(super) fn pool_point(
+    pool: &str,
+    gauges: &[BackendGauge],
+    rate_rps: f64,
+    latency_ms: f64,
+) -> PoolPoint {
     PoolPoint {
         pool: pool.to_string(),
         rate_rps,

@@ -1,20 +1,24 @@
-//! `/metrics`: encoded by prometheus-client from the atomics the data plane keeps, in
-//! whichever exposition format the scraper asks for: OpenMetrics, or the Prometheus text
-//! format (0.0.4) that older scrapers, `curl` and `promtool check metrics` read. Nothing
-//! is registered per request; a scrape reads the current snapshot and its backends.
-//! Names are stable (see docs/ARCHITECTURE.md).
+//! `/metrics`: every series tango exports, read at scrape time (nothing is registered
+//! per request): per backend and pool, the data plane's counters and the state the
+//! control tasks keep (health, ejection, slow start, panic mode) from the snapshot in
+//! force; the configuration's generation and the reloads' outcomes (`ReloadStats`);
+//! and the watch's last tick (shares, skew, active alerts). Encoded by
+//! prometheus-client in whichever format the scraper asks for: OpenMetrics, or the
+//! Prometheus text format (0.0.4) that older scrapers, `curl` and `promtool check
+//! metrics` read. The names are an interface: the recording rules and the Grafana
+//! dashboard in `deploy/` query them, and the e2e tests check those queries against them.
 
-use crate::runtime::Runtime;
-use crate::server::ReloadStats;
-use crate::stats::{CODE_CLASSES, LATENCY_BUCKETS};
-use crate::watch::WatchState;
+use crate::control::reload::ReloadStats;
+use crate::control::watch::state::WatchState;
+use crate::runtime::{Runtime, Snapshot};
+use crate::stats::{StatsSnapshot, CODE_CLASSES, LATENCY_BUCKETS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tango_core::detector::AlertKind;
 
@@ -76,18 +80,32 @@ impl std::fmt::Debug for TangoCollector {
 impl Collector for TangoCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
         let snap = self.rt.current();
-        let now = self.rt.now_ms();
-        let mut requests = Vec::new();
-        let mut in_flight = Vec::new();
-        let mut configured = Vec::new();
-        let mut effective = Vec::new();
-        let mut healthy = Vec::new();
-        let mut hist = Vec::new();
-        let mut transitions = Vec::new();
-        let mut panic = Vec::new();
+        BackendRows::read(&snap, self.rt.now_ms()).encode(&mut enc)?;
+        self.encode_config(&snap, &mut enc)?;
+        self.encode_watch(&mut enc)
+    }
+}
+
+/// Every backend's (and pool's) series of one scrape, read from the snapshot in force.
+#[derive(Default)]
+struct BackendRows {
+    requests: Vec<(Labels, u64)>,
+    in_flight: Vec<(Labels, f64)>,
+    configured: Vec<(Labels, f64)>,
+    effective: Vec<(Labels, f64)>,
+    healthy: Vec<(Labels, f64)>,
+    latency: Vec<(Labels, StatsSnapshot)>,
+    transitions: Vec<(Labels, u64)>,
+    panic: Vec<(Labels, f64)>,
+}
+
+impl BackendRows {
+    /// `now` is the time since start, for slow start.
+    fn read(snap: &Snapshot, now: u64) -> Self {
+        let mut r = BackendRows::default();
         for pool in &snap.pools {
-            let in_panic = pool.shared.panic.load(std::sync::atomic::Ordering::Relaxed);
-            panic.push((
+            let in_panic = pool.shared.panic();
+            r.panic.push((
                 vec![("pool", pool.cfg.name.clone())],
                 if in_panic { 1.0 } else { 0.0 },
             ));
@@ -101,115 +119,118 @@ impl Collector for TangoCollector {
                 for (c, n) in s.by_class.iter().enumerate() {
                     let mut l = labels.clone();
                     l.push(("code", CODE_CLASSES[c].to_string()));
-                    requests.push((l, *n));
+                    r.requests.push((l, *n));
                 }
-                in_flight.push((labels.clone(), s.in_flight as f64));
-                configured.push((labels.clone(), f64::from(bcfg.weight)));
-                effective.push((labels.clone(), crate::keys::effective_weight(pool, i, now)));
-                healthy.push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
-                transitions.push((
-                    labels.clone(),
-                    b.health_transitions
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                ));
-                hist.push((labels, s));
+                r.in_flight.push((labels.clone(), b.in_flight() as f64));
+                r.configured.push((labels.clone(), f64::from(bcfg.weight)));
+                r.effective
+                    .push((labels.clone(), pool.effective_weight(i, now)));
+                r.healthy
+                    .push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
+                r.transitions.push((labels.clone(), b.health_transitions()));
+                r.latency.push((labels, s));
             }
         }
+        r
+    }
+
+    fn encode(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         counter_family(
-            &mut enc,
+            enc,
             "tango_backend_requests",
             "Requests forwarded to a backend, by response status class (error: no response).",
-            &requests,
+            &self.requests,
         )?;
-        {
-            let mut m = enc.encode_descriptor(
-                "tango_backend_request_duration_seconds",
-                "Time from sending a request to a backend to its response head.",
-                None,
-                MetricType::Histogram,
-            )?;
-            for (l, s) in &hist {
-                // prometheus-client writes the bound `f64::MAX` as `+Inf`, the spelling
-                // both formats require (`f64::INFINITY` would print as `inf`).
-                let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-                    .iter()
-                    .copied()
-                    .chain(std::iter::once(f64::MAX))
-                    .zip(s.latency_buckets.iter().copied())
-                    .collect();
-                m.encode_family(l)?.encode_histogram::<Labels>(
-                    s.latency_sum_us as f64 / 1e6,
-                    s.latency_count(),
-                    &buckets,
-                    None,
-                )?;
-            }
-        }
+        self.encode_latency(enc)?;
         gauge_family(
-            &mut enc,
+            enc,
             "tango_backend_in_flight",
             "Requests in progress at a backend.",
-            &in_flight,
+            &self.in_flight,
         )?;
         gauge_family(
-            &mut enc,
+            enc,
             "tango_backend_configured_weight",
             "Weight as configured.",
-            &configured,
+            &self.configured,
         )?;
         gauge_family(
-            &mut enc,
+            enc,
             "tango_backend_effective_weight",
             "Configured weight x eligible (healthy, not ejected) x slow-start factor.",
-            &effective,
+            &self.effective,
         )?;
         gauge_family(
-            &mut enc,
+            enc,
             "tango_pool_panic_mode",
             "1 while too few backends are eligible and the pool balances across all of them.",
-            &panic,
+            &self.panic,
         )?;
         counter_family(
-            &mut enc,
+            enc,
             "tango_backend_health_transitions",
             "Active health-check transitions, healthy to unhealthy or back.",
-            &transitions,
+            &self.transitions,
         )?;
         gauge_family(
-            &mut enc,
+            enc,
             "tango_backend_healthy",
             "1 when the backend is eligible for traffic (healthy and not ejected).",
-            &healthy,
+            &self.healthy,
+        )
+    }
+
+    fn encode_latency(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut m = enc.encode_descriptor(
+            "tango_backend_request_duration_seconds",
+            "Time from sending a request to a backend to its response head.",
+            None,
+            MetricType::Histogram,
         )?;
+        for (l, s) in &self.latency {
+            // prometheus-client writes the bound `f64::MAX` as `+Inf`, the spelling
+            // both formats require (`f64::INFINITY` would print as `inf`).
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .chain(std::iter::once(f64::MAX))
+                .zip(s.latency_buckets.iter().copied())
+                .collect();
+            m.encode_family(l)?.encode_histogram::<Labels>(
+                s.latency_sum_us as f64 / 1e6,
+                s.latency_count(),
+                &buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl TangoCollector {
+    /// The configuration in force and what reloads did.
+    fn encode_config(&self, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         single_gauge(
-            &mut enc,
+            enc,
             "tango_config_generation",
             "Generation of the configuration in force.",
             snap.generation as f64,
         )?;
         single_gauge(
-            &mut enc,
+            enc,
             "tango_config_last_change_timestamp_seconds",
             "Unix time when the configuration in force was applied.",
             snap.applied_at,
         )?;
+        let result = |r: &str, n: &AtomicU64| (vec![("result", r.to_string())], n.load(Relaxed));
         counter_family(
-            &mut enc,
+            enc,
             "tango_config_reloads",
             "Configuration reloads by result.",
             &[
-                (
-                    vec![("result", "applied".to_string())],
-                    self.reloads.ok.load(Relaxed),
-                ),
-                (
-                    vec![("result", "rejected".to_string())],
-                    self.reloads.rejected.load(Relaxed),
-                ),
-                (
-                    vec![("result", "refused".to_string())],
-                    self.reloads.refused.load(Relaxed),
-                ),
+                result("applied", &self.reloads.ok),
+                result("rejected", &self.reloads.rejected),
+                result("refused", &self.reloads.refused),
             ],
         )?;
         ConstCounter::new(self.reloads.rollbacks.load(Relaxed)).encode(enc.encode_descriptor(
@@ -217,8 +238,7 @@ impl Collector for TangoCollector {
             "Reloads rolled back by their canary (an alert they caused).",
             None,
             MetricType::Counter,
-        )?)?;
-        self.encode_watch(&mut enc)
+        )?)
     }
 }
 

@@ -1,45 +1,24 @@
-//! `tango run`: start listeners and the admin API, reload on SIGHUP or on request (each
-//! reload checked and judged by the guard, and rolled back by its canary when it causes
-//! an alert), and drain on SIGTERM/SIGINT.
+//! The reload path: `Control` owns the configuration in force and applies a new file
+//! (SIGHUP, `tango reload`, `POST /api/v1/reload`) whole or not at all, one at a time:
+//! read and validate it, have the reload guard judge it, bind any new listener, build
+//! and swap in the new snapshot, journal what changed, and arm the canary. When the
+//! watch reports an alert the canary blames on the reload, `Control` rolls it back.
 
-use crate::guard::{Outcome, Verdict};
-use crate::proxy::access::{AccessFormat, AccessLog};
-use crate::proxy::{Listeners, Shutdown};
+use crate::control::canary::{self, Armed, Previous};
+use crate::control::guard::{Outcome, Verdict};
+use crate::control::watch::state::WatchState;
+use crate::journal::Sink;
+use crate::proxy::listener::Listeners;
 use crate::runtime::{Runtime, Snapshot};
-use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
 use tango_core::config;
+use tango_core::detector::Evidence;
 use tango_core::guard::canary::Canary;
 use tango_core::guard::{Judgement, Overrides};
-use tango_core::journal::{summarize_changes, ConfigSource, EventKind};
+use tango_core::journal::{summarize_changes, ConfigSource, EventKind, SuspectedCause};
 use tokio::sync::Mutex;
-
-#[derive(clap::Args, Clone)]
-pub(crate) struct RunArgs {
-    /// The configuration file.
-    #[arg(long, short)]
-    pub(crate) config: PathBuf,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    pub(crate) workers: Option<usize>,
-    /// Log one line per request to FILE (reopened on SIGUSR1, for logrotate), or to
-    /// stderr when FILE is `-` or left out.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
-    pub(crate) access_log: Option<PathBuf>,
-    /// The access log's format: nginx's combined format followed by tango's fields, or
-    /// JSON lines.
-    #[arg(long, value_enum, default_value = "combined")]
-    pub(crate) access_log_format: AccessFormat,
-    /// How long in-flight requests may take to finish on shutdown.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub(crate) grace: Duration,
-    /// Refuse to start when the checklist has warnings (or errors) on the file.
-    #[arg(long)]
-    pub(crate) deny_warnings: bool,
-}
 
 /// Where a reload request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +61,32 @@ pub(crate) struct Control {
     pub(crate) path: PathBuf,
     listeners: Mutex<Listeners>,
     pub(crate) reloads: Arc<ReloadStats>,
-    pub(crate) journal: crate::journal::Sink,
-    pub(crate) watch: Arc<crate::watch::WatchState>,
+    pub(crate) journal: Sink,
+    pub(crate) watch: Arc<WatchState>,
+    /// The last applied reload's canary, until its window closes or it blames an alert
+    /// on the reload.
+    canary: canary::Slot,
 }
 
 impl Control {
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        path: PathBuf,
+        listeners: Listeners,
+        journal: Sink,
+        watch: Arc<WatchState>,
+    ) -> Arc<Self> {
+        Arc::new(Control {
+            rt,
+            path,
+            listeners: Mutex::new(listeners),
+            reloads: Arc::new(ReloadStats::default()),
+            journal,
+            watch,
+            canary: canary::Slot::default(),
+        })
+    }
+
     /// Re-read the file; apply it whole or change nothing. The checklist runs on it, and
     /// the reload guard judges it (see `guard.rs`). Either way the journal records it.
     pub(crate) async fn reload(self: &Arc<Self>, source: ReloadSource, o: Overrides) -> Outcome {
@@ -152,7 +152,7 @@ impl Control {
             Ok(x) => x,
             Err(errors) => return Outcome::rejected(old.generation, errors),
         };
-        crate::guard::log_findings(&j.finding_records());
+        crate::control::guard::log_findings(&j.finding_records());
         if j.refused() {
             return Outcome::refused(old.generation, j);
         }
@@ -206,7 +206,7 @@ impl Control {
         let path = self.path.clone();
         let live_text = old.text.clone();
         let settings = old.config.guard.clone();
-        let observed = crate::guard::observed(&self.rt, &self.watch);
+        let observed = crate::control::guard::observed(&self.rt, &self.watch);
         let o = o.clone();
         tokio::task::spawn_blocking(move || {
             let new = config::load(&path).map_err(|e| match e.source() {
@@ -267,20 +267,16 @@ impl Control {
             until_ms: crate::journal::unix_ms() + window_ms,
             pools: j.scope.clone(),
         };
-        crate::canary::arm(
-            &self.watch,
-            crate::canary::Armed {
-                canary: canary.clone(),
-                window_ms,
-                previous: crate::canary::Previous {
-                    config: old.config.clone(),
-                    text: old.text.clone(),
-                    generation: old.generation,
-                },
-                restore,
-                control: Arc::downgrade(self),
+        self.canary.arm(Armed {
+            canary: canary.clone(),
+            window_ms,
+            previous: Previous {
+                config: old.config.clone(),
+                text: old.text.clone(),
+                generation: old.generation,
             },
-        );
+            restore,
+        });
         Some(canary)
     }
 
@@ -288,8 +284,8 @@ impl Control {
     /// of `evidence`. Refused when another reload has happened since.
     pub(crate) async fn rollback(
         &self,
-        armed: &crate::canary::Armed,
-        evidence: Vec<tango_core::detector::Evidence>,
+        armed: &Armed,
+        evidence: Vec<Evidence>,
     ) -> Result<u64, String> {
         let mut listeners = self.listeners.lock().await;
         let cur = self.rt.snapshot.load_full();
@@ -331,6 +327,33 @@ impl Control {
         });
         Ok(generation)
     }
+
+    /// Called for every alert the watch fires. When the armed canary blames it on its
+    /// reload, roll back and return the clause the alert should end with.
+    pub(crate) async fn on_alert(
+        &self,
+        evidence: &Evidence,
+        cause: &SuspectedCause,
+        now_ms: u64,
+    ) -> Option<String> {
+        let armed = self.canary.blames(evidence, cause, now_ms)?;
+        let to = armed.previous.generation;
+        Some(match self.rollback(&armed, vec![evidence.clone()]).await {
+            Ok(now) => format!("rolled back to generation {to} (now generation {now})"),
+            Err(e) => format!("rolling back to generation {to} failed: {e}"),
+        })
+    }
+
+    /// Journal the canary as passed once its window has closed.
+    pub(crate) fn expire_canary(&self, now_ms: u64) {
+        self.canary.expire(&self.journal, now_ms);
+    }
+
+    /// (listener name, bound address) of every running listener.
+    pub(crate) async fn listener_addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
+        let cfg = self.rt.current().config.clone();
+        self.listeners.lock().await.addresses(&cfg)
+    }
 }
 
 /// A reload's problems as one log field: each problem's location, message and hint on one
@@ -338,7 +361,7 @@ impl Control {
 fn one_line_errors(errors: &[String]) -> String {
     errors
         .iter()
-        .map(|e| crate::logging::one_line(e))
+        .map(|e| crate::control::logging::one_line(e))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -346,175 +369,4 @@ fn one_line_errors(errors: &[String]) -> String {
 /// A short fingerprint of a configuration's text, to tell versions apart in the journal.
 pub(crate) fn content_hash(text: &str) -> String {
     format!("{:016x}", tango_core::policy::hash_bytes(text.as_bytes()))
-}
-
-pub(crate) fn load_or_explain(
-    path: &std::path::Path,
-) -> anyhow::Result<tango_core::config::Loaded> {
-    config::load(path).map_err(|e| anyhow::Error::new(crate::Rendered(e.render())))
-}
-
-/// Start everything; returns once shut down.
-pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let loaded = load_or_explain(&args.config)?;
-    if args.deny_warnings {
-        deny_warnings(&loaded)?;
-    }
-    let access = match &args.access_log {
-        Some(path) => Some(
-            AccessLog::open(Some(path), args.access_log_format)
-                .with_context(|| format!("opening the access log {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let (control, shutdown, admin_addr) =
-        start(loaded, args.config.clone(), access.clone()).await?;
-    // One line per address on stdout, for scripts and tests that start tango on port 0.
-    // Signals are handled before tango says it is ready.
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    // SIGUSR1 reopens the access log; its default action would end the process.
-    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
-    tokio::spawn(reopen_on_usr1(usr1, access.clone()));
-    if let Some(log) = &access {
-        tokio::spawn(log.clone().upkeep());
-    }
-    for (name, addr) in control.listener_addresses().await {
-        println!("listening {name} http://{addr}");
-    }
-    println!("admin http://{admin_addr}");
-    tracing::info!(admin = %admin_addr, "tango is running");
-    crate::sd::ready();
-    loop {
-        tokio::select! {
-            // SIGHUP has no override: what the file says is all there is.
-            _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup, Overrides::default()).await; }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    drain(&shutdown, args.grace).await;
-    if let Some(log) = &access {
-        log.flush();
-    }
-    Ok(())
-}
-
-/// `--deny-warnings`: the checklist's warnings and errors (not allowed by the file)
-/// stop the start, printed as `tango check` prints them.
-fn deny_warnings(loaded: &tango_core::config::Loaded) -> anyhow::Result<()> {
-    let l = tango_core::lint::lint(loaded);
-    let denied: Vec<_> = l
-        .problems
-        .iter()
-        .filter(|d| d.severity >= tango_core::diag::Severity::Warning)
-        .cloned()
-        .collect();
-    if denied.is_empty() {
-        return Ok(());
-    }
-    let mut text = tango_core::lint::report::human(&loaded.source, &denied, &[]);
-    text.push_str(&format!(
-        "refusing to start with --deny-warnings: {} checklist finding(s); fix them or allow them with [[allow]] and a reason",
-        denied.len()
-    ));
-    Err(anyhow::Error::new(crate::Rendered(text)))
-}
-
-/// logrotate's `postrotate` sends SIGUSR1 after moving the file away.
-async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Arc<AccessLog>>) {
-    while usr1.recv().await.is_some() {
-        match &access {
-            Some(log) => log.reopen(),
-            None => tracing::info!("SIGUSR1: there is no access log to reopen"),
-        }
-    }
-}
-
-pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
-    tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
-    crate::sd::stopping();
-    shutdown.trigger();
-    let left = shutdown.drained(grace).await;
-    if left > 0 {
-        tracing::warn!(connections = left, "grace period over; closing the rest");
-    } else {
-        tracing::info!("drained");
-    }
-}
-
-/// Bind listeners and the admin API and start background tasks. Used by `run` and `demo`.
-pub(crate) async fn start(
-    loaded: tango_core::config::Loaded,
-    path: PathBuf,
-    access_log: Option<Arc<AccessLog>>,
-) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
-    let hash = content_hash(&loaded.source.text);
-    let findings = crate::guard::startup_findings(&loaded);
-    let config = loaded.config;
-    let admin_addr = config.admin.listen;
-    let admin_token = crate::admin::resolve_token(&config.admin)?;
-    let journal = crate::journal::Sink::open(
-        config.admin.state_dir.as_deref(),
-        config.admin.journal_max_bytes,
-    )?;
-    crate::guard::log_findings(&findings);
-    // Generations continue from the journal, so one names one configuration for good.
-    let generation = journal.last_generation() + 1;
-    let rt = Runtime::new(config.clone(), &loaded.source.text);
-    let _ = rt.journal.set(journal.clone());
-    if generation > 1 {
-        rt.snapshot
-            .store(Arc::new(rt.build(config, &loaded.source.text, generation)));
-    }
-    journal.set_generation(generation);
-    journal.record(EventKind::ConfigApplied {
-        content_hash: hash,
-        source: ConfigSource::Startup,
-        changes: Vec::new(),
-        findings,
-        predicted: Vec::new(),
-        overrides: Vec::new(),
-    });
-    let shutdown = Shutdown::new();
-    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);
-    let cfg = rt.current().config.clone();
-    let bound = listeners.prepare(&cfg).await?;
-    listeners.commit(&cfg, bound);
-    let watch = Arc::new(crate::watch::WatchState::default());
-    let control = Arc::new(Control {
-        rt: rt.clone(),
-        path,
-        listeners: Mutex::new(listeners),
-        reloads: Arc::new(ReloadStats::default()),
-        journal: journal.clone(),
-        watch: watch.clone(),
-    });
-    let admin = tokio::net::TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
-    let admin_addr = admin.local_addr()?;
-    let auth = crate::admin::Auth::new(admin_token, &cfg.admin, generation);
-    tokio::spawn(crate::admin::serve(
-        admin,
-        control.clone(),
-        shutdown.clone(),
-        auth,
-    ));
-    tokio::spawn(crate::accounting::sweep_idle(rt.clone(), journal.clone()));
-    tokio::spawn(crate::health::supervise(rt.clone(), journal.clone()));
-    tokio::spawn(crate::watch::run(
-        rt.clone(),
-        journal,
-        watch,
-        Duration::from_secs(1),
-    ));
-    Ok((control, shutdown, admin_addr))
-}
-
-impl Control {
-    pub(crate) async fn listener_addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
-        let cfg = self.rt.current().config.clone();
-        self.listeners.lock().await.addresses(&cfg)
-    }
 }

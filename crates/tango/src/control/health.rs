@@ -7,7 +7,6 @@ use crate::runtime::Runtime;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{HealthCheck, HealthKind};
@@ -48,7 +47,7 @@ pub(crate) async fn supervise(rt: Arc<Runtime>, events: crate::journal::Sink) {
         // A backend without health checks is healthy by definition.
         for p in snap.pools.iter().filter(|p| p.cfg.health.is_none()) {
             for b in &p.backends {
-                b.healthy.store(true, Relaxed);
+                b.assume_healthy();
             }
         }
     }
@@ -81,25 +80,17 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
         .await;
         let probe = probe(&address, &cfg).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
-            if t.healthy {
-                // Back in service: slow start ramps it up from now. Stamped before the
-                // flag flips so no reader sees it healthy with the old stamp (at full
-                // weight at once).
-                backend.ready_since_ms.store(rt.now_ms(), Relaxed);
-            }
-            backend
-                .healthy
-                .store(t.healthy, std::sync::atomic::Ordering::Release);
+            // Back in service, slow start ramps it up from now.
+            backend.set_healthy(t.healthy, rt.now_ms());
             if t.healthy {
                 tracing::info!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend healthy");
             } else {
                 tracing::warn!(pool = %pool, backend = %backend.name, reason = %t.reason, "backend unhealthy");
             }
-            backend.health_transitions.fetch_add(1, Relaxed);
             events.health(&pool, &backend.name, t.healthy, &t.reason);
             let snap = rt.current();
             if let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) {
-                if let Some(entered) = crate::keys::update_panic(p) {
+                if let Some(entered) = crate::control::upkeep::update_panic(p) {
                     events.record(tango_core::journal::EventKind::PanicMode {
                         pool: pool.clone(),
                         entered,

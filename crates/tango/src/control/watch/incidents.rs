@@ -1,77 +1,14 @@
 //! Incidents as people are told about them. tango-core groups a pool's signals into
 //! incidents; here each announcement becomes one WARN line, one journal event and one
-//! delivery (updated, then resolved, under the same id), and the API's view of open and
-//! recent incidents is kept. A rollback the canary made for one of an incident's
-//! signals ends the incident's sentence, wherever it is shown.
+//! delivery (updated, then resolved, under the same id), and goes into the API's view of
+//! open and recent incidents (`WatchState`). A rollback the canary made for one of an
+//! incident's signals ends the incident's sentence, wherever it is shown.
 
-use super::{AlertRecord, WatchState};
+use super::state::WatchState;
 use crate::journal::Sink;
-use std::collections::VecDeque;
 use tango_core::config::Alerts;
 use tango_core::detector::{AlertKind, Incident, IncidentEvent};
 use tango_core::journal::EventKind;
-
-/// Incidents kept for the API, open or resolved.
-const HISTORY: usize = 1000;
-
-#[derive(Debug, Default)]
-pub(crate) struct Book {
-    /// Open incidents of every pool, as of the last tick.
-    open: Vec<Incident>,
-    /// Every incident announced, oldest first, in its latest state.
-    history: VecDeque<Incident>,
-}
-
-impl Book {
-    fn upsert(&mut self, i: &Incident) {
-        match self.history.iter_mut().find(|h| h.id == i.id) {
-            Some(h) => *h = i.clone(),
-            None => {
-                if self.history.len() == HISTORY {
-                    self.history.pop_front();
-                }
-                self.history.push_back(i.clone());
-            }
-        }
-    }
-}
-
-impl WatchState {
-    /// Open incidents and every recent one, newest first.
-    pub(crate) fn incidents(&self) -> (Vec<Incident>, Vec<Incident>) {
-        let b = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        let mut open = b.open.clone();
-        open.sort_by_key(|i| std::cmp::Reverse(i.opened_ms));
-        (open, b.history.iter().rev().cloned().collect())
-    }
-
-    /// The active signals of open incidents, each with its incident's cause: one row
-    /// per backend and kind (what `tango_alerts_active` counts).
-    pub(crate) fn active_alerts(&self) -> Vec<AlertRecord> {
-        let b = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        b.open
-            .iter()
-            .flat_map(|i| {
-                i.signals.iter().filter(|s| s.active).map(|s| AlertRecord {
-                    evidence: s.evidence.clone(),
-                    cause: i.cause.clone(),
-                    active: true,
-                    resolved_ms: None,
-                })
-            })
-            .collect()
-    }
-
-    /// The open incidents of `pool` as of this tick (the others' are kept).
-    pub(super) fn set_open(&self, pool: &str, open: Vec<Incident>) {
-        let mut b = self.book.lock().unwrap_or_else(|p| p.into_inner());
-        b.open.retain(|i| i.pool != pool);
-        for i in &open {
-            b.upsert(i);
-        }
-        b.open.extend(open);
-    }
-}
 
 /// Clauses to end an incident's sentence with, by the signal they were written for
 /// (the canary's "rolled back to generation N").
@@ -154,12 +91,8 @@ pub(super) fn publish(journal: &Sink, state: &WatchState, targets: &Alerts, ev: 
             (i, "resolved")
         }
     };
-    crate::deliver::deliver(targets, i, status);
-    state
-        .book
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .upsert(i);
+    crate::control::deliver::deliver(targets, i, status);
+    state.record_incident(i);
 }
 
 #[cfg(test)]
