@@ -69,7 +69,10 @@ fn response(input: &[u8], max_head: usize, cut: usize, facts: RequestFacts) {
     let Ok(Some(r)) = whole else { return };
     assert!(r.head_len <= input.len().min(max_head));
     assert!(within(r.reason, r.head_len));
-    assert!(r.headers.iter().all(|f| within(f.name(), r.head_len) && within(f.value(), r.head_len)));
+    assert!(r
+        .headers
+        .iter()
+        .all(|f| within(f.name(), r.head_len) && within(f.value(), r.head_len)));
     for version in [Version::Http10, Version::Http11] {
         let client = ClientFacts {
             version,
@@ -77,12 +80,25 @@ fn response(input: &[u8], max_head: usize, cut: usize, facts: RequestFacts) {
             is_head: facts.is_head,
         };
         let mut out = Vec::new();
-        write_response_head(&mut out, &r, input, client, b"Sun, 06 Nov 1994 08:49:37 GMT");
+        write_response_head(
+            &mut out,
+            &r,
+            input,
+            client,
+            b"Sun, 06 Nov 1994 08:49:37 GMT",
+        );
         if out.is_empty() {
             assert!(r.interim && version == Version::Http10);
             continue;
         }
-        match parse_response(&out, out.len(), RequestFacts { upgrade: true, ..facts }) {
+        match parse_response(
+            &out,
+            out.len(),
+            RequestFacts {
+                upgrade: true,
+                ..facts
+            },
+        ) {
             Ok(Some(back)) => {
                 assert_eq!(back.head_len, out.len());
                 assert_eq!(back.version, version);
@@ -128,7 +144,11 @@ fuzz_target!(|data: &[u8]| {
     // read size.
     let [a, b, input @ ..] = data else { return };
     let max_head = 16 + 64 * usize::from(*b);
-    let cut = if input.is_empty() { 0 } else { usize::from(*a) * 257 % (input.len() + 1) };
+    let cut = if input.is_empty() {
+        0
+    } else {
+        usize::from(*a) * 257 % (input.len() + 1)
+    };
     request(input, max_head, cut);
     let facts = RequestFacts {
         is_head: a & 1 != 0,
@@ -138,7 +158,11 @@ fuzz_target!(|data: &[u8]| {
     response(input, max_head, cut, facts);
     let step = 1 + usize::from(*b % 64);
     let pieces = track(input, step);
-    assert_eq!(pieces, track(input, input.len().max(1)), "the same at any split");
+    assert_eq!(
+        pieces,
+        track(input, input.len().max(1)),
+        "the same at any split"
+    );
     if let Ok((used, _)) = pieces {
         assert!(used <= input.len());
     }
