@@ -28,6 +28,7 @@
 //! that work, so tests can bound it without a clock.
 
 mod chunked;
+pub mod codec;
 mod head;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,193 @@
+//! An upstream response head (RFC 9112 4, 6.3): parsed with httparse, its body's
+//! delimitation decided as hyper's client decided it, in this order:
+//! 1. `101`: a protocol switch, no body (only to a request that asked to upgrade);
+//! 2. other 1xx: interim, no body, another head follows;
+//! 3. `204`, `304`, any answer to HEAD, a 2xx to CONNECT (a tunnel): no body;
+//! 4. Transfer-Encoding: chunked if the last field's last coding is `chunked`,
+//!    otherwise read until the connection closes (refused on HTTP/1.0, and with
+//!    Content-Length: a proxy must not choose between them, RFC 9112 6.3 item 3);
+//! 5. Content-Length (every value, comma lists included, the same number);
+//! 6. otherwise until the connection closes.
+//!
+//! Every error here is the backend's: the client gets a `502`.
+
+use super::fields::{Headers, Kind, MAX_HEADERS};
+use super::request::MAX_LENGTH;
+use super::{digits, has_token, items, HeadError, Refusal, Span, Version};
+use std::mem::MaybeUninit;
+
+/// What the response answers: the facts of the request that decide its framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestFacts {
+    /// The request was HEAD: no body, whatever the headers say.
+    pub is_head: bool,
+    /// The request was CONNECT: a 2xx opens a tunnel.
+    pub is_connect: bool,
+    /// The request asked to upgrade (tango forwarded its Upgrade): a `101` switches.
+    pub upgrade: bool,
+}
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body follows the head.
+    NoBody,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked: follow it with a [`super::ChunkedTracker`].
+    Chunked,
+    /// Everything until the backend closes; the connection is not reused.
+    CloseDelimited,
+}
+
+/// A parsed response head: facts, and [`Span`]s into the buffer it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The status code (100 to 999).
+    pub status: u16,
+    /// The backend's version.
+    pub version: Version,
+    /// The reason phrase as sent (possibly empty).
+    pub reason: Span,
+    /// The head's length: the body (or the next response) starts at this offset.
+    pub head_len: usize,
+    /// How the body is delimited.
+    pub framing: ResponseFraming,
+    /// The Content-Length, when valid (a HEAD response's is forwarded).
+    pub content_length: Option<u64>,
+    /// Whether the upstream connection may carry another request once this response
+    /// is read: HTTP/1.1 without `Connection: close` (HTTP/1.0 with `keep-alive`),
+    /// not close-delimited, not switching.
+    pub keep_alive: bool,
+    /// A 1xx other than 101: forward it (to an HTTP/1.1 client) and read the next head.
+    pub interim: bool,
+    /// A `101` to an upgrade, or a 2xx to CONNECT: after the head, a tunnel.
+    pub switching: bool,
+    /// The fields in order, the hop-by-hop ones marked.
+    pub headers: Headers,
+}
+
+impl ResponseHead {
+    /// Whether the backend sent a Date (tango adds one otherwise, as hyper did).
+    pub fn has_date(&self) -> bool {
+        self.headers.of_kind(Kind::Date).next().is_some()
+    }
+}
+
+/// Parse the response head at the start of `buf`, the answer to a request described
+/// by `req`. `Ok(None)`: not complete yet. [`HeadError::TooLarge`] once `buf` holds
+/// `max_head` bytes without a complete head. See the module documentation.
+pub fn parse_response(
+    buf: &[u8],
+    max_head: usize,
+    req: RequestFacts,
+) -> Result<Option<ResponseHead>, HeadError> {
+    let max_head = max_head.min(u32::MAX as usize);
+    let window = &buf[..buf.len().min(max_head)];
+    let mut raw = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, window, &mut raw);
+    let head_len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    let (Some(status @ 100..), Some(minor)) = (resp.code, resp.version) else {
+        return Err(HeadError::Malformed);
+    };
+    let version = Version::from_minor(minor);
+    let reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
+    let mut headers = Headers::from_parsed(buf, resp.headers).ok_or(HeadError::TooLarge)?;
+    let fields = Fields::of(buf, &headers, version);
+    let (framing, switching) = decide(status, version, req, &fields)?;
+    headers.mark_hop_by_hop(buf, status == 101);
+    Ok(Some(ResponseHead {
+        status,
+        version,
+        reason,
+        head_len,
+        framing,
+        content_length: fields.content_length.flatten(),
+        keep_alive: fields.keep_alive && !switching && framing != ResponseFraming::CloseDelimited,
+        interim: (100..200).contains(&status) && status != 101,
+        switching,
+        headers,
+    }))
+}
+
+/// Framing and whether the connection switches, in hyper's client's order.
+fn decide(
+    status: u16,
+    version: Version,
+    req: RequestFacts,
+    f: &Fields,
+) -> Result<(ResponseFraming, bool), HeadError> {
+    match status {
+        101 if req.upgrade => return Ok((ResponseFraming::NoBody, true)),
+        101 => return Err(HeadError::UnexpectedResponse),
+        100..=199 | 204 | 304 => return Ok((ResponseFraming::NoBody, false)),
+        _ if req.is_head => return Ok((ResponseFraming::NoBody, false)),
+        200..=299 if req.is_connect => return Ok((ResponseFraming::NoBody, true)),
+        _ => {}
+    }
+    let framing = match (f.chunked, f.content_length) {
+        (Some(_), _) if version == Version::Http10 => return Err(HeadError::UnexpectedResponse),
+        (Some(_), Some(_)) => return Err(HeadError::Refused(Refusal::LengthWithTransferEncoding)),
+        (Some(true), None) => ResponseFraming::Chunked,
+        (Some(false), None) => ResponseFraming::CloseDelimited,
+        (None, Some(Some(n))) if n <= MAX_LENGTH => ResponseFraming::Length(n),
+        (None, Some(Some(_))) => return Err(HeadError::TooLarge),
+        (None, Some(None)) => return Err(HeadError::Refused(Refusal::BadContentLength)),
+        (None, None) => ResponseFraming::CloseDelimited,
+    };
+    Ok((framing, false))
+}
+
+/// What one pass over a response's fields finds.
+struct Fields {
+    /// `Some(None)`: a value that is not a number, or numbers that differ.
+    content_length: Option<Option<u64>>,
+    /// Whether the last Transfer-Encoding field ends in chunked.
+    chunked: Option<bool>,
+    keep_alive: bool,
+}
+
+impl Fields {
+    fn of(buf: &[u8], headers: &Headers, version: Version) -> Fields {
+        let mut f = Fields {
+            content_length: None,
+            chunked: None,
+            keep_alive: version == Version::Http11,
+        };
+        let mut saw_close = false;
+        for h in headers.iter() {
+            let v = h.value().of(buf);
+            match h.kind() {
+                // hyper's `content_length_parse_all`: each value may be a list.
+                Kind::ContentLength => {
+                    for n in items(v).map(digits) {
+                        f.content_length = match f.content_length {
+                            None => Some(n),
+                            Some(prev) if prev == n => Some(n),
+                            Some(_) => Some(None),
+                        };
+                    }
+                }
+                Kind::TransferEncoding => f.chunked = Some(super::request::ends_in_chunked(v)),
+                Kind::Connection => {
+                    if saw_close || has_token(v, b"close") {
+                        saw_close = true;
+                        f.keep_alive = false;
+                    } else if !f.keep_alive {
+                        f.keep_alive = has_token(v, b"keep-alive");
+                    }
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+}
