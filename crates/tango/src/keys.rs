@@ -2,7 +2,6 @@
 //! the `PickEnv` that reads backend state from atomics, and the hash pools' key counts
 //! and request sample.
 
-use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
 use std::net::IpAddr;
@@ -11,6 +10,7 @@ use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
 use tango_core::health::eligibility;
 use tango_core::policy::{client_address, key_hash, slow_start_factor, Pick, PickEnv, RequestView};
+use tango_core::retry::Tried;
 use tango_core::simulate::SampledRequest;
 
 struct View<'a, B> {
