@@ -12,8 +12,9 @@ use crate::journal::{summarize_changes, Change};
 use crate::simulate::{simulate, BackendShare, SimError, SimOptions, SimReport};
 use serde::Serialize;
 
-/// Default largest move of a backend's predicted share, in percentage points.
-pub const DEFAULT_MAX_SHIFT_POINTS: f64 = 10.0;
+/// Default largest move of a backend's predicted share, in percentage points: the same
+/// as `[guard] max_shift`'s.
+pub use crate::config::defaults::guard::MAX_SHIFT_POINTS as DEFAULT_MAX_SHIFT_POINTS;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffOptions {

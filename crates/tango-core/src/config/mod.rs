@@ -1,10 +1,12 @@
 //! Configuration: the TOML file types (`file`), the validated model (`model`) and the
-//! step between them (`validate`), which reports every problem at once; and the
-//! redaction of the file's text before it is served (`redact`).
+//! step between them (`validate`), which reports every problem at once and takes every
+//! default from `defaults`; and the redaction of the file's text before it is served
+//! (`redact`).
 //!
 //! `parse` is pure. `load` is the edge that reads: the file, and the one environment
 //! variable a configuration takes (`TANGO_ADMIN_TOKEN`).
 
+pub mod defaults;
 pub mod file;
 mod model;
 mod redact;

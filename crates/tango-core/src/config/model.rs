@@ -32,18 +32,6 @@ pub struct Guard {
     pub allow_shift: Vec<String>,
 }
 
-impl Default for Guard {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_shift_points: crate::diff::DEFAULT_MAX_SHIFT_POINTS,
-            canary: Duration::from_secs(30),
-            rollback: true,
-            allow_shift: Vec::new(),
-        }
-    }
-}
-
 /// Alert delivery targets (`http://` URLs).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Alerts {

@@ -25,7 +25,7 @@ pub use ewma::{ewma_at, peak_ewma, slow_start_factor, EwmaCell, SLOW_START_FLOOR
 pub use hash::hash_bytes;
 pub use key::{client_address, hash_ip, key_hash, RequestView};
 pub use maglev::{table_size as maglev_table_size, MIN_TABLE_SIZE as MAGLEV_MIN_TABLE_SIZE};
-pub use ring::{points_per_unit as ring_points_per_unit, DEFAULT_RING_POINTS, MAX_RING_POINTS};
+pub use ring::{points_per_unit as ring_points_per_unit, MAX_RING_POINTS};
 pub use walk::load_cap;
 
 use crate::config::{OnMissingKey, PolicyKind, Pool};
