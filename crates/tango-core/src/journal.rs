@@ -21,6 +21,7 @@ mod tests;
 mod tests_attribution;
 #[cfg(test)]
 mod tests_postmortem;
+mod time;
 mod traffic;
 
 pub use attribute::{
@@ -30,7 +31,8 @@ pub use changes::{summarize_changes, Change, ChangeKind};
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
 pub use postmortem::{render_postmortem, PostmortemInput};
-pub use render::{clock, date_time, describe, describe_in, render_timeline};
+pub use render::{describe, describe_in, render_timeline};
+pub use time::{clock, date_time};
 pub use traffic::{
     impact, quantile_ms, BackendImpact, BackendTraffic, Impact, TrafficSummary, NORMAL_MS,
     SUMMARY_MS,

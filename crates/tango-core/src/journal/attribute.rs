@@ -21,7 +21,7 @@
 //! direction) is named as the
 //! series: "b2's weight went from 10 to 19 over 9 reloads since 17:04:00".
 
-use super::render::clock;
+use super::time::clock;
 use super::{Change, ChangeKind, ConfigSource, Event, EventKind};
 use crate::detector::{AlertKind, Cause, Evidence};
 use serde::{Deserialize, Serialize};

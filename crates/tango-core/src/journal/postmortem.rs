@@ -10,12 +10,10 @@
 
 use super::attribute::{cause_of, health_clause, lead};
 use super::markdown::{code_block, inline};
-use super::render::{
-    alert_figures, date_time, describe_in, has_incidents, human_duration, percent, shown,
-    signal_line,
-};
+use super::render::{alert_figures, describe_in, has_incidents, percent, shown, signal_line};
+use super::time::{clock, date_time, human_duration};
 use super::traffic::{impact, Impact, TrafficSummary, NORMAL_MS};
-use super::{clock, Event, EventKind};
+use super::{Event, EventKind};
 use crate::detector::{AlertKind, Evidence, Incident};
 use std::fmt::Write as _;
 
