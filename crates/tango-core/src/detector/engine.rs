@@ -112,6 +112,8 @@ fn shares(weights: &[f64], over: Option<&Vec<f64>>) -> Vec<f64> {
 }
 
 impl PoolDetector {
+    /// A detector for `pool`. Window lengths are sorted and deduplicated, and the
+    /// dispersion window is added to them.
     pub fn new(pool: impl Into<String>, mut cfg: DetectorConfig) -> Self {
         if !cfg.windows.contains(&cfg.phi_window) {
             cfg.windows.push(cfg.phi_window);
@@ -129,6 +131,7 @@ impl PoolDetector {
         }
     }
 
+    /// The tunables in force.
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
     }

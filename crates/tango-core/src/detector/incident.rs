@@ -35,6 +35,7 @@ use super::{AlertEvent, AlertKind, Basis, Evidence};
 use crate::journal::{attribute, Event, SuspectedCause};
 use serde::{Deserialize, Serialize};
 
+/// How signals are grouped into incidents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentConfig {
     /// Signals whose onsets are this close belong to one event.
@@ -60,7 +61,9 @@ pub struct Signal {
     /// The detectors reporting it now, by basis (`effective`/`configured`: the share
     /// detector; `baseline`: the shift detector).
     pub sources: Vec<Basis>,
+    /// Some source still reports it.
     pub active: bool,
+    /// When the last source stopped reporting it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_ms: Option<u64>,
 }
@@ -70,6 +73,7 @@ pub struct Signal {
 pub struct Incident {
     /// "{pool}-{unix seconds when opened}", unique within a tracker.
     pub id: String,
+    /// The pool.
     pub pool: String,
     /// The backend whose change explains the rest.
     pub headline: String,
@@ -79,8 +83,11 @@ pub struct Incident {
     pub cause: SuspectedCause,
     /// The earliest onset of its signals.
     pub onset_ms: u64,
+    /// When it was announced.
     pub opened_ms: u64,
+    /// When it last changed.
     pub updated_ms: u64,
+    /// When it was resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_ms: Option<u64>,
     /// Every signal, the headline's first.
@@ -90,11 +97,15 @@ pub struct Incident {
     pub down: Vec<String>,
 }
 
+/// What a tracker tells about an incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum IncidentEvent {
+    /// Announced, once its headline is known.
     Opened(Incident),
+    /// Its signals, headline or backends down changed.
     Updated(Incident),
+    /// No signal is active and none of its backends is down.
     Resolved(Incident),
 }
 
@@ -120,6 +131,7 @@ pub struct IncidentTracker {
 }
 
 impl IncidentTracker {
+    /// A tracker for `pool`.
     pub fn new(pool: impl Into<String>, cfg: IncidentConfig) -> Self {
         Self {
             pool: pool.into(),

@@ -18,6 +18,7 @@ use super::{
     AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport,
 };
 
+/// Tunables of the shift detector; the share tests' are a [`DetectorConfig`]'s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftConfig {
     /// Time constant of the baseline EWMA.
@@ -54,6 +55,7 @@ struct Baseline {
     last_requests: Option<u64>,
 }
 
+/// One pool's shift detector: its backends' shares against their own baselines.
 #[derive(Debug)]
 pub struct ShiftDetector {
     pool: String,
@@ -182,6 +184,8 @@ impl ShiftDetector {
         self.shifted_since = None;
     }
 
+    /// Feed one tick: learns the baseline while nothing is amiss, tests against it, and
+    /// reports alerts with basis `baseline`.
     pub fn tick(&mut self, input: &PoolTick) -> TickReport {
         self.reconcile(input);
         let conf = Self::intended(input, true);
@@ -327,6 +331,7 @@ impl ShiftDetector {
             .collect()
     }
 
+    /// Each backend's learned baseline share, by name.
     pub fn baseline(&self) -> Vec<(String, f64)> {
         self.baseline
             .iter()

@@ -36,11 +36,15 @@ pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
 /// still counts.
 const SLACK_MS: u64 = 5_000;
 
+/// What most likely caused an alert, from the journal: a change, a health event, the
+/// key distribution, or the backend itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuspectedCause {
+    /// The kind of cause.
     pub class: Cause,
     /// The config generation, when a config change is suspected.
     pub generation: Option<u64>,
+    /// The change suspected, when it is a config change.
     pub change: Option<Change>,
     /// When the suspected event happened.
     pub at_ms: Option<u64>,
@@ -61,12 +65,19 @@ pub struct SuspectedCause {
 /// A run of weight changes to one backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Series {
+    /// The backend whose weight moved.
     pub backend: String,
+    /// Its weight before the first step.
     pub from: u32,
+    /// Its weight after the last.
     pub to: u32,
+    /// Reloads in the run.
     pub reloads: usize,
+    /// When the first step was journaled.
     pub since_ms: u64,
+    /// The first step's generation.
     pub first_generation: u64,
+    /// The last step's generation.
     pub last_generation: u64,
 }
 

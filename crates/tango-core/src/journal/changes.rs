@@ -8,55 +8,85 @@ use crate::config::{Config, HealthCheck, Outlier, Pool};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// One thing a configuration change changed in a pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
+    /// The pool.
     pub pool: String,
+    /// The backend, when the change is to one backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// How directly it moves traffic, 1 (weights, policy, hashing) to 4 (timeouts).
     pub rank: u8,
+    /// What changed.
     #[serde(flatten)]
     pub kind: ChangeKind,
 }
 
+/// What changed, with the values before and after (as text, for settings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// A backend's weight.
     Weight {
+        /// Before.
         from: u32,
+        /// After.
         to: u32,
     },
+    /// The pool's policy.
     Policy {
+        /// Before.
         from: String,
+        /// After.
         to: String,
     },
+    /// The pool's hash key.
     HashKey {
+        /// Before.
         from: String,
+        /// After.
         to: String,
     },
     /// on_missing_key, max_load_factor, ring_points.
     Hashing {
+        /// The setting's key.
         setting: String,
+        /// Before.
         from: String,
+        /// After.
         to: String,
     },
     /// health, outlier, slow_start, panic_threshold.
     Health {
+        /// The setting's key.
         setting: String,
+        /// Before.
         from: String,
+        /// After.
         to: String,
     },
+    /// A backend joined the pool.
     BackendAdded {
+        /// Its address.
         address: String,
     },
+    /// A backend left the pool.
     BackendRemoved {
+        /// Its address.
         address: String,
     },
+    /// The pool is new.
     PoolAdded,
+    /// The pool is gone.
     PoolRemoved,
     /// Timeouts, attempts and retry budget.
     Timeouts {
+        /// The setting's key.
         setting: String,
+        /// Before.
         from: String,
+        /// After.
         to: String,
     },
 }

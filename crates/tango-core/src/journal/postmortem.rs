@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 pub struct PostmortemInput {
     /// The period whose events the timeline shows (and where the incident is looked for).
     pub from_ms: u64,
+    /// Its end.
     pub to_ms: u64,
     /// The incident to write about (its id); default: the first opened in the period.
     pub incident: Option<String>,

@@ -23,8 +23,11 @@ const NORMAL_MIN_REQUESTS: u64 = 100;
 /// One pool's traffic over `(from_ms, to_ms]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrafficSummary {
+    /// The pool.
     pub pool: String,
+    /// Start of the period, unix ms (exclusive).
     pub from_ms: u64,
+    /// End of the period, unix ms.
     pub to_ms: u64,
     /// Per watch tick, oldest first: `[tick end (unix ms), requests answered to clients,
     /// of which failed]` (a failure: 5xx, tango's own included, or no answer).
@@ -32,16 +35,20 @@ pub struct TrafficSummary {
     /// Client-visible latency (to the response head) of the requests that did not fail:
     /// counts per bucket of [`LATENCY_BOUNDS_MS`], then the unbounded bucket.
     pub latency: Vec<u64>,
+    /// The median of `latency` (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50_ms: Option<f64>,
+    /// The 99th percentile of `latency` (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// Each backend's part.
     pub backends: Vec<BackendTraffic>,
 }
 
 /// One backend's part of a [`TrafficSummary`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BackendTraffic {
+    /// The backend's name.
     pub name: String,
     /// Tries sent to it (or attempted: a refused connection is a try).
     pub tries: u64,
@@ -52,6 +59,7 @@ pub struct BackendTraffic {
     /// Its tries' latency quantiles (bucket upper bounds, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50_ms: Option<f64>,
+    /// Its tries' 99th percentile (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
 }
@@ -93,19 +101,26 @@ fn above(hist: &[u64], bound_ms: f64) -> u64 {
 /// One backend over an incident's window.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BackendImpact {
+    /// The backend's name.
     pub name: String,
+    /// Tries sent to it.
     pub tries: u64,
+    /// Tries that failed.
     pub failed_tries: u64,
+    /// Failures clients saw whose last try was this backend.
     pub client_errors: u64,
 }
 
 /// What an incident cost, from the traffic summaries.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Impact {
+    /// The window's start, unix ms.
     pub from_ms: u64,
+    /// Its end.
     pub to_ms: u64,
     /// Requests answered to the pool's clients in the window, and those that failed.
     pub requests: u64,
+    /// Of `requests`, those that failed.
     pub errors: u64,
     /// The pool's p99 over the [`NORMAL_MS`] before the onset (bucket upper bound).
     pub normal_p99_ms: Option<f64>,
@@ -113,7 +128,9 @@ pub struct Impact {
     pub slow: Option<u64>,
     /// Failed tries in the window, and how many of them a retry absorbed.
     pub failed_tries: u64,
+    /// Of `failed_tries`, those a retry elsewhere absorbed.
     pub absorbed: u64,
+    /// Each backend's part.
     pub backends: Vec<BackendImpact>,
     /// Summaries cover the whole window (none missing at either end).
     pub covered: bool,

@@ -11,6 +11,7 @@
 
 use super::hash::{hash_bytes, mix2};
 
+/// The most points a ring holds; larger weight sums get fewer points per unit.
 pub const MAX_RING_POINTS: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
