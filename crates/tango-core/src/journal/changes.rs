@@ -163,15 +163,9 @@ pub fn summarize_changes(old: &Config, new: &Config) -> Vec<Change> {
 
 fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     let name = n.name.as_str();
-    let mut push = |backend: Option<&str>, kind| out.push(Change::new(name, backend, kind));
     if o.policy != n.policy {
-        push(
-            None,
-            ChangeKind::Policy {
-                from: o.policy.name().into(),
-                to: n.policy.name().into(),
-            },
-        );
+        let (from, to) = (o.policy.name().into(), n.policy.name().into());
+        out.push(Change::new(name, None, ChangeKind::Policy { from, to }));
     }
     let key = |p: &Pool| {
         p.hashing
@@ -179,14 +173,15 @@ fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
             .map_or("none".into(), |h| h.key.describe())
     };
     if key(o) != key(n) {
-        push(
-            None,
-            ChangeKind::HashKey {
-                from: key(o),
-                to: key(n),
-            },
-        );
+        let (from, to) = (key(o), key(n));
+        out.push(Change::new(name, None, ChangeKind::HashKey { from, to }));
     }
+    setting_changes(o, n, out);
+    backend_changes(o, n, out);
+}
+
+/// The pool-wide settings that changed, in three groups by how they move traffic.
+fn setting_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     let hashing: [Setting; 3] = [
         ("on_missing_key", |p| {
             let m = p.hashing.as_ref().and_then(|h| h.on_missing);
@@ -216,71 +211,60 @@ fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
         ("max_attempts", |p| p.max_attempts.to_string()),
         ("retry_budget", |p| p.retry_budget.to_string()),
     ];
-    for (setting, f) in hashing {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Hashing {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for (setting, f) in health {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Health {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for (setting, f) in timeouts {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Timeouts {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for nb in &n.backends {
-        match o.backends.iter().find(|b| b.address == nb.address) {
-            Some(ob) if ob.weight != nb.weight => push(
-                Some(&nb.name),
-                ChangeKind::Weight {
-                    from: ob.weight,
-                    to: nb.weight,
-                },
-            ),
-            Some(_) => {}
-            None => push(
-                Some(&nb.name),
-                ChangeKind::BackendAdded {
-                    address: nb.address.clone(),
-                },
-            ),
-        }
-    }
-    for ob in &o.backends {
-        if !n.backends.iter().any(|b| b.address == ob.address) {
-            push(
-                Some(&ob.name),
-                ChangeKind::BackendRemoved {
-                    address: ob.address.clone(),
-                },
-            );
+    let groups: [(&[Setting], Kind); 3] = [
+        (&hashing, |setting, from, to| ChangeKind::Hashing {
+            setting,
+            from,
+            to,
+        }),
+        (&health, |setting, from, to| ChangeKind::Health {
+            setting,
+            from,
+            to,
+        }),
+        (&timeouts, |setting, from, to| ChangeKind::Timeouts {
+            setting,
+            from,
+            to,
+        }),
+    ];
+    for (settings, kind) in groups {
+        for (setting, f) in settings {
+            if f(o) != f(n) {
+                let change = kind(setting.to_string(), f(o), f(n));
+                out.push(Change::new(&n.name, None, change));
+            }
         }
     }
 }
+
+/// Weights that changed, backends added and removed; matched by address.
+fn backend_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
+    let name = n.name.as_str();
+    for nb in &n.backends {
+        let kind = match o.backends.iter().find(|b| b.address == nb.address) {
+            Some(ob) if ob.weight != nb.weight => ChangeKind::Weight {
+                from: ob.weight,
+                to: nb.weight,
+            },
+            Some(_) => continue,
+            None => ChangeKind::BackendAdded {
+                address: nb.address.clone(),
+            },
+        };
+        out.push(Change::new(name, Some(&nb.name), kind));
+    }
+    for ob in &o.backends {
+        if !n.backends.iter().any(|b| b.address == ob.address) {
+            let address = ob.address.clone();
+            let kind = ChangeKind::BackendRemoved { address };
+            out.push(Change::new(name, Some(&ob.name), kind));
+        }
+    }
+}
+
+/// Builds a setting's change from its name and values before and after.
+type Kind = fn(String, String, String) -> ChangeKind;
 
 /// A setting's name and how to read it from a pool, for comparison and display.
 type Setting = (&'static str, fn(&Pool) -> String);

@@ -41,7 +41,15 @@ pub(super) fn signal_line(ev: &Evidence) -> String {
 
 /// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
-    match &e.kind {
+    config_line(e)
+        .or_else(|| incident_line(e))
+        .unwrap_or_else(|| other_line(e))
+}
+
+/// A configuration event: applied (with its changes), rolled back, its canary passed,
+/// rejected.
+fn config_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
         EventKind::ConfigApplied {
             content_hash,
             source,
@@ -102,17 +110,14 @@ pub fn describe(e: &Event) -> String {
                 .map(|f| format!(", first: {f}"))
                 .unwrap_or_default()
         ),
-        EventKind::AlertFired { evidence: ev } => format!(
-            "ALERT {} {}/{}: {}; cause {}",
-            ev.kind.as_str(),
-            ev.pool,
-            ev.backend,
-            alert_figures(ev),
-            ev.cause.as_str()
-        ),
-        EventKind::AlertResolved { evidence: ev } => {
-            format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
-        }
+        _ => return None,
+    })
+}
+
+/// An incident opened (its other signals indented), updated (its active signals) or
+/// resolved.
+fn incident_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
         EventKind::IncidentOpened { incident: i } => {
             let mut s = format!("INCIDENT {} opened: {}", i.id, i.cause.sentence);
             for sig in i.signals.iter().skip(1) {
@@ -146,6 +151,24 @@ pub fn describe(e: &Event) -> String {
             human_duration(i.resolved_ms.unwrap_or(e.ts_ms).saturating_sub(i.onset_ms)),
             i.headline
         ),
+        _ => return None,
+    })
+}
+
+/// Alerts, traffic summaries, and a backend's health, ejection or the pool's panic mode.
+fn other_line(e: &Event) -> String {
+    match &e.kind {
+        EventKind::AlertFired { evidence: ev } => format!(
+            "ALERT {} {}/{}: {}; cause {}",
+            ev.kind.as_str(),
+            ev.pool,
+            ev.backend,
+            alert_figures(ev),
+            ev.cause.as_str()
+        ),
+        EventKind::AlertResolved { evidence: ev } => {
+            format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
+        }
         EventKind::Traffic { summary: t } => {
             let (requests, errors) = t
                 .ticks

@@ -143,6 +143,71 @@ impl Impact {
     }
 }
 
+/// The pool's p99 over the [`NORMAL_MS`] before `from_ms`, when enough requests make
+/// it mean something.
+fn normal_p99(mine: &[&TrafficSummary], from_ms: u64) -> Option<f64> {
+    let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
+    let lo = from_ms.saturating_sub(NORMAL_MS);
+    for s in mine
+        .iter()
+        .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
+    {
+        for (a, b) in normal.iter_mut().zip(&s.latency) {
+            *a += b;
+        }
+    }
+    if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
+        quantile_ms(&normal, 0.99)
+    } else {
+        None
+    }
+}
+
+/// What of one summary falls in a window: the requests and failures of its ticks whose
+/// middle does, and the fractions of its totals they are.
+struct Part {
+    requests: u64,
+    errors: u64,
+    /// The part of the summary's requests (for its latency and tries).
+    f_req: f64,
+    /// The part of its failures (for its failed tries and client failures).
+    f_err: f64,
+}
+
+fn part_in(s: &TrafficSummary, from_ms: u64, to_ms: u64) -> Part {
+    let (mut requests, mut errors) = (0, 0);
+    for [at, r, e] in &s.ticks {
+        let mid = at.saturating_sub(500);
+        if mid >= from_ms && mid <= to_ms {
+            requests += r;
+            errors += e;
+        }
+    }
+    // The summary's totals (latency, backends) count in the part its ticks say falls in
+    // the window: by requests, and failures by failures (they cluster in the
+    // incident), else by time.
+    let (all_r, all_e) = s
+        .ticks
+        .iter()
+        .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
+    let span = s.to_ms.saturating_sub(s.from_ms).max(1);
+    let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
+    let by_time = overlap as f64 / span as f64;
+    let part = |n: u64, of: u64| {
+        if of > 0 {
+            n as f64 / of as f64
+        } else {
+            by_time
+        }
+    };
+    Part {
+        requests,
+        errors,
+        f_req: part(requests, all_r),
+        f_err: part(errors, all_e),
+    }
+}
+
 /// The impact on `pool` over `[from_ms, to_ms]` (an incident's onset to its
 /// resolution), from `summaries` (any order, any pools). A tick counts when its middle
 /// lies in the window; a summary's latency and per-backend figures count in the
@@ -158,50 +223,18 @@ pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u6
         to_ms,
         ..Impact::default()
     };
-    let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
-    let lo = from_ms.saturating_sub(NORMAL_MS);
-    for s in mine
-        .iter()
-        .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
-    {
-        for (a, b) in normal.iter_mut().zip(&s.latency) {
-            *a += b;
-        }
-    }
-    if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
-        out.normal_p99_ms = quantile_ms(&normal, 0.99);
-    }
+    out.normal_p99_ms = normal_p99(&mine, from_ms);
     let mut slow = 0.0;
     let mut backends: Vec<(String, [f64; 3])> = Vec::new();
     for s in &mine {
-        let (mut requests, mut errors) = (0, 0);
-        for [at, r, e] in &s.ticks {
-            let mid = at.saturating_sub(500);
-            if mid >= from_ms && mid <= to_ms {
-                requests += r;
-                errors += e;
-            }
-        }
+        let Part {
+            requests,
+            errors,
+            f_req,
+            f_err,
+        } = part_in(s, from_ms, to_ms);
         out.requests += requests;
         out.errors += errors;
-        // The summary's totals (latency, backends) count in the part its ticks say
-        // falls in the window: by requests, and failures by failures (they cluster in
-        // the incident), else by time.
-        let (all_r, all_e) = s
-            .ticks
-            .iter()
-            .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
-        let span = s.to_ms.saturating_sub(s.from_ms).max(1);
-        let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
-        let by_time = overlap as f64 / span as f64;
-        let part = |n: u64, of: u64| {
-            if of > 0 {
-                n as f64 / of as f64
-            } else {
-                by_time
-            }
-        };
-        let (f_req, f_err) = (part(requests, all_r), part(errors, all_e));
         if f_req == 0.0 && f_err == 0.0 {
             continue;
         }
