@@ -72,6 +72,31 @@ struct ShareStat {
     z: f64,
 }
 
+/// Evidence a share alert may fire on: the statistic, what it was measured against,
+/// and the window (in ticks) it covers.
+struct Candidate {
+    s: ShareStat,
+    basis: Basis,
+    window: u64,
+}
+
+impl Candidate {
+    /// Keeps the better evidence in `best`: the eligible set's over the configured
+    /// set's (it names the cause more precisely), else the larger |z|.
+    fn keep_if_better(self, best: &mut Option<Candidate>) {
+        let better = match best {
+            None => true,
+            Some(o) => {
+                (self.basis == Basis::Effective && o.basis == Basis::Configured)
+                    || (self.basis == o.basis && self.s.z.abs() > o.s.z.abs())
+            }
+        };
+        if better {
+            *best = Some(self);
+        }
+    }
+}
+
 fn share_stat(n: u64, total: u64, e: f64, v: f64, phi: f64) -> ShareStat {
     let nf = n as f64;
     let ratio = if e > 0.0 { nf / e } else { f64::INFINITY };
@@ -250,41 +275,62 @@ impl PoolDetector {
         now: u64,
         keys: Option<&KeyStats>,
     ) -> Option<AlertEvent> {
-        let over = kind == AlertKind::OverShare;
         let k = kind.index();
         if let Some(ev) = &self.backends[i].active[k] {
             let basis = ev.basis;
-            let done = self.share_resolved(i, over, basis);
+            let done = self.share_resolved(i, kind == AlertKind::OverShare, basis);
             return self.count_resolve(i, kind, done, now);
         }
-        let st = &self.backends[i];
-        let phi = self.phi;
-        let tick_ms = self.cfg.tick_ms;
-        let since = st.resolved_tick[k].map(|t| self.tick - t);
-        // (stat, basis, window ticks, from the CUSUM)
-        let mut best: Option<(ShareStat, Basis, u64, bool)> = None;
-        let mut consider = |s: ShareStat, b: Basis, w: u64, fast: bool| {
-            let better = match &best {
-                None => true,
-                Some((o, ob, _, _)) => {
-                    (b == Basis::Effective && *ob == Basis::Configured)
-                        || (b == *ob && s.z.abs() > o.z.abs())
-                }
-            };
-            if better {
-                best = Some((s, b, w, fast));
-            }
-        };
-        let cusum = if over { &st.over } else { &st.under };
-        let mut fast = false;
-        if cusum.s >= self.cfg.cusum_threshold * phi {
-            let g = &cusum.segment;
-            let s = share_stat(g.n, g.total, g.e, g.v, phi);
-            if self.meets(&s, over) {
-                fast = true;
-                consider(s, Basis::Effective, u64::from(cusum.segment_ticks), true);
-            }
+        let mut best = self.cusum_candidate(i, kind);
+        let (window_met, held) = self.window_candidates(i, kind, &mut best);
+        let st = &mut self.backends[i];
+        for (j, met) in held {
+            st.win_pending[k][j] = if met { st.win_pending[k][j] + 1 } else { 0 };
         }
+        if window_met {
+            st.pending[k] += 1;
+            if st.pending[k] == 1 {
+                st.pending_since[k] = now;
+            }
+        } else {
+            st.pending[k] = 0;
+        }
+        // The CUSUM fires at once; a window only once it has held long enough, which
+        // `window_candidates` already required of its candidates.
+        let c = best?;
+        Some(self.fire_share(i, kind, c, now, keys))
+    }
+
+    /// The CUSUM's evidence: the requests since its last reset, when it crossed its
+    /// threshold and they meet the share conditions.
+    fn cusum_candidate(&self, i: usize, kind: AlertKind) -> Option<Candidate> {
+        let over = kind == AlertKind::OverShare;
+        let st = &self.backends[i];
+        let cusum = if over { &st.over } else { &st.under };
+        if cusum.s < self.cfg.cusum_threshold * self.phi {
+            return None;
+        }
+        let g = &cusum.segment;
+        let s = share_stat(g.n, g.total, g.e, g.v, self.phi);
+        self.meets(&s, over).then(|| Candidate {
+            s,
+            basis: Basis::Effective,
+            window: u64::from(cusum.segment_ticks),
+        })
+    }
+
+    /// Tests each window against both expectations, keeping in `best` the evidence of
+    /// those that have held long enough. Returns whether any window met the conditions
+    /// this tick, and per window whether it did (for the hold counts).
+    fn window_candidates(
+        &self,
+        i: usize,
+        kind: AlertKind,
+        best: &mut Option<Candidate>,
+    ) -> (bool, Vec<(usize, bool)>) {
+        let (over, k) = (kind == AlertKind::OverShare, kind.index());
+        let st = &self.backends[i];
+        let since = st.resolved_tick[k].map(|t| self.tick - t);
         let mut window_met = false;
         let mut held = Vec::new();
         let mut last_len = 0;
@@ -301,47 +347,48 @@ impl PoolDetector {
                     continue;
                 }
                 let (e, v) = sums.expectation(configured);
-                let s = share_stat(sums.n, sums.total, e, v, phi);
+                let s = share_stat(sums.n, sums.total, e, v, self.phi);
                 if self.meets(&s, over) {
                     met = true;
                     // Only a window that has held long enough may supply the evidence.
-                    let need = self.hold_for(len);
-                    if st.win_pending[k][j] + 1 >= need {
-                        consider(s, basis, u64::from(len), false);
+                    if st.win_pending[k][j] + 1 >= self.hold_for(len) {
+                        let window = u64::from(len);
+                        Candidate { s, basis, window }.keep_if_better(best);
                     }
                 }
             }
             window_met |= met;
             held.push((j, met));
         }
-        let fire_window = best.is_some_and(|b| !b.3);
-        let st = &mut self.backends[i];
-        for (j, met) in held {
-            st.win_pending[k][j] = if met { st.win_pending[k][j] + 1 } else { 0 };
-        }
-        if window_met {
-            st.pending[k] += 1;
-            if st.pending[k] == 1 {
-                st.pending_since[k] = now;
-            }
-        } else {
-            st.pending[k] = 0;
-        }
-        if !(fast || fire_window) {
-            return None;
-        }
-        let (s, basis, window, _) = best?;
-        let n_backends = self.backends.len();
+        (window_met, held)
+    }
+
+    /// Fires a share alert on `c`: its evidence, with the onset and the cause.
+    fn fire_share(
+        &mut self,
+        i: usize,
+        kind: AlertKind,
+        c: Candidate,
+        now: u64,
+        keys: Option<&KeyStats>,
+    ) -> AlertEvent {
+        let k = kind.index();
+        let (tick_ms, n_backends) = (self.cfg.tick_ms, self.backends.len());
         let st = &self.backends[i];
-        let cusum = if over { &st.over } else { &st.under };
+        let cusum = if kind == AlertKind::OverShare {
+            &st.over
+        } else {
+            &st.under
+        };
         let onset_ms = if cusum.s > 0.0 {
             cusum.last_zero_ms
         } else {
             st.pending_since[k].saturating_sub(tick_ms)
         };
+        let s = c.s;
         let total = s.total.max(1) as f64;
         let (observed, expected) = (s.n as f64 / total, s.e / total);
-        let (cause, detail) = match basis {
+        let (cause, detail) = match c.basis {
             Basis::Configured => (Cause::Health, None),
             Basis::Effective | Basis::Baseline => {
                 match keys.and_then(|k| key_explains(k, &st.name, observed, expected, n_backends)) {
@@ -355,15 +402,15 @@ impl PoolDetector {
             pool: self.pool.clone(),
             backend: st.name.clone(),
             kind,
-            basis,
+            basis: c.basis,
             observed,
             expected,
             ratio: s.ratio,
             z: s.z,
-            window_ms: window * tick_ms,
+            window_ms: c.window * tick_ms,
             requests: s.n,
             pool_requests: s.total,
-            phi,
+            phi: self.phi,
             onset_ms,
             at_ms: now,
             cause,
@@ -374,7 +421,7 @@ impl PoolDetector {
         st.pending[k] = 0;
         st.win_pending[k].iter_mut().for_each(|p| *p = 0);
         st.resolving[k] = 0;
-        Some(AlertEvent::Fired(ev))
+        AlertEvent::Fired(ev)
     }
 
     /// Ticks a window of `len` ticks must meet its condition: a noise excursion lingers in
