@@ -24,10 +24,9 @@ mod tests_postmortem;
 mod time;
 mod traffic;
 
-pub use attribute::{
-    attribute, cause_of, Series, SuspectedCause, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
-};
-pub use changes::{summarize_changes, Change, ChangeKind};
+pub use crate::alert::{Change, ChangeKind, Series, SuspectedCause};
+pub use attribute::{attribute, cause_of, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS};
+pub use changes::summarize_changes;
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
 pub use postmortem::{render_postmortem, PostmortemInput};
@@ -38,7 +37,7 @@ pub use traffic::{
     SUMMARY_MS,
 };
 
-use crate::detector::{Evidence, Incident, IncidentEvent};
+use crate::alert::{Evidence, Incident, IncidentEvent};
 use serde::{Deserialize, Serialize};
 
 /// One journal line.

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod alert;
 pub mod config;
 pub mod detector;
 pub mod diag;

@@ -14,7 +14,7 @@ use super::render::{alert_figures, describe_in, has_incidents, percent, shown, s
 use super::time::{clock, date_time, human_duration};
 use super::traffic::{impact, Impact, TrafficSummary, NORMAL_MS};
 use super::{Event, EventKind};
-use crate::detector::{AlertKind, Evidence, Incident};
+use crate::alert::{AlertKind, Evidence, Incident};
 use std::fmt::Write as _;
 
 /// What the post-mortem needs besides the journal.

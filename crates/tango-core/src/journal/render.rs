@@ -4,7 +4,7 @@
 use super::attribute::{cause_of, health_clause};
 use super::time::{date_time, human_duration};
 use super::{Event, EventKind};
-use crate::detector::{AlertKind, Evidence};
+use crate::alert::{AlertKind, Evidence};
 use std::fmt::Write as _;
 
 pub(super) fn percent(x: f64) -> String {

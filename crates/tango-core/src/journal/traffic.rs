@@ -10,7 +10,7 @@
 //! summaries in the [`NORMAL_MS`] before the onset). A summary at the window's edge
 //! counts its latency and per-backend totals in the part its ticks put in the window.
 
-use crate::detector::LATENCY_BOUNDS_MS;
+use crate::alert::LATENCY_BOUNDS_MS;
 use serde::{Deserialize, Serialize};
 
 /// How often the binary journals a pool's traffic.

@@ -1,7 +1,7 @@
 use super::*;
 use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{
-    BackendSample, Cause, DetectorConfig, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    BackendSample, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
 use crate::journal::{Change, ChangeKind, ConfigSource, EventKind};
 
