@@ -59,6 +59,7 @@ mod incident;
 mod keys;
 mod latency;
 mod outliers;
+mod share;
 mod shift;
 pub mod sim;
 mod window;
