@@ -211,6 +211,8 @@ impl Outgoing {
         })
     }
 
+    /// The request for one try. `may_resend`: a later try may send it again, so the
+    /// headers are copied rather than moved.
     fn request(&mut self, may_resend: bool) -> Request<UpBody> {
         let mut up = Request::new(self.body.take().unwrap_or(no_body()));
         *up.method_mut() = self.method.clone();
