@@ -3,13 +3,13 @@
 //! slow start, peak EWMA) through `BackendState`, the hash pools' key counts and
 //! request sample, and where a key would go now (`pick_for_key`, for the watch).
 
-use crate::proxy::service::Tried;
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
 use std::net::IpAddr;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
 use tango_core::policy::{client_address, key_hash, Pick, PickEnv, RequestView};
+use tango_core::retry::Tried;
 use tango_core::simulate::SampledRequest;
 
 struct View<'a, B> {
