@@ -26,7 +26,7 @@ fn one_byte_chunks() -> Vec<u8> {
 }
 
 /// One request after another on one connection, as a keep-alive client sends them.
-fn requests(bencher: Bencher, input: &[u8]) {
+fn requests(bencher: Bencher<'_, '_>, input: &[u8]) {
     let mut f = Framer::new(64 * 1024);
     let mut out = Vec::with_capacity(input.len());
     bencher
@@ -39,17 +39,17 @@ fn requests(bencher: Bencher, input: &[u8]) {
 }
 
 #[divan::bench]
-fn get_head_in_one_read(bencher: Bencher) {
+fn get_head_in_one_read(bencher: Bencher<'_, '_>) {
     requests(bencher, GET);
 }
 
 #[divan::bench]
-fn post_with_1k_body(bencher: Bencher) {
+fn post_with_1k_body(bencher: Bencher<'_, '_>) {
     requests(bencher, &post_1k());
 }
 
 #[divan::bench]
-fn read_of_one_byte_chunks(bencher: Bencher) {
+fn read_of_one_byte_chunks(bencher: Bencher<'_, '_>) {
     let body = one_byte_chunks();
     let mut f = Framer::new(64 * 1024);
     let mut out = Vec::new();

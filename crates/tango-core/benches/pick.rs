@@ -8,8 +8,9 @@
 use divan::{black_box, Bencher};
 use rand::{RngCore, SeedableRng};
 use std::cell::{Cell, RefCell};
+use tango_core::config::defaults::pool::RING_POINTS;
 use tango_core::config::PolicyKind;
-use tango_core::policy::{BackendSpec, Params, PickEnv, Selector, DEFAULT_RING_POINTS};
+use tango_core::policy::{BackendSpec, Params, PickEnv, Selector};
 
 fn main() {
     divan::main();
@@ -103,7 +104,7 @@ fn run_with(
         &specs,
         Params {
             kind,
-            ring_points: DEFAULT_RING_POINTS,
+            ring_points: RING_POINTS,
             on_missing: None,
             max_load_factor,
         },

@@ -10,11 +10,14 @@ use std::fmt::Write as _;
 /// Byte range in the configuration source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Span {
+    /// First byte.
     pub start: usize,
+    /// One past the last byte.
     pub end: usize,
 }
 
 impl Span {
+    /// The bytes `start..end`.
     pub fn new(start: usize, end: usize) -> Self {
         Self { start, end }
     }
@@ -26,15 +29,20 @@ impl From<std::ops::Range<usize>> for Span {
     }
 }
 
+/// How much a problem matters: an error fails `tango check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; never fails a check.
     Info,
+    /// A hazard; fails `tango check --deny-warnings`.
     Warning,
+    /// The configuration is invalid or will misbehave.
     Error,
 }
 
 impl Severity {
+    /// The severity's name in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -47,13 +55,16 @@ impl Severity {
 /// One problem with a configuration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
+    /// How much it matters.
     pub severity: Severity,
     /// Stable rule ID for lint findings (`TNG001`...); `None` for validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
+    /// What is wrong.
     pub message: String,
     /// Dotted key path, e.g. `pool[web].backend[2].weight`.
     pub key: String,
+    /// Where it is in the file; `None` for a problem of the whole file.
     #[serde(skip)]
     pub span: Option<Span>,
     /// Why it matters (lint findings).
@@ -65,6 +76,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A validation error at `key`.
     pub fn error(key: impl Into<String>, span: Option<Span>, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
@@ -77,6 +89,7 @@ impl Diagnostic {
         }
     }
 
+    /// The same problem with a hint on how to fix it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -101,7 +114,9 @@ pub fn did_you_mean<'a>(
 /// A configuration's text with its name, for turning spans into line:col and snippets.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The name messages give it (usually the path).
     pub name: String,
+    /// The text.
     pub text: String,
     line_starts: Vec<usize>,
 }
@@ -109,11 +124,14 @@ pub struct Source {
 /// 1-based line and column (column counted in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LineCol {
+    /// Line, from 1.
     pub line: usize,
+    /// Column, from 1, in characters.
     pub col: usize,
 }
 
 impl Source {
+    /// A source for `text`, named `name`.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
         let text = text.into();
         let mut line_starts = vec![0];
@@ -125,6 +143,7 @@ impl Source {
         }
     }
 
+    /// The line and column of byte `offset` (clamped to the text).
     pub fn line_col(&self, offset: usize) -> LineCol {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;

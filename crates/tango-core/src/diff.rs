@@ -12,13 +12,16 @@ use crate::journal::{summarize_changes, Change};
 use crate::simulate::{simulate, BackendShare, SimError, SimOptions, SimReport};
 use serde::Serialize;
 
-/// Default largest move of a backend's predicted share, in percentage points.
-pub const DEFAULT_MAX_SHIFT_POINTS: f64 = 10.0;
+/// Default largest move of a backend's predicted share, in percentage points: the same
+/// as `[guard] max_shift`'s.
+pub use crate::config::defaults::guard::MAX_SHIFT_POINTS as DEFAULT_MAX_SHIFT_POINTS;
 
+/// How a change is reviewed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffOptions {
     /// How each pool is simulated (requests, keys, seed); the scenario is not used.
     pub sim: SimOptions,
+    /// The largest move of a backend's predicted share that passes, in points.
     pub max_shift_points: f64,
     /// Pools whose shifts are expected (a planned migration): reported, never failing.
     pub allow_shift: Vec<String>,
@@ -34,10 +37,13 @@ impl Default for DiffOptions {
     }
 }
 
+/// Whether the change moves too much traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffVerdict {
+    /// No pool moves more than allowed.
     Pass,
+    /// Some pool does.
     Fail,
 }
 
@@ -46,7 +52,9 @@ pub enum DiffVerdict {
 /// way one row, not a removal and an addition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendShift {
+    /// The backend's name (the new one when renamed).
     pub name: String,
+    /// Its address (the new one when moved).
     pub address: String,
     /// The old name, when the backend was renamed (same address, new name).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,23 +64,32 @@ pub struct BackendShift {
     pub moved_from: Option<String>,
     /// `None`: not in the old (or new) pool.
     pub old_pct: Option<f64>,
+    /// Its share under the new configuration, in percent; `None`: not in it.
     pub new_pct: Option<f64>,
     /// New minus old share, in percentage points (a missing side counts as 0).
     pub delta_points: f64,
 }
 
+/// Whether a pool is in both configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoolStatus {
+    /// In both.
     Kept,
+    /// Only in the new one.
     Added,
+    /// Only in the old one.
     Removed,
 }
 
+/// One pool's predicted traffic before and after.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolShift {
+    /// The pool.
     pub pool: String,
+    /// Whether it is in both configurations.
     pub status: PoolStatus,
+    /// Each backend's shift.
     pub backends: Vec<BackendShift>,
     /// Largest |delta| over the pool's backends.
     pub largest_shift_points: f64,
@@ -82,14 +99,19 @@ pub struct PoolShift {
     pub fails: bool,
 }
 
+/// What a change changes, and where it moves traffic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DiffReport {
+    /// What changed in the pools, as the journal records it.
     pub changes: Vec<Change>,
     /// Changes outside the pools that can still move traffic (routes, trusted proxies,
     /// per-backend caps), as sentences.
     pub other_changes: Vec<String>,
+    /// Each pool's predicted shift.
     pub pools: Vec<PoolShift>,
+    /// The threshold applied.
     pub max_shift_points: f64,
+    /// Fail when a pool moves more than the threshold without being allowed to.
     pub verdict: DiffVerdict,
 }
 

@@ -44,6 +44,7 @@ pub struct Overrides {
 /// A checklist finding on the new file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JudgedFinding {
+    /// The finding.
     pub diagnostic: Diagnostic,
     /// `file:line:col`.
     pub location: String,
@@ -65,7 +66,9 @@ pub enum ShiftAllowance {
 /// One changed pool's predicted shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolPrediction {
+    /// The pool.
     pub pool: String,
+    /// Where the keys of the prediction came from.
     pub basis: KeyBasis,
     /// Requests per second the pool was observed to serve.
     pub rate_rps: f64,
@@ -79,6 +82,7 @@ pub struct PoolPrediction {
     pub largest_shift_points: f64,
     /// Over `max_shift`.
     pub over: bool,
+    /// Why it may shift over the limit, when it may.
     pub allowed: Option<ShiftAllowance>,
     /// Over the limit, not allowed, let through by `force`.
     pub forced: bool,
@@ -104,20 +108,30 @@ impl PoolPrediction {
 /// Something that stops a reload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
+    /// A new checklist error, or a new warning neither allowed nor forced.
     Finding(JudgedFinding),
+    /// A backend's predicted share moves more than `max_shift`.
     Shift {
+        /// The pool.
         pool: String,
+        /// The backend that moves most.
         backend: String,
+        /// Its share among the kept backends before, in percent.
         from_pct: f64,
+        /// And after.
         to_pct: f64,
+        /// The pool's observed request rate.
         rate_rps: f64,
+        /// The limit it is over.
         max_shift_points: f64,
         /// Backends were added or removed: the shares are among the others.
         membership_changed: bool,
     },
     /// The pool's split could not be predicted.
     Unpredictable {
+        /// The pool.
         pool: String,
+        /// Why.
         error: String,
     },
 }
@@ -211,10 +225,12 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// Whether the reload is refused.
     pub fn refused(&self) -> bool {
         !self.refusals.is_empty()
     }
 
+    /// Each refusal as a sentence.
     pub fn reasons(&self) -> Vec<String> {
         self.refusals.iter().map(Refusal::sentence).collect()
     }
@@ -254,6 +270,7 @@ impl Judgement {
         out
     }
 
+    /// The findings as the journal records them.
     pub fn finding_records(&self) -> Vec<FindingRecord> {
         self.findings
             .iter()
@@ -269,6 +286,7 @@ impl Judgement {
             .collect()
     }
 
+    /// Each backend's predicted share before and after, as the journal records it.
     pub fn predicted(&self) -> Vec<PredictedShare> {
         self.pools
             .iter()
@@ -306,9 +324,11 @@ impl Judgement {
 pub struct Input<'a> {
     /// The configuration in force, re-read from its text.
     pub live: &'a Loaded,
+    /// The configuration offered.
     pub new: &'a Loaded,
     /// The gate's settings: those of the configuration in force.
     pub settings: &'a Guard,
+    /// What the operator overrides for this reload.
     pub overrides: &'a Overrides,
     /// What the running instance observed, per pool name.
     pub observed: &'a HashMap<String, PoolObservation>,

@@ -5,7 +5,7 @@
 //! healthy and unhealthy (rise/fall thresholds), says why, and remembers when it last
 //! recovered so the caller can ramp its weight back up (slow start). Probe evaluation and
 //! probe scheduling are in [`probe`]; which backends a policy may pick, including panic
-//! mode, is in [`eligibility`].
+//! mode, is in [`eligibility`](mod@eligibility).
 //!
 //! Time is `now`: a [`Duration`] since process start, injected by the caller.
 
@@ -124,6 +124,7 @@ impl HealthState {
         })
     }
 
+    /// Whether the backend is healthy now.
     pub fn is_healthy(&self) -> bool {
         self.healthy
     }

@@ -62,6 +62,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refusal in a few words, for logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::LengthWithTransferEncoding => "Content-Length with Transfer-Encoding",

@@ -21,22 +21,23 @@ mod tests;
 mod tests_attribution;
 #[cfg(test)]
 mod tests_postmortem;
+mod time;
 mod traffic;
 
-pub use attribute::{
-    attribute, cause_of, Series, SuspectedCause, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
-};
-pub use changes::{summarize_changes, Change, ChangeKind};
+pub use crate::alert::{Change, ChangeKind, Series, SuspectedCause};
+pub use attribute::{attribute, cause_of, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS};
+pub use changes::summarize_changes;
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
 pub use postmortem::{render_postmortem, PostmortemInput};
-pub use render::{clock, date_time, describe, describe_in, render_timeline};
+pub use render::{describe, describe_in, render_timeline};
+pub use time::{clock, date_time};
 pub use traffic::{
     impact, quantile_ms, BackendImpact, BackendTraffic, Impact, TrafficSummary, NORMAL_MS,
     SUMMARY_MS,
 };
 
-use crate::detector::{Evidence, Incident, IncidentEvent};
+use crate::alert::{Evidence, Incident, IncidentEvent};
 use serde::{Deserialize, Serialize};
 
 /// One journal line.
@@ -46,6 +47,7 @@ pub struct Event {
     pub ts_ms: u64,
     /// The config generation in force after this event.
     pub generation: u64,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
 }
@@ -54,13 +56,18 @@ pub struct Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigSource {
+    /// Read when tango started.
     Startup,
+    /// SIGHUP.
     Sighup,
+    /// The admin API's reload.
     Api,
+    /// `tango reload`.
     Cli,
 }
 
 impl ConfigSource {
+    /// The source's name in the journal.
     pub fn as_str(self) -> &'static str {
         match self {
             ConfigSource::Startup => "startup",
@@ -71,12 +78,17 @@ impl ConfigSource {
     }
 }
 
+/// What a journal event records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// A configuration was applied.
     ConfigApplied {
+        /// The text's content hash.
         content_hash: String,
+        /// What asked for it.
         source: ConfigSource,
+        /// What changed in the pools.
         changes: Vec<Change>,
         /// The checklist's findings on the applied file.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -91,11 +103,14 @@ pub enum EventKind {
     },
     /// An invalid file, or one the reload guard refused: nothing changed.
     ConfigRejected {
+        /// What asked for it.
         source: ConfigSource,
         /// Validation errors, or the guard's reasons, one sentence each.
         errors: Vec<String>,
+        /// The checklist's findings on the refused file.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         findings: Vec<FindingRecord>,
+        /// Predicted shares, when the guard judged the shift.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         predicted: Vec<PredictedShare>,
     },
@@ -106,6 +121,7 @@ pub enum EventKind {
         from_generation: u64,
         /// The generation whose configuration is restored.
         to_generation: u64,
+        /// The restored text's content hash.
         content_hash: String,
         /// What the rollback changes (the reverse of the rolled-back reload).
         changes: Vec<Change>,
@@ -114,47 +130,74 @@ pub enum EventKind {
     },
     /// A reload's canary window ended without an alert it caused.
     CanaryPassed {
+        /// The pools watched.
         pools: Vec<String>,
+        /// How long they were watched.
         window_ms: u64,
     },
+    /// A backend's health flipped.
     HealthTransition {
+        /// The pool.
         pool: String,
+        /// The backend.
         backend: String,
+        /// The new state.
         healthy: bool,
+        /// Why, e.g. "3 consecutive failed probes: status 500".
         reason: String,
     },
+    /// Passive outlier detection ejected a backend.
     Ejected {
+        /// The pool.
         pool: String,
+        /// The backend.
         backend: String,
+        /// Why, e.g. "5 consecutive failures".
         reason: String,
     },
+    /// An ejected backend is eligible again.
     Returned {
+        /// The pool.
         pool: String,
+        /// The backend.
         backend: String,
     },
+    /// A pool entered or left panic mode (too few eligible backends: all are used).
     PanicMode {
+        /// The pool.
         pool: String,
+        /// Entered (`true`) or left.
         entered: bool,
     },
+    /// A detector's alert fired.
     AlertFired {
+        /// What it rests on.
         evidence: Evidence,
     },
+    /// An alert stopped holding.
     AlertResolved {
+        /// What it rested on.
         evidence: Evidence,
     },
     /// An incident (one event's grouped alerts, see `detector::IncidentTracker`) was
     /// announced, changed, or resolved; its cause sentence is the one the log showed.
     IncidentOpened {
+        /// The incident as announced.
         incident: Incident,
     },
+    /// An incident's signals, headline or backends down changed.
     IncidentUpdated {
+        /// The incident as it now stands.
         incident: Incident,
     },
+    /// An incident ended.
     IncidentResolved {
+        /// The incident as it ended.
         incident: Incident,
     },
     /// A pool's traffic over a summary period, for an incident's impact offline.
     Traffic {
+        /// The pool's counts over the period.
         summary: TrafficSummary,
     },
 }
@@ -206,7 +249,9 @@ impl Event {
 /// Journal text read back: the events, and a warning per line that was skipped.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Parsed {
+    /// The events, in file order.
     pub events: Vec<Event>,
+    /// One warning per line that was skipped.
     pub warnings: Vec<String>,
 }
 

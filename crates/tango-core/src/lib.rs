@@ -5,6 +5,9 @@
 //! judgement all live here as pure functions of data and an injected `now`, so they are
 //! tested quickly and deterministically.
 
+#![warn(missing_docs)]
+
+mod alert;
 pub mod config;
 pub mod detector;
 pub mod diag;

@@ -35,6 +35,7 @@ use crate::config::Outlier;
 /// How the caller classified one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Anything else: an answer below 500.
     Success,
     /// A 5xx, a gateway error (502/503/504 produced on the backend's behalf) or a failed
     /// connect.
@@ -44,7 +45,9 @@ pub enum Outcome {
 /// A decision, for the journal, logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A backend was ejected.
     Ejected {
+        /// Its index in the pool.
         backend: usize,
         /// When it comes back.
         until: Duration,
@@ -53,15 +56,21 @@ pub enum Event {
         /// This backend's ejection count after this one (after decay), 1 the first time.
         times_ejected: u32,
     },
+    /// An ejected backend's time is up: it is eligible again.
     Returned {
+        /// Its index in the pool.
         backend: usize,
     },
     /// The backend reached the failure threshold but the pool already has `max_ejected`
     /// backends ejected, so it keeps receiving traffic.
     EjectionCapped {
+        /// Its index in the pool.
         backend: usize,
+        /// Its failures in a row.
         consecutive: u32,
+        /// Backends ejected now.
         ejected: usize,
+        /// The most the pool may have ejected at once.
         max_ejected: usize,
     },
 }
@@ -219,12 +228,13 @@ impl OutlierDetector {
         self.backends.iter().filter_map(|b| b.ejected_until).min()
     }
 
+    /// Whether `backend` is ejected now.
     pub fn is_ejected(&self, backend: usize) -> bool {
         self.ejected_until(backend).is_some()
     }
 
     /// Per backend, whether it is ejected; the input of
-    /// [`eligibility`](crate::health::eligibility).
+    /// [`eligibility()`](crate::health::eligibility()).
     pub fn ejected(&self) -> Vec<bool> {
         self.backends
             .iter()
@@ -237,6 +247,7 @@ impl OutlierDetector {
         self.ejected
     }
 
+    /// When `backend`'s ejection ends; `None` when it is not ejected.
     pub fn ejected_until(&self, backend: usize) -> Option<Duration> {
         self.backends.get(backend).and_then(|b| b.ejected_until)
     }
@@ -266,6 +277,7 @@ impl OutlierDetector {
         self.backends.len()
     }
 
+    /// Whether the pool has no backends.
     pub fn is_empty(&self) -> bool {
         self.backends.is_empty()
     }

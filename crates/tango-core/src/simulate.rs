@@ -45,16 +45,23 @@ pub struct Scenario {
     pub latency: Vec<(String, Duration)>,
 }
 
+/// How a pool is simulated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimOptions {
+    /// Requests to simulate.
     pub requests: u64,
+    /// Where the requests' keys come from.
     pub keys: KeySource,
+    /// What-if changes to the pool.
     pub scenario: Scenario,
+    /// Seed of every random draw: the same seed gives the same report.
     pub seed: u64,
     /// Closed-loop clients: the pool's in-flight total (matters for least_request,
     /// peak_ewma and bounded load).
     pub concurrency: u32,
+    /// Service latency of a backend the scenario does not name.
     pub base_latency: Duration,
+    /// The largest gap between simulated and intended share that passes, in points.
     pub threshold_points: f64,
 }
 
@@ -75,16 +82,26 @@ impl Default for SimOptions {
 /// Why a pool could not be simulated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
+    /// The scenario names a backend the pool does not have.
     #[error("pool `{pool}` has no backend named `{name}`")]
-    UnknownBackend { pool: String, name: String },
+    UnknownBackend {
+        /// The pool.
+        pool: String,
+        /// The name the scenario gave.
+        name: String,
+    },
+    /// The key source could not be read.
     #[error(transparent)]
     Keys(#[from] KeyError),
 }
 
+/// Whether the simulated split is close enough to the intended one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
+    /// Every backend within the threshold.
     Ok,
+    /// Some backend off by more than the threshold.
     Deviates,
     /// Synthetic keys cannot stand for the pool's hash key (see `SimReport::caveat`): the
     /// split shown is not the one real traffic will get.
@@ -94,8 +111,11 @@ pub enum Verdict {
 /// One backend's line in the report. Shares are percentages (0-100).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendShare {
+    /// The backend's name.
     pub name: String,
+    /// Its address.
     pub address: String,
+    /// Its configured weight.
     pub weight: u32,
     /// Taken out by the scenario.
     pub down: bool,
@@ -109,16 +129,23 @@ pub struct BackendShare {
     pub ownership_pct: Option<f64>,
     /// Share of the requests the selector sent to it.
     pub simulated_pct: f64,
+    /// Requests the selector sent to it.
     pub requests: u64,
 }
 
+/// One pool's simulated split.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SimReport {
+    /// The pool.
     pub pool: String,
+    /// Its policy's name.
     pub policy: &'static str,
+    /// What it hashes, for hash pools.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_key: Option<String>,
+    /// Requests simulated.
     pub requests: u64,
+    /// The seed used.
     pub seed: u64,
     /// Requests refused for lack of a key (`on_missing_key = "reject"`).
     pub rejected: u64,
@@ -126,14 +153,18 @@ pub struct SimReport {
     pub unserved: u64,
     /// Too few backends were eligible: the pool balances over all of them.
     pub panic: bool,
+    /// Each backend's line, in pool order (added ones last).
     pub backends: Vec<BackendShare>,
     /// Largest simulated share over the mean share of the eligible backends.
     pub max_over_mean: f64,
     /// Largest |simulated - intended| in percentage points, and whose.
     pub max_deviation_points: f64,
+    /// The backend off by `max_deviation_points`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worst: Option<String>,
+    /// The threshold applied.
     pub threshold_points: f64,
+    /// The verdict.
     pub verdict: Verdict,
     /// Why the verdict is `CannotJudge`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -27,6 +27,7 @@ use crate::detector::{KeyStats, TopKey};
 /// Sizes of a [`KeySketch`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeySketchConfig {
+    /// The sliding window's length.
     pub window_ms: u64,
     /// Epochs the window is cut into: the window slides by `window_ms / epochs`.
     pub epochs: usize,
@@ -72,6 +73,7 @@ pub struct KeySummary {
     pub window_ms: u64,
     /// Sampled requests with the key, and without it.
     pub keyed: u64,
+    /// Sampled requests without it.
     pub missing: u64,
     /// Estimated distinct key values among the keyed samples.
     pub distinct: u64,
@@ -80,6 +82,7 @@ pub struct KeySummary {
 }
 
 impl KeySketch {
+    /// An empty sketch whose first epoch starts at `now_ms`.
     pub fn new(cfg: KeySketchConfig, now_ms: u64) -> Self {
         let n = cfg.epochs.max(1);
         let epoch = Epoch {

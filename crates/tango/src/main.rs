@@ -1,30 +1,25 @@
-//! The `tango` binary: the load balancer and its tools.
+//! The `tango` binary: the load balancer and its tools. This file holds the command line's
+//! definition and hands each command to its module:
+//!
+//! - `proxy/`: the data plane (listeners, connections, the per-request service);
+//! - `control/`: what runs beside it (`tango run`'s lifecycle, reloads, the admin API,
+//!   metrics, the watch, health checks, upkeep);
+//! - `cli/`: the other commands (check, simulate, diff, status, reload, timeline,
+//!   post-mortem, demo, completions, man);
+//! - at the root, what they share and which uses none of them: `runtime` (the snapshot
+//!   and per-backend state), `upstream` (connection pools), `stats`, `journal`, `rng`.
+//!
+//! `proxy/` never uses `control/` or `cli/`, and `control/` never uses `cli/`
+//! (`tests/layout.rs` checks it).
 
-mod accounting;
-mod admin;
-mod canary;
-mod check;
-mod cmd;
-mod ctl;
-mod deliver;
-mod demo;
-mod guard;
-mod health;
+mod cli;
+mod control;
 mod journal;
-mod keys;
-mod logging;
-mod manual;
-mod metrics;
 mod proxy;
 mod rng;
 mod runtime;
-mod sd;
-mod server;
 mod stats;
-mod table;
-mod tls;
 mod upstream;
-mod watch;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,7 +33,7 @@ use std::process::ExitCode;
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value = "human")]
-    log_format: logging::Format,
+    log_format: control::logging::Format,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -46,63 +41,64 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the load balancer.
-    Run(server::RunArgs),
+    Run(control::server::RunArgs),
     /// Validate a configuration and run the configuration checklist.
-    Check(check::CheckArgs),
+    Check(cli::check::CheckArgs),
     /// Show a running instance's pools and backends.
-    Status(ctl::CtlArgs),
+    Status(cli::ctl::CtlArgs),
     /// Ask a running instance to re-read its configuration (checked and judged by its
     /// reload guard; exits non-zero when refused).
-    Reload(ctl::ReloadArgs),
+    Reload(cli::ctl::ReloadArgs),
     /// The journal as a time-ordered list: changes, health, ejections, alerts.
-    Timeline(ctl::SourceArgs),
+    Timeline(cli::ctl::SourceArgs),
     /// A Markdown post-incident review draft for a period, from the journal.
-    Postmortem(ctl::PostmortemArgs),
+    Postmortem(cli::ctl::PostmortemArgs),
     /// A self-contained demo: demo backends, tango in front, and traffic.
-    Demo(demo::DemoArgs),
+    Demo(cli::demo::DemoArgs),
     /// Run one demo backend that answers with its name.
-    DemoBackend(demo::BackendArgs),
+    DemoBackend(cli::demo::BackendArgs),
     /// Predict a configuration's traffic split with the real policy code.
-    Simulate(cmd::simulate::SimulateArgs),
+    Simulate(cli::predict::simulate::SimulateArgs),
     /// Review a configuration change: what it changes and where traffic moves.
-    Diff(cmd::diff::DiffArgs),
+    Diff(cli::predict::diff::DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(manual::CompletionsArgs),
+    Completions(cli::manual::CompletionsArgs),
     /// Print the man page, or write one per command into a directory.
-    Man(manual::ManArgs),
+    Man(cli::manual::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check(args) => check::run(args),
-        Cmd::Simulate(args) => cmd::simulate::run(args),
-        Cmd::Diff(args) => cmd::diff::run(args),
-        Cmd::Completions(args) => manual::completions(args, Cli::command()),
-        Cmd::Man(args) => manual::man(args, Cli::command()),
+        Cmd::Check(args) => cli::check::run(args),
+        Cmd::Simulate(args) => cli::predict::simulate::run(args),
+        Cmd::Diff(args) => cli::predict::diff::run(args),
+        Cmd::Completions(args) => cli::manual::completions(args, Cli::command()),
+        Cmd::Man(args) => cli::manual::man(args, Cli::command()),
         Cmd::Run(args) => {
-            logging::init(cli.log_format);
-            runtime_for(args.workers).block_on(async move { exit(server::run(args).await) })
+            control::logging::init(cli.log_format);
+            runtime_for(args.workers)
+                .block_on(async move { exit(control::server::run(args).await) })
         }
         Cmd::Demo(args) => {
-            logging::init(cli.log_format);
-            runtime_for(None).block_on(async move { exit(demo::run(args).await) })
+            control::logging::init(cli.log_format);
+            runtime_for(None).block_on(async move { exit(cli::demo::run(args).await) })
         }
         Cmd::DemoBackend(args) => {
-            logging::init(cli.log_format);
-            runtime_for(Some(1)).block_on(async move { exit(demo::run_backend(args).await) })
+            control::logging::init(cli.log_format);
+            runtime_for(Some(1)).block_on(async move { exit(cli::demo::run_backend(args).await) })
         }
         Cmd::Status(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::status(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::status(args).await) })
         }
         Cmd::Reload(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::reload(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::reload(args).await) })
         }
         Cmd::Timeline(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::timeline(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::timeline(args).await) })
         }
         Cmd::Postmortem(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(ctl::postmortem(args).await) })
+            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::postmortem(args).await) })
         }
     }
 }
@@ -124,23 +120,11 @@ fn runtime_for(workers: Option<usize>) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("the tokio runtime starts")
 }
 
-/// An error already rendered for a person (configuration diagnostics): printed as is.
-#[derive(Debug)]
-pub(crate) struct Rendered(pub(crate) String);
-
-impl std::fmt::Display for Rendered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.trim_end())
-    }
-}
-
-impl std::error::Error for Rendered {}
-
 fn exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            match e.downcast_ref::<Rendered>() {
+            match e.downcast_ref::<control::server::Rendered>() {
                 Some(r) => eprintln!("{r}"),
                 None => eprintln!("error: {e:#}"),
             }

@@ -1,5 +1,8 @@
 //! The running configuration: an immutable `Snapshot` swapped whole on reload, and the
-//! per-backend state (counters, health, connections) that outlives snapshots.
+//! per-backend and per-pool state (counters, health, ejection, connections, key
+//! samples) that outlives snapshots. The data plane and the control tasks both read and
+//! write it; it uses neither. `BackendState`'s methods own its flags and counters and
+//! their memory orderings.
 //!
 //! Backends are identified by pool name and address, so a reload that keeps a backend
 //! keeps its counters, its health and its idle connections.
@@ -8,32 +11,50 @@ use crate::stats::BackendStats;
 use crate::upstream::ConnPool;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::ops::Deref;
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
-use tango_core::policy::{EwmaCell, Selector};
+use tango_core::policy::{slow_start_factor, EwmaCell, Selector};
 use tango_core::simulate::SampledRequest;
-use tango_core::sketch::{KeySketch, KeySketchConfig};
+use tango_core::sketch::{KeySketch, KeySketchConfig, KeySummary};
 
 /// State of one backend that survives reloads.
+///
+/// Its flags and counters change only through its methods, which choose the memory
+/// orderings:
+///
+/// - A backend coming back (health recovery, return from ejection) stamps the time it
+///   rejoined (`ready_since_ms`, for slow start) and then clears or sets its flag with
+///   `Release`; every load of a flag is `Acquire`. So a picker that sees the backend
+///   back also sees the new stamp and ramps it up from there, never at full weight at
+///   once on the old stamp. A stamp read without its flag is `Relaxed`: it is one number.
+/// - Taking a backend out publishes nothing but the flag: `Relaxed`.
+/// - Counters (`in_flight`, `health_transitions`) are `Relaxed`: each is one number,
+///   read for caps and exports; nothing else is ordered by them.
 #[derive(Debug)]
 pub(crate) struct BackendState {
     pub(crate) name: String,
     pub(crate) address: String,
     pub(crate) stats: BackendStats,
     pub(crate) conns: ConnPool,
-    /// Active health checks say it is up (true until they say otherwise).
-    pub(crate) healthy: AtomicBool,
-    /// Passive outlier detection has ejected it.
-    pub(crate) ejected: AtomicBool,
-    /// Milliseconds since process start when it (re)joined, for slow start.
-    pub(crate) ready_since_ms: AtomicU64,
     /// Peak-EWMA latency (seconds), for `peak_ewma`.
     pub(crate) ewma: EwmaCell,
+    /// Active health checks say it is up (true until they say otherwise).
+    healthy: AtomicBool,
+    /// Passive outlier detection has ejected it.
+    ejected: AtomicBool,
+    /// Milliseconds since process start when it (re)joined, for slow start.
+    ready_since_ms: AtomicU64,
+    /// Requests sent to it whose response has not been delivered whole.
+    in_flight: AtomicU64,
     /// Health-check transitions (either way), for `/metrics`.
-    pub(crate) health_transitions: AtomicU64,
+    health_transitions: AtomicU64,
 }
 
 impl BackendState {
@@ -43,16 +64,86 @@ impl BackendState {
             address: address.to_string(),
             stats: BackendStats::default(),
             conns: ConnPool::default(),
+            ewma: EwmaCell::new(0.005, 0),
             healthy: AtomicBool::new(true),
             ejected: AtomicBool::new(false),
             ready_since_ms: AtomicU64::new(now_ms),
-            ewma: EwmaCell::new(0.005, 0),
+            in_flight: AtomicU64::new(0),
             health_transitions: AtomicU64::new(0),
         }
     }
 
+    /// Healthy and not ejected.
     pub(crate) fn available(&self) -> bool {
-        self.healthy.load(Relaxed) && !self.ejected.load(Relaxed)
+        self.healthy() && !self.ejected()
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy.load(Acquire)
+    }
+
+    pub(crate) fn ejected(&self) -> bool {
+        self.ejected.load(Acquire)
+    }
+
+    /// When it last (re)joined, in milliseconds since start.
+    pub(crate) fn ready_since_ms(&self) -> u64 {
+        self.ready_since_ms.load(Relaxed)
+    }
+
+    /// The health checks' verdict changed at `now_ms` (time since start). Back up, it
+    /// ramps up from now: the stamp is published with the flag.
+    pub(crate) fn set_healthy(&self, healthy: bool, now_ms: u64) {
+        if healthy {
+            self.ready_since_ms.store(now_ms, Relaxed);
+        }
+        self.healthy.store(healthy, Release);
+        self.health_transitions.fetch_add(1, Relaxed);
+    }
+
+    /// Its pool has no health checks: healthy by definition. Not a transition, and no
+    /// slow start (nothing judged it down; a pool whose checks were removed by a reload
+    /// trusts all its backends at once).
+    pub(crate) fn assume_healthy(&self) {
+        self.healthy.store(true, Relaxed);
+    }
+
+    /// Passive outlier detection took it out.
+    pub(crate) fn eject(&self) {
+        self.ejected.store(true, Relaxed);
+    }
+
+    /// Back from ejection at `now_ms` (time since start): it ramps up from now, the
+    /// stamp published with the flag.
+    pub(crate) fn return_to_service(&self, now_ms: u64) {
+        self.ready_since_ms.store(now_ms, Relaxed);
+        self.ejected.store(false, Release);
+    }
+
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    pub(crate) fn health_transitions(&self) -> u64 {
+        self.health_transitions.load(Relaxed)
+    }
+}
+
+/// A request in flight at a backend: counted from `new` until dropped (when the client
+/// has the whole response, or goes away). `P` reaches the backend: an `Arc` for a
+/// response handed to hyper, a reference for one the engine serves in its own task.
+pub(crate) struct InFlight<P: Deref<Target = BackendState> = Arc<BackendState>>(P);
+
+impl<P: Deref<Target = BackendState>> InFlight<P> {
+    pub(crate) fn new(backend: P) -> Self {
+        backend.in_flight.fetch_add(1, Relaxed);
+        InFlight(backend)
+    }
+}
+
+impl<P: Deref<Target = BackendState>> Drop for InFlight<P> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
     }
 }
 
@@ -68,11 +159,35 @@ pub(crate) struct PoolRuntime {
     pub(crate) shared: Arc<PoolShared>,
 }
 
+impl PoolRuntime {
+    /// Backend `i`'s slow-start factor at `now_ms` (time since start): 1 without slow
+    /// start or once its window has passed since it (re)joined.
+    pub(crate) fn slow_start(&self, i: usize, now_ms: u64) -> f64 {
+        match self.cfg.slow_start {
+            Some(window) => {
+                let since = now_ms.saturating_sub(self.backends[i].ready_since_ms());
+                slow_start_factor(Duration::from_millis(since), window)
+            }
+            None => 1.0,
+        }
+    }
+
+    /// Configured weight x eligible x slow start, as exported and used by the watch.
+    pub(crate) fn effective_weight(&self, i: usize, now_ms: u64) -> f64 {
+        let b = &self.backends[i];
+        let eligible = self.shared.panic() || b.available();
+        if !eligible {
+            return 0.0;
+        }
+        f64::from(self.cfg.backends[i].weight) * self.slow_start(i, now_ms)
+    }
+}
+
 /// Per-pool state that outlives snapshots and is changed by control tasks, not by picks.
 #[derive(Debug, Default)]
 pub(crate) struct PoolShared {
     /// Too few backends are eligible: balance across all of them.
-    pub(crate) panic: AtomicBool,
+    panic: AtomicBool,
     /// Passive outlier detection, indexed like the pool's backends in the current
     /// snapshot. Touched only when a backend fails or has a failure streak to reset.
     pub(crate) outlier: Mutex<Option<OutlierDetector>>,
@@ -83,6 +198,18 @@ pub(crate) struct PoolShared {
     /// Hash pools: recent requests, for the reload guard's prediction of where a new
     /// configuration would send the live keys.
     pub(crate) requests: RequestSample,
+}
+
+impl PoolShared {
+    /// In panic mode. The flag publishes nothing else: `Relaxed`.
+    pub(crate) fn panic(&self) -> bool {
+        self.panic.load(Relaxed)
+    }
+
+    /// Enter or leave panic mode; returns whether it was in it.
+    pub(crate) fn set_panic(&self, panic: bool) -> bool {
+        self.panic.swap(panic, Relaxed)
+    }
 }
 
 /// A bounded ring of sampled requests. Requests are offered 1 in [`SAMPLE_EVERY`], and
@@ -142,10 +269,6 @@ pub(crate) struct KeyTracker {
 
 /// One request in this many offers its key to the sketches.
 pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
-/// Heavy hitters handed to the detector.
-const TOP_KEYS: usize = 8;
-/// Samples the recent view's heaviest key needs before it is preferred.
-const RECENT_MIN_SAMPLES: u64 = 10;
 
 impl Default for KeyTracker {
     fn default() -> Self {
@@ -179,37 +302,12 @@ impl KeyTracker {
         }
     }
 
-    /// The key statistics the detector judges by, with the backend each heavy key maps
-    /// to now: the minute's, unless a key is markedly heavier in the last seconds (and
-    /// seen there often enough to say so). `now` is the time since start (the sketches'
-    /// clock).
-    pub(crate) fn take_stats(
-        &self,
-        pool: &PoolRuntime,
-        now: Duration,
-    ) -> tango_core::detector::KeyStats {
-        let now_ms = now.as_millis() as u64;
-        let [minute, recent] = {
-            let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
-            s.iter_mut().for_each(|k| k.rotate(now_ms));
-            [s[0].summary(now_ms), s[1].summary(now_ms)]
-        };
-        let backend_of = |k| match crate::keys::pick_for_key(pool, k, now) {
-            tango_core::policy::Pick::Backend(i) => Some(pool.cfg.backends[i].name.clone()),
-            _ => None,
-        };
-        let minute = minute.key_stats(TOP_KEYS, backend_of);
-        let recent = recent.key_stats(TOP_KEYS, backend_of);
-        let sudden = recent
-            .top_keys
-            .first()
-            .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
-            && recent.top_key_share > minute.top_key_share + 0.1;
-        if sudden {
-            recent
-        } else {
-            minute
-        }
+    /// The two sketches' summaries, the minute's and the last seconds', at `now_ms`
+    /// (the time since start, the sketches' clock).
+    pub(crate) fn summaries(&self, now_ms: u64) -> [KeySummary; 2] {
+        let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter_mut().for_each(|k| k.rotate(now_ms));
+        [s[0].summary(now_ms), s[1].summary(now_ms)]
     }
 }
 

@@ -16,14 +16,13 @@ pub(crate) const LATENCY_BUCKETS: [f64; 14] = [
 
 #[derive(Debug, Default)]
 pub(crate) struct BackendStats {
-    pub(crate) by_class: [AtomicU64; 6],
+    by_class: [AtomicU64; 6],
     /// Per-bucket (not cumulative) counts; the last slot is +Inf.
-    pub(crate) latency_buckets: [AtomicU64; 15],
-    pub(crate) latency_sum_us: AtomicU64,
-    pub(crate) in_flight: AtomicU64,
+    latency_buckets: [AtomicU64; 15],
+    latency_sum_us: AtomicU64,
     /// Failures clients saw whose last try was this backend (a failed try that a retry
     /// elsewhere absorbed is counted in `by_class` only).
-    pub(crate) client_errors: AtomicU64,
+    client_errors: AtomicU64,
 }
 
 /// What a pool's clients saw: every answer, the failures among them, and the latency
@@ -74,7 +73,6 @@ pub(crate) struct StatsSnapshot {
     pub(crate) by_class: [u64; 6],
     pub(crate) latency_buckets: [u64; 15],
     pub(crate) latency_sum_us: u64,
-    pub(crate) in_flight: u64,
     pub(crate) client_errors: u64,
 }
 
@@ -112,12 +110,16 @@ impl BackendStats {
         }
     }
 
+    /// A failure a client saw whose last try was this backend.
+    pub(crate) fn record_client_error(&self) {
+        self.client_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             by_class: std::array::from_fn(|i| self.by_class[i].load(Relaxed)),
             latency_buckets: std::array::from_fn(|i| self.latency_buckets[i].load(Relaxed)),
             latency_sum_us: self.latency_sum_us.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
             client_errors: self.client_errors.load(Relaxed),
         }
     }

@@ -1,4 +1,5 @@
-//! Upstream connections: an HTTP/1.1 keep-alive pool per backend.
+//! Upstream connections: an HTTP/1.1 keep-alive pool per backend, and the body of a
+//! request sent upstream.
 //!
 //! The pool is ours rather than hyper-util's legacy client because the proxy must know
 //! whether a request was sent before deciding to retry it elsewhere: connecting happens
@@ -10,15 +11,67 @@
 
 mod pool;
 
-pub(crate) use pool::{checkout as checkout_socket, Limits, Upstream};
+pub(crate) use pool::{checkout as checkout_socket, Limits, PoolRef, Upstream};
 
-use crate::proxy::body::UpBody;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+/// The body of a request sent upstream: the client's, or none.
+pub(crate) type UpBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
+
+/// A client's request body on its way upstream; with the access log on, it counts the
+/// bytes read.
+pub(crate) struct ClientBody {
+    body: Incoming,
+    read: Option<Arc<AtomicU64>>,
+}
+
+impl ClientBody {
+    pub(crate) fn new(body: Incoming, read: Option<Arc<AtomicU64>>) -> Self {
+        ClientBody { body, read }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.body).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(f))), Some(read)) = (&r, &this.read) {
+            if let Some(d) = f.data_ref() {
+                read.fetch_add(d.len() as u64, Relaxed);
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// An upstream request body with nothing in it.
+pub(crate) fn no_body() -> UpBody {
+    http_body_util::Either::Right(http_body_util::Empty::new())
+}
 
 pub(crate) type Sender = http1::SendRequest<UpBody>;
 
@@ -41,7 +94,8 @@ struct Idle {
 
 /// Idle connections of one backend, and how many are open in all.
 pub(crate) struct ConnPool {
-    idle: Mutex<Vec<Idle>>,
+    /// Shared with the connections checked out, which come back here.
+    idle: Arc<Mutex<Vec<Idle>>>,
     /// Idle connections as bare sockets (the HTTP/1.1 engine's).
     sockets: pool::Sockets,
     open: Arc<AtomicU64>,
@@ -60,7 +114,7 @@ impl std::fmt::Debug for ConnPool {
 /// A connection checked out of a pool; `release` puts it back.
 pub(crate) struct Pooled {
     pub(crate) tx: Sender,
-    pool: Arc<crate::runtime::BackendState>,
+    idle: Arc<Mutex<Vec<Idle>>>,
     pub(crate) reused: bool,
 }
 
@@ -70,12 +124,7 @@ impl Pooled {
         // has not seen the end); `checkout` waits for readiness, so only a closed
         // connection is dropped here.
         if !self.tx.is_closed() {
-            let mut idle = self
-                .pool
-                .conns
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.push(Idle {
                 tx: self.tx,
                 since: Instant::now(),
@@ -87,7 +136,7 @@ impl Pooled {
 impl Default for ConnPool {
     fn default() -> Self {
         Self {
-            idle: Mutex::new(Vec::new()),
+            idle: Arc::new(Mutex::new(Vec::new())),
             sockets: pool::Sockets::default(),
             open: Arc::new(AtomicU64::new(0)),
             connect_failures: FailureLog::default(),
@@ -125,33 +174,34 @@ impl ConnPool {
     }
 }
 
-/// Get a ready connection to `backend`: an idle one, or a new one.
+/// Get a ready connection from `pool` to `address`: an idle one, or a new one.
 pub(crate) async fn checkout(
-    backend: &Arc<crate::runtime::BackendState>,
+    pool: &ConnPool,
+    address: &str,
     connect_timeout: Duration,
     max_idle: Duration,
     max_connections: Option<u32>,
 ) -> Result<Pooled, ConnectError> {
-    while let Some(mut tx) = backend.conns.take_idle(max_idle) {
+    while let Some(mut tx) = pool.take_idle(max_idle) {
         // Ready at once in the common case; a connection that the backend closed
         // reports an error here and the next one is tried.
         if tx.ready().await.is_ok() {
             return Ok(Pooled {
                 tx,
-                pool: backend.clone(),
+                idle: pool.idle.clone(),
                 reused: true,
             });
         }
     }
     if let Some(max) = max_connections {
-        if backend.conns.open() >= u64::from(max) {
+        if pool.open() >= u64::from(max) {
             return Err(ConnectError::AtCapacity);
         }
     }
-    let tx = connect(&backend.address, connect_timeout, &backend.conns.open).await?;
+    let tx = connect(address, connect_timeout, &pool.open).await?;
     Ok(Pooled {
         tx,
-        pool: backend.clone(),
+        idle: pool.idle.clone(),
         reused: false,
     })
 }
@@ -247,15 +297,16 @@ impl FailureLog {
     }
 }
 
-/// Log a failed connect to `backend` (pool `pool`, named `name`), rate-limited.
+/// Log a failed connect to the backend whose connections are `conns` (pool `pool`,
+/// named `name`), rate-limited.
 pub(crate) fn connect_failed(
-    backend: &crate::runtime::BackendState,
+    conns: &ConnPool,
     pool: &str,
     name: &str,
     error: &ConnectError,
     now_ms: u64,
 ) {
-    let Some(due) = backend.conns.connect_failures.failure(now_ms) else {
+    let Some(due) = conns.connect_failures.failure(now_ms) else {
         return;
     };
     if due.suppressed == 0 {
@@ -274,13 +325,8 @@ pub(crate) fn connect_failed(
 }
 
 /// Report connect failures left out of the log and not reported since (upkeep).
-pub(crate) fn flush_connect_failures(
-    backend: &crate::runtime::BackendState,
-    pool: &str,
-    name: &str,
-    now_ms: u64,
-) {
-    if let Some(due) = backend.conns.connect_failures.flush(now_ms) {
+pub(crate) fn flush_connect_failures(conns: &ConnPool, pool: &str, name: &str, now_ms: u64) {
+    if let Some(due) = conns.connect_failures.flush(now_ms) {
         tracing::warn!(
             pool,
             backend = name,

@@ -1,10 +1,12 @@
 //! Configuration: the TOML file types (`file`), the validated model (`model`) and the
-//! step between them (`validate`), which reports every problem at once; and the
-//! redaction of the file's text before it is served (`redact`).
+//! step between them (`validate`), which reports every problem at once and takes every
+//! default from `defaults`; and the redaction of the file's text before it is served
+//! (`redact`).
 //!
 //! `parse` is pure. `load` is the edge that reads: the file, and the one environment
 //! variable a configuration takes (`TANGO_ADMIN_TOKEN`).
 
+pub mod defaults;
 pub mod file;
 mod model;
 mod redact;
@@ -52,8 +54,11 @@ use std::path::Path;
 /// A configuration parsed and validated, with the file types kept for lint (spans).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The text, for messages with line:col.
     pub source: Source,
+    /// The file as written.
     pub file: file::ConfigFile,
+    /// The validated configuration.
     pub config: Config,
 }
 
@@ -61,21 +66,31 @@ pub struct Loaded {
 #[derive(Debug)]
 pub enum LoadError {
     /// The file could not be read at all.
-    Unreadable { path: String, error: std::io::Error },
+    Unreadable {
+        /// The path as given.
+        path: String,
+        /// Why it could not be read.
+        error: std::io::Error,
+    },
     /// The TOML does not parse, or does not fit the schema so far that it cannot be read
     /// (a required key missing or of the wrong type): every shape problem found.
     Parse {
+        /// The text.
         source: Source,
+        /// Every shape problem found.
         diagnostics: Vec<Diagnostic>,
     },
     /// The file parses but has problems (every one of them).
     Invalid {
+        /// The text.
         source: Source,
+        /// Every problem found.
         diagnostics: Vec<Diagnostic>,
     },
 }
 
 impl LoadError {
+    /// The problems found; none when the file could not be read.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             LoadError::Unreadable { .. } => &[],
@@ -85,6 +100,7 @@ impl LoadError {
         }
     }
 
+    /// The text, when the file could be read.
     pub fn source(&self) -> Option<&Source> {
         match self {
             LoadError::Unreadable { .. } => None,

@@ -6,14 +6,22 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A validated configuration: what tango runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The admin API.
     pub admin: Admin,
+    /// Where clients connect.
     pub listeners: Vec<Listener>,
+    /// Which pool gets a request, first match wins.
     pub routes: Vec<Route>,
+    /// Backends and how traffic is spread over them.
     pub pools: Vec<Pool>,
+    /// Checklist findings accepted on purpose.
     pub allows: Vec<Allow>,
+    /// Where incidents are delivered.
     pub alerts: Alerts,
+    /// What a reload must pass, and the canary after it.
     pub guard: Guard,
 }
 
@@ -32,37 +40,32 @@ pub struct Guard {
     pub allow_shift: Vec<String>,
 }
 
-impl Default for Guard {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            max_shift_points: crate::diff::DEFAULT_MAX_SHIFT_POINTS,
-            canary: Duration::from_secs(30),
-            rollback: true,
-            allow_shift: Vec::new(),
-        }
-    }
-}
-
 /// Alert delivery targets (`http://` URLs).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Alerts {
+    /// Receives a JSON document per incident opened, changed or resolved.
     pub webhook: Option<String>,
+    /// Base URL of an Alertmanager.
     pub alertmanager: Option<String>,
 }
 
 impl Config {
+    /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
     }
 }
 
+/// The admin API (`[admin]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
+    /// Address of the admin API.
     pub listen: SocketAddr,
     /// Where the admin API's bearer token comes from; `None`: the API is open (loopback).
     pub token: Option<TokenSource>,
+    /// Where the journal file is kept; `None`: memory only.
     pub state_dir: Option<PathBuf>,
+    /// Size at which the journal file rotates.
     pub journal_max_bytes: u64,
 }
 
@@ -128,16 +131,23 @@ pub fn token_problem(token: &str) -> Option<String> {
     None
 }
 
+/// TLS for a listener: PEM files, resolved against the configuration's directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    /// The certificate chain.
     pub cert: PathBuf,
+    /// The private key.
     pub key: PathBuf,
 }
 
+/// A listener (`[[listener]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
+    /// Name in logs and the API (`listener-N` by default).
     pub name: String,
+    /// Address to bind; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// TLS with ALPN (h2, http/1.1), when configured.
     pub tls: Option<Tls>,
     /// Time a client has to send the request head, from its first byte.
     pub header_timeout: Duration,
@@ -151,19 +161,27 @@ pub struct Listener {
     /// How long a write to a client may make no progress before the connection is
     /// closed (a client that stopped reading).
     pub send_timeout: Duration,
+    /// Open client connections; at the cap the one idle longest is closed.
     pub max_connections: usize,
+    /// Largest request head, in bytes.
     pub max_header_bytes: usize,
+    /// Peers whose forwarded headers are believed for the client address.
     pub trusted_proxies: Vec<Cidr>,
+    /// Where the table is in the file.
     pub span: Span,
 }
 
+/// An address block: an IP and a prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
+    /// The block's address.
     pub addr: IpAddr,
+    /// Its prefix length, in bits.
     pub prefix: u8,
 }
 
 impl Cidr {
+    /// Whether `ip` is in the block; an IPv4 block also matches IPv4-mapped IPv6.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match (self.addr, ip) {
             (IpAddr::V4(_), IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
@@ -190,17 +208,21 @@ impl Cidr {
     }
 }
 
+/// A route (`[[route]]`): a request matching host and path prefix goes to `pool`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Lower-case host without port; `None` matches any host.
     pub host: Option<String>,
+    /// Path prefix, starting with `/`; `None` matches any path.
     pub path_prefix: Option<String>,
     /// Index into `Config::pools`.
     pub pool: usize,
+    /// Where the table is in the file.
     pub span: Span,
 }
 
 impl Route {
+    /// Whether a request for `host` (lower case, no port) and `path` takes this route.
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         if let Some(want) = &self.host {
             match host {
@@ -215,17 +237,25 @@ impl Route {
     }
 }
 
+/// A balancing policy (see docs/policies.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PolicyKind {
+    /// Each backend in turn, by weight.
     RoundRobin,
+    /// A backend drawn at random, by weight.
     Random,
+    /// Of two backends drawn by weight, the one with fewer requests in flight per weight.
     LeastRequest,
+    /// Of two backends drawn by weight, the one with the lower peak-EWMA latency x load.
     PeakEwma,
+    /// Consistent hashing on a ring of points.
     RingHash,
+    /// Maglev's lookup table.
     Maglev,
 }
 
 impl PolicyKind {
+    /// Every policy with its name in the file.
     pub const ALL: [(&'static str, PolicyKind); 6] = [
         ("round_robin", PolicyKind::RoundRobin),
         ("random", PolicyKind::Random),
@@ -235,6 +265,7 @@ impl PolicyKind {
         ("maglev", PolicyKind::Maglev),
     ];
 
+    /// The policy's name in the file.
     pub fn name(self) -> &'static str {
         Self::ALL
             .iter()
@@ -243,22 +274,29 @@ impl PolicyKind {
             .unwrap_or("?")
     }
 
+    /// Whether the policy picks by a hash of the request's key.
     pub fn is_hash(self) -> bool {
         matches!(self, PolicyKind::RingHash | PolicyKind::Maglev)
     }
 }
 
+/// What a hash pool hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HashKey {
     /// The client's address; forwarded headers are believed only from trusted proxies.
     ClientAddress,
+    /// A request header, by lower-case name.
     Header(String),
+    /// A cookie, by name.
     Cookie(String),
+    /// The request path.
     Path,
+    /// A query parameter, by name.
     Query(String),
 }
 
 impl HashKey {
+    /// The key for messages: "header x-user-id".
     pub fn describe(&self) -> String {
         match self {
             HashKey::ClientAddress => "client_address".into(),
@@ -270,65 +308,99 @@ impl HashKey {
     }
 }
 
+/// What a hash pool does with a request that lacks the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnMissingKey {
+    /// A backend at random, by weight.
     Random,
+    /// Round robin.
     RoundRobin,
+    /// Answer 400.
     Reject,
 }
 
+/// How a hash pool hashes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hashing {
+    /// What is hashed.
     pub key: HashKey,
+    /// Requests without the key; `None` is random.
     pub on_missing: Option<OnMissingKey>,
     /// Bounded load: no backend above factor x average in-flight.
     pub max_load_factor: Option<f64>,
+    /// Where `hash_key` is in the file.
     pub span: Span,
 }
 
+/// How a health probe is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthKind {
+    /// An HTTP request whose status is judged.
     Http,
+    /// A TCP connect.
     Tcp,
 }
 
+/// Active health checks (`[pool.health]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
+    /// HTTP or TCP.
     pub kind: HealthKind,
+    /// The probe's path.
     pub path: String,
+    /// The probe's method, upper case.
     pub method: String,
+    /// The probe's Host header; the backend's address when `None`.
     pub host: Option<String>,
     /// Inclusive status ranges that count as healthy.
     pub expect: Vec<(u16, u16)>,
+    /// Probe period.
     pub interval: Duration,
+    /// Probe limit.
     pub timeout: Duration,
     /// Fraction of the interval added or removed at random, so probes do not align.
     pub jitter: f64,
+    /// Passes in a row to come back.
     pub rise: u32,
+    /// Failures in a row to go down.
     pub fall: u32,
+    /// Where the table is in the file.
     pub span: Span,
 }
 
+/// Passive outlier detection (`[pool.outlier]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outlier {
+    /// Failures in a row that eject a backend.
     pub consecutive_failures: u32,
+    /// The first ejection's length; the k-th lasts k times as long.
     pub base_ejection: Duration,
+    /// The cap on an ejection's length.
     pub max_ejection: Duration,
+    /// The most of the pool ejected at once, in percent.
     pub max_ejected_percent: f64,
+    /// Where the table is in the file.
     pub span: Span,
 }
 
+/// A pool (`[[pool]]`): backends and how traffic is spread over them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool {
+    /// The pool's name.
     pub name: String,
+    /// The balancing policy.
     pub policy: PolicyKind,
+    /// Where `policy` is in the file, when given.
     pub policy_span: Option<Span>,
+    /// Hashing, for hash policies.
     pub hashing: Option<Hashing>,
     /// Ring points per unit of weight (ring_hash).
     pub ring_points: u32,
     /// Decay time of peak-EWMA latency.
     pub ewma_decay: Duration,
+    /// Weight ramp-up of a new or recovered backend; `None`: off.
     pub slow_start: Option<Duration>,
+    /// Per connection attempt.
     pub connect_timeout: Duration,
     /// Per-attempt limit until response headers arrive.
     pub try_timeout: Duration,
@@ -336,39 +408,57 @@ pub struct Pool {
     pub timeout: Duration,
     /// Idle time of pooled upstream keep-alive connections.
     pub idle_timeout: Duration,
+    /// Counted tries per request, each on a different backend (see `crate::retry`).
     pub max_attempts: u32,
     /// Retries allowed as a fraction of requests.
     pub retry_budget: f64,
     /// Below this eligible fraction, balance over every backend.
     pub panic_threshold: f64,
+    /// Active health checks, when configured.
     pub health: Option<HealthCheck>,
+    /// Passive outlier detection, when configured.
     pub outlier: Option<Outlier>,
+    /// The backends, in file order; indexes into this list name them everywhere.
     pub backends: Vec<Backend>,
+    /// Where the table is in the file.
     pub span: Span,
 }
 
 impl Pool {
+    /// The sum of the backends' configured weights.
     pub fn total_weight(&self) -> u64 {
         self.backends.iter().map(|b| u64::from(b.weight)).sum()
     }
 }
 
+/// A backend (`[[pool.backend]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
+    /// Name in metrics, logs and alerts; the address by default.
     pub name: String,
     /// `host:port`; the host may be a DNS name.
     pub address: String,
+    /// Share of traffic relative to the pool's other backends; 0 sends nothing.
     pub weight: u32,
+    /// Upstream connections to this backend; `None`: no cap.
     pub max_connections: Option<u32>,
+    /// Requests in progress at this backend; `None`: no cap.
     pub max_in_flight: Option<u32>,
+    /// Where the table is in the file.
     pub span: Span,
+    /// Where `weight` is in the file, when given.
     pub weight_span: Option<Span>,
 }
 
+/// A checklist finding accepted on purpose (`[[allow]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allow {
+    /// The rule's id.
     pub rule: String,
+    /// Why it is acceptable here.
     pub reason: String,
+    /// The pool it applies to; `None`: every pool.
     pub pool: Option<String>,
+    /// Where the table is in the file.
     pub span: Span,
 }

@@ -1,11 +1,12 @@
-//! The per-pool detector: tick bookkeeping, firing with a hold, resolving with hysteresis.
+//! The per-pool detector: tick bookkeeping, the dispersion estimate, gauges, and the
+//! resolve count every alert kind shares. Share alerts are in `share.rs`, latency and
+//! error outliers in `outliers.rs`.
 
 use super::cusum::Cusum;
-use super::keys::key_explains;
 use super::window::{to_hist, Sample, Windows};
 use super::{
-    AlertEvent, AlertKind, BackendGauge, BackendSample, Basis, Cause, DetectorConfig, Evidence,
-    KeyStats, PoolTick, TickReport,
+    AlertEvent, AlertKind, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolTick,
+    TickReport,
 };
 
 /// The skew detector of one pool. Feed it one [`PoolTick`] per tick.
@@ -28,12 +29,12 @@ pub(super) struct BackendState {
     /// Whether the caller reports client-visible errors for this backend.
     pub(super) client_errors_known: bool,
     pub(super) windows: Windows,
-    over: Cusum,
-    under: Cusum,
+    pub(super) over: Cusum,
+    pub(super) under: Cusum,
     pub(super) pending: [u32; 4],
     pub(super) pending_since: [u64; 4],
     /// Consecutive ticks each window has met the share condition, per direction.
-    win_pending: [Vec<u32>; 2],
+    pub(super) win_pending: [Vec<u32>; 2],
     pub(super) resolving: [u32; 4],
     pub(super) active: [Option<Evidence>; 4],
     /// Tick of the last resolution per kind: a window reaching back before it may not
@@ -64,15 +65,15 @@ impl BackendState {
 
 /// Ratio, z and expected count of one share test.
 #[derive(Debug, Clone, Copy)]
-struct ShareStat {
-    n: u64,
-    total: u64,
-    e: f64,
-    ratio: f64,
-    z: f64,
+pub(super) struct ShareStat {
+    pub(super) n: u64,
+    pub(super) total: u64,
+    pub(super) e: f64,
+    pub(super) ratio: f64,
+    pub(super) z: f64,
 }
 
-fn share_stat(n: u64, total: u64, e: f64, v: f64, phi: f64) -> ShareStat {
+pub(super) fn share_stat(n: u64, total: u64, e: f64, v: f64, phi: f64) -> ShareStat {
     let nf = n as f64;
     let ratio = if e > 0.0 { nf / e } else { f64::INFINITY };
     let z = if v > 0.0 {
@@ -112,6 +113,8 @@ fn shares(weights: &[f64], over: Option<&Vec<f64>>) -> Vec<f64> {
 }
 
 impl PoolDetector {
+    /// A detector for `pool`. Window lengths are sorted and deduplicated, and the
+    /// dispersion window is added to them.
     pub fn new(pool: impl Into<String>, mut cfg: DetectorConfig) -> Self {
         if !cfg.windows.contains(&cfg.phi_window) {
             cfg.windows.push(cfg.phi_window);
@@ -129,6 +132,7 @@ impl PoolDetector {
         }
     }
 
+    /// The tunables in force.
     pub fn config(&self) -> &DetectorConfig {
         &self.cfg
     }
@@ -224,186 +228,6 @@ impl PoolDetector {
             st.windows.push(sample);
             st.over.update(now, total, n, p_eff[i], shift);
             st.under.update(now, total, n, p_eff[i], 2.0 - shift);
-        }
-    }
-
-    fn meets(&self, s: &ShareStat, over: bool) -> bool {
-        let c = &self.cfg;
-        if s.e < c.min_expected * self.phi {
-            return false;
-        }
-        if over {
-            s.ratio >= c.over_ratio && s.z >= c.min_z
-        } else {
-            s.ratio <= c.under_ratio && s.z <= -c.min_z
-        }
-    }
-
-    /// One share kind of one backend: fire, hold, or resolve.
-    fn step_share(
-        &mut self,
-        i: usize,
-        kind: AlertKind,
-        now: u64,
-        keys: Option<&KeyStats>,
-    ) -> Option<AlertEvent> {
-        let over = kind == AlertKind::OverShare;
-        let k = kind.index();
-        if let Some(ev) = &self.backends[i].active[k] {
-            let basis = ev.basis;
-            let done = self.share_resolved(i, over, basis);
-            return self.count_resolve(i, kind, done, now);
-        }
-        let st = &self.backends[i];
-        let phi = self.phi;
-        let tick_ms = self.cfg.tick_ms;
-        let since = st.resolved_tick[k].map(|t| self.tick - t);
-        // (stat, basis, window ticks, from the CUSUM)
-        let mut best: Option<(ShareStat, Basis, u64, bool)> = None;
-        let mut consider = |s: ShareStat, b: Basis, w: u64, fast: bool| {
-            let better = match &best {
-                None => true,
-                Some((o, ob, _, _)) => {
-                    (b == Basis::Effective && *ob == Basis::Configured)
-                        || (b == *ob && s.z.abs() > o.z.abs())
-                }
-            };
-            if better {
-                best = Some((s, b, w, fast));
-            }
-        };
-        let cusum = if over { &st.over } else { &st.under };
-        let mut fast = false;
-        if cusum.s >= self.cfg.cusum_threshold * phi {
-            let g = &cusum.segment;
-            let s = share_stat(g.n, g.total, g.e, g.v, phi);
-            if self.meets(&s, over) {
-                fast = true;
-                consider(s, Basis::Effective, u64::from(cusum.segment_ticks), true);
-            }
-        }
-        let mut window_met = false;
-        let mut held = Vec::new();
-        let mut last_len = 0;
-        for (j, (len, sums)) in st.windows.iter().enumerate() {
-            if len == last_len || since.is_some_and(|t| u64::from(len) > t) {
-                held.push((j, false));
-                continue;
-            }
-            last_len = len;
-            let mut met = false;
-            for basis in [Basis::Effective, Basis::Configured] {
-                let configured = basis == Basis::Configured;
-                if configured && !self.cfg.configured_skew_alerts {
-                    continue;
-                }
-                let (e, v) = sums.expectation(configured);
-                let s = share_stat(sums.n, sums.total, e, v, phi);
-                if self.meets(&s, over) {
-                    met = true;
-                    // Only a window that has held long enough may supply the evidence.
-                    let need = self.hold_for(len);
-                    if st.win_pending[k][j] + 1 >= need {
-                        consider(s, basis, u64::from(len), false);
-                    }
-                }
-            }
-            window_met |= met;
-            held.push((j, met));
-        }
-        let fire_window = best.is_some_and(|b| !b.3);
-        let st = &mut self.backends[i];
-        for (j, met) in held {
-            st.win_pending[k][j] = if met { st.win_pending[k][j] + 1 } else { 0 };
-        }
-        if window_met {
-            st.pending[k] += 1;
-            if st.pending[k] == 1 {
-                st.pending_since[k] = now;
-            }
-        } else {
-            st.pending[k] = 0;
-        }
-        if !(fast || fire_window) {
-            return None;
-        }
-        let (s, basis, window, _) = best?;
-        let n_backends = self.backends.len();
-        let st = &self.backends[i];
-        let cusum = if over { &st.over } else { &st.under };
-        let onset_ms = if cusum.s > 0.0 {
-            cusum.last_zero_ms
-        } else {
-            st.pending_since[k].saturating_sub(tick_ms)
-        };
-        let total = s.total.max(1) as f64;
-        let (observed, expected) = (s.n as f64 / total, s.e / total);
-        let (cause, detail) = match basis {
-            Basis::Configured => (Cause::Health, None),
-            Basis::Effective | Basis::Baseline => {
-                match keys.and_then(|k| key_explains(k, &st.name, observed, expected, n_backends)) {
-                    Some(d) => (Cause::KeyDistribution, Some(d)),
-                    None => (Cause::Config, None),
-                }
-            }
-        };
-        let st = &mut self.backends[i];
-        let ev = Evidence {
-            pool: self.pool.clone(),
-            backend: st.name.clone(),
-            kind,
-            basis,
-            observed,
-            expected,
-            ratio: s.ratio,
-            z: s.z,
-            window_ms: window * tick_ms,
-            requests: s.n,
-            pool_requests: s.total,
-            phi,
-            onset_ms,
-            at_ms: now,
-            cause,
-            detail,
-            client_errors: None,
-        };
-        st.active[k] = Some(ev.clone());
-        st.pending[k] = 0;
-        st.win_pending[k].iter_mut().for_each(|p| *p = 0);
-        st.resolving[k] = 0;
-        Some(AlertEvent::Fired(ev))
-    }
-
-    /// Ticks a window of `len` ticks must meet its condition: a noise excursion lingers in
-    /// a long window for as long as it stays inside it, so a fixed two-tick hold would
-    /// filter nothing there; a real shift keeps adding to the excess.
-    fn hold_for(&self, len: u32) -> u32 {
-        let scaled = (f64::from(len) * self.cfg.hold_fraction).ceil() as u32;
-        self.cfg.hold_ticks.max(scaled)
-    }
-
-    /// Judged on the shortest window with enough expected requests (the freshest
-    /// trustworthy view), or the longest when none has enough.
-    fn share_resolved(&self, i: usize, over: bool, basis: Basis) -> bool {
-        let st = &self.backends[i];
-        let configured = basis == Basis::Configured;
-        let floor = self.cfg.min_expected * self.phi;
-        let pick = st
-            .windows
-            .iter()
-            .find(|(_, s)| s.expectation(configured).0 >= floor)
-            .or_else(|| st.windows.iter().last());
-        let Some((_, sums)) = pick else { return true };
-        let (e, v) = sums.expectation(configured);
-        if e <= 0.0 {
-            return true;
-        }
-        let s = share_stat(sums.n, sums.total, e, v, self.phi);
-        let c = &self.cfg;
-        if over {
-            s.ratio < c.resolve_over_ratio || s.z < c.resolve_z
-        } else {
-            s.ratio > c.resolve_under_ratio || s.z > -c.resolve_z
         }
     }
 

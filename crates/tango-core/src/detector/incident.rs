@@ -31,10 +31,12 @@
 //! backends is down (a backend that is down stays in the incident until it is back or
 //! removed from the pool).
 
-use super::{AlertEvent, AlertKind, Basis, Evidence};
-use crate::journal::{attribute, Event, SuspectedCause};
-use serde::{Deserialize, Serialize};
+use crate::alert::{
+    AlertEvent, AlertKind, Evidence, Incident, IncidentEvent, Signal, SuspectedCause,
+};
+use crate::journal::{attribute, Event};
 
+/// How signals are grouped into incidents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentConfig {
     /// Signals whose onsets are this close belong to one event.
@@ -50,52 +52,6 @@ impl Default for IncidentConfig {
             confirm_ms: 3_000,
         }
     }
-}
-
-/// One backend and kind within an incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Signal {
-    /// The evidence it fired with (the first source's).
-    pub evidence: Evidence,
-    /// The detectors reporting it now, by basis (`effective`/`configured`: the share
-    /// detector; `baseline`: the shift detector).
-    pub sources: Vec<Basis>,
-    pub active: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_ms: Option<u64>,
-}
-
-/// One event in a pool, as people are told about it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Incident {
-    /// "{pool}-{unix seconds when opened}", unique within a tracker.
-    pub id: String,
-    pub pool: String,
-    /// The backend whose change explains the rest.
-    pub headline: String,
-    /// The headline signal's kind.
-    pub kind: AlertKind,
-    /// The headline signal's cause; its sentence is the incident's one line.
-    pub cause: SuspectedCause,
-    /// The earliest onset of its signals.
-    pub onset_ms: u64,
-    pub opened_ms: u64,
-    pub updated_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved_ms: Option<u64>,
-    /// Every signal, the headline's first.
-    pub signals: Vec<Signal>,
-    /// Backends of the incident that are down (unhealthy or ejected) now.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub down: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum IncidentEvent {
-    Opened(Incident),
-    Updated(Incident),
-    Resolved(Incident),
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +76,7 @@ pub struct IncidentTracker {
 }
 
 impl IncidentTracker {
+    /// A tracker for `pool`.
     pub fn new(pool: impl Into<String>, cfg: IncidentConfig) -> Self {
         Self {
             pool: pool.into(),

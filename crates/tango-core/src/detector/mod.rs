@@ -59,6 +59,7 @@ mod incident;
 mod keys;
 mod latency;
 mod outliers;
+mod share;
 mod shift;
 pub mod sim;
 mod window;
@@ -66,8 +67,12 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+pub use crate::alert::{
+    AlertEvent, AlertKind, Basis, Cause, Evidence, Incident, IncidentEvent, Signal,
+    LATENCY_BOUNDS_MS,
+};
 pub use engine::PoolDetector;
-pub use incident::{Incident, IncidentConfig, IncidentEvent, IncidentTracker, Signal};
+pub use incident::{IncidentConfig, IncidentTracker};
 pub use shift::{ShiftConfig, ShiftDetector};
 
 use serde::{Deserialize, Serialize};
@@ -79,8 +84,11 @@ pub struct DetectorConfig {
     pub tick_ms: u64,
     /// Sliding window lengths in ticks, shortest first.
     pub windows: Vec<u32>,
+    /// Over-share needs `observed / expected` at least this.
     pub over_ratio: f64,
+    /// Under-share needs `observed / expected` at most this.
     pub under_ratio: f64,
+    /// The |z| every alert needs.
     pub min_z: f64,
     /// Minimum expected requests in a window, multiplied by `phi`.
     pub min_expected: f64,
@@ -101,6 +109,7 @@ pub struct DetectorConfig {
     /// The shift the over-share CUSUM is tuned for (`p1 = shift * p0`); the under-share
     /// CUSUM mirrors it (`p1 = (2 - shift) * p0`).
     pub cusum_shift: f64,
+    /// Upper clamp of the over-dispersion estimate `phi` (its floor is 1).
     pub max_phi: f64,
     /// Window (ticks) over which the dispersion and the gauges are computed.
     pub phi_window: u32,
@@ -110,8 +119,11 @@ pub struct DetectorConfig {
     pub configured_skew_alerts: bool,
     /// Error outlier: rate >= `error_ratio` x the others' and >= `error_min_rate`.
     pub error_ratio: f64,
+    /// The least error rate an error outlier may have.
     pub error_min_rate: f64,
+    /// Requests the backend and the others each need in the window.
     pub error_min_requests: u64,
+    /// Failed tries the backend needs in the window.
     pub error_min_errors: u64,
     /// Latency outliers (the rule is stated in the module documentation): a
     /// backend's requests slower than the others' `latency_quantile` (and than
@@ -120,6 +132,7 @@ pub struct DetectorConfig {
     /// `latency_drop_ticks` worst ticks are set aside, on a window of at least
     /// `latency_min_ticks` ticks, for `hold_ticks` ticks.
     pub latency_ratio: f64,
+    /// A slow request is slower than this too, in milliseconds.
     pub latency_floor_ms: f64,
     /// Requests each side (this backend, the others) needs in the window.
     pub latency_min_samples: u64,
@@ -128,18 +141,15 @@ pub struct DetectorConfig {
     pub latency_bounds_ms: Vec<f64>,
     /// The others' quantile a request must exceed to count as slow.
     pub latency_quantile: f64,
+    /// Slow requests' least fraction of the backend's requests.
     pub latency_min_fraction: f64,
     /// Slow requests needed, after the worst ticks are set aside.
     pub latency_min_slow: u64,
+    /// The shortest window, in ticks, a latency test runs on.
     pub latency_min_ticks: u32,
     /// The worst ticks set aside: a stall shorter than this many ticks cannot fire.
     pub latency_drop_ticks: u32,
 }
-
-/// The latency histogram bounds the binary keeps (`stats.rs`), in milliseconds.
-pub const LATENCY_BOUNDS_MS: [f64; 14] = [
-    0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-];
 
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -182,7 +192,9 @@ impl Default for DetectorConfig {
 /// One backend's reading for a tick.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BackendSample {
+    /// The backend's name, as alerts give it.
     pub name: String,
+    /// Its configured weight.
     pub configured_weight: f64,
     /// 0 when ineligible (unhealthy, ejected, draining); slow start already applied.
     pub effective_weight: f64,
@@ -192,6 +204,7 @@ pub struct BackendSample {
     pub errors: u64,
     /// Sum and count of this tick's request latencies, in milliseconds.
     pub latency_sum_ms: f64,
+    /// How many requests `latency_sum_ms` sums.
     pub latency_count: u64,
     /// Cumulative client-visible failures (5xx or no answer) of requests whose last try
     /// was this backend: a failed try that a retry elsewhere absorbed is in `errors` but
@@ -246,147 +259,44 @@ pub struct TopKey {
 pub struct PoolTick {
     /// Injected time: unix milliseconds (or any monotonic millisecond clock).
     pub now_ms: u64,
+    /// Each backend's reading, in the pool's order.
     pub backends: Vec<BackendSample>,
     /// Expected shares over the eligible set, overriding the effective weights (hash
     /// pools: the key-space ownership of the ring or table). Same order as `backends`.
     pub expected: Option<Vec<f64>>,
     /// Expected shares over the configured set, overriding the configured weights.
     pub expected_configured: Option<Vec<f64>>,
+    /// Hash pools: the key statistics, when sampled.
     pub keys: Option<KeyStats>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    OverShare,
-    UnderShare,
-    Latency,
-    Errors,
-}
-
-impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
-        AlertKind::OverShare,
-        AlertKind::UnderShare,
-        AlertKind::Latency,
-        AlertKind::Errors,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::OverShare => "over_share",
-            AlertKind::UnderShare => "under_share",
-            AlertKind::Latency => "latency",
-            AlertKind::Errors => "errors",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// Which expectation a share alert was measured against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Basis {
-    Effective,
-    Configured,
-    /// The backend's own share before the shift (see [`ShiftDetector`]).
-    Baseline,
-}
-
-/// The detector's own reading of why traffic moved; the journal refines `Config` into
-/// the generation and change that did it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    /// The eligible set does not explain it: policy, weights or hash key.
-    Config,
-    /// Only the configured set shows it: health, ejection, draining or slow start.
-    Health,
-    /// A hot key, keyless requests or too few distinct keys explain it.
-    KeyDistribution,
-    /// No change explains it: the backend itself is slower or failing (attribution of
-    /// latency and error alerts only).
-    Backend,
-    Unknown,
-}
-
-impl Cause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Config => "config",
-            Cause::Health => "health",
-            Cause::KeyDistribution => "key_distribution",
-            Cause::Backend => "backend",
-            Cause::Unknown => "unknown",
-        }
-    }
-}
-
-/// What an alert rests on. For share kinds `observed`/`expected` are shares of the
-/// pool's requests; for `errors` they are this backend's and the others' error rates;
-/// for `latency` this backend's and the others' p99 latency in milliseconds (bucket
-/// upper bounds), with the fraction of its requests slower than the others' in `detail`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    pub pool: String,
-    pub backend: String,
-    pub kind: AlertKind,
-    pub basis: Basis,
-    pub observed: f64,
-    pub expected: f64,
-    pub ratio: f64,
-    pub z: f64,
-    pub window_ms: u64,
-    /// This backend's requests in the window.
-    pub requests: u64,
-    /// The pool's requests in the window.
-    pub pool_requests: u64,
-    pub phi: f64,
-    /// When the shift most likely began.
-    pub onset_ms: u64,
-    /// When the alert fired.
-    pub at_ms: u64,
-    pub cause: Cause,
-    /// Free-form detail, e.g. which key explains a hash pool's skew.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Error alerts: how many of this backend's failed tries in the window reached
-    /// clients as failures (the rest were retried elsewhere), when the caller knows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_errors: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum AlertEvent {
-    Fired(Evidence),
-    Resolved {
-        evidence: Evidence,
-        resolved_ms: u64,
-    },
 }
 
 /// Per-backend gauges over the `phi_window`, published every tick.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendGauge {
+    /// The backend.
     pub backend: String,
+    /// Its share of the pool's requests.
     pub observed_share: f64,
+    /// Its expected share over the eligible set.
     pub expected_share: f64,
+    /// Its share by configured weight.
     pub configured_share: f64,
+    /// `observed_share / expected_share`.
     pub ratio: f64,
+    /// The share's z score against the eligible set.
     pub z: f64,
 }
 
 /// The detector's answer for one tick.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TickReport {
+    /// Alerts fired and resolved this tick.
     pub events: Vec<AlertEvent>,
+    /// Each backend's gauges.
     pub gauges: Vec<BackendGauge>,
     /// `max_i |z_i|` over the `phi_window` against the effective weights: below ~3 is
     /// ordinary noise; alerts additionally need the ratio and expected-count floors.
     pub skew_score: f64,
+    /// The pool's over-dispersion estimate.
     pub phi: f64,
 }

@@ -18,6 +18,7 @@ use super::{
     AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport,
 };
 
+/// Tunables of the shift detector; the share tests' are a [`DetectorConfig`]'s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftConfig {
     /// Time constant of the baseline EWMA.
@@ -54,6 +55,7 @@ struct Baseline {
     last_requests: Option<u64>,
 }
 
+/// One pool's shift detector: its backends' shares against their own baselines.
 #[derive(Debug)]
 pub struct ShiftDetector {
     pool: String,
@@ -182,6 +184,8 @@ impl ShiftDetector {
         self.shifted_since = None;
     }
 
+    /// Feed one tick: learns the baseline while nothing is amiss, tests against it, and
+    /// reports alerts with basis `baseline`.
     pub fn tick(&mut self, input: &PoolTick) -> TickReport {
         self.reconcile(input);
         let conf = Self::intended(input, true);
@@ -197,8 +201,15 @@ impl ShiftDetector {
             ..input.clone()
         };
         let mut report = self.inner.tick(&tick);
+        self.learn(input, &conf, report.skew_score);
+        self.classify(&mut report.events, &conf, &eff);
+        report.events.extend(resolved);
+        self.adopt_if_lasting(input.now_ms, &conf, &mut report.events);
+        report
+    }
 
-        // This tick's observed split, for learning.
+    /// Moves the baseline toward this tick's observed split, while nothing is amiss.
+    fn learn(&mut self, input: &PoolTick, conf: &[f64], skew_score: f64) {
         let deltas: Vec<u64> = self
             .baseline
             .iter_mut()
@@ -215,25 +226,29 @@ impl ShiftDetector {
         let total: u64 = deltas.iter().sum();
         let alpha =
             (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
-        let quiet = self.inner.active().is_empty() && report.skew_score < self.cfg.learn_below_z;
-        if quiet && total >= self.cfg.min_tick_requests {
-            for (i, b) in self.baseline.iter_mut().enumerate() {
-                b.share += alpha * (deltas[i] as f64 / total as f64 - b.share);
-                b.configured = conf[i];
-            }
-            let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
-            normalize(&mut shares);
-            self.baseline
-                .iter_mut()
-                .zip(shares)
-                .for_each(|(b, s)| b.share = s);
+        let quiet = self.inner.active().is_empty() && skew_score < self.cfg.learn_below_z;
+        if !quiet || total < self.cfg.min_tick_requests {
+            return;
         }
+        for (i, b) in self.baseline.iter_mut().enumerate() {
+            b.share += alpha * (deltas[i] as f64 / total as f64 - b.share);
+            b.configured = conf[i];
+        }
+        let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        normalize(&mut shares);
+        self.baseline
+            .iter_mut()
+            .zip(shares)
+            .for_each(|(b, s)| b.share = s);
+    }
 
-        // Classify, and drop what the share detector already reports: a shift that
-        // only follows eligibility (weights unchanged) is health's.
+    /// Classifies the inner detector's events, and drops what the share detector
+    /// already reports: a shift that only follows eligibility (weights unchanged) is
+    /// health's.
+    fn classify(&mut self, events: &mut Vec<AlertEvent>, conf: &[f64], eff: &[f64]) {
         let baseline = &self.baseline;
         let reported = &mut self.reported;
-        report.events.retain_mut(|ev| match ev {
+        events.retain_mut(|ev| match ev {
             AlertEvent::Fired(e) => {
                 e.basis = Basis::Baseline;
                 let Some(i) = baseline.iter().position(|b| b.name == e.backend) else {
@@ -266,54 +281,53 @@ impl ShiftDetector {
                 }
             }
         });
-
-        report.events.extend(resolved);
-        let now = input.now_ms;
-        if self.inner.active().is_empty() {
-            self.shifted_since = None;
-        } else {
-            if self.shifted_since.is_none() {
-                self.shifted_since = Some(now);
-                for b in &mut self.baseline {
-                    b.at_shift = b.last_requests.unwrap_or(0);
-                }
-            }
-            let since = self.shifted_since.unwrap_or(now);
-            if now.saturating_sub(since) >= self.cfg.adopt_after_ms {
-                // The shift has lasted: it is the new normal. Its alerts resolve, and
-                // the windows start afresh on the new baseline.
-                for mut evidence in self.inner.active() {
-                    evidence.basis = Basis::Baseline;
-                    let key = (evidence.backend.clone(), evidence.kind);
-                    if let Some(p) = self.reported.iter().position(|r| *r == key) {
-                        self.reported.swap_remove(p);
-                        report.events.push(AlertEvent::Resolved {
-                            evidence,
-                            resolved_ms: now,
-                        });
-                    }
-                }
-                let since_shift: Vec<f64> = self
-                    .baseline
-                    .iter()
-                    .map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64)
-                    .collect();
-                let total: f64 = since_shift.iter().sum();
-                for ((b, c), n) in self.baseline.iter_mut().zip(&conf).zip(&since_shift) {
-                    if total > 0.0 {
-                        b.share = n / total;
-                    }
-                    b.configured = *c;
-                }
-                let cfg = self.inner.config().clone();
-                self.inner = PoolDetector::new(self.pool.clone(), cfg);
-                self.shifted_since = None;
-            }
-        }
-        report
     }
 
-    /// Baseline shares, in the order of the last tick's backends.
+    /// Notes when a shift began; once it has lasted `adopt_after_ms`, it is the new
+    /// normal: its alerts resolve, and the windows start afresh on the new baseline.
+    fn adopt_if_lasting(&mut self, now: u64, conf: &[f64], events: &mut Vec<AlertEvent>) {
+        if self.inner.active().is_empty() {
+            self.shifted_since = None;
+            return;
+        }
+        if self.shifted_since.is_none() {
+            self.shifted_since = Some(now);
+            for b in &mut self.baseline {
+                b.at_shift = b.last_requests.unwrap_or(0);
+            }
+        }
+        let since = self.shifted_since.unwrap_or(now);
+        if now.saturating_sub(since) < self.cfg.adopt_after_ms {
+            return;
+        }
+        for mut evidence in self.inner.active() {
+            evidence.basis = Basis::Baseline;
+            let key = (evidence.backend.clone(), evidence.kind);
+            if let Some(p) = self.reported.iter().position(|r| *r == key) {
+                self.reported.swap_remove(p);
+                events.push(AlertEvent::Resolved {
+                    evidence,
+                    resolved_ms: now,
+                });
+            }
+        }
+        let since_shift: Vec<f64> = self
+            .baseline
+            .iter()
+            .map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64)
+            .collect();
+        let total: f64 = since_shift.iter().sum();
+        for ((b, c), n) in self.baseline.iter_mut().zip(conf).zip(&since_shift) {
+            if total > 0.0 {
+                b.share = n / total;
+            }
+            b.configured = *c;
+        }
+        let cfg = self.inner.config().clone();
+        self.inner = PoolDetector::new(self.pool.clone(), cfg);
+        self.shifted_since = None;
+    }
+
     /// Shift alerts firing now.
     pub fn active(&self) -> Vec<super::Evidence> {
         self.inner
@@ -327,6 +341,8 @@ impl ShiftDetector {
             .collect()
     }
 
+    /// Each backend's learned baseline share, by name, in the order of the last tick's
+    /// backends.
     pub fn baseline(&self) -> Vec<(String, f64)> {
         self.baseline
             .iter()

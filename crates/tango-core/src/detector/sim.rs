@@ -16,10 +16,12 @@ pub use latency::{
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {
+    /// A generator started at `seed`.
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -53,14 +55,18 @@ pub fn multinomial(rng: &mut SplitMix64, n: u64, probs: &[f64], out: &mut [u64])
 /// A pool of `backends` equal-weight backends receiving `rps` requests per tick.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scenario {
+    /// Backends in the pool.
     pub backends: usize,
+    /// Requests per tick.
     pub rps: u64,
+    /// Seed of the draws.
     pub seed: u64,
 }
 
 /// Drives a [`PoolDetector`] with sampled traffic.
 #[derive(Debug)]
 pub struct Sim {
+    /// The detector under test.
     pub detector: PoolDetector,
     rng: SplitMix64,
     scenario: Scenario,
@@ -69,6 +75,7 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// A simulation of `s`, its detector built with `cfg`.
     pub fn new(s: Scenario, cfg: DetectorConfig) -> Self {
         Self {
             detector: PoolDetector::new("sim", cfg),
@@ -150,14 +157,18 @@ pub fn detection_ticks(
 /// One row of the table: false-alarm rate, and detection time over `trials` seeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// Backends in the pool.
     pub backends: usize,
+    /// Requests per second.
     pub rps: u64,
+    /// Fraction of balanced ticks with an alert active.
     pub false_alarm_rate: f64,
     /// Sorted detection times in ticks; `None` for trials that did not detect in time.
     pub detections: Vec<Option<u64>>,
 }
 
 impl Row {
+    /// The median detection time in ticks; `None` when the median trial missed.
     pub fn median(&self) -> Option<u64> {
         self.detections
             .get(self.detections.len() / 2)
@@ -165,11 +176,14 @@ impl Row {
             .flatten()
     }
 
+    /// The slowest detection in ticks; `None` when some trial missed.
     pub fn worst(&self) -> Option<u64> {
         self.detections.last().copied().flatten()
     }
 }
 
+/// Measures one row: the false-alarm rate over `ticks` balanced ticks, and the
+/// detection time of a 2x over-share in each of `trials` seeds, up to `limit` ticks.
 pub fn row(
     backends: usize,
     rps: u64,

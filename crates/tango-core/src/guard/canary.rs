@@ -16,6 +16,7 @@ use serde::Serialize;
 /// A pool a reload changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScopePool {
+    /// The pool's name.
     pub pool: String,
     /// The backends it changed, by name in the new configuration; `None` when the change
     /// is to the whole pool (policy, hash key, health, timeouts, a new pool).
@@ -60,9 +61,11 @@ pub fn changed_pools(old: &Config, new: &Config) -> Vec<ScopePool> {
 /// What one applied reload's canary watches.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Canary {
+    /// The configuration generation the reload applied.
     pub generation: u64,
     /// Unix milliseconds when the window closes.
     pub until_ms: u64,
+    /// The pools it changed.
     pub pools: Vec<ScopePool>,
 }
 

@@ -35,13 +35,17 @@ pub enum KeyBasis {
     /// The pool does not hash in either version: weights and the policy decide.
     Weights,
     /// The requests the instance sampled from live traffic.
-    LiveSample { requests: usize },
+    LiveSample {
+        /// How many.
+        requests: usize,
+    },
     /// No request was sampled: every request gets a fresh random key, so the split is
     /// the key space each backend owns.
     KeySpace,
 }
 
 impl KeyBasis {
+    /// The basis in words, for messages.
     pub fn describe(&self) -> String {
         match self {
             KeyBasis::Weights => "weights and policy".into(),
@@ -138,7 +142,10 @@ fn kept_split(backends: &[BackendShift]) -> Vec<KeptShare> {
 /// after, in percent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeptShare {
+    /// The backend's name.
     pub name: String,
+    /// Its share among the kept backends before, in percent.
     pub from_pct: f64,
+    /// And after.
     pub to_pct: f64,
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// The verdict on one probe, as fed to [`super::HealthState::record`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
+    /// The probe passed.
     Pass,
     /// The probe failed; the text says how ("status 500", "timed out after 1s",
     /// "connection refused") and ends up in the transition reason.
@@ -16,10 +17,12 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// A failed probe, for the reason given.
     pub fn fail(reason: impl Into<String>) -> Self {
         Probe::Fail(reason.into())
     }
 
+    /// Whether the probe passed.
     pub fn passed(&self) -> bool {
         matches!(self, Probe::Pass)
     }

@@ -42,7 +42,7 @@ pub use write::{
     ClientFacts, Forwarding, ResponsePlan,
 };
 
-use super::Refusal;
+pub use super::Refusal;
 use std::ops::Range;
 
 /// A range of the buffer a head was parsed from. Offsets are `u32`: a head never

@@ -21,10 +21,9 @@
 //! direction) is named as the
 //! series: "b2's weight went from 10 to 19 over 9 reloads since 17:04:00".
 
-use super::render::clock;
-use super::{Change, ChangeKind, ConfigSource, Event, EventKind};
-use crate::detector::{AlertKind, Cause, Evidence};
-use serde::{Deserialize, Serialize};
+use super::time::clock;
+use super::{ConfigSource, Event, EventKind};
+use crate::alert::{AlertKind, Cause, Change, ChangeKind, Evidence, Series, SuspectedCause};
 
 /// How far before the onset a change is still a suspect.
 pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
@@ -35,40 +34,6 @@ pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SuspectedCause {
-    pub class: Cause,
-    /// The config generation, when a config change is suspected.
-    pub generation: Option<u64>,
-    pub change: Option<Change>,
-    /// When the suspected event happened.
-    pub at_ms: Option<u64>,
-    /// The backend the suspected event concerns (a change to it, its ejection or health
-    /// transition, or the backend itself), when it concerns one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
-    /// For people: "backend-2 is taking 3.1x its share since 14:29:40; likely cause: ...".
-    pub sentence: String,
-    /// The sentence without the alert's own description: "likely cause: ...".
-    #[serde(default)]
-    pub clause: String,
-    /// When the change ends a run of weight changes to the backend.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub series: Option<Series>,
-}
-
-/// A run of weight changes to one backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Series {
-    pub backend: String,
-    pub from: u32,
-    pub to: u32,
-    pub reloads: usize,
-    pub since_ms: u64,
-    pub first_generation: u64,
-    pub last_generation: u64,
-}
 
 impl SuspectedCause {
     fn new(alert: &Evidence, class: Cause, clause: String) -> Self {

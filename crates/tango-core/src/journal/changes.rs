@@ -1,116 +1,9 @@
-//! What a new configuration changes, per pool and backend, ranked for attribution.
-//!
-//! Rank 1 (weights, policy, hash key and hashing settings) moves traffic directly; rank 2
-//! (health, ejection, slow start, panic threshold) moves it through eligibility; rank 3 is
-//! membership; rank 4 timeouts and retries, which move latency more than share.
+//! What a new configuration changes, per pool and backend ([`summarize_changes`]), as
+//! the [`Change`]s attribution ranks (the type and its ranks are in `alert`).
 
+use crate::alert::{Change, ChangeKind};
 use crate::config::{Config, HealthCheck, Outlier, Pool};
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub pool: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
-    pub rank: u8,
-    #[serde(flatten)]
-    pub kind: ChangeKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum ChangeKind {
-    Weight {
-        from: u32,
-        to: u32,
-    },
-    Policy {
-        from: String,
-        to: String,
-    },
-    HashKey {
-        from: String,
-        to: String,
-    },
-    /// on_missing_key, max_load_factor, ring_points.
-    Hashing {
-        setting: String,
-        from: String,
-        to: String,
-    },
-    /// health, outlier, slow_start, panic_threshold.
-    Health {
-        setting: String,
-        from: String,
-        to: String,
-    },
-    BackendAdded {
-        address: String,
-    },
-    BackendRemoved {
-        address: String,
-    },
-    PoolAdded,
-    PoolRemoved,
-    /// Timeouts, attempts and retry budget.
-    Timeouts {
-        setting: String,
-        from: String,
-        to: String,
-    },
-}
-
-impl Change {
-    fn new(pool: &str, backend: Option<&str>, kind: ChangeKind) -> Self {
-        let rank = match &kind {
-            ChangeKind::Weight { .. }
-            | ChangeKind::Policy { .. }
-            | ChangeKind::HashKey { .. }
-            | ChangeKind::Hashing { .. } => 1,
-            ChangeKind::Health { .. } => 2,
-            ChangeKind::BackendAdded { .. }
-            | ChangeKind::BackendRemoved { .. }
-            | ChangeKind::PoolAdded
-            | ChangeKind::PoolRemoved => 3,
-            ChangeKind::Timeouts { .. } => 4,
-        };
-        Self {
-            pool: pool.to_string(),
-            backend: backend.map(str::to_string),
-            rank,
-            kind,
-        }
-    }
-
-    /// A clause for a sentence: "changed backend-2's weight from 1 to 10".
-    pub fn describe(&self) -> String {
-        let p = &self.pool;
-        let b = self.backend.as_deref().unwrap_or("?");
-        match &self.kind {
-            ChangeKind::Weight { from, to } => format!("changed {b}'s weight from {from} to {to}"),
-            ChangeKind::Policy { from, to } => {
-                format!("changed pool {p}'s policy from {from} to {to}")
-            }
-            ChangeKind::HashKey { from, to } => {
-                format!("changed pool {p}'s hash key from {from} to {to}")
-            }
-            ChangeKind::Hashing { setting, from, to }
-            | ChangeKind::Health { setting, from, to }
-            | ChangeKind::Timeouts { setting, from, to } => {
-                format!("changed pool {p}'s {setting} from {from} to {to}")
-            }
-            ChangeKind::BackendAdded { address } => {
-                format!("added backend {b} ({address}) to pool {p}")
-            }
-            ChangeKind::BackendRemoved { address } => {
-                format!("removed backend {b} ({address}) from pool {p}")
-            }
-            ChangeKind::PoolAdded => format!("added pool {p}"),
-            ChangeKind::PoolRemoved => format!("removed pool {p}"),
-        }
-    }
-}
 
 /// Every change from `old` to `new` that can move traffic or latency, most suspect first.
 /// Backends are matched by address, as the running instance matches them.
@@ -133,15 +26,9 @@ pub fn summarize_changes(old: &Config, new: &Config) -> Vec<Change> {
 
 fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     let name = n.name.as_str();
-    let mut push = |backend: Option<&str>, kind| out.push(Change::new(name, backend, kind));
     if o.policy != n.policy {
-        push(
-            None,
-            ChangeKind::Policy {
-                from: o.policy.name().into(),
-                to: n.policy.name().into(),
-            },
-        );
+        let (from, to) = (o.policy.name().into(), n.policy.name().into());
+        out.push(Change::new(name, None, ChangeKind::Policy { from, to }));
     }
     let key = |p: &Pool| {
         p.hashing
@@ -149,14 +36,15 @@ fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
             .map_or("none".into(), |h| h.key.describe())
     };
     if key(o) != key(n) {
-        push(
-            None,
-            ChangeKind::HashKey {
-                from: key(o),
-                to: key(n),
-            },
-        );
+        let (from, to) = (key(o), key(n));
+        out.push(Change::new(name, None, ChangeKind::HashKey { from, to }));
     }
+    setting_changes(o, n, out);
+    backend_changes(o, n, out);
+}
+
+/// The pool-wide settings that changed, in three groups by how they move traffic.
+fn setting_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     let hashing: [Setting; 3] = [
         ("on_missing_key", |p| {
             let m = p.hashing.as_ref().and_then(|h| h.on_missing);
@@ -186,71 +74,60 @@ fn pool_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
         ("max_attempts", |p| p.max_attempts.to_string()),
         ("retry_budget", |p| p.retry_budget.to_string()),
     ];
-    for (setting, f) in hashing {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Hashing {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for (setting, f) in health {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Health {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for (setting, f) in timeouts {
-        if f(o) != f(n) {
-            push(
-                None,
-                ChangeKind::Timeouts {
-                    setting: setting.into(),
-                    from: f(o),
-                    to: f(n),
-                },
-            );
-        }
-    }
-    for nb in &n.backends {
-        match o.backends.iter().find(|b| b.address == nb.address) {
-            Some(ob) if ob.weight != nb.weight => push(
-                Some(&nb.name),
-                ChangeKind::Weight {
-                    from: ob.weight,
-                    to: nb.weight,
-                },
-            ),
-            Some(_) => {}
-            None => push(
-                Some(&nb.name),
-                ChangeKind::BackendAdded {
-                    address: nb.address.clone(),
-                },
-            ),
-        }
-    }
-    for ob in &o.backends {
-        if !n.backends.iter().any(|b| b.address == ob.address) {
-            push(
-                Some(&ob.name),
-                ChangeKind::BackendRemoved {
-                    address: ob.address.clone(),
-                },
-            );
+    let groups: [(&[Setting], Kind); 3] = [
+        (&hashing, |setting, from, to| ChangeKind::Hashing {
+            setting,
+            from,
+            to,
+        }),
+        (&health, |setting, from, to| ChangeKind::Health {
+            setting,
+            from,
+            to,
+        }),
+        (&timeouts, |setting, from, to| ChangeKind::Timeouts {
+            setting,
+            from,
+            to,
+        }),
+    ];
+    for (settings, kind) in groups {
+        for (setting, f) in settings {
+            if f(o) != f(n) {
+                let change = kind(setting.to_string(), f(o), f(n));
+                out.push(Change::new(&n.name, None, change));
+            }
         }
     }
 }
+
+/// Weights that changed, backends added and removed; matched by address.
+fn backend_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
+    let name = n.name.as_str();
+    for nb in &n.backends {
+        let kind = match o.backends.iter().find(|b| b.address == nb.address) {
+            Some(ob) if ob.weight != nb.weight => ChangeKind::Weight {
+                from: ob.weight,
+                to: nb.weight,
+            },
+            Some(_) => continue,
+            None => ChangeKind::BackendAdded {
+                address: nb.address.clone(),
+            },
+        };
+        out.push(Change::new(name, Some(&nb.name), kind));
+    }
+    for ob in &o.backends {
+        if !n.backends.iter().any(|b| b.address == ob.address) {
+            let address = ob.address.clone();
+            let kind = ChangeKind::BackendRemoved { address };
+            out.push(Change::new(name, Some(&ob.name), kind));
+        }
+    }
+}
+
+/// Builds a setting's change from its name and values before and after.
+type Kind = fn(String, String, String) -> ChangeKind;
 
 /// A setting's name and how to read it from a pool, for comparison and display.
 type Setting = (&'static str, fn(&Pool) -> String);

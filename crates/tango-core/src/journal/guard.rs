@@ -7,11 +7,15 @@ use serde::{Deserialize, Serialize};
 /// A checklist finding as journaled: rule, severity, `file:line:col`, key, message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingRecord {
+    /// The rule's id (`TNG001`...).
     pub rule: String,
+    /// `error`, `warning` or `info`.
     pub severity: String,
     /// `tango.toml:31:10`, or the file name alone for findings without a span.
     pub location: String,
+    /// The key path.
     pub key: String,
+    /// What is wrong.
     pub message: String,
     /// Absent from the configuration in force before the reload.
     #[serde(default)]
@@ -22,6 +26,7 @@ pub struct FindingRecord {
 }
 
 impl FindingRecord {
+    /// `d` as journaled, located in `source`.
     pub fn new(source: &Source, d: &Diagnostic, new: bool, allowed: Option<&str>) -> Self {
         FindingRecord {
             rule: d.code.unwrap_or("TNG000").to_string(),
@@ -65,8 +70,12 @@ pub(crate) fn location(source: &Source, d: &Diagnostic) -> String {
 /// (`None`: not in that version of the pool).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictedShare {
+    /// The pool.
     pub pool: String,
+    /// The backend.
     pub backend: String,
+    /// Its share before, in percent.
     pub from_pct: Option<f64>,
+    /// And after.
     pub to_pct: Option<f64>,
 }

@@ -10,13 +10,11 @@
 
 use super::attribute::{cause_of, health_clause, lead};
 use super::markdown::{code_block, inline};
-use super::render::{
-    alert_figures, date_time, describe_in, has_incidents, human_duration, percent, shown,
-    signal_line,
-};
+use super::render::{alert_figures, describe_in, has_incidents, percent, shown, signal_line};
+use super::time::{clock, date_time, human_duration};
 use super::traffic::{impact, Impact, TrafficSummary, NORMAL_MS};
-use super::{clock, Event, EventKind};
-use crate::detector::{AlertKind, Evidence, Incident};
+use super::{Event, EventKind};
+use crate::alert::{AlertKind, Evidence, Incident};
 use std::fmt::Write as _;
 
 /// What the post-mortem needs besides the journal.
@@ -24,6 +22,7 @@ use std::fmt::Write as _;
 pub struct PostmortemInput {
     /// The period whose events the timeline shows (and where the incident is looked for).
     pub from_ms: u64,
+    /// Its end.
     pub to_ms: u64,
     /// The incident to write about (its id); default: the first opened in the period.
     pub incident: Option<String>,

@@ -2,26 +2,10 @@
 //! from journal events the caller has read. The post-mortem is in `postmortem.rs`.
 
 use super::attribute::{cause_of, health_clause};
+use super::time::{date_time, human_duration};
 use super::{Event, EventKind};
-use crate::detector::{AlertKind, Evidence};
+use crate::alert::{AlertKind, Evidence};
 use std::fmt::Write as _;
-
-/// "14:29:32" (UTC) from unix milliseconds.
-pub fn clock(ms: u64) -> String {
-    let s = ms / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600 % 24, s / 60 % 60, s % 60)
-}
-
-/// "2024-03-05 14:29:32Z" from unix milliseconds (humantime's RFC 3339, with a space
-/// for the `T`). A time past the year 9999 (a mangled journal line) shows as the last
-/// second humantime can write rather than failing.
-pub fn date_time(ms: u64) -> String {
-    const LAST_MS: u64 = 253_402_300_799_000; // 9999-12-31 23:59:59Z
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(LAST_MS));
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replacen('T', " ", 1)
-}
 
 pub(super) fn percent(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -57,7 +41,15 @@ pub(super) fn signal_line(ev: &Evidence) -> String {
 
 /// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
-    match &e.kind {
+    config_line(e)
+        .or_else(|| incident_line(e))
+        .unwrap_or_else(|| other_line(e))
+}
+
+/// A configuration event: applied (with its changes), rolled back, its canary passed,
+/// rejected.
+fn config_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
         EventKind::ConfigApplied {
             content_hash,
             source,
@@ -118,17 +110,14 @@ pub fn describe(e: &Event) -> String {
                 .map(|f| format!(", first: {f}"))
                 .unwrap_or_default()
         ),
-        EventKind::AlertFired { evidence: ev } => format!(
-            "ALERT {} {}/{}: {}; cause {}",
-            ev.kind.as_str(),
-            ev.pool,
-            ev.backend,
-            alert_figures(ev),
-            ev.cause.as_str()
-        ),
-        EventKind::AlertResolved { evidence: ev } => {
-            format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
-        }
+        _ => return None,
+    })
+}
+
+/// An incident opened (its other signals indented), updated (its active signals) or
+/// resolved.
+fn incident_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
         EventKind::IncidentOpened { incident: i } => {
             let mut s = format!("INCIDENT {} opened: {}", i.id, i.cause.sentence);
             for sig in i.signals.iter().skip(1) {
@@ -162,6 +151,24 @@ pub fn describe(e: &Event) -> String {
             human_duration(i.resolved_ms.unwrap_or(e.ts_ms).saturating_sub(i.onset_ms)),
             i.headline
         ),
+        _ => return None,
+    })
+}
+
+/// Alerts, traffic summaries, and a backend's health, ejection or the pool's panic mode.
+fn other_line(e: &Event) -> String {
+    match &e.kind {
+        EventKind::AlertFired { evidence: ev } => format!(
+            "ALERT {} {}/{}: {}; cause {}",
+            ev.kind.as_str(),
+            ev.pool,
+            ev.backend,
+            alert_figures(ev),
+            ev.cause.as_str()
+        ),
+        EventKind::AlertResolved { evidence: ev } => {
+            format!("resolved {} {}/{}", ev.kind.as_str(), ev.pool, ev.backend)
+        }
         EventKind::Traffic { summary: t } => {
             let (requests, errors) = t
                 .ticks
@@ -235,13 +242,4 @@ pub fn render_timeline(events: &[Event]) -> String {
         );
     }
     out
-}
-
-pub(super) fn human_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m {s:02}s"),
-        (h, m, _) => format!("{h}h {m:02}m"),
-    }
 }

@@ -10,7 +10,7 @@
 //! summaries in the [`NORMAL_MS`] before the onset). A summary at the window's edge
 //! counts its latency and per-backend totals in the part its ticks put in the window.
 
-use crate::detector::LATENCY_BOUNDS_MS;
+use crate::alert::LATENCY_BOUNDS_MS;
 use serde::{Deserialize, Serialize};
 
 /// How often the binary journals a pool's traffic.
@@ -23,8 +23,11 @@ const NORMAL_MIN_REQUESTS: u64 = 100;
 /// One pool's traffic over `(from_ms, to_ms]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrafficSummary {
+    /// The pool.
     pub pool: String,
+    /// Start of the period, unix ms (exclusive).
     pub from_ms: u64,
+    /// End of the period, unix ms.
     pub to_ms: u64,
     /// Per watch tick, oldest first: `[tick end (unix ms), requests answered to clients,
     /// of which failed]` (a failure: 5xx, tango's own included, or no answer).
@@ -32,16 +35,20 @@ pub struct TrafficSummary {
     /// Client-visible latency (to the response head) of the requests that did not fail:
     /// counts per bucket of [`LATENCY_BOUNDS_MS`], then the unbounded bucket.
     pub latency: Vec<u64>,
+    /// The median of `latency` (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50_ms: Option<f64>,
+    /// The 99th percentile of `latency` (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// Each backend's part.
     pub backends: Vec<BackendTraffic>,
 }
 
 /// One backend's part of a [`TrafficSummary`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BackendTraffic {
+    /// The backend's name.
     pub name: String,
     /// Tries sent to it (or attempted: a refused connection is a try).
     pub tries: u64,
@@ -52,6 +59,7 @@ pub struct BackendTraffic {
     /// Its tries' latency quantiles (bucket upper bounds, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p50_ms: Option<f64>,
+    /// Its tries' 99th percentile (bucket upper bound, ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
 }
@@ -93,19 +101,26 @@ fn above(hist: &[u64], bound_ms: f64) -> u64 {
 /// One backend over an incident's window.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BackendImpact {
+    /// The backend's name.
     pub name: String,
+    /// Tries sent to it.
     pub tries: u64,
+    /// Tries that failed.
     pub failed_tries: u64,
+    /// Failures clients saw whose last try was this backend.
     pub client_errors: u64,
 }
 
 /// What an incident cost, from the traffic summaries.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Impact {
+    /// The window's start, unix ms.
     pub from_ms: u64,
+    /// Its end.
     pub to_ms: u64,
     /// Requests answered to the pool's clients in the window, and those that failed.
     pub requests: u64,
+    /// Of `requests`, those that failed.
     pub errors: u64,
     /// The pool's p99 over the [`NORMAL_MS`] before the onset (bucket upper bound).
     pub normal_p99_ms: Option<f64>,
@@ -113,7 +128,9 @@ pub struct Impact {
     pub slow: Option<u64>,
     /// Failed tries in the window, and how many of them a retry absorbed.
     pub failed_tries: u64,
+    /// Of `failed_tries`, those a retry elsewhere absorbed.
     pub absorbed: u64,
+    /// Each backend's part.
     pub backends: Vec<BackendImpact>,
     /// Summaries cover the whole window (none missing at either end).
     pub covered: bool,
@@ -123,6 +140,71 @@ impl Impact {
     /// Requests that failed or were answered slower than normal.
     pub fn affected(&self) -> u64 {
         self.errors + self.slow.unwrap_or(0)
+    }
+}
+
+/// The pool's p99 over the [`NORMAL_MS`] before `from_ms`, when enough requests make
+/// it mean something.
+fn normal_p99(mine: &[&TrafficSummary], from_ms: u64) -> Option<f64> {
+    let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
+    let lo = from_ms.saturating_sub(NORMAL_MS);
+    for s in mine
+        .iter()
+        .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
+    {
+        for (a, b) in normal.iter_mut().zip(&s.latency) {
+            *a += b;
+        }
+    }
+    if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
+        quantile_ms(&normal, 0.99)
+    } else {
+        None
+    }
+}
+
+/// What of one summary falls in a window: the requests and failures of its ticks whose
+/// middle does, and the fractions of its totals they are.
+struct Part {
+    requests: u64,
+    errors: u64,
+    /// The part of the summary's requests (for its latency and tries).
+    f_req: f64,
+    /// The part of its failures (for its failed tries and client failures).
+    f_err: f64,
+}
+
+fn part_in(s: &TrafficSummary, from_ms: u64, to_ms: u64) -> Part {
+    let (mut requests, mut errors) = (0, 0);
+    for [at, r, e] in &s.ticks {
+        let mid = at.saturating_sub(500);
+        if mid >= from_ms && mid <= to_ms {
+            requests += r;
+            errors += e;
+        }
+    }
+    // The summary's totals (latency, backends) count in the part its ticks say falls in
+    // the window: by requests, and failures by failures (they cluster in the
+    // incident), else by time.
+    let (all_r, all_e) = s
+        .ticks
+        .iter()
+        .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
+    let span = s.to_ms.saturating_sub(s.from_ms).max(1);
+    let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
+    let by_time = overlap as f64 / span as f64;
+    let part = |n: u64, of: u64| {
+        if of > 0 {
+            n as f64 / of as f64
+        } else {
+            by_time
+        }
+    };
+    Part {
+        requests,
+        errors,
+        f_req: part(requests, all_r),
+        f_err: part(errors, all_e),
     }
 }
 
@@ -141,50 +223,18 @@ pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u6
         to_ms,
         ..Impact::default()
     };
-    let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
-    let lo = from_ms.saturating_sub(NORMAL_MS);
-    for s in mine
-        .iter()
-        .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
-    {
-        for (a, b) in normal.iter_mut().zip(&s.latency) {
-            *a += b;
-        }
-    }
-    if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
-        out.normal_p99_ms = quantile_ms(&normal, 0.99);
-    }
+    out.normal_p99_ms = normal_p99(&mine, from_ms);
     let mut slow = 0.0;
     let mut backends: Vec<(String, [f64; 3])> = Vec::new();
     for s in &mine {
-        let (mut requests, mut errors) = (0, 0);
-        for [at, r, e] in &s.ticks {
-            let mid = at.saturating_sub(500);
-            if mid >= from_ms && mid <= to_ms {
-                requests += r;
-                errors += e;
-            }
-        }
+        let Part {
+            requests,
+            errors,
+            f_req,
+            f_err,
+        } = part_in(s, from_ms, to_ms);
         out.requests += requests;
         out.errors += errors;
-        // The summary's totals (latency, backends) count in the part its ticks say
-        // falls in the window: by requests, and failures by failures (they cluster in
-        // the incident), else by time.
-        let (all_r, all_e) = s
-            .ticks
-            .iter()
-            .fold((0, 0), |a, [_, r, e]| (a.0 + r, a.1 + e));
-        let span = s.to_ms.saturating_sub(s.from_ms).max(1);
-        let overlap = s.to_ms.min(to_ms).saturating_sub(s.from_ms.max(from_ms));
-        let by_time = overlap as f64 / span as f64;
-        let part = |n: u64, of: u64| {
-            if of > 0 {
-                n as f64 / of as f64
-            } else {
-                by_time
-            }
-        };
-        let (f_req, f_err) = (part(requests, all_r), part(errors, all_e));
         if f_req == 0.0 && f_err == 0.0 {
             continue;
         }

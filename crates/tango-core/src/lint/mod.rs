@@ -27,14 +27,18 @@ use crate::diag::{Diagnostic, Span};
 /// A finding the configuration allows on purpose, with the reason it gives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allowed {
+    /// The finding.
     pub diagnostic: Diagnostic,
+    /// The `[[allow]]` entry's reason.
     pub reason: String,
 }
 
 /// Everything lint found: the problems, and the findings allowed by `[[allow]]`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Lint {
+    /// Findings not allowed, in file order.
     pub problems: Vec<Diagnostic>,
+    /// Findings allowed, with their reasons.
     pub allowed: Vec<Allowed>,
 }
 

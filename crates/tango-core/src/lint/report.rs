@@ -40,12 +40,16 @@ pub fn exit_code(diags: &[Diagnostic], deny_warnings: bool) -> i32 {
 /// How many diagnostics of each severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
+    /// Errors.
     pub errors: usize,
+    /// Warnings.
     pub warnings: usize,
+    /// Infos.
     pub infos: usize,
 }
 
 impl Counts {
+    /// The counts in `diags`.
     pub fn of(diags: &[Diagnostic]) -> Self {
         let mut c = Counts::default();
         for d in diags {

@@ -37,6 +37,7 @@ pub const INVALID: Rule = Rule {
 
 macro_rules! rule {
     ($c:ident, $id:literal, $name:literal, $sev:ident, $summary:literal, $why:literal, $hint:literal) => {
+        #[doc = concat!("The `", $name, "` rule (`", $id, "`).")]
         pub const $c: Rule = Rule {
             id: $id,
             name: $name,

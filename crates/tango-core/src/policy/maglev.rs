@@ -14,6 +14,7 @@
 
 use super::hash::{hash_bytes, mix2};
 
+/// The smallest Maglev table (a prime): at least 100 slots per backend are used.
 pub const MIN_TABLE_SIZE: u64 = 65_537;
 
 #[derive(Debug, Clone)]

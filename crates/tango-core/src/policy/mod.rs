@@ -25,7 +25,7 @@ pub use ewma::{ewma_at, peak_ewma, slow_start_factor, EwmaCell, SLOW_START_FLOOR
 pub use hash::hash_bytes;
 pub use key::{client_address, hash_ip, key_hash, RequestView};
 pub use maglev::{table_size as maglev_table_size, MIN_TABLE_SIZE as MAGLEV_MIN_TABLE_SIZE};
-pub use ring::{points_per_unit as ring_points_per_unit, DEFAULT_RING_POINTS, MAX_RING_POINTS};
+pub use ring::{points_per_unit as ring_points_per_unit, MAX_RING_POINTS};
 pub use walk::load_cap;
 
 use crate::config::{OnMissingKey, PolicyKind, Pool};
@@ -63,6 +63,7 @@ pub trait PickEnv {
 /// The outcome of a pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
+    /// This backend, by index in the pool.
     Backend(usize),
     /// No backend is eligible (or every weight is zero): answer 503.
     NoneEligible,
@@ -75,15 +76,20 @@ pub enum Pick {
 pub struct BackendSpec<'a> {
     /// Identity for hashing: the configured `host:port`.
     pub address: &'a str,
+    /// Its configured weight.
     pub weight: u32,
 }
 
 /// The pool settings a selector is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
+    /// The policy.
     pub kind: PolicyKind,
+    /// Ring points per unit of weight (`ring_hash`).
     pub ring_points: u32,
+    /// Hash pools: requests without the key; `None` is random.
     pub on_missing: Option<OnMissingKey>,
+    /// Hash pools: bounded load, as a multiple of the mean in-flight count.
     pub max_load_factor: Option<f64>,
 }
 
@@ -94,6 +100,7 @@ enum Table {
     Maglev(Maglev),
 }
 
+/// A pool's policy, ready to pick: its tables built once, read by any thread.
 #[derive(Debug)]
 pub struct Selector {
     params: Params,
@@ -107,6 +114,7 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// The selector for a validated pool.
     pub fn from_pool(pool: &Pool) -> Self {
         let specs: Vec<BackendSpec<'_>> = pool
             .backends
@@ -128,6 +136,7 @@ impl Selector {
         )
     }
 
+    /// A selector over `backends` (in pool order) with `params`.
     pub fn new(backends: &[BackendSpec<'_>], params: Params) -> Self {
         let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
         let addresses: Vec<&str> = backends.iter().map(|b| b.address).collect();
@@ -153,6 +162,7 @@ impl Selector {
         }
     }
 
+    /// The policy it picks by.
     pub fn kind(&self) -> PolicyKind {
         self.params.kind
     }
@@ -162,6 +172,7 @@ impl Selector {
         self.sampler.len()
     }
 
+    /// Whether it has no backends.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

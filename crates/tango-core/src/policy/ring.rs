@@ -11,9 +11,7 @@
 
 use super::hash::{hash_bytes, mix2};
 
-/// The default of `ring_points`: the smallest power of two keeping ten equal backends'
-/// largest key share within 1.10x the mean over every address set tested (1.065x worst).
-pub const DEFAULT_RING_POINTS: u32 = 1024;
+/// The most points a ring holds; larger weight sums get fewer points per unit.
 pub const MAX_RING_POINTS: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
@@ -108,6 +106,7 @@ pub fn points_per_unit(weights: &[u32], ring_points: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::defaults::pool::RING_POINTS;
 
     fn addrs(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("10.0.0.{i}:8080")).collect()
@@ -122,7 +121,7 @@ mod tests {
         // Checked over 20 address sets; 160 points (ketama's count) fails this at 1.18x.
         for salt in 0..20 {
             let a: Vec<String> = (0..10).map(|i| format!("10.{salt}.0.{i}:8080")).collect();
-            let ring = Ring::new(&refs(&a), &[1; 10], DEFAULT_RING_POINTS);
+            let ring = Ring::new(&refs(&a), &[1; 10], RING_POINTS);
             let max = ring.ownership(10).iter().cloned().fold(0.0, f64::max);
             assert!(max * 10.0 <= 1.10, "set {salt}: max/mean {}", max * 10.0);
         }

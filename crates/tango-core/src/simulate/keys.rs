@@ -22,10 +22,18 @@ pub enum KeySource {
     /// Requests read from an access log, in order, repeated like a list.
     AccessLog(Vec<LogRecord>),
     /// Keys drawn uniformly from `distinct` keys.
-    Uniform { distinct: u64 },
+    Uniform {
+        /// How many keys.
+        distinct: u64,
+    },
     /// Keys drawn from `distinct` keys with Zipf's law: the key of rank r is drawn with
     /// probability proportional to 1 / r^s, so a few hot keys carry much of the traffic.
-    Zipf { s: f64, distinct: u64 },
+    Zipf {
+        /// The exponent: 0 is uniform, 1 classic Zipf.
+        s: f64,
+        /// How many keys.
+        distinct: u64,
+    },
     /// Requests a running instance sampled, in order, repeated like a list: the key is
     /// read from each with the pool's own hash key.
     Requests(std::sync::Arc<[super::SampledRequest]>),
@@ -45,25 +53,50 @@ pub struct LogRecord {
 /// Why keys could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KeyError {
+    /// An access log line that is not common or combined log format.
     #[error("line {line}: not a common or combined log line ({reason})")]
-    BadLogLine { line: usize, reason: &'static str },
+    BadLogLine {
+        /// The line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     #[error(
         "line {line}: `{value}` is not an IP address, but pool `{pool}` hashes on the client address"
     )]
+    /// A logged client that is not an IP address, for a pool hashing on it.
     BadAddress {
+        /// The pool.
         pool: String,
+        /// The line number.
         line: usize,
+        /// The first field as logged.
         value: String,
     },
     #[error(
         "pool `{pool}` hashes on {key}, which common and combined access logs do not record; \
          give the key values with --keys FILE (one per line) instead"
     )]
-    NotInLog { pool: String, key: String },
+    /// The pool hashes on something access logs do not record.
+    NotInLog {
+        /// The pool.
+        pool: String,
+        /// Its hash key, described.
+        key: String,
+    },
+    /// A synthetic population of no keys.
     #[error("a synthetic key population needs at least one key (got {distinct})")]
-    NoKeys { distinct: u64 },
+    NoKeys {
+        /// The count given.
+        distinct: u64,
+    },
+    /// A Zipf exponent that is negative or not finite.
     #[error("the Zipf exponent must be a finite number >= 0 (got {s})")]
-    BadExponent { s: f64 },
+    BadExponent {
+        /// The exponent given.
+        s: f64,
+    },
+    /// The source gave no keys (an empty list or log).
     #[error("the key source is empty")]
     Empty,
 }

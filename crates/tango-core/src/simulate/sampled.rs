@@ -11,6 +11,7 @@ use std::net::IpAddr;
 /// key in one of them reads as missing).
 pub const SAMPLE_HEADER_BUDGET: usize = 1024;
 
+/// A request as the live instance sampled it: what any hash key may be read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SampledRequest {
     client: IpAddr,

@@ -32,6 +32,7 @@ impl Hll {
         }
     }
 
+    /// The precision in use, after clamping.
     pub fn precision(&self) -> u8 {
         self.p
     }
@@ -59,6 +60,7 @@ impl Hll {
         }
     }
 
+    /// Forgets every key.
     pub fn clear(&mut self) {
         self.registers.fill(0);
     }

@@ -35,8 +35,11 @@ struct Bucket {
 /// One key's count: the true count lies in `count - error ..= count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyCount {
+    /// The key's hash.
     pub key: u64,
+    /// Its counted occurrences, an overestimate by at most `error`.
     pub count: u64,
+    /// The most `count` may overstate.
     pub error: u64,
 }
 
@@ -69,6 +72,7 @@ impl TopK {
         }
     }
 
+    /// The most keys held.
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -88,6 +92,7 @@ impl TopK {
         }
     }
 
+    /// Forgets every key.
     pub fn clear(&mut self) {
         self.slots.clear();
         self.buckets.clear();

@@ -1,41 +1,34 @@
 //! The access log: one line per request, written when the response has gone to the
 //! client whole (or the client went away), in a combined-style text format or as JSON.
 //!
-//! A request's head is noted when it arrives (`Entry::start`); where it went, its
+//! A request's head is noted when it arrives (`AccessLog::entry`); where it went, its
 //! status, tries and upstream time are added when the response head is ready
 //! (`Entry::finish`); the response body is then wrapped (`Logged`) to count the bytes
 //! sent, and the line is written when that body is dropped, so `total_ms` and
 //! `bytes_out` cover the whole response as nginx's `$request_time` and `$bytes_sent`
-//! do. Lines go to a buffered sink (`sink`), flushed four times a second and reopened
-//! on SIGUSR1 for logrotate. Nothing here runs when the access log is off.
+//! do. The line's format is `format`'s; lines go to a buffered sink (`sink`), flushed
+//! four times a second and reopened on SIGUSR1 for logrotate. Nothing here runs when the
+//! access log is off.
 
 mod format;
 mod sink;
 
+pub(crate) use format::AccessFormat;
 pub(crate) use sink::Sink;
 
 use super::body::ProxyBody;
-use super::service::ConnCtx;
 use crate::runtime::Snapshot;
 use bytes::Bytes;
+use format::{protocol, text, Fields, Ms};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Version};
 use http_body::{Body, Frame, SizeHint};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-/// The access log's line format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum AccessFormat {
-    /// nginx's `combined` format, then tango's fields as `key=value`: readable by the
-    /// tools that read web server logs (and by `tango simulate --access-log`).
-    Combined,
-    /// One JSON object per line.
-    Json,
-}
 
 /// Where access log lines go and in which format.
 pub(crate) struct AccessLog {
@@ -84,15 +77,93 @@ impl AccessLog {
     }
 
     fn write(&self, e: &Entry, bytes_out: u64) {
-        let line = format::line(self.format, e, bytes_out, std::time::SystemTime::now());
+        let now = std::time::SystemTime::now();
+        let line = format::render(self.format, &e.fields(bytes_out, now));
         self.sink.push(&line);
     }
+
+    /// Note what the access log needs from a request's head, as it arrives on a
+    /// connection of `listener` from `peer`.
+    pub(crate) fn entry<B: Body>(
+        self: &Arc<Self>,
+        listener: &Arc<str>,
+        peer: SocketAddr,
+        req: &Request<B>,
+        request_id: &HeaderValue,
+    ) -> Entry {
+        let h = req.headers();
+        Entry {
+            log: self.clone(),
+            listener: listener.clone(),
+            peer,
+            start: Instant::now(),
+            method: req.method().clone(),
+            target: req.uri().path_and_query().cloned(),
+            version: req.version(),
+            host: h.get(http::header::HOST).cloned().or_else(|| {
+                req.uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            }),
+            user_agent: h.get(http::header::USER_AGENT).cloned(),
+            referer: h.get(http::header::REFERER).cloned(),
+            request_id: request_id.clone(),
+            bytes_in: (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0))),
+            status: 0,
+            routed: None,
+            tries: 0,
+            upstream: None,
+        }
+    }
+}
+
+impl AccessLog {
+    /// [`AccessLog::entry`] from a head's parts (the HTTP/1.1 engine's heads are not
+    /// `http::Request`s).
+    pub(crate) fn entry_from_parts(
+        self: &Arc<Self>,
+        listener: &Arc<str>,
+        peer: SocketAddr,
+        head: HeadParts,
+    ) -> Entry {
+        Entry {
+            log: self.clone(),
+            listener: listener.clone(),
+            peer,
+            start: Instant::now(),
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            host: head.host,
+            user_agent: head.user_agent,
+            referer: head.referer,
+            request_id: head.request_id,
+            bytes_in: head.has_body.then(|| Arc::new(AtomicU64::new(0))),
+            status: 0,
+            routed: None,
+            tries: 0,
+            upstream: None,
+        }
+    }
+}
+
+/// A request head's fields the access log keeps, however the head was parsed.
+pub(crate) struct HeadParts {
+    pub(crate) method: Method,
+    pub(crate) target: Option<PathAndQuery>,
+    pub(crate) version: Version,
+    pub(crate) host: Option<HeaderValue>,
+    pub(crate) user_agent: Option<HeaderValue>,
+    pub(crate) referer: Option<HeaderValue>,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) has_body: bool,
 }
 
 /// One request, from its arrival to its last byte.
 pub(crate) struct Entry {
     log: Arc<AccessLog>,
-    ctx: Arc<ConnCtx>,
+    listener: Arc<str>,
+    peer: SocketAddr,
     start: Instant,
     method: Method,
     target: Option<PathAndQuery>,
@@ -111,18 +182,6 @@ pub(crate) struct Entry {
     upstream: Option<Duration>,
 }
 
-/// A request head's fields the access log keeps, however the head was parsed.
-pub(crate) struct HeadParts {
-    pub(crate) method: Method,
-    pub(crate) target: Option<PathAndQuery>,
-    pub(crate) version: Version,
-    pub(crate) host: Option<HeaderValue>,
-    pub(crate) user_agent: Option<HeaderValue>,
-    pub(crate) referer: Option<HeaderValue>,
-    pub(crate) request_id: HeaderValue,
-    pub(crate) has_body: bool,
-}
-
 /// Where a request went, as the service knows it when the response head is ready.
 pub(crate) struct Outcome {
     pub(crate) status: u16,
@@ -133,60 +192,6 @@ pub(crate) struct Outcome {
 }
 
 impl Entry {
-    /// Note what the access log needs from a request's head. `None` when it is off.
-    pub(crate) fn start<B: Body>(
-        ctx: &Arc<ConnCtx>,
-        req: &Request<B>,
-        request_id: &HeaderValue,
-    ) -> Option<Entry> {
-        let log = ctx.access_log.clone()?;
-        let h = req.headers();
-        Some(Entry {
-            log,
-            ctx: ctx.clone(),
-            start: Instant::now(),
-            method: req.method().clone(),
-            target: req.uri().path_and_query().cloned(),
-            version: req.version(),
-            host: h.get(http::header::HOST).cloned().or_else(|| {
-                req.uri()
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            }),
-            user_agent: h.get(http::header::USER_AGENT).cloned(),
-            referer: h.get(http::header::REFERER).cloned(),
-            request_id: request_id.clone(),
-            bytes_in: (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0))),
-            status: 0,
-            routed: None,
-            tries: 0,
-            upstream: None,
-        })
-    }
-
-    /// Note a request's head from its parts (the HTTP/1.1 engine's heads are not
-    /// `http::Request`s). `None` when the access log is off.
-    pub(crate) fn from_parts(ctx: &Arc<ConnCtx>, head: HeadParts) -> Option<Entry> {
-        let log = ctx.access_log.clone()?;
-        Some(Entry {
-            log,
-            ctx: ctx.clone(),
-            start: Instant::now(),
-            method: head.method,
-            target: head.target,
-            version: head.version,
-            host: head.host,
-            user_agent: head.user_agent,
-            referer: head.referer,
-            request_id: head.request_id,
-            bytes_in: head.has_body.then(|| Arc::new(AtomicU64::new(0))),
-            status: 0,
-            routed: None,
-            tries: 0,
-            upstream: None,
-        })
-    }
-
     /// Write the line now: the response has gone out (`bytes_out` body bytes of it), or
     /// the client went away.
     pub(crate) fn write_now(mut self, snap: &Arc<Snapshot>, o: Outcome, bytes_out: u64) {
@@ -200,7 +205,7 @@ impl Entry {
     /// Set the request body bytes read, counted by the caller.
     pub(crate) fn set_bytes_in(&self, n: u64) {
         if let Some(c) = &self.bytes_in {
-            c.store(n, Relaxed);
+            c.store(n, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -211,16 +216,60 @@ impl Entry {
 
     /// Record the outcome and wrap the response body; the line is written when the
     /// body is done.
-    pub(crate) fn finish(mut self, snap: &Arc<Snapshot>, o: Outcome, body: ProxyBody) -> ProxyBody {
+    pub(crate) fn finish(
+        mut self,
+        snap: &Arc<Snapshot>,
+        o: Outcome,
+        body: ProxyBody,
+    ) -> Box<Logged> {
         self.status = o.status;
         self.routed = o.pool.map(|p| (snap.clone(), p, o.backend));
         self.tries = o.tries;
         self.upstream = o.upstream;
-        ProxyBody::Logged(Box::new(Logged {
+        Box::new(Logged {
             body,
             entry: self,
             sent: 0,
-        }))
+        })
+    }
+
+    /// The line's fields, with `bytes_out` sent by `now`.
+    fn fields(&self, bytes_out: u64, now: std::time::SystemTime) -> Fields<'_> {
+        let routed = self.routed.as_ref().map(|(snap, p, b)| {
+            let pool = &snap.pools[*p].cfg;
+            let backend = b.map(|b| &pool.backends[b]);
+            (
+                pool.name.as_str(),
+                backend.map(|b| b.name.as_str()),
+                backend.map(|b| b.address.as_str()),
+            )
+        });
+        Fields {
+            ts: humantime::format_rfc3339_millis(now).to_string(),
+            request_id: text(&self.request_id),
+            listener: &self.listener,
+            client: self.peer.ip(),
+            client_port: self.peer.port(),
+            method: self.method.as_str(),
+            path: self.target.as_ref().map_or("", |t| t.path()),
+            query: self.target.as_ref().and_then(|t| t.query()),
+            protocol: protocol(self.version),
+            host: self.host.as_ref().map(text),
+            status: self.status,
+            bytes_in: self
+                .bytes_in
+                .as_ref()
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed)),
+            bytes_out,
+            user_agent: self.user_agent.as_ref().map(text),
+            referer: self.referer.as_ref().map(text),
+            pool: routed.map(|r| r.0),
+            backend: routed.and_then(|r| r.1),
+            backend_address: routed.and_then(|r| r.2),
+            tries: self.tries,
+            upstream_ms: self.upstream.map(|d| Ms(d.as_secs_f64() * 1000.0)),
+            total_ms: Ms(self.start.elapsed().as_secs_f64() * 1000.0),
+        }
     }
 }
 
@@ -238,32 +287,29 @@ impl Drop for Logged {
     }
 }
 
-impl Logged {
-    pub(crate) fn poll_frame(
-        &mut self,
+impl Body for Logged {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let r = Pin::new(&mut self.body).poll_frame(cx);
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(f))) = &r {
             if let Some(d) = f.data_ref() {
-                self.sent += d.len() as u64;
+                this.sent += d.len() as u64;
             }
         }
         r
     }
 
-    pub(crate) fn is_end_stream(&self) -> bool {
+    fn is_end_stream(&self) -> bool {
         self.body.is_end_stream()
     }
 
-    pub(crate) fn size_hint(&self) -> SizeHint {
+    fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// Adds the request body's bytes to the access log's count as they are read.
-pub(crate) fn count_in(counter: Option<&Arc<AtomicU64>>, n: usize) {
-    if let Some(c) = counter {
-        c.fetch_add(n as u64, Relaxed);
     }
 }

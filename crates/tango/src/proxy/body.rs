@@ -1,78 +1,16 @@
-//! Body types: what tango sends upstream and what it sends back to clients.
+//! The body tango sends back to clients (what it sends upstream is `upstream::UpBody`).
 //!
 //! Bodies stream frame by frame; nothing is buffered whole. The response body also
 //! carries the upstream connection (returned to its pool once the body ends) and the
 //! in-flight guard (released when the client has the whole response or goes away).
 
+use crate::runtime::InFlight;
 use crate::upstream::Pooled;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-
-/// The body of a request sent upstream: the client's, or none.
-pub(crate) type UpBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
-
-/// A client's request body on its way upstream; with the access log on, it counts the
-/// bytes read.
-pub(crate) struct ClientBody {
-    body: Incoming,
-    read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-}
-
-impl ClientBody {
-    pub(crate) fn new(
-        body: Incoming,
-        read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
-    ) -> Self {
-        ClientBody { body, read }
-    }
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r {
-            if let Some(d) = f.data_ref() {
-                super::access::count_in(this.read.as_ref(), d.len());
-            }
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// An upstream request body with nothing in it.
-pub(crate) fn no_body() -> UpBody {
-    http_body_util::Either::Right(http_body_util::Empty::new())
-}
-
-/// Released when dropped: decrements a backend's in-flight count.
-pub(crate) struct InFlight(pub(crate) std::sync::Arc<crate::runtime::BackendState>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0
-            .stats
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
 
 /// The body of a response sent to a client.
 pub(crate) enum ProxyBody {
@@ -82,8 +20,6 @@ pub(crate) enum ProxyBody {
         _guard: Option<InFlight>,
     },
     Full(Option<Bytes>),
-    /// Another body, counted for the access log, which is written when it is dropped.
-    Logged(Box<super::access::Logged>),
 }
 
 impl ProxyBody {
@@ -122,7 +58,6 @@ impl Body for ProxyBody {
                 r
             }
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Logged(l) => l.poll_frame(cx),
         }
     }
 
@@ -130,7 +65,6 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Logged(l) => l.is_end_stream(),
         }
     }
 
@@ -139,7 +73,6 @@ impl Body for ProxyBody {
             ProxyBody::Upstream { body, .. } => body.size_hint(),
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Logged(l) => l.size_hint(),
         }
     }
 }

@@ -8,12 +8,16 @@
 //!   otherwise hold its connection, and the socket buffers full of its unread responses,
 //!   for as long as it likes. HTTP/1 and HTTP/2 both write through here.
 //!
+//! [`Prefixed`] gives a socket's first bytes, read already, back to whoever reads next
+//! (hyper's HTTP/2 server, after the engine saw the preface).
+//!
 //! Each timer is armed only while what it guards is pending (a read before the first
 //! byte, a write the socket cannot take), so a connection whose reads and writes complete
 //! at once never touches the timer wheel. A blocked write is also reported to the
 //! connection's [`Slot`]: a connection with bytes still to deliver is not idle, and is
 //! not closed hard to make room for a newcomer.
 
+use super::bufpool::Buf;
 use super::idle::Slot;
 use std::future::Future;
 use std::io;
@@ -227,6 +231,75 @@ impl<I: AsyncWrite + Abort + Unpin> AsyncWrite for ConnIo<I> {
         }
         let r = Pin::new(&mut this.inner).poll_shutdown(cx);
         this.after_write(cx, r, |_| true)
+    }
+}
+
+/// A socket whose first bytes were read already: they are read again first.
+pub(crate) struct Prefixed<I> {
+    pre: Option<Buf>,
+    at: usize,
+    inner: I,
+}
+
+impl<I> Prefixed<I> {
+    /// `inner`, after which `pre` was read from it.
+    pub(crate) fn new(pre: Buf, inner: I) -> Self {
+        Prefixed {
+            pre: Some(pre),
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(pre) = &this.pre {
+            let n = (pre.len() - this.at).min(buf.remaining());
+            buf.put_slice(&pre[this.at..this.at + n]);
+            this.at += n;
+            if this.at == pre.len() {
+                // Back to the pool.
+                this.pre = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 

@@ -10,10 +10,8 @@
 
 use super::error::ProxyError;
 use super::h1::io::{self, Limit};
-use crate::runtime::{BackendState, PoolRuntime, Runtime};
-use crate::upstream::{self, ConnectError, Upstream};
-use std::ops::Deref;
-use std::sync::atomic::Ordering::Relaxed;
+use crate::runtime::{PoolRuntime, Runtime};
+use crate::upstream::{self, ConnectError, PoolRef, Upstream};
 use std::time::Duration;
 use tango_core::http1::codec::{parse_response, HeadError, RequestFacts, ResponseHead};
 use tango_core::policy::Pick;
@@ -84,7 +82,7 @@ impl<'a> Tries<'a> {
         target: &mut Target,
         now: Instant,
     ) -> Result<(usize, Send, Duration), ProxyError> {
-        let i = match crate::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
+        let i = match super::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err(ProxyError::MissingKey),
             Pick::NoneEligible => return Err(self.retry.none_eligible().into()),
@@ -114,45 +112,29 @@ impl<'a> Tries<'a> {
     }
 }
 
-/// Counts a request in its backend's in-flight count while it lives.
-pub(crate) struct InFlight<P: Deref<Target = BackendState>>(P);
-
-impl<P: Deref<Target = BackendState>> InFlight<P> {
-    pub(crate) fn new(backend: P) -> Self {
-        backend.stats.in_flight.fetch_add(1, Relaxed);
-        InFlight(backend)
-    }
-}
-
-impl<P: Deref<Target = BackendState>> Drop for InFlight<P> {
-    fn drop(&mut self) {
-        self.0.stats.in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-/// A connection to backend `i` of `pool` (`backend` reaches it), within `remaining`
-/// of `now`.
-pub(crate) async fn connect<P: Deref<Target = BackendState>>(
+/// A connection to backend `i` of `pool` (`conns` reaches its connection pool), within
+/// `remaining` of `now`.
+pub(crate) async fn connect<P: PoolRef>(
     rt: &Runtime,
     pool: &PoolRuntime,
     i: usize,
-    backend: P,
+    conns: P,
     remaining: Duration,
     now: Instant,
 ) -> Result<Upstream<P>, Outcome> {
     let bcfg = &pool.cfg.backends[i];
+    let b = &pool.backends[i];
     let limits = upstream::Limits {
         connect_timeout: pool.cfg.connect_timeout.min(remaining),
         max_idle: pool.cfg.idle_timeout,
         max_connections: bcfg.max_connections,
     };
-    match upstream::checkout_socket(backend, limits, now).await {
+    match upstream::checkout_socket(conns, &b.address, limits, now).await {
         Ok(up) => Ok(up),
         Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
         Err(e) => {
-            let b = &pool.backends[i];
-            upstream::connect_failed(b, &pool.cfg.name, &bcfg.name, &e, rt.now_ms());
-            crate::accounting::record(rt, pool, i, None, None);
+            upstream::connect_failed(&b.conns, &pool.cfg.name, &bcfg.name, &e, rt.now_ms());
+            super::accounting::record(rt, pool, i, None, None);
             Err(Outcome::NotSent(Failure::Connect))
         }
     }
@@ -215,7 +197,7 @@ pub(crate) fn failed_after_send(
     took: Duration,
     why: &HeadFail,
 ) -> Outcome {
-    crate::accounting::record(rt, pool, i, None, Some(took));
+    super::accounting::record(rt, pool, i, None, Some(took));
     match why {
         HeadFail::Timeout => Outcome::TimedOut,
         HeadFail::Closed | HeadFail::Bad(_) => {

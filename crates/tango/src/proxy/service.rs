@@ -4,26 +4,27 @@
 //! Per request this allocates what hyper needs and the forwarded headers; the access
 //! log's entry is made only when it is on.
 
-use super::access::{AccessLog, Entry, Outcome};
-use super::body::{no_body, ClientBody, InFlight, ProxyBody, UpBody};
+use super::access::{AccessLog, Logged, Outcome};
+use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::headers;
-use crate::runtime::{PoolRuntime, Runtime, Snapshot};
-use crate::upstream::{self, ConnectError};
+use crate::runtime::{InFlight, PoolRuntime, Runtime, Snapshot};
+use crate::upstream::{self, no_body, ClientBody, ConnectError, UpBody};
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tango_core::http1;
 use tango_core::policy::Pick;
+use tango_core::retry::{self, Retry, Step};
 
 /// What a connection knows about where it came from.
 pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
-    pub(crate) listener: String,
+    pub(crate) listener: Arc<str>,
     pub(crate) peer: SocketAddr,
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
@@ -35,28 +36,6 @@ pub(crate) struct ConnCtx {
     /// guard holds the connection's next bytes until then.
     pub(crate) switch: Arc<super::framing::SwitchVerdict>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
-}
-
-/// The backends already tried for this request, so a retry goes somewhere else.
-#[derive(Default)]
-pub(crate) struct Tried(u128, Vec<usize>);
-
-impl Tried {
-    pub(crate) fn contains(&self, i: usize) -> bool {
-        if i < 128 {
-            self.0 & (1 << i) != 0
-        } else {
-            self.1.contains(&i)
-        }
-    }
-
-    fn insert(&mut self, i: usize) {
-        if i < 128 {
-            self.0 |= 1 << i;
-        } else {
-            self.1.push(i);
-        }
-    }
 }
 
 /// Where a request went: pool and backend indexes into the snapshot it used, how many
@@ -71,10 +50,14 @@ struct Target {
 
 type Failure = (ProxyError, Target);
 
+/// What a client is sent: the response as the service made it, or with the access log
+/// on, wrapped to write its line once it has gone.
+pub(crate) type ResponseBody = Either<ProxyBody, Box<Logged>>;
+
 pub(crate) async fn handle(
     ctx: Arc<ConnCtx>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => new_request_id(),
@@ -82,10 +65,13 @@ pub(crate) async fn handle(
     let connect = req.method() == Method::CONNECT;
     let may_switch = req.version() <= Version::HTTP_11
         && http1::may_switch_protocols(connect, req.headers().contains_key(header::UPGRADE));
-    let entry = Entry::start(&ctx, &req, &request_id);
+    let entry = ctx
+        .access_log
+        .as_ref()
+        .map(|log| log.entry(&ctx.listener, ctx.peer, &req, &request_id));
     let snap = ctx.rt.current();
     let started = Instant::now();
-    let bytes_in = entry.as_ref().and_then(Entry::bytes_in);
+    let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
@@ -100,10 +86,10 @@ pub(crate) async fn handle(
     }
     // What the client saw, apart from the tries behind it.
     if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-        crate::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
+        super::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
     }
     let Some(entry) = entry else {
-        return Ok(resp);
+        return Ok(resp.map(Either::Left));
     };
     let outcome = Outcome {
         status: resp.status().as_u16(),
@@ -112,7 +98,7 @@ pub(crate) async fn handle(
         tries: target.tries,
         upstream: target.upstream,
     };
-    Ok(resp.map(|body| entry.finish(&snap, outcome, body)))
+    Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
 }
 
 fn new_request_id() -> HeaderValue {
@@ -168,42 +154,112 @@ fn idempotent(m: &Method) -> bool {
     )
 }
 
-/// What is sent upstream, prepared once and reused by every try.
+/// What is sent upstream, prepared once and reused by every try. The body goes with
+/// the try that sends it, and comes back when it never reached the wire; the headers
+/// are copied for a try that may be followed by a re-send and moved into one that
+/// cannot.
 struct Outgoing {
     method: Method,
     uri: Uri,
+    headers: Option<HeaderMap>,
+    body: Option<UpBody>,
+    /// The request may be sent twice: idempotent, without a body, not an upgrade.
+    resendable: bool,
+    /// The client's side of a protocol upgrade it asked for.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Outgoing {
-    fn request(
-        &self,
-        body: UpBody,
-        last_try: bool,
-        headers: &mut Option<HeaderMap>,
-    ) -> Request<UpBody> {
-        let mut up = Request::new(body);
+    /// The client's request as a backend gets it: hop-by-hop headers out, forwarding
+    /// headers in, HTTP/2's absolute form as origin-form.
+    fn new(
+        ctx: &ConnCtx,
+        mut req: Request<Incoming>,
+        request_id: &HeaderValue,
+        bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Self, ProxyError> {
+        let upgrade = if req.version() == Version::HTTP_11 {
+            headers::upgrade_protocol(req.headers())
+        } else {
+            None
+        };
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let host = match req.headers().get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        };
+        let (parts, body) = req.into_parts();
+        let uri = origin_form(parts.uri)?;
+        let mut hdrs = parts.headers;
+        headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
+        if let Some(h) = &host {
+            if !hdrs.contains_key(header::HOST) {
+                hdrs.insert(header::HOST, h.clone());
+            }
+        }
+        headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);
+        hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
+        let has_body = !body.is_end_stream();
+        let body = if has_body {
+            UpBody::Left(ClientBody::new(body, bytes_in))
+        } else {
+            no_body()
+        };
+        Ok(Outgoing {
+            resendable: idempotent(&parts.method) && !has_body && upgrade.is_none(),
+            method: parts.method,
+            uri,
+            headers: Some(hdrs),
+            body: Some(body),
+            client_upgrade,
+        })
+    }
+
+    /// The request for one try. `may_resend`: a later try may send it again, so the
+    /// headers are copied rather than moved.
+    fn request(&mut self, may_resend: bool) -> Request<UpBody> {
+        let mut up = Request::new(self.body.take().unwrap_or(no_body()));
         *up.method_mut() = self.method.clone();
         *up.uri_mut() = self.uri.clone();
-        // The last possible try takes the headers; earlier ones copy them.
-        *up.headers_mut() = match (last_try, headers.take()) {
-            (true, Some(h)) => h,
-            (_, Some(h)) => {
+        *up.headers_mut() = match self.headers.take() {
+            Some(h) if may_resend => {
                 let copy = h.clone();
-                *headers = Some(h);
+                self.headers = Some(h);
                 copy
             }
-            // Every path that takes the headers either is the last try or puts
-            // them back; an empty map is the safe answer should that ever change.
-            (_, None) => HeaderMap::new(),
+            Some(h) => h,
+            // Every try that takes the headers either cannot be followed by another send
+            // or gives them back; an empty map is the safe answer should that change.
+            None => HeaderMap::new(),
         };
         up
     }
+
+    /// A request that never reached the wire, back for the next try.
+    fn give_back(&mut self, req: Request<UpBody>) {
+        let (parts, body) = req.into_parts();
+        self.body = Some(body);
+        self.headers = Some(parts.headers);
+    }
+}
+
+/// Origin-form as received (HTTP/1.1) is reused as is; HTTP/2's absolute form becomes
+/// origin-form for the HTTP/1.1 backend.
+fn origin_form(uri: Uri) -> Result<Uri, ProxyError> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Ok(uri);
+    }
+    let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Uri::try_from(pq).map_err(|_| ProxyError::BadRequest("invalid target"))
 }
 
 async fn proxy(
     ctx: &ConnCtx,
     snap: &Snapshot,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     request_id: &HeaderValue,
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
@@ -222,256 +278,208 @@ async fn proxy(
     };
     target.pool = Some(route.pool);
     let pool = &snap.pools[route.pool];
-    let key = crate::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
+    let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
-        crate::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
+        super::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
     }
-
-    let upgrade = if req.version() == Version::HTTP_11 {
-        headers::upgrade_protocol(req.headers())
-    } else {
-        None
-    };
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let host = match req.headers().get(header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
-    };
-    let (parts, body) = req.into_parts();
-    // Origin-form as received (HTTP/1.1) is reused as is; HTTP/2's absolute form
-    // becomes origin-form for the HTTP/1.1 backend.
-    let uri = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
-        parts.uri
-    } else {
-        let pq = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        Uri::try_from(pq).map_err(|_| (ProxyError::BadRequest("invalid target"), target))?
-    };
-    let mut hdrs = parts.headers;
-    headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
-    if let Some(h) = &host {
-        if !hdrs.contains_key(header::HOST) {
-            hdrs.insert(header::HOST, h.clone());
-        }
+    let mut out = Outgoing::new(ctx, req, request_id, bytes_in).map_err(|e| (e, target))?;
+    match forward(ctx, pool, key, &mut out, &mut target).await {
+        Ok(resp) => Ok((open_tunnel(resp, out.client_upgrade), target)),
+        Err(e) => Err((e, target)),
     }
-    headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);
-    hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
-    let has_body = !body.is_end_stream();
-    let mut body = Some(if has_body {
-        UpBody::Left(ClientBody::new(body, bytes_in))
-    } else {
-        no_body()
-    });
-    let retry_safe_after_send = idempotent(&parts.method) && !has_body && upgrade.is_none();
-    let out = Outgoing {
-        method: parts.method,
-        uri,
-    };
-    let mut headers = Some(hdrs);
-
-    pool.retry_budget.deposit(pool.cfg.retry_budget);
-    let deadline = Instant::now() + pool.cfg.timeout.min(ctx.request_timeout);
-    let mut tried = Tried::default();
-    let mut last_err = ProxyError::NoneEligible;
-    let mut attempt = 0;
-    let mut stale_retries = 0;
-    // Only a retry of a request some backend already received spends the budget: one
-    // that never left tango (connect refused, every connection taken) adds no load.
-    let mut resend = false;
-    while attempt < pool.cfg.max_attempts {
-        if std::mem::take(&mut resend) && !pool.retry_budget.try_withdraw() {
-            break;
-        }
-        let i = match crate::keys::pick(ctx.rt.as_ref(), pool, key, &tried) {
-            Pick::Backend(i) => i,
-            Pick::MissingKey => return Err((ProxyError::MissingKey, target)),
-            Pick::NoneEligible => break,
-        };
-        tried.insert(i);
-        target.backend = Some(i);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            last_err = ProxyError::Timeout;
-            break;
-        }
-        target.tries += 1;
-        match try_backend(
-            ctx,
-            pool,
-            i,
-            &out,
-            &mut headers,
-            &mut body,
-            remaining,
-            attempt + 1 == pool.cfg.max_attempts,
-            client_upgrade.is_some(),
-            &mut target.upstream,
-        )
-        .await
-        {
-            Ok(mut resp) => {
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    if let (Some(client), Some(guard)) = (
-                        client_upgrade,
-                        resp.extensions_mut().remove::<UpgradeGuard>(),
-                    ) {
-                        let upstream = hyper::upgrade::on(&mut resp);
-                        tokio::spawn(tunnel(client, upstream, guard.0));
-                        let (mut rparts, _) = resp.into_parts();
-                        headers::strip_hop_by_hop(&mut rparts.headers, true);
-                        return Ok((Response::from_parts(rparts, ProxyBody::empty()), target));
-                    }
-                }
-                return Ok((resp, target));
-            }
-            Err(TryError::Stale) if stale_retries < 3 => {
-                // Never written: a pooled connection the backend had just closed. Safe
-                // to send again, and not the backend's fault.
-                stale_retries += 1;
-                tried = Tried::default();
-            }
-            Err(TryError::Stale) => {
-                last_err = ProxyError::Connect;
-                attempt += 1;
-            }
-            Err(TryError::Failed(e)) => {
-                last_err = e;
-                attempt += 1;
-            }
-            Err(TryError::Sent(e)) => {
-                if !retry_safe_after_send {
-                    return Err((e, target));
-                }
-                resend = true;
-                body = Some(no_body());
-                last_err = e;
-                attempt += 1;
-            }
-            Err(TryError::Final(e)) => return Err((e, target)),
-        }
-    }
-    Err((last_err, target))
 }
 
-enum TryError {
-    /// Nothing was sent; another backend may be tried.
-    Failed(ProxyError),
-    /// A pooled connection turned out closed before the request was written.
-    Stale,
-    /// The request was sent and then the connection failed.
-    Sent(ProxyError),
-    /// No retry makes sense (a timeout: the request may still be running).
-    Final(ProxyError),
+/// Tries backends until one answers or the retry policy (`tango_core::retry`) gives up.
+async fn forward(
+    ctx: &ConnCtx,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    out: &mut Outgoing,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    pool.retry_budget.deposit(pool.cfg.retry_budget);
+    let deadline = Instant::now() + pool.cfg.timeout.min(ctx.request_timeout);
+    let mut retry = Retry::new(pool.cfg.max_attempts, out.resendable);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(proxy_error(retry.out_of_time()));
+        }
+        let backend = match super::keys::pick(ctx.rt.as_ref(), pool, key, retry.tried()) {
+            Pick::Backend(i) => i,
+            Pick::MissingKey => return Err(ProxyError::MissingKey),
+            Pick::NoneEligible => return Err(proxy_error(retry.none_eligible())),
+        };
+        let send = retry.send(backend);
+        if send.spend_budget && !pool.retry_budget.try_withdraw() {
+            return Err(proxy_error(retry.budget_refused()));
+        }
+        target.backend = Some(backend);
+        target.tries += 1;
+        let t = Try {
+            ctx,
+            pool,
+            backend,
+            remaining,
+            may_resend: send.may_resend,
+        };
+        match try_backend(&t, out, &mut target.upstream).await {
+            Ok(resp) => return Ok(resp),
+            Err(outcome) => {
+                if let Step::GiveUp(f) = retry.record(outcome) {
+                    return Err(proxy_error(f));
+                }
+            }
+        }
+    }
+}
+
+fn proxy_error(f: retry::Failure) -> ProxyError {
+    match f {
+        retry::Failure::NoneEligible => ProxyError::NoneEligible,
+        retry::Failure::AtCapacity => ProxyError::AtCapacity,
+        retry::Failure::Connect => ProxyError::Connect,
+        retry::Failure::Reset => ProxyError::Reset,
+        retry::Failure::Timeout => ProxyError::Timeout,
+    }
+}
+
+/// A 101 answer to an upgrade the client asked for: the two connections become a
+/// tunnel, and the client gets the answer's head.
+fn open_tunnel(
+    mut resp: Response<ProxyBody>,
+    client: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return resp;
+    }
+    let (Some(client), Some(guard)) = (client, resp.extensions_mut().remove::<UpgradeGuard>())
+    else {
+        return resp;
+    };
+    let upstream = hyper::upgrade::on(&mut resp);
+    tokio::spawn(tunnel(client, upstream, guard.0));
+    let (mut rparts, _) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers, true);
+    Response::from_parts(rparts, ProxyBody::empty())
+}
+
+/// One try: the backend picked, the time left for it, and whether the request must be
+/// kept for a re-send.
+struct Try<'a> {
+    ctx: &'a ConnCtx,
+    pool: &'a PoolRuntime,
+    backend: usize,
+    remaining: Duration,
+    may_resend: bool,
 }
 
 /// Marks a 101 response: carries the in-flight guard into the tunnel task.
 #[derive(Clone)]
 struct UpgradeGuard(Arc<InFlight>);
 
-#[allow(clippy::too_many_arguments)]
+/// Sends the request to one backend. A failure says how far the request got, which is
+/// what the retry policy decides on; `upstream_time` is the time to the response head.
 async fn try_backend(
-    ctx: &ConnCtx,
-    pool: &PoolRuntime,
-    i: usize,
-    out: &Outgoing,
-    headers: &mut Option<HeaderMap>,
-    body: &mut Option<UpBody>,
-    remaining: Duration,
-    last_try: bool,
-    upgrade: bool,
+    t: &Try<'_>,
+    out: &mut Outgoing,
     upstream_time: &mut Option<Duration>,
-) -> Result<Response<ProxyBody>, TryError> {
-    let backend = &pool.backends[i];
-    let bcfg = &pool.cfg.backends[i];
+) -> Result<Response<ProxyBody>, retry::Outcome> {
+    let (rt, pool, i) = (t.ctx.rt.as_ref(), t.pool, t.backend);
     *upstream_time = None;
-    backend.stats.in_flight.fetch_add(1, Relaxed);
-    let guard = InFlight(backend.clone());
-    let timeout = pool.cfg.connect_timeout.min(remaining);
-    let mut conn = match upstream::checkout(
-        backend,
+    let guard = InFlight::new(pool.backends[i].clone());
+    let mut conn = checkout(t).await?;
+    let up = out.request(t.may_resend);
+    let sent_at = Instant::now();
+    let result = tokio::time::timeout(
+        t.remaining.min(pool.cfg.try_timeout),
+        conn.tx.try_send_request(up),
+    )
+    .await;
+    let resp = match result {
+        Err(_) => {
+            *upstream_time = Some(sent_at.elapsed());
+            super::accounting::record(rt, pool, i, None, Some(sent_at.elapsed()));
+            return Err(retry::Outcome::TimedOut);
+        }
+        Ok(Err(mut e)) => {
+            if let Some(back) = e.take_message() {
+                out.give_back(back);
+                return Err(if conn.reused {
+                    retry::Outcome::Stale
+                } else {
+                    retry::Outcome::NotSent(retry::Failure::Connect)
+                });
+            }
+            *upstream_time = Some(sent_at.elapsed());
+            let (p, b) = (&pool.cfg.name, &pool.cfg.backends[i].name);
+            tracing::warn!(pool = %p, backend = %b, error = %e.into_error(), "upstream request failed");
+            super::accounting::record(rt, pool, i, None, Some(sent_at.elapsed()));
+            return Err(retry::Outcome::SentFailed(retry::Failure::Reset));
+        }
+        Ok(Ok(resp)) => resp,
+    };
+    let took = sent_at.elapsed();
+    *upstream_time = Some(took);
+    super::accounting::record(rt, pool, i, Some(resp.status().as_u16()), Some(took));
+    Ok(relay(resp, conn, guard, out.client_upgrade.is_some()))
+}
+
+/// A connection to the try's backend, pooled or new; a failure means nothing was sent.
+async fn checkout(t: &Try<'_>) -> Result<upstream::Pooled, retry::Outcome> {
+    let (pool, i) = (t.pool, t.backend);
+    let (backend, bcfg) = (&pool.backends[i], &pool.cfg.backends[i]);
+    let timeout = pool.cfg.connect_timeout.min(t.remaining);
+    match upstream::checkout(
+        &backend.conns,
+        &backend.address,
         timeout,
         pool.cfg.idle_timeout,
         bcfg.max_connections,
     )
     .await
     {
-        Ok(c) => c,
-        Err(ConnectError::AtCapacity) => return Err(TryError::Failed(ProxyError::AtCapacity)),
+        Ok(c) => Ok(c),
+        Err(ConnectError::AtCapacity) => Err(retry::Outcome::NotSent(retry::Failure::AtCapacity)),
         Err(e) => {
-            upstream::connect_failed(backend, &pool.cfg.name, &bcfg.name, &e, ctx.rt.now_ms());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, None);
-            return Err(TryError::Failed(ProxyError::Connect));
-        }
-    };
-    let up = out.request(body.take().unwrap_or(no_body()), last_try, headers);
-    let sent_at = Instant::now();
-    let result = tokio::time::timeout(
-        remaining.min(pool.cfg.try_timeout),
-        conn.tx.try_send_request(up),
-    )
-    .await;
-    match result {
-        Err(_) => {
-            *upstream_time = Some(sent_at.elapsed());
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
-            Err(TryError::Final(ProxyError::Timeout))
-        }
-        Ok(Err(mut e)) => {
-            if let Some(back) = e.take_message() {
-                let (parts, b) = back.into_parts();
-                *body = Some(b);
-                *headers = Some(parts.headers);
-                return Err(if conn.reused {
-                    TryError::Stale
-                } else {
-                    TryError::Failed(ProxyError::Connect)
-                });
-            }
-            *upstream_time = Some(sent_at.elapsed());
-            tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, error = %e.into_error(), "upstream request failed");
-            crate::accounting::record(ctx.rt.as_ref(), pool, i, None, Some(sent_at.elapsed()));
-            Err(TryError::Sent(ProxyError::Reset))
-        }
-        Ok(Ok(resp)) => {
-            let took = sent_at.elapsed();
-            *upstream_time = Some(took);
-            crate::accounting::record(
-                ctx.rt.as_ref(),
-                pool,
-                i,
-                Some(resp.status().as_u16()),
-                Some(took),
-            );
-            if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                // The connection becomes the tunnel: it never returns to the pool.
-                let (parts, _) = resp.into_parts();
-                let mut r = Response::from_parts(parts, ProxyBody::empty());
-                r.extensions_mut().insert(UpgradeGuard(Arc::new(guard)));
-                return Ok(r);
-            }
-            let (mut rparts, rbody) = resp.into_parts();
-            headers::strip_hop_by_hop(&mut rparts.headers, false);
-            // An empty body is never polled: the connection is free already.
-            let conn = if rbody.is_end_stream() {
-                conn.release();
-                None
-            } else {
-                Some(conn)
-            };
-            let body = ProxyBody::Upstream {
-                body: rbody,
-                conn,
-                _guard: Some(guard),
-            };
-            Ok(Response::from_parts(rparts, body))
+            let now_ms = t.ctx.rt.now_ms();
+            upstream::connect_failed(&backend.conns, &pool.cfg.name, &bcfg.name, &e, now_ms);
+            super::accounting::record(t.ctx.rt.as_ref(), pool, i, None, None);
+            Err(retry::Outcome::NotSent(retry::Failure::Connect))
         }
     }
+}
+
+/// The backend's response as it goes to the client: its body carries the connection
+/// (back to the pool when the body ends) and the in-flight guard.
+fn relay(
+    resp: Response<Incoming>,
+    conn: upstream::Pooled,
+    guard: InFlight,
+    upgrade: bool,
+) -> Response<ProxyBody> {
+    if upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The connection becomes the tunnel: it never returns to the pool.
+        let (parts, _) = resp.into_parts();
+        let mut r = Response::from_parts(parts, ProxyBody::empty());
+        r.extensions_mut().insert(UpgradeGuard(Arc::new(guard)));
+        return r;
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers, false);
+    // An empty body is never polled: the connection is free already.
+    let conn = if rbody.is_end_stream() {
+        conn.release();
+        None
+    } else {
+        Some(conn)
+    };
+    let body = ProxyBody::Upstream {
+        body: rbody,
+        conn,
+        _guard: Some(guard),
+    };
+    Response::from_parts(rparts, body)
 }
 
 async fn tunnel(

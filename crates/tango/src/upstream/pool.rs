@@ -10,11 +10,9 @@
 //! once each worker runs its own single-threaded runtime it reuses its own sockets,
 //! registered with its own reactor. Until then there is one list.
 
-use super::ConnectError;
-use crate::runtime::BackendState;
+use super::{ConnPool, ConnectError};
 use std::cell::Cell;
 use std::io::ErrorKind;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -109,37 +107,49 @@ fn alive(s: &TcpStream) -> bool {
     matches!(s.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
+/// Reaches a backend's pool from a connection checked out of it: a reference for a
+/// request served within one task, an owning handle for a response body handed to
+/// hyper.
+pub(crate) trait PoolRef {
+    fn pool(&self) -> &ConnPool;
+}
+
+impl PoolRef for &ConnPool {
+    fn pool(&self) -> &ConnPool {
+        self
+    }
+}
+
 /// A connection in use. Dropped, it closes and leaves `open`; [`Upstream::release`]
-/// puts it back in the idle list instead. `P` reaches the backend: a reference for a
-/// request served within one task, an `Arc` for a response body handed to hyper.
-pub(crate) struct Upstream<P: Deref<Target = BackendState>> {
+/// puts it back in the idle list instead.
+pub(crate) struct Upstream<P: PoolRef> {
     pub(crate) stream: TcpStream,
     /// Taken from the idle list rather than opened for this request.
     pub(crate) reused: bool,
     lease: Lease<P>,
 }
 
-struct Lease<P: Deref<Target = BackendState>> {
-    backend: P,
+struct Lease<P: PoolRef> {
+    pool: P,
     counted: bool,
 }
 
-impl<P: Deref<Target = BackendState>> Drop for Lease<P> {
+impl<P: PoolRef> Drop for Lease<P> {
     fn drop(&mut self) {
         if self.counted {
-            self.backend.conns.open_count().fetch_sub(1, Relaxed);
+            self.pool.pool().open_count().fetch_sub(1, Relaxed);
         }
     }
 }
 
-impl<P: Deref<Target = BackendState>> Upstream<P> {
+impl<P: PoolRef> Upstream<P> {
     /// The exchange ended cleanly at `now`: the connection may serve another request.
     pub(crate) fn release(self, now: Instant) {
         let Upstream {
             stream, mut lease, ..
         } = self;
         lease.counted = false;
-        lease.backend.conns.sockets.put(stream, now);
+        lease.pool.pool().sockets.put(stream, now);
     }
 }
 
@@ -152,29 +162,30 @@ pub(crate) struct Limits {
     pub(crate) max_connections: Option<u32>,
 }
 
-/// A connection to `backend` at `now`: a live idle one, or a new one (bounded by the
-/// connect timeout and the backend's `max_connections`).
-pub(crate) async fn checkout<P: Deref<Target = BackendState>>(
-    backend: P,
+/// A connection from `pool` (to `address`) at `now`: a live idle one, or a new one
+/// (bounded by the connect timeout and the backend's `max_connections`).
+pub(crate) async fn checkout<P: PoolRef>(
+    pool: P,
+    address: &str,
     limits: Limits,
     now: Instant,
 ) -> Result<Upstream<P>, ConnectError> {
-    let open = backend.conns.open_count();
-    if let Some(stream) = backend.conns.sockets.take(limits.max_idle, now, open) {
+    let conns = pool.pool();
+    if let Some(stream) = conns.sockets.take(limits.max_idle, now, conns.open_count()) {
         return Ok(Upstream {
             stream,
             reused: true,
             lease: Lease {
-                backend,
+                pool,
                 counted: true,
             },
         });
     }
     // Counted before connecting, so concurrent connects cannot pass the cap together.
-    let before = open.fetch_add(1, Relaxed);
+    let before = conns.open_count().fetch_add(1, Relaxed);
     // From here the lease uncounts it on every way out.
     let lease = Lease {
-        backend,
+        pool,
         counted: true,
     };
     if limits
@@ -183,7 +194,7 @@ pub(crate) async fn checkout<P: Deref<Target = BackendState>>(
     {
         return Err(ConnectError::AtCapacity);
     }
-    let connect = TcpStream::connect(lease.backend.address.as_str());
+    let connect = TcpStream::connect(address);
     let stream = tokio::time::timeout(limits.connect_timeout, connect)
         .await
         .map_err(|_| ConnectError::Timeout)??;

@@ -136,88 +136,98 @@ async fn handle(
         return Ok(r);
     }
     let r = match req.uri().path() {
-        "/headers" => {
-            let map: serde_json::Map<String, serde_json::Value> = req
-                .headers()
-                .keys()
-                .map(|k| {
-                    let all: Vec<String> = req
-                        .headers()
-                        .get_all(k)
-                        .iter()
-                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                        .collect();
-                    (
-                        k.as_str().to_string(),
-                        serde_json::Value::String(all.join(", ")),
-                    )
-                })
-                .collect();
-            Response::new(full(serde_json::Value::Object(map).to_string()))
-        }
-        "/sink" => {
-            let mut body = req.into_body();
-            let mut n = 0u64;
-            while let Some(f) = body.frame().await {
-                match f {
-                    Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
-                    Err(_) => break,
-                }
-            }
-            Response::new(full(n.to_string()))
-        }
-        "/source" => {
-            let n = query(&req, "n").unwrap_or(0);
-            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-            let stream = futures_util::stream::unfold(n, move |left| {
-                let chunk = chunk.clone();
-                async move {
-                    if left == 0 {
-                        return None;
-                    }
-                    let take = left.min(chunk.len() as u64);
-                    Some((
-                        Ok::<_, Infallible>(Frame::data(chunk.slice(..take as usize))),
-                        left - take,
-                    ))
-                }
-            });
-            Response::new(BodyExt::boxed(StreamBody::new(stream)))
-        }
+        "/headers" => Response::new(full(headers_json(&req))),
+        "/sink" => Response::new(full(drain(req.into_body()).await.to_string())),
+        "/source" => source(query(&req, "n").unwrap_or(0)),
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(query(&req, "ms").unwrap_or(1000))).await;
             Response::new(full(format!("{name}\n")))
         }
-        "/ws" => {
-            let key = req.headers().get("sec-websocket-key").cloned();
-            let on = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                let Ok(up) = on.await else { return };
-                let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                    TokioIo::new(up),
-                    tokio_tungstenite::tungstenite::protocol::Role::Server,
-                    None,
-                )
-                .await;
-                let (mut tx, mut rx) = ws.split();
-                while let Some(Ok(m)) = rx.next().await {
-                    if (m.is_text() || m.is_binary()) && tx.send(m).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
-                key.as_ref().map(|k| k.as_bytes()).unwrap_or(b""),
-            );
-            Response::builder()
-                .status(101)
-                .header("connection", "upgrade")
-                .header("upgrade", "websocket")
-                .header("sec-websocket-accept", accept)
-                .body(full(Bytes::new()))
-                .unwrap()
-        }
+        "/ws" => websocket_echo(&mut req),
         _ => Response::new(full(format!("{name}\n"))),
     };
     Ok(r)
+}
+
+/// `/headers`: every request header as JSON, repeated ones joined by ", ".
+fn headers_json(req: &Request<Incoming>) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .keys()
+        .map(|k| {
+            let all: Vec<String> = req
+                .headers()
+                .get_all(k)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            (
+                k.as_str().to_string(),
+                serde_json::Value::String(all.join(", ")),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// `/sink`: read the whole request body; its length in bytes.
+async fn drain(mut body: Incoming) -> u64 {
+    let mut n = 0u64;
+    while let Some(f) = body.frame().await {
+        match f {
+            Ok(f) => n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0),
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// `/source?n=`: a body of `n` bytes, streamed in 64 KiB frames.
+fn source(n: u64) -> Response<Body> {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let stream = futures_util::stream::unfold(n, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let take = left.min(chunk.len() as u64);
+            Some((
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..take as usize))),
+                left - take,
+            ))
+        }
+    });
+    Response::new(BodyExt::boxed(StreamBody::new(stream)))
+}
+
+/// `/ws`: accept the WebSocket upgrade and echo every text or binary message.
+fn websocket_echo(req: &mut Request<Incoming>) -> Response<Body> {
+    let key = req.headers().get("sec-websocket-key").cloned();
+    let on = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(up) = on.await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(up),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (mut tx, mut rx) = ws.split();
+        while let Some(Ok(m)) = rx.next().await {
+            if (m.is_text() || m.is_binary()) && tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+        key.as_ref().map(|k| k.as_bytes()).unwrap_or(b""),
+    );
+    Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(full(Bytes::new()))
+        .unwrap()
 }

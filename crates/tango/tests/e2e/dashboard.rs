@@ -209,9 +209,30 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
     );
     let load = drive(t.url("/"), stop.clone(), sent.clone());
 
-    // Balanced first, so the chart has a before; then the typo ships by SIGHUP.
+    let cause = ship_the_typo(&mut t, &cfg(10)).await;
+    the_page_holds_nothing_without_the_token(&t).await;
+    let admin = t.admin_url("/");
+
+    let url = format!("{admin}?token={TOKEN}");
+    let dom = browse(&url, &["--dump-dom"]).await;
+    std::fs::write(artifact("dashboard.html"), &dom).unwrap();
+    the_shares_show_the_typo(&dom);
+    the_incident_names_the_culprit_and_cause(&dom, &cause);
+    screenshot(&url).await;
+
+    stop.store(true, Relaxed);
+    load.await.unwrap();
+    assert!(sent.load(Relaxed) > 0);
+    t.signal("TERM");
+    t.wait_exit(Duration::from_secs(10));
+}
+
+/// Balanced traffic first, so the chart has a before; then the typo (`typo`, b2's
+/// weight 1 to 10) ships by SIGHUP. Returns the alert's cause once b2's observed share
+/// has moved.
+async fn ship_the_typo(t: &mut Tango, typo: &str) -> String {
     wait_api(
-        &t,
+        t,
         "history",
         Duration::from_secs(15),
         "balanced traffic",
@@ -225,10 +246,10 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
         },
     )
     .await;
-    t.write_config(&cfg(10));
+    t.write_config(typo);
     t.signal("HUP");
     let cause = wait_api(
-        &t,
+        t,
         "alerts",
         Duration::from_secs(20),
         "an over_share alert on b2",
@@ -237,7 +258,7 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
     .await;
     // The detector's observed share has moved to the typo's split (10 of 13).
     wait_api(
-        &t,
+        t,
         "history",
         Duration::from_secs(20),
         "b2's observed share above 60%",
@@ -251,9 +272,12 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
         },
     )
     .await;
+    cause
+}
 
-    // Without the token the page is served but holds no data, its data is refused, and
-    // the page asks for a token.
+/// Without the token the page is served but holds no data, its data is refused, and
+/// the page asks for a token.
+async fn the_page_holds_nothing_without_the_token(t: &Tango) {
     let admin = t.admin_url("/");
     let (status, page) = get(&client(), &admin).await;
     assert_eq!(status, 200);
@@ -266,13 +290,12 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
         "{dom}"
     );
     assert_eq!(tag_with(&dom, &["data-backend="]), None, "{dom}");
+}
 
-    let url = format!("{admin}?token={TOKEN}");
-    let dom = browse(&url, &["--dump-dom"]).await;
-    std::fs::write(artifact("dashboard.html"), &dom).unwrap();
-    // The culprit's bars: configured and effective 10/13, observed near it; the rest small.
+/// The culprit's bars: configured and effective 10/13, observed near it; the rest small.
+fn the_shares_show_the_typo(dom: &str) {
     let row = tag_with(
-        &dom,
+        dom,
         &["class=\"share\"", "data-backend=\"b2\"", "data-configured="],
     )
     .unwrap_or_else(|| panic!("no share row for b2: {dom}"));
@@ -287,7 +310,7 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
     assert!(attr(row, "data-observed") > 0.6, "{row}");
     for other in ["b1", "b3", "b4"] {
         let r = tag_with(
-            &dom,
+            dom,
             &[
                 "class=\"share\"",
                 &format!("data-backend=\"{other}\""),
@@ -301,37 +324,37 @@ async fn the_dashboard_shows_a_weight_typo_s_culprit_and_cause() {
         );
         assert!(attr(r, "data-observed") < 0.15, "{r}");
     }
-    // One incident (the alerts on b1, b3 and b4 share its cause), headed by its cause
-    // sentence, with b2's evidence at several times its old share.
+}
+
+/// One incident (the alerts on b1, b3 and b4 share its cause), headed by its cause
+/// sentence, with b2's evidence at several times its old share; the reload is among the
+/// guard's decisions and on the timeline.
+fn the_incident_names_the_culprit_and_cause(dom: &str, cause: &str) {
     assert_eq!(dom.matches("<div class=\"cause\">").count(), 1, "{dom}");
     assert_eq!(
-        text_after(&dom, "<div class=\"cause\">"),
-        Some(html_escape(&cause).as_str()),
+        text_after(dom, "<div class=\"cause\">"),
+        Some(html_escape(cause).as_str()),
         "{dom}"
     );
     assert!(
         cause.contains("b2") && cause.contains("weight from 1 to 10"),
         "{cause}"
     );
-    let ev = tag_with(&dom, &["class=\"evidence\"", "data-backend=\"b2\""]).unwrap();
+    let ev = tag_with(dom, &["class=\"evidence\"", "data-backend=\"b2\""]).unwrap();
     assert!(
         attr(ev, "data-observed") > 2.0 * attr(ev, "data-expected"),
         "{ev}"
     );
-    // The reload is among the guard's decisions and on the timeline.
     let guard = &dom[dom.find("id=\"guard\"").unwrap()..dom.find("id=\"timeline\"").unwrap()];
     assert!(guard.contains("b2 weight: 1 → 10"), "{guard}");
+}
 
+/// A screenshot of the signed-in page, kept as an artifact.
+async fn screenshot(url: &str) {
     let shot = artifact("dashboard.png");
     let _ = std::fs::remove_file(&shot);
-    browse(&url, &[&format!("--screenshot={}", shot.display())]).await;
+    browse(url, &[&format!("--screenshot={}", shot.display())]).await;
     let png = std::fs::read(&shot).expect("the screenshot was written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     eprintln!("screenshot: {}", shot.display());
-
-    stop.store(true, Relaxed);
-    load.await.unwrap();
-    assert!(sent.load(Relaxed) > 0);
-    t.signal("TERM");
-    t.wait_exit(Duration::from_secs(10));
 }

@@ -21,78 +21,9 @@ async fn a_weight_typo_is_refused_by_the_api_the_cli_and_sighup_and_the_split_st
     );
     let shift = "b2 would take 77% of pool p instead of 25% (+51.9 points, limit 10)";
 
-    let (s, v) = admin_post(&t, "/api/v1/reload").await;
-    assert_eq!(
-        (s, &v["result"], &v["generation"]),
-        (409, &"refused".into(), &1.into()),
-        "{v:#}"
-    );
-    assert_eq!(
-        strings(&v["errors"]),
-        vec![finding.clone(), shift.to_string()]
-    );
-    let r = &v["refusals"];
-    assert_eq!(
-        (&r[0]["gate"], &r[0]["rule"], &r[0]["key"]),
-        (
-            &"findings".into(),
-            &"TNG001".into(),
-            &"pool[p].backend[1].weight".into()
-        )
-    );
-    assert_eq!(
-        (
-            &r[1]["gate"],
-            &r[1]["pool"],
-            &r[1]["backend"],
-            &r[1]["from_pct"]
-        ),
-        (&"shift".into(), &"p".into(), &"b2".into(), &25.0.into())
-    );
-    assert!(
-        (r[1]["to_pct"].as_f64().unwrap() - 1000.0 / 13.0).abs() < 0.1,
-        "{r:#}"
-    );
-    let steps = strings(&v["next_steps"]);
-    assert_eq!(steps.len(), 2);
-    assert!(
-        steps[1].contains("`tango reload --allow-shift p`"),
-        "{steps:?}"
-    );
-
-    // `tango reload` says the same and exits non-zero.
-    let out = tango_reload(&t, &[]).await;
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    let refused: Vec<&str> = err.lines().filter(|l| l.starts_with("refused: ")).collect();
-    assert_eq!(
-        refused,
-        vec![format!("refused: {finding}"), format!("refused: {shift}")]
-    );
-    assert_eq!(
-        err.lines().last(),
-        Some("error: reload refused by the guard; generation 1 keeps serving")
-    );
-
-    // SIGHUP has no override: refused and journaled with the reasons.
-    t.signal("HUP");
-    let events = wait_journal(&t, Duration::from_secs(10), "the SIGHUP refusal", |e| {
-        e["type"] == "config_rejected" && e["source"] == "sighup"
-    })
-    .await;
-    let e = events.iter().find(|e| e["source"] == "sighup").unwrap();
-    assert_eq!(strings(&e["errors"]), vec![finding, shift.to_string()]);
-    let new: Vec<&serde_json::Value> = e["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["new"] == true)
-        .collect();
-    assert_eq!(new.len(), 1);
-    assert_eq!(new[0]["rule"], "TNG001");
-    assert!(t
-        .log()
-        .contains("reload refused by the guard; generation 1 keeps serving"));
+    the_api_refuses_it(&t, &finding, shift).await;
+    tango_reload_refuses_it(&t, &finding, shift).await;
+    sighup_refuses_it(&t, &finding, shift).await;
 
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     assert_eq!(
@@ -182,22 +113,7 @@ async fn a_forced_typo_is_rolled_back_by_its_canary_and_clients_see_no_errors() 
     let load = Load::start(t.url("/"), 400, None);
     load.answered(800).await;
 
-    t.write_config(&cfg(&bs, "", 10, "").replacen("[admin]\n", &dir, 1));
-    let (s, v) = admin_post(&t, "/api/v1/reload?force=true").await;
-    let reloaded = Instant::now();
-    assert_eq!((s, &v["generation"]), (200, &2.into()), "{v:#}");
-    let overrides = strings(&v["overrides"]);
-    assert_eq!(overrides.len(), 2, "{overrides:?}");
-    assert!(overrides[0].starts_with("forced: new warning TNG001 at "));
-    let (head, tail) = (
-        "forced: b2 would take 77% of pool p instead of 25% (+51.9 points, limit 10; about ",
-        " requests/s)",
-    );
-    assert!(
-        overrides[1].starts_with(head) && overrides[1].ends_with(tail),
-        "{overrides:?}"
-    );
-    assert_eq!(v["canary"]["generation"], 2);
+    let reloaded = force_the_typo(&t, &cfg(&bs, "", 10, "").replacen("[admin]\n", &dir, 1)).await;
 
     let events = wait_journal(&t, Duration::from_secs(10), "the rollback", |e| {
         e["type"] == "config_rolled_back"
@@ -208,80 +124,9 @@ async fn a_forced_typo_is_rolled_back_by_its_canary_and_clients_see_no_errors() 
     let (answered, failed) = load.stop().await;
     assert_eq!(failed, 0, "clients saw errors ({failed} of {answered})");
 
-    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| {
-        events
-            .iter()
-            .position(f)
-            .unwrap_or_else(|| panic!("{events:#?}"))
-    };
-    let back = pos(&|e| e["type"] == "config_rolled_back");
-    let rb = &events[back];
-    let why = &rb["evidence"][0];
-    let applied = pos(&|e| e["type"] == "config_applied" && e["generation"] == 2);
-    let fired = pos(&|e| {
-        e["type"] == "alert_fired"
-            && e["generation"] == 2
-            && e["evidence"]["backend"] == why["backend"]
-            && e["evidence"]["kind"] == why["kind"]
-    });
-    assert!(applied < fired && fired < back, "{events:#?}");
-    assert!(
-        why["kind"] == "over_share" || why["kind"] == "under_share",
-        "{why:#}"
-    );
-    assert_eq!(
-        (
-            &rb["generation"],
-            &rb["from_generation"],
-            &rb["to_generation"]
-        ),
-        (&3.into(), &2.into(), &1.into())
-    );
-    assert_eq!(rb["evidence"][0]["pool"], "p");
-    assert_eq!(rb["evidence"][0]["cause"], "config");
-    assert_eq!(rb["changes"][0]["change"], "weight");
-    // The journal file says the same, in the same order.
-    let file = std::fs::read_to_string(state.path().join("journal.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = file
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let at = |kind: &str, g: u64| {
-        lines
-            .iter()
-            .position(|e| e["type"] == kind && e["generation"] == g)
-            .unwrap_or_else(|| panic!("no {kind} at generation {g} in {file}"))
-    };
-    let first_alert = at("alert_fired", 2);
-    assert!(
-        at("config_applied", 2) < first_alert && first_alert < at("config_rolled_back", 3),
-        "{file}"
-    );
-
-    // The alert says what happened.
-    let alerts = admin_get(&t, "/api/v1/alerts").await;
-    let told: Vec<&str> = alerts["recent"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["cause"]["sentence"].as_str())
-        .filter(|s| s.ends_with("; rolled back to generation 1 (now generation 3)"))
-        .collect();
-    assert_eq!(told.len(), 1, "{alerts:#}");
-    assert!(
-        told[0].contains("likely cause: config generation 2"),
-        "{}",
-        told[0]
-    );
-    assert_eq!(
-        metric(&t, "tango_config_rollbacks_total").await,
-        "tango_config_rollbacks_total 1"
-    );
-    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 3);
-    let (_, live) = get(&client(), &t.admin_url("/api/v1/config")).await;
-    assert_eq!(live, original);
-    let even = counts(&[("b1", 100), ("b2", 100), ("b3", 100), ("b4", 100)]);
-    assert_eq!(split(&t, 400, false).await, even);
+    the_rollback_follows_the_alert(&events);
+    the_journal_file_agrees(&state.path().join("journal.jsonl"));
+    the_alert_says_it_was_rolled_back(&t, &original).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,4 +236,195 @@ async fn startup_logs_and_journals_its_findings_and_deny_warnings_refuses_to_sta
         "{line}"
     );
     assert_eq!(split(&t, 4, false).await, counts(&[("a", 2), ("b", 2)]));
+}
+
+/// The API answers 409 with the finding and the shift, each refusal's details and the
+/// next steps.
+async fn the_api_refuses_it(t: &Tango, finding: &str, shift: &str) {
+    let (s, v) = admin_post(t, "/api/v1/reload").await;
+    assert_eq!(
+        (s, &v["result"], &v["generation"]),
+        (409, &"refused".into(), &1.into()),
+        "{v:#}"
+    );
+    assert_eq!(
+        strings(&v["errors"]),
+        vec![finding.to_string(), shift.to_string()]
+    );
+    let r = &v["refusals"];
+    assert_eq!(
+        (&r[0]["gate"], &r[0]["rule"], &r[0]["key"]),
+        (
+            &"findings".into(),
+            &"TNG001".into(),
+            &"pool[p].backend[1].weight".into()
+        )
+    );
+    assert_eq!(
+        (
+            &r[1]["gate"],
+            &r[1]["pool"],
+            &r[1]["backend"],
+            &r[1]["from_pct"]
+        ),
+        (&"shift".into(), &"p".into(), &"b2".into(), &25.0.into())
+    );
+    assert!(
+        (r[1]["to_pct"].as_f64().unwrap() - 1000.0 / 13.0).abs() < 0.1,
+        "{r:#}"
+    );
+    let steps = strings(&v["next_steps"]);
+    assert_eq!(steps.len(), 2);
+    assert!(
+        steps[1].contains("`tango reload --allow-shift p`"),
+        "{steps:?}"
+    );
+}
+
+/// `tango reload` says the same and exits non-zero.
+async fn tango_reload_refuses_it(t: &Tango, finding: &str, shift: &str) {
+    let out = tango_reload(t, &[]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused: Vec<&str> = err.lines().filter(|l| l.starts_with("refused: ")).collect();
+    assert_eq!(
+        refused,
+        vec![format!("refused: {finding}"), format!("refused: {shift}")]
+    );
+    assert_eq!(
+        err.lines().last(),
+        Some("error: reload refused by the guard; generation 1 keeps serving")
+    );
+}
+
+/// SIGHUP has no override: refused and journaled with the reasons.
+async fn sighup_refuses_it(t: &Tango, finding: &str, shift: &str) {
+    t.signal("HUP");
+    let events = wait_journal(t, Duration::from_secs(10), "the SIGHUP refusal", |e| {
+        e["type"] == "config_rejected" && e["source"] == "sighup"
+    })
+    .await;
+    let e = events.iter().find(|e| e["source"] == "sighup").unwrap();
+    assert_eq!(
+        strings(&e["errors"]),
+        vec![finding.to_string(), shift.to_string()]
+    );
+    let new: Vec<&serde_json::Value> = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["new"] == true)
+        .collect();
+    assert_eq!(new.len(), 1);
+    assert_eq!(new[0]["rule"], "TNG001");
+    assert!(t
+        .log()
+        .contains("reload refused by the guard; generation 1 keeps serving"));
+}
+
+/// Ship the typo (`typo`, the whole file) with `?force=true`: applied as generation 2
+/// with both overrides and an armed canary. Returns when it was applied.
+async fn force_the_typo(t: &Tango, typo: &str) -> Instant {
+    t.write_config(typo);
+    let (s, v) = admin_post(t, "/api/v1/reload?force=true").await;
+    let reloaded = Instant::now();
+    assert_eq!((s, &v["generation"]), (200, &2.into()), "{v:#}");
+    let overrides = strings(&v["overrides"]);
+    assert_eq!(overrides.len(), 2, "{overrides:?}");
+    assert!(overrides[0].starts_with("forced: new warning TNG001 at "));
+    let (head, tail) = (
+        "forced: b2 would take 77% of pool p instead of 25% (+51.9 points, limit 10; about ",
+        " requests/s)",
+    );
+    assert!(
+        overrides[1].starts_with(head) && overrides[1].ends_with(tail),
+        "{overrides:?}"
+    );
+    assert_eq!(v["canary"]["generation"], 2);
+    reloaded
+}
+
+/// The rollback comes after an alert of generation 2, which comes after the reload, and
+/// names a share alert in pool p caused by the weight change.
+fn the_rollback_follows_the_alert(events: &[serde_json::Value]) {
+    let pos = |f: &dyn Fn(&serde_json::Value) -> bool| {
+        events
+            .iter()
+            .position(f)
+            .unwrap_or_else(|| panic!("{events:#?}"))
+    };
+    let back = pos(&|e| e["type"] == "config_rolled_back");
+    let rb = &events[back];
+    let why = &rb["evidence"][0];
+    let applied = pos(&|e| e["type"] == "config_applied" && e["generation"] == 2);
+    let fired = pos(&|e| {
+        e["type"] == "alert_fired"
+            && e["generation"] == 2
+            && e["evidence"]["backend"] == why["backend"]
+            && e["evidence"]["kind"] == why["kind"]
+    });
+    assert!(applied < fired && fired < back, "{events:#?}");
+    assert!(
+        why["kind"] == "over_share" || why["kind"] == "under_share",
+        "{why:#}"
+    );
+    assert_eq!(
+        (
+            &rb["generation"],
+            &rb["from_generation"],
+            &rb["to_generation"]
+        ),
+        (&3.into(), &2.into(), &1.into())
+    );
+    assert_eq!(rb["evidence"][0]["pool"], "p");
+    assert_eq!(rb["evidence"][0]["cause"], "config");
+    assert_eq!(rb["changes"][0]["change"], "weight");
+}
+
+/// The journal file says the same, in the same order.
+fn the_journal_file_agrees(path: &std::path::Path) {
+    let file = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<serde_json::Value> = file
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |kind: &str, g: u64| {
+        lines
+            .iter()
+            .position(|e| e["type"] == kind && e["generation"] == g)
+            .unwrap_or_else(|| panic!("no {kind} at generation {g} in {file}"))
+    };
+    let first_alert = at("alert_fired", 2);
+    assert!(
+        at("config_applied", 2) < first_alert && first_alert < at("config_rolled_back", 3),
+        "{file}"
+    );
+}
+
+/// The alert says what happened; generation 3 is the original configuration, and the
+/// split is even again.
+async fn the_alert_says_it_was_rolled_back(t: &Tango, original: &str) {
+    let alerts = admin_get(t, "/api/v1/alerts").await;
+    let told: Vec<&str> = alerts["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["cause"]["sentence"].as_str())
+        .filter(|s| s.ends_with("; rolled back to generation 1 (now generation 3)"))
+        .collect();
+    assert_eq!(told.len(), 1, "{alerts:#}");
+    assert!(
+        told[0].contains("likely cause: config generation 2"),
+        "{}",
+        told[0]
+    );
+    assert_eq!(
+        metric(t, "tango_config_rollbacks_total").await,
+        "tango_config_rollbacks_total 1"
+    );
+    assert_eq!(admin_get(t, "/api/v1/status").await["generation"], 3);
+    let (_, live) = get(&client(), &t.admin_url("/api/v1/config")).await;
+    assert_eq!(live, original);
+    let even = counts(&[("b1", 100), ("b2", 100), ("b3", 100), ("b4", 100)]);
+    assert_eq!(split(t, 400, false).await, even);
 }

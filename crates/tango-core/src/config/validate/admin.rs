@@ -1,21 +1,22 @@
 //! `[admin]`: the admin listener, and where its token comes from (the environment,
 //! `token` or `token_file`; see docs/configuration.md).
 
-use super::{span, DEFAULT_ADMIN, V};
+use super::fields::{span, V};
+use crate::config::defaults::{self, admin as default};
 use crate::config::file::{AdminFile, S};
 use crate::config::{token_problem, Admin, Env, TokenSource, ADMIN_TOKEN_ENV};
 use crate::diag::Diagnostic;
 use std::net::SocketAddr;
 
 pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin {
-    let default_listen: SocketAddr = DEFAULT_ADMIN.parse().expect("constant address");
+    let default_listen: SocketAddr = defaults::admin_listen();
     let Some(a) = a else {
         let token = env_token(v, env);
         return Admin {
             listen: default_listen,
             token,
             state_dir: None,
-            journal_max_bytes: 16 << 20,
+            journal_max_bytes: default::JOURNAL_MAX_BYTES,
         };
     };
     let f = a.get_ref();
@@ -39,7 +40,7 @@ pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin
         .journal_max_bytes
         .as_ref()
         .map(|b| *b.get_ref())
-        .unwrap_or(16 << 20);
+        .unwrap_or(default::JOURNAL_MAX_BYTES);
     Admin {
         listen,
         token,

@@ -1,6 +1,6 @@
 //! `[guard]`: the reload gates' settings and the canary after an applied reload.
 
-use super::{span, V};
+use super::fields::{span, V};
 use crate::config::file::{GuardFile, S};
 use crate::config::{Guard, Pool};
 
@@ -21,16 +21,11 @@ pub(super) fn guard(v: &mut V<'_>, g: Option<&S<GuardFile>>, pools: &[Pool]) -> 
         }
         allow_shift.push(name.to_string());
     }
+    let mut t = v.table("guard");
     Guard {
         enabled: g.enabled.as_ref().map_or(d.enabled, |b| *b.get_ref()),
-        max_shift_points: v.float(
-            "guard.max_shift",
-            &g.max_shift,
-            0.0,
-            100.0,
-            d.max_shift_points,
-        ),
-        canary: v.duration("guard.canary", &g.canary, d.canary),
+        max_shift_points: t.float("max_shift", &g.max_shift, 0.0..=100.0, d.max_shift_points),
+        canary: t.duration("canary", &g.canary, d.canary),
         rollback: g.rollback.as_ref().map_or(d.rollback, |b| *b.get_ref()),
         allow_shift,
     }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{
-    BackendSample, Cause, DetectorConfig, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    BackendSample, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
 use crate::journal::{Change, ChangeKind, ConfigSource, EventKind};
 
@@ -270,12 +270,49 @@ fn signals_that_resolve_before_the_first_word_say_nothing() {
     assert!(t.open().is_empty());
 }
 
+/// A reload that changed b3's weight in pool `web`, journaled at `now`.
+fn b3_weight_reload(now: u64, generation: u64, from: u32, to: u32) -> Event {
+    Event {
+        ts_ms: now,
+        generation,
+        kind: EventKind::ConfigApplied {
+            content_hash: "x".into(),
+            source: ConfigSource::Sighup,
+            findings: Vec::new(),
+            predicted: Vec::new(),
+            overrides: Vec::new(),
+            changes: vec![Change {
+                pool: "web".into(),
+                backend: Some("b3".into()),
+                rank: 1,
+                kind: ChangeKind::Weight { from, to },
+            }],
+        },
+    }
+}
+
+/// Backends b1..b4 with these weights and cumulative request counts.
+fn pool_tick(now: u64, weights: &[f64; 4], counts: &[u64; 4]) -> PoolTick {
+    PoolTick {
+        now_ms: now,
+        backends: (0..4)
+            .map(|i| BackendSample {
+                name: format!("b{}", i + 1),
+                configured_weight: weights[i],
+                effective_weight: weights[i],
+                requests: counts[i],
+                ..BackendSample::default()
+            })
+            .collect(),
+        ..PoolTick::default()
+    }
+}
+
 /// The scenario with both real detectors: a weight typo on b3 (1 -> 10) in a
 /// pool of four at 500 requests/s, then the fix. Before: up to eight alerts, the first
 /// naming an innocent backend. Now: one incident, opened once naming b3, resolved once.
 #[test]
 fn one_typo_is_one_incident_headed_by_its_culprit() {
-    let names = ["b1", "b2", "b3", "b4"];
     let mut weights = [1.0f64; 4];
     let mut counts = [0u64; 4];
     let mut rng = SplitMix64::new(21);
@@ -290,41 +327,14 @@ fn one_typo_is_one_incident_headed_by_its_culprit() {
         if tick == 150 || tick == 250 {
             let (from, to) = if tick == 150 { (1, 10) } else { (10, 1) };
             weights[2] = f64::from(to);
-            journal.push(Event {
-                ts_ms: now,
-                generation: if tick == 150 { 2 } else { 3 },
-                kind: EventKind::ConfigApplied {
-                    content_hash: "x".into(),
-                    source: ConfigSource::Sighup,
-                    findings: Vec::new(),
-                    predicted: Vec::new(),
-                    overrides: Vec::new(),
-                    changes: vec![Change {
-                        pool: "web".into(),
-                        backend: Some("b3".into()),
-                        rank: 1,
-                        kind: ChangeKind::Weight { from, to },
-                    }],
-                },
-            });
+            let generation = if tick == 150 { 2 } else { 3 };
+            journal.push(b3_weight_reload(now, generation, from, to));
         }
         now += 1000;
         let sum: f64 = weights.iter().sum();
         let p: Vec<f64> = weights.iter().map(|w| w / sum).collect();
         multinomial(&mut rng, 500, &p, &mut counts);
-        let input = PoolTick {
-            now_ms: now,
-            backends: (0..4)
-                .map(|i| BackendSample {
-                    name: names[i].into(),
-                    configured_weight: weights[i],
-                    effective_weight: weights[i],
-                    requests: counts[i],
-                    ..BackendSample::default()
-                })
-                .collect(),
-            ..PoolTick::default()
-        };
+        let input = pool_tick(now, &weights, &counts);
         let mut events = share.tick(&input).events;
         events.extend(shift.tick(&input).events);
         raw += events

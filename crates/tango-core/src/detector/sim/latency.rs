@@ -14,8 +14,11 @@ const BOUNDS_MS: [f64; 14] = LATENCY_BOUNDS_MS;
 /// A pool of equal backends under latency noise.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencyScenario {
+    /// Backends in the pool.
     pub backends: usize,
+    /// Requests per tick.
     pub rps: u64,
+    /// Seed of the draws.
     pub seed: u64,
     /// Median latency of a healthy backend, ms.
     pub median_ms: f64,
@@ -42,6 +45,7 @@ impl LatencyScenario {
 /// Drives a [`PoolDetector`] with simulated latencies.
 #[derive(Debug)]
 pub struct LatencySim {
+    /// The detector under test.
     pub detector: PoolDetector,
     rng: SplitMix64,
     s: LatencyScenario,
@@ -50,6 +54,7 @@ pub struct LatencySim {
 }
 
 impl LatencySim {
+    /// A simulation of `s`, its detector built with `cfg`.
     pub fn new(s: LatencyScenario, cfg: DetectorConfig) -> Self {
         Self {
             detector: PoolDetector::new("sim", cfg),

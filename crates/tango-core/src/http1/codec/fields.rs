@@ -127,7 +127,7 @@ impl Header {
 pub struct Headers {
     inline: [Header; INLINE_HEADERS],
     len: usize,
-    more: Vec<Header>,
+    pub(super) more: Vec<Header>,
 }
 
 impl Headers {

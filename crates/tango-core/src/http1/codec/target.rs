@@ -123,7 +123,8 @@ fn scheme_len(t: &[u8]) -> Result<Option<usize>, Bad> {
                 }
                 return Ok(Some(i));
             }
-            b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' => {}
+            // `http`'s SCHEME_CHARS, which has `~` too.
+            b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z' | b'~' => {}
             _ => return Ok(None),
         }
     }

@@ -7,6 +7,8 @@
 //! authority; X-Forwarded-For with the peer appended; X-Forwarded-Proto and
 //! X-Forwarded-Host set; X-Request-Id set; then the framing field. hyper's client
 //! added nothing else (no `Connection: keep-alive`: HTTP/1.1 is persistent anyway).
+//! Forwarded fields keep the case they were sent in, where hyper lowercased every name
+//! (names are case-insensitive, RFC 9110 5.1); the fields tango writes are lowercase.
 //!
 //! To the client ([`write_response_head`]): what hyper's server sent: a status line
 //! with the client's version, the backend's fields minus the hop-by-hop ones, the
@@ -121,7 +123,8 @@ fn write_forwarded_for(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], peer: &
 pub struct ClientFacts {
     /// The client's request version: the response's status line has it.
     pub version: Version,
-    /// The client's request allows another on the connection.
+    /// The client's request allows another on the connection, and tango means to
+    /// read one (false when it will close anyway, say while draining).
     pub keep_alive: bool,
     /// The request was HEAD (the backend's Content-Length is passed on).
     pub is_head: bool,

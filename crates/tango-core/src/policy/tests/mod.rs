@@ -32,7 +32,7 @@ pub(super) fn selector_with(
         &specs,
         Params {
             kind,
-            ring_points: DEFAULT_RING_POINTS,
+            ring_points: crate::config::defaults::pool::RING_POINTS,
             on_missing,
             max_load_factor,
         },

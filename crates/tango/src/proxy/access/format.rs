@@ -1,12 +1,21 @@
-//! An access log line, in either format, from one request's fields. Times are in
-//! milliseconds with three decimals (microseconds), never a float's full expansion.
+//! The access log's formats (`AccessFormat`: nginx's combined then tango's fields, or
+//! JSON) and a line in either from one request's fields. Times are in milliseconds with
+//! three decimals (microseconds), never a float's full expansion.
 
-use super::{AccessFormat, Entry};
 use serde::{Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::SystemTime;
+
+/// The access log's line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AccessFormat {
+    /// nginx's `combined` format, then tango's fields as `key=value`: readable by the
+    /// tools that read web server logs (and by `tango simulate --access-log`).
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
 
 /// The fields of one line, borrowed from the entry.
 #[derive(Serialize)]
@@ -51,11 +60,11 @@ impl std::fmt::Display for Ms {
     }
 }
 
-fn text(v: &http::HeaderValue) -> Cow<'_, str> {
+pub(super) fn text(v: &http::HeaderValue) -> Cow<'_, str> {
     String::from_utf8_lossy(v.as_bytes())
 }
 
-fn protocol(v: http::Version) -> &'static str {
+pub(super) fn protocol(v: http::Version) -> &'static str {
     match v {
         http::Version::HTTP_09 => "HTTP/0.9",
         http::Version::HTTP_10 => "HTTP/1.0",
@@ -65,46 +74,7 @@ fn protocol(v: http::Version) -> &'static str {
     }
 }
 
-/// The line for `e`, ending in a newline.
-pub(super) fn line(format: AccessFormat, e: &Entry, bytes_out: u64, now: SystemTime) -> Vec<u8> {
-    let routed = e.routed.as_ref().map(|(snap, p, b)| {
-        let pool = &snap.pools[*p].cfg;
-        let backend = b.map(|b| &pool.backends[b]);
-        (
-            pool.name.as_str(),
-            backend.map(|b| b.name.as_str()),
-            backend.map(|b| b.address.as_str()),
-        )
-    });
-    let f = Fields {
-        ts: humantime::format_rfc3339_millis(now).to_string(),
-        request_id: text(&e.request_id),
-        listener: &e.ctx.listener,
-        client: e.ctx.peer.ip(),
-        client_port: e.ctx.peer.port(),
-        method: e.method.as_str(),
-        path: e.target.as_ref().map_or("", |t| t.path()),
-        query: e.target.as_ref().and_then(|t| t.query()),
-        protocol: protocol(e.version),
-        host: e.host.as_ref().map(text),
-        status: e.status,
-        bytes_in: e
-            .bytes_in
-            .as_ref()
-            .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed)),
-        bytes_out,
-        user_agent: e.user_agent.as_ref().map(text),
-        referer: e.referer.as_ref().map(text),
-        pool: routed.map(|r| r.0),
-        backend: routed.and_then(|r| r.1),
-        backend_address: routed.and_then(|r| r.2),
-        tries: e.tries,
-        upstream_ms: e.upstream.map(|d| Ms(d.as_secs_f64() * 1000.0)),
-        total_ms: Ms(e.start.elapsed().as_secs_f64() * 1000.0),
-    };
-    render(format, &f)
-}
-
+/// The line for `f`, ending in a newline.
 pub(super) fn render(format: AccessFormat, f: &Fields<'_>) -> Vec<u8> {
     match format {
         AccessFormat::Json => {

@@ -5,11 +5,9 @@
 //! known.
 
 use super::io::{self, Limit};
-use super::request::Req;
 use super::Conn;
 use crate::proxy::bufpool::Buf;
-use crate::runtime::BackendState;
-use crate::upstream::Upstream;
+use crate::upstream::{ConnPool, Upstream};
 use std::io::{ErrorKind, IoSlice};
 use tango_core::http1::codec::{ChunkedTracker, RequestFraming, RequestHead};
 use tokio::time::Instant;
@@ -26,6 +24,8 @@ pub(super) struct BodyIn {
     spent: bool,
     /// Body bytes read (chunk data only, for a chunked body).
     bytes: u64,
+    /// The client was sent `100 Continue`.
+    continued: bool,
 }
 
 enum Framing {
@@ -65,6 +65,7 @@ impl BodyIn {
             end,
             spent: false,
             bytes,
+            continued: false,
         })
     }
 
@@ -147,21 +148,23 @@ pub(super) enum SendError {
     Upstream { timed_out: bool },
 }
 
-/// Send the request: the head in `out`, then its body.
+/// Send the request of `head` (its body followed by `body`): the head written for the
+/// backend in `out`, then the body.
 pub(super) async fn send(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    head: &RequestHead,
+    body: &mut BodyIn,
     out: &[u8],
-    up: &Upstream<&BackendState>,
+    up: &Upstream<&ConnPool>,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
-    if r.body.spent {
+    if body.spent {
         // Its bytes are gone; the retry policy never sends such a request twice.
         return Err(SendError::Upstream { timed_out: false });
     }
-    let initial = &buf[r.head.head_len..r.body.end];
-    let expect_continue = r.head.expect_continue && initial.is_empty() && !r.body.done();
+    let initial = &buf[head.head_len..body.end];
+    let expect_continue = head.expect_continue && initial.is_empty() && !body.done();
     let mut wrote = 0;
     let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
     if let Err(e) = io::write_all(&up.stream, &mut bufs, Limit::Until(deadline), &mut wrote).await {
@@ -173,10 +176,10 @@ pub(super) async fn send(
             },
         );
     }
-    if r.body.done() {
+    if body.done() {
         return Ok(Sent::Whole);
     }
-    if expect_continue && !r.sent_continue {
+    if expect_continue && !body.continued {
         // The client waits for this before it sends the body (RFC 9110 10.1.1).
         let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
         if io::write(&c.s, go_on, Limit::Stall(c.l.send_timeout))
@@ -185,9 +188,9 @@ pub(super) async fn send(
         {
             return Ok(Sent::ClientGone);
         }
-        r.sent_continue = true;
+        body.continued = true;
     }
-    stream_rest(c, buf, r, up, deadline).await
+    stream_rest(c, buf, body, up, deadline).await
 }
 
 fn upstream_error(e: &std::io::Error) -> SendError {
@@ -200,13 +203,13 @@ fn upstream_error(e: &std::io::Error) -> SendError {
 async fn stream_rest(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
-    up: &Upstream<&BackendState>,
+    body: &mut BodyIn,
+    up: &Upstream<&ConnPool>,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
     // Everything in the buffer has gone upstream (the body is not complete, so no
     // byte after it was read): from here it holds the body's next bytes.
-    r.body.spent = true;
+    body.spent = true;
     buf.clear();
     loop {
         io::grow_if_full(buf);
@@ -218,7 +221,7 @@ async fn stream_rest(
             }
             Err(_) => return Ok(Sent::ClientGone),
         }
-        let Ok(n) = r.body.take(buf) else {
+        let Ok(n) = body.take(buf) else {
             return Ok(Sent::BadBody);
         };
         if let Err(e) = io::write(&up.stream, &buf[..n], Limit::Until(deadline)).await {
@@ -226,7 +229,7 @@ async fn stream_rest(
         }
         // What follows the body (a pipelined request) stays.
         buf.drain(..n);
-        if r.body.done() {
+        if body.done() {
             return Ok(Sent::Whole);
         }
     }

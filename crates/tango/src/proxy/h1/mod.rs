@@ -21,15 +21,16 @@ pub(crate) mod io;
 
 mod body;
 mod date;
-mod prefixed;
+mod preface;
 mod request;
 mod response;
 mod view;
 
 use super::bufpool::Buf;
+use super::idle::Conns;
 use super::idle::Slot;
 use super::service::ConnCtx;
-use super::{Shutdown, Watch};
+use super::shutdown::Shutdown;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
@@ -58,6 +59,11 @@ impl Conn<'_> {
     pub(super) fn closing(&self) -> bool {
         self.slot.is_evicted() || self.shutdown.is_draining()
     }
+
+    /// How long a body may go without a byte moving, either way.
+    pub(super) fn body_stall(&self) -> std::time::Duration {
+        self.l.idle_timeout
+    }
 }
 
 /// How a run of requests ended.
@@ -79,14 +85,23 @@ enum Phase {
     H2(Buf),
 }
 
-/// Serve a plain client connection of listener `l` until it closes.
-pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>) {
+/// Serve a plain client connection of listener `l` (admitted into `slot` of `conns`)
+/// until it closes; or, when it opens with the HTTP/2 preface, give it back with the
+/// bytes read so far, for hyper.
+pub(super) async fn serve(
+    stream: TcpStream,
+    ctx: &Arc<ConnCtx>,
+    l: &Listener,
+    slot: &Arc<Slot>,
+    conns: &Conns,
+    shutdown: &Shutdown,
+) -> Option<(TcpStream, Buf)> {
     let mut c = Conn {
         s: stream,
-        ctx: &ctx,
+        ctx,
         l,
-        slot: w.slot,
-        shutdown: w.shutdown,
+        slot,
+        shutdown,
         max_head: l.max_header_bytes.max(8192),
     };
     // One timer for the connection's life, moved on (not made anew) each time it goes
@@ -97,32 +112,32 @@ pub(super) async fn serve(stream: TcpStream, ctx: Arc<ConnCtx>, l: &Listener, w:
     let mut first = true;
     loop {
         if !idle(&c, timer.as_mut()).await {
-            return;
+            return None;
         }
         let mut buf = Buf::new();
         match io::try_read(&c.s, &mut buf) {
-            Ok(0) => return,
+            Ok(0) => return None,
             Ok(_) => {}
             // Readiness can be spurious: back to waiting, for the same deadline.
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
+            Err(_) => return None,
         }
-        w.slot.enter();
+        slot.enter();
         let phase = Box::pin(busy(&mut c, buf, first)).await;
-        w.slot.leave();
+        slot.leave();
         first = false;
         match phase {
             Phase::Idle => {
-                w.conns.idle_again(w.slot);
+                conns.idle_again(slot);
                 timer.as_mut().reset(Instant::now() + l.idle_timeout);
             }
-            Phase::Close => return,
-            // Both boxed, to keep them out of the idle connection's future.
-            Phase::Linger => return Box::pin(io::linger_close(c.s)).await,
-            Phase::H2(pre) => {
-                let Conn { s, .. } = c;
-                return Box::pin(prefixed::serve_h2(s, pre, ctx.clone(), l, w)).await;
+            Phase::Close => return None,
+            // Boxed, to keep it out of the idle connection's future.
+            Phase::Linger => {
+                Box::pin(io::linger_close(c.s)).await;
+                return None;
             }
+            Phase::H2(pre) => return Some((c.s, pre)),
         }
     }
 }
@@ -153,7 +168,7 @@ async fn idle(c: &Conn<'_>, mut timer: Pin<&mut Sleep>) -> bool {
 /// it, with the buffer borrowed for the purpose.
 async fn busy(c: &mut Conn<'_>, mut buf: Buf, first: bool) -> Phase {
     if first && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
-        return match prefixed::read_preface(c, &mut buf).await {
+        return match preface::read_preface(c, &mut buf).await {
             Ok(true) => Phase::H2(buf),
             Ok(false) => serve_requests(c, &mut buf).await,
             Err(()) => Phase::Close,

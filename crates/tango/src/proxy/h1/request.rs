@@ -8,14 +8,15 @@
 //! made again from the same bytes.
 
 use super::body::{self, BodyIn};
+use super::response::{self, Answer};
 use super::view::{self, Raw};
-use super::{date, io, response, Conn, Next};
-use crate::proxy::access::{Entry, Outcome as LogOutcome};
+use super::{date, io, Conn, Next};
+use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
-use crate::proxy::exchange::{self, HeadFail, InFlight, Target};
-use crate::runtime::{BackendState, PoolRuntime, Snapshot};
-use crate::upstream::Upstream;
+use crate::proxy::exchange::{self, HeadFail, Target};
+use crate::runtime::{BackendState, InFlight, PoolRuntime, Snapshot};
+use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::http1::codec::{
@@ -42,35 +43,21 @@ impl RequestId {
 }
 
 /// A request being served.
-pub(super) struct Req {
-    pub(super) head: RequestHead,
+struct Req {
+    head: RequestHead,
     id: RequestId,
-    pub(super) body: BodyIn,
-    /// 100 Continue was sent to the client.
-    pub(super) sent_continue: bool,
+    body: BodyIn,
 }
 
 impl Req {
     /// What the response's framing depends on.
-    pub(super) fn facts(&self) -> RequestFacts {
+    fn facts(&self) -> RequestFacts {
         RequestFacts {
             is_head: self.head.method == Method::Head,
             is_connect: self.head.is_connect(),
             upgrade: self.head.upgrade.is_some(),
         }
     }
-}
-
-/// A response head from a backend, with what its body needs.
-pub(super) struct Answer<'p> {
-    pub(super) up: Upstream<&'p BackendState>,
-    /// The response head at the start, then what came after it.
-    pub(super) rbuf: Buf,
-    pub(super) head: ResponseHead,
-    /// Kept until the response (or tunnel) is over.
-    pub(super) in_flight: InFlight<&'p BackendState>,
-    /// When the head was in.
-    pub(super) at: Instant,
 }
 
 /// Serve the request at the start of `buf`. On return `buf` holds only what the client
@@ -87,24 +74,19 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         Some(s) => RequestId::Client(s),
         None => RequestId::New(view::new_request_id()),
     };
-    let entry = c.ctx.access_log.as_ref().and_then(|_| {
+    let entry = c.ctx.access_log.as_ref().map(|log| {
         let raw = Raw {
             head: &head,
             buf,
             peer: c.ctx.peer.ip(),
         };
-        Entry::from_parts(c.ctx, raw.parts(id.bytes(buf)))
+        log.entry_from_parts(&c.ctx.listener, c.ctx.peer, raw.parts(id.bytes(buf)))
     });
     let body = match BodyIn::start(&head, buf) {
         Ok(b) => b,
         Err(()) => return bad_request(c, head.version),
     };
-    let mut r = Req {
-        head,
-        id,
-        body,
-        sent_continue: false,
-    };
+    let mut r = Req { head, id, body };
     let snap = c.ctx.rt.current();
     let mut target = Target::default();
     let result = forward(c, buf, &mut r, &snap, &mut target, started).await;
@@ -114,7 +96,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, ans.at - started);
             }
-            let (next, bytes) = response::forward(c, buf, &mut r, ans).await;
+            let (next, bytes) = response::forward(c, buf, &r.head, &mut r.body, ans).await;
             (next, status, bytes)
         }
         Err(Abort::ClientGone) => (Next::Close, 499, 0),
@@ -145,7 +127,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
 
 fn client_response(pool: &PoolRuntime, backend: Option<usize>, status: u16, took: Duration) {
     let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-    crate::accounting::client_response(pool, backend, status, took);
+    crate::proxy::accounting::client_response(pool, backend, status, took);
 }
 
 /// Why a request got no answer from a backend.
@@ -247,9 +229,9 @@ async fn forward<'p>(
         target.pool = Some(route.pool);
         let pool = &snap.pools[route.pool];
         let trusted = &c.ctx.trusted_proxies;
-        let key = crate::keys::extract_view(pool, &raw, trusted);
+        let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
         if pool.cfg.hashing.is_some() {
-            crate::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
+            crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
         }
         (route.pool, key)
     };
@@ -310,7 +292,7 @@ async fn attempt<'p>(
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
     let in_flight = InFlight::new(backend);
-    let up = exchange::connect(rt, pool, i, backend, t.remaining, t.now).await?;
+    let up = exchange::connect(rt, pool, i, &backend.conns, t.remaining, t.now).await?;
     // A pooled connection is at hand at once; a new one took its time.
     let sent_at = if up.reused { t.now } else { Instant::now() };
     let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);
@@ -321,7 +303,7 @@ async fn attempt<'p>(
         request_id: r.id.bytes(buf),
     };
     write_request_head(out, &r.head, buf, &fwd);
-    match body::send(c, buf, r, out, &up, try_deadline).await {
+    match body::send(c, buf, &r.head, &mut r.body, out, &up, try_deadline).await {
         Ok(body::Sent::Whole) => {}
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
@@ -329,7 +311,7 @@ async fn attempt<'p>(
         Err(body::SendError::Upstream { timed_out }) => {
             let took = sent_at.elapsed();
             target.upstream = Some(took);
-            crate::accounting::record(rt, pool, i, None, Some(took));
+            crate::proxy::accounting::record(rt, pool, i, None, Some(took));
             return Err(if timed_out {
                 Outcome::TimedOut
             } else {
@@ -343,7 +325,7 @@ async fn attempt<'p>(
     let took = at - sent_at;
     target.upstream = Some(took);
     let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why))?;
-    crate::accounting::record(rt, pool, i, Some(head.status), Some(took));
+    crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     Ok(Tried::Answer(Answer {
         up,
         rbuf,
@@ -358,7 +340,7 @@ async fn attempt<'p>(
 async fn read_response(
     c: &mut Conn<'_>,
     r: &Req,
-    up: &Upstream<&BackendState>,
+    up: &Upstream<&ConnPool>,
     rbuf: &mut Buf,
     deadline: Instant,
 ) -> Result<ResponseHead, HeadFail> {
@@ -368,13 +350,8 @@ async fn read_response(
             return Ok(head);
         }
         if head.status != 100 {
-            response::interim(c, r, &head, rbuf).await;
+            response::interim(c, &r.head, &head, rbuf).await;
         }
         rbuf.drain(..head.head_len);
     }
-}
-
-/// How long an upstream or client body may go without a byte moving.
-pub(super) fn body_stall(c: &Conn<'_>) -> Duration {
-    c.l.idle_timeout
 }

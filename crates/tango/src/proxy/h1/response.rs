@@ -7,26 +7,40 @@
 //! tango never holds more of a response than one buffer. A `101` (or a `2xx` to CONNECT)
 //! turns the two connections into a tunnel.
 
+use super::body::BodyIn;
 use super::io::{self, Limit};
-use super::request::{body_stall, Answer, Req};
 use super::{date, Conn, Next};
 use crate::proxy::bufpool::Buf;
 use crate::proxy::conn_io::ConnIo;
-use crate::runtime::BackendState;
-use crate::upstream::Upstream;
+use crate::runtime::{BackendState, InFlight};
+use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
 use tango_core::http1::codec::{
-    write_response_head, BodyPlan, ChunkPrefix, ChunkedTracker, ClientFacts, Method, ResponseHead,
-    ResponsePlan, LAST_CHUNK,
+    write_response_head, BodyPlan, ChunkPrefix, ChunkedTracker, ClientFacts, Method, RequestHead,
+    ResponseHead, ResponsePlan, LAST_CHUNK,
 };
 use tokio::time::Instant;
 
-/// Forward the response of `ans` to the client. Returns what the connection does next
-/// and how many body bytes the client was sent.
+/// A response head from a backend, with what its body needs.
+pub(super) struct Answer<'p> {
+    pub(super) up: Upstream<&'p ConnPool>,
+    /// The response head at the start, then what came after it.
+    pub(super) rbuf: Buf,
+    pub(super) head: ResponseHead,
+    /// Kept until the response (or tunnel) is over.
+    pub(super) in_flight: InFlight<&'p BackendState>,
+    /// When the head was in.
+    pub(super) at: Instant,
+}
+
+/// Forward the response of `ans` to the client of the request `req` (whose body is
+/// `body`). Returns what the connection does next and how many body bytes the client
+/// was sent.
 pub(super) async fn forward(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    req: &RequestHead,
+    body: &mut BodyIn,
     ans: Answer<'_>,
 ) -> (Next, u64) {
     let Answer {
@@ -37,14 +51,14 @@ pub(super) async fn forward(
         at,
     } = ans;
     let client = ClientFacts {
-        version: r.head.version,
-        keep_alive: r.head.keep_alive && r.body.done() && !c.closing(),
-        is_head: r.head.method == Method::Head,
+        version: req.version,
+        keep_alive: req.keep_alive && body.done() && !c.closing(),
+        is_head: req.method == Method::Head,
     };
     let mut out = Buf::new();
     let plan = write_head(&mut out, &head, &rbuf, client);
     if plan.body == BodyPlan::Tunnel {
-        let next = tunnel(c, buf, r, up, &rbuf[head.head_len..], &out).await;
+        let next = tunnel(c, buf, body, up, &rbuf[head.head_len..], &out).await;
         drop(in_flight);
         return (next, 0);
     }
@@ -82,11 +96,11 @@ fn write_head(
     }
 }
 
-/// Pass an interim (1xx) response on to the client (HTTP/1.1 clients only).
-pub(super) async fn interim(c: &mut Conn<'_>, r: &Req, head: &ResponseHead, rbuf: &[u8]) {
+/// Pass an interim (1xx) response on to the client of `req` (HTTP/1.1 clients only).
+pub(super) async fn interim(c: &Conn<'_>, req: &RequestHead, head: &ResponseHead, rbuf: &[u8]) {
     let client = ClientFacts {
-        version: r.head.version,
-        keep_alive: r.head.keep_alive,
+        version: req.version,
+        keep_alive: req.keep_alive,
         is_head: false,
     };
     let mut out = Vec::with_capacity(head.head_len + 64);
@@ -111,7 +125,7 @@ struct End {
 /// response could not be delivered whole.
 async fn relay(
     c: &Conn<'_>,
-    up: &Upstream<&BackendState>,
+    up: &Upstream<&ConnPool>,
     rbuf: &mut Buf,
     at: usize,
     plan: BodyPlan,
@@ -145,7 +159,7 @@ async fn relay(
 /// A response body moving from the backend to the client.
 struct Flow<'a, 'c> {
     c: &'a Conn<'c>,
-    up: &'a Upstream<&'a BackendState>,
+    up: &'a Upstream<&'a ConnPool>,
     rbuf: &'a mut Buf,
     bytes: u64,
 }
@@ -168,7 +182,7 @@ impl Flow<'_, '_> {
     /// end of the stream). `Err` when the backend fails or stalls.
     async fn read(&mut self) -> Result<usize, u64> {
         self.rbuf.clear();
-        let limit = Limit::Stall(body_stall(self.c));
+        let limit = Limit::Stall(self.c.body_stall());
         io::read(&self.up.stream, self.rbuf, limit)
             .await
             .map_err(|_| self.bytes)
@@ -283,8 +297,8 @@ impl Flow<'_, '_> {
 async fn tunnel(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
-    mut up: Upstream<&BackendState>,
+    body: &mut BodyIn,
+    mut up: Upstream<&ConnPool>,
     early: &[u8],
     out: &[u8],
 ) -> Next {
@@ -297,13 +311,13 @@ async fn tunnel(
         return Next::Close;
     }
     // What the client sent after its request already belongs to the new protocol.
-    r.body.finish(buf);
-    let stall = Limit::Stall(body_stall(c));
+    body.finish(buf);
+    let stall = Limit::Stall(c.body_stall());
     if io::write(&up.stream, buf, stall).await.is_err() {
         return Next::Close;
     }
     buf.clear();
-    let mut stop = c.shutdown.subscribe_public();
+    let mut stop = c.shutdown.subscribe();
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut client, &mut up.stream) => {

@@ -39,22 +39,9 @@ async fn a_dead_backend_is_logged_once_a_second_with_the_count_left_out() {
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (sent, stop, url) = (sent.clone(), stop.clone(), t.url("/"));
-        load.push(tokio::spawn(async move {
-            let c = client();
-            // Bounded: 20,000 requests per task, or until told to stop.
-            for _ in 0..20_000 {
-                if stop.load(Relaxed) {
-                    break;
-                }
-                let (s, _) = get(&c, &url).await;
-                assert_eq!(s, 502);
-                sent.fetch_add(1, Relaxed);
-            }
-        }));
-    }
+    let load: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(requests(t.url("/"), sent.clone(), stop.clone())))
+        .collect();
     // The event awaited: a line that reports failures left out (a second has passed
     // since the first line). 15 s bounds the test only.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -99,12 +86,31 @@ async fn a_dead_backend_is_logged_once_a_second_with_the_count_left_out() {
         lines.len()
     );
     assert!(sent > lines.len() as u64 * 10, "the load ran: {sent}");
+    every_line_after_the_first_carries_its_count(&t, &lines);
+}
+
+/// Requests to the dead backend, each answered 502, counted in `sent`: 20,000 at most,
+/// or until `stop`.
+async fn requests(url: String, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let c = client();
+    for _ in 0..20_000 {
+        if stop.load(Relaxed) {
+            break;
+        }
+        let (s, _) = get(&c, &url).await;
+        assert_eq!(s, 502);
+        sent.fetch_add(1, Relaxed);
+    }
+}
+
+/// The first line is a plain failure; every later line carries its count: a failure
+/// line (with its error) or, when the upkeep got there first, a report of the count
+/// alone.
+fn every_line_after_the_first_carries_its_count(t: &Tango, lines: &[Value]) {
     let first = &lines[0];
     assert_eq!(first["message"], "upstream connect failed");
     assert_eq!(first["suppressed"], 0);
     assert_eq!(first["pool"], "p");
-    // Every later line carries its count: a failure line (with its error) or, when the
-    // upkeep got there first, a report of the count alone.
     let counted: Vec<&Value> = lines
         .iter()
         .filter(|l| l["suppressed"].as_u64() > Some(0))

@@ -26,68 +26,10 @@ async fn a_killed_backend_with_retries_is_an_incident_clients_never_saw_until_it
     let addr = bs[1].addr;
     bs[1].kill().await;
 
-    // Opened on b2 and, once the health checks agree, b2 is down in it.
-    let i = wait_incident(
-        &t,
-        Duration::from_secs(30),
-        "an incident with b2 down",
-        |i| {
-            i["headline"] == "b2"
-                && i["down"] == serde_json::json!(["b2"])
-                && i["resolved_ms"].is_null()
-        },
-    )
-    .await;
+    let i = b2_is_down_in_an_incident(&t).await;
+    no_client_saw_an_error(&t, &i).await;
     let id = i["id"].as_str().unwrap().to_string();
-    let errors: Vec<&Value> = i["signals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["evidence"]["kind"] == "errors")
-        .collect();
-    assert_eq!(errors.len(), 1, "b2's failed tries are a signal: {i:#}");
-    let e = &errors[0]["evidence"];
-    assert_eq!(
-        (&e["backend"], &e["client_errors"]),
-        (&"b2".into(), &0.into()),
-        "{i:#}"
-    );
-    assert!(
-        e["observed"].as_f64().unwrap() > 0.9,
-        "b2's tries failed: {i:#}"
-    );
-    // What the log said, and the API says: no client saw an error.
-    let lines: Vec<Value> = alert_lines(&t)
-        .into_iter()
-        .filter(|l| l["backend"] == "b2")
-        .collect();
-    assert_eq!(lines.len(), 1, "{lines:#?}");
-    let said = lines[0]["message"].as_str().unwrap();
-    assert!(said.starts_with("ALERT b2 "), "{said}");
-    let api = admin_get(&t, "/api/v1/alerts").await.to_string();
-    assert!(
-        !said.contains("returned") && !api.contains("returned"),
-        "{said}\n{api}"
-    );
-    if i["kind"] == "errors" {
-        assert!(
-            said.contains(", each retried on another backend: clients saw no error from it; "),
-            "{said}"
-        );
-    }
-
-    // Down for a while: no request reaches b2, its error signal may end, the incident
-    // does not.
-    load.wait_answered(load.answered() + 1600).await;
-    let v = admin_get(&t, "/api/v1/alerts").await;
-    let still: Vec<&Value> = v["open"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["id"] == id.as_str())
-        .collect();
-    assert_eq!(still.len(), 1, "{v:#}");
-    assert_eq!(still[0]["down"], serde_json::json!(["b2"]));
+    it_stays_open_while_b2_is_down(&t, &load, &id).await;
 
     // Back on the same address: healthy again, and the incident ends.
     let _back = Backend::start_at("b2", addr).await;
@@ -110,7 +52,84 @@ async fn a_killed_backend_with_retries_is_an_incident_clients_never_saw_until_it
         done["down"].as_array().is_none_or(|d| d.is_empty()),
         "{done:#}"
     );
-    let events = journal_file(state.path());
+    the_incident_ends_after_b2_is_healthy(state.path(), &id);
+}
+
+/// Opened on b2 and, once the health checks agree, b2 is down in it; b2's failed tries
+/// are a signal, and no client saw them.
+async fn b2_is_down_in_an_incident(t: &Tango) -> Value {
+    let i = wait_incident(
+        t,
+        Duration::from_secs(30),
+        "an incident with b2 down",
+        |i| {
+            i["headline"] == "b2"
+                && i["down"] == serde_json::json!(["b2"])
+                && i["resolved_ms"].is_null()
+        },
+    )
+    .await;
+    let errors: Vec<&Value> = i["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["evidence"]["kind"] == "errors")
+        .collect();
+    assert_eq!(errors.len(), 1, "b2's failed tries are a signal: {i:#}");
+    let e = &errors[0]["evidence"];
+    assert_eq!(
+        (&e["backend"], &e["client_errors"]),
+        (&"b2".into(), &0.into()),
+        "{i:#}"
+    );
+    assert!(
+        e["observed"].as_f64().unwrap() > 0.9,
+        "b2's tries failed: {i:#}"
+    );
+    i
+}
+
+/// What the log said, and the API says: no client saw an error.
+async fn no_client_saw_an_error(t: &Tango, i: &Value) {
+    let lines: Vec<Value> = alert_lines(t)
+        .into_iter()
+        .filter(|l| l["backend"] == "b2")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let said = lines[0]["message"].as_str().unwrap();
+    assert!(said.starts_with("ALERT b2 "), "{said}");
+    let api = admin_get(t, "/api/v1/alerts").await.to_string();
+    assert!(
+        !said.contains("returned") && !api.contains("returned"),
+        "{said}\n{api}"
+    );
+    if i["kind"] == "errors" {
+        assert!(
+            said.contains(", each retried on another backend: clients saw no error from it; "),
+            "{said}"
+        );
+    }
+}
+
+/// Down for a while: no request reaches b2, its error signal may end, the incident
+/// does not.
+async fn it_stays_open_while_b2_is_down(t: &Tango, load: &Load, id: &str) {
+    load.wait_answered(load.answered() + 1600).await;
+    let v = admin_get(t, "/api/v1/alerts").await;
+    let still: Vec<&Value> = v["open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["id"] == id)
+        .collect();
+    assert_eq!(still.len(), 1, "{v:#}");
+    assert_eq!(still[0]["down"], serde_json::json!(["b2"]));
+}
+
+/// In the journal (in `state`), b2's recovery comes between the incident's opening and
+/// its resolution.
+fn the_incident_ends_after_b2_is_healthy(state: &std::path::Path, id: &str) {
+    let events = journal_file(state);
     let at = |f: &dyn Fn(&Value) -> bool| {
         events
             .iter()
@@ -122,8 +141,8 @@ async fn a_killed_backend_with_retries_is_an_incident_clients_never_saw_until_it
             e["type"] == "health_transition" && e["backend"] == "b2" && e["healthy"] == up
         }
     };
-    let opened = at(&|e| e["type"] == "incident_opened" && e["incident"]["id"] == id.as_str());
-    let resolved = at(&|e| e["type"] == "incident_resolved" && e["incident"]["id"] == id.as_str());
+    let opened = at(&|e| e["type"] == "incident_opened" && e["incident"]["id"] == id);
+    let resolved = at(&|e| e["type"] == "incident_resolved" && e["incident"]["id"] == id);
     assert!(
         opened < at(&health(true)) && at(&health(true)) < resolved,
         "{events:#?}"

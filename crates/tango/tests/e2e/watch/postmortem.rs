@@ -4,6 +4,7 @@
 //! running instance and from the journal file alike, in Markdown that parses.
 
 use super::harness::*;
+use crate::backend::Backend;
 use crate::support::*;
 use pulldown_cmark::{Event as Md, Options, Parser, Tag, TagEnd};
 use std::sync::atomic::Ordering::Relaxed;
@@ -66,25 +67,7 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
     let load = Load::start(t.url("/"), 400, None);
     // Twelve seconds of normal traffic: a journaled summary knows the pool's normal p99.
     load.wait_answered(4800).await;
-    bs[2].state.fail_status.store(500, Relaxed);
-    let i = wait_incident(
-        &t,
-        Duration::from_secs(15),
-        "an incident on b3",
-        open_on("b3", "errors"),
-    )
-    .await;
-    // b3 fails for about 25 s in all, then recovers.
-    load.wait_answered(load.answered() + 9000).await;
-    bs[2].state.fail_status.store(0, Relaxed);
-    let id = i["id"].as_str().unwrap().to_string();
-    let done = wait_incident(
-        &t,
-        Duration::from_secs(30),
-        "the incident to resolve",
-        |x| x["id"] == id.as_str() && !x["resolved_ms"].is_null(),
-    )
-    .await;
+    let done = b3_fails_for_a_while(&t, &bs, &load).await;
     // Traffic goes on until a summary past the resolution is journaled.
     let (onset, end) = (
         done["onset_ms"].as_u64().unwrap(),
@@ -104,20 +87,50 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         "the window is not the whole run"
     );
 
+    let id = done["id"].as_str().unwrap();
+    let md = drafts(&t, state.path(), onset, end, id);
+    the_draft_counts_as_the_clients_did(&md, counted, failed);
+    eprintln!("{md}");
+}
+
+/// b3 answers 500 for about 25 s in all, then recovers; returns its incident once
+/// resolved.
+async fn b3_fails_for_a_while(t: &Tango, bs: &[Backend], load: &Load) -> serde_json::Value {
+    bs[2].state.fail_status.store(500, Relaxed);
+    let i = wait_incident(
+        t,
+        Duration::from_secs(15),
+        "an incident on b3",
+        open_on("b3", "errors"),
+    )
+    .await;
+    load.wait_answered(load.answered() + 9000).await;
+    bs[2].state.fail_status.store(0, Relaxed);
+    let id = i["id"].as_str().unwrap().to_string();
+    let done = wait_incident(t, Duration::from_secs(30), "the incident to resolve", |x| {
+        x["id"] == id.as_str() && !x["resolved_ms"].is_null()
+    })
+    .await;
+    done
+}
+
+/// The draft for the incident's period, from the running instance and from the journal
+/// file (in `state`), which must be the same.
+fn drafts(t: &Tango, state: &std::path::Path, onset: u64, end: u64, id: &str) -> String {
     let period = [
         "--from".to_string(),
         (onset - 60_000).to_string(),
         "--to".to_string(),
         (end + 5_000).to_string(),
         "--incident".to_string(),
-        id.clone(),
+        id.to_string(),
     ];
     let config = t.config.to_str().unwrap().to_string();
     let admin = format!("http://{}", t.admin);
     let mut live_args = vec!["postmortem", "--admin", &admin, "--config", &config];
     live_args.extend(period.iter().map(String::as_str));
     let live = tango(&live_args);
-    let journal = state.path().join("journal.jsonl");
+    let journal = state.join("journal.jsonl");
     let mut file_args = vec![
         "postmortem",
         "--journal",
@@ -131,10 +144,15 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         live, from_file,
         "the same draft from the API and from the file"
     );
+    from_file
+}
 
-    let md = from_file;
-    let requests = figure(&md, "- Requests answered to pool p's clients: ");
-    let errors = figure(&md, "  - failed as clients saw them: ");
+/// The draft's impact over the window agrees with what the clients counted (`counted`
+/// answers, `failed` of them failures) within 10%, and it is plain Markdown with the
+/// review's headings.
+fn the_draft_counts_as_the_clients_did(md: &str, counted: u64, failed: u64) {
+    let requests = figure(md, "- Requests answered to pool p's clients: ");
+    let errors = figure(md, "  - failed as clients saw them: ");
     let near = |got: u64, want: u64| got.abs_diff(want) * 10 <= want;
     assert!(
         near(requests, counted),
@@ -145,7 +163,7 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         "errors {errors} vs {failed} counted:\n{md}"
     );
     // Affected: the failures and the answers slower than the pool's normal p99.
-    assert!(figure(&md, "- Requests affected: ") >= errors, "{md}");
+    assert!(figure(md, "- Requests affected: ") >= errors, "{md}");
     assert_eq!(
         md.lines()
             .filter(|l| l.starts_with("  - answered slower than the pool's normal p99 ("))
@@ -153,7 +171,7 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         1,
         "a normal p99 was journaled before the onset:\n{md}"
     );
-    let (headings, odd) = markdown(&md);
+    let (headings, odd) = markdown(md);
     assert_eq!(
         headings,
         [
@@ -167,5 +185,4 @@ async fn the_postmortem_counts_the_incident_window_as_the_clients_did() {
         "{md}"
     );
     assert_eq!(odd, Vec::<String>::new(), "{md}");
-    eprintln!("{md}");
 }

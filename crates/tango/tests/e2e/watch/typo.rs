@@ -25,15 +25,6 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
     let load = Load::start(t.url("/"), 500, None);
     load.wait_answered(2000).await;
     let v = admin_get(&t, "/api/v1/alerts").await;
-    let skewed = |v: &Value| -> Vec<Value> {
-        v["recent"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|i| share(&i["kind"]))
-            .cloned()
-            .collect()
-    };
     assert_eq!(
         skewed(&v),
         Vec::<Value>::new(),
@@ -42,11 +33,39 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
 
     // The typo ships.
     t.write_config(&c(10));
+    let (id, sentence) = one_incident_opens_on_b2(&t).await;
+
+    it_is_delivered_once(&hook, &am, &id, &sentence).await;
+
+    // Reverting clears it.
+    t.write_config(&c(1));
+    let done = reverting_clears_it(&t, load, &hook, &id).await;
+
+    the_log_said_it_once(&t, &id, &sentence);
+    the_journal_tells_it_in_order(state.path(), &id, &done);
+    the_timeline_and_the_postmortem_say_the_same(state.path(), &id, &sentence);
+}
+
+/// The recent incidents about shares.
+fn skewed(v: &Value) -> Vec<Value> {
+    v["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| share(&i["kind"]))
+        .cloned()
+        .collect()
+}
+
+/// Reloaded with the typo, one incident opens, headed by b2's over-share, blamed on the
+/// reload in one sentence, with the others' under-shares inside it (not incidents of
+/// their own). Returns its id and sentence.
+async fn one_incident_opens_on_b2(t: &Tango) -> (String, String) {
     let reloaded = Instant::now();
-    let (s, r) = admin_post(&t, "/api/v1/reload").await;
+    let (s, r) = admin_post(t, "/api/v1/reload").await;
     assert_eq!((s, r["generation"].as_u64()), (200, Some(2)), "{r}");
     let i = wait_incident(
-        &t,
+        t,
         Duration::from_secs(10),
         "an incident on b2",
         open_on("b2", "over_share"),
@@ -76,7 +95,6 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
     );
     assert_eq!(sentence, want);
     assert!(head["ratio"].as_f64().unwrap() > 2.0, "{i:#}");
-    // The others' under-shares are inside it, not incidents of their own.
     let backends: BTreeSet<&str> = i["signals"]
         .as_array()
         .unwrap()
@@ -84,18 +102,15 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
         .map(|s| s["evidence"]["backend"].as_str().unwrap())
         .collect();
     assert!(backends.contains("b2") && backends.len() >= 2, "{i:#}");
+    (id, sentence)
+}
 
-    // Delivered once, under its id: the webhook, and a real Alertmanager.
+/// Delivered once, under its id: the webhook, and a real Alertmanager.
+async fn it_is_delivered_once(hook: &Receiver, am: &Alertmanager, id: &str, sentence: &str) {
     wait_until(
         Duration::from_secs(10),
         "the webhook to get the incident",
-        || {
-            hook.bodies
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|b| b["id"] == id.as_str())
-        },
+        || hook.bodies.lock().unwrap().iter().any(|b| b["id"] == id),
     )
     .await;
     let first = hook
@@ -108,11 +123,7 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
         .clone();
     assert_eq!(
         (&first["status"], &first["headline"], &first["summary"]),
-        (
-            &"firing".into(),
-            &"b2".into(),
-            &Value::from(sentence.as_str())
-        )
+        (&"firing".into(), &"b2".into(), &Value::from(sentence))
     );
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -127,25 +138,24 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
         if !ours.is_empty() {
             assert_eq!(ours.len(), 1, "one alert per incident: {body}");
             assert_eq!(ours[0]["labels"]["alertname"], "TangoIncident");
-            assert_eq!(ours[0]["labels"]["incident"], id.as_str());
+            assert_eq!(ours[0]["labels"]["incident"], id);
             assert_eq!(ours[0]["annotations"]["headline"], "b2");
-            assert_eq!(ours[0]["annotations"]["summary"], sentence.as_str());
+            assert_eq!(ours[0]["annotations"]["summary"], sentence);
             break;
         }
         assert!(Instant::now() < end, "Alertmanager never showed the alert");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    // Reverting clears it.
-    t.write_config(&c(1));
-    let (s, _) = admin_post(&t, "/api/v1/reload").await;
+/// Reverting (the file is already written back) clears it: resolved in the API, and
+/// sent resolved, under the same id and no other. Returns the resolved incident.
+async fn reverting_clears_it(t: &Tango, load: Load, hook: &Receiver, id: &str) -> Value {
+    let (s, _) = admin_post(t, "/api/v1/reload").await;
     assert_eq!(s, 200);
-    let done = wait_incident(
-        &t,
-        Duration::from_secs(45),
-        "the incident to resolve",
-        |x| x["id"] == id.as_str() && !x["resolved_ms"].is_null(),
-    )
+    let done = wait_incident(t, Duration::from_secs(45), "the incident to resolve", |x| {
+        x["id"] == id && !x["resolved_ms"].is_null()
+    })
     .await;
     let answers = load.stop().await;
     assert!(answers.len() > 2000, "the load ran: {}", answers.len());
@@ -166,22 +176,21 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
         .lock()
         .unwrap()
         .iter()
-        .filter(|b| b["pool"] == "p" && (b["id"] == id.as_str() || share(&b["kind"])))
+        .filter(|b| b["pool"] == "p" && (b["id"] == id || share(&b["kind"])))
         .cloned()
         .collect();
     let ids: BTreeSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, BTreeSet::from([id.as_str()]), "{bodies:#?}");
+    assert_eq!(ids, BTreeSet::from([id]), "{bodies:#?}");
     assert_eq!(bodies.last().unwrap()["status"], "resolved");
-    let v = admin_get(&t, "/api/v1/alerts").await;
+    let v = admin_get(t, "/api/v1/alerts").await;
     assert_eq!(skewed(&v).len(), 1, "{v:#}");
-    assert!(v["open"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|i| i["id"] != id.as_str()));
+    assert!(v["open"].as_array().unwrap().iter().all(|i| i["id"] != id));
+    done
+}
 
-    // One line in the log said it, with the same sentence.
-    let lines: Vec<Value> = alert_lines(&t)
+/// One line in the log said it, with the same sentence.
+fn the_log_said_it_once(t: &Tango, id: &str, sentence: &str) {
+    let lines: Vec<Value> = alert_lines(t)
         .into_iter()
         .filter(|l| share(&l["kind"]))
         .collect();
@@ -189,11 +198,14 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
     assert_eq!(lines[0]["message"], format!("ALERT {sentence}"));
     assert_eq!(
         (&lines[0]["incident"], &lines[0]["backend"]),
-        (&Value::from(id.as_str()), &"b2".into())
+        (&Value::from(id), &"b2".into())
     );
+}
 
-    // The journal tells the story in order; each signal is kept there as evidence.
-    let events = journal_file(state.path());
+/// The journal (in `state`) tells the story in order; each signal is kept there as
+/// evidence.
+fn the_journal_tells_it_in_order(state: &std::path::Path, id: &str, done: &Value) {
+    let events = journal_file(state);
     let pos = |f: &dyn Fn(&Value) -> bool| {
         events
             .iter()
@@ -201,8 +213,8 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
             .unwrap_or_else(|| panic!("missing event in {events:#?}"))
     };
     let applied = |g: u64| move |e: &Value| e["type"] == "config_applied" && e["generation"] == g;
-    let opened = pos(&|e| e["type"] == "incident_opened" && e["incident"]["id"] == id.as_str());
-    let resolved = pos(&|e| e["type"] == "incident_resolved" && e["incident"]["id"] == id.as_str());
+    let opened = pos(&|e| e["type"] == "incident_opened" && e["incident"]["id"] == id);
+    let resolved = pos(&|e| e["type"] == "incident_resolved" && e["incident"]["id"] == id);
     assert!(
         pos(&applied(1)) < pos(&applied(2)) && pos(&applied(2)) < opened,
         "{events:#?}"
@@ -231,9 +243,12 @@ async fn one_typo_is_one_incident_named_attributed_delivered_once_and_cleared() 
         done["resolved_ms"],
         events[resolved]["incident"]["resolved_ms"]
     );
+}
 
-    // The timeline and the post-mortem drafted from the file say the same.
-    let journal = state.path().join("journal.jsonl");
+/// The timeline and the post-mortem drafted from the journal file (in `state`) say the
+/// same.
+fn the_timeline_and_the_postmortem_say_the_same(state: &std::path::Path, id: &str, sentence: &str) {
+    let journal = state.join("journal.jsonl");
     let journal = journal.to_str().unwrap();
     let timeline = tango(&["timeline", "--journal", journal]);
     let told = format!("INCIDENT {id} opened: {sentence}");

@@ -1,0 +1,372 @@
+//! The reload path: `Control` owns the configuration in force and applies a new file
+//! (SIGHUP, `tango reload`, `POST /api/v1/reload`) whole or not at all, one at a time:
+//! read and validate it, have the reload guard judge it, bind any new listener, build
+//! and swap in the new snapshot, journal what changed, and arm the canary. When the
+//! watch reports an alert the canary blames on the reload, `Control` rolls it back.
+
+use crate::control::canary::{self, Armed, Previous};
+use crate::control::guard::{Outcome, Verdict};
+use crate::control::watch::state::WatchState;
+use crate::journal::Sink;
+use crate::proxy::listener::Listeners;
+use crate::runtime::{Runtime, Snapshot};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use tango_core::config;
+use tango_core::detector::Evidence;
+use tango_core::guard::canary::Canary;
+use tango_core::guard::{Judgement, Overrides};
+use tango_core::journal::{summarize_changes, ConfigSource, EventKind, SuspectedCause};
+use tokio::sync::Mutex;
+
+/// Where a reload request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReloadSource {
+    Sighup,
+    Api,
+}
+
+impl ReloadSource {
+    fn journal(self) -> ConfigSource {
+        match self {
+            ReloadSource::Sighup => ConfigSource::Sighup,
+            ReloadSource::Api => ConfigSource::Api,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ReloadSource::Sighup => "sighup",
+            ReloadSource::Api => "api",
+        }
+    }
+}
+
+/// Reload outcome counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct ReloadStats {
+    pub(crate) ok: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    /// Refused by the reload guard.
+    pub(crate) refused: AtomicU64,
+    /// Rolled back by their canary.
+    pub(crate) rollbacks: AtomicU64,
+}
+
+/// Owns the configuration lifecycle: applying a new file, refusing it, or rolling it
+/// back.
+pub(crate) struct Control {
+    pub(crate) rt: Arc<Runtime>,
+    pub(crate) path: PathBuf,
+    listeners: Mutex<Listeners>,
+    pub(crate) reloads: Arc<ReloadStats>,
+    pub(crate) journal: Sink,
+    pub(crate) watch: Arc<WatchState>,
+    /// The last applied reload's canary, until its window closes or it blames an alert
+    /// on the reload.
+    canary: canary::Slot,
+}
+
+impl Control {
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        path: PathBuf,
+        listeners: Listeners,
+        journal: Sink,
+        watch: Arc<WatchState>,
+    ) -> Arc<Self> {
+        Arc::new(Control {
+            rt,
+            path,
+            listeners: Mutex::new(listeners),
+            reloads: Arc::new(ReloadStats::default()),
+            journal,
+            watch,
+            canary: canary::Slot::default(),
+        })
+    }
+
+    /// Re-read the file; apply it whole or change nothing. The checklist runs on it, and
+    /// the reload guard judges it (see `guard.rs`). Either way the journal records it.
+    pub(crate) async fn reload(self: &Arc<Self>, source: ReloadSource, o: Overrides) -> Outcome {
+        let mut listeners = self.listeners.lock().await;
+        let out = self.try_reload(&mut listeners, source, &o).await;
+        let (findings, predicted) = match &out.judgement {
+            Some(j) => (j.finding_records(), j.predicted()),
+            None => (Vec::new(), Vec::new()),
+        };
+        match out.verdict {
+            Verdict::Applied => {
+                self.reloads.ok.fetch_add(1, Relaxed);
+                tracing::info!(
+                    generation = out.generation,
+                    source = source.as_str(),
+                    "configuration applied"
+                );
+                return out;
+            }
+            Verdict::Rejected => {
+                self.reloads.rejected.fetch_add(1, Relaxed);
+                tracing::error!(
+                    source = source.as_str(),
+                    problems = out.errors.len(),
+                    errors = %one_line_errors(&out.errors),
+                    "configuration rejected; the previous one keeps serving"
+                );
+            }
+            Verdict::Refused => {
+                self.reloads.refused.fetch_add(1, Relaxed);
+                let steps = out
+                    .judgement
+                    .as_ref()
+                    .map(|j| j.next_steps())
+                    .unwrap_or_default();
+                tracing::error!(
+                    source = source.as_str(),
+                    generation = out.generation,
+                    errors = %one_line_errors(&out.errors),
+                    to_proceed = %steps.join("; "),
+                    "reload refused by the guard; generation {} keeps serving",
+                    out.generation
+                );
+            }
+        }
+        self.journal.record(EventKind::ConfigRejected {
+            source: source.journal(),
+            errors: out.errors.clone(),
+            findings,
+            predicted,
+        });
+        out
+    }
+
+    async fn try_reload(
+        self: &Arc<Self>,
+        listeners: &mut Listeners,
+        source: ReloadSource,
+        o: &Overrides,
+    ) -> Outcome {
+        let old = self.rt.snapshot.load_full();
+        let (loaded, j) = match self.judge(&old, o).await {
+            Ok(x) => x,
+            Err(errors) => return Outcome::rejected(old.generation, errors),
+        };
+        crate::control::guard::log_findings(&j.finding_records());
+        if j.refused() {
+            return Outcome::refused(old.generation, j);
+        }
+        let hash = content_hash(&loaded.source.text);
+        let new = loaded.config;
+        if new.admin != old.config.admin {
+            tracing::warn!("changes to [admin] take effect on restart");
+        }
+        let bound = match listeners.prepare(&new).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::rejected(old.generation, vec![format!("{e:#}")]),
+        };
+        let generation = old.generation + 1;
+        let changes = summarize_changes(&old.config, &new);
+        let snap = self.rt.build(new, &loaded.source.text, generation);
+        let canary = self.arm_canary(&old, &j, generation);
+        let cfg = snap.config.clone();
+        self.rt.snapshot.store(Arc::new(snap));
+        listeners.commit(&cfg, bound);
+        self.journal.set_generation(generation);
+        for c in &changes {
+            tracing::info!(generation, "change: {}", c.describe());
+        }
+        for line in j.overrides() {
+            tracing::warn!(generation, "override: {line}");
+        }
+        self.journal.record(EventKind::ConfigApplied {
+            content_hash: hash,
+            source: source.journal(),
+            changes,
+            findings: j.finding_records(),
+            predicted: j.predicted(),
+            overrides: j.overrides(),
+        });
+        Outcome {
+            verdict: Verdict::Applied,
+            generation,
+            errors: Vec::new(),
+            judgement: Some(j),
+            canary,
+        }
+    }
+
+    /// Read the file and judge it against the configuration in force, off the async
+    /// threads (the prediction simulates). Errors: the file's problems.
+    async fn judge(
+        &self,
+        old: &Snapshot,
+        o: &Overrides,
+    ) -> Result<(tango_core::config::Loaded, Judgement), Vec<String>> {
+        let path = self.path.clone();
+        let live_text = old.text.clone();
+        let settings = old.config.guard.clone();
+        let observed = crate::control::guard::observed(&self.rt, &self.watch);
+        let o = o.clone();
+        tokio::task::spawn_blocking(move || {
+            let new = config::load(&path).map_err(|e| match e.source() {
+                Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
+                None => vec![e.render()],
+            })?;
+            let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let live = config::parse(
+                &path.display().to_string(),
+                &live_text,
+                base.unwrap_or(std::path::Path::new(".")),
+            )
+            .map_err(|e| vec![format!("the configuration in force no longer reads: {e}")])?;
+            let j = tango_core::guard::judge(tango_core::guard::Input {
+                live: &live,
+                new: &new,
+                settings: &settings,
+                overrides: &o,
+                observed: &observed,
+            });
+            Ok((new, j))
+        })
+        .await
+        .map_err(|e| vec![format!("reload task failed: {e}")])?
+    }
+
+    /// Tell the watch the split to expect, and arm the canary over the changed pools
+    /// (with the settings in force before the reload).
+    fn arm_canary(
+        self: &Arc<Self>,
+        old: &Snapshot,
+        j: &Judgement,
+        generation: u64,
+    ) -> Option<Canary> {
+        let expected = j.expectations();
+        let restore: Vec<_> = j
+            .pools
+            .iter()
+            .filter(|p| expected.iter().any(|(e, _)| *e == p.pool))
+            .map(|p| {
+                let shares = p
+                    .backends
+                    .iter()
+                    .filter_map(|b| Some((b.name.clone(), b.old_pct? / 100.0)))
+                    .collect();
+                (p.pool.clone(), shares)
+            })
+            .collect();
+        let changed: Vec<String> = j.scope.iter().map(|p| p.pool.clone()).collect();
+        self.watch.expect(generation, expected, &changed);
+        let g = &old.config.guard;
+        if !g.rollback || j.scope.is_empty() {
+            return None;
+        }
+        let window_ms = g.canary.as_millis() as u64;
+        let canary = Canary {
+            generation,
+            until_ms: crate::journal::unix_ms() + window_ms,
+            pools: j.scope.clone(),
+        };
+        self.canary.arm(Armed {
+            canary: canary.clone(),
+            window_ms,
+            previous: Previous {
+                config: old.config.clone(),
+                text: old.text.clone(),
+                generation: old.generation,
+            },
+            restore,
+        });
+        Some(canary)
+    }
+
+    /// Put the configuration before `armed`'s reload back, as a new generation, because
+    /// of `evidence`. Refused when another reload has happened since.
+    pub(crate) async fn rollback(
+        &self,
+        armed: &Armed,
+        evidence: Vec<Evidence>,
+    ) -> Result<u64, String> {
+        let mut listeners = self.listeners.lock().await;
+        let cur = self.rt.snapshot.load_full();
+        if cur.generation != armed.canary.generation {
+            return Err(format!("generation {} is in force now", cur.generation));
+        }
+        let prev = &armed.previous;
+        let bound = listeners
+            .prepare(&prev.config)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let generation = cur.generation + 1;
+        let changes = summarize_changes(&cur.config, &prev.config);
+        let snap = self
+            .rt
+            .build((*prev.config).clone(), &prev.text, generation);
+        let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
+        self.watch
+            .expect(generation, armed.restore.clone(), &changed);
+        let cfg = snap.config.clone();
+        self.rt.snapshot.store(Arc::new(snap));
+        listeners.commit(&cfg, bound);
+        self.journal.set_generation(generation);
+        self.reloads.rollbacks.fetch_add(1, Relaxed);
+        tracing::warn!(
+            from = cur.generation,
+            to = prev.generation,
+            generation,
+            "configuration rolled back: generation {} caused an alert in its canary; generation {}'s configuration is in force again as generation {generation}",
+            cur.generation,
+            prev.generation
+        );
+        self.journal.record(EventKind::ConfigRolledBack {
+            from_generation: cur.generation,
+            to_generation: prev.generation,
+            content_hash: content_hash(&prev.text),
+            changes,
+            evidence,
+        });
+        Ok(generation)
+    }
+
+    /// Called for every alert the watch fires. When the armed canary blames it on its
+    /// reload, roll back and return the clause the alert should end with.
+    pub(crate) async fn on_alert(
+        &self,
+        evidence: &Evidence,
+        cause: &SuspectedCause,
+        now_ms: u64,
+    ) -> Option<String> {
+        let armed = self.canary.blames(evidence, cause, now_ms)?;
+        let to = armed.previous.generation;
+        Some(match self.rollback(&armed, vec![evidence.clone()]).await {
+            Ok(now) => format!("rolled back to generation {to} (now generation {now})"),
+            Err(e) => format!("rolling back to generation {to} failed: {e}"),
+        })
+    }
+
+    /// Journal the canary as passed once its window has closed.
+    pub(crate) fn expire_canary(&self, now_ms: u64) {
+        self.canary.expire(&self.journal, now_ms);
+    }
+
+    /// (listener name, bound address) of every running listener.
+    pub(crate) async fn listener_addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
+        let cfg = self.rt.current().config.clone();
+        self.listeners.lock().await.addresses(&cfg)
+    }
+}
+
+/// A reload's problems as one log field: each problem's location, message and hint on one
+/// line, so one event is one line.
+fn one_line_errors(errors: &[String]) -> String {
+    errors
+        .iter()
+        .map(|e| crate::control::logging::one_line(e))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A short fingerprint of a configuration's text, to tell versions apart in the journal.
+pub(crate) fn content_hash(text: &str) -> String {
+    format!("{:016x}", tango_core::policy::hash_bytes(text.as_bytes()))
+}

@@ -1,0 +1,215 @@
+//! `tango run`: load the file, open the journal, bind the listeners and the admin API,
+//! start the control tasks (upkeep, health checks, the watch), then reload on SIGHUP
+//! (through `Control`, see `reload.rs`), reopen the access log on SIGUSR1 and drain on
+//! SIGTERM/SIGINT. `start` is shared with the demo.
+
+use crate::control::reload::{content_hash, Control, ReloadSource};
+use crate::control::watch::state::WatchState;
+use crate::proxy::access::{AccessFormat, AccessLog};
+use crate::proxy::conn::Shutdown;
+use crate::proxy::listener::Listeners;
+use crate::runtime::Runtime;
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tango_core::config;
+use tango_core::guard::Overrides;
+use tango_core::journal::{ConfigSource, EventKind};
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct RunArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Log one line per request to FILE (reopened on SIGUSR1, for logrotate), or to
+    /// stderr when FILE is `-` or left out.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) access_log: Option<PathBuf>,
+    /// The access log's format: nginx's combined format followed by tango's fields, or
+    /// JSON lines.
+    #[arg(long, value_enum, default_value = "combined")]
+    pub(crate) access_log_format: AccessFormat,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) grace: Duration,
+    /// Refuse to start when the checklist has warnings (or errors) on the file.
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
+}
+
+/// An error already rendered for a person (configuration diagnostics): printed as is.
+#[derive(Debug)]
+pub(crate) struct Rendered(pub(crate) String);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for Rendered {}
+
+pub(crate) fn load_or_explain(
+    path: &std::path::Path,
+) -> anyhow::Result<tango_core::config::Loaded> {
+    config::load(path).map_err(|e| anyhow::Error::new(Rendered(e.render())))
+}
+
+/// Start everything; returns once shut down.
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let loaded = load_or_explain(&args.config)?;
+    if args.deny_warnings {
+        deny_warnings(&loaded)?;
+    }
+    let access = match &args.access_log {
+        Some(path) => Some(
+            AccessLog::open(Some(path), args.access_log_format)
+                .with_context(|| format!("opening the access log {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let (control, shutdown, admin_addr) =
+        start(loaded, args.config.clone(), access.clone()).await?;
+    // One line per address on stdout, for scripts and tests that start tango on port 0.
+    // Signals are handled before tango says it is ready.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGUSR1 reopens the access log; its default action would end the process.
+    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    tokio::spawn(reopen_on_usr1(usr1, access.clone()));
+    if let Some(log) = &access {
+        tokio::spawn(log.clone().upkeep());
+    }
+    for (name, addr) in control.listener_addresses().await {
+        println!("listening {name} http://{addr}");
+    }
+    println!("admin http://{admin_addr}");
+    tracing::info!(admin = %admin_addr, "tango is running");
+    crate::control::sd::ready();
+    loop {
+        tokio::select! {
+            // SIGHUP has no override: what the file says is all there is.
+            _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup, Overrides::default()).await; }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    drain(&shutdown, args.grace).await;
+    if let Some(log) = &access {
+        log.flush();
+    }
+    Ok(())
+}
+
+/// `--deny-warnings`: the checklist's warnings and errors (not allowed by the file)
+/// stop the start, printed as `tango check` prints them.
+fn deny_warnings(loaded: &tango_core::config::Loaded) -> anyhow::Result<()> {
+    let l = tango_core::lint::lint(loaded);
+    let denied: Vec<_> = l
+        .problems
+        .iter()
+        .filter(|d| d.severity >= tango_core::diag::Severity::Warning)
+        .cloned()
+        .collect();
+    if denied.is_empty() {
+        return Ok(());
+    }
+    let mut text = tango_core::lint::report::human(&loaded.source, &denied, &[]);
+    text.push_str(&format!(
+        "refusing to start with --deny-warnings: {} checklist finding(s); fix them or allow them with [[allow]] and a reason",
+        denied.len()
+    ));
+    Err(anyhow::Error::new(Rendered(text)))
+}
+
+/// logrotate's `postrotate` sends SIGUSR1 after moving the file away.
+async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Arc<AccessLog>>) {
+    while usr1.recv().await.is_some() {
+        match &access {
+            Some(log) => log.reopen(),
+            None => tracing::info!("SIGUSR1: there is no access log to reopen"),
+        }
+    }
+}
+
+pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
+    tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
+    crate::control::sd::stopping();
+    shutdown.trigger();
+    let left = shutdown.drained(grace).await;
+    if left > 0 {
+        tracing::warn!(connections = left, "grace period over; closing the rest");
+    } else {
+        tracing::info!("drained");
+    }
+}
+
+/// Bind listeners and the admin API and start background tasks. Used by `run` and `demo`.
+pub(crate) async fn start(
+    loaded: tango_core::config::Loaded,
+    path: PathBuf,
+    access_log: Option<Arc<AccessLog>>,
+) -> anyhow::Result<(Arc<Control>, Shutdown, std::net::SocketAddr)> {
+    let hash = content_hash(&loaded.source.text);
+    let findings = crate::control::guard::startup_findings(&loaded);
+    let config = loaded.config;
+    let admin_addr = config.admin.listen;
+    let admin_token = crate::control::admin::resolve_token(&config.admin)?;
+    let journal = crate::journal::Sink::open(
+        config.admin.state_dir.as_deref(),
+        config.admin.journal_max_bytes,
+    )?;
+    crate::control::guard::log_findings(&findings);
+    // Generations continue from the journal, so one names one configuration for good.
+    let generation = journal.last_generation() + 1;
+    let rt = Runtime::new(config.clone(), &loaded.source.text);
+    let _ = rt.journal.set(journal.clone());
+    if generation > 1 {
+        rt.snapshot
+            .store(Arc::new(rt.build(config, &loaded.source.text, generation)));
+    }
+    journal.set_generation(generation);
+    journal.record(EventKind::ConfigApplied {
+        content_hash: hash,
+        source: ConfigSource::Startup,
+        changes: Vec::new(),
+        findings,
+        predicted: Vec::new(),
+        overrides: Vec::new(),
+    });
+    let shutdown = Shutdown::new();
+    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log);
+    let cfg = rt.current().config.clone();
+    let bound = listeners.prepare(&cfg).await?;
+    listeners.commit(&cfg, bound);
+    let watch = Arc::new(WatchState::default());
+    let control = Control::new(rt.clone(), path, listeners, journal.clone(), watch.clone());
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
+    let admin_addr = admin.local_addr()?;
+    let auth = crate::control::admin::Auth::new(admin_token, &cfg.admin, generation);
+    tokio::spawn(crate::control::admin::serve(
+        admin,
+        control.clone(),
+        shutdown.clone(),
+        auth,
+    ));
+    tokio::spawn(crate::control::upkeep::run(rt.clone(), journal.clone()));
+    tokio::spawn(crate::control::health::supervise(
+        rt.clone(),
+        journal.clone(),
+    ));
+    tokio::spawn(crate::control::watch::run(
+        rt.clone(),
+        journal,
+        watch,
+        Arc::downgrade(&control),
+        Duration::from_secs(1),
+    ));
+    Ok((control, shutdown, admin_addr))
+}
