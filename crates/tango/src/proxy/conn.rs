@@ -7,6 +7,7 @@
 pub(crate) use super::shutdown::Shutdown;
 
 use super::access::AccessLog;
+use super::bufpool::Buf;
 use super::conn_io::{ConnIo, Prefixed};
 use super::framing::{self, SwitchVerdict};
 use super::headers;
@@ -40,11 +41,12 @@ pub(super) async fn connection(
     ctx: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    lcfg: Listener,
+    lcfg: Arc<Listener>,
     slot: Arc<Slot>,
 ) {
-    let switch = Arc::new(SwitchVerdict::default());
-    let conn = ConnCtx {
+    // Only a connection hyper reads through the framing guard needs the verdict.
+    let switch = ctx.tls.as_ref().map(|_| Arc::new(SwitchVerdict::default()));
+    let conn = Arc::new(ConnCtx {
         rt: ctx.rt.clone(),
         listener: ctx.name.clone(),
         peer,
@@ -54,29 +56,37 @@ pub(super) async fn connection(
         request_timeout: lcfg.request_timeout,
         access_log: ctx.access_log.clone(),
         switch: switch.clone(),
-    };
+    });
     let w = Watch {
         slot: &slot,
         conns: &ctx.conns,
         shutdown: &ctx.shutdown,
     };
-    match &ctx.tls {
-        // Plain HTTP/1.1 is served by the engine; h2c by prior knowledge comes back.
-        None => {
-            let conn = Arc::new(conn);
-            let h2c = super::h1::serve(stream, &conn, &lcfg, &slot, &ctx.conns, &ctx.shutdown);
-            if let Some((s, read)) = h2c.await {
-                // The socket keeps the send timeout, as every connection hyper serves.
-                let io = ConnIo::new(s, None, Some((lcfg.send_timeout, slot.clone())));
-                Box::pin(serve(Prefixed::new(read, io), conn, &lcfg, &w, true)).await;
-            }
+    match (&ctx.tls, switch) {
+        (Some(acceptor), Some(switch)) => {
+            // Boxed: the TLS and hyper state would otherwise make every plain
+            // connection's task as large.
+            Box::pin(serve_tls(stream, acceptor, conn, &lcfg, &w, switch)).await
         }
-        // Boxed: the TLS and hyper state would otherwise make every plain connection's
-        // task as large.
-        Some(acceptor) => Box::pin(serve_tls(stream, acceptor, conn, &lcfg, &w, switch)).await,
+        _ => serve_plain(stream, conn, &lcfg, &w).await,
     }
     ctx.conns.close(&slot);
     ctx.shutdown.connection_closed();
+}
+
+/// A plain connection: served by the HTTP/1.1 engine, unless it opens with the HTTP/2
+/// preface; then hyper's HTTP/2 server takes it, with the bytes the engine read.
+async fn serve_plain(stream: TcpStream, conn: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>) {
+    let h2c = super::h1::serve(stream, &conn, l, w.slot, w.conns, w.shutdown).await;
+    if let Some((s, read)) = h2c {
+        Box::pin(serve_h2c(s, read, conn, l, w)).await;
+    }
+}
+
+async fn serve_h2c(s: TcpStream, read: Buf, conn: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>) {
+    // The socket keeps the send timeout, as every connection hyper serves.
+    let io = ConnIo::new(s, None, Some((l.send_timeout, w.slot.clone())));
+    serve(Prefixed::new(read, io), conn, l, w, true).await;
 }
 
 /// A TLS connection: the handshake (bounded by the header timeout, and given up when
@@ -84,7 +94,7 @@ pub(super) async fn connection(
 async fn serve_tls(
     stream: TcpStream,
     acceptor: &tokio_rustls::TlsAcceptor,
-    conn: ConnCtx,
+    conn: Arc<ConnCtx>,
     lcfg: &Listener,
     w: &Watch<'_>,
     switch: Arc<SwitchVerdict>,
@@ -104,7 +114,7 @@ async fn serve_tls(
                 // first-byte timeout of its own.
                 let tls = ConnIo::new(tls, Some(lcfg.first_byte_timeout), None);
                 let io = framing::guard(tls, lcfg, switch);
-                serve(io, Arc::new(conn), lcfg, w, h2).await
+                serve(io, conn, lcfg, w, h2).await
             }
             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!("TLS handshake timed out"),

@@ -8,7 +8,7 @@
 use super::access::AccessLog;
 use super::conn::{connection, Shared, Shutdown};
 use super::idle::Conns;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Snapshot};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -163,6 +163,7 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn accept_loop(ctx: Shared, socket: TcpListener, mut stop: watch::Receiver<bool>) {
     let ctx = Arc::new(ctx);
     let mut shutdown = ctx.shutdown.subscribe();
+    let mut cached = None;
     loop {
         let (stream, peer) = tokio::select! {
             r = socket.accept() => match r {
@@ -177,7 +178,7 @@ async fn accept_loop(ctx: Shared, socket: TcpListener, mut stop: watch::Receiver
             _ = stop.changed() => break,
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
         };
-        let Some(lcfg) = settings(&ctx) else {
+        let Some(lcfg) = settings(&ctx, &mut cached) else {
             break;
         };
         // At the cap, the connection idle longest is closed to make room; only when none
@@ -198,17 +199,28 @@ async fn accept_loop(ctx: Shared, socket: TcpListener, mut stop: watch::Receiver
     tracing::debug!(listener = %ctx.name, "accept loop stopped");
 }
 
-/// The listener's settings in the snapshot in force; `None` once it has left the
-/// configuration.
-fn settings(ctx: &Shared) -> Option<Listener> {
-    ctx.rt
-        .current()
+/// The listener's settings in the snapshot in force (shared with the connections
+/// accepted under the same snapshot); `None` once it has left the configuration.
+fn settings(ctx: &Shared, cached: &mut Option<Settings>) -> Option<Arc<Listener>> {
+    let snap = ctx.rt.current();
+    if let Some((s, l)) = cached.as_ref() {
+        if Arc::ptr_eq(s, &snap) {
+            return Some(l.clone());
+        }
+    }
+    let l = snap
         .config
         .listeners
         .iter()
-        .find(|l| *l.name == *ctx.name)
-        .cloned()
+        .find(|l| *l.name == *ctx.name)?;
+    let l = Arc::new(l.clone());
+    *cached = Some((Arc::clone(&snap), l.clone()));
+    Some(l)
 }
+
+/// The snapshot a listener's settings were last taken from, and those settings, shared
+/// by the connections accepted under it.
+type Settings = (Arc<Snapshot>, Arc<Listener>);
 
 /// Over the connection limit: answer at once and close, never leave the client hanging.
 async fn refuse(mut stream: TcpStream, tls: bool) {

@@ -33,8 +33,9 @@ pub(crate) struct ConnCtx {
     pub(crate) trusted_proxies: Vec<tango_core::config::Cidr>,
     pub(crate) request_timeout: Duration,
     /// Told how each request that may switch protocols was answered: the framing
-    /// guard holds the connection's next bytes until then.
-    pub(crate) switch: Arc<super::framing::SwitchVerdict>,
+    /// guard holds the connection's next bytes until then. Only connections read
+    /// through the guard (TLS) have one.
+    pub(crate) switch: Option<Arc<super::framing::SwitchVerdict>>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
@@ -79,10 +80,9 @@ pub(crate) async fn handle(
             (error_response(&e), target)
         }
     };
-    if may_switch {
+    if let (true, Some(switch)) = (may_switch, &ctx.switch) {
         let status = resp.status().as_u16();
-        ctx.switch
-            .decide(http1::switches_protocols(connect, status));
+        switch.decide(http1::switches_protocols(connect, status));
     }
     // What the client saw, apart from the tries behind it.
     if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {

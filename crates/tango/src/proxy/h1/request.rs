@@ -240,7 +240,6 @@ async fn forward<'p>(
     let deadline = started + pool.cfg.timeout.min(c.ctx.request_timeout);
     let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
     let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
-    let mut out = Buf::new();
     let mut now = started;
     loop {
         // The engine keeps the request's bytes until a body streams past the buffer,
@@ -252,7 +251,7 @@ async fn forward<'p>(
             remaining,
             now,
         };
-        match attempt(c, buf, r, &mut out, t, target).await {
+        match attempt(c, buf, r, t, target).await {
             Ok(Tried::Answer(a)) => return Ok(a),
             Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
             Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
@@ -284,7 +283,6 @@ async fn attempt<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req,
-    out: &mut Buf,
     t: Try<'p>,
     target: &mut Target,
 ) -> Result<Tried<'p>, Outcome> {
@@ -296,14 +294,16 @@ async fn attempt<'p>(
     // A pooled connection is at hand at once; a new one took its time.
     let sent_at = if up.reused { t.now } else { Instant::now() };
     let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);
-    out.clear();
+    // The head for the backend goes in the buffer its answer will be read into (one
+    // buffer fewer per request).
+    let mut rbuf = Buf::new();
     let fwd = Forwarding {
         peer: c.ctx.peer_value.as_bytes(),
         tls: false,
         request_id: r.id.bytes(buf),
     };
-    write_request_head(out, &r.head, buf, &fwd);
-    match body::send(c, buf, &r.head, &mut r.body, out, &up, try_deadline).await {
+    write_request_head(&mut rbuf, &r.head, buf, &fwd);
+    match body::send(c, buf, &r.head, &mut r.body, &rbuf, &up, try_deadline).await {
         Ok(body::Sent::Whole) => {}
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
@@ -319,7 +319,7 @@ async fn attempt<'p>(
             });
         }
     }
-    let mut rbuf = Buf::new();
+    rbuf.clear();
     let head = read_response(c, r, &up, &mut rbuf, try_deadline).await;
     let at = Instant::now();
     let took = at - sent_at;

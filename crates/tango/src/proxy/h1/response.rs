@@ -55,14 +55,17 @@ pub(super) async fn forward(
         keep_alive: req.keep_alive && body.done() && !c.closing(),
         is_head: req.method == Method::Head,
     };
-    let mut out = Buf::new();
-    let plan = write_head(&mut out, &head, &rbuf, client);
+    // The head for the client goes after what the client's buffer holds (a pipelined
+    // request, if anything), and is taken off again once written.
+    let mark = buf.len();
+    let plan = write_head(buf, &head, &rbuf, client);
     if plan.body == BodyPlan::Tunnel {
-        let next = tunnel(c, buf, body, up, &rbuf[head.head_len..], &out).await;
+        let next = tunnel(c, buf, mark, body, up, &rbuf[head.head_len..]).await;
         drop(in_flight);
         return (next, 0);
     }
-    let relayed = relay(c, &up, &mut rbuf, head.head_len, plan.body, &out).await;
+    let relayed = relay(c, &up, &mut rbuf, head.head_len, plan.body, &buf[mark..]).await;
+    buf.truncate(mark);
     drop(in_flight);
     match relayed {
         Ok(end) => {
@@ -292,17 +295,18 @@ impl Flow<'_, '_> {
     }
 }
 
-/// After a `101` (or a `2xx` to CONNECT): the head to the client, then bytes both ways
-/// until either side closes or shutdown begins. The client side keeps its send timeout.
+/// After a `101` (or a `2xx` to CONNECT): the head to the client (in `buf` from
+/// `head`), then bytes both ways until either side closes or shutdown begins. The
+/// client side keeps its send timeout.
 async fn tunnel(
     c: &mut Conn<'_>,
     buf: &mut Buf,
+    head: usize,
     body: &mut BodyIn,
     mut up: Upstream<&ConnPool>,
     early: &[u8],
-    out: &[u8],
 ) -> Next {
-    let mut first = [IoSlice::new(out), IoSlice::new(early)];
+    let mut first = [IoSlice::new(&buf[head..]), IoSlice::new(early)];
     let limit = Limit::Stall(c.l.send_timeout);
     if io::write_all(&c.s, &mut first, limit, &mut 0)
         .await
@@ -310,6 +314,7 @@ async fn tunnel(
     {
         return Next::Close;
     }
+    buf.truncate(head);
     // What the client sent after its request already belongs to the new protocol.
     body.finish(buf);
     let stall = Limit::Stall(c.body_stall());
