@@ -6,10 +6,12 @@
 mod admin;
 mod fields;
 mod guard;
+mod headers;
 mod health;
 mod listener;
 mod pool;
 mod routes;
+mod tls;
 
 #[cfg(test)]
 pub(crate) use listener::parse_cidr;

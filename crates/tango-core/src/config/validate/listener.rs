@@ -3,7 +3,8 @@
 use super::fields::{span, V};
 use crate::config::defaults::listener as default;
 use crate::config::file::{ListenerFile, S};
-use crate::config::{Cidr, Listener, Tls};
+use super::tls::{listener_tls, proxy_protocol};
+use crate::config::{Cidr, Listener};
 use crate::diag::Diagnostic;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -56,10 +57,11 @@ fn listener(
         }
     }
     let listen = listen(v, &k, lf, i, admin, taken);
-    let tls = lf.tls.as_ref().map(|t| Tls {
-        cert: v.path(t.get_ref().cert.get_ref()),
-        key: v.path(t.get_ref().key.get_ref()),
-    });
+    let tls = lf.tls.as_ref().and_then(|t| listener_tls(v, &k, t));
+    let proxy_protocol = lf
+        .proxy_protocol
+        .as_ref()
+        .and_then(|p| proxy_protocol(v, &k, p));
     let mut t = v.table(&k);
     let header_timeout = t.duration(
         "header_timeout",
@@ -96,6 +98,7 @@ fn listener(
         name,
         listen: listen?,
         tls,
+        proxy_protocol,
         header_timeout,
         first_byte_timeout,
         idle_timeout,
