@@ -309,9 +309,12 @@ impl Walk<'_> {
             let key_span = t.get_key_value(name).and_then(|(k, _)| k.span());
             let span = item.span().or_else(|| key_span.clone()).map(Span::from);
             let d = Diagnostic::error(
-                &join(path, name),
+                join(path, name),
                 span,
-                format!("the value of `{name}` must be a string, not {}", found(item)),
+                format!(
+                    "the value of `{name}` must be a string, not {}",
+                    found(item)
+                ),
             )
             .with_hint(type_hint(Str, item));
             self.diags.push(d);

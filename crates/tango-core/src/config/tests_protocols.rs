@@ -147,7 +147,11 @@ fn listener_certificate_mistakes() {
     ];
     for (listener, key, (line, col), msg) in cases {
         let got = only(&with(listener, "", ""));
-        assert_eq!(got, (key.to_string(), line, col, msg.to_string()), "{listener}");
+        assert_eq!(
+            got,
+            (key.to_string(), line, col, msg.to_string()),
+            "{listener}"
+        );
     }
 }
 
@@ -227,7 +231,10 @@ fn pool_tls_defaults_to_verifying() {
     // Without the keys: HTTP/1.1 in plain text, no PROXY header.
     let c = ok(&with("", "", ""));
     assert_eq!(c.pools[0].protocol, defaults::pool::PROTOCOL);
-    assert_eq!((c.pools[0].tls.clone(), c.pools[0].send_proxy_protocol), (None, None));
+    assert_eq!(
+        (c.pools[0].tls.clone(), c.pools[0].send_proxy_protocol),
+        (None, None)
+    );
 }
 
 #[test]
@@ -345,7 +352,11 @@ fn header_edit_mistakes() {
     ];
     for (edits, key, (line, col), msg) in cases {
         let got = only(&route(edits));
-        assert_eq!(got, (key.to_string(), line, col, msg.to_string()), "{edits}");
+        assert_eq!(
+            got,
+            (key.to_string(), line, col, msg.to_string()),
+            "{edits}"
+        );
     }
     let p = problems(&route("set = { x-a = \"$hots\" }"));
     assert_eq!(
@@ -394,7 +405,10 @@ fn a_redirect_route_needs_no_pool() {
     let Target::Redirect(r) = &c.routes[0].target else {
         panic!()
     };
-    assert_eq!((r.status, r.port, r.path.as_deref()), (308, Some(8443), Some("/new")));
+    assert_eq!(
+        (r.status, r.port, r.path.as_deref()),
+        (308, Some(8443), Some("/new"))
+    );
 }
 
 #[test]
@@ -451,6 +465,10 @@ fn redirect_mistakes() {
     ];
     for (route, key, (line, col), msg) in cases {
         let got = only(&with("", "", &format!("[[route]]\n{route}")));
-        assert_eq!(got, (key.to_string(), line, col, msg.to_string()), "{route}");
+        assert_eq!(
+            got,
+            (key.to_string(), line, col, msg.to_string()),
+            "{route}"
+        );
     }
 }

@@ -13,7 +13,6 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config;
 use tango_core::guard::Overrides;
 use tango_core::journal::{ConfigSource, EventKind};
 
@@ -56,7 +55,7 @@ impl std::error::Error for Rendered {}
 pub(crate) fn load_or_explain(
     path: &std::path::Path,
 ) -> anyhow::Result<tango_core::config::Loaded> {
-    config::load(path).map_err(|e| anyhow::Error::new(Rendered(e.render())))
+    crate::proxy::preflight::load(path).map_err(|e| anyhow::Error::new(Rendered(e.render())))
 }
 
 /// Start everything; returns once shut down.

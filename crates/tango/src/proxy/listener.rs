@@ -1,5 +1,7 @@
 //! The listeners: each configured address bound (before a reload commits, so a bind
 //! failure can reject it), reconciled with each configuration, and its accept loop.
+//! A TLS listener's certificates are read again for each configuration and swapped into
+//! its acceptor (`tls::Resolver`) without rebinding.
 //! Listener settings are read from the current snapshot at accept time, so a reload
 //! changes them for new connections without rebinding. At `max_connections` the
 //! connection idle longest is closed to make room (`idle`); when none is idle the
@@ -8,6 +10,7 @@
 use super::access::AccessLog;
 use super::conn::{connection, Shared, Shutdown};
 use super::idle::Conns;
+use super::tls::{self, CertSet, Resolver};
 use crate::runtime::Runtime;
 use anyhow::Context as _;
 use std::collections::HashMap;
@@ -23,6 +26,8 @@ struct Running {
     /// The address actually bound (differs from the configured one for port 0).
     local: SocketAddr,
     stop: watch::Sender<bool>,
+    /// Its certificates, replaced on reload; `None`: plain text.
+    tls: Option<Arc<Resolver>>,
 }
 
 /// The set of bound listeners, reconciled with each configuration.
@@ -40,6 +45,14 @@ pub(crate) struct Bound {
     listener: Listener,
     socket: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    resolver: Option<Arc<Resolver>>,
+}
+
+/// What a configuration needs before it commits: the listeners it adds, bound, and the
+/// certificates of TLS listeners already running, read (so a bad one rejects it).
+pub(crate) struct Prepared {
+    bound: Vec<Bound>,
+    renew: Vec<(SocketAddr, CertSet)>,
 }
 
 impl Listeners {
@@ -57,17 +70,28 @@ impl Listeners {
         }
     }
 
-    /// Bind the listeners `config` adds. Nothing starts yet. A listener whose address
-    /// is already bound keeps its socket (and its TLS certificate until a restart).
-    pub(crate) async fn prepare(&self, config: &Config) -> anyhow::Result<Vec<Bound>> {
+    /// Bind the listeners `config` adds and read every TLS listener's certificates.
+    /// Nothing starts yet. A listener whose address is already bound keeps its socket;
+    /// turning its TLS on or off takes a restart.
+    pub(crate) async fn prepare(&self, config: &Config) -> anyhow::Result<Prepared> {
         let mut out = Vec::new();
+        let mut renew = Vec::new();
         for l in &config.listeners {
-            if self.running.contains_key(&l.listen) {
+            if let Some(r) = self.running.get(&l.listen) {
+                match (&l.tls, r.tls.is_some()) {
+                    (Some(t), true) => renew.push((l.listen, tls::load_for(&l.name, t)?)),
+                    (None, false) => {}
+                    _ => tracing::warn!(listener = %l.name,
+                        "turning TLS on or off for an address already bound takes effect on restart"),
+                }
                 continue;
             }
-            let tls = match &l.tls {
-                Some(t) => Some(super::tls::acceptor(&t.cert, &t.key)?),
-                None => None,
+            let (tls, resolver) = match &l.tls {
+                Some(t) => {
+                    let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
+                    (Some(a), Some(r))
+                }
+                None => (None, None),
             };
             let socket = bind(l.listen)
                 .await
@@ -76,14 +100,21 @@ impl Listeners {
                 listener: l.clone(),
                 socket,
                 tls,
+                resolver,
             });
         }
-        Ok(out)
+        Ok(Prepared { bound: out, renew })
     }
 
-    /// Start what was bound and stop listeners no longer in `config`.
-    pub(crate) fn commit(&mut self, config: &Config, bound: Vec<Bound>) {
-        for b in bound {
+    /// Start what was bound, serve the certificates read, and stop listeners no longer
+    /// in `config`.
+    pub(crate) fn commit(&mut self, config: &Config, prepared: Prepared) {
+        for (addr, set) in prepared.renew {
+            if let Some(r) = self.running.get(&addr).and_then(|r| r.tls.as_ref()) {
+                r.swap(set);
+            }
+        }
+        for b in prepared.bound {
             let (stop, stop_rx) = watch::channel(false);
             let addr = b.listener.listen;
             let local = b.socket.local_addr().unwrap_or(addr);
@@ -95,7 +126,14 @@ impl Listeners {
                 tracing::warn!(listener = %b.listener.name, max_connections = b.listener.max_connections, open_file_limit = limit,
                     "max_connections is above the open-file limit: accepts will fail before it is reached");
             }
-            self.running.insert(addr, Running { local, stop });
+            self.running.insert(
+                addr,
+                Running {
+                    local,
+                    stop,
+                    tls: b.resolver,
+                },
+            );
             let ctx = Shared {
                 rt: self.rt.clone(),
                 shutdown: self.shutdown.clone(),

@@ -17,5 +17,6 @@ pub(crate) mod headers;
 mod idle;
 pub(crate) mod keys;
 pub(crate) mod listener;
+pub(crate) mod preflight;
 pub(crate) mod service;
 mod tls;

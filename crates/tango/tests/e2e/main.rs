@@ -6,6 +6,7 @@ mod backend;
 mod support;
 
 mod balancing;
+mod certs;
 mod check_cli;
 mod conns;
 mod dashboard;

@@ -180,7 +180,11 @@ pub(super) fn redirect(v: &mut V<'_>, k: &str, r: &S<RedirectFile>) -> Option<Re
         None => default::STATUS,
     };
     let mut t = v.table(&k);
-    let scheme = t.optional_choice("scheme", &rf.scheme, &[("http", "http"), ("https", "https")]);
+    let scheme = t.optional_choice(
+        "scheme",
+        &rf.scheme,
+        &[("http", "http"), ("https", "https")],
+    );
     let port: Option<u16> = t.optional_int("port", &rf.port, 1..=65535);
     let host = rf.host.as_ref().and_then(|h| {
         server_name(h.get_ref(), false)

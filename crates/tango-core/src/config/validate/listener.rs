@@ -1,9 +1,9 @@
 //! `[[listener]]`: the addresses tango serves on, their timeouts and limits.
 
 use super::fields::{span, V};
+use super::tls::{listener_tls, proxy_protocol};
 use crate::config::defaults::listener as default;
 use crate::config::file::{ListenerFile, S};
-use super::tls::{listener_tls, proxy_protocol};
 use crate::config::{Cidr, Listener};
 use crate::diag::Diagnostic;
 use std::collections::HashMap;

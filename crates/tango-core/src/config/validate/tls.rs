@@ -7,9 +7,7 @@ use super::fields::{span, V};
 use super::listener::parse_cidr;
 use crate::config::defaults::{pool as pool_default, pool_tls as default};
 use crate::config::file::{CertFile, PoolFile, PoolTlsFile, ProxyProtocolFile, TlsFile, S};
-use crate::config::{
-    CertEntry, ProxyProtocol, ProxyVersion, Tls, UpstreamProtocol, UpstreamTls,
-};
+use crate::config::{CertEntry, ProxyProtocol, ProxyVersion, Tls, UpstreamProtocol, UpstreamTls};
 use std::collections::HashMap;
 
 /// A listener's `tls`: `cert` and `key`, or `certs`.
@@ -153,7 +151,12 @@ fn entry(
 /// A path that is not empty.
 fn path(v: &mut V<'_>, key: &str, p: &S<String>) -> bool {
     if p.get_ref().trim().is_empty() {
-        v.err(key, span(p), "the path is empty", "write the PEM file's path");
+        v.err(
+            key,
+            span(p),
+            "the path is empty",
+            "write the PEM file's path",
+        );
         return false;
     }
     true
@@ -180,7 +183,10 @@ pub(crate) fn server_name(s: &str, wildcard: bool) -> Result<String, &'static st
         if label.contains('*') {
             return Err("a wildcard is only a whole first label (`*.b.example`)");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err("labels have letters, digits and `-` only");
         }
         if label.starts_with('-') || label.ends_with('-') {

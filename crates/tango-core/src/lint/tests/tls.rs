@@ -41,7 +41,10 @@ fn a_certificate_expiring_within_two_weeks_is_a_warning() {
     let lc = loaded.source.line_col(d[0].span.unwrap().start);
     assert_eq!((lc.line, lc.col), (3, 16));
     let (_, l) = with_cert(0);
-    assert!(l.problems[0].message.contains("in less than a day"), "{l:?}");
+    assert!(
+        l.problems[0].message.contains("in less than a day"),
+        "{l:?}"
+    );
     // Two weeks or more: nothing; without the dates (tango-core alone): nothing.
     let (_, l) = with_cert(14);
     assert!(l.problems.is_empty(), "{:#?}", l.problems);
@@ -57,6 +60,8 @@ fn unverified_tls_to_backends_is_a_warning() {
         one(&text, "TNG024").message,
         "pool `web` sends TLS to its backends without verifying their certificates"
     );
-    let verified = pool(&format!("{QUIET}tls = {{ server_name = \"api.internal\" }}\n{TWO}"));
+    let verified = pool(&format!(
+        "{QUIET}tls = {{ server_name = \"api.internal\" }}\n{TWO}"
+    ));
     assert!(at(&verified, "TNG024").is_empty());
 }
