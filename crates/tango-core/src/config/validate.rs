@@ -14,7 +14,7 @@ mod routes;
 mod tls;
 
 #[cfg(test)]
-pub(crate) use listener::parse_cidr;
+pub(crate) use fields::parse_cidr;
 
 use super::file::ConfigFile;
 use super::model::Config;

@@ -3,8 +3,7 @@
 //! PROXY protocol towards its backends. Only the file's own coherence is checked here:
 //! reading the certificates is the binary's (it reports with these spans).
 
-use super::fields::{span, V};
-use super::listener::parse_cidr;
+use super::fields::{parse_cidr, span, V};
 use crate::config::defaults::{pool as pool_default, pool_tls as default};
 use crate::config::file::{CertFile, PoolFile, PoolTlsFile, ProxyProtocolFile, TlsFile, S};
 use crate::config::{CertEntry, ProxyProtocol, ProxyVersion, Tls, UpstreamProtocol, UpstreamTls};
