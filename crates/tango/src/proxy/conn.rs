@@ -1,4 +1,5 @@
-//! One client connection: served by hyper-util's auto builder (HTTP/1.1, and HTTP/2 by
+//! One client connection: its PROXY header read first on a listener that takes one
+//! (`proxy_protocol`), then served by hyper-util's auto builder (HTTP/1.1, and HTTP/2 by
 //! prior knowledge or by ALPN over TLS) behind the socket wrapper (`conn_io`) and the
 //! framing guard (`framing`), and watched for idleness, for eviction to make room
 //! (`idle`) and for shutdown (`Shutdown`, which every connection hears).
@@ -91,11 +92,15 @@ pub(super) struct Shared {
 /// until it closes.
 pub(super) async fn connection(
     ctx: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     lcfg: Listener,
     slot: Arc<Slot>,
 ) {
+    // Behind a trusted proxy, the client is who its PROXY header says.
+    let Some(peer) = super::proxy_protocol::client(&mut stream, peer, &lcfg, &slot).await else {
+        return ctx.closed(&slot);
+    };
     let switch = Arc::new(SwitchVerdict::default());
     let conn = ConnCtx {
         rt: ctx.rt.clone(),
@@ -143,8 +148,15 @@ pub(super) async fn connection(
             }
         }
     }
-    ctx.conns.close(&slot);
-    ctx.shutdown.connection_closed();
+    ctx.closed(&slot);
+}
+
+impl Shared {
+    /// A connection admitted into `slot` has closed.
+    fn closed(&self, slot: &Arc<Slot>) {
+        self.conns.close(slot);
+        self.shutdown.connection_closed();
+    }
 }
 
 /// What a connection's watch loop reports to and hears from.

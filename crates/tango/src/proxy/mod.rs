@@ -18,5 +18,6 @@ mod idle;
 pub(crate) mod keys;
 pub(crate) mod listener;
 pub(crate) mod preflight;
+mod proxy_protocol;
 pub(crate) mod service;
 mod tls;

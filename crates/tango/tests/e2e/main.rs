@@ -19,6 +19,7 @@ mod lifecycle;
 mod operator;
 mod policies;
 mod protocols;
+mod proxy_protocol;
 mod reload;
 mod simulate;
 mod watch;
