@@ -91,10 +91,12 @@ fn v1(buf: &[u8]) -> Result<Parsed, Error> {
     }
     let window = &buf[..buf.len().min(V1_MAX)];
     let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+        // A bad byte is reported as such wherever the input is cut, so before the length.
+        check_v1_chars(window)?;
         if window.len() == V1_MAX {
             return Err(Error::V1TooLong);
         }
-        return check_v1_chars(window).map(|()| Parsed::Incomplete);
+        return Ok(Parsed::Incomplete);
     };
     check_v1_chars(&window[..cr])?;
     match window.get(cr + 1) {

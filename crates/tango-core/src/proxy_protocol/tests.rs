@@ -40,6 +40,15 @@ fn v1_of_the_longest_form_fits() {
     let longer = format!("PROXY UNKNOWN {}\r\n", "x".repeat(100));
     assert_eq!(parse(longer.as_bytes()), Err(Error::V1TooLong));
     assert_eq!(parse(&longer.as_bytes()[..V1_MAX]), Err(Error::V1TooLong));
+    // A bad byte is that, however much follows (found by fuzzing: the verdict must not
+    // depend on where the input is cut).
+    let bad = format!("PROXY UNKNOWN \u{1}{}", "x".repeat(120));
+    for cut in [20, bad.len()] {
+        assert_eq!(
+            parse(&bad.as_bytes()[..cut]),
+            Err(Error::V1Malformed("a byte that is not printable ASCII"))
+        );
+    }
 }
 
 #[test]

@@ -31,13 +31,22 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub(crate) fn load(tls: &Tls, now: i64) -> Result<(CertSet, Vec<i64>), Vec<Diagnostic>> {
     let provider = provider();
     let (mut ok, mut errors) = (Vec::new(), Vec::new());
-    for e in &tls.certs {
+    for (i, e) in tls.certs.iter().enumerate() {
         match certs::load(e, &provider, now) {
+            // Only the default is served to a name no entry has.
+            Ok(c) if c.names.is_empty() && i != tls.default => errors.push(*certs::at_cert(
+                e,
+                format!(
+                    "the certificate in {} has no DNS name and is not the default: no client would get it",
+                    e.cert.display()
+                ),
+                "list the server names it answers in `names`, or mark it `default = true`".into(),
+            )),
             Ok(c) => ok.push(c),
             Err(d) => errors.push(*d),
         }
     }
-    if !errors.is_empty() {
+    if !errors.is_empty() || ok.is_empty() {
         return Err(errors);
     }
     let dates = ok.iter().map(|c| c.not_after).collect();

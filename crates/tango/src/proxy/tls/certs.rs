@@ -74,16 +74,6 @@ pub(crate) fn load(
     } else {
         entry.names.clone()
     };
-    if names.is_empty() {
-        return Err(at_cert(
-            entry,
-            format!(
-                "the certificate in {} names no DNS name",
-                entry.cert.display()
-            ),
-            "list the server names it answers in `names`".into(),
-        ));
-    }
     Ok(Loaded {
         key: Arc::new(key),
         names,
@@ -171,7 +161,7 @@ pub(crate) fn date(unix: i64) -> String {
         )
 }
 
-fn at_cert(entry: &CertEntry, msg: String, hint: String) -> Box<Diagnostic> {
+pub(crate) fn at_cert(entry: &CertEntry, msg: String, hint: String) -> Box<Diagnostic> {
     Box::new(Diagnostic::error(&entry.key_path, Some(entry.cert_span), msg).with_hint(hint))
 }
 
