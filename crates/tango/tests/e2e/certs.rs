@@ -180,6 +180,20 @@ fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_colum
     }
     assert!(out.contains("3 errors"), "{out}");
 
+    // A certificate without DNS names is reachable only as the default.
+    cert_files(d, "ip", &["127.0.0.1"], LONG_AGO, FAR_AHEAD);
+    let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+                tls = { certs = [{ cert = \"good.pem\", key = \"good.key\" }, { cert = \"ip.pem\", key = \"ip.key\" }] }\n\
+                [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+    let (code, out) = check(text, d);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tango.toml:3:68") && out.contains("has no DNS name and is not the default"),
+        "{out}"
+    );
+    let (code, out) = check(&text.replace("ip.key\" }", "ip.key\", default = true }"), d);
+    assert_eq!(code, 0, "{out}");
+
     // A certificate expiring within two weeks is the checklist's warning.
     let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(5 * 86_400);
     let day = humantime::format_rfc3339(soon).to_string();
