@@ -139,7 +139,7 @@ mod tests {
         w.stop();
         // Stopped: a task spawned now never runs.
         let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let _ = w.handles()[1].spawn(async move { tx.send(()).unwrap() });
+        drop(w.handles()[1].spawn(async move { tx.send(()).unwrap() }));
         assert!(rx.recv().is_err());
     }
 }
