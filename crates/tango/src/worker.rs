@@ -3,14 +3,16 @@
 //!
 //! Each worker accepts on sockets of its own (`proxy/listener.rs` binds one per worker
 //! and address with `SO_REUSEPORT`, and the kernel spreads new connections across
-//! them), so a connection lives on one thread from accept to close and its tasks never
-//! cross to another: no work stealing, and none of the multi-threaded scheduler's
+//! them), so a connection, and every task spawned for it, lives on one thread from
+//! accept to close: no work stealing, and none of the multi-threaded scheduler's
 //! cross-thread bookkeeping on the request path. The control plane (admin API, watch,
 //! health probes, upkeep, reloads, signals) runs on the runtime that started the
 //! workers.
 //!
 //! [`id`] tells the data plane which worker it runs on, so it can keep per-worker state
-//! (idle upstream connections, buffers) that workers never contend for. Every thread
+//! (idle upstream connections, buffers) that workers never contend for: an upstream
+//! connection's task runs on the worker that opened it, and a request another worker
+//! sends on it costs a cross-thread wake-up each way. Every thread
 //! that is not a worker (the control plane's, the blocking pool's) is given index 0 as
 //! well, so per-worker state must still be safe to share: it is uncontended, not
 //! unshared.
