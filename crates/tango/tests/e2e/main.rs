@@ -21,3 +21,4 @@ mod protocols;
 mod reload;
 mod simulate;
 mod watch;
+mod workers;
