@@ -23,3 +23,4 @@ mod proxy_protocol;
 mod reload;
 mod simulate;
 mod watch;
+mod workers;
