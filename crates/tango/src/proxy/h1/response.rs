@@ -26,7 +26,7 @@ pub(super) struct Answer<'p> {
     pub(super) up: Upstream<&'p ConnPool>,
     /// The response head at the start, then what came after it.
     pub(super) rbuf: Buf,
-    pub(super) head: ResponseHead,
+    pub(super) head: Box<ResponseHead>,
     /// Kept until the response (or tunnel) is over.
     pub(super) in_flight: InFlight<&'p BackendState>,
     /// When the head was in.
@@ -60,7 +60,7 @@ pub(super) async fn forward(
     let mark = buf.len();
     let plan = write_head(buf, &head, &rbuf, client);
     if plan.body == BodyPlan::Tunnel {
-        let next = tunnel(c, buf, mark, body, up, &rbuf[head.head_len..]).await;
+        let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
         drop(in_flight);
         return (next, 0);
     }
