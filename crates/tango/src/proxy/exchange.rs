@@ -168,6 +168,7 @@ pub(crate) async fn read_response_head(
     rbuf: &mut Vec<u8>,
     facts: RequestFacts,
     deadline: Instant,
+    timer: &mut io::Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
         if !rbuf.is_empty() {
@@ -180,7 +181,7 @@ pub(crate) async fn read_response_head(
         // A full buffer without a whole head: a larger one (parsing stops at
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);
-        match io::read(s, rbuf, Limit::Until(deadline)).await {
+        match io::read(s, rbuf, Limit::Until(deadline), timer).await {
             Ok(0) => return Err(HeadFail::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),

@@ -168,7 +168,7 @@ async fn read_head(
             let more = buf.capacity().min(c.max_head);
             buf.reserve(more);
         }
-        match io::read(&c.s, buf, io::Limit::Until(deadline)).await {
+        match io::read(&c.s, buf, io::Limit::Until(deadline), &mut c.timer).await {
             Ok(0) => return Err(Next::Close),
             Ok(_) => {}
             Err(e) => {
@@ -186,7 +186,7 @@ async fn refuse(c: &mut Conn<'_>, e: HeadError) -> Next {
     tracing::debug!(error = ?e, "request refused before forwarding");
     let mut out = Vec::with_capacity(160);
     date::with(|d| write_error_response(&mut out, Version::Http11, e.status(), e.text(), true, d));
-    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await;
+    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await;
     Next::Linger
 }
 
@@ -209,7 +209,7 @@ async fn error_response(c: &mut Conn<'_>, r: &Req, e: &ProxyError) -> (Next, u64
     let mut out = Vec::with_capacity(200 + text.len());
     let v = r.head.version;
     date::with(|d| write_error_response(&mut out, v, status, &text, !keep, d));
-    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await {
+    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await {
         Ok(()) if keep => (Next::KeepAlive, text.len() as u64),
         Ok(()) if r.body.done() => (Next::Close, text.len() as u64),
         Ok(()) => (Next::Linger, text.len() as u64),
@@ -354,7 +354,9 @@ async fn read_response(
     deadline: Instant,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
-        let head = exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline).await?;
+        let head =
+            exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline, &mut c.timer)
+                .await?;
         if !head.interim {
             return Ok(head);
         }
