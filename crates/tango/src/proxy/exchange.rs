@@ -162,17 +162,18 @@ impl std::fmt::Display for HeadFail {
 
 /// Read a response head into `rbuf` (which may already hold its start), as the answer
 /// to a request described by `facts`. The head is at the start of `rbuf`; what follows
-/// it is body.
+/// it is body. Boxed: it is a few hundred bytes, moved through several futures.
 pub(crate) async fn read_response_head(
     s: &TcpStream,
     rbuf: &mut Vec<u8>,
     facts: RequestFacts,
     deadline: Instant,
-) -> Result<ResponseHead, HeadFail> {
+    timer: &mut io::Timer<'_>,
+) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
         if !rbuf.is_empty() {
             match parse_response(rbuf, MAX_RESPONSE_HEAD, facts) {
-                Ok(Some(h)) => return Ok(h),
+                Ok(Some(h)) => return Ok(Box::new(h)),
                 Ok(None) => {}
                 Err(e) => return Err(HeadFail::Bad(e)),
             }
@@ -180,7 +181,7 @@ pub(crate) async fn read_response_head(
         // A full buffer without a whole head: a larger one (parsing stops at
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);
-        match io::read(s, rbuf, Limit::Until(deadline)).await {
+        match io::read(s, rbuf, Limit::Until(deadline), timer).await {
             Ok(0) => return Err(HeadFail::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),

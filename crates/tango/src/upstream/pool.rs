@@ -194,7 +194,9 @@ pub(crate) async fn checkout<P: PoolRef>(
     {
         return Err(ConnectError::AtCapacity);
     }
-    let connect = TcpStream::connect(address);
+    // Boxed: connecting is the uncommon case, and its future would make every
+    // request's larger.
+    let connect = Box::pin(TcpStream::connect(address));
     let stream = tokio::time::timeout(limits.connect_timeout, connect)
         .await
         .map_err(|_| ConnectError::Timeout)??;

@@ -42,33 +42,29 @@ pub(super) enum Kind {
 
 impl Kind {
     fn of(name: &[u8]) -> Kind {
-        const NAMES: [(&[u8], Kind); 17] = [
-            (b"host", Kind::Host),
-            (b"content-length", Kind::ContentLength),
-            (b"transfer-encoding", Kind::TransferEncoding),
-            (b"connection", Kind::Connection),
-            (b"keep-alive", Kind::KeepAlive),
-            (b"proxy-connection", Kind::ProxyConnection),
-            (b"proxy-authenticate", Kind::ProxyAuthenticate),
-            (b"proxy-authorization", Kind::ProxyAuthorization),
-            (b"te", Kind::Te),
-            (b"trailer", Kind::Trailer),
-            (b"upgrade", Kind::Upgrade),
-            (b"expect", Kind::Expect),
-            (b"x-forwarded-for", Kind::XForwardedFor),
-            (b"x-forwarded-proto", Kind::XForwardedProto),
-            (b"x-forwarded-host", Kind::XForwardedHost),
-            (b"x-request-id", Kind::XRequestId),
-            (b"date", Kind::Date),
-        ];
-        // Most names are none of these, and their lengths say so at once.
-        if !matches!(name.len(), 2 | 4 | 6 | 7 | 10 | 12 | 14..=19) {
-            return Kind::Other;
+        // The length picks at most two candidates, so a name is compared at most twice
+        // (most names are none of these, and their lengths say so at once).
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            2 if is(b"te") => Kind::Te,
+            4 if is(b"host") => Kind::Host,
+            4 if is(b"date") => Kind::Date,
+            6 if is(b"expect") => Kind::Expect,
+            7 if is(b"upgrade") => Kind::Upgrade,
+            7 if is(b"trailer") => Kind::Trailer,
+            10 if is(b"connection") => Kind::Connection,
+            10 if is(b"keep-alive") => Kind::KeepAlive,
+            12 if is(b"x-request-id") => Kind::XRequestId,
+            14 if is(b"content-length") => Kind::ContentLength,
+            15 if is(b"x-forwarded-for") => Kind::XForwardedFor,
+            16 if is(b"proxy-connection") => Kind::ProxyConnection,
+            16 if is(b"x-forwarded-host") => Kind::XForwardedHost,
+            17 if is(b"transfer-encoding") => Kind::TransferEncoding,
+            17 if is(b"x-forwarded-proto") => Kind::XForwardedProto,
+            18 if is(b"proxy-authenticate") => Kind::ProxyAuthenticate,
+            19 if is(b"proxy-authorization") => Kind::ProxyAuthorization,
+            _ => Kind::Other,
         }
-        NAMES
-            .iter()
-            .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            .map_or(Kind::Other, |&(_, k)| k)
     }
 
     /// Hop-by-hop whatever the Connection header says (Upgrade is decided apart).

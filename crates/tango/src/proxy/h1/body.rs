@@ -167,7 +167,15 @@ pub(super) async fn send(
     let expect_continue = head.expect_continue && initial.is_empty() && !body.done();
     let mut wrote = 0;
     let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
-    if let Err(e) = io::write_all(&up.stream, &mut bufs, Limit::Until(deadline), &mut wrote).await {
+    if let Err(e) = io::write_all(
+        &up.stream,
+        &mut bufs,
+        Limit::Until(deadline),
+        &mut c.timer,
+        &mut wrote,
+    )
+    .await
+    {
         return Err(
             if wrote == 0 && up.reused && e.kind() != ErrorKind::TimedOut {
                 SendError::Stale
@@ -182,7 +190,7 @@ pub(super) async fn send(
     if expect_continue && !body.continued {
         // The client waits for this before it sends the body (RFC 9110 10.1.1).
         let go_on = b"HTTP/1.1 100 Continue\r\n\r\n";
-        if io::write(&c.s, go_on, Limit::Stall(c.l.send_timeout))
+        if io::write(&c.s, go_on, Limit::Stall(c.l.send_timeout), &mut c.timer)
             .await
             .is_err()
         {
@@ -213,7 +221,7 @@ async fn stream_rest(
     buf.clear();
     loop {
         io::grow_if_full(buf);
-        match io::read(&c.s, buf, Limit::Until(deadline)).await {
+        match io::read(&c.s, buf, Limit::Until(deadline), &mut c.timer).await {
             Ok(0) => return Ok(Sent::ClientGone),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::TimedOut => {
@@ -224,7 +232,8 @@ async fn stream_rest(
         let Ok(n) = body.take(buf) else {
             return Ok(Sent::BadBody);
         };
-        if let Err(e) = io::write(&up.stream, &buf[..n], Limit::Until(deadline)).await {
+        if let Err(e) = io::write(&up.stream, &buf[..n], Limit::Until(deadline), &mut c.timer).await
+        {
             return Err(upstream_error(&e));
         }
         // What follows the body (a pipelined request) stays.

@@ -1,17 +1,25 @@
 //! Socket reads and writes for the engine. Each tries the system call first and waits
-//! for readiness (arming a timer) only when it would block, so a read or write that
-//! completes at once never touches the timer wheel.
+//! for readiness only when it would block.
+//!
+//! A connection has one timer ([`Timer`]) for everything it waits on, one wait at a
+//! time: the first byte, the idle time between requests, a request head, the backend's
+//! answer, a body that stalls. A wait moves the timer to its deadline rather than
+//! making a timer of its own, so a wait costs no allocation in the timer wheel, and
+//! moving it later (the usual case) costs no lock.
 //!
 //! Two kinds of limit: a deadline (upstream exchanges: the try's time, or a body's
 //! inactivity), and the client's send timeout, which restarts with every write that
 //! makes progress and, once it expires, resets the connection so the kernel drops what
 //! the client never read.
 
+use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 pub(crate) fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(ErrorKind::TimedOut, what)
@@ -32,6 +40,38 @@ impl Limit {
             Limit::Until(d) => d,
             Limit::Stall(d) => Instant::now() + d,
         }
+    }
+}
+
+/// A connection's one timer (see the module documentation).
+pub(crate) struct Timer<'a>(pub(crate) Pin<&'a mut Sleep>);
+
+impl Timer<'_> {
+    /// Fire at `at` (and no earlier).
+    pub(crate) fn reset(&mut self, at: Instant) {
+        self.0.as_mut().reset(at);
+    }
+
+    /// Wait until `s` is readable (or writable, with `write`): true; or until the timer
+    /// fires: false.
+    pub(crate) async fn ready(&mut self, s: &TcpStream, write: bool) -> io::Result<bool> {
+        std::future::poll_fn(|cx| {
+            let r = if write {
+                s.poll_write_ready(cx)
+            } else {
+                s.poll_read_ready(cx)
+            };
+            if let Poll::Ready(r) = r {
+                return Poll::Ready(r.map(|()| true));
+            }
+            self.0.as_mut().poll(cx).map(|()| Ok(false))
+        })
+        .await
+    }
+
+    /// Poll whether the timer has fired.
+    pub(crate) fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.0.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -71,34 +111,46 @@ pub(crate) fn try_read(s: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
 }
 
 /// Read what the socket has into `buf`'s spare room (the caller makes some), waiting
-/// within `limit`; `Ok(0)` is the end of the stream.
-pub(crate) async fn read(s: &TcpStream, buf: &mut Vec<u8>, limit: Limit) -> io::Result<usize> {
-    let mut deadline = None;
+/// within `limit` on `t`; `Ok(0)` is the end of the stream.
+pub(crate) async fn read(
+    s: &TcpStream,
+    buf: &mut Vec<u8>,
+    limit: Limit,
+    t: &mut Timer<'_>,
+) -> io::Result<usize> {
+    let mut armed = false;
     loop {
         match try_read(s, buf) {
             Ok(n) => return Ok(n),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => return Err(e),
         }
-        let d = *deadline.get_or_insert_with(|| limit.deadline());
-        match tokio::time::timeout_at(d, s.readable()).await {
-            Ok(r) => r?,
-            Err(_) => return Err(timed_out("no bytes in time")),
+        if !std::mem::replace(&mut armed, true) {
+            t.reset(limit.deadline());
+        }
+        if !t.ready(s, false).await? {
+            return Err(timed_out("no bytes in time"));
         }
     }
 }
 
 /// Write every byte of `bufs` (one system call when the socket takes them all), adding
-/// to `wrote` as bytes go. Under [`Limit::Stall`] a stall that outlasts the limit resets
-/// the connection.
+/// to `wrote` as bytes go, waiting within `limit` on `t`. Under [`Limit::Stall`] a
+/// stall that outlasts the limit resets the connection.
 pub(crate) async fn write_all(
     s: &TcpStream,
     bufs: &mut [IoSlice<'_>],
     limit: Limit,
+    t: &mut Timer<'_>,
     wrote: &mut u64,
 ) -> io::Result<()> {
     let mut bufs = bufs;
     IoSlice::advance_slices(&mut bufs, 0);
+    // An empty last slice (a body with nothing in it yet) is no use to the kernel.
+    while bufs.len() > 1 && bufs[bufs.len() - 1].is_empty() {
+        let n = bufs.len() - 1;
+        bufs = &mut bufs[..n];
+    }
     while !bufs.is_empty() {
         match s.try_write_vectored(bufs) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -112,10 +164,8 @@ pub(crate) async fn write_all(
         }
         // Each stall gets the whole limit: a slow reader that keeps taking bytes is
         // not cut off.
-        if tokio::time::timeout_at(limit.deadline(), s.writable())
-            .await
-            .is_err()
-        {
+        t.reset(limit.deadline());
+        if !t.ready(s, true).await? {
             if let Limit::Stall(_) = limit {
                 let _ = s.set_zero_linger();
             }
@@ -126,8 +176,13 @@ pub(crate) async fn write_all(
 }
 
 /// [`write_all`] of one buffer.
-pub(crate) async fn write(s: &TcpStream, data: &[u8], limit: Limit) -> io::Result<()> {
-    write_all(s, &mut [IoSlice::new(data)], limit, &mut 0).await
+pub(crate) async fn write(
+    s: &TcpStream,
+    data: &[u8],
+    limit: Limit,
+    t: &mut Timer<'_>,
+) -> io::Result<()> {
+    write_all(s, &mut [IoSlice::new(data)], limit, t, &mut 0).await
 }
 
 /// How long a closing connection keeps reading what the client still sends, so that
@@ -145,11 +200,12 @@ pub(crate) async fn linger_close(mut s: TcpStream) {
         return;
     }
     let deadline = Instant::now() + LINGER;
+    let mut t = Timer(std::pin::pin!(tokio::time::sleep_until(deadline)));
     let mut sink = Vec::with_capacity(4096);
     let mut total = 0;
     while total < LINGER_BYTES {
         sink.clear();
-        match read(&s, &mut sink, Limit::Until(deadline)).await {
+        match read(&s, &mut sink, Limit::Until(deadline), &mut t).await {
             Ok(0) | Err(_) => return,
             Ok(n) => total += n,
         }

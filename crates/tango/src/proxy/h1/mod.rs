@@ -31,13 +31,12 @@ use super::idle::Conns;
 use super::idle::Slot;
 use super::service::ConnCtx;
 use super::shutdown::Shutdown;
-use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use tango_core::config::Listener;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// The HTTP/2 connection preface (RFC 9113 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -51,6 +50,8 @@ pub(super) struct Conn<'a> {
     pub(super) shutdown: &'a Shutdown,
     /// The largest request head taken.
     pub(super) max_head: usize,
+    /// The connection's one timer, for whatever it waits on.
+    pub(super) timer: io::Timer<'a>,
 }
 
 impl Conn<'_> {
@@ -96,6 +97,12 @@ pub(super) async fn serve(
     conns: &Conns,
     shutdown: &Shutdown,
 ) -> Option<(TcpStream, Buf)> {
+    // One timer for the connection's life, moved on (not made anew) for each wait:
+    // the first byte first, then the idle time between requests, and whatever a
+    // request waits on.
+    let timer = pin!(tokio::time::sleep_until(
+        Instant::now() + l.first_byte_timeout
+    ));
     let mut c = Conn {
         s: stream,
         ctx,
@@ -103,15 +110,11 @@ pub(super) async fn serve(
         slot,
         shutdown,
         max_head: l.max_header_bytes.max(8192),
+        timer: io::Timer(timer),
     };
-    // One timer for the connection's life, moved on (not made anew) each time it goes
-    // idle: the first-byte timeout first, then the idle timeout.
-    let mut timer = pin!(tokio::time::sleep_until(
-        Instant::now() + l.first_byte_timeout
-    ));
     let mut first = true;
     loop {
-        if !idle(&c, timer.as_mut()).await {
+        if !idle(&mut c).await {
             return None;
         }
         let mut buf = Buf::new();
@@ -129,7 +132,7 @@ pub(super) async fn serve(
         match phase {
             Phase::Idle => {
                 conns.idle_again(slot);
-                timer.as_mut().reset(Instant::now() + l.idle_timeout);
+                c.timer.reset(Instant::now() + l.idle_timeout);
             }
             Phase::Close => return None,
             // Boxed, to keep it out of the idle connection's future.
@@ -143,10 +146,11 @@ pub(super) async fn serve(
 }
 
 /// Wait, holding no buffer, until the client sends something (true), or until the
-/// timer fires, the connection is chosen to make room, or shutdown begins (false).
+/// connection's timer fires, the connection is chosen to make room, or shutdown begins
+/// (false).
 /// The eviction and shutdown signals wake the task through its slot: nothing is
 /// registered with a channel while waiting.
-async fn idle(c: &Conn<'_>, mut timer: Pin<&mut Sleep>) -> bool {
+async fn idle(c: &mut Conn<'_>) -> bool {
     std::future::poll_fn(|cx| {
         c.slot.register(cx.waker());
         if c.slot.is_evicted() {
@@ -159,7 +163,10 @@ async fn idle(c: &Conn<'_>, mut timer: Pin<&mut Sleep>) -> bool {
         if let Poll::Ready(r) = c.s.poll_read_ready(cx) {
             return Poll::Ready(r.is_ok());
         }
-        timer.as_mut().poll(cx).map(|()| false)
+        if c.timer.poll_fired(cx) {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
     })
     .await
 }

@@ -19,7 +19,7 @@ pub(super) async fn read_preface(c: &mut Conn<'_>, buf: &mut Buf) -> Result<bool
         if n == super::H2_PREFACE.len() {
             return Ok(true);
         }
-        match io::read(&c.s, buf, Limit::Until(deadline)).await {
+        match io::read(&c.s, buf, Limit::Until(deadline), &mut c.timer).await {
             Ok(0) | Err(_) => return Err(()),
             Ok(_) => {}
         }

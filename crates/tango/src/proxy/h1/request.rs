@@ -44,7 +44,9 @@ impl RequestId {
 
 /// A request being served.
 struct Req {
-    head: RequestHead,
+    /// Boxed: the future of a request is moved whole into the heap, and is smaller
+    /// without it (the head is a few hundred bytes, its fields inline).
+    head: Box<RequestHead>,
     id: RequestId,
     body: BodyIn,
 }
@@ -80,7 +82,8 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             buf,
             peer: c.ctx.peer.ip(),
         };
-        log.entry_from_parts(&c.ctx.listener, c.ctx.peer, raw.parts(id.bytes(buf)))
+        // Boxed, to keep the request's future small when the log is off.
+        Box::new(log.entry_from_parts(&c.ctx.listener, c.ctx.peer, raw.parts(id.bytes(buf))))
     });
     let body = match BodyIn::start(&head, buf) {
         Ok(b) => b,
@@ -106,7 +109,9 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, started.elapsed());
             }
-            let (next, bytes) = error_response(c, &r, &e).await;
+            // Boxed, as every path that is not the common one, to keep the future of
+            // a request small: it is moved into the heap for every request.
+            let (next, bytes) = Box::pin(error_response(c, &r, &e)).await;
             (next, status, bytes)
         }
     };
@@ -147,19 +152,23 @@ impl From<ProxyError> for Abort {
 /// Read until the request head at the start of `buf` is complete, within the header
 /// timeout from `now` (its first byte is here already). A head that cannot be taken is
 /// answered here.
-async fn read_head(c: &mut Conn<'_>, buf: &mut Buf, now: Instant) -> Result<RequestHead, Next> {
+async fn read_head(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    now: Instant,
+) -> Result<Box<RequestHead>, Next> {
     let deadline = now + c.l.header_timeout;
     loop {
         match parse_request(buf, c.max_head) {
-            Ok(Some(h)) => return Ok(h),
+            Ok(Some(h)) => return Ok(Box::new(h)),
             Ok(None) => {}
-            Err(e) => return Err(refuse(c, e).await),
+            Err(e) => return Err(Box::pin(refuse(c, e)).await),
         }
         if buf.len() == buf.capacity() {
             let more = buf.capacity().min(c.max_head);
             buf.reserve(more);
         }
-        match io::read(&c.s, buf, io::Limit::Until(deadline)).await {
+        match io::read(&c.s, buf, io::Limit::Until(deadline), &mut c.timer).await {
             Ok(0) => return Err(Next::Close),
             Ok(_) => {}
             Err(e) => {
@@ -177,7 +186,7 @@ async fn refuse(c: &mut Conn<'_>, e: HeadError) -> Next {
     tracing::debug!(error = ?e, "request refused before forwarding");
     let mut out = Vec::with_capacity(160);
     date::with(|d| write_error_response(&mut out, Version::Http11, e.status(), e.text(), true, d));
-    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await;
+    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await;
     Next::Linger
 }
 
@@ -200,7 +209,7 @@ async fn error_response(c: &mut Conn<'_>, r: &Req, e: &ProxyError) -> (Next, u64
     let mut out = Vec::with_capacity(200 + text.len());
     let v = r.head.version;
     date::with(|d| write_error_response(&mut out, v, status, &text, !keep, d));
-    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout)).await {
+    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await {
         Ok(()) if keep => (Next::KeepAlive, text.len() as u64),
         Ok(()) if r.body.done() => (Next::Close, text.len() as u64),
         Ok(()) => (Next::Linger, text.len() as u64),
@@ -344,9 +353,11 @@ async fn read_response(
     up: &Upstream<&ConnPool>,
     rbuf: &mut Buf,
     deadline: Instant,
-) -> Result<ResponseHead, HeadFail> {
+) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
-        let head = exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline).await?;
+        let head =
+            exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline, &mut c.timer)
+                .await?;
         if !head.interim {
             return Ok(head);
         }

@@ -26,7 +26,7 @@ pub(super) struct Answer<'p> {
     pub(super) up: Upstream<&'p ConnPool>,
     /// The response head at the start, then what came after it.
     pub(super) rbuf: Buf,
-    pub(super) head: ResponseHead,
+    pub(super) head: Box<ResponseHead>,
     /// Kept until the response (or tunnel) is over.
     pub(super) in_flight: InFlight<&'p BackendState>,
     /// When the head was in.
@@ -60,7 +60,7 @@ pub(super) async fn forward(
     let mark = buf.len();
     let plan = write_head(buf, &head, &rbuf, client);
     if plan.body == BodyPlan::Tunnel {
-        let next = tunnel(c, buf, mark, body, up, &rbuf[head.head_len..]).await;
+        let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
         drop(in_flight);
         return (next, 0);
     }
@@ -100,7 +100,7 @@ fn write_head(
 }
 
 /// Pass an interim (1xx) response on to the client of `req` (HTTP/1.1 clients only).
-pub(super) async fn interim(c: &Conn<'_>, req: &RequestHead, head: &ResponseHead, rbuf: &[u8]) {
+pub(super) async fn interim(c: &mut Conn<'_>, req: &RequestHead, head: &ResponseHead, rbuf: &[u8]) {
     let client = ClientFacts {
         version: req.version,
         keep_alive: req.keep_alive,
@@ -109,7 +109,7 @@ pub(super) async fn interim(c: &Conn<'_>, req: &RequestHead, head: &ResponseHead
     let mut out = Vec::with_capacity(head.head_len + 64);
     write_response_head(&mut out, head, rbuf, client, b"");
     if !out.is_empty() {
-        let _ = io::write(&c.s, &out, Limit::Stall(c.l.send_timeout)).await;
+        let _ = io::write(&c.s, &out, Limit::Stall(c.l.send_timeout), &mut c.timer).await;
     }
 }
 
@@ -127,7 +127,7 @@ struct End {
 /// Send the head in `out` and the body after it. `Err` (with the bytes sent) when the
 /// response could not be delivered whole.
 async fn relay(
-    c: &Conn<'_>,
+    c: &mut Conn<'_>,
     up: &Upstream<&ConnPool>,
     rbuf: &mut Buf,
     at: usize,
@@ -142,7 +142,7 @@ async fn relay(
     };
     match plan {
         BodyPlan::None => {
-            f.send(&[out]).await?;
+            send(f.c, &[out], 0).await?;
             Ok(End {
                 bytes: 0,
                 reusable: f.rbuf.len() == at,
@@ -161,32 +161,32 @@ async fn relay(
 
 /// A response body moving from the backend to the client.
 struct Flow<'a, 'c> {
-    c: &'a Conn<'c>,
+    c: &'a mut Conn<'c>,
     up: &'a Upstream<&'a ConnPool>,
     rbuf: &'a mut Buf,
     bytes: u64,
 }
 
-impl Flow<'_, '_> {
-    /// Write to the client; `Err` with the body bytes sent so far.
-    async fn send(&self, parts: &[&[u8]]) -> Result<(), u64> {
-        let mut slices = [IoSlice::new(&[]); 4];
-        for (s, p) in slices.iter_mut().zip(parts) {
-            *s = IoSlice::new(p);
-        }
-        let limit = Limit::Stall(self.c.l.send_timeout);
-        let n = parts.len().min(4);
-        io::write_all(&self.c.s, &mut slices[..n], limit, &mut 0)
-            .await
-            .map_err(|_| self.bytes)
+/// Write to the client; `Err` with `bytes`, the body bytes sent so far.
+async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), u64> {
+    let mut slices = [IoSlice::new(&[]); 4];
+    for (s, p) in slices.iter_mut().zip(parts) {
+        *s = IoSlice::new(p);
     }
+    let limit = Limit::Stall(c.l.send_timeout);
+    let n = parts.len().min(4);
+    io::write_all(&c.s, &mut slices[..n], limit, &mut c.timer, &mut 0)
+        .await
+        .map_err(|_| bytes)
+}
 
+impl Flow<'_, '_> {
     /// Read the next bytes of the body into the emptied buffer: how many (0 at the
     /// end of the stream). `Err` when the backend fails or stalls.
     async fn read(&mut self) -> Result<usize, u64> {
         self.rbuf.clear();
         let limit = Limit::Stall(self.c.body_stall());
-        io::read(&self.up.stream, self.rbuf, limit)
+        io::read(&self.up.stream, self.rbuf, limit, &mut self.c.timer)
             .await
             .map_err(|_| self.bytes)
     }
@@ -196,7 +196,7 @@ impl Flow<'_, '_> {
         let first = n.min(avail as u64) as usize;
         let mut extra = avail > first;
         self.bytes = first as u64;
-        self.send(&[out, &self.rbuf[at..at + first]]).await?;
+        send(self.c, &[out, &self.rbuf[at..at + first]], self.bytes).await?;
         let mut left = n - first as u64;
         let waited = left > 0;
         while left > 0 {
@@ -207,7 +207,7 @@ impl Flow<'_, '_> {
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
-            self.send(&[&self.rbuf[..take]]).await?;
+            send(self.c, &[&self.rbuf[..take]], self.bytes).await?;
             self.bytes += take as u64;
             left -= take as u64;
         }
@@ -243,8 +243,8 @@ impl Flow<'_, '_> {
                 &input[..feed.used]
             };
             match head.take() {
-                Some(h) => self.send(&[h, body]).await?,
-                None => self.send(&[body]).await?,
+                Some(h) => send(self.c, &[h, body], self.bytes).await?,
+                None => send(self.c, &[body], self.bytes).await?,
             }
             self.bytes += count;
             if feed.done {
@@ -275,8 +275,8 @@ impl Flow<'_, '_> {
                 None => [data, b"", b""],
             };
             match head.take() {
-                Some(h) => self.send(&[h, framed[0], framed[1], framed[2]]).await?,
-                None => self.send(&framed).await?,
+                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]], self.bytes).await?,
+                None => send(self.c, &framed, self.bytes).await?,
             }
             self.bytes += n;
             if self.read().await? == 0 {
@@ -285,7 +285,7 @@ impl Flow<'_, '_> {
             from = 0;
         }
         if encode {
-            self.send(&[LAST_CHUNK]).await?;
+            send(self.c, &[LAST_CHUNK], self.bytes).await?;
         }
         Ok(End {
             bytes: self.bytes,
@@ -308,7 +308,7 @@ async fn tunnel(
 ) -> Next {
     let mut first = [IoSlice::new(&buf[head..]), IoSlice::new(early)];
     let limit = Limit::Stall(c.l.send_timeout);
-    if io::write_all(&c.s, &mut first, limit, &mut 0)
+    if io::write_all(&c.s, &mut first, limit, &mut c.timer, &mut 0)
         .await
         .is_err()
     {
@@ -318,7 +318,10 @@ async fn tunnel(
     // What the client sent after its request already belongs to the new protocol.
     body.finish(buf);
     let stall = Limit::Stall(c.body_stall());
-    if io::write(&up.stream, buf, stall).await.is_err() {
+    if io::write(&up.stream, buf, stall, &mut c.timer)
+        .await
+        .is_err()
+    {
         return Next::Close;
     }
     buf.clear();
