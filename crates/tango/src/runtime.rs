@@ -147,6 +147,14 @@ impl<P: Deref<Target = BackendState>> Drop for InFlight<P> {
     }
 }
 
+/// A response body handed to hyper owns its connection, and reaches the connection's
+/// pool through its backend.
+impl crate::upstream::PoolRef for Arc<BackendState> {
+    fn pool(&self) -> &ConnPool {
+        &self.conns
+    }
+}
+
 /// A pool as the data plane uses it: config, selector and backend states, built once.
 pub(crate) struct PoolRuntime {
     pub(crate) cfg: Pool,

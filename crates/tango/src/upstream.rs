@@ -1,10 +1,9 @@
-//! Upstream connections: an HTTP/1.1 keep-alive pool per backend, and the body of a
-//! request sent upstream.
+//! Upstream connections: a keep-alive pool per backend of bare sockets, which the proxy
+//! speaks HTTP/1.1 over itself (`pool`), and the rate-limited log of failed connects.
 //!
-//! The pool is ours rather than hyper-util's legacy client because the proxy must know
-//! whether a request was sent before deciding to retry it elsewhere: connecting happens
-//! before the request is handed over, and `try_send_request` gives back a request that
-//! never reached the wire (a pooled connection the backend had just closed).
+//! The pool is tango's own: the proxy must know whether a request reached the wire
+//! before deciding to retry it elsewhere, must count connections per backend for
+//! `max_connections`, and keeps an idle connection as nothing but its socket.
 //!
 //! Failed connects are logged at most once per backend per second, with how many were
 //! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
@@ -13,67 +12,8 @@ mod pool;
 
 pub(crate) use pool::{checkout as checkout_socket, Limits, PoolRef, Upstream};
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-
-/// The body of a request sent upstream: the client's, or none.
-pub(crate) type UpBody = http_body_util::Either<ClientBody, http_body_util::Empty<Bytes>>;
-
-/// A client's request body on its way upstream; with the access log on, it counts the
-/// bytes read.
-pub(crate) struct ClientBody {
-    body: Incoming,
-    read: Option<Arc<AtomicU64>>,
-}
-
-impl ClientBody {
-    pub(crate) fn new(body: Incoming, read: Option<Arc<AtomicU64>>) -> Self {
-        ClientBody { body, read }
-    }
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.body).poll_frame(cx);
-        if let (Poll::Ready(Some(Ok(f))), Some(read)) = (&r, &this.read) {
-            if let Some(d) = f.data_ref() {
-                read.fetch_add(d.len() as u64, Relaxed);
-            }
-        }
-        r
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// An upstream request body with nothing in it.
-pub(crate) fn no_body() -> UpBody {
-    http_body_util::Either::Right(http_body_util::Empty::new())
-}
-
-pub(crate) type Sender = http1::SendRequest<UpBody>;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
@@ -81,24 +21,16 @@ pub(crate) enum ConnectError {
     Timeout,
     #[error("connect failed: {0}")]
     Io(#[from] std::io::Error),
-    #[error("handshake failed: {0}")]
-    Handshake(#[from] hyper::Error),
     #[error("connection limit reached")]
     AtCapacity,
 }
 
-struct Idle {
-    tx: Sender,
-    since: Instant,
-}
-
 /// Idle connections of one backend, and how many are open in all.
 pub(crate) struct ConnPool {
-    /// Shared with the connections checked out, which come back here.
-    idle: Arc<Mutex<Vec<Idle>>>,
-    /// Idle connections as bare sockets (the HTTP/1.1 engine's).
+    /// Idle connections, as bare sockets.
     sockets: pool::Sockets,
-    open: Arc<AtomicU64>,
+    /// Open connections: idle, in use or connecting.
+    open: AtomicU64,
     /// Rate limit for logging failed connects to this backend.
     pub(crate) connect_failures: FailureLog,
 }
@@ -111,34 +43,11 @@ impl std::fmt::Debug for ConnPool {
     }
 }
 
-/// A connection checked out of a pool; `release` puts it back.
-pub(crate) struct Pooled {
-    pub(crate) tx: Sender,
-    idle: Arc<Mutex<Vec<Idle>>>,
-    pub(crate) reused: bool,
-}
-
-impl Pooled {
-    pub(crate) fn release(self) {
-        // Right after a response ends the connection may not be ready yet (its task
-        // has not seen the end); `checkout` waits for readiness, so only a closed
-        // connection is dropped here.
-        if !self.tx.is_closed() {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.push(Idle {
-                tx: self.tx,
-                since: Instant::now(),
-            });
-        }
-    }
-}
-
 impl Default for ConnPool {
     fn default() -> Self {
         Self {
-            idle: Arc::new(Mutex::new(Vec::new())),
             sockets: pool::Sockets::default(),
-            open: Arc::new(AtomicU64::new(0)),
+            open: AtomicU64::new(0),
             connect_failures: FailureLog::default(),
         }
     }
@@ -154,81 +63,12 @@ impl ConnPool {
         &self.open
     }
 
-    /// Drop idle connections older than `max_idle` (called by a periodic sweep).
+    /// Close idle connections older than `max_idle`, or closed by the backend (called
+    /// by a periodic sweep).
     pub(crate) fn sweep(&self, max_idle: Duration) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|c| c.since.elapsed() < max_idle && !c.tx.is_closed());
-        drop(idle);
         let closed = self.sockets.sweep(max_idle);
         self.open.fetch_sub(closed, Relaxed);
     }
-
-    fn take_idle(&self, max_idle: Duration) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(c) = idle.pop() {
-            if !c.tx.is_closed() && c.since.elapsed() < max_idle {
-                return Some(c.tx);
-            }
-        }
-        None
-    }
-}
-
-/// Get a ready connection from `pool` to `address`: an idle one, or a new one.
-pub(crate) async fn checkout(
-    pool: &ConnPool,
-    address: &str,
-    connect_timeout: Duration,
-    max_idle: Duration,
-    max_connections: Option<u32>,
-) -> Result<Pooled, ConnectError> {
-    while let Some(mut tx) = pool.take_idle(max_idle) {
-        // Ready at once in the common case; a connection that the backend closed
-        // reports an error here and the next one is tried.
-        if tx.ready().await.is_ok() {
-            return Ok(Pooled {
-                tx,
-                idle: pool.idle.clone(),
-                reused: true,
-            });
-        }
-    }
-    if let Some(max) = max_connections {
-        if pool.open() >= u64::from(max) {
-            return Err(ConnectError::AtCapacity);
-        }
-    }
-    let tx = connect(address, connect_timeout, &pool.open).await?;
-    Ok(Pooled {
-        tx,
-        idle: pool.idle.clone(),
-        reused: false,
-    })
-}
-
-async fn connect(
-    addr: &str,
-    timeout: Duration,
-    open: &Arc<AtomicU64>,
-) -> Result<Sender, ConnectError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
-    let _ = stream.set_nodelay(true);
-    let (tx, conn) = http1::Builder::new()
-        // One buffer per message: a plain write is cheaper than writev for small heads.
-        .writev(false)
-        .handshake(TokioIo::new(stream))
-        .await?;
-    open.fetch_add(1, Relaxed);
-    let open = open.clone();
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-        open.fetch_sub(1, Relaxed);
-    });
-    Ok(tx)
 }
 
 /// The shortest time between two log lines about one backend's failed connects.
@@ -341,6 +181,7 @@ pub(crate) fn flush_connect_failures(conns: &ConnPool, pool: &str, name: &str, n
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn one_line_per_second_with_the_count_left_out() {

@@ -289,12 +289,12 @@ impl Drop for Logged {
 
 impl Body for Logged {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(f))) = &r {

@@ -1,24 +1,28 @@
-//! The body tango sends back to clients (what it sends upstream is `upstream::UpBody`).
-//!
-//! Bodies stream frame by frame; nothing is buffered whole. The response body also
-//! carries the upstream connection (returned to its pool once the body ends) and the
-//! in-flight guard (released when the client has the whole response or goes away).
+//! The body tango sends back to clients that hyper serves (TLS, HTTP/2): its own short
+//! answers, or a backend's body read straight from the upstream connection by the
+//! response's framing (a length, chunks, or until the backend closes). Bodies stream a
+//! read at a time; nothing is buffered whole. The upstream connection goes back to its
+//! pool when the body has ended where its framing said, and the in-flight count is
+//! released when the client has it all or goes away.
 
-use crate::runtime::InFlight;
-use crate::upstream::Pooled;
-use bytes::Bytes;
+use super::bufpool::Buf;
+use super::h1::io;
+use crate::runtime::{BackendState, InFlight};
+use crate::upstream::Upstream;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+use std::future::Future;
+use std::io::ErrorKind;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tango_core::http1::codec::{ChunkedTracker, ResponseFraming};
+use tokio::time::{Instant, Sleep};
 
-/// The body of a response sent to a client.
+/// The body of a response sent to a client hyper serves.
 pub(crate) enum ProxyBody {
-    Upstream {
-        body: Incoming,
-        conn: Option<Pooled>,
-        _guard: Option<InFlight>,
-    },
+    Upstream(Box<UpstreamBody>),
     Full(Option<Bytes>),
 }
 
@@ -34,45 +38,205 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
-            ProxyBody::Upstream { body, conn, _guard } => {
-                let r = Pin::new(&mut *body).poll_frame(cx);
-                // The whole response was read (hyper may not poll again once the body
-                // says it has ended): the connection can serve another request.
-                let ended = match &r {
-                    Poll::Ready(None) => true,
-                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
-                    _ => false,
-                };
-                if ended {
-                    if let Some(c) = conn.take() {
-                        c.release();
-                    }
-                }
-                r
-            }
+            ProxyBody::Upstream(b) => b.poll(cx),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Upstream(b) => b.done,
             ProxyBody::Full(b) => b.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Upstream(b) => match &b.framing {
+                Following::Length(n) => SizeHint::with_exact(*n),
+                _ => SizeHint::default(),
+            },
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// How far through its framing a backend's body is.
+enum Following {
+    /// Bytes not yet handed on.
+    Length(u64),
+    Chunked(ChunkedTracker),
+    /// Until the backend closes.
+    Close,
+}
+
+/// A backend's response body, read from its connection.
+pub(crate) struct UpstreamBody {
+    up: Option<Upstream<Arc<BackendState>>>,
+    /// Bytes read from the backend; those from `at` are not handed on yet.
+    buf: Buf,
+    at: usize,
+    framing: Following,
+    /// The backend keeps the connection open after the response.
+    keep_alive: bool,
+    done: bool,
+    /// How long the backend may go without sending a byte.
+    stall: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    _in_flight: InFlight,
+}
+
+impl ProxyBody {
+    /// The body of a backend's response whose head ends at `at` in `buf`, framed as
+    /// `framing`, read from `up`; an empty body when there is none (the connection then
+    /// goes back to its pool at once).
+    pub(crate) fn upstream(
+        up: Upstream<Arc<BackendState>>,
+        buf: Buf,
+        at: usize,
+        framing: ResponseFraming,
+        keep_alive: bool,
+        stall: Duration,
+        in_flight: InFlight,
+    ) -> ProxyBody {
+        let framing = match framing {
+            ResponseFraming::Length(n) => Following::Length(n),
+            ResponseFraming::Chunked => Following::Chunked(ChunkedTracker::new()),
+            ResponseFraming::CloseDelimited => Following::Close,
+            ResponseFraming::NoBody => Following::Length(0),
+        };
+        let mut b = UpstreamBody {
+            up: Some(up),
+            buf,
+            at,
+            framing,
+            keep_alive,
+            done: false,
+            stall,
+            timer: None,
+            armed: false,
+            _in_flight: in_flight,
+        };
+        if let Following::Length(0) = b.framing {
+            b.finish();
+            return ProxyBody::empty();
+        }
+        ProxyBody::Upstream(Box::new(b))
+    }
+}
+
+impl UpstreamBody {
+    /// The body has ended: the connection serves another request if the response
+    /// ended where its framing said, with nothing after it.
+    fn finish(&mut self) {
+        self.done = true;
+        let clean = self.at == self.buf.len() && !matches!(self.framing, Following::Close);
+        if let Some(up) = self.up.take() {
+            if clean && self.keep_alive {
+                up.release(Instant::now());
+            }
+        }
+    }
+
+    /// The next frame from the bytes read, if they hold body data.
+    fn take(&mut self) -> Result<Option<Bytes>, std::io::Error> {
+        let input = &self.buf[self.at..];
+        let data = match &mut self.framing {
+            Following::Length(left) => {
+                let n = (*left).min(input.len() as u64) as usize;
+                *left -= n as u64;
+                self.at += n;
+                let data = Bytes::copy_from_slice(&input[..n]);
+                if *left == 0 {
+                    self.finish();
+                }
+                data
+            }
+            Following::Chunked(t) => {
+                let mut data = BytesMut::new();
+                let feed = t
+                    .feed_data(input, |r| data.extend_from_slice(&input[r]))
+                    .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "bad chunk"))?;
+                self.at += feed.used;
+                if feed.done {
+                    self.finish();
+                }
+                data.freeze()
+            }
+            Following::Close => {
+                self.at += input.len();
+                Bytes::copy_from_slice(input)
+            }
+        };
+        Ok((!data.is_empty()).then_some(data))
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if self.at < self.buf.len() {
+                match self.take() {
+                    Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(None) => continue,
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                }
+            }
+            match self.fill(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Read the next bytes from the backend into the emptied buffer.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+        let Some(up) = &self.up else {
+            return Poll::Ready(Err(ErrorKind::NotConnected.into()));
+        };
+        self.buf.clear();
+        self.at = 0;
+        loop {
+            match io::try_read(&up.stream, &mut self.buf) {
+                Ok(0) if matches!(self.framing, Following::Close) => {
+                    self.finish();
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(0) => return Poll::Ready(Err(ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {
+                    self.armed = false;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            match up.stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            let deadline = Instant::now() + self.stall;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if !std::mem::replace(&mut self.armed, true) {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::timed_out("the backend sent nothing in time")));
+            }
+            return Poll::Pending;
         }
     }
 }

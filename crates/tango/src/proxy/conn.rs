@@ -64,6 +64,7 @@ pub(super) async fn connection(
         tls: ctx.tls.is_some(),
         trusted_proxies: lcfg.trusted_proxies.clone(),
         request_timeout: lcfg.request_timeout,
+        idle_timeout: lcfg.idle_timeout,
         access_log: ctx.access_log.clone(),
         switch: switch.clone(),
     });

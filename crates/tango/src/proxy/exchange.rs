@@ -8,6 +8,9 @@
 //! parsed, hyper's requests are written from their header map), so the caller passes
 //! the try itself to [`tries`].
 
+pub(crate) mod forward;
+pub(crate) mod send;
+
 use super::error::ProxyError;
 use super::h1::io::{self, Limit};
 use crate::runtime::{PoolRuntime, Runtime};

@@ -303,3 +303,61 @@ async fn a_response_larger_than_any_buffer_arrives_byte_for_byte() {
         assert!(body == want, "{path}: the body differs");
     }
 }
+
+/// HTTP/2 and TLS clients (served by hyper) get their answers through the same
+/// upstream exchange: a body without a length, a chunked 8 MiB one and a sized 8 MiB
+/// one arrive whole, and the upstream connections are reused.
+#[tokio::test]
+async fn h2_and_tls_clients_get_whole_bodies_from_the_same_exchange() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let b = Canned::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = config(
+        "try_timeout = \"60s\"\ntimeout = \"60s\"",
+        &[("b", b.addr, 1)],
+    );
+    let (cfg, ck) = crate::protocols::tls_config(&plain, dir.path());
+    let t = Tango::start(&cfg);
+    let want = big_body();
+    let tls = crate::protocols::tls_connect(&t, &ck, b"h2").await;
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let tls = crate::protocols::tls_connect(&t, &ck, b"http/1.1").await;
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (path, expected) in [
+        ("/close", b"hello, until the end".to_vec()),
+        ("/chunked", want.clone()),
+        ("/big", want.clone()),
+        ("/304", Vec::new()),
+    ] {
+        let req = || {
+            http::Request::get(format!("https://localhost{path}"))
+                .header("host", "localhost")
+                .body(Full::new(bytes::Bytes::new()))
+                .unwrap()
+        };
+        let over_h2 = h2.send_request(req()).await.expect("h2 answer");
+        // hyper's HTTP/1 client sends the origin form.
+        let mut r1 = req();
+        *r1.uri_mut() = path.parse().unwrap();
+        let over_h1 = h1.send_request(r1).await.expect("TLS HTTP/1.1 answer");
+        for resp in [over_h2, over_h1] {
+            let status = resp.status().as_u16();
+            let body = tokio::time::timeout(Duration::from_secs(60), resp.into_body().collect())
+                .await
+                .expect("in time")
+                .expect("a whole body")
+                .to_bytes();
+            assert_eq!(status, if path == "/304" { 304 } else { 200 }, "{path}");
+            assert_eq!(body.len(), expected.len(), "{path}");
+            assert!(body == expected, "{path}: the body differs");
+        }
+    }
+}

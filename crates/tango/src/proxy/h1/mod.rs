@@ -52,6 +52,9 @@ pub(super) struct Conn<'a> {
     pub(super) max_head: usize,
     /// The connection's one timer, for whatever it waits on.
     pub(super) timer: io::Timer<'a>,
+    /// When the last response was sent, if that was read off the clock lately (the
+    /// idle time is counted from it, without reading the clock again).
+    pub(super) sent_at: Option<Instant>,
 }
 
 impl Conn<'_> {
@@ -111,6 +114,7 @@ pub(super) async fn serve(
         shutdown,
         max_head: l.max_header_bytes.max(8192),
         timer: io::Timer(timer),
+        sent_at: None,
     };
     let mut first = true;
     loop {
@@ -132,7 +136,8 @@ pub(super) async fn serve(
         match phase {
             Phase::Idle => {
                 conns.idle_again(slot);
-                c.timer.reset(Instant::now() + l.idle_timeout);
+                let now = c.sent_at.take().unwrap_or_else(Instant::now);
+                c.timer.reset(now + l.idle_timeout);
             }
             Phase::Close => return None,
             // Boxed, to keep it out of the idle connection's future.

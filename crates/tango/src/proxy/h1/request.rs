@@ -90,7 +90,9 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         Err(()) => return bad_request(c, head.version),
     };
     let mut r = Req { head, id, body };
-    let snap = c.ctx.rt.current();
+    // Held across the request's awaits: a plain reference count, since the lock-free
+    // guard's per-thread slots run out with many requests in progress.
+    let snap: Arc<Snapshot> = Arc::clone(&c.ctx.rt.current());
     let mut target = Target::default();
     let result = forward(c, buf, &mut r, &snap, &mut target, started).await;
     let (next, status, bytes_out) = match result {

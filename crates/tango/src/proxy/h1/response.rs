@@ -69,9 +69,11 @@ pub(super) async fn forward(
     drop(in_flight);
     match relayed {
         Ok(end) => {
+            // The head's time serves as the end's when the body went with it at once.
+            let now = if end.waited { Instant::now() } else { at };
+            c.sent_at = Some(now);
             if end.reusable && head.keep_alive {
-                // Idle from now on: the head's time serves when the body went at once.
-                up.release(if end.waited { Instant::now() } else { at });
+                up.release(now);
             }
             let next = if plan.keep_alive {
                 Next::KeepAlive

@@ -1,0 +1,233 @@
+//! A request hyper's server parsed (over TLS, or HTTP/2) on its way to a backend: the
+//! same tries, connections and response heads as the engine's, with the request
+//! written from its header map (`send`) and the response handed to hyper as a header
+//! map and a body that reads the backend's connection (`body::UpstreamBody`).
+
+use super::send::{self, BodyFail, Framing};
+use super::{HeadFail, Target, Tries};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::bufpool::Buf;
+use crate::proxy::error::ProxyError;
+use crate::proxy::h1::io::{self, Limit, Timer};
+use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
+use crate::upstream::Upstream;
+use http::header::{HeaderName, HeaderValue, CONNECTION};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use std::io::IoSlice;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tango_core::http1::codec::{RequestFacts, ResponseHead};
+use tango_core::retry::Outcome;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+/// What is sent upstream, prepared once for every try. The body goes with the first
+/// try that gets the head onto the wire; the retry policy never sends such a request
+/// twice.
+pub(crate) struct Outgoing {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
+    /// The fields as the backend gets them (hop-by-hop out, forwarding in).
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Incoming>,
+    pub(crate) framing: Framing,
+    /// The request may be sent twice: idempotent, without a body, not an upgrade.
+    pub(crate) resendable: bool,
+    /// The client's side of a protocol upgrade it asked for.
+    pub(crate) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The access log's count of request body bytes, when it is on.
+    pub(crate) counted: Option<Arc<AtomicU64>>,
+    /// How long a response body may stall.
+    pub(crate) stall: Duration,
+}
+
+impl Outgoing {
+    fn facts(&self) -> RequestFacts {
+        RequestFacts {
+            is_head: self.method == Method::HEAD,
+            is_connect: self.method == Method::CONNECT,
+            upgrade: self.client_upgrade.is_some(),
+        }
+    }
+}
+
+/// Try backends of `pool` until one answers, within `deadline`.
+pub(crate) async fn forward(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    deadline: Instant,
+    out: &mut Outgoing,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut tries = Tries::new(rt, pool, key, deadline, out.resendable);
+    let mut now = Instant::now();
+    loop {
+        let (i, _, remaining) = tries.next(target, now)?;
+        match attempt(rt, pool, i, remaining, out, target).await {
+            Ok(resp) => return Ok(resp),
+            Err(o) => tries.failed(o)?,
+        }
+        now = Instant::now();
+    }
+}
+
+/// One try at backend `i`, with `remaining` of the request's time.
+async fn attempt(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    remaining: Duration,
+    out: &mut Outgoing,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, Outcome> {
+    let backend = pool.backends[i].clone();
+    let in_flight = InFlight::new(backend.clone());
+    let up = super::connect(rt, pool, i, backend, remaining, Instant::now()).await?;
+    let sent_at = Instant::now();
+    let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
+    let mut timer = Timer(std::pin::pin!(tokio::time::sleep_until(deadline)));
+    let mut rbuf = Buf::new();
+    let sent = send_request(out, &up, &mut rbuf, deadline, &mut timer).await;
+    let head = match sent {
+        Ok(()) => {
+            rbuf.clear();
+            read_final_head(&up, &mut rbuf, out.facts(), deadline, &mut timer).await
+        }
+        Err(Sending::Stale) => return Err(Outcome::Stale),
+        Err(Sending::Failed(why)) => Err(why),
+    };
+    let took = sent_at.elapsed();
+    target.upstream = Some(took);
+    let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
+    crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
+    Ok(respond(out, up, rbuf, &head, in_flight))
+}
+
+enum Sending {
+    /// Nothing was written: the pooled connection had been closed by the backend.
+    Stale,
+    Failed(HeadFail),
+}
+
+/// The head (built in `rbuf`), then the body.
+async fn send_request(
+    out: &mut Outgoing,
+    up: &Upstream<Arc<BackendState>>,
+    rbuf: &mut Buf,
+    deadline: Instant,
+    timer: &mut Timer<'_>,
+) -> Result<(), Sending> {
+    send::write_head(rbuf, &out.method, &out.uri, &out.headers, out.framing);
+    let mut wrote = 0;
+    let mut head = [IoSlice::new(rbuf)];
+    let limit = Limit::Until(deadline);
+    if let Err(e) = io::write_all(&up.stream, &mut head, limit, timer, &mut wrote).await {
+        let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
+        return Err(match (wrote, up.reused, timed_out) {
+            (0, true, false) => Sending::Stale,
+            (_, _, true) => Sending::Failed(HeadFail::Timeout),
+            _ => Sending::Failed(HeadFail::Closed),
+        });
+    }
+    let Some(mut body) = out.body.take() else {
+        return Ok(());
+    };
+    let counted = out.counted.as_deref();
+    match send::body(&up.stream, &mut body, out.framing, deadline, timer, counted).await {
+        Ok(()) => Ok(()),
+        Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
+        // A client that went away mid-body: the backend got a part of it, and the
+        // answer goes nowhere.
+        Err(BodyFail::Upstream { .. } | BodyFail::Client) => Err(Sending::Failed(HeadFail::Closed)),
+    }
+}
+
+/// The final response head (interim ones are not passed on: hyper answers
+/// `Expect: 100-continue` itself).
+async fn read_final_head(
+    up: &Upstream<Arc<BackendState>>,
+    rbuf: &mut Buf,
+    facts: RequestFacts,
+    deadline: Instant,
+    timer: &mut Timer<'_>,
+) -> Result<Box<ResponseHead>, HeadFail> {
+    loop {
+        let head = super::read_response_head(&up.stream, rbuf, facts, deadline, timer).await?;
+        if !head.interim {
+            return Ok(head);
+        }
+        rbuf.drain(..head.head_len);
+    }
+}
+
+/// The response for hyper: the head's fields, and a body that reads the rest from the
+/// connection; after a `101` the connections become a tunnel.
+fn respond(
+    out: &mut Outgoing,
+    up: Upstream<Arc<BackendState>>,
+    rbuf: Buf,
+    head: &ResponseHead,
+    in_flight: InFlight,
+) -> Response<ProxyBody> {
+    let switched = head.switching && head.status == 101;
+    let mut resp = Response::new(ProxyBody::empty());
+    *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let fields = resp.headers_mut();
+    for f in head.headers.iter().filter(|f| !f.is_hop_by_hop()) {
+        let name = HeaderName::from_bytes(f.name().of(&rbuf));
+        let value = HeaderValue::from_bytes(f.value().of(&rbuf));
+        if let (Ok(n), Ok(v)) = (name, value) {
+            fields.append(n, v);
+        }
+    }
+    if switched {
+        fields.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(client) = out.client_upgrade.take() {
+            let early = rbuf[head.head_len..].to_vec();
+            tokio::spawn(tunnel(client, up, early, in_flight));
+        }
+        return resp;
+    }
+    if head.switching {
+        // A 2xx to CONNECT: hyper does not tunnel it; the client gets the answer.
+        return resp;
+    }
+    let body = ProxyBody::upstream(
+        up,
+        rbuf,
+        head.head_len,
+        head.framing,
+        head.keep_alive,
+        out.stall,
+        in_flight,
+    );
+    *resp.body_mut() = body;
+    resp
+}
+
+/// After a `101`: bytes both ways between the client (once hyper hands its connection
+/// over) and the backend, the backend's first bytes (`early`) first.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    mut up: Upstream<Arc<BackendState>>,
+    early: Vec<u8>,
+    _in_flight: InFlight,
+) {
+    let c = match client.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut c = hyper_util::rt::TokioIo::new(c);
+    if c.write_all(&early).await.is_err() {
+        return;
+    }
+    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut up.stream).await {
+        tracing::debug!(error = %e, "tunnel ended");
+    }
+}

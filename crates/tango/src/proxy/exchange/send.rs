@@ -1,0 +1,143 @@
+//! A request that hyper's server parsed (over TLS, or HTTP/2) written to a backend's
+//! socket: the head from its header map in one buffer, then the body frame by frame
+//! from hyper's `Incoming`, framed by Content-Length when its length is known and as
+//! chunks otherwise. The header map has already been through the proxy's header rules
+//! (hop-by-hop fields out, forwarding fields in); the framing fields are written here.
+
+use crate::proxy::h1::io::{self, Limit, Timer};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, Uri};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tango_core::http1::codec::{ChunkPrefix, LAST_CHUNK};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How the body is framed for the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body, and no framing field.
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The framing for a request with these parts: its exact length when hyper knows it
+/// (Content-Length, or an HTTP/2 stream that has ended), chunked otherwise. A request
+/// without a body gets `Content-Length: 0` when the client sent one, or its method
+/// usually carries a body.
+pub(crate) fn framing(method: &Method, headers: &HeaderMap, body: &Incoming) -> Framing {
+    if body.is_end_stream() {
+        let says_length = headers.contains_key(CONTENT_LENGTH);
+        let wants_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+        return if says_length || wants_body {
+            Framing::Length(0)
+        } else {
+            Framing::None
+        };
+    }
+    match body.size_hint().exact() {
+        Some(n) => Framing::Length(n),
+        None => Framing::Chunked,
+    }
+}
+
+/// Append the request head: request line (origin form; CONNECT's authority), the
+/// fields in the map's order (its own framing fields left out), the framing field.
+pub(crate) fn write_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    framing: Framing,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    match (method, uri.authority()) {
+        (&Method::CONNECT, Some(a)) => out.extend_from_slice(a.as_str().as_bytes()),
+        _ => {
+            let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+            out.extend_from_slice(pq.as_bytes());
+        }
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match framing {
+        Framing::None => {}
+        Framing::Length(n) => line(out, b"content-length", n.to_string().as_bytes()),
+        Framing::Chunked => line(out, b"transfer-encoding", b"chunked"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Why a body could not be sent.
+pub(crate) enum BodyFail {
+    /// The client's body failed (it went away, or broke its framing).
+    Client,
+    /// The backend did not take it, or not by `deadline`.
+    Upstream { timed_out: bool },
+}
+
+/// Send `body` to `s` framed as `framing`, by `deadline`; counting its bytes in
+/// `counted` (the access log's), when given.
+pub(crate) async fn body(
+    s: &TcpStream,
+    body: &mut Incoming,
+    framing: Framing,
+    deadline: Instant,
+    t: &mut Timer<'_>,
+    counted: Option<&AtomicU64>,
+) -> Result<(), BodyFail> {
+    let limit = Limit::Until(deadline);
+    let chunked = framing == Framing::Chunked;
+    let upstream = |e: std::io::Error| BodyFail::Upstream {
+        timed_out: e.kind() == std::io::ErrorKind::TimedOut,
+    };
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(BodyFail::Client);
+        };
+        // Trailers are not forwarded (no backend of tango's asks for them).
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if let Some(c) = counted {
+            c.fetch_add(data.len() as u64, Relaxed);
+        }
+        let prefix = ChunkPrefix::new(data.len() as u64);
+        let mut parts = if chunked {
+            [
+                IoSlice::new(prefix.as_bytes()),
+                IoSlice::new(&data),
+                IoSlice::new(b"\r\n"),
+            ]
+        } else {
+            [IoSlice::new(&data), IoSlice::new(&[]), IoSlice::new(&[])]
+        };
+        io::write_all(s, &mut parts, limit, t, &mut 0)
+            .await
+            .map_err(upstream)?;
+    }
+    if chunked {
+        io::write(s, LAST_CHUNK, limit, t).await.map_err(upstream)?;
+    }
+    Ok(())
+}
