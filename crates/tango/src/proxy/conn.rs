@@ -48,7 +48,15 @@ pub(super) async fn connection(
     // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and only
     // there: its read buffer would otherwise sit in every connection's task.
     let peer = match lcfg.proxy_protocol {
-        Some(_) => Box::pin(super::proxy_protocol::client(&mut stream, peer, &lcfg, &slot)).await,
+        Some(_) => {
+            Box::pin(super::proxy_protocol::client(
+                &mut stream,
+                peer,
+                &lcfg,
+                &slot,
+            ))
+            .await
+        }
         None => Some(peer),
     };
     let Some(peer) = peer else {
