@@ -6,7 +6,7 @@
 //!
 //! [`journal::summarize_changes`]: crate::journal::summarize_changes
 
-use crate::config::{Config, Pool};
+use crate::config::{Config, Pool, Target};
 use crate::diag::Diagnostic;
 use crate::journal::{summarize_changes, Change};
 use crate::simulate::{simulate, BackendShare, SimError, SimOptions, SimReport};
@@ -249,11 +249,16 @@ pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
         c.routes
             .iter()
             .map(|r| {
+                let to = match &r.target {
+                    Target::Pool(i) => {
+                        format!("pool {}", c.pools.get(*i).map_or("?", |p| p.name.as_str()))
+                    }
+                    Target::Redirect(red) => format!("redirect {}", red.status),
+                };
                 format!(
-                    "host {} path {} -> pool {}",
+                    "host {} path {} -> {to}",
                     r.host.as_deref().unwrap_or("*"),
                     r.path_prefix.as_deref().unwrap_or("/"),
-                    c.pools.get(r.pool).map_or("?", |p| p.name.as_str())
                 )
             })
             .collect()
@@ -272,6 +277,12 @@ pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
         if ol.trusted_proxies != nl.trusted_proxies {
             out.push(format!(
                 "changed listener {}'s trusted_proxies (client-address hash keys may move)",
+                nl.name
+            ));
+        }
+        if ol.proxy_protocol != nl.proxy_protocol {
+            out.push(format!(
+                "changed listener {}'s proxy_protocol (client-address hash keys may move)",
                 nl.name
             ));
         }

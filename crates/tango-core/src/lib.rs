@@ -1,6 +1,6 @@
 //! tango-core: every decision tango makes, and none of its I/O.
 //!
-//! Configuration, HTTP/1 request framing, balancing policies, health and outlier state,
+//! Configuration, HTTP/1 request framing, the PROXY protocol, balancing policies, health and outlier state,
 //! the skew detector, the configuration checklist, the simulator and the reload guard's
 //! judgement all live here as pure functions of data and an injected `now`, so they are
 //! tested quickly and deterministically.
@@ -19,6 +19,7 @@ pub mod journal;
 pub mod lint;
 pub mod outlier;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod retry;
 pub mod simulate;
 pub mod sketch;

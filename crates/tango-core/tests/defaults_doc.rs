@@ -3,7 +3,9 @@
 //! same value, written as the reference writes it.
 
 use std::time::Duration;
-use tango_core::config::defaults::{admin, backend, guard, health, listener, outlier, pool};
+use tango_core::config::defaults::{
+    admin, backend, guard, health, listener, outlier, pool, pool_tls, redirect,
+};
 use tango_core::config::HealthKind;
 
 const DOC: &str = include_str!("../../../docs/configuration.md");
@@ -82,6 +84,9 @@ fn table() -> Vec<(&'static str, &'static str, String)> {
             "panic_threshold",
             pool::PANIC_THRESHOLD.to_string(),
         ),
+        ("[[pool]]", "protocol", quoted(pool::PROTOCOL.name())),
+        ("[pool.tls]", "verify", pool_tls::VERIFY.to_string()),
+        ("[route.redirect]", "status", redirect::STATUS.to_string()),
         ("[pool.health]", "kind", quoted(kind(health::KIND))),
         ("[pool.health]", "path", quoted(health::PATH)),
         ("[pool.health]", "method", health::METHOD.to_string()),

@@ -7,7 +7,8 @@
 //! - `cli/`: the other commands (check, simulate, diff, status, reload, timeline,
 //!   post-mortem, demo, completions, man);
 //! - at the root, what they share and which uses none of them: `runtime` (the snapshot
-//!   and per-backend state), `upstream` (connection pools), `stats`, `journal`, `rng`.
+//!   and per-backend state), `upstream` (connection pools), `stats`, `journal`, `rng`,
+//!   `worker` (the data plane's threads, and which one the caller is).
 //!
 //! `proxy/` never uses `control/` or `cli/`, and `control/` never uses `cli/`
 //! (`tests/layout.rs` checks it).
@@ -20,6 +21,7 @@ mod rng;
 mod runtime;
 mod stats;
 mod upstream;
+mod worker;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
@@ -77,47 +79,48 @@ fn main() -> ExitCode {
         Cmd::Man(args) => cli::manual::man(args, Cli::command()),
         Cmd::Run(args) => {
             control::logging::init(cli.log_format);
-            runtime_for(args.workers)
-                .block_on(async move { exit(control::server::run(args).await) })
+            current_thread().block_on(async move { exit(control::server::run(args).await) })
         }
         Cmd::Demo(args) => {
             control::logging::init(cli.log_format);
-            runtime_for(None).block_on(async move { exit(cli::demo::run(args).await) })
+            multi_thread().block_on(async move { exit(cli::demo::run(args).await) })
         }
         Cmd::DemoBackend(args) => {
             control::logging::init(cli.log_format);
-            runtime_for(Some(1)).block_on(async move { exit(cli::demo::run_backend(args).await) })
+            current_thread().block_on(async move { exit(cli::demo::run_backend(args).await) })
         }
         Cmd::Status(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::status(args).await) })
+            current_thread().block_on(async move { exit(cli::ctl::status(args).await) })
         }
         Cmd::Reload(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::reload(args).await) })
+            current_thread().block_on(async move { exit(cli::ctl::reload(args).await) })
         }
         Cmd::Timeline(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::timeline(args).await) })
+            current_thread().block_on(async move { exit(cli::ctl::timeline(args).await) })
         }
         Cmd::Postmortem(args) => {
-            runtime_for(Some(1)).block_on(async move { exit(cli::ctl::postmortem(args).await) })
+            current_thread().block_on(async move { exit(cli::ctl::postmortem(args).await) })
         }
     }
 }
 
-/// One worker runs on tokio's current-thread scheduler: with a single thread there is
-/// nothing to steal, and the multi-threaded scheduler's cross-thread bookkeeping costs
-/// about a fifth of the CPU per proxied request. More workers share a multi-threaded
-/// scheduler.
-fn runtime_for(workers: Option<usize>) -> tokio::runtime::Runtime {
-    let mut b = match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n.max(1));
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    b.enable_all().build().expect("the tokio runtime starts")
+/// A single-threaded runtime. For `tango run` it is the control plane's (admin API,
+/// watch, health checks, upkeep, reloads, signals): a watch tick a second, a probe
+/// every few seconds and the odd admin request need no second thread, and they never
+/// hold up a request, which the workers (`worker.rs`) serve on threads of their own.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// The demo's: its backends and its traffic generator run beside tango's control plane.
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
 }
 
 fn exit(r: anyhow::Result<()>) -> ExitCode {

@@ -3,7 +3,8 @@
 //! docs/configuration.md, which a test holds to these values.
 //!
 //! Keys whose default is "off" or "none" (`slow_start`, `max_load_factor`, a backend's
-//! caps, `tls`) have no constant: the model holds them as `Option`.
+//! caps, `tls`, `proxy_protocol`, `send_proxy_protocol`) have no constant: the model
+//! holds them as `Option`.
 
 use super::model::Guard;
 
@@ -60,6 +61,21 @@ pub mod pool {
     pub const RETRY_BUDGET: f64 = 0.2;
     /// `panic_threshold`: the eligible fraction below which every backend is used.
     pub const PANIC_THRESHOLD: f64 = 0.5;
+    /// `protocol`: what every backend speaks unless the file says otherwise.
+    pub const PROTOCOL: crate::config::UpstreamProtocol = crate::config::UpstreamProtocol::Http1;
+}
+
+/// `[pool.tls]`, once the table is present.
+pub mod pool_tls {
+    /// `verify`: the backend's certificate is verified.
+    pub const VERIFY: bool = true;
+}
+
+/// `[route.redirect]`.
+pub mod redirect {
+    /// `status`: a temporary redirect, which browsers do not cache, so a mistake is
+    /// undone by fixing the file (HAProxy's default too).
+    pub const STATUS: u16 = 302;
 }
 
 /// `[pool.health]`, once the section is present.

@@ -5,6 +5,7 @@
 //! `validate`, so that one run reports every problem instead of the first.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// A value with the byte range it was read from, for messages that point at it.
@@ -88,8 +89,10 @@ pub struct ListenerFile {
     pub name: Option<S<String>>,
     /// `IP:port` to bind.
     pub listen: S<String>,
-    /// Certificate and key: TLS with ALPN.
+    /// Certificates and keys: TLS with ALPN, a certificate picked by SNI.
     pub tls: Option<S<TlsFile>>,
+    /// Accept a PROXY protocol header (v1 or v2) from the trusted sources.
+    pub proxy_protocol: Option<S<ProxyProtocolFile>>,
     /// Time for a request head, from its first byte (a duration).
     pub header_timeout: Option<S<String>>,
     /// Time a new connection may stay silent (a duration).
@@ -109,14 +112,41 @@ pub struct ListenerFile {
     pub trusted_proxies: Vec<S<String>>,
 }
 
-/// A listener's `tls = { cert, key }`.
+/// A listener's `tls`: one certificate (`cert`, `key`) or several (`certs`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
+    /// PEM certificate chain path (one certificate).
+    pub cert: Option<S<String>>,
+    /// PEM private key path (one certificate).
+    pub key: Option<S<String>>,
+    /// Several certificates, picked by the client's server name (SNI).
+    #[serde(default)]
+    pub certs: Vec<S<CertFile>>,
+}
+
+/// One entry of a listener's `tls.certs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
     /// PEM certificate chain path.
     pub cert: S<String>,
     /// PEM private key path.
     pub key: S<String>,
+    /// Server names it answers (`a.example`, `*.b.example`); the certificate's own
+    /// names when absent.
+    pub names: Option<S<Vec<S<String>>>>,
+    /// The certificate for a server name no entry has (the first entry when none is).
+    pub default: Option<S<bool>>,
+}
+
+/// A listener's `proxy_protocol = { trusted = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyProtocolFile {
+    /// Addresses or CIDR blocks allowed (and required) to send a PROXY header.
+    #[serde(default)]
+    pub trusted: Vec<S<String>>,
 }
 
 /// One `[[route]]`, as written.
@@ -127,8 +157,51 @@ pub struct RouteFile {
     pub host: Option<S<String>>,
     /// Path prefix, starting with `/`.
     pub path_prefix: Option<S<String>>,
-    /// The pool's name.
-    pub pool: S<String>,
+    /// The pool's name (a route redirects or names a pool).
+    pub pool: Option<S<String>>,
+    /// Headers set, appended or removed on the way in and out.
+    pub headers: Option<S<HeadersFile>>,
+    /// Answer with a redirect instead of forwarding.
+    pub redirect: Option<S<RedirectFile>>,
+}
+
+/// A route's `headers = { request = {...}, response = {...} }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersFile {
+    /// Edits to the request before it is forwarded.
+    pub request: Option<S<HeaderEditsFile>>,
+    /// Edits to the response before it is returned.
+    pub response: Option<S<HeaderEditsFile>>,
+}
+
+/// `{ set = {name = "value"}, append = {...}, remove = ["name"] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEditsFile {
+    /// Headers replaced (or added), by name.
+    pub set: Option<S<BTreeMap<S<String>, S<String>>>>,
+    /// Headers added beside any already there, by name.
+    pub append: Option<S<BTreeMap<S<String>, S<String>>>>,
+    /// Headers removed, by name.
+    #[serde(default)]
+    pub remove: Vec<S<String>>,
+}
+
+/// A route's `redirect = { status, scheme, host, port, path }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectFile {
+    /// 301, 302, 303, 307 or 308.
+    pub status: Option<S<i64>>,
+    /// `http` or `https`.
+    pub scheme: Option<S<String>>,
+    /// The host to send the client to.
+    pub host: Option<S<String>>,
+    /// The port to send the client to.
+    pub port: Option<S<i64>>,
+    /// The path to send the client to (the query is kept).
+    pub path: Option<S<String>>,
 }
 
 /// One `[[pool]]`, as written; defaults in `config::defaults::pool`.
@@ -165,6 +238,12 @@ pub struct PoolFile {
     pub retry_budget: Option<S<f64>>,
     /// Eligible fraction below which every backend is used.
     pub panic_threshold: Option<S<f64>>,
+    /// TLS to the backends.
+    pub tls: Option<S<PoolTlsFile>>,
+    /// `http1`, `h2` or `auto` (by ALPN, over TLS).
+    pub protocol: Option<S<String>>,
+    /// `v1` or `v2`: a PROXY protocol header on each upstream connection.
+    pub send_proxy_protocol: Option<S<String>>,
     /// `[pool.health]`: active probes.
     pub health: Option<S<HealthFile>>,
     /// `[pool.outlier]`: passive ejection.
@@ -172,6 +251,22 @@ pub struct PoolFile {
     /// `[[pool.backend]]`s.
     #[serde(default)]
     pub backend: Vec<S<BackendFile>>,
+}
+
+/// A pool's `tls = { ca, server_name, cert, key, verify }`: TLS to its backends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTlsFile {
+    /// PEM file of the certificate authorities trusted; the system's roots when absent.
+    pub ca: Option<S<String>>,
+    /// The name sent by SNI and verified; the backend's host when absent.
+    pub server_name: Option<S<String>>,
+    /// PEM client certificate chain path (mTLS, with `key`).
+    pub cert: Option<S<String>>,
+    /// PEM client private key path (mTLS, with `cert`).
+    pub key: Option<S<String>>,
+    /// Verify the backend's certificate.
+    pub verify: Option<S<bool>>,
 }
 
 /// A pool's `hash_key = { source, name }`.

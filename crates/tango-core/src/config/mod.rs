@@ -60,6 +60,22 @@ pub struct Loaded {
     pub file: file::ConfigFile,
     /// The validated configuration.
     pub config: Config,
+    /// What the binary read from the certificates the file names (tango-core reads no
+    /// files): empty until it fills it in, for the checklist's expiry rule.
+    pub certificates: Vec<CertificateFacts>,
+}
+
+/// A certificate's dates, as the binary read them, for the checklist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateFacts {
+    /// The key path of its `cert` (`listener[web].tls.certs[0].cert`).
+    pub key: String,
+    /// Where `cert` is in the file.
+    pub span: Span,
+    /// The end-entity certificate's notAfter, in seconds since the Unix epoch.
+    pub not_after: i64,
+    /// When it was read, in seconds since the Unix epoch: the checklist's "now".
+    pub read_at: i64,
 }
 
 /// Why a configuration could not be loaded.
@@ -189,6 +205,7 @@ pub fn parse_with(name: &str, text: &str, base: &Path, env: &Env) -> Result<Load
             source,
             file,
             config,
+            certificates: Vec::new(),
         }),
         Err(diagnostics) if shape.is_empty() => Err(LoadError::Invalid {
             source,
@@ -243,3 +260,5 @@ fn parse_hint(msg: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_protocols;

@@ -1,10 +1,14 @@
 //! The validated configuration: every value parsed, every reference resolved, defaults
-//! applied. Built only by `validate`, so holding a `Config` means it is coherent.
+//! applied. Built only by `validate`, so holding a `Config` means it is coherent. The
+//! protocol settings (TLS, PROXY protocol, header edits, redirects) are in `protocols`.
 
 use crate::diag::Span;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod protocols;
+pub use protocols::*;
 
 /// A validated configuration: what tango runs with.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,15 +135,6 @@ pub fn token_problem(token: &str) -> Option<String> {
     None
 }
 
-/// TLS for a listener: PEM files, resolved against the configuration's directory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tls {
-    /// The certificate chain.
-    pub cert: PathBuf,
-    /// The private key.
-    pub key: PathBuf,
-}
-
 /// A listener (`[[listener]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -149,6 +144,8 @@ pub struct Listener {
     pub listen: SocketAddr,
     /// TLS with ALPN (h2, http/1.1), when configured.
     pub tls: Option<Tls>,
+    /// PROXY protocol headers required from (and only accepted from) trusted peers.
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// Time a client has to send the request head, from its first byte.
     pub header_timeout: Duration,
     /// Time a new connection may stay silent before its first byte (for TLS: before the
@@ -208,20 +205,40 @@ impl Cidr {
     }
 }
 
-/// A route (`[[route]]`): a request matching host and path prefix goes to `pool`.
+/// A route (`[[route]]`): a request matching host and path prefix goes to its pool, or
+/// is answered with a redirect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Lower-case host without port; `None` matches any host.
     pub host: Option<String>,
     /// Path prefix, starting with `/`; `None` matches any path.
     pub path_prefix: Option<String>,
-    /// Index into `Config::pools`.
-    pub pool: usize,
+    /// Where a matching request goes.
+    pub target: Target,
+    /// Headers edited on the way in and out.
+    pub headers: HeaderRules,
     /// Where the table is in the file.
     pub span: Span,
 }
 
+/// What a route does with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Forward it to the pool at this index into `Config::pools`.
+    Pool(usize),
+    /// Answer with a redirect.
+    Redirect(Redirect),
+}
+
 impl Route {
+    /// The index of the pool the route forwards to; `None` for a redirect.
+    pub fn pool(&self) -> Option<usize> {
+        match self.target {
+            Target::Pool(i) => Some(i),
+            Target::Redirect(_) => None,
+        }
+    }
+
     /// Whether a request for `host` (lower case, no port) and `path` takes this route.
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         if let Some(want) = &self.host {
@@ -414,6 +431,16 @@ pub struct Pool {
     pub retry_budget: f64,
     /// Below this eligible fraction, balance over every backend.
     pub panic_threshold: f64,
+    /// TLS to the backends, when configured.
+    pub tls: Option<UpstreamTls>,
+    /// The HTTP version spoken to the backends.
+    pub protocol: UpstreamProtocol,
+    /// Where `protocol` is in the file, when given.
+    pub protocol_span: Option<Span>,
+    /// The PROXY protocol header sent on each upstream connection; `None`: none.
+    pub send_proxy_protocol: Option<ProxyVersion>,
+    /// Where `send_proxy_protocol` is in the file, when given.
+    pub send_proxy_protocol_span: Option<Span>,
     /// Active health checks, when configured.
     pub health: Option<HealthCheck>,
     /// Passive outlier detection, when configured.

@@ -20,6 +20,8 @@ enum Ty {
     Float,
     Bool,
     Strs,
+    /// A table of string values under any keys (header names).
+    StrMap,
     Table(&'static [F]),
     Tables(&'static [F]),
 }
@@ -65,12 +67,42 @@ const LISTENER: &[F] = &[
     F("max_connections", Int, false),
     F("max_header_bytes", Int, false),
     F("trusted_proxies", Strs, false),
+    F("proxy_protocol", Table(PROXY_PROTOCOL), false),
 ];
-const TLS: &[F] = &[F("cert", Str, true), F("key", Str, true)];
+const TLS: &[F] = &[
+    F("cert", Str, false),
+    F("key", Str, false),
+    F("certs", Tables(CERT), false),
+];
+const CERT: &[F] = &[
+    F("cert", Str, true),
+    F("key", Str, true),
+    F("names", Strs, false),
+    F("default", Bool, false),
+];
+const PROXY_PROTOCOL: &[F] = &[F("trusted", Strs, false)];
 const ROUTE: &[F] = &[
     F("host", Str, false),
     F("path_prefix", Str, false),
-    F("pool", Str, true),
+    F("pool", Str, false),
+    F("headers", Table(HEADERS), false),
+    F("redirect", Table(REDIRECT), false),
+];
+const HEADERS: &[F] = &[
+    F("request", Table(HEADER_EDITS), false),
+    F("response", Table(HEADER_EDITS), false),
+];
+const HEADER_EDITS: &[F] = &[
+    F("set", StrMap, false),
+    F("append", StrMap, false),
+    F("remove", Strs, false),
+];
+const REDIRECT: &[F] = &[
+    F("status", Int, false),
+    F("scheme", Str, false),
+    F("host", Str, false),
+    F("port", Int, false),
+    F("path", Str, false),
 ];
 const POOL: &[F] = &[
     F("name", Str, true),
@@ -88,9 +120,19 @@ const POOL: &[F] = &[
     F("max_attempts", Int, false),
     F("retry_budget", Float, false),
     F("panic_threshold", Float, false),
+    F("tls", Table(POOL_TLS), false),
+    F("protocol", Str, false),
+    F("send_proxy_protocol", Str, false),
     F("health", Table(HEALTH), false),
     F("outlier", Table(OUTLIER), false),
     F("backend", Tables(BACKEND), false),
+];
+const POOL_TLS: &[F] = &[
+    F("ca", Str, false),
+    F("server_name", Str, false),
+    F("cert", Str, false),
+    F("key", Str, false),
+    F("verify", Bool, false),
 ];
 const HASH_KEY: &[F] = &[F("source", Str, true), F("name", Str, false)];
 const HEALTH: &[F] = &[
@@ -129,8 +171,14 @@ const TABLES: &[(&str, &[F])] = &[
     ("[admin]", ADMIN),
     ("[[listener]]", LISTENER),
     ("[listener.tls]", TLS),
+    ("[[listener.tls.certs]]", CERT),
+    ("[listener.proxy_protocol]", PROXY_PROTOCOL),
     ("[[route]]", ROUTE),
+    ("[route.headers]", HEADERS),
+    ("[route.headers.request]", HEADER_EDITS),
+    ("[route.redirect]", REDIRECT),
     ("[[pool]]", POOL),
+    ("[pool.tls]", POOL_TLS),
     ("[pool.hash_key]", HASH_KEY),
     ("[pool.health]", HEALTH),
     ("[pool.outlier]", OUTLIER),
@@ -207,6 +255,12 @@ impl Walk<'_> {
             (Float, Item::Value(Value::Integer(_) | Value::Float(_))) => true,
             (Bool, Item::Value(Value::Boolean(_))) => true,
             (Strs, Item::Value(Value::Array(a))) => a.iter().all(|v| v.is_str()),
+            (StrMap, _) if item.is_table_like() => {
+                if let Some(t) = item.as_table_like() {
+                    self.str_map(t, key);
+                }
+                true
+            }
             (Table(fs), _) if item.is_table_like() => {
                 if let Some(t) = item.as_table_like() {
                     self.table(t, fs, key, &format!("[{}]", strip(key)));
@@ -241,6 +295,29 @@ impl Walk<'_> {
         .with_hint(type_hint(f.1, item));
         self.diags.push(d);
         if !f.2 {
+            self.blank_kv(key_span, item);
+        }
+    }
+
+    /// A table of strings under any keys: each value that is not a string is reported
+    /// and blanked.
+    fn str_map(&mut self, t: &dyn TableLike, path: &str) {
+        for (name, item) in t.iter() {
+            if item.as_str().is_some() {
+                continue;
+            }
+            let key_span = t.get_key_value(name).and_then(|(k, _)| k.span());
+            let span = item.span().or_else(|| key_span.clone()).map(Span::from);
+            let d = Diagnostic::error(
+                join(path, name),
+                span,
+                format!(
+                    "the value of `{name}` must be a string, not {}",
+                    found(item)
+                ),
+            )
+            .with_hint(type_hint(Str, item));
+            self.diags.push(d);
             self.blank_kv(key_span, item);
         }
     }
@@ -353,6 +430,7 @@ fn expected(t: Ty) -> &'static str {
         Float => "a number",
         Bool => "true or false",
         Strs => "an array of strings",
+        StrMap => "a table of strings",
         Table(_) => "a table",
         Tables(_) => "an array of tables",
     }

@@ -68,7 +68,7 @@ fn good_config_parses_with_defaults() {
         HashKey::Header("x-user".into())
     );
     assert_eq!(c.pools[1].health.as_ref().unwrap().fall, 2);
-    assert_eq!(c.routes[0].pool, 1);
+    assert_eq!(c.routes[0].pool(), Some(1));
     assert!(c.routes[0].matches(Some("API.example.com"), "/x"));
     assert!(!c.routes[0].matches(Some("other"), "/x"));
     assert!(c.routes[1].matches(None, "/"));

@@ -6,13 +6,15 @@
 mod admin;
 mod fields;
 mod guard;
+mod headers;
 mod health;
 mod listener;
 mod pool;
 mod routes;
+mod tls;
 
 #[cfg(test)]
-pub(crate) use listener::parse_cidr;
+pub(crate) use fields::parse_cidr;
 
 use super::file::ConfigFile;
 use super::model::Config;

@@ -66,7 +66,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
         .config
         .listeners
         .iter()
-        .any(|l| !l.trusted_proxies.is_empty());
+        .any(|l| !l.trusted_proxies.is_empty() || l.proxy_protocol.is_some());
     for (pool, pf) in cx.pools() {
         let (Some(h), Some(hf)) = (&pool.hashing, &pf.hash_key) else {
             continue;

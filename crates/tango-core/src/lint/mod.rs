@@ -17,6 +17,7 @@ mod routes;
 pub mod rules;
 mod split;
 mod timeouts;
+mod tls;
 mod weights;
 
 pub use rules::{Rule, RULES};
@@ -59,6 +60,7 @@ pub fn lint(loaded: &Loaded) -> Lint {
     timeouts::check(&mut cx);
     routes::check(&mut cx);
     split::check(&mut cx);
+    tls::check(&mut cx);
     apply_allows(cx)
 }
 

@@ -3,7 +3,7 @@
 
 use super::rules::*;
 use super::{sp, Cx};
-use crate::config::Route;
+use crate::config::{Config, Route, Target};
 
 pub(super) fn check(cx: &mut Cx<'_>) {
     let config = &cx.loaded.config;
@@ -15,29 +15,30 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                 continue;
             };
             let rf = rf.get_ref();
-            let (key, span) = match (&rf.path_prefix, &rf.host) {
-                (Some(p), _) => (format!("route[{j}].path_prefix"), sp(p)),
-                (None, Some(h)) => (format!("route[{j}].host"), sp(h)),
-                (None, None) => (format!("route[{j}].pool"), sp(&rf.pool)),
+            let (key, span) = match (&rf.path_prefix, &rf.host, &rf.pool) {
+                (Some(p), _, _) => (format!("route[{j}].path_prefix"), sp(p)),
+                (None, Some(h), _) => (format!("route[{j}].host"), sp(h)),
+                (None, None, Some(p)) => (format!("route[{j}].pool"), sp(p)),
+                (None, None, None) => (format!("route[{j}]"), later.span),
             };
             let earlier = &config.routes[i];
-            let pool = &config.pools[later.pool].name;
+            let pool = later.pool().map(|p| config.pools[p].name.as_str());
             cx.report(
                 &SHADOWED_ROUTE,
-                Some(pool),
+                pool,
                 key,
                 Some(span),
                 format!(
                     "route {j} ({}) never matches: route {i} ({}) comes first and matches all of its requests",
-                    describe(later, pool),
-                    describe(earlier, &config.pools[earlier.pool].name)
+                    describe(later, config),
+                    describe(earlier, config)
                 ),
                 None,
             );
         }
     }
     for (i, (pool, pf)) in cx.pools().enumerate() {
-        if !config.routes.iter().any(|r| r.pool == i) {
+        if !config.routes.iter().any(|r| r.pool() == Some(i)) {
             cx.report(
                 &UNROUTED_POOL,
                 Some(&pool.name),
@@ -65,8 +66,11 @@ fn covers(earlier: &Route, later: &Route) -> bool {
     host && path
 }
 
-fn describe(r: &Route, pool: &str) -> String {
+fn describe(r: &Route, config: &Config) -> String {
     let host = r.host.as_deref().unwrap_or("*");
     let path = r.path_prefix.as_deref().unwrap_or("/");
-    format!("{host}{path} -> {pool}")
+    match &r.target {
+        Target::Pool(p) => format!("{host}{path} -> {}", config.pools[*p].name),
+        Target::Redirect(red) => format!("{host}{path} -> redirect {}", red.status),
+    }
 }

@@ -148,6 +148,15 @@ rule!(
     "Remove the [[allow]] entry."
 );
 
+rule!(CERTIFICATE_EXPIRES_SOON, "TNG023", "certificate-expires-soon", Warning,
+    "A listener's certificate expires within 14 days.",
+    "Once it expires every client refuses the handshake: the listener is down for everyone, and nothing in tango's traffic shows it coming.",
+    "Renew the certificate and reload; tango re-reads certificates on every reload.");
+rule!(UPSTREAM_TLS_UNVERIFIED, "TNG024", "upstream-tls-unverified", Warning,
+    "A pool's TLS to its backends does not verify their certificates (verify = false).",
+    "Without verification anyone on the path to the backends can answer in their place: the traffic is encrypted, but to whoever intercepts it.",
+    "Give the backends' certificate authority as ca (and server_name if the names differ from the addresses) instead of turning verification off.");
+
 /// Every rule, in ID order.
 pub const RULES: &[Rule] = &[
     WEIGHT_OUTLIER,
@@ -172,6 +181,8 @@ pub const RULES: &[Rule] = &[
     SPLIT_DEVIATES,
     UNKNOWN_ALLOW,
     UNUSED_ALLOW,
+    CERTIFICATE_EXPIRES_SOON,
+    UPSTREAM_TLS_UNVERIFIED,
 ];
 
 /// The rule with this ID, if any (validation's `TNG000` included).

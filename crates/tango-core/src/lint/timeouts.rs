@@ -18,7 +18,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
     for (i, (pool, pf)) in cx.pools().enumerate() {
         let k = format!("pool[{}]", pool.name);
         // Every listener serves every route, so a routed pool meets every listener.
-        let routed = routes.iter().any(|r| r.pool == i);
+        let routed = routes.iter().any(|r| r.pool() == Some(i));
         if routed {
             load_aware_long_lived(cx, pool, pf, listeners, &k);
         }

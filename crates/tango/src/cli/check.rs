@@ -1,4 +1,5 @@
-//! `tango check`: validation and the configuration checklist (lint).
+//! `tango check`: validation (with the binary's own checks: certificates, settings not
+//! served yet; see `proxy::preflight`) and the configuration checklist (lint).
 //!
 //! Exit codes (shared with `diff` and `simulate`, see `lint::report`): 0 clean; 1 invalid
 //! (shape or values), or lint errors (warnings too with `--deny-warnings`); 2 unreadable,
@@ -6,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tango_core::config::{self, LoadError};
+use tango_core::config::LoadError;
 use tango_core::diag::{Diagnostic, Source};
 use tango_core::lint::{self, report, Allowed};
 
@@ -41,7 +42,8 @@ fn print(format: Format, source: &Source, diags: &[Diagnostic], allowed: &[Allow
 }
 
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
-    match config::load(&args.file) {
+    // As `tango run` and a reload load it: validated, and its certificates read.
+    match crate::proxy::preflight::load(&args.file) {
         Err(LoadError::Unreadable { path, error }) => {
             eprintln!("error: cannot read {path}: {error}");
             ExitCode::from(report::EXIT_UNREADABLE as u8)

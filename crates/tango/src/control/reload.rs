@@ -209,17 +209,20 @@ impl Control {
         let observed = crate::control::guard::observed(&self.rt, &self.watch);
         let o = o.clone();
         tokio::task::spawn_blocking(move || {
-            let new = config::load(&path).map_err(|e| match e.source() {
+            let new = crate::proxy::preflight::load(&path).map_err(|e| match e.source() {
                 Some(src) => e.diagnostics().iter().map(|d| src.render(d)).collect(),
                 None => vec![e.render()],
             })?;
             let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-            let live = config::parse(
+            let mut live = config::parse(
                 &path.display().to_string(),
                 &live_text,
                 base.unwrap_or(std::path::Path::new(".")),
             )
             .map_err(|e| vec![format!("the configuration in force no longer reads: {e}")])?;
+            // Its certificates as they are now, so a finding about one (TNG023) that both
+            // versions have is not new.
+            crate::proxy::preflight::read_dates(&mut live);
             let j = tango_core::guard::judge(tango_core::guard::Input {
                 live: &live,
                 new: &new,

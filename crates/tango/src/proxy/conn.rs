@@ -1,7 +1,8 @@
-//! One client connection: a plain one served by the HTTP/1.1 engine (`h1`, which hands
-//! h2c by prior knowledge back here), a TLS one by hyper-util's auto builder (HTTP/1.1,
-//! and HTTP/2 by ALPN) behind the socket wrapper (`conn_io`) and the framing guard
-//! (`framing`); hyper's connections are watched for idleness, for eviction to make
+//! One client connection: its PROXY header read first on a listener that takes one
+//! (`proxy_protocol`); then a plain one is served by the HTTP/1.1 engine (`h1`, which
+//! hands h2c by prior knowledge back here), a TLS one by hyper-util's auto builder
+//! (HTTP/1.1, and HTTP/2 by ALPN) behind the socket wrapper (`conn_io`) and the framing
+//! guard (`framing`); hyper's connections are watched for idleness, for eviction to make
 //! room (`idle`) and for shutdown (`Shutdown`, which every connection hears).
 
 pub(crate) use super::shutdown::Shutdown;
@@ -39,11 +40,28 @@ pub(super) struct Shared {
 /// until it closes.
 pub(super) async fn connection(
     ctx: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     lcfg: Arc<Listener>,
     slot: Arc<Slot>,
 ) {
+    // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and only
+    // there: its read buffer would otherwise sit in every connection's task.
+    let peer = match lcfg.proxy_protocol {
+        Some(_) => {
+            Box::pin(super::proxy_protocol::client(
+                &mut stream,
+                peer,
+                &lcfg,
+                &slot,
+            ))
+            .await
+        }
+        None => Some(peer),
+    };
+    let Some(peer) = peer else {
+        return ctx.closed(&slot);
+    };
     // Only a connection hyper reads through the framing guard needs the verdict.
     let switch = ctx.tls.as_ref().map(|_| Arc::new(SwitchVerdict::default()));
     let conn = Arc::new(ConnCtx {
@@ -71,8 +89,15 @@ pub(super) async fn connection(
         }
         _ => serve_plain(stream, conn, &lcfg, &w).await,
     }
-    ctx.conns.close(&slot);
-    ctx.shutdown.connection_closed();
+    ctx.closed(&slot);
+}
+
+impl Shared {
+    /// A connection admitted into `slot` has closed.
+    fn closed(&self, slot: &Arc<Slot>) {
+        self.conns.close(slot);
+        self.shutdown.connection_closed();
+    }
 }
 
 /// A plain connection: served by the HTTP/1.1 engine, unless it opens with the HTTP/2

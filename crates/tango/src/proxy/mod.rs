@@ -23,6 +23,8 @@ pub(crate) mod headers;
 mod idle;
 pub(crate) mod keys;
 pub(crate) mod listener;
+pub(crate) mod preflight;
+mod proxy_protocol;
 pub(crate) mod service;
 mod shutdown;
 mod tls;

@@ -175,8 +175,10 @@ async fn proxy(
             .find(|r| r.matches(host, path))
             .ok_or((ProxyError::NoRoute, target))?
     };
-    target.pool = Some(route.pool);
-    let pool = &snap.pools[route.pool];
+    // Redirect routes are refused at load until they are served (`preflight`).
+    let pool_index = route.pool().ok_or((ProxyError::NoRoute, target))?;
+    target.pool = Some(pool_index);
+    let pool = &snap.pools[pool_index];
     let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
     if pool.cfg.hashing.is_some() {
         super::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);

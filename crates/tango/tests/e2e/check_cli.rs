@@ -162,3 +162,42 @@ fn check_diff_and_simulate_exit_alike_on_the_same_broken_file() {
     let (c3, _, _) = run(&["simulate", not_toml]);
     assert_eq!((c1, c2, c3), (2, 2, 2), "not TOML at all");
 }
+
+#[test]
+fn settings_not_served_yet_are_refused_at_their_keys() {
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+host = "old.example"
+redirect = { host = "new.example" }
+
+[[route]]
+pool = "web"
+headers = { request = { remove = ["x-debug"] } }
+
+[[pool]]
+name = "web"
+tls = { server_name = "web.internal" }
+protocol = "h2"
+send_proxy_protocol = "v1"
+[[pool.backend]]
+address = "10.0.0.1:443"
+"#;
+    let (code, out) = check(text);
+    assert_eq!(code, 1, "{out}");
+    for at in [
+        "bad.toml:6:12",
+        "bad.toml:10:11",
+        "bad.toml:14:7",
+        "bad.toml:15:12",
+        "bad.toml:16:23",
+    ] {
+        assert!(out.contains(at), "missing {at} in:\n{out}");
+    }
+    assert!(
+        out.contains("TLS to backends is not served by this version of tango yet"),
+        "{out}"
+    );
+    assert!(out.contains("5 errors"), "{out}");
+}

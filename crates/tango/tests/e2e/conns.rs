@@ -72,16 +72,23 @@ async fn silent_connections_at_the_cap_make_room_for_a_request() {
     // Each silent connection is a descriptor here as well as in tango.
     rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit");
     let b = Backend::start("a").await;
-    let t = Tango::start(&with_listener(
-        &config("", &[("a", b.addr, 1)]),
-        &format!("max_connections = {CAP}\nfirst_byte_timeout = \"60s\"\nheader_timeout = \"60s\""),
-    ));
+    // One worker: several accept from queues of their own, so across them connections
+    // are admitted in nearly, not exactly, the order they arrived in.
+    let t = Tango::start_with(
+        &with_listener(
+            &config("", &[("a", b.addr, 1)]),
+            &format!(
+                "max_connections = {CAP}\nfirst_byte_timeout = \"60s\"\nheader_timeout = \"60s\""
+            ),
+        ),
+        &["--workers", "1"],
+    );
     let mut silent = Vec::with_capacity(CAP);
     for _ in 0..CAP {
         silent.push(TcpStream::connect(t.addr()).await.expect("connect"));
     }
-    // tango accepts in arrival order, so by the time it sees this request every silent
-    // connection is open and the listener is at its cap.
+    // One worker accepts in arrival order, so by the time it sees this request every
+    // silent connection is open and the listener is at its cap.
     let c = client();
     let r = tokio::time::timeout(Duration::from_secs(2), get(&c, &t.url("/"))).await;
     let (status, body) = r.expect("a response within 2 s");

@@ -6,6 +6,7 @@ mod backend;
 mod support;
 
 mod balancing;
+mod certs;
 mod check_cli;
 mod conns;
 mod dashboard;
@@ -19,6 +20,8 @@ mod lifecycle;
 mod operator;
 mod policies;
 mod protocols;
+mod proxy_protocol;
 mod reload;
 mod simulate;
 mod watch;
+mod workers;

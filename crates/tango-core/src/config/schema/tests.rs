@@ -140,13 +140,27 @@ fn the_key_lists_are_the_file_types_fields() {
         v.sort_unstable();
         v
     };
-    let pairs: [(&str, Vec<&str>, &[F]); 13] = [
+    let pairs: [(&str, Vec<&str>, &[F]); 19] = [
         ("ConfigFile", serde_fields::<ConfigFile>(), ROOT),
         ("AdminFile", serde_fields::<AdminFile>(), ADMIN),
         ("ListenerFile", serde_fields::<ListenerFile>(), LISTENER),
         ("TlsFile", serde_fields::<TlsFile>(), TLS),
+        ("CertFile", serde_fields::<CertFile>(), CERT),
+        (
+            "ProxyProtocolFile",
+            serde_fields::<ProxyProtocolFile>(),
+            PROXY_PROTOCOL,
+        ),
         ("RouteFile", serde_fields::<RouteFile>(), ROUTE),
+        ("HeadersFile", serde_fields::<HeadersFile>(), HEADERS),
+        (
+            "HeaderEditsFile",
+            serde_fields::<HeaderEditsFile>(),
+            HEADER_EDITS,
+        ),
+        ("RedirectFile", serde_fields::<RedirectFile>(), REDIRECT),
         ("PoolFile", serde_fields::<PoolFile>(), POOL),
+        ("PoolTlsFile", serde_fields::<PoolTlsFile>(), POOL_TLS),
         ("HashKeyFile", serde_fields::<HashKeyFile>(), HASH_KEY),
         ("HealthFile", serde_fields::<HealthFile>(), HEALTH),
         ("OutlierFile", serde_fields::<OutlierFile>(), OUTLIER),

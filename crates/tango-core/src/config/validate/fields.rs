@@ -1,11 +1,12 @@
 //! The checks every table's fields share: a duration, a number in its range, a socket
-//! address, one of a set of names. Each problem is reported with its key path, span and
+//! address, an address block, one of a set of names. Each problem is reported with its key path, span and
 //! a hint, and the field falls back to its default so that validation goes on and one
 //! run reports every mistake.
 
 use crate::config::file::S;
+use crate::config::Cidr;
 use crate::diag::{Diagnostic, Span};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,4 +236,15 @@ pub(super) fn one_of(word: &str, names: &[&str]) -> String {
         Some(close) => format!("did you mean `{close}`? (use one of: {})", names.join(", ")),
         None => format!("use one of: {}", names.join(", ")),
     }
+}
+
+/// An address block (`10.0.0.0/8`) or a single address (`192.0.2.7`).
+pub(crate) fn parse_cidr(s: &str) -> Option<Cidr> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+        None => (s.parse::<IpAddr>().ok()?, None),
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some(Cidr { addr, prefix })
 }

@@ -1,12 +1,13 @@
 //! `[[listener]]`: the addresses tango serves on, their timeouts and limits.
 
-use super::fields::{span, V};
+use super::fields::{parse_cidr, span, V};
+use super::tls::{listener_tls, proxy_protocol};
 use crate::config::defaults::listener as default;
 use crate::config::file::{ListenerFile, S};
-use crate::config::{Cidr, Listener, Tls};
+use crate::config::{Cidr, Listener};
 use crate::diag::Diagnostic;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// Names and addresses already taken, for telling one listener from another.
 #[derive(Default)]
@@ -56,10 +57,11 @@ fn listener(
         }
     }
     let listen = listen(v, &k, lf, i, admin, taken);
-    let tls = lf.tls.as_ref().map(|t| Tls {
-        cert: v.path(t.get_ref().cert.get_ref()),
-        key: v.path(t.get_ref().key.get_ref()),
-    });
+    let tls = lf.tls.as_ref().and_then(|t| listener_tls(v, &k, t));
+    let proxy_protocol = lf
+        .proxy_protocol
+        .as_ref()
+        .and_then(|p| proxy_protocol(v, &k, p));
     let mut t = v.table(&k);
     let header_timeout = t.duration(
         "header_timeout",
@@ -96,6 +98,7 @@ fn listener(
         name,
         listen: listen?,
         tls,
+        proxy_protocol,
         header_timeout,
         first_byte_timeout,
         idle_timeout,
@@ -144,14 +147,4 @@ fn trusted_proxies(v: &mut V<'_>, k: &str, lf: &ListenerFile) -> Vec<Cidr> {
         }
     }
     out
-}
-
-pub(crate) fn parse_cidr(s: &str) -> Option<Cidr> {
-    let (addr, prefix) = match s.split_once('/') {
-        Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-        None => (s.parse::<IpAddr>().ok()?, None),
-    };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some(Cidr { addr, prefix })
 }

@@ -3,6 +3,7 @@
 
 use super::fields::{one_of, span, V};
 use super::health::{health, outlier};
+use super::tls::{pool_protocols, pool_tls};
 use crate::config::defaults::{backend as backend_default, pool as default};
 use crate::config::file::{BackendFile, PoolFile, S};
 use crate::config::{Backend, HashKey, Hashing, OnMissingKey, PolicyKind, Pool};
@@ -68,15 +69,9 @@ fn pool(v: &mut V<'_>, p: &S<PoolFile>, names: &mut HashSet<String>) -> Pool {
     );
     let health = pf.health.as_ref().map(|h| health(v, &k, h));
     let outlier = pf.outlier.as_ref().map(|o| outlier(v, &k, o));
-    let backends = backends(v, &k, &pf.backend);
-    if pf.backend.is_empty() {
-        v.err(
-            &k,
-            span(&pf.name),
-            format!("pool `{name}` has no backends"),
-            "add a [[pool.backend]] with an address",
-        );
-    }
+    let tls = pf.tls.as_ref().and_then(|t| pool_tls(v, &k, t));
+    let (protocol, send_proxy_protocol) = pool_protocols(v, &k, pf);
+    let backends = backends(v, &k, pf);
     Pool {
         name,
         policy,
@@ -94,6 +89,11 @@ fn pool(v: &mut V<'_>, p: &S<PoolFile>, names: &mut HashSet<String>) -> Pool {
         panic_threshold,
         health,
         outlier,
+        tls,
+        protocol,
+        protocol_span: pf.protocol.as_ref().map(span),
+        send_proxy_protocol,
+        send_proxy_protocol_span: pf.send_proxy_protocol.as_ref().map(span),
         backends,
         span: span(p),
     }
@@ -203,9 +203,19 @@ fn hash_key(v: &mut V<'_>, k: &str, h: &S<crate::config::file::HashKeyFile>) -> 
     }
 }
 
-fn backends(v: &mut V<'_>, k: &str, bs: &[S<BackendFile>]) -> Vec<Backend> {
+/// The pool's backends; a pool without any is an error.
+fn backends(v: &mut V<'_>, k: &str, pf: &PoolFile) -> Vec<Backend> {
+    if pf.backend.is_empty() {
+        v.err(
+            k,
+            span(&pf.name),
+            format!("pool `{}` has no backends", pf.name.get_ref()),
+            "add a [[pool.backend]] with an address",
+        );
+    }
     let mut names = HashSet::new();
-    bs.iter()
+    pf.backend
+        .iter()
         .enumerate()
         .map(|(i, b)| backend(v, &format!("{k}.backend[{i}]"), b, &mut names))
         .collect()

@@ -1,9 +1,11 @@
-//! The tables that name pools: `[[route]]` (which pool gets a request) and `[[allow]]`
+//! The tables that name pools: `[[route]]` (which pool gets a request, or the redirect
+//! that answers it, and its header edits) and `[[allow]]`
 //! (a checklist finding accepted on purpose); and `[alerts]`, the delivery targets.
 
 use super::fields::{one_of, span, V};
+use super::headers::{headers, redirect};
 use crate::config::file::{AlertsFile, AllowFile, RouteFile, S};
-use crate::config::{Alerts, Allow, Pool, Route};
+use crate::config::{Alerts, Allow, HeaderRules, Pool, Route, Target};
 use crate::diag::{Diagnostic, Span};
 
 pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<Route> {
@@ -11,23 +13,7 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
     for (i, r) in rs.iter().enumerate() {
         let rf = r.get_ref();
         let k = format!("route[{i}]");
-        let Some(pool) = pools.iter().position(|p| p.name == *rf.pool.get_ref()) else {
-            let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
-            v.err(
-                &format!("{k}.pool"),
-                span(&rf.pool),
-                format!(
-                    "route names pool `{}`, which is not defined",
-                    rf.pool.get_ref()
-                ),
-                if names.is_empty() {
-                    "define the pool with [[pool]]".to_string()
-                } else {
-                    one_of(rf.pool.get_ref(), &names)
-                },
-            );
-            continue;
-        };
+        let target = target(v, &k, r, pools);
         if let Some(p) = &rf.path_prefix {
             if !p.get_ref().starts_with('/') {
                 v.err(
@@ -38,6 +24,8 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
                 );
             }
         }
+        let headers = headers(v, &k, rf.headers.as_ref());
+        let Some(target) = target else { continue };
         let host = rf
             .host
             .as_ref()
@@ -45,7 +33,8 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
         out.push(Route {
             host,
             path_prefix: rf.path_prefix.as_ref().map(|p| p.get_ref().clone()),
-            pool,
+            target,
+            headers,
             span: span(r),
         });
     }
@@ -63,11 +52,55 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
         out.push(Route {
             host: None,
             path_prefix: None,
-            pool: 0,
+            target: Target::Pool(0),
+            headers: HeaderRules::default(),
             span: Span::default(),
         });
     }
     out
+}
+
+/// A route names a pool or redirects: one of the two.
+fn target(v: &mut V<'_>, k: &str, r: &S<RouteFile>, pools: &[Pool]) -> Option<Target> {
+    let rf = r.get_ref();
+    match (&rf.pool, &rf.redirect) {
+        (Some(_), Some(red)) => {
+            v.err(
+                &format!("{k}.redirect"),
+                span(red),
+                "a route with a pool cannot redirect too",
+                "remove `pool` to answer with the redirect, or `redirect` to forward",
+            );
+            None
+        }
+        (None, Some(red)) => redirect(v, k, red).map(Target::Redirect),
+        (None, None) => {
+            v.err(
+                k,
+                span(r),
+                "the route names no pool and no redirect",
+                "add `pool = \"...\"`, or `redirect = { ... }`",
+            );
+            None
+        }
+        (Some(p), None) => {
+            let Some(i) = pools.iter().position(|x| x.name == *p.get_ref()) else {
+                let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+                v.err(
+                    &format!("{k}.pool"),
+                    span(p),
+                    format!("route names pool `{}`, which is not defined", p.get_ref()),
+                    if names.is_empty() {
+                        "define the pool with [[pool]]".to_string()
+                    } else {
+                        one_of(p.get_ref(), &names)
+                    },
+                );
+                return None;
+            };
+            Some(Target::Pool(i))
+        }
+    }
 }
 
 pub(super) fn allows(v: &mut V<'_>, al: &[S<AllowFile>], pools: &[Pool]) -> Vec<Allow> {

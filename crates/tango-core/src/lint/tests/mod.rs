@@ -13,6 +13,7 @@ mod reports;
 mod routes;
 mod split;
 mod timeouts;
+mod tls;
 mod weights;
 
 /// Lint a configuration text that must pass validation.

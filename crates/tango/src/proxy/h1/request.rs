@@ -236,15 +236,16 @@ async fn forward<'p>(
         };
         let (host, path) = (raw.host(), raw.path());
         let route = snap.config.routes.iter().find(|rt| rt.matches(host, path));
-        let route = route.ok_or(ProxyError::NoRoute)?;
-        target.pool = Some(route.pool);
-        let pool = &snap.pools[route.pool];
+        // Redirect routes are refused at load until they are served (`preflight`).
+        let pool_i = route.and_then(|r| r.pool()).ok_or(ProxyError::NoRoute)?;
+        target.pool = Some(pool_i);
+        let pool = &snap.pools[pool_i];
         let trusted = &c.ctx.trusted_proxies;
         let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
         if pool.cfg.hashing.is_some() {
             crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
         }
-        (route.pool, key)
+        (pool_i, key)
     };
     let pool = &snap.pools[pool_i];
     let rt = c.ctx.rt.as_ref();

@@ -1,0 +1,216 @@
+//! A listener's certificates: picked by the server name the client asks for (SNI), read
+//! again on reload, and refused with line:col when expired.
+
+use crate::backend::Backend;
+use crate::support::*;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+/// A self-signed certificate for `names`, valid from `from` to `until` (year, month,
+/// day), written to `DIR/STEM.pem` and `DIR/STEM.key`. Returns its DER.
+pub fn cert_files(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    from: (i32, u8, u8),
+    until: (i32, u8, u8),
+) -> CertificateDer<'static> {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+    params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).unwrap();
+    cert.der().clone()
+}
+
+const LONG_AGO: (i32, u8, u8) = (2000, 1, 1);
+const FAR_AHEAD: (i32, u8, u8) = (2099, 1, 1);
+
+/// Accepts any certificate: these tests look at which one the server presents.
+#[derive(Debug)]
+struct AnyCert;
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The certificate tango presents to a client asking for `name`.
+async fn presented(t: &Tango, name: &str) -> CertificateDer<'static> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+/// A TLS listener serving `certs` (the inline array) in front of one backend.
+fn tls_listener(backend: std::net::SocketAddr, certs: &str) -> String {
+    config("", &[("a", backend, 1)]).replacen(
+        "listen = \"127.0.0.1:0\"\n\n[[pool]]",
+        &format!("listen = \"127.0.0.1:0\"\ntls = {{ certs = {certs} }}\n\n[[pool]]"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn the_certificate_is_picked_by_server_name_and_renewed_on_reload() {
+    let b = Backend::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
+    let wild = cert_files(d, "b", &["*.b.example"], LONG_AGO, FAR_AHEAD);
+    let fallback = cert_files(d, "c", &["c.example"], LONG_AGO, FAR_AHEAD);
+    let certs = format!(
+        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\", names = [\"a.example\"] }}, \
+         {{ cert = \"{0}/b.pem\", key = \"{0}/b.key\" }}, \
+         {{ cert = \"{0}/c.pem\", key = \"{0}/c.key\", default = true }}]",
+        d.display()
+    );
+    let t = Tango::start(&tls_listener(b.addr, &certs));
+    assert_eq!(presented(&t, "a.example").await, a);
+    // Names from the certificate's own subject alternative names.
+    assert_eq!(presented(&t, "x.b.example").await, wild);
+    assert_eq!(presented(&t, "c.example").await, fallback);
+    assert_eq!(presented(&t, "unknown.example").await, fallback);
+    assert_eq!(presented(&t, "y.x.b.example").await, fallback);
+
+    // A renewed certificate is served after a reload, on the socket already bound.
+    let renewed = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(presented(&t, "a.example").await, renewed);
+
+    // An expired one is refused with its line:col, and the one in force stays.
+    cert_files(d, "a", &["a.example"], LONG_AGO, (2001, 1, 1));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 422, "{v}");
+    let errors = v["errors"].to_string();
+    assert!(
+        errors.contains("tango.toml:7:27") && errors.contains("expired on 2001-01-01"),
+        "{errors}"
+    );
+    assert_eq!(presented(&t, "a.example").await, renewed);
+}
+
+fn check(text: &str, dir: &Path) -> (i32, String) {
+    let p = dir.join("tango.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("check")
+        .arg(&p)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cert_files(d, "old", &["old.example"], LONG_AGO, (2001, 1, 1));
+    cert_files(d, "future", &["new.example"], (2098, 1, 1), FAR_AHEAD);
+    cert_files(d, "good", &["good.example"], LONG_AGO, FAR_AHEAD);
+    cert_files(d, "other", &["other.example"], LONG_AGO, FAR_AHEAD);
+    let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\ntls = { certs = [\n  \
+         { cert = \"old.pem\", key = \"old.key\" },\n  \
+         { cert = \"future.pem\", key = \"future.key\" },\n  \
+         { cert = \"good.pem\", key = \"other.key\" },\n] }\n\
+         [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+    let (code, out) = check(text, d);
+    assert_eq!(code, 1, "{out}");
+    for (at, what) in [
+        ("tango.toml:4:12", "expired on 2001-01-01T00:00:00Z"),
+        ("tango.toml:5:12", "is not valid until 2098-01-01T00:00:00Z"),
+        ("tango.toml:6:30", "does not go with the certificate"),
+    ] {
+        assert!(
+            out.contains(at) && out.contains(what),
+            "{at} {what}:\n{out}"
+        );
+    }
+    assert!(out.contains("3 errors"), "{out}");
+
+    // A certificate without DNS names is reachable only as the default.
+    cert_files(d, "ip", &["127.0.0.1"], LONG_AGO, FAR_AHEAD);
+    let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+                tls = { certs = [{ cert = \"good.pem\", key = \"good.key\" }, { cert = \"ip.pem\", key = \"ip.key\" }] }\n\
+                [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+    let (code, out) = check(text, d);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tango.toml:3:68") && out.contains("has no DNS name and is not the default"),
+        "{out}"
+    );
+    let (code, out) = check(&text.replace("ip.key\" }", "ip.key\", default = true }"), d);
+    assert_eq!(code, 0, "{out}");
+
+    // A certificate expiring within two weeks is the checklist's warning.
+    let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(5 * 86_400);
+    let day = humantime::format_rfc3339(soon).to_string();
+    let ymd: Vec<i32> = day[..10].split('-').map(|x| x.parse().unwrap()).collect();
+    cert_files(
+        d,
+        "soon",
+        &["soon.example"],
+        LONG_AGO,
+        (ymd[0], ymd[1] as u8, ymd[2] as u8),
+    );
+    let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\ntls = { cert = \"soon.pem\", key = \"soon.key\" }\n\
+                [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+    let (code, out) = check(text, d);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning[TNG023]") && out.contains("tango.toml:3:16"),
+        "{out}"
+    );
+}
