@@ -6,37 +6,17 @@
 //! not). Every open connection, idle or in use or still connecting, counts in the
 //! backend's `open`, which bounds `max_connections`.
 //!
-//! Idle lists are kept per worker (`shards`, indexed by the thread's worker id), so
-//! once each worker runs its own single-threaded runtime it reuses its own sockets,
-//! registered with its own reactor. Until then there is one list.
+//! Idle lists are kept per worker (`shards`, indexed by `worker::id`): each worker runs
+//! its own single-threaded runtime and reuses the sockets it opened, registered with its
+//! own reactor, from a list no other worker contends for.
 
 use super::{ConnPool, ConnectError};
-use std::cell::Cell;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// How many workers keep idle lists of their own (set once at startup).
-static WORKERS: AtomicUsize = AtomicUsize::new(1);
-
-thread_local! {
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The number of workers with idle lists of their own; call before any backend exists.
-#[allow(dead_code)]
-pub(crate) fn set_workers(n: usize) {
-    WORKERS.store(n.max(1), Relaxed);
-}
-
-/// This thread serves worker `id`: the idle lists it uses are that worker's.
-#[allow(dead_code)]
-pub(crate) fn set_worker(id: usize) {
-    WORKER.with(|w| w.set(id));
-}
 
 struct Idle {
     stream: TcpStream,
@@ -50,7 +30,7 @@ pub(crate) struct Sockets {
 
 impl Default for Sockets {
     fn default() -> Self {
-        let n = WORKERS.load(Relaxed);
+        let n = crate::worker::count();
         Self {
             shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
         }
@@ -59,7 +39,7 @@ impl Default for Sockets {
 
 impl Sockets {
     fn shard(&self) -> &Mutex<Vec<Idle>> {
-        let i = WORKER.with(Cell::get) % self.shards.len();
+        let i = crate::worker::id() % self.shards.len();
         &self.shards[i]
     }
 
