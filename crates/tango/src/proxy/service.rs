@@ -52,7 +52,8 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
-        None => new_request_id(),
+        None => HeaderValue::from_bytes(&headers::new_request_id())
+            .expect("hex is a valid header value"),
     };
     let connect = req.method() == Method::CONNECT;
     let may_switch = req.version() <= Version::HTTP_11
@@ -90,20 +91,6 @@ pub(crate) async fn handle(
         upstream: target.upstream,
     };
     Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
-}
-
-fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (half, n) in [crate::rng::next_u64(), crate::rng::next_u64()]
-        .into_iter()
-        .enumerate()
-    {
-        for i in 0..16 {
-            out[half * 16 + i] = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
-    }
-    HeaderValue::from_bytes(&out).expect("hex is a valid header value")
 }
 
 pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {

@@ -9,7 +9,7 @@
 
 use super::body::{self, BodyIn};
 use super::response::{self, Answer};
-use super::view::{self, Raw};
+use super::view::Raw;
 use super::{date, io, Conn, Next};
 use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::Buf;
@@ -74,7 +74,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     };
     let id = match head.request_id {
         Some(s) => RequestId::Client(s),
-        None => RequestId::New(view::new_request_id()),
+        None => RequestId::New(crate::proxy::headers::new_request_id()),
     };
     let entry = c.ctx.access_log.as_ref().map(|log| {
         let raw = Raw {

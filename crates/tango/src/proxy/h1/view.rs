@@ -106,18 +106,3 @@ impl RequestView for Raw<'_> {
         self.peer
     }
 }
-
-/// A new request id: 32 hex digits from the thread's random source.
-pub(super) fn new_request_id() -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (half, n) in [crate::rng::next_u64(), crate::rng::next_u64()]
-        .into_iter()
-        .enumerate()
-    {
-        for i in 0..16 {
-            out[half * 16 + i] = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
-    }
-    out
-}
