@@ -43,6 +43,8 @@ pub use write::{
 };
 
 pub use super::Refusal;
+// The framing guard (`http1::head`) reads lengths and codings by the same rules.
+pub(in crate::http1) use request::ends_in_chunked;
 use std::ops::Range;
 
 /// A range of the buffer a head was parsed from. Offsets are `u32`: a head never
@@ -178,7 +180,7 @@ impl HeadError {
 
 /// A Content-Length value as hyper reads it: decimal digits only (no sign, no list),
 /// not overflowing.
-fn digits(v: &[u8]) -> Option<u64> {
+pub(in crate::http1) fn digits(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
         return None;
     }

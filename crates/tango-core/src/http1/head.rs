@@ -2,6 +2,7 @@
 //! about the request itself. The rules for the body are hyper's (`proto/h1/role.rs`),
 //! so tango and hyper always agree on where a request ends.
 
+use super::codec::{digits, ends_in_chunked};
 use super::Refusal;
 
 /// More headers than hyper takes (100), so a head with too many reaches hyper whole.
@@ -118,30 +119,4 @@ pub(super) fn judge(buf: &[u8]) -> Judged {
         length,
         may_switch: super::may_switch_protocols(connect, upgrade),
     }
-}
-
-/// A Content-Length value as hyper reads it: decimal digits only (no sign, no list),
-/// not overflowing.
-fn digits(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-/// Whether a Transfer-Encoding value's last coding is chunked, as hyper decides it: the
-/// value must be visible ASCII (or tab), and the last comma-separated item, trimmed,
-/// is `chunked` in any case.
-fn ends_in_chunked(v: &[u8]) -> bool {
-    let text = v.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t');
-    text && v
-        .rsplit(|&b| b == b',')
-        .next()
-        .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }

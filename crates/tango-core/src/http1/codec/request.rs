@@ -329,7 +329,7 @@ impl Scan {
 /// Whether a Transfer-Encoding value's last coding is chunked, as hyper decides it (and
 /// the framing guard with it): the value must be text, and its last comma-separated
 /// item, trimmed, is `chunked` in any case.
-pub(super) fn ends_in_chunked(v: &[u8]) -> bool {
+pub(in crate::http1) fn ends_in_chunked(v: &[u8]) -> bool {
     super::is_text(v)
         && v.rsplit(|&b| b == b',')
             .next()
