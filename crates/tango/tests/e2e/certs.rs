@@ -7,7 +7,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 /// A self-signed certificate for `names`, valid from `from` to `until` (year, month,
@@ -140,17 +139,7 @@ async fn the_certificate_is_picked_by_server_name_and_renewed_on_reload() {
 }
 
 fn check(text: &str, dir: &Path) -> (i32, String) {
-    let p = dir.join("tango.toml");
-    std::fs::write(&p, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .arg("check")
-        .arg(&p)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    crate::support::check_in(dir, text)
 }
 
 #[test]

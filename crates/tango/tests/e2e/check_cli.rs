@@ -5,17 +5,7 @@ use std::process::Command;
 
 fn check(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bad.toml");
-    std::fs::write(&p, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .arg("check")
-        .arg(&p)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+    crate::support::check_in(dir.path(), text)
 }
 
 #[test]

@@ -231,3 +231,19 @@ pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
+
+/// `tango check` on `text`, written as `tango.toml` in `dir`: its exit code and its
+/// output (stdout then stderr).
+pub fn check_in(dir: &std::path::Path, text: &str) -> (i32, String) {
+    let p = dir.join("tango.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("check")
+        .arg(&p)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
