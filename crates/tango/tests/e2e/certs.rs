@@ -139,7 +139,7 @@ async fn the_certificate_is_picked_by_server_name_and_renewed_on_reload() {
 }
 
 fn check(text: &str, dir: &Path) -> (i32, String) {
-    crate::support::check_in(dir, text)
+    crate::support::check_in(dir, "tango.toml", text)
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::process::Command;
 
 fn check(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    crate::support::check_in(dir.path(), text)
+    crate::support::check_in(dir.path(), "bad.toml", text)
 }
 
 #[test]

@@ -232,10 +232,10 @@ pub fn dead_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-/// `tango check` on `text`, written as `tango.toml` in `dir`: its exit code and its
-/// output (stdout then stderr).
-pub fn check_in(dir: &std::path::Path, text: &str) -> (i32, String) {
-    let p = dir.join("tango.toml");
+/// `tango check` on `text`, written as `name` in `dir`: its exit code and its output
+/// (stdout then stderr).
+pub fn check_in(dir: &std::path::Path, name: &str, text: &str) -> (i32, String) {
+    let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tango"))
         .arg("check")
