@@ -58,6 +58,16 @@ impl Config {
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
     }
+
+    /// The index of the pool a request for `host` (lower case, no port) and `path` goes
+    /// to: the first matching route's. `None` when no route matches, or the first that
+    /// does redirects (redirects are refused at load until they are served).
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .find(|r| r.matches(host, path))
+            .and_then(Route::pool)
+    }
 }
 
 /// The admin API (`[admin]`).

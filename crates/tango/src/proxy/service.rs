@@ -153,17 +153,10 @@ async fn proxy(
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
     }
-    let route = {
-        let host = host_of(&req).map(strip_port);
-        let path = req.uri().path();
-        snap.config
-            .routes
-            .iter()
-            .find(|r| r.matches(host, path))
-            .ok_or((ProxyError::NoRoute, target))?
-    };
-    // Redirect routes are refused at load until they are served (`preflight`).
-    let pool_index = route.pool().ok_or((ProxyError::NoRoute, target))?;
+    let host = host_of(&req).map(strip_port);
+    let pool_index = (snap.config)
+        .route(host, req.uri().path())
+        .ok_or((ProxyError::NoRoute, target))?;
     target.pool = Some(pool_index);
     let pool = &snap.pools[pool_index];
     let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);

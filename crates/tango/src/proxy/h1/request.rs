@@ -235,9 +235,7 @@ async fn forward<'p>(
             peer: c.ctx.peer.ip(),
         };
         let (host, path) = (raw.host(), raw.path());
-        let route = snap.config.routes.iter().find(|rt| rt.matches(host, path));
-        // Redirect routes are refused at load until they are served (`preflight`).
-        let pool_i = route.and_then(|r| r.pool()).ok_or(ProxyError::NoRoute)?;
+        let pool_i = snap.config.route(host, path).ok_or(ProxyError::NoRoute)?;
         target.pool = Some(pool_i);
         let pool = &snap.pools[pool_i];
         let trusted = &c.ctx.trusted_proxies;
