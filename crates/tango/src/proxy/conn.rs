@@ -70,9 +70,7 @@ pub(super) async fn connection(
         peer,
         peer_value: headers::peer_value(peer.ip()),
         tls: ctx.tls.is_some(),
-        trusted_proxies: lcfg.trusted_proxies.clone(),
-        request_timeout: lcfg.request_timeout,
-        idle_timeout: lcfg.idle_timeout,
+        settings: lcfg.clone(),
         access_log: ctx.access_log.clone(),
         switch: switch.clone(),
     });

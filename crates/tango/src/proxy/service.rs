@@ -17,7 +17,7 @@ use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tango_core::http1;
 
 /// What a connection knows about where it came from.
@@ -28,11 +28,10 @@ pub(crate) struct ConnCtx {
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
     pub(crate) tls: bool,
-    /// The listener's trusted proxies when the connection was accepted.
-    pub(crate) trusted_proxies: Vec<tango_core::config::Cidr>,
-    pub(crate) request_timeout: Duration,
-    /// How long a response body may go without a byte from the backend.
-    pub(crate) idle_timeout: Duration,
+    /// The listener's settings when the connection was accepted (shared by the
+    /// connections accepted under one snapshot): trusted proxies, request timeout, and
+    /// the idle timeout that also bounds a response body's silence.
+    pub(crate) settings: Arc<tango_core::config::Listener>,
     /// Told how each request that may switch protocols was answered: the framing
     /// guard holds the connection's next bytes until then. Only connections read
     /// through the guard (TLS) have one.
@@ -159,12 +158,18 @@ async fn proxy(
         .ok_or((ProxyError::NoRoute, target))?;
     target.pool = Some(pool_index);
     let pool = &snap.pools[pool_index];
-    let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies);
+    let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.settings.trusted_proxies);
     if pool.cfg.hashing.is_some() {
-        super::keys::observe(pool, &req, ctx.peer.ip(), &ctx.trusted_proxies, key);
+        super::keys::observe(
+            pool,
+            &req,
+            ctx.peer.ip(),
+            &ctx.settings.trusted_proxies,
+            key,
+        );
     }
     let mut out = outgoing(ctx, req, request_id, bytes_in).map_err(|e| (e, target))?;
-    let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.request_timeout);
+    let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
     match forward::forward(rt, pool, key, deadline, &mut out, &mut target).await {
         Ok(resp) => Ok((resp, target)),
@@ -219,6 +224,6 @@ fn outgoing(
         framing,
         client_upgrade,
         counted,
-        stall: ctx.idle_timeout,
+        stall: ctx.settings.idle_timeout,
     })
 }

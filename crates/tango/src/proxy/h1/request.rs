@@ -238,7 +238,7 @@ async fn forward<'p>(
         let pool_i = snap.config.route(host, path).ok_or(ProxyError::NoRoute)?;
         target.pool = Some(pool_i);
         let pool = &snap.pools[pool_i];
-        let trusted = &c.ctx.trusted_proxies;
+        let trusted = &c.ctx.settings.trusted_proxies;
         let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
         if pool.cfg.hashing.is_some() {
             crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
@@ -247,7 +247,7 @@ async fn forward<'p>(
     };
     let pool = &snap.pools[pool_i];
     let rt = c.ctx.rt.as_ref();
-    let deadline = started + pool.cfg.timeout.min(c.ctx.request_timeout);
+    let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
     let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
     let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
     let mut now = started;
