@@ -26,52 +26,13 @@ pub(crate) fn with<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 }
 
 fn format(secs: u64) -> [u8; LEN] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil(days as i64);
+    let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let text = httpdate::fmt_http_date(t);
     let mut out = [0u8; LEN];
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    out[3..5].copy_from_slice(b", ");
-    two(&mut out[5..7], d);
-    out[7] = b' ';
-    out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
-    out[11] = b' ';
-    let y = y.clamp(0, 9999) as u32;
-    two(&mut out[12..14], y / 100);
-    two(&mut out[14..16], y % 100);
-    out[16] = b' ';
-    two(&mut out[17..19], (rem / 3600) as u32);
-    out[19] = b':';
-    two(&mut out[20..22], (rem / 60 % 60) as u32);
-    out[22] = b':';
-    two(&mut out[23..25], (rem % 60) as u32);
-    out[25..].copy_from_slice(b" GMT");
+    // Always 29 bytes for years 1970-9999, which a clock reading is.
+    let n = text.len().min(LEN);
+    out[..n].copy_from_slice(&text.as_bytes()[..n]);
     out
-}
-
-fn two(out: &mut [u8], n: u32) {
-    out[0] = b'0' + (n / 10 % 10) as u8;
-    out[1] = b'0' + (n % 10) as u8;
-}
-
-/// Year, month (1-12) and day of the month of a day counted from 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
