@@ -39,17 +39,8 @@ while getopts "c:t:s:no:" opt; do
 done
 [[ -f bench/idle_conns.py ]] || { echo "idle-conns.sh: run from the project root" >&2; exit 2; }
 
-# Install a Debian package when the command it provides is missing (as scripts/test.sh
-# does); a package that starts a system service (nginx on :80) has it stopped.
-need() { # command, package
-  command -v "$1" >/dev/null 2>&1 && return 0
-  local sudo=""
-  (( EUID == 0 )) || sudo=sudo
-  echo "== installing $2 (apt)" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
-  $sudo systemctl stop "$1" 2>/dev/null || true
-}
+# shellcheck source=scripts/need.sh
+. scripts/need.sh
 need nginx nginx-light
 need haproxy haproxy
 need curl curl

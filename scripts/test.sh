@@ -6,18 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Install a Debian package when the command it provides is missing. Packages that start
-# a system service (prometheus on :9090, Alertmanager on :9093) have it stopped: the
-# tests start what they need on port 0.
-need() {
-    local cmd=$1 pkg=$2 why=$3 sudo=""
-    command -v "$cmd" >/dev/null 2>&1 && return 0
-    echo "== installing $pkg (apt, $why)"
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
-    $sudo systemctl stop "$pkg" 2>/dev/null || true
-}
+# shellcheck source=scripts/need.sh
+. scripts/need.sh
 
 need promtool prometheus "promtool: rule tests and \`promtool check metrics\` on a real scrape"
 need prometheus-alertmanager prometheus-alertmanager "the alert-delivery test posts to a real one"
