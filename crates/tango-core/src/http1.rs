@@ -46,6 +46,15 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// (version 2.0).
 const H2_PREFACE_HEAD: usize = 18;
 
+/// Whether a head at the start of `buf` may have ended in the bytes from `from` on (an
+/// empty line is there, or straddles `from`). A reader that got a head in pieces parses
+/// it again only then, so a peer sending it a byte at a time costs work linear in its
+/// length, not quadratic.
+pub fn head_may_end(buf: &[u8], from: usize) -> bool {
+    let from = from.min(buf.len());
+    head::find_end(&buf[..from], &buf[from..]).is_some()
+}
+
 /// Why the framer refused a request (and poisoned it for hyper).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -336,3 +336,22 @@ fn who_switches_protocols() {
 }
 
 mod properties;
+
+#[test]
+fn a_head_may_end_is_seen_wherever_reads_split_its_empty_line() {
+    use super::head_may_end;
+    let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    for split in 0..=head.len() {
+        // The bytes before `split` were looked at; the rest came later.
+        assert_eq!(
+            head_may_end(head, split),
+            split < head.len(),
+            "split at {split}"
+        );
+    }
+    assert!(!head_may_end(b"GET / HTTP/1.1\r\nHost: x\r\n", 0));
+    assert!(head_may_end(b"GET / HTTP/1.0\n\n", 15));
+    // Bytes before `from` are not looked at again, beyond the two a split empty line
+    // needs.
+    assert!(!head_may_end(b"\n\nGET / HTTP/1.1\r\nHost: x\r\n", 5));
+}

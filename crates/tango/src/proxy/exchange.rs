@@ -17,6 +17,7 @@ use crate::runtime::{PoolRuntime, Runtime};
 use crate::upstream::{self, ConnectError, PoolRef, Upstream};
 use std::time::Duration;
 use tango_core::http1::codec::{parse_response, HeadError, RequestFacts, ResponseHead};
+use tango_core::http1::head_may_end;
 use tango_core::policy::Pick;
 use tango_core::retry::{Failure, Outcome, Retry, Send, Step};
 use tokio::net::TcpStream;
@@ -173,14 +174,19 @@ pub(crate) async fn read_response_head(
     deadline: Instant,
     timer: &mut io::Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
+    // Parsed again only once its end may have come: a backend trickling a head costs
+    // linear work.
+    let mut scanned = 0;
     loop {
-        if !rbuf.is_empty() {
+        let may_end = scanned == 0 || head_may_end(rbuf, scanned);
+        if !rbuf.is_empty() && (may_end || rbuf.len() >= MAX_RESPONSE_HEAD) {
             match parse_response(rbuf, MAX_RESPONSE_HEAD, facts) {
                 Ok(Some(h)) => return Ok(Box::new(h)),
                 Ok(None) => {}
                 Err(e) => return Err(HeadFail::Bad(e)),
             }
         }
+        scanned = rbuf.len();
         // A full buffer without a whole head: a larger one (parsing stops at
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);

@@ -204,6 +204,24 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_answered() {
+    // The engine parses a head that came in pieces again only once its empty line may
+    // have arrived: this one's ends in its last two writes.
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let mut s = TcpStream::connect(t.addr()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let filler = "y".repeat(600);
+    let head = format!("GET /source?n=4 HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\n\r\n");
+    for byte in head.as_bytes() {
+        s.write_all(std::slice::from_ref(byte)).await.unwrap();
+    }
+    let mut c = Raw::new(s);
+    assert_eq!(c.response().await, Some((200, b"xxxx".to_vec())));
+    assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test]
 async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let b = Backend::start("a").await;
     let t = Tango::start(&config("", &[("a", b.addr, 1)]));

@@ -23,6 +23,7 @@ use tango_core::http1::codec::{
     parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
     RequestFacts, RequestHead, ResponseHead, Span, Version,
 };
+use tango_core::http1::head_may_end;
 use tango_core::retry::{Failure, Outcome};
 use tokio::time::Instant;
 
@@ -160,12 +161,19 @@ async fn read_head(
     now: Instant,
 ) -> Result<Box<RequestHead>, Next> {
     let deadline = now + c.l.header_timeout;
+    // Parsed again only once its end may have come (or the size limit): a client
+    // trickling a head costs linear work. A head that is bad from its first line is so
+    // refused at its end, its size limit or the header timeout, not at once.
+    let mut scanned = 0;
     loop {
-        match parse_request(buf, c.max_head) {
-            Ok(Some(h)) => return Ok(Box::new(h)),
-            Ok(None) => {}
-            Err(e) => return Err(Box::pin(refuse(c, e)).await),
+        if scanned == 0 || head_may_end(buf, scanned) || buf.len() >= c.max_head {
+            match parse_request(buf, c.max_head) {
+                Ok(Some(h)) => return Ok(Box::new(h)),
+                Ok(None) => {}
+                Err(e) => return Err(Box::pin(refuse(c, e)).await),
+            }
         }
+        scanned = buf.len();
         if buf.len() == buf.capacity() {
             let more = buf.capacity().min(c.max_head);
             buf.reserve(more);
