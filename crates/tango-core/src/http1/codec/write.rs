@@ -48,7 +48,7 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let has_host = req.headers.of_kind(Kind::Host).next().is_some();
     if let (false, Some(host)) = (has_host, req.host) {
-        line(out, b"host", host.of(buf));
+        write_field(out, b"host", host.of(buf));
     }
     // X-Forwarded-Host is set only when the host is known; otherwise the client's stays.
     let replace_xfh = req.host.is_some();
@@ -64,22 +64,22 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
             _ => h.is_hop_by_hop(),
         };
         if !drop {
-            line(out, h.name().of(buf), h.value().of(buf));
+            write_field(out, h.name().of(buf), h.value().of(buf));
         }
     }
     if req.upgrade.is_some() {
         out.extend_from_slice(b"connection: upgrade\r\n");
     }
     write_forwarded_for(out, req, buf, fwd.peer);
-    line(
+    write_field(
         out,
         b"x-forwarded-proto",
         if fwd.tls { b"https" } else { b"http" },
     );
     if let Some(host) = req.host.filter(|_| replace_xfh) {
-        line(out, b"x-forwarded-host", host.of(buf));
+        write_field(out, b"x-forwarded-host", host.of(buf));
     }
-    line(out, b"x-request-id", fwd.request_id);
+    write_field(out, b"x-request-id", fwd.request_id);
     match req.framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => length(out, n),
@@ -181,7 +181,7 @@ pub fn write_response_head(
     status_line(out, client.version, resp.status, resp.reason.of(buf));
     for h in resp.headers.iter() {
         if !(h.is_hop_by_hop() || h.kind() == Kind::ContentLength) {
-            line(out, h.name().of(buf), h.value().of(buf));
+            write_field(out, h.name().of(buf), h.value().of(buf));
         }
     }
     if resp.interim {
@@ -210,7 +210,7 @@ pub fn write_response_head(
         _ => {}
     }
     if !resp.has_date() {
-        line(out, b"date", date);
+        write_field(out, b"date", date);
     }
     out.extend_from_slice(b"\r\n");
     plan
@@ -258,7 +258,7 @@ pub fn write_error_response(
         (false, Version::Http11) => {}
     }
     length(out, text.len() as u64);
-    line(out, b"date", date);
+    write_field(out, b"date", date);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(text.as_bytes());
 }
@@ -301,7 +301,8 @@ fn status_line(out: &mut Vec<u8>, version: Version, status: u16, reason: &[u8]) 
     out.extend_from_slice(b"\r\n");
 }
 
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Append one header field, `name: value` and CRLF.
+pub fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -12,7 +12,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use tango_core::http1::codec::{ChunkPrefix, LAST_CHUNK};
+use tango_core::http1::codec::{write_field, ChunkPrefix, LAST_CHUNK};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -68,20 +68,13 @@ pub(crate) fn write_head(
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
         }
-        line(out, name.as_str().as_bytes(), value.as_bytes());
+        write_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     match framing {
         Framing::None => {}
-        Framing::Length(n) => line(out, b"content-length", n.to_string().as_bytes()),
-        Framing::Chunked => line(out, b"transfer-encoding", b"chunked"),
+        Framing::Length(n) => write_field(out, b"content-length", n.to_string().as_bytes()),
+        Framing::Chunked => write_field(out, b"transfer-encoding", b"chunked"),
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
