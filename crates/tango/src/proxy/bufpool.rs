@@ -1,4 +1,5 @@
-//! Buffers lent to connections while they have something to do.
+//! Buffers, and boxes for parsed heads, lent to connections while they have something
+//! to do.
 //!
 //! A connection that waits for its next request, or has not sent one yet, holds no
 //! buffer: it waits for its socket to become readable and only then borrows one from its
@@ -9,6 +10,7 @@
 //! a burst does not pin memory for good.
 
 use std::cell::RefCell;
+use tango_core::http1::codec::{RequestHead, ResponseHead};
 
 /// The size of a pooled buffer: one read of a typical request or response (head and a
 /// small body) fits, and a streamed body moves this much per read.
@@ -74,6 +76,51 @@ impl Drop for Buf {
     fn drop(&mut self) {
         give(std::mem::take(&mut self.0));
     }
+}
+
+/// Parsed heads are boxed (a few hundred bytes each, moved through several futures,
+/// which stay smaller holding a pointer), and the boxes are kept per thread, so a
+/// request costs no allocation for them: with many requests in progress per thread,
+/// the allocator's own per-thread cache would not hold that many of one size.
+pub(crate) trait Recycled: Sized + 'static {
+    fn with_free<R>(f: impl FnOnce(&mut Vec<Box<Self>>) -> R) -> R;
+}
+
+thread_local! {
+    static REQUEST_HEADS: RefCell<Vec<Box<RequestHead>>> = const { RefCell::new(Vec::new()) };
+    static RESPONSE_HEADS: RefCell<Vec<Box<ResponseHead>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Recycled for RequestHead {
+    fn with_free<R>(f: impl FnOnce(&mut Vec<Box<Self>>) -> R) -> R {
+        REQUEST_HEADS.with(|p| f(&mut p.borrow_mut()))
+    }
+}
+
+impl Recycled for ResponseHead {
+    fn with_free<R>(f: impl FnOnce(&mut Vec<Box<Self>>) -> R) -> R {
+        RESPONSE_HEADS.with(|p| f(&mut p.borrow_mut()))
+    }
+}
+
+/// `v` in a box from this thread's free ones, or a new box.
+pub(crate) fn boxed<T: Recycled>(v: T) -> Box<T> {
+    match T::with_free(Vec::pop) {
+        Some(mut b) => {
+            *b = v;
+            b
+        }
+        None => Box::new(v),
+    }
+}
+
+/// A box back to this thread's free ones (a box not given back is simply freed).
+pub(crate) fn unbox<T: Recycled>(b: Box<T>) {
+    T::with_free(|free| {
+        if free.len() < KEEP {
+            free.push(b);
+        }
+    });
 }
 
 #[cfg(test)]

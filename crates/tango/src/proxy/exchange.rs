@@ -181,7 +181,7 @@ pub(crate) async fn read_response_head(
         let may_end = scanned == 0 || head_may_end(rbuf, scanned);
         if !rbuf.is_empty() && (may_end || rbuf.len() >= MAX_RESPONSE_HEAD) {
             match parse_response(rbuf, MAX_RESPONSE_HEAD, facts) {
-                Ok(Some(h)) => return Ok(Box::new(h)),
+                Ok(Some(h)) => return Ok(super::bufpool::boxed(h)),
                 Ok(None) => {}
                 Err(e) => return Err(HeadFail::Bad(e)),
             }

@@ -128,17 +128,19 @@ pub(crate) fn add_forwarded(
     }
 }
 
-/// A new request id: 32 hex digits from the thread's random source (both engines use it).
-pub(crate) fn new_request_id() -> [u8; 32] {
+/// A new request id: 128 bits from the thread's random source (both engines use it),
+/// sent as [`hex_id`] writes it. Kept as a number until sent: the engine writes it
+/// straight into the upstream head.
+pub(crate) fn new_request_id() -> u128 {
+    (u128::from(crate::rng::next_u64()) << 64) | u128::from(crate::rng::next_u64())
+}
+
+/// A request id as it is sent: 32 hex digits.
+pub(crate) fn hex_id(id: u128) -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (half, n) in [crate::rng::next_u64(), crate::rng::next_u64()]
-        .into_iter()
-        .enumerate()
-    {
-        for i in 0..16 {
-            out[half * 16 + i] = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
     }
     out
 }

@@ -51,7 +51,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let request_id = match req.headers().get(&headers::X_REQUEST_ID) {
         Some(v) => v.clone(),
-        None => HeaderValue::from_bytes(&headers::new_request_id())
+        None => HeaderValue::from_bytes(&headers::hex_id(headers::new_request_id()))
             .expect("hex is a valid header value"),
     };
     let connect = req.method() == Method::CONNECT;

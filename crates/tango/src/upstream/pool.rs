@@ -133,6 +133,14 @@ impl<P: PoolRef> Upstream<P> {
     }
 }
 
+async fn connect(address: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 /// What bounds taking a connection.
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
@@ -174,13 +182,9 @@ pub(crate) async fn checkout<P: PoolRef>(
     {
         return Err(ConnectError::AtCapacity);
     }
-    // Boxed: connecting is the uncommon case, and its future would make every
-    // request's larger.
-    let connect = Box::pin(TcpStream::connect(address));
-    let stream = tokio::time::timeout(limits.connect_timeout, connect)
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
-    let _ = stream.set_nodelay(true);
+    // Boxed: connecting is the uncommon case, and its future (with its timer) would
+    // make every request's larger.
+    let stream = Box::pin(connect(address, limits.connect_timeout)).await?;
     Ok(Upstream {
         stream,
         reused: false,

@@ -103,7 +103,9 @@ async fn attempt(
     target.upstream = Some(took);
     let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
-    Ok(respond(out, up, rbuf, &head, in_flight))
+    let resp = respond(out, up, rbuf, &head, in_flight);
+    crate::proxy::bufpool::unbox(head);
+    Ok(resp)
 }
 
 enum Sending {

@@ -32,7 +32,9 @@ enum Framing {
     None,
     /// Bytes not read yet.
     Length(u64),
-    Chunked(ChunkedTracker),
+    /// Boxed: most requests have no chunked body, and every request's future would
+    /// otherwise hold the tracker.
+    Chunked(Box<ChunkedTracker>),
 }
 
 impl BodyIn {
@@ -48,7 +50,7 @@ impl BodyIn {
                 (Framing::Length(n - take), at + take as usize, take)
             }
             RequestFraming::Chunked => {
-                let mut t = ChunkedTracker::new();
+                let mut t = Box::new(ChunkedTracker::new());
                 let mut data = 0u64;
                 let feed = t
                     .feed_data(avail, |r| data += r.len() as u64)
@@ -198,7 +200,9 @@ pub(super) async fn send(
         }
         body.continued = true;
     }
-    stream_rest(c, buf, body, up, deadline).await
+    // Boxed: most bodies come with their head, and this future would make every
+    // request's larger.
+    Box::pin(stream_rest(c, buf, body, up, deadline)).await
 }
 
 fn upstream_error(e: &std::io::Error) -> SendError {

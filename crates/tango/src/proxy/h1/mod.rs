@@ -180,7 +180,8 @@ async fn idle(c: &mut Conn<'_>) -> bool {
 /// it, with the buffer borrowed for the purpose.
 async fn busy(c: &mut Conn<'_>, mut buf: Buf, first: bool) -> Phase {
     if first && H2_PREFACE.starts_with(&buf[..buf.len().min(H2_PREFACE.len())]) {
-        return match preface::read_preface(c, &mut buf).await {
+        // Boxed, as a rare path: it would make every request's future larger.
+        return match Box::pin(preface::read_preface(c, &mut buf)).await {
             Ok(true) => Phase::H2(buf),
             Ok(false) => serve_requests(c, &mut buf).await,
             Err(()) => Phase::Close,

@@ -12,7 +12,7 @@ use super::response::{self, Answer};
 use super::view::Raw;
 use super::{date, io, Conn, Next};
 use crate::proxy::access::Outcome as LogOutcome;
-use crate::proxy::bufpool::Buf;
+use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::{self, HeadFail, Target};
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Snapshot};
@@ -27,18 +27,23 @@ use tango_core::http1::head_may_end;
 use tango_core::retry::{Failure, Outcome};
 use tokio::time::Instant;
 
-/// The request id forwarded: the client's (where it lies in the buffer) or a new one.
+/// The request id forwarded: the client's (where it lies in the buffer) or a new one
+/// (its 128 random bits, written as 32 hex digits when sent).
 #[derive(Clone, Copy)]
 enum RequestId {
     Client(Span),
-    New([u8; 32]),
+    New(u128),
 }
 
 impl RequestId {
-    fn bytes<'a>(&'a self, buf: &'a [u8]) -> &'a [u8] {
-        match self {
+    /// The id's bytes; a new one is written into `hex`.
+    fn bytes<'a>(&self, buf: &'a [u8], hex: &'a mut [u8; 32]) -> &'a [u8] {
+        match *self {
             RequestId::Client(s) => s.of(buf),
-            RequestId::New(id) => id,
+            RequestId::New(id) => {
+                *hex = crate::proxy::headers::hex_id(id);
+                hex
+            }
         }
     }
 }
@@ -69,9 +74,14 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     // The clock is read once here and once when the answer is in; the deadlines of
     // the request are reckoned from this.
     let started = Instant::now();
-    let head = match read_head(c, buf, started).await {
-        Ok(h) => h,
-        Err(next) => return next,
+    // A head that came whole (the usual case) is parsed here; reading the rest of one
+    // is boxed, to keep its future out of every request's.
+    let head = match parse_request(buf, c.max_head) {
+        Ok(Some(h)) => bufpool::boxed(h),
+        _ => match Box::pin(read_head(c, buf, started)).await {
+            Ok(h) => h,
+            Err(next) => return next,
+        },
     };
     let id = match head.request_id {
         Some(s) => RequestId::Client(s),
@@ -84,7 +94,9 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             peer: c.ctx.peer.ip(),
         };
         // Boxed, to keep the request's future small when the log is off.
-        Box::new(log.entry_from_parts(&c.ctx.listener, c.ctx.peer, raw.parts(id.bytes(buf))))
+        let mut hex = [0; 32];
+        let parts = raw.parts(id.bytes(buf, &mut hex));
+        Box::new(log.entry_from_parts(&c.ctx.listener, c.ctx.peer, parts))
     });
     let body = match BodyIn::start(&head, buf) {
         Ok(b) => b,
@@ -130,6 +142,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         };
         entry.write_now(&snap, o, bytes_out);
     }
+    bufpool::unbox(r.head);
     next
 }
 
@@ -168,7 +181,7 @@ async fn read_head(
     loop {
         if scanned == 0 || head_may_end(buf, scanned) || buf.len() >= c.max_head {
             match parse_request(buf, c.max_head) {
-                Ok(Some(h)) => return Ok(Box::new(h)),
+                Ok(Some(h)) => return Ok(bufpool::boxed(h)),
                 Ok(None) => {}
                 Err(e) => return Err(Box::pin(refuse(c, e)).await),
             }
@@ -315,12 +328,16 @@ async fn attempt<'p>(
     // The head for the backend goes in the buffer its answer will be read into (one
     // buffer fewer per request).
     let mut rbuf = Buf::new();
-    let fwd = Forwarding {
-        peer: c.ctx.peer_value.as_bytes(),
-        tls: false,
-        request_id: r.id.bytes(buf),
-    };
-    write_request_head(&mut rbuf, &r.head, buf, &fwd);
+    {
+        // Scoped: nothing here lives across an await, so none of it is in the future.
+        let mut hex = [0; 32];
+        let fwd = Forwarding {
+            peer: c.ctx.peer_value.as_bytes(),
+            tls: false,
+            request_id: r.id.bytes(buf, &mut hex),
+        };
+        write_request_head(&mut rbuf, &r.head, buf, &fwd);
+    }
     match body::send(c, buf, &r.head, &mut r.body, &rbuf, &up, try_deadline).await {
         Ok(body::Sent::Whole) => {}
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
@@ -370,7 +387,7 @@ async fn read_response(
             return Ok(head);
         }
         if head.status != 100 {
-            response::interim(c, &r.head, &head, rbuf).await;
+            Box::pin(response::interim(c, &r.head, &head, rbuf)).await;
         }
         rbuf.drain(..head.head_len);
     }

@@ -10,7 +10,7 @@
 use super::body::BodyIn;
 use super::io::{self, Limit};
 use super::{date, Conn, Next};
-use crate::proxy::bufpool::Buf;
+use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::conn_io::ConnIo;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::{ConnPool, Upstream};
@@ -67,12 +67,14 @@ pub(super) async fn forward(
     let relayed = relay(c, &up, &mut rbuf, head.head_len, plan.body, &buf[mark..]).await;
     buf.truncate(mark);
     drop(in_flight);
+    let keep_alive = head.keep_alive;
+    bufpool::unbox(head);
     match relayed {
         Ok(end) => {
             // The head's time serves as the end's when the body went with it at once.
             let now = if end.waited { Instant::now() } else { at };
             c.sent_at = Some(now);
-            if end.reusable && head.keep_alive {
+            if end.reusable && keep_alive {
                 up.release(now);
             }
             let next = if plan.keep_alive {
