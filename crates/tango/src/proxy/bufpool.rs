@@ -83,11 +83,15 @@ impl Drop for Buf {
 /// request costs no allocation for them: with many requests in progress per thread,
 /// the allocator's own per-thread cache would not hold that many of one size.
 pub(crate) trait Recycled: Sized + 'static {
+    #[allow(clippy::vec_box)]
     fn with_free<R>(f: impl FnOnce(&mut Vec<Box<Self>>) -> R) -> R;
 }
 
 thread_local! {
+    // The boxes are what is kept: each is an allocation to lend again.
+    #[allow(clippy::vec_box)]
     static REQUEST_HEADS: RefCell<Vec<Box<RequestHead>>> = const { RefCell::new(Vec::new()) };
+    #[allow(clippy::vec_box)]
     static RESPONSE_HEADS: RefCell<Vec<Box<ResponseHead>>> = const { RefCell::new(Vec::new()) };
 }
 
