@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::Listener;
 use tokio::io::{AsyncRead, AsyncWrite};
+use crate::upstream::Origin;
 use tokio::net::TcpStream;
 
 /// What the connections of one listener share.
@@ -41,7 +42,7 @@ pub(super) struct Shared {
 pub(super) async fn connection(
     ctx: Arc<Shared>,
     mut stream: TcpStream,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     lcfg: Arc<Listener>,
     slot: Arc<Slot>,
 ) {
@@ -68,6 +69,10 @@ pub(super) async fn connection(
         rt: ctx.rt.clone(),
         listener: ctx.name.clone(),
         peer,
+        origin: Origin {
+            client: peer,
+            local,
+        },
         peer_value: headers::peer_value(peer.ip()),
         tls: ctx.tls.is_some(),
         settings: lcfg.clone(),
