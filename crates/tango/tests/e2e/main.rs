@@ -23,5 +23,6 @@ mod protocols;
 mod proxy_protocol;
 mod reload;
 mod simulate;
+mod upstream_tls;
 mod watch;
 mod workers;
