@@ -15,6 +15,7 @@ use super::headers;
 use super::idle::{Conns, Slot, Tracked};
 use super::service::{self, ConnCtx};
 use crate::runtime::Runtime;
+use crate::upstream::Origin;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::Listener;
 use tokio::io::{AsyncRead, AsyncWrite};
-use crate::upstream::Origin;
 use tokio::net::TcpStream;
 
 /// What the connections of one listener share.

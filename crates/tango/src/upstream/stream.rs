@@ -36,9 +36,7 @@ impl Stream {
                 let mut probe = [0u8; 1];
                 let mut buf = ReadBuf::new(&mut probe);
                 let mut cx = Context::from_waker(Waker::noop());
-                Pin::new(&mut **s)
-                    .poll_read(&mut cx, &mut buf)
-                    .is_pending()
+                Pin::new(&mut **s).poll_read(&mut cx, &mut buf).is_pending()
             }
         }
     }

@@ -99,11 +99,7 @@ impl Client {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let server_name = match &t.server_name {
             Some(n) => Some(ServerName::try_from(n.clone()).map_err(|e| {
-                problem(
-                    Field::Table,
-                    format!("`{n}` is not a server name: {e}"),
-                    "",
-                )
+                problem(Field::Table, format!("`{n}` is not a server name: {e}"), "")
             })?),
             None => None,
         };
@@ -181,7 +177,13 @@ fn read_certs(
     let text = std::fs::read(path).map_err(|e| unreadable(path, &e, field))?;
     let certs = rustls_pemfile::certs(&mut text.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| problem(field, format!("{} is not PEM: {e}", path.display()), PEM_HINT))?;
+        .map_err(|e| {
+            problem(
+                field,
+                format!("{} is not PEM: {e}", path.display()),
+                PEM_HINT,
+            )
+        })?;
     if certs.is_empty() {
         return Err(problem(
             field,
@@ -197,7 +199,13 @@ fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, Problem> {
     let text = std::fs::read(path).map_err(|e| unreadable(path, &e, Field::Key))?;
     let hint = "give a PEM private key (PKCS#8, PKCS#1 or SEC1)";
     rustls_pemfile::private_key(&mut text.as_slice())
-        .map_err(|e| problem(Field::Key, format!("{} is not PEM: {e}", path.display()), hint))?
+        .map_err(|e| {
+            problem(
+                Field::Key,
+                format!("{} is not PEM: {e}", path.display()),
+                hint,
+            )
+        })?
         .ok_or_else(|| {
             problem(
                 Field::Key,

@@ -66,7 +66,9 @@ impl ProxyBackend {
                     let source = h.source.map(|a| a.to_string()).unwrap_or_default();
                     let svc = hyper::service::service_fn(move |_req| {
                         let body = Bytes::from(source.clone());
-                        async move { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body))) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(body)))
+                        }
                     });
                     let http = hyper::server::conn::http1::Builder::new();
                     match tls {
@@ -137,7 +139,11 @@ async fn each_client_gets_its_own_connections(version: &str) {
     let mut one = Client1::connect(&t).await;
     assert_eq!(one.get().await, one.local.to_string());
     assert_eq!(one.get().await, one.local.to_string());
-    assert_eq!(b.headers().len(), 1, "the first client's requests share a connection");
+    assert_eq!(
+        b.headers().len(),
+        1,
+        "the first client's requests share a connection"
+    );
     let mut two = Client1::connect(&t).await;
     assert_eq!(two.get().await, two.local.to_string());
     assert_eq!(one.get().await, one.local.to_string());
@@ -153,9 +159,10 @@ async fn each_client_gets_its_own_connections(version: &str) {
     // An HTTP/2 client goes through hyper's server and the same exchange.
     let tcp = TcpStream::connect(t.addr()).await.unwrap();
     let local = tcp.local_addr().unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     for _ in 0..2 {
         let req = http::Request::get(format!("http://{}/", t.addr()))
@@ -184,7 +191,11 @@ async fn v2_headers_carry_each_clients_address() {
 async fn the_header_goes_before_the_tls_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let b = ProxyBackend::start(Some(server_config(&ca.issue(&["backend.test"], false), None))).await;
+    let b = ProxyBackend::start(Some(server_config(
+        &ca.issue(&["backend.test"], false),
+        None,
+    )))
+    .await;
     let pool = format!(
         "send_proxy_protocol = \"v2\"\ntls = {{ ca = \"{}\", server_name = \"backend.test\" }}",
         ca.write(dir.path(), "ca")

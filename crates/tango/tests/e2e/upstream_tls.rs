@@ -38,7 +38,10 @@ impl Issued {
 
     /// Write `DIR/STEM.pem` and `DIR/STEM.key`; returns their paths.
     pub fn write(&self, dir: &Path, stem: &str) -> (String, String) {
-        let (c, k) = (dir.join(format!("{stem}.pem")), dir.join(format!("{stem}.key")));
+        let (c, k) = (
+            dir.join(format!("{stem}.pem")),
+            dir.join(format!("{stem}.key")),
+        );
         std::fs::write(&c, self.cert.pem()).unwrap();
         std::fs::write(&k, self.key.serialize_pem()).unwrap();
         (c.display().to_string(), k.display().to_string())
@@ -95,10 +98,12 @@ pub fn server_config(id: &Issued, client_ca: Option<&Ca>) -> Arc<rustls::ServerC
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(ca.der()).unwrap();
-            let v =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .unwrap();
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
             b.with_client_cert_verifier(v)
         }
         None => b.with_no_client_auth(),
@@ -135,25 +140,28 @@ impl TlsBackend {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
-                let (acceptor, hs, hh, name) = (acceptor.clone(), hs.clone(), hh.clone(), name.clone());
+                let (acceptor, hs, hh, name) =
+                    (acceptor.clone(), hs.clone(), hh.clone(), name.clone());
                 conns.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
                     hs.fetch_add(1, Relaxed);
-                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let body = if req.uri().path() == "/health" {
-                            hh.fetch_add(1, Relaxed);
-                            "ok".to_string()
-                        } else {
-                            name.clone()
-                        };
-                        async move {
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                                Bytes::from(body),
-                            )))
-                        }
-                    });
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let body = if req.uri().path() == "/health" {
+                                hh.fetch_add(1, Relaxed);
+                                "ok".to_string()
+                            } else {
+                                name.clone()
+                            };
+                            async move {
+                                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                    Bytes::from(body),
+                                )))
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), svc)
                         .await;
@@ -172,9 +180,10 @@ impl TlsBackend {
 /// GET `/` from tango over HTTP/2 without TLS (h2c): status and body.
 pub async fn get_h2c(t: &Tango) -> (u16, String) {
     let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = http::Request::get(format!("http://{}/", t.addr()))
         .body(Full::new(Bytes::new()))
@@ -202,7 +211,11 @@ pub async fn failed_tries(t: &Tango, backend: &str) -> u64 {
 async fn an_https_backend_with_a_test_ca_answers_http1_and_h2c_clients() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let b = TlsBackend::start("secure", server_config(&ca.issue(&["backend.test"], false), None)).await;
+    let b = TlsBackend::start(
+        "secure",
+        server_config(&ca.issue(&["backend.test"], false), None),
+    )
+    .await;
     let tls = format!(
         "tls = {{ ca = \"{}\", server_name = \"backend.test\" }}",
         ca.write(dir.path(), "ca")
@@ -214,7 +227,11 @@ async fn an_https_backend_with_a_test_ca_answers_http1_and_h2c_clients() {
     }
     assert_eq!(get_h2c(&t).await, (200, "secure".to_string()));
     // The engine's keep-alive requests shared one TLS connection.
-    assert!(b.handshakes.load(Relaxed) <= 2, "{}", b.handshakes.load(Relaxed));
+    assert!(
+        b.handshakes.load(Relaxed) <= 2,
+        "{}",
+        b.handshakes.load(Relaxed)
+    );
     assert_eq!(failed_tries(&t, "b").await, 0);
 }
 
@@ -222,17 +239,28 @@ async fn an_https_backend_with_a_test_ca_answers_http1_and_h2c_clients() {
 async fn without_server_name_the_address_host_is_verified() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let b = TlsBackend::start("by-ip", server_config(&ca.issue(&["127.0.0.1"], false), None)).await;
+    let b = TlsBackend::start(
+        "by-ip",
+        server_config(&ca.issue(&["127.0.0.1"], false), None),
+    )
+    .await;
     let tls = format!("tls = {{ ca = \"{}\" }}", ca.write(dir.path(), "ca"));
     let t = Tango::start(&config(&tls, &[("b", b.addr, 1)]));
-    assert_eq!(get(&client(), &t.url("/")).await, (200, "by-ip".to_string()));
+    assert_eq!(
+        get(&client(), &t.url("/")).await,
+        (200, "by-ip".to_string())
+    );
 }
 
 #[tokio::test]
 async fn a_backend_certificate_for_another_name_is_a_failed_connect() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let b = TlsBackend::start("wrong", server_config(&ca.issue(&["other.test"], false), None)).await;
+    let b = TlsBackend::start(
+        "wrong",
+        server_config(&ca.issue(&["other.test"], false), None),
+    )
+    .await;
     let tls = format!(
         "tls = {{ ca = \"{}\", server_name = \"backend.test\" }}",
         ca.write(dir.path(), "ca")
@@ -262,7 +290,9 @@ async fn a_backend_asking_for_a_client_certificate_gets_the_pools() {
     assert!(failed_tries(&t, "b").await >= 1);
     drop(t);
 
-    let (cert, key) = clients.issue(&["tango.test"], true).write(dir.path(), "client");
+    let (cert, key) = clients
+        .issue(&["tango.test"], true)
+        .write(dir.path(), "client");
     let with = format!(
         "tls = {{ ca = \"{ca_path}\", server_name = \"backend.test\", cert = \"{cert}\", key = \"{key}\" }}"
     );
@@ -281,7 +311,10 @@ async fn verify_false_reaches_a_self_signed_backend() {
     };
     let b = TlsBackend::start("anyone", server_config(&id, None)).await;
     let t = Tango::start(&config("tls = { verify = false }", &[("b", b.addr, 1)]));
-    assert_eq!(get(&client(), &t.url("/")).await, (200, "anyone".to_string()));
+    assert_eq!(
+        get(&client(), &t.url("/")).await,
+        (200, "anyone".to_string())
+    );
 }
 
 /// Whether the status API says `backend` is healthy.
@@ -298,13 +331,24 @@ async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
 async fn health_checks_speak_the_pools_tls() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
-    let good = TlsBackend::start("good", server_config(&ca.issue(&["backend.test"], false), None)).await;
-    let bad = TlsBackend::start("bad", server_config(&ca.issue(&["other.test"], false), None)).await;
+    let good = TlsBackend::start(
+        "good",
+        server_config(&ca.issue(&["backend.test"], false), None),
+    )
+    .await;
+    let bad = TlsBackend::start(
+        "bad",
+        server_config(&ca.issue(&["other.test"], false), None),
+    )
+    .await;
     let pool = format!(
         "tls = {{ ca = \"{}\", server_name = \"backend.test\" }}\n[pool.health]\npath = \"/health\"\ninterval = \"100ms\"\nfall = 2\nrise = 1\n",
         ca.write(dir.path(), "ca")
     );
-    let t = Tango::start(&config(&pool, &[("good", good.addr, 1), ("bad", bad.addr, 1)]));
+    let t = Tango::start(&config(
+        &pool,
+        &[("good", good.addr, 1), ("bad", bad.addr, 1)],
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let probed = good.health_hits.load(Relaxed) >= 3;
@@ -330,7 +374,9 @@ fn unreadable_or_bad_pem_files_are_errors_at_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("junk.pem");
     std::fs::write(&not_pem, "hello").unwrap();
-    let (cert, _) = Ca::new().issue(&["tango.test"], true).write(dir.path(), "client");
+    let (cert, _) = Ca::new()
+        .issue(&["tango.test"], true)
+        .write(dir.path(), "client");
     let text = format!(
         r#"[[listener]]
 listen = "127.0.0.1:0"

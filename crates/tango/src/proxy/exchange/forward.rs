@@ -4,11 +4,11 @@
 //! map and a body that reads the backend's connection (`body::UpstreamBody`).
 
 use super::send::{self, BodyFail, Framing};
+use super::stream;
 use super::{HeadFail, Target, Tries};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
-use super::stream;
 use crate::proxy::h1::io::{Limit, Timer};
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
 use crate::upstream::{Origin, Upstream};
@@ -142,7 +142,16 @@ async fn send_request(
         return Ok(());
     };
     let counted = out.counted.as_deref();
-    match send::body(&mut up.stream, &mut body, out.framing, deadline, timer, counted).await {
+    match send::body(
+        &mut up.stream,
+        &mut body,
+        out.framing,
+        deadline,
+        timer,
+        counted,
+    )
+    .await
+    {
         Ok(()) => Ok(()),
         Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
         // A client that went away mid-body: the backend got a part of it, and the

@@ -131,7 +131,9 @@ pub(crate) async fn body(
             .map_err(upstream)?;
     }
     if chunked {
-        stream::write(s, LAST_CHUNK, limit, t).await.map_err(upstream)?;
+        stream::write(s, LAST_CHUNK, limit, t)
+            .await
+            .map_err(upstream)?;
     }
     Ok(())
 }

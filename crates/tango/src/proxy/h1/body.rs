@@ -5,9 +5,9 @@
 //! known.
 
 use super::io::{self, Limit};
-use crate::proxy::exchange::stream;
 use super::Conn;
 use crate::proxy::bufpool::Buf;
+use crate::proxy::exchange::stream;
 use crate::upstream::{ConnPool, Upstream};
 use std::io::{ErrorKind, IoSlice};
 use tango_core::http1::codec::{ChunkedTracker, RequestFraming, RequestHead};

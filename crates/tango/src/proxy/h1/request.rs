@@ -321,8 +321,16 @@ async fn attempt<'p>(
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
     let in_flight = InFlight::new(backend);
-    let mut up =
-        exchange::connect(rt, pool, i, &backend.conns, &c.ctx.origin, t.remaining, t.now).await?;
+    let mut up = exchange::connect(
+        rt,
+        pool,
+        i,
+        &backend.conns,
+        &c.ctx.origin,
+        t.remaining,
+        t.now,
+    )
+    .await?;
     // A pooled connection is at hand at once; a new one took its time.
     let sent_at = if up.reused { t.now } else { Instant::now() };
     let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);

@@ -9,10 +9,10 @@
 
 use super::body::BodyIn;
 use super::io::{self, Limit};
-use crate::proxy::exchange::stream;
 use super::{date, Conn, Next};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::conn_io::ConnIo;
+use crate::proxy::exchange::stream;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
@@ -65,7 +65,15 @@ pub(super) async fn forward(
         drop(in_flight);
         return (next, 0);
     }
-    let relayed = relay(c, &mut up, &mut rbuf, head.head_len, plan.body, &buf[mark..]).await;
+    let relayed = relay(
+        c,
+        &mut up,
+        &mut rbuf,
+        head.head_len,
+        plan.body,
+        &buf[mark..],
+    )
+    .await;
     buf.truncate(mark);
     drop(in_flight);
     let keep_alive = head.keep_alive;
