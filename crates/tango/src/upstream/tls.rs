@@ -273,3 +273,17 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_verified_is_the_address_host() {
+        let name = |a: &str| host_name(a).map(|n| n.to_str().into_owned());
+        assert_eq!(name("api.internal:443").unwrap(), "api.internal");
+        assert_eq!(name("10.0.0.1:8443").unwrap(), "10.0.0.1");
+        assert_eq!(name("[::1]:443").unwrap(), "::1");
+        assert!(name("not a name:443").is_err());
+    }
+}
