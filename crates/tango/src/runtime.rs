@@ -165,6 +165,8 @@ pub(crate) struct PoolRuntime {
     pub(crate) backends: Vec<Arc<BackendState>>,
     pub(crate) retry_budget: Arc<RetryBudget>,
     pub(crate) shared: Arc<PoolShared>,
+    /// How a new connection to a backend is opened (TLS, a PROXY header).
+    pub(crate) dial: Arc<crate::upstream::Dialer>,
 }
 
 impl PoolRuntime {
@@ -328,6 +330,9 @@ pub(crate) struct Snapshot {
     pub(crate) pools: Vec<PoolRuntime>,
     /// Unix time (seconds) when this snapshot was applied.
     pub(crate) applied_at: f64,
+    /// A pool sends PROXY headers: connections accepted under it note the address
+    /// the client reached.
+    pub(crate) sends_proxy: bool,
 }
 
 /// Retries as a fraction of requests: each request deposits `ratio` tokens, each retry
@@ -382,6 +387,7 @@ impl Runtime {
                 text: Arc::from(""),
                 pools: Vec::new(),
                 applied_at: crate::journal::unix_ms() as f64 / 1000.0,
+                sends_proxy: false,
             }),
             registry: Mutex::new(HashMap::new()),
             budgets: Mutex::new(HashMap::new()),
@@ -449,6 +455,7 @@ impl Runtime {
                     backends,
                     retry_budget,
                     shared,
+                    dial: Arc::new(crate::upstream::Dialer::new(p)),
                 }
             })
             .collect();
@@ -456,7 +463,9 @@ impl Runtime {
         registry.retain(|k, _| keep.contains(k));
         budgets.retain(|k, _| config.pools.iter().any(|p| &p.name == k));
         shared_all.retain(|k, _| config.pools.iter().any(|p| &p.name == k));
+        let sends_proxy = config.pools.iter().any(|p| p.send_proxy_protocol.is_some());
         Snapshot {
+            sends_proxy,
             generation,
             config: Arc::new(config),
             text: Arc::from(text),

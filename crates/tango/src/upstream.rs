@@ -1,5 +1,7 @@
-//! Upstream connections: a keep-alive pool per backend of bare sockets, which the proxy
-//! speaks HTTP/1.1 over itself (`pool`), and the rate-limited log of failed connects.
+//! Upstream connections: a keep-alive pool per backend of bare sockets (or TLS sessions
+//! over them), which the proxy speaks HTTP/1.1 over itself (`pool`), how a pool opens
+//! a new one (`Dialer`: TLS, `tls.rs`; a PROXY header first), and the rate-limited log
+//! of failed connects.
 //!
 //! The pool is tango's own: the proxy must know whether a request reached the wire
 //! before deciding to retry it elsewhere, must count connections per backend for
@@ -9,11 +11,56 @@
 //! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
 
 mod pool;
+mod stream;
+pub(crate) mod tls;
 
-pub(crate) use pool::{checkout as checkout_socket, Limits, PoolRef, Upstream};
+pub(crate) use pool::{checkout as checkout_socket, open, Limits, PoolRef, Upstream};
+pub(crate) use stream::Stream;
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+use tango_core::config::{Pool, ProxyVersion};
+
+/// Where a client's requests come from, as a PROXY header tells a backend: the client's
+/// address (after a PROXY header tango accepted) and the address it connected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) client: SocketAddr,
+    pub(crate) local: SocketAddr,
+}
+
+/// How a pool opens a connection: TCP, then its PROXY header when it sends one, then
+/// the TLS handshake when it speaks TLS. Built with each configuration (its TLS client
+/// once, not per connection).
+#[derive(Debug, Default)]
+pub(crate) struct Dialer {
+    /// The pool's TLS client; `Err` (why) when its files, good when the configuration
+    /// was checked, could not be read when it was built: every connect then fails.
+    tls: Option<Result<tls::Client, String>>,
+    proxy: Option<ProxyVersion>,
+}
+
+impl Dialer {
+    /// The dialer for `pool`'s settings (reading its TLS files).
+    pub(crate) fn new(pool: &Pool) -> Dialer {
+        let tls = pool.tls.as_ref().map(|t| {
+            tls::Client::new(t).map_err(|p| {
+                tracing::error!(pool = %pool.name, error = %p, "upstream TLS settings unusable; connects will fail");
+                p.message
+            })
+        });
+        Dialer {
+            tls,
+            proxy: pool.send_proxy_protocol,
+        }
+    }
+
+    /// Its connections carry one client's address, so each serves only that client.
+    pub(crate) fn private(&self) -> bool {
+        self.proxy.is_some()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
@@ -23,6 +70,10 @@ pub(crate) enum ConnectError {
     Io(#[from] std::io::Error),
     #[error("connection limit reached")]
     AtCapacity,
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    #[error("TLS not available: {0}")]
+    TlsSettings(String),
 }
 
 /// Idle connections of one backend, and how many are open in all.

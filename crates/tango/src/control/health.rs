@@ -4,6 +4,7 @@
 //! status) are tango-core's; this module only probes and applies.
 
 use crate::runtime::Runtime;
+use crate::upstream::{self, Dialer};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -57,7 +58,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
     let mut state: Option<HealthState> = None;
     loop {
         // Read the current configuration each round: settings may have been reloaded.
-        let (cfg, backend) = {
+        let (cfg, backend, dial) = {
             let snap = rt.current();
             let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) else {
                 return;
@@ -68,7 +69,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             let Some(cfg) = p.cfg.health.clone() else {
                 return;
             };
-            (cfg, p.backends[i].clone())
+            (cfg, p.backends[i].clone(), p.dial.clone())
         };
         let st = state.get_or_insert_with(|| HealthState::new(&cfg));
         st.reconfigure(cfg.rise, cfg.fall);
@@ -78,7 +79,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             crate::rng::next_u64(),
         ))
         .await;
-        let probe = probe(&address, &cfg).await;
+        let probe = probe(&address, &cfg, &dial).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
             // Back in service, slow start ramps it up from now.
             backend.set_healthy(t.healthy, rt.now_ms());
@@ -101,8 +102,8 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
     }
 }
 
-async fn probe(address: &str, cfg: &HealthCheck) -> Probe {
-    match tokio::time::timeout(cfg.timeout, probe_once(address, cfg)).await {
+async fn probe(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
+    match tokio::time::timeout(cfg.timeout, probe_once(address, cfg, dial)).await {
         Ok(p) => p,
         Err(_) => Probe::fail(format!(
             "no answer within {}",
@@ -111,8 +112,10 @@ async fn probe(address: &str, cfg: &HealthCheck) -> Probe {
     }
 }
 
-async fn probe_once(address: &str, cfg: &HealthCheck) -> Probe {
-    let stream = match tokio::net::TcpStream::connect(address).await {
+/// One probe, over a connection opened as the pool's requests open theirs (its PROXY
+/// header telling of the probe's own addresses, then TLS with the pool's settings).
+async fn probe_once(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
+    let stream = match upstream::open(address, dial, None, cfg.timeout).await {
         Ok(s) => s,
         Err(e) => return Probe::fail(format!("connect: {e}")),
     };

@@ -6,6 +6,7 @@
 //! released when the client has it all or goes away.
 
 use super::bufpool::Buf;
+use super::exchange::stream;
 use super::h1::io;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::Upstream;
@@ -202,41 +203,34 @@ impl UpstreamBody {
 
     /// Read the next bytes from the backend into the emptied buffer.
     fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
-        let Some(up) = &self.up else {
+        let Some(up) = &mut self.up else {
             return Poll::Ready(Err(ErrorKind::NotConnected.into()));
         };
         self.buf.clear();
         self.at = 0;
-        loop {
-            match io::try_read(&up.stream, &mut self.buf) {
-                Ok(0) if matches!(self.framing, Following::Close) => {
-                    self.finish();
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(0) => return Poll::Ready(Err(ErrorKind::UnexpectedEof.into())),
-                Ok(_) => {
-                    self.armed = false;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
+        match stream::poll_read(&mut up.stream, cx, &mut self.buf) {
+            Poll::Ready(Ok(0)) if matches!(self.framing, Following::Close) => {
+                self.finish();
+                return Poll::Ready(Ok(()));
             }
-            match up.stream.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(ErrorKind::UnexpectedEof.into())),
+            Poll::Ready(Ok(_)) => {
+                self.armed = false;
+                return Poll::Ready(Ok(()));
             }
-            let deadline = Instant::now() + self.stall;
-            let timer = self
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if !std::mem::replace(&mut self.armed, true) {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(io::timed_out("the backend sent nothing in time")));
-            }
-            return Poll::Pending;
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
         }
+        let deadline = Instant::now() + self.stall;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !std::mem::replace(&mut self.armed, true) {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::timed_out("the backend sent nothing in time")));
+        }
+        Poll::Pending
     }
 }

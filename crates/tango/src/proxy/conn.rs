@@ -15,6 +15,7 @@ use super::headers;
 use super::idle::{Conns, Slot, Tracked};
 use super::service::{self, ConnCtx};
 use crate::runtime::Runtime;
+use crate::upstream::Origin;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ pub(super) struct Shared {
 pub(super) async fn connection(
     ctx: Arc<Shared>,
     mut stream: TcpStream,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     lcfg: Arc<Listener>,
     slot: Arc<Slot>,
 ) {
@@ -68,6 +69,10 @@ pub(super) async fn connection(
         rt: ctx.rt.clone(),
         listener: ctx.name.clone(),
         peer,
+        origin: Origin {
+            client: peer,
+            local,
+        },
         peer_value: headers::peer_value(peer.ip()),
         tls: ctx.tls.is_some(),
         settings: lcfg.clone(),

@@ -10,17 +10,17 @@
 
 pub(crate) mod forward;
 pub(crate) mod send;
+pub(crate) mod stream;
 
 use super::error::ProxyError;
 use super::h1::io::{self, Limit};
 use crate::runtime::{PoolRuntime, Runtime};
-use crate::upstream::{self, ConnectError, PoolRef, Upstream};
+use crate::upstream::{self, ConnectError, Origin, PoolRef, Upstream};
 use std::time::Duration;
 use tango_core::http1::codec::{parse_response, HeadError, RequestFacts, ResponseHead};
 use tango_core::http1::head_may_end;
 use tango_core::policy::Pick;
 use tango_core::retry::{Failure, Outcome, Retry, Send, Step};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// The largest response head taken from a backend (hyper's client allowed as much).
@@ -116,13 +116,15 @@ impl<'a> Tries<'a> {
     }
 }
 
-/// A connection to backend `i` of `pool` (`conns` reaches its connection pool), within
-/// `remaining` of `now`.
+/// A connection to backend `i` of `pool` (`conns` reaches its connection pool) for a
+/// request from `origin`, within `remaining` of `now`. A failed TLS handshake fails
+/// like a failed connect.
 pub(crate) async fn connect<P: PoolRef>(
     rt: &Runtime,
     pool: &PoolRuntime,
     i: usize,
     conns: P,
+    origin: &Origin,
     remaining: Duration,
     now: Instant,
 ) -> Result<Upstream<P>, Outcome> {
@@ -133,7 +135,7 @@ pub(crate) async fn connect<P: PoolRef>(
         max_idle: pool.cfg.idle_timeout,
         max_connections: bcfg.max_connections,
     };
-    match upstream::checkout_socket(conns, &b.address, limits, now).await {
+    match upstream::checkout_socket(conns, &b.address, limits, &pool.dial, origin, now).await {
         Ok(up) => Ok(up),
         Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
         Err(e) => {
@@ -168,7 +170,7 @@ impl std::fmt::Display for HeadFail {
 /// to a request described by `facts`. The head is at the start of `rbuf`; what follows
 /// it is body. Boxed: it is a few hundred bytes, moved through several futures.
 pub(crate) async fn read_response_head(
-    s: &TcpStream,
+    s: &mut upstream::Stream,
     rbuf: &mut Vec<u8>,
     facts: RequestFacts,
     deadline: Instant,
@@ -190,7 +192,7 @@ pub(crate) async fn read_response_head(
         // A full buffer without a whole head: a larger one (parsing stops at
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);
-        match io::read(s, rbuf, Limit::Until(deadline), timer).await {
+        match stream::read(s, rbuf, Limit::Until(deadline), timer).await {
             Ok(0) => return Err(HeadFail::Closed),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),

@@ -273,9 +273,16 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // The address the client reached, for PROXY headers to backends: asked of the
+        // socket only when a pool sends them (a system call other connections skip).
+        let sends_proxy = cached.as_ref().is_some_and(|(s, _)| s.sends_proxy);
+        let local = match sends_proxy {
+            true => stream.local_addr().unwrap_or(lcfg.listen),
+            false => lcfg.listen,
+        };
         tracing::debug!(listener = %ctx.name, worker, %peer, "accepted");
         ctx.shutdown.connection_opened();
-        tokio::spawn(connection(ctx.clone(), stream, peer, lcfg, slot));
+        tokio::spawn(connection(ctx.clone(), stream, (peer, local), lcfg, slot));
     }
     if ctx.shutdown.is_draining() {
         // Engine connections waiting for a request close now; busy ones after their

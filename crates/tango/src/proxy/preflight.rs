@@ -1,10 +1,13 @@
 //! What the binary checks of a configuration beyond tango-core's validation, because it
 //! reads files or knows what this data plane serves: the listeners' certificates (each
-//! problem an error at its key's line:col; the dates handed to the checklist), and the
-//! settings the data plane does not serve yet (refused, never silently ignored).
+//! problem an error at its key's line:col; the dates handed to the checklist), the
+//! pools' TLS files (their client built as it will be served, each problem at its
+//! key), and the settings the data plane does not serve yet (refused, never silently
+//! ignored).
 //! `tango check`, `tango run` and every reload load a file through here, so they agree.
 
 use super::tls;
+use crate::upstream::tls::{Client, Field};
 use std::path::Path;
 use tango_core::config::{self, Config, LoadError, Loaded, Target, UpstreamProtocol};
 use tango_core::diag::{Diagnostic, Span};
@@ -17,6 +20,7 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
 /// Check a validated configuration: its certificates, and what is not served yet.
 pub(crate) fn check(mut loaded: Loaded) -> Result<Loaded, LoadError> {
     let (mut errors, facts) = tls::check(&loaded, tls::unix_now());
+    errors.extend(upstream_tls(&loaded));
     errors.extend(unsupported(&loaded.config));
     if errors.is_empty() {
         loaded.certificates = facts;
@@ -33,6 +37,44 @@ pub(crate) fn check(mut loaded: Loaded) -> Result<Loaded, LoadError> {
 /// configuration in force, whose checklist findings a reload's are compared with.
 pub(crate) fn read_dates(loaded: &mut Loaded) {
     loaded.certificates = tls::check(loaded, tls::unix_now()).1;
+}
+
+/// Each pool's TLS client, built as a snapshot will build it: a file that cannot be
+/// read or is not the PEM it should be is an error at its key (`ca`, `cert`, `key`).
+fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &loaded.config.pools {
+        let Some(t) = &p.tls else {
+            continue;
+        };
+        let Err(problem) = Client::new(t) else {
+            continue;
+        };
+        let file = loaded
+            .file
+            .pool
+            .iter()
+            .map(|f| f.get_ref())
+            .find(|f| f.name.get_ref() == &p.name)
+            .and_then(|f| f.tls.as_ref());
+        let at = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|s| Span::from(s.span()));
+        let (name, span) = match (problem.field, file.map(|f| f.get_ref())) {
+            (Field::Ca, Some(f)) => ("ca", at(&f.ca)),
+            (Field::Cert, Some(f)) => ("cert", at(&f.cert)),
+            (Field::Key, Some(f)) => ("key", at(&f.key)),
+            _ => ("", None),
+        };
+        let key = match name {
+            "" => format!("pool[{}].tls", p.name),
+            n => format!("pool[{}].tls.{n}", p.name),
+        };
+        let mut d = Diagnostic::error(&key, Some(span.unwrap_or(t.span)), problem.message);
+        if !problem.hint.is_empty() {
+            d = d.with_hint(problem.hint);
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// The settings this version validates but does not serve yet, each an error: serving
@@ -52,20 +94,10 @@ fn unsupported(c: &Config) -> Vec<Diagnostic> {
     };
     for p in &c.pools {
         let k = format!("pool[{}]", p.name);
-        if let Some(t) = &p.tls {
-            refuse(format!("{k}.tls"), t.span, "TLS to backends");
-        }
         if let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(s)) =
             (p.protocol, p.protocol_span)
         {
             refuse(format!("{k}.protocol"), s, "HTTP/2 to backends");
-        }
-        if let (Some(_), Some(s)) = (p.send_proxy_protocol, p.send_proxy_protocol_span) {
-            refuse(
-                format!("{k}.send_proxy_protocol"),
-                s,
-                "the PROXY protocol to backends",
-            );
         }
     }
     for (i, r) in c.routes.iter().enumerate() {

@@ -25,6 +25,8 @@ pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
     pub(crate) listener: Arc<str>,
     pub(crate) peer: SocketAddr,
+    /// `peer`, and the address it reached: what a PROXY header to a backend tells.
+    pub(crate) origin: crate::upstream::Origin,
     /// `peer`'s IP as a header value, for X-Forwarded-For.
     pub(crate) peer_value: HeaderValue,
     pub(crate) tls: bool,
@@ -225,5 +227,6 @@ fn outgoing(
         client_upgrade,
         counted,
         stall: ctx.settings.idle_timeout,
+        origin: ctx.origin,
     })
 }

@@ -1,6 +1,7 @@
-//! Idle upstream connections as bare sockets, and the lease on a connection in use.
+//! Idle upstream connections as bare sockets (or TLS sessions), and the lease on a
+//! connection in use.
 //!
-//! An idle connection is its socket and the time it went idle: no task, no buffer. It
+//! An idle connection is its stream and the time it went idle: no task, no buffer. It
 //! is checked for life when taken (a non-blocking read: `WouldBlock` means the backend
 //! has said nothing and it is alive; end of stream, stray bytes or an error mean it is
 //! not). Every open connection, idle or in use or still connecting, counts in the
@@ -9,51 +10,92 @@
 //! Idle lists are kept per worker (`shards`, indexed by `worker::id`): each worker runs
 //! its own single-threaded runtime and reuses the sockets it opened, registered with its
 //! own reactor, from a list no other worker contends for.
+//!
+//! A connection that began with a PROXY header carries one client's address, so it is
+//! private to that origin (as HAProxy marks such connections): it goes back to a list
+//! of its own, tagged with the origin, and is taken again only for a request with the
+//! same client address and listener address. Pools that send no header use only the
+//! shared list.
 
-use super::{ConnPool, ConnectError};
-use std::io::ErrorKind;
+use super::{ConnPool, ConnectError, Dialer, Origin, Stream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     since: Instant,
 }
 
-/// A backend's idle sockets, one list per worker.
+impl Idle {
+    /// Still worth keeping at `now`: idle for less than `max_idle`, and alive.
+    fn keep(&mut self, max_idle: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.since) < max_idle && self.stream.alive()
+    }
+}
+
+/// One worker's idle connections to a backend.
+#[derive(Default)]
+struct Lists {
+    shared: Vec<Idle>,
+    /// Connections private to an origin (they began with its PROXY header).
+    private: Vec<(Origin, Idle)>,
+}
+
+/// A backend's idle connections, one set of lists per worker.
 pub(crate) struct Sockets {
-    shards: Box<[Mutex<Vec<Idle>>]>,
+    shards: Box<[Mutex<Lists>]>,
 }
 
 impl Default for Sockets {
     fn default() -> Self {
         let n = crate::worker::count();
         Self {
-            shards: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+            shards: (0..n).map(|_| Mutex::new(Lists::default())).collect(),
         }
     }
 }
 
 impl Sockets {
-    fn shard(&self) -> &Mutex<Vec<Idle>> {
+    fn shard(&self) -> &Mutex<Lists> {
         let i = crate::worker::id() % self.shards.len();
         &self.shards[i]
     }
 
-    fn put(&self, stream: TcpStream, now: Instant) {
+    fn put(&self, stream: Stream, private: Option<Box<Origin>>, now: Instant) {
         let idle = Idle { stream, since: now };
-        lock(self.shard()).push(idle);
+        match private {
+            None => lock(self.shard()).shared.push(idle),
+            Some(o) => lock(self.shard()).private.push((*o, idle)),
+        }
     }
 
-    /// The most recently used live socket idle for less than `max_idle` at `now`; dead
-    /// and stale ones met on the way are closed and uncounted from `open`.
-    fn take(&self, max_idle: Duration, now: Instant, open: &AtomicU64) -> Option<TcpStream> {
-        let mut list = lock(self.shard());
-        while let Some(c) = list.pop() {
-            if now.saturating_duration_since(c.since) < max_idle && alive(&c.stream) {
+    /// The most recently used live connection (private to `origin`, when given) idle
+    /// for less than `max_idle` at `now`; dead and stale ones met on the way are closed
+    /// and uncounted from `open`.
+    fn take(
+        &self,
+        max_idle: Duration,
+        now: Instant,
+        open: &AtomicU64,
+        origin: Option<&Origin>,
+    ) -> Option<Stream> {
+        let mut lists = lock(self.shard());
+        let Some(origin) = origin else {
+            while let Some(mut c) = lists.shared.pop() {
+                if c.keep(max_idle, now) {
+                    return Some(c.stream);
+                }
+                open.fetch_sub(1, Relaxed);
+            }
+            return None;
+        };
+        while let Some(at) = lists.private.iter().rposition(|(o, _)| o == origin) {
+            let (_, mut c) = lists.private.remove(at);
+            if c.keep(max_idle, now) {
                 return Some(c.stream);
             }
             open.fetch_sub(1, Relaxed);
@@ -61,16 +103,17 @@ impl Sockets {
         None
     }
 
-    /// Close sockets idle for `max_idle` or more, or closed by the backend. Returns
-    /// how many were closed.
+    /// Close connections idle for `max_idle` or more, or closed by the backend.
+    /// Returns how many were closed.
     pub(crate) fn sweep(&self, max_idle: Duration) -> u64 {
         let now = Instant::now();
         let mut closed = 0;
         for shard in self.shards.iter() {
-            let mut list = lock(shard);
-            let before = list.len();
-            list.retain(|c| now.saturating_duration_since(c.since) < max_idle && alive(&c.stream));
-            closed += (before - list.len()) as u64;
+            let mut lists = lock(shard);
+            let before = lists.shared.len() + lists.private.len();
+            lists.shared.retain_mut(|c| c.keep(max_idle, now));
+            lists.private.retain_mut(|(_, c)| c.keep(max_idle, now));
+            closed += (before - lists.shared.len() - lists.private.len()) as u64;
         }
         closed
     }
@@ -78,13 +121,6 @@ impl Sockets {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An idle connection is alive when a read would block: the backend has neither
-/// closed it nor sent anything unasked.
-fn alive(s: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(s.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
 /// Reaches a backend's pool from a connection checked out of it: a reference for a
@@ -103,9 +139,11 @@ impl PoolRef for &ConnPool {
 /// A connection in use. Dropped, it closes and leaves `open`; [`Upstream::release`]
 /// puts it back in the idle list instead.
 pub(crate) struct Upstream<P: PoolRef> {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     /// Taken from the idle list rather than opened for this request.
     pub(crate) reused: bool,
+    /// The origin whose PROXY header it began with: it serves only that origin.
+    private: Option<Box<Origin>>,
     lease: Lease<P>,
 }
 
@@ -126,19 +164,56 @@ impl<P: PoolRef> Upstream<P> {
     /// The exchange ended cleanly at `now`: the connection may serve another request.
     pub(crate) fn release(self, now: Instant) {
         let Upstream {
-            stream, mut lease, ..
+            stream,
+            private,
+            mut lease,
+            ..
         } = self;
         lease.counted = false;
-        lease.pool.pool().sockets.put(stream, now);
+        lease.pool.pool().sockets.put(stream, private, now);
     }
 }
 
-async fn connect(address: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+/// A new connection to `address` as `dial` opens them, within `timeout` for all of it
+/// (TCP, the PROXY header, the TLS handshake). The header tells of `origin`; without
+/// one (a health check's own connection) it tells of the connection's own addresses.
+pub(crate) async fn open(
+    address: &str,
+    dial: &Dialer,
+    origin: Option<&Origin>,
+    timeout: Duration,
+) -> Result<Stream, ConnectError> {
+    tokio::time::timeout(timeout, open_now(address, dial, origin))
         .await
-        .map_err(|_| ConnectError::Timeout)??;
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+        .map_err(|_| ConnectError::Timeout)?
+}
+
+async fn open_now(
+    address: &str,
+    dial: &Dialer,
+    origin: Option<&Origin>,
+) -> Result<Stream, ConnectError> {
+    let mut tcp = TcpStream::connect(address).await?;
+    let _ = tcp.set_nodelay(true);
+    if let Some(version) = dial.proxy {
+        let o = match origin {
+            Some(o) => *o,
+            None => Origin {
+                client: tcp.local_addr()?,
+                local: tcp.peer_addr()?,
+            },
+        };
+        let header = tango_core::proxy_protocol::encode(version, o.client, o.local);
+        tcp.write_all(&header).await?;
+    }
+    match &dial.tls {
+        None => Ok(Stream::Plain(tcp)),
+        Some(Err(why)) => Err(ConnectError::TlsSettings(why.clone())),
+        Some(Ok(client)) => match client.handshake(tcp, address).await {
+            Ok(s) => Ok(Stream::Tls(Box::new(s))),
+            Err(e) => Err(ConnectError::Tls(e)),
+        },
+    }
 }
 
 /// What bounds taking a connection.
@@ -150,19 +225,27 @@ pub(crate) struct Limits {
     pub(crate) max_connections: Option<u32>,
 }
 
-/// A connection from `pool` (to `address`) at `now`: a live idle one, or a new one
-/// (bounded by the connect timeout and the backend's `max_connections`).
+/// A connection from `pool` (to `address`, opened as `dial` says) for a request from
+/// `origin` at `now`: a live idle one, or a new one (bounded by the connect timeout and
+/// the backend's `max_connections`).
 pub(crate) async fn checkout<P: PoolRef>(
     pool: P,
     address: &str,
     limits: Limits,
+    dial: &Dialer,
+    origin: &Origin,
     now: Instant,
 ) -> Result<Upstream<P>, ConnectError> {
     let conns = pool.pool();
-    if let Some(stream) = conns.sockets.take(limits.max_idle, now, conns.open_count()) {
+    let origin = dial.private().then_some(origin);
+    if let Some(stream) = conns
+        .sockets
+        .take(limits.max_idle, now, conns.open_count(), origin)
+    {
         return Ok(Upstream {
             stream,
             reused: true,
+            private: origin.map(|o| Box::new(*o)),
             lease: Lease {
                 pool,
                 counted: true,
@@ -184,10 +267,11 @@ pub(crate) async fn checkout<P: PoolRef>(
     }
     // Boxed: connecting is the uncommon case, and its future (with its timer) would
     // make every request's larger.
-    let stream = Box::pin(connect(address, limits.connect_timeout)).await?;
+    let stream = Box::pin(open(address, dial, origin, limits.connect_timeout)).await?;
     Ok(Upstream {
         stream,
         reused: false,
+        private: origin.map(|o| Box::new(*o)),
         lease,
     })
 }

@@ -22,6 +22,8 @@ mod policies;
 mod protocols;
 mod proxy_protocol;
 mod reload;
+mod send_proxy;
 mod simulate;
+mod upstream_tls;
 mod watch;
 mod workers;

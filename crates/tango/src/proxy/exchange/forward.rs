@@ -4,13 +4,14 @@
 //! map and a body that reads the backend's connection (`body::UpstreamBody`).
 
 use super::send::{self, BodyFail, Framing};
+use super::stream;
 use super::{HeadFail, Target, Tries};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
-use crate::proxy::h1::io::{self, Limit, Timer};
+use crate::proxy::h1::io::{Limit, Timer};
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
-use crate::upstream::Upstream;
+use crate::upstream::{Origin, Upstream};
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use hyper::body::Incoming;
@@ -41,6 +42,8 @@ pub(crate) struct Outgoing {
     pub(crate) counted: Option<Arc<AtomicU64>>,
     /// How long a response body may stall.
     pub(crate) stall: Duration,
+    /// The client's connection, as a PROXY header tells of it.
+    pub(crate) origin: Origin,
 }
 
 impl Outgoing {
@@ -85,16 +88,17 @@ async fn attempt(
 ) -> Result<Response<ProxyBody>, Outcome> {
     let backend = pool.backends[i].clone();
     let in_flight = InFlight::new(backend.clone());
-    let up = super::connect(rt, pool, i, backend, remaining, Instant::now()).await?;
+    let origin = out.origin;
+    let mut up = super::connect(rt, pool, i, backend, &origin, remaining, Instant::now()).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
     let mut timer = Timer(std::pin::pin!(tokio::time::sleep_until(deadline)));
     let mut rbuf = Buf::new();
-    let sent = send_request(out, &up, &mut rbuf, deadline, &mut timer).await;
+    let sent = send_request(out, &mut up, &mut rbuf, deadline, &mut timer).await;
     let head = match sent {
         Ok(()) => {
             rbuf.clear();
-            read_final_head(&up, &mut rbuf, out.facts(), deadline, &mut timer).await
+            read_final_head(&mut up, &mut rbuf, out.facts(), deadline, &mut timer).await
         }
         Err(Sending::Stale) => return Err(Outcome::Stale),
         Err(Sending::Failed(why)) => Err(why),
@@ -117,7 +121,7 @@ enum Sending {
 /// The head (built in `rbuf`), then the body.
 async fn send_request(
     out: &mut Outgoing,
-    up: &Upstream<Arc<BackendState>>,
+    up: &mut Upstream<Arc<BackendState>>,
     rbuf: &mut Buf,
     deadline: Instant,
     timer: &mut Timer<'_>,
@@ -126,7 +130,7 @@ async fn send_request(
     let mut wrote = 0;
     let mut head = [IoSlice::new(rbuf)];
     let limit = Limit::Until(deadline);
-    if let Err(e) = io::write_all(&up.stream, &mut head, limit, timer, &mut wrote).await {
+    if let Err(e) = stream::write_all(&mut up.stream, &mut head, limit, timer, &mut wrote).await {
         let timed_out = e.kind() == std::io::ErrorKind::TimedOut;
         return Err(match (wrote, up.reused, timed_out) {
             (0, true, false) => Sending::Stale,
@@ -138,7 +142,16 @@ async fn send_request(
         return Ok(());
     };
     let counted = out.counted.as_deref();
-    match send::body(&up.stream, &mut body, out.framing, deadline, timer, counted).await {
+    match send::body(
+        &mut up.stream,
+        &mut body,
+        out.framing,
+        deadline,
+        timer,
+        counted,
+    )
+    .await
+    {
         Ok(()) => Ok(()),
         Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
         // A client that went away mid-body: the backend got a part of it, and the
@@ -150,14 +163,14 @@ async fn send_request(
 /// The final response head (interim ones are not passed on: hyper answers
 /// `Expect: 100-continue` itself).
 async fn read_final_head(
-    up: &Upstream<Arc<BackendState>>,
+    up: &mut Upstream<Arc<BackendState>>,
     rbuf: &mut Buf,
     facts: RequestFacts,
     deadline: Instant,
     timer: &mut Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
-        let head = super::read_response_head(&up.stream, rbuf, facts, deadline, timer).await?;
+        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer).await?;
         if !head.interim {
             return Ok(head);
         }

@@ -4,7 +4,9 @@
 //! chunks otherwise. The header map has already been through the proxy's header rules
 //! (hop-by-hop fields out, forwarding fields in); the framing fields are written here.
 
-use crate::proxy::h1::io::{self, Limit, Timer};
+use super::stream;
+use crate::proxy::h1::io::{Limit, Timer};
+use crate::upstream::Stream;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 use http_body::Body as _;
@@ -13,7 +15,6 @@ use hyper::body::Incoming;
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tango_core::http1::codec::{write_field, ChunkPrefix, LAST_CHUNK};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 /// How the body is framed for the backend.
@@ -89,7 +90,7 @@ pub(crate) enum BodyFail {
 /// Send `body` to `s` framed as `framing`, by `deadline`; counting its bytes in
 /// `counted` (the access log's), when given.
 pub(crate) async fn body(
-    s: &TcpStream,
+    s: &mut Stream,
     body: &mut Incoming,
     framing: Framing,
     deadline: Instant,
@@ -125,12 +126,14 @@ pub(crate) async fn body(
         } else {
             [IoSlice::new(&data), IoSlice::new(&[]), IoSlice::new(&[])]
         };
-        io::write_all(s, &mut parts, limit, t, &mut 0)
+        stream::write_all(s, &mut parts, limit, t, &mut 0)
             .await
             .map_err(upstream)?;
     }
     if chunked {
-        io::write(s, LAST_CHUNK, limit, t).await.map_err(upstream)?;
+        stream::write(s, LAST_CHUNK, limit, t)
+            .await
+            .map_err(upstream)?;
     }
     Ok(())
 }

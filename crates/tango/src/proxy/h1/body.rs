@@ -7,6 +7,7 @@
 use super::io::{self, Limit};
 use super::Conn;
 use crate::proxy::bufpool::Buf;
+use crate::proxy::exchange::stream;
 use crate::upstream::{ConnPool, Upstream};
 use std::io::{ErrorKind, IoSlice};
 use tango_core::http1::codec::{ChunkedTracker, RequestFraming, RequestHead};
@@ -158,7 +159,7 @@ pub(super) async fn send(
     head: &RequestHead,
     body: &mut BodyIn,
     out: &[u8],
-    up: &Upstream<&ConnPool>,
+    up: &mut Upstream<&ConnPool>,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
     if body.spent {
@@ -169,8 +170,8 @@ pub(super) async fn send(
     let expect_continue = head.expect_continue && initial.is_empty() && !body.done();
     let mut wrote = 0;
     let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
-    if let Err(e) = io::write_all(
-        &up.stream,
+    if let Err(e) = stream::write_all(
+        &mut up.stream,
         &mut bufs,
         Limit::Until(deadline),
         &mut c.timer,
@@ -216,7 +217,7 @@ async fn stream_rest(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     body: &mut BodyIn,
-    up: &Upstream<&ConnPool>,
+    up: &mut Upstream<&ConnPool>,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
     // Everything in the buffer has gone upstream (the body is not complete, so no
@@ -236,8 +237,8 @@ async fn stream_rest(
         let Ok(n) = body.take(buf) else {
             return Ok(Sent::BadBody);
         };
-        if let Err(e) = io::write(&up.stream, &buf[..n], Limit::Until(deadline), &mut c.timer).await
-        {
+        let limit = Limit::Until(deadline);
+        if let Err(e) = stream::write(&mut up.stream, &buf[..n], limit, &mut c.timer).await {
             return Err(upstream_error(&e));
         }
         // What follows the body (a pipelined request) stays.

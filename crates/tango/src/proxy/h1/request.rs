@@ -321,7 +321,16 @@ async fn attempt<'p>(
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
     let in_flight = InFlight::new(backend);
-    let up = exchange::connect(rt, pool, i, &backend.conns, t.remaining, t.now).await?;
+    let mut up = exchange::connect(
+        rt,
+        pool,
+        i,
+        &backend.conns,
+        &c.ctx.origin,
+        t.remaining,
+        t.now,
+    )
+    .await?;
     // A pooled connection is at hand at once; a new one took its time.
     let sent_at = if up.reused { t.now } else { Instant::now() };
     let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);
@@ -338,7 +347,7 @@ async fn attempt<'p>(
         };
         write_request_head(&mut rbuf, &r.head, buf, &fwd);
     }
-    match body::send(c, buf, &r.head, &mut r.body, &rbuf, &up, try_deadline).await {
+    match body::send(c, buf, &r.head, &mut r.body, &rbuf, &mut up, try_deadline).await {
         Ok(body::Sent::Whole) => {}
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
@@ -355,7 +364,7 @@ async fn attempt<'p>(
         }
     }
     rbuf.clear();
-    let head = read_response(c, r, &up, &mut rbuf, try_deadline).await;
+    let head = read_response(c, r, &mut up, &mut rbuf, try_deadline).await;
     let at = Instant::now();
     let took = at - sent_at;
     target.upstream = Some(took);
@@ -375,13 +384,13 @@ async fn attempt<'p>(
 async fn read_response(
     c: &mut Conn<'_>,
     r: &Req,
-    up: &Upstream<&ConnPool>,
+    up: &mut Upstream<&ConnPool>,
     rbuf: &mut Buf,
     deadline: Instant,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     loop {
         let head =
-            exchange::read_response_head(&up.stream, rbuf, r.facts(), deadline, &mut c.timer)
+            exchange::read_response_head(&mut up.stream, rbuf, r.facts(), deadline, &mut c.timer)
                 .await?;
         if !head.interim {
             return Ok(head);

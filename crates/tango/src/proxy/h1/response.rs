@@ -12,6 +12,7 @@ use super::io::{self, Limit};
 use super::{date, Conn, Next};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::conn_io::ConnIo;
+use crate::proxy::exchange::stream;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
@@ -44,7 +45,7 @@ pub(super) async fn forward(
     ans: Answer<'_>,
 ) -> (Next, u64) {
     let Answer {
-        up,
+        mut up,
         mut rbuf,
         head,
         in_flight,
@@ -64,7 +65,15 @@ pub(super) async fn forward(
         drop(in_flight);
         return (next, 0);
     }
-    let relayed = relay(c, &up, &mut rbuf, head.head_len, plan.body, &buf[mark..]).await;
+    let relayed = relay(
+        c,
+        &mut up,
+        &mut rbuf,
+        head.head_len,
+        plan.body,
+        &buf[mark..],
+    )
+    .await;
     buf.truncate(mark);
     drop(in_flight);
     let keep_alive = head.keep_alive;
@@ -132,7 +141,7 @@ struct End {
 /// response could not be delivered whole.
 async fn relay(
     c: &mut Conn<'_>,
-    up: &Upstream<&ConnPool>,
+    up: &mut Upstream<&ConnPool>,
     rbuf: &mut Buf,
     at: usize,
     plan: BodyPlan,
@@ -164,9 +173,9 @@ async fn relay(
 }
 
 /// A response body moving from the backend to the client.
-struct Flow<'a, 'c> {
+struct Flow<'a, 'c, 'p> {
     c: &'a mut Conn<'c>,
-    up: &'a Upstream<&'a ConnPool>,
+    up: &'a mut Upstream<&'p ConnPool>,
     rbuf: &'a mut Buf,
     bytes: u64,
 }
@@ -184,13 +193,13 @@ async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), u64> 
         .map_err(|_| bytes)
 }
 
-impl Flow<'_, '_> {
+impl Flow<'_, '_, '_> {
     /// Read the next bytes of the body into the emptied buffer: how many (0 at the
     /// end of the stream). `Err` when the backend fails or stalls.
     async fn read(&mut self) -> Result<usize, u64> {
         self.rbuf.clear();
         let limit = Limit::Stall(self.c.body_stall());
-        io::read(&self.up.stream, self.rbuf, limit, &mut self.c.timer)
+        stream::read(&mut self.up.stream, self.rbuf, limit, &mut self.c.timer)
             .await
             .map_err(|_| self.bytes)
     }
@@ -322,7 +331,7 @@ async fn tunnel(
     // What the client sent after its request already belongs to the new protocol.
     body.finish(buf);
     let stall = Limit::Stall(c.body_stall());
-    if io::write(&up.stream, buf, stall, &mut c.timer)
+    if stream::write(&mut up.stream, buf, stall, &mut c.timer)
         .await
         .is_err()
     {
