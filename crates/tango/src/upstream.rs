@@ -8,6 +8,7 @@
 //! Failed connects are logged at most once per backend per second, with how many were
 //! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
 
+pub(crate) mod h2pool;
 mod pool;
 
 pub(crate) use pool::{checkout as checkout_socket, Limits, PoolRef, Upstream};
@@ -29,6 +30,8 @@ pub(crate) enum ConnectError {
 pub(crate) struct ConnPool {
     /// Idle connections, as bare sockets.
     sockets: pool::Sockets,
+    /// HTTP/2 connections (pools with `protocol = "h2"`).
+    h2: h2pool::Conns,
     /// Open connections: idle, in use or connecting.
     open: AtomicU64,
     /// Rate limit for logging failed connects to this backend.
@@ -47,6 +50,7 @@ impl Default for ConnPool {
     fn default() -> Self {
         Self {
             sockets: pool::Sockets::default(),
+            h2: h2pool::Conns::default(),
             open: AtomicU64::new(0),
             connect_failures: FailureLog::default(),
         }
@@ -66,7 +70,7 @@ impl ConnPool {
     /// Close idle connections older than `max_idle`, or closed by the backend (called
     /// by a periodic sweep).
     pub(crate) fn sweep(&self, max_idle: Duration) {
-        let closed = self.sockets.sweep(max_idle);
+        let closed = self.sockets.sweep(max_idle) + self.h2.sweep(max_idle);
         self.open.fetch_sub(closed, Relaxed);
     }
 }

@@ -24,6 +24,8 @@ use tokio::time::{Instant, Sleep};
 pub(crate) enum ProxyBody {
     Upstream(Box<UpstreamBody>),
     Full(Option<Bytes>),
+    /// A backend's HTTP/2 response (`exchange::h2`).
+    H2(Box<super::exchange::h2::H2Body>),
 }
 
 impl ProxyBody {
@@ -47,6 +49,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream(b) => b.poll(cx),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::H2(b) => b.poll(cx),
         }
     }
 
@@ -54,6 +57,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(b) => b.done,
             ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::H2(b) => b.is_end_stream(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Body for ProxyBody {
             },
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::H2(_) => SizeHint::default(),
         }
     }
 }

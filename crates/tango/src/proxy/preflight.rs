@@ -55,10 +55,15 @@ fn unsupported(c: &Config) -> Vec<Diagnostic> {
         if let Some(t) = &p.tls {
             refuse(format!("{k}.tls"), t.span, "TLS to backends");
         }
-        if let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(s)) =
-            (p.protocol, p.protocol_span)
-        {
-            refuse(format!("{k}.protocol"), s, "HTTP/2 to backends");
+        // `h2` is served over plain TCP (h2c); ALPN and HTTP/2 over TLS are not yet.
+        match (p.protocol, p.protocol_span) {
+            (UpstreamProtocol::Auto, Some(s)) => {
+                refuse(format!("{k}.protocol"), s, "choosing the protocol by ALPN");
+            }
+            (UpstreamProtocol::H2, Some(s)) if p.tls.is_some() => {
+                refuse(format!("{k}.protocol"), s, "HTTP/2 to backends over TLS");
+            }
+            _ => {}
         }
         if let (Some(_), Some(s)) = (p.send_proxy_protocol, p.send_proxy_protocol_span) {
             refuse(

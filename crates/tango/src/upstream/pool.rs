@@ -133,7 +133,7 @@ impl<P: PoolRef> Upstream<P> {
     }
 }
 
-async fn connect(address: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
+pub(super) async fn connect(address: &str, timeout: Duration) -> Result<TcpStream, ConnectError> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
         .map_err(|_| ConnectError::Timeout)??;

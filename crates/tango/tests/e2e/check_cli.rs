@@ -169,7 +169,7 @@ headers = { request = { remove = ["x-debug"] } }
 [[pool]]
 name = "web"
 tls = { server_name = "web.internal" }
-protocol = "h2"
+protocol = "auto"
 send_proxy_protocol = "v1"
 [[pool.backend]]
 address = "10.0.0.1:443"
@@ -190,4 +190,23 @@ address = "10.0.0.1:443"
         "{out}"
     );
     assert!(out.contains("5 errors"), "{out}");
+}
+
+#[test]
+fn an_h2_pool_over_plain_tcp_is_served() {
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+pool = "grpc"
+
+[[pool]]
+name = "grpc"
+protocol = "h2"
+[[pool.backend]]
+address = "10.0.0.1:50051"
+"#;
+    let (code, out) = check(text);
+    assert!(!out.contains("not served"), "{out}");
+    assert_ne!(code, 1, "{out}");
 }
