@@ -5,6 +5,8 @@
 //! pool when the body has ended where its framing said, and the in-flight count is
 //! released when the client has it all or goes away.
 
+pub(crate) mod h2_stream;
+
 use super::bufpool::Buf;
 use super::h1::io;
 use crate::runtime::{BackendState, InFlight};
@@ -25,7 +27,7 @@ pub(crate) enum ProxyBody {
     Upstream(Box<UpstreamBody>),
     Full(Option<Bytes>),
     /// A backend's HTTP/2 response (`exchange::h2`).
-    H2(Box<super::exchange::h2::H2Body>),
+    H2(Box<h2_stream::H2Body>),
 }
 
 impl ProxyBody {
