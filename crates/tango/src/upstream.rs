@@ -10,6 +10,7 @@
 //! Failed connects are logged at most once per backend per second, with how many were
 //! left out (`FailureLog`): a dead backend under load fails thousands of times a second.
 
+pub(crate) mod h2pool;
 mod pool;
 mod stream;
 pub(crate) mod tls;
@@ -20,7 +21,7 @@ pub(crate) use stream::Stream;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-use tango_core::config::{Pool, ProxyVersion};
+use tango_core::config::{Pool, ProxyVersion, UpstreamProtocol};
 
 /// Where a client's requests come from, as a PROXY header tells a backend: the client's
 /// address (after a PROXY header tango accepted) and the address it connected to.
@@ -45,7 +46,7 @@ impl Dialer {
     /// The dialer for `pool`'s settings (reading its TLS files).
     pub(crate) fn new(pool: &Pool) -> Dialer {
         let tls = pool.tls.as_ref().map(|t| {
-            tls::Client::new(t).map_err(|p| {
+            tls::Client::new(t, pool.protocol == UpstreamProtocol::H2).map_err(|p| {
                 tracing::error!(pool = %pool.name, error = %p, "upstream TLS settings unusable; connects will fail");
                 p.message
             })
@@ -80,6 +81,8 @@ pub(crate) enum ConnectError {
 pub(crate) struct ConnPool {
     /// Idle connections, as bare sockets.
     sockets: pool::Sockets,
+    /// HTTP/2 connections (pools with `protocol = "h2"`).
+    h2: h2pool::Conns,
     /// Open connections: idle, in use or connecting.
     open: AtomicU64,
     /// Rate limit for logging failed connects to this backend.
@@ -98,6 +101,7 @@ impl Default for ConnPool {
     fn default() -> Self {
         Self {
             sockets: pool::Sockets::default(),
+            h2: h2pool::Conns::default(),
             open: AtomicU64::new(0),
             connect_failures: FailureLog::default(),
         }
@@ -117,7 +121,7 @@ impl ConnPool {
     /// Close idle connections older than `max_idle`, or closed by the backend (called
     /// by a periodic sweep).
     pub(crate) fn sweep(&self, max_idle: Duration) {
-        let closed = self.sockets.sweep(max_idle);
+        let closed = self.sockets.sweep(max_idle) + self.h2.sweep(max_idle);
         self.open.fetch_sub(closed, Relaxed);
     }
 }

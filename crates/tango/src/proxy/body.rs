@@ -5,6 +5,8 @@
 //! pool when the body has ended where its framing said, and the in-flight count is
 //! released when the client has it all or goes away.
 
+pub(crate) mod h2_stream;
+
 use super::bufpool::Buf;
 use super::exchange::stream;
 use super::h1::io;
@@ -25,6 +27,8 @@ use tokio::time::{Instant, Sleep};
 pub(crate) enum ProxyBody {
     Upstream(Box<UpstreamBody>),
     Full(Option<Bytes>),
+    /// A backend's HTTP/2 response (`exchange::h2`).
+    H2(Box<h2_stream::H2Body>),
 }
 
 impl ProxyBody {
@@ -48,6 +52,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Upstream(b) => b.poll(cx),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::H2(b) => b.poll(cx),
         }
     }
 
@@ -55,6 +60,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream(b) => b.done,
             ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::H2(b) => b.is_end_stream(),
         }
     }
 
@@ -66,6 +72,7 @@ impl Body for ProxyBody {
             },
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::H2(_) => SizeHint::default(),
         }
     }
 }

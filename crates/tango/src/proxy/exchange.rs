@@ -9,6 +9,7 @@
 //! the try itself to [`tries`].
 
 pub(crate) mod forward;
+pub(crate) mod h2;
 pub(crate) mod send;
 pub(crate) mod stream;
 

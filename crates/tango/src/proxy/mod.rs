@@ -4,7 +4,7 @@
 //! `bufpool`), the per-request service hyper calls for TLS and HTTP/2 (`service`:
 //! route, pick with `keys`, forward, retry, count with `accounting`), the upstream
 //! side both share (`exchange`), and the bodies, headers, errors and access log they
-//! use.
+//! use; `grpc` answers a gRPC request tango itself fails.
 //!
 //! It uses the crate root's shared state (`runtime`, `upstream`, `stats`, `journal`)
 //! and never the control plane or the command line.
@@ -18,6 +18,7 @@ mod conn_io;
 pub(crate) mod error;
 mod exchange;
 mod framing;
+mod grpc;
 mod h1;
 pub(crate) mod headers;
 mod idle;

@@ -47,7 +47,7 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
         let Some(t) = &p.tls else {
             continue;
         };
-        let Err(problem) = Client::new(t) else {
+        let Err(problem) = Client::new(t, p.protocol == UpstreamProtocol::H2) else {
             continue;
         };
         let file = loaded
@@ -77,11 +77,32 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
+/// A PROXY header names one client, and a connection that carries one serves only that
+/// client; an HTTP/2 connection is shared by every client's streams, so the two cannot
+/// go together.
+fn proxy_header_on_h2(p: &tango_core::config::Pool) -> Option<Diagnostic> {
+    let (UpstreamProtocol::H2, Some(_), Some(span)) = (
+        p.protocol,
+        p.send_proxy_protocol,
+        p.send_proxy_protocol_span,
+    ) else {
+        return None;
+    };
+    Some(
+        Diagnostic::error(
+            format!("pool[{}].send_proxy_protocol", p.name),
+            Some(span),
+            "a PROXY header names one client, but an HTTP/2 connection carries the requests of many",
+        )
+        .with_hint("remove send_proxy_protocol, or set protocol = \"http1\" for this pool"),
+    )
+}
+
 /// The settings this version validates but does not serve yet, each an error: serving
 /// plain HTTP/1.1 where the file asks for TLS, or dropping a header rule, would do
 /// something other than what the file says.
 fn unsupported(c: &Config) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
+    let mut out: Vec<Diagnostic> = c.pools.iter().filter_map(proxy_header_on_h2).collect();
     let mut refuse = |key: String, span: Span, what: &str| {
         out.push(
             Diagnostic::error(
@@ -94,10 +115,9 @@ fn unsupported(c: &Config) -> Vec<Diagnostic> {
     };
     for p in &c.pools {
         let k = format!("pool[{}]", p.name);
-        if let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(s)) =
-            (p.protocol, p.protocol_span)
-        {
-            refuse(format!("{k}.protocol"), s, "HTTP/2 to backends");
+        // `h2` is served, over TCP (h2c) or TLS; choosing by ALPN is not yet.
+        if let (UpstreamProtocol::Auto, Some(s)) = (p.protocol, p.protocol_span) {
+            refuse(format!("{k}.protocol"), s, "choosing the protocol by ALPN");
         }
     }
     for (i, r) in c.routes.iter().enumerate() {

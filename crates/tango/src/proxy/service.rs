@@ -8,7 +8,7 @@ use super::access::{AccessLog, Logged, Outcome};
 use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::exchange::forward::{self, Outgoing};
-use super::exchange::{send, Target};
+use super::exchange::{h2, send, Target};
 use super::headers;
 use crate::runtime::{Runtime, Snapshot};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
@@ -18,6 +18,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tango_core::config::UpstreamProtocol;
 use tango_core::http1;
 
 /// What a connection knows about where it came from.
@@ -66,11 +67,20 @@ pub(crate) async fn handle(
     let snap = ctx.rt.current();
     let started = Instant::now();
     let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());
+    let grpc = super::grpc::is_grpc(req.headers());
+    // The status a failure stands for (a gRPC client is answered 200 with its status).
+    let mut failed = None;
     let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
-            (error_response(&e), target)
+            failed = Some(e.status());
+            let resp = if grpc {
+                super::grpc::error_response(&e)
+            } else {
+                error_response(&e)
+            };
+            (resp, target)
         }
     };
     if let (true, Some(switch)) = (may_switch, &ctx.switch) {
@@ -79,7 +89,8 @@ pub(crate) async fn handle(
     }
     // What the client saw, apart from the tries behind it.
     if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
-        super::accounting::client_response(pool, target.backend, resp.status(), started.elapsed());
+        let status = failed.unwrap_or(resp.status());
+        super::accounting::client_response(pool, target.backend, status, started.elapsed());
     }
     let Some(entry) = entry else {
         return Ok(resp.map(Either::Left));
@@ -170,10 +181,16 @@ async fn proxy(
             key,
         );
     }
+    // HTTP/2 backends: whether the client asked for trailers, before `te` goes.
+    let h2 = (pool.cfg.protocol == UpstreamProtocol::H2).then(|| h2::te_trailers(req.headers()));
     let mut out = outgoing(ctx, req, request_id, bytes_in).map_err(|e| (e, target))?;
     let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
-    match forward::forward(rt, pool, key, deadline, &mut out, &mut target).await {
+    let forwarded = match h2 {
+        Some(te) => h2::forward(rt, pool, key, deadline, &mut out, te, &mut target).await,
+        None => forward::forward(rt, pool, key, deadline, &mut out, &mut target).await,
+    };
+    match forwarded {
         Ok(resp) => Ok((resp, target)),
         Err(e) => Err((e, target)),
     }

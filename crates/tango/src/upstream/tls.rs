@@ -69,8 +69,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Read `t`'s files and build the client.
-    pub(crate) fn new(t: &UpstreamTls) -> Result<Client, Problem> {
+    /// Read `t`'s files and build the client, offering `h2` by ALPN when the pool
+    /// speaks HTTP/2, else `http/1.1`.
+    pub(crate) fn new(t: &UpstreamTls, h2: bool) -> Result<Client, Problem> {
         let provider = Arc::new(crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -96,7 +97,11 @@ impl Client {
                 })?
             }
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
         let server_name = match &t.server_name {
             Some(n) => Some(ServerName::try_from(n.clone()).map_err(|e| {
                 problem(Field::Table, format!("`{n}` is not a server name: {e}"), "")

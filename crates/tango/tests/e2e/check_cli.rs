@@ -169,20 +169,42 @@ headers = { request = { remove = ["x-debug"] } }
 
 [[pool]]
 name = "web"
-protocol = "h2"
+tls = { server_name = "web.internal" }
+protocol = "auto"
 send_proxy_protocol = "v1"
 [[pool.backend]]
 address = "10.0.0.1:443"
 "#;
     let (code, out) = check(text);
     assert_eq!(code, 1, "{out}");
-    for at in ["bad.toml:6:12", "bad.toml:10:11", "bad.toml:14:12"] {
+    for at in ["bad.toml:6:12", "bad.toml:10:11", "bad.toml:15:12"] {
         assert!(out.contains(at), "missing {at} in:\n{out}");
     }
     assert!(
-        out.contains("HTTP/2 to backends is not served by this version of tango yet"),
+        out.contains("choosing the protocol by ALPN is not served by this version of tango yet"),
         "{out}"
     );
-    assert!(!out.contains("bad.toml:15:"), "{out}");
+    // `tls` (line 14) and `send_proxy_protocol` (line 16) are served.
+    assert!(!out.contains("bad.toml:14:"), "{out}");
+    assert!(!out.contains("bad.toml:16:"), "{out}");
     assert!(out.contains("3 errors"), "{out}");
+}
+
+#[test]
+fn an_h2_pool_over_plain_tcp_is_served() {
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+pool = "grpc"
+
+[[pool]]
+name = "grpc"
+protocol = "h2"
+[[pool.backend]]
+address = "10.0.0.1:50051"
+"#;
+    let (code, out) = check(text);
+    assert!(!out.contains("not served"), "{out}");
+    assert_ne!(code, 1, "{out}");
 }

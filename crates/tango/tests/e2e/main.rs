@@ -14,6 +14,7 @@ mod desync;
 mod engine;
 mod failures;
 mod framing;
+mod grpc;
 mod guard;
 mod hardening;
 mod lifecycle;

@@ -110,6 +110,16 @@ impl BodyIn {
         self.end = 0;
     }
 
+    /// Where the body bytes read with the head lie in the buffer (none once the body
+    /// has streamed past it).
+    pub(super) fn with_head(&self, head: &RequestHead) -> std::ops::Range<usize> {
+        if self.spent {
+            0..0
+        } else {
+            head.head_len..self.end
+        }
+    }
+
     /// Take the body bytes at the start of `buf` (read after the head): how many there
     /// are. `Err` when chunked framing breaks.
     fn take(&mut self, buf: &[u8]) -> Result<usize, ()> {
@@ -245,6 +255,46 @@ async fn stream_rest(
         buf.drain(..n);
         if body.done() {
             return Ok(Sent::Whole);
+        }
+    }
+}
+
+/// Why no more of a body could be read.
+pub(super) enum ReadFail {
+    /// The client went away, or sent nothing by the deadline.
+    ClientGone { timed_out: bool },
+    /// The client's chunked body broke its framing.
+    BadBody,
+}
+
+/// The body's next bytes from the client, after those read with the head have gone
+/// (the caller drops what it sent from the start of `buf` before calling again):
+/// `Ok(n)`, the first `n` bytes of `buf` are the body's as the client framed them; what
+/// follows them is the client's next request. Used where the body does not go out as
+/// it came (to an HTTP/2 backend).
+pub(super) async fn read_next(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    body: &mut BodyIn,
+    deadline: Instant,
+) -> Result<usize, ReadFail> {
+    if !body.spent {
+        body.spent = true;
+        buf.clear();
+    }
+    loop {
+        io::grow_if_full(buf);
+        match io::read(&c.s, buf, Limit::Until(deadline), &mut c.timer).await {
+            Ok(0) => return Err(ReadFail::ClientGone { timed_out: false }),
+            Ok(_) => {}
+            Err(e) => {
+                let timed_out = e.kind() == ErrorKind::TimedOut;
+                return Err(ReadFail::ClientGone { timed_out });
+            }
+        }
+        let n = body.take(buf).map_err(|()| ReadFail::BadBody)?;
+        if n > 0 || body.done() {
+            return Ok(n);
         }
     }
 }

@@ -7,6 +7,8 @@
 //! stream, the buffer is left as it is, so a try that never reached a backend can be
 //! made again from the same bytes.
 
+mod to_h2;
+
 use super::body::{self, BodyIn};
 use super::response::{self, Answer};
 use super::view::Raw;
@@ -19,6 +21,7 @@ use crate::runtime::{BackendState, InFlight, PoolRuntime, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
+use tango_core::config::UpstreamProtocol;
 use tango_core::http1::codec::{
     parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
     RequestFacts, RequestHead, ResponseHead, Span, Version,
@@ -118,6 +121,16 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             (next, status, bytes)
         }
         Err(Abort::ClientGone) => (Next::Close, 499, 0),
+        Err(Abort::Served {
+            next,
+            status,
+            bytes,
+        }) => {
+            if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
+                client_response(pool, target.backend, status, started.elapsed());
+            }
+            (next, status, bytes)
+        }
         Err(Abort::Failed(e)) => {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
             let status = e.status().as_u16();
@@ -157,6 +170,9 @@ pub(super) enum Abort {
     Failed(ProxyError),
     /// The client went away in the middle of its request body: nobody to answer.
     ClientGone,
+    /// Answered apart (a pool of HTTP/2 backends): how the connection goes on, the
+    /// status and the body bytes sent.
+    Served { next: Next, status: u16, bytes: u64 },
 }
 
 impl From<ProxyError> for Abort {
@@ -267,6 +283,10 @@ async fn forward<'p>(
         (pool_i, key)
     };
     let pool = &snap.pools[pool_i];
+    if pool.cfg.protocol == UpstreamProtocol::H2 {
+        // Boxed: its future stays out of the HTTP/1 request's.
+        return Err(Box::pin(to_h2::serve(c, buf, r, pool, key, started, target)).await);
+    }
     let rt = c.ctx.rt.as_ref();
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
     let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();

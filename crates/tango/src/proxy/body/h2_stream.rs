@@ -1,0 +1,207 @@
+//! The bodies of a request to an HTTP/2 backend for hyper's clients: the client's
+//! request body pumped into the stream ([`Pump`]) and the backend's response body read
+//! from it ([`H2Body`]), both frame by frame with their trailers.
+//!
+//! The request body is pumped from the response body's poll once the head is in: no
+//! task per request, and the request's data keeps moving for as long as the client
+//! reads its answer (bidirectional streaming).
+
+use crate::runtime::InFlight;
+use crate::upstream::h2pool::Stream;
+use ::h2::{Reason, RecvStream, SendStream};
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// A client's request body on its way into an HTTP/2 stream: data as the stream's
+/// flow control takes it, then the trailers or the end of the stream.
+pub(crate) struct Pump {
+    src: Incoming,
+    dst: SendStream<Bytes>,
+    /// Data taken from the client and not yet sent.
+    pending: Bytes,
+    counted: Option<Arc<AtomicU64>>,
+}
+
+impl Pump {
+    pub(crate) fn new(
+        src: Incoming,
+        dst: SendStream<Bytes>,
+        counted: Option<Arc<AtomicU64>>,
+    ) -> Self {
+        Pump {
+            src,
+            dst,
+            pending: Bytes::new(),
+            counted,
+        }
+    }
+
+    /// Move what can be moved; `Ready` once the body has gone (or failed either way).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        loop {
+            if !self.pending.is_empty() {
+                if self.dst.capacity() == 0 {
+                    self.dst.reserve_capacity(self.pending.len());
+                    match self.dst.poll_capacity(cx) {
+                        Poll::Ready(Some(Ok(_))) => continue,
+                        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Err(())),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                let n = self.dst.capacity().min(self.pending.len());
+                let chunk = self.pending.split_to(n);
+                if self.dst.send_data(chunk, false).is_err() {
+                    return Poll::Ready(Err(()));
+                }
+                continue;
+            }
+            let frame = match Pin::new(&mut self.src).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    let ended = self.dst.send_data(Bytes::new(), true);
+                    return Poll::Ready(ended.map_err(|_| ()));
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    // The client's body broke off: the backend must not take it whole.
+                    self.dst.send_reset(Reason::CANCEL);
+                    return Poll::Ready(Err(()));
+                }
+                Poll::Ready(Some(Ok(f))) => f,
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    if let Some(c) = &self.counted {
+                        c.fetch_add(data.len() as u64, Relaxed);
+                    }
+                    self.pending = data;
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let sent = self.dst.send_trailers(trailers);
+                        return Poll::Ready(sent.map_err(|_| ()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A backend's HTTP/2 response body for hyper, with its trailers; while it is read,
+/// the request body still going the other way is pumped too.
+pub(crate) struct H2Body {
+    recv: RecvStream,
+    pump: Option<Pump>,
+    data_done: bool,
+    done: bool,
+    /// How long the backend may go without sending.
+    stall: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+    /// The stream's place on its connection and the backend's in-flight count, let go
+    /// of when the body ends.
+    held: Option<(Stream, InFlight)>,
+}
+
+fn h2_error(e: ::h2::Error) -> std::io::Error {
+    std::io::Error::other(e)
+}
+
+impl H2Body {
+    /// The body of the response whose stream is `recv`, with the request body still
+    /// going (`pump`); `stream` and `in_flight` are held until it ends.
+    pub(crate) fn new(
+        recv: RecvStream,
+        pump: Option<Pump>,
+        stall: Duration,
+        stream: Stream,
+        in_flight: InFlight,
+    ) -> Self {
+        H2Body {
+            recv,
+            pump,
+            data_done: false,
+            done: false,
+            stall,
+            timer: None,
+            armed: false,
+            held: Some((stream, in_flight)),
+        }
+    }
+
+    fn end(&mut self) {
+        self.done = true;
+        self.pump = None;
+        self.held = None;
+    }
+
+    /// Nothing came: pending, unless the backend has been silent for too long.
+    fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, std::io::Error>>> {
+        let deadline = Instant::now() + self.stall;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !std::mem::replace(&mut self.armed, true) {
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            self.end();
+            let e = crate::proxy::h1::io::timed_out("the backend sent nothing in time");
+            return Poll::Ready(Some(Err(e)));
+        }
+        Poll::Pending
+    }
+
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(p) = &mut self.pump {
+            if p.poll(cx).is_ready() {
+                self.pump = None;
+            }
+        }
+        while !self.done && !self.data_done {
+            match self.recv.poll_data(cx) {
+                Poll::Ready(Some(Ok(d))) => {
+                    let _ = self.recv.flow_control().release_capacity(d.len());
+                    self.armed = false;
+                    if !d.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(d))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.end();
+                    return Poll::Ready(Some(Err(h2_error(e))));
+                }
+                Poll::Ready(None) => self.data_done = true,
+                Poll::Pending => return self.wait(cx),
+            }
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.recv.poll_trailers(cx) {
+            Poll::Ready(r) => {
+                self.end();
+                match r {
+                    Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
+                    Ok(None) => Poll::Ready(None),
+                    Err(e) => Poll::Ready(Some(Err(h2_error(e)))),
+                }
+            }
+            Poll::Pending => self.wait(cx),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The tries of a request at a pool whose backends speak HTTP/2 (`protocol = "h2"`),
+//! for either client side: a stream lent from the backend's connection set
+//! (`upstream::h2pool`), the request head sent on it, the response head awaited
+//! within the try's time, and each way's failure told to the retry machine as the
+//! HTTP/1 exchange tells it. For hyper's requests the body goes into the stream and the
+//! answer comes back frame by frame with their trailers (`body::h2_stream`), so gRPC
+//! streams both ways at once.
+
+use super::forward::Outgoing;
+use super::{Target, Tries};
+use crate::proxy::body::h2_stream::{H2Body, Pump};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
+use crate::runtime::{InFlight, PoolRuntime, Runtime};
+use crate::upstream::h2pool::{self, Stream};
+use crate::upstream::{self, ConnectError};
+use ::h2::client::ResponseFuture;
+use ::h2::{Reason, SendStream};
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, TE, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tango_core::retry::{Failure, Outcome};
+use tokio::time::Instant;
+
+/// The client asked for trailers (`te: trailers`): the one `te` HTTP/2 carries, and
+/// gRPC's way to say it reads them.
+pub(crate) fn te_trailers(h: &HeaderMap) -> bool {
+    h.get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
+}
+
+/// A stream at backend `i` of `pool` within `remaining`: a failed connect is counted
+/// and logged as the HTTP/1 exchange's are.
+pub(crate) async fn open(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    remaining: Duration,
+) -> Result<Stream, Outcome> {
+    let bcfg = &pool.cfg.backends[i];
+    let b = &pool.backends[i];
+    let limits = upstream::Limits {
+        connect_timeout: pool.cfg.connect_timeout.min(remaining),
+        max_idle: pool.cfg.idle_timeout,
+        max_connections: bcfg.max_connections,
+    };
+    match h2pool::checkout(&b.conns, &b.address, &pool.dial, limits).await {
+        Ok(s) => Ok(s),
+        Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
+        Err(e) => Err(connect_failed(rt, pool, i, &e)),
+    }
+}
+
+fn connect_failed(rt: &Runtime, pool: &PoolRuntime, i: usize, e: &ConnectError) -> Outcome {
+    let name = &pool.cfg.backends[i].name;
+    upstream::connect_failed(
+        &pool.backends[i].conns,
+        &pool.cfg.name,
+        name,
+        e,
+        rt.now_ms(),
+    );
+    crate::proxy::accounting::record(rt, pool, i, None, None);
+    Outcome::NotSent(Failure::Connect)
+}
+
+/// Send the request head on `stream` (`end`: it has no body). Nothing reaches the
+/// backend when this fails: the connection had gone away (GOAWAY, closed), which is a
+/// stale connection, or a failed connect when it was opened for this request.
+pub(crate) async fn start(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    stream: &mut Stream,
+    req: Request<()>,
+    end: bool,
+) -> Result<(ResponseFuture, SendStream<Bytes>), Outcome> {
+    let sent = match std::future::poll_fn(|cx| stream.send.poll_ready(cx)).await {
+        Ok(()) => stream.send.send_request(req, end),
+        Err(e) => Err(e),
+    };
+    sent.map_err(|e| {
+        if e.is_io() || e.is_go_away() || e.reason().is_some() {
+            stream.connection_failed();
+        }
+        tracing::debug!(error = %e, "HTTP/2 request not sent");
+        if stream.fresh {
+            connect_failed(rt, pool, i, &ConnectError::Io(std::io::Error::other(e)))
+        } else {
+            Outcome::Stale
+        }
+    })
+}
+
+/// How a stream that brought no response head ended, counted for backend `i`.
+/// `resendable`: the request can be made again from what is kept (its body, if any,
+/// was not taken). A stream the backend refused (REFUSED_STREAM), or one past the last
+/// its GOAWAY said it would process, never reached the application (RFC 9113 8.7): it
+/// goes to another backend whatever its method.
+pub(crate) fn failed(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    stream: &Stream,
+    took: Duration,
+    e: &::h2::Error,
+    resendable: bool,
+) -> Outcome {
+    crate::proxy::accounting::record(rt, pool, i, None, Some(took));
+    let unprocessed =
+        e.reason() == Some(Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote());
+    if e.is_io() || e.is_go_away() {
+        stream.connection_failed();
+    }
+    tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %e, "upstream HTTP/2 request failed");
+    if unprocessed && resendable {
+        Outcome::NotSent(Failure::Reset)
+    } else {
+        Outcome::SentFailed(Failure::Reset)
+    }
+}
+
+/// The request's head for an HTTP/2 backend: the target with its authority (the Host,
+/// or the backend's address for a request without one), the fields minus Host and the
+/// connection-specific ones HTTP/2 forbids, `te: trailers` when the client asked.
+pub(crate) fn head(
+    method: &Method,
+    path: &str,
+    authority: Option<&str>,
+    address: &str,
+    fields: &HeaderMap,
+    te: bool,
+) -> Result<Request<()>, ProxyError> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(authority.unwrap_or(address))
+        .path_and_query(path)
+        .build()
+        .map_err(|_| ProxyError::BadRequest("invalid target"))?;
+    let mut req = Request::new(());
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_2;
+    let h = req.headers_mut();
+    h.reserve(fields.len() + 1);
+    for (name, value) in fields {
+        if !(name == HOST || name == CONNECTION || name == UPGRADE || name == TE) {
+            h.append(name.clone(), value.clone());
+        }
+    }
+    if te {
+        h.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    Ok(req)
+}
+
+/// Try backends of `pool` until one answers, within `deadline` (hyper's requests).
+pub(crate) async fn forward(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    deadline: Instant,
+    out: &mut Outgoing,
+    te: bool,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if out.method == Method::CONNECT {
+        return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 pool"));
+    }
+    let mut tries = Tries::new(rt, pool, key, deadline, out.resendable);
+    let mut now = Instant::now();
+    loop {
+        let (i, _, remaining) = tries.next(target, now)?;
+        match attempt(rt, pool, i, remaining, out, te, target).await {
+            Ok(resp) => return Ok(resp),
+            Err(o) => tries.failed(o)?,
+        }
+        now = Instant::now();
+    }
+}
+
+/// One try at backend `i`, with `remaining` of the request's time.
+async fn attempt(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    remaining: Duration,
+    out: &mut Outgoing,
+    te: bool,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, Outcome> {
+    let backend = pool.backends[i].clone();
+    let authority = out.headers.get(HOST).and_then(|h| h.to_str().ok());
+    let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = head(
+        &out.method,
+        path,
+        authority,
+        &backend.address,
+        &out.headers,
+        te,
+    )
+    .map_err(|_| Outcome::SentFailed(Failure::Reset))?;
+    let in_flight = InFlight::new(backend);
+    let mut stream = open(rt, pool, i, remaining).await?;
+    let sent_at = Instant::now();
+    let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
+    let (mut response, send) = start(rt, pool, i, &mut stream, req, out.body.is_none()).await?;
+    let had_body = out.body.is_some();
+    let mut pump = out
+        .body
+        .take()
+        .map(|b| Pump::new(b, send, out.counted.clone()));
+    let got = tokio::time::timeout_at(
+        deadline,
+        std::future::poll_fn(|cx| {
+            if let Some(p) = &mut pump {
+                if p.poll(cx).is_ready() {
+                    pump = None;
+                }
+            }
+            Pin::new(&mut response).poll(cx)
+        }),
+    )
+    .await;
+    let took = sent_at.elapsed();
+    target.upstream = Some(took);
+    let resp = match got {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return Err(failed(rt, pool, i, &stream, took, &e, !had_body)),
+        Err(_) => {
+            crate::proxy::accounting::record(rt, pool, i, None, Some(took));
+            return Err(Outcome::TimedOut);
+        }
+    };
+    let status = resp.status();
+    crate::proxy::accounting::record(rt, pool, i, Some(status.as_u16()), Some(took));
+    let (parts, recv) = resp.into_parts();
+    let body = H2Body::new(recv, pump, out.stall, stream, in_flight);
+    let mut r = Response::new(ProxyBody::H2(Box::new(body)));
+    *r.status_mut() = status;
+    *r.headers_mut() = parts.headers;
+    Ok(r)
+}

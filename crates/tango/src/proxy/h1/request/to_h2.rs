@@ -1,0 +1,420 @@
+//! An engine request to a pool whose backends speak HTTP/2 (`protocol = "h2"`): the
+//! parsed head translated into an HTTP/2 request (the fields as the HTTP/1 path
+//! forwards them: hop-by-hop ones out, X-Forwarded-*, X-Request-Id; `te: trailers`
+//! kept), the body's data sent as the client framed it (a length, or chunks decoded),
+//! the response written back as HTTP/1.1: its length when the backend gave one,
+//! otherwise chunks (with the trailers in the last one), or until close to an HTTP/1.0
+//! client. Everything happens in the connection's task, as for HTTP/1 backends.
+
+use super::super::body::{self, ReadFail};
+use super::super::io::{self, Limit};
+use super::super::{date, Conn, Next};
+use super::{Abort, Req};
+use crate::proxy::bufpool::Buf;
+use crate::proxy::error::ProxyError;
+use crate::proxy::exchange::h2 as up;
+use crate::proxy::exchange::{Target, Tries};
+use crate::runtime::{InFlight, PoolRuntime};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE};
+use http::{HeaderMap, Method, Request};
+use std::io::IoSlice;
+use std::time::Duration;
+use tango_core::http1::codec::{
+    reason_phrase, write_field, ChunkPrefix, ChunkedTracker, RequestFraming, TargetForm, Version,
+};
+use tango_core::retry::Outcome;
+use tokio::time::Instant;
+
+/// Serve request `r` (in `buf`) at `pool`, whose backends speak HTTP/2.
+pub(super) async fn serve(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    started: Instant,
+    target: &mut Target,
+) -> Abort {
+    let (method, path, authority, fields, te) = match translate(c, buf, r) {
+        Ok(t) => t,
+        Err(e) => return e.into(),
+    };
+    let rt = c.ctx.rt.as_ref();
+    let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
+    let resendable = r.head.method.is_idempotent() && r.body.is_empty();
+    let mut tries = Tries::new(rt, pool, key, deadline, resendable);
+    let mut now = started;
+    loop {
+        let (i, _, remaining) = match tries.next(target, now) {
+            Ok(t) => t,
+            Err(e) => return e.into(),
+        };
+        let address = &pool.backends[i].address;
+        let req = match up::head(&method, &path, authority.as_deref(), address, &fields, te) {
+            Ok(req) => req,
+            Err(e) => return e.into(),
+        };
+        match attempt(c, buf, r, pool, i, remaining, req, target).await {
+            Ok(a) => return a,
+            Err(o) => {
+                if let Err(e) = tries.failed(o) {
+                    return e.into();
+                }
+            }
+        }
+        now = Instant::now();
+    }
+}
+
+type Translated = (Method, String, Option<String>, HeaderMap, bool);
+
+/// The parts of the HTTP/2 request: method, path, authority, fields, `te: trailers`.
+fn translate(c: &Conn<'_>, buf: &[u8], r: &Req) -> Result<Translated, ProxyError> {
+    let head = &r.head;
+    let bad = |_| ProxyError::BadRequest("a request HTTP/2 cannot carry");
+    let method = Method::from_bytes(head.method_span.of(buf)).map_err(bad)?;
+    let origin = head.origin.of(buf);
+    let path = match head.form {
+        TargetForm::Origin | TargetForm::Asterisk => origin.to_vec(),
+        TargetForm::Absolute if origin.starts_with(b"/") => origin.to_vec(),
+        TargetForm::Absolute => [b"/", origin].concat(),
+        TargetForm::Authority => return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 pool")),
+    };
+    let path = String::from_utf8(path).map_err(|_| ProxyError::BadRequest("invalid target"))?;
+    let host = head.host.map(|h| h.of(buf));
+    let authority = host
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(str::to_owned);
+    let mut fields = HeaderMap::with_capacity(head.headers.len() + 4);
+    let mut te = false;
+    for h in head.headers.iter() {
+        let (name, value) = (h.name().of(buf), h.value().of(buf));
+        if name.eq_ignore_ascii_case(b"te") {
+            te |= value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        }
+        if h.is_hop_by_hop() || name.eq_ignore_ascii_case(b"x-request-id") {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            fields.append(n, v);
+        }
+    }
+    let host_value = host.and_then(|h| HeaderValue::from_bytes(h).ok());
+    let xfh = host_value.or_else(|| {
+        fields
+            .get(&crate::proxy::headers::X_FORWARDED_HOST)
+            .cloned()
+    });
+    crate::proxy::headers::add_forwarded(&mut fields, &c.ctx.peer_value, false, xfh);
+    let mut hex = [0; 32];
+    if let Ok(id) = HeaderValue::from_bytes(r.id.bytes(buf, &mut hex)) {
+        fields.insert(&crate::proxy::headers::X_REQUEST_ID, id);
+    }
+    if let RequestFraming::Length(n) = head.framing {
+        fields.insert(CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok((method, path, authority, fields, te))
+}
+
+/// One try at backend `i`: `Ok` when the request was answered (or cannot go on).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    pool: &PoolRuntime,
+    i: usize,
+    remaining: Duration,
+    req: Request<()>,
+    target: &mut Target,
+) -> Result<Abort, Outcome> {
+    let rt = c.ctx.rt.as_ref();
+    let in_flight = InFlight::new(&*pool.backends[i]);
+    let mut stream = up::open(rt, pool, i, remaining).await?;
+    let sent_at = Instant::now();
+    let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
+    let empty = r.body.is_empty();
+    let (response, mut send) = up::start(rt, pool, i, &mut stream, req, empty).await?;
+    if !empty {
+        match send_body(c, buf, r, &mut send, deadline).await {
+            Ok(()) => {}
+            // The backend may have answered already (say, refusing the body).
+            Err(BodyEnd::Upstream) => {}
+            Err(BodyEnd::Client(ReadFail::ClientGone { timed_out: false })) => {
+                send.send_reset(::h2::Reason::CANCEL);
+                return Ok(Abort::ClientGone);
+            }
+            Err(BodyEnd::Client(ReadFail::ClientGone { timed_out: true })) => {
+                crate::proxy::accounting::record(rt, pool, i, None, Some(sent_at.elapsed()));
+                return Err(Outcome::TimedOut);
+            }
+            Err(BodyEnd::Client(ReadFail::BadBody)) => {
+                send.send_reset(::h2::Reason::CANCEL);
+                return Ok(ProxyError::BadRequest("invalid chunked body").into());
+            }
+        }
+    }
+    let got = tokio::time::timeout_at(deadline, response).await;
+    let at = Instant::now();
+    let took = at - sent_at;
+    target.upstream = Some(took);
+    let resp = match got {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => {
+            // Sent again only from the bytes still in the buffer.
+            let resendable = r.body.with_head(&r.head).end > 0;
+            return Err(up::failed(rt, pool, i, &stream, took, &e, resendable));
+        }
+        Err(_) => {
+            crate::proxy::accounting::record(rt, pool, i, None, Some(took));
+            return Err(Outcome::TimedOut);
+        }
+    };
+    let status = resp.status().as_u16();
+    crate::proxy::accounting::record(rt, pool, i, Some(status), Some(took));
+    let (next, bytes) = respond(c, r, resp).await;
+    drop((stream, in_flight));
+    Ok(Abort::Served {
+        next,
+        status,
+        bytes,
+    })
+}
+
+enum BodyEnd {
+    Upstream,
+    Client(ReadFail),
+}
+
+/// The body's data, as the client framed it, into the stream.
+async fn send_body(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    send: &mut ::h2::SendStream<Bytes>,
+    deadline: Instant,
+) -> Result<(), BodyEnd> {
+    let mut chunks = matches!(r.head.framing, RequestFraming::Chunked).then(ChunkedTracker::new);
+    let first = r.body.with_head(&r.head);
+    let raw = &buf[first];
+    push(send, &mut chunks, raw, r.body.done()).await?;
+    while !r.body.done() {
+        let n = body::read_next(c, buf, &mut r.body, deadline)
+            .await
+            .map_err(BodyEnd::Client)?;
+        push(send, &mut chunks, &buf[..n], r.body.done()).await?;
+        buf.drain(..n);
+    }
+    Ok(())
+}
+
+/// Send the data in `raw` (decoded from chunks when `chunks` follows them); `end`: it
+/// is the body's last.
+async fn push(
+    send: &mut ::h2::SendStream<Bytes>,
+    chunks: &mut Option<ChunkedTracker>,
+    raw: &[u8],
+    end: bool,
+) -> Result<(), BodyEnd> {
+    let data = match chunks {
+        None => Bytes::copy_from_slice(raw),
+        Some(t) => {
+            let mut data = Vec::with_capacity(raw.len());
+            t.feed_data(raw, |range| data.extend_from_slice(&raw[range]))
+                .map_err(|_| BodyEnd::Client(ReadFail::BadBody))?;
+            Bytes::from(data)
+        }
+    };
+    send_data(send, data, end)
+        .await
+        .map_err(|_| BodyEnd::Upstream)
+}
+
+/// Send `data` as the stream's flow control allows, ending the stream after it when
+/// `end`.
+async fn send_data(
+    send: &mut ::h2::SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), ::h2::Error> {
+    while !data.is_empty() {
+        if send.capacity() == 0 {
+            send.reserve_capacity(data.len());
+            match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e),
+                None => return Err(::h2::Error::from(::h2::Reason::CANCEL)),
+            }
+        }
+        let n = send.capacity().min(data.len());
+        let last = end && n == data.len();
+        send.send_data(data.split_to(n), last)?;
+        if last {
+            return Ok(());
+        }
+    }
+    if end {
+        send.send_data(Bytes::new(), true)?;
+    }
+    Ok(())
+}
+
+/// How the response body goes to the client.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+/// Write the response to the client: the head, then the body as it comes.
+async fn respond(c: &mut Conn<'_>, r: &Req, resp: http::Response<::h2::RecvStream>) -> (Next, u64) {
+    let (parts, mut recv) = resp.into_parts();
+    let status = parts.status.as_u16();
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let http11 = r.head.version == Version::Http11;
+    let framing = if r.head.method == tango_core::http1::codec::Method::Head
+        || status == 204
+        || status == 304
+    {
+        Framing::None
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else if http11 {
+        Framing::Chunked
+    } else {
+        Framing::Close
+    };
+    let keep = r.head.keep_alive && r.body.done() && !c.closing() && framing != Framing::Close;
+    let mut out = Vec::with_capacity(256);
+    write_head(
+        &mut out,
+        r.head.version,
+        status,
+        &parts.headers,
+        framing,
+        keep,
+        length,
+    );
+    let limit = Limit::Stall(c.l.send_timeout);
+    if io::write(&c.s, &out, limit, &mut c.timer).await.is_err() {
+        return (Next::Close, 0);
+    }
+    if framing == Framing::None {
+        return (if keep { Next::KeepAlive } else { Next::Linger }, 0);
+    }
+    match relay(c, &mut recv, framing).await {
+        Ok(bytes) if length.is_none_or(|n| n == bytes) => {
+            (if keep { Next::KeepAlive } else { Next::Linger }, bytes)
+        }
+        Ok(bytes) | Err(bytes) => (Next::Close, bytes),
+    }
+}
+
+fn write_head(
+    out: &mut Vec<u8>,
+    version: Version,
+    status: u16,
+    fields: &HeaderMap,
+    framing: Framing,
+    keep: bool,
+    length: Option<u64>,
+) {
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(format!(" {status} ").as_bytes());
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or(reason_phrase(status));
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        if name != CONTENT_LENGTH {
+            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    match (keep, version) {
+        (false, Version::Http11) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, Version::Http10) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+    match framing {
+        Framing::Length(n) => write_field(out, b"content-length", n.to_string().as_bytes()),
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A HEAD's answer keeps the length the backend gave.
+        Framing::None => {
+            if let Some(n) = length {
+                write_field(out, b"content-length", n.to_string().as_bytes());
+            }
+        }
+        Framing::Close => {}
+    }
+    if !fields.contains_key(DATE) {
+        date::with(|d| write_field(out, b"date", d));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The body's data to the client as `framing` says, then (chunked) the trailers.
+/// `Ok` with the data bytes sent when the stream ended cleanly, `Err` with them when not.
+async fn relay(
+    c: &mut Conn<'_>,
+    recv: &mut ::h2::RecvStream,
+    framing: Framing,
+) -> Result<u64, u64> {
+    let chunked = framing == Framing::Chunked;
+    let limit = Limit::Stall(c.l.send_timeout);
+    let stall = c.body_stall();
+    let mut bytes = 0u64;
+    loop {
+        let next = tokio::time::timeout(stall, recv.data()).await;
+        let data = match next {
+            Ok(Some(Ok(d))) => d,
+            Ok(None) => break,
+            Ok(Some(Err(_))) | Err(_) => return Err(bytes),
+        };
+        let _ = recv.flow_control().release_capacity(data.len());
+        if data.is_empty() {
+            continue;
+        }
+        let prefix = ChunkPrefix::new(data.len() as u64);
+        let mut parts = if chunked {
+            [
+                IoSlice::new(prefix.as_bytes()),
+                IoSlice::new(&data),
+                IoSlice::new(b"\r\n"),
+            ]
+        } else {
+            [IoSlice::new(&data), IoSlice::new(&[]), IoSlice::new(&[])]
+        };
+        if io::write_all(&c.s, &mut parts, limit, &mut c.timer, &mut 0)
+            .await
+            .is_err()
+        {
+            return Err(bytes);
+        }
+        bytes += data.len() as u64;
+    }
+    let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) | Err(_) => return Err(bytes),
+    };
+    if chunked {
+        let mut end = b"0\r\n".to_vec();
+        for (name, value) in trailers.iter().flatten() {
+            write_field(&mut end, name.as_str().as_bytes(), value.as_bytes());
+        }
+        end.extend_from_slice(b"\r\n");
+        if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
+            return Err(bytes);
+        }
+    }
+    Ok(bytes)
+}
