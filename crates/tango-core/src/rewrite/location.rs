@@ -108,7 +108,7 @@ fn authority(a: &[u8]) -> Option<(&[u8], Option<u16>)> {
     };
     let port = match port {
         [] => None,
-        [b':', digits @ ..] if digits.is_empty() => None,
+        [b':'] => None,
         [b':', digits @ ..] if digits.iter().all(u8::is_ascii_digit) => {
             Some(std::str::from_utf8(digits).ok()?.parse().ok()?)
         }

@@ -92,7 +92,7 @@ fn names_map_once() {
         &edits(&[("x-a", "1")], &[("x-b", "2")], &["x-c"]),
         Side::Request,
     );
-    let m = e.map_names(|n| (n != "x-b").then(|| n.len()));
+    let m = e.map_names(|n| (n != "x-b").then_some(n.len()));
     assert_eq!(m.drop, [3, 3]);
     assert_eq!(m.add.len(), 1);
 }

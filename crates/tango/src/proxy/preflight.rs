@@ -6,7 +6,7 @@
 
 use super::tls;
 use std::path::Path;
-use tango_core::config::{self, Config, LoadError, Loaded, Target, UpstreamProtocol};
+use tango_core::config::{self, Config, LoadError, Loaded, UpstreamProtocol};
 use tango_core::diag::{Diagnostic, Span};
 
 /// Read, validate and check a configuration file.
@@ -36,8 +36,8 @@ pub(crate) fn read_dates(loaded: &mut Loaded) {
 }
 
 /// The settings this version validates but does not serve yet, each an error: serving
-/// plain HTTP/1.1 where the file asks for TLS, or dropping a header rule, would do
-/// something other than what the file says.
+/// plain HTTP/1.1 where the file asks for TLS would do something other than what the
+/// file says.
 fn unsupported(c: &Config) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut refuse = |key: String, span: Span, what: &str| {
@@ -66,14 +66,6 @@ fn unsupported(c: &Config) -> Vec<Diagnostic> {
                 s,
                 "the PROXY protocol to backends",
             );
-        }
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        if let (false, Some(s)) = (r.headers.is_empty(), r.headers.span) {
-            refuse(format!("route[{i}].headers"), s, "editing headers");
-        }
-        if let Target::Redirect(red) = &r.target {
-            refuse(format!("route[{i}].redirect"), red.span, "a redirect route");
         }
     }
     out

@@ -176,18 +176,16 @@ address = "10.0.0.1:443"
 "#;
     let (code, out) = check(text);
     assert_eq!(code, 1, "{out}");
-    for at in [
-        "bad.toml:6:12",
-        "bad.toml:10:11",
-        "bad.toml:14:7",
-        "bad.toml:15:12",
-        "bad.toml:16:23",
-    ] {
+    // Header edits and redirects are served: their lines are not named.
+    for served in ["bad.toml:6:", "bad.toml:10:"] {
+        assert!(!out.contains(served), "{served} refused in:\n{out}");
+    }
+    for at in ["bad.toml:14:7", "bad.toml:15:12", "bad.toml:16:23"] {
         assert!(out.contains(at), "missing {at} in:\n{out}");
     }
     assert!(
         out.contains("TLS to backends is not served by this version of tango yet"),
         "{out}"
     );
-    assert!(out.contains("5 errors"), "{out}");
+    assert!(out.contains("3 errors"), "{out}");
 }
