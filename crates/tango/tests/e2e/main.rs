@@ -22,6 +22,7 @@ mod policies;
 mod protocols;
 mod proxy_protocol;
 mod reload;
+mod rules;
 mod simulate;
 mod watch;
 mod workers;
