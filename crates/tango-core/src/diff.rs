@@ -6,6 +6,10 @@
 //!
 //! [`journal::summarize_changes`]: crate::journal::summarize_changes
 
+mod routes;
+
+pub use routes::{redirect_label, redirected_routes, route_label};
+
 use crate::config::{Config, Pool, Target};
 use crate::diag::Diagnostic;
 use crate::journal::{summarize_changes, Change};
@@ -104,8 +108,13 @@ pub struct PoolShift {
 pub struct DiffReport {
     /// What changed in the pools, as the journal records it.
     pub changes: Vec<Change>,
+    /// Routes whose requests go from a pool to a redirect or back: their traffic
+    /// leaves (or joins) a pool whole, as sentences. Reported, not judged: the
+    /// threshold is about shares between a pool's backends.
+    pub split_changes: Vec<String>,
     /// Changes outside the pools that can still move traffic (routes, trusted proxies,
-    /// per-backend caps), as sentences.
+    /// per-backend caps), then those that move none (header edits, redirects' details,
+    /// pools' TLS, protocol and PROXY protocol), as sentences.
     pub other_changes: Vec<String>,
     /// Each pool's predicted shift.
     pub pools: Vec<PoolShift>,
@@ -132,6 +141,7 @@ pub fn diff(old: &Config, new: &Config, opts: &DiffOptions) -> Result<DiffReport
     };
     Ok(DiffReport {
         changes: summarize_changes(old, new),
+        split_changes: routes::split_changes(old, new),
         other_changes: other_changes(old, new),
         pools,
         max_shift_points: opts.max_shift_points,
@@ -245,21 +255,19 @@ fn match_backends(olds: &[BackendShare], news: &[BackendShare]) -> Vec<BackendSh
 /// (a backend at its `max_in_flight` is skipped).
 pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    // A route that turned from a pool to a redirect (or back) is a split change.
     let routes = |c: &Config| -> Vec<String> {
         c.routes
             .iter()
+            .filter(|r| !routes::turned(old, new, r))
             .map(|r| {
                 let to = match &r.target {
                     Target::Pool(i) => {
                         format!("pool {}", c.pools.get(*i).map_or("?", |p| p.name.as_str()))
                     }
-                    Target::Redirect(red) => format!("redirect {}", red.status),
+                    Target::Redirect(_) => "a redirect".to_string(),
                 };
-                format!(
-                    "host {} path {} -> {to}",
-                    r.host.as_deref().unwrap_or("*"),
-                    r.path_prefix.as_deref().unwrap_or("/"),
-                )
+                format!("{} -> {to}", route_label(r))
             })
             .collect()
     };
@@ -306,6 +314,7 @@ pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
             }
         }
     }
+    out.extend(routes::setting_changes(old, new));
     out
 }
 

@@ -21,5 +21,6 @@ pub mod outlier;
 pub mod policy;
 pub mod proxy_protocol;
 pub mod retry;
+pub mod rewrite;
 pub mod simulate;
 pub mod sketch;

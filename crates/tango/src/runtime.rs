@@ -7,6 +7,10 @@
 //! Backends are identified by pool name and address, so a reload that keeps a backend
 //! keeps its counters, its health and its idle connections.
 
+mod rules;
+
+pub(crate) use rules::RouteRules;
+
 use crate::stats::BackendStats;
 use crate::upstream::ConnPool;
 use arc_swap::ArcSwap;
@@ -328,6 +332,8 @@ pub(crate) struct Snapshot {
     /// The file's text as it was applied (for `/api/v1/config` and post-mortems).
     pub(crate) text: Arc<str>,
     pub(crate) pools: Vec<PoolRuntime>,
+    /// Each route's header edits, compiled; by index into `config.routes`.
+    pub(crate) routes: Vec<RouteRules>,
     /// Unix time (seconds) when this snapshot was applied.
     pub(crate) applied_at: f64,
     /// A pool sends PROXY headers: connections accepted under it note the address
@@ -386,6 +392,7 @@ impl Runtime {
                 config: Arc::new(config.clone()),
                 text: Arc::from(""),
                 pools: Vec::new(),
+                routes: Vec::new(),
                 applied_at: crate::journal::unix_ms() as f64 / 1000.0,
                 sends_proxy: false,
             }),
@@ -467,6 +474,7 @@ impl Runtime {
         Snapshot {
             sends_proxy,
             generation,
+            routes: config.routes.iter().map(RouteRules::of).collect(),
             config: Arc::new(config),
             text: Arc::from(text),
             pools,

@@ -15,6 +15,8 @@ mod validate;
 
 pub use model::*;
 pub use redact::{redact_admin_token, REDACTED};
+#[cfg(test)]
+pub(crate) use validate::parse_template;
 
 /// The environment variable that supplies the admin token (it wins over the file).
 pub const ADMIN_TOKEN_ENV: &str = "TANGO_ADMIN_TOKEN";

@@ -61,12 +61,16 @@ impl Config {
 
     /// The index of the pool a request for `host` (lower case, no port) and `path` goes
     /// to: the first matching route's. `None` when no route matches, or the first that
-    /// does redirects (redirects are refused at load until they are served).
+    /// does redirects.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        self.routes
-            .iter()
-            .find(|r| r.matches(host, path))
-            .and_then(Route::pool)
+        self.route_index(host, path)
+            .and_then(|i| self.routes[i].pool())
+    }
+
+    /// The index into `routes` of the route a request for `host` (no port) and `path`
+    /// takes: the first that matches.
+    pub fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.matches(host, path))
     }
 }
 

@@ -349,6 +349,18 @@ fn header_edit_mistakes() {
             (6, 39),
             "the value has a control character (0x0a)",
         ),
+        (
+            "remove = [\"Host\"]",
+            "route[0].headers.request.remove.Host",
+            (6, 35),
+            "a request's `host` cannot be removed: it must have exactly one",
+        ),
+        (
+            "append = { host = \"b\" }",
+            "route[0].headers.request.append.host",
+            (6, 36),
+            "a request's `host` cannot be appended: it must have exactly one",
+        ),
     ];
     for (edits, key, (line, col), msg) in cases {
         let got = only(&route(edits));
@@ -431,6 +443,18 @@ fn redirect_mistakes() {
             "route[0].redirect.path",
             (5, 21),
             "a redirect's path must start with '/'",
+        ),
+        (
+            "redirect = { path = \"/a b?c\" }\n",
+            "route[0].redirect.path",
+            (5, 21),
+            "`/a b?c` is not a URL path",
+        ),
+        (
+            "redirect = { scheme = \"https\" }\nheaders = { request = { remove = [\"x-a\"] } }\n",
+            "route[0].headers.request",
+            (6, 11),
+            "a redirect route forwards nothing: its request edits would never apply",
         ),
         (
             "redirect = { port = 70000 }\n",

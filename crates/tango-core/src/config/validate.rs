@@ -15,6 +15,8 @@ mod tls;
 
 #[cfg(test)]
 pub(crate) use fields::parse_cidr;
+#[cfg(test)]
+pub(crate) use headers::parse_template;
 
 use super::file::ConfigFile;
 use super::model::Config;

@@ -168,3 +168,58 @@ fn an_address_change_and_a_rename_are_one_row_each() {
     }
     assert_eq!(r.verdict, DiffVerdict::Pass);
 }
+
+fn routed(routes: &str, pool_extra: &str) -> Config {
+    let s = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:8080\"\n\n{routes}\n[[pool]]\nname = \"web\"\n{pool_extra}\n[[pool.backend]]\naddress = \"10.0.0.1:80\"\n"
+    );
+    match parse("t.toml", &s, Path::new(".")) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
+const TO_WEB: &str =
+    "[[route]]\nhost = \"old.example\"\npool = \"web\"\n[[route]]\npool = \"web\"\n";
+const REDIRECTED: &str = "[[route]]\nhost = \"old.example\"\nredirect = { host = \"new.example\", status = 301 }\n[[route]]\npool = \"web\"\n";
+
+#[test]
+fn a_route_turning_into_a_redirect_and_back_is_a_split_change() {
+    let (old, new) = (routed(TO_WEB, ""), routed(REDIRECTED, ""));
+    let r = diff(&old, &new, &opts()).unwrap();
+    assert_eq!(
+        r.split_changes,
+        ["route host old.example path /: its requests leave pool web for a redirect 301 to host new.example"]
+    );
+    assert!(r.other_changes.is_empty(), "{:?}", r.other_changes);
+    let back = diff(&new, &old, &opts()).unwrap();
+    assert_eq!(
+        back.split_changes,
+        ["route host old.example path /: its requests go to pool web instead of a redirect 301 to host new.example"]
+    );
+    assert_eq!(
+        redirected_routes(&new),
+        ["route host old.example path /: redirect 301 to host new.example"]
+    );
+}
+
+#[test]
+fn edits_redirects_and_upstream_protocols_are_configuration_changes() {
+    let old = routed(REDIRECTED, "");
+    let routes = REDIRECTED.replace("status = 301", "status = 308").replace(
+        "[[route]]\npool = \"web\"\n",
+        "[[route]]\npool = \"web\"\nheaders = { response = { set = { x-a = \"1\" } } }\n",
+    );
+    let new = routed(&routes, "send_proxy_protocol = \"v2\"\nprotocol = \"h2\"");
+    let r = diff(&old, &new, &opts()).unwrap();
+    assert!(r.split_changes.is_empty(), "{:?}", r.split_changes);
+    assert_eq!(
+        r.other_changes,
+        [
+            "changed route host old.example path /'s redirect from 301 to host new.example to 308 to host new.example",
+            "changed route host * path /'s header edits (no traffic moves)",
+            "changed pool web's protocol, send_proxy_protocol (how requests reach its backends; no traffic moves)",
+        ]
+    );
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+}

@@ -38,8 +38,9 @@ pub use fields::{Header, Headers, INLINE_HEADERS, MAX_HEADERS};
 pub use request::{parse_request, Method, RequestFraming, RequestHead, TargetForm};
 pub use response::{parse_response, RequestFacts, ResponseFraming, ResponseHead};
 pub use write::{
-    reason_phrase, write_error_response, write_field, write_request_head, write_response_head,
-    BodyPlan, ClientFacts, Forwarding, ResponsePlan,
+    reason_phrase, write_error_response, write_field, write_own_response, write_request_head,
+    write_response_head, write_response_head_edited, BodyPlan, ClientFacts, Forwarding,
+    OwnResponse, ResponsePlan,
 };
 
 pub use super::Refusal;

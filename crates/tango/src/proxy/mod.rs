@@ -26,6 +26,7 @@ pub(crate) mod keys;
 pub(crate) mod listener;
 pub(crate) mod preflight;
 mod proxy_protocol;
+mod rules;
 pub(crate) mod service;
 mod shutdown;
 mod tls;

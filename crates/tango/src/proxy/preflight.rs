@@ -9,7 +9,7 @@
 use super::tls;
 use crate::upstream::tls::{Client, Field};
 use std::path::Path;
-use tango_core::config::{self, Config, LoadError, Loaded, Target, UpstreamProtocol};
+use tango_core::config::{self, Config, LoadError, Loaded, UpstreamProtocol};
 use tango_core::diag::{Diagnostic, Span};
 
 /// Read, validate and check a configuration file.
@@ -99,8 +99,8 @@ fn proxy_header_on_h2(p: &tango_core::config::Pool) -> Option<Diagnostic> {
 }
 
 /// The settings this version validates but does not serve yet, each an error: serving
-/// plain HTTP/1.1 where the file asks for TLS, or dropping a header rule, would do
-/// something other than what the file says.
+/// plain HTTP/1.1 where the file asks for TLS would do something other than what the
+/// file says.
 fn unsupported(c: &Config) -> Vec<Diagnostic> {
     let mut out: Vec<Diagnostic> = c.pools.iter().filter_map(proxy_header_on_h2).collect();
     let mut refuse = |key: String, span: Span, what: &str| {
@@ -118,14 +118,6 @@ fn unsupported(c: &Config) -> Vec<Diagnostic> {
         // `h2` is served, over TCP (h2c) or TLS; choosing by ALPN is not yet.
         if let (UpstreamProtocol::Auto, Some(s)) = (p.protocol, p.protocol_span) {
             refuse(format!("{k}.protocol"), s, "choosing the protocol by ALPN");
-        }
-    }
-    for (i, r) in c.routes.iter().enumerate() {
-        if let (false, Some(s)) = (r.headers.is_empty(), r.headers.span) {
-            refuse(format!("route[{i}].headers"), s, "editing headers");
-        }
-        if let Target::Redirect(red) = &r.target {
-            refuse(format!("route[{i}].redirect"), red.span, "a redirect route");
         }
     }
     out

@@ -10,7 +10,7 @@ use super::error::ProxyError;
 use super::exchange::forward::{self, Outgoing};
 use super::exchange::{h2, send, Target};
 use super::headers;
-use crate::runtime::{Runtime, Snapshot};
+use crate::runtime::{RouteRules, Runtime, Snapshot};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
@@ -18,8 +18,9 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tango_core::config::UpstreamProtocol;
+use tango_core::config::{Target as RouteTarget, UpstreamProtocol};
 use tango_core::http1;
+use tango_core::rewrite::{self, Vars};
 
 /// What a connection knows about where it came from.
 pub(crate) struct ConnCtx {
@@ -70,7 +71,26 @@ pub(crate) async fn handle(
     let grpc = super::grpc::is_grpc(req.headers());
     // The status a failure stands for (a gRPC client is answered 200 with its status).
     let mut failed = None;
-    let (resp, target) = match proxy(&ctx, &snap, req, &request_id, bytes_in).await {
+    let route = (snap.config).route_index(host_of(&req).map(strip_port), req.uri().path());
+    let rules = route.map(|i| &snap.routes[i]).filter(|r| !r.is_empty());
+    // `$host` for the response's edits: the request is gone by then. Copied only for a
+    // route with edits.
+    let host = match (rules, host_of(&req)) {
+        (Some(_), Some(h)) => rewrite::host_of(h.as_bytes()).to_vec(),
+        _ => Vec::new(),
+    };
+    let vars = Vars {
+        client_addr: ctx.peer_value.as_bytes(),
+        request_id: request_id.as_bytes(),
+        host: &host,
+    };
+    let routed = Routed {
+        route,
+        rules,
+        vars,
+        request_id: &request_id,
+    };
+    let (mut resp, target) = match answer(&ctx, &snap, req, &routed, bytes_in).await {
         Ok(r) => r,
         Err((e, target)) => {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
@@ -83,6 +103,9 @@ pub(crate) async fn handle(
             (resp, target)
         }
     };
+    if let Some(r) = rules {
+        super::rules::apply(resp.headers_mut(), &r.response_map, &vars);
+    }
     if let (true, Some(switch)) = (may_switch, &ctx.switch) {
         let status = resp.status().as_u16();
         switch.decide(http1::switches_protocols(connect, status));
@@ -103,6 +126,16 @@ pub(crate) async fn handle(
         upstream: target.upstream,
     };
     Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
+}
+
+/// Where a request goes, and what its route edits.
+struct Routed<'a> {
+    /// Index into the snapshot's routes.
+    route: Option<usize>,
+    /// The route's edits, when it has any.
+    rules: Option<&'a RouteRules>,
+    vars: Vars<'a>,
+    request_id: &'a HeaderValue,
 }
 
 pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
@@ -154,21 +187,28 @@ fn origin_form(uri: Uri) -> Result<Uri, ProxyError> {
     Uri::try_from(pq).map_err(|_| ProxyError::BadRequest("invalid target"))
 }
 
-async fn proxy(
+/// Answer the request: framing checked, then redirected or forwarded as its route says.
+async fn answer(
     ctx: &ConnCtx,
     snap: &Snapshot,
     req: Request<Incoming>,
-    request_id: &HeaderValue,
+    routed: &Routed<'_>,
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
     }
-    let host = host_of(&req).map(strip_port);
-    let pool_index = (snap.config)
-        .route(host, req.uri().path())
-        .ok_or((ProxyError::NoRoute, target))?;
+    let route = routed.route.map(|i| &snap.config.routes[i].target);
+    let pool_index = match route {
+        Some(RouteTarget::Pool(p)) => *p,
+        // Answered here: no pool is picked, counted or kept waiting for the body.
+        Some(RouteTarget::Redirect(r)) => {
+            let resp = super::rules::redirect(r, ctx.tls, host_of(&req), &req);
+            return resp.map(|r| (r, target)).map_err(|e| (e, target));
+        }
+        None => return Err((ProxyError::NoRoute, target)),
+    };
     target.pool = Some(pool_index);
     let pool = &snap.pools[pool_index];
     let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.settings.trusted_proxies);
@@ -183,7 +223,7 @@ async fn proxy(
     }
     // HTTP/2 backends: whether the client asked for trailers, before `te` goes.
     let h2 = (pool.cfg.protocol == UpstreamProtocol::H2).then(|| h2::te_trailers(req.headers()));
-    let mut out = outgoing(ctx, req, request_id, bytes_in).map_err(|e| (e, target))?;
+    let mut out = outgoing(ctx, req, routed, bytes_in).map_err(|e| (e, target))?;
     let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
     let forwarded = match h2 {
@@ -197,11 +237,11 @@ async fn proxy(
 }
 
 /// The client's request as a backend gets it: hop-by-hop headers out, forwarding
-/// headers in, HTTP/2's absolute form as origin-form.
+/// headers in, then the route's edits; HTTP/2's absolute form as origin-form.
 fn outgoing(
     ctx: &ConnCtx,
     mut req: Request<Incoming>,
-    request_id: &HeaderValue,
+    routed: &Routed<'_>,
     counted: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<Outgoing, ProxyError> {
     let upgrade = if req.version() == Version::HTTP_11 {
@@ -232,7 +272,10 @@ fn outgoing(
         }
     }
     headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);
-    hdrs.insert(&headers::X_REQUEST_ID, request_id.clone());
+    hdrs.insert(&headers::X_REQUEST_ID, routed.request_id.clone());
+    if let Some(r) = routed.rules {
+        super::rules::apply(&mut hdrs, &r.request_map, &routed.vars);
+    }
     let has_body = !body.is_end_stream();
     Ok(Outgoing {
         resendable: idempotent(&parts.method) && !has_body && upgrade.is_none(),

@@ -177,17 +177,22 @@ address = "10.0.0.1:443"
 "#;
     let (code, out) = check(text);
     assert_eq!(code, 1, "{out}");
-    for at in ["bad.toml:6:12", "bad.toml:10:11", "bad.toml:15:12"] {
-        assert!(out.contains(at), "missing {at} in:\n{out}");
+    // Header edits, redirects, `tls` and `send_proxy_protocol` are served: their lines
+    // are not named.
+    for served in [
+        "bad.toml:6:",
+        "bad.toml:10:",
+        "bad.toml:14:",
+        "bad.toml:16:",
+    ] {
+        assert!(!out.contains(served), "{served} refused in:\n{out}");
     }
+    assert!(out.contains("bad.toml:15:12"), "missing 15:12 in:\n{out}");
     assert!(
         out.contains("choosing the protocol by ALPN is not served by this version of tango yet"),
         "{out}"
     );
-    // `tls` (line 14) and `send_proxy_protocol` (line 16) are served.
-    assert!(!out.contains("bad.toml:14:"), "{out}");
-    assert!(!out.contains("bad.toml:16:"), "{out}");
-    assert!(out.contains("3 errors"), "{out}");
+    assert!(out.contains("1 error"), "{out}");
 }
 
 #[test]
@@ -207,4 +212,28 @@ address = "10.0.0.1:50051"
     let (code, out) = check(text);
     assert!(!out.contains("not served"), "{out}");
     assert_ne!(code, 1, "{out}");
+}
+
+#[test]
+fn a_proxy_header_on_an_h2_pool_is_refused() {
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+pool = "grpc"
+
+[[pool]]
+name = "grpc"
+protocol = "h2"
+send_proxy_protocol = "v2"
+[[pool.backend]]
+address = "10.0.0.1:50051"
+"#;
+    let (code, out) = check(text);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("bad.toml:10:23"), "{out}");
+    assert!(
+        out.contains("an HTTP/2 connection carries the requests of many"),
+        "{out}"
+    );
 }

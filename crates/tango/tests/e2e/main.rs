@@ -23,6 +23,7 @@ mod policies;
 mod protocols;
 mod proxy_protocol;
 mod reload;
+mod rules;
 mod send_proxy;
 mod simulate;
 mod upstream_tls;

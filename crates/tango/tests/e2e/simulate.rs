@@ -275,3 +275,51 @@ fn simulate_says_synthetic_keys_cannot_judge_a_low_cardinality_hash_key() {
     assert!(verdict(&text).starts_with("DEVIATES: "), "{text}");
     assert_eq!(code, Some(1), "{text}");
 }
+
+/// A route that turns into a redirect takes its requests from the pool: `diff` says
+/// so as a split change, and `simulate` lists the redirect as served by no pool; header
+/// edits and a pool's protocol towards its backends are configuration changes.
+#[test]
+fn redirect_routes_leave_the_split_and_edits_are_configuration_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    let pool = rr_pool(&[("b1", "127.0.0.1:9001"), ("b2", "127.0.0.1:9002")]);
+    let route = |target: &str| {
+        format!("[[route]]\nhost = \"old.example\"\n{target}\n[[route]]\npool = \"web\"\n")
+    };
+    std::fs::write(&old, pool.clone() + &route("pool = \"web\"")).unwrap();
+    let redirect = "redirect = { scheme = \"https\", status = 308 }\nheaders = { response = { set = { x-a = \"1\" } } }";
+    std::fs::write(&new, pool + &route(redirect)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["diff", "--requests", "3000"])
+        .args([&old, &new])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("split changes (requests leave or join a pool whole):\n  - route host old.example path /: its requests leave pool web for a redirect 308 to scheme https\n"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["simulate", "--requests", "3000"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("route host old.example path /: redirect 308 to scheme https: answered by tango, served by no pool\n"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["simulate", "--requests", "3000", "--format", "json"])
+        .arg(&new)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["redirected"][0],
+        "route host old.example path /: redirect 308 to scheme https"
+    );
+}

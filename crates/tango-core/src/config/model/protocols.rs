@@ -103,6 +103,22 @@ pub enum ProxyVersion {
     V2,
 }
 
+/// Headers tango owns on every message: framing and hop-by-hop headers, which an edit
+/// would corrupt (a wrong length desynchronises the connection), and Date, which
+/// tango (or hyper's server) writes when a response has none. Validation refuses
+/// header rules that name them, and the data plane leaves such rules out anyway.
+pub const MANAGED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "date",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 /// A route's header edits: on the request forwarded, and on the response returned.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HeaderRules {

@@ -5,21 +5,8 @@ use super::fields::{one_of, span, V};
 use super::tls::server_name;
 use crate::config::defaults::redirect as default;
 use crate::config::file::{HeaderEditsFile, HeadersFile, RedirectFile, S};
-use crate::config::{HeaderEdits, HeaderRules, Part, Redirect, Template, Var};
+use crate::config::{HeaderEdits, HeaderRules, Part, Redirect, Template, Var, MANAGED_HEADERS};
 use std::collections::BTreeMap;
-
-/// Headers tango owns on every message: framing and hop-by-hop headers, which an edit
-/// would corrupt (a wrong length desynchronises the connection).
-const MANAGED: &[&str] = &[
-    "connection",
-    "content-length",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// A route's `headers`.
 pub(super) fn headers(v: &mut V<'_>, k: &str, h: Option<&S<HeadersFile>>) -> HeaderRules {
@@ -30,7 +17,7 @@ pub(super) fn headers(v: &mut V<'_>, k: &str, h: Option<&S<HeadersFile>>) -> Hea
     let k = format!("{k}.headers");
     let mut side = |name: &str, e: &Option<S<HeaderEditsFile>>| {
         e.as_ref()
-            .map(|e| edits(v, &format!("{k}.{name}"), e.get_ref()))
+            .map(|e| edits(v, &format!("{k}.{name}"), e.get_ref(), name == "request"))
             .unwrap_or_default()
     };
     HeaderRules {
@@ -42,13 +29,28 @@ pub(super) fn headers(v: &mut V<'_>, k: &str, h: Option<&S<HeadersFile>>) -> Hea
 
 type Values = Option<S<BTreeMap<S<String>, S<String>>>>;
 
-/// One side's edits; a name may be set, appended or removed, not two of them.
-fn edits(v: &mut V<'_>, k: &str, e: &HeaderEditsFile) -> HeaderEdits {
+/// One side's edits; a name may be set, appended or removed, not two of them. A
+/// request's Host may only be set: HTTP/1.1 needs exactly one (RFC 9112 3.2).
+fn edits(v: &mut V<'_>, k: &str, e: &HeaderEditsFile, request: bool) -> HeaderEdits {
     let mut seen: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut out = HeaderEdits::default();
     let mut take = |v: &mut V<'_>, how: &'static str, n: &S<String>| -> Option<String> {
         let key = format!("{k}.{how}.{}", n.get_ref());
         let name = header_name(v, &key, n)?;
+        if request && name == "host" && how != "set" {
+            let done = if how == "append" {
+                "appended"
+            } else {
+                "removed"
+            };
+            v.err(
+                &key,
+                span(n),
+                format!("a request's `host` cannot be {done}: it must have exactly one"),
+                "set it instead, e.g. set = { host = \"backend.internal\" }",
+            );
+            return None;
+        }
         if let Some(first) = seen.insert(name.clone(), how) {
             v.err(
                 &key,
@@ -94,7 +96,7 @@ fn header_name(v: &mut V<'_>, key: &str, n: &S<String>) -> Option<String> {
         );
         return None;
     }
-    if MANAGED.contains(&name.as_str()) {
+    if MANAGED_HEADERS.contains(&name.as_str()) {
         v.err(
             key,
             span(n),
@@ -205,6 +207,13 @@ pub(super) fn redirect(v: &mut V<'_>, k: &str, r: &S<RedirectFile>) -> Option<Re
             "a redirect's path must start with '/'",
             format!("write \"/{}\"", p.get_ref()),
         );
+    } else if let Some(p) = rf.path.as_ref().filter(|p| !is_path(p.get_ref())) {
+        v.err(
+            &format!("{k}.path"),
+            span(p),
+            format!("`{}` is not a URL path", p.get_ref()),
+            "use letters, digits and `/-._~%!$&'()*+,;=:@` (percent-encode others); the request's query is kept, so write none",
+        );
     }
     if rf.scheme.is_none() && rf.host.is_none() && rf.port.is_none() && rf.path.is_none() {
         v.err(
@@ -222,4 +231,10 @@ pub(super) fn redirect(v: &mut V<'_>, k: &str, r: &S<RedirectFile>) -> Option<Re
         path: rf.path.as_ref().map(|p| p.get_ref().clone()),
         span: span(r),
     })
+}
+
+/// A path as a URL carries it (RFC 3986 3.3): no query, fragment, space or control.
+fn is_path(p: &str) -> bool {
+    p.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@".contains(&b))
 }

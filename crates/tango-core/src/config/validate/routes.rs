@@ -26,6 +26,16 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
         }
         let headers = headers(v, &k, rf.headers.as_ref());
         let Some(target) = target else { continue };
+        if let (Target::Redirect(_), false, Some(s)) =
+            (&target, headers.request.is_empty(), headers.span)
+        {
+            v.err(
+                &format!("{k}.headers.request"),
+                s,
+                "a redirect route forwards nothing: its request edits would never apply",
+                "remove `request`; `response` edits apply to the redirect",
+            );
+        }
         let host = rf
             .host
             .as_ref()

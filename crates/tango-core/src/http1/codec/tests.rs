@@ -2,6 +2,7 @@
 //! checks against the `http` crate and the binary's header rules.
 
 mod chunks;
+mod edits;
 mod model;
 mod properties;
 mod writes;

@@ -17,12 +17,20 @@
 //! client it keeps, and a Date when the backend sent none (RFC 9110 6.6.1).
 //!
 //! [`write_error_response`] is tango's own answer: a short text body, as
-//! `service::error_response` made it and hyper framed it.
+//! `service::error_response` made it and hyper framed it; [`write_own_response`] the
+//! same with a redirect's Location.
+//!
+//! A route's header edits (`crate::rewrite`) apply to the request head after tango's
+//! own fields, and to final response heads and tango's own answers after Date: a field
+//! they set or remove is left out where it would have been written, and what they add
+//! comes last, before the framing field of a request. Framing and hop-by-hop fields
+//! are never edited.
 
 use super::fields::Kind;
 use super::request::{RequestFraming, RequestHead, TargetForm};
 use super::response::{ResponseFraming, ResponseHead};
 use super::{is_text, Version};
+use crate::rewrite::{host_of, Apply, Edits, Vars};
 
 /// What tango adds to a forwarded request about where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +42,9 @@ pub struct Forwarding<'a> {
     pub tls: bool,
     /// The request's id: the client's X-Request-Id, or one tango made.
     pub request_id: &'a [u8],
+    /// The route's request header edits, applied after tango's own fields (`None` when
+    /// the route has none).
+    pub edits: Option<&'a Edits>,
 }
 
 /// Append the head tango sends upstream for `req` (parsed from `buf`) to `out`. See
@@ -46,9 +57,14 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     out.push(b' ');
     write_target(out, req, buf);
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let edits = fwd.edits.filter(|e| !e.is_empty());
+    // Checked per field only for a route with edits.
+    let kept = |name: &[u8]| edits.is_none_or(|e| !e.drops(name));
     let has_host = req.headers.of_kind(Kind::Host).next().is_some();
     if let (false, Some(host)) = (has_host, req.host) {
-        write_field(out, b"host", host.of(buf));
+        if kept(b"host") {
+            write_field(out, b"host", host.of(buf));
+        }
     }
     // X-Forwarded-Host is set only when the host is known; otherwise the client's stays.
     let replace_xfh = req.host.is_some();
@@ -63,29 +79,52 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
             Kind::XForwardedHost => replace_xfh || h.is_hop_by_hop(),
             _ => h.is_hop_by_hop(),
         };
-        if !drop {
+        if !drop && kept(h.name().of(buf)) {
             write_field(out, h.name().of(buf), h.value().of(buf));
         }
     }
     if req.upgrade.is_some() {
         out.extend_from_slice(b"connection: upgrade\r\n");
     }
-    write_forwarded_for(out, req, buf, fwd.peer);
-    write_field(
-        out,
-        b"x-forwarded-proto",
-        if fwd.tls { b"https" } else { b"http" },
-    );
-    if let Some(host) = req.host.filter(|_| replace_xfh) {
-        write_field(out, b"x-forwarded-host", host.of(buf));
+    write_forwarding(out, req, buf, fwd, kept);
+    if let Some(e) = edits {
+        let vars = Vars {
+            client_addr: fwd.peer,
+            request_id: fwd.request_id,
+            host: req.host.map_or(&b""[..], |h| host_of(h.of(buf))),
+        };
+        e.write_fields(out, &vars);
     }
-    write_field(out, b"x-request-id", fwd.request_id);
     match req.framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => length(out, n),
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// X-Forwarded-For, -Proto, -Host and X-Request-Id, each unless the route's edits
+/// drop it (`kept`).
+fn write_forwarding(
+    out: &mut Vec<u8>,
+    req: &RequestHead,
+    buf: &[u8],
+    fwd: &Forwarding<'_>,
+    kept: impl Fn(&[u8]) -> bool,
+) {
+    if kept(b"x-forwarded-for") {
+        write_forwarded_for(out, req, buf, fwd.peer);
+    }
+    if kept(b"x-forwarded-proto") {
+        let proto: &[u8] = if fwd.tls { b"https" } else { b"http" };
+        write_field(out, b"x-forwarded-proto", proto);
+    }
+    if let Some(host) = req.host.filter(|_| kept(b"x-forwarded-host")) {
+        write_field(out, b"x-forwarded-host", host.of(buf));
+    }
+    if kept(b"x-request-id") {
+        write_field(out, b"x-request-id", fwd.request_id);
+    }
 }
 
 fn write_target(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8]) {
@@ -173,14 +212,29 @@ pub fn write_response_head(
     client: ClientFacts,
     date: &[u8],
 ) -> ResponsePlan {
+    write_response_head_edited(out, resp, buf, client, date, None)
+}
+
+/// [`write_response_head`], with the route's response edits applied to a final
+/// response after tango's own fields (Date included); framing fields are tango's.
+pub fn write_response_head_edited(
+    out: &mut Vec<u8>,
+    resp: &ResponseHead,
+    buf: &[u8],
+    client: ClientFacts,
+    date: &[u8],
+    edits: Option<&Apply<'_>>,
+) -> ResponsePlan {
     let plan = plan(resp, client);
     if resp.interim && client.version == Version::Http10 {
         return plan;
     }
+    let edits = edits.filter(|a| !resp.interim && !a.edits.is_empty());
+    let kept = |name: &[u8]| edits.is_none_or(|a| !a.edits.drops(name));
     out.reserve(resp.head_len + 64);
     status_line(out, client.version, resp.status, resp.reason.of(buf));
     for h in resp.headers.iter() {
-        if !(h.is_hop_by_hop() || h.kind() == Kind::ContentLength) {
+        if !(h.is_hop_by_hop() || h.kind() == Kind::ContentLength) && kept(h.name().of(buf)) {
             write_field(out, h.name().of(buf), h.value().of(buf));
         }
     }
@@ -209,8 +263,11 @@ pub fn write_response_head(
         }
         _ => {}
     }
-    if !resp.has_date() {
+    if !resp.has_date() && kept(b"date") {
         write_field(out, b"date", date);
+    }
+    if let Some(a) = edits {
+        a.edits.write_fields(out, &a.vars);
     }
     out.extend_from_slice(b"\r\n");
     plan
@@ -247,20 +304,61 @@ pub fn write_error_response(
     close: bool,
     date: &[u8],
 ) {
-    out.reserve(128 + text.len());
-    status_line(out, version, status, reason_phrase(status).as_bytes());
-    if !text.is_empty() {
+    let own = OwnResponse {
+        version,
+        status,
+        location: None,
+        text,
+        close,
+        date,
+    };
+    write_own_response(out, &own, None);
+}
+
+/// An answer tango makes itself: an error, or a redirect.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnResponse<'a> {
+    /// The client's version.
+    pub version: Version,
+    /// The status.
+    pub status: u16,
+    /// A redirect's `Location`.
+    pub location: Option<&'a [u8]>,
+    /// A `text/plain` body; none when empty.
+    pub text: &'a str,
+    /// The connection closes after it.
+    pub close: bool,
+    /// The Date value.
+    pub date: &'a [u8],
+}
+
+/// Append tango's own answer `r` (see [`write_error_response`]), with the route's
+/// response edits applied after tango's fields.
+pub fn write_own_response(out: &mut Vec<u8>, r: &OwnResponse<'_>, edits: Option<&Apply<'_>>) {
+    let edits = edits.filter(|a| !a.edits.is_empty());
+    let kept = |name: &[u8]| edits.is_none_or(|a| !a.edits.drops(name));
+    out.reserve(128 + r.text.len());
+    status_line(out, r.version, r.status, reason_phrase(r.status).as_bytes());
+    if let Some(l) = r.location.filter(|_| kept(b"location")) {
+        write_field(out, b"location", l);
+    }
+    if !r.text.is_empty() && kept(b"content-type") {
         out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\n");
     }
-    match (close, version) {
+    match (r.close, r.version) {
         (true, _) => out.extend_from_slice(b"connection: close\r\n"),
         (false, Version::Http10) => out.extend_from_slice(b"connection: keep-alive\r\n"),
         (false, Version::Http11) => {}
     }
-    length(out, text.len() as u64);
-    write_field(out, b"date", date);
+    length(out, r.text.len() as u64);
+    if kept(b"date") {
+        write_field(out, b"date", r.date);
+    }
+    if let Some(a) = edits {
+        a.edits.write_fields(out, &a.vars);
+    }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(r.text.as_bytes());
 }
 
 /// The reason phrase tango writes for a status it answers with itself (the `http`
@@ -269,6 +367,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",

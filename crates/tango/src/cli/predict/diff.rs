@@ -90,8 +90,16 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
 
 fn human(r: &DiffReport, args: &DiffArgs) -> String {
     let mut out = format!("{} -> {}\n", args.old.display(), args.new.display());
+    if !r.split_changes.is_empty() {
+        out.push_str("split changes (requests leave or join a pool whole):\n");
+        for c in &r.split_changes {
+            out.push_str(&format!("  - {c}\n"));
+        }
+    }
     if r.changes.is_empty() && r.other_changes.is_empty() {
-        out.push_str("no changes that move traffic\n");
+        if r.split_changes.is_empty() {
+            out.push_str("no changes that move traffic\n");
+        }
     } else {
         out.push_str("changes, most likely to move traffic first:\n");
         for c in &r.changes {

@@ -120,10 +120,20 @@ fn try_run(args: SimulateArgs) -> Result<ExitCode, ExitCode> {
         reports.push(report);
     }
     progress.clear();
+    // A redirect route's requests are answered by tango and reach no pool.
+    let redirected = tango_core::diff::redirected_routes(config);
     match args.format {
-        Format::Human => reports.iter().for_each(|r| out(&human(r))),
+        Format::Human => {
+            for r in &redirected {
+                out(&format!("{r}: answered by tango, served by no pool\n"));
+            }
+            if !redirected.is_empty() {
+                out("\n");
+            }
+            reports.iter().for_each(|r| out(&human(r)));
+        }
         Format::Json => out(&(serde_json::to_string_pretty(
-            &serde_json::json!({ "pools": reports }),
+            &serde_json::json!({ "pools": reports, "redirected": redirected }),
         )
         .unwrap_or_default()
             + "\n")),

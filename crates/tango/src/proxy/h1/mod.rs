@@ -21,6 +21,7 @@ pub(crate) mod io;
 
 mod body;
 mod date;
+mod own;
 mod preface;
 mod request;
 mod response;

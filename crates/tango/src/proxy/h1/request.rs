@@ -10,6 +10,7 @@
 mod to_h2;
 
 use super::body::{self, BodyIn};
+use super::own::{self, error_response, For, Kept};
 use super::response::{self, Answer};
 use super::view::Raw;
 use super::{date, io, Conn, Next};
@@ -21,13 +22,14 @@ use crate::runtime::{BackendState, InFlight, PoolRuntime, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config::UpstreamProtocol;
+use tango_core::config::{Redirect, Target as RouteTarget, UpstreamProtocol};
 use tango_core::http1::codec::{
     parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
     RequestFacts, RequestHead, ResponseHead, Span, Version,
 };
 use tango_core::http1::head_may_end;
 use tango_core::retry::{Failure, Outcome};
+use tango_core::rewrite::{write_location, Apply, Edits, RequestUrl};
 use tokio::time::Instant;
 
 /// The request id forwarded: the client's (where it lies in the buffer) or a new one
@@ -110,14 +112,74 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     // guard's per-thread slots run out with many requests in progress.
     let snap: Arc<Snapshot> = Arc::clone(&c.ctx.rt.current());
     let mut target = Target::default();
-    let result = forward(c, buf, &mut r, &snap, &mut target, started).await;
-    let (next, status, bytes_out) = match result {
+    let (next, status, bytes_out) = dispatch(c, buf, &mut r, &snap, &mut target, started).await;
+    r.body.finish(buf);
+    if let Some(entry) = entry {
+        entry.set_bytes_in(r.body.bytes_in());
+        let o = LogOutcome {
+            status,
+            pool: target.pool,
+            backend: target.backend,
+            tries: target.tries,
+            upstream: target.upstream,
+        };
+        entry.write_now(&snap, o, bytes_out);
+    }
+    bufpool::unbox(r.head);
+    next
+}
+
+/// Route the request and answer it: with a redirect, a backend's answer or tango's
+/// error, each with the route's response edits. Returns what the connection does next,
+/// the status and the body bytes sent.
+async fn dispatch(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    snap: &Arc<Snapshot>,
+    target: &mut Target,
+    started: Instant,
+) -> (Next, u16, u64) {
+    let route = {
+        let raw = Raw {
+            head: &r.head,
+            buf,
+            peer: c.ctx.peer.ip(),
+        };
+        snap.config.route_index(raw.host(), raw.path())
+    };
+    // A route without edits costs this check and nothing else.
+    let rules = route.map(|i| &snap.routes[i]).filter(|x| !x.is_empty());
+    let kept = rules.filter(|x| !x.wire.response.is_empty()).map(|_| {
+        let mut hex = [0; 32];
+        Box::new(Kept::of(&r.head, buf, r.id.bytes(buf, &mut hex)))
+    });
+    let ctx = c.ctx;
+    let apply = match (rules, &kept) {
+        (Some(x), Some(k)) => Some(k.apply(&x.wire.response, ctx.peer_value.as_bytes())),
+        _ => None,
+    };
+    let pool_i = match route.map(|i| &snap.config.routes[i].target) {
+        Some(RouteTarget::Pool(p)) => *p,
+        Some(RouteTarget::Redirect(red)) => {
+            return Box::pin(redirect(c, buf, r, red, apply.as_ref())).await;
+        }
+        None => {
+            let answer = own_answer(r, apply.as_ref());
+            let (next, bytes) = Box::pin(error_response(c, answer, &ProxyError::NoRoute)).await;
+            return (next, 404, bytes);
+        }
+    };
+    let edits = rules.map(|x| &x.wire.request);
+    let result = forward(c, buf, r, snap, pool_i, edits, target, started).await;
+    match result {
         Ok(ans) => {
             let status = ans.head.status;
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, ans.at - started);
             }
-            let (next, bytes) = response::forward(c, buf, &r.head, &mut r.body, ans).await;
+            let (next, bytes) =
+                response::forward(c, buf, &r.head, &mut r.body, ans, apply.as_ref()).await;
             (next, status, bytes)
         }
         Err(Abort::ClientGone) => (Next::Close, 499, 0),
@@ -139,24 +201,43 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             }
             // Boxed, as every path that is not the common one, to keep the future of
             // a request small: it is moved into the heap for every request.
-            let (next, bytes) = Box::pin(error_response(c, &r, &e)).await;
+            let answer = own_answer(r, apply.as_ref());
+            let (next, bytes) = Box::pin(error_response(c, answer, &e)).await;
             (next, status, bytes)
         }
-    };
-    r.body.finish(buf);
-    if let Some(entry) = entry {
-        entry.set_bytes_in(r.body.bytes_in());
-        let o = LogOutcome {
-            status,
-            pool: target.pool,
-            backend: target.backend,
-            tries: target.tries,
-            upstream: target.upstream,
-        };
-        entry.write_now(&snap, o, bytes_out);
     }
-    bufpool::unbox(r.head);
-    next
+}
+
+fn own_answer<'a>(r: &'a Req, apply: Option<&'a Apply<'a>>) -> For<'a> {
+    For {
+        head: &r.head,
+        body_done: r.body.done(),
+        apply,
+    }
+}
+
+/// Answer a redirect route: the Location from the request, no pool touched.
+async fn redirect(
+    c: &mut Conn<'_>,
+    buf: &[u8],
+    r: &Req,
+    red: &Redirect,
+    apply: Option<&Apply<'_>>,
+) -> (Next, u16, u64) {
+    let url = RequestUrl {
+        tls: false,
+        authority: r.head.host.map(|h| h.of(buf)),
+        target: r.head.origin.of(buf),
+    };
+    let mut location = Vec::with_capacity(64 + url.target.len());
+    let answer = own_answer(r, apply);
+    if write_location(red, &url, &mut location).is_err() {
+        let e = ProxyError::BadRequest("no host to redirect to");
+        let (next, bytes) = own::error_response(c, answer, &e).await;
+        return (next, 400, bytes);
+    }
+    let (next, bytes) = own::redirect(c, answer, red.status, &location).await;
+    (next, red.status, bytes)
 }
 
 fn client_response(pool: &PoolRuntime, backend: Option<usize>, status: u16, took: Duration) {
@@ -238,51 +319,33 @@ fn bad_request(c: &mut Conn<'_>, version: Version) -> Next {
     Next::Linger
 }
 
-/// tango's own answer to a request it could not get answered.
-async fn error_response(c: &mut Conn<'_>, r: &Req, e: &ProxyError) -> (Next, u64) {
-    let text = format!("{e}\n");
-    let status = e.status().as_u16();
-    // A body left unread closes the connection: its bytes would be taken for the next
-    // request. So does a refused request.
-    let keep = r.head.keep_alive && r.body.done() && status != 400 && !c.closing();
-    let mut out = Vec::with_capacity(200 + text.len());
-    let v = r.head.version;
-    date::with(|d| write_error_response(&mut out, v, status, &text, !keep, d));
-    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await {
-        Ok(()) if keep => (Next::KeepAlive, text.len() as u64),
-        Ok(()) if r.body.done() => (Next::Close, text.len() as u64),
-        Ok(()) => (Next::Linger, text.len() as u64),
-        Err(_) => (Next::Close, 0),
-    }
-}
-
-/// Route the request, pick and try backends until one answers.
+/// Pick and try backends of pool `pool_i` until one answers.
+#[allow(clippy::too_many_arguments)]
 async fn forward<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req,
     snap: &'p Arc<Snapshot>,
+    pool_i: usize,
+    edits: Option<&'p Edits>,
     target: &mut Target,
     started: Instant,
 ) -> Result<Answer<'p>, Abort> {
-    let (pool_i, key) = {
+    target.pool = Some(pool_i);
+    let pool = &snap.pools[pool_i];
+    let key = {
         let raw = Raw {
             head: &r.head,
             buf,
             peer: c.ctx.peer.ip(),
         };
-        let (host, path) = (raw.host(), raw.path());
-        let pool_i = snap.config.route(host, path).ok_or(ProxyError::NoRoute)?;
-        target.pool = Some(pool_i);
-        let pool = &snap.pools[pool_i];
         let trusted = &c.ctx.settings.trusted_proxies;
         let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
         if pool.cfg.hashing.is_some() {
             crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
         }
-        (pool_i, key)
+        key
     };
-    let pool = &snap.pools[pool_i];
     if pool.cfg.protocol == UpstreamProtocol::H2 {
         // Boxed: its future stays out of the HTTP/1 request's.
         return Err(Box::pin(to_h2::serve(c, buf, r, pool, key, started, target)).await);
@@ -301,6 +364,7 @@ async fn forward<'p>(
             i,
             remaining,
             now,
+            edits,
         };
         match attempt(c, buf, r, t, target).await {
             Ok(Tried::Answer(a)) => return Ok(a),
@@ -318,6 +382,8 @@ struct Try<'p> {
     i: usize,
     remaining: Duration,
     now: Instant,
+    /// The route's request edits.
+    edits: Option<&'p Edits>,
 }
 
 /// How a try that did not fail ended.
@@ -364,6 +430,7 @@ async fn attempt<'p>(
             peer: c.ctx.peer_value.as_bytes(),
             tls: false,
             request_id: r.id.bytes(buf, &mut hex),
+            edits: t.edits,
         };
         write_request_head(&mut rbuf, &r.head, buf, &fwd);
     }

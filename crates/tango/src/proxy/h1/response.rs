@@ -17,9 +17,10 @@ use crate::runtime::{BackendState, InFlight};
 use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
 use tango_core::http1::codec::{
-    write_response_head, BodyPlan, ChunkPrefix, ChunkedTracker, ClientFacts, Method, RequestHead,
-    ResponseHead, ResponsePlan, LAST_CHUNK,
+    write_response_head, write_response_head_edited, BodyPlan, ChunkPrefix, ChunkedTracker,
+    ClientFacts, Method, RequestHead, ResponseHead, ResponsePlan, LAST_CHUNK,
 };
+use tango_core::rewrite::Apply;
 use tokio::time::Instant;
 
 /// A response head from a backend, with what its body needs.
@@ -43,6 +44,7 @@ pub(super) async fn forward(
     req: &RequestHead,
     body: &mut BodyIn,
     ans: Answer<'_>,
+    edits: Option<&Apply<'_>>,
 ) -> (Next, u64) {
     let Answer {
         mut up,
@@ -59,7 +61,7 @@ pub(super) async fn forward(
     // The head for the client goes after what the client's buffer holds (a pipelined
     // request, if anything), and is taken off again once written.
     let mark = buf.len();
-    let plan = write_head(buf, &head, &rbuf, client);
+    let plan = write_head(buf, &head, &rbuf, client, edits);
     if plan.body == BodyPlan::Tunnel {
         let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
         drop(in_flight);
@@ -104,11 +106,12 @@ fn write_head(
     head: &ResponseHead,
     rbuf: &[u8],
     client: ClientFacts,
+    edits: Option<&Apply<'_>>,
 ) -> ResponsePlan {
     if head.has_date() {
-        write_response_head(out, head, rbuf, client, b"")
+        write_response_head_edited(out, head, rbuf, client, b"", edits)
     } else {
-        date::with(|d| write_response_head(out, head, rbuf, client, d))
+        date::with(|d| write_response_head_edited(out, head, rbuf, client, d, edits))
     }
 }
 

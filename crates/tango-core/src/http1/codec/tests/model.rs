@@ -234,7 +234,7 @@ proptest! {
     #[test]
     fn the_writer_agrees_with_the_binarys_rules(raw in request(), tls in any::<bool>()) {
         let Ok(Some(h)) = parse_request(&raw, MAX) else { return Ok(()) };
-        let fwd = Forwarding { peer: b"192.0.2.1", tls, request_id: b"id-1" };
+        let fwd = Forwarding { peer: b"192.0.2.1", tls, request_id: b"id-1", edits: None };
         let mut out = Vec::new();
         write_request_head(&mut out, &h, &raw, &fwd);
         let (fields, framing) = written(&out);

@@ -239,7 +239,7 @@ proptest! {
             return Ok(());
         }
         let mut out = Vec::new();
-        let fwd = Forwarding { peer: b"::1", tls: false, request_id: b"x" };
+        let fwd = Forwarding { peer: b"::1", tls: false, request_id: b"x", edits: None };
         write_request_head(&mut out, &h, &raw, &fwd);
         let back = parse_request(&out, MAX).unwrap().unwrap();
         prop_assert_eq!(back.head_len, out.len());

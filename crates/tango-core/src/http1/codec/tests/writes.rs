@@ -9,6 +9,7 @@ fn fwd() -> Forwarding<'static> {
         peer: b"10.0.0.9",
         tls: false,
         request_id: b"rid",
+        edits: None,
     }
 }
 

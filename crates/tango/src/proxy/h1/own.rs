@@ -1,0 +1,99 @@
+//! tango's own answers on an engine connection: a redirect (a route that answers
+//! without a pool) and an error (a request no backend answered), each with the route's
+//! response edits; and the variables those edits need, kept from the request head
+//! before a streaming body takes the head out of the buffer.
+
+use super::{date, io, Conn, Next};
+use crate::proxy::error::ProxyError;
+use tango_core::http1::codec::{write_own_response, OwnResponse, RequestHead};
+use tango_core::rewrite::{host_of, Apply, Edits, Vars};
+
+/// `$host` and `$request_id` of a request, copied for its response's edits: by the
+/// time the response comes, a body longer than the buffer has taken the head's place.
+/// Made only for a route with response edits.
+pub(super) struct Kept {
+    host: Vec<u8>,
+    request_id: Vec<u8>,
+}
+
+impl Kept {
+    /// The values of `head` (parsed from `buf`), with its id.
+    pub(super) fn of(head: &RequestHead, buf: &[u8], request_id: &[u8]) -> Kept {
+        Kept {
+            host: head
+                .host
+                .map_or(Vec::new(), |h| host_of(h.of(buf)).to_vec()),
+            request_id: request_id.to_vec(),
+        }
+    }
+
+    /// `edits` with these values and the client's address.
+    pub(super) fn apply<'a>(&'a self, edits: &'a Edits, client_addr: &'a [u8]) -> Apply<'a> {
+        Apply {
+            edits,
+            vars: Vars {
+                client_addr,
+                request_id: &self.request_id,
+                host: &self.host,
+            },
+        }
+    }
+}
+
+/// What is known of the request an answer is for.
+#[derive(Clone, Copy)]
+pub(super) struct For<'a> {
+    pub(super) head: &'a RequestHead,
+    /// Its body has been read whole (the connection may go on).
+    pub(super) body_done: bool,
+    /// The route's response edits.
+    pub(super) apply: Option<&'a Apply<'a>>,
+}
+
+/// Answer with a redirect to `location`. The request's body is not waited for: a
+/// connection whose body is not all in closes after lingering, as after an error.
+pub(super) async fn redirect(
+    c: &mut Conn<'_>,
+    r: For<'_>,
+    status: u16,
+    location: &[u8],
+) -> (Next, u64) {
+    answer(c, r, status, Some(location), "").await
+}
+
+/// tango's own answer to a request it could not get answered.
+pub(super) async fn error_response(c: &mut Conn<'_>, r: For<'_>, e: &ProxyError) -> (Next, u64) {
+    let text = format!("{e}\n");
+    answer(c, r, e.status().as_u16(), None, &text).await
+}
+
+async fn answer(
+    c: &mut Conn<'_>,
+    r: For<'_>,
+    status: u16,
+    location: Option<&[u8]>,
+    text: &str,
+) -> (Next, u64) {
+    // A body left unread closes the connection: its bytes would be taken for the next
+    // request. So does a refused request.
+    let keep = r.head.keep_alive && r.body_done && status != 400 && !c.closing();
+    let mut out = Vec::with_capacity(200 + text.len() + location.map_or(0, <[u8]>::len));
+    date::with(|d| {
+        let own = OwnResponse {
+            version: r.head.version,
+            status,
+            location,
+            text,
+            close: !keep,
+            date: d,
+        };
+        write_own_response(&mut out, &own, r.apply);
+    });
+    let sent = text.len() as u64;
+    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await {
+        Ok(()) if keep => (Next::KeepAlive, sent),
+        Ok(()) if r.body_done => (Next::Close, sent),
+        Ok(()) => (Next::Linger, sent),
+        Err(_) => (Next::Close, 0),
+    }
+}
