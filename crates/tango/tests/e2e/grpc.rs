@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tonic::codec::{ProstCodec, Streaming};
 use tonic::{Code, Request, Response, Status};
 
-const BOUND: Duration = Duration::from_secs(15);
+pub const BOUND: Duration = Duration::from_secs(15);
 
 /// The one message both ways.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -146,7 +146,7 @@ impl http_body::Body for WithTrailer {
     }
 }
 
-type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
 
 fn boxed<B>(b: B) -> BoxBody
 where
@@ -157,7 +157,7 @@ where
 
 /// The backend: gRPC by path, and for any other path a plain answer saying what came
 /// (method, forwarding fields, `te`, the body), with no length and a trailer.
-async fn backend_request(
+pub async fn backend_request(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<BoxBody>, Infallible> {
     let codec = || tonic::server::Grpc::new(ProstCodec::<Msg, Msg>::default());
@@ -232,7 +232,7 @@ fn h2_config(backend: SocketAddr) -> String {
     config("protocol = \"h2\"\n", &[("b1", backend, 1)])
 }
 
-async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel> {
+pub async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel> {
     let ch = tonic::transport::Endpoint::from_shared(t.url(""))
         .unwrap()
         .connect()
@@ -241,15 +241,15 @@ async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel
     tonic::client::Grpc::new(ch)
 }
 
-fn path(p: &'static str) -> PathAndQuery {
+pub fn path(p: &'static str) -> PathAndQuery {
     PathAndQuery::from_static(p)
 }
 
-fn codec() -> ProstCodec<Msg, Msg> {
+pub fn codec() -> ProstCodec<Msg, Msg> {
     ProstCodec::default()
 }
 
-fn msg(text: &str, n: u32) -> Msg {
+pub fn msg(text: &str, n: u32) -> Msg {
     Msg {
         text: text.into(),
         n,

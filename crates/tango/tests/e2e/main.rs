@@ -15,6 +15,7 @@ mod engine;
 mod failures;
 mod framing;
 mod grpc;
+mod grpc_tls;
 mod guard;
 mod hardening;
 mod lifecycle;
