@@ -17,6 +17,7 @@ mod framing;
 mod grpc;
 mod grpc_tls;
 mod guard;
+mod h2_conns;
 mod hardening;
 mod lifecycle;
 mod operator;
