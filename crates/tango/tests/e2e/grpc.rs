@@ -468,3 +468,21 @@ async fn h2c_client_through_an_h2_pool() {
     assert!(body.starts_with("POST /h2c authority=127.0.0.1:"), "{body}");
     assert!(body.ends_with("over h2c"), "{body}");
 }
+
+#[tokio::test]
+async fn grpc_from_an_http1_client_to_a_dead_backend_is_answered_as_grpc() {
+    let t = Tango::start(&h2_config(dead_addr()));
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    s.write_all(b"POST /test.Echo/Unary HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(BOUND, s.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("grpc-status: 14\r\n"), "{got}");
+    assert!(got.contains("content-length: 0\r\n"), "{got}");
+}
