@@ -429,18 +429,28 @@ impl Runtime {
             .pools
             .iter()
             .map(|p| {
+                // What a backend chose by ALPN holds for the settings it was offered.
+                let offer_changed = old
+                    .pools
+                    .iter()
+                    .find(|o| o.cfg.name == p.name)
+                    .is_none_or(|o| o.cfg.protocol != p.protocol || o.cfg.tls != p.tls);
                 let backends = p
                     .backends
                     .iter()
                     .map(|b| {
                         let key = (p.name.clone(), b.address.clone());
                         keep.insert(key.clone());
-                        registry
+                        let state = registry
                             .entry(key)
                             .or_insert_with(|| {
                                 Arc::new(BackendState::new(&b.name, &b.address, joined_ms))
                             })
-                            .clone()
+                            .clone();
+                        if offer_changed {
+                            state.conns.forget_choice();
+                        }
+                        state
                     })
                     .collect::<Vec<Arc<BackendState>>>();
                 let shared = shared_all.entry(p.name.clone()).or_default().clone();

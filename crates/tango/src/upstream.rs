@@ -15,11 +15,11 @@ mod pool;
 mod stream;
 pub(crate) mod tls;
 
-pub(crate) use pool::{checkout as checkout_socket, open, Limits, PoolRef, Upstream};
+pub(crate) use pool::{open, Limits, PoolRef, Upstream};
 pub(crate) use stream::Stream;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 use tango_core::config::{Pool, ProxyVersion, UpstreamProtocol};
 
@@ -40,13 +40,16 @@ pub(crate) struct Dialer {
     /// was checked, could not be read when it was built: every connect then fails.
     tls: Option<Result<tls::Client, String>>,
     proxy: Option<ProxyVersion>,
+    /// `protocol = "auto"`: TLS offers `h2` and `http/1.1`, and each new connection
+    /// tells its backend's [`ConnPool`] which one the backend chose.
+    pub(crate) auto: bool,
 }
 
 impl Dialer {
     /// The dialer for `pool`'s settings (reading its TLS files).
     pub(crate) fn new(pool: &Pool) -> Dialer {
         let tls = pool.tls.as_ref().map(|t| {
-            tls::Client::new(t, pool.protocol == UpstreamProtocol::H2).map_err(|p| {
+            tls::Client::new(t, pool.protocol).map_err(|p| {
                 tracing::error!(pool = %pool.name, error = %p, "upstream TLS settings unusable; connects will fail");
                 p.message
             })
@@ -54,6 +57,7 @@ impl Dialer {
         Dialer {
             tls,
             proxy: pool.send_proxy_protocol,
+            auto: pool.protocol == UpstreamProtocol::Auto,
         }
     }
 
@@ -61,6 +65,33 @@ impl Dialer {
     pub(crate) fn private(&self) -> bool {
         self.proxy.is_some()
     }
+}
+
+/// A connection from `pool` (to `address`, opened as `dial` says) for a request from
+/// `origin` at `now`: a live idle one, or a new one (`pool::checkout`). With
+/// `protocol = "auto"` a new connection tells the backend's pool what the backend
+/// chose by ALPN; one that chose `h2` joins its HTTP/2 connections instead, where the
+/// request's next try finds it (`ConnectError::Chose`).
+pub(crate) async fn checkout_socket<P: PoolRef>(
+    pool: P,
+    address: &str,
+    limits: Limits,
+    dial: &Dialer,
+    origin: &Origin,
+    now: tokio::time::Instant,
+) -> Result<Upstream<P>, ConnectError> {
+    let up = pool::checkout(pool, address, limits, dial, origin, now).await?;
+    if !dial.auto || up.reused {
+        return Ok(up);
+    }
+    let h2 = up.stream.chose_h2();
+    let handle = up.handle().clone();
+    handle.pool().learned(h2);
+    if !h2 {
+        return Ok(up);
+    }
+    Box::pin(h2pool::adopt(handle.pool(), up.into_counted())).await;
+    Err(ConnectError::Chose(true))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +106,18 @@ pub(crate) enum ConnectError {
     Tls(std::io::Error),
     #[error("TLS not available: {0}")]
     TlsSettings(String),
+    /// `protocol = "auto"`: the new connection's backend chose the other protocol by
+    /// ALPN; the connection went to that protocol's connections, and the request is
+    /// to be tried again (`ConnPool::speaks_h2` now says which way).
+    #[error("the backend chose {} by ALPN", if *.0 { "h2" } else { "HTTP/1.1" })]
+    Chose(bool),
 }
+
+/// What a backend of a `protocol = "auto"` pool chose by ALPN on its last new
+/// connection.
+const UNKNOWN: u8 = 0;
+const CHOSE_H1: u8 = 1;
+const CHOSE_H2: u8 = 2;
 
 /// Idle connections of one backend, and how many are open in all.
 pub(crate) struct ConnPool {
@@ -85,6 +127,9 @@ pub(crate) struct ConnPool {
     h2: h2pool::Conns,
     /// Open connections: idle, in use or connecting.
     open: AtomicU64,
+    /// `protocol = "auto"`: what the backend chose by ALPN (`UNKNOWN`, `CHOSE_H1`,
+    /// `CHOSE_H2`); until it is known, requests take the HTTP/1.1 path.
+    chose: AtomicU8,
     /// Rate limit for logging failed connects to this backend.
     pub(crate) connect_failures: FailureLog,
 }
@@ -103,6 +148,7 @@ impl Default for ConnPool {
             sockets: pool::Sockets::default(),
             h2: h2pool::Conns::default(),
             open: AtomicU64::new(0),
+            chose: AtomicU8::new(UNKNOWN),
             connect_failures: FailureLog::default(),
         }
     }
@@ -111,6 +157,23 @@ impl Default for ConnPool {
 impl ConnPool {
     pub(crate) fn open(&self) -> u64 {
         self.open.load(Relaxed)
+    }
+
+    /// `protocol = "auto"`: the backend chose HTTP/2 on its last new connection, so its
+    /// requests take the HTTP/2 path.
+    pub(crate) fn speaks_h2(&self) -> bool {
+        self.chose.load(Relaxed) == CHOSE_H2
+    }
+
+    /// A new connection's backend chose `h2` (or not) by ALPN.
+    fn learned(&self, h2: bool) {
+        self.chose
+            .store(if h2 { CHOSE_H2 } else { CHOSE_H1 }, Relaxed);
+    }
+
+    /// Forget what the backend chose (its pool's TLS or protocol settings changed).
+    pub(crate) fn forget_choice(&self) {
+        self.chose.store(UNKNOWN, Relaxed);
     }
 
     /// Connections open to the backend: idle, in use or connecting.

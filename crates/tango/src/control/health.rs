@@ -115,7 +115,9 @@ async fn probe(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
 /// One probe, over a connection opened as the pool's requests open theirs (its PROXY
 /// header telling of the probe's own addresses, then TLS with the pool's settings).
 async fn probe_once(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
-    let stream = match upstream::open(address, dial, None, cfg.timeout).await {
+    // A probe that speaks HTTP/1.1 offers only it by ALPN (`protocol = "auto"`).
+    let http1_only = cfg.kind != HealthKind::Tcp;
+    let stream = match upstream::open(address, dial, None, cfg.timeout, http1_only).await {
         Ok(s) => s,
         Err(e) => return Probe::fail(format!("connect: {e}")),
     };

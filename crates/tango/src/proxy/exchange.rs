@@ -139,6 +139,8 @@ pub(crate) async fn connect<P: PoolRef>(
     match upstream::checkout_socket(conns, &b.address, limits, &pool.dial, origin, now).await {
         Ok(up) => Ok(up),
         Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
+        // Nothing was sent, and the backend is fine: try again, by the protocol it chose.
+        Err(ConnectError::Chose(_)) => Err(Outcome::Stale),
         Err(e) => {
             upstream::connect_failed(&b.conns, &pool.cfg.name, &bcfg.name, &e, rt.now_ms());
             super::accounting::record(rt, pool, i, None, None);

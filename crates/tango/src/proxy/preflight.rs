@@ -2,14 +2,14 @@
 //! reads files or knows what this data plane serves: the listeners' certificates (each
 //! problem an error at its key's line:col; the dates handed to the checklist), the
 //! pools' TLS files (their client built as it will be served, each problem at its
-//! key), and the settings the data plane does not serve yet (refused, never silently
-//! ignored).
+//! key), and settings that cannot go together in this data plane (a PROXY header on
+//! HTTP/2 connections).
 //! `tango check`, `tango run` and every reload load a file through here, so they agree.
 
 use super::tls;
 use crate::upstream::tls::{Client, Field};
 use std::path::Path;
-use tango_core::config::{self, Config, LoadError, Loaded, UpstreamProtocol};
+use tango_core::config::{self, LoadError, Loaded, UpstreamProtocol};
 use tango_core::diag::{Diagnostic, Span};
 
 /// Read, validate and check a configuration file.
@@ -17,11 +17,12 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
     check(config::load(path)?)
 }
 
-/// Check a validated configuration: its certificates, and what is not served yet.
+/// Check a validated configuration: its certificates and TLS files, and what cannot
+/// go together.
 pub(crate) fn check(mut loaded: Loaded) -> Result<Loaded, LoadError> {
     let (mut errors, facts) = tls::check(&loaded, tls::unix_now());
     errors.extend(upstream_tls(&loaded));
-    errors.extend(unsupported(&loaded.config));
+    errors.extend(loaded.config.pools.iter().filter_map(proxy_header_on_h2));
     if errors.is_empty() {
         loaded.certificates = facts;
         return Ok(loaded);
@@ -47,7 +48,7 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
         let Some(t) = &p.tls else {
             continue;
         };
-        let Err(problem) = Client::new(t, p.protocol == UpstreamProtocol::H2) else {
+        let Err(problem) = Client::new(t, p.protocol) else {
             continue;
         };
         let file = loaded
@@ -79,9 +80,9 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
 
 /// A PROXY header names one client, and a connection that carries one serves only that
 /// client; an HTTP/2 connection is shared by every client's streams, so the two cannot
-/// go together.
+/// go together (nor with `auto`, whose backends may choose HTTP/2).
 fn proxy_header_on_h2(p: &tango_core::config::Pool) -> Option<Diagnostic> {
-    let (UpstreamProtocol::H2, Some(_), Some(span)) = (
+    let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(_), Some(span)) = (
         p.protocol,
         p.send_proxy_protocol,
         p.send_proxy_protocol_span,
@@ -96,29 +97,4 @@ fn proxy_header_on_h2(p: &tango_core::config::Pool) -> Option<Diagnostic> {
         )
         .with_hint("remove send_proxy_protocol, or set protocol = \"http1\" for this pool"),
     )
-}
-
-/// The settings this version validates but does not serve yet, each an error: serving
-/// plain HTTP/1.1 where the file asks for TLS would do something other than what the
-/// file says.
-fn unsupported(c: &Config) -> Vec<Diagnostic> {
-    let mut out: Vec<Diagnostic> = c.pools.iter().filter_map(proxy_header_on_h2).collect();
-    let mut refuse = |key: String, span: Span, what: &str| {
-        out.push(
-            Diagnostic::error(
-                &key,
-                Some(span),
-                format!("{what} is not served by this version of tango yet"),
-            )
-            .with_hint("remove it: tango refuses a setting it cannot honour rather than ignore it"),
-        );
-    };
-    for p in &c.pools {
-        let k = format!("pool[{}]", p.name);
-        // `h2` is served, over TCP (h2c) or TLS; choosing by ALPN is not yet.
-        if let (UpstreamProtocol::Auto, Some(s)) = (p.protocol, p.protocol_span) {
-            refuse(format!("{k}.protocol"), s, "choosing the protocol by ALPN");
-        }
-    }
-    out
 }

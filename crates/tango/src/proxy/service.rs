@@ -222,13 +222,16 @@ async fn answer(
         );
     }
     // HTTP/2 backends: whether the client asked for trailers, before `te` goes.
-    let h2 = (pool.cfg.protocol == UpstreamProtocol::H2).then(|| h2::te_trailers(req.headers()));
+    let protocol = pool.cfg.protocol;
+    let te = protocol != UpstreamProtocol::Http1 && h2::te_trailers(req.headers());
     let mut out = outgoing(ctx, req, routed, bytes_in).map_err(|e| (e, target))?;
     let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
-    let forwarded = match h2 {
-        Some(te) => h2::forward(rt, pool, key, deadline, &mut out, te, &mut target).await,
-        None => forward::forward(rt, pool, key, deadline, &mut out, &mut target).await,
+    let t = &mut target;
+    let forwarded = match protocol {
+        UpstreamProtocol::Http1 => forward::forward(rt, pool, key, deadline, &mut out, t).await,
+        UpstreamProtocol::H2 => h2::forward(rt, pool, key, deadline, &mut out, te, t).await,
+        UpstreamProtocol::Auto => h2::forward_auto(rt, pool, key, deadline, &mut out, te, t).await,
     };
     match forwarded {
         Ok(resp) => Ok((resp, target)),

@@ -9,8 +9,11 @@
 //! connecting until it is found dead (GOAWAY, an error, the backend closed it) or idle
 //! past the pool's idle timeout, when the set lets go of it.
 //!
-//! The handshake takes any `AsyncRead + AsyncWrite` ([`handshake`]): plain TCP today
-//! (h2c with prior knowledge), a TLS stream when the pool asks for TLS.
+//! The handshake takes any `AsyncRead + AsyncWrite` ([`handshake`]): plain TCP (h2c
+//! with prior knowledge) or a TLS stream. With `protocol = "auto"` a new connection
+//! whose backend chose `http/1.1` by ALPN goes to the backend's idle HTTP/1.1
+//! connections instead, and one opened for an HTTP/1.1 request whose backend chose
+//! `h2` comes here ([`adopt`]): neither is wasted.
 
 use super::ConnectError;
 use bytes::Bytes;
@@ -199,7 +202,17 @@ pub(crate) async fn checkout(
     }
     let opened = tokio::time::timeout(limits.connect_timeout, async {
         // No origin: a PROXY header cannot go on a shared connection (refused at load).
-        let io = super::pool::open(address, dial, None, limits.connect_timeout).await?;
+        let io = super::pool::open(address, dial, None, limits.connect_timeout, false).await?;
+        if dial.auto {
+            let h2 = io.chose_h2();
+            pool.learned(h2);
+            if !h2 {
+                // Not wasted: the connection, with its count in `open`, joins the
+                // backend's idle HTTP/1.1 connections for the request's next try.
+                pool.sockets.put(io, None, Instant::now());
+                return Err(ConnectError::Chose(false));
+            }
+        }
         handshake(io)
             .await
             .map_err(|e| ConnectError::Io(std::io::Error::other(e)))
@@ -207,6 +220,7 @@ pub(crate) async fn checkout(
     .await;
     let (send, shared) = match opened {
         Ok(Ok(c)) => c,
+        Ok(Err(e @ ConnectError::Chose(_))) => return Err(e),
         Ok(Err(e)) => {
             uncount();
             return Err(e);
@@ -220,4 +234,17 @@ pub(crate) async fn checkout(
     let stream = lend(&conn, true);
     lock(pool.h2.shard()).push(conn);
     Ok(stream)
+}
+
+/// Take `io`, a new connection of `pool`'s backend that chose `h2` by ALPN when it was
+/// opened for an HTTP/1.1 request (`protocol = "auto"`), into this worker's set. It is
+/// counted in `open` already; if HTTP/2 cannot start on it, it is closed and uncounted.
+pub(crate) async fn adopt(pool: &super::ConnPool, io: super::Stream) {
+    match handshake(io).await {
+        Ok((send, shared)) => lock(pool.h2.shard()).push(Conn { send, shared }),
+        Err(e) => {
+            tracing::debug!(error = %e, "upstream HTTP/2 handshake failed");
+            pool.open_count().fetch_sub(1, Relaxed);
+        }
+    }
 }

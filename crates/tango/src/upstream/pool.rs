@@ -65,7 +65,7 @@ impl Sockets {
         &self.shards[i]
     }
 
-    fn put(&self, stream: Stream, private: Option<Box<Origin>>, now: Instant) {
+    pub(super) fn put(&self, stream: Stream, private: Option<Box<Origin>>, now: Instant) {
         let idle = Idle { stream, since: now };
         match private {
             None => lock(self.shard()).shared.push(idle),
@@ -126,7 +126,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Reaches a backend's pool from a connection checked out of it: a reference for a
 /// request served within one task, an owning handle for a response body handed to
 /// hyper.
-pub(crate) trait PoolRef {
+pub(crate) trait PoolRef: Clone {
     fn pool(&self) -> &ConnPool;
 }
 
@@ -161,6 +161,20 @@ impl<P: PoolRef> Drop for Lease<P> {
 }
 
 impl<P: PoolRef> Upstream<P> {
+    /// The handle on the connection's pool.
+    pub(crate) fn handle(&self) -> &P {
+        &self.lease.pool
+    }
+
+    /// The connection's stream, its count in `open` going with it.
+    pub(crate) fn into_counted(self) -> Stream {
+        let Upstream {
+            stream, mut lease, ..
+        } = self;
+        lease.counted = false;
+        stream
+    }
+
     /// The exchange ended cleanly at `now`: the connection may serve another request.
     pub(crate) fn release(self, now: Instant) {
         let Upstream {
@@ -177,13 +191,16 @@ impl<P: PoolRef> Upstream<P> {
 /// A new connection to `address` as `dial` opens them, within `timeout` for all of it
 /// (TCP, the PROXY header, the TLS handshake). The header tells of `origin`; without
 /// one (a health check's own connection) it tells of the connection's own addresses.
+/// `http1_only`: TLS offers only `http/1.1` by ALPN, whatever the pool's protocol (a
+/// health probe that speaks it).
 pub(crate) async fn open(
     address: &str,
     dial: &Dialer,
     origin: Option<&Origin>,
     timeout: Duration,
+    http1_only: bool,
 ) -> Result<Stream, ConnectError> {
-    tokio::time::timeout(timeout, open_now(address, dial, origin))
+    tokio::time::timeout(timeout, open_now(address, dial, origin, http1_only))
         .await
         .map_err(|_| ConnectError::Timeout)?
 }
@@ -192,6 +209,7 @@ async fn open_now(
     address: &str,
     dial: &Dialer,
     origin: Option<&Origin>,
+    http1_only: bool,
 ) -> Result<Stream, ConnectError> {
     let mut tcp = TcpStream::connect(address).await?;
     let _ = tcp.set_nodelay(true);
@@ -209,7 +227,7 @@ async fn open_now(
     match &dial.tls {
         None => Ok(Stream::Plain(tcp)),
         Some(Err(why)) => Err(ConnectError::TlsSettings(why.clone())),
-        Some(Ok(client)) => match client.handshake(tcp, address).await {
+        Some(Ok(client)) => match client.handshake(tcp, address, http1_only).await {
             Ok(s) => Ok(Stream::Tls(Box::new(s))),
             Err(e) => Err(ConnectError::Tls(e)),
         },
@@ -267,7 +285,7 @@ pub(crate) async fn checkout<P: PoolRef>(
     }
     // Boxed: connecting is the uncommon case, and its future (with its timer) would
     // make every request's larger.
-    let stream = Box::pin(open(address, dial, origin, limits.connect_timeout)).await?;
+    let stream = Box::pin(open(address, dial, origin, limits.connect_timeout, false)).await?;
     Ok(Upstream {
         stream,
         reused: false,

@@ -22,6 +22,14 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// The backend chose HTTP/2 by ALPN (never on a plain connection).
+    pub(crate) fn chose_h2(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
+
     /// An idle connection is alive when a read would block: the backend has neither
     /// closed it nor sent anything unasked. For TLS the session reads (a session ticket
     /// the backend sent late is taken in and the connection stays usable; its

@@ -11,7 +11,7 @@
 
 use std::io;
 use std::sync::Arc;
-use tango_core::config::UpstreamTls;
+use tango_core::config::{UpstreamProtocol, UpstreamTls};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::client::danger::{
@@ -57,6 +57,9 @@ fn problem(field: Field, message: String, hint: &str) -> Problem {
 /// one.
 pub(crate) struct Client {
     connector: tokio_rustls::TlsConnector,
+    /// `protocol = "auto"`: the same client offering only `http/1.1`, for health
+    /// probes that speak HTTP/1.1 whatever the backend would choose.
+    http1_only: Option<tokio_rustls::TlsConnector>,
     server_name: Option<ServerName<'static>>,
 }
 
@@ -69,9 +72,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Read `t`'s files and build the client, offering `h2` by ALPN when the pool
-    /// speaks HTTP/2, else `http/1.1`.
-    pub(crate) fn new(t: &UpstreamTls, h2: bool) -> Result<Client, Problem> {
+    /// Read `t`'s files and build the client, offering by ALPN what `protocol` speaks:
+    /// `h2`, `http/1.1`, or both for `auto` (`h2` first: the backend chooses).
+    pub(crate) fn new(t: &UpstreamTls, protocol: UpstreamProtocol) -> Result<Client, Problem> {
         let provider = Arc::new(crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -97,11 +100,16 @@ impl Client {
                 })?
             }
         };
-        config.alpn_protocols = vec![if h2 {
-            b"h2".to_vec()
-        } else {
-            b"http/1.1".to_vec()
-        }];
+        config.alpn_protocols = match protocol {
+            UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+            UpstreamProtocol::H2 => vec![b"h2".to_vec()],
+            UpstreamProtocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
+        let http1_only = (protocol == UpstreamProtocol::Auto).then(|| {
+            let mut c = config.clone();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsConnector::from(Arc::new(c))
+        });
         let server_name = match &t.server_name {
             Some(n) => Some(ServerName::try_from(n.clone()).map_err(|e| {
                 problem(Field::Table, format!("`{n}` is not a server name: {e}"), "")
@@ -110,21 +118,28 @@ impl Client {
         };
         Ok(Client {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            http1_only,
             server_name,
         })
     }
 
-    /// The TLS handshake on `tcp`, a new connection to `address` (`host:port`).
+    /// The TLS handshake on `tcp`, a new connection to `address` (`host:port`);
+    /// `http1_only`: offer only `http/1.1` by ALPN (a probe that speaks it).
     pub(crate) async fn handshake(
         &self,
         tcp: TcpStream,
         address: &str,
+        http1_only: bool,
     ) -> io::Result<TlsStream<TcpStream>> {
         let name = match &self.server_name {
             Some(n) => n.clone(),
             None => host_name(address)?,
         };
-        self.connector.connect(name, tcp).await
+        let connector = match &self.http1_only {
+            Some(c) if http1_only => c,
+            _ => &self.connector,
+        };
+        connector.connect(name, tcp).await
     }
 }
 

@@ -150,7 +150,7 @@ async fn handle(
 }
 
 /// `/headers`: every request header as JSON, repeated ones joined by ", ".
-fn headers_json(req: &Request<Incoming>) -> String {
+pub fn headers_json(req: &Request<Incoming>) -> String {
     let map: serde_json::Map<String, serde_json::Value> = req
         .headers()
         .keys()

@@ -154,8 +154,9 @@ fn check_diff_and_simulate_exit_alike_on_the_same_broken_file() {
 }
 
 #[test]
-fn settings_not_served_yet_are_refused_at_their_keys() {
-    // `send_proxy_protocol` is served: it is here to show it passes among the refused.
+fn every_setting_is_served_and_auto_needs_tls_and_no_proxy_header() {
+    // Header edits, redirects, `tls`, `send_proxy_protocol` and `protocol = "auto"`
+    // over TLS: all served, nothing refused.
     let text = r#"[[listener]]
 listen = "127.0.0.1:0"
 
@@ -169,28 +170,60 @@ headers = { request = { remove = ["x-debug"] } }
 
 [[pool]]
 name = "web"
-tls = { server_name = "web.internal" }
+tls = { server_name = "web.internal", verify = false }
 protocol = "auto"
+[[pool.backend]]
+address = "10.0.0.1:443"
+
+[[pool]]
+name = "legacy"
 send_proxy_protocol = "v1"
+[[pool.backend]]
+address = "10.0.0.2:80"
+"#;
+    let (code, out) = check(text);
+    assert!(!out.contains("not served"), "{out}");
+    assert_ne!(code, 1, "{out}");
+    // `auto` chooses by ALPN: without TLS it is an error at its line:col.
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+pool = "plain"
+
+[[pool]]
+name = "plain"
+protocol = "auto"
+[[pool.backend]]
+address = "10.0.0.1:80"
+"#;
+    let (code, out) = check(text);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("bad.toml:9:12"),
+        "auto without tls, in:\n{out}"
+    );
+    assert!(out.contains("needs TLS"), "{out}");
+    // With a PROXY header it is refused as on `h2`: the backend may choose HTTP/2.
+    let text = r#"[[listener]]
+listen = "127.0.0.1:0"
+
+[[route]]
+pool = "proxied"
+
+[[pool]]
+name = "proxied"
+tls = { server_name = "web.internal", verify = false }
+protocol = "auto"
+send_proxy_protocol = "v2"
 [[pool.backend]]
 address = "10.0.0.1:443"
 "#;
     let (code, out) = check(text);
     assert_eq!(code, 1, "{out}");
-    // Header edits, redirects, `tls` and `send_proxy_protocol` are served: their lines
-    // are not named.
-    for served in [
-        "bad.toml:6:",
-        "bad.toml:10:",
-        "bad.toml:14:",
-        "bad.toml:16:",
-    ] {
-        assert!(!out.contains(served), "{served} refused in:\n{out}");
-    }
-    assert!(out.contains("bad.toml:15:12"), "missing 15:12 in:\n{out}");
     assert!(
-        out.contains("choosing the protocol by ALPN is not served by this version of tango yet"),
-        "{out}"
+        out.contains("bad.toml:11:23"),
+        "auto with a PROXY header, in:\n{out}"
     );
     assert!(out.contains("1 error"), "{out}");
 }

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tonic::codec::{ProstCodec, Streaming};
 use tonic::{Code, Request, Response, Status};
 
-const BOUND: Duration = Duration::from_secs(15);
+pub const BOUND: Duration = Duration::from_secs(15);
 
 /// The one message both ways.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -146,7 +146,7 @@ impl http_body::Body for WithTrailer {
     }
 }
 
-type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Status>;
 
 fn boxed<B>(b: B) -> BoxBody
 where
@@ -157,7 +157,7 @@ where
 
 /// The backend: gRPC by path, and for any other path a plain answer saying what came
 /// (method, forwarding fields, `te`, the body), with no length and a trailer.
-async fn backend_request(
+pub async fn backend_request(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<BoxBody>, Infallible> {
     let codec = || tonic::server::Grpc::new(ProstCodec::<Msg, Msg>::default());
@@ -232,7 +232,7 @@ fn h2_config(backend: SocketAddr) -> String {
     config("protocol = \"h2\"\n", &[("b1", backend, 1)])
 }
 
-async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel> {
+pub async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel> {
     let ch = tonic::transport::Endpoint::from_shared(t.url(""))
         .unwrap()
         .connect()
@@ -241,15 +241,15 @@ async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel
     tonic::client::Grpc::new(ch)
 }
 
-fn path(p: &'static str) -> PathAndQuery {
+pub fn path(p: &'static str) -> PathAndQuery {
     PathAndQuery::from_static(p)
 }
 
-fn codec() -> ProstCodec<Msg, Msg> {
+pub fn codec() -> ProstCodec<Msg, Msg> {
     ProstCodec::default()
 }
 
-fn msg(text: &str, n: u32) -> Msg {
+pub fn msg(text: &str, n: u32) -> Msg {
     Msg {
         text: text.into(),
         n,
@@ -467,4 +467,22 @@ async fn h2c_client_through_an_h2_pool() {
     let body = String::from_utf8_lossy(&collected.to_bytes()).into_owned();
     assert!(body.starts_with("POST /h2c authority=127.0.0.1:"), "{body}");
     assert!(body.ends_with("over h2c"), "{body}");
+}
+
+#[tokio::test]
+async fn grpc_from_an_http1_client_to_a_dead_backend_is_answered_as_grpc() {
+    let t = Tango::start(&h2_config(dead_addr()));
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    s.write_all(b"POST /test.Echo/Unary HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(BOUND, s.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("grpc-status: 14\r\n"), "{got}");
+    assert!(got.contains("content-length: 0\r\n"), "{got}");
 }

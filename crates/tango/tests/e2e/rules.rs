@@ -1,5 +1,6 @@
 //! Route header edits and redirects, over a plain HTTP/1.1 client (tango's engine) and
-//! an HTTP/2 client by prior knowledge (hyper's server): the same answers on both.
+//! an HTTP/2 client by prior knowledge (hyper's server): the same answers on both, to
+//! a pool of HTTP/1.1 backends and to one of HTTP/2 backends.
 
 use crate::backend::Backend;
 use crate::support::*;
@@ -100,9 +101,47 @@ fn edits_config(b: &Backend) -> String {
 async fn header_edits_reach_the_backend_and_the_client() {
     let b = Backend::start("b").await;
     let t = Tango::start(&edits_config(&b));
+    edits_apply(&t).await;
+}
+
+/// An HTTP/2 backend (prior knowledge): the request's fields as JSON, as
+/// [`Backend`]'s `/headers`.
+async fn h2_echo() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let svc = hyper::service::service_fn(|req| async move {
+                let json = crate::backend::headers_json(&req);
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(json))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc),
+            );
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn header_edits_apply_on_a_pool_of_http2_backends() {
+    let (addr, _task) = h2_echo().await;
+    let cfg = config("protocol = \"h2\"\n", &[("b", addr, 1)])
+        + &format!(
+            "\n[[pool]]\nname = \"dead\"\nprotocol = \"h2\"\n[[pool.backend]]\naddress = \"{}\"\n",
+            dead_addr()
+        )
+        + EDITS;
+    let t = Tango::start(&cfg);
+    edits_apply(&t).await;
+}
+
+/// The edits of [`EDITS`] seen at the backend and by the client, over both clients.
+async fn edits_apply(t: &Tango) {
     for over in [Over::H1, Over::H2c] {
         let sent = [("x-debug", "1"), ("x-tag", "client")];
-        let (p, body) = fetch(&t, over, "app.example:8080", "/headers", &sent).await;
+        let (p, body) = fetch(t, over, "app.example:8080", "/headers", &sent).await;
         assert_eq!(p.status, 200, "{over:?}: {body}");
         let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
         let h = |n: &str| seen[n].as_str().map(str::to_string);
@@ -118,16 +157,16 @@ async fn header_edits_reach_the_backend_and_the_client() {
         assert_eq!(header(&p, "x-served-for"), Some("app.example"), "{over:?}");
         assert_eq!(header(&p, "x-rid"), Some(id.as_str()), "{over:?}");
         // A route without edits is untouched.
-        let (p, _) = fetch(&t, over, "app.example", "/", &sent).await;
+        let (p, _) = fetch(t, over, "app.example", "/", &sent).await;
         assert!(header(&p, "x-served-for").is_none(), "{over:?}");
         // tango's own answers take the route's response edits.
-        let (p, _) = fetch(&t, over, "app.example", "/dead", &[]).await;
+        let (p, _) = fetch(t, over, "app.example", "/dead", &[]).await;
         assert_eq!(p.status, 502, "{over:?}");
         assert_eq!(header(&p, "x-edited"), Some("yes"), "{over:?}");
         assert_eq!(header(&p, "content-type"), None, "{over:?}");
     }
     // A client's id is the id.
-    let (p, body) = fetch(&t, Over::H1, "a", "/headers", &[("x-request-id", "rid-7")]).await;
+    let (p, body) = fetch(t, Over::H1, "a", "/headers", &[("x-request-id", "rid-7")]).await;
     assert!(body.contains("\"x-id\":\"rid-7\""), "{body}");
     assert_eq!(header(&p, "x-rid"), Some("rid-7"));
 }

@@ -78,7 +78,7 @@ pub(crate) async fn forward(
 }
 
 /// One try at backend `i`, with `remaining` of the request's time.
-async fn attempt(
+pub(crate) async fn attempt(
     rt: &Runtime,
     pool: &PoolRuntime,
     i: usize,

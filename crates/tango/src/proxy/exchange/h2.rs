@@ -59,6 +59,8 @@ pub(crate) async fn open(
     match h2pool::checkout(&b.conns, &b.address, &pool.dial, limits).await {
         Ok(s) => Ok(s),
         Err(ConnectError::AtCapacity) => Err(Outcome::NotSent(Failure::AtCapacity)),
+        // Nothing was sent, and the backend is fine: try again, by the protocol it chose.
+        Err(ConnectError::Chose(_)) => Err(Outcome::Stale),
         Err(e) => Err(connect_failed(rt, pool, i, &e)),
     }
 }
@@ -184,6 +186,37 @@ pub(crate) async fn forward(
     loop {
         let (i, _, remaining) = tries.next(target, now)?;
         match attempt(rt, pool, i, remaining, out, te, target).await {
+            Ok(resp) => return Ok(resp),
+            Err(o) => tries.failed(o)?,
+        }
+        now = Instant::now();
+    }
+}
+
+/// Try backends of `pool` (`protocol = "auto"`) until one answers, within `deadline`:
+/// each try by the protocol its backend chose by ALPN, HTTP/1.1 until it is known.
+pub(crate) async fn forward_auto(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    deadline: Instant,
+    out: &mut Outgoing,
+    te: bool,
+    target: &mut Target,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let mut tries = Tries::new(rt, pool, key, deadline, out.resendable);
+    let mut now = Instant::now();
+    loop {
+        let (i, _, remaining) = tries.next(target, now)?;
+        let tried = if pool.backends[i].conns.speaks_h2() {
+            if out.method == Method::CONNECT {
+                return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 backend"));
+            }
+            attempt(rt, pool, i, remaining, out, te, target).await
+        } else {
+            super::forward::attempt(rt, pool, i, remaining, out, target).await
+        };
+        match tried {
             Ok(resp) => return Ok(resp),
             Err(o) => tries.failed(o)?,
         }

@@ -7,6 +7,7 @@
 //! stream, the buffer is left as it is, so a try that never reached a backend can be
 //! made again from the same bytes.
 
+mod auto;
 mod to_h2;
 
 use super::body::{self, BodyIn};
@@ -18,7 +19,7 @@ use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::{self, HeadFail, Target};
-use crate::runtime::{BackendState, InFlight, PoolRuntime, Snapshot};
+use crate::runtime::{BackendState, InFlight, PoolRuntime, RouteRules, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,8 +171,11 @@ async fn dispatch(
             return (next, 404, bytes);
         }
     };
-    let edits = rules.map(|x| &x.wire.request);
-    let result = forward(c, buf, r, snap, pool_i, edits, target, started).await;
+    let route = Route {
+        rules,
+        apply: apply.as_ref(),
+    };
+    let result = forward(c, buf, r, snap, pool_i, route, target, started).await;
     match result {
         Ok(ans) => {
             let status = ans.head.status;
@@ -319,6 +323,14 @@ fn bad_request(c: &mut Conn<'_>, version: Version) -> Next {
     Next::Linger
 }
 
+/// The route's header edits, as a request to a pool takes them.
+#[derive(Clone, Copy)]
+struct Route<'p, 'a> {
+    rules: Option<&'p RouteRules>,
+    /// The response's edits with their values (a route with response edits).
+    apply: Option<&'a Apply<'a>>,
+}
+
 /// Pick and try backends of pool `pool_i` until one answers.
 #[allow(clippy::too_many_arguments)]
 async fn forward<'p>(
@@ -327,10 +339,11 @@ async fn forward<'p>(
     r: &mut Req,
     snap: &'p Arc<Snapshot>,
     pool_i: usize,
-    edits: Option<&'p Edits>,
+    route: Route<'p, '_>,
     target: &mut Target,
     started: Instant,
 ) -> Result<Answer<'p>, Abort> {
+    let edits = route.rules.map(|x| &x.wire.request);
     target.pool = Some(pool_i);
     let pool = &snap.pools[pool_i];
     let key = {
@@ -346,9 +359,17 @@ async fn forward<'p>(
         }
         key
     };
-    if pool.cfg.protocol == UpstreamProtocol::H2 {
-        // Boxed: its future stays out of the HTTP/1 request's.
-        return Err(Box::pin(to_h2::serve(c, buf, r, pool, key, started, target)).await);
+    match pool.cfg.protocol {
+        UpstreamProtocol::Http1 => {}
+        // Boxed: their futures stay out of the HTTP/1 request's.
+        UpstreamProtocol::H2 => {
+            let serve = to_h2::serve(c, buf, r, pool, key, route, started, target);
+            return Err(Box::pin(serve).await);
+        }
+        UpstreamProtocol::Auto => {
+            let serve = auto::forward(c, buf, r, pool, key, route, started, target);
+            return Box::pin(serve).await;
+        }
     }
     let rt = c.ctx.rt.as_ref();
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);

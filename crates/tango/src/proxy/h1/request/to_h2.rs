@@ -4,39 +4,108 @@
 //! kept), the body's data sent as the client framed it (a length, or chunks decoded),
 //! the response written back as HTTP/1.1: its length when the backend gave one,
 //! otherwise chunks (with the trailers in the last one), or until close to an HTTP/1.0
-//! client. Everything happens in the connection's task, as for HTTP/1 backends.
+//! client. The route's header edits apply both ways as on the HTTP/1 path, and a gRPC
+//! request tango fails is answered as gRPC. Everything happens in the connection's
+//! task, as for HTTP/1 backends.
 
 use super::super::body::{self, ReadFail};
 use super::super::io::{self, Limit};
 use super::super::{date, Conn, Next};
-use super::{Abort, Req};
+use super::{Abort, Req, Route};
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::h2 as up;
 use crate::proxy::exchange::{Target, Tries};
-use crate::runtime::{InFlight, PoolRuntime};
+use crate::runtime::{InFlight, PoolRuntime, RouteRules};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE};
 use http::{HeaderMap, Method, Request};
 use std::io::IoSlice;
 use std::time::Duration;
 use tango_core::http1::codec::{
-    reason_phrase, write_field, ChunkPrefix, ChunkedTracker, RequestFraming, TargetForm, Version,
+    reason_phrase, write_field, ChunkPrefix, ChunkedTracker, RequestFraming, RequestHead,
+    TargetForm, Version,
 };
 use tango_core::retry::Outcome;
+use tango_core::rewrite::{host_of, Apply, Vars};
 use tokio::time::Instant;
 
-/// Serve request `r` (in `buf`) at `pool`, whose backends speak HTTP/2.
+/// Serve request `r` (in `buf`) at `pool`, whose backends speak HTTP/2, with the
+/// route's edits. A gRPC request tango fails is answered as gRPC (`proxy/grpc.rs`).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req,
     pool: &PoolRuntime,
     key: Option<u64>,
+    route: Route<'_, '_>,
     started: Instant,
     target: &mut Target,
 ) -> Abort {
-    let (method, path, authority, fields, te) = match translate(c, buf, r) {
+    let grpc = is_grpc(&r.head, buf);
+    match tries(c, buf, r, pool, key, route, started, target).await {
+        Abort::Failed(e) if grpc => Box::pin(grpc_error(c, r, &e, route.apply)).await,
+        a => a,
+    }
+}
+
+/// The request is gRPC (`content-type: application/grpc...`).
+fn is_grpc(head: &RequestHead, buf: &[u8]) -> bool {
+    head.headers.iter().any(|h| {
+        h.name().of(buf).eq_ignore_ascii_case(b"content-type")
+            && h.value().of(buf).starts_with(b"application/grpc")
+    })
+}
+
+/// Answer a gRPC request tango could not get answered as gRPC answers, in HTTP/1.1: a
+/// `200` whose head carries `grpc-status` and `grpc-message`, and no body.
+async fn grpc_error(c: &mut Conn<'_>, r: &Req, e: &ProxyError, apply: Option<&Apply<'_>>) -> Abort {
+    tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
+    let resp = crate::proxy::grpc::error_response(e);
+    let keep = r.head.keep_alive && r.body.done() && !c.closing();
+    let mut out = Vec::with_capacity(256);
+    let framing = Framing::Length(0);
+    let version = r.head.version;
+    write_head(
+        &mut out,
+        version,
+        200,
+        resp.headers(),
+        framing,
+        keep,
+        None,
+        apply,
+    );
+    let limit = Limit::Stall(c.l.send_timeout);
+    let next = match io::write(&c.s, &out, limit, &mut c.timer).await {
+        Ok(()) if keep => Next::KeepAlive,
+        Ok(()) if r.body.done() => Next::Close,
+        Ok(()) => Next::Linger,
+        Err(_) => Next::Close,
+    };
+    // Counted and logged as the failure it stands for.
+    let status = e.status().as_u16();
+    Abort::Served {
+        next,
+        status,
+        bytes: 0,
+    }
+}
+
+/// The tries of `serve`.
+#[allow(clippy::too_many_arguments)]
+async fn tries(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req,
+    pool: &PoolRuntime,
+    key: Option<u64>,
+    route: Route<'_, '_>,
+    started: Instant,
+    target: &mut Target,
+) -> Abort {
+    let (method, path, authority, fields, te) = match translate(c, buf, r, route.rules) {
         Ok(t) => t,
         Err(e) => return e.into(),
     };
@@ -55,7 +124,7 @@ pub(super) async fn serve(
             Ok(req) => req,
             Err(e) => return e.into(),
         };
-        match attempt(c, buf, r, pool, i, remaining, req, target).await {
+        match attempt(c, buf, r, pool, i, remaining, req, route.apply, target).await {
             Ok(a) => return a,
             Err(o) => {
                 if let Err(e) = tries.failed(o) {
@@ -67,10 +136,16 @@ pub(super) async fn serve(
     }
 }
 
-type Translated = (Method, String, Option<String>, HeaderMap, bool);
+pub(super) type Translated = (Method, String, Option<String>, HeaderMap, bool);
 
-/// The parts of the HTTP/2 request: method, path, authority, fields, `te: trailers`.
-fn translate(c: &Conn<'_>, buf: &[u8], r: &Req) -> Result<Translated, ProxyError> {
+/// The parts of the HTTP/2 request: method, path, authority, fields (with the route's
+/// request edits), `te: trailers`.
+pub(super) fn translate(
+    c: &Conn<'_>,
+    buf: &[u8],
+    r: &Req,
+    rules: Option<&RouteRules>,
+) -> Result<Translated, ProxyError> {
     let head = &r.head;
     let bad = |_| ProxyError::BadRequest("a request HTTP/2 cannot carry");
     let method = Method::from_bytes(head.method_span.of(buf)).map_err(bad)?;
@@ -110,8 +185,18 @@ fn translate(c: &Conn<'_>, buf: &[u8], r: &Req) -> Result<Translated, ProxyError
     });
     crate::proxy::headers::add_forwarded(&mut fields, &c.ctx.peer_value, false, xfh);
     let mut hex = [0; 32];
-    if let Ok(id) = HeaderValue::from_bytes(r.id.bytes(buf, &mut hex)) {
+    let request_id = r.id.bytes(buf, &mut hex);
+    if let Ok(id) = HeaderValue::from_bytes(request_id) {
         fields.insert(&crate::proxy::headers::X_REQUEST_ID, id);
+    }
+    // After tango's own fields, so a rule can replace them, as on the HTTP/1 path.
+    if let Some(x) = rules {
+        let vars = Vars {
+            client_addr: c.ctx.peer_value.as_bytes(),
+            request_id,
+            host: host.map_or(&[][..], host_of),
+        };
+        crate::proxy::rules::apply(&mut fields, &x.request_map, &vars);
     }
     if let RequestFraming::Length(n) = head.framing {
         fields.insert(CONTENT_LENGTH, HeaderValue::from(n));
@@ -121,7 +206,7 @@ fn translate(c: &Conn<'_>, buf: &[u8], r: &Req) -> Result<Translated, ProxyError
 
 /// One try at backend `i`: `Ok` when the request was answered (or cannot go on).
 #[allow(clippy::too_many_arguments)]
-async fn attempt(
+pub(super) async fn attempt(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req,
@@ -129,6 +214,7 @@ async fn attempt(
     i: usize,
     remaining: Duration,
     req: Request<()>,
+    apply: Option<&Apply<'_>>,
     target: &mut Target,
 ) -> Result<Abort, Outcome> {
     let rt = c.ctx.rt.as_ref();
@@ -175,7 +261,7 @@ async fn attempt(
     };
     let status = resp.status().as_u16();
     crate::proxy::accounting::record(rt, pool, i, Some(status), Some(took));
-    let (next, bytes) = respond(c, r, resp).await;
+    let (next, bytes) = respond(c, r, resp, apply).await;
     drop((stream, in_flight));
     Ok(Abort::Served {
         next,
@@ -271,8 +357,14 @@ enum Framing {
     Close,
 }
 
-/// Write the response to the client: the head, then the body as it comes.
-async fn respond(c: &mut Conn<'_>, r: &Req, resp: http::Response<::h2::RecvStream>) -> (Next, u64) {
+/// Write the response to the client: the head (with the route's response edits), then
+/// the body as it comes.
+async fn respond(
+    c: &mut Conn<'_>,
+    r: &Req,
+    resp: http::Response<::h2::RecvStream>,
+    apply: Option<&Apply<'_>>,
+) -> (Next, u64) {
     let (parts, mut recv) = resp.into_parts();
     let status = parts.status.as_u16();
     let length = parts
@@ -302,6 +394,7 @@ async fn respond(c: &mut Conn<'_>, r: &Req, resp: http::Response<::h2::RecvStrea
         framing,
         keep,
         length,
+        apply,
     );
     let limit = Limit::Stall(c.l.send_timeout);
     if io::write(&c.s, &out, limit, &mut c.timer).await.is_err() {
@@ -318,6 +411,10 @@ async fn respond(c: &mut Conn<'_>, r: &Req, resp: http::Response<::h2::RecvStrea
     }
 }
 
+/// The response head for an HTTP/1 client: the backend's fields (minus those the
+/// route's edits drop), the edits' own, then the framing and `Date`, as the engine
+/// writes an HTTP/1 backend's.
+#[allow(clippy::too_many_arguments)]
 fn write_head(
     out: &mut Vec<u8>,
     version: Version,
@@ -326,6 +423,7 @@ fn write_head(
     framing: Framing,
     keep: bool,
     length: Option<u64>,
+    apply: Option<&Apply<'_>>,
 ) {
     out.extend_from_slice(version.as_bytes());
     out.extend_from_slice(format!(" {status} ").as_bytes());
@@ -336,9 +434,14 @@ fn write_head(
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in fields {
-        if name != CONTENT_LENGTH {
-            write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        let name = name.as_str().as_bytes();
+        let dropped = apply.is_some_and(|a| a.edits.drops(name));
+        if name != b"content-length" && !dropped {
+            write_field(out, name, value.as_bytes());
         }
+    }
+    if let Some(a) = apply {
+        a.edits.write_fields(out, &a.vars);
     }
     match (keep, version) {
         (false, Version::Http11) => out.extend_from_slice(b"connection: close\r\n"),
