@@ -97,9 +97,7 @@ pub(crate) struct UpstreamBody {
     keep_alive: bool,
     done: bool,
     /// How long the backend may go without sending a byte.
-    stall: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    stall: Stall,
     _in_flight: InFlight,
 }
 
@@ -129,9 +127,7 @@ impl ProxyBody {
             framing,
             keep_alive,
             done: false,
-            stall,
-            timer: None,
-            armed: false,
+            stall: Stall::new(stall),
             _in_flight: in_flight,
         };
         if let Following::Length(0) = b.framing {
@@ -222,22 +218,53 @@ impl UpstreamBody {
             }
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(ErrorKind::UnexpectedEof.into())),
             Poll::Ready(Ok(_)) => {
-                self.armed = false;
+                self.stall.progressed();
                 return Poll::Ready(Ok(()));
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        let deadline = Instant::now() + self.stall;
+        if self.stall.poll_expired(cx) {
+            return Poll::Ready(Err(io::timed_out("the backend sent nothing in time")));
+        }
+        Poll::Pending
+    }
+}
+
+/// How long a backend's body may send nothing: the timer is made at the first wait,
+/// set when a wait begins after progress, and left running across the polls of one
+/// wait, so a quiet backend is cut off `after` its last byte, however often the body
+/// is polled meanwhile.
+pub(crate) struct Stall {
+    after: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    pub(crate) fn new(after: Duration) -> Self {
+        Self {
+            after,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// Bytes came: the next wait starts the clock again.
+    pub(crate) fn progressed(&mut self) {
+        self.armed = false;
+    }
+
+    /// Nothing came on this poll: whether the backend has now been silent too long
+    /// (if not, the timer will wake the task when it is).
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = Instant::now() + self.after;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !std::mem::replace(&mut self.armed, true) {
             timer.as_mut().reset(deadline);
         }
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(io::timed_out("the backend sent nothing in time")));
-        }
-        Poll::Pending
+        timer.as_mut().poll(cx).is_ready()
     }
 }

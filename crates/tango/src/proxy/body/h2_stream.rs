@@ -12,13 +12,11 @@ use ::h2::{Reason, RecvStream, SendStream};
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
 
 /// A client's request body on its way into an HTTP/2 stream: data as the stream's
 /// flow control takes it, then the trailers or the end of the stream.
@@ -102,9 +100,7 @@ pub(crate) struct H2Body {
     data_done: bool,
     done: bool,
     /// How long the backend may go without sending.
-    stall: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    stall: super::Stall,
     /// The stream's place on its connection and the backend's in-flight count, let go
     /// of when the body ends.
     held: Option<(Stream, InFlight)>,
@@ -129,9 +125,7 @@ impl H2Body {
             pump,
             data_done: false,
             done: false,
-            stall,
-            timer: None,
-            armed: false,
+            stall: super::Stall::new(stall),
             held: Some((stream, in_flight)),
         }
     }
@@ -144,14 +138,7 @@ impl H2Body {
 
     /// Nothing came: pending, unless the backend has been silent for too long.
     fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, std::io::Error>>> {
-        let deadline = Instant::now() + self.stall;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !std::mem::replace(&mut self.armed, true) {
-            timer.as_mut().reset(deadline);
-        }
-        if timer.as_mut().poll(cx).is_ready() {
+        if self.stall.poll_expired(cx) {
             self.end();
             let e = crate::proxy::h1::io::timed_out("the backend sent nothing in time");
             return Poll::Ready(Some(Err(e)));
@@ -176,7 +163,7 @@ impl H2Body {
             match self.recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(d))) => {
                     let _ = self.recv.flow_control().release_capacity(d.len());
-                    self.armed = false;
+                    self.stall.progressed();
                     if !d.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(d))));
                     }

@@ -5,14 +5,13 @@
 //! (hop-by-hop fields out, forwarding fields in); the framing fields are written here.
 
 use super::stream;
-use crate::proxy::h1::io::{Limit, Timer};
+use crate::proxy::h1::io::{self, Limit, Timer};
 use crate::upstream::Stream;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tango_core::http1::codec::{write_field, ChunkPrefix, LAST_CHUNK};
 use tokio::time::Instant;
@@ -116,16 +115,8 @@ pub(crate) async fn body(
         if let Some(c) = counted {
             c.fetch_add(data.len() as u64, Relaxed);
         }
-        let prefix = ChunkPrefix::new(data.len() as u64);
-        let mut parts = if chunked {
-            [
-                IoSlice::new(prefix.as_bytes()),
-                IoSlice::new(&data),
-                IoSlice::new(b"\r\n"),
-            ]
-        } else {
-            [IoSlice::new(&data), IoSlice::new(&[]), IoSlice::new(&[])]
-        };
+        let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
+        let mut parts = io::framed(prefix.as_ref(), &data);
         stream::write_all(s, &mut parts, limit, t, &mut 0)
             .await
             .map_err(upstream)?;

@@ -17,6 +17,7 @@ use std::io::{self, ErrorKind, IoSlice};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
+use tango_core::http1::codec::ChunkPrefix;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
@@ -186,6 +187,19 @@ fn send(s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     s.try_io(Interest::WRITABLE, || {
         socket2::SockRef::from(s).send_vectored(bufs)
     })
+}
+
+/// `data` as it goes on the wire: one chunk (size line, data, CRLF) when `prefix` is
+/// given, else the bytes alone (the two empty slices are dropped by [`write_all`]).
+pub(crate) fn framed<'a>(prefix: Option<&'a ChunkPrefix>, data: &'a [u8]) -> [IoSlice<'a>; 3] {
+    match prefix {
+        Some(p) => [
+            IoSlice::new(p.as_bytes()),
+            IoSlice::new(data),
+            IoSlice::new(b"\r\n"),
+        ],
+        None => [IoSlice::new(data), IoSlice::new(&[]), IoSlice::new(&[])],
+    }
 }
 
 /// [`write_all`] of one buffer.

@@ -8,13 +8,14 @@
 //! made again from the same bytes.
 
 mod auto;
+mod head;
 mod to_h2;
 
 use super::body::{self, BodyIn};
 use super::own::{self, error_response, For, Kept};
 use super::response::{self, Answer};
 use super::view::Raw;
-use super::{date, io, Conn, Next};
+use super::{Conn, Next};
 use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
@@ -25,10 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{Redirect, Target as RouteTarget, UpstreamProtocol};
 use tango_core::http1::codec::{
-    parse_request, write_error_response, write_request_head, Forwarding, HeadError, Method,
-    RequestFacts, RequestHead, ResponseHead, Span, Version,
+    parse_request, write_request_head, Forwarding, Method, RequestFacts, RequestHead, ResponseHead,
+    Span,
 };
-use tango_core::http1::head_may_end;
 use tango_core::retry::{Failure, Outcome};
 use tango_core::rewrite::{write_location, Apply, Edits, RequestUrl};
 use tokio::time::Instant;
@@ -84,7 +84,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     // is boxed, to keep its future out of every request's.
     let head = match parse_request(buf, c.max_head) {
         Ok(Some(h)) => bufpool::boxed(h),
-        _ => match Box::pin(read_head(c, buf, started)).await {
+        _ => match Box::pin(head::read_head(c, buf, started)).await {
             Ok(h) => h,
             Err(next) => return next,
         },
@@ -106,7 +106,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     });
     let body = match BodyIn::start(&head, buf) {
         Ok(b) => b,
-        Err(()) => return bad_request(c, head.version),
+        Err(()) => return head::bad_request(c, head.version),
     };
     let mut r = Req { head, id, body };
     // Held across the request's awaits: a plain reference count, since the lock-free
@@ -264,63 +264,6 @@ impl From<ProxyError> for Abort {
     fn from(e: ProxyError) -> Self {
         Abort::Failed(e)
     }
-}
-
-/// Read until the request head at the start of `buf` is complete, within the header
-/// timeout from `now` (its first byte is here already). A head that cannot be taken is
-/// answered here.
-async fn read_head(
-    c: &mut Conn<'_>,
-    buf: &mut Buf,
-    now: Instant,
-) -> Result<Box<RequestHead>, Next> {
-    let deadline = now + c.l.header_timeout;
-    // Parsed again only once its end may have come (or the size limit): a client
-    // trickling a head costs linear work. A head that is bad from its first line is so
-    // refused at its end, its size limit or the header timeout, not at once.
-    let mut scanned = 0;
-    loop {
-        if scanned == 0 || head_may_end(buf, scanned) || buf.len() >= c.max_head {
-            match parse_request(buf, c.max_head) {
-                Ok(Some(h)) => return Ok(bufpool::boxed(h)),
-                Ok(None) => {}
-                Err(e) => return Err(Box::pin(refuse(c, e)).await),
-            }
-        }
-        scanned = buf.len();
-        if buf.len() == buf.capacity() {
-            let more = buf.capacity().min(c.max_head);
-            buf.reserve(more);
-        }
-        match io::read(&c.s, buf, io::Limit::Until(deadline), &mut c.timer).await {
-            Ok(0) => return Err(Next::Close),
-            Ok(_) => {}
-            Err(e) => {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    tracing::debug!("request head not complete in time; closing");
-                }
-                return Err(Next::Close);
-            }
-        }
-    }
-}
-
-/// Answer a head that cannot be taken, and close.
-async fn refuse(c: &mut Conn<'_>, e: HeadError) -> Next {
-    tracing::debug!(error = ?e, "request refused before forwarding");
-    let mut out = Vec::with_capacity(160);
-    date::with(|d| write_error_response(&mut out, Version::Http11, e.status(), e.text(), true, d));
-    let _ = io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await;
-    Next::Linger
-}
-
-/// A request whose body framing broke before anything was forwarded.
-fn bad_request(c: &mut Conn<'_>, version: Version) -> Next {
-    let mut out = Vec::with_capacity(160);
-    date::with(|d| write_error_response(&mut out, version, 400, "", true, d));
-    // Best effort and at once: the connection is closing.
-    let _ = c.s.try_write(&out);
-    Next::Linger
 }
 
 /// The route's header edits, as a request to a pool takes them.

@@ -1,0 +1,178 @@
+//! The answer of an HTTP/2 backend written to an HTTP/1.1 client: the head (the
+//! route's response edits applied, the framing chosen for this client), then the body
+//! as the stream's data comes (its length, chunks with the trailers in the last one, or
+//! until close to an HTTP/1.0 client).
+
+use super::super::super::io::{self, Limit};
+use super::super::super::{date, Conn, Next};
+use super::super::Req;
+use http::header::{CONTENT_LENGTH, DATE};
+use http::HeaderMap;
+use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version};
+use tango_core::rewrite::Apply;
+
+/// How the response body goes to the client.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub(super) enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    Close,
+}
+
+/// Write the response to the client: the head (with the route's response edits), then
+/// the body as it comes.
+pub(super) async fn respond(
+    c: &mut Conn<'_>,
+    r: &Req,
+    resp: http::Response<::h2::RecvStream>,
+    apply: Option<&Apply<'_>>,
+) -> (Next, u64) {
+    let (parts, mut recv) = resp.into_parts();
+    let status = parts.status.as_u16();
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let http11 = r.head.version == Version::Http11;
+    let framing = if r.head.method == tango_core::http1::codec::Method::Head
+        || status == 204
+        || status == 304
+    {
+        Framing::None
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else if http11 {
+        Framing::Chunked
+    } else {
+        Framing::Close
+    };
+    let keep = r.head.keep_alive && r.body.done() && !c.closing() && framing != Framing::Close;
+    let mut out = Vec::with_capacity(256);
+    write_head(
+        &mut out,
+        r.head.version,
+        status,
+        &parts.headers,
+        framing,
+        keep,
+        length,
+        apply,
+    );
+    let limit = Limit::Stall(c.l.send_timeout);
+    if io::write(&c.s, &out, limit, &mut c.timer).await.is_err() {
+        return (Next::Close, 0);
+    }
+    if framing == Framing::None {
+        return (if keep { Next::KeepAlive } else { Next::Linger }, 0);
+    }
+    match relay(c, &mut recv, framing).await {
+        Ok(bytes) if length.is_none_or(|n| n == bytes) => {
+            (if keep { Next::KeepAlive } else { Next::Linger }, bytes)
+        }
+        Ok(bytes) | Err(bytes) => (Next::Close, bytes),
+    }
+}
+
+/// The response head for an HTTP/1 client: the backend's fields (minus those the
+/// route's edits drop), the edits' own, then the framing and `Date`, as the engine
+/// writes an HTTP/1 backend's.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_head(
+    out: &mut Vec<u8>,
+    version: Version,
+    status: u16,
+    fields: &HeaderMap,
+    framing: Framing,
+    keep: bool,
+    length: Option<u64>,
+    apply: Option<&Apply<'_>>,
+) {
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(format!(" {status} ").as_bytes());
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or(reason_phrase(status));
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        let name = name.as_str().as_bytes();
+        let dropped = apply.is_some_and(|a| a.edits.drops(name));
+        if name != b"content-length" && !dropped {
+            write_field(out, name, value.as_bytes());
+        }
+    }
+    if let Some(a) = apply {
+        a.edits.write_fields(out, &a.vars);
+    }
+    match (keep, version) {
+        (false, Version::Http11) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, Version::Http10) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+    match framing {
+        Framing::Length(n) => write_field(out, b"content-length", n.to_string().as_bytes()),
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A HEAD's answer keeps the length the backend gave.
+        Framing::None => {
+            if let Some(n) = length {
+                write_field(out, b"content-length", n.to_string().as_bytes());
+            }
+        }
+        Framing::Close => {}
+    }
+    if !fields.contains_key(DATE) {
+        date::with(|d| write_field(out, b"date", d));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The body's data to the client as `framing` says, then (chunked) the trailers.
+/// `Ok` with the data bytes sent when the stream ended cleanly, `Err` with them when not.
+async fn relay(
+    c: &mut Conn<'_>,
+    recv: &mut ::h2::RecvStream,
+    framing: Framing,
+) -> Result<u64, u64> {
+    let chunked = framing == Framing::Chunked;
+    let limit = Limit::Stall(c.l.send_timeout);
+    let stall = c.body_stall();
+    let mut bytes = 0u64;
+    loop {
+        let next = tokio::time::timeout(stall, recv.data()).await;
+        let data = match next {
+            Ok(Some(Ok(d))) => d,
+            Ok(None) => break,
+            Ok(Some(Err(_))) | Err(_) => return Err(bytes),
+        };
+        let _ = recv.flow_control().release_capacity(data.len());
+        if data.is_empty() {
+            continue;
+        }
+        let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
+        let mut parts = io::framed(prefix.as_ref(), &data);
+        if io::write_all(&c.s, &mut parts, limit, &mut c.timer, &mut 0)
+            .await
+            .is_err()
+        {
+            return Err(bytes);
+        }
+        bytes += data.len() as u64;
+    }
+    let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) | Err(_) => return Err(bytes),
+    };
+    if chunked {
+        let mut end = b"0\r\n".to_vec();
+        for (name, value) in trailers.iter().flatten() {
+            write_field(&mut end, name.as_str().as_bytes(), value.as_bytes());
+        }
+        end.extend_from_slice(b"\r\n");
+        if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
+            return Err(bytes);
+        }
+    }
+    Ok(bytes)
+}
