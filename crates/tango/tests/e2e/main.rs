@@ -16,6 +16,7 @@ mod failures;
 mod framing;
 mod grpc;
 mod guard;
+mod h2_health;
 mod hardening;
 mod lifecycle;
 mod operator;

@@ -1,0 +1,120 @@
+//! One health probe of a backend: a new connection opened as the pool's requests open
+//! theirs (its PROXY header telling of the probe's own addresses, then TLS with the
+//! pool's settings), then for `kind = "http"` one request in the pool's protocol:
+//! HTTP/1.1, or HTTP/2 for an `h2` pool (prior knowledge over TCP, ALPN `h2` over TLS,
+//! as the pool's dialer offers it), so a backend that speaks only HTTP/2 is judged by
+//! its answer instead of failing every probe. Whether the answer passes is tango-core's
+//! decision (`evaluate_http`).
+
+use crate::upstream::{self, Dialer, Stream};
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tango_core::config::{HealthCheck, HealthKind, Pool, UpstreamProtocol};
+use tango_core::health::{evaluate_http, Probe};
+
+/// What a probe speaks to a pool's backends, from the pool's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Wire {
+    /// HTTP/2 (`protocol = "h2"`), else HTTP/1.1.
+    h2: bool,
+    /// Over TLS: an HTTP/2 request says scheme `https`.
+    tls: bool,
+}
+
+impl Wire {
+    pub(super) fn of(pool: &Pool) -> Wire {
+        Wire {
+            h2: pool.protocol == UpstreamProtocol::H2,
+            tls: pool.tls.is_some(),
+        }
+    }
+}
+
+/// Probe the backend at `address`, the whole probe (connect, handshakes, answer)
+/// bounded by the check's timeout.
+pub(super) async fn probe(address: &str, cfg: &HealthCheck, dial: &Dialer, wire: Wire) -> Probe {
+    match tokio::time::timeout(cfg.timeout, probe_once(address, cfg, dial, wire)).await {
+        Ok(p) => p,
+        Err(_) => Probe::fail(format!(
+            "no answer within {}",
+            humantime::format_duration(cfg.timeout)
+        )),
+    }
+}
+
+async fn probe_once(address: &str, cfg: &HealthCheck, dial: &Dialer, wire: Wire) -> Probe {
+    let stream = match upstream::open(address, dial, None, cfg.timeout).await {
+        Ok(s) => s,
+        Err(e) => return Probe::fail(format!("connect: {e}")),
+    };
+    if cfg.kind == HealthKind::Tcp {
+        return Probe::Pass;
+    }
+    let Ok(req) = request(address, cfg, wire) else {
+        return Probe::fail("invalid health check request");
+    };
+    let status = if wire.h2 {
+        exchange_h2(stream, req).await
+    } else {
+        exchange_h1(stream, req).await
+    };
+    match status {
+        Ok(s) => evaluate_http(s, &cfg.expect),
+        Err(why) => Probe::fail(why),
+    }
+}
+
+/// The probe request. HTTP/1.1 names the host in `Host` and closes the connection after
+/// the answer; HTTP/2 names scheme and host in its pseudo-header fields (from an
+/// absolute URI) and has no `Connection` field (RFC 9113 8.2.2 makes it malformed):
+/// its connection closes when the probe lets go of it.
+fn request(
+    address: &str,
+    cfg: &HealthCheck,
+    wire: Wire,
+) -> http::Result<http::Request<Empty<Bytes>>> {
+    let host = cfg.host.as_deref().unwrap_or(address);
+    let b = http::Request::builder()
+        .method(cfg.method.as_str())
+        .header(http::header::USER_AGENT, "tango-health-check");
+    let b = if wire.h2 {
+        let scheme = if wire.tls { "https" } else { "http" };
+        b.version(http::Version::HTTP_2)
+            .uri(format!("{scheme}://{host}{}", cfg.path))
+    } else {
+        b.uri(cfg.path.as_str())
+            .header(http::header::HOST, host)
+            .header(http::header::CONNECTION, "close")
+    };
+    b.body(Empty::new())
+}
+
+/// Send `req` over HTTP/1.1 on `stream`; the answer's status.
+async fn exchange_h1(stream: Stream, req: http::Request<Empty<Bytes>>) -> Result<u16, String> {
+    let (mut tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let resp = tx
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    Ok(resp.status().as_u16())
+}
+
+/// Send `req` over HTTP/2 on `stream` (the connection preface and SETTINGS first); the
+/// answer's status. The connection's task ends once `tx` and the response are dropped
+/// (hyper then sends GOAWAY), or when a timeout drops this future.
+async fn exchange_h2(stream: Stream, req: http::Request<Empty<Bytes>>) -> Result<u16, String> {
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+    tokio::spawn(conn);
+    let resp = tx
+        .send_request(req)
+        .await
+        .map_err(|e| format!("HTTP/2 request: {e}"))?;
+    Ok(resp.status().as_u16())
+}
