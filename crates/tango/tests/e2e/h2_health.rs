@@ -1,7 +1,9 @@
 //! Health checks of `h2` pools speak HTTP/2: backends that speak nothing else (hyper's
 //! HTTP/2 server, as a gRPC server is) are probed by prior knowledge over TCP, or over
 //! TLS offering ALPN `h2`; a backend answering 200 stays in and serves, one answering
-//! 503 is taken out and gets no traffic. State is read from `/api/v1/status`, the
+//! 503 is taken out and gets no traffic. `kind = "grpc"` calls the standard
+//! `grpc.health.v1.Health/Check` (served here by tonic, messages written by hand):
+//! SERVING is healthy, NOT_SERVING is not. State is read from `/api/v1/status`, the
 //! probes from the backends' own counters.
 
 use crate::support::*;
@@ -11,7 +13,7 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,12 +21,55 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Fast probing: down after 2 failed probes 100 ms apart, back after 1 pass.
 const HEALTH: &str = "[pool.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"1s\"\nrise = 1\nfall = 2\njitter = 0.0\n";
 
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    pub service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`; `status` 1 is SERVING, 2 NOT_SERVING.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+}
+
+/// The backend's gRPC health service: answers `serving` for the server as a whole
+/// (`""`) and for `test.Echo`, NOT_FOUND for any other service.
+struct Check(Arc<Seen>);
+impl tonic::server::UnaryService<HealthCheckRequest> for Check {
+    type Response = HealthCheckResponse;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<tonic::Response<HealthCheckResponse>, tonic::Status>,
+                > + Send,
+        >,
+    >;
+    fn call(&mut self, req: tonic::Request<HealthCheckRequest>) -> Self::Future {
+        let st = self.0.clone();
+        Box::pin(async move {
+            let service = req.into_inner().service;
+            st.health_hits.fetch_add(1, Relaxed);
+            *st.last_probe.lock().unwrap() = format!("service={service:?}");
+            if !["", "test.Echo"].contains(&service.as_str()) {
+                return Err(tonic::Status::not_found("unknown service"));
+            }
+            let status = st.serving.load(Relaxed);
+            Ok(tonic::Response::new(HealthCheckResponse { status }))
+        })
+    }
+}
+
 /// What an HTTP/2 backend saw.
 #[derive(Default)]
 struct Seen {
     health_hits: AtomicU64,
     /// What `/health` answers.
     health_status: AtomicU16,
+    /// What the gRPC health service answers (1: SERVING).
+    serving: AtomicI32,
     /// The last probe: method, URI (scheme and authority from HTTP/2's pseudo-header
     /// fields), version and user agent.
     last_probe: Mutex<String>,
@@ -55,6 +100,7 @@ impl H2Backend {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
         seen.health_status.store(200, Relaxed);
+        seen.serving.store(1, Relaxed);
         let acceptor = tls.map(|mut c| {
             c.alpn_protocols = vec![b"h2".to_vec()];
             tokio_rustls::TlsAcceptor::from(Arc::new(c))
@@ -89,7 +135,8 @@ impl H2Backend {
     }
 }
 
-/// Serve one connection with hyper's HTTP/2 server (anything else fails its preface).
+/// Serve one connection with hyper's HTTP/2 server (anything else fails its preface);
+/// `/grpc.health.v1.Health/Check` is the gRPC health service.
 async fn serve<I>(io: I, st: Arc<Seen>, name: String)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -97,7 +144,14 @@ where
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let (st, name) = (st.clone(), name.clone());
         async move {
-            let mut resp = http::Response::new(Full::new(Bytes::from(name)));
+            if req.uri().path() == "/grpc.health.v1.Health/Check" {
+                let codec =
+                    tonic::codec::ProstCodec::<HealthCheckResponse, HealthCheckRequest>::default();
+                let resp = tonic::server::Grpc::new(codec).unary(Check(st), req).await;
+                return Ok::<_, std::convert::Infallible>(resp);
+            }
+            let body = tonic::body::Body::new(Full::new(Bytes::from(name)));
+            let mut resp = http::Response::new(body);
             if req.uri().path() == "/health" {
                 st.health_hits.fetch_add(1, Relaxed);
                 let ua = req.headers().get(http::header::USER_AGENT);
@@ -108,7 +162,7 @@ where
             } else {
                 st.served.fetch_add(1, Relaxed);
             }
-            Ok::<_, std::convert::Infallible>(resp)
+            Ok(resp)
         }
     });
     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -243,4 +297,31 @@ async fn h2_health_checks_over_tls_offer_alpn_h2() {
         0,
         "unhealthy bad got traffic"
     );
+}
+
+#[tokio::test]
+async fn grpc_health_checks_call_health_check_and_not_serving_takes_the_backend_out() {
+    let up = H2Backend::start("up", None).await;
+    let down = H2Backend::start("down", None).await;
+    down.seen.serving.store(2, Relaxed);
+    let health = "[pool.health]\nkind = \"grpc\"\nservice = \"test.Echo\"\ninterval = \"100ms\"\ntimeout = \"1s\"\nrise = 1\nfall = 2\njitter = 0.0\n";
+    let t = Tango::start(&config(
+        &format!("protocol = \"h2\"\n{health}"),
+        &[("up", up.addr, 1), ("down", down.addr, 1)],
+    ));
+    wait_health(&t, ("up", &up), ("down", &down), (true, false), 3).await;
+    assert_eq!(up.last_probe(), "service=\"test.Echo\"");
+    assert_eq!(spread(&t, 10).await.get("up"), Some(&10));
+    assert_eq!(
+        down.seen.served.load(Relaxed),
+        0,
+        "NOT_SERVING down got traffic"
+    );
+    let log = t.log();
+    assert!(log.contains("gRPC health NOT_SERVING"), "{log}");
+
+    // SERVING again: back in service.
+    down.seen.serving.store(1, Relaxed);
+    let probed = down.health_hits();
+    wait_health(&t, ("up", &up), ("down", &down), (true, true), probed + 1).await;
 }
