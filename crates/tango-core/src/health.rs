@@ -1,15 +1,17 @@
 //! Active health-check state: one [`HealthState`] per backend, driven by probe results.
 //!
-//! The binary runs the probes (HTTP or TCP) on its own schedule and reports each result
-//! here with the time it finished; this module decides when a backend flips between
-//! healthy and unhealthy (rise/fall thresholds), says why, and remembers when it last
-//! recovered so the caller can ramp its weight back up (slow start). Probe evaluation and
-//! probe scheduling are in [`probe`]; which backends a policy may pick, including panic
-//! mode, is in [`eligibility`](mod@eligibility).
+//! The binary runs the probes (HTTP, TCP or gRPC) on its own schedule and reports each
+//! result here with the time it finished; this module decides when a backend flips
+//! between healthy and unhealthy (rise/fall thresholds), says why, and remembers when it
+//! last recovered so the caller can ramp its weight back up (slow start). Probe
+//! evaluation and probe scheduling are in [`probe`], the gRPC health check's messages and
+//! verdict in [`grpc`]; which backends a policy may pick, including panic mode, is in
+//! [`eligibility`](mod@eligibility).
 //!
 //! Time is `now`: a [`Duration`] since process start, injected by the caller.
 
 pub mod eligibility;
+pub mod grpc;
 pub mod probe;
 #[cfg(test)]
 mod tests;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use crate::config::HealthCheck;
 
 pub use eligibility::{eligibility, Eligibility};
+pub use grpc::evaluate_grpc;
 pub use probe::{evaluate_http, next_probe_delay, Probe};
 
 /// A change of a backend's health, for the journal, logs and metrics.

@@ -33,6 +33,7 @@ fn kind(k: HealthKind) -> &'static str {
     match k {
         HealthKind::Http => "http",
         HealthKind::Tcp => "tcp",
+        HealthKind::Grpc => "grpc",
     }
 }
 
@@ -88,6 +89,7 @@ fn table() -> Vec<(&'static str, &'static str, String)> {
         ("[pool.tls]", "verify", pool_tls::VERIFY.to_string()),
         ("[route.redirect]", "status", redirect::STATUS.to_string()),
         ("[pool.health]", "kind", quoted(kind(health::KIND))),
+        ("[pool.health]", "service", quoted(health::SERVICE)),
         ("[pool.health]", "path", quoted(health::PATH)),
         ("[pool.health]", "method", health::METHOD.to_string()),
         ("[pool.health]", "expect", {

@@ -87,6 +87,8 @@ pub mod health {
     pub const KIND: HealthKind = HealthKind::Http;
     /// `path`.
     pub const PATH: &str = "/";
+    /// `service`: a gRPC check asks about the server as a whole.
+    pub const SERVICE: &str = "";
     /// `method`.
     pub const METHOD: &str = "GET";
     /// `expect`: the statuses that count as healthy, inclusive.

@@ -283,8 +283,10 @@ pub struct HashKeyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthFile {
-    /// `http` or `tcp`.
+    /// `http`, `tcp` or `grpc`.
     pub kind: Option<S<String>>,
+    /// The service a gRPC check asks about.
+    pub service: Option<S<String>>,
     /// The probe's path.
     pub path: Option<S<String>>,
     /// The probe's method.

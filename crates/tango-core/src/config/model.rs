@@ -370,13 +370,18 @@ pub enum HealthKind {
     Http,
     /// A TCP connect.
     Tcp,
+    /// A gRPC `grpc.health.v1.Health/Check` call (HTTP/2 pools only), healthy when it
+    /// answers SERVING.
+    Grpc,
 }
 
 /// Active health checks (`[pool.health]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
-    /// HTTP or TCP.
+    /// HTTP, TCP or gRPC.
     pub kind: HealthKind,
+    /// The service a gRPC check asks about; empty: the server as a whole.
+    pub service: String,
     /// The probe's path.
     pub path: String,
     /// The probe's method, upper case.

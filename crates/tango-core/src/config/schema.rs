@@ -137,6 +137,7 @@ const POOL_TLS: &[F] = &[
 const HASH_KEY: &[F] = &[F("source", Str, true), F("name", Str, false)];
 const HEALTH: &[F] = &[
     F("kind", Str, false),
+    F("service", Str, false),
     F("path", Str, false),
     F("method", Str, false),
     F("host", Str, false),

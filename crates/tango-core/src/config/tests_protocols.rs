@@ -496,3 +496,26 @@ fn redirect_mistakes() {
         );
     }
 }
+
+#[test]
+fn a_grpc_health_check_needs_h2_and_service_is_only_for_grpc() {
+    let c = ok(&with(
+        "",
+        "protocol = \"h2\"\n[pool.health]\nkind = \"grpc\"\nservice = \"api.Users\"\n",
+        "",
+    ));
+    let h = c.pools[0].health.as_ref().unwrap();
+    assert_eq!(
+        (h.kind, h.service.as_str()),
+        (HealthKind::Grpc, "api.Users")
+    );
+    let (key, line, col, msg) = only(&with("", "[pool.health]\nkind = \"grpc\"\n", ""));
+    assert_eq!((key.as_str(), line, col), ("pool[web].health.kind", 7, 8));
+    assert!(msg.contains("needs a pool that speaks HTTP/2"), "{msg}");
+    let (key, line, col, msg) = only(&with("", "[pool.health]\nservice = \"api\"\n", ""));
+    assert_eq!(
+        (key.as_str(), line, col),
+        ("pool[web].health.service", 7, 11)
+    );
+    assert!(msg.contains("only for kind = \"grpc\""), "{msg}");
+}

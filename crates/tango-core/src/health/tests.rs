@@ -136,6 +136,7 @@ fn reconfigure_keeps_state_and_applies_new_thresholds() {
 fn new_reads_thresholds_from_config() {
     let cfg = HealthCheck {
         kind: HealthKind::Http,
+        service: String::new(),
         path: "/healthz".into(),
         method: "GET".into(),
         host: None,

@@ -1,17 +1,16 @@
 //! Active health checks: one probe task per backend of every pool with `[pool.health]`.
 //! A supervisor reconciles the tasks with each configuration generation, so probes start
 //! for new backends and stop for backends that left. Decisions (rise/fall, expected
-//! status) are tango-core's; this module only probes and applies.
+//! status) are tango-core's; this module only probes (`probe`) and applies.
+
+mod probe;
 
 use crate::runtime::Runtime;
-use crate::upstream::{self, Dialer};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use probe::{probe, Wire};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config::{HealthCheck, HealthKind};
-use tango_core::health::{evaluate_http, next_probe_delay, HealthState, Probe};
+use tango_core::health::{next_probe_delay, HealthState};
 
 /// Keep one probe task per (pool, address) that has health checks configured.
 pub(crate) async fn supervise(rt: Arc<Runtime>, events: crate::journal::Sink) {
@@ -58,7 +57,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
     let mut state: Option<HealthState> = None;
     loop {
         // Read the current configuration each round: settings may have been reloaded.
-        let (cfg, backend, dial) = {
+        let (cfg, backend, dial, wire) = {
             let snap = rt.current();
             let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) else {
                 return;
@@ -69,7 +68,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             let Some(cfg) = p.cfg.health.clone() else {
                 return;
             };
-            (cfg, p.backends[i].clone(), p.dial.clone())
+            (cfg, p.backends[i].clone(), p.dial.clone(), Wire::of(&p.cfg))
         };
         let st = state.get_or_insert_with(|| HealthState::new(&cfg));
         st.reconfigure(cfg.rise, cfg.fall);
@@ -79,7 +78,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             crate::rng::next_u64(),
         ))
         .await;
-        let probe = probe(&address, &cfg, &dial).await;
+        let probe = probe(&address, &cfg, &dial, wire).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
             // Back in service, slow start ramps it up from now.
             backend.set_healthy(t.healthy, rt.now_ms());
@@ -99,49 +98,5 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
                 }
             }
         }
-    }
-}
-
-async fn probe(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
-    match tokio::time::timeout(cfg.timeout, probe_once(address, cfg, dial)).await {
-        Ok(p) => p,
-        Err(_) => Probe::fail(format!(
-            "no answer within {}",
-            humantime::format_duration(cfg.timeout)
-        )),
-    }
-}
-
-/// One probe, over a connection opened as the pool's requests open theirs (its PROXY
-/// header telling of the probe's own addresses, then TLS with the pool's settings).
-async fn probe_once(address: &str, cfg: &HealthCheck, dial: &Dialer) -> Probe {
-    // A probe that speaks HTTP/1.1 offers only it by ALPN (`protocol = "auto"`).
-    let http1_only = cfg.kind != HealthKind::Tcp;
-    let stream = match upstream::open(address, dial, None, cfg.timeout, http1_only).await {
-        Ok(s) => s,
-        Err(e) => return Probe::fail(format!("connect: {e}")),
-    };
-    if cfg.kind == HealthKind::Tcp {
-        return Probe::Pass;
-    }
-    let (mut tx, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-        Ok(x) => x,
-        Err(e) => return Probe::fail(format!("handshake: {e}")),
-    };
-    tokio::spawn(conn);
-    let host = cfg.host.clone().unwrap_or_else(|| address.to_string());
-    let req = http::Request::builder()
-        .method(cfg.method.as_str())
-        .uri(cfg.path.as_str())
-        .header(http::header::HOST, host)
-        .header(http::header::USER_AGENT, "tango-health-check")
-        .header(http::header::CONNECTION, "close")
-        .body(Empty::<bytes::Bytes>::new());
-    let Ok(req) = req else {
-        return Probe::fail("invalid health check request");
-    };
-    match tx.send_request(req).await {
-        Ok(resp) => evaluate_http(resp.status().as_u16(), &cfg.expect),
-        Err(e) => Probe::fail(format!("request: {e}")),
     }
 }

@@ -18,6 +18,7 @@ mod grpc;
 mod grpc_tls;
 mod guard;
 mod h2_conns;
+mod h2_health;
 mod hardening;
 mod lifecycle;
 mod operator;

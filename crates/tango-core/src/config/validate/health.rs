@@ -4,17 +4,28 @@
 use super::fields::{span, V};
 use crate::config::defaults::{health as default, outlier as outlier_default};
 use crate::config::file::{HealthFile, OutlierFile, S};
-use crate::config::{HealthCheck, HealthKind, Outlier};
+use crate::config::{HealthCheck, HealthKind, Outlier, UpstreamProtocol};
 
-pub(super) fn health(v: &mut V<'_>, k: &str, h: &S<HealthFile>) -> HealthCheck {
+/// `h`, the health checks of a pool speaking `protocol`.
+pub(super) fn health(
+    v: &mut V<'_>,
+    k: &str,
+    h: &S<HealthFile>,
+    protocol: UpstreamProtocol,
+) -> HealthCheck {
     let hf = h.get_ref();
     let k = format!("{k}.health");
     let kind = v.table(&k).choice(
         "kind",
         &hf.kind,
-        &[("http", HealthKind::Http), ("tcp", HealthKind::Tcp)],
+        &[
+            ("http", HealthKind::Http),
+            ("tcp", HealthKind::Tcp),
+            ("grpc", HealthKind::Grpc),
+        ],
         default::KIND,
     );
+    let service = grpc_service(v, &k, hf, kind, protocol);
     let path = hf
         .path
         .as_ref()
@@ -39,6 +50,7 @@ pub(super) fn health(v: &mut V<'_>, k: &str, h: &S<HealthFile>) -> HealthCheck {
     let mut t = v.table(&k);
     HealthCheck {
         kind,
+        service,
         path,
         method,
         host: hf.host.as_ref().map(|h| h.get_ref().clone()),
@@ -49,6 +61,41 @@ pub(super) fn health(v: &mut V<'_>, k: &str, h: &S<HealthFile>) -> HealthCheck {
         rise: t.int("rise", &hf.rise, 1..=100, default::RISE),
         fall: t.int("fall", &hf.fall, 1..=100, default::FALL),
         span: span(h),
+    }
+}
+
+/// The service a gRPC check asks about. gRPC runs over HTTP/2 only, so `kind = "grpc"`
+/// needs `protocol = "h2"`; `service` means nothing to another kind, so it is refused
+/// there rather than silently ignored.
+fn grpc_service(
+    v: &mut V<'_>,
+    k: &str,
+    hf: &HealthFile,
+    kind: HealthKind,
+    protocol: UpstreamProtocol,
+) -> String {
+    if let (HealthKind::Grpc, Some(at)) = (kind, &hf.kind) {
+        if protocol != UpstreamProtocol::H2 {
+            v.err(
+                &format!("{k}.kind"),
+                span(at),
+                "a gRPC health check needs a pool that speaks HTTP/2",
+                "add protocol = \"h2\" to the pool, or use kind = \"http\" or \"tcp\"",
+            );
+        }
+    }
+    match &hf.service {
+        Some(s) if kind != HealthKind::Grpc => {
+            v.err(
+                &format!("{k}.service"),
+                span(s),
+                "`service` is only for kind = \"grpc\"",
+                "remove it, or set kind = \"grpc\"",
+            );
+            String::new()
+        }
+        Some(s) => s.get_ref().clone(),
+        None => default::SERVICE.to_string(),
     }
 }
 

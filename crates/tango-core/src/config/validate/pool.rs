@@ -67,10 +67,10 @@ fn pool(v: &mut V<'_>, p: &S<PoolFile>, names: &mut HashSet<String>) -> Pool {
         0.0..=1.0,
         default::PANIC_THRESHOLD,
     );
-    let health = pf.health.as_ref().map(|h| health(v, &k, h));
+    let (protocol, send_proxy_protocol) = pool_protocols(v, &k, pf);
+    let health = pf.health.as_ref().map(|h| health(v, &k, h, protocol));
     let outlier = pf.outlier.as_ref().map(|o| outlier(v, &k, o));
     let tls = pf.tls.as_ref().and_then(|t| pool_tls(v, &k, t));
-    let (protocol, send_proxy_protocol) = pool_protocols(v, &k, pf);
     let backends = backends(v, &k, pf);
     Pool {
         name,
