@@ -59,18 +59,11 @@ impl Config {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    /// The index of the pool a request for `host` (lower case, no port) and `path` goes
-    /// to: the first matching route's. `None` when no route matches, or the first that
-    /// does redirects.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        self.route_index(host, path)
-            .and_then(|i| self.routes[i].pool())
-    }
-
-    /// The index into `routes` of the route a request for `host` (no port) and `path`
-    /// takes: the first that matches.
-    pub fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        self.routes.iter().position(|r| r.matches(host, path))
+    /// The index into `routes` of the route a request for `host` (no port) and `path`,
+    /// over TLS or not, takes: the first that matches and, if it redirects, would send
+    /// the client somewhere else ([`Route::takes`]).
+    pub fn route_index(&self, host: Option<&str>, path: &str, tls: bool) -> Option<usize> {
+        self.routes.iter().position(|r| r.takes(host, path, tls))
     }
 }
 
@@ -253,7 +246,17 @@ impl Route {
         }
     }
 
-    /// Whether a request for `host` (lower case, no port) and `path` takes this route.
+    /// Whether a request for `host` (no port) and `path`, over TLS or not, takes this
+    /// route: it matches, and a redirect would not lead the client back to where it is.
+    /// So `redirect = { scheme = "https" }` alone sends plain requests to https and
+    /// lets those already on https through to the next route, on any listener.
+    pub fn takes(&self, host: Option<&str>, path: &str, tls: bool) -> bool {
+        self.matches(host, path)
+            && !matches!(&self.target, Target::Redirect(r) if r.leads_back(host, path, tls))
+    }
+
+    /// Whether a request for `host` (lower case, no port) and `path` matches this route's
+    /// `host` and `path_prefix`.
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         if let Some(want) = &self.host {
             match host {

@@ -356,3 +356,41 @@ fn the_guard_is_on_by_default_and_its_settings_are_checked() {
         vec!["guard.allow_shift[0]", "guard.max_shift", "guard.canary"]
     );
 }
+
+#[test]
+fn a_redirect_never_takes_a_request_it_would_send_back_where_it_is() {
+    let c = parse_ok(
+        r#"
+[[listener]]
+listen = "127.0.0.1:8080"
+
+[[route]]
+redirect = { scheme = "https" }
+
+[[route]]
+host = "old.example"
+redirect = { host = "OLD.example", port = 8443 }
+
+[[route]]
+host = "same.example"
+redirect = { host = "SAME.example" }
+
+[[route]]
+pool = "web"
+
+[[pool]]
+name = "web"
+[[pool.backend]]
+address = "127.0.0.1:9001"
+"#,
+    );
+    // Plain requests go to https; those already on it go on to the next routes.
+    assert_eq!(c.route_index(Some("a.example"), "/", false), Some(0));
+    assert_eq!(c.route_index(Some("a.example"), "/", true), Some(3));
+    // A port counts as a change (the request's own port is not known).
+    assert_eq!(c.route_index(Some("old.example"), "/", true), Some(1));
+    // The same host (in any case), scheme and path: served, not redirected.
+    assert_eq!(c.route_index(Some("same.example"), "/x", true), Some(3));
+    assert!(c.routes[2].matches(Some("same.example"), "/x"));
+    assert!(!c.routes[2].takes(Some("same.example"), "/x", true));
+}

@@ -51,8 +51,15 @@ pub(super) fn check(cx: &mut Cx<'_>) {
     }
 }
 
-/// Whether every request `later` matches is matched by `earlier` too.
+/// Whether every request `later` matches is taken by `earlier` first. A redirect that
+/// may lead a request back where it is lets that request through
+/// (`Redirect::leads_back`), so it shadows nothing unless it sets a port.
 fn covers(earlier: &Route, later: &Route) -> bool {
+    if let Target::Redirect(r) = &earlier.target {
+        if r.port.is_none() {
+            return false;
+        }
+    }
     let host = match (&earlier.host, &later.host) {
         (None, _) => true,
         (Some(a), Some(b)) => a == b,

@@ -71,7 +71,7 @@ pub(crate) async fn handle(
     let grpc = super::grpc::is_grpc(req.headers());
     // The status a failure stands for (a gRPC client is answered 200 with its status).
     let mut failed = None;
-    let route = (snap.config).route_index(host_of(&req).map(strip_port), req.uri().path());
+    let route = (snap.config).route_index(host_of(&req).map(strip_port), req.uri().path(), ctx.tls);
     let rules = route.map(|i| &snap.routes[i]).filter(|r| !r.is_empty());
     // `$host` for the response's edits: the request is gone by then. Copied only for a
     // route with edits.

@@ -71,8 +71,8 @@ impl ServerCertVerifier for AnyCert {
     }
 }
 
-/// The certificate tango presents to a client asking for `name`.
-async fn presented(t: &Tango, name: &str) -> CertificateDer<'static> {
+/// A TLS connection to tango, asking for `name`.
+async fn connect(t: &Tango, name: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -82,10 +82,15 @@ async fn presented(t: &Tango, name: &str) -> CertificateDer<'static> {
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let tls = connector
+    connector
         .connect(ServerName::try_from(name.to_string()).unwrap(), tcp)
         .await
-        .expect("TLS handshake");
+        .expect("TLS handshake")
+}
+
+/// The certificate tango presents to a client asking for `name`.
+async fn presented(t: &Tango, name: &str) -> CertificateDer<'static> {
+    let tls = connect(t, name).await;
     tls.get_ref().1.peer_certificates().unwrap()[0].clone()
 }
 
@@ -202,4 +207,32 @@ fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_colum
         out.contains("warning[TNG023]") && out.contains("tango.toml:3:16"),
         "{out}"
     );
+}
+
+/// `redirect = { scheme = "https" }` sends plain requests to https (tested in
+/// rules.rs) and lets requests already on https through to the next route: it would
+/// send them where they are, again and again.
+#[tokio::test]
+async fn a_redirect_to_https_lets_https_requests_through() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backend::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
+    let certs = format!(
+        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\" }}]",
+        d.display()
+    );
+    let routes =
+        "\n[[route]]\nredirect = { scheme = \"https\", status = 308 }\n\n[[route]]\npool = \"p\"\n";
+    let t = Tango::start(&(tls_listener(b.addr, &certs) + routes));
+    let mut tls = connect(&t, "a.example").await;
+    tls.write_all(b"GET /x?y=1 HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(b.hits(), 1, "{answer}");
 }

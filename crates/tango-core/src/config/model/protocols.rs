@@ -221,3 +221,20 @@ pub struct Redirect {
     /// Where the table is in the file.
     pub span: Span,
 }
+
+impl Redirect {
+    /// Whether following this redirect from a request for `host` (no port) and `path`,
+    /// over TLS or not, leads back to the same place: nothing it sets differs from the
+    /// request. A redirect is never answered then (it would loop). A `port` counts as a
+    /// change, since the request's port is not known here.
+    pub fn leads_back(&self, host: Option<&str>, path: &str, tls: bool) -> bool {
+        let own = if tls { "https" } else { "http" };
+        self.scheme.as_deref().is_none_or(|s| s == own)
+            && self.port.is_none()
+            && self
+                .host
+                .as_deref()
+                .is_none_or(|h| host.is_some_and(|x| x.eq_ignore_ascii_case(h)))
+            && self.path.as_deref().is_none_or(|p| p == path)
+    }
+}

@@ -147,7 +147,7 @@ async fn dispatch(
             buf,
             peer: c.ctx.peer.ip(),
         };
-        snap.config.route_index(raw.host(), raw.path())
+        snap.config.route_index(raw.host(), raw.path(), false)
     };
     // A route without edits costs this check and nothing else.
     let rules = route.map(|i| &snap.routes[i]).filter(|x| !x.is_empty());
