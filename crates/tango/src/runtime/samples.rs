@@ -1,0 +1,134 @@
+//! What the data plane samples for the control side, per pool and surviving reloads:
+//! a bounded ring of requests (the reload guard replays them against a new
+//! configuration) and the hash keys seen (the hot-key sketches the watch reads).
+
+use std::sync::{Arc, Mutex};
+use tango_core::simulate::SampledRequest;
+use tango_core::sketch::{KeySketch, KeySketchConfig, KeySummary};
+
+/// A bounded ring of sampled requests. Requests are offered 1 in [`SAMPLE_EVERY`], and
+/// an offer that finds the ring busy (the guard copying it out) is dropped, so the data
+/// plane never waits here.
+#[derive(Debug, Default)]
+pub(crate) struct RequestSample {
+    ring: Mutex<Ring>,
+}
+
+#[derive(Debug, Default)]
+struct Ring {
+    items: Vec<SampledRequest>,
+    /// Where the next request goes once the ring is full.
+    next: usize,
+}
+
+/// One request in this many is offered to the sample.
+pub(crate) const SAMPLE_EVERY: u64 = 16;
+/// The most sampled requests kept per pool.
+pub(crate) const SAMPLE_CAP: usize = 10_000;
+
+impl RequestSample {
+    pub(crate) fn offer(&self, r: SampledRequest) {
+        let Ok(mut ring) = self.ring.try_lock() else {
+            return;
+        };
+        if ring.items.len() < SAMPLE_CAP {
+            ring.items.push(r);
+        } else {
+            let at = ring.next;
+            ring.items[at] = r;
+            ring.next = (at + 1) % SAMPLE_CAP;
+        }
+    }
+
+    /// The sampled requests, oldest first.
+    pub(crate) fn copy(&self) -> Arc<[SampledRequest]> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let (newer, older) = ring.items.split_at(ring.next.min(ring.items.len()));
+        older.iter().chain(newer).cloned().collect()
+    }
+}
+
+/// Hash pools: the keys of one request in [`KEY_SAMPLE_EVERY`] (or its lack of one) go
+/// into two sliding-window sketches (`tango_core::sketch`: a HyperLogLog for the distinct
+/// count, Space-Saving for the heaviest values): one over a minute, and one over the
+/// last second or two. The detector's shortest windows are one tick, and a key that
+/// suddenly carries everything (a client bug, a default filled in) is diluted in a
+/// minute's sample until long after the alert; it is plain in the last seconds'. The
+/// request path only tries the lock: a sample that finds the watch reading the sketches
+/// is dropped, never waited for.
+#[derive(Debug)]
+pub(crate) struct KeyTracker {
+    sketches: Mutex<[KeySketch; 2]>,
+}
+
+/// One request in this many offers its key to the sketches.
+pub(crate) const KEY_SAMPLE_EVERY: u64 = 8;
+
+impl Default for KeyTracker {
+    fn default() -> Self {
+        // A minute in 6 epochs, 32 heavy hitters, 2^10 registers (the sketch's
+        // defaults); and the last 1-2 s, one epoch a tick.
+        let recent = KeySketchConfig {
+            window_ms: 2000,
+            epochs: 2,
+            top_k: 32,
+            precision: 8,
+        };
+        Self {
+            sketches: Mutex::new([
+                KeySketch::new(KeySketchConfig::default(), 0),
+                KeySketch::new(recent, 0),
+            ]),
+        }
+    }
+}
+
+impl KeyTracker {
+    /// Called for every request of a hash pool, with its key's hash or `None` and a
+    /// random draw (shared with the request sample, so a request costs one draw).
+    pub(crate) fn observe(&self, key: Option<u64>, draw: u64) {
+        if draw % KEY_SAMPLE_EVERY != 0 {
+            return;
+        }
+        if let Ok(mut s) = self.sketches.try_lock() {
+            s[0].observe(key);
+            s[1].observe(key);
+        }
+    }
+
+    /// The two sketches' summaries, the minute's and the last seconds', at `now_ms`
+    /// (the time since start, the sketches' clock).
+    pub(crate) fn summaries(&self, now_ms: u64) -> [KeySummary; 2] {
+        let mut s = self.sketches.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter_mut().for_each(|k| k.rotate(now_ms));
+        [s[0].summary(now_ms), s[1].summary(now_ms)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(i: usize) -> SampledRequest {
+        let path = format!("/{i}");
+        SampledRequest::new(
+            "127.0.0.1".parse().unwrap(),
+            &path,
+            None,
+            std::iter::empty(),
+        )
+    }
+
+    #[test]
+    fn the_request_sample_keeps_the_latest_oldest_first() {
+        use tango_core::policy::RequestView;
+        let s = RequestSample::default();
+        for i in 0..SAMPLE_CAP + 3 {
+            s.offer(req(i));
+        }
+        let got = s.copy();
+        assert_eq!(got.len(), SAMPLE_CAP);
+        assert_eq!(got[0].path(), "/3");
+        assert_eq!(got[SAMPLE_CAP - 1].path(), format!("/{}", SAMPLE_CAP + 2));
+    }
+}
