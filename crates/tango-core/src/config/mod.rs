@@ -264,3 +264,5 @@ fn parse_hint(msg: &str) -> &'static str {
 mod tests;
 #[cfg(test)]
 mod tests_protocols;
+#[cfg(test)]
+mod tests_routes;
