@@ -232,7 +232,39 @@ fn h2_config(backend: SocketAddr) -> String {
     config("protocol = \"h2\"\n", &[("b1", backend, 1)])
 }
 
-pub async fn grpc_client(t: &Tango) -> tonic::client::Grpc<tonic::transport::Channel> {
+/// A server-streaming call of `n` messages, each in order, then a client-streaming
+/// call of ten.
+pub async fn one_way_streams(c: &mut Client, n: u32) {
+    c.ready().await.unwrap();
+    let r = c
+        .server_streaming(Request::new(msg("", n)), path("/test.Echo/Count"), codec())
+        .await
+        .expect("server streaming");
+    let mut s = r.into_inner();
+    let mut got = 0;
+    while let Some(m) = tokio::time::timeout(BOUND, s.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        assert_eq!(m.n, got);
+        got += 1;
+    }
+    assert_eq!(got, n);
+    // Client streaming.
+    c.ready().await.unwrap();
+    let msgs = futures_util::stream::iter((1..=10).map(|i| msg("x", i)));
+    let r = c
+        .client_streaming(Request::new(msgs), path("/test.Echo/Sum"), codec())
+        .await
+        .expect("client streaming");
+    assert_eq!(r.get_ref(), &msg("10 messages", 55));
+}
+
+/// A gRPC client over a tonic channel.
+pub type Client = tonic::client::Grpc<tonic::transport::Channel>;
+
+pub async fn grpc_client(t: &Tango) -> Client {
     let ch = tonic::transport::Endpoint::from_shared(t.url(""))
         .unwrap()
         .connect()
@@ -261,6 +293,12 @@ async fn grpc_unary_keeps_status_and_trailers() {
     let (addr, _b) = start_backend().await;
     let t = Tango::start(&h2_config(addr));
     let mut c = grpc_client(&t).await;
+    unary_calls(&mut c).await;
+}
+
+/// A unary call answered with the backend's own trailer, and one answered with a
+/// backend's error status and message: both must reach the client intact.
+pub async fn unary_calls(c: &mut Client) {
     c.ready().await.unwrap();
     let r = tokio::time::timeout(
         BOUND,
@@ -294,31 +332,7 @@ async fn grpc_streams_both_ways() {
     let (addr, _b) = start_backend().await;
     let t = Tango::start(&h2_config(addr));
     let mut c = grpc_client(&t).await;
-    // Server streaming.
-    c.ready().await.unwrap();
-    let r = c
-        .server_streaming(Request::new(msg("", 50)), path("/test.Echo/Count"), codec())
-        .await
-        .expect("server streaming");
-    let mut s = r.into_inner();
-    let mut got = 0;
-    while let Some(m) = tokio::time::timeout(BOUND, s.message())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        assert_eq!(m.n, got);
-        got += 1;
-    }
-    assert_eq!(got, 50);
-    // Client streaming.
-    c.ready().await.unwrap();
-    let msgs = futures_util::stream::iter((1..=10).map(|i| msg("x", i)));
-    let r = c
-        .client_streaming(Request::new(msgs), path("/test.Echo/Sum"), codec())
-        .await
-        .expect("client streaming");
-    assert_eq!(r.get_ref(), &msg("10 messages", 55));
+    one_way_streams(&mut c, 50).await;
     // Bidirectional, one message at a time: each reply must come back before the next
     // message is sent, which a proxy that buffered either body would never allow.
     c.ready().await.unwrap();

@@ -11,7 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use tonic::{Code, Request};
+use tonic::Request;
 
 /// A TLS backend offering `alpn`: HTTP/2 on connections that chose `h2`, HTTP/1.1 on
 /// the others, each answered by the gRPC test backend. Counts the connections whose
@@ -85,58 +85,8 @@ async fn grpc_over_tls_keeps_status_and_trailers() {
     let b = TlsH2Backend::start(&ca, &[b"h2"]).await;
     let t = Tango::start(&tls_pool(dir.path(), &ca, "h2", b.addr));
     let mut c = grpc_client(&t).await;
-    // Unary, with the backend's own trailer.
-    c.ready().await.unwrap();
-    let r = tokio::time::timeout(
-        BOUND,
-        c.unary(
-            Request::new(msg("hello", 41)),
-            path("/test.Echo/Unary"),
-            codec(),
-        ),
-    )
-    .await
-    .unwrap()
-    .expect("unary call over TLS");
-    assert_eq!(r.get_ref(), &msg("HELLO", 42));
-    assert_eq!(r.metadata().get("x-backend-trailer").unwrap(), "kept");
-    // A backend's error status, with its message.
-    c.ready().await.unwrap();
-    let e = c
-        .unary(
-            Request::new(msg("missing", 0)),
-            path("/test.Echo/Unary"),
-            codec(),
-        )
-        .await
-        .expect_err("NOT_FOUND");
-    assert_eq!(e.code(), Code::NotFound, "{e:?}");
-    assert_eq!(e.message(), "no such thing: missing");
-    // Server streaming.
-    c.ready().await.unwrap();
-    let mut s = c
-        .server_streaming(Request::new(msg("", 20)), path("/test.Echo/Count"), codec())
-        .await
-        .expect("server streaming over TLS")
-        .into_inner();
-    let mut got = 0;
-    while let Some(m) = tokio::time::timeout(BOUND, s.message())
-        .await
-        .unwrap()
-        .unwrap()
-    {
-        assert_eq!(m.n, got);
-        got += 1;
-    }
-    assert_eq!(got, 20);
-    // Client streaming.
-    c.ready().await.unwrap();
-    let msgs = futures_util::stream::iter((1..=10).map(|i| msg("x", i)));
-    let r = c
-        .client_streaming(Request::new(msgs), path("/test.Echo/Sum"), codec())
-        .await
-        .expect("client streaming over TLS");
-    assert_eq!(r.get_ref(), &msg("10 messages", 55));
+    crate::grpc::unary_calls(&mut c).await;
+    crate::grpc::one_way_streams(&mut c, 20).await;
     // Every call went over one TLS connection, HTTP/2 by ALPN.
     assert_eq!(b.h2_conns.load(Relaxed), 1);
     assert_eq!(b.h1_conns.load(Relaxed), 0);
