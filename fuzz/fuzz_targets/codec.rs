@@ -44,6 +44,7 @@ fn request(input: &[u8], max_head: usize, cut: usize) {
         peer: b"192.0.2.1",
         tls: cut % 2 == 0,
         request_id: b"0123456789abcdef",
+        edits: None,
     };
     let mut out = Vec::new();
     write_request_head(&mut out, &h, input, &fwd);
