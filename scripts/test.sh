@@ -16,6 +16,11 @@ need chromium chromium "the dashboard test loads the admin page in a headless br
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 
+# The fuzz targets are a crate of their own (outside the workspace, run with
+# cargo-fuzz in CI): check they still build against the current APIs.
+echo "== fuzz targets build"
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
 echo "== Prometheus rules (promtool)"
 scripts/promtool-test.sh
 
