@@ -25,7 +25,7 @@ use tango_core::config::{Pool, ProxyVersion, UpstreamProtocol};
 
 /// Where a client's requests come from, as a PROXY header tells a backend: the client's
 /// address (after a PROXY header tango accepted) and the address it connected to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Origin {
     pub(crate) client: SocketAddr,
     pub(crate) local: SocketAddr,

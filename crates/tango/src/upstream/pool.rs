@@ -18,6 +18,7 @@
 //! shared list.
 
 use super::{ConnPool, ConnectError, Dialer, Origin, Stream};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -41,8 +42,15 @@ impl Idle {
 #[derive(Default)]
 struct Lists {
     shared: Vec<Idle>,
-    /// Connections private to an origin (they began with its PROXY header).
-    private: Vec<(Origin, Idle)>,
+    /// Connections private to an origin (they began with its PROXY header), by origin:
+    /// a request finds its own without looking at every other client's.
+    private: HashMap<Origin, Vec<Idle>>,
+}
+
+impl Lists {
+    fn len(&self) -> usize {
+        self.shared.len() + self.private.values().map(Vec::len).sum::<usize>()
+    }
 }
 
 /// A backend's idle connections, one set of lists per worker.
@@ -69,7 +77,7 @@ impl Sockets {
         let idle = Idle { stream, since: now };
         match private {
             None => lock(self.shard()).shared.push(idle),
-            Some(o) => lock(self.shard()).private.push((*o, idle)),
+            Some(o) => lock(self.shard()).private.entry(*o).or_default().push(idle),
         }
     }
 
@@ -93,14 +101,19 @@ impl Sockets {
             }
             return None;
         };
-        while let Some(at) = lists.private.iter().rposition(|(o, _)| o == origin) {
-            let (_, mut c) = lists.private.remove(at);
+        let list = lists.private.get_mut(origin)?;
+        let mut found = None;
+        while let Some(mut c) = list.pop() {
             if c.keep(max_idle, now) {
-                return Some(c.stream);
+                found = Some(c.stream);
+                break;
             }
             open.fetch_sub(1, Relaxed);
         }
-        None
+        if list.is_empty() {
+            lists.private.remove(origin);
+        }
+        found
     }
 
     /// Close connections idle for `max_idle` or more, or closed by the backend.
@@ -110,10 +123,13 @@ impl Sockets {
         let mut closed = 0;
         for shard in self.shards.iter() {
             let mut lists = lock(shard);
-            let before = lists.shared.len() + lists.private.len();
+            let before = lists.len();
             lists.shared.retain_mut(|c| c.keep(max_idle, now));
-            lists.private.retain_mut(|(_, c)| c.keep(max_idle, now));
-            closed += (before - lists.shared.len() - lists.private.len()) as u64;
+            lists.private.retain(|_, list| {
+                list.retain_mut(|c| c.keep(max_idle, now));
+                !list.is_empty()
+            });
+            closed += (before - lists.len()) as u64;
         }
         closed
     }
