@@ -283,6 +283,8 @@ pub(crate) struct Runtime {
     /// The journal, for what the data plane decides rarely and must leave a trace of
     /// (an ejection). Set once at start.
     pub(crate) journal: std::sync::OnceLock<crate::journal::Sink>,
+    /// Requests answered with a route's redirect (no pool picked), across reloads.
+    pub(crate) redirects: AtomicU64,
 }
 
 impl Runtime {
@@ -302,6 +304,7 @@ impl Runtime {
             shared: Mutex::new(HashMap::new()),
             started: Instant::now(),
             journal: std::sync::OnceLock::new(),
+            redirects: AtomicU64::new(0),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));

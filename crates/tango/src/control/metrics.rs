@@ -238,6 +238,12 @@ impl TangoCollector {
             "Reloads rolled back by their canary (an alert they caused).",
             None,
             MetricType::Counter,
+        )?)?;
+        ConstCounter::new(self.rt.redirects.load(Relaxed)).encode(enc.encode_descriptor(
+            "tango_redirects",
+            "Requests answered with a route's redirect (no pool picked).",
+            None,
+            MetricType::Counter,
         )?)
     }
 }

@@ -205,6 +205,11 @@ async fn answer(
         // Answered here: no pool is picked, counted or kept waiting for the body.
         Some(RouteTarget::Redirect(r)) => {
             let resp = super::rules::redirect(r, ctx.tls, host_of(&req), &req);
+            if resp.is_ok() {
+                ctx.rt
+                    .redirects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             return resp.map(|r| (r, target)).map_err(|e| (e, target));
         }
         None => return Err((ProxyError::NoRoute, target)),

@@ -216,6 +216,12 @@ async fn redirects_are_answered_without_a_pool() {
         assert_eq!(body, "", "{over:?}");
     }
     assert_eq!(b.hits(), 0, "a redirect touches no pool");
+    // Counted apart from every pool.
+    let metrics = get(&client(), &t.admin_url("/metrics")).await.1;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tango_redirects_total"));
+    assert_eq!(line, Some("tango_redirects_total 4"), "{metrics}");
     let (p, _) = fetch(&t, Over::H1, "shop.example", "/", &[]).await;
     assert_eq!(p.status, 200);
     assert_eq!(b.hits(), 1);

@@ -240,6 +240,10 @@ async fn redirect(
         let (next, bytes) = own::error_response(c, answer, &e).await;
         return (next, 400, bytes);
     }
+    c.ctx
+        .rt
+        .redirects
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (next, bytes) = own::redirect(c, answer, red.status, &location).await;
     (next, red.status, bytes)
 }
