@@ -207,7 +207,7 @@ fn proxy_protocol_sources() {
 fn pool_tls_defaults_to_verifying() {
     let c = ok(&with(
         "",
-        "tls = { server_name = \"API.internal\" }\nprotocol = \"h2\"\nsend_proxy_protocol = \"v2\"\n",
+        "tls = { server_name = \"API.internal\" }\nprotocol = \"h2\"\n",
         "",
     ));
     let p = &c.pools[0];
@@ -216,7 +216,9 @@ fn pool_tls_defaults_to_verifying() {
     assert_eq!(tls.server_name.as_deref(), Some("api.internal"));
     assert_eq!((tls.ca.clone(), tls.client_cert.clone()), (None, None));
     assert_eq!(p.protocol, UpstreamProtocol::H2);
-    assert_eq!(p.send_proxy_protocol, Some(ProxyVersion::V2));
+    // A PROXY header goes on HTTP/1.1 connections (not with h2: see the mistakes).
+    let c = ok(&with("", "tls = {}\nsend_proxy_protocol = \"v2\"\n", ""));
+    assert_eq!(c.pools[0].send_proxy_protocol, Some(ProxyVersion::V2));
     let c = ok(&with(
         "",
         "tls = { ca = \"ca.pem\", cert = \"c.pem\", key = \"k.pem\", server_name = \"10.0.0.1\" }\nprotocol = \"auto\"\n",
@@ -276,6 +278,11 @@ fn pool_protocol_mistakes() {
             "pool[web].send_proxy_protocol",
             (6, 23),
             "unknown value `v3`",
+        ),        (
+            "protocol = \"h2\"\nsend_proxy_protocol = \"v2\"\n",
+            "pool[web].send_proxy_protocol",
+            (7, 23),
+            "a PROXY header names one client, but an HTTP/2 connection carries the requests of many",
         ),
     ];
     for (pool, key, (line, col), msg) in cases {

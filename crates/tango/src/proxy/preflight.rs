@@ -2,14 +2,13 @@
 //! reads files or knows what this data plane serves: the listeners' certificates (each
 //! problem an error at its key's line:col; the dates handed to the checklist), the
 //! pools' TLS files (their client built as it will be served, each problem at its
-//! key), and settings that cannot go together in this data plane (a PROXY header on
-//! HTTP/2 connections).
+//! key).
 //! `tango check`, `tango run` and every reload load a file through here, so they agree.
 
 use super::tls;
 use crate::upstream::tls::{Client, Field};
 use std::path::Path;
-use tango_core::config::{self, LoadError, Loaded, UpstreamProtocol};
+use tango_core::config::{self, LoadError, Loaded};
 use tango_core::diag::{Diagnostic, Span};
 
 /// Read, validate and check a configuration file.
@@ -17,12 +16,10 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, LoadError> {
     check(config::load(path)?)
 }
 
-/// Check a validated configuration: its certificates and TLS files, and what cannot
-/// go together.
+/// Check a validated configuration: its certificates and TLS files.
 pub(crate) fn check(mut loaded: Loaded) -> Result<Loaded, LoadError> {
     let (mut errors, facts) = tls::check(&loaded, tls::unix_now());
     errors.extend(upstream_tls(&loaded));
-    errors.extend(loaded.config.pools.iter().filter_map(proxy_header_on_h2));
     if errors.is_empty() {
         loaded.certificates = facts;
         return Ok(loaded);
@@ -76,25 +73,4 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
         out.push(d);
     }
     out
-}
-
-/// A PROXY header names one client, and a connection that carries one serves only that
-/// client; an HTTP/2 connection is shared by every client's streams, so the two cannot
-/// go together (nor with `auto`, whose backends may choose HTTP/2).
-fn proxy_header_on_h2(p: &tango_core::config::Pool) -> Option<Diagnostic> {
-    let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(_), Some(span)) = (
-        p.protocol,
-        p.send_proxy_protocol,
-        p.send_proxy_protocol_span,
-    ) else {
-        return None;
-    };
-    Some(
-        Diagnostic::error(
-            format!("pool[{}].send_proxy_protocol", p.name),
-            Some(span),
-            "a PROXY header names one client, but an HTTP/2 connection carries the requests of many",
-        )
-        .with_hint("remove send_proxy_protocol, or set protocol = \"http1\" for this pool"),
-    )
 }

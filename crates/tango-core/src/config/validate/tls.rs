@@ -298,7 +298,8 @@ pub(super) fn pool_tls(v: &mut V<'_>, k: &str, t: &S<PoolTlsFile>) -> Option<Ups
     })
 }
 
-/// A pool's `protocol` and `send_proxy_protocol`. `auto` picks by ALPN, so it needs TLS.
+/// A pool's `protocol` and `send_proxy_protocol`. `auto` picks by ALPN, so it needs TLS;
+/// a PROXY header cannot go on connections HTTP/2 may share between clients.
 pub(super) fn pool_protocols(
     v: &mut V<'_>,
     k: &str,
@@ -322,6 +323,19 @@ pub(super) fn pool_protocols(
             span(p),
             "protocol = \"auto\" chooses by ALPN, which needs TLS to the backends",
             "add tls = { ... } to the pool, or choose \"http1\" or \"h2\" (h2 in plain text is prior knowledge, as gRPC uses)",
+        );
+    }
+    // A PROXY header names one client, and a connection that carries one serves only
+    // that client; an HTTP/2 connection carries every client's streams (and `auto`'s
+    // backends may choose HTTP/2), so the two cannot go together.
+    if let (UpstreamProtocol::H2 | UpstreamProtocol::Auto, Some(_), Some(s)) =
+        (protocol, proxy, &pf.send_proxy_protocol)
+    {
+        v.err(
+            &format!("{k}.send_proxy_protocol"),
+            span(s),
+            "a PROXY header names one client, but an HTTP/2 connection carries the requests of many",
+            "remove send_proxy_protocol, or set protocol = \"http1\" for this pool",
         );
     }
     (protocol, proxy)
