@@ -4,7 +4,7 @@
 //! backend chose by ALPN, to a backend that speaks only HTTP/2 and to one that speaks
 //! only HTTP/1.1, from HTTP/1.1 and h2c clients.
 
-use crate::grpc::{backend_request, codec, grpc_client, msg, path, BOUND};
+use crate::grpc::{backend_request, codec, grpc_client, msg, path};
 use crate::support::*;
 use crate::upstream_tls::{server_config, Ca};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -92,27 +92,6 @@ async fn grpc_over_tls_keeps_status_and_trailers() {
     assert_eq!(b.h1_conns.load(Relaxed), 0);
 }
 
-/// GET `path` over h2c (hyper's side of tango): status and body.
-async fn get_h2c_path(t: &Tango, path: &str) -> (u16, String) {
-    use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let (mut h2, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{}{path}", t.addr()))
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = tokio::time::timeout(BOUND, h2.send_request(req))
-        .await
-        .expect("in time")
-        .expect("an answer");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// HTTP/1.1 (the engine) and h2c (hyper) clients, three requests each, all answered.
 async fn both_clients(t: &Tango) {
     let c = client();
@@ -120,7 +99,7 @@ async fn both_clients(t: &Tango) {
         let (status, body) = get(&c, &t.url(&format!("/h1/{i}"))).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with(&format!("GET /h1/{i} ")), "{body}");
-        let (status, body) = get_h2c_path(t, &format!("/h2c/{i}")).await;
+        let (status, body) = h2c_get(t, &format!("/h2c/{i}")).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.starts_with(&format!("GET /h2c/{i} ")), "{body}");
     }

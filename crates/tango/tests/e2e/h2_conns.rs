@@ -6,8 +6,6 @@
 
 use crate::support::*;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -92,32 +90,6 @@ fn answer(respond: &mut h2::server::SendResponse<Bytes>, name: &str) {
     }
 }
 
-/// An h2c client to tango: one connection, any number of concurrent streams.
-async fn h2c(t: &Tango) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    h2
-}
-
-async fn get_on(
-    mut h2: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-    t: &Tango,
-) -> (u16, String) {
-    let req = http::Request::get(format!("http://{}/", t.addr()))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), h2.send_request(req))
-        .await
-        .expect("in time")
-        .expect("an answer");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 fn one_worker(pool_extra: &str, backends: &[(&str, SocketAddr, u32)]) -> Tango {
     let extra = format!("protocol = \"h2\"\n{pool_extra}");
     Tango::start_with(&config(&extra, backends), &["--workers", "1"])
@@ -129,10 +101,13 @@ async fn a_stream_cap_of_one_opens_a_second_connection() {
     let t = one_worker("", &[("b", b.addr, 1)]);
     let h2 = h2c(&t).await;
     // One connection first, whose SETTINGS tango has read by the time it answers.
-    assert_eq!(get_on(h2.clone(), &t).await, (200, "capped".to_string()));
+    assert_eq!(
+        h2_get(h2.clone(), &t, "/").await,
+        (200, "capped".to_string())
+    );
     assert_eq!(b.conns.load(Relaxed), 1);
     let started = std::time::Instant::now();
-    let (a, z) = tokio::join!(get_on(h2.clone(), &t), get_on(h2.clone(), &t));
+    let (a, z) = tokio::join!(h2_get(h2.clone(), &t, "/"), h2_get(h2.clone(), &t, "/"));
     assert_eq!(a, (200, "capped".to_string()));
     assert_eq!(z, (200, "capped".to_string()));
     // Side by side on two connections, not one after the other on one.
@@ -143,7 +118,7 @@ async fn a_stream_cap_of_one_opens_a_second_connection() {
         started.elapsed()
     );
     // A third, later request reuses one of them.
-    assert_eq!(get_on(h2, &t).await, (200, "capped".to_string()));
+    assert_eq!(h2_get(h2, &t, "/").await, (200, "capped".to_string()));
     assert_eq!(b.conns.load(Relaxed), 2);
 }
 
@@ -161,7 +136,7 @@ async fn a_refused_stream_goes_to_another_backend() {
         let got = if i % 2 == 0 {
             get(&c, &t.url("/")).await
         } else {
-            get_on(h2c(&t).await, &t).await
+            h2_get(h2c(&t).await, &t, "/").await
         };
         assert_eq!(got, (200, "good".to_string()), "request {i}");
     }
@@ -183,7 +158,7 @@ async fn after_a_goaway_the_next_request_opens_a_new_connection() {
             "request {i}"
         );
         assert_eq!(
-            get_on(h2c(&t).await, &t).await,
+            h2_get(h2c(&t).await, &t, "/").await,
             (200, "once".to_string()),
             "request {i} over h2c"
         );

@@ -247,3 +247,40 @@ pub fn check_in(dir: &std::path::Path, name: &str, text: &str) -> (i32, String) 
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
 }
+
+/// An h2c client to tango (hyper's side of it): one connection, any number of
+/// concurrent streams.
+pub async fn h2c(t: &Tango) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let (h2, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    h2
+}
+
+/// GET `path` from tango on the h2c connection `h2`: status and body, within 20 s.
+pub async fn h2_get(
+    mut h2: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    t: &Tango,
+    path: &str,
+) -> (u16, String) {
+    let req = http::Request::get(format!("http://{}{path}", t.addr()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), h2.send_request(req))
+        .await
+        .expect("in time")
+        .expect("an answer");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// GET `path` from tango over a new h2c connection: status and body.
+pub async fn h2c_get(t: &Tango, path: &str) -> (u16, String) {
+    h2_get(h2c(t).await, t, path).await
+}

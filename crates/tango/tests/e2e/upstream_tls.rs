@@ -6,8 +6,8 @@
 
 use crate::support::*;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -177,26 +177,6 @@ impl TlsBackend {
     }
 }
 
-/// GET `/` from tango over HTTP/2 without TLS (h2c): status and body.
-pub async fn get_h2c(t: &Tango) -> (u16, String) {
-    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let (mut h2, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{}/", t.addr()))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), h2.send_request(req))
-        .await
-        .expect("in time")
-        .expect("an answer");
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
 /// The backend's `/metrics` counter of tries without a response (`code="error"`).
 pub async fn failed_tries(t: &Tango, backend: &str) -> u64 {
     let (_, text) = get(&client(), &t.admin_url("/metrics")).await;
@@ -225,7 +205,7 @@ async fn an_https_backend_with_a_test_ca_answers_http1_and_h2c_clients() {
     for _ in 0..3 {
         assert_eq!(get(&c, &t.url("/")).await, (200, "secure".to_string()));
     }
-    assert_eq!(get_h2c(&t).await, (200, "secure".to_string()));
+    assert_eq!(h2c_get(&t, "/").await, (200, "secure".to_string()));
     // The engine's keep-alive requests shared one TLS connection.
     assert!(
         b.handshakes.load(Relaxed) <= 2,
@@ -269,7 +249,7 @@ async fn a_backend_certificate_for_another_name_is_a_failed_connect() {
     let (status, body) = get(&client(), &t.url("/")).await;
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("could not connect"), "{body}");
-    assert_eq!(get_h2c(&t).await.0, 502);
+    assert_eq!(h2c_get(&t, "/").await.0, 502);
     assert!(failed_tries(&t, "b").await >= 2);
     let log = t.log();
     assert!(log.contains("upstream connect failed"), "{log}");
@@ -298,7 +278,7 @@ async fn a_backend_asking_for_a_client_certificate_gets_the_pools() {
     );
     let t = Tango::start(&config(&with, &[("b", b.addr, 1)]));
     assert_eq!(get(&client(), &t.url("/")).await, (200, "mtls".to_string()));
-    assert_eq!(get_h2c(&t).await, (200, "mtls".to_string()));
+    assert_eq!(h2c_get(&t, "/").await, (200, "mtls".to_string()));
 }
 
 #[tokio::test]
