@@ -210,7 +210,8 @@ fn edits_redirects_and_upstream_protocols_are_configuration_changes() {
         "[[route]]\npool = \"web\"\n",
         "[[route]]\npool = \"web\"\nheaders = { response = { set = { x-a = \"1\" } } }\n",
     );
-    let new = routed(&routes, "send_proxy_protocol = \"v2\"\nprotocol = \"h2\"");
+    // (A PROXY header goes with HTTP/1.1 only, so the protocol change is to TLS.)
+    let new = routed(&routes, "send_proxy_protocol = \"v2\"\ntls = {}");
     let r = diff(&old, &new, &opts()).unwrap();
     assert!(r.split_changes.is_empty(), "{:?}", r.split_changes);
     assert_eq!(
@@ -218,7 +219,7 @@ fn edits_redirects_and_upstream_protocols_are_configuration_changes() {
         [
             "changed route host old.example path /'s redirect from 301 to host new.example to 308 to host new.example",
             "changed route host * path /'s header edits (no traffic moves)",
-            "changed pool web's protocol, send_proxy_protocol (how requests reach its backends; no traffic moves)",
+            "changed pool web's tls, send_proxy_protocol (how requests reach its backends; no traffic moves)",
         ]
     );
     assert_eq!(r.verdict, DiffVerdict::Pass);
