@@ -12,6 +12,8 @@
 //! makes progress and, once it expires, resets the connection so the kernel drops what
 //! the client never read.
 
+use rustix::buffer::spare_capacity;
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendFlags};
 use std::future::Future;
 use std::io::{self, ErrorKind, IoSlice};
 use std::pin::Pin;
@@ -96,7 +98,7 @@ pub(crate) fn try_read(s: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
     let room = buf.capacity() - buf.len();
     let mut got = None;
     let r = s.try_io(Interest::READABLE, || {
-        let n = s.try_read_buf(buf)?;
+        let (n, _) = rustix::net::recv(s, spare_capacity(buf), RecvFlags::empty())?;
         got = Some(n);
         if n > 0 && n < room {
             Err(ErrorKind::WouldBlock.into())
@@ -181,11 +183,14 @@ pub(crate) async fn write_all(
 /// layer's extra steps (position lock, checks, notifications): measurable when two of
 /// the four system calls a proxied request costs are writes.
 fn send(s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-    if let [one] = bufs {
-        return s.try_write(one);
-    }
     s.try_io(Interest::WRITABLE, || {
-        socket2::SockRef::from(s).send_vectored(bufs)
+        Ok(match bufs {
+            [one] => rustix::net::send(s, one, SendFlags::NOSIGNAL)?,
+            _ => {
+                let mut none = SendAncillaryBuffer::default();
+                rustix::net::sendmsg(s, bufs, &mut none, SendFlags::NOSIGNAL)?
+            }
+        })
     })
 }
 
