@@ -92,7 +92,8 @@ pub(crate) async fn attempt(
     let mut up = super::connect(rt, pool, i, backend, &origin, remaining, Instant::now()).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
-    let mut timer = Timer(std::pin::pin!(tokio::time::sleep_until(deadline)));
+    let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+    let mut timer = Timer::new(sleep);
     let mut rbuf = Buf::new();
     let sent = send_request(out, &mut up, &mut rbuf, deadline, &mut timer).await;
     let head = match sent {

@@ -3,9 +3,9 @@
 //!
 //! A connection has one timer ([`Timer`]) for everything it waits on, one wait at a
 //! time: the first byte, the idle time between requests, a request head, the backend's
-//! answer, a body that stalls. A wait moves the timer to its deadline rather than
-//! making a timer of its own, so a wait costs no allocation in the timer wheel, and
-//! moving it later (the usual case) costs no lock.
+//! answer, a body that stalls. A wait sets the timer's deadline rather than making a
+//! timer of its own, so a wait costs no allocation in the timer wheel, and the timer
+//! itself is moved only when a wait needs it earlier than it stands.
 //!
 //! Two kinds of limit: a deadline (upstream exchanges: the try's time, or a body's
 //! inactivity), and the client's send timeout, which restarts with every write that
@@ -47,12 +47,31 @@ impl Limit {
 }
 
 /// A connection's one timer (see the module documentation).
-pub(crate) struct Timer<'a>(pub(crate) Pin<&'a mut Sleep>);
+///
+/// Moving a timer later is cheap in tokio, earlier is not (a lock and a move in the
+/// timer wheel). Most waits end long before their deadline, so the timer is moved only
+/// when the new deadline is earlier than where it stands; when it fires short of the
+/// deadline wanted now, it is moved on to that one. Per request, where the try's
+/// deadline and the idle deadline take turns, that is no move at all most of the time.
+pub(crate) struct Timer<'a> {
+    sleep: Pin<&'a mut Sleep>,
+    /// The deadline of the wait in progress (the sleep may stand earlier).
+    want: Instant,
+}
 
-impl Timer<'_> {
+impl<'a> Timer<'a> {
+    /// A timer standing at the sleep's deadline.
+    pub(crate) fn new(sleep: Pin<&'a mut Sleep>) -> Self {
+        let want = sleep.deadline();
+        Timer { sleep, want }
+    }
+
     /// Fire at `at` (and no earlier).
     pub(crate) fn reset(&mut self, at: Instant) {
-        self.0.as_mut().reset(at);
+        self.want = at;
+        if self.sleep.deadline() > at {
+            self.sleep.as_mut().reset(at);
+        }
     }
 
     /// Wait until `s` is readable (or writable, with `write`): true; or until the timer
@@ -67,14 +86,27 @@ impl Timer<'_> {
             if let Poll::Ready(r) = r {
                 return Poll::Ready(r.map(|()| true));
             }
-            self.0.as_mut().poll(cx).map(|()| Ok(false))
+            if self.poll_fired(cx) {
+                Poll::Ready(Ok(false))
+            } else {
+                Poll::Pending
+            }
         })
         .await
     }
 
-    /// Poll whether the timer has fired.
+    /// Poll whether the deadline wanted has passed.
     pub(crate) fn poll_fired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        self.0.as_mut().poll(cx).is_ready()
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.sleep.deadline() >= self.want {
+                return true;
+            }
+            // It stood earlier than the wait in progress wants: on to that deadline.
+            self.sleep.as_mut().reset(self.want);
+        }
     }
 }
 
@@ -232,7 +264,8 @@ pub(crate) async fn linger_close(mut s: TcpStream) {
         return;
     }
     let deadline = Instant::now() + LINGER;
-    let mut t = Timer(std::pin::pin!(tokio::time::sleep_until(deadline)));
+    let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+    let mut t = Timer::new(sleep);
     let mut sink = Vec::with_capacity(4096);
     let mut total = 0;
     while total < LINGER_BYTES {

@@ -114,7 +114,7 @@ pub(super) async fn serve(
         slot,
         shutdown,
         max_head: l.max_header_bytes.max(8192),
-        timer: io::Timer(timer),
+        timer: io::Timer::new(timer),
         sent_at: None,
     };
     let mut first = true;
