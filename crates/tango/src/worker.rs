@@ -3,8 +3,9 @@
 //!
 //! Each worker accepts on sockets of its own (`proxy/listener.rs` binds one per worker
 //! and address with `SO_REUSEPORT`, and the kernel spreads new connections across
-//! them), so a connection, and every task spawned for it, lives on one thread from
-//! accept to close: no work stealing, and none of the multi-threaded scheduler's
+//! them; a worker with more connections than another hands a new one over once, right
+//! after accepting it), so a connection, and every task spawned for it, lives on one
+//! thread from its first byte to close: no work stealing, and none of the multi-threaded scheduler's
 //! cross-thread bookkeeping on the request path. The control plane (admin API, watch,
 //! health probes, upkeep, reloads, signals) runs on the runtime that started the
 //! workers.

@@ -35,6 +35,10 @@ pub(super) struct Shared {
     /// Open connections, and the idle ones that may be closed for a newcomer.
     pub(super) conns: Conns,
     pub(super) access_log: Option<Arc<AccessLog>>,
+    /// Open connections per worker, to keep the workers even.
+    pub(super) spread: Arc<super::spread::Spread>,
+    /// Each worker's runtime, by worker index: where a connection handed over runs.
+    pub(super) workers: Vec<tokio::runtime::Handle>,
 }
 
 /// One client connection, admitted into `slot`, from its first byte (or TLS handshake)
@@ -97,7 +101,7 @@ pub(super) async fn connection(
 
 impl Shared {
     /// A connection admitted into `slot` has closed.
-    fn closed(&self, slot: &Arc<Slot>) {
+    pub(super) fn closed(&self, slot: &Arc<Slot>) {
         self.conns.close(slot);
         self.shutdown.connection_closed();
     }

@@ -2,7 +2,8 @@
 //! failure can reject it), reconciled with each configuration, and their accept loops.
 //! Every worker (`crate::worker`) has a socket of its own per address, bound with
 //! `SO_REUSEPORT` so the kernel spreads new connections across them, and its own accept
-//! loop, which serves what it accepts on that worker. Listener settings are read from
+//! loop, which serves what it accepts on that worker, or, when that worker has more of
+//! the listener's connections than another, hands it to the emptiest (`spread`). Listener settings are read from
 //! the current snapshot at accept time, so a reload changes them for new connections
 //! without rebinding. A TLS listener's certificates are read again for each
 //! configuration and swapped into its acceptor (`tls::Resolver`), also without
@@ -12,7 +13,8 @@
 
 use super::access::AccessLog;
 use super::conn::{connection, Shared, Shutdown};
-use super::idle::Conns;
+use super::idle::{Conns, Slot};
+use super::spread::{Placed, Spread};
 use super::tls::{self, CertSet, Resolver};
 use crate::runtime::{Runtime, Snapshot};
 use anyhow::Context as _;
@@ -158,6 +160,8 @@ impl Listeners {
                 tls: b.tls,
                 conns: Conns::default(),
                 access_log: self.access_log.clone(),
+                spread: Arc::new(Spread::new(self.workers.len())),
+                workers: self.workers.clone(),
             });
             for (socket, worker) in b.sockets.into_iter().zip(&self.workers) {
                 worker.spawn(accept_loop(ctx.clone(), socket, stop_rx.clone()));
@@ -282,7 +286,16 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         };
         tracing::debug!(listener = %ctx.name, worker, %peer, "accepted");
         ctx.shutdown.connection_opened();
-        tokio::spawn(connection(ctx.clone(), stream, (peer, local), lcfg, slot));
+        let placed = ctx.spread.place(worker);
+        if placed.worker == worker {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                connection(ctx, stream, (peer, local), lcfg, slot).await;
+                drop(placed);
+            });
+        } else {
+            hand_over(&ctx, stream, (peer, local), lcfg, slot, placed);
+        }
     }
     if ctx.shutdown.is_draining() {
         // Engine connections waiting for a request close now; busy ones after their
@@ -290,6 +303,30 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         ctx.conns.wake_all();
     }
     tracing::debug!(listener = %ctx.name, worker, "accept loop stopped");
+}
+
+/// Serve a connection on the worker `placed` names rather than the one that accepted
+/// it: the socket leaves this worker's poller and joins that one's.
+fn hand_over(
+    ctx: &Arc<Shared>,
+    stream: TcpStream,
+    addrs: (SocketAddr, SocketAddr),
+    lcfg: Arc<Listener>,
+    slot: Arc<Slot>,
+    placed: Placed,
+) {
+    let ctx = ctx.clone();
+    let socket = stream.into_std();
+    ctx.workers[placed.worker].clone().spawn(async move {
+        match socket.and_then(TcpStream::from_std) {
+            Ok(stream) => connection(ctx.clone(), stream, addrs, lcfg, slot).await,
+            Err(e) => {
+                tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
+                ctx.closed(&slot);
+            }
+        }
+        drop(placed);
+    });
 }
 
 /// The listener's settings in the snapshot in force (shared with the connections

@@ -1,4 +1,5 @@
-//! The data plane: listeners (`listener`), connections (`conn`, with the socket
+//! The data plane: listeners (`listener`, spreading connections evenly over the
+//! workers with `spread`), connections (`conn`, with the socket
 //! wrapper `conn_io`, the framing guard `framing` and the idle-connection queue `idle`),
 //! the HTTP/1.1 engine that serves plain connections (`h1`, borrowing buffers from
 //! `bufpool`), the per-request service hyper calls for TLS and HTTP/2 (`service`:
@@ -29,4 +30,5 @@ mod proxy_protocol;
 mod rules;
 pub(crate) mod service;
 mod shutdown;
+mod spread;
 mod tls;
