@@ -276,3 +276,44 @@ pub(crate) async fn linger_close(mut s: TcpStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+
+    async fn fired(t: &mut Timer<'_>) -> bool {
+        poll_fn(|cx| Poll::Ready(t.poll_fired(cx))).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_deadline_is_kept_until_the_timer_fires_and_then_waited_for() {
+        let start = Instant::now();
+        let sleep = std::pin::pin!(tokio::time::sleep_until(start + Duration::from_secs(1)));
+        let mut t = Timer::new(sleep);
+        t.reset(start + Duration::from_secs(3));
+        assert_eq!(
+            t.sleep.deadline(),
+            start + Duration::from_secs(1),
+            "not moved later"
+        );
+        tokio::time::sleep_until(start + Duration::from_millis(1500)).await;
+        assert!(
+            !fired(&mut t).await,
+            "fired at 1 s, short of the 3 s wanted"
+        );
+        assert_eq!(t.sleep.deadline(), start + Duration::from_secs(3));
+        tokio::time::sleep_until(start + Duration::from_millis(3100)).await;
+        assert!(fired(&mut t).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_deadline_moves_the_timer() {
+        let start = Instant::now();
+        let sleep = std::pin::pin!(tokio::time::sleep_until(start + Duration::from_secs(60)));
+        let mut t = Timer::new(sleep);
+        t.reset(start + Duration::from_secs(1));
+        tokio::time::sleep_until(start + Duration::from_millis(1100)).await;
+        assert!(fired(&mut t).await);
+    }
+}
