@@ -60,7 +60,7 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     let edits = fwd.edits.filter(|e| !e.is_empty());
     // Checked per field only for a route with edits.
     let kept = |name: &[u8]| edits.is_none_or(|e| !e.drops(name));
-    let has_host = req.headers.of_kind(Kind::Host).next().is_some();
+    let has_host = req.headers.has(Kind::Host);
     if let (false, Some(host)) = (has_host, req.host) {
         if kept(b"host") {
             write_field(out, b"host", host.of(buf));
