@@ -22,7 +22,9 @@
 //! A parsed head is a few facts and [`Span`]s into the buffer it came from; the caller
 //! keeps that buffer until it has written the head on. Parsing allocates nothing for a
 //! head of up to [`INLINE_HEADERS`] fields (the field list lives inline in the head);
-//! longer heads allocate once.
+//! longer heads allocate once. [`parse_request_into`] and [`parse_response_into`] parse
+//! into a head the caller keeps (the engine's pooled boxes): a head is a few hundred
+//! bytes, and is so never copied whole.
 
 mod body;
 mod fields;
@@ -35,8 +37,12 @@ mod write;
 
 pub use body::{encode_chunk, ChunkError, ChunkPrefix, ChunkedTracker, Feed, LAST_CHUNK};
 pub use fields::{Header, Headers, INLINE_HEADERS, MAX_HEADERS};
-pub use request::{parse_request, Method, RequestFraming, RequestHead, TargetForm};
-pub use response::{parse_response, RequestFacts, ResponseFraming, ResponseHead};
+pub use request::{
+    parse_request, parse_request_into, Method, RequestFraming, RequestHead, TargetForm,
+};
+pub use response::{
+    parse_response, parse_response_into, RequestFacts, ResponseFraming, ResponseHead,
+};
 pub use write::{
     reason_phrase, write_error_response, write_field, write_own_response, write_request_head,
     write_response_head, write_response_head_edited, BodyPlan, ClientFacts, Forwarding,
@@ -207,9 +213,4 @@ fn is_text(v: &[u8]) -> bool {
 fn items(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     let v: &[u8] = if is_text(v) { v } else { b"\0" };
     v.split(|&b| b == b',').map(<[u8]>::trim_ascii)
-}
-
-/// Whether a comma-separated value lists `token` (any case).
-fn has_token(v: &[u8], token: &[u8]) -> bool {
-    items(v).any(|t| t.eq_ignore_ascii_case(token))
 }

@@ -107,15 +107,12 @@ impl Recycled for ResponseHead {
     }
 }
 
-/// `v` in a box from this thread's free ones, or a new box.
-pub(crate) fn boxed<T: Recycled>(v: T) -> Box<T> {
-    match T::with_free(Vec::pop) {
-        Some(mut b) => {
-            *b = v;
-            b
-        }
-        None => Box::new(v),
-    }
+/// A box from this thread's free ones, or a new one, for a head to be parsed into in
+/// place: what it holds is a former head's (or an empty one), which the parser
+/// overwrites. Parsing into it, rather than moving a parsed head in, spares copying
+/// the head whole.
+pub(crate) fn fresh<T: Recycled + Default>() -> Box<T> {
+    T::with_free(Vec::pop).unwrap_or_default()
 }
 
 /// A box back to this thread's free ones (a box not given back is simply freed).

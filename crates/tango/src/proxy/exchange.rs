@@ -18,7 +18,7 @@ use super::h1::io::{self, Limit};
 use crate::runtime::{PoolRuntime, Runtime};
 use crate::upstream::{self, ConnectError, Origin, PoolRef, Upstream};
 use std::time::Duration;
-use tango_core::http1::codec::{parse_response, HeadError, RequestFacts, ResponseHead};
+use tango_core::http1::codec::{parse_response_into, HeadError, RequestFacts, ResponseHead};
 use tango_core::http1::head_may_end;
 use tango_core::policy::Pick;
 use tango_core::retry::{Failure, Outcome, Retry, Send, Step};
@@ -182,12 +182,14 @@ pub(crate) async fn read_response_head(
     // Parsed again only once its end may have come: a backend trickling a head costs
     // linear work.
     let mut scanned = 0;
+    // Parsed in place into a pooled box: the head is never copied whole.
+    let mut head = super::bufpool::fresh::<ResponseHead>();
     loop {
         let may_end = scanned == 0 || head_may_end(rbuf, scanned);
         if !rbuf.is_empty() && (may_end || rbuf.len() >= MAX_RESPONSE_HEAD) {
-            match parse_response(rbuf, MAX_RESPONSE_HEAD, facts) {
-                Ok(Some(h)) => return Ok(super::bufpool::boxed(h)),
-                Ok(None) => {}
+            match parse_response_into(rbuf, MAX_RESPONSE_HEAD, facts, &mut head) {
+                Ok(true) => return Ok(head),
+                Ok(false) => {}
                 Err(e) => return Err(HeadFail::Bad(e)),
             }
         }

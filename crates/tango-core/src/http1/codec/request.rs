@@ -18,7 +18,7 @@
 
 use super::fields::{Headers, Kind, MAX_HEADERS};
 use super::target::{self, Bad};
-use super::{digits, has_token, items, HeadError, Refusal, Span, Version};
+use super::{digits, items, HeadError, Refusal, Span, Version};
 use std::mem::MaybeUninit;
 
 pub use super::target::TargetForm;
@@ -137,6 +137,29 @@ pub struct RequestHead {
     pub headers: Headers,
 }
 
+impl Default for RequestHead {
+    /// An empty head, to parse into ([`parse_request_into`]).
+    fn default() -> RequestHead {
+        RequestHead {
+            method: Method::Get,
+            method_span: Span::EMPTY,
+            target: Span::EMPTY,
+            form: TargetForm::Origin,
+            path: Span::EMPTY,
+            origin: Span::EMPTY,
+            version: Version::Http11,
+            head_len: 0,
+            framing: RequestFraming::None,
+            keep_alive: false,
+            expect_continue: false,
+            upgrade: None,
+            host: None,
+            request_id: None,
+            headers: Headers::default(),
+        }
+    }
+}
+
 impl RequestHead {
     /// CONNECT.
     pub fn is_connect(&self) -> bool {
@@ -157,7 +180,21 @@ impl RequestHead {
 /// yet (read more and call again with the longer buffer). `max_head` is the largest
 /// head taken ([`HeadError::TooLarge`] once `buf` holds that many bytes without a
 /// complete head). See the module documentation for what is refused.
+///
+/// This makes a new head; [`parse_request_into`] parses into one the caller keeps,
+/// which is what the engine does (a head is a few hundred bytes: not copied about).
 pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, HeadError> {
+    let mut head = RequestHead::default();
+    Ok(parse_request_into(buf, max_head, &mut head)?.then_some(head))
+}
+
+/// [`parse_request`] into `head`, which is overwritten whole: `Ok(true)` when the head
+/// is complete and taken. On `Ok(false)` or an error, `head` holds nothing of use.
+pub fn parse_request_into(
+    buf: &[u8],
+    max_head: usize,
+    head: &mut RequestHead,
+) -> Result<bool, HeadError> {
     let max_head = max_head.min(u32::MAX as usize);
     let window = &buf[..buf.len().min(max_head)];
     let mut raw = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -165,7 +202,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let head_len = match req.parse_with_uninit_headers(window, &mut raw) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(false),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed),
     };
@@ -174,8 +211,10 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         return Err(HeadError::Malformed);
     };
     let version = Version::from_minor(minor);
-    let headers = Headers::from_parsed(buf, req.headers).ok_or(HeadError::TooLarge)?;
-    let scan = Scan::of(buf, &headers, version);
+    head.headers
+        .fill(buf, req.headers)
+        .ok_or(HeadError::TooLarge)?;
+    let scan = Scan::of(buf, &head.headers, version);
     if let Some(why) = scan.refusal(version) {
         return Err(HeadError::Refused(why));
     }
@@ -187,7 +226,8 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     if !scan.coding_ok() {
         return Err(HeadError::UnsupportedCoding);
     }
-    if let RequestFraming::Length(n) = scan.framing() {
+    let framing = scan.framing();
+    if let RequestFraming::Length(n) = framing {
         if n > MAX_LENGTH {
             return Err(HeadError::TooLarge);
         }
@@ -198,25 +238,22 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
             target_span.start as usize + e,
         )
     };
-    let mut head = RequestHead {
-        method: Method::of(method.as_bytes()),
-        method_span: Span::within(buf, method.as_bytes()),
-        target: target_span,
-        form: t.form,
-        path: at((t.origin.0, t.path_end)),
-        origin: at(t.origin),
-        version,
-        head_len,
-        framing: scan.framing(),
-        keep_alive: scan.keep_alive,
-        expect_continue: scan.expect_continue && version == Version::Http11,
-        upgrade: scan.upgrade(buf, version),
-        host: scan.host.or(t.authority.map(at)),
-        request_id: scan.request_id,
-        headers,
-    };
+    head.method = Method::of(method.as_bytes());
+    head.method_span = Span::within(buf, method.as_bytes());
+    head.target = target_span;
+    head.form = t.form;
+    head.path = at((t.origin.0, t.path_end));
+    head.origin = at(t.origin);
+    head.version = version;
+    head.head_len = head_len;
+    head.framing = framing;
+    head.keep_alive = scan.keep_alive;
+    head.expect_continue = scan.expect_continue && version == Version::Http11;
+    head.upgrade = scan.upgrade(buf, version);
+    head.host = scan.host.or(t.authority.map(at));
+    head.request_id = scan.request_id;
     head.headers.mark_hop_by_hop(buf, head.upgrade.is_some());
-    Ok(Some(head))
+    Ok(true)
 }
 
 /// What one pass over a request's fields finds.
@@ -240,11 +277,13 @@ struct Scan {
 
 impl Scan {
     fn of(buf: &[u8], headers: &Headers, version: Version) -> Scan {
+        // hyper: a close anywhere wins; otherwise HTTP/1.1, or a keep-alive, keeps.
+        let conn = headers.connection();
         let mut s = Scan {
-            keep_alive: version == Version::Http11,
+            keep_alive: !conn.close && (version == Version::Http11 || conn.keep_alive),
+            connection_upgrade: conn.upgrade,
             ..Scan::default()
         };
-        let mut saw_close = false;
         for h in headers.iter() {
             let v = h.value().of(buf);
             match h.kind() {
@@ -266,16 +305,6 @@ impl Scan {
                 Kind::Host => {
                     s.hosts += 1;
                     s.host = Some(h.value());
-                }
-                Kind::Connection => {
-                    // hyper: once a field says close, a later keep-alive does not undo it.
-                    if saw_close || has_token(v, b"close") {
-                        saw_close = true;
-                        s.keep_alive = false;
-                    } else if !s.keep_alive {
-                        s.keep_alive = has_token(v, b"keep-alive");
-                    }
-                    s.connection_upgrade |= has_token(v, b"upgrade");
                 }
                 Kind::Expect => s.expect_continue = v.eq_ignore_ascii_case(b"100-continue"),
                 Kind::Upgrade if s.first_upgrade.is_none() => s.first_upgrade = Some(h.value()),

@@ -13,7 +13,7 @@
 
 use super::fields::{Headers, Kind, MAX_HEADERS};
 use super::request::MAX_LENGTH;
-use super::{digits, has_token, items, HeadError, Refusal, Span, Version};
+use super::{digits, items, HeadError, Refusal, Span, Version};
 use std::mem::MaybeUninit;
 
 /// What the response answers: the facts of the request that decide its framing.
@@ -67,21 +67,54 @@ pub struct ResponseHead {
     pub headers: Headers,
 }
 
+impl Default for ResponseHead {
+    /// An empty head, to parse into ([`parse_response_into`]).
+    fn default() -> ResponseHead {
+        ResponseHead {
+            status: 200,
+            version: Version::Http11,
+            reason: Span::EMPTY,
+            head_len: 0,
+            framing: ResponseFraming::NoBody,
+            content_length: None,
+            keep_alive: false,
+            interim: false,
+            switching: false,
+            headers: Headers::default(),
+        }
+    }
+}
+
 impl ResponseHead {
     /// Whether the backend sent a Date (tango adds one otherwise, as hyper did).
     pub fn has_date(&self) -> bool {
-        self.headers.of_kind(Kind::Date).next().is_some()
+        self.headers.has(Kind::Date)
     }
 }
 
 /// Parse the response head at the start of `buf`, the answer to a request described
 /// by `req`. `Ok(None)`: not complete yet. [`HeadError::TooLarge`] once `buf` holds
 /// `max_head` bytes without a complete head. See the module documentation.
+///
+/// This makes a new head; [`parse_response_into`] parses into one the caller keeps,
+/// which is what the engine does.
 pub fn parse_response(
     buf: &[u8],
     max_head: usize,
     req: RequestFacts,
 ) -> Result<Option<ResponseHead>, HeadError> {
+    let mut head = ResponseHead::default();
+    Ok(parse_response_into(buf, max_head, req, &mut head)?.then_some(head))
+}
+
+/// [`parse_response`] into `head`, which is overwritten whole: `Ok(true)` when the
+/// head is complete and taken. On `Ok(false)` or an error, `head` holds nothing of use.
+pub fn parse_response_into(
+    buf: &[u8],
+    max_head: usize,
+    req: RequestFacts,
+    head: &mut ResponseHead,
+) -> Result<bool, HeadError> {
     let max_head = max_head.min(u32::MAX as usize);
     let window = &buf[..buf.len().min(max_head)];
     let mut raw = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -91,7 +124,7 @@ pub fn parse_response(
     let head_len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Partial) => return Ok(false),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
         Err(_) => return Err(HeadError::Malformed),
     };
@@ -99,23 +132,22 @@ pub fn parse_response(
         return Err(HeadError::Malformed);
     };
     let version = Version::from_minor(minor);
-    let reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
-    let mut headers = Headers::from_parsed(buf, resp.headers).ok_or(HeadError::TooLarge)?;
-    let fields = Fields::of(buf, &headers, version);
+    head.headers
+        .fill(buf, resp.headers)
+        .ok_or(HeadError::TooLarge)?;
+    let fields = Fields::of(buf, &head.headers, version);
     let (framing, switching) = decide(status, version, req, &fields)?;
-    headers.mark_hop_by_hop(buf, status == 101);
-    Ok(Some(ResponseHead {
-        status,
-        version,
-        reason,
-        head_len,
-        framing,
-        content_length: fields.content_length.flatten(),
-        keep_alive: fields.keep_alive && !switching && framing != ResponseFraming::CloseDelimited,
-        interim: (100..200).contains(&status) && status != 101,
-        switching,
-        headers,
-    }))
+    head.headers.mark_hop_by_hop(buf, status == 101);
+    head.status = status;
+    head.version = version;
+    head.reason = Span::within(buf, resp.reason.unwrap_or("").as_bytes());
+    head.head_len = head_len;
+    head.framing = framing;
+    head.content_length = fields.content_length.flatten();
+    head.keep_alive = fields.keep_alive && !switching && framing != ResponseFraming::CloseDelimited;
+    head.interim = (100..200).contains(&status) && status != 101;
+    head.switching = switching;
+    Ok(true)
 }
 
 /// Framing and whether the connection switches, in hyper's client's order.
@@ -157,12 +189,13 @@ struct Fields {
 
 impl Fields {
     fn of(buf: &[u8], headers: &Headers, version: Version) -> Fields {
+        // hyper: a close anywhere wins; otherwise HTTP/1.1, or a keep-alive, keeps.
+        let conn = headers.connection();
         let mut f = Fields {
             content_length: None,
             chunked: None,
-            keep_alive: version == Version::Http11,
+            keep_alive: !conn.close && (version == Version::Http11 || conn.keep_alive),
         };
-        let mut saw_close = false;
         for h in headers.iter() {
             let v = h.value().of(buf);
             match h.kind() {
@@ -177,14 +210,6 @@ impl Fields {
                     }
                 }
                 Kind::TransferEncoding => f.chunked = Some(super::request::ends_in_chunked(v)),
-                Kind::Connection => {
-                    if saw_close || has_token(v, b"close") {
-                        saw_close = true;
-                        f.keep_alive = false;
-                    } else if !f.keep_alive {
-                        f.keep_alive = has_token(v, b"keep-alive");
-                    }
-                }
                 _ => {}
             }
         }

@@ -5,6 +5,7 @@ mod chunks;
 mod edits;
 mod model;
 mod properties;
+mod reuse;
 mod writes;
 
 use super::*;

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{Redirect, Target as RouteTarget, UpstreamProtocol};
 use tango_core::http1::codec::{
-    parse_request, write_request_head, Forwarding, Method, RequestFacts, RequestHead, ResponseHead,
-    Span,
+    parse_request_into, write_request_head, Forwarding, Method, RequestFacts, RequestHead,
+    ResponseHead, Span,
 };
 use tango_core::retry::{Failure, Outcome};
 use tango_core::rewrite::{write_location, Apply, Edits, RequestUrl};
@@ -82,9 +82,10 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     let started = Instant::now();
     // A head that came whole (the usual case) is parsed here; reading the rest of one
     // is boxed, to keep its future out of every request's.
-    let head = match parse_request(buf, c.max_head) {
-        Ok(Some(h)) => bufpool::boxed(h),
-        _ => match Box::pin(head::read_head(c, buf, started)).await {
+    let mut head = bufpool::fresh::<RequestHead>();
+    let head = match parse_request_into(buf, c.max_head, &mut head) {
+        Ok(true) => head,
+        _ => match Box::pin(head::read_head(c, buf, started, head)).await {
             Ok(h) => h,
             Err(next) => return next,
         },

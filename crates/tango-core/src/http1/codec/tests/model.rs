@@ -156,7 +156,7 @@ fn written(out: &[u8]) -> (Fields, Vec<(String, Vec<u8>)>) {
 
 /// A request built from fields likely to interact: hop-by-hop names, names the
 /// Connection header lists, the forwarded fields, duplicates.
-fn request() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn request() -> impl Strategy<Value = Vec<u8>> {
     let name = prop_oneof![
         Just("Connection"),
         Just("Keep-Alive"),

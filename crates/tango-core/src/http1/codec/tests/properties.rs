@@ -22,7 +22,7 @@ fn target_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A request head with the fields that decide framing and routing, in any mix.
-fn framing_head() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn framing_head() -> impl Strategy<Value = Vec<u8>> {
     let field = prop_oneof![
         Just("Host: x"),
         Just("host: y"),

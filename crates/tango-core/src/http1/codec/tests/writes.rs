@@ -301,3 +301,32 @@ fn tangos_own_answers() {
         assert_ne!(reason_phrase(s), "<none>", "{s}");
     }
 }
+
+#[test]
+fn fields_go_out_as_name_colon_space_value_whatever_their_form() {
+    // Lines already in that form are copied (runs of them at once); others are
+    // rewritten: no space or two after the colon, trailing space, a bare LF, no value.
+    let raw = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB:2\r\nC:  3 \r\nD: 4\nE: 5\r\nF:\r\nG: \r\nConnection: x\r\nX: gone\r\nH: 6\r\nI: 7\r\n\r\n";
+    let fields =
+        "Host: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: \r\nG: \r\nH: 6\r\nI: 7\r\n";
+    assert_eq!(
+        upstream(raw),
+        format!("GET / HTTP/1.1\r\n{fields}x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: http\r\nx-forwarded-host: h\r\nx-request-id: rid\r\n\r\n")
+    );
+    let raw =
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nContent-Length: 0\r\nC: 3\r\nD: 4\r\nDate: d\r\n\r\n";
+    let h = parse_response(raw, MAX, RequestFacts::default())
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    let c = ClientFacts {
+        version: Version::Http11,
+        keep_alive: true,
+        is_head: false,
+    };
+    write_response_head(&mut out, &h, raw, c, DATE);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nDate: d\r\ncontent-length: 0\r\n\r\n"
+    );
+}

@@ -5,18 +5,19 @@
 use super::super::{date, io, Conn, Next};
 use crate::proxy::bufpool::{self, Buf};
 use tango_core::http1::codec::{
-    parse_request, write_error_response, HeadError, RequestHead, Version,
+    parse_request_into, write_error_response, HeadError, RequestHead, Version,
 };
 use tango_core::http1::head_may_end;
 use tokio::time::Instant;
 
 /// Read until the request head at the start of `buf` is complete, within the header
-/// timeout from `now` (its first byte is here already). A head that cannot be taken is
-/// answered here.
+/// timeout from `now` (its first byte is here already), parsing it into `head`. A head
+/// that cannot be taken is answered here.
 pub(super) async fn read_head(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     now: Instant,
+    mut head: Box<RequestHead>,
 ) -> Result<Box<RequestHead>, Next> {
     let deadline = now + c.l.header_timeout;
     // Parsed again only once its end may have come (or the size limit): a client
@@ -25,10 +26,13 @@ pub(super) async fn read_head(
     let mut scanned = 0;
     loop {
         if scanned == 0 || head_may_end(buf, scanned) || buf.len() >= c.max_head {
-            match parse_request(buf, c.max_head) {
-                Ok(Some(h)) => return Ok(bufpool::boxed(h)),
-                Ok(None) => {}
-                Err(e) => return Err(Box::pin(refuse(c, e)).await),
+            match parse_request_into(buf, c.max_head, &mut head) {
+                Ok(true) => return Ok(head),
+                Ok(false) => {}
+                Err(e) => {
+                    bufpool::unbox(head);
+                    return Err(Box::pin(refuse(c, e)).await);
+                }
             }
         }
         scanned = buf.len();
