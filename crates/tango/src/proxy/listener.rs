@@ -284,9 +284,9 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
             true => stream.local_addr().unwrap_or(lcfg.listen),
             false => lcfg.listen,
         };
-        tracing::debug!(listener = %ctx.name, worker, %peer, "accepted");
         ctx.shutdown.connection_opened();
         let placed = ctx.spread.place(worker);
+        tracing::debug!(listener = %ctx.name, worker, serves = placed.worker, %peer, "accepted");
         if placed.worker == worker {
             let ctx = ctx.clone();
             tokio::spawn(async move {

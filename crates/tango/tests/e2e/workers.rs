@@ -1,4 +1,4 @@
-//! Several workers: connections spread over them, a reload binds a new listener on each,
+//! Several workers: connections spread over them (evenly, when held open), a reload binds a new listener on each,
 //! the connection limit is one total, and shutdown drains every worker's connections.
 
 use crate::backend::Backend;
@@ -70,6 +70,42 @@ async fn connections_spread_over_two_workers_and_all_succeed() {
         "{}",
         t.log()
     );
+}
+
+#[tokio::test]
+async fn connections_held_open_are_served_evenly_by_the_two_workers() {
+    let b = Backend::start("a").await;
+    let t = two_workers(&config("", &[("a", b.addr, 1)]));
+    // One after another, each answered before the next opens, and all kept open: the
+    // kernel's hash alone would put exactly 10 on each worker 1 time in 6.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(BOUND, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        held.push(s);
+    }
+    let serving: Vec<String> = t
+        .log()
+        .lines()
+        .filter(|l| l.contains(" accepted ") && l.contains("listener=main "))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("serves=")))
+        .map(str::to_string)
+        .collect();
+    let on = |w: &str| serving.iter().filter(|s| *s == w).count();
+    assert_eq!((on("serves=0"), on("serves=1")), (10, 10), "{}", t.log());
+    drop(held);
 }
 
 #[tokio::test]
