@@ -41,15 +41,18 @@ pub(super) struct Shared {
     pub(super) workers: Vec<tokio::runtime::Handle>,
 }
 
-/// One client connection, admitted into `slot`, from its first byte (or TLS handshake)
-/// until it closes.
+/// One client connection, admitted into `slot` and counted on its worker by `placed`,
+/// from its first byte (or TLS handshake) until it closes.
 pub(super) async fn connection(
     ctx: Arc<Shared>,
     mut stream: TcpStream,
     (peer, local): (SocketAddr, SocketAddr),
     lcfg: Arc<Listener>,
     slot: Arc<Slot>,
+    placed: super::spread::Placed,
 ) {
+    // Uncounted when the connection ends, however it ends.
+    let _placed = placed;
     // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and only
     // there: its read buffer would otherwise sit in every connection's task.
     let peer = match lcfg.proxy_protocol {

@@ -288,11 +288,14 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         let placed = ctx.spread.place(worker);
         tracing::debug!(listener = %ctx.name, worker, serves = placed.worker, %peer, "accepted");
         if placed.worker == worker {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                connection(ctx, stream, (peer, local), lcfg, slot).await;
-                drop(placed);
-            });
+            tokio::spawn(connection(
+                ctx.clone(),
+                stream,
+                (peer, local),
+                lcfg,
+                slot,
+                placed,
+            ));
         } else {
             hand_over(&ctx, stream, (peer, local), lcfg, slot, placed);
         }
@@ -319,13 +322,12 @@ fn hand_over(
     let socket = stream.into_std();
     ctx.workers[placed.worker].clone().spawn(async move {
         match socket.and_then(TcpStream::from_std) {
-            Ok(stream) => connection(ctx.clone(), stream, addrs, lcfg, slot).await,
+            Ok(stream) => connection(ctx.clone(), stream, addrs, lcfg, slot, placed).await,
             Err(e) => {
                 tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
                 ctx.closed(&slot);
             }
         }
-        drop(placed);
     });
 }
 
