@@ -14,6 +14,7 @@ use super::framing::{self, SwitchVerdict};
 use super::headers;
 use super::idle::{Conns, Slot, Tracked};
 use super::service::{self, ConnCtx};
+use super::spread::Placed;
 use crate::runtime::Runtime;
 use crate::upstream::Origin;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -41,65 +42,80 @@ pub(super) struct Shared {
     pub(super) workers: Vec<tokio::runtime::Handle>,
 }
 
-/// One client connection, admitted into `slot` and counted on its worker by `placed`,
-/// from its first byte (or TLS handshake) until it closes.
-pub(super) async fn connection(
-    ctx: Arc<Shared>,
-    mut stream: TcpStream,
-    (peer, local): (SocketAddr, SocketAddr),
-    lcfg: Arc<Listener>,
-    slot: Arc<Slot>,
-    placed: super::spread::Placed,
-) {
-    // Uncounted when the connection ends, however it ends.
-    let _placed = placed;
-    // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and only
-    // there: its read buffer would otherwise sit in every connection's task.
-    let peer = match lcfg.proxy_protocol {
-        Some(_) => {
-            Box::pin(super::proxy_protocol::client(
-                &mut stream,
-                peer,
-                &lcfg,
-                &slot,
-            ))
-            .await
+/// A connection just accepted, with what serving it takes.
+pub(super) struct Accepted {
+    pub(super) ctx: Arc<Shared>,
+    pub(super) stream: TcpStream,
+    /// The client's address (until a PROXY header says otherwise) and the one it reached.
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    pub(super) lcfg: Arc<Listener>,
+    /// Its place among the listener's open connections.
+    pub(super) slot: Arc<Slot>,
+    /// Its count on the worker serving it, given back when the connection ends.
+    pub(super) placed: Placed,
+}
+
+/// One client connection, from its first byte (or TLS handshake) until it closes.
+///
+/// Not an `async fn`: one keeps its arguments and a copy of each for as long as it
+/// runs, and this future is most of an idle connection's memory. The block below uses
+/// the parts of `a` where they lie.
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`, see above
+pub(super) fn connection(mut a: Accepted) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and
+        // only there: its read buffer would otherwise sit in every connection's task.
+        if a.lcfg.proxy_protocol.is_some() {
+            let client = super::proxy_protocol::client(&mut a.stream, a.peer, &a.lcfg, &a.slot);
+            match Box::pin(client).await {
+                Some(p) => a.peer = p,
+                None => return a.ctx.closed(&a.slot),
+            }
         }
-        None => Some(peer),
-    };
-    let Some(peer) = peer else {
-        return ctx.closed(&slot);
-    };
-    // Only a connection hyper reads through the framing guard needs the verdict.
-    let switch = ctx.tls.as_ref().map(|_| Arc::new(SwitchVerdict::default()));
-    let conn = Arc::new(ConnCtx {
-        rt: ctx.rt.clone(),
-        listener: ctx.name.clone(),
-        peer,
-        origin: Origin {
-            client: peer,
-            local,
-        },
-        peer_value: headers::peer_value(peer.ip()),
-        tls: ctx.tls.is_some(),
-        settings: lcfg.clone(),
-        access_log: ctx.access_log.clone(),
-        switch: switch.clone(),
-    });
-    let w = Watch {
-        slot: &slot,
-        conns: &ctx.conns,
-        shutdown: &ctx.shutdown,
-    };
-    match (&ctx.tls, switch) {
-        (Some(acceptor), Some(switch)) => {
-            // Boxed: the TLS and hyper state would otherwise make every plain
-            // connection's task as large.
-            Box::pin(serve_tls(stream, acceptor, conn, &lcfg, &w, switch)).await
+        // Only a connection hyper reads through the framing guard needs the verdict.
+        let switch = a
+            .ctx
+            .tls
+            .as_ref()
+            .map(|_| Arc::new(SwitchVerdict::default()));
+        let conn = Arc::new(ConnCtx {
+            rt: a.ctx.rt.clone(),
+            listener: a.ctx.name.clone(),
+            peer: a.peer,
+            origin: Origin {
+                client: a.peer,
+                local: a.local,
+            },
+            peer_value: headers::peer_value(a.peer.ip()),
+            tls: a.ctx.tls.is_some(),
+            settings: a.lcfg.clone(),
+            access_log: a.ctx.access_log.clone(),
+            switch: switch.clone(),
+        });
+        let w = Watch {
+            slot: &a.slot,
+            conns: &a.ctx.conns,
+            shutdown: &a.ctx.shutdown,
+        };
+        match (&a.ctx.tls, switch) {
+            (Some(acceptor), Some(switch)) => {
+                // Boxed: the TLS and hyper state would otherwise make every plain
+                // connection's task as large.
+                Box::pin(serve_tls(a.stream, acceptor, conn, &a.lcfg, &w, switch)).await
+            }
+            // The HTTP/1.1 engine, unless the connection opens with the HTTP/2
+            // preface; then hyper's HTTP/2 server takes it, with the bytes read.
+            _ => {
+                let h2c = super::h1::serve(a.stream, &conn, &a.lcfg, w.slot, w.conns, w.shutdown);
+                if let Some((s, read)) = h2c.await {
+                    Box::pin(serve_h2c(s, read, conn, &a.lcfg, &w)).await;
+                }
+            }
         }
-        _ => serve_plain(stream, conn, &lcfg, &w).await,
+        a.ctx.closed(&a.slot);
+        drop(a.placed);
     }
-    ctx.closed(&slot);
 }
 
 impl Shared {
@@ -107,15 +123,6 @@ impl Shared {
     pub(super) fn closed(&self, slot: &Arc<Slot>) {
         self.conns.close(slot);
         self.shutdown.connection_closed();
-    }
-}
-
-/// A plain connection: served by the HTTP/1.1 engine, unless it opens with the HTTP/2
-/// preface; then hyper's HTTP/2 server takes it, with the bytes the engine read.
-async fn serve_plain(stream: TcpStream, conn: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>) {
-    let h2c = super::h1::serve(stream, &conn, l, w.slot, w.conns, w.shutdown).await;
-    if let Some((s, read)) = h2c {
-        Box::pin(serve_h2c(s, read, conn, l, w)).await;
     }
 }
 

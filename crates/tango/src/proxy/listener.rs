@@ -12,9 +12,9 @@
 //! idle the newcomer is answered `503` and closed, never queued.
 
 use super::access::AccessLog;
-use super::conn::{connection, Shared, Shutdown};
-use super::idle::{Conns, Slot};
-use super::spread::{Placed, Spread};
+use super::conn::{connection, Accepted, Shared, Shutdown};
+use super::idle::Conns;
+use super::spread::Spread;
 use super::tls::{self, CertSet, Resolver};
 use crate::runtime::{Runtime, Snapshot};
 use anyhow::Context as _;
@@ -287,17 +287,20 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         ctx.shutdown.connection_opened();
         let placed = ctx.spread.place(worker);
         tracing::debug!(listener = %ctx.name, worker, serves = placed.worker, %peer, "accepted");
-        if placed.worker == worker {
-            tokio::spawn(connection(
-                ctx.clone(),
-                stream,
-                (peer, local),
-                lcfg,
-                slot,
-                placed,
-            ));
+        let here = placed.worker == worker;
+        let a = Accepted {
+            ctx: ctx.clone(),
+            stream,
+            peer,
+            local,
+            lcfg,
+            slot,
+            placed,
+        };
+        if here {
+            tokio::spawn(connection(a));
         } else {
-            hand_over(&ctx, stream, (peer, local), lcfg, slot, placed);
+            hand_over(a);
         }
     }
     if ctx.shutdown.is_draining() {
@@ -308,27 +311,43 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
     tracing::debug!(listener = %ctx.name, worker, "accept loop stopped");
 }
 
-/// Serve a connection on the worker `placed` names rather than the one that accepted
-/// it: the socket leaves this worker's poller and joins that one's.
-fn hand_over(
-    ctx: &Arc<Shared>,
-    stream: TcpStream,
-    addrs: (SocketAddr, SocketAddr),
-    lcfg: Arc<Listener>,
-    slot: Arc<Slot>,
-    placed: Placed,
-) {
-    let ctx = ctx.clone();
-    let socket = stream.into_std();
-    ctx.workers[placed.worker].clone().spawn(async move {
-        match socket.and_then(TcpStream::from_std) {
-            Ok(stream) => connection(ctx.clone(), stream, addrs, lcfg, slot, placed).await,
-            Err(e) => {
-                tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
-                ctx.closed(&slot);
-            }
+/// Serve a connection on the worker its count was placed on rather than the one that
+/// accepted it: the socket leaves this worker's poller and joins that one's, and the
+/// connection's task is spawned there as it would have been here.
+fn hand_over(a: Accepted) {
+    let Accepted {
+        ctx,
+        stream,
+        peer,
+        local,
+        lcfg,
+        slot,
+        placed,
+    } = a;
+    let to = ctx.workers[placed.worker].clone();
+    let moved = {
+        // In the other worker's runtime, `from_std` registers with its poller.
+        let _there = to.enter();
+        stream.into_std().and_then(TcpStream::from_std)
+    };
+    match moved {
+        Ok(stream) => {
+            let a = Accepted {
+                ctx,
+                stream,
+                peer,
+                local,
+                lcfg,
+                slot,
+                placed,
+            };
+            to.spawn(connection(a));
         }
-    });
+        Err(e) => {
+            tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
+            ctx.closed(&slot);
+        }
+    }
 }
 
 /// The listener's settings in the snapshot in force (shared with the connections
