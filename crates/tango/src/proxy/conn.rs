@@ -98,19 +98,21 @@ pub(super) fn connection(mut a: Accepted) -> impl std::future::Future<Output = (
             conns: &a.ctx.conns,
             shutdown: &a.ctx.shutdown,
         };
-        match (&a.ctx.tls, switch) {
-            (Some(acceptor), Some(switch)) => {
-                // Boxed: the TLS and hyper state would otherwise make every plain
-                // connection's task as large.
-                Box::pin(serve_tls(a.stream, acceptor, conn, &a.lcfg, &w, switch)).await
-            }
+        if let (Some(acceptor), Some(switch)) = (a.ctx.tls.as_ref(), switch) {
+            // Boxed: the TLS and hyper state would otherwise make every plain
+            // connection's task as large.
+            Box::pin(serve_tls(a.stream, acceptor, conn, &a.lcfg, &w, switch)).await;
+        } else {
             // The HTTP/1.1 engine, unless the connection opens with the HTTP/2
-            // preface; then hyper's HTTP/2 server takes it, with the bytes read.
-            _ => {
-                let h2c = super::h1::serve(a.stream, &conn, &a.lcfg, w.slot, w.conns, w.shutdown);
-                if let Some((s, read)) = h2c.await {
-                    Box::pin(serve_h2c(s, read, conn, &a.lcfg, &w)).await;
-                }
+            // preface; then hyper's HTTP/2 server takes it, with the bytes read. The
+            // hand-over is boxed as it is made, so the engine's answer is not kept in
+            // this future beside the engine's own.
+            let engine = super::h1::serve(a.stream, &conn, &a.lcfg, w.slot, w.conns, w.shutdown);
+            let h2c = engine
+                .await
+                .map(|(s, read)| Box::pin(serve_h2c(s, read, conn, &a.lcfg, &w)));
+            if let Some(h2c) = h2c {
+                h2c.await;
             }
         }
         a.ctx.closed(&a.slot);
