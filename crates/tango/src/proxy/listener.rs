@@ -287,7 +287,18 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         ctx.shutdown.connection_opened();
         let placed = ctx.spread.place(worker);
         tracing::debug!(listener = %ctx.name, worker, serves = placed.worker, %peer, "accepted");
-        let here = placed.worker == worker;
+        let to = ctx.workers[placed.worker].clone();
+        let stream = match placed.worker == worker {
+            true => stream,
+            false => match move_to(&to, stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
+                    ctx.closed(&slot);
+                    continue;
+                }
+            },
+        };
         let a = Accepted {
             ctx: ctx.clone(),
             stream,
@@ -297,11 +308,7 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
             slot,
             placed,
         };
-        if here {
-            tokio::spawn(connection(a));
-        } else {
-            hand_over(a);
-        }
+        to.spawn(connection(a));
     }
     if ctx.shutdown.is_draining() {
         // Engine connections waiting for a request close now; busy ones after their
@@ -311,43 +318,12 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
     tracing::debug!(listener = %ctx.name, worker, "accept loop stopped");
 }
 
-/// Serve a connection on the worker its count was placed on rather than the one that
-/// accepted it: the socket leaves this worker's poller and joins that one's, and the
-/// connection's task is spawned there as it would have been here.
-fn hand_over(a: Accepted) {
-    let Accepted {
-        ctx,
-        stream,
-        peer,
-        local,
-        lcfg,
-        slot,
-        placed,
-    } = a;
-    let to = ctx.workers[placed.worker].clone();
-    let moved = {
-        // In the other worker's runtime, `from_std` registers with its poller.
-        let _there = to.enter();
-        stream.into_std().and_then(TcpStream::from_std)
-    };
-    match moved {
-        Ok(stream) => {
-            let a = Accepted {
-                ctx,
-                stream,
-                peer,
-                local,
-                lcfg,
-                slot,
-                placed,
-            };
-            to.spawn(connection(a));
-        }
-        Err(e) => {
-            tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
-            ctx.closed(&slot);
-        }
-    }
+/// A socket this worker accepted, registered with the poller of the worker `to`
+/// instead (a connection goes to the worker with the fewest, see `spread`).
+fn move_to(to: &Handle, stream: TcpStream) -> std::io::Result<TcpStream> {
+    // In the other worker's runtime, `from_std` registers with its poller.
+    let _there = to.enter();
+    stream.into_std().and_then(TcpStream::from_std)
 }
 
 /// The listener's settings in the snapshot in force (shared with the connections
