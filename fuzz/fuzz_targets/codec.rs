@@ -6,6 +6,8 @@
 //!   error in a prefix is the error of all of it (reads may split a head anywhere);
 //! - what the writers make of a head parses back (the request as a request with the
 //!   same framing, the response as a response in the client's version);
+//! - parsing into a head that held another one (the engine reuses its head boxes) gives
+//!   what parsing into a fresh one gives, for requests and responses;
 //! - a chunked body's verdict (where it ends, or the offset of the bad byte) is the same
 //!   whether fed whole or in pieces, never uses more than it was given, and hands out
 //!   data ranges in order inside each piece.
@@ -13,8 +15,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use tango_core::http1::codec::{
-    parse_request, parse_response, write_request_head, write_response_head, ChunkedTracker,
-    ClientFacts, Forwarding, HeadError, Refusal, RequestFacts, RequestHead, Span, Version,
+    parse_request, parse_request_into, parse_response, parse_response_into, write_request_head,
+    write_response_head, ChunkedTracker, ClientFacts, Forwarding, HeadError, Refusal, RequestFacts,
+    RequestHead, ResponseHead, Span, Version,
 };
 
 fn within(s: Span, end: usize) -> bool {
@@ -111,6 +114,64 @@ fn response(input: &[u8], max_head: usize, cut: usize, facts: RequestFacts) {
     }
 }
 
+/// The head of `input[cut..]`, parsed into a head that first took whatever `input`
+/// holds, is the head parsed into a fresh one: nothing of the first stays behind.
+fn reuse(input: &[u8], max_head: usize, cut: usize, facts: RequestFacts) {
+    let next = &input[cut..];
+    let mut req = RequestHead::default();
+    let _ = parse_request_into(input, max_head, &mut req);
+    let again = parse_request_into(next, max_head, &mut req);
+    let fresh = parse_request(next, max_head);
+    match (again, fresh) {
+        (Ok(true), Ok(Some(h))) => {
+            assert_eq!(req, h, "a reused request head");
+            // What is kept beside the fields (kinds present, Connection's tokens) shows
+            // in what is written.
+            let fwd = Forwarding {
+                peer: b"192.0.2.1",
+                tls: false,
+                request_id: b"0123456789abcdef",
+                edits: None,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_request_head(&mut a, &req, next, &fwd);
+            write_request_head(&mut b, &h, next, &fwd);
+            assert_eq!(a, b, "a reused request head is written the same");
+        }
+        (Ok(false), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("a reused request head decides otherwise: {a:?} against {b:?}"),
+    }
+    let mut resp = ResponseHead::default();
+    let _ = parse_response_into(input, max_head, facts, &mut resp);
+    let again = parse_response_into(next, max_head, facts, &mut resp);
+    let fresh = parse_response(next, max_head, facts);
+    match (again, fresh) {
+        (Ok(true), Ok(Some(h))) => {
+            assert_eq!(resp, h, "a reused response head");
+            assert_eq!(resp.has_date(), h.has_date());
+            let client = ClientFacts {
+                version: Version::Http11,
+                keep_alive: true,
+                is_head: facts.is_head,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_response_head(
+                &mut a,
+                &resp,
+                next,
+                client,
+                b"Sun, 06 Nov 1994 08:49:37 GMT",
+            );
+            write_response_head(&mut b, &h, next, client, b"Sun, 06 Nov 1994 08:49:37 GMT");
+            assert_eq!(a, b, "a reused response head is written the same");
+        }
+        (Ok(false), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("a reused response head decides otherwise: {a:?} against {b:?}"),
+    }
+}
+
 /// The verdict of feeding `input` in pieces of `step`: bytes used and whether done, or
 /// the bad byte's offset in `input`.
 fn track(input: &[u8], step: usize) -> Result<(usize, bool), usize> {
@@ -157,6 +218,7 @@ fuzz_target!(|data: &[u8]| {
         upgrade: a & 4 != 0,
     };
     response(input, max_head, cut, facts);
+    reuse(input, max_head, cut, facts);
     let step = 1 + usize::from(*b % 64);
     let pieces = track(input, step);
     assert_eq!(
