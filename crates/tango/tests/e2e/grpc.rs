@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tonic::codec::{ProstCodec, Streaming};
 use tonic::{Code, Request, Response, Status};
@@ -440,16 +439,7 @@ async fn http1_client_through_an_h2_pool() {
     );
     assert!(body.ends_with("sized body"), "{body}");
     // Chunked, on a raw socket: the answer comes back chunked, with the trailer.
-    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    s.write_all(b"POST /raw HTTP/1.1\r\nhost: example.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    tokio::time::timeout(BOUND, s.read_to_end(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
-    let got = String::from_utf8_lossy(&got);
+    let (got, _) = crate::operator::raw(t.addr(), "POST /raw HTTP/1.1\r\nhost: example.test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").await;
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
     assert!(got.contains("transfer-encoding: chunked\r\n"), "{got}");
     assert!(got.contains("authority=example.test"), "{got}");
@@ -486,16 +476,7 @@ async fn h2c_client_through_an_h2_pool() {
 #[tokio::test]
 async fn grpc_from_an_http1_client_to_a_dead_backend_is_answered_as_grpc() {
     let t = Tango::start(&h2_config(dead_addr()));
-    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    s.write_all(b"POST /test.Echo/Unary HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    tokio::time::timeout(BOUND, s.read_to_end(&mut got))
-        .await
-        .unwrap()
-        .unwrap();
-    let got = String::from_utf8_lossy(&got);
+    let (got, _) = crate::operator::raw(t.addr(), "POST /test.Echo/Unary HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
     assert!(got.contains("grpc-status: 14\r\n"), "{got}");
     assert!(got.contains("content-length: 0\r\n"), "{got}");
