@@ -170,16 +170,6 @@ where
         .await;
 }
 
-/// Whether the status API says `backend` is healthy.
-async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
-    let status = admin_get(t, "/api/v1/status").await;
-    status["pools"][0]["backends"]
-        .as_array()?
-        .iter()
-        .find(|b| b["name"] == backend)?["healthy"]
-        .as_bool()
-}
-
 /// Poll until `a` and `b` have been probed at least `probes` times each and the status
 /// API says they are `want.0` and `want.1`.
 async fn wait_health(

@@ -284,3 +284,13 @@ pub async fn h2_get(
 pub async fn h2c_get(t: &Tango, path: &str) -> (u16, String) {
     h2_get(h2c(t).await, t, path).await
 }
+
+/// Whether the status API says `backend` (of the first pool) is healthy.
+pub async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
+    let status = admin_get(t, "/api/v1/status").await;
+    status["pools"][0]["backends"]
+        .as_array()?
+        .iter()
+        .find(|b| b["name"] == backend)?["healthy"]
+        .as_bool()
+}

@@ -297,16 +297,6 @@ async fn verify_false_reaches_a_self_signed_backend() {
     );
 }
 
-/// Whether the status API says `backend` is healthy.
-async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
-    let status = admin_get(t, "/api/v1/status").await;
-    status["pools"][0]["backends"]
-        .as_array()?
-        .iter()
-        .find(|b| b["name"] == backend)?["healthy"]
-        .as_bool()
-}
-
 #[tokio::test]
 async fn health_checks_speak_the_pools_tls() {
     let dir = tempfile::tempdir().unwrap();
