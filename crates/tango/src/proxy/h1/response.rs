@@ -67,7 +67,15 @@ pub(super) async fn forward(
         drop(in_flight);
         return (next, 0);
     }
-    let relayed = relay(c, &mut up, &mut rbuf, head.head_len, plan.body, buf, mark).await;
+    let relayed = relay(
+        c,
+        &mut up,
+        &mut rbuf,
+        head.head_len,
+        plan.body,
+        &buf[mark..],
+    )
+    .await;
     buf.truncate(mark);
     drop(in_flight);
     let keep_alive = head.keep_alive;
@@ -132,32 +140,16 @@ struct End {
     waited: bool,
 }
 
-/// Send the head (in `buf` from `mark` on) and the body after it. `Err` (with the
-/// bytes sent) when the response could not be delivered whole.
+/// Send the head in `out` and the body after it. `Err` (with the bytes sent) when the
+/// response could not be delivered whole.
 async fn relay(
     c: &mut Conn<'_>,
     up: &mut Upstream<&ConnPool>,
     rbuf: &mut Buf,
     at: usize,
     plan: BodyPlan,
-    buf: &mut Buf,
-    mark: usize,
+    out: &[u8],
 ) -> Result<End, u64> {
-    if let BodyPlan::Length(n) = plan {
-        if n <= INLINE_BODY as u64 && (rbuf.len() - at) as u64 >= n {
-            // A small body that came whole with the head goes in the head's buffer:
-            // one `send` of one piece, cheaper in the kernel than a `sendmsg` of two.
-            let n = n as usize;
-            buf.extend_from_slice(&rbuf[at..at + n]);
-            send(c, &[&buf[mark..]], 0).await.map_err(|_| 0u64)?;
-            return Ok(End {
-                bytes: n as u64,
-                reusable: rbuf.len() == at + n,
-                waited: false,
-            });
-        }
-    }
-    let out = &buf[mark..];
     let mut f = Flow {
         c,
         up,
@@ -182,9 +174,6 @@ async fn relay(
         BodyPlan::Tunnel => Err(0),
     }
 }
-
-/// The largest body copied behind the head so both go out as one piece.
-const INLINE_BODY: usize = 4096;
 
 /// A response body moving from the backend to the client.
 struct Flow<'a, 'c, 'p> {
