@@ -25,8 +25,9 @@ pub(crate) struct RunArgs {
     pub(crate) config: PathBuf,
     /// Worker threads serving connections (default: one per core). Each runs its own
     /// single-threaded event loop with its own socket per listener (SO_REUSEPORT: the
-    /// kernel spreads new connections over them, like nginx's `reuseport`), and a
-    /// connection stays on the worker that accepted it: no work stealing, whose
+    /// kernel spreads new connections over them, like nginx's `reuseport`; a worker
+    /// holding more connections than another hands a new one to the emptiest), and a
+    /// connection then stays on that one worker: no work stealing, whose
     /// cross-thread bookkeeping costs about a fifth of the CPU per request. The admin
     /// API, health checks and the watch run on the main thread.
     #[arg(long)]
