@@ -213,6 +213,12 @@ pub(crate) async fn write_all(
 /// Pieces adding up to at most this many bytes are copied together and sent as one.
 const COALESCE: usize = 4096;
 
+thread_local! {
+    /// Where [`send`] joins small pieces: one per worker thread, kept, since a zeroed
+    /// stack array of `COALESCE` bytes would cost a 4 KiB memset on every send.
+    static JOINED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(COALESCE));
+}
+
 /// One system call's worth of `bufs`: `send` for one slice, or for several small ones
 /// copied together (a response head and a small body, a chunk and its framing), since
 /// the kernel takes one piece more cheaply than a `sendmsg` of several; `sendmsg` for
@@ -224,15 +230,13 @@ fn send(s: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         Ok(match bufs {
             [one] => rustix::net::send(s, one, SendFlags::NOSIGNAL)?,
-            _ if total <= COALESCE => {
-                let mut joined = [0u8; COALESCE];
-                let mut at = 0;
+            _ if total <= COALESCE => JOINED.with_borrow_mut(|joined| {
+                joined.clear();
                 for b in bufs {
-                    joined[at..at + b.len()].copy_from_slice(b);
-                    at += b.len();
+                    joined.extend_from_slice(b);
                 }
-                rustix::net::send(s, &joined[..at], SendFlags::NOSIGNAL)?
-            }
+                rustix::net::send(s, joined, SendFlags::NOSIGNAL)
+            })?,
             _ => {
                 let mut none = SendAncillaryBuffer::default();
                 rustix::net::sendmsg(s, bufs, &mut none, SendFlags::NOSIGNAL)?
