@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Where a proxied request's CPU goes: user space against the kernel, and the TCP
+# segments and bytes on loopback, for tango, nginx and haproxy under the same load as
+# ../shared/bench/peers.sh (four nginx backends answering a fixed 200; wrk -c64 and the
+# backends on CPU 0, the proxy alone on CPU 1).
+#
+# For each round and proxy: the proxy's user and system CPU time (utime and stime of
+# every thread of its processes, from /proc) around one wrk run, and the host's TCP
+# counters (nstat: segments out, octets out) over the same run, each divided by the
+# requests wrk counted. The counters are host-wide: they hold the load side's segments
+# too, which are the same for every proxy, so the proxies compare; tango's requests to
+# its backends are longer by the X-Forwarded-For, -Proto, -Host and X-Request-Id fields
+# it adds, which the peers' configurations here do not.
+# utime and stime are sampled by the kernel at each clock tick, so a round of a few
+# seconds holds a few hundred samples a proxy: take the mean of several rounds.
+#
+# usage: bench/cpu-split.sh [-r ROUNDS] [-d SECONDS] [-n]
+#   -r  rounds (3), each running every proxy once, in turn
+#   -d  seconds of load per run (4)
+#   -n  do not run `cargo build --release -p tango --bins` first
+# Run from the project's root. needs: nginx, haproxy, wrk, nstat, taskset, curl (the
+# missing Debian packages nginx-light haproxy wrk iproute2 util-linux curl are installed).
+# Ports sit below Linux's ephemeral range: backends 28601-28604, tango 28610 (admin
+# 28620), nginx 28611, haproxy 28612.
+# Prints a markdown table: per proxy, the mean over the rounds of user us/request,
+# system us/request, their sum, TCP segments out per request and octets out per request.
+set -euo pipefail
+
+rounds=3 secs=4 build=1
+while getopts "r:d:n" opt; do
+  case $opt in
+    r) rounds=$OPTARG ;; d) secs=$OPTARG ;; n) build=0 ;;
+    *) sed -n '2,26p' "$0"; exit 2 ;;
+  esac
+done
+[[ -f bench/peers.toml ]] || { echo "cpu-split.sh: run from the project root" >&2; exit 2; }
+(( $(nproc) >= 2 )) || { echo "cpu-split.sh: needs 2 CPUs (the proxy alone on one)" >&2; exit 2; }
+
+# shellcheck source=scripts/need.sh
+. scripts/need.sh
+need nginx nginx-light
+need haproxy haproxy
+need wrk wrk
+need nstat iproute2
+need taskset util-linux
+need curl curl
+
+tango=target/release/tango
+(( build )) && cargo build --release -p tango --bins
+[[ -x $tango ]] || { echo "cpu-split.sh: $tango missing; run: cargo build --release -p tango --bins" >&2; exit 2; }
+
+declare -A port=([tango]=28610 [nginx]=28611 [haproxy]=28612)
+for p in 28601 28602 28603 28604 28620 "${port[@]}"; do
+  if [[ -n $(ss -Htln "( sport = :$p )") ]]; then
+    echo "cpu-split.sh: port $p is already in use" >&2; exit 2
+  fi
+done
+
+dir=$(mktemp -d -t cpu-split.XXXXXX)
+# nstat keeps the counters it last saw in a history file: a private one, so that
+# nobody else's nstat deltas are disturbed.
+export NSTAT_HISTORY=$dir/nstat.history
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+pool="server 127.0.0.1:28601; server 127.0.0.1:28602; server 127.0.0.1:28603; server 127.0.0.1:28604;"
+cat >"$dir/backends.conf" <<EOF
+worker_processes 1; daemon off; pid $dir/backends.pid; error_log $dir/backends.err warn;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 10000000;
+  server { listen 127.0.0.1:28601; location / { return 200 "backend-1\n"; } }
+  server { listen 127.0.0.1:28602; location / { return 200 "backend-2\n"; } }
+  server { listen 127.0.0.1:28603; location / { return 200 "backend-3\n"; } }
+  server { listen 127.0.0.1:28604; location / { return 200 "backend-4\n"; } } }
+EOF
+cat >"$dir/nginx.conf" <<EOF
+worker_processes 1; daemon off; pid $dir/nginx.pid; error_log $dir/nginx.err warn;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 10000000;
+  upstream pool { $pool keepalive 256; }
+  server { listen 127.0.0.1:${port[nginx]};
+    location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+EOF
+cat >"$dir/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port[haproxy]}
+  default_backend pool
+backend pool
+  balance roundrobin
+  server b1 127.0.0.1:28601
+  server b2 127.0.0.1:28602
+  server b3 127.0.0.1:28603
+  server b4 127.0.0.1:28604
+EOF
+sed -e "s/28083/${port[tango]}/; s/28090/28620/" -e 's/2810\([1-4]\)/2860\1/' bench/peers.toml >"$dir/tango.toml"
+
+start() { # name, command...
+  local name=$1; shift
+  "$@" >"$dir/$name.log" 2>&1 &
+  pids+=($!)
+}
+start backends taskset -c 0 nginx -c "$dir/backends.conf" -p "$dir"
+start nginx taskset -c 1 nginx -c "$dir/nginx.conf" -p "$dir"
+start haproxy taskset -c 1 haproxy -f "$dir/haproxy.cfg"
+start tango taskset -c 1 "$tango" run --config "$dir/tango.toml" --workers 1
+declare -A pid_of=([nginx]=${pids[1]} [haproxy]=${pids[2]} [tango]=${pids[3]})
+
+for p in 28601 "${port[@]}"; do
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null && continue 2
+    sleep 0.1
+  done
+  echo "cpu-split.sh: nothing answers on port $p; logs:" >&2
+  tail -n 5 "$dir"/*.log >&2 || true
+  exit 1
+done
+
+# utime and stime (ticks) of every thread of a process and of its children
+ticks() {
+  local u=0 s=0 p t a b
+  for p in "$1" $(pgrep -P "$1" || true); do
+    for t in /proc/"$p"/task/*/stat; do
+      read -r a b < <(awk '{ print $14, $15 }' "$t" 2>/dev/null || echo "0 0")
+      u=$((u + a)) s=$((s + b))
+    done
+  done
+  echo "$u $s"
+}
+hz=$(getconf CLK_TCK)
+
+: >"$dir/rounds.tsv"
+for _ in $(seq 1 "$rounds"); do
+  for t in tango nginx haproxy; do
+    read -r u0 s0 < <(ticks "${pid_of[$t]}")
+    nstat -n >/dev/null
+    taskset -c 0 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:${port[$t]}/" >"$dir/wrk.txt" 2>&1
+    read -r segs octets < <(nstat 2>/dev/null |
+      awk '$1 == "TcpOutSegs" { g = $2 } $1 == "IpExtOutOctets" { o = $2 } END { print g + 0, o + 0 }')
+    read -r u1 s1 < <(ticks "${pid_of[$t]}")
+    n=$(awk '/requests in/ { print $1 }' "$dir/wrk.txt")
+    awk -v t="$t" -v n="${n:-0}" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" \
+      -v g="${segs:-0}" -v o="${octets:-0}" 'BEGIN { if (n > 0)
+        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n }' >>"$dir/rounds.tsv"
+  done
+done
+
+echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request |"
+echo "|---|---:|---:|---:|---:|---:|"
+awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5 }
+  END { split("tango nginx haproxy", order, " ")
+    for (i = 1; i <= 3; i++) { t = order[i]; if (!n[t]) continue
+      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t] } }' "$dir/rounds.tsv"
+echo
+echo "rounds=$rounds seconds=$secs; tango $("$tango" --version | awk '{ print $2 }') ($(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
