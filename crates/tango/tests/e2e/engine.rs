@@ -239,6 +239,30 @@ async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     assert_eq!(c.response().await, Some((200, b"11".to_vec())));
 }
 
+/// A client that stops sending its body is the client's failure, not the backend's:
+/// when the try's time runs out it gets `408`, and the backend, which was waiting for
+/// the body, is not charged with a failure (failures count towards its ejection and its
+/// alerts, so any client could otherwise take backends out). The same for a pool of
+/// HTTP/2 backends.
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408_and_the_backend_is_not_blamed() {
+    let b = Backend::start("a").await;
+    let (h2, _task) = crate::rules::h2_echo().await;
+    for (extra, addr) in [("", b.addr), ("protocol = \"h2\"\n", h2)] {
+        let t = Tango::start(&config(
+            &format!("{extra}try_timeout = \"300ms\""),
+            &[("a", addr, 1)],
+        ));
+        let mut c = Raw::connect(t.addr()).await;
+        c.send(b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            .await;
+        assert_eq!(c.status().await, Some(408), "{extra}");
+        let v = admin_get(&t, "/api/v1/status").await;
+        let a = &v["pools"][0]["backends"][0];
+        assert_eq!(a["errors"], 0, "{extra}: the backend is not blamed: {v}");
+    }
+}
+
 #[tokio::test]
 async fn a_response_without_a_length_is_read_to_the_backends_close() {
     let b = Canned::start().await;
