@@ -14,6 +14,8 @@ pub(crate) enum Blame {
 pub(crate) enum ProxyError {
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    #[error("the request body did not arrive in time")]
+    ClientTimeout,
     #[error("no route for this host and path")]
     NoRoute,
     #[error("the request lacks the value the pool hashes on")]
@@ -33,9 +35,10 @@ pub(crate) enum ProxyError {
 impl ProxyError {
     pub(crate) fn blame(&self) -> Blame {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MissingKey | ProxyError::NoRoute => {
-                Blame::Client
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::ClientTimeout
+            | ProxyError::MissingKey
+            | ProxyError::NoRoute => Blame::Client,
             ProxyError::Connect | ProxyError::Reset | ProxyError::Timeout => Blame::Upstream,
             ProxyError::NoneEligible | ProxyError::AtCapacity => Blame::Internal,
         }
@@ -44,6 +47,7 @@ impl ProxyError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) | ProxyError::MissingKey => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoneEligible | ProxyError::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect | ProxyError::Reset => StatusCode::BAD_GATEWAY,
@@ -64,5 +68,7 @@ mod tests {
         assert_eq!(ProxyError::NoneEligible.status(), 503);
         assert_eq!(ProxyError::BadRequest("x").status(), 400);
         assert_eq!(ProxyError::Timeout.blame(), Blame::Upstream);
+        assert_eq!(ProxyError::ClientTimeout.status(), 408);
+        assert_eq!(ProxyError::ClientTimeout.blame(), Blame::Client);
     }
 }

@@ -22,7 +22,8 @@ pub(crate) fn status_of(e: &ProxyError) -> u8 {
         // INTERNAL and UNIMPLEMENTED: gRPC's mapping of 400 and 404.
         ProxyError::BadRequest(_) | ProxyError::MissingKey => 13,
         ProxyError::NoRoute => 12,
-        ProxyError::Timeout => 4,
+        // DEADLINE_EXCEEDED: the request did not arrive in time.
+        ProxyError::Timeout | ProxyError::ClientTimeout => 4,
         ProxyError::NoneEligible
         | ProxyError::AtCapacity
         | ProxyError::Connect

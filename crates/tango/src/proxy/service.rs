@@ -152,12 +152,22 @@ pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
     r
 }
 
-/// The Host header, or for HTTP/2 the `:authority`.
+/// The host of the request: an absolute-form target's authority, or HTTP/2's
+/// `:authority`, whatever Host says (RFC 9112 3.2.2, RFC 9113 8.3.1); otherwise the
+/// Host header, or CONNECT's authority.
 fn host_of(req: &Request<Incoming>) -> Option<&str> {
-    match req.headers().get(header::HOST) {
-        Some(h) => h.to_str().ok(),
-        None => req.uri().authority().map(|a| a.as_str()),
+    match (target_authority(req), req.headers().get(header::HOST)) {
+        (Some(a), _) => Some(a),
+        (None, Some(h)) => h.to_str().ok(),
+        (None, None) => req.uri().authority().map(|a| a.as_str()),
     }
+}
+
+/// The authority of an absolute-form target (a scheme with it), as HTTP/2's
+/// `:authority` is too.
+fn target_authority(req: &Request<Incoming>) -> Option<&str> {
+    let uri = req.uri();
+    uri.scheme().and(uri.authority()).map(|a| a.as_str())
 }
 
 pub(crate) fn strip_port(host: &str) -> &str {
@@ -258,13 +268,16 @@ fn outgoing(
         None
     };
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let host = match req.headers().get(header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => req
+    let from_target = target_authority(&req);
+    let host = match (from_target, req.headers().get(header::HOST)) {
+        (Some(a), _) => HeaderValue::from_str(a).ok(),
+        (None, Some(h)) => Some(h.clone()),
+        (None, None) => req
             .uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
+    let from_target = from_target.is_some();
     let (parts, body) = req.into_parts();
     let framing = send::framing(&parts.method, &parts.headers, &body);
     let uri = if parts.method == Method::CONNECT {
@@ -275,7 +288,7 @@ fn outgoing(
     let mut hdrs = parts.headers;
     headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
     if let Some(h) = &host {
-        if !hdrs.contains_key(header::HOST) {
+        if from_target || !hdrs.contains_key(header::HOST) {
             hdrs.insert(header::HOST, h.clone());
         }
     }

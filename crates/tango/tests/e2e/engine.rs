@@ -239,6 +239,65 @@ async fn expect_100_continue_is_answered_before_the_body_is_sent() {
     assert_eq!(c.response().await, Some((200, b"11".to_vec())));
 }
 
+/// A client that stops sending its body is the client's failure, not the backend's:
+/// when the try's time runs out it gets `408`, and the backend, which was waiting for
+/// the body, is not charged with a failure (failures count towards its ejection and its
+/// alerts, so any client could otherwise take backends out). The same for a pool of
+/// HTTP/2 backends.
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408_and_the_backend_is_not_blamed() {
+    let b = Backend::start("a").await;
+    let (h2, _task) = crate::rules::h2_echo().await;
+    for (extra, addr) in [("", b.addr), ("protocol = \"h2\"\n", h2)] {
+        let t = Tango::start(&config(
+            &format!("{extra}try_timeout = \"300ms\""),
+            &[("a", addr, 1)],
+        ));
+        let mut c = Raw::connect(t.addr()).await;
+        c.send(b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+            .await;
+        assert_eq!(c.status().await, Some(408), "{extra}");
+        let v = admin_get(&t, "/api/v1/status").await;
+        let a = &v["pools"][0]["backends"][0];
+        assert_eq!(a["errors"], 0, "{extra}: the backend is not blamed: {v}");
+    }
+}
+
+/// An absolute-form target names the host: RFC 9112 3.2.2 has a server ignore the Host
+/// field then, and a proxy send the target's host on in a new Host. A request a proxy
+/// in front took for `b.example` must not reach `a.example`'s pool by its Host field;
+/// on the engine (plain) and on hyper's path (TLS) alike.
+#[tokio::test]
+async fn an_absolute_form_target_s_host_wins_over_the_host_field() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let plain = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"main\"\n\
+         listen = \"127.0.0.1:0\"\n\n[[pool]]\nname = \"a\"\n[[pool.backend]]\n\
+         address = \"{}\"\n\n[[pool]]\nname = \"b\"\n[[pool.backend]]\naddress = \"{}\"\n\n\
+         [[route]]\nhost = \"b.example\"\npool = \"b\"\n\n[[route]]\npool = \"a\"\n",
+        a.addr, b.addr
+    );
+    let request = b"GET http://b.example/headers HTTP/1.1\r\nHost: a.example\r\n\r\n";
+    let t = Tango::start(&plain);
+    let mut c = Raw::connect(t.addr()).await;
+    c.send(request).await;
+    let answers = vec![c.response().await];
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, ck) = crate::protocols::tls_config(&plain, dir.path());
+    let t = Tango::start(&cfg);
+    let mut c = Raw::new(crate::protocols::tls_connect(&t, &ck, b"http/1.1").await);
+    c.send(request).await;
+    for (i, answer) in answers.into_iter().chain([c.response().await]).enumerate() {
+        let (status, body) = answer.expect("an answer");
+        assert_eq!(status, 200, "{i}");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["host"], "b.example", "{i}: {v}");
+        assert_eq!(v["x-forwarded-host"], "b.example", "{i}: {v}");
+    }
+    assert_eq!((a.hits(), b.hits()), (0, 2));
+}
+
 #[tokio::test]
 async fn a_response_without_a_length_is_read_to_the_backends_close() {
     let b = Canned::start().await;

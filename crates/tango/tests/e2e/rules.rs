@@ -106,7 +106,7 @@ async fn header_edits_reach_the_backend_and_the_client() {
 
 /// An HTTP/2 backend (prior knowledge): the request's fields as JSON, as
 /// [`Backend`]'s `/headers`.
-async fn h2_echo() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+pub async fn h2_echo() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {

@@ -128,8 +128,10 @@ pub struct RequestHead {
     /// nothing starting with `h2c` (tango speaks h2c itself). `None`: Upgrade, if any,
     /// is dropped as hop-by-hop.
     pub upgrade: Option<Span>,
-    /// The Host field's value, or without one the target's authority (absolute or
-    /// authority form): what routes match and what X-Forwarded-Host says.
+    /// An absolute-form target's authority, whatever Host says (RFC 9112 3.2.2: a
+    /// server ignores Host then, and a proxy sends the target's host on); otherwise the
+    /// Host field's value, or without one the authority form's: what routes match, what
+    /// the backend's Host and X-Forwarded-Host say.
     pub host: Option<Span>,
     /// The first X-Request-Id field's value.
     pub request_id: Option<Span>,
@@ -250,7 +252,10 @@ pub fn parse_request_into(
     head.keep_alive = scan.keep_alive;
     head.expect_continue = scan.expect_continue && version == Version::Http11;
     head.upgrade = scan.upgrade(buf, version);
-    head.host = scan.host.or(t.authority.map(at));
+    head.host = match t.form {
+        TargetForm::Absolute => t.authority.map(at).or(scan.host),
+        _ => scan.host.or(t.authority.map(at)),
+    };
     head.request_id = scan.request_id;
     head.headers.mark_hop_by_hop(buf, head.upgrade.is_some());
     Ok(true)

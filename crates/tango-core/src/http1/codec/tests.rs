@@ -229,7 +229,12 @@ fn the_absolute_form_gives_host_and_origin() {
     let raw = b"GET http://Example.com:8080/p?q#frag HTTP/1.1\r\nHost: h\r\n\r\n";
     let h = req(raw);
     assert_eq!(h.form, TargetForm::Absolute);
-    assert_eq!(text(raw, h.host.unwrap()), "h", "Host wins");
+    // RFC 9112 3.2.2: the target's authority, whatever Host says.
+    assert_eq!(
+        text(raw, h.host.unwrap()),
+        "Example.com:8080",
+        "the target wins"
+    );
     assert_eq!(text(raw, h.origin), "/p?q");
     assert_eq!(text(raw, h.path), "/p");
     let raw = b"GET https://a.example HTTP/1.0\r\n\r\n";

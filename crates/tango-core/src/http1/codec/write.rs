@@ -4,7 +4,7 @@
 //! (`proxy/service.rs`, `proxy/headers.rs`): an HTTP/1.1 request line with an
 //! origin-form target (RFC 9112 3.2.1); the client's fields in their order and case
 //! minus the hop-by-hop ones (RFC 9110 7.6.1); Host kept, or added from the target's
-//! authority; X-Forwarded-For with the peer appended; X-Forwarded-Proto and
+//! authority (replaced by it for an absolute-form target, RFC 9112 3.2.2); X-Forwarded-For with the peer appended; X-Forwarded-Proto and
 //! X-Forwarded-Host set; X-Request-Id set; then the framing field. hyper's client
 //! added nothing else (no `Connection: keep-alive`: HTTP/1.1 is persistent anyway).
 //! Forwarded fields keep the case they were sent in, where hyper lowercased every name
@@ -60,7 +60,9 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     let edits = fwd.edits.filter(|e| !e.is_empty());
     // Checked per field only for a route with edits.
     let kept = |name: &[u8]| edits.is_none_or(|e| !e.drops(name));
-    let has_host = req.headers.has(Kind::Host);
+    // An absolute-form target's host replaces the client's Host (RFC 9112 3.2.2).
+    let from_target = req.form == TargetForm::Absolute && req.host.is_some();
+    let has_host = req.headers.has(Kind::Host) && !from_target;
     if let (false, Some(host)) = (has_host, req.host) {
         if kept(b"host") {
             write_field(out, b"host", host.of(buf));
@@ -71,8 +73,9 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     let mut lines = Lines::new(buf);
     for h in req.headers.iter() {
         let drop = match h.kind() {
-            // Host stays even when Connection names it (tango put it back).
-            Kind::Host => false,
+            // Host stays even when Connection names it (tango put it back), unless
+            // the target's host replaced it.
+            Kind::Host => from_target,
             Kind::ContentLength
             | Kind::XForwardedFor
             | Kind::XForwardedProto

@@ -149,6 +149,9 @@ pub(super) enum Sent {
     Whole,
     /// The client went away before its body was complete.
     ClientGone,
+    /// The client sent no more of its body before the try's time ran out: its
+    /// failure, not the backend's, which was waiting for the body.
+    ClientTimedOut,
     /// The client's chunked body broke its framing.
     BadBody,
 }
@@ -239,9 +242,7 @@ async fn stream_rest(
         match io::read(&c.s, buf, Limit::Until(deadline), &mut c.timer).await {
             Ok(0) => return Ok(Sent::ClientGone),
             Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::TimedOut => {
-                return Err(SendError::Upstream { timed_out: true })
-            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => return Ok(Sent::ClientTimedOut),
             Err(_) => return Ok(Sent::ClientGone),
         }
         let Ok(n) = body.take(buf) else {

@@ -339,6 +339,7 @@ async fn forward<'p>(
             Ok(Tried::Answer(a)) => return Ok(a),
             Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
             Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
+            Ok(Tried::ClientTimedOut) => return Err(ProxyError::ClientTimeout.into()),
             Err(o) => tries.failed(o)?,
         }
         now = Instant::now();
@@ -362,6 +363,7 @@ enum Tried<'p> {
     Answer(Answer<'p>),
     ClientGone,
     BadBody,
+    ClientTimedOut,
 }
 
 /// Make one try.
@@ -407,6 +409,7 @@ async fn attempt<'p>(
         Ok(body::Sent::Whole) => {}
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
+        Ok(body::Sent::ClientTimedOut) => return Ok(Tried::ClientTimedOut),
         Err(body::SendError::Stale) => return Err(Outcome::Stale),
         Err(body::SendError::Upstream { timed_out }) => {
             let took = sent_at.elapsed();

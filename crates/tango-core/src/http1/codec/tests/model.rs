@@ -100,15 +100,17 @@ fn model(raw: &[u8], fwd: &Forwarding<'_>) -> Fields {
     } else {
         None
     };
-    let host = match h.get(HOST) {
-        Some(v) => Some(v.clone()),
-        None => uri
+    let from_target = uri.scheme().and(uri.authority());
+    let host = match (from_target, h.get(HOST)) {
+        (Some(a), _) => Some(HeaderValue::from_str(a.as_str()).unwrap()),
+        (None, Some(v)) => Some(v.clone()),
+        (None, None) => uri
             .authority()
             .map(|a| HeaderValue::from_str(a.as_str()).unwrap()),
     };
     strip_hop_by_hop(&mut h, upgrade.is_some());
     if let Some(v) = &host {
-        if !h.contains_key(HOST) {
+        if from_target.is_some() || !h.contains_key(HOST) {
             h.insert(HOST, v.clone());
         }
     }

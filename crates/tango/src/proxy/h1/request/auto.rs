@@ -65,6 +65,7 @@ pub(super) async fn forward<'p>(
                 Ok(Tried::BadBody) => {
                     return Err(ProxyError::BadRequest("invalid chunked body").into())
                 }
+                Ok(Tried::ClientTimedOut) => return Err(ProxyError::ClientTimeout.into()),
                 Err(o) => o,
             }
         };

@@ -232,9 +232,10 @@ pub(super) async fn attempt(
                 send.send_reset(::h2::Reason::CANCEL);
                 return Ok(Abort::ClientGone);
             }
+            // The backend was waiting for the body: the client's failure, not its.
             Err(BodyEnd::Client(ReadFail::ClientGone { timed_out: true })) => {
-                crate::proxy::accounting::record(rt, pool, i, None, Some(sent_at.elapsed()));
-                return Err(Outcome::TimedOut);
+                send.send_reset(::h2::Reason::CANCEL);
+                return Ok(ProxyError::ClientTimeout.into());
             }
             Err(BodyEnd::Client(ReadFail::BadBody)) => {
                 send.send_reset(::h2::Reason::CANCEL);
