@@ -4,8 +4,9 @@
 //! (`proxy/service.rs`, `proxy/headers.rs`): an HTTP/1.1 request line with an
 //! origin-form target (RFC 9112 3.2.1); the client's fields in their order and case
 //! minus the hop-by-hop ones (RFC 9110 7.6.1); Host kept, or added from the target's
-//! authority (replaced by it for an absolute-form target, RFC 9112 3.2.2); X-Forwarded-For with the peer appended; X-Forwarded-Proto and
-//! X-Forwarded-Host set; X-Request-Id set; then the framing field. hyper's client
+//! authority (replaced by it for an absolute-form target, RFC 9112 3.2.2);
+//! X-Forwarded-For with the peer appended; X-Forwarded-Proto and X-Forwarded-Host set;
+//! X-Request-Id set; then the framing field. hyper's client
 //! added nothing else (no `Connection: keep-alive`: HTTP/1.1 is persistent anyway).
 //! Forwarded fields keep the case they were sent in, where hyper lowercased every name
 //! (names are case-insensitive, RFC 9110 5.1); the fields tango writes are lowercase.
