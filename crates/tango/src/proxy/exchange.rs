@@ -37,6 +37,23 @@ pub(crate) struct Target {
     pub(crate) upstream: Option<Duration>,
 }
 
+/// How a try of a request that hyper's server parsed ended without a response.
+pub(crate) enum Missed {
+    /// The backend failed it (or its pooled connection was stale): the retry machine
+    /// decides what follows.
+    Backend(Outcome),
+    /// The client did: its body stalled past the try's time, or broke off. The request
+    /// ends with this error and the backend is not charged, since it was waiting for
+    /// the body.
+    Client(ProxyError),
+}
+
+impl From<Outcome> for Missed {
+    fn from(o: Outcome) -> Self {
+        Missed::Backend(o)
+    }
+}
+
 impl From<Failure> for ProxyError {
     fn from(f: Failure) -> Self {
         match f {

@@ -26,6 +26,8 @@ pub(crate) struct Pump {
     /// Data taken from the client and not yet sent.
     pending: Bytes,
     counted: Option<Arc<AtomicU64>>,
+    /// The client's body broke off.
+    broke: bool,
 }
 
 impl Pump {
@@ -39,7 +41,20 @@ impl Pump {
             dst,
             pending: Bytes::new(),
             counted,
+            broke: false,
         }
+    }
+
+    /// Whether the client, not the backend, holds the body up: the pump waits for the
+    /// client's next frame (nothing taken from it waits for the stream's window), or
+    /// the client's body broke off.
+    pub(crate) fn client_at_fault(&self) -> bool {
+        self.broke || self.pending.is_empty()
+    }
+
+    /// Reset the stream: the body will not be finished.
+    pub(crate) fn cancel(&mut self) {
+        self.dst.send_reset(Reason::CANCEL);
     }
 
     /// Move what can be moved; `Ready` once the body has gone (or failed either way).
@@ -70,6 +85,7 @@ impl Pump {
                 Poll::Ready(Some(Err(_))) => {
                     // The client's body broke off: the backend must not take it whole.
                     self.dst.send_reset(Reason::CANCEL);
+                    self.broke = true;
                     return Poll::Ready(Err(()));
                 }
                 Poll::Ready(Some(Ok(f))) => f,

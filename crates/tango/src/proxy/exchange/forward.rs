@@ -5,7 +5,7 @@
 
 use super::send::{self, BodyFail, Framing};
 use super::stream;
-use super::{HeadFail, Target, Tries};
+use super::{HeadFail, Missed, Target, Tries};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
@@ -71,7 +71,8 @@ pub(crate) async fn forward(
         let (i, _, remaining) = tries.next(target, now)?;
         match attempt(rt, pool, i, remaining, out, target).await {
             Ok(resp) => return Ok(resp),
-            Err(o) => tries.failed(o)?,
+            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();
     }
@@ -85,7 +86,7 @@ pub(crate) async fn attempt(
     remaining: Duration,
     out: &mut Outgoing,
     target: &mut Target,
-) -> Result<Response<ProxyBody>, Outcome> {
+) -> Result<Response<ProxyBody>, Missed> {
     let backend = pool.backends[i].clone();
     let in_flight = InFlight::new(backend.clone());
     let origin = out.origin;
@@ -101,7 +102,8 @@ pub(crate) async fn attempt(
             rbuf.clear();
             read_final_head(&mut up, &mut rbuf, out.facts(), deadline, &mut timer).await
         }
-        Err(Sending::Stale) => return Err(Outcome::Stale),
+        Err(Sending::Stale) => return Err(Outcome::Stale.into()),
+        Err(Sending::Client(e)) => return Err(Missed::Client(e)),
         Err(Sending::Failed(why)) => Err(why),
     };
     let took = sent_at.elapsed();
@@ -117,6 +119,8 @@ enum Sending {
     /// Nothing was written: the pooled connection had been closed by the backend.
     Stale,
     Failed(HeadFail),
+    /// The client's body stalled or broke off (see [`Missed::Client`]).
+    Client(ProxyError),
 }
 
 /// The head (built in `rbuf`), then the body.
@@ -155,9 +159,13 @@ async fn send_request(
     {
         Ok(()) => Ok(()),
         Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
-        // A client that went away mid-body: the backend got a part of it, and the
-        // answer goes nowhere.
-        Err(BodyFail::Upstream { .. } | BodyFail::Client) => Err(Sending::Failed(HeadFail::Closed)),
+        Err(BodyFail::Upstream { timed_out: false }) => Err(Sending::Failed(HeadFail::Closed)),
+        // The backend got a part of the body and waits for the rest; the connection
+        // is dropped with it, and the backend is not to blame.
+        Err(BodyFail::ClientTimedOut) => Err(Sending::Client(ProxyError::ClientTimeout)),
+        Err(BodyFail::Client) => Err(Sending::Client(ProxyError::BadRequest(
+            "the request body broke off",
+        ))),
     }
 }
 

@@ -7,7 +7,7 @@
 //! streams both ways at once.
 
 use super::forward::Outgoing;
-use super::{Target, Tries};
+use super::{Missed, Target, Tries};
 use crate::proxy::body::h2_stream::{H2Body, Pump};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
@@ -21,6 +21,7 @@ use http::header::{CONNECTION, HOST, TE, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 use tango_core::retry::{Failure, Outcome};
 use tokio::time::Instant;
@@ -187,7 +188,8 @@ pub(crate) async fn forward(
         let (i, _, remaining) = tries.next(target, now)?;
         match attempt(rt, pool, i, remaining, out, te, target).await {
             Ok(resp) => return Ok(resp),
-            Err(o) => tries.failed(o)?,
+            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();
     }
@@ -218,7 +220,8 @@ pub(crate) async fn forward_auto(
         };
         match tried {
             Ok(resp) => return Ok(resp),
-            Err(o) => tries.failed(o)?,
+            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();
     }
@@ -233,7 +236,7 @@ async fn attempt(
     out: &mut Outgoing,
     te: bool,
     target: &mut Target,
-) -> Result<Response<ProxyBody>, Outcome> {
+) -> Result<Response<ProxyBody>, Missed> {
     let backend = pool.backends[i].clone();
     let authority = out.headers.get(HOST).and_then(|h| h.to_str().ok());
     let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -256,11 +259,13 @@ async fn attempt(
         .body
         .take()
         .map(|b| Pump::new(b, send, out.counted.clone()));
+    let mut client_broke = false;
     let got = tokio::time::timeout_at(
         deadline,
         std::future::poll_fn(|cx| {
             if let Some(p) = &mut pump {
-                if p.poll(cx).is_ready() {
+                if let Poll::Ready(r) = p.poll(cx) {
+                    client_broke = r.is_err() && p.client_at_fault();
                     pump = None;
                 }
             }
@@ -272,10 +277,23 @@ async fn attempt(
     target.upstream = Some(took);
     let resp = match got {
         Ok(Ok(resp)) => resp,
-        Ok(Err(e)) => return Err(failed(rt, pool, i, &stream, took, &e, !had_body)),
+        // The stream was reset because the client's body broke off: not the backend's.
+        Ok(Err(_)) if client_broke => {
+            return Err(Missed::Client(ProxyError::BadRequest(
+                "the request body broke off",
+            )))
+        }
+        Ok(Err(e)) => return Err(failed(rt, pool, i, &stream, took, &e, !had_body).into()),
+        // Still waiting for the client's body: the backend was waiting for it too.
+        Err(_) if pump.as_ref().is_some_and(Pump::client_at_fault) => {
+            if let Some(p) = pump.as_mut() {
+                p.cancel();
+            }
+            return Err(Missed::Client(ProxyError::ClientTimeout));
+        }
         Err(_) => {
             crate::proxy::accounting::record(rt, pool, i, None, Some(took));
-            return Err(Outcome::TimedOut);
+            return Err(Outcome::TimedOut.into());
         }
     };
     let status = resp.status();

@@ -10,9 +10,10 @@ use crate::upstream::Stream;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 use http_body::Body as _;
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::Poll;
 use tango_core::http1::codec::{write_field, ChunkPrefix, LAST_CHUNK};
 use tokio::time::Instant;
 
@@ -82,6 +83,8 @@ pub(crate) fn write_head(
 pub(crate) enum BodyFail {
     /// The client's body failed (it went away, or broke its framing).
     Client,
+    /// The client sent no more of its body by `deadline`.
+    ClientTimedOut,
     /// The backend did not take it, or not by `deadline`.
     Upstream { timed_out: bool },
 }
@@ -101,9 +104,20 @@ pub(crate) async fn body(
     let upstream = |e: std::io::Error| BodyFail::Upstream {
         timed_out: e.kind() == std::io::ErrorKind::TimedOut,
     };
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(BodyFail::Client);
+    loop {
+        // The wait for the client's next frame is bounded by the try's time too: a
+        // client that stops mid-body must not hold the backend's connection past it.
+        t.reset(deadline);
+        let next = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Ready(f) => Poll::Ready(Some(f)),
+            Poll::Pending if t.poll_fired(cx) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        });
+        let frame = match next.await {
+            None => return Err(BodyFail::ClientTimedOut),
+            Some(None) => break,
+            Some(Some(Ok(f))) => f,
+            Some(Some(Err(_))) => return Err(BodyFail::Client),
         };
         // Trailers are not forwarded (no backend of tango's asks for them).
         let Ok(data) = frame.into_data() else {
