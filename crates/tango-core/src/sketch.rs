@@ -199,12 +199,16 @@ impl KeySummary {
     }
 
     /// Whether keys repeat in the sample, so that `distinct` estimates the pool's distinct
-    /// keys rather than the sample's size: the values outside the heavy hitters were
-    /// sampled four times each on average (a hot key's repeats say nothing of the rest).
+    /// keys rather than the sample's size: the values were sampled four times each on
+    /// average, and so were those outside the heavy hitters (a hot key's repeats say
+    /// nothing of the rest). A sample the heavy hitters hold whole has no rest: its
+    /// values must repeat themselves.
     pub fn saturated(&self) -> bool {
         let held: u64 = self.top.iter().map(|k| k.count).sum();
         let rest = self.distinct.saturating_sub(self.top.len() as u64);
-        self.distinct > 0 && self.keyed.saturating_sub(held) >= 4 * rest
+        self.distinct > 0
+            && self.keyed >= 4 * self.distinct
+            && self.keyed.saturating_sub(held) >= 4 * rest
     }
 
     /// The detector's view: the first `n` heavy hitters with the backend each maps to now

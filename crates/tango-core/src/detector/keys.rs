@@ -40,11 +40,16 @@ pub(super) fn key_explains(
         }
     }
     // Few distinct values: only once keys repeat in the sample does a low count say
-    // anything about the pool rather than about how many requests were sampled.
-    // (The heavy hitters' repeats say nothing of the rest.)
+    // anything about the pool rather than about how many requests were sampled. Every
+    // value must have been seen four times on average, and so must the values outside
+    // the heavy hitters (a hot key's repeats say nothing of the rest). A small sample
+    // that the heavy hitters hold whole leaves no rest to judge: its values must repeat
+    // themselves, or a handful of requests, each with its own key, reads as a key that
+    // takes a handful of values.
     let held: u64 = k.top_keys.iter().map(|t| t.samples).sum();
     let rest = k.distinct_keys.saturating_sub(k.top_keys.len() as u64);
-    let saturated = k.sampled_keys > 0 && k.sampled_keys.saturating_sub(held) >= 4 * rest;
+    let saturated =
+        k.sampled_keys >= 4 * k.distinct_keys && k.sampled_keys.saturating_sub(held) >= 4 * rest;
     if saturated && k.distinct_keys > 0 && k.distinct_keys < 4 * n_backends as u64 {
         return Some(format!(
             "the hash key took only ~{} distinct values{} for {} backends",
@@ -120,4 +125,46 @@ fn heavy_keys(k: &KeyStats, backend: &str, expected: f64, over: bool, need: f64)
         carried * 100.0,
         targets.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sketch::{KeySketch, KeySketchConfig};
+
+    /// The watch's view (the minute's sketch, eight heavy hitters with their backends)
+    /// after `values` key values were each sampled `times` times.
+    fn sampled(values: u64, times: u64) -> KeyStats {
+        let mut s = KeySketch::new(KeySketchConfig::default(), 0);
+        for _ in 0..times {
+            (0..values).for_each(|k| s.observe(Some(k)));
+        }
+        s.summary(1_000)
+            .key_stats(8, |k| Some(format!("b{}", k % 4)))
+    }
+
+    /// A ring-hash pool of four whose b1 went from weight 1 to 4: 4/7 of the requests
+    /// where a quarter were expected.
+    fn weight_change(k: &KeyStats) -> Option<String> {
+        key_explains(k, "b1", 4.0 / 7.0, 0.25, 4)
+    }
+
+    #[test]
+    fn keys_that_never_repeat_explain_nothing_however_few_were_sampled() {
+        // A slow or young window holds a handful of samples, all different: every one
+        // of them is among the heavy hitters, and nothing is left over to repeat.
+        for n in 1..=64 {
+            let k = sampled(n, 1);
+            assert_eq!(weight_change(&k), None, "{n} samples: {k:?}");
+        }
+    }
+
+    #[test]
+    fn few_values_explain_once_each_was_seen_four_times() {
+        assert_eq!(weight_change(&sampled(3, 3)), None);
+        assert_eq!(
+            weight_change(&sampled(3, 4)).as_deref(),
+            Some("the hash key took only ~3 distinct values over the last 1 s for 4 backends")
+        );
+    }
 }

@@ -203,17 +203,24 @@ fn a_hot_key_explains_a_hash_pool_skew_with_its_share_and_backend() {
 }
 
 /// Issue scenario: a ring-hash pool at 80 requests/s whose backend-1 weight went from 1
-/// to 4. One second of 1-in-8 samples holds ~10 keys, all distinct: that says nothing
-/// about the pool's keys, so the skew is the configuration's.
+/// to 4. A second of 1-in-8 samples (or a slow machine's few) holds a handful of keys,
+/// all distinct and all among the heavy hitters: that says nothing about the pool's
+/// keys, so the skew is the configuration's.
 #[test]
 fn a_small_key_sample_does_not_explain_a_weight_change() {
     let mut f = Feed::new(&[1.0; 4]);
     f.run(60, &[20; 4]);
+    let seen_once = |i: usize| TopKey {
+        share: 1.0 / 6.0,
+        samples: 1,
+        backend: Some(format!("backend-{}", i % 4)),
+    };
     f.keys = Some(KeyStats {
-        top_key_share: 0.1,
-        top_key_backend: Some("backend-1".into()),
-        distinct_keys: 10,
-        sampled_keys: 10,
+        top_key_share: 1.0 / 6.0,
+        top_key_backend: Some("backend-0".into()),
+        distinct_keys: 6,
+        sampled_keys: 6,
+        top_keys: (0..6).map(seen_once).collect(),
         ..KeyStats::default()
     });
     let events = f.run(30, &[11, 47, 11, 11]);

@@ -192,6 +192,18 @@ fn few_key_values_saturate_the_sample_and_many_do_not() {
 }
 
 #[test]
+fn a_sample_the_heavy_hitters_hold_whole_is_saturated_only_once_it_repeats() {
+    // Five requests, five keys: every one is a heavy hitter, none repeats.
+    let mut s = sketch();
+    (0..5u64).for_each(|k| s.observe(Some(k)));
+    assert!(!s.summary(1_000_000).saturated());
+    for _ in 0..3 {
+        (0..5u64).for_each(|k| s.observe(Some(k)));
+    }
+    assert!(s.summary(1_000_000).saturated(), "each seen four times");
+}
+
+#[test]
 fn the_summary_merges_epochs_with_honest_error_bounds() {
     let cfg = KeySketchConfig {
         top_k: 4,
