@@ -275,3 +275,70 @@ async fn upstream_connections_are_reused() {
         "300 sequential requests opened {conns} upstream connections"
     );
 }
+
+/// The backend's in-flight count, polled until it is `want` (a bounded wait for the
+/// proxy to take up or let go of a request nothing else shows).
+async fn in_flight_until(t: &Tango, want: u64) {
+    for _ in 0..250 {
+        let v = admin_get(t, "/api/v1/status").await;
+        if v["pools"][0]["backends"][0]["in_flight"] == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the backend's in-flight count never became {want}");
+}
+
+/// An HTTP/2 backend that reads each request's whole body before it answers.
+async fn h2_sink() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let got = req.into_body().collect().await.map(|b| b.to_bytes().len());
+                    let body = Full::new(Bytes::from(format!("{got:?}")));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc),
+            );
+        }
+    });
+    (addr, task)
+}
+
+/// On hyper's path (a TLS client), as on the engine's: a client that sends part of its
+/// body and stops gets `408` once the try's time runs out, and one whose body breaks
+/// off (it closes mid-body) gets nothing; in neither case is the backend, which was
+/// waiting for the body, charged with a failure (failures eject backends and raise
+/// alerts). For a pool of HTTP/1.1 backends and one of HTTP/2 backends.
+#[tokio::test]
+async fn over_tls_a_body_that_stalls_or_breaks_off_is_not_the_backends_failure() {
+    let b = Backend::start("a").await;
+    let (h2, _task) = h2_sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let partial = b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
+    for (extra, addr) in [("", b.addr), ("protocol = \"h2\"\n", h2)] {
+        let plain = config(
+            &format!("{extra}try_timeout = \"300ms\""),
+            &[("a", addr, 1)],
+        );
+        let (cfg, ck) = tls_config(&plain, dir.path());
+        let t = Tango::start(&cfg);
+        let mut c = crate::framing::Raw::new(tls_connect(&t, &ck, b"http/1.1").await);
+        c.send(partial).await;
+        assert_eq!(c.status().await, Some(408), "{extra}");
+        let mut c = crate::framing::Raw::new(tls_connect(&t, &ck, b"http/1.1").await);
+        c.send(partial).await;
+        in_flight_until(&t, 1).await;
+        drop(c);
+        in_flight_until(&t, 0).await;
+        let v = admin_get(&t, "/api/v1/status").await;
+        let a = &v["pools"][0]["backends"][0];
+        assert_eq!(a["errors"], 0, "{extra}: the backend is not blamed: {v}");
+    }
+}
