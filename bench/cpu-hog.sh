@@ -49,27 +49,15 @@ if (( build )); then
 fi
 tango=target/release/tango loadgen=target/release/examples/loadgen
 
-dir=$(mktemp -d -t cpu-hog.XXXXXX)
-out=${out:-$dir}
-mkdir -p "$out"
-pids=() hogs=()
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_dirs cpu-hog keep
+hogs=()
 stop_hogs() {
   for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; done
   hogs=()
 }
-cleanup() {
-  stop_hogs
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ $out == "$dir" ]] || rm -rf "$dir"
-}
-trap cleanup EXIT
-
-start() { # name, command...
-  local name=$1; shift
-  "$@" >"$out/$name.log" 2>&1 &
-  pids+=($!)
-}
+on_exit() { stop_hogs; }
 start_hogs() {
   for _ in $(seq 1 "$hogs_n"); do
     # shellcheck disable=SC2086

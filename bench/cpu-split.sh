@@ -56,17 +56,12 @@ for p in 28601 28602 28603 28604 28620 "${port[@]}"; do
   fi
 done
 
-dir=$(mktemp -d -t cpu-split.XXXXXX)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_dirs cpu-split
 # nstat keeps the counters it last saw in a history file: a private one, so that
 # nobody else's nstat deltas are disturbed.
 export NSTAT_HISTORY=$dir/nstat.history
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
 
 pool="server 127.0.0.1:28601; server 127.0.0.1:28602; server 127.0.0.1:28603; server 127.0.0.1:28604;"
 cat >"$dir/backends.conf" <<EOF
@@ -86,48 +81,18 @@ http { access_log off; keepalive_requests 10000000;
   server { listen 127.0.0.1:${port[nginx]};
     location / { proxy_pass http://pool; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 EOF
-cat >"$dir/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${port[haproxy]}
-  default_backend pool
-backend pool
-  balance roundrobin
-  server b1 127.0.0.1:28601
-  server b2 127.0.0.1:28602
-  server b3 127.0.0.1:28603
-  server b4 127.0.0.1:28604
-EOF
+haproxy_config "${port[haproxy]}" roundrobin 1 8000 28601 28602 28603 28604 >"$dir/haproxy.cfg"
 sed -e "s/28083/${port[tango]}/; s/28090/28620/" -e 's/2810\([1-4]\)/2860\1/' bench/peers.toml >"$dir/tango.toml"
 
-start() { # name, command...
-  local name=$1; shift
-  "$@" >"$dir/$name.log" 2>&1 &
-  pids+=($!)
-}
+declare -A pid_of
 start backends taskset -c 0 nginx -c "$dir/backends.conf" -p "$dir"
 start nginx taskset -c 1 nginx -c "$dir/nginx.conf" -p "$dir"
+pid_of[nginx]=$started
 start haproxy taskset -c 1 haproxy -f "$dir/haproxy.cfg"
+pid_of[haproxy]=$started
 start tango taskset -c 1 "$tango" run --config "$dir/tango.toml" --workers 1
-declare -A pid_of=([nginx]=${pids[1]} [haproxy]=${pids[2]} [tango]=${pids[3]})
-
-for p in 28601 "${port[@]}"; do
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$p/" 2>/dev/null && continue 2
-    sleep 0.1
-  done
-  echo "cpu-split.sh: nothing answers on port $p; logs:" >&2
-  tail -n 5 "$dir"/*.log >&2 || true
-  exit 1
-done
+pid_of[tango]=$started
+for p in 28601 "${port[@]}"; do wait_port "$p"; done
 
 # utime and stime (ticks) of every thread of a process and of its children
 ticks() {

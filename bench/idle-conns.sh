@@ -69,16 +69,9 @@ for p in "$backend_port" "$admin_port" "${port[@]}"; do
   fi
 done
 
-dir=$(mktemp -d -t idle-conns.XXXXXX)
-out=${out:-$dir}
-mkdir -p "$out"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_dirs idle-conns
 
 cat >"$out/backend.conf" <<EOF
 worker_processes 1;
@@ -112,25 +105,11 @@ http {
   }
 }
 EOF
-cat >"$out/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn $(( conns + 100 ))
-defaults
-  mode http
-  maxconn $(( conns + 100 ))
-  timeout connect 5s
+haproxy_defaults="  maxconn $(( conns + 100 ))
   timeout client 300s
   timeout http-request 300s
-  timeout http-keep-alive 300s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${port[haproxy]}
-  default_backend pool
-backend pool
-  server b1 127.0.0.1:$backend_port
-EOF
+  timeout http-keep-alive 300s" \
+  haproxy_config "${port[haproxy]}" roundrobin 1 $(( conns + 100 )) "$backend_port" >"$out/haproxy.cfg"
 cat >"$out/tango.toml" <<EOF
 [admin]
 listen = "127.0.0.1:$admin_port"
@@ -151,19 +130,6 @@ name = "b1"
 address = "127.0.0.1:$backend_port"
 EOF
 
-start() { # name, command... (sets $started to its PID)
-  local name=$1; shift
-  "$@" >>"$out/$name.log" 2>&1 &
-  started=$!
-  pids+=("$started")
-}
-stop() { # pid: stop a process this script started and wait for it to exit
-  local p=$1 kept=() q
-  kill "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-  for q in "${pids[@]}"; do [[ $q == "$p" ]] || kept+=("$q"); done
-  pids=("${kept[@]}")
-}
 # Wait until CONDITION (a command) holds, checking every 0.1 s, for at most SECONDS.
 wait_for() { # seconds, what, condition...
   local secs=$1 what=$2 i; shift 2

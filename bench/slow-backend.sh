@@ -46,16 +46,9 @@ for bin in "$tango" "$loadgen"; do
   [[ -x $bin ]] || { echo "slow-backend.sh: $bin missing; run: cargo build --release -p tango --bins --examples" >&2; exit 2; }
 done
 
-dir=$(mktemp -d -t slow-backend.XXXXXX)
-out=${out:-$dir}
-mkdir -p "$out"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [[ $out == "$dir" ]] || rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_dirs slow-backend keep
 
 # The proxy under test gets CPU 1; the load generator and the backends share CPU 0.
 pin_proxy="" pin_load=""
@@ -113,32 +106,8 @@ http {
   }
 }
 EOF
-cat >"$out/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:${port[haproxy]}
-  default_backend pool
-backend pool
-  balance leastconn
-  server s1 127.0.0.1:28301
-  server s2 127.0.0.1:28302
-  server s3 127.0.0.1:28303
-  server s4 127.0.0.1:28304
-EOF
+haproxy_config "${port[haproxy]}" leastconn 1 8000 28301 28302 28303 28304 >"$out/haproxy.cfg"
 
-start() { # name, command...
-  local name=$1; shift
-  "$@" >"$out/$name.log" 2>&1 &
-  pids+=($!)
-}
 # shellcheck disable=SC2086
 for n in 1 2 3 4; do
   lat=$fast; (( n == 4 )) && lat=$slow
@@ -156,15 +125,6 @@ for t in "${todo[@]}"; do
   esac
 done
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "slow-backend.sh: nothing answers on port $1; logs: $out" >&2
-  tail -n 20 "$out"/*.log >&2 || true
-  exit 1
-}
 for p in "${backend_ports[@]}"; do wait_port "$p"; done
 for t in "${todo[@]}"; do wait_port "${port[$t]}"; done
 
