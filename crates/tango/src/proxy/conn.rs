@@ -12,7 +12,7 @@ use super::bufpool::Buf;
 use super::conn_io::{ConnIo, Prefixed};
 use super::framing::{self, SwitchVerdict};
 use super::headers;
-use super::idle::{Conns, Slot, Tracked};
+use super::idle::{Conns, Slot, Stall, Tracked};
 use super::service::{self, ConnCtx};
 use super::spread::Placed;
 use crate::runtime::Runtime;
@@ -236,6 +236,7 @@ async fn drive<C, E>(
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut seen_done, mut quiet, mut lingered) = (0u64, Duration::ZERO, Duration::ZERO);
+    let mut stall = Stall::default();
     let mut closing = *stop.borrow();
     if closing {
         graceful(conn.as_mut());
@@ -266,6 +267,10 @@ async fn drive<C, E>(
                 graceful(conn.as_mut());
             }
             _ = tick.tick() => {
+                if stall.tick(w.slot, period, l.send_timeout) {
+                    tracing::debug!("client took no response bytes for the send timeout: closed");
+                    break;
+                }
                 let (busy, done) = (w.slot.busy(), w.slot.done());
                 if closing {
                     lingered = if busy { Duration::ZERO } else { lingered + period };

@@ -51,6 +51,11 @@ pub(crate) struct Slot {
     queued: AtomicU64,
     /// A write to the client is blocked: bytes are waiting for it to read.
     blocked: AtomicBool,
+    /// Response bodies whose last frame hyper has not yet sent on: it waits for the
+    /// client (its socket, or under HTTP/2 the flow-control window it grants).
+    waiting: AtomicUsize,
+    /// Response frames handed to hyper: the watch loop compares it between ticks.
+    delivered: AtomicU64,
     state: AtomicU8,
     evict: Notify,
     /// The task of an engine connection waiting for its next request: woken when the
@@ -65,6 +70,8 @@ impl Slot {
             done: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
             state: AtomicU8::new(OPEN),
             evict: Notify::new(),
             waker: AtomicWaker::new(),
@@ -82,6 +89,12 @@ impl Slot {
 
     pub(crate) fn done(&self) -> u64 {
         self.done.load(Relaxed)
+    }
+
+    /// A response body waits for the client to take its last frame, and how many frames
+    /// all of them have handed over so far.
+    pub(crate) fn delivery(&self) -> (bool, u64) {
+        (self.waiting.load(Relaxed) > 0, self.delivered.load(Relaxed))
     }
 
     /// A connection served without per-request guards starts work (a request, or a
@@ -142,17 +155,29 @@ impl Drop for RequestGuard {
 
 /// A response body that keeps its request counted until hyper has it all, so a
 /// connection streaming a response is never taken for idle. (A client that stops reading
-/// holds it no longer than `send_timeout`.)
+/// holds it no longer than `send_timeout`.) It also tells the slot when hyper holds one
+/// of its frames and has not asked for the next: the body then waits on the client, which
+/// under HTTP/2 can stop reading without any write blocking (a window of zero), so the
+/// watch loop times it (see [`Stall`]).
 pub(crate) struct Tracked<B> {
     body: B,
-    _guard: RequestGuard,
+    guard: RequestGuard,
+    /// A frame went to hyper and the body has not been polled since.
+    handed: bool,
 }
 
 impl<B> Tracked<B> {
     pub(crate) fn new(body: B, guard: RequestGuard) -> Self {
         Self {
             body,
-            _guard: guard,
+            guard,
+            handed: false,
+        }
+    }
+
+    fn taken(&mut self) {
+        if std::mem::take(&mut self.handed) {
+            self.guard.0.waiting.fetch_sub(1, Relaxed);
         }
     }
 }
@@ -165,7 +190,16 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let me = self.get_mut();
+        me.taken();
+        let r = Pin::new(&mut me.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &r {
+            let slot = &me.guard.0;
+            slot.delivered.fetch_add(1, Relaxed);
+            slot.waiting.fetch_add(1, Relaxed);
+            me.handed = true;
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -174,6 +208,41 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl<B> Drop for Tracked<B> {
+    fn drop(&mut self) {
+        self.taken();
+    }
+}
+
+/// How long a connection's response bodies have all been waiting on the client, counted
+/// by its watch loop's ticks: some body waits and no body has handed over a frame since
+/// the last tick. Past `send_timeout` the client has stopped reading as surely as one
+/// whose socket write blocks (which the socket wrapper times), and is closed the same way.
+#[derive(Default)]
+pub(crate) struct Stall {
+    seen: u64,
+    stalled: std::time::Duration,
+}
+
+impl Stall {
+    /// One tick of `period`: whether the stall has now lasted `limit`.
+    pub(crate) fn tick(
+        &mut self,
+        slot: &Slot,
+        period: std::time::Duration,
+        limit: std::time::Duration,
+    ) -> bool {
+        let (waiting, delivered) = slot.delivery();
+        if waiting && delivered == self.seen {
+            self.stalled += period;
+        } else {
+            self.stalled = std::time::Duration::ZERO;
+            self.seen = delivered;
+        }
+        self.stalled >= limit
     }
 }
 

@@ -287,9 +287,15 @@ fn outgoing(
     };
     let mut hdrs = parts.headers;
     headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
-    if let Some(h) = &host {
-        if from_target || !hdrs.contains_key(header::HOST) {
+    match &host {
+        Some(h) if from_target || !hdrs.contains_key(header::HOST) => {
             hdrs.insert(header::HOST, h.clone());
+        }
+        Some(_) => {}
+        // HTTP/1.1 requires Host, empty when there is no authority to give (RFC 9112
+        // 3.2): an HTTP/2 request without `:authority`, or HTTP/1.0 without Host.
+        None => {
+            hdrs.insert(header::HOST, HeaderValue::from_static(""));
         }
     }
     headers::add_forwarded(&mut hdrs, &ctx.peer_value, ctx.tls, host);

@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::support::*;
+use bytes::Bytes;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -234,6 +235,56 @@ async fn an_h2_client_that_pings_and_never_reads_is_closed() {
         .take(ping.len() * 4000)
         .collect();
     assert_reset(write_until_closed(&mut s, &chunk).await);
+}
+
+/// The backend's in-flight count, polled until it is `want` or `BOUND` passes.
+async fn in_flight_becomes(t: &Tango, want: u64) -> bool {
+    let end = tokio::time::Instant::now() + BOUND;
+    while tokio::time::Instant::now() < end {
+        let v = admin_get(t, "/api/v1/status").await;
+        if v["pools"][0]["backends"][0]["in_flight"] == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// HTTP/2's way of not reading: a window of zero. The client answers PINGs and its
+/// socket is always read, so no write ever blocks; only the response bodies wait. Past
+/// `send_timeout` the connection is closed, and the backend connections its streams
+/// held are let go (they were held for as long as the client liked).
+#[tokio::test]
+async fn an_h2_client_that_never_opens_its_window_is_closed() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&with_listener(
+        &config("", &[("a", b.addr, 1)]),
+        "send_timeout = \"1s\"\nidle_timeout = \"60s\"\nrequest_timeout = \"60s\"",
+    ));
+    let tcp = TcpStream::connect(t.addr()).await.unwrap();
+    let (mut h2, conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .unwrap();
+    let driven = tokio::spawn(conn);
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let req = http::Request::get(format!("http://{}/source?n=4194304", t.addr()))
+            .body(())
+            .unwrap();
+        let (resp, _) = h2.send_request(req, true).unwrap();
+        let resp = tokio::time::timeout(BOUND, resp).await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        bodies.push(resp.into_body());
+    }
+    assert!(in_flight_becomes(&t, 5).await);
+    assert!(
+        in_flight_becomes(&t, 0).await,
+        "the streams still held the backend {BOUND:?} after the client stopped reading"
+    );
+    let ended = tokio::time::timeout(BOUND, driven).await;
+    assert!(ended.is_ok(), "the connection is still open");
 }
 
 /// The write failed because tango closed the connection (abortively, so the kernel

@@ -342,3 +342,33 @@ async fn over_tls_a_body_that_stalls_or_breaks_off_is_not_the_backends_failure()
         assert_eq!(a["errors"], 0, "{extra}: the backend is not blamed: {v}");
     }
 }
+
+/// A request with no authority at all (HTTP/1.0 without Host, here on the engine's path
+/// and over TLS on hyper's) goes to the backend as HTTP/1.1, which requires Host: it
+/// gets an empty one (RFC 9112 3.2), not none, which a backend must answer with 400.
+#[tokio::test]
+async fn a_request_without_an_authority_reaches_the_backend_with_an_empty_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn headers_seen<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        mut s: S,
+    ) -> serde_json::Value {
+        s.write_all(b"GET /headers HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let read = s.read_to_end(&mut got);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+        let text = String::from_utf8_lossy(&got);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|_| panic!("{text}"))
+    }
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let h = headers_seen(tcp).await;
+    assert_eq!(h["host"], "", "{h}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, ck) = tls_config(&config("", &[("a", b.addr, 1)]), dir.path());
+    let t = Tango::start(&cfg);
+    let h = headers_seen(tls_connect(&t, &ck, b"http/1.1").await).await;
+    assert_eq!(h["host"], "", "{h}");
+}

@@ -64,10 +64,10 @@ pub fn write_request_head(out: &mut Vec<u8>, req: &RequestHead, buf: &[u8], fwd:
     // An absolute-form target's host replaces the client's Host (RFC 9112 3.2.2).
     let from_target = req.form == TargetForm::Absolute && req.host.is_some();
     let has_host = req.headers.has(Kind::Host) && !from_target;
-    if let (false, Some(host)) = (has_host, req.host) {
-        if kept(b"host") {
-            write_field(out, b"host", host.of(buf));
-        }
+    // HTTP/1.1 requires Host, empty when there is no authority to give (RFC 9112 3.2):
+    // an HTTP/1.0 request without one goes out as HTTP/1.1 all the same.
+    if !has_host && kept(b"host") {
+        write_field(out, b"host", req.host.map_or(&b""[..], |h| h.of(buf)));
     }
     // X-Forwarded-Host is set only when the host is known; otherwise the client's stays.
     let replace_xfh = req.host.is_some();

@@ -109,9 +109,14 @@ fn model(raw: &[u8], fwd: &Forwarding<'_>) -> Fields {
             .map(|a| HeaderValue::from_str(a.as_str()).unwrap()),
     };
     strip_hop_by_hop(&mut h, upgrade.is_some());
-    if let Some(v) = &host {
-        if from_target.is_some() || !h.contains_key(HOST) {
+    match &host {
+        Some(v) if from_target.is_some() || !h.contains_key(HOST) => {
             h.insert(HOST, v.clone());
+        }
+        Some(_) => {}
+        // No authority at all: HTTP/1.1 still needs Host, empty (RFC 9112 3.2).
+        None => {
+            h.insert(HOST, HeaderValue::from_static(""));
         }
     }
     add_forwarded(
