@@ -180,6 +180,9 @@ struct Watch<'a> {
 /// client may never answer.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// HTTP/2: the bytes of a response stream hyper holds that the client has not yet taken.
+const SEND_BUF_PER_STREAM: usize = 64 * 1024;
+
 async fn serve<I>(io: I, ctx: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>, h2_only: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -207,7 +210,12 @@ where
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(l.max_header_bytes as u32);
+        .max_header_list_size(l.max_header_bytes as u32)
+        // What a stream may hold that the client has not taken (hyper's default is
+        // 400 KiB): a client that grants a huge window and never reads would otherwise
+        // pin that much for each of its streams, up to 80 MB a connection until
+        // `send_timeout`. A body read is 16 KiB, so this keeps several in hand.
+        .max_send_buf_size(SEND_BUF_PER_STREAM);
     let builder = if h2_only {
         builder.http2_only()
     } else {
