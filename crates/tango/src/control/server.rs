@@ -95,8 +95,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(log) = &access {
         tokio::spawn(log.clone().upkeep());
     }
+    let tls: Vec<String> = (control.rt.current().config.listeners.iter())
+        .filter(|l| l.tls.is_some())
+        .map(|l| l.name.clone())
+        .collect();
     for (name, addr) in control.listener_addresses().await {
-        println!("listening {name} http://{addr}");
+        let scheme = if tls.contains(&name) { "https" } else { "http" };
+        println!("listening {name} {scheme}://{addr}");
     }
     println!("admin http://{admin_addr}");
     tracing::info!(admin = %admin_addr, workers = crate::worker::count(), "tango is running");

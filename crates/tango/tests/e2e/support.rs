@@ -149,6 +149,7 @@ impl Drop for Tango {
 }
 
 fn parse_url(url: &str) -> SocketAddr {
+    let url = url.strip_prefix("https://").unwrap_or(url);
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
