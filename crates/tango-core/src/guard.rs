@@ -134,6 +134,14 @@ pub enum Refusal {
         /// Why.
         error: String,
     },
+    /// The reload request allows a shift in a pool the new file does not have: a
+    /// misspelt name would leave the shift it meant to allow refused, or unnoticed.
+    UnknownPool {
+        /// The name given.
+        pool: String,
+        /// The new file's pools.
+        known: Vec<String>,
+    },
 }
 
 impl Refusal {
@@ -178,6 +186,10 @@ impl Refusal {
             Refusal::Unpredictable { pool, error } => {
                 format!("pool {pool}'s split cannot be predicted: {error}")
             }
+            Refusal::UnknownPool { pool, known } => format!(
+                "allow_shift names pool {pool}, which the new file does not have (its pools: {})",
+                known.join(", ")
+            ),
         }
     }
 
@@ -204,6 +216,9 @@ impl Refusal {
             ),
             Refusal::Unpredictable { .. } => {
                 "override this one reload with `tango reload --force` if the change is safe".into()
+            }
+            Refusal::UnknownPool { .. } => {
+                "name the pool as the file does (`tango reload --allow-shift NAME`), or leave allow_shift out".into()
             }
         }
     }
@@ -362,6 +377,21 @@ pub fn judge(input: Input<'_>) -> Judgement {
     }
     j.findings
         .sort_by_key(|f| f.diagnostic.span.map_or(usize::MAX, |s| s.start));
+    let known = || {
+        input
+            .new
+            .config
+            .pools
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    for pool in &input.overrides.allow_shift {
+        if input.new.config.pool(pool).is_none() {
+            let (pool, known) = (pool.clone(), known());
+            j.refusals.push(Refusal::UnknownPool { pool, known });
+        }
+    }
     if !input.settings.enabled {
         // No gate; the predictions still tell the canary what split to expect.
         if input.settings.rollback {

@@ -105,6 +105,22 @@ fn an_allowed_finding_and_an_allowed_shift_apply_and_the_new_split_is_expected()
 }
 
 #[test]
+fn allowing_a_shift_in_a_pool_the_file_does_not_have_is_refused_naming_its_pools() {
+    let live = file("", [1, 1, 1, 1], "");
+    let o = Overrides {
+        force: false,
+        allow_shift: vec!["wbe".into()],
+    };
+    let j = run(&live, &file("", [1, 1, 1, 1], ""), &o, &observed(0.0));
+    assert!(j.refused());
+    assert_eq!(
+        j.reasons(),
+        vec!["allow_shift names pool wbe, which the new file does not have (its pools: web)"]
+    );
+    assert!(j.next_steps()[0].contains("--allow-shift NAME"));
+}
+
+#[test]
 fn force_lets_warnings_and_shifts_through_but_never_errors() {
     let live = file("", [1, 1, 1, 1], "");
     let o = Overrides {

@@ -195,6 +195,11 @@ fn refusal_json(r: &Refusal) -> Value {
             "pool": pool,
             "error": error,
         }),
+        Refusal::UnknownPool { pool, known } => json!({
+            "gate": "overrides",
+            "pool": pool,
+            "pools": known,
+        }),
     };
     v["sentence"] = json!(r.sentence());
     v
@@ -222,7 +227,11 @@ pub(crate) fn reload_overrides(
     };
     for (k, v) in query {
         match k.as_str() {
-            "force" => b.force |= matches!(v.as_str(), "" | "1" | "true" | "yes"),
+            "force" => match v.as_str() {
+                "" | "1" | "true" | "yes" => b.force = true,
+                "0" | "false" | "no" => {}
+                _ => return Err(format!("force takes true or false, not `{v}`")),
+            },
             "allow_shift" => b.allow_shift.extend(
                 v.split(',')
                     .map(str::trim)
@@ -270,6 +279,8 @@ mod tests {
         assert!(!o.force);
         assert_eq!(o.allow_shift, vec!["web"]);
         assert!(reload_overrides(&q(&[("forse", "1")]), b"").is_err());
+        assert!(reload_overrides(&q(&[("force", "maybe")]), b"").is_err());
+        assert!(!reload_overrides(&q(&[("force", "no")]), b"").unwrap().force);
         assert!(reload_overrides(&[], b"{\"force\": \"yes\"}").is_err());
     }
 }
