@@ -266,9 +266,8 @@ pub fn write_response_head_edited(
     }
     match plan.body {
         BodyPlan::Length(n) => length(out, n),
-        BodyPlan::Chunked | BodyPlan::ChunkEncode => {
-            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        }
+        BodyPlan::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        BodyPlan::ChunkEncode => chunk_encoded(out, resp, buf),
         BodyPlan::None if client.is_head => {
             if let Some(n) = resp.content_length {
                 length(out, n);
@@ -284,6 +283,21 @@ pub fn write_response_head_edited(
     }
     out.extend_from_slice(b"\r\n");
     plan
+}
+
+/// The framing field of a close-delimited body sent as chunks: `chunked` after the
+/// codings the backend applied, if any (`Transfer-Encoding: gzip` without `chunked`
+/// ends at the close), since the bytes stay coded and the client must know it.
+fn chunk_encoded(out: &mut Vec<u8>, resp: &ResponseHead, buf: &[u8]) {
+    out.extend_from_slice(b"transfer-encoding: ");
+    for h in resp.headers.of_kind(Kind::TransferEncoding) {
+        let v = h.value().of(buf);
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(b"chunked\r\n");
 }
 
 /// The body plan and the client connection's fate, as hyper's server decided them.

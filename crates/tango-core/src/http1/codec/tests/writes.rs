@@ -205,6 +205,15 @@ fn body_plans_for_each_client() {
             keep_alive: false
         }
     );
+    // Coded and ended by the close: the codings stay named, before `chunked`.
+    let coded = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+    let (out, plan) = client(coded, PLAIN, V11);
+    assert!(
+        out.contains("transfer-encoding: gzip, chunked\r\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("ransfer-").count(), 1, "{out}");
+    assert_eq!(plan.body, BodyPlan::ChunkEncode);
 }
 
 #[test]
