@@ -13,6 +13,12 @@
 //! weights unchanged) is left to the share detector's configured-weights basis, which
 //! already reports it with cause `health`. A shift that persists for `adopt_after_ms`
 //! becomes the new baseline: a deliberate change alerts once, then is the norm.
+//!
+//! A shift is blamed on the configuration (cause `config`) while the baseline has not
+//! caught up with a change of the configured split, not only until it first learns after
+//! it: at a low rate the ticks right after a reload are often too quiet to fire, the
+//! baseline learns a little from them, and the alert that fires a tick later is still
+//! the reload's doing (the incident, attributed from the journal, says so too).
 
 use super::{
     AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport,
@@ -52,6 +58,9 @@ struct Baseline {
     at_shift: u64,
     /// Configured-weight share when the baseline last learned.
     configured: f64,
+    /// Configured-weight share the baseline has caught up with: it differs from the
+    /// current one while the baseline still holds mostly traffic from before a change.
+    settled: f64,
     last_requests: Option<u64>,
 }
 
@@ -68,7 +77,16 @@ pub struct ShiftDetector {
     reported: Vec<(String, AlertKind)>,
     /// A split to expect from the next tick on (see [`ShiftDetector::expect`]).
     pending: Option<Vec<(String, f64)>>,
+    /// The weight the baseline's EWMA gives to ticks learned since the configured split
+    /// last changed (1: nothing from before it is left).
+    caught_up: f64,
 }
+
+/// The baseline has caught up with a configuration change once this much of it was
+/// learned since (three time constants, `1 - e^-3`): even a share cut to a tenth then
+/// leaves the baseline within the under-share ratio of the new split, so the change can
+/// no longer be what an alert sees.
+const CAUGHT_UP: f64 = 0.95;
 
 fn normalize(v: &mut [f64]) {
     let sum: f64 = v.iter().sum();
@@ -96,6 +114,7 @@ impl ShiftDetector {
             shifted_since: None,
             reported: Vec::new(),
             pending: None,
+            caught_up: 1.0,
         }
     }
 
@@ -137,6 +156,7 @@ impl ShiftDetector {
             .collect();
         normalize(&mut share);
         self.baseline = fresh_baseline(input, &share, conf, true);
+        self.caught_up = 1.0;
         let cfg = self.inner.config().clone();
         self.inner = PoolDetector::new(self.pool.clone(), cfg);
         self.shifted_since = None;
@@ -181,6 +201,7 @@ impl ShiftDetector {
         let eff = Self::intended(input, false);
         let conf = Self::intended(input, true);
         self.baseline = fresh_baseline(input, &eff, &conf, false);
+        self.caught_up = 1.0;
         self.shifted_since = None;
     }
 
@@ -230,9 +251,9 @@ impl ShiftDetector {
         if !quiet || total < self.cfg.min_tick_requests {
             return;
         }
+        self.follow_configuration(conf, alpha);
         for (i, b) in self.baseline.iter_mut().enumerate() {
             b.share += alpha * (deltas[i] as f64 / total as f64 - b.share);
-            b.configured = conf[i];
         }
         let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
         normalize(&mut shares);
@@ -240,6 +261,29 @@ impl ShiftDetector {
             .iter_mut()
             .zip(shares)
             .for_each(|(b, s)| b.share = s);
+    }
+
+    /// Notes, on a tick the baseline learns from, the configured split it learns under,
+    /// and how far it has caught up with the last change of it: one quiet tick moves the
+    /// baseline only `alpha` of the way, so forgetting the change there would leave the
+    /// alert it brings a tick later with no cause.
+    fn follow_configuration(&mut self, conf: &[f64], alpha: f64) {
+        let changed = self
+            .baseline
+            .iter()
+            .zip(conf)
+            .any(|(b, c)| (c - b.configured).abs() > 1e-9);
+        if changed {
+            self.caught_up = 0.0;
+        }
+        self.caught_up += alpha * (1.0 - self.caught_up);
+        let settled = self.caught_up >= CAUGHT_UP;
+        for (b, c) in self.baseline.iter_mut().zip(conf) {
+            b.configured = *c;
+            if settled {
+                b.settled = *c;
+            }
+        }
     }
 
     /// Classifies the inner detector's events, and drops what the share detector
@@ -255,14 +299,18 @@ impl ShiftDetector {
                     return false;
                 };
                 let weights_moved = (conf[i] - baseline[i].configured).abs() > 1e-9;
+                let unsettled = (conf[i] - baseline[i].settled).abs() > 1e-9;
                 let eligibility_moved = (eff[i] - conf[i]).abs() > 1e-9;
                 if e.cause != Cause::KeyDistribution {
-                    e.cause = if weights_moved {
+                    e.cause = if weights_moved || unsettled {
                         Cause::Config
                     } else {
                         Cause::Unknown
                     };
                 }
+                // Which alerts are kept stays as it was: once the baseline has learned
+                // under the new weights, a shift that follows eligibility is left to the
+                // share detector's health alert.
                 let keep = weights_moved || !eligibility_moved;
                 if keep {
                     reported.push((e.backend.clone(), e.kind));
@@ -322,7 +370,11 @@ impl ShiftDetector {
                 b.share = n / total;
             }
             b.configured = *c;
+            b.settled = *c;
         }
+        // The adopted split is the one this configuration brought: its alert has fired
+        // and resolved, so the change explains nothing more.
+        self.caught_up = 1.0;
         let cfg = self.inner.config().clone();
         self.inner = PoolDetector::new(self.pool.clone(), cfg);
         self.shifted_since = None;
@@ -363,6 +415,7 @@ fn fresh_baseline(input: &PoolTick, share: &[f64], conf: &[f64], counted: bool) 
             share: share[i],
             at_shift: 0,
             configured: conf[i],
+            settled: conf[i],
             last_requests: counted.then_some(s.requests),
         })
         .collect()
