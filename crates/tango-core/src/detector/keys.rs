@@ -127,6 +127,24 @@ fn heavy_keys(k: &KeyStats, backend: &str, expected: f64, over: bool, need: f64)
     ))
 }
 
+impl KeyStats {
+    /// Whether these (a short window's) statistics show a heaviest key markedly heavier
+    /// than `longer` does: seen `min_samples` times or more, and its share above the
+    /// longer window's by a tenth and by more than sampling alone would put it (three
+    /// standard errors of a share as heavy as the longer window's, over this sample).
+    /// A key carrying 90% of requests is all of a short window's 15 samples one time in
+    /// five; that is not a sudden change.
+    pub fn markedly_heavier_than(&self, longer: &KeyStats, min_samples: u64) -> bool {
+        let Some(top) = self.top_keys.first() else {
+            return false;
+        };
+        let p = longer.top_key_share.clamp(0.0, 1.0);
+        let n = self.sampled_keys.max(top.samples).max(1) as f64;
+        let noise = 3.0 * (p * (1.0 - p) / n).sqrt();
+        top.samples >= min_samples && self.top_key_share > p + 0.1 + noise
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +165,32 @@ mod tests {
     /// where a quarter were expected.
     fn weight_change(k: &KeyStats) -> Option<String> {
         key_explains(k, "b1", 4.0 / 7.0, 0.25, 4)
+    }
+
+    /// Statistics whose heaviest key carries `share` of `n` samples.
+    fn heaviest(share: f64, n: u64) -> KeyStats {
+        KeyStats {
+            top_key_share: share,
+            sampled_keys: n,
+            top_keys: vec![TopKey {
+                share,
+                samples: (share * n as f64).round() as u64,
+                ..TopKey::default()
+            }],
+            ..KeyStats::default()
+        }
+    }
+
+    #[test]
+    fn a_short_window_is_markedly_heavier_only_beyond_sampling_noise() {
+        // A key at 90% over the minute fills a window of 15 samples now and then.
+        assert!(!heaviest(1.0, 15).markedly_heavier_than(&heaviest(0.85, 3000), 10));
+        assert!(!heaviest(1.0, 40).markedly_heavier_than(&heaviest(0.85, 3000), 10));
+        // Keys collapsing onto one value: from a few percent to all of them.
+        assert!(heaviest(1.0, 15).markedly_heavier_than(&heaviest(0.05, 3000), 10));
+        assert!(heaviest(0.6, 200).markedly_heavier_than(&heaviest(0.3, 3000), 10));
+        // Too few samples of the key to say anything.
+        assert!(!heaviest(1.0, 9).markedly_heavier_than(&heaviest(0.0, 3000), 10));
     }
 
     #[test]

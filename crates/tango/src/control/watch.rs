@@ -444,12 +444,7 @@ fn key_stats(pool: &PoolRuntime, now: Duration) -> KeyStats {
     };
     let minute = minute.key_stats(TOP_KEYS, backend_of);
     let recent = recent.key_stats(TOP_KEYS, backend_of);
-    let sudden = recent
-        .top_keys
-        .first()
-        .is_some_and(|k| k.samples >= RECENT_MIN_SAMPLES)
-        && recent.top_key_share > minute.top_key_share + 0.1;
-    if sudden {
+    if recent.markedly_heavier_than(&minute, RECENT_MIN_SAMPLES) {
         recent
     } else {
         minute
