@@ -25,7 +25,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::Notify;
@@ -52,10 +54,13 @@ pub(crate) struct Slot {
     /// A write to the client is blocked: bytes are waiting for it to read.
     blocked: AtomicBool,
     /// Response bodies whose last frame hyper has not yet sent on: it waits for the
-    /// client (its socket, or under HTTP/2 the flow-control window it grants).
-    waiting: AtomicUsize,
-    /// Response frames handed to hyper: the watch loop compares it between ticks.
-    delivered: AtomicU64,
+    /// client (its socket, or under HTTP/2 the flow-control window it grants). At most
+    /// a connection's concurrent streams; 16 bits, like the wrapping count below, keep
+    /// the slot in the allocation size it had without them (every connection has one).
+    waiting: AtomicU16,
+    /// Response frames handed to hyper, wrapping: the watch loop compares it between
+    /// ticks.
+    delivered: AtomicU32,
     state: AtomicU8,
     evict: Notify,
     /// The task of an engine connection waiting for its next request: woken when the
@@ -70,8 +75,8 @@ impl Slot {
             done: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
-            waiting: AtomicUsize::new(0),
-            delivered: AtomicU64::new(0),
+            waiting: AtomicU16::new(0),
+            delivered: AtomicU32::new(0),
             state: AtomicU8::new(OPEN),
             evict: Notify::new(),
             waker: AtomicWaker::new(),
@@ -93,7 +98,7 @@ impl Slot {
 
     /// A response body waits for the client to take its last frame, and how many frames
     /// all of them have handed over so far.
-    pub(crate) fn delivery(&self) -> (bool, u64) {
+    pub(crate) fn delivery(&self) -> (bool, u32) {
         (self.waiting.load(Relaxed) > 0, self.delivered.load(Relaxed))
     }
 
@@ -195,7 +200,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
         let r = Pin::new(&mut me.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(_))) = &r {
             let slot = &me.guard.0;
-            slot.delivered.fetch_add(1, Relaxed);
+            slot.delivered.fetch_add(1, Relaxed); // wraps
             slot.waiting.fetch_add(1, Relaxed);
             me.handed = true;
         }
@@ -223,7 +228,7 @@ impl<B> Drop for Tracked<B> {
 /// whose socket write blocks (which the socket wrapper times), and is closed the same way.
 #[derive(Default)]
 pub(crate) struct Stall {
-    seen: u64,
+    seen: u32,
     stalled: std::time::Duration,
 }
 
