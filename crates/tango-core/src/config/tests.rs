@@ -394,3 +394,51 @@ address = "127.0.0.1:9001"
     assert!(c.routes[2].matches(Some("same.example"), "/x"));
     assert!(!c.routes[2].takes(Some("same.example"), "/x", true));
 }
+
+/// Addresses that cannot both be bound are refused by validation, as binding would
+/// refuse them at startup: a wildcard takes every address of its port (`[::]` the IPv4
+/// ones too), and the admin API's clash names the admin API.
+#[test]
+fn listener_addresses_that_overlap_a_wildcard_or_the_admin_api_are_refused() {
+    let pool = "[[pool]]\nname = \"web\"\n[[pool.backend]]\naddress = \"127.0.0.1:9001\"\n";
+    let file = |admin: &str, a: &str, b: &str| {
+        let b = if b.is_empty() {
+            String::new()
+        } else {
+            format!("[[listener]]\nlisten = \"{b}\"\n")
+        };
+        format!("[admin]\nlisten = \"{admin}\"\n[[listener]]\nlisten = \"{a}\"\n{b}{pool}")
+    };
+    let admin = "127.0.0.1:9901";
+    for (a, b) in [
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+        ("127.0.0.1:8080", "0.0.0.0:8080"),
+        ("[::]:8080", "127.0.0.1:8080"),
+        ("[::1]:8080", "[::]:8080"),
+    ] {
+        let e = parse_err(&file(admin, a, b));
+        let r = e.render();
+        assert!(
+            r.contains("is already taken by another listener"),
+            "{a} {b}: {r}"
+        );
+        assert_eq!(e.diagnostics()[0].key, "listener[listener-1].listen", "{r}");
+    }
+    for (a, b) in [
+        ("127.0.0.1:8080", "[::1]:8080"),
+        ("0.0.0.0:8080", "[::1]:8080"),
+        ("0.0.0.0:8080", "0.0.0.0:8081"),
+        ("0.0.0.0:0", "127.0.0.1:0"),
+    ] {
+        parse_ok(&file(admin, a, b));
+    }
+    for listen in ["127.0.0.1:9901", "0.0.0.0:9901"] {
+        let e = parse_err(&file(admin, listen, ""));
+        let r = e.render();
+        assert!(
+            r.contains("already taken by the admin API (127.0.0.1:9901)"),
+            "{r}"
+        );
+        assert!(r.contains("move [admin] listen"), "{r}");
+    }
+}

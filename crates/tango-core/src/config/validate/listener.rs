@@ -122,15 +122,42 @@ fn listen(
 ) -> Option<SocketAddr> {
     let listen = v.socket(&format!("{k}.listen"), &lf.listen)?;
     // Port 0 asks the kernel for any free port: never a clash.
-    if listen.port() != 0 && (taken.addresses.insert(listen, i).is_some() || listen == admin) {
-        v.err(
-            &format!("{k}.listen"),
-            span(&lf.listen),
-            format!("address {listen} is already taken by another listener"),
-            "give each listener its own address",
-        );
+    if listen.port() == 0 {
+        return Some(listen);
     }
+    let other = taken.addresses.keys().find(|a| clash(**a, listen)).copied();
+    let (by, hint) = match other {
+        Some(a) => (
+            format!("another listener ({a})"),
+            "give each listener its own address",
+        ),
+        None if clash(admin, listen) => (
+            format!("the admin API ({admin})"),
+            "give the listener another port, or move [admin] listen",
+        ),
+        None => {
+            taken.addresses.insert(listen, i);
+            return Some(listen);
+        }
+    };
+    v.err(
+        &format!("{k}.listen"),
+        span(&lf.listen),
+        format!("address {listen} is already taken by {by}"),
+        hint,
+    );
     Some(listen)
+}
+
+/// Two addresses one process cannot both bind: the same port on the same address, or on
+/// an address of the same family where one is the wildcard (`0.0.0.0:80` takes
+/// `127.0.0.1:80`). `[::]` takes IPv4 addresses too: listening sockets are dual-stack
+/// (tango does not set `IPV6_V6ONLY`, and Linux's default is off).
+fn clash(a: SocketAddr, b: SocketAddr) -> bool {
+    let wide = |x: SocketAddr, y: SocketAddr| {
+        x.ip().is_unspecified() && (x.is_ipv4() == y.is_ipv4() || x.is_ipv6())
+    };
+    a.port() == b.port() && (a.ip() == b.ip() || wide(a, b) || wide(b, a))
 }
 
 fn trusted_proxies(v: &mut V<'_>, k: &str, lf: &ListenerFile) -> Vec<Cidr> {
