@@ -315,3 +315,30 @@ fn a_grpc_health_check_needs_h2_and_service_is_only_for_grpc() {
     );
     assert!(msg.contains("only for kind = \"grpc\""), "{msg}");
 }
+
+/// A probe request that could not be built would fail every probe and take every
+/// backend down: its method, path and host are checked with the file.
+#[test]
+fn a_health_check_request_that_cannot_be_built_is_refused() {
+    let c = ok(&with(
+        "",
+        "[pool.health]\nmethod = \"head\"\npath = \"/h?x=1\"\nhost = \"app_1.internal:8080\"\n",
+        "",
+    ));
+    assert_eq!(c.pools[0].health.as_ref().unwrap().method, "HEAD");
+    for (line, key, msg) in [
+        ("method = \"\"", "method", "is not an HTTP method"),
+        ("method = \"GE T\"", "method", "is not an HTTP method"),
+        ("path = \"/a b\"", "path", "is not a request path"),
+        ("host = \"a\\r\\nx: y\"", "host", "is not a host name"),
+        ("host = \"\"", "host", "is not a host name"),
+    ] {
+        let (k, l, _, m) = only(&with("", &format!("[pool.health]\n{line}\n"), ""));
+        assert_eq!(
+            (k.as_str(), l),
+            (&*format!("pool[web].health.{key}"), 7),
+            "{line}"
+        );
+        assert!(m.contains(msg), "{line}: {m}");
+    }
+}

@@ -31,16 +31,7 @@ pub(super) fn health(
         .as_ref()
         .map_or(default::PATH, |p| p.get_ref())
         .to_string();
-    if let Some(p) = &hf.path {
-        if !p.get_ref().starts_with('/') {
-            v.err(
-                &format!("{k}.path"),
-                span(p),
-                "health check path must start with '/'",
-                format!("write \"/{}\"", p.get_ref()),
-            );
-        }
-    }
+    probe_request(v, &k, hf);
     let method = hf
         .method
         .as_ref()
@@ -67,6 +58,48 @@ pub(super) fn health(
 /// The service a gRPC check asks about. gRPC runs over HTTP/2 only, so `kind = "grpc"`
 /// needs `protocol = "h2"`; `service` means nothing to another kind, so it is refused
 /// there rather than silently ignored.
+/// The probe's path, method and host must make a request: one that cannot be built
+/// would fail every probe and take every backend down.
+fn probe_request(v: &mut V<'_>, k: &str, hf: &HealthFile) {
+    if let Some(p) = &hf.path {
+        if !p.get_ref().starts_with('/') {
+            v.err(
+                &format!("{k}.path"),
+                span(p),
+                "health check path must start with '/'",
+                format!("write \"/{}\"", p.get_ref()),
+            );
+        } else if p.get_ref().parse::<http::uri::PathAndQuery>().is_err() {
+            v.err(
+                &format!("{k}.path"),
+                span(p),
+                format!("`{}` is not a request path", p.get_ref()),
+                "percent-encode what a URL cannot hold (a space is %20)",
+            );
+        }
+    }
+    if let Some(m) = &hf.method {
+        if http::Method::from_bytes(m.get_ref().as_bytes()).is_err() {
+            v.err(
+                &format!("{k}.method"),
+                span(m),
+                format!("`{}` is not an HTTP method", m.get_ref()),
+                "write e.g. \"GET\" or \"HEAD\"",
+            );
+        }
+    }
+    if let Some(h) = &hf.host {
+        if h.get_ref().parse::<http::uri::Authority>().is_err() {
+            v.err(
+                &format!("{k}.host"),
+                span(h),
+                format!("`{}` is not a host name", h.get_ref()),
+                "write a host, with a port if it needs one, e.g. \"app.internal\"",
+            );
+        }
+    }
+}
+
 fn grpc_service(
     v: &mut V<'_>,
     k: &str,
