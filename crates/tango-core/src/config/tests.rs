@@ -442,3 +442,24 @@ fn listener_addresses_that_overlap_a_wildcard_or_the_admin_api_are_refused() {
         assert!(r.contains("move [admin] listen"), "{r}");
     }
 }
+
+/// A name is what logs, metrics, alerts and `tango simulate --down` know a backend or a
+/// listener by: an empty one is refused (left out, a default is used).
+#[test]
+fn empty_backend_and_listener_names_are_refused() {
+    let text = "[[listener]]\nname = \" \"\nlisten = \"127.0.0.1:8080\"\n[[pool]]\nname = \"web\"\n[[pool.backend]]\nname = \"\"\naddress = \"127.0.0.1:9001\"\n";
+    let e = parse_err(text);
+    let keys: Vec<&str> = e.diagnostics().iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["listener[ ].name", "pool[web].backend[0].name"],
+        "{}",
+        e.render()
+    );
+    let r = e.render();
+    assert!(r.contains("listener name is empty"), "{r}");
+    assert!(
+        r.contains("leave `name` out to name the backend by its address"),
+        "{r}"
+    );
+}

@@ -47,7 +47,14 @@ fn listener(
         .unwrap_or_else(|| format!("listener-{i}"));
     let k = format!("listener[{name}]");
     if let Some(n) = &lf.name {
-        if taken.names.insert(name.clone(), i).is_some() {
+        if name.trim().is_empty() {
+            v.err(
+                &format!("{k}.name"),
+                span(n),
+                "listener name is empty",
+                format!("write a name, or leave `name` out for the default (`listener-{i}`)"),
+            );
+        } else if taken.names.insert(name.clone(), i).is_some() {
             v.err(
                 &format!("{k}.name"),
                 span(n),

@@ -237,7 +237,14 @@ fn backend(v: &mut V<'_>, bk: &str, b: &S<BackendFile>, names: &mut HashSet<Stri
             "write e.g. \"10.0.0.5:8080\" or \"app-1.internal:8080\" (the port is required)",
         );
     }
-    if !names.insert(name.clone()) {
+    if let Some(n) = bf.name.as_ref().filter(|n| n.get_ref().trim().is_empty()) {
+        v.err(
+            &format!("{bk}.name"),
+            span(n),
+            "backend name is empty",
+            "write a name, or leave `name` out to name the backend by its address",
+        );
+    } else if !names.insert(name.clone()) {
         let s = bf.name.as_ref().map(span).unwrap_or(span(&bf.address));
         v.err(
             &format!("{bk}.name"),
