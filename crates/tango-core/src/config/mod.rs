@@ -188,8 +188,8 @@ pub fn parse_with(name: &str, text: &str, base: &Path, env: &Env) -> Result<Load
                 .iter()
                 .any(|d| matches!((d.span, span), (Some(a), Some(b)) if overlap(a, b)));
             if !known {
-                let d = Diagnostic::error("", span, e.message().trim().to_string())
-                    .with_hint(parse_hint(e.message()));
+                let (msg, hint) = explain(e.message().trim());
+                let d = Diagnostic::error("", span, msg).with_hint(hint);
                 shape.push(d);
             }
             return Err(LoadError::Parse {
@@ -246,6 +246,22 @@ pub fn load_with(path: &Path, env: &Env) -> Result<Loaded, LoadError> {
 /// Two spans share a byte (an empty span counts as its first byte).
 fn overlap(a: Span, b: Span) -> bool {
     a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1)
+}
+
+/// serde's message, made plain where it speaks of Rust types, and a hint.
+fn explain(msg: &str) -> (String, &'static str) {
+    // An integer past 64 bits reaches serde as an i128 (TOML's integers are 64-bit).
+    if let Some(n) = msg
+        .strip_prefix("invalid type: integer `")
+        .and_then(|rest| rest.split_once("` as i128"))
+        .map(|(n, _)| n)
+    {
+        return (
+            format!("{n} does not fit in 64 bits, the size of TOML's whole numbers"),
+            "use a number in the key's range (docs/configuration.md gives each)",
+        );
+    }
+    (msg.to_string(), parse_hint(msg))
 }
 
 fn parse_hint(msg: &str) -> &'static str {

@@ -463,3 +463,19 @@ fn empty_backend_and_listener_names_are_refused() {
         "{r}"
     );
 }
+
+/// A whole number past 64 bits is not TOML; the message says so in TOML's terms (serde
+/// spoke of an i128 and suggested quoting).
+#[test]
+fn a_number_past_64_bits_is_explained() {
+    let text = "[[listener]]\nlisten = \"127.0.0.1:8080\"\n[[pool]]\nname = \"web\"\n[[pool.backend]]\naddress = \"127.0.0.1:9001\"\nweight = -99999999999999999999\n";
+    let e = parse_err(text);
+    let d = &e.diagnostics()[0];
+    assert_eq!(
+        d.message,
+        "-99999999999999999999 does not fit in 64 bits, the size of TOML's whole numbers"
+    );
+    assert!(d.hint.as_deref().unwrap().contains("key's range"), "{d:?}");
+    let lc = e.source().unwrap().line_col(d.span.unwrap().start);
+    assert_eq!((lc.line, lc.col), (7, 10));
+}
