@@ -232,15 +232,41 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 
 /// `load` with a given environment.
 pub fn load_with(path: &Path, env: &Env) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Unreadable {
+    let unreadable = |error| LoadError::Unreadable {
         path: path.display().to_string(),
         error,
-    })?;
+    };
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| unreadable(not_utf8(e.as_bytes(), e.utf8_error())))?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     parse_with(&path.display().to_string(), &text, base, env)
+}
+
+/// Where a file stops being UTF-8, so the byte can be found and the file fixed.
+fn not_utf8(bytes: &[u8], e: std::str::Utf8Error) -> std::io::Error {
+    let at = e.valid_up_to();
+    let before = &bytes[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // Both ends are on character boundaries: the text before `at` is valid UTF-8.
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "not UTF-8 at line {line}, column {col} (byte 0x{:02x}): save the file as UTF-8",
+            bytes[at]
+        ),
+    )
 }
 
 /// Two spans share a byte (an empty span counts as its first byte).

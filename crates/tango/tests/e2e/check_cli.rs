@@ -50,6 +50,26 @@ fn exit_codes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A file that is not UTF-8 cannot be read as TOML (exit 2), and the message says where
+/// the first bad byte is: the error was "stream did not contain valid UTF-8", nothing more.
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("latin1.toml");
+    std::fs::write(&p, b"[[listener]]\nname = \"caf\xe9\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .arg("check")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not UTF-8 at line 2, column 12 (byte 0xe9): save the file as UTF-8"),
+        "{err}"
+    );
+}
+
 fn repo() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
