@@ -291,7 +291,12 @@ impl Walk<'_> {
         let d = Diagnostic::error(
             key,
             span,
-            format!("`{}` must be {}, not {}", f.0, expected(f.1), found(item)),
+            format!(
+                "`{}` must be {}, not {}",
+                f.0,
+                expected(f.1),
+                found_in(f.1, item)
+            ),
         )
         .with_hint(type_hint(f.1, item));
         self.diags.push(d);
@@ -442,16 +447,33 @@ fn found(item: &Item) -> &'static str {
         Item::None => "nothing",
         Item::Table(_) | Item::Value(Value::InlineTable(_)) => "a table",
         Item::ArrayOfTables(_) => "an array of tables",
-        Item::Value(v) => match v {
-            Value::String(_) => "a string",
-            Value::Integer(i) if *i.value() < 0 => "a negative number",
-            Value::Integer(_) => "a whole number",
-            Value::Float(_) => "a fractional number",
-            Value::Boolean(_) => "a boolean",
-            Value::Datetime(_) => "a date-time",
-            Value::Array(_) => "an array",
-            Value::InlineTable(_) => "a table",
-        },
+        Item::Value(v) => found_value(v),
+    }
+}
+
+fn found_value(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(i) if *i.value() < 0 => "a negative number",
+        Value::Integer(_) => "a whole number",
+        Value::Float(_) => "a fractional number",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::InlineTable(_) => "a table",
+    }
+}
+
+/// What was found instead of a `t`: for an array of strings holding something else, what
+/// that is ("an array of strings, not an array" named no difference).
+fn found_in(t: Ty, item: &Item) -> String {
+    let bad = match (t, item) {
+        (Strs, Item::Value(Value::Array(a))) => a.iter().find(|v| !v.is_str()),
+        _ => None,
+    };
+    match bad {
+        Some(v) => format!("an array holding {}", found_value(v)),
+        None => found(item).to_string(),
     }
 }
 

@@ -101,6 +101,25 @@ fn a_required_key_of_the_wrong_type_is_a_shape_error() {
     );
 }
 
+/// An array of strings holding something else says what ("an array of strings, not an
+/// array" named no difference).
+#[test]
+fn an_array_of_the_wrong_type_names_what_it_holds() {
+    let p = problems(
+        "[[listener]]\nlisten = \"0.0.0.0:80\"\ntrusted_proxies = [\"10.0.0.0/8\", 1]\n\
+         [[pool]]\nname = \"web\"\n[pool.health]\nexpect = [[200]]\n\
+         [[pool.backend]]\naddress = \"a:1\"\n",
+    );
+    let got: Vec<&str> = p.iter().map(|(_, m, _)| m.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "`trusted_proxies` must be an array of strings, not an array holding a whole number",
+            "`expect` must be an array of strings, not an array holding an array",
+        ]
+    );
+}
+
 /// The field names serde's derive gives `T` (it passes them to `deserialize_struct`).
 fn serde_fields<T: for<'de> serde::Deserialize<'de>>() -> Vec<&'static str> {
     use serde::de::{self, Visitor};
