@@ -173,6 +173,48 @@ fn simulate_exits_2_on_a_missing_file_and_1_when_a_split_deviates() {
     assert!(text.contains("DEVIATES"), "{text}");
 }
 
+/// Limits that cannot be used are refused on the command line (exit 2): no requests
+/// predicted a 100-point deviation (simulate) or a pass (diff), 2^64 of them overflowed
+/// the progress count (a panic), and a NaN limit passed a change moving 40 points.
+#[test]
+fn simulate_and_diff_refuse_unusable_requests_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+    let two = [("a", "127.0.0.1:1"), ("b", "127.0.0.1:2")];
+    std::fs::write(&old, rr_pool(&two)).unwrap();
+    let heavy = rr_pool(&two).replacen(
+        "address = \"127.0.0.1:1\"",
+        "address = \"127.0.0.1:1\"\nweight = 10",
+        1,
+    );
+    std::fs::write(&new, heavy).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text)
+    };
+    let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
+    for args in [
+        &["simulate", old, "--requests", "0"][..],
+        &["simulate", old, "--requests", "18446744073709551615"],
+        &["simulate", old, "--threshold", "NaN"],
+        &["simulate", old, "--threshold=-5"],
+        &["diff", old, new, "--requests", "0"],
+        &["diff", old, new, "--max-shift", "NaN"],
+        &["diff", old, new, "--max-shift", "101"],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("expected a"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let (code, err) = run(&["diff", old, new, "--requests", "1000", "--max-shift", "50"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
 /// A pool of round-robin backends, each `(name, address)`.
 fn rr_pool(backends: &[(&str, &str)]) -> String {
     let mut s = String::from(

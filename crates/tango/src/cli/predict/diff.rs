@@ -24,13 +24,13 @@ pub(crate) struct DiffArgs {
     /// The proposed configuration.
     new: PathBuf,
     /// Largest acceptable move of a backend's predicted share, in points.
-    #[arg(long, value_name = "POINTS", default_value_t = DEFAULT_MAX_SHIFT_POINTS)]
+    #[arg(long, value_name = "POINTS", default_value_t = DEFAULT_MAX_SHIFT_POINTS, value_parser = super::parse_points)]
     max_shift: f64,
     /// A pool whose traffic is meant to move (repeatable): reported, never failing.
     #[arg(long, value_name = "POOL")]
     allow_shift: Vec<String>,
     /// Requests simulated per pool and version (default: one per key line, else 100000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::parse_requests)]
     requests: Option<u64>,
     #[command(flatten)]
     keys: KeyArgs,

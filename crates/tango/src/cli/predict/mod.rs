@@ -17,6 +17,25 @@ pub(crate) const EXIT_UNREADABLE: u8 = 2;
 /// Exit code for a verdict that fails.
 pub(crate) const EXIT_FAILS: u8 = 1;
 
+/// `--requests`: at least one (no requests predict no split), and few enough that the
+/// requests of every pool add up without overflow.
+pub(crate) fn parse_requests(s: &str) -> Result<u64, String> {
+    const MAX: u64 = 1_000_000_000;
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from 1 to {MAX}")),
+    }
+}
+
+/// A limit in points of share (`--threshold`, `--max-shift`): NaN would pass every
+/// verdict and a negative limit fail every one.
+pub(crate) fn parse_points(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err("expected a number of points from 0 to 100".to_string()),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
     Human,

@@ -25,7 +25,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_name = "NAME")]
     pool: Option<String>,
     /// Requests per pool (default: one per line of --keys or --access-log, else 100000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::parse_requests)]
     requests: Option<u64>,
     #[command(flatten)]
     keys: KeyArgs,
@@ -46,7 +46,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Largest gap between a backend's simulated and intended share, in points.
-    #[arg(long, value_name = "POINTS", default_value_t = DEFAULT_THRESHOLD_POINTS)]
+    #[arg(long, value_name = "POINTS", default_value_t = DEFAULT_THRESHOLD_POINTS, value_parser = super::parse_points)]
     threshold: f64,
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
