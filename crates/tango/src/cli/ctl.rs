@@ -85,10 +85,18 @@ fn base_url(admin: &str) -> anyhow::Result<String> {
         format!("`{admin}` is not an address: use host:port, e.g. {DEFAULT_ADMIN}")
     })?;
     anyhow::ensure!(
-        uri.scheme_str() == Some("http") && uri.authority().is_some(),
+        uri.scheme_str() == Some("http") && uri.authority().is_some_and(port_usable),
         "`{admin}` is not an address: use host:port, e.g. {DEFAULT_ADMIN}"
     );
     Ok(url)
+}
+
+/// A port the URI parser keeps but is not one (`:99999`) would be dropped by the
+/// client, which then tries port 80 and reports the address as given.
+fn port_usable(a: &http::uri::Authority) -> bool {
+    let text = a.as_str();
+    let has_port = text.contains(':') && !text.ends_with(']');
+    !has_port || a.port_u16().is_some()
 }
 
 /// One request to the admin API; returns the status and the body.
@@ -348,6 +356,11 @@ mod tests {
         assert_eq!(e, "tango's admin API speaks plain HTTP: use http://h:1");
         assert!(base_url("ftp://h:1").is_err());
         assert!(base_url("not an address").is_err());
+        // The client would drop a port that is not one and try port 80.
+        assert!(base_url("127.0.0.1:99999").is_err());
+        assert!(base_url("http://[::1]:65536").is_err());
+        assert!(base_url("127.0.0.1:").is_err());
+        assert_eq!(base_url("[::1]").unwrap(), "http://[::1]");
     }
 
     #[test]
