@@ -82,7 +82,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let n = args
         .workers
         .map_or_else(crate::worker::default_count, std::num::NonZeroUsize::get);
-    let mut workers = Workers::start(n).context("starting the workers")?;
+    let mut workers = Workers::start(n).with_context(|| {
+        format!("starting {n} workers (--workers; each is a thread with its own event loop and descriptors, and about one per core is usual)")
+    })?;
     let (control, shutdown, admin_addr) =
         start(loaded, args.config.clone(), access.clone(), &workers).await?;
     // One line per address on stdout, for scripts and tests that start tango on port 0.
