@@ -215,3 +215,10 @@ fn redirect_mistakes() {
         );
     }
 }
+
+#[test]
+fn an_empty_route_host_is_refused_at_its_value() {
+    let (key, line, col, msg) = only(&with("", "", "[[route]]\nhost = \" \"\npool = \"web\"\n"));
+    assert_eq!((key.as_str(), line, col), ("route[0].host", 5, 8));
+    assert_eq!(msg, "an empty host matches no request");
+}

@@ -40,6 +40,15 @@ pub(super) fn routes(v: &mut V<'_>, rs: &[S<RouteFile>], pools: &[Pool]) -> Vec<
             .host
             .as_ref()
             .map(|h| h.get_ref().trim().to_ascii_lowercase());
+        // No request has an empty host to match: such a route would never be taken.
+        if let (Some(""), Some(h)) = (host.as_deref(), rf.host.as_ref()) {
+            v.err(
+                &format!("{k}.host"),
+                span(h),
+                "an empty host matches no request",
+                "name the host (`host = \"shop.example\"`), or leave `host` out to match any",
+            );
+        }
         out.push(Route {
             host,
             path_prefix: rf.path_prefix.as_ref().map(|p| p.get_ref().clone()),
