@@ -52,6 +52,11 @@ impl Pump {
         self.broke || self.pending.is_empty()
     }
 
+    /// Whether the client's body broke off (what ended the pump, when it ended in error).
+    pub(crate) fn client_broke(&self) -> bool {
+        self.broke
+    }
+
     /// Reset the stream: the body will not be finished.
     pub(crate) fn cancel(&mut self) {
         self.dst.send_reset(Reason::CANCEL);

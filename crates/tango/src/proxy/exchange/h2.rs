@@ -265,7 +265,9 @@ async fn attempt(
         std::future::poll_fn(|cx| {
             if let Some(p) = &mut pump {
                 if let Poll::Ready(r) = p.poll(cx) {
-                    client_broke = r.is_err() && p.client_at_fault();
+                    // Not `client_at_fault`: a pump that failed with nothing pending
+                    // may have failed on the stream (the backend's reset).
+                    client_broke = r.is_err() && p.client_broke();
                     pump = None;
                 }
             }
