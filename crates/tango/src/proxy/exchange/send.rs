@@ -104,10 +104,11 @@ pub(crate) async fn body(
     let upstream = |e: std::io::Error| BodyFail::Upstream {
         timed_out: e.kind() == std::io::ErrorKind::TimedOut,
     };
+    // The wait for the client's next frame is bounded by the try's time too: a client
+    // that stops mid-body must not hold the backend's connection past it. (The writes
+    // below wait for the same deadline.)
+    t.reset(deadline);
     loop {
-        // The wait for the client's next frame is bounded by the try's time too: a
-        // client that stops mid-body must not hold the backend's connection past it.
-        t.reset(deadline);
         let next = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
             Poll::Ready(f) => Poll::Ready(Some(f)),
             Poll::Pending if t.poll_fired(cx) => Poll::Ready(None),
