@@ -55,9 +55,6 @@ pub(super) fn health(
     }
 }
 
-/// The service a gRPC check asks about. gRPC runs over HTTP/2 only, so `kind = "grpc"`
-/// needs `protocol = "h2"`; `service` means nothing to another kind, so it is refused
-/// there rather than silently ignored.
 /// The probe's path, method and host must make a request: one that cannot be built
 /// would fail every probe and take every backend down.
 fn probe_request(v: &mut V<'_>, k: &str, hf: &HealthFile) {
@@ -100,6 +97,9 @@ fn probe_request(v: &mut V<'_>, k: &str, hf: &HealthFile) {
     }
 }
 
+/// The service a gRPC check asks about. gRPC runs over HTTP/2 only, so `kind = "grpc"`
+/// needs `protocol = "h2"`; `service` means nothing to another kind, so it is refused
+/// there rather than silently ignored.
 fn grpc_service(
     v: &mut V<'_>,
     k: &str,
