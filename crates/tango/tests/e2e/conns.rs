@@ -237,19 +237,6 @@ async fn an_h2_client_that_pings_and_never_reads_is_closed() {
     assert_reset(write_until_closed(&mut s, &chunk).await);
 }
 
-/// The backend's in-flight count, polled until it is `want` or `BOUND` passes.
-async fn in_flight_becomes(t: &Tango, want: u64) -> bool {
-    let end = tokio::time::Instant::now() + BOUND;
-    while tokio::time::Instant::now() < end {
-        let v = admin_get(t, "/api/v1/status").await;
-        if v["pools"][0]["backends"][0]["in_flight"] == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 /// HTTP/2's way of not reading: a window of zero. The client answers PINGs and its
 /// socket is always read, so no write ever blocks; only the response bodies wait. Past
 /// `send_timeout` the connection is closed, and the backend connections its streams
@@ -278,9 +265,9 @@ async fn an_h2_client_that_never_opens_its_window_is_closed() {
         assert_eq!(resp.status(), 200);
         bodies.push(resp.into_body());
     }
-    assert!(in_flight_becomes(&t, 5).await);
+    assert!(in_flight_becomes(&t, 5, BOUND).await);
     assert!(
-        in_flight_becomes(&t, 0).await,
+        in_flight_becomes(&t, 0, BOUND).await,
         "the streams still held the backend {BOUND:?} after the client stopped reading"
     );
     let ended = tokio::time::timeout(BOUND, driven).await;

@@ -276,19 +276,6 @@ async fn upstream_connections_are_reused() {
     );
 }
 
-/// The backend's in-flight count, polled until it is `want` (a bounded wait for the
-/// proxy to take up or let go of a request nothing else shows).
-async fn in_flight_until(t: &Tango, want: u64) {
-    for _ in 0..250 {
-        let v = admin_get(t, "/api/v1/status").await;
-        if v["pools"][0]["backends"][0]["in_flight"] == want {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the backend's in-flight count never became {want}");
-}
-
 /// An HTTP/2 backend that reads each request's whole body before it answers.
 async fn h2_sink() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -334,9 +321,15 @@ async fn over_tls_a_body_that_stalls_or_breaks_off_is_not_the_backends_failure()
         assert_eq!(c.status().await, Some(408), "{extra}");
         let mut c = crate::framing::Raw::new(tls_connect(&t, &ck, b"http/1.1").await);
         c.send(partial).await;
-        in_flight_until(&t, 1).await;
+        assert!(
+            in_flight_becomes(&t, 1, std::time::Duration::from_secs(5)).await,
+            "{extra}: the request reached the backend"
+        );
         drop(c);
-        in_flight_until(&t, 0).await;
+        assert!(
+            in_flight_becomes(&t, 0, std::time::Duration::from_secs(5)).await,
+            "{extra}: the request ended"
+        );
         let v = admin_get(&t, "/api/v1/status").await;
         let a = &v["pools"][0]["backends"][0];
         assert_eq!(a["errors"], 0, "{extra}: the backend is not blamed: {v}");

@@ -286,6 +286,20 @@ pub async fn h2c_get(t: &Tango, path: &str) -> (u16, String) {
     h2_get(h2c(t).await, t, path).await
 }
 
+/// Whether the first pool's first backend's in-flight count becomes `want` within
+/// `within` (polled: the proxy taking up or letting go of a request shows nowhere else).
+pub async fn in_flight_becomes(t: &Tango, want: u64, within: Duration) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        let v = admin_get(t, "/api/v1/status").await;
+        if v["pools"][0]["backends"][0]["in_flight"] == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Whether the status API says `backend` (of the first pool) is healthy.
 pub async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
     let status = admin_get(t, "/api/v1/status").await;
