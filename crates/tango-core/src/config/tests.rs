@@ -229,6 +229,26 @@ fn admin_tokens_must_be_long_visible_ascii() {
 }
 
 #[test]
+fn an_empty_state_dir_is_refused_at_its_line() {
+    for empty in ["\"\"", "\"  \""] {
+        let e = admin_with(&format!("state_dir = {empty}\n"), None).expect_err(empty);
+        let d = &e.diagnostics()[0];
+        assert_eq!(d.key, "admin.state_dir");
+        assert_eq!(d.message, "admin.state_dir is empty");
+        assert!(
+            d.hint.as_deref().unwrap_or("").contains("remove the key"),
+            "{d:?}"
+        );
+        let lc = e.source().unwrap().line_col(d.span.unwrap().start);
+        assert_eq!((lc.line, lc.col), (2, 13));
+        assert!(e.render().contains("t.toml:2:13"), "{}", e.render());
+    }
+    // A relative one is relative to the file, as every path is.
+    let c = admin_with("state_dir = \"state\"\n", None).unwrap().config;
+    assert_eq!(c.admin.state_dir, Some("/etc/tango/state".into()));
+}
+
+#[test]
 fn hash_policy_needs_key_and_allow_needs_reason() {
     let text = r#"
 [[listener]]

@@ -35,7 +35,7 @@ pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin
             format!("set admin.token_file (or admin.token, or {ADMIN_TOKEN_ENV} in tango's environment), or listen on 127.0.0.1"),
         );
     }
-    let state_dir = f.state_dir.as_ref().map(|d| v.path(d.get_ref()));
+    let state_dir = f.state_dir.as_ref().and_then(|d| state_dir(v, d));
     let journal_max_bytes = f
         .journal_max_bytes
         .as_ref()
@@ -47,6 +47,23 @@ pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin
         state_dir,
         journal_max_bytes,
     }
+}
+
+/// `state_dir`, resolved against the file's directory. An empty one is refused: it
+/// would resolve to that directory itself, and the journal would be written beside
+/// the configuration, which is almost never what was meant (and the file says
+/// nothing of it); leaving the key out keeps the journal in memory.
+fn state_dir(v: &mut V<'_>, d: &S<String>) -> Option<std::path::PathBuf> {
+    if d.get_ref().trim().is_empty() {
+        v.err(
+            "admin.state_dir",
+            span(d),
+            "admin.state_dir is empty",
+            "name the journal's directory, e.g. \"/var/lib/tango\", or remove the key to keep the journal in memory only",
+        );
+        return None;
+    }
+    Some(v.path(d.get_ref()))
 }
 
 /// The admin token's source: the environment first, then `token` or `token_file` (one of
