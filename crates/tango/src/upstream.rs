@@ -51,7 +51,7 @@ impl Dialer {
         let tls = pool.tls.as_ref().map(|t| {
             tls::Client::new(t, pool.protocol).map_err(|p| {
                 tracing::error!(pool = %pool.name, error = %p, "upstream TLS settings unusable; connects will fail");
-                p.message
+                p.to_string()
             })
         });
         Dialer {

@@ -38,14 +38,15 @@ pub(crate) fn read_dates(loaded: &mut Loaded) {
 }
 
 /// Each pool's TLS client, built as a snapshot will build it: a file that cannot be
-/// read or is not the PEM it should be is an error at its key (`ca`, `cert`, `key`).
+/// read or is not the PEM it should be is an error at its key (`ca`, `cert`, `key`),
+/// each bad file of a pool its own error.
 fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for p in &loaded.config.pools {
         let Some(t) = &p.tls else {
             continue;
         };
-        let Err(problem) = Client::new(t, p.protocol) else {
+        let Err(problems) = Client::new(t, p.protocol) else {
             continue;
         };
         let file = loaded
@@ -56,21 +57,23 @@ fn upstream_tls(loaded: &Loaded) -> Vec<Diagnostic> {
             .find(|f| f.name.get_ref() == &p.name)
             .and_then(|f| f.tls.as_ref());
         let at = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|s| Span::from(s.span()));
-        let (name, span) = match (problem.field, file.map(|f| f.get_ref())) {
-            (Field::Ca, Some(f)) => ("ca", at(&f.ca)),
-            (Field::Cert, Some(f)) => ("cert", at(&f.cert)),
-            (Field::Key, Some(f)) => ("key", at(&f.key)),
-            _ => ("", None),
-        };
-        let key = match name {
-            "" => format!("pool[{}].tls", p.name),
-            n => format!("pool[{}].tls.{n}", p.name),
-        };
-        let mut d = Diagnostic::error(&key, Some(span.unwrap_or(t.span)), problem.message);
-        if !problem.hint.is_empty() {
-            d = d.with_hint(problem.hint);
+        for problem in problems.0 {
+            let (name, span) = match (problem.field, file.map(|f| f.get_ref())) {
+                (Field::Ca, Some(f)) => ("ca", at(&f.ca)),
+                (Field::Cert, Some(f)) => ("cert", at(&f.cert)),
+                (Field::Key, Some(f)) => ("key", at(&f.key)),
+                _ => ("", None),
+            };
+            let key = match name {
+                "" => format!("pool[{}].tls", p.name),
+                n => format!("pool[{}].tls.{n}", p.name),
+            };
+            let mut d = Diagnostic::error(&key, Some(span.unwrap_or(t.span)), problem.message);
+            if !problem.hint.is_empty() {
+                d = d.with_hint(problem.hint);
+            }
+            out.push(d);
         }
-        out.push(d);
     }
     out
 }

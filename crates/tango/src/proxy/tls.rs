@@ -43,7 +43,7 @@ pub(crate) fn load(tls: &Tls, now: i64) -> Result<(CertSet, Vec<i64>), Vec<Diagn
                 "list the server names it answers in `names`, or mark it `default = true`".into(),
             )),
             Ok(c) => ok.push(c),
-            Err(d) => errors.push(*d),
+            Err(d) => errors.extend(d),
         }
     }
     if !errors.is_empty() || ok.is_empty() {

@@ -45,6 +45,67 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// Every problem with a pool's TLS settings, in the order of their keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Problems(pub(crate) Vec<Problem>);
+
+impl From<Problem> for Problems {
+    fn from(p: Problem) -> Self {
+        Problems(vec![p])
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a pool's `tls` names, read: the roots (none with `verify = false`), the
+/// client certificate and its key, and the server name.
+struct Files {
+    roots: Option<RootCertStore>,
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    server_name: Option<ServerName<'static>>,
+}
+
+impl Files {
+    /// Read each of `t`'s files, and its server name: all of them, or every problem.
+    fn read(t: &UpstreamTls) -> Result<Files, Problems> {
+        let mut problems = Vec::new();
+        let p = &mut problems;
+        let roots = if t.verify { keep(roots(t), p) } else { None };
+        let client = t.client_cert.as_ref().map(|(cert, key)| {
+            let chain = keep(read_certs(cert, Field::Cert), p);
+            (chain, keep(read_key(key), p))
+        });
+        let server_name = t.server_name.as_ref().and_then(|n| {
+            let name = ServerName::try_from(n.clone())
+                .map_err(|e| problem(Field::Table, format!("`{n}` is not a server name: {e}"), ""));
+            keep(name, p)
+        });
+        if !problems.is_empty() {
+            return Err(Problems(problems));
+        }
+        Ok(Files {
+            roots,
+            client: client.and_then(|(c, k)| Some((c?, k?))),
+            server_name,
+        })
+    }
+}
+
+/// `r`'s value, or `None` with its problem added to `problems`.
+fn keep<T>(r: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T> {
+    r.map_err(|e| problems.push(e)).ok()
+}
+
 fn problem(field: Field, message: String, hint: &str) -> Problem {
     Problem {
         field,
@@ -73,32 +134,29 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Read `t`'s files and build the client, offering by ALPN what `protocol` speaks:
-    /// `h2`, `http/1.1`, or both for `auto` (`h2` first: the backend chooses).
-    pub(crate) fn new(t: &UpstreamTls, protocol: UpstreamProtocol) -> Result<Client, Problem> {
+    /// `h2`, `http/1.1`, or both for `auto` (`h2` first: the backend chooses). Every
+    /// file is read whatever the others hold, so each bad one is among the problems.
+    pub(crate) fn new(t: &UpstreamTls, protocol: UpstreamProtocol) -> Result<Client, Problems> {
         let provider = Arc::new(crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| problem(Field::Table, format!("TLS protocol versions: {e}"), ""))?;
-        let builder = if t.verify {
-            builder.with_root_certificates(roots(t)?)
-        } else {
-            builder
+        let files = Files::read(t)?;
+        let builder = match files.roots {
+            Some(roots) => builder.with_root_certificates(roots),
+            None => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider))),
         };
-        let mut config = match &t.client_cert {
+        let mut config = match files.client {
             None => builder.with_no_client_auth(),
-            Some((cert, key)) => {
-                let chain = read_certs(cert, Field::Cert)?;
-                let key = read_key(key)?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    problem(
-                        Field::Key,
-                        format!("the key does not go with the client certificate: {e}"),
-                        "give the private key the client certificate was issued for",
-                    )
-                })?
-            }
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                problem(
+                    Field::Key,
+                    format!("the key does not go with the client certificate: {e}"),
+                    "give the private key the client certificate was issued for",
+                )
+            })?,
         };
         config.alpn_protocols = match protocol {
             UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
@@ -110,16 +168,10 @@ impl Client {
             c.alpn_protocols = vec![b"http/1.1".to_vec()];
             tokio_rustls::TlsConnector::from(Arc::new(c))
         });
-        let server_name = match &t.server_name {
-            Some(n) => Some(ServerName::try_from(n.clone()).map_err(|e| {
-                problem(Field::Table, format!("`{n}` is not a server name: {e}"), "")
-            })?),
-            None => None,
-        };
         Ok(Client {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
             http1_only,
-            server_name,
+            server_name: files.server_name,
         })
     }
 

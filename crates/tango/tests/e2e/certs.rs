@@ -209,6 +209,48 @@ fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_colum
     );
 }
 
+/// Every bad certificate, key and CA path is reported at once, each at its key's
+/// line:col: a listener's certificate and its key, a pool's CA, client certificate and
+/// key. `tango check` and a reload read the files the same way.
+#[tokio::test]
+async fn every_bad_tls_path_is_reported_at_once_each_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+                tls = { cert = \"gone.pem\", key = \"gone.key\" }\n\
+                [[pool]]\nname = \"p\"\n\
+                tls = { ca = \"no-ca.pem\", cert = \"no-client.pem\", key = \"no-client.key\" }\n\
+                [[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+    let want = [
+        ("tango.toml:3:16", "gone.pem"),
+        ("tango.toml:3:34", "gone.key"),
+        ("tango.toml:6:14", "no-ca.pem"),
+        ("tango.toml:6:34", "no-client.pem"),
+        ("tango.toml:6:57", "no-client.key"),
+    ];
+    let (code, out) = check(text, dir.path());
+    assert_eq!(code, 1, "{out}");
+    for (at, file) in want {
+        assert!(
+            out.contains(at) && out.contains(&format!("/{file}: No such file")),
+            "{at} {file}:\n{out}"
+        );
+    }
+    assert!(out.contains("5 errors"), "{out}");
+
+    let b = crate::backend::Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    t.write_config(text);
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 422, "{v}");
+    let errors = v["errors"].to_string();
+    for (at, file) in want {
+        assert!(
+            errors.contains(at) && errors.contains(file),
+            "{at} {file}: {errors}"
+        );
+    }
+}
+
 /// `redirect = { scheme = "https" }` sends plain requests to https (tested in
 /// rules.rs) and lets requests already on https through to the next route: it would
 /// send them where they are, again and again.

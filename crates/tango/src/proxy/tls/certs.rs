@@ -22,13 +22,60 @@ pub(crate) struct Loaded {
     pub(crate) not_after: i64,
 }
 
-/// Read `entry`'s files and check them at `now` (seconds since the Unix epoch).
+/// Read `entry`'s files and check them at `now` (seconds since the Unix epoch). Both
+/// files are read whatever the other holds, so a bad certificate and a bad key are
+/// both reported.
 pub(crate) fn load(
     entry: &CertEntry,
     provider: &CryptoProvider,
     now: i64,
-) -> Result<Loaded, Box<Diagnostic>> {
-    let chain = read_chain(&entry.cert).map_err(|(msg, hint)| at_cert(entry, msg, hint))?;
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let cert = read_chain(&entry.cert)
+        .map_err(|(msg, hint)| at_cert(entry, msg, hint))
+        .and_then(|chain| dated(entry, chain, now));
+    let key = read_key(&entry.key).map_err(|(msg, hint)| at_key(entry, msg, hint));
+    let ((chain, not_after, dns), key) = match (cert, key) {
+        (Ok(c), Ok(k)) => (c, k),
+        (c, k) => return Err(c.err().into_iter().chain(k.err()).map(|d| *d).collect()),
+    };
+    let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        let why = match e {
+            rustls::Error::InconsistentKeys(_) => String::new(),
+            e => format!(": {e}"),
+        };
+        vec![*at_key(
+            entry,
+            format!(
+                "the key in {} does not go with the certificate in {}{why}",
+                entry.key.display(),
+                entry.cert.display()
+            ),
+            "give the private key the certificate was issued for".into(),
+        )]
+    })?;
+    let names = if entry.names.is_empty() {
+        dns
+    } else {
+        entry.names.clone()
+    };
+    Ok(Loaded {
+        key: Arc::new(key),
+        names,
+        not_after,
+    })
+}
+
+/// A chain whose end-entity certificate is valid at `now`, with its notAfter and DNS
+/// names.
+type Dated = (Vec<CertificateDer<'static>>, i64, Vec<String>);
+
+/// `chain` (read from `entry.cert`) checked at `now`: it parses, and its end-entity
+/// certificate is neither expired nor not yet valid.
+fn dated(
+    entry: &CertEntry,
+    chain: Vec<CertificateDer<'static>>,
+    now: i64,
+) -> Result<Dated, Box<Diagnostic>> {
     let (not_before, not_after, dns) =
         inspect(&chain[0]).map_err(|msg| at_cert(entry, msg, PEM_HINT.into()))?;
     if now > not_after {
@@ -53,32 +100,7 @@ pub(crate) fn load(
             "check the clock, or use a certificate whose notBefore has passed".into(),
         ));
     }
-    let key = read_key(&entry.key).map_err(|(msg, hint)| at_key(entry, msg, hint))?;
-    let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
-        let why = match e {
-            rustls::Error::InconsistentKeys(_) => String::new(),
-            e => format!(": {e}"),
-        };
-        at_key(
-            entry,
-            format!(
-                "the key in {} does not go with the certificate in {}{why}",
-                entry.key.display(),
-                entry.cert.display()
-            ),
-            "give the private key the certificate was issued for".into(),
-        )
-    })?;
-    let names = if entry.names.is_empty() {
-        dns
-    } else {
-        entry.names.clone()
-    };
-    Ok(Loaded {
-        key: Arc::new(key),
-        names,
-        not_after,
-    })
+    Ok((chain, not_after, dns))
 }
 
 const PEM_HINT: &str = "give a PEM file with the certificate first, then its chain";
