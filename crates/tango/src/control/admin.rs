@@ -15,6 +15,7 @@
 mod auth;
 mod dashboard;
 
+use auth::Access;
 pub(crate) use auth::{resolve as resolve_token, Auth};
 
 use crate::control::reload::{Control, ReloadSource};
@@ -75,20 +76,26 @@ pub(crate) async fn serve(
     }
 }
 
-/// Every `/api/v1/*` request: note a reload that touched the token, then check it.
+/// Every `/api/v1/*` request: note a reload that touched the token, then check it (two
+/// `Authorization` fields are refused with 400, with a token or without).
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let snap = s.control.rt.current();
     s.auth.observe(snap.generation, &snap.config.admin);
     drop(snap);
-    if !s.auth.allows(req.headers()) {
-        return (
+    match s.auth.check(req.headers()) {
+        Access::Allowed => next.run(req).await,
+        Access::Unauthorized => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             Json(json!({"error": "a bearer token is required"})),
         )
-            .into_response();
+            .into_response(),
+        Access::TwoCredentials => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "more than one Authorization header: send the bearer token in one"})),
+        )
+            .into_response(),
     }
-    next.run(req).await
 }
 
 /// 200 while serving (the listeners are bound before the admin API starts), 503 once

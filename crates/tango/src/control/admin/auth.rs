@@ -45,6 +45,16 @@ pub(crate) fn resolve(admin: &Admin) -> anyhow::Result<Option<Token>> {
     Ok(Some(Token(token)))
 }
 
+/// How [`Auth::check`] judged an API call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Allowed,
+    /// No token, or not the one in force: 401.
+    Unauthorized,
+    /// More than one `Authorization` field: 400.
+    TwoCredentials,
+}
+
 /// The admin API's token in force, and what the configuration said about it at start.
 pub(crate) struct Auth {
     token: Option<Token>,
@@ -66,17 +76,27 @@ impl Auth {
         self.token.as_ref()
     }
 
-    /// Whether `headers` carry the token (always, when there is none).
-    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
+    /// What `headers` are let do: more than one `Authorization` field is refused
+    /// whatever they hold (the field is a singleton, RFC 9110 11.6.2: reading one of
+    /// two lets tango and whatever stands in front of it disagree on the credentials);
+    /// otherwise the call is allowed when it carries the token (always, when there is
+    /// none).
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Access {
+        let mut fields = headers.get_all(header::AUTHORIZATION).iter();
+        let first = fields.next();
+        if fields.next().is_some() {
+            return Access::TwoCredentials;
+        }
         let Some(token) = &self.token else {
-            return true;
+            return Access::Allowed;
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer);
+        let given = first.and_then(|v| v.to_str().ok()).and_then(bearer);
         // Constant time over the bytes; only the length can show through timing.
-        given.is_some_and(|g| g.as_bytes().ct_eq(token.0.as_bytes()).into())
+        if given.is_some_and(|g| g.as_bytes().ct_eq(token.0.as_bytes()).into()) {
+            Access::Allowed
+        } else {
+            Access::Unauthorized
+        }
     }
 
     /// Note a configuration generation; the first time one is seen whose admin token
@@ -142,6 +162,12 @@ mod tests {
         h
     }
 
+    impl Auth {
+        fn allows(&self, headers: &HeaderMap) -> bool {
+            self.check(headers) == Access::Allowed
+        }
+    }
+
     #[test]
     fn the_scheme_is_case_insensitive_and_the_token_exact() {
         let t = "0123456789abcdef0123";
@@ -166,6 +192,22 @@ mod tests {
         assert!(!a.allows(&HeaderMap::new()));
         let open = Auth::new(None, &admin(None), 1);
         assert!(open.allows(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn two_authorization_fields_are_refused_whatever_they_hold() {
+        let t = "0123456789abcdef0123";
+        let good = format!("Bearer {t}");
+        let a = Auth::new(Some(Token(t.into())), &admin(None), 1);
+        let open = Auth::new(None, &admin(None), 1);
+        for second in [good.as_str(), "Bearer wrong", ""] {
+            let mut h = headers(&good);
+            h.append(header::AUTHORIZATION, second.parse().unwrap());
+            assert_eq!(a.check(&h), Access::TwoCredentials, "{second}");
+            assert_eq!(open.check(&h), Access::TwoCredentials, "{second}");
+        }
+        assert_eq!(a.check(&headers("Bearer wrong")), Access::Unauthorized);
+        assert_eq!(a.check(&headers(&good)), Access::Allowed);
     }
 
     #[test]

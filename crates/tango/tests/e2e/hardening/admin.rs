@@ -64,6 +64,64 @@ async fn every_api_call_needs_the_token_and_the_config_never_shows_it() {
     );
 }
 
+/// Two `Authorization` fields on an API call are refused with 400, whatever their
+/// order and whether either holds the token: the field is a singleton (RFC 9110 11.6.2),
+/// and taking one of two would let whatever sits in front of tango and tango disagree
+/// on which credentials were presented. On the proxied path the fields are the
+/// backend's business, and reach it as they came.
+#[tokio::test]
+async fn two_authorization_fields_are_refused_on_the_api_and_forwarded_as_they_came() {
+    let a = Backend::start("a").await;
+    let t = Tango::start(&with_admin(
+        &config("", &[("a", a.addr, 1)]),
+        &format!("token = \"{TOKEN}\""),
+    ));
+    let good = format!("Bearer {TOKEN}");
+    let bad = "Bearer 0123456789abcdef0124".to_string();
+    for pair in [[&good, &bad], [&bad, &good], [&good, &good]] {
+        let req = http::Request::get(t.admin_url("/api/v1/status"))
+            .header(http::header::AUTHORIZATION, pair[0].as_str())
+            .header(http::header::AUTHORIZATION, pair[1].as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (s, body) = send(&client(), req).await;
+        assert_eq!(s, 400, "{pair:?}: {body}");
+        assert!(body.contains("more than one Authorization"), "{body}");
+        assert!(!body.contains(TOKEN), "{body}");
+    }
+    assert_eq!(call(&t, "GET", "/api/v1/status", Some(&good)).await.0, 200);
+
+    // Forwarded unchanged, both of them, in order: plain HTTP/1.1 and HTTP/2.
+    let req = http::Request::get(t.url("/headers"))
+        .header(http::header::AUTHORIZATION, "Basic b25l")
+        .header(http::header::AUTHORIZATION, "Basic dHdv")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (s, body) = send(&client(), req).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("\"authorization\":\"Basic b25l, Basic dHdv\""),
+        "{body}"
+    );
+    let mut h2 = h2c(&t).await;
+    let req = http::Request::get(t.url("/headers"))
+        .header(http::header::AUTHORIZATION, "Basic b25l")
+        .header(http::header::AUTHORIZATION, "Basic dHdv")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("\"authorization\":\"Basic b25l, Basic dHdv\""),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_reload_that_removes_the_token_keeps_the_token_in_force() {
     let a = Backend::start("a").await;
