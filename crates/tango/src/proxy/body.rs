@@ -3,7 +3,9 @@
 //! response's framing (a length, chunks, or until the backend closes). Bodies stream a
 //! read at a time; nothing is buffered whole. The upstream connection goes back to its
 //! pool when the body has ended where its framing said, and the in-flight count is
-//! released when the client has it all or goes away.
+//! released when the client has it all or goes away. The chunks that came with the
+//! head are followed before hyper has the head, so a body broken there is answered
+//! `502` rather than begun and cut.
 
 pub(crate) mod h2_stream;
 
@@ -58,7 +60,7 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream(b) => b.done,
+            ProxyBody::Upstream(b) => b.done && b.first.is_none(),
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::H2(b) => b.is_end_stream(),
         }
@@ -89,6 +91,9 @@ enum Following {
 /// A backend's response body, read from its connection.
 pub(crate) struct UpstreamBody {
     up: Option<Upstream<Arc<BackendState>>>,
+    /// The data of the chunks that came with the head, taken before the response was
+    /// handed to hyper (see [`ProxyBody::upstream`]); handed on first.
+    first: Option<Bytes>,
     /// Bytes read from the backend; those from `at` are not handed on yet.
     buf: Buf,
     at: usize,
@@ -104,7 +109,9 @@ pub(crate) struct UpstreamBody {
 impl ProxyBody {
     /// The body of a backend's response whose head ends at `at` in `buf`, framed as
     /// `framing`, read from `up`; an empty body when there is none (the connection then
-    /// goes back to its pool at once).
+    /// goes back to its pool at once). The chunks that came with the head are followed
+    /// here, before hyper has the head to send: `Err` when their framing is broken, so
+    /// the client can still be answered instead.
     pub(crate) fn upstream(
         up: Upstream<Arc<BackendState>>,
         buf: Buf,
@@ -113,7 +120,7 @@ impl ProxyBody {
         keep_alive: bool,
         stall: Duration,
         in_flight: InFlight,
-    ) -> ProxyBody {
+    ) -> Result<ProxyBody, std::io::Error> {
         let framing = match framing {
             ResponseFraming::Length(n) => Following::Length(n),
             ResponseFraming::Chunked => Following::Chunked(ChunkedTracker::new()),
@@ -122,6 +129,7 @@ impl ProxyBody {
         };
         let mut b = UpstreamBody {
             up: Some(up),
+            first: None,
             buf,
             at,
             framing,
@@ -130,11 +138,15 @@ impl ProxyBody {
             stall: Stall::new(stall),
             _in_flight: in_flight,
         };
-        if let Following::Length(0) = b.framing {
-            b.finish();
-            return ProxyBody::empty();
+        match b.framing {
+            Following::Length(0) => {
+                b.finish();
+                return Ok(ProxyBody::empty());
+            }
+            Following::Chunked(_) if b.at < b.buf.len() => b.first = b.take()?,
+            _ => {}
         }
-        ProxyBody::Upstream(Box::new(b))
+        Ok(ProxyBody::Upstream(Box::new(b)))
     }
 }
 
@@ -185,6 +197,9 @@ impl UpstreamBody {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(data) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         loop {
             if self.done {
                 return Poll::Ready(None);

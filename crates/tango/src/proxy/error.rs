@@ -30,6 +30,10 @@ pub(crate) enum ProxyError {
     Reset,
     #[error("the backend did not answer in time")]
     Timeout,
+    /// The backend answered, but its response cannot be forwarded: its chunked body's
+    /// framing broke before anything of it was sent.
+    #[error("the backend's response was malformed")]
+    BadResponse,
 }
 
 impl ProxyError {
@@ -39,7 +43,10 @@ impl ProxyError {
             | ProxyError::ClientTimeout
             | ProxyError::MissingKey
             | ProxyError::NoRoute => Blame::Client,
-            ProxyError::Connect | ProxyError::Reset | ProxyError::Timeout => Blame::Upstream,
+            ProxyError::Connect
+            | ProxyError::Reset
+            | ProxyError::Timeout
+            | ProxyError::BadResponse => Blame::Upstream,
             ProxyError::NoneEligible | ProxyError::AtCapacity => Blame::Internal,
         }
     }
@@ -50,7 +57,9 @@ impl ProxyError {
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoneEligible | ProxyError::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Connect | ProxyError::Reset => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect | ProxyError::Reset | ProxyError::BadResponse => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -64,6 +73,8 @@ mod tests {
     fn each_cause_has_its_status() {
         assert_eq!(ProxyError::Connect.status(), 502);
         assert_eq!(ProxyError::Reset.status(), 502);
+        assert_eq!(ProxyError::BadResponse.status(), 502);
+        assert_eq!(ProxyError::BadResponse.blame(), Blame::Upstream);
         assert_eq!(ProxyError::Timeout.status(), 504);
         assert_eq!(ProxyError::NoneEligible.status(), 503);
         assert_eq!(ProxyError::BadRequest("x").status(), 400);

@@ -46,6 +46,11 @@ pub(crate) enum Missed {
     /// ends with this error and the backend is not charged, since it was waiting for
     /// the body.
     Client(ProxyError),
+    /// The backend answered (the try is counted with the answer's status), but the
+    /// answer cannot be forwarded: its chunked body broke in the bytes that came with
+    /// the head. The request ends with this error, not tried again: the backend had
+    /// the request and answered it.
+    Broken(ProxyError),
 }
 
 impl From<Outcome> for Missed {

@@ -27,7 +27,8 @@ pub(crate) fn status_of(e: &ProxyError) -> u8 {
         ProxyError::NoneEligible
         | ProxyError::AtCapacity
         | ProxyError::Connect
-        | ProxyError::Reset => 14,
+        | ProxyError::Reset
+        | ProxyError::BadResponse => 14,
     }
 }
 

@@ -71,7 +71,7 @@ pub(crate) async fn forward(
         let (i, _, remaining) = tries.next(target, now)?;
         match attempt(rt, pool, i, remaining, out, target).await {
             Ok(resp) => return Ok(resp),
-            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Client(e) | Missed::Broken(e)) => return Err(e),
             Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();
@@ -112,7 +112,10 @@ pub(crate) async fn attempt(
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     let resp = respond(out, up, rbuf, &head, in_flight);
     crate::proxy::bufpool::unbox(head);
-    Ok(resp)
+    resp.map_err(|e| {
+        tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %e, "upstream response malformed");
+        Missed::Broken(ProxyError::BadResponse)
+    })
 }
 
 enum Sending {
@@ -188,14 +191,15 @@ async fn read_final_head(
 }
 
 /// The response for hyper: the head's fields, and a body that reads the rest from the
-/// connection; after a `101` the connections become a tunnel.
+/// connection; after a `101` the connections become a tunnel. `Err` when the body that
+/// came with the head is not chunked framing (see [`ProxyBody::upstream`]).
 fn respond(
     out: &mut Outgoing,
     up: Upstream<Arc<BackendState>>,
     rbuf: Buf,
     head: &ResponseHead,
     in_flight: InFlight,
-) -> Response<ProxyBody> {
+) -> std::io::Result<Response<ProxyBody>> {
     let switched = head.switching && head.status == 101;
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -213,11 +217,11 @@ fn respond(
             let early = rbuf[head.head_len..].to_vec();
             tokio::spawn(tunnel(client, up, early, in_flight));
         }
-        return resp;
+        return Ok(resp);
     }
     if head.switching {
         // A 2xx to CONNECT: hyper does not tunnel it; the client gets the answer.
-        return resp;
+        return Ok(resp);
     }
     let body = ProxyBody::upstream(
         up,
@@ -227,9 +231,9 @@ fn respond(
         head.keep_alive,
         out.stall,
         in_flight,
-    );
+    )?;
     *resp.body_mut() = body;
-    resp
+    Ok(resp)
 }
 
 /// After a `101`: bytes both ways between the client (once hyper hands its connection

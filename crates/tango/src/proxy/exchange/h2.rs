@@ -188,7 +188,7 @@ pub(crate) async fn forward(
         let (i, _, remaining) = tries.next(target, now)?;
         match attempt(rt, pool, i, remaining, out, te, target).await {
             Ok(resp) => return Ok(resp),
-            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Client(e) | Missed::Broken(e)) => return Err(e),
             Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();
@@ -220,7 +220,7 @@ pub(crate) async fn forward_auto(
         };
         match tried {
             Ok(resp) => return Ok(resp),
-            Err(Missed::Client(e)) => return Err(e),
+            Err(Missed::Client(e) | Missed::Broken(e)) => return Err(e),
             Err(Missed::Backend(o)) => tries.failed(o)?,
         }
         now = Instant::now();

@@ -183,9 +183,7 @@ async fn dispatch(
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, ans.at - started);
             }
-            let (next, bytes) =
-                response::forward(c, buf, &r.head, &mut r.body, ans, apply.as_ref()).await;
-            (next, status, bytes)
+            response::forward(c, buf, &r.head, &mut r.body, ans, apply.as_ref()).await
         }
         Err(Abort::ClientGone) => (Next::Close, 499, 0),
         Err(Abort::Served {

@@ -4,14 +4,18 @@
 //! `ChunkedTracker`), framed as chunks (a close-delimited body to a keep-alive client),
 //! or until the backend closes. The head and the body bytes that came with it go out in
 //! one write; after that each read from the backend is written on before the next, so
-//! tango never holds more of a response than one buffer. A `101` (or a `2xx` to CONNECT)
-//! turns the two connections into a tunnel.
+//! tango never holds more of a response than one buffer. Chunk framing broken in the
+//! bytes that came with the head is found before the head is written, and answered
+//! `502` instead; broken later, it cuts the client's connection. A `101` (or a `2xx`
+//! to CONNECT) turns the two connections into a tunnel.
 
 use super::body::BodyIn;
 use super::io::{self, Limit};
+use super::own::{self, For};
 use super::{date, Conn, Next};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::conn_io::ConnIo;
+use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::stream;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::{ConnPool, Upstream};
@@ -36,8 +40,9 @@ pub(super) struct Answer<'p> {
 }
 
 /// Forward the response of `ans` to the client of the request `req` (whose body is
-/// `body`). Returns what the connection does next and how many body bytes the client
-/// was sent.
+/// `body`). Returns what the connection does next, the status the client got (the
+/// backend's, or `502` when its body proved unframeable before anything was sent) and
+/// how many body bytes the client was sent.
 pub(super) async fn forward(
     c: &mut Conn<'_>,
     buf: &mut Buf,
@@ -45,7 +50,7 @@ pub(super) async fn forward(
     body: &mut BodyIn,
     ans: Answer<'_>,
     edits: Option<&Apply<'_>>,
-) -> (Next, u64) {
+) -> (Next, u16, u64) {
     let Answer {
         mut up,
         mut rbuf,
@@ -62,10 +67,11 @@ pub(super) async fn forward(
     // request, if anything), and is taken off again once written.
     let mark = buf.len();
     let plan = write_head(buf, &head, &rbuf, client, edits);
+    let status = head.status;
     if plan.body == BodyPlan::Tunnel {
         let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
         drop(in_flight);
-        return (next, 0);
+        return (next, status, 0);
     }
     let relayed = relay(
         c,
@@ -93,11 +99,22 @@ pub(super) async fn forward(
             } else {
                 Next::Linger
             };
-            (next, end.bytes)
+            (next, status, end.bytes)
+        }
+        // Nothing of the response has gone out: the client can still be told.
+        Err(Cut { unsent: true, .. }) => {
+            let own = For {
+                head: req,
+                body_done: body.done(),
+                apply: edits,
+            };
+            let e = ProxyError::BadResponse;
+            let (next, bytes) = Box::pin(own::error_response(c, own, &e)).await;
+            (next, e.status().as_u16(), bytes)
         }
         // The client has part of a response it cannot take for whole: end the
         // connection, so it knows.
-        Err(bytes) => (Next::Close, bytes),
+        Err(Cut { bytes, .. }) => (Next::Close, status, bytes),
     }
 }
 
@@ -140,8 +157,27 @@ struct End {
     waited: bool,
 }
 
-/// Send the head in `out` and the body after it. `Err` (with the bytes sent) when the
-/// response could not be delivered whole.
+/// Why a response did not reach the client whole.
+#[derive(Default)]
+struct Cut {
+    /// Body bytes the client was sent.
+    bytes: u64,
+    /// Nothing was sent, not even the head: the backend's first body bytes were not
+    /// chunked framing (they are judged before the head goes, as they go with it).
+    unsent: bool,
+}
+
+impl From<u64> for Cut {
+    fn from(bytes: u64) -> Self {
+        Cut {
+            bytes,
+            unsent: false,
+        }
+    }
+}
+
+/// Send the head in `out` and the body after it. `Err` when the response could not be
+/// delivered whole.
 async fn relay(
     c: &mut Conn<'_>,
     up: &mut Upstream<&ConnPool>,
@@ -149,7 +185,7 @@ async fn relay(
     at: usize,
     plan: BodyPlan,
     out: &[u8],
-) -> Result<End, u64> {
+) -> Result<End, Cut> {
     let mut f = Flow {
         c,
         up,
@@ -171,7 +207,7 @@ async fn relay(
         BodyPlan::ChunkEncode => f.until_close(at, out, true).await,
         BodyPlan::CloseDelimited => f.until_close(at, out, false).await,
         // Handled by the caller.
-        BodyPlan::Tunnel => Err(0),
+        BodyPlan::Tunnel => Err(Cut::default()),
     }
 }
 
@@ -207,7 +243,7 @@ impl Flow<'_, '_, '_> {
             .map_err(|_| self.bytes)
     }
 
-    async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, u64> {
+    async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, Cut> {
         let avail = self.rbuf.len() - at;
         let first = n.min(avail as u64) as usize;
         let mut extra = avail > first;
@@ -219,7 +255,7 @@ impl Flow<'_, '_, '_> {
             let got = self.read().await?;
             if got == 0 {
                 // Closed short of its length: the client must not take it for whole.
-                return Err(self.bytes);
+                return Err(self.bytes.into());
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
@@ -235,8 +271,9 @@ impl Flow<'_, '_, '_> {
     }
 
     /// A chunked body, forwarded as it came, or (`dechunk`, to an HTTP/1.0 client) its
-    /// data only.
-    async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, u64> {
+    /// data only. The bytes that came with the head are judged before the head goes
+    /// with them, so framing broken there is told before anything is sent.
+    async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, Cut> {
         let mut t = ChunkedTracker::new();
         let mut from = at;
         let mut head = Some(out);
@@ -251,7 +288,10 @@ impl Flow<'_, '_, '_> {
                 }
             });
             let Ok(feed) = feed else {
-                return Err(self.bytes);
+                return Err(Cut {
+                    bytes: self.bytes,
+                    unsent: head.is_some(),
+                });
             };
             let body = if dechunk {
                 &data[..]
@@ -271,7 +311,7 @@ impl Flow<'_, '_, '_> {
                 });
             }
             if self.read().await? == 0 {
-                return Err(self.bytes);
+                return Err(self.bytes.into());
             }
             from = 0;
         }
@@ -279,7 +319,7 @@ impl Flow<'_, '_, '_> {
 
     /// A body that ends when the backend closes: as chunks (`encode`, to an HTTP/1.1
     /// client), or as it comes.
-    async fn until_close(&mut self, at: usize, out: &[u8], encode: bool) -> Result<End, u64> {
+    async fn until_close(&mut self, at: usize, out: &[u8], encode: bool) -> Result<End, Cut> {
         let mut from = at;
         let mut head = Some(out);
         loop {
