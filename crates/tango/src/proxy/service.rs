@@ -267,7 +267,10 @@ fn outgoing(
     } else {
         None
     };
-    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    // CONNECT too (HTTP/1.1, or an HTTP/2 stream): a `2xx` from the backend makes the
+    // client's side and the backend's connection one tunnel, as on the engine.
+    let tunnels = upgrade.is_some() || req.method() == Method::CONNECT;
+    let client_upgrade = tunnels.then(|| hyper::upgrade::on(&mut req));
     let from_target = target_authority(&req);
     let host = match (from_target, req.headers().get(header::HOST)) {
         (Some(a), _) => HeaderValue::from_str(a).ok(),
@@ -311,6 +314,7 @@ fn outgoing(
         headers: hdrs,
         body: has_body.then_some(body),
         framing,
+        asks_upgrade: upgrade.is_some(),
         client_upgrade,
         counted,
         stall: ctx.settings.idle_timeout,

@@ -8,6 +8,7 @@ mod support;
 mod balancing;
 mod certs;
 mod check_cli;
+mod connect;
 mod conns;
 mod dashboard;
 mod desync;

@@ -12,7 +12,7 @@ use crate::proxy::error::ProxyError;
 use crate::proxy::h1::io::{Limit, Timer};
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
 use crate::upstream::{Origin, Upstream};
-use http::header::{HeaderName, HeaderValue, CONNECTION};
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use std::io::IoSlice;
@@ -36,7 +36,10 @@ pub(crate) struct Outgoing {
     pub(crate) framing: Framing,
     /// The request may be sent twice: idempotent, without a body, not an upgrade.
     pub(crate) resendable: bool,
-    /// The client's side of a protocol upgrade it asked for.
+    /// The request asks to upgrade (HTTP/1.1 `Upgrade`): a `101` may answer it.
+    pub(crate) asks_upgrade: bool,
+    /// The client's side of the tunnel a `101` to an upgrade, or a `2xx` to CONNECT,
+    /// opens.
     pub(crate) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     /// The access log's count of request body bytes, when it is on.
     pub(crate) counted: Option<Arc<AtomicU64>>,
@@ -51,7 +54,7 @@ impl Outgoing {
         RequestFacts {
             is_head: self.method == Method::HEAD,
             is_connect: self.method == Method::CONNECT,
-            upgrade: self.client_upgrade.is_some(),
+            upgrade: self.asks_upgrade,
         }
     }
 }
@@ -191,8 +194,9 @@ async fn read_final_head(
 }
 
 /// The response for hyper: the head's fields, and a body that reads the rest from the
-/// connection; after a `101` the connections become a tunnel. `Err` when the body that
-/// came with the head is not chunked framing (see [`ProxyBody::upstream`]).
+/// connection; after a `101` to an upgrade or a `2xx` to CONNECT the connections become
+/// a tunnel. `Err` when the body that came with the head is not chunked framing (see
+/// [`ProxyBody::upstream`]).
 fn respond(
     out: &mut Outgoing,
     up: Upstream<Arc<BackendState>>,
@@ -200,7 +204,6 @@ fn respond(
     head: &ResponseHead,
     in_flight: InFlight,
 ) -> std::io::Result<Response<ProxyBody>> {
-    let switched = head.switching && head.status == 101;
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let fields = resp.headers_mut();
@@ -211,16 +214,18 @@ fn respond(
             fields.append(n, v);
         }
     }
-    if switched {
-        fields.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    if head.switching {
+        if head.status == 101 {
+            fields.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        } else {
+            // A 2xx to CONNECT has no body (RFC 9110 9.3.6); hyper's HTTP/2 server
+            // resets a stream whose CONNECT answer claims one.
+            fields.remove(CONTENT_LENGTH);
+        }
         if let Some(client) = out.client_upgrade.take() {
             let early = rbuf[head.head_len..].to_vec();
             tokio::spawn(tunnel(client, up, early, in_flight));
         }
-        return Ok(resp);
-    }
-    if head.switching {
-        // A 2xx to CONNECT: hyper does not tunnel it; the client gets the answer.
         return Ok(resp);
     }
     let body = ProxyBody::upstream(
@@ -236,8 +241,9 @@ fn respond(
     Ok(resp)
 }
 
-/// After a `101`: bytes both ways between the client (once hyper hands its connection
-/// over) and the backend, the backend's first bytes (`early`) first.
+/// After a `101` or a `2xx` to CONNECT: bytes both ways between the client (once hyper
+/// hands its connection, or HTTP/2 stream, over) and the backend, the backend's first
+/// bytes (`early`) first.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     mut up: Upstream<Arc<BackendState>>,
