@@ -12,7 +12,7 @@ use super::bufpool::Buf;
 use super::conn_io::{ConnIo, Prefixed};
 use super::framing::{self, SwitchVerdict};
 use super::headers;
-use super::idle::{Conns, Slot, Stall, Tracked};
+use super::idle::{Conns, Slot, Stall, Tracked, Tunnel};
 use super::service::{self, ConnCtx};
 use super::spread::Placed;
 use crate::runtime::Runtime;
@@ -188,10 +188,13 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let slot = w.slot.clone();
-    let svc = hyper::service::service_fn(move |req| {
+    let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
         let ctx = ctx.clone();
         // Counted until the response body has gone to hyper whole, not just its head.
         let guard = slot.start();
+        if req.method() == http::Method::CONNECT {
+            req.extensions_mut().insert(Tunnel(slot.clone()));
+        }
         async move {
             let r = service::handle(ctx, req).await;
             r.map(|resp| resp.map(|body| Tracked::new(body, guard)))

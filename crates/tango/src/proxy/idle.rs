@@ -148,6 +148,19 @@ impl Slot {
     }
 }
 
+/// A connection's slot, handed with a CONNECT request (in its extensions) to the
+/// tunnel a `2xx` may open: an HTTP/2 stream that became a tunnel outlives its
+/// response, and counts itself in with [`Tunnel::start`] while it is open, so the
+/// connection under it is never taken for idle.
+#[derive(Clone)]
+pub(crate) struct Tunnel(pub(crate) Arc<Slot>);
+
+impl Tunnel {
+    pub(crate) fn start(&self) -> RequestGuard {
+        self.0.start()
+    }
+}
+
 /// Holds a request's place in its connection's `active` count.
 pub(crate) struct RequestGuard(Arc<Slot>);
 

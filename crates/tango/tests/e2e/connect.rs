@@ -169,3 +169,25 @@ async fn connect_is_a_tunnel_on_every_client_path() {
         through(TokioIo::new(up.unwrap()), b"").await;
     }
 }
+
+/// An HTTP/2 stream that became a tunnel keeps its connection busy: the connection's
+/// idle timeout (here 200 ms) does not close it under the tunnel while it is open.
+#[tokio::test]
+async fn an_http2_tunnel_outlives_the_idle_timeout() {
+    let (addr, _b) = tunnel_backend().await;
+    let cfg = config("max_attempts = 1", &[("proxy", addr, 1)]).replacen(
+        "listen = \"127.0.0.1:0\"\n\n[[pool]]",
+        "listen = \"127.0.0.1:0\"\nidle_timeout = \"200ms\"\n\n[[pool]]",
+        1,
+    );
+    let t = Tango::start(&cfg);
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let (status, up) = hyper_connect(tcp, true, "open.test:443").await;
+    assert_eq!(status, 200);
+    let mut up = TokioIo::new(up.unwrap());
+    let mut first = [0u8; 31];
+    up.read_exact(&mut first).await.unwrap();
+    // Past the idle timeout, and the 2 s a graceful close lingers.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    through(up, b"CONNECT open.test:443 HTTP/1.1\n").await;
+}

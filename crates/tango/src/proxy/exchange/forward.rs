@@ -10,6 +10,7 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::h1::io::{Limit, Timer};
+use crate::proxy::idle::{RequestGuard, Tunnel};
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
 use crate::upstream::{Origin, Upstream};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
@@ -41,6 +42,8 @@ pub(crate) struct Outgoing {
     /// The client's side of the tunnel a `101` to an upgrade, or a `2xx` to CONNECT,
     /// opens.
     pub(crate) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// For CONNECT: the client connection's slot, which an open tunnel keeps busy.
+    pub(crate) busy: Option<Tunnel>,
     /// The access log's count of request body bytes, when it is on.
     pub(crate) counted: Option<Arc<AtomicU64>>,
     /// How long a response body may stall.
@@ -224,7 +227,8 @@ fn respond(
         }
         if let Some(client) = out.client_upgrade.take() {
             let early = rbuf[head.head_len..].to_vec();
-            tokio::spawn(tunnel(client, up, early, in_flight));
+            let busy = out.busy.take().map(|t| t.start());
+            tokio::spawn(tunnel(client, up, early, (in_flight, busy)));
         }
         return Ok(resp);
     }
@@ -243,12 +247,13 @@ fn respond(
 
 /// After a `101` or a `2xx` to CONNECT: bytes both ways between the client (once hyper
 /// hands its connection, or HTTP/2 stream, over) and the backend, the backend's first
-/// bytes (`early`) first.
+/// bytes (`early`) first. Held until it ends: the backend's in-flight count and, for
+/// CONNECT, the client connection's busy count.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     mut up: Upstream<Arc<BackendState>>,
     early: Vec<u8>,
-    _in_flight: InFlight,
+    _held: (InFlight, Option<RequestGuard>),
 ) {
     let c = match client.await {
         Ok(c) => c,
