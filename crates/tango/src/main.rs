@@ -11,7 +11,7 @@
 //!   `worker` (the data plane's threads, and which one the caller is).
 //!
 //! `proxy/` never uses `control/` or `cli/`, and `control/` never uses `cli/`
-//! (`tests/layout.rs` checks it).
+//! (`tests/layout/` checks it).
 
 mod cli;
 mod control;
