@@ -235,13 +235,11 @@ fn an_empty_state_dir_is_refused_at_its_line() {
         let d = &e.diagnostics()[0];
         assert_eq!(d.key, "admin.state_dir");
         assert_eq!(d.message, "admin.state_dir is empty");
+        let r = e.render();
         assert!(
-            d.hint.as_deref().unwrap_or("").contains("remove the key"),
-            "{d:?}"
+            r.contains("t.toml:2:13") && r.contains("remove the key"),
+            "{r}"
         );
-        let lc = e.source().unwrap().line_col(d.span.unwrap().start);
-        assert_eq!((lc.line, lc.col), (2, 13));
-        assert!(e.render().contains("t.toml:2:13"), "{}", e.render());
     }
     // A relative one is relative to the file, as every path is.
     let c = admin_with("state_dir = \"state\"\n", None).unwrap().config;
