@@ -6,6 +6,7 @@
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
+use crate::proxy::accounting::{Ledger, Owed};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
@@ -44,6 +45,9 @@ pub(crate) struct Outgoing {
     pub(crate) stall: Duration,
     /// The client's connection, as a PROXY header tells of it.
     pub(crate) origin: Origin,
+    /// Where the answer's body is judged when it ends; taken by the try that gets a
+    /// response head.
+    pub(crate) ledger: Option<Ledger>,
 }
 
 impl Outgoing {
@@ -110,7 +114,8 @@ pub(crate) async fn attempt(
     target.upstream = Some(took);
     let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
-    let resp = respond(out, up, rbuf, &head, in_flight);
+    let owed = out.ledger.take().and_then(|l| l.owe(i, head.status));
+    let resp = respond(out, up, rbuf, &head, in_flight, owed);
     crate::proxy::bufpool::unbox(head);
     Ok(resp)
 }
@@ -188,13 +193,15 @@ async fn read_final_head(
 }
 
 /// The response for hyper: the head's fields, and a body that reads the rest from the
-/// connection; after a `101` the connections become a tunnel.
+/// connection (judging the try by how it ends, `owed`); after a `101` the connections
+/// become a tunnel.
 fn respond(
     out: &mut Outgoing,
     up: Upstream<Arc<BackendState>>,
     rbuf: Buf,
     head: &ResponseHead,
     in_flight: InFlight,
+    owed: Option<Owed>,
 ) -> Response<ProxyBody> {
     let switched = head.switching && head.status == 101;
     let mut resp = Response::new(ProxyBody::empty());
@@ -227,6 +234,7 @@ fn respond(
         head.keep_alive,
         out.stall,
         in_flight,
+        owed,
     );
     *resp.body_mut() = body;
     resp
