@@ -9,6 +9,7 @@ mod balancing;
 mod certs;
 mod check_cli;
 mod conns;
+mod cut_bodies;
 mod dashboard;
 mod desync;
 mod engine;
