@@ -104,6 +104,9 @@ fn outlier(rt: &Runtime, pool: &PoolRuntime, i: usize, outcome: Outcome) {
     if i >= det.len() || (!failed && det.consecutive_failures(i) == 0) {
         return;
     }
+    if !indexed_alike(rt, pool, i) {
+        return;
+    }
     // Read only when the detector has something to do: a success on a backend without
     // a streak (the common case) costs no clock read.
     let ev = det.record(i, outcome, rt.elapsed());
@@ -114,6 +117,20 @@ fn outlier(rt: &Runtime, pool: &PoolRuntime, i: usize, outcome: Outcome) {
             journal_events(journal, pool, &[ev]);
         }
     }
+}
+
+/// Whether backend `i` of `pool` (from the snapshot a request used) is backend `i` of
+/// the snapshot in force, as the pool's outlier detection indexes its backends. A try
+/// that began before a reload which moved or removed its backend (a long body spans
+/// reloads) is not counted, rather than counted against another backend. Asked only
+/// when the detector has something to record, never for the common success.
+fn indexed_alike(rt: &Runtime, pool: &PoolRuntime, i: usize) -> bool {
+    let snap = rt.current();
+    snap.pools
+        .iter()
+        .find(|p| Arc::ptr_eq(&p.shared, &pool.shared))
+        .and_then(|p| p.backends.get(i))
+        .is_some_and(|b| Arc::ptr_eq(b, &pool.backends[i]))
 }
 
 /// Where a request hyper serves is accounted from its response body, which outlives
@@ -325,6 +342,26 @@ mod tests {
         assert!(!pool.backends[0].ejected());
         record(&rt, pool, 0, Some(503), MS);
         assert!(pool.backends[0].ejected());
+    }
+
+    #[test]
+    fn a_body_that_ends_after_a_reload_moved_its_backend_is_not_counted_against_another() {
+        let rt = runtime();
+        let before: Arc<Snapshot> = Arc::clone(&rt.current());
+        let text = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[pool]]\nname = \"p\"\n[pool.outlier]\nconsecutive_failures = 1\n\n[[pool.backend]]\naddress = \"127.0.0.1:2\"\n\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+        let loaded = tango_core::config::parse("t.toml", text, Path::new(".")).expect("valid");
+        rt.snapshot
+            .store(Arc::new(rt.build(loaded.config, text, 2)));
+        // Backend 0 of the old snapshot is backend 1 now: its broken body is counted in
+        // its stats, and ejects neither it (by the wrong index) nor the other.
+        let old = &before.pools[0];
+        answer(&rt, old, BodyEnd::Backend);
+        assert_eq!(old.backends[0].stats.snapshot().broken, 1);
+        let now = rt.current();
+        assert!(!now.pools[0].backends[0].ejected() && !now.pools[0].backends[1].ejected());
+        // A try under the snapshot in force ejects (one failure is enough now).
+        answer(&rt, &now.pools[0], BodyEnd::Backend);
+        assert!(now.pools[0].backends[0].ejected());
     }
 
     #[test]
