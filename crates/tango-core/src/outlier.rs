@@ -1,7 +1,8 @@
 //! Passive outlier ejection: one [`OutlierDetector`] per pool.
 //!
-//! The binary classifies every response (5xx, gateway errors and connect failures are
-//! failures; the rest succeed) and reports it with [`OutlierDetector::record`]. A backend
+//! The binary classifies every try (5xx, gateway errors, connect failures and response
+//! bodies the backend broke off are failures; the rest succeed) and reports it with
+//! [`OutlierDetector::record`]. A backend
 //! that fails `consecutive_failures` times in a row is ejected for a while; the binary
 //! calls [`OutlierDetector::tick`] (at [`OutlierDetector::next_return`] or on its regular
 //! tick) to bring ejected backends back. Every decision comes back as an [`Event`] for
@@ -37,8 +38,8 @@ use crate::config::Outlier;
 pub enum Outcome {
     /// Anything else: an answer below 500.
     Success,
-    /// A 5xx, a gateway error (502/503/504 produced on the backend's behalf) or a failed
-    /// connect.
+    /// A 5xx, a gateway error (502/503/504 produced on the backend's behalf), a failed
+    /// connect, or an answer whose body the backend broke off after its head.
     Failure,
 }
 

@@ -23,6 +23,10 @@ pub(crate) struct BackendStats {
     /// Failures clients saw whose last try was this backend (a failed try that a retry
     /// elsewhere absorbed is counted in `by_class` only).
     client_errors: AtomicU64,
+    /// Answers below 500 whose body the backend broke off (reset, closed short, framed
+    /// wrongly, or silent past the stall timeout): counted by their status in
+    /// `by_class` when their head came, and failures of the backend when the body broke.
+    broken: AtomicU64,
 }
 
 /// What a pool's clients saw: every answer, the failures among them, and the latency
@@ -53,6 +57,13 @@ impl ClientStats {
         }
     }
 
+    /// An answer already recorded as a success whose body the backend broke off: a
+    /// failure the client saw. Its head's latency stays counted: it was a response
+    /// time, and counters only go up.
+    pub(crate) fn record_broken(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> ClientSnapshot {
         ClientSnapshot {
             requests: self.requests.load(Relaxed),
@@ -74,6 +85,7 @@ pub(crate) struct StatsSnapshot {
     pub(crate) latency_buckets: [u64; 15],
     pub(crate) latency_sum_us: u64,
     pub(crate) client_errors: u64,
+    pub(crate) broken: u64,
 }
 
 impl StatsSnapshot {
@@ -81,9 +93,10 @@ impl StatsSnapshot {
         self.by_class.iter().sum()
     }
 
-    /// Responses that count as failures of the backend: 5xx and no response at all.
+    /// Tries that count as failures of the backend: 5xx, no response at all, and a
+    /// response whose body the backend broke off.
     pub(crate) fn errors(&self) -> u64 {
-        self.by_class[4] + self.by_class[5]
+        self.by_class[4] + self.by_class[5] + self.broken
     }
 
     pub(crate) fn latency_count(&self) -> u64 {
@@ -115,12 +128,20 @@ impl BackendStats {
         self.client_errors.fetch_add(1, Relaxed);
     }
 
+    /// A try whose answer (below 500, already counted by its class) the backend broke
+    /// off in its body: a failed try, and one the client saw.
+    pub(crate) fn record_broken(&self) {
+        self.broken.fetch_add(1, Relaxed);
+        self.client_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             by_class: std::array::from_fn(|i| self.by_class[i].load(Relaxed)),
             latency_buckets: std::array::from_fn(|i| self.latency_buckets[i].load(Relaxed)),
             latency_sum_us: self.latency_sum_us.load(Relaxed),
             client_errors: self.client_errors.load(Relaxed),
+            broken: self.broken.load(Relaxed),
         }
     }
 }
@@ -140,5 +161,16 @@ mod tests {
         assert_eq!(snap.latency_buckets[14], 1);
         assert_eq!(snap.requests(), 3);
         assert_eq!(snap.errors(), 1);
+    }
+
+    #[test]
+    fn a_broken_body_is_a_failed_try_the_client_saw_not_another_try() {
+        let s = BackendStats::default();
+        s.record(1, Some(Duration::from_millis(3)));
+        s.record_broken();
+        let snap = s.snapshot();
+        assert_eq!(snap.requests(), 1);
+        assert_eq!(snap.by_class[1], 1);
+        assert_eq!((snap.errors(), snap.broken, snap.client_errors), (1, 1, 1));
     }
 }

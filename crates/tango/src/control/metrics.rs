@@ -90,6 +90,7 @@ impl Collector for TangoCollector {
 #[derive(Default)]
 struct BackendRows {
     requests: Vec<(Labels, u64)>,
+    broken: Vec<(Labels, u64)>,
     in_flight: Vec<(Labels, f64)>,
     configured: Vec<(Labels, f64)>,
     effective: Vec<(Labels, f64)>,
@@ -121,6 +122,7 @@ impl BackendRows {
                     l.push(("code", CODE_CLASSES[c].to_string()));
                     r.requests.push((l, *n));
                 }
+                r.broken.push((labels.clone(), s.broken));
                 r.in_flight.push((labels.clone(), b.in_flight() as f64));
                 r.configured.push((labels.clone(), f64::from(bcfg.weight)));
                 r.effective
@@ -140,6 +142,12 @@ impl BackendRows {
             "tango_backend_requests",
             "Requests forwarded to a backend, by response status class (error: no response).",
             &self.requests,
+        )?;
+        counter_family(
+            enc,
+            "tango_backend_broken_responses",
+            "Answers below 500 whose body the backend broke off (reset, closed short, bad chunked framing, silent past the idle timeout); also counted in tango_backend_requests by status.",
+            &self.broken,
         )?;
         self.encode_latency(enc)?;
         gauge_family(

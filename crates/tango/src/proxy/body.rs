@@ -5,10 +5,13 @@
 //! pool when the body has ended where its framing said, and the in-flight count is
 //! released when the client has it all or goes away. The chunks that came with the
 //! head are followed before hyper has the head, so a body broken there is answered
-//! `502` rather than begun and cut.
+//! `502` rather than begun and cut. How a backend's body ends judges its try
+//! (`accounting::Owed`): an error reading it is the backend's failure; a body hyper
+//! drops unfinished was left by the client.
 
 pub(crate) mod h2_stream;
 
+use super::accounting::{BodyEnd, Owed};
 use super::bufpool::Buf;
 use super::exchange::stream;
 use super::h1::io;
@@ -103,6 +106,9 @@ pub(crate) struct UpstreamBody {
     done: bool,
     /// How long the backend may go without sending a byte.
     stall: Stall,
+    /// The try's verdict, given when the body ends; before the in-flight count, so it
+    /// is recorded first when the body is dropped.
+    owed: Option<Owed>,
     _in_flight: InFlight,
 }
 
@@ -111,7 +117,8 @@ impl ProxyBody {
     /// `framing`, read from `up`; an empty body when there is none (the connection then
     /// goes back to its pool at once). The chunks that came with the head are followed
     /// here, before hyper has the head to send: `Err` when their framing is broken, so
-    /// the client can still be answered instead.
+    /// the client can still be answered instead. `owed` is told how the body ended.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn upstream(
         up: Upstream<Arc<BackendState>>,
         buf: Buf,
@@ -120,6 +127,7 @@ impl ProxyBody {
         keep_alive: bool,
         stall: Duration,
         in_flight: InFlight,
+        owed: Option<Owed>,
     ) -> Result<ProxyBody, std::io::Error> {
         let framing = match framing {
             ResponseFraming::Length(n) => Following::Length(n),
@@ -136,6 +144,7 @@ impl ProxyBody {
             keep_alive,
             done: false,
             stall: Stall::new(stall),
+            owed,
             _in_flight: in_flight,
         };
         match b.framing {
@@ -143,7 +152,14 @@ impl ProxyBody {
                 b.finish();
                 return Ok(ProxyBody::empty());
             }
-            Following::Chunked(_) if b.at < b.buf.len() => b.first = b.take()?,
+            Following::Chunked(_) if b.at < b.buf.len() => match b.take() {
+                Ok(first) => b.first = first,
+                Err(e) => {
+                    // Not the client's: the backend's body is unframeable from its start.
+                    b.settle(BodyEnd::Backend);
+                    return Err(e);
+                }
+            },
             _ => {}
         }
         Ok(ProxyBody::Upstream(Box::new(b)))
@@ -154,12 +170,21 @@ impl UpstreamBody {
     /// The body has ended: the connection serves another request if the response
     /// ended where its framing said, with nothing after it.
     fn finish(&mut self) {
+        self.settle(BodyEnd::Whole);
         self.done = true;
         let clean = self.at == self.buf.len() && !matches!(self.framing, Following::Close);
         if let Some(up) = self.up.take() {
             if clean && self.keep_alive {
                 up.release(Instant::now());
             }
+        }
+    }
+
+    /// Judge the try now: the body has ended as `end` says. A body dropped before it
+    /// ended (the client went away) is judged then, as the client's.
+    fn settle(&mut self, end: BodyEnd) {
+        if let Some(mut owed) = self.owed.take() {
+            owed.ended(end);
         }
     }
 
@@ -204,16 +229,25 @@ impl UpstreamBody {
             if self.done {
                 return Poll::Ready(None);
             }
+            // Every error here is the backend's: bad chunked framing, a failed read, an
+            // end short of the framing, silence past the stall timeout. A client that
+            // goes away is not seen here: hyper drops the body.
             if self.at < self.buf.len() {
                 match self.take() {
                     Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
                     Ok(None) => continue,
-                    Err(e) => return Poll::Ready(Some(Err(e))),
+                    Err(e) => {
+                        self.settle(BodyEnd::Backend);
+                        return Poll::Ready(Some(Err(e)));
+                    }
                 }
             }
             match self.fill(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Err(e)) => {
+                    self.settle(BodyEnd::Backend);
+                    return Poll::Ready(Some(Err(e)));
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }

@@ -5,6 +5,7 @@
 //! log's entry is made only when it is on.
 
 use super::access::{AccessLog, Logged, Outcome};
+use super::accounting::Ledger;
 use super::body::ProxyBody;
 use super::error::ProxyError;
 use super::exchange::forward::{self, Outgoing};
@@ -200,7 +201,7 @@ fn origin_form(uri: Uri) -> Result<Uri, ProxyError> {
 /// Answer the request: framing checked, then redirected or forwarded as its route says.
 async fn answer(
     ctx: &ConnCtx,
-    snap: &Snapshot,
+    snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     routed: &Routed<'_>,
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
@@ -239,7 +240,8 @@ async fn answer(
     // HTTP/2 backends: whether the client asked for trailers, before `te` goes.
     let protocol = pool.cfg.protocol;
     let te = protocol != UpstreamProtocol::Http1 && h2::te_trailers(req.headers());
-    let mut out = outgoing(ctx, req, routed, bytes_in).map_err(|e| (e, target))?;
+    let ledger = Ledger::new(Arc::clone(&ctx.rt), Arc::clone(snap), pool_index);
+    let mut out = outgoing(ctx, req, routed, bytes_in, ledger).map_err(|e| (e, target))?;
     let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
     let t = &mut target;
@@ -261,6 +263,7 @@ fn outgoing(
     mut req: Request<Incoming>,
     routed: &Routed<'_>,
     counted: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ledger: Ledger,
 ) -> Result<Outgoing, ProxyError> {
     let upgrade = if req.version() == Version::HTTP_11 {
         headers::upgrade_protocol(req.headers())
@@ -321,5 +324,6 @@ fn outgoing(
         counted,
         stall: ctx.settings.idle_timeout,
         origin: ctx.origin,
+        ledger: Some(ledger),
     })
 }

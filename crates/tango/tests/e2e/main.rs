@@ -10,6 +10,7 @@ mod certs;
 mod check_cli;
 mod connect;
 mod conns;
+mod cut_bodies;
 mod dashboard;
 mod desync;
 mod engine;

@@ -6,6 +6,7 @@
 //! task per request, and the request's data keeps moving for as long as the client
 //! reads its answer (bidirectional streaming).
 
+use crate::proxy::accounting::{BodyEnd, Owed};
 use crate::runtime::InFlight;
 use crate::upstream::h2pool::Stream;
 use ::h2::{Reason, RecvStream, SendStream};
@@ -122,6 +123,11 @@ pub(crate) struct H2Body {
     done: bool,
     /// How long the backend may go without sending.
     stall: super::Stall,
+    /// The try's verdict, given when the body ends (before `held` is let go of).
+    owed: Option<Owed>,
+    /// The client's request body broke off, and the pump reset the stream for it: what
+    /// the stream does after that is not the backend's doing.
+    client_broke: bool,
     /// The stream's place on its connection and the backend's in-flight count, let go
     /// of when the body ends.
     held: Option<(Stream, InFlight)>,
@@ -133,13 +139,14 @@ fn h2_error(e: ::h2::Error) -> std::io::Error {
 
 impl H2Body {
     /// The body of the response whose stream is `recv`, with the request body still
-    /// going (`pump`); `stream` and `in_flight` are held until it ends.
+    /// going (`pump`); `stream` and `in_flight` are held until it ends, and `owed` is
+    /// told how it ended.
     pub(crate) fn new(
         recv: RecvStream,
         pump: Option<Pump>,
         stall: Duration,
-        stream: Stream,
-        in_flight: InFlight,
+        held: (Stream, InFlight),
+        owed: Option<Owed>,
     ) -> Self {
         H2Body {
             recv,
@@ -147,20 +154,43 @@ impl H2Body {
             data_done: false,
             done: false,
             stall: super::Stall::new(stall),
-            held: Some((stream, in_flight)),
+            owed,
+            client_broke: false,
+            held: Some(held),
         }
     }
 
-    fn end(&mut self) {
+    /// The body has ended as `how` says: the try is judged, then what it held let go.
+    fn end(&mut self, how: BodyEnd) {
+        if let Some(mut owed) = self.owed.take() {
+            owed.ended(how);
+        }
         self.done = true;
         self.pump = None;
         self.held = None;
     }
 
-    /// Nothing came: pending, unless the backend has been silent for too long.
+    /// Who broke the stream off: the client when its request body did, otherwise the
+    /// backend (a reset, a broken connection, a length it did not keep).
+    fn broken_by(&self) -> BodyEnd {
+        if self.client_broke {
+            BodyEnd::Client
+        } else {
+            BodyEnd::Backend
+        }
+    }
+
+    /// Nothing came: pending, unless the backend has been silent for too long. A
+    /// backend silent while the client's body is still coming, and the pump waits for
+    /// the client, may be waiting for that body: the silence is not charged to it.
     fn wait<T>(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, std::io::Error>>> {
         if self.stall.poll_expired(cx) {
-            self.end();
+            let waits_for_client = self.pump.as_ref().is_some_and(Pump::client_at_fault);
+            self.end(if waits_for_client {
+                BodyEnd::Client
+            } else {
+                self.broken_by()
+            });
             let e = crate::proxy::h1::io::timed_out("the backend sent nothing in time");
             return Poll::Ready(Some(Err(e)));
         }
@@ -176,7 +206,8 @@ impl H2Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if let Some(p) = &mut self.pump {
-            if p.poll(cx).is_ready() {
+            if let Poll::Ready(r) = p.poll(cx) {
+                self.client_broke |= r.is_err() && p.client_broke();
                 self.pump = None;
             }
         }
@@ -190,7 +221,7 @@ impl H2Body {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    self.end();
+                    self.end(self.broken_by());
                     return Poll::Ready(Some(Err(h2_error(e))));
                 }
                 Poll::Ready(None) => self.data_done = true,
@@ -202,7 +233,11 @@ impl H2Body {
         }
         match self.recv.poll_trailers(cx) {
             Poll::Ready(r) => {
-                self.end();
+                self.end(if r.is_ok() {
+                    BodyEnd::Whole
+                } else {
+                    self.broken_by()
+                });
                 match r {
                     Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
                     Ok(None) => Poll::Ready(None),

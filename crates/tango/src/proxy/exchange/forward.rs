@@ -6,6 +6,7 @@
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
+use crate::proxy::accounting::{Ledger, Owed};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
@@ -50,6 +51,9 @@ pub(crate) struct Outgoing {
     pub(crate) stall: Duration,
     /// The client's connection, as a PROXY header tells of it.
     pub(crate) origin: Origin,
+    /// Where the answer's body is judged when it ends; taken by the try that gets a
+    /// response head.
+    pub(crate) ledger: Option<Ledger>,
 }
 
 impl Outgoing {
@@ -116,7 +120,8 @@ pub(crate) async fn attempt(
     target.upstream = Some(took);
     let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
-    let resp = respond(out, up, rbuf, &head, in_flight);
+    let owed = out.ledger.take().and_then(|l| l.owe(i, head.status));
+    let resp = respond(out, up, rbuf, &head, in_flight, owed);
     crate::proxy::bufpool::unbox(head);
     resp.map_err(|e| {
         tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %e, "upstream response malformed");
@@ -197,8 +202,9 @@ async fn read_final_head(
 }
 
 /// The response for hyper: the head's fields, and a body that reads the rest from the
-/// connection; after a `101` to an upgrade or a `2xx` to CONNECT the connections become
-/// a tunnel. `Err` when the body that came with the head is not chunked framing (see
+/// connection (judging the try by how it ends, `owed`); after a `101` to an upgrade or
+/// a `2xx` to CONNECT the connections become a tunnel (a success for `owed`). `Err`
+/// when the body that came with the head is not chunked framing (see
 /// [`ProxyBody::upstream`]).
 fn respond(
     out: &mut Outgoing,
@@ -206,6 +212,7 @@ fn respond(
     rbuf: Buf,
     head: &ResponseHead,
     in_flight: InFlight,
+    owed: Option<Owed>,
 ) -> std::io::Result<Response<ProxyBody>> {
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -240,6 +247,7 @@ fn respond(
         head.keep_alive,
         out.stall,
         in_flight,
+        owed,
     )?;
     *resp.body_mut() = body;
     Ok(resp)

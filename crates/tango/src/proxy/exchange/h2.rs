@@ -300,8 +300,9 @@ async fn attempt(
     };
     let status = resp.status();
     crate::proxy::accounting::record(rt, pool, i, Some(status.as_u16()), Some(took));
+    let owed = out.ledger.take().and_then(|l| l.owe(i, status.as_u16()));
     let (parts, recv) = resp.into_parts();
-    let body = H2Body::new(recv, pump, out.stall, stream, in_flight);
+    let body = H2Body::new(recv, pump, out.stall, (stream, in_flight), owed);
     let mut r = Response::new(ProxyBody::H2(Box::new(body)));
     *r.status_mut() = status;
     *r.headers_mut() = parts.headers;

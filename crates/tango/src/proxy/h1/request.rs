@@ -431,6 +431,8 @@ async fn attempt<'p>(
         up,
         rbuf,
         head,
+        pool,
+        backend: i,
         in_flight,
         at,
     }))

@@ -13,11 +13,12 @@ use super::body::BodyIn;
 use super::io::{self, Limit};
 use super::own::{self, For};
 use super::{date, Conn, Next};
+use crate::proxy::accounting::{self, BodyEnd};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::conn_io::ConnIo;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::stream;
-use crate::runtime::{BackendState, InFlight};
+use crate::runtime::{BackendState, InFlight, PoolRuntime};
 use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
 use tango_core::http1::codec::{
@@ -33,6 +34,9 @@ pub(super) struct Answer<'p> {
     /// The response head at the start, then what came after it.
     pub(super) rbuf: Buf,
     pub(super) head: Box<ResponseHead>,
+    /// The pool and backend that answered, for judging the try when its body ends.
+    pub(super) pool: &'p PoolRuntime,
+    pub(super) backend: usize,
     /// Kept until the response (or tunnel) is over.
     pub(super) in_flight: InFlight<&'p BackendState>,
     /// When the head was in.
@@ -55,6 +59,8 @@ pub(super) async fn forward(
         mut up,
         mut rbuf,
         head,
+        pool,
+        backend,
         in_flight,
         at,
     } = ans;
@@ -67,9 +73,11 @@ pub(super) async fn forward(
     // request, if anything), and is taken off again once written.
     let mark = buf.len();
     let plan = write_head(buf, &head, &rbuf, client, edits);
+    let rt = c.ctx.rt.as_ref();
     let status = head.status;
     if plan.body == BodyPlan::Tunnel {
         let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
+        accounting::body_end(rt, pool, backend, head.status, BodyEnd::Whole);
         drop(in_flight);
         return (next, status, 0);
     }
@@ -83,6 +91,14 @@ pub(super) async fn forward(
     )
     .await;
     buf.truncate(mark);
+    let end = match &relayed {
+        Ok(_) => BodyEnd::Whole,
+        Err(cut) if cut.by_backend => BodyEnd::Backend,
+        Err(_) => BodyEnd::Client,
+    };
+    // Judged before the in-flight count goes: whoever sees the request over sees it
+    // counted.
+    accounting::body_end(rt, pool, backend, head.status, end);
     drop(in_flight);
     let keep_alive = head.keep_alive;
     bufpool::unbox(head);
@@ -114,7 +130,7 @@ pub(super) async fn forward(
         }
         // The client has part of a response it cannot take for whole: end the
         // connection, so it knows.
-        Err(Cut { bytes, .. }) => (Next::Close, status, bytes),
+        Err(cut) => (Next::Close, status, cut.bytes),
     }
 }
 
@@ -157,20 +173,31 @@ struct End {
     waited: bool,
 }
 
-/// Why a response did not reach the client whole.
-#[derive(Default)]
+/// Why a relayed body was not delivered whole.
 struct Cut {
     /// Body bytes the client was sent.
     bytes: u64,
+    /// The backend broke it off (a failed or timed-out read, an early end, bad chunked
+    /// framing); otherwise a write to the client failed or stalled.
+    by_backend: bool,
     /// Nothing was sent, not even the head: the backend's first body bytes were not
     /// chunked framing (they are judged before the head goes, as they go with it).
     unsent: bool,
 }
 
-impl From<u64> for Cut {
-    fn from(bytes: u64) -> Self {
+impl Cut {
+    fn client(bytes: u64) -> Self {
         Cut {
             bytes,
+            by_backend: false,
+            unsent: false,
+        }
+    }
+
+    fn backend(bytes: u64) -> Self {
+        Cut {
+            bytes,
+            by_backend: true,
             unsent: false,
         }
     }
@@ -207,7 +234,7 @@ async fn relay(
         BodyPlan::ChunkEncode => f.until_close(at, out, true).await,
         BodyPlan::CloseDelimited => f.until_close(at, out, false).await,
         // Handled by the caller.
-        BodyPlan::Tunnel => Err(Cut::default()),
+        BodyPlan::Tunnel => Err(Cut::client(0)),
     }
 }
 
@@ -220,7 +247,7 @@ struct Flow<'a, 'c, 'p> {
 }
 
 /// Write to the client; `Err` with `bytes`, the body bytes sent so far.
-async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), u64> {
+async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), Cut> {
     let mut slices = [IoSlice::new(&[]); 4];
     for (s, p) in slices.iter_mut().zip(parts) {
         *s = IoSlice::new(p);
@@ -229,18 +256,18 @@ async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), u64> 
     let n = parts.len().min(4);
     io::write_all(&c.s, &mut slices[..n], limit, &mut c.timer, &mut 0)
         .await
-        .map_err(|_| bytes)
+        .map_err(|_| Cut::client(bytes))
 }
 
 impl Flow<'_, '_, '_> {
     /// Read the next bytes of the body into the emptied buffer: how many (0 at the
     /// end of the stream). `Err` when the backend fails or stalls.
-    async fn read(&mut self) -> Result<usize, u64> {
+    async fn read(&mut self) -> Result<usize, Cut> {
         self.rbuf.clear();
         let limit = Limit::Stall(self.c.body_stall());
         stream::read(&mut self.up.stream, self.rbuf, limit, &mut self.c.timer)
             .await
-            .map_err(|_| self.bytes)
+            .map_err(|_| Cut::backend(self.bytes))
     }
 
     async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, Cut> {
@@ -255,7 +282,7 @@ impl Flow<'_, '_, '_> {
             let got = self.read().await?;
             if got == 0 {
                 // Closed short of its length: the client must not take it for whole.
-                return Err(self.bytes.into());
+                return Err(Cut::backend(self.bytes));
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
@@ -289,8 +316,8 @@ impl Flow<'_, '_, '_> {
             });
             let Ok(feed) = feed else {
                 return Err(Cut {
-                    bytes: self.bytes,
                     unsent: head.is_some(),
+                    ..Cut::backend(self.bytes)
                 });
             };
             let body = if dechunk {
@@ -311,7 +338,7 @@ impl Flow<'_, '_, '_> {
                 });
             }
             if self.read().await? == 0 {
-                return Err(self.bytes.into());
+                return Err(Cut::backend(self.bytes));
             }
             from = 0;
         }

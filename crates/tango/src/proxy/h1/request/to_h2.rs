@@ -261,7 +261,9 @@ pub(super) async fn attempt(
     };
     let status = resp.status().as_u16();
     crate::proxy::accounting::record(rt, pool, i, Some(status), Some(took));
-    let (next, bytes) = respond(c, r, resp, apply).await;
+    let (next, bytes, end) = respond(c, r, resp, apply).await;
+    // Judged before the in-flight count goes, as on the HTTP/1 path.
+    crate::proxy::accounting::body_end(rt, pool, i, status, end);
     drop((stream, in_flight));
     Ok(Abort::Served {
         next,

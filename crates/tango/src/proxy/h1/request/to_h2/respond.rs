@@ -6,6 +6,7 @@
 use super::super::super::io::{self, Limit};
 use super::super::super::{date, Conn, Next};
 use super::super::Req;
+use crate::proxy::accounting::BodyEnd;
 use http::header::{CONTENT_LENGTH, DATE};
 use http::HeaderMap;
 use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version};
@@ -21,13 +22,14 @@ pub(super) enum Framing {
 }
 
 /// Write the response to the client: the head (with the route's response edits), then
-/// the body as it comes.
+/// the body as it comes. Returns what the connection does next, the body bytes sent and
+/// how the body ended.
 pub(super) async fn respond(
     c: &mut Conn<'_>,
     r: &Req,
     resp: http::Response<::h2::RecvStream>,
     apply: Option<&Apply<'_>>,
-) -> (Next, u64) {
+) -> (Next, u64, BodyEnd) {
     let (parts, mut recv) = resp.into_parts();
     let status = parts.status.as_u16();
     let length = parts
@@ -61,16 +63,21 @@ pub(super) async fn respond(
     );
     let limit = Limit::Stall(c.l.send_timeout);
     if io::write(&c.s, &out, limit, &mut c.timer).await.is_err() {
-        return (Next::Close, 0);
+        return (Next::Close, 0, BodyEnd::Client);
     }
     if framing == Framing::None {
-        return (if keep { Next::KeepAlive } else { Next::Linger }, 0);
+        let next = if keep { Next::KeepAlive } else { Next::Linger };
+        return (next, 0, BodyEnd::Whole);
     }
     match relay(c, &mut recv, framing).await {
         Ok(bytes) if length.is_none_or(|n| n == bytes) => {
-            (if keep { Next::KeepAlive } else { Next::Linger }, bytes)
+            let next = if keep { Next::KeepAlive } else { Next::Linger };
+            (next, bytes, BodyEnd::Whole)
         }
-        Ok(bytes) | Err(bytes) => (Next::Close, bytes),
+        // The stream ended cleanly short of (or past) its length: h2 checks the length
+        // as data comes, so this is the backend's doing too.
+        Ok(bytes) => (Next::Close, bytes, BodyEnd::Backend),
+        Err((bytes, end)) => (Next::Close, bytes, end),
     }
 }
 
@@ -129,12 +136,14 @@ pub(super) fn write_head(
 }
 
 /// The body's data to the client as `framing` says, then (chunked) the trailers.
-/// `Ok` with the data bytes sent when the stream ended cleanly, `Err` with them when not.
+/// `Ok` with the data bytes sent when the stream ended cleanly, `Err` with them and who
+/// broke it off when not: the backend (a reset or failed stream, silence past the stall
+/// timeout) or the client (a write that failed or stalled).
 async fn relay(
     c: &mut Conn<'_>,
     recv: &mut ::h2::RecvStream,
     framing: Framing,
-) -> Result<u64, u64> {
+) -> Result<u64, (u64, BodyEnd)> {
     let chunked = framing == Framing::Chunked;
     let limit = Limit::Stall(c.l.send_timeout);
     let stall = c.body_stall();
@@ -144,7 +153,7 @@ async fn relay(
         let data = match next {
             Ok(Some(Ok(d))) => d,
             Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return Err(bytes),
+            Ok(Some(Err(_))) | Err(_) => return Err((bytes, BodyEnd::Backend)),
         };
         let _ = recv.flow_control().release_capacity(data.len());
         if data.is_empty() {
@@ -156,13 +165,13 @@ async fn relay(
             .await
             .is_err()
         {
-            return Err(bytes);
+            return Err((bytes, BodyEnd::Client));
         }
         bytes += data.len() as u64;
     }
     let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
         Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => return Err(bytes),
+        Ok(Err(_)) | Err(_) => return Err((bytes, BodyEnd::Backend)),
     };
     if chunked {
         let mut end = b"0\r\n".to_vec();
@@ -171,7 +180,7 @@ async fn relay(
         }
         end.extend_from_slice(b"\r\n");
         if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
-            return Err(bytes);
+            return Err((bytes, BodyEnd::Client));
         }
     }
     Ok(bytes)
