@@ -87,7 +87,14 @@ async fn breaking_backend_is_ejected(over: Over, protocol: &str, bad: &Server, g
         let before = bad.hits();
         let got = fetch(&t, over, "/").await;
         if bad.hits() > before {
-            assert!(!got.whole, "{case}: a broken body passed for whole");
+            // Framing broken in the bytes that came with the head is found before the
+            // head goes out, and answered 502; broken later, the body is cut. Either is
+            // the backend's failure.
+            assert!(
+                !got.whole || got.status == 502,
+                "{case}: a broken body passed for whole: {}",
+                got.status
+            );
         } else {
             assert_eq!(
                 (got.status, got.body.as_slice(), got.whole),
