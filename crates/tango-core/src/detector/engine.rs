@@ -334,6 +334,14 @@ impl PoolDetector {
         report.skew_score = score;
     }
 
+    /// Forgets every backend's windows, CUSUMs and alerts, as a new detector would, and
+    /// keeps the over-dispersion estimate: it was learned while nothing was amiss, and a
+    /// pool measured with `phi = 1` until it learned it again would alarm on its own
+    /// noise. The shift detector starts afresh so on a baseline it has adopted.
+    pub(super) fn restart(&mut self) {
+        self.backends.clear();
+    }
+
     /// Ticks read so far.
     pub fn ticks(&self) -> u64 {
         self.tick

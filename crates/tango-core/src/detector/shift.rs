@@ -14,6 +14,15 @@
 //! already reports it with cause `health`. A shift that persists for `adopt_after_ms`
 //! becomes the new baseline: a deliberate change alerts once, then is the norm.
 //!
+//! So does a shift the baseline holds without an alert: plain in the counts (skew score
+//! at or above `learn_below_z`) but under the alert ratio. Learning it at once could
+//! absorb a shift still growing into an alert; holding it for good would leave the old
+//! split to fire noise alerts, and to date and blame later shifts, for ever. It is
+//! adopted once it has lasted `adopt_after_ms` under one configured split: weight steps
+//! closer together than that add up against the split before them and fire; steps
+//! further apart are each the new normal. Whether the split follows the weights is the
+//! share detector's question, and it learns nothing.
+//!
 //! A shift is blamed on the configuration (cause `config`) while the baseline has not
 //! caught up with a change of the configured split, not only until it first learns after
 //! it: at a low rate the ticks right after a reload are often too quiet to fire, the
@@ -29,7 +38,9 @@ use super::{
 pub struct ShiftConfig {
     /// Time constant of the baseline EWMA.
     pub baseline_tau_ms: u64,
-    /// After this long, a persisting shift becomes the baseline.
+    /// After this long, a persisting shift becomes the baseline: one that fired, from
+    /// when it fired; one under the alert ratio that stopped the baseline learning, from
+    /// when it did or the configured split last changed.
     pub adopt_after_ms: u64,
     /// Ticks with fewer requests than this do not move the baseline.
     pub min_tick_requests: u64,
@@ -53,8 +64,8 @@ struct Baseline {
     name: String,
     /// Learned share.
     share: f64,
-    /// Requests counted when the current shift began: the split since then is adopted
-    /// when the shift persists.
+    /// Requests counted when the current hold began: the split since then is adopted
+    /// when it persists.
     at_shift: u64,
     /// Configured-weight share when the baseline last learned.
     configured: f64,
@@ -71,8 +82,8 @@ pub struct ShiftDetector {
     inner: PoolDetector,
     cfg: ShiftConfig,
     baseline: Vec<Baseline>,
-    /// When the current run of active shift alerts began.
-    shifted_since: Option<u64>,
+    /// Why the baseline is not learning, and since when.
+    hold: Option<Hold>,
     /// Alerts reported as fired, so their resolutions are reported and no others.
     reported: Vec<(String, AlertKind)>,
     /// A split to expect from the next tick on (see [`ShiftDetector::expect`]).
@@ -80,6 +91,28 @@ pub struct ShiftDetector {
     /// The weight the baseline's EWMA gives to ticks learned since the configured split
     /// last changed (1: nothing from before it is left).
     caught_up: f64,
+}
+
+/// The baseline held, not learning from the split served.
+#[derive(Debug)]
+struct Hold {
+    /// When it began (for a hold under the alert ratio: or the configured split last
+    /// changed): it is adopted `adopt_after_ms` later.
+    since_ms: u64,
+    /// A shift alert is firing; else the split is only plainly moved.
+    alerting: bool,
+    /// Consecutive ticks the split has looked like the baseline, in a hold under the
+    /// alert ratio: a skew window of them ends it.
+    quiet_ticks: u32,
+    /// The configured split it began under.
+    configured: Vec<f64>,
+}
+
+/// What a tick does to the hold.
+enum HoldStep {
+    Keep,
+    Start { alerting: bool },
+    End,
 }
 
 /// The baseline has caught up with a configuration change once this much of it was
@@ -111,7 +144,7 @@ impl ShiftDetector {
             pool,
             cfg,
             baseline: Vec::new(),
-            shifted_since: None,
+            hold: None,
             reported: Vec::new(),
             pending: None,
             caught_up: 1.0,
@@ -159,7 +192,7 @@ impl ShiftDetector {
         self.caught_up = 1.0;
         let cfg = self.inner.config().clone();
         self.inner = PoolDetector::new(self.pool.clone(), cfg);
-        self.shifted_since = None;
+        self.hold = None;
         resolved
     }
 
@@ -202,7 +235,7 @@ impl ShiftDetector {
         let conf = Self::intended(input, true);
         self.baseline = fresh_baseline(input, &eff, &conf, false);
         self.caught_up = 1.0;
-        self.shifted_since = None;
+        self.hold = None;
     }
 
     /// Feed one tick: learns the baseline while nothing is amiss, tests against it, and
@@ -222,15 +255,22 @@ impl ShiftDetector {
             ..input.clone()
         };
         let mut report = self.inner.tick(&tick);
-        self.learn(input, &conf, report.skew_score);
+        let alerting = !self.inner.active().is_empty();
+        let moved = report.skew_score >= self.cfg.learn_below_z;
+        let counted = self.learn(input, &conf, !alerting && !moved);
         self.classify(&mut report.events, &conf, &eff);
         report.events.extend(resolved);
+        // A tick too quiet to learn from holds nothing back: below that rate the split is
+        // learned only from an alert that lasted (and the skew score of a few requests
+        // over many backends is mostly their Poisson tails).
+        self.track_hold(input.now_ms, &conf, alerting, moved && counted);
         self.adopt_if_lasting(input.now_ms, &conf, &mut report.events);
         report
     }
 
     /// Moves the baseline toward this tick's observed split, while nothing is amiss.
-    fn learn(&mut self, input: &PoolTick, conf: &[f64], skew_score: f64) {
+    /// Returns whether the tick had the requests to learn from.
+    fn learn(&mut self, input: &PoolTick, conf: &[f64], quiet: bool) -> bool {
         let deltas: Vec<u64> = self
             .baseline
             .iter_mut()
@@ -247,9 +287,9 @@ impl ShiftDetector {
         let total: u64 = deltas.iter().sum();
         let alpha =
             (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
-        let quiet = self.inner.active().is_empty() && skew_score < self.cfg.learn_below_z;
-        if !quiet || total < self.cfg.min_tick_requests {
-            return;
+        let counted = total >= self.cfg.min_tick_requests;
+        if !quiet || !counted {
+            return counted;
         }
         self.follow_configuration(conf, alpha);
         for (i, b) in self.baseline.iter_mut().enumerate() {
@@ -261,6 +301,7 @@ impl ShiftDetector {
             .iter_mut()
             .zip(shares)
             .for_each(|(b, s)| b.share = s);
+        true
     }
 
     /// Notes, on a tick the baseline learns from, the configured split it learns under,
@@ -331,21 +372,70 @@ impl ShiftDetector {
         });
     }
 
-    /// Notes when a shift began; once it has lasted `adopt_after_ms`, it is the new
-    /// normal: its alerts resolve, and the windows start afresh on the new baseline.
-    fn adopt_if_lasting(&mut self, now: u64, conf: &[f64], events: &mut Vec<AlertEvent>) {
-        if self.inner.active().is_empty() {
-            self.shifted_since = None;
-            return;
-        }
-        if self.shifted_since.is_none() {
-            self.shifted_since = Some(now);
-            for b in &mut self.baseline {
-                b.at_shift = b.last_requests.unwrap_or(0);
+    /// Notes when the baseline began to be held, and why. An alert's hold lasts while it
+    /// fires, and starts when it fires even if the split was held before: the alert is
+    /// told for its full time. A hold under the alert ratio lasts until the split has
+    /// looked like the baseline for a skew window (one quiet tick between plain ones
+    /// would otherwise restart the clock, and a split hovering at the line would never
+    /// be adopted), and starts over when the configured split changes: what is adopted
+    /// is the split of the configuration in force.
+    fn track_hold(&mut self, now: u64, conf: &[f64], alerting: bool, moved: bool) {
+        let release = self.inner.config().phi_window;
+        let step = match &mut self.hold {
+            None if alerting || moved => HoldStep::Start { alerting },
+            None => HoldStep::Keep,
+            Some(h) if h.alerting => match (alerting, moved) {
+                (true, _) => HoldStep::Keep,
+                // It resolved with the split still plainly moved.
+                (false, true) => HoldStep::Start { alerting },
+                (false, false) => HoldStep::End,
+            },
+            Some(_) if alerting => HoldStep::Start { alerting },
+            Some(h) if moved => {
+                h.quiet_ticks = 0;
+                let changed = h
+                    .configured
+                    .iter()
+                    .zip(conf)
+                    .any(|(a, b)| (a - b).abs() > 1e-9);
+                if changed {
+                    HoldStep::Start { alerting }
+                } else {
+                    HoldStep::Keep
+                }
+            }
+            Some(h) => {
+                h.quiet_ticks += 1;
+                if h.quiet_ticks >= release {
+                    HoldStep::End
+                } else {
+                    HoldStep::Keep
+                }
+            }
+        };
+        match step {
+            HoldStep::Keep => {}
+            HoldStep::End => self.hold = None,
+            HoldStep::Start { alerting } => {
+                self.hold = Some(Hold {
+                    since_ms: now,
+                    alerting,
+                    quiet_ticks: 0,
+                    configured: conf.to_vec(),
+                });
+                for b in &mut self.baseline {
+                    b.at_shift = b.last_requests.unwrap_or(0);
+                }
             }
         }
-        let since = self.shifted_since.unwrap_or(now);
-        if now.saturating_sub(since) < self.cfg.adopt_after_ms {
+    }
+
+    /// Once the baseline has been held for `adopt_after_ms`, the split since the hold
+    /// began is the new normal: its alerts resolve, and the windows start afresh on the
+    /// new baseline.
+    fn adopt_if_lasting(&mut self, now: u64, conf: &[f64], events: &mut Vec<AlertEvent>) {
+        let Some(hold) = &self.hold else { return };
+        if now.saturating_sub(hold.since_ms) < self.cfg.adopt_after_ms {
             return;
         }
         for mut evidence in self.inner.active() {
@@ -372,12 +462,11 @@ impl ShiftDetector {
             b.configured = *c;
             b.settled = *c;
         }
-        // The adopted split is the one this configuration brought: its alert has fired
-        // and resolved, so the change explains nothing more.
+        // The adopted split is the one this configuration brought: its alert, if it had
+        // one, has fired and resolved, so the change explains nothing more.
         self.caught_up = 1.0;
-        let cfg = self.inner.config().clone();
-        self.inner = PoolDetector::new(self.pool.clone(), cfg);
-        self.shifted_since = None;
+        self.inner.restart();
+        self.hold = None;
     }
 
     /// Shift alerts firing now.

@@ -2,10 +2,15 @@ use super::*;
 use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{BackendSample, Evidence};
 
+mod sub_threshold;
+
 struct Pool {
     names: Vec<String>,
     weights: Vec<f64>,
     eligible: Vec<bool>,
+    /// What traffic does that the weights do not say (a hot key, a policy's drift):
+    /// each backend's draws are weighted by this too, its reported weight is not.
+    drawn: Vec<f64>,
     counts: Vec<u64>,
     rng: SplitMix64,
     now: u64,
@@ -19,6 +24,7 @@ impl Pool {
                 .collect(),
             weights: weights.to_vec(),
             eligible: vec![true; weights.len()],
+            drawn: vec![1.0; weights.len()],
             counts: vec![0; weights.len()],
             rng: SplitMix64::new(7),
             now: 1_000_000,
@@ -33,8 +39,9 @@ impl Pool {
             .zip(&self.eligible)
             .map(|(w, e)| if *e { *w } else { 0.0 })
             .collect();
-        let sum: f64 = eff.iter().sum();
-        let p: Vec<f64> = eff.iter().map(|w| w / sum).collect();
+        let drawn: Vec<f64> = eff.iter().zip(&self.drawn).map(|(w, d)| w * d).collect();
+        let sum: f64 = drawn.iter().sum();
+        let p: Vec<f64> = drawn.iter().map(|w| w / sum).collect();
         let mut out = vec![0; p.len()];
         multinomial(&mut self.rng, rps, &p, &mut out);
         for (c, o) in self.counts.iter_mut().zip(&out) {
