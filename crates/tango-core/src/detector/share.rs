@@ -158,7 +158,18 @@ impl PoolDetector {
         } else {
             &st.under
         };
-        let onset_ms = if cusum.s > 0.0 {
+        // The CUSUM's last zero dates the shift when the requests since then show it. A
+        // statistic that climbed for long on a weaker deviation (1.3x, against a test for
+        // 1.5x) would date a sudden shift back to that deviation's start, and the journal
+        // would blame what came then; the window that fired dates it instead.
+        let seg = &cusum.segment;
+        let since_zero = share_stat(seg.n, seg.total, seg.e, seg.v, self.phi).ratio;
+        let shows = if kind == AlertKind::OverShare {
+            since_zero >= self.cfg.over_ratio
+        } else {
+            since_zero <= self.cfg.under_ratio
+        };
+        let onset_ms = if cusum.s > 0.0 && shows {
             cusum.last_zero_ms
         } else {
             st.pending_since[k].saturating_sub(tick_ms)

@@ -278,3 +278,71 @@ fn weight_steps_further_apart_than_the_adoption_time_are_each_the_new_normal() {
     assert!(share.is_none() && shift.is_none(), "{share:?} {shift:?}");
 }
 
+/// A typo minutes after the step, while the baseline still holds the quarter from
+/// before it: dated at the typo and blamed on it. backend-1's over-share CUSUM had been
+/// climbing on the step's 1.27x since it came, and its last zero dated the typo's alert
+/// back to the step, so the journal named the step's reload.
+#[test]
+fn a_typo_while_a_sub_threshold_step_is_held_is_dated_and_blamed_on_the_typo() {
+    for (rps, seed) in [(100, 1), (500, 2), (1000, 3)] {
+        let (mut p, mut d) = warmed(rps, seed);
+        p.weights[0] = 14.0;
+        let step_at = p.now + 500;
+        let fired = fires(&mut d, &mut p, 5 * MIN, rps);
+        assert!(fired.is_empty(), "rps {rps}: {fired:?}");
+        p.weights[0] = 140.0;
+        let typo_at = p.now + 500;
+        let fired = fires(&mut d, &mut p, 5, rps);
+        let e = over_share(&fired, "backend-1").expect("the typo fires");
+        assert!(e.at_ms <= typo_at + 3000, "rps {rps}: late: {e:?}");
+        assert!(
+            e.onset_ms + 2000 >= typo_at && e.onset_ms <= typo_at + 1000,
+            "rps {rps}: onset {} s before the typo",
+            (typo_at as f64 - e.onset_ms as f64) / 1000.0
+        );
+        let journal = [
+            reload(step_at, 2, "backend-1", 10, 14),
+            reload(typo_at, 3, "backend-1", 14, 140),
+        ];
+        let c = attribute(e, &journal);
+        assert_eq!(c.generation, Some(3), "rps {rps}: {}", c.sentence);
+    }
+}
+
+/// The share detector's CUSUM has the same blind spot: a backend that has run at 1.27x
+/// its weight's share for an hour (its keys, say), then takes 3x, is dated at the jump,
+/// not an hour back.
+#[test]
+fn a_jump_of_a_backend_long_above_its_share_is_dated_at_the_jump() {
+    for seed in 1..=3 {
+        let mut p = Pool::new(&[10.0; 4]);
+        p.rng = SplitMix64::new(seed);
+        let mut share = PoolDetector::new("web", DetectorConfig::default());
+        p.drawn[0] = 1.4;
+        for _ in 0..60 * MIN {
+            let r = share.tick(&p.tick(500));
+            assert!(r.events.is_empty(), "seed {seed}: {:?}", r.events);
+        }
+        p.drawn[0] = 10.0;
+        let at = p.now + 500;
+        let mut fired = Vec::new();
+        for _ in 0..5 {
+            fired.extend(
+                share
+                    .tick(&p.tick(500))
+                    .events
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        AlertEvent::Fired(e) => Some(e),
+                        AlertEvent::Resolved { .. } => None,
+                    }),
+            );
+        }
+        let e = over_share(&fired, "backend-1").expect("the jump fires");
+        assert!(
+            e.onset_ms + 2000 >= at && e.onset_ms <= at + 1000,
+            "seed {seed}: onset {} s before the jump",
+            (at as f64 - e.onset_ms as f64) / 1000.0
+        );
+    }
+}
