@@ -30,7 +30,9 @@
 //! (`p1 = 1.5 p0`, or `0.5 p0` for under-share) accumulates evidence tick by tick. When it
 //! crosses `cusum_threshold * phi`, the requests since its last reset form an adaptive
 //! window, tested with the same ratio/z/E conditions and fired without a further hold
-//! (the CUSUM is itself the hold). Its last reset is the onset estimate.
+//! (the CUSUM is itself the hold). Its last reset is the onset estimate, when the
+//! requests since then meet the alert's ratio; otherwise (it has been climbing on a
+//! weaker deviation) the window that fired dates the alert.
 //!
 //! # Latency outliers
 //! A backend is a latency outlier when, on a window of at least 5 ticks, a quarter or more
