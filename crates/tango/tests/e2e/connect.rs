@@ -94,7 +94,7 @@ fn connect_request(authority: &str, h2: bool) -> http::Request<Empty<Bytes>> {
 
 /// CONNECT over `io` with hyper's client (HTTP/2 when `h2`): the status, and the tunnel
 /// when it is a `2xx`.
-async fn hyper_connect<I>(
+pub async fn hyper_connect<I>(
     io: I,
     h2: bool,
     authority: &str,

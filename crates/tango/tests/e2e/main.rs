@@ -31,6 +31,7 @@ mod reload;
 mod rules;
 mod send_proxy;
 mod simulate;
+mod tunnels;
 mod upstream_tls;
 mod watch;
 mod workers;

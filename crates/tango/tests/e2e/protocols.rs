@@ -99,6 +99,15 @@ pub async fn tls_connect(
     ck: &rcgen::CertifiedKey,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_connect_to(t.addr(), ck, alpn).await
+}
+
+/// A TLS connection to `addr` (a listener with `ck`'s certificate), offering `alpn`.
+pub async fn tls_connect_to(
+    addr: std::net::SocketAddr,
+    ck: &rcgen::CertifiedKey,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -109,7 +118,7 @@ pub async fn tls_connect(
         .with_no_client_auth();
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     connector
         .connect(
             rustls::pki_types::ServerName::try_from("localhost").unwrap(),
