@@ -40,7 +40,8 @@ pub(crate) struct RunArgs {
     /// JSON lines.
     #[arg(long, value_enum, default_value = "combined")]
     pub(crate) access_log_format: AccessFormat,
-    /// How long in-flight requests may take to finish on shutdown.
+    /// How long in-flight requests may take to finish on shutdown. Open tunnels
+    /// (WebSockets, CONNECT) are closed at once.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) grace: Duration,
     /// Refuse to start when the checklist has warnings (or errors) on the file.

@@ -3,7 +3,8 @@
 //! hands h2c by prior knowledge back here), a TLS one by hyper-util's auto builder
 //! (HTTP/1.1, and HTTP/2 by ALPN) behind the socket wrapper (`conn_io`) and the framing
 //! guard (`framing`); hyper's connections are watched for idleness, for eviction to make
-//! room (`idle`) and for shutdown (`Shutdown`, which every connection hears).
+//! room (`idle`) and for shutdown (`Shutdown`, which every connection hears), and one
+//! hyper handed over to a tunnel is kept until the tunnel ends.
 
 pub(crate) use super::shutdown::Shutdown;
 
@@ -188,12 +189,16 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let slot = w.slot.clone();
+    let shutdown = w.shutdown.clone();
     let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
         let ctx = ctx.clone();
         // Counted until the response body has gone to hyper whole, not just its head.
         let guard = slot.start();
-        if req.method() == http::Method::CONNECT {
-            req.extensions_mut().insert(Tunnel(slot.clone()));
+        if may_tunnel(&req) {
+            req.extensions_mut().insert(Tunnel {
+                slot: slot.clone(),
+                shutdown: shutdown.clone(),
+            });
         }
         async move {
             let r = service::handle(ctx, req).await;
@@ -228,6 +233,14 @@ where
     drive(pin!(conn), |c| c.graceful_shutdown(), l, w).await;
 }
 
+/// The request may open a tunnel: CONNECT (HTTP/1.1, or an HTTP/2 stream), or an
+/// HTTP/1.1 upgrade.
+fn may_tunnel<B>(req: &http::Request<B>) -> bool {
+    req.method() == http::Method::CONNECT
+        || (req.version() == http::Version::HTTP_11
+            && req.headers().contains_key(http::header::UPGRADE))
+}
+
 /// Drive a connection, closing it when idle for `idle_timeout`, when chosen to make room
 /// for a newcomer, or (gracefully) on shutdown.
 async fn drive<C, E>(
@@ -258,6 +271,10 @@ async fn drive<C, E>(
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "client connection ended with an error");
                 }
+                // An HTTP/1.1 connection hyper handed over to a tunnel: hyper is done
+                // with it, the client is not. It stays open, and counted (towards
+                // `max_connections`, and by the drain), until the tunnel ends.
+                w.slot.tunnels_over().await;
                 break;
             }
             _ = stop.changed(), if !closing => {

@@ -120,6 +120,21 @@ impl Slot {
         self.waker.register(w);
     }
 
+    /// Resolves when nothing counts itself in the connection any more: called once
+    /// hyper is done with an HTTP/1.1 connection it handed over to a tunnel, whose
+    /// [`TunnelGuard`] wakes the task as it goes.
+    pub(crate) async fn tunnels_over(&self) {
+        std::future::poll_fn(|cx| {
+            self.register(cx.waker());
+            if self.active.load(Relaxed) == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     /// The listener chose this connection to close for a newcomer.
     pub(crate) fn is_evicted(&self) -> bool {
         self.state.load(Relaxed) == EVICTED
@@ -148,16 +163,34 @@ impl Slot {
     }
 }
 
-/// A connection's slot, handed with a CONNECT request (in its extensions) to the
-/// tunnel a `2xx` may open: an HTTP/2 stream that became a tunnel outlives its
-/// response, and counts itself in with [`Tunnel::start`] while it is open, so the
-/// connection under it is never taken for idle.
+/// What a tunnel needs of its client connection, handed with each request that may
+/// open one (CONNECT, or an HTTP/1.1 upgrade) in its extensions: the connection's slot,
+/// which the tunnel keeps busy while it is open ([`Tunnel::start`]), so the connection
+/// under it is never taken for idle (an HTTP/2 stream that became a tunnel outlives its
+/// response; an HTTP/1.1 connection hyper handed over is open until the tunnel ends);
+/// and the shutdown signal, which ends it.
 #[derive(Clone)]
-pub(crate) struct Tunnel(pub(crate) Arc<Slot>);
+pub(crate) struct Tunnel {
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) shutdown: super::shutdown::Shutdown,
+}
 
 impl Tunnel {
-    pub(crate) fn start(&self) -> RequestGuard {
-        self.0.start()
+    pub(crate) fn start(&self) -> TunnelGuard {
+        self.slot.active.fetch_add(1, Relaxed);
+        TunnelGuard(self.slot.clone())
+    }
+}
+
+/// Holds an open tunnel's place in its connection's `active` count, and wakes the
+/// connection's task when the tunnel ends (see [`Slot::tunnels_over`]).
+pub(crate) struct TunnelGuard(Arc<Slot>);
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+        self.0.done.fetch_add(1, Relaxed);
+        self.0.waker.wake();
     }
 }
 

@@ -274,7 +274,7 @@ fn outgoing(
     // client's side and the backend's connection one tunnel, as on the engine.
     let tunnels = upgrade.is_some() || req.method() == Method::CONNECT;
     let client_upgrade = tunnels.then(|| hyper::upgrade::on(&mut req));
-    let busy = req.extensions_mut().remove::<super::idle::Tunnel>();
+    let tunnel = req.extensions_mut().remove::<super::idle::Tunnel>();
     let from_target = target_authority(&req);
     let host = match (from_target, req.headers().get(header::HOST)) {
         (Some(a), _) => HeaderValue::from_str(a).ok(),
@@ -320,7 +320,7 @@ fn outgoing(
         framing,
         asks_upgrade: upgrade.is_some(),
         client_upgrade,
-        busy,
+        tunnel,
         counted,
         stall: ctx.settings.idle_timeout,
         origin: ctx.origin,

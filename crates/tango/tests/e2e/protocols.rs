@@ -108,6 +108,17 @@ pub async fn tls_connect_to(
     ck: &rcgen::CertifiedKey,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    try_tls_connect_to(addr, ck, alpn)
+        .await
+        .expect("TLS handshake")
+}
+
+/// [`tls_connect_to`], with the handshake's failure for an answer.
+pub async fn try_tls_connect_to(
+    addr: std::net::SocketAddr,
+    ck: &rcgen::CertifiedKey,
+    alpn: &[u8],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -118,14 +129,9 @@ pub async fn tls_connect_to(
         .with_no_client_auth();
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .expect("TLS handshake")
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
 }
 
 #[tokio::test]

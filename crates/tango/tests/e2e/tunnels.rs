@@ -1,14 +1,80 @@
 //! Tunnels (a WebSocket's after a `101`, CONNECT's after a `2xx`) on every client path:
-//! tango's engine, TLS HTTP/1.1, and HTTP/2 streams (h2c and TLS, CONNECT only). A
-//! half-close is passed on each way; a reload leaves them alone. The answers that must
-//! not open one are in `answers`.
+//! tango's engine, TLS HTTP/1.1, and HTTP/2 streams (h2c and TLS, CONNECT only). They
+//! end at once when shutdown begins, and a half-close is passed on each way; a reload
+//! leaves them alone. The answers that must not open one are in `answers`.
 
 mod answers;
 mod peers;
 
 use crate::support::*;
-use peers::{backend, every_tunnel, expect, ping, Front, BOUND};
+use peers::{backend, every_tunnel, expect, ping, Front, Opener, Path, BOUND};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// On SIGTERM every open tunnel ends at once, whatever path it came by, and tango
+/// exits long before the grace period (30 s) would have let it.
+#[tokio::test]
+async fn shutdown_ends_open_tunnels_at_once_on_every_path() {
+    let (addr, _b) = backend().await;
+    let mut f = Front::start_with(addr, "", "", &["--grace", "30s"]);
+    let mut open = Vec::new();
+    for (path, opener) in every_tunnel() {
+        open.push((path, opener, f.open(path, opener).await));
+    }
+    let started = Instant::now();
+    for t in f.both() {
+        t.signal("TERM");
+    }
+    for (path, opener, mut io) in open {
+        assert!(
+            peers::ends_within(&mut io, Duration::from_secs(5)).await,
+            "{path:?} {opener:?}: the tunnel outlived the start of shutdown by 5 s"
+        );
+    }
+    for t in f.both() {
+        let status = t.wait_exit(BOUND).expect("tango exits");
+        assert!(status.success(), "{status:?}\n{}", t.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "tango took {:?} to exit\n{}",
+            started.elapsed(),
+            t.log()
+        );
+    }
+}
+
+/// A TLS connection hyper handed over to a tunnel is still open, and counted: at
+/// `max_connections = 1` it leaves no room for a newcomer (it is busy, so it is not
+/// closed to make room either), and once it ends there is room again.
+#[tokio::test]
+async fn a_tls_connection_that_became_a_tunnel_stays_counted() {
+    let (addr, _b) = backend().await;
+    let f = Front::start(addr, "max_connections = 1", "");
+    let mut io = f.open(Path::TlsH1, Opener::Upgrade).await;
+    let mut newcomer = tokio::net::TcpStream::connect(f.tls.addr()).await.unwrap();
+    let mut buf = [0u8; 1];
+    // Refused at once; one let in would wait for its handshake (the first-byte
+    // timeout, 10 s).
+    let r = tokio::time::timeout(Duration::from_secs(2), newcomer.read(&mut buf)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "{r:?}: a newcomer was let in"
+    );
+    ping(&mut io, "still open").await;
+    drop(io);
+    // The tunnel's end frees its place (how soon is tango's to notice: tried again).
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let tls = crate::protocols::try_tls_connect_to(f.tls.addr(), &f.ck, b"http/1.1");
+        if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(1), tls).await {
+            let mut io: peers::Io = Box::new(tls);
+            let (status, _) = peers::h1_request(&mut io, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            assert_eq!(status, 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no room after the tunnel ended");
+    }
+}
 
 /// A reload (here one that changes the tunnels' own pool: a backend added, its
 /// timeouts changed) leaves every open tunnel as it was.

@@ -11,7 +11,8 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::h1::io::{Limit, Timer};
-use crate::proxy::idle::{RequestGuard, Tunnel};
+use crate::proxy::idle::{Tunnel, TunnelGuard};
+use crate::proxy::shutdown::Shutdown;
 use crate::runtime::{BackendState, InFlight, PoolRuntime, Runtime};
 use crate::upstream::{Origin, Upstream};
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH};
@@ -43,8 +44,9 @@ pub(crate) struct Outgoing {
     /// The client's side of the tunnel a `101` to an upgrade, or a `2xx` to CONNECT,
     /// opens.
     pub(crate) client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    /// For CONNECT: the client connection's slot, which an open tunnel keeps busy.
-    pub(crate) busy: Option<Tunnel>,
+    /// For a request that may open a tunnel: what the tunnel needs of the client's
+    /// connection (its slot, which an open tunnel keeps busy, and the shutdown signal).
+    pub(crate) tunnel: Option<Tunnel>,
     /// The access log's count of request body bytes, when it is on.
     pub(crate) counted: Option<Arc<AtomicU64>>,
     /// How long a response body may stall.
@@ -232,10 +234,10 @@ fn respond(
             // resets a stream whose CONNECT answer claims one.
             fields.remove(CONTENT_LENGTH);
         }
-        if let Some(client) = out.client_upgrade.take() {
+        if let (Some(client), Some(t)) = (out.client_upgrade.take(), out.tunnel.take()) {
             let early = rbuf[head.head_len..].to_vec();
-            let busy = out.busy.take().map(|t| t.start());
-            tokio::spawn(tunnel(client, up, early, (in_flight, busy)));
+            let held = (in_flight, t.start());
+            tokio::spawn(tunnel(client, up, early, t.shutdown, held));
         }
         return Ok(resp);
     }
@@ -255,13 +257,14 @@ fn respond(
 
 /// After a `101` or a `2xx` to CONNECT: bytes both ways between the client (once hyper
 /// hands its connection, or HTTP/2 stream, over) and the backend, the backend's first
-/// bytes (`early`) first. Held until it ends: the backend's in-flight count and, for
-/// CONNECT, the client connection's busy count.
+/// bytes (`early`) first, until either side ends it or shutdown begins. Held until it
+/// ends: the backend's in-flight count and the client connection's busy count.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     mut up: Upstream<Arc<BackendState>>,
     early: Vec<u8>,
-    _held: (InFlight, Option<RequestGuard>),
+    shutdown: Shutdown,
+    _held: (InFlight, TunnelGuard),
 ) {
     let c = match client.await {
         Ok(c) => c,
@@ -274,7 +277,5 @@ async fn tunnel(
     if c.write_all(&early).await.is_err() {
         return;
     }
-    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut up.stream).await {
-        tracing::debug!(error = %e, "tunnel ended");
-    }
+    crate::proxy::tunnel::relay(&mut c, &mut up.stream, &shutdown).await;
 }

@@ -379,8 +379,7 @@ impl Flow<'_, '_, '_> {
 }
 
 /// After a `101` (or a `2xx` to CONNECT): the head to the client (in `buf` from
-/// `head`), then bytes both ways until either side closes or shutdown begins. The
-/// client side keeps its send timeout.
+/// `head`), then the tunnel (`proxy::tunnel`). The client side keeps its send timeout.
 async fn tunnel(
     c: &mut Conn<'_>,
     buf: &mut Buf,
@@ -408,15 +407,8 @@ async fn tunnel(
         return Next::Close;
     }
     buf.clear();
-    let mut stop = c.shutdown.subscribe();
+    let shutdown = c.shutdown;
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
-    tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut client, &mut up.stream) => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "tunnel ended");
-            }
-        }
-        _ = stop.wait_for(|s| *s) => {}
-    }
+    crate::proxy::tunnel::relay(&mut client, &mut up.stream, shutdown).await;
     Next::Close
 }

@@ -204,6 +204,11 @@ impl Front {
         }
     }
 
+    /// Both instances.
+    pub fn both(&mut self) -> [&mut Tango; 2] {
+        [&mut self.plain, &mut self.tls]
+    }
+
     /// A new connection by `path` (for HTTP/2, before the client's preface).
     pub async fn connect(&self, path: Path) -> Io {
         let alpn: &[u8] = if path.h2() { b"h2" } else { b"http/1.1" };
@@ -331,4 +336,17 @@ pub async fn ping(io: &mut Io, text: &str) {
     io.write_all(text.as_bytes()).await.unwrap();
     io.flush().await.unwrap();
     expect(io, format!(">{text}").as_bytes()).await;
+}
+
+/// Whether the tunnel ends (the end of the stream, or an error) within `within`, with
+/// nothing more to read before that.
+pub async fn ends_within(io: &mut Io, within: Duration) -> bool {
+    let mut rest = Vec::new();
+    match tokio::time::timeout(within, io.read_to_end(&mut rest)).await {
+        Ok(_) => {
+            assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+            true
+        }
+        Err(_) => false,
+    }
 }
