@@ -8,25 +8,130 @@
 //! so one that waited for its peers to close would hold the drain for the whole grace
 //! period. A reload leaves it alone: it keeps the backend connection it has, whatever
 //! the new configuration says.
+//!
+//! A tunnel with no byte moving either way for the listener's `idle_timeout` is closed,
+//! as nginx's `proxy_read_timeout` and HAProxy's `timeout tunnel` close theirs: a peer
+//! that vanished without a FIN (a client gone off the network, a backend rebooted)
+//! would otherwise hold its descriptors, its connection slot and the backend's
+//! in-flight count for good. WebSocket pings are bytes: a protocol that keeps itself
+//! alive more often than that is never cut.
 
 use super::shutdown::Shutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
 
-/// Bytes both ways between `client` and `upstream` until the tunnel is over, or
-/// shutdown begins.
-pub(crate) async fn relay<C, U>(client: &mut C, upstream: &mut U, shutdown: &Shutdown)
-where
+/// Bytes both ways between `client` and `upstream` until the tunnel is over, no byte
+/// has moved for `idle`, or shutdown begins.
+pub(crate) async fn relay<C, U>(
+    client: &mut C,
+    upstream: &mut U,
+    idle: Duration,
+    shutdown: &Shutdown,
+) where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
     U: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
+    let since = Instant::now();
+    let moved = AtomicU64::new(0);
+    let mut c = Noted::new(client, &moved, since);
+    let mut u = Noted::new(upstream, &moved, since);
+    let copy = tokio::io::copy_bidirectional(&mut c, &mut u);
+    let quiet = tokio::time::sleep_until(since + idle);
+    tokio::pin!(copy, quiet);
     let mut stop = shutdown.subscribe();
-    tokio::select! {
-        r = tokio::io::copy_bidirectional(client, upstream) => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "tunnel ended");
+    loop {
+        tokio::select! {
+            r = &mut copy => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "tunnel ended");
+                }
+                return;
+            }
+            // Tells at once when shutdown began before the tunnel opened.
+            _ = stop.wait_for(|s| *s) => {
+                tracing::debug!("tunnel closed: shutting down");
+                return;
+            }
+            // The timer is moved on only when it fires: reads just note the time.
+            () = &mut quiet => {
+                let last = since + Duration::from_nanos(moved.load(Relaxed));
+                if Instant::now() >= last + idle {
+                    tracing::debug!(idle = ?idle, "tunnel closed: no byte moved for the idle timeout");
+                    return;
+                }
+                quiet.as_mut().reset(last + idle);
             }
         }
-        // Tells at once when shutdown began before the tunnel opened.
-        _ = stop.wait_for(|s| *s) => tracing::debug!("tunnel closed: shutting down"),
+    }
+}
+
+/// One side of a tunnel, noting when a read last brought bytes (nanoseconds after
+/// `since`, in `moved`): every byte moved is read from one side first.
+struct Noted<'a, S: ?Sized> {
+    inner: &'a mut S,
+    moved: &'a AtomicU64,
+    since: Instant,
+}
+
+impl<'a, S: ?Sized> Noted<'a, S> {
+    fn new(inner: &'a mut S, moved: &'a AtomicU64, since: Instant) -> Self {
+        Self {
+            inner,
+            moved,
+            since,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin + ?Sized> AsyncRead for Noted<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut *this.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let at = this.since.elapsed().as_nanos();
+            this.moved
+                .store(u64::try_from(at).unwrap_or(u64::MAX), Relaxed);
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin + ?Sized> AsyncWrite for Noted<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -1,7 +1,8 @@
 //! Tunnels (a WebSocket's after a `101`, CONNECT's after a `2xx`) on every client path:
 //! tango's engine, TLS HTTP/1.1, and HTTP/2 streams (h2c and TLS, CONNECT only). They
-//! end at once when shutdown begins, and a half-close is passed on each way; a reload
-//! leaves them alone. The answers that must not open one are in `answers`.
+//! end at once when shutdown begins, and after the listener's `idle_timeout` with no
+//! byte moving either way; a half-close is passed on each way; a reload leaves them
+//! alone. The answers that must not open one are in `answers`.
 
 mod answers;
 mod peers;
@@ -119,6 +120,35 @@ async fn a_half_close_is_passed_on_both_ways_on_every_path() {
         assert!(
             matches!(r, Ok(Ok(0))),
             "{path:?} {opener:?}: {r:?} {rest:?}"
+        );
+    }
+}
+
+/// A tunnel with no byte moving either way for the listener's `idle_timeout` is
+/// closed; one in use outlives it as long as bytes keep moving.
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
+    let (addr, _b) = backend().await;
+    let idle = Duration::from_millis(600);
+    let f = Front::start(addr, "idle_timeout = \"600ms\"", "");
+    let mut quiet = Vec::new();
+    let mut busy = Vec::new();
+    for (path, opener) in every_tunnel() {
+        quiet.push((path, opener, f.open(path, opener).await));
+        busy.push((path, opener, f.open(path, opener).await));
+    }
+    let opened = Instant::now();
+    // Three idle timeouts, with a ping on the busy ones every quarter of one.
+    while opened.elapsed() < idle * 3 {
+        tokio::time::sleep(idle / 4).await;
+        for (_, _, io) in &mut busy {
+            ping(io, "still here").await;
+        }
+    }
+    for (path, opener, mut io) in quiet {
+        assert!(
+            peers::ends_within(&mut io, idle).await,
+            "{path:?} {opener:?}: an idle tunnel outlived three idle timeouts"
         );
     }
 }

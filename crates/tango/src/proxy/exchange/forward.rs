@@ -49,7 +49,7 @@ pub(crate) struct Outgoing {
     pub(crate) tunnel: Option<Tunnel>,
     /// The access log's count of request body bytes, when it is on.
     pub(crate) counted: Option<Arc<AtomicU64>>,
-    /// How long a response body may stall.
+    /// How long a response body may stall, and a tunnel go with no byte moving.
     pub(crate) stall: Duration,
     /// The client's connection, as a PROXY header tells of it.
     pub(crate) origin: Origin,
@@ -237,7 +237,8 @@ fn respond(
         if let (Some(client), Some(t)) = (out.client_upgrade.take(), out.tunnel.take()) {
             let early = rbuf[head.head_len..].to_vec();
             let held = (in_flight, t.start());
-            tokio::spawn(tunnel(client, up, early, t.shutdown, held));
+            let ends = (out.stall, t.shutdown);
+            tokio::spawn(tunnel(client, up, early, ends, held));
         }
         return Ok(resp);
     }
@@ -257,13 +258,14 @@ fn respond(
 
 /// After a `101` or a `2xx` to CONNECT: bytes both ways between the client (once hyper
 /// hands its connection, or HTTP/2 stream, over) and the backend, the backend's first
-/// bytes (`early`) first, until either side ends it or shutdown begins. Held until it
-/// ends: the backend's in-flight count and the client connection's busy count.
+/// bytes (`early`) first, until either side ends it, no byte moves for the idle time,
+/// or shutdown begins (`ends`). Held until it ends: the backend's in-flight count and
+/// the client connection's busy count.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     mut up: Upstream<Arc<BackendState>>,
     early: Vec<u8>,
-    shutdown: Shutdown,
+    (idle, shutdown): (Duration, Shutdown),
     _held: (InFlight, TunnelGuard),
 ) {
     let c = match client.await {
@@ -277,5 +279,5 @@ async fn tunnel(
     if c.write_all(&early).await.is_err() {
         return;
     }
-    crate::proxy::tunnel::relay(&mut c, &mut up.stream, &shutdown).await;
+    crate::proxy::tunnel::relay(&mut c, &mut up.stream, idle, &shutdown).await;
 }

@@ -409,6 +409,7 @@ async fn tunnel(
     buf.clear();
     let shutdown = c.shutdown;
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
-    crate::proxy::tunnel::relay(&mut client, &mut up.stream, shutdown).await;
+    let idle = c.l.idle_timeout;
+    crate::proxy::tunnel::relay(&mut client, &mut up.stream, idle, shutdown).await;
     Next::Close
 }
