@@ -34,7 +34,15 @@ pub(crate) enum ProxyError {
     /// framing broke before anything of it was sent.
     #[error("the backend's response was malformed")]
     BadResponse,
+    /// A request tango does not carry where it would go (CONNECT to a backend that
+    /// speaks HTTP/2): not the client's mistake, nor the backend's failure.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
 }
+
+/// CONNECT towards a backend that speaks HTTP/2, on every client path.
+pub(crate) const CONNECT_TO_H2: ProxyError =
+    ProxyError::NotImplemented("tango does not carry CONNECT to a backend that speaks HTTP/2");
 
 impl ProxyError {
     pub(crate) fn blame(&self) -> Blame {
@@ -47,7 +55,9 @@ impl ProxyError {
             | ProxyError::Reset
             | ProxyError::Timeout
             | ProxyError::BadResponse => Blame::Upstream,
-            ProxyError::NoneEligible | ProxyError::AtCapacity => Blame::Internal,
+            ProxyError::NoneEligible | ProxyError::AtCapacity | ProxyError::NotImplemented(_) => {
+                Blame::Internal
+            }
         }
     }
 
@@ -61,7 +71,18 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
+    }
+
+    /// The request was refused as it stands, and the connection closes after the
+    /// answer: what the client sent after it cannot be trusted to be its next request
+    /// (after a refused CONNECT, it may be the tunnel's first bytes).
+    pub(crate) fn refuses(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadRequest(_) | ProxyError::NotImplemented(_)
+        )
     }
 }
 
@@ -81,5 +102,9 @@ mod tests {
         assert_eq!(ProxyError::Timeout.blame(), Blame::Upstream);
         assert_eq!(ProxyError::ClientTimeout.status(), 408);
         assert_eq!(ProxyError::ClientTimeout.blame(), Blame::Client);
+        assert_eq!(CONNECT_TO_H2.status(), 501);
+        assert_eq!(CONNECT_TO_H2.blame(), Blame::Internal);
+        assert!(CONNECT_TO_H2.refuses() && ProxyError::BadRequest("x").refuses());
+        assert!(!ProxyError::MissingKey.refuses());
     }
 }

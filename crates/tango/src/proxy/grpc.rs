@@ -19,9 +19,9 @@ pub(crate) fn is_grpc(h: &HeaderMap) -> bool {
 /// The gRPC status code for a failure of tango's.
 pub(crate) fn status_of(e: &ProxyError) -> u8 {
     match e {
-        // INTERNAL and UNIMPLEMENTED: gRPC's mapping of 400 and 404.
+        // INTERNAL and UNIMPLEMENTED: gRPC's mapping of 400, and of 404 and 501.
         ProxyError::BadRequest(_) | ProxyError::MissingKey => 13,
-        ProxyError::NoRoute => 12,
+        ProxyError::NoRoute | ProxyError::NotImplemented(_) => 12,
         // DEADLINE_EXCEEDED: the request did not arrive in time.
         ProxyError::Timeout | ProxyError::ClientTimeout => 4,
         ProxyError::NoneEligible

@@ -12,7 +12,7 @@ use super::exchange::forward::{self, Outgoing};
 use super::exchange::{h2, send, Target};
 use super::headers;
 use crate::runtime::{RouteRules, Runtime, Snapshot};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::Either;
 use hyper::body::{Body as _, Incoming};
 use std::convert::Infallible;
@@ -146,7 +146,7 @@ pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if e.status() == StatusCode::BAD_REQUEST {
+    if e.refuses() {
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

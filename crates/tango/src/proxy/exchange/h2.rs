@@ -180,7 +180,7 @@ pub(crate) async fn forward(
     target: &mut Target,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     if out.method == Method::CONNECT {
-        return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 pool"));
+        return Err(crate::proxy::error::CONNECT_TO_H2);
     }
     let mut tries = Tries::new(rt, pool, key, deadline, out.resendable);
     let mut now = Instant::now();
@@ -212,7 +212,7 @@ pub(crate) async fn forward_auto(
         let (i, _, remaining) = tries.next(target, now)?;
         let tried = if pool.backends[i].conns.speaks_h2() {
             if out.method == Method::CONNECT {
-                return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 backend"));
+                return Err(crate::proxy::error::CONNECT_TO_H2);
             }
             attempt(rt, pool, i, remaining, out, te, target).await
         } else {

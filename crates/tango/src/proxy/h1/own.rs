@@ -58,13 +58,13 @@ pub(super) async fn redirect(
     status: u16,
     location: &[u8],
 ) -> (Next, u64) {
-    answer(c, r, status, Some(location), "").await
+    answer(c, r, status, Some(location), "", false).await
 }
 
 /// tango's own answer to a request it could not get answered.
 pub(super) async fn error_response(c: &mut Conn<'_>, r: For<'_>, e: &ProxyError) -> (Next, u64) {
     let text = format!("{e}\n");
-    answer(c, r, e.status().as_u16(), None, &text).await
+    answer(c, r, e.status().as_u16(), None, &text, e.refuses()).await
 }
 
 async fn answer(
@@ -73,10 +73,11 @@ async fn answer(
     status: u16,
     location: Option<&[u8]>,
     text: &str,
+    refused: bool,
 ) -> (Next, u64) {
     // A body left unread closes the connection: its bytes would be taken for the next
-    // request. So does a refused request.
-    let keep = r.head.keep_alive && r.body_done && status != 400 && !c.closing();
+    // request. So does a refused request (`ProxyError::refuses`).
+    let keep = r.head.keep_alive && r.body_done && !refused && !c.closing();
     let mut out = Vec::with_capacity(200 + text.len() + location.map_or(0, <[u8]>::len));
     date::with(|d| {
         let own = OwnResponse {

@@ -153,7 +153,7 @@ pub(super) fn translate(
         TargetForm::Origin | TargetForm::Asterisk => origin.to_vec(),
         TargetForm::Absolute if origin.starts_with(b"/") => origin.to_vec(),
         TargetForm::Absolute => [b"/", origin].concat(),
-        TargetForm::Authority => return Err(ProxyError::BadRequest("CONNECT to an HTTP/2 pool")),
+        TargetForm::Authority => return Err(crate::proxy::error::CONNECT_TO_H2),
     };
     let path = String::from_utf8(path).map_err(|_| ProxyError::BadRequest("invalid target"))?;
     let host = head.host.map(|h| h.of(buf));
