@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// exits long before the grace period (30 s) would have let it.
 #[tokio::test]
 async fn shutdown_ends_open_tunnels_at_once_on_every_path() {
-    let (addr, _b) = backend().await;
-    let mut f = Front::start_with(addr, "", "", &["--grace", "30s"]);
+    let b = backend().await;
+    let mut f = Front::start_with(b.addr, "", "", &["--grace", "30s"]);
     let mut open = Vec::new();
     for (path, opener) in every_tunnel() {
         open.push((path, opener, f.open(path, opener).await));
@@ -49,8 +49,8 @@ async fn shutdown_ends_open_tunnels_at_once_on_every_path() {
 /// closed to make room either), and once it ends there is room again.
 #[tokio::test]
 async fn a_tls_connection_that_became_a_tunnel_stays_counted() {
-    let (addr, _b) = backend().await;
-    let f = Front::start(addr, "max_connections = 1", "");
+    let b = backend().await;
+    let f = Front::start(b.addr, "max_connections = 1", "");
     let mut io = f.open(Path::TlsH1, Opener::Upgrade).await;
     let mut newcomer = tokio::net::TcpStream::connect(f.tls.addr()).await.unwrap();
     let mut buf = [0u8; 1];
@@ -81,9 +81,9 @@ async fn a_tls_connection_that_became_a_tunnel_stays_counted() {
 /// timeouts changed) leaves every open tunnel as it was.
 #[tokio::test]
 async fn a_reload_leaves_open_tunnels_alone() {
-    let (addr, _b) = backend().await;
-    let (other, _o) = backend().await;
-    let f = Front::start(addr, "", "");
+    let b = backend().await;
+    let other = backend().await;
+    let f = Front::start(b.addr, "", "");
     let mut open = Vec::new();
     for (path, opener) in every_tunnel() {
         open.push((path, opener, f.open(path, opener).await));
@@ -91,7 +91,10 @@ async fn a_reload_leaves_open_tunnels_alone() {
     for t in [&f.plain, &f.tls] {
         let text = std::fs::read_to_string(&t.config).unwrap();
         let text = text.replace("max_attempts = 1", "max_attempts = 1\ntry_timeout = \"5s\"")
-            + &format!("\n[[pool.backend]]\nname = \"c\"\naddress = \"{other}\"\n");
+            + &format!(
+                "\n[[pool.backend]]\nname = \"c\"\naddress = \"{}\"\n",
+                other.addr
+            );
         t.write_config(&text);
         let (s, v) = admin_post(t, "/api/v1/reload").await;
         assert_eq!(s, 200, "{v}");
@@ -107,9 +110,9 @@ async fn a_reload_leaves_open_tunnels_alone() {
 /// stream, and what it sends after that still reaches the client, then the end of
 /// the backend's side.
 #[tokio::test]
-async fn a_half_close_is_passed_on_both_ways_on_every_path() {
-    let (addr, _b) = backend().await;
-    let f = Front::start(addr, "", "");
+async fn a_client_half_close_is_passed_on_on_every_path() {
+    let b = backend().await;
+    let f = Front::start(b.addr, "", "");
     for (path, opener) in every_tunnel() {
         let mut io = f.open(path, opener).await;
         io.shutdown().await.unwrap();
@@ -122,15 +125,70 @@ async fn a_half_close_is_passed_on_both_ways_on_every_path() {
             "{path:?} {opener:?}: {r:?} {rest:?}"
         );
     }
+    // Each tunnel's request is over once both sides have ended.
+    for t in [&f.plain, &f.tls] {
+        assert!(
+            in_flight_becomes(t, 0, BOUND).await,
+            "a tunnel is still in flight"
+        );
+    }
+}
+
+/// A backend that half-closes its side of a tunnel: the client sees the end of the
+/// stream, and what it sends after that still reaches the backend, then the end of
+/// the client's side.
+#[tokio::test]
+async fn a_backend_half_close_is_passed_on_on_every_path() {
+    let b = backend().await;
+    let f = Front::start(b.addr, "", "");
+    for (i, (path, opener)) in every_tunnel().into_iter().enumerate() {
+        let mut io = f.open(path, opener).await;
+        // The backend echoes it and closes its side.
+        ping(&mut io, "fin").await;
+        let mut rest = Vec::new();
+        let r = tokio::time::timeout(BOUND, io.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(r, Ok(Ok(0))),
+            "{path:?} {opener:?}: {r:?} {rest:?}"
+        );
+        io.write_all(b"after the end").await.unwrap();
+        io.shutdown().await.unwrap();
+        let deadline = Instant::now() + BOUND;
+        while b.heard.lock().unwrap().len() <= i {
+            assert!(
+                Instant::now() < deadline,
+                "{path:?} {opener:?}: the backend heard no end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let heard = b.heard.lock().unwrap()[i].clone();
+        assert_eq!(heard, "after fin: 13", "{path:?} {opener:?}");
+    }
+}
+
+/// Bytes a client sends right behind its upgrade or CONNECT, before the answer, belong
+/// to the tunnel: the backend gets them once it is open.
+#[tokio::test]
+async fn bytes_sent_behind_the_request_go_through_the_tunnel() {
+    let b = backend().await;
+    let f = Front::start(b.addr, "", "");
+    for path in [Path::Engine, Path::TlsH1] {
+        for (req, want) in [(peers::UPGRADE, 101), (peers::CONNECT, 200)] {
+            let mut io = f.h1(path).await;
+            let (status, _) = peers::h1_request(&mut io, &format!("{req}early")).await;
+            assert_eq!(status, want, "{path:?}");
+            expect(&mut io, b"hello\n>early").await;
+        }
+    }
 }
 
 /// A tunnel with no byte moving either way for the listener's `idle_timeout` is
 /// closed; one in use outlives it as long as bytes keep moving.
 #[tokio::test]
 async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
-    let (addr, _b) = backend().await;
+    let b = backend().await;
     let idle = Duration::from_millis(600);
-    let f = Front::start(addr, "idle_timeout = \"600ms\"", "");
+    let f = Front::start(b.addr, "idle_timeout = \"600ms\"", "");
     let mut quiet = Vec::new();
     let mut busy = Vec::new();
     for (path, opener) in every_tunnel() {
@@ -151,4 +209,8 @@ async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
             "{path:?} {opener:?}: an idle tunnel outlived three idle timeouts"
         );
     }
+    // Only the busy ones are still in flight.
+    let busy_at = |tls: bool| busy.iter().filter(|(p, _, _)| p.tls() == tls).count();
+    assert!(in_flight_becomes(&f.plain, busy_at(false) as u64, BOUND).await);
+    assert!(in_flight_becomes(&f.tls, busy_at(true) as u64, BOUND).await);
 }

@@ -3,7 +3,7 @@
 //! the backend's error (`502`); CONNECT to a backend that speaks HTTP/2 is a method
 //! tango does not carry there (`501`), not the client's mistake.
 
-use super::peers::{backend, h1_body, h1_request, Front, Io, Path, BOUND};
+use super::peers::{backend, h1_body, h1_request, Front, Io, Path, BOUND, CONNECT};
 use crate::upstream_tls::Ca;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::net::SocketAddr;
@@ -12,7 +12,6 @@ const UPGRADE_REFUSED: &str =
     "GET /refuse HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
 const PLAIN: &str = "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n";
 const UNASKED: &str = "GET /unasked HTTP/1.1\r\nHost: x\r\n\r\n";
-const CONNECT: &str = "CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n";
 
 /// One request and its whole answer on an HTTP/1.1 connection: status and body.
 async fn exchange(io: &mut Io, req: &str) -> (u16, String) {
@@ -22,8 +21,8 @@ async fn exchange(io: &mut Io, req: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn an_upgrade_answered_200_is_an_answer_and_the_connection_goes_on() {
-    let (addr, _b) = backend().await;
-    let f = Front::start(addr, "", "");
+    let b = backend().await;
+    let f = Front::start(b.addr, "", "");
     for path in [Path::Engine, Path::TlsH1] {
         let mut io = f.h1(path).await;
         let (status, body) = exchange(&mut io, UPGRADE_REFUSED).await;
@@ -40,8 +39,8 @@ async fn an_upgrade_answered_200_is_an_answer_and_the_connection_goes_on() {
 
 #[tokio::test]
 async fn a_101_nobody_asked_for_is_a_502_on_every_path() {
-    let (addr, _b) = backend().await;
-    let f = Front::start(addr, "", "");
+    let b = backend().await;
+    let f = Front::start(b.addr, "", "");
     for path in Path::ALL {
         let (status, body) = if path.h2() {
             f.h2_get(path, "/unasked").await

@@ -5,9 +5,15 @@
 
 use crate::support::*;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// An upgrade the backend accepts, and a CONNECT it accepts, over HTTP/1.1.
+pub const UPGRADE: &str =
+    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n";
+pub const CONNECT: &str = "CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n";
 
 /// Bounds each wait; the events awaited come much sooner.
 pub const BOUND: Duration = Duration::from_secs(10);
@@ -25,20 +31,37 @@ pub type Io = Box<dyn Duplex>;
 /// - `GET /refuse`: `200` with the body `not upgrading\n` (an upgrade declined);
 /// - anything else: `200` with the body `plain\n`.
 ///
-/// In a tunnel it sends `hello\n`, then echoes each read prefixed by `>`; when its
-/// peer's side ends (EOF) it sends `eof after N\n` (the bytes it got) and closes.
-pub async fn backend() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            tokio::spawn(serve(s));
-        }
-    });
-    (addr, task)
+/// In a tunnel it sends `hello\n` (with the head, in one write), then echoes each read
+/// prefixed by `>`; when its peer's side ends (EOF) it sends `eof after N\n` (the
+/// bytes it got) and closes. A read of just `fin` is echoed, and then the backend
+/// half-closes its own side: it reads on until its peer's end, and tells `heard` how
+/// many bytes came after the `fin`.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub heard: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-async fn serve(mut s: TcpStream) {
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn backend() -> Backend {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(serve(s, log.clone()));
+        }
+    });
+    Backend { addr, heard, task }
+}
+
+async fn serve(mut s: TcpStream, heard: Arc<Mutex<Vec<String>>>) {
     loop {
         let Some(head) = read_head(&mut s).await else {
             return;
@@ -46,9 +69,9 @@ async fn serve(mut s: TcpStream) {
         let line = head.lines().next().unwrap_or_default().to_string();
         let asks = head.to_ascii_lowercase().contains("\r\nupgrade:");
         let answer: &[u8] = if line.starts_with("CONNECT echo.test:443 ") {
-            b"HTTP/1.1 200 Connection established\r\n\r\n"
+            b"HTTP/1.1 200 Connection established\r\n\r\nhello\n"
         } else if line.starts_with("GET /unasked ") || (line.starts_with("GET /ws ") && asks) {
-            b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n"
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nhello\n"
         } else if line.starts_with("GET /refuse ") {
             b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\nnot upgrading\n"
         } else {
@@ -57,8 +80,8 @@ async fn serve(mut s: TcpStream) {
         if s.write_all(answer).await.is_err() {
             return;
         }
-        if answer.starts_with(b"HTTP/1.1 101") || line.starts_with("CONNECT") {
-            return echo(s).await;
+        if answer.ends_with(b"hello\n") {
+            return echo(s, heard).await;
         }
     }
 }
@@ -76,10 +99,7 @@ async fn read_head(s: &mut TcpStream) -> Option<String> {
     Some(String::from_utf8_lossy(&head).into_owned())
 }
 
-async fn echo(mut s: TcpStream) {
-    if s.write_all(b"hello\n").await.is_err() {
-        return;
-    }
+async fn echo(mut s: TcpStream, heard: Arc<Mutex<Vec<String>>>) {
     let mut got = 0;
     let mut buf = [0u8; 4096];
     loop {
@@ -96,10 +116,24 @@ async fn echo(mut s: TcpStream) {
                 if s.write_all(&echo).await.is_err() {
                     return;
                 }
+                if &buf[..n] == b"fin" {
+                    return half_closed(s, heard).await;
+                }
             }
             Err(_) => return,
         }
     }
+}
+
+/// Its own side closed: what still comes, counted until the peer's end.
+async fn half_closed(mut s: TcpStream, heard: Arc<Mutex<Vec<String>>>) {
+    let _ = s.shutdown().await;
+    let mut after = 0;
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = s.read(&mut buf).await {
+        after += n;
+    }
+    heard.lock().unwrap().push(format!("after fin: {after}"));
 }
 
 /// The ways into tango.
@@ -120,6 +154,11 @@ impl Path {
 
     pub fn h2(self) -> bool {
         matches!(self, Path::H2c | Path::TlsH2)
+    }
+
+    /// It goes to [`Front`]'s TLS instance.
+    pub fn tls(self) -> bool {
+        matches!(self, Path::TlsH1 | Path::TlsH2)
     }
 }
 
@@ -235,10 +274,8 @@ impl Front {
         } else {
             let mut io = io;
             let req = match opener {
-                Opener::Upgrade => {
-                    "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n"
-                }
-                Opener::Connect => "CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n",
+                Opener::Upgrade => UPGRADE,
+                Opener::Connect => CONNECT,
             };
             let (status, _) = h1_request(&mut io, req).await;
             let want = if opener == Opener::Upgrade { 101 } else { 200 };
