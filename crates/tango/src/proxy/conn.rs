@@ -230,7 +230,7 @@ where
         builder
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    drive(pin!(conn), |c| c.graceful_shutdown(), l, w).await;
+    drive(pin!(conn), |c| c.graceful_shutdown(), l, w, !h2_only).await;
 }
 
 /// The request may open a tunnel: CONNECT (HTTP/1.1, or an HTTP/2 stream), or an
@@ -242,12 +242,14 @@ fn may_tunnel<B>(req: &http::Request<B>) -> bool {
 }
 
 /// Drive a connection, closing it when idle for `idle_timeout`, when chosen to make room
-/// for a newcomer, or (gracefully) on shutdown.
+/// for a newcomer, or (gracefully) on shutdown. An HTTP/1.1 connection (`http1`) that
+/// hyper handed over to a tunnel is kept until the tunnel ends.
 async fn drive<C, E>(
     mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     l: &Listener,
     w: &Watch<'_>,
+    http1: bool,
 ) where
     C: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
@@ -273,8 +275,12 @@ async fn drive<C, E>(
                 }
                 // An HTTP/1.1 connection hyper handed over to a tunnel: hyper is done
                 // with it, the client is not. It stays open, and counted (towards
-                // `max_connections`, and by the drain), until the tunnel ends.
-                w.slot.tunnels_over().await;
+                // `max_connections`, and by the drain), until the tunnel ends. (An
+                // HTTP/2 connection's future ends only after its streams, tunnels
+                // included.)
+                if http1 {
+                    w.slot.tunnels_over().await;
+                }
                 break;
             }
             _ = stop.changed(), if !closing => {
