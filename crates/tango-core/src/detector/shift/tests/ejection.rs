@@ -212,3 +212,31 @@ fn a_shift_adopted_while_a_backend_was_out_keeps_that_backends_share() {
         assert!(fired.is_empty(), "rps {rps}: after adoption: {fired:?}");
     }
 }
+
+/// The tick a backend comes back in holds only part of a tick of it. Its effective
+/// weight for that tick is its weight times that part (the watch scales it so), and the
+/// tick is no shift: at 500 requests/s and more, a backend back within the first half
+/// of a tick at its full weight would read as an under-share of 0.1-0.4x and fire.
+#[test]
+fn the_tick_a_backend_comes_back_in_is_no_shift() {
+    for (rps, seed) in RATES {
+        for part in [0.05, 0.3, 0.5, 0.9] {
+            let (mut p, mut d) = warmed(rps, seed);
+            p.eligible[1] = false;
+            let mut seen = events(&mut d, &mut p, MIN, rps);
+            p.eligible[1] = true;
+            p.ramp[1] = part;
+            let [f, r] = events(&mut d, &mut p, 1, rps);
+            seen[0].extend(f);
+            seen[1].extend(r);
+            p.ramp[1] = 1.0;
+            let [f, r] = events(&mut d, &mut p, 5 * MIN, rps);
+            seen[0].extend(f);
+            seen[1].extend(r);
+            assert!(
+                seen.iter().all(Vec::is_empty),
+                "rps {rps}, part {part}: {seen:?}"
+            );
+        }
+    }
+}
