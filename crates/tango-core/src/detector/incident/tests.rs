@@ -432,11 +432,14 @@ fn ejection(out_at: u64, back_at: u64) -> (Vec<IncidentEvent>, IncidentTracker) 
 }
 
 /// b2 ejected for twenty minutes (past the shift detector's adoption time) and back:
-/// the incident opened at the ejection is headed by b2, resolves once b2 is back, and
-/// nothing is told after that; every incident told is about health, none comes from
-/// the shift detector. It used to adopt b2's 0% during the ejection and open an
-/// incident a minute after b2's return ("b2 is taking 268x its share"), which lasted a
-/// quarter of an hour.
+/// one incident, opened at the ejection, headed by b2 and blamed on its ejection
+/// throughout, resolved once b2 is back, and nothing told after that; none of it from
+/// the shift detector. The shift detector used to adopt b2's 0% during the ejection
+/// and open an incident a minute after b2's return ("b2 is taking 268x its share"),
+/// which lasted a quarter of an hour. And b4, at a third of the pool while b2 was out
+/// (1.33x its configured share), crossed 1.5x by chance twice, each time told as an
+/// incident of its own, the second "though no health transition or ejection was
+/// journaled": b2's ejection was older than the lookback.
 #[test]
 fn an_ejection_and_return_tells_only_the_ejection() {
     let (out_at, back_at) = (600, 1800);
@@ -444,15 +447,21 @@ fn an_ejection_and_return_tells_only_the_ejection() {
     let IncidentEvent::Opened(first) = &out[0] else {
         panic!("{:#?}", kinds(&out));
     };
-    assert_eq!(first.headline, "b2", "{:#?}", kinds(&out));
     assert!(
         first.opened_ms < T + (out_at + 10) * 1000,
         "{}",
         first.opened_ms - T
     );
+    let sentence = "likely cause: health, b2 was ejected at 17:14:00 (5 consecutive failures)";
     for e in &out {
         let (IncidentEvent::Opened(i) | IncidentEvent::Updated(i) | IncidentEvent::Resolved(i)) = e;
-        assert_eq!(i.cause.class, Cause::Health, "{}", i.cause.sentence);
+        assert_eq!(
+            (i.id.as_str(), i.headline.as_str()),
+            (first.id.as_str(), "b2"),
+            "{:#?}",
+            kinds(&out)
+        );
+        assert!(i.cause.sentence.ends_with(sentence), "{}", i.cause.sentence);
         let from_shift = i
             .signals
             .iter()
@@ -465,9 +474,10 @@ fn an_ejection_and_return_tells_only_the_ejection() {
             i.cause.sentence
         );
     }
-    let closed = out
-        .iter()
-        .any(|e| matches!(e, IncidentEvent::Resolved(i) if i.id == first.id));
-    assert!(closed, "{:#?}", kinds(&out));
+    assert!(
+        matches!(out.last(), Some(IncidentEvent::Resolved(_))),
+        "{:#?}",
+        kinds(&out)
+    );
     assert!(t.open().is_empty());
 }
