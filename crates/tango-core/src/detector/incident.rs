@@ -4,8 +4,10 @@
 //!
 //! # Grouping
 //! A fired signal joins an open incident of its pool when the incident already concerns
-//! its backend, or when its onset lies within `group_ms` of the onset of a signal
-//! already in it; otherwise it starts a new incident. The share detector and the shift
+//! its backend, when its onset lies within `group_ms` of the onset of a signal already
+//! in it, or when its cause is health and a backend of the incident is down (the others
+//! taking more while a backend is out, by chance past the alert ratio now and then, are
+//! that outage's doing); otherwise it starts a new incident. The share detector and the shift
 //! detector reporting the same backend and kind are one signal with two sources; the
 //! signal is active while either source is.
 //!
@@ -32,7 +34,7 @@
 //! removed from the pool).
 
 use crate::alert::{
-    AlertEvent, AlertKind, Evidence, Incident, IncidentEvent, Signal, SuspectedCause,
+    AlertEvent, AlertKind, Cause, Evidence, Incident, IncidentEvent, Signal, SuspectedCause,
 };
 use crate::journal::{attribute, Event};
 
@@ -204,9 +206,11 @@ impl IncidentTracker {
             resolved_ms: None,
         };
         let joins = self.open.iter_mut().find(|t| {
-            t.incident.signals.iter().any(|s| {
-                s.evidence.backend == e.backend || s.evidence.onset_ms.abs_diff(e.onset_ms) <= group
-            })
+            (e.cause == Cause::Health && !t.incident.down.is_empty())
+                || t.incident.signals.iter().any(|s| {
+                    s.evidence.backend == e.backend
+                        || s.evidence.onset_ms.abs_diff(e.onset_ms) <= group
+                })
         });
         match joins {
             Some(t) => {

@@ -198,7 +198,8 @@ pub struct BackendSample {
     pub name: String,
     /// Its configured weight.
     pub configured_weight: f64,
-    /// 0 when ineligible (unhealthy, ejected, draining); slow start already applied.
+    /// 0 when ineligible (unhealthy, ejected, draining); slow start already applied; on
+    /// the tick it came back in, times the part of the tick it was in rotation.
     pub effective_weight: f64,
     /// Cumulative requests (any status); a decrease is read as a counter reset.
     pub requests: u64,

@@ -9,10 +9,14 @@
 //! shift is suspected. The same windowed z-tests and CUSUM then fire within seconds of a
 //! sudden change, and the journal names the change that preceded it.
 //!
-//! A shift that only follows eligibility (a backend ejected or unhealthy, configured
-//! weights unchanged) is left to the share detector's configured-weights basis, which
-//! already reports it with cause `health`. A shift that persists for `adopt_after_ms`
-//! becomes the new baseline: a deliberate change alerts once, then is the norm.
+//! The baseline is each backend's share with every backend in rotation, and a tick
+//! expects it over the backends in rotation then (`rotation.rs`): a backend ejected,
+//! unhealthy, draining or in slow start moves the expectation, never the baseline,
+//! however long it is out, so its return to its share is no shift. What eligibility
+//! moves is the share detector's to report, on its configured-weights basis, with cause
+//! `health`. A shift that persists for `adopt_after_ms` becomes the new baseline: a
+//! deliberate change alerts once, then is the norm; a backend out of rotation for most
+//! of that time keeps its share.
 //!
 //! So does a shift the baseline holds without an alert: plain in the counts (skew score
 //! at or above `learn_below_z`) but under the alert ratio. Learning it at once could
@@ -28,6 +32,8 @@
 //! it: at a low rate the ticks right after a reload are often too quiet to fire, the
 //! baseline learns a little from them, and the alert that fires a tick later is still
 //! the reload's doing (the incident, attributed from the journal, says so too).
+
+mod rotation;
 
 use super::{
     AlertEvent, AlertKind, Basis, Cause, DetectorConfig, PoolDetector, PoolTick, TickReport,
@@ -62,11 +68,14 @@ impl Default for ShiftConfig {
 #[derive(Debug)]
 struct Baseline {
     name: String,
-    /// Learned share.
+    /// Learned share, with every backend in rotation at full weight.
     share: f64,
-    /// Requests counted when the current hold began: the split since then is adopted
-    /// when it persists.
-    at_shift: u64,
+    /// Since the current hold began, on ticks it was in rotation at full weight: its
+    /// requests read in the baseline's frame ([`rotation::Frame`] share x requests)...
+    held_requests: f64,
+    /// ...and the requests they were read among. Their ratio is its split since then,
+    /// adopted when the hold persists.
+    held_among: f64,
     /// Configured-weight share when the baseline last learned.
     configured: f64,
     /// Configured-weight share the baseline has caught up with: it differs from the
@@ -120,6 +129,10 @@ enum HoldStep {
 /// leaves the baseline within the under-share ratio of the new split, so the change can
 /// no longer be what an alert sees.
 const CAUGHT_UP: f64 = 0.95;
+
+/// The least part of a hold a backend must have been in rotation at full weight for its
+/// split since then to be adopted.
+const ADOPT_MIN_PART: f64 = 0.1;
 
 fn normalize(v: &mut [f64]) {
     let sum: f64 = v.iter().sum();
@@ -231,9 +244,10 @@ impl ShiftDetector {
         if same {
             return;
         }
-        let eff = Self::intended(input, false);
+        // The configured split, not the eligible set's: a backend out of rotation now is
+        // expected its share back when it returns.
         let conf = Self::intended(input, true);
-        self.baseline = fresh_baseline(input, &eff, &conf, false);
+        self.baseline = fresh_baseline(input, &conf, &conf, false);
         self.caught_up = 1.0;
         self.hold = None;
     }
@@ -244,8 +258,10 @@ impl ShiftDetector {
         self.reconcile(input);
         let conf = Self::intended(input, true);
         let eff = Self::intended(input, false);
+        let parts = rotation::parts(input);
         let resolved = self.take_expectation(input, &conf);
-        let expected: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        let base: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        let expected = rotation::expected(&base, &parts, &eff);
         // The inner detector's configured basis raises no alerts here; it carries the
         // configuration's intent, against which the over-dispersion is also measured (a
         // drift made of reloads moves the intent with it, not the noise estimate).
@@ -257,7 +273,7 @@ impl ShiftDetector {
         let mut report = self.inner.tick(&tick);
         let alerting = !self.inner.active().is_empty();
         let moved = report.skew_score >= self.cfg.learn_below_z;
-        let counted = self.learn(input, &conf, !alerting && !moved);
+        let counted = self.learn(input, &conf, &parts, !alerting && !moved);
         self.classify(&mut report.events, &conf, &eff);
         report.events.extend(resolved);
         // A tick too quiet to learn from holds nothing back: below that rate the split is
@@ -268,9 +284,12 @@ impl ShiftDetector {
         report
     }
 
-    /// Moves the baseline toward this tick's observed split, while nothing is amiss.
-    /// Returns whether the tick had the requests to learn from.
-    fn learn(&mut self, input: &PoolTick, conf: &[f64], quiet: bool) -> bool {
+    /// Moves the baseline toward this tick's observed split, while nothing is amiss, and
+    /// adds the tick to the split since the hold began. Only backends in rotation at
+    /// full weight are read, within the part of the baseline they hold together: the
+    /// others keep their share (see `rotation`). Returns whether the tick had the
+    /// requests to learn from.
+    fn learn(&mut self, input: &PoolTick, conf: &[f64], parts: &[f64], quiet: bool) -> bool {
         let deltas: Vec<u64> = self
             .baseline
             .iter_mut()
@@ -285,15 +304,26 @@ impl ShiftDetector {
             })
             .collect();
         let total: u64 = deltas.iter().sum();
+        let base: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        let frame = rotation::Frame::read(&deltas, &base, parts);
+        let among = frame.requests as f64;
+        for (b, share) in self.baseline.iter_mut().zip(&frame.shares) {
+            if let Some(share) = share {
+                b.held_requests += share * among;
+                b.held_among += among;
+            }
+        }
         let alpha =
             (self.inner.config().tick_ms as f64 / self.cfg.baseline_tau_ms.max(1) as f64).min(1.0);
         let counted = total >= self.cfg.min_tick_requests;
-        if !quiet || !counted {
+        if !quiet || !counted || frame.requests == 0 {
             return counted;
         }
         self.follow_configuration(conf, alpha);
-        for (i, b) in self.baseline.iter_mut().enumerate() {
-            b.share += alpha * (deltas[i] as f64 / total as f64 - b.share);
+        for (b, share) in self.baseline.iter_mut().zip(&frame.shares) {
+            if let Some(share) = share {
+                b.share += alpha * (share - b.share);
+            }
         }
         let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
         normalize(&mut shares);
@@ -424,7 +454,8 @@ impl ShiftDetector {
                     configured: conf.to_vec(),
                 });
                 for b in &mut self.baseline {
-                    b.at_shift = b.last_requests.unwrap_or(0);
+                    b.held_requests = 0.0;
+                    b.held_among = 0.0;
                 }
             }
         }
@@ -449,19 +480,27 @@ impl ShiftDetector {
                 });
             }
         }
-        let since_shift: Vec<f64> = self
+        // A backend in rotation for less than a tenth of the hold keeps its share: a
+        // tick or two says little, and the tick it came back in holds only part of a
+        // second of it. One out of rotation throughout keeps it too.
+        let most = self
             .baseline
             .iter()
-            .map(|b| b.last_requests.unwrap_or(0).saturating_sub(b.at_shift) as f64)
-            .collect();
-        let total: f64 = since_shift.iter().sum();
-        for ((b, c), n) in self.baseline.iter_mut().zip(conf).zip(&since_shift) {
-            if total > 0.0 {
-                b.share = n / total;
+            .map(|b| b.held_among)
+            .fold(0.0, f64::max);
+        for (b, c) in self.baseline.iter_mut().zip(conf) {
+            if b.held_among > 0.0 && b.held_among >= most * ADOPT_MIN_PART {
+                b.share = b.held_requests / b.held_among;
             }
             b.configured = *c;
             b.settled = *c;
         }
+        let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        normalize(&mut shares);
+        self.baseline
+            .iter_mut()
+            .zip(shares)
+            .for_each(|(b, s)| b.share = s);
         // The adopted split is the one this configuration brought: its alert, if it had
         // one, has fired and resolved, so the change explains nothing more.
         self.caught_up = 1.0;
@@ -502,7 +541,8 @@ fn fresh_baseline(input: &PoolTick, share: &[f64], conf: &[f64], counted: bool) 
         .map(|(i, s)| Baseline {
             name: s.name.clone(),
             share: share[i],
-            at_shift: 0,
+            held_requests: 0.0,
+            held_among: 0.0,
             configured: conf[i],
             settled: conf[i],
             last_requests: counted.then_some(s.requests),

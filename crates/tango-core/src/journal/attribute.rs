@@ -8,7 +8,8 @@
 //!   first (weights, policy and hash key before health settings before membership, then
 //!   latest first); a health transition or ejection of the backend itself that came after
 //!   that change is nearer the onset and wins. Skew against the configured weights only
-//!   (cause `health`) is the pool's health events'. When the detector saw the hash keys
+//!   (cause `health`) is the pool's health events', or else a backend's still out of
+//!   rotation, however long ago it went. When the detector saw the hash keys
 //!   explain the skew, a weight, policy or hashing change in the [`JUST_BEFORE_MS`]
 //!   before the onset still outranks them: a reload that moves traffic moves it first.
 //! - **Latency and error alerts** are blamed only on a change to that backend or on a
@@ -142,7 +143,9 @@ fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedC
     });
     let own_health = latest(window, |e| on_backend(e, alert));
     if alert.cause == Cause::Health {
-        return match (pool_health, near) {
+        // A backend out for longer than the lookback still moves the others' shares.
+        let out = pool_health.or_else(|| still_out(alert, all));
+        return match (out, near) {
             (Some(h), _) => health_cause(alert, h),
             (None, Some((k, e, c))) if k.1 == 2 => config_cause(alert, e, c, all),
             _ => SuspectedCause::new(
@@ -250,6 +253,47 @@ fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Ev
         .filter(|e| f(e))
         .max_by_key(|e| e.ts_ms)
         .copied()
+}
+
+/// The latest event that took one of the alert's pool's backends out of rotation (an
+/// ejection, a health check's "unhealthy") before the alert's onset, of a backend not
+/// back since, however long ago.
+fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
+    let hi = alert.onset_ms + SLACK_MS;
+    let mut events: Vec<&Event> = all
+        .iter()
+        .filter(|e| e.ts_ms <= hi && is_health(&e.kind) && e.kind.pool() == Some(&alert.pool))
+        .collect();
+    events.sort_by_key(|e| e.ts_ms);
+    // Per backend: what ejected it and what made it unhealthy, while each holds.
+    let mut out: Vec<(&str, Option<&Event>, Option<&Event>)> = Vec::new();
+    for e in events {
+        let (backend, ejected, unhealthy) = match &e.kind {
+            EventKind::Ejected { backend, .. } => (backend, Some(Some(e)), None),
+            EventKind::Returned { backend, .. } => (backend, Some(None), None),
+            EventKind::HealthTransition {
+                backend, healthy, ..
+            } => (backend, None, Some((!healthy).then_some(e))),
+            _ => continue,
+        };
+        let i = match out.iter().position(|o| o.0 == backend.as_str()) {
+            Some(i) => i,
+            None => {
+                out.push((backend.as_str(), None, None));
+                out.len() - 1
+            }
+        };
+        if let Some(x) = ejected {
+            out[i].1 = x;
+        }
+        if let Some(x) = unhealthy {
+            out[i].2 = x;
+        }
+    }
+    out.iter()
+        .flat_map(|o| [o.1, o.2])
+        .flatten()
+        .max_by_key(|e| e.ts_ms)
 }
 
 fn on_backend(e: &Event, alert: &Evidence) -> bool {

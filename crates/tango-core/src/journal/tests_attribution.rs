@@ -145,6 +145,38 @@ fn an_ejection_after_a_fix_is_the_cause_not_the_fix() {
     );
 }
 
+/// b4 takes 1.5x its configured share a quarter of an hour into b2's ejection (its third
+/// of the pool while b2 is out, over the line by chance): b2, still out, is the cause,
+/// though its ejection is older than the lookback. Once b2 is back, it is not.
+#[test]
+fn a_health_alert_long_into_an_ejection_names_the_backend_still_out() {
+    let returned = |ts_ms| Event {
+        ts_ms,
+        generation: 3,
+        kind: EventKind::Returned {
+            pool: "web".into(),
+            backend: "b2".into(),
+        },
+    };
+    let mut a = alert("b4", AlertKind::OverShare, T + 16 * 60_000);
+    a.cause = Cause::Health;
+    a.basis = Basis::Configured;
+    let c = attribute(&a, &[ejected(T, "b2")]);
+    assert_eq!(c.class, Cause::Health);
+    assert_eq!(
+        c.clause,
+        "likely cause: health, b2 was ejected at 17:04:00 (5 consecutive failures)"
+    );
+    assert_eq!(c.backend.as_deref(), Some("b2"));
+    let c = attribute(&a, &[ejected(T, "b2"), returned(T + 10 * 60_000)]);
+    assert!(
+        c.clause
+            .contains("no health transition or ejection was journaled"),
+        "{}",
+        c.clause
+    );
+}
+
 #[test]
 fn a_weight_change_just_before_the_onset_outranks_the_key_distribution() {
     let mut a = alert("b1", AlertKind::OverShare, T + 10_000);

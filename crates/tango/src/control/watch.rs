@@ -69,6 +69,9 @@ struct PoolWatch {
     summary: Summarizer,
     /// The tick that straddles a reload.
     straddle: Straddle,
+    /// When the last tick was sampled (time since start): a backend that came back
+    /// since was in rotation for only part of the tick.
+    sampled_ms: Option<u64>,
     /// Recent ticks' (requests, latency sum in ms, latency count), newest last.
     load: VecDeque<(u64, f64, u64)>,
     /// This tick's signals from both detectors, and the backends down now.
@@ -93,6 +96,7 @@ impl PoolWatch {
             prev_client: ClientSnapshot::default(),
             summary: Summarizer::default(),
             straddle: Straddle::default(),
+            sampled_ms: None,
             load: VecDeque::new(),
             events: Vec::new(),
             down: Vec::new(),
@@ -378,15 +382,23 @@ fn sample(
     let mut traffic = PoolTraffic::new(now_ms, &client, &w.prev_client);
     w.prev_client = client;
     let mut backends = Vec::with_capacity(pool.backends.len());
+    let tick_ms = w.detector.config().tick_ms;
+    let span = w
+        .sampled_ms
+        .map_or(tick_ms, |last| now.saturating_sub(last));
+    w.sampled_ms = Some(now);
+    let mut parts = Vec::with_capacity(pool.backends.len());
     for (i, b) in pool.backends.iter().enumerate() {
         let cfg = &pool.cfg.backends[i];
         let s = b.stats.snapshot();
         let p = w.prev.get(&cfg.address).cloned().unwrap_or_default();
         let t = BackendTick::between(&cfg.name, &s, &p);
+        let part = straddle::rejoined_part(now, b.ready_since_ms(), span);
+        parts.push(part);
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
-            effective_weight: pool.effective_weight(i, now),
+            effective_weight: pool.effective_weight(i, now) * part,
             requests: s.requests(),
             errors: s.errors(),
             client_errors: Some(s.client_errors),
@@ -398,12 +410,20 @@ fn sample(
         w.prev.insert(cfg.address.clone(), s);
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
-        // Key-space ownership, with ineligible backends' keys spread over the rest.
+        // Key-space ownership, with ineligible backends' keys spread over the rest (and
+        // a backend that came back during the tick owning its keys for that part of it).
         let masked: Vec<f64> = pool
             .ownership
             .iter()
             .zip(&backends)
-            .map(|(o, b)| if b.effective_weight > 0.0 { *o } else { 0.0 })
+            .zip(&parts)
+            .map(|((o, b), part)| {
+                if b.effective_weight > 0.0 {
+                    o * part
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let sum: f64 = masked.iter().sum();
         if sum > 0.0 {

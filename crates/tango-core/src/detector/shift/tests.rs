@@ -2,12 +2,15 @@ use super::*;
 use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{BackendSample, Evidence};
 
+mod ejection;
 mod sub_threshold;
 
 struct Pool {
     names: Vec<String>,
     weights: Vec<f64>,
     eligible: Vec<bool>,
+    /// Each backend's slow-start factor: its effective weight is its weight times this.
+    ramp: Vec<f64>,
     /// What traffic does that the weights do not say (a hot key, a policy's drift):
     /// each backend's draws are weighted by this too, its reported weight is not.
     drawn: Vec<f64>,
@@ -24,6 +27,7 @@ impl Pool {
                 .collect(),
             weights: weights.to_vec(),
             eligible: vec![true; weights.len()],
+            ramp: vec![1.0; weights.len()],
             drawn: vec![1.0; weights.len()],
             counts: vec![0; weights.len()],
             rng: SplitMix64::new(7),
@@ -37,7 +41,8 @@ impl Pool {
             .weights
             .iter()
             .zip(&self.eligible)
-            .map(|(w, e)| if *e { *w } else { 0.0 })
+            .zip(&self.ramp)
+            .map(|((w, e), r)| if *e { w * r } else { 0.0 })
             .collect();
         let drawn: Vec<f64> = eff.iter().zip(&self.drawn).map(|(w, d)| w * d).collect();
         let sum: f64 = drawn.iter().sum();
@@ -65,6 +70,31 @@ impl Pool {
             ..Default::default()
         }
     }
+}
+
+const MIN: u32 = 60;
+
+/// Four backends of weight 10 at `rps`, after ten balanced minutes.
+fn warmed(rps: u64, seed: u64) -> (Pool, ShiftDetector) {
+    let mut p = Pool::new(&[10.0; 4]);
+    p.rng = SplitMix64::new(seed);
+    let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
+    let fired = fires(&mut d, &mut p, 10 * MIN, rps);
+    assert!(fired.is_empty(), "{fired:?}");
+    (p, d)
+}
+
+/// Runs `ticks` ticks; returns what fired.
+fn fires(d: &mut ShiftDetector, p: &mut Pool, ticks: u32, rps: u64) -> Vec<Evidence> {
+    let mut fired = Vec::new();
+    run(d, p, ticks, rps, &mut fired, &mut Vec::new());
+    fired
+}
+
+fn over_share<'a>(fired: &'a [Evidence], backend: &str) -> Option<&'a Evidence> {
+    fired
+        .iter()
+        .find(|e| e.backend == backend && e.kind == AlertKind::OverShare)
 }
 
 fn run(

@@ -1,6 +1,7 @@
 //! The tick that straddles a reload holds requests split both ways: its expected split
 //! is the mix of the two, weighted by the part of the tick each generation was in force,
-//! so the change itself is not read as skew against either.
+//! so the change itself is not read as skew against either. Likewise the tick a backend
+//! came back in (from ejection, or healthy again): it was in rotation for part of it.
 
 use tango_core::detector::PoolTick;
 
@@ -36,6 +37,18 @@ impl Straddle {
             configured: now.1,
         });
     }
+}
+
+/// The part of the tick, `span_ms` long and sampled at `now_ms`, that a backend back in
+/// rotation since `ready_since_ms` (both time since start) was in it: 1 for one back since
+/// before the tick. Its effective weight for the tick is scaled by this, so the requests
+/// it could not have had before it came back are not read as an under-share (at 500
+/// requests/s, a backend back a third of the way into a tick would otherwise fire one).
+pub(super) fn rejoined_part(now_ms: u64, ready_since_ms: u64, span_ms: u64) -> f64 {
+    if span_ms == 0 {
+        return 1.0;
+    }
+    (now_ms.saturating_sub(ready_since_ms) as f64 / span_ms as f64).min(1.0)
 }
 
 /// Each backend's expected share this tick, by name: the caller's override (hash pools'
@@ -118,5 +131,18 @@ mod tests {
         let mut t = tick(12_000, &typo);
         w.apply(&mut t, 2, 10_250);
         assert_eq!(t.expected, None, "the tick after is all generation 2");
+    }
+
+    #[test]
+    fn a_backend_back_during_the_tick_is_in_rotation_for_the_rest_of_it() {
+        assert_eq!(rejoined_part(10_000, 9_250, 1000), 0.75);
+        assert_eq!(rejoined_part(10_000, 10_000, 1000), 0.0);
+        assert_eq!(rejoined_part(10_000, 2_000, 1000), 1.0, "back long before");
+        assert_eq!(
+            rejoined_part(10_000, 9_000, 2000),
+            0.5,
+            "a late tick is longer"
+        );
+        assert_eq!(rejoined_part(10_000, 9_000, 0), 1.0);
     }
 }

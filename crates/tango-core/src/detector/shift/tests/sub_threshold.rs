@@ -8,31 +8,6 @@ use crate::alert::{Change, ChangeKind};
 use crate::detector::PoolDetector;
 use crate::journal::{attribute, ConfigSource, Event, EventKind};
 
-const MIN: u32 = 60;
-
-/// Four backends of weight 10 at `rps`, after ten balanced minutes.
-fn warmed(rps: u64, seed: u64) -> (Pool, ShiftDetector) {
-    let mut p = Pool::new(&[10.0; 4]);
-    p.rng = SplitMix64::new(seed);
-    let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
-    let fired = fires(&mut d, &mut p, 10 * MIN, rps);
-    assert!(fired.is_empty(), "{fired:?}");
-    (p, d)
-}
-
-/// Runs `ticks` ticks; returns what fired.
-fn fires(d: &mut ShiftDetector, p: &mut Pool, ticks: u32, rps: u64) -> Vec<Evidence> {
-    let mut fired = Vec::new();
-    run(d, p, ticks, rps, &mut fired, &mut Vec::new());
-    fired
-}
-
-fn over_share<'a>(fired: &'a [Evidence], backend: &str) -> Option<&'a Evidence> {
-    fired
-        .iter()
-        .find(|e| e.backend == backend && e.kind == AlertKind::OverShare)
-}
-
 /// A reload changing `backend`'s weight, as the journal records it.
 fn reload(ts_ms: u64, generation: u64, backend: &str, from: u32, to: u32) -> Event {
     Event {
