@@ -12,8 +12,9 @@
 //! - **Not sent** (connect failed, or the backend is at its connection cap): counts an
 //!   attempt, and the request is retried elsewhere whatever its method or body. Nothing
 //!   reached a backend, so the retry adds no load and spends no budget.
-//! - **Sent, then failed** (reset before a response head): retried only when the request
-//!   may be sent twice (the caller says so: an idempotent method, no body, no protocol
+//! - **Sent, then failed** (reset before a response head, or a response head tango
+//!   cannot forward: malformed, or a `101` the request did not ask for): retried only
+//!   when the request may be sent twice (the caller says so: an idempotent method, no body, no protocol
 //!   upgrade). Such a retry re-sends a request a backend already received, so the next
 //!   try spends one token of the retry budget, once, however many tries that retry
 //!   then takes; when the budget has none, the request ends with the failure.
@@ -40,6 +41,10 @@ pub enum Failure {
     Connect,
     /// The backend closed or reset the connection before answering.
     Reset,
+    /// The backend answered with a head tango cannot forward (malformed, or a `101`
+    /// the request did not ask for). Retried as a reset is: the backend had the
+    /// request, so only a request that may be sent twice goes elsewhere.
+    BadResponse,
     /// No answer in time, or no time left for another try.
     Timeout,
 }

@@ -482,6 +482,39 @@ fn empty_backend_and_listener_names_are_refused() {
     );
 }
 
+/// Listeners are known by name (a reload keeps or stops them by it), so no two may
+/// share one, whether written or the default `listener-N`.
+#[test]
+fn two_listeners_never_share_a_name_even_a_default_one() {
+    let pool = "[[pool]]\nname = \"web\"\n[[pool.backend]]\naddress = \"127.0.0.1:9001\"\n";
+    let two = |a: &str, b: &str| {
+        format!("[[listener]]\n{a}listen = \"127.0.0.1:0\"\n[[listener]]\n{b}listen = \"127.0.0.1:0\"\n{pool}")
+    };
+    let e = parse_err(&two("name = \"x\"\n", "name = \"x\"\n"));
+    assert!(
+        e.render().contains("listener name `x` is used twice"),
+        "{}",
+        e.render()
+    );
+    // The second's default name is `listener-1`.
+    let e = parse_err(&two("name = \"listener-1\"\n", ""));
+    let r = e.render();
+    assert!(
+        r.contains("this listener's default name, `listener-1`, is another listener's name"),
+        "{r}"
+    );
+    assert_eq!(e.diagnostics()[0].key, "listener[listener-1]", "{r}");
+    let e = parse_err(&two("", "name = \"listener-0\"\n"));
+    assert!(
+        e.render()
+            .contains("listener name `listener-0` is used twice"),
+        "{}",
+        e.render()
+    );
+    parse_ok(&two("", ""));
+    parse_ok(&two("name = \"a\"\n", ""));
+}
+
 /// A whole number past 64 bits is not TOML; the message says so in TOML's terms (serde
 /// spoke of an i128 and suggested quoting).
 #[test]

@@ -57,6 +57,46 @@ fn a_reset_after_sending_is_retried_only_when_the_request_may_be_sent_twice() {
     assert!(!s.may_resend, "the third attempt is the last");
 }
 
+/// A response head tango cannot forward is retried exactly as a reset after sending:
+/// the same steps, attempts and budget for every kind of request; only the failure
+/// the client is told of differs.
+#[test]
+fn a_bad_response_head_is_retried_as_a_reset_is() {
+    // Each try fails with `f`: what the machine says after each.
+    let run = |max: u32, resendable: bool, f: Failure| {
+        let mut r = Retry::new(max, resendable);
+        let mut steps = Vec::new();
+        for i in 0..4 {
+            let send = r.send(i);
+            let step = r.record(Outcome::SentFailed(f));
+            steps.push((send, step, r.attempts(), r.none_eligible()));
+            if step != Step::Pick {
+                break;
+            }
+        }
+        steps
+    };
+    let as_reset = |f| match f {
+        Failure::BadResponse => Failure::Reset,
+        f => f,
+    };
+    for (max, resendable) in [(1, true), (2, true), (3, true), (2, false), (3, false)] {
+        let bad: Vec<_> = run(max, resendable, Failure::BadResponse)
+            .into_iter()
+            .map(|(send, step, attempts, last)| {
+                assert_eq!(last, Failure::BadResponse, "the client is told of it");
+                let step = match step {
+                    Step::GiveUp(f) => Step::GiveUp(as_reset(f)),
+                    Step::Pick => Step::Pick,
+                };
+                (send, step, attempts, as_reset(last))
+            })
+            .collect();
+        let reset = run(max, resendable, Failure::Reset);
+        assert_eq!(bad, reset, "max_attempts {max}, resendable {resendable}");
+    }
+}
+
 #[test]
 fn a_timed_out_try_is_never_retried() {
     let mut r = Retry::new(5, true);

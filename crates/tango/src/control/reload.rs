@@ -169,9 +169,8 @@ impl Control {
         let changes = summarize_changes(&old.config, &new);
         let snap = self.rt.build(new, &loaded.source.text, generation);
         let canary = self.arm_canary(&old, &j, generation);
-        let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
-        listeners.commit(&cfg, bound);
+        listeners.commit(bound);
         self.journal.set_generation(generation);
         for c in &changes {
             tracing::info!(generation, "change: {}", c.describe());
@@ -308,9 +307,8 @@ impl Control {
         let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
         self.watch
             .expect(generation, armed.restore.clone(), &changed);
-        let cfg = snap.config.clone();
         self.rt.snapshot.store(Arc::new(snap));
-        listeners.commit(&cfg, bound);
+        listeners.commit(bound);
         self.journal.set_generation(generation);
         self.reloads.rollbacks.fetch_add(1, Relaxed);
         tracing::warn!(

@@ -208,7 +208,7 @@ pub(crate) async fn start(
     let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log, workers.handles());
     let cfg = rt.current().config.clone();
     let bound = listeners.prepare(&cfg).await?;
-    listeners.commit(&cfg, bound);
+    listeners.commit(bound);
     let watch = Arc::new(WatchState::default());
     let control = Control::new(rt.clone(), path, listeners, journal.clone(), watch.clone());
     let admin = tokio::net::TcpListener::bind(admin_addr)

@@ -29,6 +29,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tango_core::config::Listener;
 
 /// Where access log lines go and in which format.
 pub(crate) struct AccessLog {
@@ -83,10 +84,11 @@ impl AccessLog {
     }
 
     /// Note what the access log needs from a request's head, as it arrives on a
-    /// connection of `listener` from `peer`.
+    /// connection of `listener` (its settings when the connection was accepted: the
+    /// name it was accepted under) from `peer`.
     pub(crate) fn entry<B: Body>(
         self: &Arc<Self>,
-        listener: &Arc<str>,
+        listener: &Arc<Listener>,
         peer: SocketAddr,
         req: &Request<B>,
         request_id: &HeaderValue,
@@ -122,7 +124,7 @@ impl AccessLog {
     /// `http::Request`s).
     pub(crate) fn entry_from_parts(
         self: &Arc<Self>,
-        listener: &Arc<str>,
+        listener: &Arc<Listener>,
         peer: SocketAddr,
         head: HeadParts,
     ) -> Entry {
@@ -162,7 +164,7 @@ pub(crate) struct HeadParts {
 /// One request, from its arrival to its last byte.
 pub(crate) struct Entry {
     log: Arc<AccessLog>,
-    listener: Arc<str>,
+    listener: Arc<Listener>,
     peer: SocketAddr,
     start: Instant,
     method: Method,
@@ -247,7 +249,7 @@ impl Entry {
         Fields {
             ts: humantime::format_rfc3339_millis(now).to_string(),
             request_id: text(&self.request_id),
-            listener: &self.listener,
+            listener: &self.listener.name,
             client: self.peer.ip(),
             client_port: self.peer.port(),
             method: self.method.as_str(),

@@ -32,7 +32,6 @@ use tokio::net::TcpStream;
 pub(super) struct Shared {
     pub(super) rt: Arc<Runtime>,
     pub(super) shutdown: Shutdown,
-    pub(super) name: Arc<str>,
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     /// Open connections, and the idle ones that may be closed for a newcomer.
     pub(super) conns: Conns,
@@ -82,7 +81,6 @@ pub(super) fn connection(mut a: Accepted) -> impl std::future::Future<Output = (
             .map(|_| Arc::new(SwitchVerdict::default()));
         let conn = Arc::new(ConnCtx {
             rt: a.ctx.rt.clone(),
-            listener: a.ctx.name.clone(),
             peer: a.peer,
             origin: Origin {
                 client: a.peer,

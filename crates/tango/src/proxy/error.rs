@@ -30,8 +30,9 @@ pub(crate) enum ProxyError {
     Reset,
     #[error("the backend did not answer in time")]
     Timeout,
-    /// The backend answered, but its response cannot be forwarded: its chunked body's
-    /// framing broke before anything of it was sent.
+    /// The backend answered, but its response cannot be forwarded: its head is
+    /// malformed or unexpected (a `101` the request did not ask for), or its chunked
+    /// body's framing broke before anything of it was sent.
     #[error("the backend's response was malformed")]
     BadResponse,
     /// A request tango does not carry where it would go (CONNECT to a backend that

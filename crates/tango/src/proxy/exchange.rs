@@ -66,6 +66,7 @@ impl From<Failure> for ProxyError {
             Failure::AtCapacity => ProxyError::AtCapacity,
             Failure::Connect => ProxyError::Connect,
             Failure::Reset => ProxyError::Reset,
+            Failure::BadResponse => ProxyError::BadResponse,
             Failure::Timeout => ProxyError::Timeout,
         }
     }
@@ -237,11 +238,11 @@ pub(crate) fn failed_after_send(
     why: &HeadFail,
 ) -> Outcome {
     super::accounting::record(rt, pool, i, None, Some(took));
-    match why {
-        HeadFail::Timeout => Outcome::TimedOut,
-        HeadFail::Closed | HeadFail::Bad(_) => {
-            tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");
-            Outcome::SentFailed(Failure::Reset)
-        }
-    }
+    let failure = match why {
+        HeadFail::Timeout => return Outcome::TimedOut,
+        HeadFail::Closed => Failure::Reset,
+        HeadFail::Bad(_) => Failure::BadResponse,
+    };
+    tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");
+    Outcome::SentFailed(failure)
 }

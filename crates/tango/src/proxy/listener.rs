@@ -3,20 +3,25 @@
 //! Every worker (`crate::worker`) has a socket of its own per address, bound with
 //! `SO_REUSEPORT` so the kernel spreads new connections across them, and its own accept
 //! loop, which serves what it accepts on that worker, or, when that worker has more of
-//! the listener's connections than another, hands it to the emptiest (`spread`). Listener settings are read from
-//! the current snapshot at accept time, so a reload changes them for new connections
-//! without rebinding. A TLS listener's certificates are read again for each
-//! configuration and swapped into its acceptor (`tls::Resolver`), also without
-//! rebinding. At `max_connections`, a total over the listener's workers (they share one
-//! `Conns`), the connection idle longest is closed to make room (`idle`); when none is
-//! idle the newcomer is answered `503` and closed, never queued.
+//! the listener's connections than another, hands it to the emptiest (`spread`).
+//!
+//! Listeners are known by name, never by address (several may be configured on port
+//! 0): a reload keeps a listener's socket when its name and address stay, or when
+//! another name takes over its fixed address (`Listeners::kept_by`). Each configuration
+//! hands its settings for a listener to that listener's accept loops, so a reload
+//! changes them for new connections without rebinding. A TLS listener's certificates
+//! are read again for each configuration and swapped into its acceptor
+//! (`tls::Resolver`), also without rebinding. At `max_connections`, a total over the
+//! listener's workers (they share one `Conns`), the connection idle longest is closed
+//! to make room (`idle`); when none is idle the newcomer is answered `503` and closed,
+//! never queued.
 
 use super::access::AccessLog;
 use super::conn::{connection, Accepted, Shared, Shutdown};
 use super::idle::Conns;
 use super::spread::Spread;
 use super::tls::{self, CertSet, Resolver};
-use crate::runtime::{Runtime, Snapshot};
+use crate::runtime::Runtime;
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,9 +34,13 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 struct Running {
+    /// The address configured (port 0: any the kernel chose).
+    listen: SocketAddr,
     /// The address actually bound (differs from the configured one for port 0).
     local: SocketAddr,
-    stop: watch::Sender<bool>,
+    /// What its accept loops follow: its settings, replaced by each configuration that
+    /// keeps it (a rename too); `None` stops them.
+    settings: watch::Sender<Option<Arc<Listener>>>,
     /// Its certificates, replaced on reload; `None`: plain text.
     tls: Option<Arc<Resolver>>,
 }
@@ -40,7 +49,9 @@ struct Running {
 pub(crate) struct Listeners {
     rt: Arc<Runtime>,
     shutdown: Shutdown,
-    running: HashMap<SocketAddr, Running>,
+    /// By name: names are unique in a configuration, and several listeners may be
+    /// configured on port 0 of one address.
+    running: HashMap<String, Running>,
     access_log: Option<Arc<AccessLog>>,
     /// The open-file limit after raising it (`None`: unknown).
     fd_limit: Option<u64>,
@@ -57,11 +68,21 @@ pub(crate) struct Bound {
     resolver: Option<Arc<Resolver>>,
 }
 
-/// What a configuration needs before it commits: the listeners it adds, bound, and the
-/// certificates of TLS listeners already running, read (so a bad one rejects it).
+/// A running listener a configuration keeps, socket and connections, with its settings
+/// there.
+struct Kept {
+    /// Its name among the running listeners; `listener.name` differs when it was renamed.
+    was: String,
+    listener: Listener,
+    /// A TLS listener's certificates, read again.
+    certs: Option<CertSet>,
+}
+
+/// What a configuration needs before it commits: the listeners it adds, bound, and those
+/// it keeps, with the certificates of the TLS ones read (so a bad one rejects it).
 pub(crate) struct Prepared {
     bound: Vec<Bound>,
-    renew: Vec<(SocketAddr, CertSet)>,
+    kept: Vec<Kept>,
 }
 
 impl Listeners {
@@ -83,111 +104,164 @@ impl Listeners {
         }
     }
 
-    /// Bind the listeners `config` adds and read every TLS listener's certificates.
-    /// Nothing starts yet. A listener whose address is already bound keeps its socket;
-    /// turning its TLS on or off takes a restart.
+    /// Bind the listeners `config` adds and read the certificates of every TLS listener
+    /// it keeps (see [`Listeners::kept_by`] for which it keeps). Nothing starts yet.
+    /// Turning a kept listener's TLS on or off takes a restart.
     pub(crate) async fn prepare(&self, config: &Config) -> anyhow::Result<Prepared> {
-        let mut out = Vec::new();
-        let mut renew = Vec::new();
-        for l in &config.listeners {
-            if let Some(r) = self.running.get(&l.listen) {
-                match (&l.tls, r.tls.is_some()) {
-                    (Some(t), true) => renew.push((l.listen, tls::load_for(&l.name, t)?)),
-                    (None, false) => {}
-                    _ => tracing::warn!(listener = %l.name,
-                        "turning TLS on or off for an address already bound takes effect on restart"),
+        let mut bound = Vec::new();
+        let mut kept = Vec::new();
+        for (l, was) in config.listeners.iter().zip(self.kept_by(config)) {
+            let Some((was, r)) = was.and_then(|n| self.running.get_key_value(n)) else {
+                bound.push(self.bind(l)?);
+                continue;
+            };
+            let certs = match (&l.tls, r.tls.is_some()) {
+                (Some(t), true) => Some(tls::load_for(&l.name, t)?),
+                (None, false) => None,
+                _ => {
+                    tracing::warn!(listener = %l.name,
+                        "turning TLS on or off for an address already bound takes effect on restart");
+                    None
                 }
+            };
+            kept.push(Kept {
+                was: was.clone(),
+                listener: l.clone(),
+                certs,
+            });
+        }
+        Ok(Prepared { bound, kept })
+    }
+
+    /// For each of `config`'s listeners, the running listener it keeps (`None`: it is
+    /// bound anew). First the one of the same name on the same configured address;
+    /// then, for a listener on a fixed port, the one left on that address under another
+    /// name (a listener renamed, or two that traded addresses), since the address
+    /// cannot be bound twice. A listener on port 0 is kept only under its name: its
+    /// address names no socket. A running listener no one keeps stops.
+    fn kept_by<'a>(&'a self, config: &Config) -> Vec<Option<&'a str>> {
+        let mut taken: Vec<&str> = Vec::new();
+        let mut out: Vec<Option<&str>> = (config.listeners.iter())
+            .map(|l| {
+                let (name, r) = self.running.get_key_value(&l.name)?;
+                (r.listen == l.listen).then(|| {
+                    taken.push(name);
+                    name.as_str()
+                })
+            })
+            .collect();
+        for (l, kept) in config.listeners.iter().zip(&mut out) {
+            if kept.is_some() || l.listen.port() == 0 {
                 continue;
             }
-            let (tls, resolver) = match &l.tls {
-                Some(t) => {
-                    let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
-                    (Some(a), Some(r))
-                }
-                None => (None, None),
-            };
-            let sockets = bind_all(l.listen, &self.workers)
-                .with_context(|| format!("binding listener `{}` on {}", l.name, l.listen))?;
-            out.push(Bound {
-                listener: l.clone(),
-                sockets,
-                tls,
-                resolver,
-            });
+            let same = (self.running.iter())
+                .find(|(n, r)| r.listen == l.listen && !taken.contains(&n.as_str()));
+            if let Some((n, _)) = same {
+                taken.push(n);
+                *kept = Some(n);
+            }
         }
-        Ok(Prepared { bound: out, renew })
+        out
     }
 
-    /// Start what was bound, each socket's accept loop on its worker, serve the
-    /// certificates read, and stop listeners no longer in `config`.
-    pub(crate) fn commit(&mut self, config: &Config, prepared: Prepared) {
-        for (addr, set) in prepared.renew {
-            if let Some(r) = self.running.get(&addr).and_then(|r| r.tls.as_ref()) {
-                r.swap(set);
+    /// One socket per worker for `l`, and its TLS acceptor.
+    fn bind(&self, l: &Listener) -> anyhow::Result<Bound> {
+        let (tls, resolver) = match &l.tls {
+            Some(t) => {
+                let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
+                (Some(a), Some(r))
             }
+            None => (None, None),
+        };
+        let sockets = bind_all(l.listen, &self.workers)
+            .with_context(|| format!("binding listener `{}` on {}", l.name, l.listen))?;
+        Ok(Bound {
+            listener: l.clone(),
+            sockets,
+            tls,
+            resolver,
+        })
+    }
+
+    /// Give the listeners kept their settings (and names) and certificates, stop those
+    /// left out, and start what was bound, each socket's accept loop on its worker.
+    pub(crate) fn commit(&mut self, prepared: Prepared) {
+        let mut old = std::mem::take(&mut self.running);
+        for k in prepared.kept {
+            // Always there: the caller holds the listeners from `prepare` to here.
+            let Some(r) = old.remove(&k.was) else {
+                continue;
+            };
+            if let (Some(set), Some(resolver)) = (k.certs, &r.tls) {
+                resolver.swap(set);
+            }
+            let name = k.listener.name.clone();
+            if name != k.was {
+                tracing::info!(listener = %name, was = %k.was, address = %r.local,
+                    "listener renamed; its socket and connections are kept");
+            }
+            r.settings.send_replace(Some(Arc::new(k.listener)));
+            self.running.insert(name, r);
+        }
+        for (name, r) in old {
+            tracing::info!(listener = %name, address = %r.local, "listener removed; open connections drain");
+            r.settings.send_replace(None);
         }
         for b in prepared.bound {
-            let (stop, stop_rx) = watch::channel(false);
-            let addr = b.listener.listen;
-            let local = b
-                .sockets
-                .first()
-                .and_then(|s| s.local_addr().ok())
-                .unwrap_or(addr);
-            tracing::info!(listener = %b.listener.name, address = %local, tls = b.tls.is_some(),
-                workers = b.sockets.len(), "listening");
-            if let Some(limit) = self
-                .fd_limit
-                .filter(|l| b.listener.max_connections as u64 >= *l)
-            {
-                tracing::warn!(listener = %b.listener.name, max_connections = b.listener.max_connections, open_file_limit = limit,
-                    "max_connections is above the open-file limit: accepts will fail before it is reached");
-            }
-            self.running.insert(
-                addr,
-                Running {
-                    local,
-                    stop,
-                    tls: b.resolver,
-                },
-            );
-            // One per listener, shared by its workers' accept loops: `max_connections`
-            // and the idle queue span them all.
-            let ctx = Arc::new(Shared {
-                rt: self.rt.clone(),
-                shutdown: self.shutdown.clone(),
-                name: Arc::from(b.listener.name.as_str()),
-                tls: b.tls,
-                conns: Conns::default(),
-                access_log: self.access_log.clone(),
-                spread: Arc::new(Spread::new(self.workers.len())),
-                workers: self.workers.clone(),
-            });
-            for (socket, worker) in b.sockets.into_iter().zip(&self.workers) {
-                worker.spawn(accept_loop(ctx.clone(), socket, stop_rx.clone()));
-            }
+            self.start(b);
         }
-        let keep: Vec<SocketAddr> = config.listeners.iter().map(|l| l.listen).collect();
-        self.running.retain(|addr, r| {
-            let k = keep.contains(addr);
-            if !k {
-                tracing::info!(address = %addr, "listener removed; open connections drain");
-                let _ = r.stop.send(true);
-            }
-            k
-        });
     }
 
-    /// (listener name, bound address) of every running listener.
+    /// Run a listener just bound: an accept loop per worker.
+    fn start(&mut self, b: Bound) {
+        let local = b
+            .sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(b.listener.listen);
+        tracing::info!(listener = %b.listener.name, address = %local, tls = b.tls.is_some(),
+            workers = b.sockets.len(), "listening");
+        if let Some(limit) = self
+            .fd_limit
+            .filter(|l| b.listener.max_connections as u64 >= *l)
+        {
+            tracing::warn!(listener = %b.listener.name, max_connections = b.listener.max_connections, open_file_limit = limit,
+                "max_connections is above the open-file limit: accepts will fail before it is reached");
+        }
+        let name = b.listener.name.clone();
+        let listen = b.listener.listen;
+        let (settings, settings_rx) = watch::channel(Some(Arc::new(b.listener)));
+        // One per listener, shared by its workers' accept loops: `max_connections`
+        // and the idle queue span them all.
+        let ctx = Arc::new(Shared {
+            rt: self.rt.clone(),
+            shutdown: self.shutdown.clone(),
+            tls: b.tls,
+            conns: Conns::default(),
+            access_log: self.access_log.clone(),
+            spread: Arc::new(Spread::new(self.workers.len())),
+            workers: self.workers.clone(),
+        });
+        for (socket, worker) in b.sockets.into_iter().zip(&self.workers) {
+            worker.spawn(accept_loop(ctx.clone(), socket, settings_rx.clone()));
+        }
+        self.running.insert(
+            name,
+            Running {
+                listen,
+                local,
+                settings,
+                tls: b.resolver,
+            },
+        );
+    }
+
+    /// (listener name, bound address) of every running listener, in `config`'s order.
     pub(crate) fn addresses(&self, config: &Config) -> Vec<(String, SocketAddr)> {
         config
             .listeners
             .iter()
-            .filter_map(|l| {
-                self.running
-                    .get(&l.listen)
-                    .map(|r| (l.name.clone(), r.local))
-            })
+            .filter_map(|l| self.running.get(&l.name).map(|r| (l.name.clone(), r.local)))
             .collect()
     }
 }
@@ -248,27 +322,39 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
 }
 
 /// Every connection one worker accepts for one listener, until the listener stops or
-/// tango shuts down.
-async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Receiver<bool>) {
+/// tango shuts down. `settings` are the listener's, as the configuration in force
+/// gives them; `None` stops the loop.
+async fn accept_loop(
+    ctx: Arc<Shared>,
+    socket: TcpListener,
+    mut settings: watch::Receiver<Option<Arc<Listener>>>,
+) {
     let worker = crate::worker::id();
     let mut shutdown = ctx.shutdown.subscribe();
-    let mut cached = None;
+    let Some(mut lcfg) = settings.borrow_and_update().clone() else {
+        return;
+    };
     loop {
         let (stream, peer) = tokio::select! {
             r = socket.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %ctx.name, error = %e, "accept failed");
+                    tracing::warn!(listener = %lcfg.name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
-            _ = stop.changed() => break,
+            changed = settings.changed() => {
+                match changed.ok().and_then(|()| settings.borrow_and_update().clone()) {
+                    Some(l) => {
+                        lcfg = l;
+                        continue;
+                    }
+                    None => break,
+                }
+            },
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
-        };
-        let Some(lcfg) = settings(&ctx, &mut cached) else {
-            break;
         };
         // At the cap, the connection idle longest is closed to make room; only when none
         // is idle is the newcomer refused.
@@ -279,21 +365,20 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         let _ = stream.set_nodelay(true);
         // The address the client reached, for PROXY headers to backends: asked of the
         // socket only when a pool sends them (a system call other connections skip).
-        let sends_proxy = cached.as_ref().is_some_and(|(s, _)| s.sends_proxy);
-        let local = match sends_proxy {
+        let local = match ctx.rt.current().sends_proxy {
             true => stream.local_addr().unwrap_or(lcfg.listen),
             false => lcfg.listen,
         };
         ctx.shutdown.connection_opened();
         let placed = ctx.spread.place(worker);
-        tracing::debug!(listener = %ctx.name, worker, serves = placed.worker, %peer, "accepted");
+        tracing::debug!(listener = %lcfg.name, worker, serves = placed.worker, %peer, "accepted");
         let to = ctx.workers[placed.worker].clone();
         let stream = match placed.worker == worker {
             true => stream,
             false => match move_to(&to, stream) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(listener = %ctx.name, error = %e, "could not move a connection to another worker");
+                    tracing::warn!(listener = %lcfg.name, error = %e, "could not move a connection to another worker");
                     ctx.closed(&slot);
                     continue;
                 }
@@ -304,7 +389,7 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
             stream,
             peer,
             local,
-            lcfg,
+            lcfg: lcfg.clone(),
             slot,
             placed,
         };
@@ -315,7 +400,7 @@ async fn accept_loop(ctx: Arc<Shared>, socket: TcpListener, mut stop: watch::Rec
         // response.
         ctx.conns.wake_all();
     }
-    tracing::debug!(listener = %ctx.name, worker, "accept loop stopped");
+    tracing::debug!(listener = %lcfg.name, worker, "accept loop stopped");
 }
 
 /// A socket this worker accepted, registered with the poller of the worker `to`
@@ -325,29 +410,6 @@ fn move_to(to: &Handle, stream: TcpStream) -> std::io::Result<TcpStream> {
     let _there = to.enter();
     stream.into_std().and_then(TcpStream::from_std)
 }
-
-/// The listener's settings in the snapshot in force (shared with the connections
-/// accepted under the same snapshot); `None` once it has left the configuration.
-fn settings(ctx: &Shared, cached: &mut Option<Settings>) -> Option<Arc<Listener>> {
-    let snap = ctx.rt.current();
-    if let Some((s, l)) = cached.as_ref() {
-        if Arc::ptr_eq(s, &snap) {
-            return Some(l.clone());
-        }
-    }
-    let l = snap
-        .config
-        .listeners
-        .iter()
-        .find(|l| *l.name == *ctx.name)?;
-    let l = Arc::new(l.clone());
-    *cached = Some((Arc::clone(&snap), l.clone()));
-    Some(l)
-}
-
-/// The snapshot a listener's settings were last taken from, and those settings, shared
-/// by the connections accepted under it.
-type Settings = (Arc<Snapshot>, Arc<Listener>);
 
 /// Over the connection limit: answer at once and close, never leave the client hanging.
 async fn refuse(mut stream: TcpStream, tls: bool) {

@@ -26,7 +26,6 @@ use tango_core::rewrite::{self, Vars};
 /// What a connection knows about where it came from.
 pub(crate) struct ConnCtx {
     pub(crate) rt: Arc<Runtime>,
-    pub(crate) listener: Arc<str>,
     pub(crate) peer: SocketAddr,
     /// `peer`, and the address it reached: what a PROXY header to a backend tells.
     pub(crate) origin: crate::upstream::Origin,
@@ -34,8 +33,8 @@ pub(crate) struct ConnCtx {
     pub(crate) peer_value: HeaderValue,
     pub(crate) tls: bool,
     /// The listener's settings when the connection was accepted (shared by the
-    /// connections accepted under one snapshot): trusted proxies, request timeout, and
-    /// the idle timeout that also bounds a response body's silence.
+    /// connections accepted under one configuration): its name, trusted proxies,
+    /// request timeout, and the idle timeout that also bounds a response body's silence.
     pub(crate) settings: Arc<tango_core::config::Listener>,
     /// Told how each request that may switch protocols was answered: the framing
     /// guard holds the connection's next bytes until then. Only connections read
@@ -65,7 +64,7 @@ pub(crate) async fn handle(
     let entry = ctx
         .access_log
         .as_ref()
-        .map(|log| log.entry(&ctx.listener, ctx.peer, &req, &request_id));
+        .map(|log| log.entry(&ctx.settings, ctx.peer, &req, &request_id));
     let snap = ctx.rt.current();
     let started = Instant::now();
     let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());

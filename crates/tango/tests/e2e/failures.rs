@@ -206,3 +206,53 @@ async fn a_chunked_body_broken_after_the_head_went_out_is_cut() {
         "{got:?}"
     );
 }
+
+/// A response head tango cannot forward (a `101` the request did not ask for, or a
+/// head that is not HTTP) is the backend's failure, told as such: a request that may
+/// be sent twice (a GET) goes to the next backend as after a reset, and one that may
+/// not (a POST) is answered `502` saying the response was malformed, not that the
+/// backend reset the connection.
+#[tokio::test]
+async fn a_bad_response_head_is_retried_as_a_reset_and_told_as_malformed() {
+    let good = crate::backend::Backend::start("good").await;
+    for bad_head in [
+        &b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n"[..],
+        b"HTTP/1.1 abc\r\n\r\n",
+    ] {
+        let what = String::from_utf8_lossy(bad_head).into_owned();
+        let (bad, _b) = canned(bad_head, b"", Duration::ZERO).await;
+        let cfg = config(
+            "policy = \"round_robin\"",
+            &[("bad", bad, 1), ("good", good.addr, 1)],
+        );
+        let t = Tango::start(&cfg);
+        let c = client();
+        for _ in 0..6 {
+            let (s, body) = get(&c, &t.url("/")).await;
+            assert_eq!((s, body.as_str()), (200, "good\n"), "GET, {what:?}");
+        }
+        let status = admin_get(&t, "/api/v1/status").await;
+        assert!(
+            status["pools"][0]["backends"][0]["errors"].as_u64() > Some(0),
+            "the GETs tried the bad backend first half the time: {status}"
+        );
+        let mut refused = 0;
+        for _ in 0..4 {
+            let post = http::Request::post(t.url("/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            match send(&c, post).await {
+                (200, body) => assert_eq!(body, "good\n"),
+                (502, body) => {
+                    assert_eq!(body, "the backend's response was malformed\n", "{what:?}");
+                    refused += 1;
+                }
+                other => panic!("POST, {what:?}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            refused, 2,
+            "round robin: every other POST went to the bad backend"
+        );
+    }
+}

@@ -23,6 +23,7 @@ mod h2_conns;
 mod h2_health;
 mod hardening;
 mod lifecycle;
+mod listeners;
 mod operator;
 mod policies;
 mod protocols;

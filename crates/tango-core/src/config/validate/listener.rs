@@ -46,21 +46,30 @@ fn listener(
         .map(|n| n.get_ref().clone())
         .unwrap_or_else(|| format!("listener-{i}"));
     let k = format!("listener[{name}]");
-    if let Some(n) = &lf.name {
-        if name.trim().is_empty() {
-            v.err(
-                &format!("{k}.name"),
-                span(n),
-                "listener name is empty",
-                format!("write a name, or leave `name` out for the default (`listener-{i}`)"),
-            );
-        } else if taken.names.insert(name.clone(), i).is_some() {
-            v.err(
+    // A listener is known by its name, on reload too, so a default name must not be
+    // another listener's either.
+    let written = lf.name.as_ref();
+    if let Some(n) = written.filter(|_| name.trim().is_empty()) {
+        v.err(
+            &format!("{k}.name"),
+            span(n),
+            "listener name is empty",
+            format!("write a name, or leave `name` out for the default (`listener-{i}`)"),
+        );
+    } else if taken.names.insert(name.clone(), i).is_some() {
+        match written {
+            Some(n) => v.err(
                 &format!("{k}.name"),
                 span(n),
                 format!("listener name `{name}` is used twice"),
                 "give each listener its own name",
-            );
+            ),
+            None => v.err(
+                &k,
+                span(l),
+                format!("this listener's default name, `{name}`, is another listener's name"),
+                "give this listener a `name` of its own",
+            ),
         }
     }
     let listen = listen(v, &k, lf, i, admin, taken);

@@ -45,6 +45,7 @@ fn outcome() -> impl Strategy<Value = Option<Outcome>> {
         Just(Failure::Connect),
         Just(Failure::AtCapacity),
         Just(Failure::Reset),
+        Just(Failure::BadResponse),
     ];
     prop_oneof![
         1 => Just(None),

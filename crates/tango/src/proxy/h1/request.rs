@@ -103,7 +103,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         // Boxed, to keep the request's future small when the log is off.
         let mut hex = [0; 32];
         let parts = raw.parts(id.bytes(buf, &mut hex));
-        Box::new(log.entry_from_parts(&c.ctx.listener, c.ctx.peer, parts))
+        Box::new(log.entry_from_parts(&c.ctx.settings, c.ctx.peer, parts))
     });
     let body = match BodyIn::start(&head, buf) {
         Ok(b) => b,

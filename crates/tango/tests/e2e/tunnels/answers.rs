@@ -53,6 +53,8 @@ async fn a_101_nobody_asked_for_is_a_502_on_every_path() {
             got
         };
         assert_eq!(status, 502, "{path:?}: {body}");
+        // The backend answered, wrongly: not a connection it closed or reset.
+        assert_eq!(body, "the backend's response was malformed\n", "{path:?}");
     }
 }
 
