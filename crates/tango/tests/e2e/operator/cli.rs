@@ -151,6 +151,21 @@ fn assert_status(out: &str, t: &Tango, a: &Backend, requests: u64) {
     assert_eq!(lines.len(), 8, "{out}");
 }
 
+/// `tango status` with `args` once its backend's in-flight column reads 0 (within 5 s):
+/// the client has its answer a moment before tango counts the request over, and the
+/// API behind a token cannot be polled without it.
+fn settled_status(args: &[&str]) -> String {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = ok(tango(args).output().unwrap());
+        let in_flight = out.lines().nth(7).and_then(|r| r.split_whitespace().nth(6));
+        if in_flight == Some("0") || std::time::Instant::now() > end {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[tokio::test]
 async fn status_takes_a_host_port_without_a_scheme() {
     let a = Backend::start("a").await;
@@ -159,6 +174,8 @@ async fn status_takes_a_host_port_without_a_scheme() {
     for _ in 0..2 {
         assert_eq!(get(&c, &t.url("/")).await.0, 200);
     }
+    // The client has its answer a moment before tango counts the request over.
+    assert!(in_flight_becomes(&t, 0, Duration::from_secs(5)).await);
     let out = tango(&["status"])
         .env("TANGO_ADMIN", t.admin.to_string())
         .output()
@@ -183,10 +200,8 @@ async fn status_finds_the_admin_api_and_its_token_in_the_config() {
     let t = Tango::start(&cfg);
     assert_eq!(t.admin, admin);
     assert_eq!(get(&client(), &t.url("/")).await.0, 200);
-    let out = tango(&["status", "--config", t.config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_status(&ok(out), &t, &a, 1);
+    let out = settled_status(&["status", "--config", t.config.to_str().unwrap()]);
+    assert_status(&out, &t, &a, 1);
     // The address alone is not enough: the API wants the token.
     let out = tango(&["status", "--admin", &admin.to_string()])
         .output()
