@@ -29,6 +29,7 @@ mod protocols;
 mod proxy_protocol;
 mod reload;
 mod rules;
+mod slow_start;
 mod send_proxy;
 mod simulate;
 mod tunnels;
