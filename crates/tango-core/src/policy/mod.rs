@@ -53,9 +53,10 @@ pub trait PickEnv {
     }
     /// A uniformly random u64 from the caller's generator.
     fn random(&self) -> u64;
-    /// For bounded load: (requests in flight across the pool, eligible backends), if the
-    /// caller keeps them; otherwise the selector sums them in O(n).
-    fn load_totals(&self) -> Option<(u64, usize)> {
+    /// For bounded load: (requests in flight across the pool, the summed configured
+    /// weight of the eligible backends), if the caller keeps them; otherwise the selector
+    /// sums them in O(n).
+    fn load_totals(&self) -> Option<(u64, u64)> {
         None
     }
 }
@@ -89,7 +90,8 @@ pub struct Params {
     pub ring_points: u32,
     /// Hash pools: requests without the key; `None` is random.
     pub on_missing: Option<OnMissingKey>,
-    /// Hash pools: bounded load, as a multiple of the mean in-flight count.
+    /// Hash pools: bounded load, as a multiple of each backend's weighted share of the
+    /// in-flight count.
     pub max_load_factor: Option<f64>,
 }
 
@@ -236,6 +238,7 @@ impl Selector {
     fn walk<'a>(&'a self, owners: &'a [u32]) -> Walk<'a> {
         Walk {
             owners,
+            weights: self.sampler.weights(),
             salts: &self.salts,
             max_load_factor: self.params.max_load_factor,
         }
