@@ -6,6 +6,7 @@ mod backend;
 mod support;
 
 mod balancing;
+mod caps;
 mod certs;
 mod check_cli;
 mod connect;
