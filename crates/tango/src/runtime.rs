@@ -150,9 +150,23 @@ const FROM_START: u64 = u64::MAX;
 pub(crate) struct InFlight<P: Deref<Target = BackendState> = Arc<BackendState>>(P);
 
 impl<P: Deref<Target = BackendState>> InFlight<P> {
-    pub(crate) fn new(backend: P) -> Self {
-        backend.in_flight.fetch_add(1, Relaxed);
-        InFlight(backend)
+    /// Count a request in at `backend`, unless that would take it past `cap` (its
+    /// `max_in_flight`). The picker skips a backend at its cap, but two workers can pick
+    /// the last place at once: taking it here, atomically, is what keeps the cap.
+    pub(crate) fn reserve(backend: P, cap: Option<u32>) -> Option<Self> {
+        match cap {
+            None => {
+                backend.in_flight.fetch_add(1, Relaxed);
+            }
+            Some(cap) => {
+                let room = |n: u64| (n < u64::from(cap)).then_some(n + 1);
+                backend
+                    .in_flight
+                    .fetch_update(Relaxed, Relaxed, room)
+                    .ok()?;
+            }
+        }
+        Some(InFlight(backend))
     }
 }
 

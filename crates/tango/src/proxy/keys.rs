@@ -145,6 +145,16 @@ impl PickEnv for Env<'_> {
     }
 }
 
+/// Whether some backend this request has not tried would be eligible but for its
+/// `max_in_flight` (asked only when nothing was eligible, to say why).
+pub(crate) fn full(pool: &PoolRuntime, tried: &Tried) -> bool {
+    let panic = pool.shared.panic();
+    pool.backends.iter().zip(&pool.cfg.backends).enumerate().any(|(i, (b, cfg))| {
+        let capped = cfg.max_in_flight.is_some_and(|cap| b.in_flight() >= u64::from(cap));
+        capped && cfg.weight > 0 && !tried.contains(i) && (panic || b.available())
+    })
+}
+
 pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
     // Only slow start and peak EWMA read the clock.
     let now = if pool.cfg.slow_start.is_some() || pool.cfg.policy == PolicyKind::PeakEwma {

@@ -1,11 +1,16 @@
-//! Per-backend caps through the proxy: a backend at its `max_connections` is skipped for
-//! one with room.
+//! Per-backend caps through the proxy: a backend at its `max_connections` or
+//! `max_in_flight` is skipped for one with room, the in-flight cap holds under
+//! concurrency from every worker, and when every backend is full the client gets a quick
+//! 503 saying so.
 
 use crate::backend::Backend;
 use crate::support::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+
+const FULL: &str = "every backend is at its connection or request limit";
 
 fn spec(bs: &[Backend]) -> Vec<(&str, SocketAddr, u32)> {
     bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect()
@@ -51,5 +56,40 @@ async fn a_backend_at_its_connection_cap_is_skipped_for_one_with_room() {
     assert_eq!(seen.get("200 c"), Some(&30), "with c free: {seen:?}");
     for h in held {
         h.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_holds_under_concurrency_and_the_overflow_is_told_why() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    let cfg = config("policy = \"least_request\"\n", &spec(&bs))
+        .replace("weight = 1\n", "weight = 1\nmax_in_flight = 3\n");
+    let t = Tango::start(&cfg);
+    // 24 clients for 2 s against 6 places: tango's two workers race for the last one.
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let url = t.url("/slow?ms=10");
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let mut seen: HashMap<u16, u64> = HashMap::new();
+            let end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < end {
+                let (s, body) = get(&c, &url).await;
+                assert!(s == 200 || (s == 503 && body.contains(FULL)), "{s} {body}");
+                *seen.entry(s).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    let mut seen: HashMap<u16, u64> = HashMap::new();
+    for task in tasks {
+        for (s, n) in task.await.unwrap() {
+            *seen.entry(s).or_default() += n;
+        }
+    }
+    assert!(seen.get(&200).is_some_and(|&n| n > 100), "{seen:?}");
+    for b in &bs {
+        let most = b.state.max_active.load(Relaxed);
+        assert!(most <= 3, "{} held {most} requests at once, cap 3 ({seen:?})", b.name);
     }
 }

@@ -249,7 +249,7 @@ async fn attempt(
         te,
     )
     .map_err(|_| Outcome::SentFailed(Failure::Reset))?;
-    let in_flight = InFlight::new(backend);
+    let in_flight = super::reserve(pool, i, backend)?;
     let mut stream = open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
