@@ -105,6 +105,12 @@ impl Tried {
         }
     }
 
+    /// Whether no backend is excluded (the request's first pick, or a retry after a
+    /// stale connection only).
+    pub fn is_empty(&self) -> bool {
+        self.low == 0 && self.high.is_empty()
+    }
+
     pub(crate) fn insert(&mut self, i: usize) {
         if i < 128 {
             self.low |= 1 << i;

@@ -53,6 +53,13 @@ pub trait PickEnv {
     }
     /// A uniformly random u64 from the caller's generator.
     fn random(&self) -> u64;
+    /// This pick is a retry of a request another backend failed. Round robin then draws
+    /// by weight instead of taking the next slot: a retry that took a slot would shift the
+    /// rotation, and with a failing backend every request's first try would land on it
+    /// (the retry takes the slot after it, so the next request gets the failing one).
+    fn retrying(&self) -> bool {
+        false
+    }
     /// For bounded load: (requests in flight across the pool, the summed configured
     /// weight of the eligible backends), if the caller keeps them; otherwise the selector
     /// sums them in O(n).
@@ -247,8 +254,12 @@ impl Selector {
     /// Take sequence slots until one belongs to an eligible backend that passes its
     /// slow-start coin. Skipped slots are consumed, so eligible backends keep their
     /// weight ratios; after a bounded number of tries, draw exactly at random instead.
+    /// A retry draws by weight and takes no slot (see `PickEnv::retrying`).
     fn round_robin(&self, env: &impl PickEnv) -> Option<usize> {
         let wrr = self.wrr.as_ref()?;
+        if env.retrying() {
+            return self.sampler.draw_effective(env);
+        }
         for _ in 0..2 * self.len() + 16 {
             let i = wrr.next()?;
             if env.eligible(i) && accept(env.weight_factor(i), env) {

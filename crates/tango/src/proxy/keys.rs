@@ -143,6 +143,10 @@ impl PickEnv for Env<'_> {
     fn random(&self) -> u64 {
         crate::rng::next_u64()
     }
+
+    fn retrying(&self) -> bool {
+        !self.tried.is_empty()
+    }
 }
 
 /// Whether some backend this request has not tried would be eligible but for its

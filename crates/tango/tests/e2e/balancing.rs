@@ -1,7 +1,9 @@
-//! Traffic follows the weights.
+//! Traffic follows the weights, and retries do not bend it.
 
 use crate::backend::Backend;
 use crate::support::*;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_round_robin_follows_weights_within_two_points() {
@@ -54,4 +56,60 @@ async fn weighted_round_robin_follows_weights_within_two_points() {
         .map(|b| b["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(seen, total);
+}
+
+/// A backend that reads each request and closes the connection without answering (a
+/// try that was sent, then failed); counts the requests it got.
+async fn closer() -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let got = Arc::new(AtomicU64::new(0));
+    let counter = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut b = [0u8; 4096];
+                if matches!(s.read(&mut b).await, Ok(n) if n > 0) {
+                    counter.fetch_add(1, Relaxed);
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_keeps_its_share_of_first_tries_and_retries_keep_the_budget() {
+    let good = Backend::start("good").await;
+    let (bad, bad_got) = closer().await;
+    // The defaults: max_attempts 2, retry_budget 0.2.
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"",
+        &[("bad", bad, 1), ("good", good.addr, 1)],
+    ));
+    let c = client();
+    let n = 400u64;
+    let mut ok = 0;
+    for _ in 0..n {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert!(s == 200 || s == 502, "{s} {body}");
+        ok += u64::from(s == 200);
+    }
+    // Round robin gives bad every other request. A retry that took the next slot made
+    // bad the first try of every request: 400 of 400.
+    let first_to_bad = bad_got.load(Relaxed);
+    assert!(
+        (180..=220).contains(&first_to_bad),
+        "bad had {first_to_bad} of {n} first tries"
+    );
+    // Every retry went to good, and no more of them than the budget: 0.2 a request plus
+    // the reserve of 10.
+    let retries = good.hits() - (n - first_to_bad);
+    assert_eq!(ok, good.hits(), "only good answers");
+    assert!(
+        (70..=91).contains(&retries),
+        "{retries} retries of {first_to_bad} failures over {n} requests"
+    );
 }

@@ -128,6 +128,40 @@ fn round_robin_interleaves_smoothly() {
 }
 
 #[test]
+fn retries_do_not_shift_the_round_robin_onto_a_failing_backend() {
+    // Backend 0 fails every request it gets; each failure is retried elsewhere. Its share
+    // of first tries must stay its weight's, whatever the retries take.
+    for w in [vec![1, 1], vec![1, 1, 1], vec![2, 1, 1]] {
+        for on_missing in [None, Some(OnMissingKey::RoundRobin)] {
+            let (kind, key) = match on_missing {
+                None => (PolicyKind::RoundRobin, None),
+                Some(_) => (PolicyKind::RingHash, None),
+            };
+            let s = selector_with(kind, &addresses(w.len(), 0), &w, on_missing, None);
+            let mut env = TestEnv::new(w.len(), 9);
+            let requests = 4_000;
+            let mut first_to_0 = 0;
+            for _ in 0..requests {
+                env.eligible[0] = true;
+                env.retrying = false;
+                if s.pick(key, &env) == Pick::Backend(0) {
+                    first_to_0 += 1;
+                    env.eligible[0] = false;
+                    env.retrying = true;
+                    assert_ne!(s.pick(key, &env), Pick::Backend(0));
+                }
+            }
+            let share = f64::from(first_to_0) / f64::from(requests);
+            let want = f64::from(w[0]) / f64::from(w.iter().sum::<u32>());
+            assert!(
+                (share - want).abs() < 0.02,
+                "{kind:?} weights {w:?}: the failing backend had {share:.3} of first tries, want {want:.3}"
+            );
+        }
+    }
+}
+
+#[test]
 fn least_request_prefers_less_loaded_per_weight() {
     let s = selector(PolicyKind::LeastRequest, &addresses(2, 0), &[1, 1]);
     let mut env = TestEnv::new(2, 6);
