@@ -22,6 +22,7 @@ mod grpc_tls;
 mod guard;
 mod h2_conns;
 mod h2_health;
+mod hash_keys;
 mod hardening;
 mod lifecycle;
 mod operator;
