@@ -113,3 +113,162 @@ async fn a_failing_backend_keeps_its_share_of_first_tries_and_retries_keep_the_b
         "{retries} retries of {first_to_bad} failures over {n} requests"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_pools_retry_on_the_other_backend_within_the_budget() {
+    let good = Backend::start("good").await;
+    for policy in ["ring_hash", "maglev"] {
+        let (bad, bad_got) = closer().await;
+        let before = good.hits();
+        let t = Tango::start(&config(
+            &format!("policy = \"{policy}\"\nhash_key = {{ source = \"header\", name = \"x-k\" }}"),
+            &[("bad", bad, 1), ("good", good.addr, 1)],
+        ));
+        let c = client();
+        let n = 400u64;
+        let mut ok = 0;
+        for i in 0..n {
+            let req = http::Request::get(t.url("/"))
+                .header("x-k", format!("key-{i}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let (s, body) = send(&c, req).await;
+            assert!(s == 200 || s == 502, "{policy}: {s} {body}");
+            ok += u64::from(s == 200);
+        }
+        // bad owns about half the keys; each of its requests failed there once, and its
+        // retry (while the budget lasted) went to the one other backend.
+        let first_to_bad = bad_got.load(Relaxed);
+        let answered = good.hits() - before;
+        assert!((120..=280).contains(&first_to_bad), "{policy}: {first_to_bad}");
+        assert_eq!(ok, answered, "{policy}: only good answers");
+        let retries = answered - (n - first_to_bad);
+        assert!(
+            (70..=91).contains(&retries),
+            "{policy}: {retries} retries of {first_to_bad} failures over {n} requests"
+        );
+    }
+}
+
+/// Which backend each of `keys` goes to now.
+async fn homes(c: &HttpClient, t: &Tango, keys: usize) -> Vec<String> {
+    let mut out = Vec::with_capacity(keys);
+    for i in 0..keys {
+        let req = http::Request::get(t.url("/"))
+            .header("x-k", format!("user-{i}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let (s, body) = send(c, req).await;
+        assert_eq!(s, 200, "{body}");
+        out.push(body.trim_end().to_string());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejected_backend_moves_only_its_keys_and_gets_them_back() {
+    let mut bs = Vec::new();
+    for n in ["a", "b", "c", "d", "e"] {
+        bs.push(Backend::start(n).await);
+    }
+    let spec: Vec<(&str, std::net::SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    for policy in ["ring_hash", "maglev"] {
+        let t = Tango::start(&config(
+            &format!(
+                "policy = \"{policy}\"\nhash_key = {{ source = \"header\", name = \"x-k\" }}\nmax_attempts = 1\n[pool.outlier]\nconsecutive_failures = 1\nbase_ejection = \"2s\"\n"
+            ),
+            &spec,
+        ));
+        let c = client();
+        let keys = 500;
+        let before = homes(&c, &t, keys).await;
+        assert_eq!(homes(&c, &t, keys).await, before, "{policy}: keys moved on their own");
+        // One 500 ejects c.
+        let of_c = before.iter().position(|h| h == "c").expect("c owns a key");
+        bs[2].state.fail_status.store(500, Relaxed);
+        let req = http::Request::get(t.url("/"))
+            .header("x-k", format!("user-{of_c}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(send(&c, req).await.0, 500);
+        bs[2].state.fail_status.store(0, Relaxed);
+        let during = homes(&c, &t, keys).await;
+        let mut moved = 0;
+        for (b, d) in before.iter().zip(&during) {
+            assert_ne!(d, "c", "{policy}: ejected c still got a key");
+            if b != "c" {
+                assert_eq!(b, d, "{policy}: a key of {b} moved when c left");
+            } else {
+                moved += 1;
+            }
+        }
+        let share = f64::from(moved) / keys as f64;
+        assert!((0.12..=0.28).contains(&share), "{policy}: c had {share:.3} of the keys");
+        // Back after its ejection: every key home again.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+        while homes(&c, &t, keys).await != before {
+            assert!(std::time::Instant::now() < deadline, "{policy}: keys never came back");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bounded_load_caps_each_backend_by_its_weight_under_a_hot_key() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
+    let weights = [1u32, 2, 3];
+    let spec: Vec<(&str, std::net::SocketAddr, u32)> = bs
+        .iter()
+        .zip(weights)
+        .map(|(b, w)| (b.name.as_str(), b.addr, w))
+        .collect();
+    let t = Tango::start(&config(
+        "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-k\" }\nmax_load_factor = 1.25\n",
+        &spec,
+    ));
+    // 24 clients, 18 of them on one key: unbounded, its backend would hold 18 at once.
+    let clients = 24;
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let url = t.url("/slow?ms=30");
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let mut n = 0u64;
+            while std::time::Instant::now() < end {
+                let key = if i % 4 == 0 { format!("cold-{i}-{n}") } else { "hot".into() };
+                let req = http::Request::get(&url)
+                    .header("x-k", key)
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                let (s, body) = send(&c, req).await;
+                assert_eq!(s, 200, "{body}");
+                n += 1;
+            }
+            n
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // At most 24 in flight, so a backend of weight w may hold ceil(1.25 x 24 x w / 6):
+    // 5, 10 and 15. Two workers placing requests at the same instant read the same
+    // counts, so each may take one place past it.
+    for ((b, w), cap) in bs.iter().zip(weights).zip([5u64, 10, 15]) {
+        let most = b.state.max_active.load(Relaxed);
+        assert!(
+            most <= cap + 1,
+            "{} (weight {w}) held {most} at once, cap {cap}",
+            b.name
+        );
+    }
+    assert!(
+        bs.iter().all(|b| b.hits() > 0),
+        "the hot key spilled nowhere"
+    );
+}
