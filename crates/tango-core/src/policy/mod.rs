@@ -269,9 +269,18 @@ impl Selector {
         self.sampler.draw_exact(env)
     }
 
-    /// Power of two choices: two candidates drawn by effective weight; the lower
-    /// `cost(i, in_flight_i / effective_weight_i)` wins, the first on a tie (so at equal
-    /// cost the result is still a weighted draw).
+    /// Power of two choices: two candidates drawn by effective weight; the second wins
+    /// when its `cost(i, load)` is lower both at `load = in_flight / effective_weight`
+    /// and with half of the request being placed counted on each, `(in_flight + 1/2) /
+    /// effective_weight`. Otherwise the first wins (so at equal cost, and in an idle
+    /// pool, the result is still a weighted draw).
+    ///
+    /// The second comparison is why a lighter backend does not take over at low
+    /// concurrency: an idle backend of weight 1 against one of weight 10 holding the
+    /// only request in flight looks less loaded (0 < 1/10), and won every such pair, so
+    /// with one request in flight at a time it took 36% of them instead of 9%. Counting
+    /// half a request on each (0.5 against 0.15) leaves that pair to the weighted draw.
+    /// With equal weights the two comparisons agree, so equal pools are unchanged.
     fn p2c(&self, env: &impl PickEnv, cost: impl Fn(usize, f64) -> f64) -> Option<usize> {
         let a = self.sampler.draw_effective(env)?;
         // The second candidate must differ from the first: drawn with replacement, a
@@ -289,15 +298,16 @@ impl Selector {
         if a == b {
             return Some(a);
         }
-        let per_weight = |i: usize| {
+        let load = |i: usize, placing: f64| {
             let eff =
                 f64::from(self.sampler.weight(i)) * sampler::clamp_factor(env.weight_factor(i));
-            env.in_flight(i) as f64 / eff
+            (env.in_flight(i) as f64 + placing) / eff
         };
-        if cost(a, per_weight(a)) <= cost(b, per_weight(b)) {
-            Some(a)
-        } else {
+        let lower = |placing: f64| cost(b, load(b, placing)) < cost(a, load(a, placing));
+        if lower(0.0) && lower(0.5) {
             Some(b)
+        } else {
+            Some(a)
         }
     }
 }

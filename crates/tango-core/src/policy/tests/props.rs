@@ -93,6 +93,31 @@ fn release_one(env: &mut TestEnv, held: u64) {
     }
 }
 
+#[test]
+fn two_choices_follow_weights_at_low_concurrency() {
+    // One to four requests in flight at each pick: in-flight counts are then mostly 0
+    // and 1, and an idle light backend looked less loaded than a heavy one holding a
+    // request. Measured with one in flight, weights 1 and 10 split 36 : 64.
+    for w in [vec![1u32, 10], vec![6, 1], vec![1, 2, 3, 4]] {
+        let a = addresses(w.len(), 0);
+        for kind in [PolicyKind::LeastRequest, PolicyKind::PeakEwma] {
+            for k in [1u64, 2, 4] {
+                let s = selector(kind, &a, &w);
+                let mut env = TestEnv::new(w.len(), 11);
+                let counts = closed_loop(&s, &mut env, k, PICKS);
+                let total_w = f64::from(w.iter().sum::<u32>());
+                for (i, &c) in counts.iter().enumerate() {
+                    let ratio = c as f64 / PICKS as f64 / (f64::from(w[i]) / total_w);
+                    assert!(
+                        (0.6..=1.5).contains(&ratio),
+                        "{kind:?} weights {w:?}, {k} in flight: backend {i} at {ratio:.2}x its share ({counts:?})"
+                    );
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(config(12))]
 
