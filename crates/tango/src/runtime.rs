@@ -213,14 +213,15 @@ impl PoolRuntime {
         }
     }
 
-    /// Configured weight x eligible x slow start, as exported and used by the watch.
+    /// Configured weight x eligible x slow start (none in panic mode, as the picker
+    /// sees it), as exported and used by the watch.
     pub(crate) fn effective_weight(&self, i: usize, now_ms: u64) -> f64 {
-        let b = &self.backends[i];
-        let eligible = self.shared.panic() || b.available();
-        if !eligible {
-            return 0.0;
+        let weight = f64::from(self.cfg.backends[i].weight);
+        match (self.shared.panic(), self.backends[i].available()) {
+            (true, _) => weight,
+            (false, true) => weight * self.slow_start(i, now_ms),
+            (false, false) => 0.0,
         }
-        f64::from(self.cfg.backends[i].weight) * self.slow_start(i, now_ms)
     }
 }
 

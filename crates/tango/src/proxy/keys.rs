@@ -127,6 +127,11 @@ impl PickEnv for Env<'_> {
     }
 
     fn weight_factor(&self, i: usize) -> f64 {
+        // In panic mode every backend takes its full share, unhealthy ones included: a
+        // backend ramping up after it came back must not take less than those still down.
+        if self.panic {
+            return 1.0;
+        }
         self.pool.slow_start(i, self.now_ms)
     }
 

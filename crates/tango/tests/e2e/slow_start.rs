@@ -1,11 +1,12 @@
 //! Slow start through the proxy: a backend a reload adds ramps from a tenth of its
 //! share to all of it over `slow_start`, not at once and not never, while the backends
-//! tango started with are at full weight from the start.
+//! tango started with are at full weight from the start; in panic mode nothing ramps.
 
 use crate::backend::Backend;
 use crate::support::*;
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// The canary would judge the new backend by the watch, which is not under test here.
@@ -83,4 +84,58 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
         (full - 1.0 / 3.0).abs() < 0.03,
         "after its ramp c took {full:.3} of {n} requests, not a third"
     );
+}
+
+/// Poll the status API until `pred` holds.
+async fn wait_status(t: &Tango, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = admin_get(t, "/api/v1/status").await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn healthy(status: &Value, name: &str) -> bool {
+    status["pools"][0]["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .any(|b| b["name"] == name && b["healthy"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+        Backend::start("d").await,
+    ];
+    let spec: Vec<(&str, SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let pool = "policy = \"round_robin\"\nslow_start = \"60s\"\npanic_threshold = 0.75\nmax_attempts = 1\n\
+        [pool.health]\npath = \"/health\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\njitter = 0.0\n";
+    let t = Tango::start(&config(pool, &spec));
+    let c = client();
+    // Three of four down: panic, every backend (the three included) at full share.
+    for b in &bs[..3] {
+        b.state.health_status.store(503, Relaxed);
+    }
+    wait_status(&t, "a, b, c down", |s| !["a", "b", "c"].iter().any(|n| healthy(s, n))).await;
+    // c comes back: two of four is still below 0.75, so the pool stays in panic, and c
+    // (healthy, ramping) must not take a tenth of what a and b (down) take.
+    bs[2].state.health_status.store(200, Relaxed);
+    let s = wait_status(&t, "c back", |s| healthy(s, "c")).await;
+    assert_eq!(weight(&s, "c"), 1.0, "in panic mode c ramps: {s}");
+    let (n, to_c) = share_until(&c, &t, &bs[2], Instant::now() + Duration::from_millis(500)).await;
+    let share = to_c as f64 / n as f64;
+    assert!(
+        (share - 0.25).abs() < 0.05,
+        "in panic mode recovered c took {share:.3} of {n} requests, not a quarter"
+    );
+    assert!(t.log().contains("panic mode"), "{}", t.log());
 }
