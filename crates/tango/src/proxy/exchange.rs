@@ -119,7 +119,7 @@ impl<'a> Tries<'a> {
                         ProxyError::AtCapacity
                     }
                     f => f.into(),
-                })
+                });
             }
         };
         target.backend = Some(i);

@@ -158,10 +158,16 @@ impl PickEnv for Env<'_> {
 /// `max_in_flight` (asked only when nothing was eligible, to say why).
 pub(crate) fn full(pool: &PoolRuntime, tried: &Tried) -> bool {
     let panic = pool.shared.panic();
-    pool.backends.iter().zip(&pool.cfg.backends).enumerate().any(|(i, (b, cfg))| {
-        let capped = cfg.max_in_flight.is_some_and(|cap| b.in_flight() >= u64::from(cap));
-        capped && cfg.weight > 0 && !tried.contains(i) && (panic || b.available())
-    })
+    pool.backends
+        .iter()
+        .zip(&pool.cfg.backends)
+        .enumerate()
+        .any(|(i, (b, cfg))| {
+            let capped = cfg
+                .max_in_flight
+                .is_some_and(|cap| b.in_flight() >= u64::from(cap));
+            capped && cfg.weight > 0 && !tried.contains(i) && (panic || b.available())
+        })
 }
 
 pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {

@@ -153,7 +153,10 @@ async fn hash_pools_retry_on_the_other_backend_within_the_budget() {
         // retry (while the budget lasted) went to the one other backend.
         let first_to_bad = bad_got.load(Relaxed);
         let answered = good.hits() - before;
-        assert!((120..=280).contains(&first_to_bad), "{policy}: {first_to_bad}");
+        assert!(
+            (120..=280).contains(&first_to_bad),
+            "{policy}: {first_to_bad}"
+        );
         assert_eq!(ok, answered, "{policy}: only good answers");
         let retries = answered - (n - first_to_bad);
         assert!(
@@ -196,7 +199,11 @@ async fn an_ejected_backend_moves_only_its_keys_and_gets_them_back() {
         let c = client();
         let keys = 500;
         let before = homes(&c, &t, keys).await;
-        assert_eq!(homes(&c, &t, keys).await, before, "{policy}: keys moved on their own");
+        assert_eq!(
+            homes(&c, &t, keys).await,
+            before,
+            "{policy}: keys moved on their own"
+        );
         // One 500 ejects c.
         let of_c = before.iter().position(|h| h == "c").expect("c owns a key");
         bs[2].state.fail_status.store(500, Relaxed);
@@ -217,11 +224,17 @@ async fn an_ejected_backend_moves_only_its_keys_and_gets_them_back() {
             }
         }
         let share = f64::from(moved) / keys as f64;
-        assert!((0.12..=0.28).contains(&share), "{policy}: c had {share:.3} of the keys");
+        assert!(
+            (0.12..=0.28).contains(&share),
+            "{policy}: c had {share:.3} of the keys"
+        );
         // Back after its ejection: every key home again.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
         while homes(&c, &t, keys).await != before {
-            assert!(std::time::Instant::now() < deadline, "{policy}: keys never came back");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{policy}: keys never came back"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
@@ -254,7 +267,11 @@ async fn bounded_load_caps_each_backend_by_its_weight_under_a_hot_key() {
             let end = std::time::Instant::now() + std::time::Duration::from_secs(2);
             let mut n = 0u64;
             while std::time::Instant::now() < end {
-                let key = if i % 4 == 0 { format!("cold-{i}-{n}") } else { "hot".into() };
+                let key = if i % 4 == 0 {
+                    format!("cold-{i}-{n}")
+                } else {
+                    "hot".into()
+                };
                 let req = http::Request::get(&url)
                     .header("x-k", key)
                     .body(http_body_util::Full::new(bytes::Bytes::new()))

@@ -26,7 +26,11 @@ async fn hold(c: &HttpClient, t: &Tango, b: &Backend, ms: u64) -> tokio::task::J
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while b.hits() == before {
-        assert!(Instant::now() < deadline, "{} never got the slow request", b.name);
+        assert!(
+            Instant::now() < deadline,
+            "{} never got the slow request",
+            b.name
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     task
@@ -41,13 +45,19 @@ async fn a_backend_at_its_connection_cap_is_skipped_for_one_with_room() {
     ];
     // a and b take one connection each; one attempt per request, so a try spent on a
     // full backend would be a refused request.
-    let cfg = config("policy = \"round_robin\"\nmax_attempts = 1\n", &spec(&bs))
-        .replacen("weight = 1\n", "weight = 1\nmax_connections = 1\n", 2);
+    let cfg = config("policy = \"round_robin\"\nmax_attempts = 1\n", &spec(&bs)).replacen(
+        "weight = 1\n",
+        "weight = 1\nmax_connections = 1\n",
+        2,
+    );
     let t = Tango::start(&cfg);
     let c = client();
     // Round robin sends the first request to a, the second to b: each holds its only
     // connection for the rest of the test.
-    let held = [hold(&c, &t, &bs[0], 4000).await, hold(&c, &t, &bs[1], 4000).await];
+    let held = [
+        hold(&c, &t, &bs[0], 4000).await,
+        hold(&c, &t, &bs[1], 4000).await,
+    ];
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..30 {
         let (s, body) = get(&c, &t.url("/")).await;
@@ -90,6 +100,10 @@ async fn max_in_flight_holds_under_concurrency_and_the_overflow_is_told_why() {
     assert!(seen.get(&200).is_some_and(|&n| n > 100), "{seen:?}");
     for b in &bs {
         let most = b.state.max_active.load(Relaxed);
-        assert!(most <= 3, "{} held {most} requests at once, cap 3 ({seen:?})", b.name);
+        assert!(
+            most <= 3,
+            "{} held {most} requests at once, cap 3 ({seen:?})",
+            b.name
+        );
     }
 }

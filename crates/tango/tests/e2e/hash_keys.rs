@@ -74,24 +74,37 @@ async fn same_backend(t: &Tango, forms: &[&str], h2_form: (&str, Option<(&str, &
         let path = h2_form.0.replace("{v}", &v);
         let field = h2_form.1.map(|(k, fv)| (k, fv.replace("{v}", &v)));
         let fields: Vec<(&str, &str)> = field.iter().map(|(k, fv)| (*k, fv.as_str())).collect();
-        assert_eq!(h2(t, &path, &fields).await, (200, home), "HTTP/2 {path} {fields:?}");
+        assert_eq!(
+            h2(t, &path, &fields).await,
+            (200, home),
+            "HTTP/2 {path} {fields:?}"
+        );
     }
     assert!(owners.len() >= 2, "24 values all on {owners:?}");
 }
 
 async fn missing(t: &Tango, heads: &[&str]) {
     for head in heads {
-        assert_eq!(raw(t.addr(), head).await, (400, MISSING.to_string()), "{head}");
+        assert_eq!(
+            raw(t.addr(), head).await,
+            (400, MISSING.to_string()),
+            "{head}"
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_key_source_reads_one_value_whatever_the_form_and_the_client_path() {
+/// Four backends, a to d.
+async fn backends() -> Vec<Backend> {
     let mut bs = Vec::new();
     for n in ["a", "b", "c", "d"] {
         bs.push(Backend::start(n).await);
     }
+    bs
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_key_is_the_first_field_of_that_name() {
+    let bs = backends().await;
     let t = pool(&bs, "{ source = \"header\", name = \"X-User\" }").await;
     same_backend(
         &t,
@@ -104,9 +117,19 @@ async fn each_key_source_reads_one_value_whatever_the_form_and_the_client_path()
         ("/x", Some(("x-user", "{v}"))),
     )
     .await;
-    missing(&t, &["GET /x HTTP/1.1\r\nHost: h", "GET /x HTTP/1.1\r\nHost: h\r\nX-User:"]).await;
-    drop(t);
+    missing(
+        &t,
+        &[
+            "GET /x HTTP/1.1\r\nHost: h",
+            "GET /x HTTP/1.1\r\nHost: h\r\nX-User:",
+        ],
+    )
+    .await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_key_is_the_first_cookie_of_that_name() {
+    let bs = backends().await;
     let t = pool(&bs, "{ source = \"cookie\", name = \"sid\" }").await;
     same_backend(
         &t,
@@ -127,8 +150,11 @@ async fn each_key_source_reads_one_value_whatever_the_form_and_the_client_path()
         ],
     )
     .await;
-    drop(t);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_key_is_the_first_parameter_of_that_name() {
+    let bs = backends().await;
     let t = pool(&bs, "{ source = \"query\", name = \"u\" }").await;
     same_backend(
         &t,
@@ -140,9 +166,19 @@ async fn each_key_source_reads_one_value_whatever_the_form_and_the_client_path()
         ("/x?u={v}", None),
     )
     .await;
-    missing(&t, &["GET /x?u= HTTP/1.1\r\nHost: h", "GET /x?uu=1 HTTP/1.1\r\nHost: h"]).await;
-    drop(t);
+    missing(
+        &t,
+        &[
+            "GET /x?u= HTTP/1.1\r\nHost: h",
+            "GET /x?uu=1 HTTP/1.1\r\nHost: h",
+        ],
+    )
+    .await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_key_is_the_path_without_its_query() {
+    let bs = backends().await;
     let t = pool(&bs, "{ source = \"path\" }").await;
     same_backend(
         &t,
@@ -158,7 +194,13 @@ async fn each_key_source_reads_one_value_whatever_the_form_and_the_client_path()
     // forwards it and as HTTP/2 reads it: it is not a request without a path.
     let (s, root) = raw(t.addr(), "GET / HTTP/1.1\r\nHost: h").await;
     assert_eq!(s, 200, "{root}");
-    assert_eq!(raw(t.addr(), "GET http://h HTTP/1.1\r\nHost: h").await, (200, root.clone()));
-    assert_eq!(raw(t.addr(), "GET http://h?q=1 HTTP/1.1\r\nHost: h").await, (200, root.clone()));
+    assert_eq!(
+        raw(t.addr(), "GET http://h HTTP/1.1\r\nHost: h").await,
+        (200, root.clone())
+    );
+    assert_eq!(
+        raw(t.addr(), "GET http://h?q=1 HTTP/1.1\r\nHost: h").await,
+        (200, root.clone())
+    );
     assert_eq!(h2(&t, "/", &[]).await, (200, root));
 }

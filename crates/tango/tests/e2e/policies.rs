@@ -412,7 +412,10 @@ async fn weight_zero_gets_nothing_and_does_not_hold_off_panic_mode() {
     // The one backend that serves fails its checks: the standbys of weight 0 are not a
     // healthy majority, so the pool panics and keeps sending to a.
     bs[0].state.health_status.store(503, Relaxed);
-    wait_status(&t, "a unhealthy", Duration::from_secs(5), |s| !healthy(s, "a")).await;
+    wait_status(&t, "a unhealthy", Duration::from_secs(5), |s| {
+        !healthy(s, "a")
+    })
+    .await;
     wait_log(&t, "panic mode", Duration::from_secs(5)).await;
     let seen = spread(&c, &t, 40).await;
     assert_eq!(seen.get("a"), Some(&40), "{seen:?}");
@@ -423,7 +426,11 @@ async fn weight_zero_gets_nothing_and_does_not_hold_off_panic_mode() {
     let b = Backend::start("b").await;
     let t = Tango::start(&config(
         "policy = \"round_robin\"\n",
-        &[("dead", dead_addr(), 1), ("b", b.addr, 1), ("z1", bs[1].addr, 0)],
+        &[
+            ("dead", dead_addr(), 1),
+            ("b", b.addr, 1),
+            ("z1", bs[1].addr, 0),
+        ],
     ));
     let seen = spread(&c, &t, 40).await;
     assert_eq!(seen.get("b"), Some(&40), "{seen:?}");

@@ -70,7 +70,10 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
         if weight(&s, "c") == 1.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "c never reached full weight: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "c never reached full weight: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let ramp = added.elapsed();
@@ -125,7 +128,10 @@ async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
     for b in &bs[..3] {
         b.state.health_status.store(503, Relaxed);
     }
-    wait_status(&t, "a, b, c down", |s| !["a", "b", "c"].iter().any(|n| healthy(s, n))).await;
+    wait_status(&t, "a, b, c down", |s| {
+        !["a", "b", "c"].iter().any(|n| healthy(s, n))
+    })
+    .await;
     // c comes back: two of four is still below 0.75, so the pool stays in panic, and c
     // (healthy, ramping) must not take a tenth of what a and b (down) take.
     bs[2].state.health_status.store(200, Relaxed);

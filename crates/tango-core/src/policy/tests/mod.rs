@@ -284,7 +284,9 @@ fn a_thousand_backends_follow_their_weights() {
     // weights, or for hash policies the key space the ring or table gives each) is a
     // chi-square with 999 degrees of freedom: about 999 +- 45 when it holds.
     let n = 1_000;
-    let a: Vec<String> = (0..n).map(|i| format!("10.1.{}.{}:8080", i / 256, i % 256)).collect();
+    let a: Vec<String> = (0..n)
+        .map(|i| format!("10.1.{}.{}:8080", i / 256, i % 256))
+        .collect();
     let w: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
     let picks = 400_000;
     for kind in ALL {
@@ -299,6 +301,9 @@ fn a_thousand_backends_follow_their_weights() {
                 (got as f64 - e).powi(2) / e
             })
             .sum();
-        assert!(chi2 < 1_250.0, "{kind:?}: chi-square {chi2:.0} over 999 degrees of freedom");
+        assert!(
+            chi2 < 1_250.0,
+            "{kind:?}: chi-square {chi2:.0} over 999 degrees of freedom"
+        );
     }
 }

@@ -11,7 +11,7 @@ use super::{Missed, Target, Tries};
 use crate::proxy::body::h2_stream::{H2Body, Pump};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
-use crate::runtime::{InFlight, PoolRuntime, Runtime};
+use crate::runtime::{PoolRuntime, Runtime};
 use crate::upstream::h2pool::{self, Stream};
 use crate::upstream::{self, ConnectError};
 use ::h2::client::ResponseFuture;

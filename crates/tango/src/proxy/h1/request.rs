@@ -20,7 +20,7 @@ use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::{self, HeadFail, Target};
-use crate::runtime::{BackendState, InFlight, PoolRuntime, RouteRules, Snapshot};
+use crate::runtime::{BackendState, PoolRuntime, RouteRules, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;

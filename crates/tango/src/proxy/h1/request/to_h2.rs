@@ -18,7 +18,7 @@ use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::h2 as up;
 use crate::proxy::exchange::{self, Target, Tries};
-use crate::runtime::{InFlight, PoolRuntime, RouteRules};
+use crate::runtime::{PoolRuntime, RouteRules};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Request};
