@@ -9,9 +9,14 @@
 //!
 //! - **At most `max_attempts` counted attempts**, each on a backend this request has
 //!   not tried ([`Retry::tried`] is handed to the picker).
-//! - **Not sent** (connect failed, or the backend is at its connection cap): counts an
-//!   attempt, and the request is retried elsewhere whatever its method or body. Nothing
-//!   reached a backend, so the retry adds no load and spends no budget.
+//! - **Not sent** (connect failed): counts an attempt, and the request is retried
+//!   elsewhere whatever its method or body. Nothing reached a backend, so the retry adds
+//!   no load and spends no budget.
+//! - **At its cap** (`max_connections` or `max_in_flight`, found full when the try took
+//!   its place): skipped as the picker skips a full backend it can see, so it costs no
+//!   attempt; it stays excluded, and the request goes on to the others. Each backend is
+//!   skipped at most once, so this is bounded by the pool's size. Otherwise a request
+//!   could spend its attempts on full backends and be refused while another had room.
 //! - **Sent, then failed** (reset before a response head, or a response head tango
 //!   cannot forward: malformed, or a `101` the request did not ask for): retried only
 //!   when the request may be sent twice (the caller says so: an idempotent method, no body, no protocol
@@ -24,8 +29,9 @@
 //!   [`MAX_STALE_RETRIES`] times per request; the stale backend may be picked again, but
 //!   every backend that failed this request stays excluded. Past that bound a stale
 //!   connection counts as a failed connect.
-//! - **Giving up** answers with the last try's failure; when no backend could be tried
-//!   at all, with [`Failure::NoneEligible`].
+//! - **Giving up** answers with the last counted try's failure; when no backend could be
+//!   tried at all, with [`Failure::AtCapacity`] if some were full, otherwise
+//!   [`Failure::NoneEligible`].
 
 /// Stale pooled connections retried per request without counting an attempt.
 pub const MAX_STALE_RETRIES: u32 = 3;
@@ -52,7 +58,8 @@ pub enum Failure {
 /// How a try that brought back no response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// The request never reached the backend (connect failed, at capacity).
+    /// The request never reached the backend (connect failed; at capacity, which costs
+    /// no attempt).
     NotSent(Failure),
     /// A pooled connection turned out closed before the request was written.
     Stale,
@@ -101,6 +108,12 @@ impl Tried {
         } else {
             self.high.contains(&i)
         }
+    }
+
+    /// Whether no backend is excluded (the request's first pick, or a retry after a
+    /// stale connection only).
+    pub fn is_empty(&self) -> bool {
+        self.low == 0 && self.high.is_empty()
     }
 
     pub(crate) fn insert(&mut self, i: usize) {
@@ -189,6 +202,11 @@ impl Retry {
                 Step::Pick
             }
             Outcome::Stale => self.count(Failure::Connect),
+            Outcome::NotSent(Failure::AtCapacity) => {
+                // The backend stays in `tried`: the next pick goes to another.
+                self.last.get_or_insert(Failure::AtCapacity);
+                Step::Pick
+            }
             Outcome::NotSent(f) => self.count(f),
             Outcome::SentFailed(f) if !self.resendable => {
                 self.last = Some(f);

@@ -198,7 +198,8 @@ pub fn simulate(
     }
     let hash_key = pool.hashing.as_ref().map(|h| &h.key);
     let mut keys = KeyStream::new(&opts.keys, hash_key, &pool.name)?;
-    let elig = eligibility(&healthy, &[], pool.panic_threshold);
+    let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
+    let elig = eligibility(&healthy, &[], &weights, pool.panic_threshold);
     let selector = Selector::from_pool(&pool);
     let model = Model {
         selector: &selector,

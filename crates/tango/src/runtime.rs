@@ -53,7 +53,8 @@ pub(crate) struct BackendState {
     healthy: AtomicBool,
     /// Passive outlier detection has ejected it.
     ejected: AtomicBool,
-    /// Milliseconds since process start when it (re)joined, for slow start.
+    /// Milliseconds since process start when it (re)joined, for slow start;
+    /// [`FROM_START`] for a backend in service since tango started.
     ready_since_ms: AtomicU64,
     /// Requests sent to it whose response has not been delivered whole.
     in_flight: AtomicU64,
@@ -62,7 +63,8 @@ pub(crate) struct BackendState {
 }
 
 impl BackendState {
-    fn new(name: &str, address: &str, now_ms: u64) -> Self {
+    /// `joined_ms`: when it joined (time since start), or [`FROM_START`].
+    fn new(name: &str, address: &str, joined_ms: u64) -> Self {
         Self {
             name: name.to_string(),
             address: address.to_string(),
@@ -71,7 +73,7 @@ impl BackendState {
             ewma: EwmaCell::new(0.005, 0),
             healthy: AtomicBool::new(true),
             ejected: AtomicBool::new(false),
-            ready_since_ms: AtomicU64::new(now_ms),
+            ready_since_ms: AtomicU64::new(joined_ms),
             in_flight: AtomicU64::new(0),
             health_transitions: AtomicU64::new(0),
         }
@@ -90,9 +92,13 @@ impl BackendState {
         self.ejected.load(Acquire)
     }
 
-    /// When it last (re)joined, in milliseconds since start.
-    pub(crate) fn ready_since_ms(&self) -> u64 {
-        self.ready_since_ms.load(Relaxed)
+    /// When it last (re)joined, in milliseconds since start; `None` when it has been in
+    /// service since tango started (and so never ramps until it leaves and comes back).
+    pub(crate) fn ready_since_ms(&self) -> Option<u64> {
+        match self.ready_since_ms.load(Relaxed) {
+            FROM_START => None,
+            ms => Some(ms),
+        }
     }
 
     /// The health checks' verdict changed at `now_ms` (time since start). Back up, it
@@ -133,15 +139,34 @@ impl BackendState {
     }
 }
 
+/// The join time of a backend in service since tango started. Not 0: time 0 is tango's
+/// start, and a backend stamped then would ramp up through the first `slow_start` window
+/// alongside one a reload added a moment later, which then took its full share at once.
+const FROM_START: u64 = u64::MAX;
+
 /// A request in flight at a backend: counted from `new` until dropped (when the client
 /// has the whole response, or goes away). `P` reaches the backend: an `Arc` for a
 /// response handed to hyper, a reference for one the engine serves in its own task.
 pub(crate) struct InFlight<P: Deref<Target = BackendState> = Arc<BackendState>>(P);
 
 impl<P: Deref<Target = BackendState>> InFlight<P> {
-    pub(crate) fn new(backend: P) -> Self {
-        backend.in_flight.fetch_add(1, Relaxed);
-        InFlight(backend)
+    /// Count a request in at `backend`, unless that would take it past `cap` (its
+    /// `max_in_flight`). The picker skips a backend at its cap, but two workers can pick
+    /// the last place at once: taking it here, atomically, is what keeps the cap.
+    pub(crate) fn reserve(backend: P, cap: Option<u32>) -> Option<Self> {
+        match cap {
+            None => {
+                backend.in_flight.fetch_add(1, Relaxed);
+            }
+            Some(cap) => {
+                let room = |n: u64| (n < u64::from(cap)).then_some(n + 1);
+                backend
+                    .in_flight
+                    .fetch_update(Relaxed, Relaxed, room)
+                    .ok()?;
+            }
+        }
+        Some(InFlight(backend))
     }
 }
 
@@ -178,22 +203,25 @@ impl PoolRuntime {
     /// start or once its window has passed since it (re)joined.
     pub(crate) fn slow_start(&self, i: usize, now_ms: u64) -> f64 {
         match self.cfg.slow_start {
-            Some(window) => {
-                let since = now_ms.saturating_sub(self.backends[i].ready_since_ms());
-                slow_start_factor(Duration::from_millis(since), window)
-            }
+            Some(window) => match self.backends[i].ready_since_ms() {
+                Some(at) => {
+                    slow_start_factor(Duration::from_millis(now_ms.saturating_sub(at)), window)
+                }
+                None => 1.0,
+            },
             None => 1.0,
         }
     }
 
-    /// Configured weight x eligible x slow start, as exported and used by the watch.
+    /// Configured weight x eligible x slow start (none in panic mode, as the picker
+    /// sees it), as exported and used by the watch.
     pub(crate) fn effective_weight(&self, i: usize, now_ms: u64) -> f64 {
-        let b = &self.backends[i];
-        let eligible = self.shared.panic() || b.available();
-        if !eligible {
-            return 0.0;
+        let weight = f64::from(self.cfg.backends[i].weight);
+        match (self.shared.panic(), self.backends[i].available()) {
+            (true, _) => weight,
+            (false, true) => weight * self.slow_start(i, now_ms),
+            (false, false) => 0.0,
         }
-        f64::from(self.cfg.backends[i].weight) * self.slow_start(i, now_ms)
     }
 }
 
@@ -327,7 +355,7 @@ impl Runtime {
         let mut shared_all = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot.load();
         // Backends present at startup need no slow start; later additions ramp up.
-        let joined_ms = if generation <= 1 { 0 } else { now_ms };
+        let joined_ms = if generation <= 1 { FROM_START } else { now_ms };
         let mut keep = std::collections::HashSet::new();
         let pools = config
             .pools

@@ -97,7 +97,7 @@ rule!(TOO_FEW_RING_POINTS, "TNG010", "too-few-ring-points", Warning,
 rule!(UNBOUNDED_HASH_LOAD, "TNG011", "unbounded-hash-load", Warning,
     "A hashing pool has no max_load_factor.",
     "Hashing sends every request for a key to one backend; a hot key (a big customer, a crawler, a popular item) can overload it while the rest idle.",
-    "Set max_load_factor (1.25 is a common choice) so no backend takes more than that multiple of the average load.");
+    "Set max_load_factor (1.25 is a common choice) so no backend takes more than that multiple of its share of the load.");
 rule!(LEAST_REQUEST_LONG_LIVED, "TNG012", "least-request-long-lived", Info,
     "least_request or peak_ewma behind listeners that keep connections or requests open for minutes.",
     "These policies balance in-flight requests; long-lived streams (websockets, long polls, HTTP/2) make in-flight counts reflect old decisions, and connection-level reuse hides per-request balance.",

@@ -53,9 +53,17 @@ pub trait PickEnv {
     }
     /// A uniformly random u64 from the caller's generator.
     fn random(&self) -> u64;
-    /// For bounded load: (requests in flight across the pool, eligible backends), if the
-    /// caller keeps them; otherwise the selector sums them in O(n).
-    fn load_totals(&self) -> Option<(u64, usize)> {
+    /// This pick is a retry of a request another backend failed. Round robin then draws
+    /// by weight instead of taking the next slot: a retry that took a slot would shift the
+    /// rotation, and with a failing backend every request's first try would land on it
+    /// (the retry takes the slot after it, so the next request gets the failing one).
+    fn retrying(&self) -> bool {
+        false
+    }
+    /// For bounded load: (requests in flight across the pool, the summed configured
+    /// weight of the eligible backends), if the caller keeps them; otherwise the selector
+    /// sums them in O(n).
+    fn load_totals(&self) -> Option<(u64, u64)> {
         None
     }
 }
@@ -89,7 +97,8 @@ pub struct Params {
     pub ring_points: u32,
     /// Hash pools: requests without the key; `None` is random.
     pub on_missing: Option<OnMissingKey>,
-    /// Hash pools: bounded load, as a multiple of the mean in-flight count.
+    /// Hash pools: bounded load, as a multiple of each backend's weighted share of the
+    /// in-flight count.
     pub max_load_factor: Option<f64>,
 }
 
@@ -236,6 +245,7 @@ impl Selector {
     fn walk<'a>(&'a self, owners: &'a [u32]) -> Walk<'a> {
         Walk {
             owners,
+            weights: self.sampler.weights(),
             salts: &self.salts,
             max_load_factor: self.params.max_load_factor,
         }
@@ -244,8 +254,12 @@ impl Selector {
     /// Take sequence slots until one belongs to an eligible backend that passes its
     /// slow-start coin. Skipped slots are consumed, so eligible backends keep their
     /// weight ratios; after a bounded number of tries, draw exactly at random instead.
+    /// A retry draws by weight and takes no slot (see `PickEnv::retrying`).
     fn round_robin(&self, env: &impl PickEnv) -> Option<usize> {
         let wrr = self.wrr.as_ref()?;
+        if env.retrying() {
+            return self.sampler.draw_effective(env);
+        }
         for _ in 0..2 * self.len() + 16 {
             let i = wrr.next()?;
             if env.eligible(i) && accept(env.weight_factor(i), env) {
@@ -255,9 +269,18 @@ impl Selector {
         self.sampler.draw_exact(env)
     }
 
-    /// Power of two choices: two candidates drawn by effective weight; the lower
-    /// `cost(i, in_flight_i / effective_weight_i)` wins, the first on a tie (so at equal
-    /// cost the result is still a weighted draw).
+    /// Power of two choices: two candidates drawn by effective weight; the second wins
+    /// when its `cost(i, load)` is lower both at `load = in_flight / effective_weight`
+    /// and with half of the request being placed counted on each, `(in_flight + 1/2) /
+    /// effective_weight`. Otherwise the first wins (so at equal cost, and in an idle
+    /// pool, the result is still a weighted draw).
+    ///
+    /// The second comparison is why a lighter backend does not take over at low
+    /// concurrency: an idle backend of weight 1 against one of weight 10 holding the
+    /// only request in flight looks less loaded (0 < 1/10), and won every such pair, so
+    /// with one request in flight at a time it took 36% of them instead of 9%. Counting
+    /// half a request on each (0.5 against 0.15) leaves that pair to the weighted draw.
+    /// With equal weights the two comparisons agree, so equal pools are unchanged.
     fn p2c(&self, env: &impl PickEnv, cost: impl Fn(usize, f64) -> f64) -> Option<usize> {
         let a = self.sampler.draw_effective(env)?;
         // The second candidate must differ from the first: drawn with replacement, a
@@ -275,15 +298,16 @@ impl Selector {
         if a == b {
             return Some(a);
         }
-        let per_weight = |i: usize| {
+        let load = |i: usize, placing: f64| {
             let eff =
                 f64::from(self.sampler.weight(i)) * sampler::clamp_factor(env.weight_factor(i));
-            env.in_flight(i) as f64 / eff
+            (env.in_flight(i) as f64 + placing) / eff
         };
-        if cost(a, per_weight(a)) <= cost(b, per_weight(b)) {
-            Some(a)
-        } else {
+        let lower = |placing: f64| cost(b, load(b, placing)) < cost(a, load(a, placing));
+        if lower(0.0) && lower(0.5) {
             Some(b)
+        } else {
+            Some(a)
         }
     }
 }

@@ -57,6 +57,10 @@ impl AliasTable {
         self.weights[i]
     }
 
+    pub(crate) fn weights(&self) -> &[u32] {
+        &self.weights
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.weights.len()
     }

@@ -12,6 +12,7 @@ pub(crate) struct TestEnv {
     pub(crate) factor: Vec<f64>,
     pub(crate) in_flight: Vec<u64>,
     pub(crate) latency: Vec<f64>,
+    pub(crate) retrying: bool,
     rng: RefCell<SmallRng>,
 }
 
@@ -22,6 +23,7 @@ impl TestEnv {
             factor: vec![1.0; n],
             in_flight: vec![0; n],
             latency: vec![0.010; n],
+            retrying: false,
             rng: RefCell::new(SmallRng::seed_from_u64(seed)),
         }
     }
@@ -47,5 +49,8 @@ impl PickEnv for TestEnv {
     }
     fn random(&self) -> u64 {
         self.next()
+    }
+    fn retrying(&self) -> bool {
+        self.retrying
     }
 }

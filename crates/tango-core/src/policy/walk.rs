@@ -10,17 +10,26 @@ use super::hash::{mix2, unit};
 use super::sampler::clamp_factor;
 use super::PickEnv;
 
-/// The bounded-load cap: with `total` requests in flight across the pool before this one
-/// and `eligible` eligible backends, a backend may hold at most
-/// `ceil(factor x (total + 1) / eligible)` in flight, this request included.
-pub fn load_cap(factor: f64, total: u64, eligible: usize) -> u64 {
-    let avg = (total + 1) as f64 / eligible.max(1) as f64;
+/// The bounded-load cap of a backend of `weight`: with `total` requests in flight across
+/// the pool before this one and `eligible_weight` the summed weight of the eligible
+/// backends, it may hold at most `ceil(factor x (total + 1) x weight / eligible_weight)`
+/// in flight, this request included. With equal weights that is `factor` times the mean.
+///
+/// The cap is by weight because a cap by the mean alone pulls a weighted pool towards an
+/// equal split: weights 1 and 3 at 1.25 came out 38 : 62 instead of 25 : 75.
+pub fn load_cap(factor: f64, total: u64, weight: u32, eligible_weight: u64) -> u64 {
+    if weight == 0 {
+        return 0;
+    }
+    let share = f64::from(weight) / eligible_weight.max(u64::from(weight)) as f64;
     // A tiny tolerance keeps exact products (1.25 x 4 = 5) from rounding up to 6.
-    (factor * avg - 1e-9).ceil().max(1.0) as u64
+    (factor * (total + 1) as f64 * share - 1e-9).ceil().max(1.0) as u64
 }
 
 pub(crate) struct Walk<'a> {
     pub(crate) owners: &'a [u32],
+    /// Configured weight per backend, for the bounded-load caps.
+    pub(crate) weights: &'a [u32],
     /// Per-backend salt for the slow-start coin (the address hash).
     pub(crate) salts: &'a [u64],
     pub(crate) max_load_factor: Option<f64>,
@@ -38,11 +47,19 @@ impl Walk<'_> {
         if len == 0 {
             return None;
         }
-        let cap = self.max_load_factor.map(|f| {
-            let (total, eligible) = env.load_totals().unwrap_or_else(|| scan_totals(n, env));
-            load_cap(f, total, eligible)
+        let load = self.max_load_factor.map(|f| {
+            let (total, weight) = env.load_totals().unwrap_or_else(|| self.scan_totals(env));
+            (f, total, weight)
         });
+        let under_cap = |b: usize| match load {
+            Some((f, total, weight)) => {
+                env.in_flight(b) < load_cap(f, total, self.weights[b], weight)
+            }
+            None => true,
+        };
+        // The key's first eligible owner, and its first one under its cap.
         let mut fallback = None;
+        let mut spill = None;
         let mut pos = start;
         for step in 0..len {
             if step == quick_steps(n) && fallback.is_none() && !(0..n).any(|i| env.eligible(i)) {
@@ -56,21 +73,19 @@ impl Walk<'_> {
             if !env.eligible(b) {
                 continue;
             }
-            if fallback.is_none() {
-                fallback = Some(b);
-            }
-            if !self.coin(key, b, env) {
+            fallback = fallback.or(Some(b));
+            if !under_cap(b) {
                 continue;
             }
-            if let Some(cap) = cap {
-                if env.in_flight(b) + 1 > cap {
-                    continue;
-                }
+            if self.coin(key, b, env) {
+                return Some(b);
             }
-            return Some(b);
+            spill = spill.or(Some(b));
         }
-        // Every eligible owner was ramping or full: take the key's first eligible owner.
-        fallback
+        // Every eligible owner under its cap is ramping up: the cap is a promise and slow
+        // start a preference, so the first of them takes it. When every one is full
+        // (only when `max_load_factor` < 1 or the counts moved under us), the key's own.
+        spill.or(fallback)
     }
 
     /// Slow start for hash policies: the key is accepted by a ramping backend when a hash
@@ -80,12 +95,17 @@ impl Walk<'_> {
         let f = clamp_factor(env.weight_factor(b));
         f >= 1.0 || unit(mix2(key ^ self.salts[b], 2)) < f
     }
-}
 
-fn scan_totals(n: usize, env: &impl PickEnv) -> (u64, usize) {
-    (0..n).fold((0, 0), |(t, e), i| {
-        (t + env.in_flight(i), e + usize::from(env.eligible(i)))
-    })
+    /// Requests in flight across the pool, and the summed weight of its eligible backends.
+    fn scan_totals(&self, env: &impl PickEnv) -> (u64, u64) {
+        (0..self.salts.len()).fold((0, 0), |(t, w), i| {
+            let weight = match env.eligible(i) {
+                true => u64::from(self.weights[i]),
+                false => 0,
+            };
+            (t + env.in_flight(i), w + weight)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -94,9 +114,20 @@ mod tests {
 
     #[test]
     fn cap_formula() {
-        assert_eq!(load_cap(1.25, 3, 1), 5);
-        assert_eq!(load_cap(1.25, 0, 4), 1);
-        assert_eq!(load_cap(1.0, 99, 10), 10);
-        assert_eq!(load_cap(1.5, 10, 4), 5);
+        assert_eq!(load_cap(1.25, 3, 1, 1), 5);
+        assert_eq!(load_cap(1.25, 0, 1, 4), 1);
+        assert_eq!(load_cap(1.0, 99, 1, 10), 10);
+        assert_eq!(load_cap(1.5, 10, 2, 8), 5);
+    }
+
+    #[test]
+    fn cap_follows_weight() {
+        // 100 in flight (99 + this one) over weights 1 and 3: a quarter and three quarters.
+        assert_eq!(load_cap(1.0, 99, 1, 4), 25);
+        assert_eq!(load_cap(1.0, 99, 3, 4), 75);
+        assert_eq!(load_cap(1.25, 99, 3, 4), 94);
+        // Weight 0 is never placed; a backend no longer eligible caps at its own weight.
+        assert_eq!(load_cap(1.25, 99, 0, 4), 0);
+        assert_eq!(load_cap(1.25, 99, 2, 0), 125);
     }
 }

@@ -22,10 +22,31 @@ fn a_refused_connection_is_retried_elsewhere_for_free() {
         "a retry of a request no backend received is free"
     );
     assert_eq!(
-        r.record(Outcome::NotSent(Failure::AtCapacity)),
-        Step::GiveUp(Failure::AtCapacity)
+        r.record(Outcome::NotSent(Failure::Connect)),
+        Step::GiveUp(Failure::Connect)
     );
     assert_eq!(r.attempts(), 2);
+}
+
+#[test]
+fn a_backend_at_its_cap_is_skipped_without_spending_an_attempt() {
+    // Three backends, one attempt: the first two are full, the third has room.
+    let mut r = Retry::new(1, false);
+    for full in [0, 1] {
+        r.send(full);
+        assert_eq!(r.record(Outcome::NotSent(Failure::AtCapacity)), Step::Pick);
+        assert!(r.tried().contains(full), "a full backend stays excluded");
+    }
+    assert_eq!(r.attempts(), 0, "nothing was tried");
+    let s = r.send(2);
+    assert!(!s.spend_budget);
+    // Nothing else left: the request was refused because the backends were full.
+    assert_eq!(r.none_eligible(), Failure::AtCapacity);
+    // A counted failure is what the client is told, rather than a skip before it.
+    assert_eq!(
+        r.record(Outcome::NotSent(Failure::Connect)),
+        Step::GiveUp(Failure::Connect)
+    );
 }
 
 #[test]

@@ -57,7 +57,8 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink) {
 pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
     let healthy: Vec<bool> = pool.backends.iter().map(|b| b.healthy()).collect();
     let ejected: Vec<bool> = pool.backends.iter().map(|b| b.ejected()).collect();
-    let e = eligibility(&healthy, &ejected, pool.cfg.panic_threshold);
+    let weights: Vec<u32> = pool.cfg.backends.iter().map(|b| b.weight).collect();
+    let e = eligibility(&healthy, &ejected, &weights, pool.cfg.panic_threshold);
     let was = pool.shared.set_panic(e.panic);
     if was != e.panic {
         if e.panic {

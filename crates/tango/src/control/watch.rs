@@ -393,7 +393,10 @@ fn sample(
         let s = b.stats.snapshot();
         let p = w.prev.get(&cfg.address).cloned().unwrap_or_default();
         let t = BackendTick::between(&cfg.name, &s, &p);
-        let part = straddle::rejoined_part(now, b.ready_since_ms(), span);
+        // In service since start: in rotation for the whole tick.
+        let part = b
+            .ready_since_ms()
+            .map_or(1.0, |since| straddle::rejoined_part(now, since, span));
         parts.push(part);
         backends.push(BackendSample {
             name: cfg.name.clone(),

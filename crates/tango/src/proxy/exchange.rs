@@ -15,7 +15,7 @@ pub(crate) mod stream;
 
 use super::error::ProxyError;
 use super::h1::io::{self, Limit};
-use crate::runtime::{PoolRuntime, Runtime};
+use crate::runtime::{InFlight, PoolRuntime, Runtime};
 use crate::upstream::{self, ConnectError, Origin, PoolRef, Upstream};
 use std::time::Duration;
 use tango_core::http1::codec::{parse_response_into, HeadError, RequestFacts, ResponseHead};
@@ -113,7 +113,15 @@ impl<'a> Tries<'a> {
         let i = match super::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err(ProxyError::MissingKey),
-            Pick::NoneEligible => return Err(self.retry.none_eligible().into()),
+            Pick::NoneEligible => {
+                return Err(match self.retry.none_eligible() {
+                    // Nothing tried and nothing eligible: say so when caps are the reason.
+                    Failure::NoneEligible if super::keys::full(self.pool, self.retry.tried()) => {
+                        ProxyError::AtCapacity
+                    }
+                    f => f.into(),
+                });
+            }
         };
         target.backend = Some(i);
         let remaining = self.deadline.saturating_duration_since(now);
@@ -138,6 +146,17 @@ impl<'a> Tries<'a> {
             Step::GiveUp(f) => Err(f.into()),
         }
     }
+}
+
+/// Backend `i` of `pool` (reached through `backend`) takes this try in: counted in its
+/// in-flight requests, or `NotSent(AtCapacity)` when it is at its `max_in_flight`.
+pub(crate) fn reserve<P: std::ops::Deref<Target = crate::runtime::BackendState>>(
+    pool: &PoolRuntime,
+    i: usize,
+    backend: P,
+) -> Result<InFlight<P>, Outcome> {
+    InFlight::reserve(backend, pool.cfg.backends[i].max_in_flight)
+        .ok_or(Outcome::NotSent(Failure::AtCapacity))
 }
 
 /// A connection to backend `i` of `pool` (`conns` reaches its connection pool) for a

@@ -127,6 +127,11 @@ impl PickEnv for Env<'_> {
     }
 
     fn weight_factor(&self, i: usize) -> f64 {
+        // In panic mode every backend takes its full share, unhealthy ones included: a
+        // backend ramping up after it came back must not take less than those still down.
+        if self.panic {
+            return 1.0;
+        }
         self.pool.slow_start(i, self.now_ms)
     }
 
@@ -143,6 +148,26 @@ impl PickEnv for Env<'_> {
     fn random(&self) -> u64 {
         crate::rng::next_u64()
     }
+
+    fn retrying(&self) -> bool {
+        !self.tried.is_empty()
+    }
+}
+
+/// Whether some backend this request has not tried would be eligible but for its
+/// `max_in_flight` (asked only when nothing was eligible, to say why).
+pub(crate) fn full(pool: &PoolRuntime, tried: &Tried) -> bool {
+    let panic = pool.shared.panic();
+    pool.backends
+        .iter()
+        .zip(&pool.cfg.backends)
+        .enumerate()
+        .any(|(i, (b, cfg))| {
+            let capped = cfg
+                .max_in_flight
+                .is_some_and(|cap| b.in_flight() >= u64::from(cap));
+            capped && cfg.weight > 0 && !tried.contains(i) && (panic || b.available())
+        })
 }
 
 pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {

@@ -38,6 +38,9 @@ pub struct State {
     pub fail_status: AtomicU16,
     pub health_status: AtomicU16,
     pub delay_ms: AtomicU64,
+    /// Requests being answered now (health checks aside), and the most at once.
+    pub active: AtomicU64,
+    pub max_active: AtomicU64,
 }
 
 impl Drop for Backend {
@@ -100,6 +103,15 @@ impl Backend {
     }
 }
 
+/// Counts a request out of `State::active` when its answer is made (or dropped).
+struct Active<'a>(&'a AtomicU64);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 type Body = BoxBody<Bytes, Infallible>;
 
 fn full(s: impl Into<Bytes>) -> Body {
@@ -125,6 +137,9 @@ async fn handle(
         return Ok(r);
     }
     st.hits.fetch_add(1, Relaxed);
+    let now = st.active.fetch_add(1, Relaxed) + 1;
+    st.max_active.fetch_max(now, Relaxed);
+    let _active = Active(&st.active);
     let delay = st.delay_ms.load(Relaxed);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

@@ -56,6 +56,10 @@ async fn every_backend_at_its_cap_is_a_quick_503() {
     let (s, body) = get(&c, &t.url("/")).await;
     assert_eq!(s, 503, "{body}");
     assert!(
+        body.contains("every backend is at its connection or request limit"),
+        "the answer says why: {body}"
+    );
+    assert!(
         started.elapsed() < std::time::Duration::from_millis(1000),
         "503 must be quick, not queued"
     );

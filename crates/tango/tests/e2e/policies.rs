@@ -394,3 +394,45 @@ async fn without_a_panic_threshold_a_pool_with_no_healthy_backend_answers_503() 
         "threshold 0 must never panic"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_zero_gets_nothing_and_does_not_hold_off_panic_mode() {
+    let bs = start_backends(&["a", "z1", "z2"]).await;
+    let weights = [1, 0, 0];
+    let spec: Vec<(&str, SocketAddr, u32)> = bs
+        .iter()
+        .zip(weights)
+        .map(|(b, w)| (b.name.as_str(), b.addr, w))
+        .collect();
+    let t = Tango::start(&config(
+        &format!("panic_threshold = 0.5\nmax_attempts = 1\n{HEALTH}"),
+        &spec,
+    ));
+    let c = client();
+    // The one backend that serves fails its checks: the standbys of weight 0 are not a
+    // healthy majority, so the pool panics and keeps sending to a.
+    bs[0].state.health_status.store(503, Relaxed);
+    wait_status(&t, "a unhealthy", Duration::from_secs(5), |s| {
+        !healthy(s, "a")
+    })
+    .await;
+    wait_log(&t, "panic mode", Duration::from_secs(5)).await;
+    let seen = spread(&c, &t, 40).await;
+    assert_eq!(seen.get("a"), Some(&40), "{seen:?}");
+    assert_eq!(bs[1].hits() + bs[2].hits(), 0, "weight 0 got traffic");
+    drop(t);
+
+    // Nor as a retry target: the dead backend's requests are retried on b, never on z.
+    let b = Backend::start("b").await;
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"\n",
+        &[
+            ("dead", dead_addr(), 1),
+            ("b", b.addr, 1),
+            ("z1", bs[1].addr, 0),
+        ],
+    ));
+    let seen = spread(&c, &t, 40).await;
+    assert_eq!(seen.get("b"), Some(&40), "{seen:?}");
+    assert_eq!(bs[1].hits(), 0, "weight 0 got a retry");
+}

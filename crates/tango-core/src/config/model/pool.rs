@@ -94,7 +94,7 @@ pub struct Hashing {
     pub key: HashKey,
     /// Requests without the key; `None` is random.
     pub on_missing: Option<OnMissingKey>,
-    /// Bounded load: no backend above factor x average in-flight.
+    /// Bounded load: no backend above factor x its weight's share of the in-flight load.
     pub max_load_factor: Option<f64>,
     /// Where `hash_key` is in the file.
     pub span: Span,

@@ -128,6 +128,40 @@ fn round_robin_interleaves_smoothly() {
 }
 
 #[test]
+fn retries_do_not_shift_the_round_robin_onto_a_failing_backend() {
+    // Backend 0 fails every request it gets; each failure is retried elsewhere. Its share
+    // of first tries must stay its weight's, whatever the retries take.
+    for w in [vec![1, 1], vec![1, 1, 1], vec![2, 1, 1]] {
+        for on_missing in [None, Some(OnMissingKey::RoundRobin)] {
+            let (kind, key) = match on_missing {
+                None => (PolicyKind::RoundRobin, None),
+                Some(_) => (PolicyKind::RingHash, None),
+            };
+            let s = selector_with(kind, &addresses(w.len(), 0), &w, on_missing, None);
+            let mut env = TestEnv::new(w.len(), 9);
+            let requests = 4_000;
+            let mut first_to_0 = 0;
+            for _ in 0..requests {
+                env.eligible[0] = true;
+                env.retrying = false;
+                if s.pick(key, &env) == Pick::Backend(0) {
+                    first_to_0 += 1;
+                    env.eligible[0] = false;
+                    env.retrying = true;
+                    assert_ne!(s.pick(key, &env), Pick::Backend(0));
+                }
+            }
+            let share = f64::from(first_to_0) / f64::from(requests);
+            let want = f64::from(w[0]) / f64::from(w.iter().sum::<u32>());
+            assert!(
+                (share - want).abs() < 0.02,
+                "{kind:?} weights {w:?}: the failing backend had {share:.3} of first tries, want {want:.3}"
+            );
+        }
+    }
+}
+
+#[test]
 fn least_request_prefers_less_loaded_per_weight() {
     let s = selector(PolicyKind::LeastRequest, &addresses(2, 0), &[1, 1]);
     let mut env = TestEnv::new(2, 6);
@@ -212,4 +246,64 @@ fn selector_is_shared_across_threads_without_losing_slots() {
         .iter()
         .fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
     assert_eq!(total, [4_000, 8_000, 12_000]);
+}
+
+/// Picks per backend over `picks` requests, each with a fresh key.
+fn tally(s: &Selector, env: &TestEnv, picks: usize) -> Vec<u64> {
+    let mut counts = vec![0u64; s.len()];
+    for _ in 0..picks {
+        match s.pick(Some(env.next()), env) {
+            Pick::Backend(b) => counts[b] += 1,
+            other => panic!("{:?}: {other:?}", s.kind()),
+        }
+    }
+    counts
+}
+
+#[test]
+fn extreme_weights_a_single_backend_and_weight_zero() {
+    for kind in ALL {
+        // One backend: everything, whatever its weight.
+        let one = selector(kind, &addresses(1, 0), &[7]);
+        assert_eq!(tally(&one, &TestEnv::new(1, 1), 1_000), [1_000], "{kind:?}");
+        // Weights 1 and 10,000: the light one gets its 1 in 10,001, not nothing and
+        // not a floor's worth; weight 0 gets nothing.
+        let s = selector(kind, &addresses(4, 0), &[1, 10_000, 0, 5_000]);
+        let c = tally(&s, &TestEnv::new(4, 2), 300_000);
+        // 300,000 / 15,001 = 20 expected: Poisson, within 4 standard deviations.
+        assert!((3..=40).contains(&c[0]), "{kind:?}: {c:?}");
+        assert_eq!(c[2], 0, "{kind:?}: weight 0 picked");
+        let share = c[1] as f64 / 300_000.0;
+        assert!((share - 2.0 / 3.0).abs() < 0.01, "{kind:?}: {c:?}");
+    }
+}
+
+#[test]
+fn a_thousand_backends_follow_their_weights() {
+    // Weights 1 to 4 over 1,000 backends; the split against the expected shares (the
+    // weights, or for hash policies the key space the ring or table gives each) is a
+    // chi-square with 999 degrees of freedom: about 999 +- 45 when it holds.
+    let n = 1_000;
+    let a: Vec<String> = (0..n)
+        .map(|i| format!("10.1.{}.{}:8080", i / 256, i % 256))
+        .collect();
+    let w: Vec<u32> = (0..n).map(|i| 1 + (i % 4) as u32).collect();
+    let picks = 400_000;
+    for kind in ALL {
+        let s = selector(kind, &a, &w);
+        let c = tally(&s, &TestEnv::new(n, 3), picks);
+        let expected = s.ownership();
+        let chi2: f64 = c
+            .iter()
+            .zip(&expected)
+            .map(|(&got, &p)| {
+                let e = p * picks as f64;
+                (got as f64 - e).powi(2) / e
+            })
+            .sum();
+        assert!(
+            chi2 < 1_250.0,
+            "{kind:?}: chi-square {chi2:.0} over 999 degrees of freedom"
+        );
+    }
 }

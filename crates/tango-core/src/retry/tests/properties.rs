@@ -122,7 +122,7 @@ fn drive(max_attempts: u32, resendable: bool, w: &World) -> Run {
 
 impl Run {
     /// Which tries the policy counts as attempts: every failure except a stale
-    /// connection within the bound.
+    /// connection within the bound and a backend at its cap.
     fn counted(&self) -> Vec<bool> {
         let mut stale = 0;
         self.tries
@@ -132,10 +132,18 @@ impl Run {
                     stale += 1;
                     stale > MAX_STALE_RETRIES
                 }
+                Some(Outcome::NotSent(Failure::AtCapacity)) | None => false,
                 Some(_) => true,
-                None => false,
             })
             .collect()
+    }
+
+    /// Tries that found their backend at its cap.
+    fn full(&self) -> usize {
+        self.tries
+            .iter()
+            .filter(|t| t.outcome == Some(Outcome::NotSent(Failure::AtCapacity)))
+            .count()
     }
 
     /// Each try with the attempts counted before it and whether it counted.
@@ -156,7 +164,8 @@ impl Run {
             .map(|((t, b), c)| (t, b, c))
     }
 
-    /// The failure of the last counted try, as the client would be told it.
+    /// The failure of the last counted try, as the client would be told it; without
+    /// one, `AtCapacity` if a backend was found full.
     fn last_failure(&self) -> Option<Failure> {
         self.with_attempts()
             .filter(|(_, _, counted)| *counted)
@@ -166,6 +175,7 @@ impl Run {
                 Outcome::Stale => Some(Failure::Connect),
             })
             .last()
+            .or((self.full() > 0).then_some(Failure::AtCapacity))
     }
 }
 
@@ -187,18 +197,20 @@ proptest! {
     #[test]
     fn stale_retries_are_bounded(max in 0u32..6, resendable: bool, w in world()) {
         let run = drive(max, resendable, &w);
-        prop_assert!(run.tries.len() as u32 <= run.max_attempts + MAX_STALE_RETRIES);
+        prop_assert!(run.tries.len() as u32 <= run.max_attempts + MAX_STALE_RETRIES + run.full() as u32);
+        prop_assert!(run.full() <= w.backends, "a full backend was tried twice");
     }
 
     #[test]
-    fn a_backend_that_failed_is_never_tried_again(max in 0u32..6, resendable: bool, w in world()) {
+    fn a_backend_that_failed_or_was_full_is_never_tried_again(max in 0u32..6, resendable: bool, w in world()) {
         let run = drive(max, resendable, &w);
         let mut failed = Tried::default();
         for (t, _, counted) in run.with_attempts() {
             prop_assert!(!failed.contains(t.backend), "backend {} failed, then was tried", t.backend);
             // Excluded from every pick, so the picker goes to any untried one first.
             prop_assert!((0..8).all(|b| !failed.contains(b) || t.tried_before.contains(b)));
-            if counted && t.outcome != Some(Outcome::TimedOut) {
+            let full = t.outcome == Some(Outcome::NotSent(Failure::AtCapacity));
+            if full || (counted && t.outcome != Some(Outcome::TimedOut)) {
                 failed.insert(t.backend);
             }
         }
@@ -246,6 +258,7 @@ proptest! {
             let (Some(o), Some(step)) = (t.outcome, t.step) else { continue };
             let expected = match o {
                 Outcome::TimedOut => Step::GiveUp(Failure::Timeout),
+                Outcome::NotSent(Failure::AtCapacity) => Step::Pick,
                 Outcome::Stale if !counted => Step::Pick,
                 Outcome::SentFailed(f) if !resendable => Step::GiveUp(f),
                 _ if !last_attempt => Step::Pick,

@@ -11,7 +11,7 @@ use super::{Missed, Target, Tries};
 use crate::proxy::body::h2_stream::{H2Body, Pump};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
-use crate::runtime::{InFlight, PoolRuntime, Runtime};
+use crate::runtime::{PoolRuntime, Runtime};
 use crate::upstream::h2pool::{self, Stream};
 use crate::upstream::{self, ConnectError};
 use ::h2::client::ResponseFuture;
@@ -249,7 +249,7 @@ async fn attempt(
         te,
     )
     .map_err(|_| Outcome::SentFailed(Failure::Reset))?;
-    let in_flight = InFlight::new(backend);
+    let in_flight = super::reserve(pool, i, backend)?;
     let mut stream = open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);

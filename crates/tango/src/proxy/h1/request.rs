@@ -20,7 +20,7 @@ use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::{self, HeadFail, Target};
-use crate::runtime::{BackendState, InFlight, PoolRuntime, RouteRules, Snapshot};
+use crate::runtime::{BackendState, PoolRuntime, RouteRules, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -375,7 +375,7 @@ async fn attempt<'p>(
     let (pool, i) = (t.pool, t.i);
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
-    let in_flight = InFlight::new(backend);
+    let in_flight = exchange::reserve(pool, i, backend)?;
     let mut up = exchange::connect(
         rt,
         pool,

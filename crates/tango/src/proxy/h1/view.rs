@@ -8,7 +8,7 @@ use super::super::access::HeadParts;
 use http::uri::PathAndQuery;
 use http::HeaderValue;
 use std::net::IpAddr;
-use tango_core::http1::codec::{RequestFraming, RequestHead, Version};
+use tango_core::http1::codec::{RequestFraming, RequestHead, TargetForm, Version};
 use tango_core::policy::RequestView;
 use tango_core::simulate::SampledRequest;
 
@@ -20,9 +20,15 @@ pub(super) struct Raw<'a> {
 }
 
 impl Raw<'_> {
-    /// The path as text (httparse and the codec took only visible ASCII).
+    /// The path as text (httparse and the codec took only visible ASCII). An
+    /// absolute-form target without one (`GET http://h HTTP/1.1`) asks for `/` (RFC 9112
+    /// 3.2.2): it is forwarded so, and hyper's `Uri::path` reads it so, so routes and
+    /// hash keys see `/` on every client path rather than a request without a path.
     pub(super) fn path(&self) -> &str {
-        std::str::from_utf8(self.head.path.of(self.buf)).unwrap_or("")
+        match std::str::from_utf8(self.head.path.of(self.buf)).unwrap_or("") {
+            "" if self.head.form == TargetForm::Absolute => "/",
+            p => p,
+        }
     }
 
     /// The query of the forwarded target, if any.

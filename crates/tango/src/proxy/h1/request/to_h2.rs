@@ -17,8 +17,8 @@ use super::{Abort, Req, Route};
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::h2 as up;
-use crate::proxy::exchange::{Target, Tries};
-use crate::runtime::{InFlight, PoolRuntime, RouteRules};
+use crate::proxy::exchange::{self, Target, Tries};
+use crate::runtime::{PoolRuntime, RouteRules};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Request};
@@ -217,7 +217,7 @@ pub(super) async fn attempt(
     target: &mut Target,
 ) -> Result<Abort, Outcome> {
     let rt = c.ctx.rt.as_ref();
-    let in_flight = InFlight::new(&*pool.backends[i]);
+    let in_flight = exchange::reserve(pool, i, &*pool.backends[i])?;
     let mut stream = up::open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);

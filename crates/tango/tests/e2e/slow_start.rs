@@ -1,0 +1,147 @@
+//! Slow start through the proxy: a backend a reload adds ramps from a tenth of its
+//! share to all of it over `slow_start`, not at once and not never, while the backends
+//! tango started with are at full weight from the start; in panic mode nothing ramps.
+
+use crate::backend::Backend;
+use crate::support::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// The canary would judge the new backend by the watch, which is not under test here.
+const NO_ROLLBACK: &str = "\n[guard]\nrollback = false\n";
+
+fn weight(status: &Value, name: &str) -> f64 {
+    status["pools"][0]["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .find(|b| b["name"] == name)
+        .and_then(|b| b["effective_weight"].as_f64())
+        .unwrap_or_else(|| panic!("{name} not in {status}"))
+}
+
+/// Sequential GETs until `until`: (requests, how many `backend` answered).
+async fn share_until(c: &HttpClient, t: &Tango, backend: &Backend, until: Instant) -> (u64, u64) {
+    let before = backend.hits();
+    let mut n = 0;
+    while Instant::now() < until {
+        let (s, body) = get(c, &t.url("/")).await;
+        assert_eq!(s, 200, "{body}");
+        n += 1;
+    }
+    (n, backend.hits() - before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
+    let spec: Vec<(&str, SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let pool = "policy = \"round_robin\"\nslow_start = \"3s\"\n";
+    let file = |n: usize| config(pool, &spec[..n]) + NO_ROLLBACK;
+    let t = Tango::start(&file(2));
+    let c = client();
+
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(weight(&s, "a"), 1.0, "a started with tango, yet ramps: {s}");
+
+    t.write_config(&file(3));
+    let (code, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(code, 200, "{v}");
+    let added = Instant::now();
+    // Over the first half second c's factor climbs from 0.1 to 0.25: a share of 5% to
+    // 11%, nowhere near the third it takes at full weight.
+    let (n, to_c) = share_until(&c, &t, &bs[2], added + Duration::from_millis(500)).await;
+    let early = to_c as f64 / n as f64;
+    assert!(
+        to_c > 0 && early < 0.15,
+        "c took {to_c} of {n} requests ({early:.3}) in its first 500 ms"
+    );
+
+    let deadline = added + Duration::from_secs(6);
+    loop {
+        let s = admin_get(&t, "/api/v1/status").await;
+        if weight(&s, "c") == 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "c never reached full weight: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ramp = added.elapsed();
+    assert!(
+        ramp >= Duration::from_millis(2800),
+        "a 3 s slow start was over after {ramp:?}"
+    );
+    let (n, to_c) = share_until(&c, &t, &bs[2], Instant::now() + Duration::from_millis(500)).await;
+    let full = to_c as f64 / n as f64;
+    assert!(
+        (full - 1.0 / 3.0).abs() < 0.03,
+        "after its ramp c took {full:.3} of {n} requests, not a third"
+    );
+}
+
+/// Poll the status API until `pred` holds.
+async fn wait_status(t: &Tango, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = admin_get(t, "/api/v1/status").await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn healthy(status: &Value, name: &str) -> bool {
+    status["pools"][0]["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .any(|b| b["name"] == name && b["healthy"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+        Backend::start("d").await,
+    ];
+    let spec: Vec<(&str, SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let pool = "policy = \"round_robin\"\nslow_start = \"60s\"\npanic_threshold = 0.75\nmax_attempts = 1\n\
+        [pool.health]\npath = \"/health\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\njitter = 0.0\n";
+    let t = Tango::start(&config(pool, &spec));
+    let c = client();
+    // Three of four down: panic, every backend (the three included) at full share.
+    for b in &bs[..3] {
+        b.state.health_status.store(503, Relaxed);
+    }
+    wait_status(&t, "a, b, c down", |s| {
+        !["a", "b", "c"].iter().any(|n| healthy(s, n))
+    })
+    .await;
+    // c comes back: two of four is still below 0.75, so the pool stays in panic, and c
+    // (healthy, ramping) must not take a tenth of what a and b (down) take.
+    bs[2].state.health_status.store(200, Relaxed);
+    let s = wait_status(&t, "c back", |s| healthy(s, "c")).await;
+    assert_eq!(weight(&s, "c"), 1.0, "in panic mode c ramps: {s}");
+    let (n, to_c) = share_until(&c, &t, &bs[2], Instant::now() + Duration::from_millis(500)).await;
+    let share = to_c as f64 / n as f64;
+    assert!(
+        (share - 0.25).abs() < 0.05,
+        "in panic mode recovered c took {share:.3} of {n} requests, not a quarter"
+    );
+    assert!(t.log().contains("panic mode"), "{}", t.log());
+}
