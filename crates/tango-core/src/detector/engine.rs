@@ -99,11 +99,17 @@ fn delta(last: Option<u64>, now: u64) -> u64 {
     }
 }
 
-fn shares(weights: &[f64], over: Option<&Vec<f64>>) -> Vec<f64> {
-    let raw: Vec<f64> = match over {
+/// Each backend's expected share: by `weights`, or by `over` when given for every
+/// backend; a backend read for the first time (`first`) expects nothing, and the others
+/// share what is left.
+fn shares(weights: &[f64], over: Option<&Vec<f64>>, first: &[bool]) -> Vec<f64> {
+    let mut raw: Vec<f64> = match over {
         Some(v) if v.len() == weights.len() => v.iter().map(|x| x.max(0.0)).collect(),
         _ => weights.iter().map(|w| w.max(0.0)).collect(),
     };
+    for (x, _) in raw.iter_mut().zip(first).filter(|(_, f)| **f) {
+        *x = 0.0;
+    }
     let sum: f64 = raw.iter().sum();
     if sum > 0.0 {
         raw.iter().map(|x| x / sum).collect()
@@ -151,7 +157,10 @@ impl PoolDetector {
     }
 
     /// Reads one tick. The first reading of a backend is its baseline (no requests
-    /// counted), so a detector started on a running instance does not see its history.
+    /// counted), so a detector started on a running instance does not see its history;
+    /// and it is left out of that tick's split, which the others share (a backend a
+    /// reload adds would otherwise read as taking nothing of its share, and the
+    /// reload's canary would roll back a good change).
     pub fn tick(&mut self, input: &PoolTick) -> TickReport {
         self.tick += 1;
         let now = input.now_ms;
@@ -160,8 +169,13 @@ impl PoolDetector {
 
         let eff: Vec<f64> = input.backends.iter().map(|b| b.effective_weight).collect();
         let conf: Vec<f64> = input.backends.iter().map(|b| b.configured_weight).collect();
-        let p_eff = shares(&eff, input.expected.as_ref());
-        let p_conf = shares(&conf, input.expected_configured.as_ref());
+        let first: Vec<bool> = self
+            .backends
+            .iter()
+            .map(|b| b.last_requests.is_none())
+            .collect();
+        let p_eff = shares(&eff, input.expected.as_ref(), &first);
+        let p_conf = shares(&conf, input.expected_configured.as_ref(), &first);
         self.record(&input.backends, &p_eff, &p_conf, now);
 
         for i in 0..self.backends.len() {

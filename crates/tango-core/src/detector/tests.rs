@@ -498,3 +498,28 @@ fn detector_table() {
     }
     println!("{}", sim::table(&rows, ticks, limit));
 }
+
+#[test]
+fn a_backend_a_reload_adds_is_not_read_as_taking_nothing_on_its_first_tick() {
+    let mut f = Feed::new(&[1.0, 1.0]);
+    assert!(fired(&f.run(30, &[500, 500])).is_empty());
+    // A reload adds backend-2. Its first reading is its baseline (no requests counted):
+    // had it kept its third of the split that tick, it would read as taking nothing,
+    // and the reload's canary would roll a good change back.
+    f.names.push("backend-2".into());
+    f.weights.push(1.0);
+    f.effective.push(1.0);
+    f.requests.push(0);
+    f.errors.push(0);
+    f.latency.push(0.0);
+    let events = f.run(30, &[333, 333, 334]);
+    assert!(fired(&events).is_empty(), "{events:?}");
+    // From its second tick on it is watched like the others.
+    let events = f.run(10, &[450, 450, 100]);
+    assert!(
+        fired(&events)
+            .iter()
+            .any(|e| e.backend == "backend-2" && e.kind == AlertKind::UnderShare),
+        "{events:?}"
+    );
+}

@@ -9,9 +9,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-/// The canary would judge the new backend by the watch, which is not under test here.
-const NO_ROLLBACK: &str = "\n[guard]\nrollback = false\n";
-
 fn weight(status: &Value, name: &str) -> f64 {
     status["pools"][0]["backends"]
         .as_array()
@@ -44,12 +41,15 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
     let spec: Vec<(&str, SocketAddr, u32)> =
         bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
     let pool = "policy = \"round_robin\"\nslow_start = \"3s\"\n";
-    let file = |n: usize| config(pool, &spec[..n]) + NO_ROLLBACK;
+    // The reload's canary watches too (rollback is on by default): the new backend's
+    // first reading must not read as an under-share and roll the reload back.
+    let file = |n: usize| config(pool, &spec[..n]);
     let t = Tango::start(&file(2));
     let c = client();
 
     let s = admin_get(&t, "/api/v1/status").await;
     assert_eq!(weight(&s, "a"), 1.0, "a started with tango, yet ramps: {s}");
+    assert_eq!(s["generation"], 1);
 
     t.write_config(&file(3));
     let (code, v) = admin_post(&t, "/api/v1/reload").await;
@@ -83,6 +83,8 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
     );
     let (n, to_c) = share_until(&c, &t, &bs[2], Instant::now() + Duration::from_millis(500)).await;
     let full = to_c as f64 / n as f64;
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(s["generation"], 2, "the reload was rolled back: {s}");
     assert!(
         (full - 1.0 / 3.0).abs() < 0.03,
         "after its ramp c took {full:.3} of {n} requests, not a third"
