@@ -23,7 +23,10 @@
 # Ports sit below Linux's ephemeral range: backends 28601-28604, tango 28610 (admin
 # 28620), nginx 28611, haproxy 28612.
 # Prints a markdown table: per proxy, the mean over the rounds of user us/request,
-# system us/request, their sum, TCP segments out per request and octets out per request.
+# system us/request, their sum, TCP segments out per request, octets out per request,
+# and how busy the proxy kept its core (its CPU time over the run's wall time). A
+# proxy that is not the bottleneck waits between batches of ready connections, and
+# every wait costs it an epoll_wait that a saturated one shares among more requests.
 set -euo pipefail
 
 rounds=3 secs=4 build=1
@@ -118,16 +121,16 @@ for _ in $(seq 1 "$rounds"); do
     read -r u1 s1 < <(ticks "${pid_of[$t]}")
     n=$(awk '/requests in/ { print $1 }' "$dir/wrk.txt")
     awk -v t="$t" -v n="${n:-0}" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" \
-      -v g="${segs:-0}" -v o="${octets:-0}" 'BEGIN { if (n > 0)
-        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n }' >>"$dir/rounds.tsv"
+      -v g="${segs:-0}" -v o="${octets:-0}" -v secs="$secs" 'BEGIN { if (n > 0)
+        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n, (u+s)/hz/secs*100 }' >>"$dir/rounds.tsv"
   done
 done
 
-echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request |"
-echo "|---|---:|---:|---:|---:|---:|"
-awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5 }
+echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request | core busy % |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5; b[$1] += $6 }
   END { split("tango nginx haproxy", order, " ")
     for (i = 1; i <= 3; i++) { t = order[i]; if (!n[t]) continue
-      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t] } }' "$dir/rounds.tsv"
+      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.1f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t], b[t]/n[t] } }' "$dir/rounds.tsv"
 echo
 echo "rounds=$rounds seconds=$secs; tango $("$tango" --version | awk '{ print $2 }') ($(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
