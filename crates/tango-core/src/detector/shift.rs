@@ -150,11 +150,9 @@ impl ShiftDetector {
         self.pending = Some(shares);
     }
 
-    /// Apply a pending [`ShiftDetector::expect`]; returns the resolutions it causes.
-    fn take_expectation(&mut self, input: &PoolTick, conf: &[f64]) -> Vec<AlertEvent> {
-        let Some(shares) = self.pending.take() else {
-            return Vec::new();
-        };
+    /// The shift alerts told and firing now, resolved at `now`: the baseline they were
+    /// judged against is being replaced.
+    fn resolve_reported(&mut self, now: u64) -> Vec<AlertEvent> {
         let mut resolved = Vec::new();
         for mut evidence in self.inner.active() {
             evidence.basis = Basis::Baseline;
@@ -163,10 +161,19 @@ impl ShiftDetector {
                 self.reported.swap_remove(p);
                 resolved.push(AlertEvent::Resolved {
                     evidence,
-                    resolved_ms: input.now_ms,
+                    resolved_ms: now,
                 });
             }
         }
+        resolved
+    }
+
+    /// Apply a pending [`ShiftDetector::expect`]; returns the resolutions it causes.
+    fn take_expectation(&mut self, input: &PoolTick, conf: &[f64]) -> Vec<AlertEvent> {
+        let Some(shares) = self.pending.take() else {
+            return Vec::new();
+        };
+        let resolved = self.resolve_reported(input.now_ms);
         let mut share: Vec<f64> = input
             .backends
             .iter()

@@ -3,7 +3,7 @@
 //! hold ends, and how a hold that lasts `adopt_after_ms` becomes the new baseline.
 
 use super::{normalize, ShiftDetector};
-use crate::detector::{AlertEvent, Basis};
+use crate::detector::AlertEvent;
 
 /// The baseline held, not learning from the split served.
 #[derive(Debug)]
@@ -104,17 +104,7 @@ impl ShiftDetector {
         if now.saturating_sub(hold.since_ms) < self.cfg.adopt_after_ms {
             return;
         }
-        for mut evidence in self.inner.active() {
-            evidence.basis = Basis::Baseline;
-            let key = (evidence.backend.clone(), evidence.kind);
-            if let Some(p) = self.reported.iter().position(|r| *r == key) {
-                self.reported.swap_remove(p);
-                events.push(AlertEvent::Resolved {
-                    evidence,
-                    resolved_ms: now,
-                });
-            }
-        }
+        events.extend(self.resolve_reported(now));
         // A backend in rotation for less than a tenth of the hold keeps its share: a
         // tick or two says little, and the tick it came back in holds only part of a
         // second of it. One out of rotation throughout keeps it too.
