@@ -24,32 +24,6 @@ const BOUND: Duration = Duration::from_secs(10);
 /// Failures in a row that eject a backend in these tests.
 const EJECT_AFTER: u64 = 3;
 
-/// The status entry of `name` in the (only) pool.
-fn entry<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["pools"][0]["backends"]
-        .as_array()
-        .expect("backends in status")
-        .iter()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in status: {status}"))
-}
-
-/// Poll the status API until `pred` holds for it, within [`BOUND`].
-async fn status_until(t: &Tango, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let end = tokio::time::Instant::now() + BOUND;
-    loop {
-        let s = admin_get(t, "/api/v1/status").await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "{what}: not within {BOUND:?}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// `tango_backend_broken_responses_total` of `backend` in pool `p`, as scraped.
 async fn broken_metric(t: &Tango, backend: &str) -> Option<u64> {
     let (s, text) = get(&client(), &t.admin_url("/metrics")).await;
@@ -108,12 +82,16 @@ async fn breaking_backend_is_ejected(over: Over, protocol: &str, bad: &Server, g
         EJECT_AFTER,
         "{case}: bad never got its requests"
     );
-    let s = status_until(&t, &format!("{case}: bad ejected"), |s| {
-        entry(s, "bad")["ejected"] == true
+    let s = wait_status(&t, &format!("{case}: bad ejected"), BOUND, |s| {
+        backend_entry(s, "bad")["ejected"] == true
     })
     .await;
-    assert_eq!(entry(&s, "bad")["errors"], EJECT_AFTER, "{case}: {s}");
-    assert_eq!(entry(&s, "good")["errors"], 0, "{case}: {s}");
+    assert_eq!(
+        backend_entry(&s, "bad")["errors"],
+        EJECT_AFTER,
+        "{case}: {s}"
+    );
+    assert_eq!(backend_entry(&s, "good")["errors"], 0, "{case}: {s}");
     assert_eq!(broken_metric(&t, "bad").await, Some(EJECT_AFTER), "{case}");
     assert_eq!(broken_metric(&t, "good").await, Some(0), "{case}");
     for _ in 0..6 {
@@ -256,8 +234,8 @@ async fn leaving_clients_are_not_charged(over: Over, protocol: &str, addr: Socke
         );
     }
     let s = admin_get(&t, "/api/v1/status").await;
-    assert_eq!(entry(&s, "a")["errors"], 0, "{case}: {s}");
-    assert_eq!(entry(&s, "a")["ejected"], false, "{case}: {s}");
+    assert_eq!(backend_entry(&s, "a")["errors"], 0, "{case}: {s}");
+    assert_eq!(backend_entry(&s, "a")["ejected"], false, "{case}: {s}");
     assert_eq!(broken_metric(&t, "a").await, Some(0), "{case}");
     let got = fetch(&t, over, "/source?n=10").await;
     assert_eq!((got.status, got.whole), (200, true), "{case}: still served");

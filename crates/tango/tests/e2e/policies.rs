@@ -37,37 +37,6 @@ fn with_trusted_proxies(cfg: String) -> String {
     )
 }
 
-/// The status entry of backend `name` in the (only) pool.
-fn entry<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["pools"][0]["backends"]
-        .as_array()
-        .expect("backends in status")
-        .iter()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("backend {name} not in status: {status}"))
-}
-
-/// Poll the status API until `pred` holds; returns the status that satisfied it.
-async fn wait_status(
-    t: &Tango,
-    what: &str,
-    limit: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = admin_get(t, "/api/v1/status").await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {limit:?}; last status: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Poll tango's log until it contains `needle`.
 async fn wait_log(t: &Tango, needle: &str, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -82,11 +51,15 @@ async fn wait_log(t: &Tango, needle: &str, limit: Duration) {
 }
 
 fn healthy(s: &Value, name: &str) -> bool {
-    entry(s, name)["healthy"].as_bool().expect("healthy")
+    backend_entry(s, name)["healthy"]
+        .as_bool()
+        .expect("healthy")
 }
 
 fn ejected(s: &Value, name: &str) -> bool {
-    entry(s, name)["ejected"].as_bool().expect("ejected")
+    backend_entry(s, name)["ejected"]
+        .as_bool()
+        .expect("ejected")
 }
 
 /// GET `/` with optional extra header; returns status and the answering backend's name.
@@ -141,7 +114,7 @@ async fn failing_health_checks_take_a_backend_out_and_slow_start_ramps_it_back()
     assert!(seen.contains_key("b") && seen.contains_key("c"), "{seen:?}");
     let s = admin_get(&t, "/api/v1/status").await;
     assert_eq!(
-        entry(&s, "a")["effective_weight"].as_f64(),
+        backend_entry(&s, "a")["effective_weight"].as_f64(),
         Some(0.0),
         "{s}"
     );
@@ -152,14 +125,16 @@ async fn failing_health_checks_take_a_backend_out_and_slow_start_ramps_it_back()
     })
     .await;
     let recovered = Instant::now();
-    let configured = entry(&s, "a")["configured_weight"].as_f64().unwrap();
-    let effective = entry(&s, "a")["effective_weight"].as_f64().unwrap();
+    let configured = backend_entry(&s, "a")["configured_weight"]
+        .as_f64()
+        .unwrap();
+    let effective = backend_entry(&s, "a")["effective_weight"].as_f64().unwrap();
     assert!(
         effective > 0.0 && effective < configured,
         "right after recovery a should be ramping: effective {effective}, configured {configured}"
     );
     wait_status(&t, "a at full weight", Duration::from_secs(5), |s| {
-        entry(s, "a")["effective_weight"].as_f64() == Some(configured)
+        backend_entry(s, "a")["effective_weight"].as_f64() == Some(configured)
     })
     .await;
     let ramp = recovered.elapsed();
@@ -361,7 +336,7 @@ async fn too_few_healthy_backends_put_the_pool_in_panic_mode() {
     }
     let s = admin_get(&t, "/api/v1/status").await;
     assert!(
-        entry(&s, "a")["effective_weight"].as_f64().unwrap() > 0.0,
+        backend_entry(&s, "a")["effective_weight"].as_f64().unwrap() > 0.0,
         "in panic mode an unhealthy backend has weight: {s}"
     );
 }

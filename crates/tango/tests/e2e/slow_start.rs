@@ -91,19 +91,6 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
     );
 }
 
-/// Poll the status API until `pred` holds.
-async fn wait_status(t: &Tango, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = admin_get(t, "/api/v1/status").await;
-        if pred(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: {s}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn healthy(status: &Value, name: &str) -> bool {
     status["pools"][0]["backends"]
         .as_array()
@@ -130,14 +117,14 @@ async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
     for b in &bs[..3] {
         b.state.health_status.store(503, Relaxed);
     }
-    wait_status(&t, "a, b, c down", |s| {
+    wait_status(&t, "a, b, c down", Duration::from_secs(5), |s| {
         !["a", "b", "c"].iter().any(|n| healthy(s, n))
     })
     .await;
     // c comes back: two of four is still below 0.75, so the pool stays in panic, and c
     // (healthy, ramping) must not take a tenth of what a and b (down) take.
     bs[2].state.health_status.store(200, Relaxed);
-    let s = wait_status(&t, "c back", |s| healthy(s, "c")).await;
+    let s = wait_status(&t, "c back", Duration::from_secs(5), |s| healthy(s, "c")).await;
     assert_eq!(weight(&s, "c"), 1.0, "in panic mode c ramps: {s}");
     let (n, to_c) = share_until(&c, &t, &bs[2], Instant::now() + Duration::from_millis(500)).await;
     let share = to_c as f64 / n as f64;

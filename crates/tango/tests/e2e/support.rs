@@ -212,6 +212,38 @@ pub async fn admin_get(t: &Tango, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).expect("json")
 }
 
+/// The status API's entry for backend `name` of the first pool.
+pub fn backend_entry<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["pools"][0]["backends"]
+        .as_array()
+        .expect("backends in status")
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("backend {name} not in status: {status}"))
+}
+
+/// Poll the status API until `pred` holds, within `limit`; returns the status that
+/// satisfied it.
+pub async fn wait_status(
+    t: &Tango,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let s = admin_get(t, "/api/v1/status").await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}; last status: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A minimal config around one pool of `backends` (name, address, weight).
 pub fn config(pool_extra: &str, backends: &[(&str, SocketAddr, u32)]) -> String {
     let mut s = String::from(
