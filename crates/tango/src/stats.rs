@@ -135,6 +135,13 @@ impl BackendStats {
         self.client_errors.fetch_add(1, Relaxed);
     }
 
+    /// A try whose body the backend broke off before anything of it reached the
+    /// client, who was answered `502` instead (and counted so, as a client error): a
+    /// failed try only.
+    pub(crate) fn record_broken_try(&self) {
+        self.broken.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             by_class: std::array::from_fn(|i| self.by_class[i].load(Relaxed)),

@@ -62,6 +62,9 @@ pub(crate) enum BodyEnd {
     /// The backend reset or closed it short, framed it wrongly, or went silent past
     /// the stall timeout.
     Backend,
+    /// As `Backend`, but before anything of the answer went out: the client is answered
+    /// `502` instead, and that answer is counted as the client's error where it is sent.
+    Unsent,
 }
 
 /// The body of the answer (`status`, counted by [`record`]) of backend `i` has ended
@@ -71,15 +74,20 @@ pub(crate) fn body_end(rt: &Runtime, pool: &PoolRuntime, i: usize, status: u16, 
     if class_index(status) >= 4 {
         return;
     }
-    if end != BodyEnd::Backend {
+    if matches!(end, BodyEnd::Whole | BodyEnd::Client) {
         outlier(rt, pool, i, Outcome::Success);
         return;
     }
-    let (b, bcfg) = (&pool.backends[i], &pool.cfg.backends[i]);
     // Counted before the outlier verdict, so whoever sees the ejection sees the count.
-    b.stats.record_broken();
-    pool.shared.client.record_broken();
-    tracing::warn!(pool = %pool.cfg.name, backend = %bcfg.name, status, "upstream response body broke off");
+    let stats = &pool.backends[i].stats;
+    if end == BodyEnd::Unsent {
+        stats.record_broken_try();
+    } else {
+        stats.record_broken();
+        pool.shared.client.record_broken();
+    }
+    let backend = &pool.cfg.backends[i].name;
+    tracing::warn!(pool = %pool.cfg.name, %backend, status, "upstream response body broke off");
     outlier(rt, pool, i, Outcome::Failure);
 }
 
@@ -325,6 +333,22 @@ mod tests {
             answer(&rt, pool, end);
         }
         assert_eq!(pool.backends[0].stats.snapshot().errors(), 8);
+    }
+
+    #[test]
+    fn a_body_broken_before_anything_was_sent_is_one_client_error() {
+        let rt = runtime();
+        let snap = rt.current();
+        let pool = &snap.pools[0];
+        // Hyper's path: the head counts by its status, the body proves unframeable
+        // before hyper has the head, and the client is answered 502, counted there.
+        record(&rt, pool, 0, Some(200), MS);
+        body_end(&rt, pool, 0, 200, BodyEnd::Unsent);
+        client_response(pool, Some(0), http::StatusCode::BAD_GATEWAY, Duration::ZERO);
+        let s = pool.backends[0].stats.snapshot();
+        assert_eq!((s.errors(), s.broken, s.client_errors), (1, 1, 1));
+        let c = pool.shared.client.snapshot();
+        assert_eq!((c.requests, c.errors), (1, 1));
     }
 
     #[test]

@@ -156,7 +156,8 @@ impl ProxyBody {
                 Ok(first) => b.first = first,
                 Err(e) => {
                     // Not the client's: the backend's body is unframeable from its start.
-                    b.settle(BodyEnd::Backend);
+                    // The client is answered 502, counted as its error there.
+                    b.settle(BodyEnd::Unsent);
                     return Err(e);
                 }
             },
