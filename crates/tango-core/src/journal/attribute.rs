@@ -257,12 +257,18 @@ fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Ev
 
 /// The latest event that took one of the alert's pool's backends out of rotation (an
 /// ejection, a health check's "unhealthy") before the alert's onset, of a backend not
-/// back since, however long ago.
+/// back since, however long ago. A reload that removed the backend (or added one under
+/// its name) ends its outage too: a backend removed is out of the split, not out of
+/// rotation, and one added starts in it.
 fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
     let hi = alert.onset_ms + SLACK_MS;
     let mut events: Vec<&Event> = all
         .iter()
-        .filter(|e| e.ts_ms <= hi && is_health(&e.kind) && e.kind.pool() == Some(&alert.pool))
+        .filter(|e| {
+            e.ts_ms <= hi
+                && ((is_health(&e.kind) && e.kind.pool() == Some(&alert.pool))
+                    || !membership(e, &alert.pool).is_empty())
+        })
         .collect();
     events.sort_by_key(|e| e.ts_ms);
     // Per backend: what ejected it and what made it unhealthy, while each holds.
@@ -274,7 +280,12 @@ fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
             EventKind::HealthTransition {
                 backend, healthy, ..
             } => (backend, None, Some((!healthy).then_some(e))),
-            _ => continue,
+            _ => {
+                for b in membership(e, &alert.pool) {
+                    out.retain(|o| o.0 != b);
+                }
+                continue;
+            }
         };
         let i = match out.iter().position(|o| o.0 == backend.as_str()) {
             Some(i) => i,
@@ -294,6 +305,27 @@ fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
         .flat_map(|o| [o.1, o.2])
         .flatten()
         .max_by_key(|e| e.ts_ms)
+}
+
+/// The backends of `pool` a reload (or rollback) added or removed.
+fn membership<'a>(e: &'a Event, pool: &str) -> Vec<&'a str> {
+    let changes = match &e.kind {
+        EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. } => {
+            changes
+        }
+        _ => return Vec::new(),
+    };
+    changes
+        .iter()
+        .filter(|c| {
+            c.pool == pool
+                && matches!(
+                    c.kind,
+                    ChangeKind::BackendAdded { .. } | ChangeKind::BackendRemoved { .. }
+                )
+        })
+        .filter_map(|c| c.backend.as_deref())
+        .collect()
 }
 
 fn on_backend(e: &Event, alert: &Evidence) -> bool {

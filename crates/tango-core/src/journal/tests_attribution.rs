@@ -358,3 +358,46 @@ fn an_error_alert_says_whether_clients_saw_the_failed_tries() {
         c.sentence
     );
 }
+
+/// b2 was ejected, and a reload then removed it (and a later one added a b2 back, a new
+/// backend in rotation): no backend of the pool is still out, and a health alert a
+/// quarter of an hour later does not name b2.
+#[test]
+fn a_backend_removed_while_ejected_is_not_still_out() {
+    let mut a = alert("b4", AlertKind::OverShare, T + 16 * 60_000);
+    a.cause = Cause::Health;
+    a.basis = Basis::Configured;
+    let removed = applied(
+        T + 60_000,
+        4,
+        vec![change(
+            Some("b2"),
+            ChangeKind::BackendRemoved {
+                address: "10.0.0.2:80".into(),
+            },
+        )],
+    );
+    let added = applied(
+        T + 120_000,
+        5,
+        vec![change(
+            Some("b2"),
+            ChangeKind::BackendAdded {
+                address: "10.0.0.2:80".into(),
+            },
+        )],
+    );
+    for events in [
+        vec![ejected(T, "b2"), removed.clone()],
+        vec![ejected(T, "b2"), removed, added],
+    ] {
+        let c = attribute(&a, &events);
+        assert_eq!(c.backend, None, "{}", c.clause);
+        assert!(
+            c.clause
+                .contains("no health transition or ejection was journaled"),
+            "{}",
+            c.clause
+        );
+    }
+}
