@@ -168,6 +168,16 @@ impl ShiftDetector {
         resolved
     }
 
+    /// Scale the baseline's shares to sum to 1 again, after some of them moved.
+    fn normalize_baseline(&mut self) {
+        let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
+        normalize(&mut shares);
+        self.baseline
+            .iter_mut()
+            .zip(shares)
+            .for_each(|(b, s)| b.share = s);
+    }
+
     /// Apply a pending [`ShiftDetector::expect`]; returns the resolutions it causes.
     fn take_expectation(&mut self, input: &PoolTick, conf: &[f64]) -> Vec<AlertEvent> {
         let Some(shares) = self.pending.take() else {
@@ -309,12 +319,7 @@ impl ShiftDetector {
                 b.share += alpha * (share - b.share);
             }
         }
-        let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
-        normalize(&mut shares);
-        self.baseline
-            .iter_mut()
-            .zip(shares)
-            .for_each(|(b, s)| b.share = s);
+        self.normalize_baseline();
         true
     }
 

@@ -49,6 +49,15 @@ fn cfg(protocol: &str, bad: SocketAddr, good: SocketAddr) -> String {
     )
 }
 
+/// `got` is `good`'s whole answer.
+fn assert_good(got: &peers::Got, case: &str) {
+    assert_eq!(
+        (got.status, got.body.as_slice(), got.whole),
+        (200, &b"good\n"[..], true),
+        "{case}"
+    );
+}
+
 /// Requests by `over` until `bad` has broken off [`EJECT_AFTER`] bodies; then `bad` is
 /// ejected with that many errors, `good` has none, and every request goes to `good`.
 async fn breaking_backend_is_ejected(over: Over, protocol: &str, bad: &Server, good: SocketAddr) {
@@ -70,11 +79,7 @@ async fn breaking_backend_is_ejected(over: Over, protocol: &str, bad: &Server, g
                 got.status
             );
         } else {
-            assert_eq!(
-                (got.status, got.body.as_slice(), got.whole),
-                (200, &b"good\n"[..], true),
-                "{case}"
-            );
+            assert_good(&got, &case);
         }
     }
     assert_eq!(
@@ -96,11 +101,7 @@ async fn breaking_backend_is_ejected(over: Over, protocol: &str, bad: &Server, g
     assert_eq!(broken_metric(&t, "good").await, Some(0), "{case}");
     for _ in 0..6 {
         let got = fetch(&t, over, "/").await;
-        assert_eq!(
-            (got.status, got.body.as_slice(), got.whole),
-            (200, &b"good\n"[..], true),
-            "{case}"
-        );
+        assert_good(&got, &case);
     }
     assert_eq!(
         bad.hits(),

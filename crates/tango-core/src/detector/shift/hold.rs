@@ -2,7 +2,7 @@
 //! (a shift alert firing, or a split plainly moved but under the alert ratio), when the
 //! hold ends, and how a hold that lasts `adopt_after_ms` becomes the new baseline.
 
-use super::{normalize, ShiftDetector};
+use super::ShiftDetector;
 use crate::detector::AlertEvent;
 
 /// The baseline held, not learning from the split served.
@@ -120,12 +120,7 @@ impl ShiftDetector {
             b.configured = *c;
             b.settled = *c;
         }
-        let mut shares: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
-        normalize(&mut shares);
-        self.baseline
-            .iter_mut()
-            .zip(shares)
-            .for_each(|(b, s)| b.share = s);
+        self.normalize_baseline();
         // The adopted split is the one this configuration brought: its alert, if it had
         // one, has fired and resolved, so the change explains nothing more.
         self.caught_up = 1.0;
