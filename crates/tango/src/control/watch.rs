@@ -415,14 +415,17 @@ fn sample(
     let expected = pool.cfg.policy.is_hash().then(|| {
         // Key-space ownership, with ineligible backends' keys spread over the rest (and
         // a backend that came back during the tick owning its keys for that part of it).
+        // A backend in slow start keeps only its ramp's part of its keys, as the picker
+        // turns the rest away: at its full ownership a backend a reload adds would read
+        // as an under-share while it ramps, and the canary would roll the reload back.
         let masked: Vec<f64> = pool
             .ownership
             .iter()
             .zip(&backends)
             .zip(&parts)
             .map(|((o, b), part)| {
-                if b.effective_weight > 0.0 {
-                    o * part
+                if b.effective_weight > 0.0 && b.configured_weight > 0.0 {
+                    o * part * (b.effective_weight / b.configured_weight).min(1.0)
                 } else {
                     0.0
                 }

@@ -134,3 +134,46 @@ async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
     );
     assert!(t.log().contains("panic mode"), "{}", t.log());
 }
+
+/// A hash pool's expectation is its key space: a backend a reload adds, ramping in slow
+/// start, is expected at its ramp's part of its keys, so the reload's canary (on by
+/// default) keeps the reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_a_reload_adds_to_a_hash_pool_ramps_without_a_rollback() {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
+    let spec: Vec<(&str, SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let pool = "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-k\" }\nslow_start = \"3s\"\n";
+    let file = |n: usize| config(pool, &spec[..n]);
+    let t = Tango::start(&file(2));
+    let c = client();
+    let run = |until: Instant| {
+        let c = c.clone();
+        let url = t.url("/");
+        async move {
+            let mut i = 0u64;
+            while Instant::now() < until {
+                i += 1;
+                let req = http::Request::get(&url)
+                    .header("x-k", format!("k{}", i.wrapping_mul(2654435761) % 100000))
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap();
+                let r = c.request(req).await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        }
+    };
+    run(Instant::now() + Duration::from_millis(1500)).await;
+    t.write_config(&file(3));
+    let (code, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(code, 200, "{v}");
+    run(Instant::now() + Duration::from_secs(5)).await;
+    let s = admin_get(&t, "/api/v1/status").await;
+    let j = admin_get(&t, "/api/v1/journal").await;
+    assert_eq!(s["generation"], 2, "the reload was rolled back: {j}");
+    assert!(bs[2].hits() > 0, "c never served: {s}");
+}
