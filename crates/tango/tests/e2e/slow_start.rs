@@ -10,13 +10,23 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 fn weight(status: &Value, name: &str) -> f64 {
-    status["pools"][0]["backends"]
-        .as_array()
-        .expect("backends")
-        .iter()
-        .find(|b| b["name"] == name)
-        .and_then(|b| b["effective_weight"].as_f64())
-        .unwrap_or_else(|| panic!("{name} not in {status}"))
+    backend_entry(status, name)["effective_weight"]
+        .as_f64()
+        .expect("effective_weight")
+}
+
+/// Backends named `names`, started.
+async fn backends(names: &[&str]) -> Vec<Backend> {
+    let mut bs = Vec::new();
+    for n in names {
+        bs.push(Backend::start(n).await);
+    }
+    bs
+}
+
+/// Each of `bs` at weight 1, as [`config`] takes them.
+fn weight_one(bs: &[Backend]) -> Vec<(&str, SocketAddr, u32)> {
+    bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect()
 }
 
 /// Sequential GETs until `until`: (requests, how many `backend` answered).
@@ -33,13 +43,8 @@ async fn share_until(c: &HttpClient, t: &Tango, backend: &Backend, until: Instan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
-    let bs = [
-        Backend::start("a").await,
-        Backend::start("b").await,
-        Backend::start("c").await,
-    ];
-    let spec: Vec<(&str, SocketAddr, u32)> =
-        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let bs = backends(&["a", "b", "c"]).await;
+    let spec = weight_one(&bs);
     let pool = "policy = \"round_robin\"\nslow_start = \"3s\"\n";
     // The reload's canary watches too (rollback is on by default): the new backend's
     // first reading must not read as an under-share and roll the reload back.
@@ -92,23 +97,13 @@ async fn a_backend_a_reload_adds_ramps_up_over_slow_start() {
 }
 
 fn healthy(status: &Value, name: &str) -> bool {
-    status["pools"][0]["backends"]
-        .as_array()
-        .expect("backends")
-        .iter()
-        .any(|b| b["name"] == name && b["healthy"] == true)
+    backend_entry(status, name)["healthy"] == true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
-    let bs = [
-        Backend::start("a").await,
-        Backend::start("b").await,
-        Backend::start("c").await,
-        Backend::start("d").await,
-    ];
-    let spec: Vec<(&str, SocketAddr, u32)> =
-        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let bs = backends(&["a", "b", "c", "d"]).await;
+    let spec = weight_one(&bs);
     let pool = "policy = \"round_robin\"\nslow_start = \"60s\"\npanic_threshold = 0.75\nmax_attempts = 1\n\
         [pool.health]\npath = \"/health\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\njitter = 0.0\n";
     let t = Tango::start(&config(pool, &spec));
@@ -140,13 +135,8 @@ async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
 /// default) keeps the reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_a_reload_adds_to_a_hash_pool_ramps_without_a_rollback() {
-    let bs = [
-        Backend::start("a").await,
-        Backend::start("b").await,
-        Backend::start("c").await,
-    ];
-    let spec: Vec<(&str, SocketAddr, u32)> =
-        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let bs = backends(&["a", "b", "c"]).await;
+    let spec = weight_one(&bs);
     let pool = "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-k\" }\nslow_start = \"3s\"\n";
     let file = |n: usize| config(pool, &spec[..n]);
     let t = Tango::start(&file(2));
