@@ -113,17 +113,7 @@ struct Env<'a> {
 
 impl PickEnv for Env<'_> {
     fn eligible(&self, i: usize) -> bool {
-        if self.tried.contains(i) {
-            return false;
-        }
-        let b = &self.pool.backends[i];
-        if !self.panic && !b.available() {
-            return false;
-        }
-        match self.pool.cfg.backends[i].max_in_flight {
-            Some(cap) => b.in_flight() < u64::from(cap),
-            None => true,
-        }
+        admissible(self.pool, self.tried, self.panic, i) && !at_cap(self.pool, i)
     }
 
     fn weight_factor(&self, i: usize) -> f64 {
@@ -158,16 +148,22 @@ impl PickEnv for Env<'_> {
 /// `max_in_flight` (asked only when nothing was eligible, to say why).
 pub(crate) fn full(pool: &PoolRuntime, tried: &Tried) -> bool {
     let panic = pool.shared.panic();
-    pool.backends
-        .iter()
-        .zip(&pool.cfg.backends)
-        .enumerate()
-        .any(|(i, (b, cfg))| {
-            let capped = cfg
-                .max_in_flight
-                .is_some_and(|cap| b.in_flight() >= u64::from(cap));
-            capped && cfg.weight > 0 && !tried.contains(i) && (panic || b.available())
-        })
+    (0..pool.backends.len()).any(|i| {
+        pool.cfg.backends[i].weight > 0 && admissible(pool, tried, panic, i) && at_cap(pool, i)
+    })
+}
+
+/// Whether backend `i` may take this request, its `max_in_flight` aside: not tried yet,
+/// and in rotation (or the pool is in panic mode).
+fn admissible(pool: &PoolRuntime, tried: &Tried, panic: bool, i: usize) -> bool {
+    !tried.contains(i) && (panic || pool.backends[i].available())
+}
+
+/// Whether backend `i` holds as many requests as its `max_in_flight` allows.
+fn at_cap(pool: &PoolRuntime, i: usize) -> bool {
+    pool.cfg.backends[i]
+        .max_in_flight
+        .is_some_and(|cap| pool.backends[i].in_flight() >= u64::from(cap))
 }
 
 pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
