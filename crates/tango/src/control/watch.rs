@@ -387,7 +387,6 @@ fn sample(
         .sampled_ms
         .map_or(tick_ms, |last| now.saturating_sub(last));
     w.sampled_ms = Some(now);
-    let mut parts = Vec::with_capacity(pool.backends.len());
     for (i, b) in pool.backends.iter().enumerate() {
         let cfg = &pool.cfg.backends[i];
         let s = b.stats.snapshot();
@@ -397,7 +396,6 @@ fn sample(
         let part = b
             .ready_since_ms()
             .map_or(1.0, |since| straddle::rejoined_part(now, since, span));
-        parts.push(part);
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
@@ -413,22 +411,19 @@ fn sample(
         w.prev.insert(cfg.address.clone(), s);
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
-        // Key-space ownership, with ineligible backends' keys spread over the rest (and
-        // a backend that came back during the tick owning its keys for that part of it).
-        // A backend in slow start keeps only its ramp's part of its keys, as the picker
-        // turns the rest away: at its full ownership a backend a reload adds would read
-        // as an under-share while it ramps, and the canary would roll the reload back.
+        // Key-space ownership, scaled as the effective weight scales the configured one:
+        // an ineligible backend's keys spread over the rest, a backend that came back
+        // during the tick owns its keys for that part of it, and one in slow start keeps
+        // only its ramp's part of them, as the picker turns the rest away (at its full
+        // ownership a backend a reload adds would read as an under-share while it ramps,
+        // and the canary would roll the reload back).
         let masked: Vec<f64> = pool
             .ownership
             .iter()
             .zip(&backends)
-            .zip(&parts)
-            .map(|((o, b), part)| {
-                if b.effective_weight > 0.0 && b.configured_weight > 0.0 {
-                    o * part * (b.effective_weight / b.configured_weight).min(1.0)
-                } else {
-                    0.0
-                }
+            .map(|(o, b)| match b.configured_weight > 0.0 {
+                true => o * (b.effective_weight / b.configured_weight).min(1.0),
+                false => 0.0,
             })
             .collect();
         let sum: f64 = masked.iter().sum();
