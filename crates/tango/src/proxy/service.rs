@@ -255,8 +255,9 @@ async fn answer(
     }
 }
 
-/// The client's request as a backend gets it: hop-by-hop headers out, forwarding
-/// headers in, then the route's edits; HTTP/2's absolute form as origin-form.
+/// The client's request as a backend gets it: hop-by-hop headers out, HTTP/2 cookie
+/// crumbs joined, forwarding headers in, then the route's edits; HTTP/2's absolute form
+/// as origin-form.
 fn outgoing(
     ctx: &ConnCtx,
     mut req: Request<Incoming>,
@@ -293,6 +294,9 @@ fn outgoing(
     };
     let mut hdrs = parts.headers;
     headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut hdrs);
+    }
     match &host {
         Some(h) if from_target || !hdrs.contains_key(header::HOST) => {
             hdrs.insert(header::HOST, h.clone());
