@@ -1,5 +1,5 @@
 //! HTTP/2 clients as an HTTP/1.1 backend sees them: the request's fields made into one
-//! HTTP/1.1 head.
+//! HTTP/1.1 head (cookie crumbs, Host).
 
 use crate::backend::Backend;
 use crate::support::*;
@@ -41,4 +41,39 @@ async fn an_h2_clients_cookie_crumbs_reach_an_http1_backend_as_one_field() {
     assert_eq!(status, 200, "{h}");
     assert_eq!(h["cookie"], "theme=dark; sid=42; lang=en", "{h}");
     assert_eq!(h["x-between"], "1", "{h}");
+}
+
+/// An HTTP/2 request without `:authority` names its host with Host; two Host fields
+/// are refused as HTTP/1.1's are (RFC 9112 3.2): tango routes by the first, and an
+/// HTTP/1.1 backend that takes the last would serve another site's request.
+#[tokio::test]
+async fn an_h2_request_with_two_host_fields_is_refused() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let (mut h2, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(conn);
+    // Origin-form, as HTTP/1.1: the h2 crate sends `:scheme` and `:path`, no
+    // `:authority`, and the Host fields as they are.
+    let req = http::Request::get("/headers")
+        .header("host", "public.example")
+        .header("host", "internal.example")
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(req, true).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    assert_eq!(resp.status(), 400);
+    assert_eq!(b.hits(), 0, "the request reached the backend");
+
+    // One Host is the request's authority, as before.
+    let req = http::Request::get("/headers")
+        .header("host", "public.example")
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(req, true).unwrap();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 200);
 }
