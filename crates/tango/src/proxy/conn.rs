@@ -14,6 +14,7 @@ use super::conn_io::{ConnIo, Prefixed};
 use super::framing::{self, SwitchVerdict};
 use super::headers;
 use super::idle::{Conns, Slot, Stall, Tracked, Tunnel};
+use super::linger::{linger, Returned};
 use super::service::{self, ConnCtx};
 use super::spread::Placed;
 use crate::runtime::Runtime;
@@ -222,13 +223,28 @@ where
         // pin that much for each of its streams, up to 80 MB a connection until
         // `send_timeout`. A body read is 16 KiB, so this keeps several in hand.
         .max_send_buf_size(SEND_BUF_PER_STREAM);
-    let builder = if h2_only {
-        builder.http2_only()
-    } else {
-        builder
+    if !h2_only {
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        drive(pin!(conn), |c| c.graceful_shutdown(), l, w, true).await;
+        return;
+    }
+    // HTTP/2: the socket comes back when hyper lets go of it, to be closed lingering
+    // if hyper closed the connection itself (`linger` says why). One tango gives up on
+    // (idle, evicted, not reading) is closed at once.
+    let builder = builder.http2_only();
+    let (io, back) = Returned::new(io);
+    let finished = {
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        drive(pin!(conn), |c| c.graceful_shutdown(), l, w, false).await
     };
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    drive(pin!(conn), |c| c.graceful_shutdown(), l, w, !h2_only).await;
+    if let (true, Ok(io)) = (finished, back.await) {
+        // Still holding its place among the listener's connections: given up when
+        // chosen to make room, as an idle connection is.
+        tokio::select! {
+            () = linger(io) => {}
+            _ = w.slot.evicted() => {}
+        }
+    }
 }
 
 /// The request may open a tunnel: CONNECT (HTTP/1.1, or an HTTP/2 stream), or an
@@ -241,14 +257,17 @@ fn may_tunnel<B>(req: &http::Request<B>) -> bool {
 
 /// Drive a connection, closing it when idle for `idle_timeout`, when chosen to make room
 /// for a newcomer, or (gracefully) on shutdown. An HTTP/1.1 connection (`http1`) that
-/// hyper handed over to a tunnel is kept until the tunnel ends.
+/// hyper handed over to a tunnel is kept until the tunnel ends. `true` when hyper ended
+/// the connection itself (a graceful close it completed, the client's close or a
+/// protocol error); `false` when it was given up on here.
 async fn drive<C, E>(
     mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     l: &Listener,
     w: &Watch<'_>,
     http1: bool,
-) where
+) -> bool
+where
     C: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
@@ -279,7 +298,7 @@ async fn drive<C, E>(
                 if http1 {
                     w.slot.tunnels_over().await;
                 }
-                break;
+                return true;
             }
             _ = stop.changed(), if !closing => {
                 if *stop.borrow() {
@@ -328,4 +347,5 @@ async fn drive<C, E>(
             }
         }
     }
+    false
 }

@@ -1,7 +1,9 @@
 //! Header rules at the proxy boundary: framing checks, hop-by-hop removal, and the
 //! X-Forwarded-* and X-Request-Id headers.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, TRANSFER_ENCODING, UPGRADE,
+};
 use std::net::IpAddr;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1). Named by
@@ -87,8 +89,28 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Append the peer to X-Forwarded-For (keeping what the client sent) and set
-/// X-Forwarded-Proto and X-Forwarded-Host.
+/// An HTTP/2 request's cookie crumbs as one Cookie field, joined with "; " (RFC 9113
+/// 8.2.3). HTTP/2 clients split cookies into a field each so HPACK can index them; an
+/// HTTP/1.1 backend must get them in one line, since RFC 6265 allows a client only one
+/// Cookie field and HTTP/1.1 servers read one (or join repeats with ", ", which is not a
+/// cookie separator). HTTP/2 backends take one field as well as many, so every backend
+/// gets them joined, as nginx does.
+pub(crate) fn join_cookies(h: &mut HeaderMap) {
+    let mut crumbs = h.get_all(COOKIE).iter();
+    let (Some(first), Some(_)) = (crumbs.next(), crumbs.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for c in h.get_all(COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(c.as_bytes());
+    }
+    // Each crumb was a valid field value, and "; " is too.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(COOKIE, v);
+    }
+}
+
 /// The peer's address as a header value, made once per connection.
 pub(crate) fn peer_value(peer: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.to_canonical().to_string())
@@ -200,6 +222,25 @@ mod tests {
         );
         assert!(h.get("connection").is_none());
         assert_eq!(h.get("x-keep").unwrap(), "1");
+    }
+
+    #[test]
+    fn cookie_crumbs_become_one_field() {
+        let mut h = map(&[
+            ("cookie", "a=1"),
+            ("x", "y"),
+            ("cookie", "b=2"),
+            ("cookie", "c=3"),
+        ]);
+        join_cookies(&mut h);
+        let all: Vec<_> = h.get_all("cookie").iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3"]);
+        let mut one = map(&[("cookie", "a=1; b=2")]);
+        join_cookies(&mut one);
+        assert_eq!(one.get("cookie").unwrap(), "a=1; b=2");
+        let mut none = map(&[("x", "y")]);
+        join_cookies(&mut none);
+        assert!(none.get("cookie").is_none());
     }
 
     #[test]

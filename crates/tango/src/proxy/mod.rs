@@ -1,6 +1,7 @@
 //! The data plane: listeners (`listener`, spreading connections evenly over the
-//! workers with `spread`), connections (`conn`, with the socket
-//! wrapper `conn_io`, the framing guard `framing` and the idle-connection queue `idle`),
+//! workers with `spread`), connections (`conn`, with the socket wrapper `conn_io`, the
+//! framing guard `framing`, the idle-connection queue `idle` and an HTTP/2 connection's
+//! lingering close `linger`),
 //! the HTTP/1.1 engine that serves plain connections (`h1`, borrowing buffers from
 //! `bufpool`), the per-request service hyper calls for TLS and HTTP/2 (`service`:
 //! route, pick with `keys`, forward, retry, count with `accounting`), the upstream
@@ -25,6 +26,7 @@ mod h1;
 pub(crate) mod headers;
 mod idle;
 pub(crate) mod keys;
+mod linger;
 pub(crate) mod listener;
 pub(crate) mod preflight;
 mod proxy_protocol;

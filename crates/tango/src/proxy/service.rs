@@ -208,6 +208,11 @@ async fn answer(
     let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
+    } else if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        // HTTP/1.1's are refused before hyper has them (the framing guard, the engine);
+        // to hyper, HTTP/2's Host fields are just fields. Routing reads the first, and
+        // an HTTP/1.1 backend may read the last (RFC 9112 3.2 refuses two for this).
+        return Err((ProxyError::BadRequest("more than one Host"), target));
     }
     let route = routed.route.map(|i| &snap.config.routes[i].target);
     let pool_index = match route {
@@ -255,8 +260,9 @@ async fn answer(
     }
 }
 
-/// The client's request as a backend gets it: hop-by-hop headers out, forwarding
-/// headers in, then the route's edits; HTTP/2's absolute form as origin-form.
+/// The client's request as a backend gets it: hop-by-hop headers out, HTTP/2 cookie
+/// crumbs joined, forwarding headers in, then the route's edits; HTTP/2's absolute form
+/// as origin-form.
 fn outgoing(
     ctx: &ConnCtx,
     mut req: Request<Incoming>,
@@ -293,6 +299,9 @@ fn outgoing(
     };
     let mut hdrs = parts.headers;
     headers::strip_hop_by_hop(&mut hdrs, upgrade.is_some());
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut hdrs);
+    }
     match &host {
         Some(h) if from_target || !hdrs.contains_key(header::HOST) => {
             hdrs.insert(header::HOST, h.clone());

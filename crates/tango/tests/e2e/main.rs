@@ -22,6 +22,7 @@ mod grpc_tls;
 mod guard;
 mod h2_conns;
 mod h2_health;
+mod h2_requests;
 mod hardening;
 mod hash_keys;
 mod lifecycle;
