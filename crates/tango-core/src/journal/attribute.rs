@@ -9,7 +9,10 @@
 //!   latest first); a health transition or ejection of the backend itself that came after
 //!   that change is nearer the onset and wins. Skew against the configured weights only
 //!   (cause `health`) is the pool's health events', or else a backend's still out of
-//!   rotation, however long ago it went. When the detector saw the hash keys
+//!   rotation, however long ago it went. Skew against the eligible set or the baseline
+//!   goes to another backend's health event only when it began with it (within
+//!   [`HEALTH_NEAR_MS`] after it): those expectations follow the backends in rotation,
+//!   so a later skew is not the outage's. When the detector saw the hash keys
 //!   explain the skew, a weight, policy or hashing change in the [`JUST_BEFORE_MS`]
 //!   before the onset still outranks them: a reload that moves traffic moves it first.
 //! - **Latency and error alerts** are blamed only on a change to that backend or on a
@@ -32,6 +35,10 @@ pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
 pub const JUST_BEFORE_MS: u64 = 60_000;
 /// Weight changes to one backend this close together form a series.
 pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
+/// Another backend's health event at most this long before a share alert's onset (not
+/// against the configured weights) may be its cause: the onset is dated by the CUSUM's
+/// last zero or, at a low rate, by a window of up to 30 ticks that began to show it.
+pub const HEALTH_NEAR_MS: u64 = 30_000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
@@ -158,6 +165,11 @@ fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedC
     if alert.cause == Cause::KeyDistribution {
         return key_cause(alert, near, all);
     }
+    // Another backend's health event explains a skew against the eligible set (or the
+    // baseline over the backends in rotation) only when the skew began with it: those
+    // expectations already follow who is in rotation, so a skew that began later, with
+    // the backend still out, is not the outage's doing.
+    let pool_health = pool_health.filter(|h| h.ts_ms + HEALTH_NEAR_MS >= alert.onset_ms);
     match (near, own_health) {
         (Some((_, e, _)), Some(h)) if h.ts_ms > e.ts_ms => health_cause(alert, h),
         (Some((_, e, c)), _) => config_cause(alert, e, c, all),
