@@ -286,3 +286,98 @@ fn a_shift_while_a_backend_is_out_fires_and_is_not_blamed_on_the_ejection() {
         }
     }
 }
+
+/// backend-2 comes back under slow start (its weight ramping from a tenth to all of it
+/// over a minute) and at once takes its full share, ten times its ramped one at first.
+/// The shift detector, whose expectation during the ramp is the ramped share, fires on
+/// backend-2 during the ramp, dated at the return, as the share detector does (within
+/// seconds at 500 requests/s and more; at 100 the few requests a ramped share expects
+/// take a while to be enough). It used to leave it to the share detector until the ramp
+/// ended.
+#[test]
+fn a_backend_back_in_slow_start_that_takes_its_full_share_at_once_fires() {
+    for (rps, seed) in RATES {
+        let (mut p, mut d) = warmed(rps, seed);
+        let mut share = PoolDetector::new("web", DetectorConfig::default());
+        p.eligible[1] = false;
+        for _ in 0..20 * MIN {
+            let t = p.tick(rps);
+            share.tick(&t);
+            d.tick(&t);
+        }
+        p.eligible[1] = true;
+        let at = p.now + 500;
+        let mut fired = Vec::new();
+        for s in 0..60 {
+            p.ramp[1] = 0.1 + 0.9 * f64::from(s) / 60.0;
+            // Whatever the ramp says, backend-2 takes a quarter of the pool.
+            p.drawn[1] = 1.0 / p.ramp[1];
+            let t = p.tick(rps);
+            fired.extend(share.tick(&t).events);
+            fired.extend(d.tick(&t).events);
+        }
+        let fired: Vec<Evidence> = fired
+            .into_iter()
+            .filter_map(|e| match e {
+                AlertEvent::Fired(e) => Some(e),
+                AlertEvent::Resolved { .. } => None,
+            })
+            .collect();
+        for basis in [Basis::Baseline, Basis::Effective] {
+            let when = format!("rps {rps}, {basis:?}: {fired:?}");
+            let e = fired
+                .iter()
+                .find(|e| e.basis == basis && e.kind == AlertKind::OverShare)
+                .unwrap_or_else(|| panic!("{when}"));
+            assert_eq!(e.backend, "backend-2", "{when}");
+            assert!(rps < 500 || e.at_ms <= at + 3000, "late: {when}");
+            assert!(e.onset_ms + 2000 >= at && e.onset_ms <= at + 1000, "{when}");
+            assert!(e.ratio > 2.0, "{when}");
+        }
+    }
+}
+
+/// The same for a backend a reload adds under slow start: backend-5 joins four of
+/// weight 10 at weight 10 and at once takes its full fifth of the pool, against the
+/// tenth of its weight it ramps up from. Both detectors fire on backend-5 during the
+/// ramp, dated at its arrival.
+#[test]
+fn a_backend_added_in_slow_start_that_takes_its_full_share_at_once_fires() {
+    for (rps, seed) in RATES {
+        let (mut p, mut d) = warmed(rps, seed);
+        let mut share = PoolDetector::new("web", DetectorConfig::default());
+        for _ in 0..MIN {
+            let t = p.tick(rps);
+            share.tick(&t);
+            d.tick(&t);
+        }
+        p.names.push("backend-5".into());
+        p.weights.push(10.0);
+        p.eligible.push(true);
+        p.ramp.push(0.1);
+        p.drawn.push(10.0);
+        p.counts.push(0);
+        let at = p.now + 500;
+        let mut fired = Vec::new();
+        for s in 0..60 {
+            p.ramp[4] = 0.1 + 0.9 * f64::from(s) / 60.0;
+            p.drawn[4] = 1.0 / p.ramp[4];
+            let t = p.tick(rps);
+            for ev in share.tick(&t).events.into_iter().chain(d.tick(&t).events) {
+                if let AlertEvent::Fired(e) = ev {
+                    fired.push(e);
+                }
+            }
+        }
+        for basis in [Basis::Baseline, Basis::Effective] {
+            let when = format!("rps {rps}, {basis:?}: {fired:?}");
+            let e = fired
+                .iter()
+                .find(|e| e.basis == basis && e.kind == AlertKind::OverShare)
+                .unwrap_or_else(|| panic!("{when}"));
+            assert_eq!(e.backend, "backend-5", "{when}");
+            assert!(rps < 500 || e.at_ms <= at + 4000, "late: {when}");
+            assert!(e.onset_ms + 2000 >= at && e.onset_ms <= at + 2000, "{when}");
+        }
+    }
+}
