@@ -122,7 +122,11 @@ fn best_change<'a>(
             _ => continue,
         };
         {
-            for c in changes {
+            // A rename moves no traffic: the backend keeps its address and its state.
+            let moving = changes
+                .iter()
+                .filter(|c| !matches!(c.kind, ChangeKind::BackendRenamed { .. }));
+            for c in moving {
                 let Some(a) = affinity(c) else { continue };
                 let key = (a, c.rank, u64::MAX - e.ts_ms);
                 if best.is_none_or(|(k, _, _)| key < k) {
@@ -151,9 +155,12 @@ fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedC
     let own_health = latest(window, |e| on_backend(e, alert));
     if alert.cause == Cause::Health {
         // A backend out for longer than the lookback still moves the others' shares.
-        let out = pool_health.or_else(|| still_out(alert, all));
+        let out = match pool_health {
+            Some(h) => Some(health_cause(alert, h)),
+            None => still_out(alert, all).map(|(h, now)| out_cause(alert, h, now)),
+        };
         return match (out, near) {
-            (Some(h), _) => health_cause(alert, h),
+            (Some(c), _) => c,
             (None, Some((k, e, c))) if k.1 == 2 => config_cause(alert, e, c, all),
             _ => SuspectedCause::new(
                 alert,
@@ -269,17 +276,22 @@ fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Ev
 
 /// The latest event that took one of the alert's pool's backends out of rotation (an
 /// ejection, a health check's "unhealthy") before the alert's onset, of a backend not
-/// back since, however long ago. A reload that removed the backend (or added one under
-/// its name) ends its outage too: a backend removed is out of the split, not out of
-/// rotation, and one added starts in it.
-fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
+/// back since, however long ago, with the backend's name now. A reload that removed the
+/// backend (or added one under its name) ends its outage too: a backend removed is out
+/// of the split, not out of rotation, and one added starts in it. One that renamed it
+/// does not: the backend at that address is still out, and its return is journaled
+/// under the new name.
+fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<(&'a Event, &'a str)> {
     let hi = alert.onset_ms + SLACK_MS;
     let mut events: Vec<&Event> = all
         .iter()
         .filter(|e| {
             e.ts_ms <= hi
                 && ((is_health(&e.kind) && e.kind.pool() == Some(&alert.pool))
-                    || !membership(e, &alert.pool).is_empty())
+                    || matches!(
+                        e.kind,
+                        EventKind::ConfigApplied { .. } | EventKind::ConfigRolledBack { .. }
+                    ))
         })
         .collect();
     events.sort_by_key(|e| e.ts_ms);
@@ -293,9 +305,14 @@ fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
                 backend, healthy, ..
             } => (backend, None, Some((!healthy).then_some(e))),
             _ => {
-                for b in membership(e, &alert.pool) {
-                    out.retain(|o| o.0 != b);
+                let (removed, renamed, added) = membership(e, &alert.pool);
+                out.retain(|o| !removed.contains(&o.0));
+                for o in &mut out {
+                    if let Some((_, to)) = renamed.iter().find(|(from, _)| *from == o.0) {
+                        o.0 = to;
+                    }
                 }
+                out.retain(|o| !added.contains(&o.0));
                 continue;
             }
         };
@@ -314,30 +331,44 @@ fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
         }
     }
     out.iter()
-        .flat_map(|o| [o.1, o.2])
+        .flat_map(|o| [o.1, o.2].map(|e| e.map(|e| (e, o.0))))
         .flatten()
-        .max_by_key(|e| e.ts_ms)
+        .max_by_key(|(e, _)| e.ts_ms)
 }
 
-/// The backends of `pool` a reload (or rollback) added or removed.
-fn membership<'a>(e: &'a Event, pool: &str) -> Vec<&'a str> {
+/// The backends of `pool` a reload (or rollback) removed (by their old names), renamed
+/// (old name, new name) and added (by their new names).
+type Membership<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
+fn membership<'a>(e: &'a Event, pool: &str) -> Membership<'a> {
+    let mut m: Membership<'a> = Default::default();
     let changes = match &e.kind {
         EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. } => {
             changes
         }
-        _ => return Vec::new(),
+        _ => return m,
     };
-    changes
-        .iter()
-        .filter(|c| {
-            c.pool == pool
-                && matches!(
-                    c.kind,
-                    ChangeKind::BackendAdded { .. } | ChangeKind::BackendRemoved { .. }
-                )
-        })
-        .filter_map(|c| c.backend.as_deref())
-        .collect()
+    for c in changes.iter().filter(|c| c.pool == pool) {
+        match (&c.kind, c.backend.as_deref()) {
+            (ChangeKind::BackendRemoved { .. }, Some(b)) => m.0.push(b),
+            (ChangeKind::BackendRenamed { from, to, .. }, _) => m.1.push((from, to)),
+            (ChangeKind::BackendAdded { .. }, Some(b)) => m.2.push(b),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// The cause of a health alert while a backend is still out: `h` took it out, and
+/// `now` is its name now (a reload may have renamed it since).
+fn out_cause(alert: &Evidence, h: &Event, now: &str) -> SuspectedCause {
+    let mut cause = health_cause(alert, h);
+    if cause.backend.as_deref() != Some(now) {
+        cause.clause.push_str(&format!(", since renamed {now}"));
+        cause.sentence = format!("{}; {}", lead(alert), cause.clause);
+        cause.backend = Some(now.to_string());
+    }
+    cause
 }
 
 fn on_backend(e: &Event, alert: &Evidence) -> bool {
