@@ -25,7 +25,9 @@ mod time;
 mod traffic;
 
 pub use crate::alert::{Change, ChangeKind, Series, SuspectedCause};
-pub use attribute::{attribute, cause_of, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS};
+pub use attribute::{
+    attribute, cause_of, HEALTH_NEAR_MS, JUST_BEFORE_MS, LOOKBACK_MS, SERIES_GAP_MS,
+};
 pub use changes::summarize_changes;
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};

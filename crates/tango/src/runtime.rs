@@ -38,7 +38,9 @@ use tango_core::policy::{slow_start_factor, EwmaCell, Selector};
 ///   `Release`; every load of a flag is `Acquire`. So a picker that sees the backend
 ///   back also sees the new stamp and ramps it up from there, never at full weight at
 ///   once on the old stamp. A stamp read without its flag is `Relaxed`: it is one number.
-/// - Taking a backend out publishes nothing but the flag: `Relaxed`.
+/// - Taking a backend out of rotation stamps when it left (`left_ms`, for the watch's
+///   tick it left in) and then sets its flag with `Release`, so a watch that sees it
+///   out also sees when it went.
 /// - Counters (`in_flight`, `health_transitions`) are `Relaxed`: each is one number,
 ///   read for caps and exports; nothing else is ordered by them.
 #[derive(Debug)]
@@ -56,6 +58,10 @@ pub(crate) struct BackendState {
     /// Milliseconds since process start when it (re)joined, for slow start;
     /// [`FROM_START`] for a backend in service since tango started.
     ready_since_ms: AtomicU64,
+    /// Milliseconds since process start when it last left rotation (ejected or judged
+    /// down while in it), [`NEVER_LEFT`] if it never has: the tick it left in held its
+    /// requests for the part of the tick it was still in.
+    left_ms: AtomicU64,
     /// Requests sent to it whose response has not been delivered whole.
     in_flight: AtomicU64,
     /// Health-check transitions (either way), for `/metrics`.
@@ -74,6 +80,7 @@ impl BackendState {
             healthy: AtomicBool::new(true),
             ejected: AtomicBool::new(false),
             ready_since_ms: AtomicU64::new(joined_ms),
+            left_ms: AtomicU64::new(NEVER_LEFT),
             in_flight: AtomicU64::new(0),
             health_transitions: AtomicU64::new(0),
         }
@@ -101,11 +108,29 @@ impl BackendState {
         }
     }
 
+    /// When it last left rotation, in milliseconds since start; `None` if it never has.
+    pub(crate) fn left_ms(&self) -> Option<u64> {
+        match self.left_ms.load(Relaxed) {
+            NEVER_LEFT => None,
+            ms => Some(ms),
+        }
+    }
+
+    /// Taken out of rotation at `now_ms`: stamps when, if it was in rotation until now.
+    fn stamp_leaving(&self, now_ms: u64) {
+        if self.available() {
+            self.left_ms.store(now_ms, Relaxed);
+        }
+    }
+
     /// The health checks' verdict changed at `now_ms` (time since start). Back up, it
-    /// ramps up from now: the stamp is published with the flag.
+    /// ramps up from now; down, it left rotation now. Either stamp is published with
+    /// the flag.
     pub(crate) fn set_healthy(&self, healthy: bool, now_ms: u64) {
         if healthy {
             self.ready_since_ms.store(now_ms, Relaxed);
+        } else {
+            self.stamp_leaving(now_ms);
         }
         self.healthy.store(healthy, Release);
         self.health_transitions.fetch_add(1, Relaxed);
@@ -118,9 +143,11 @@ impl BackendState {
         self.healthy.store(true, Relaxed);
     }
 
-    /// Passive outlier detection took it out.
-    pub(crate) fn eject(&self) {
-        self.ejected.store(true, Relaxed);
+    /// Passive outlier detection took it out at `now_ms` (time since start); the stamp
+    /// is published with the flag.
+    pub(crate) fn eject(&self, now_ms: u64) {
+        self.stamp_leaving(now_ms);
+        self.ejected.store(true, Release);
     }
 
     /// Back from ejection at `now_ms` (time since start): it ramps up from now, the
@@ -143,6 +170,9 @@ impl BackendState {
 /// start, and a backend stamped then would ramp up through the first `slow_start` window
 /// alongside one a reload added a moment later, which then took its full share at once.
 const FROM_START: u64 = u64::MAX;
+
+/// The leaving time of a backend that has never left rotation.
+const NEVER_LEFT: u64 = u64::MAX;
 
 /// A request in flight at a backend: counted from `new` until dropped (when the client
 /// has the whole response, or goes away). `P` reaches the backend: an `Arc` for a

@@ -75,6 +75,16 @@ pub enum ChangeKind {
         /// Its address.
         address: String,
     },
+    /// A backend kept its address under a new name: the same backend (its counters,
+    /// health and ejection go with it), named `to` (its `backend`) from now on.
+    BackendRenamed {
+        /// Its name before.
+        from: String,
+        /// Its name after.
+        to: String,
+        /// Its address.
+        address: String,
+    },
     /// The pool is new.
     PoolAdded,
     /// The pool is gone.
@@ -101,6 +111,7 @@ impl Change {
             ChangeKind::Health { .. } => 2,
             ChangeKind::BackendAdded { .. }
             | ChangeKind::BackendRemoved { .. }
+            | ChangeKind::BackendRenamed { .. }
             | ChangeKind::PoolAdded
             | ChangeKind::PoolRemoved => 3,
             ChangeKind::Timeouts { .. } => 4,
@@ -135,6 +146,9 @@ impl Change {
             }
             ChangeKind::BackendRemoved { address } => {
                 format!("removed backend {b} ({address}) from pool {p}")
+            }
+            ChangeKind::BackendRenamed { from, to, address } => {
+                format!("renamed backend {from} ({address}) in pool {p} to {to}")
             }
             ChangeKind::PoolAdded => format!("added pool {p}"),
             ChangeKind::PoolRemoved => format!("removed pool {p}"),

@@ -32,6 +32,16 @@
 //! changes, and [`IncidentEvent::Resolved`] when no signal is active and none of its
 //! backends is down (a backend that is down stays in the incident until it is back or
 //! removed from the pool).
+//!
+//! # A flapping backend
+//! A backend in and out of rotation every few seconds (a flapping health check, an
+//! outlier ejected again as soon as it returns) is one story, not an incident opened and
+//! resolved per flap, nor re-told at every flap. An incident with a backend that was
+//! down, or blamed on health, is reopened (same id, told as updated) when a signal of
+//! that backend fires within `settle_ms` of its resolution; one reopened, or whose
+//! backend went down again while it was open, flaps: it stays open until its signals
+//! have been over and its backends back for `settle_ms`, and is re-told only when its members or headline change
+//! (`settle.rs`).
 
 use crate::alert::{
     AlertEvent, AlertKind, Cause, Evidence, Incident, IncidentEvent, Signal, SuspectedCause,
@@ -45,6 +55,10 @@ pub struct IncidentConfig {
     pub group_ms: u64,
     /// How long under-share signals alone wait for a headline before they are announced.
     pub confirm_ms: u64,
+    /// How long a resolved incident whose backend was down may be reopened by that
+    /// backend's signals, and how long a reopened one stays open after the backends are
+    /// back.
+    pub settle_ms: u64,
 }
 
 impl Default for IncidentConfig {
@@ -52,6 +66,7 @@ impl Default for IncidentConfig {
         Self {
             group_ms: 30_000,
             confirm_ms: 3_000,
+            settle_ms: 60_000,
         }
     }
 }
@@ -65,6 +80,13 @@ struct Tracked {
     reported: Vec<(String, AlertKind, bool)>,
     reported_headline: String,
     reported_down: Vec<String>,
+    /// The last tick a backend of it was down, and whether one was at the last tick.
+    down_ms: Option<u64>,
+    was_down: bool,
+    /// The last tick a signal of it was active or a backend of it down.
+    busy_ms: u64,
+    /// Reopened by a backend that went down again: it settles before it resolves.
+    flapping: bool,
 }
 
 /// Groups one pool's alert events into incidents. Feed it every tick, with or without
@@ -74,6 +96,9 @@ pub struct IncidentTracker {
     pool: String,
     cfg: IncidentConfig,
     open: Vec<Tracked>,
+    /// Resolved incidents whose backend was down, for `settle_ms`: reopened if it goes
+    /// down again.
+    settled: Vec<Tracked>,
     last_id: Option<u64>,
 }
 
@@ -84,6 +109,7 @@ impl IncidentTracker {
             pool: pool.into(),
             cfg,
             open: Vec::new(),
+            settled: Vec::new(),
             last_id: None,
         }
     }
@@ -123,6 +149,7 @@ impl IncidentTracker {
                 } => self.resolved(evidence, *resolved_ms),
             }
         }
+        self.forget_settled(now_ms);
         let mut out = Vec::new();
         let mut keep = Vec::new();
         for mut t in std::mem::take(&mut self.open) {
@@ -132,41 +159,54 @@ impl IncidentTracker {
                 .filter(|d| inc.signals.iter().any(|s| s.evidence.backend == **d))
                 .cloned()
                 .collect();
+            let down = !inc.down.is_empty();
+            // Down again after it was back: its backend flaps.
+            t.flapping |= down && !t.was_down && t.down_ms.is_some();
+            t.was_down = down;
+            if down {
+                t.down_ms = Some(now_ms);
+            }
             let active = inc.signals.iter().any(|s| s.active);
-            if !active && inc.down.is_empty() {
+            if active || down {
+                t.busy_ms = now_ms;
+            }
+            if !active && !down && !self.settling(&t, now_ms) {
                 if t.announced {
-                    inc.resolved_ms = Some(now_ms);
-                    inc.updated_ms = now_ms;
-                    out.push(IncidentEvent::Resolved(t.incident));
+                    out.push(self.resolve(t, now_ms));
                 }
                 continue;
             }
-            let confident = choose_headline(inc, journal);
-            if !t.announced {
-                if confident || now_ms >= inc.opened_ms + self.cfg.confirm_ms {
-                    t.announced = true;
-                    inc.opened_ms = now_ms;
-                    inc.updated_ms = now_ms;
-                    inc.id = self.next_id(now_ms);
-                    t.reported = shape(inc);
-                    t.reported_headline = inc.headline.clone();
-                    t.reported_down = inc.down.clone();
-                    out.push(IncidentEvent::Opened(inc.clone()));
-                }
-            } else if shape(inc) != t.reported
-                || inc.headline != t.reported_headline
-                || inc.down != t.reported_down
-            {
-                inc.updated_ms = now_ms;
-                t.reported = shape(inc);
-                t.reported_headline = inc.headline.clone();
-                t.reported_down = inc.down.clone();
-                out.push(IncidentEvent::Updated(inc.clone()));
-            }
+            out.extend(self.tell(&mut t, now_ms, journal));
             keep.push(t);
         }
         self.open = keep;
         out
+    }
+
+    /// Announces an open incident once its headline is known (or `confirm_ms` after its
+    /// first signal), and tells it again when it changed.
+    fn tell(&mut self, t: &mut Tracked, now_ms: u64, journal: &[Event]) -> Option<IncidentEvent> {
+        let confident = choose_headline(&mut t.incident, journal);
+        let news = t.news();
+        let inc = &mut t.incident;
+        let told = if !t.announced {
+            if !confident && now_ms < inc.opened_ms + self.cfg.confirm_ms {
+                return None;
+            }
+            t.announced = true;
+            inc.opened_ms = now_ms;
+            inc.id = self.next_id(now_ms);
+            IncidentEvent::Opened
+        } else if news {
+            IncidentEvent::Updated
+        } else {
+            return None;
+        };
+        inc.updated_ms = now_ms;
+        t.reported = shape(inc);
+        t.reported_headline = inc.headline.clone();
+        t.reported_down = inc.down.clone();
+        Some(told(inc.clone()))
     }
 
     fn next_id(&mut self, now_ms: u64) -> String {
@@ -205,6 +245,9 @@ impl IncidentTracker {
             active: true,
             resolved_ms: None,
         };
+        if self.reopen(e, &signal, now_ms) {
+            return;
+        }
         let joins = self.open.iter_mut().find(|t| {
             (e.cause == Cause::Health && !t.incident.down.is_empty())
                 || t.incident.signals.iter().any(|s| {
@@ -244,6 +287,10 @@ impl IncidentTracker {
                 reported: Vec::new(),
                 reported_headline: String::new(),
                 reported_down: Vec::new(),
+                down_ms: None,
+                was_down: false,
+                busy_ms: now_ms,
+                flapping: false,
             }),
         }
     }
@@ -336,6 +383,8 @@ fn choose_headline(inc: &mut Incident, journal: &[Event]) -> bool {
     std::mem::swap(&mut inc.signals, &mut sorted);
     tier % 10 <= 2
 }
+
+mod settle;
 
 #[cfg(test)]
 mod tests;

@@ -199,7 +199,8 @@ pub struct BackendSample {
     /// Its configured weight.
     pub configured_weight: f64,
     /// 0 when ineligible (unhealthy, ejected, draining); slow start already applied; on
-    /// the tick it came back in, times the part of the tick it was in rotation.
+    /// the tick it came back in or left in, its weight times the part of the tick it was
+    /// in rotation (a backend that left mid-tick had its share until it went).
     pub effective_weight: f64,
     /// Cumulative requests (any status); a decrease is read as a counter reset.
     pub requests: u64,

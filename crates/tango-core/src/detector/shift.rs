@@ -268,7 +268,7 @@ impl ShiftDetector {
         let alerting = !self.inner.active().is_empty();
         let moved = report.skew_score >= self.cfg.learn_below_z;
         let counted = self.learn(input, &conf, &parts, !alerting && !moved);
-        self.classify(&mut report.events, &conf, &eff);
+        self.classify(&mut report.events, &conf);
         report.events.extend(resolved);
         // A tick too quiet to learn from holds nothing back: below that rate the split is
         // learned only from an alert that lasted (and the skew score of a few requests
@@ -346,10 +346,14 @@ impl ShiftDetector {
         }
     }
 
-    /// Classifies the inner detector's events, and drops what the share detector
-    /// already reports: a shift that only follows eligibility (weights unchanged) is
-    /// health's.
-    fn classify(&mut self, events: &mut Vec<AlertEvent>, conf: &[f64], eff: &[f64]) {
+    /// Classifies the inner detector's events: a shift is the configuration's while the
+    /// baseline has not caught up with a change of the configured split, else of no
+    /// known cause. Every shift is kept, whoever is in rotation: each tick's expectation
+    /// is the baseline over the backends in rotation then, so what eligibility alone
+    /// moves is no shift to begin with, and what still fires while a backend is out or
+    /// ramping is a shift among the others (dropping it, as was done while any backend
+    /// was out, left a hot key during an ejection to the share detector alone).
+    fn classify(&mut self, events: &mut Vec<AlertEvent>, conf: &[f64]) {
         let baseline = &self.baseline;
         let reported = &mut self.reported;
         events.retain_mut(|ev| match ev {
@@ -360,7 +364,6 @@ impl ShiftDetector {
                 };
                 let weights_moved = (conf[i] - baseline[i].configured).abs() > 1e-9;
                 let unsettled = (conf[i] - baseline[i].settled).abs() > 1e-9;
-                let eligibility_moved = (eff[i] - conf[i]).abs() > 1e-9;
                 if e.cause != Cause::KeyDistribution {
                     e.cause = if weights_moved || unsettled {
                         Cause::Config
@@ -368,14 +371,8 @@ impl ShiftDetector {
                         Cause::Unknown
                     };
                 }
-                // Which alerts are kept stays as it was: once the baseline has learned
-                // under the new weights, a shift that follows eligibility is left to the
-                // share detector's health alert.
-                let keep = weights_moved || !eligibility_moved;
-                if keep {
-                    reported.push((e.backend.clone(), e.kind));
-                }
-                keep
+                reported.push((e.backend.clone(), e.kind));
+                true
             }
             AlertEvent::Resolved { evidence, .. } => {
                 evidence.basis = Basis::Baseline;

@@ -9,7 +9,10 @@
 //!   latest first); a health transition or ejection of the backend itself that came after
 //!   that change is nearer the onset and wins. Skew against the configured weights only
 //!   (cause `health`) is the pool's health events', or else a backend's still out of
-//!   rotation, however long ago it went. When the detector saw the hash keys
+//!   rotation, however long ago it went. Skew against the eligible set or the baseline
+//!   goes to another backend's health event only when it began with it (within
+//!   [`HEALTH_NEAR_MS`] after it): those expectations follow the backends in rotation,
+//!   so a later skew is not the outage's. When the detector saw the hash keys
 //!   explain the skew, a weight, policy or hashing change in the [`JUST_BEFORE_MS`]
 //!   before the onset still outranks them: a reload that moves traffic moves it first.
 //! - **Latency and error alerts** are blamed only on a change to that backend or on a
@@ -25,6 +28,9 @@
 use super::time::clock;
 use super::{ConfigSource, Event, EventKind};
 use crate::alert::{AlertKind, Cause, Change, ChangeKind, Evidence, Series, SuspectedCause};
+use outage::{out_cause, still_out};
+
+mod outage;
 
 /// How far before the onset a change is still a suspect.
 pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
@@ -32,6 +38,10 @@ pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
 pub const JUST_BEFORE_MS: u64 = 60_000;
 /// Weight changes to one backend this close together form a series.
 pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
+/// Another backend's health event at most this long before a share alert's onset (not
+/// against the configured weights) may be its cause: the onset is dated by the CUSUM's
+/// last zero or, at a low rate, by a window of up to 30 ticks that began to show it.
+pub const HEALTH_NEAR_MS: u64 = 30_000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
@@ -115,7 +125,11 @@ fn best_change<'a>(
             _ => continue,
         };
         {
-            for c in changes {
+            // A rename moves no traffic: the backend keeps its address and its state.
+            let moving = changes
+                .iter()
+                .filter(|c| !matches!(c.kind, ChangeKind::BackendRenamed { .. }));
+            for c in moving {
                 let Some(a) = affinity(c) else { continue };
                 let key = (a, c.rank, u64::MAX - e.ts_ms);
                 if best.is_none_or(|(k, _, _)| key < k) {
@@ -144,9 +158,12 @@ fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedC
     let own_health = latest(window, |e| on_backend(e, alert));
     if alert.cause == Cause::Health {
         // A backend out for longer than the lookback still moves the others' shares.
-        let out = pool_health.or_else(|| still_out(alert, all));
+        let out = match pool_health {
+            Some(h) => Some(health_cause(alert, h)),
+            None => still_out(alert, all).map(|(h, now)| out_cause(alert, h, now)),
+        };
         return match (out, near) {
-            (Some(h), _) => health_cause(alert, h),
+            (Some(c), _) => c,
             (None, Some((k, e, c))) if k.1 == 2 => config_cause(alert, e, c, all),
             _ => SuspectedCause::new(
                 alert,
@@ -158,6 +175,11 @@ fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedC
     if alert.cause == Cause::KeyDistribution {
         return key_cause(alert, near, all);
     }
+    // Another backend's health event explains a skew against the eligible set (or the
+    // baseline over the backends in rotation) only when the skew began with it: those
+    // expectations already follow who is in rotation, so a skew that began later, with
+    // the backend still out, is not the outage's doing.
+    let pool_health = pool_health.filter(|h| h.ts_ms + HEALTH_NEAR_MS >= alert.onset_ms);
     match (near, own_health) {
         (Some((_, e, _)), Some(h)) if h.ts_ms > e.ts_ms => health_cause(alert, h),
         (Some((_, e, c)), _) => config_cause(alert, e, c, all),
@@ -253,79 +275,6 @@ fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Ev
         .filter(|e| f(e))
         .max_by_key(|e| e.ts_ms)
         .copied()
-}
-
-/// The latest event that took one of the alert's pool's backends out of rotation (an
-/// ejection, a health check's "unhealthy") before the alert's onset, of a backend not
-/// back since, however long ago. A reload that removed the backend (or added one under
-/// its name) ends its outage too: a backend removed is out of the split, not out of
-/// rotation, and one added starts in it.
-fn still_out<'a>(alert: &Evidence, all: &'a [Event]) -> Option<&'a Event> {
-    let hi = alert.onset_ms + SLACK_MS;
-    let mut events: Vec<&Event> = all
-        .iter()
-        .filter(|e| {
-            e.ts_ms <= hi
-                && ((is_health(&e.kind) && e.kind.pool() == Some(&alert.pool))
-                    || !membership(e, &alert.pool).is_empty())
-        })
-        .collect();
-    events.sort_by_key(|e| e.ts_ms);
-    // Per backend: what ejected it and what made it unhealthy, while each holds.
-    let mut out: Vec<(&str, Option<&Event>, Option<&Event>)> = Vec::new();
-    for e in events {
-        let (backend, ejected, unhealthy) = match &e.kind {
-            EventKind::Ejected { backend, .. } => (backend, Some(Some(e)), None),
-            EventKind::Returned { backend, .. } => (backend, Some(None), None),
-            EventKind::HealthTransition {
-                backend, healthy, ..
-            } => (backend, None, Some((!healthy).then_some(e))),
-            _ => {
-                for b in membership(e, &alert.pool) {
-                    out.retain(|o| o.0 != b);
-                }
-                continue;
-            }
-        };
-        let i = match out.iter().position(|o| o.0 == backend.as_str()) {
-            Some(i) => i,
-            None => {
-                out.push((backend.as_str(), None, None));
-                out.len() - 1
-            }
-        };
-        if let Some(x) = ejected {
-            out[i].1 = x;
-        }
-        if let Some(x) = unhealthy {
-            out[i].2 = x;
-        }
-    }
-    out.iter()
-        .flat_map(|o| [o.1, o.2])
-        .flatten()
-        .max_by_key(|e| e.ts_ms)
-}
-
-/// The backends of `pool` a reload (or rollback) added or removed.
-fn membership<'a>(e: &'a Event, pool: &str) -> Vec<&'a str> {
-    let changes = match &e.kind {
-        EventKind::ConfigApplied { changes, .. } | EventKind::ConfigRolledBack { changes, .. } => {
-            changes
-        }
-        _ => return Vec::new(),
-    };
-    changes
-        .iter()
-        .filter(|c| {
-            c.pool == pool
-                && matches!(
-                    c.kind,
-                    ChangeKind::BackendAdded { .. } | ChangeKind::BackendRemoved { .. }
-                )
-        })
-        .filter_map(|c| c.backend.as_deref())
-        .collect()
 }
 
 fn on_backend(e: &Event, alert: &Evidence) -> bool {

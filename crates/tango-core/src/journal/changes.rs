@@ -101,21 +101,34 @@ fn setting_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     }
 }
 
-/// Weights that changed, backends added and removed; matched by address.
+/// Weights that changed, backends added, removed and renamed; matched by address. A
+/// rename is journaled so that what the journal says of the backend under its old
+/// name (an ejection not yet over) follows it to the new one.
 fn backend_changes(o: &Pool, n: &Pool, out: &mut Vec<Change>) {
     let name = n.name.as_str();
     for nb in &n.backends {
-        let kind = match o.backends.iter().find(|b| b.address == nb.address) {
-            Some(ob) if ob.weight != nb.weight => ChangeKind::Weight {
-                from: ob.weight,
-                to: nb.weight,
-            },
-            Some(_) => continue,
-            None => ChangeKind::BackendAdded {
-                address: nb.address.clone(),
-            },
+        let Some(ob) = o.backends.iter().find(|b| b.address == nb.address) else {
+            let address = nb.address.clone();
+            let kind = ChangeKind::BackendAdded { address };
+            out.push(Change::new(name, Some(&nb.name), kind));
+            continue;
         };
-        out.push(Change::new(name, Some(&nb.name), kind));
+        if ob.weight != nb.weight {
+            let (from, to) = (ob.weight, nb.weight);
+            out.push(Change::new(
+                name,
+                Some(&nb.name),
+                ChangeKind::Weight { from, to },
+            ));
+        }
+        if ob.name != nb.name {
+            let kind = ChangeKind::BackendRenamed {
+                from: ob.name.clone(),
+                to: nb.name.clone(),
+                address: nb.address.clone(),
+            };
+            out.push(Change::new(name, Some(&nb.name), kind));
+        }
     }
     for ob in &o.backends {
         if !n.backends.iter().any(|b| b.address == ob.address) {

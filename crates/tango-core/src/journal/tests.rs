@@ -310,3 +310,61 @@ fn an_alert_whose_onset_precedes_a_rollback_stays_with_the_rolled_back_change() 
     let c = attribute(&evidence(T0 + 500), &events);
     assert_eq!(c.generation, Some(2), "{}", c.sentence);
 }
+
+fn outlier(ts_ms: u64, backend: &str, out: bool) -> Event {
+    let (pool, backend) = ("web".into(), backend.into());
+    let kind = match out {
+        true => EventKind::Ejected {
+            pool,
+            backend,
+            reason: "5 consecutive failures".into(),
+        },
+        false => EventKind::Returned { pool, backend },
+    };
+    Event {
+        ts_ms,
+        generation: 17,
+        kind,
+    }
+}
+
+/// backend-2 is ejected, a reload renames it on the same address (the same backend,
+/// still ejected: it keeps its state), and it returns under its new name. Its ejection
+/// then no longer explains a health alert a quarter of an hour later; before its
+/// return it does, under the name it has now. The rename was journaled as no change at
+/// all, so the old name's ejection stayed "still out" for good and was named as the
+/// cause of every later health alert in the pool.
+#[test]
+fn a_backend_renamed_while_ejected_is_out_under_its_new_name_until_it_returns() {
+    let old = cfg("round_robin", 1, "");
+    let mut new = old.clone();
+    new.pools[0].backends[1].name = "backend-2b".into();
+    let changes = summarize_changes(&old, &new);
+    assert_eq!(
+        changes.iter().map(Change::describe).collect::<Vec<_>>(),
+        ["renamed backend backend-2 (10.0.0.2:80) in pool web to backend-2b"]
+    );
+    let events = vec![
+        outlier(T0, "backend-2", true),
+        applied(T0 + 60_000, 18, changes),
+        outlier(T0 + 120_000, "backend-2b", false),
+    ];
+    let mut ev = evidence(T0 + 16 * 60_000);
+    ev.backend = "backend-1".into();
+    ev.cause = Cause::Health;
+    ev.basis = Basis::Configured;
+    let c = attribute(&ev, &events);
+    assert_eq!(c.backend, None, "{}", c.sentence);
+    assert!(
+        c.clause
+            .contains("no health transition or ejection was journaled"),
+        "{}",
+        c.clause
+    );
+    let c = attribute(&ev, &events[..2]);
+    assert_eq!(c.backend.as_deref(), Some("backend-2b"), "{}", c.sentence);
+    assert_eq!(
+        c.clause,
+        "likely cause: health, backend-2 was ejected at 14:29:32 (5 consecutive failures), since renamed backend-2b"
+    );
+}

@@ -401,3 +401,31 @@ fn a_backend_removed_while_ejected_is_not_still_out() {
         );
     }
 }
+
+/// b3 takes twice its share against the eligible set two minutes into b2's ejection:
+/// the expectation already left b2 out, so the ejection is not the cause. A skew that
+/// began with the ejection still names it.
+#[test]
+fn a_skew_long_into_another_backends_ejection_is_not_blamed_on_it() {
+    let events = vec![ejected(T, "b2")];
+    for cause in [Cause::Config, Cause::Unknown] {
+        let mut a = alert("b3", AlertKind::OverShare, T + 120_000);
+        a.cause = cause;
+        let c = attribute(&a, &events);
+        assert_eq!(
+            (c.class, c.backend.as_deref()),
+            (Cause::Unknown, None),
+            "{}",
+            c.clause
+        );
+        let mut a = alert("b3", AlertKind::OverShare, T + 2_000);
+        a.cause = cause;
+        let c = attribute(&a, &events);
+        assert_eq!(
+            (c.class, c.backend.as_deref()),
+            (Cause::Health, Some("b2")),
+            "{}",
+            c.clause
+        );
+    }
+}

@@ -392,14 +392,10 @@ fn sample(
         let s = b.stats.snapshot();
         let p = w.prev.get(&cfg.address).cloned().unwrap_or_default();
         let t = BackendTick::between(&cfg.name, &s, &p);
-        // In service since start: in rotation for the whole tick.
-        let part = b
-            .ready_since_ms()
-            .map_or(1.0, |since| straddle::rejoined_part(now, since, span));
         backends.push(BackendSample {
             name: cfg.name.clone(),
             configured_weight: f64::from(cfg.weight),
-            effective_weight: pool.effective_weight(i, now) * part,
+            effective_weight: tick_weight(pool, i, now, span),
             requests: s.requests(),
             errors: s.errors(),
             client_errors: Some(s.client_errors),
@@ -447,6 +443,27 @@ fn sample(
         keys,
     };
     (input, traffic)
+}
+
+/// Backend `i`'s effective weight over the tick, `span` long and sampled at `now` (time
+/// since start): scaled by the part of the tick it was in rotation, so the tick it came
+/// back in or left in counts it only for the part it was in (one that left, at the
+/// weight and ramp it had then). In panic mode every backend is in rotation.
+fn tick_weight(pool: &PoolRuntime, i: usize, now: u64, span: u64) -> f64 {
+    let b = &pool.backends[i];
+    let available = b.available();
+    let panic = pool.shared.panic();
+    let stints = straddle::Stints {
+        available: available || panic,
+        back_ms: b.ready_since_ms(),
+        left_ms: b.left_ms(),
+    };
+    let part = straddle::rotation_part(now, span, stints);
+    if available || panic {
+        return pool.effective_weight(i, now) * part;
+    }
+    let left = b.left_ms().unwrap_or(now);
+    f64::from(pool.cfg.backends[i].weight) * pool.slow_start(i, left) * part
 }
 
 /// Heavy hitters handed to the detector.

@@ -224,7 +224,7 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
                 times_ejected,
             } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    b.eject();
+                    b.eject(now_ms);
                     tracing::warn!(pool = %pool.cfg.name, backend = %b.name, consecutive, times_ejected, until_s = until.as_secs_f64(), "backend ejected");
                 }
             }

@@ -20,4 +20,5 @@ mod harness;
 mod keys;
 mod killed;
 mod postmortem;
+mod rotation;
 mod typo;

@@ -481,3 +481,5 @@ fn an_ejection_and_return_tells_only_the_ejection() {
     );
     assert!(t.open().is_empty());
 }
+
+mod flapping;

@@ -1,7 +1,8 @@
 //! The tick that straddles a reload holds requests split both ways: its expected split
 //! is the mix of the two, weighted by the part of the tick each generation was in force,
-//! so the change itself is not read as skew against either. Likewise the tick a backend
-//! came back in (from ejection, or healthy again): it was in rotation for part of it.
+//! so the change itself is not read as skew against either. Likewise the ticks a backend
+//! came back in (from ejection, or healthy again) and left in (ejected, or judged down):
+//! it was in rotation for part of each.
 
 use tango_core::detector::PoolTick;
 
@@ -44,11 +45,55 @@ impl Straddle {
 /// before the tick. Its effective weight for the tick is scaled by this, so the requests
 /// it could not have had before it came back are not read as an under-share (at 500
 /// requests/s, a backend back a third of the way into a tick would otherwise fire one).
-pub(super) fn rejoined_part(now_ms: u64, ready_since_ms: u64, span_ms: u64) -> f64 {
+fn rejoined_part(now_ms: u64, ready_since_ms: u64, span_ms: u64) -> f64 {
     if span_ms == 0 {
         return 1.0;
     }
     (now_ms.saturating_sub(ready_since_ms) as f64 / span_ms as f64).min(1.0)
+}
+
+/// When a backend last came back into rotation and last left it (both time since
+/// start; `None`: in service since start, never left), and whether it is in rotation
+/// now.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stints {
+    pub(super) available: bool,
+    pub(super) back_ms: Option<u64>,
+    pub(super) left_ms: Option<u64>,
+}
+
+/// The part of the tick, `span_ms` long and sampled at `now_ms`, that a backend was in
+/// rotation: from its return (or the tick's start) to now while it is in; from the
+/// tick's start (or its return) to when it left while it is out, so the requests it had
+/// before it went are its share of that part of the tick, not skew (a backend with most
+/// of a pool's weight ejected late in a tick left the others reading as under-shares of
+/// 0.3x); and both stints of one that left and came back within the tick.
+pub(super) fn rotation_part(now_ms: u64, span_ms: u64, s: Stints) -> f64 {
+    let start = now_ms.saturating_sub(span_ms);
+    let left_in_tick = s.left_ms.filter(|l| *l > start && *l <= now_ms);
+    if s.available {
+        let back = s
+            .back_ms
+            .map_or(1.0, |since| rejoined_part(now_ms, since, span_ms));
+        // Out and back within the tick: it was in before it left, too.
+        let before = match (left_in_tick, s.back_ms) {
+            (Some(l), Some(b)) if l <= b && span_ms > 0 => (l - start) as f64 / span_ms as f64,
+            _ => 0.0,
+        };
+        return (back + before).min(1.0);
+    }
+    let Some(left) = left_in_tick else {
+        return 0.0;
+    };
+    if span_ms == 0 {
+        return 0.0;
+    }
+    // Back within the tick before it left again: in from its return only.
+    let from = s
+        .back_ms
+        .filter(|b| *b > start && *b <= left)
+        .unwrap_or(start);
+    ((left - from) as f64 / span_ms as f64).min(1.0)
 }
 
 /// Each backend's expected share this tick, by name: the caller's override (hash pools'
@@ -131,6 +176,44 @@ mod tests {
         let mut t = tick(12_000, &typo);
         w.apply(&mut t, 2, 10_250);
         assert_eq!(t.expected, None, "the tick after is all generation 2");
+    }
+
+    fn stints(available: bool, back_ms: Option<u64>, left_ms: Option<u64>) -> Stints {
+        Stints {
+            available,
+            back_ms,
+            left_ms,
+        }
+    }
+
+    #[test]
+    fn a_backend_that_left_during_the_tick_was_in_rotation_until_it_went() {
+        let part = |s| rotation_part(10_000, 1000, s);
+        assert_eq!(part(stints(false, None, Some(9_900))), 0.9);
+        assert_eq!(part(stints(false, None, Some(9_000))), 0.0, "out all tick");
+        assert_eq!(part(stints(false, None, None)), 0.0);
+        assert_eq!(part(stints(false, Some(2_000), Some(9_250))), 0.25);
+        assert_eq!(
+            part(stints(false, Some(9_500), Some(9_750))),
+            0.25,
+            "back at 9.5 s, gone again at 9.75 s"
+        );
+        assert_eq!(
+            part(stints(false, Some(9_800), Some(9_500))),
+            0.5,
+            "judged healthy while still ejected: out since it left"
+        );
+        assert_eq!(part(stints(true, None, None)), 1.0);
+        assert_eq!(part(stints(true, Some(9_250), Some(4_000))), 0.75);
+        assert_eq!(
+            part(stints(true, Some(9_750), Some(9_500))),
+            0.75,
+            "in until 9.5 s, back at 9.75 s"
+        );
+        assert_eq!(
+            rotation_part(10_000, 0, stints(false, None, Some(9_999))),
+            0.0
+        );
     }
 
     #[test]
