@@ -2,9 +2,11 @@
 //! is the mix of the two, weighted by the part of the tick each generation was in force,
 //! so the change itself is not read as skew against either. Likewise the ticks a backend
 //! came back in (from ejection, or healthy again) and left in (ejected, or judged down):
-//! it was in rotation for part of each.
+//! it was in rotation for part of each. And a shift the reload brought is dated no
+//! earlier than the reload, though the tick it showed in began before it.
 
-use tango_core::detector::PoolTick;
+use std::time::Duration;
+use tango_core::detector::{AlertEvent, Cause, PoolTick};
 
 #[derive(Default)]
 pub(super) struct Straddle {
@@ -135,6 +137,22 @@ fn mix(before: &[(String, f64)], after: &[(String, f64)], old: f64) -> Vec<f64> 
             old * b + (1.0 - old) * s
         })
         .collect()
+}
+
+/// A shift the configuration caused began no earlier than the reload that brought it:
+/// the detectors date an onset at the start of the tick it showed in, and a reload
+/// within that tick would otherwise read as coming after its own effect ("since
+/// 12:30:25; likely cause: reload at 12:30:26").
+pub(super) fn onset_not_before_reload(events: &mut [AlertEvent], applied_ms: u64, tick: Duration) {
+    let tick_ms = tick.as_millis() as u64;
+    for ev in events {
+        if let AlertEvent::Fired(e) = ev {
+            let in_onset_tick = e.onset_ms < applied_ms && applied_ms <= e.onset_ms + tick_ms;
+            if e.cause == Cause::Config && in_onset_tick && applied_ms <= e.at_ms {
+                e.onset_ms = applied_ms;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

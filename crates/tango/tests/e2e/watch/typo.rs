@@ -64,11 +64,14 @@ async fn one_incident_opens_on_b2(t: &Tango) -> (String, String) {
     let reloaded = Instant::now();
     let (s, r) = admin_post(t, "/api/v1/reload").await;
     assert_eq!((s, r["generation"].as_u64()), (200, Some(2)), "{r}");
+    // The others' under-shares may fire a tick or two after b2's over-share (each is a
+    // third of its size): wait until the incident holds one of them.
+    let on_b2 = open_on("b2", "over_share");
     let i = wait_incident(
         t,
         Duration::from_secs(10),
-        "an incident on b2",
-        open_on("b2", "over_share"),
+        "an incident on b2 with another backend's signal in it",
+        |i| on_b2(i) && i["signals"].as_array().is_some_and(|s| s.len() >= 2),
     )
     .await;
     eprintln!(
@@ -85,6 +88,14 @@ async fn one_incident_opens_on_b2(t: &Tango) -> (String, String) {
     assert_eq!(
         (&i["cause"]["class"], &i["cause"]["generation"]),
         (&"config".into(), &2.into())
+    );
+    // Not dated before the reload that caused it (the snapshot is applied a moment
+    // before the reload is journaled).
+    let onset = head["onset_ms"].as_u64().unwrap();
+    let reload = i["cause"]["at_ms"].as_u64().unwrap();
+    assert!(
+        onset + 100 >= reload,
+        "onset {onset}, reload {reload}: {i:#}"
     );
     let sentence = i["cause"]["sentence"].as_str().unwrap().to_string();
     let want = format!(
