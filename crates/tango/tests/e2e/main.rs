@@ -14,6 +14,7 @@ mod conns;
 mod cut_bodies;
 mod dashboard;
 mod desync;
+mod early;
 mod engine;
 mod failures;
 mod framing;

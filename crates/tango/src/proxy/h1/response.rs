@@ -41,6 +41,8 @@ pub(super) struct Answer<'p> {
     pub(super) in_flight: InFlight<&'p BackendState>,
     /// When the head was in.
     pub(super) at: Instant,
+    /// The backend took the whole request (it may answer before it has, and close).
+    pub(super) whole: bool,
 }
 
 /// Forward the response of `ans` to the client of the request `req` (whose body is
@@ -63,6 +65,7 @@ pub(super) async fn forward(
         backend,
         in_flight,
         at,
+        whole,
     } = ans;
     let client = ClientFacts {
         version: req.version,
@@ -100,7 +103,9 @@ pub(super) async fn forward(
     // counted.
     accounting::body_end(rt, pool, backend, head.status, end);
     drop(in_flight);
-    let keep_alive = head.keep_alive;
+    // A backend that answered before it took the whole body would read the rest of
+    // it as the next request.
+    let keep_alive = head.keep_alive && whole;
     bufpool::unbox(head);
     match relayed {
         Ok(end) => {
