@@ -9,6 +9,7 @@ mod balancing;
 mod caps;
 mod certs;
 mod check_cli;
+mod codings;
 mod connect;
 mod conns;
 mod cut_bodies;

@@ -6,7 +6,7 @@
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
-use crate::proxy::accounting::{Ledger, Owed};
+use crate::proxy::accounting::{BodyEnd, Ledger, Owed};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
@@ -225,6 +225,18 @@ fn respond(
     in_flight: InFlight,
     owed: Option<Owed>,
 ) -> std::io::Result<Response<ProxyBody>> {
+    if head.coded {
+        // hyper frames the body itself and cannot name a transfer coding (HTTP/2 has
+        // none), and the bytes go on as they are: the client would take coded bytes
+        // for the body. A 502, as nginx and Envoy answer any coding but chunked.
+        if let Some(mut o) = owed {
+            o.ended(BodyEnd::Unsent);
+        }
+        drop(in_flight);
+        return Err(std::io::Error::other(
+            "a transfer coding the client cannot be told of",
+        ));
+    }
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let fields = resp.headers_mut();
