@@ -207,7 +207,9 @@ async fn answer(
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
-        headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
+        headers::check_framing(req.headers())
+            .and_then(|()| headers::check_target(req.method(), req.uri()))
+            .map_err(|m| (ProxyError::BadRequest(m), target))?;
     }
     let route = routed.route.map(|i| &snap.config.routes[i].target);
     let pool_index = match route {
