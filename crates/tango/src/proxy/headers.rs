@@ -42,6 +42,23 @@ pub(crate) fn check_framing(h: &HeaderMap) -> Result<(), &'static str> {
     }
 }
 
+/// Reject an HTTP/1 request-target whose form does not fit the method, as the engine's
+/// codec does (`TargetForm::fits`, RFC 9112 3.2.3, 3.2.4): CONNECT takes the authority
+/// form and nothing else takes it; only OPTIONS takes `*`.
+pub(crate) fn check_target(method: &http::Method, uri: &http::Uri) -> Result<(), &'static str> {
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    let fits = if method == http::Method::CONNECT {
+        authority_form
+    } else {
+        !authority_form && (uri.path() != "*" || method == http::Method::OPTIONS)
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err("the request-target's form does not fit its method")
+    }
+}
+
 /// What the client asked to upgrade to, if it is something tango tunnels.
 /// `h2c` is never passed on: tango speaks h2c itself, with prior knowledge.
 pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {

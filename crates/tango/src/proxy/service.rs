@@ -207,7 +207,9 @@ async fn answer(
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     if req.version() <= Version::HTTP_11 {
-        headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
+        headers::check_framing(req.headers())
+            .and_then(|()| headers::check_target(req.method(), req.uri()))
+            .map_err(|m| (ProxyError::BadRequest(m), target))?;
     } else if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
         // HTTP/1.1's are refused before hyper has them (the framing guard, the engine);
         // to hyper, HTTP/2's Host fields are just fields. Routing reads the first, and

@@ -11,6 +11,8 @@
 //!   `chunked` or on HTTP/1.0, HTTP/1.1 without Host, two Hosts (RFC 9112 3.2): the
 //!   guard's [`Refusal`]s, decided exactly as `http1::Framer` decides them;
 //! - a target over 65,534 bytes, or one `http::Uri` does not take (hyper's checks);
+//! - a target whose form does not fit the method (RFC 9112 3.2.3, 3.2.4): CONNECT
+//!   takes the authority form and nothing else takes it; only OPTIONS takes `*`;
 //! - Transfer-Encoding other than exactly `chunked` (`proxy/headers.rs`).
 //!
 //! Keep-alive is hyper's rule (RFC 9112 9.3): HTTP/1.1 unless a Connection field says
@@ -225,6 +227,10 @@ pub fn parse_request_into(
         Bad::TooLong => HeadError::UriTooLong,
         Bad::Invalid => HeadError::Malformed,
     })?;
+    let method_kind = Method::of(method.as_bytes());
+    if !t.form.fits(method_kind) {
+        return Err(HeadError::Malformed);
+    }
     if !scan.coding_ok() {
         return Err(HeadError::UnsupportedCoding);
     }
@@ -240,7 +246,7 @@ pub fn parse_request_into(
             target_span.start as usize + e,
         )
     };
-    head.method = Method::of(method.as_bytes());
+    head.method = method_kind;
     head.method_span = Span::within(buf, method.as_bytes());
     head.target = target_span;
     head.form = t.form;

@@ -63,6 +63,10 @@ pub struct ResponseHead {
     pub interim: bool,
     /// A `101` to an upgrade, or a 2xx to CONNECT: after the head, a tunnel.
     pub switching: bool,
+    /// The body has a transfer coding other than `chunked` (`gzip, chunked`, or a
+    /// close-delimited `gzip`): tango passes its bytes on as they are, so the client
+    /// must be told of the coding, which only an HTTP/1.1 response can do.
+    pub coded: bool,
     /// The fields in order, the hop-by-hop ones marked.
     pub headers: Headers,
 }
@@ -80,6 +84,7 @@ impl Default for ResponseHead {
             keep_alive: false,
             interim: false,
             switching: false,
+            coded: false,
             headers: Headers::default(),
         }
     }
@@ -147,6 +152,11 @@ pub fn parse_response_into(
     head.keep_alive = fields.keep_alive && !switching && framing != ResponseFraming::CloseDelimited;
     head.interim = (100..200).contains(&status) && status != 101;
     head.switching = switching;
+    head.coded = fields.coded
+        && matches!(
+            framing,
+            ResponseFraming::Chunked | ResponseFraming::CloseDelimited
+        );
     Ok(true)
 }
 
@@ -184,6 +194,8 @@ struct Fields {
     content_length: Option<Option<u64>>,
     /// Whether the last Transfer-Encoding field ends in chunked.
     chunked: Option<bool>,
+    /// Some Transfer-Encoding item is a coding other than `chunked`.
+    coded: bool,
     keep_alive: bool,
 }
 
@@ -194,6 +206,7 @@ impl Fields {
         let mut f = Fields {
             content_length: None,
             chunked: None,
+            coded: false,
             keep_alive: !conn.close && (version == Version::Http11 || conn.keep_alive),
         };
         for h in headers.iter() {
@@ -209,7 +222,11 @@ impl Fields {
                         };
                     }
                 }
-                Kind::TransferEncoding => f.chunked = Some(super::request::ends_in_chunked(v)),
+                Kind::TransferEncoding => {
+                    f.chunked = Some(super::request::ends_in_chunked(v));
+                    f.coded |= !v.eq_ignore_ascii_case(b"chunked")
+                        && items(v).any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"));
+                }
                 _ => {}
             }
         }

@@ -24,6 +24,23 @@ pub enum TargetForm {
     Asterisk,
 }
 
+impl TargetForm {
+    /// Whether a request of method `m` may have a target of this form (RFC 9112
+    /// 3.2.3, 3.2.4): the authority form is CONNECT's, and CONNECT's target is nothing
+    /// else; the asterisk form is OPTIONS's. nginx and HAProxy answer anything else
+    /// `400`; forwarded, `GET x:80` would go on as `GET /`, a target the client never
+    /// asked for, and `CONNECT /` as a tunnel request.
+    pub fn fits(self, m: super::Method) -> bool {
+        use super::Method::{Connect, Options};
+        match self {
+            TargetForm::Authority => m == Connect,
+            _ if m == Connect => false,
+            TargetForm::Asterisk => m == Options,
+            TargetForm::Origin | TargetForm::Absolute => true,
+        }
+    }
+}
+
 /// What the target holds; offsets are into the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Target {

@@ -169,6 +169,35 @@ fn heads_hyper_refused_are_refused() {
     );
 }
 
+/// RFC 9112 3.2.3, 3.2.4: CONNECT takes the authority form, and only CONNECT does;
+/// only OPTIONS takes `*`. Anything else is refused, never forwarded on a guess.
+#[test]
+fn a_target_s_form_must_fit_its_method() {
+    for raw in [
+        &b"GET x.example:80 HTTP/1.1\r\nHost: x.example\r\n\r\n"[..],
+        b"POST x.example:80 HTTP/1.1\r\nHost: x.example\r\nContent-Length: 0\r\n\r\n",
+        b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT http://x.example/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    ] {
+        assert_eq!(
+            parse_request(raw, MAX),
+            Err(HeadError::Malformed),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    for raw in [
+        &b"CONNECT x.example:443 HTTP/1.1\r\nHost: x.example:443\r\n\r\n"[..],
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET http://x.example/ HTTP/1.1\r\nHost: y\r\n\r\n",
+    ] {
+        assert!(req(raw).head_len > 0);
+    }
+}
+
 #[test]
 fn keep_alive_follows_the_version_and_connection() {
     let cases: [(&str, &str, bool); 8] = [

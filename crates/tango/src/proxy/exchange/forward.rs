@@ -6,7 +6,7 @@
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
-use crate::proxy::accounting::{Ledger, Owed};
+use crate::proxy::accounting::{BodyEnd, Ledger, Owed};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
@@ -109,8 +109,13 @@ pub(crate) async fn attempt(
     let mut timer = Timer::new(sleep);
     let mut rbuf = Buf::new();
     let sent = send_request(out, &mut up, &mut rbuf, deadline, &mut timer).await;
+    // Whether the backend took the whole request: a connection that did not is never
+    // reused, whatever its answer says.
+    let whole = !matches!(sent, Err(Sending::Stopped));
     let head = match sent {
-        Ok(()) => {
+        // The backend may have answered before it stopped reading the body (a `413`,
+        // then a close): its answer is read as any other.
+        Ok(()) | Err(Sending::Stopped) => {
             rbuf.clear();
             read_final_head(&mut up, &mut rbuf, out.facts(), deadline, &mut timer).await
         }
@@ -123,7 +128,7 @@ pub(crate) async fn attempt(
     let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     let owed = out.ledger.take().and_then(|l| l.owe(i, head.status));
-    let resp = respond(out, up, rbuf, &head, in_flight, owed);
+    let resp = respond(out, up, rbuf, &head, whole, in_flight, owed);
     crate::proxy::bufpool::unbox(head);
     resp.map_err(|e| {
         tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %e, "upstream response malformed");
@@ -135,6 +140,8 @@ enum Sending {
     /// Nothing was written: the pooled connection had been closed by the backend.
     Stale,
     Failed(HeadFail),
+    /// The backend closed or reset its side before it took the whole body.
+    Stopped,
     /// The client's body stalled or broke off (see [`Missed::Client`]).
     Client(ProxyError),
 }
@@ -175,7 +182,7 @@ async fn send_request(
     {
         Ok(()) => Ok(()),
         Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
-        Err(BodyFail::Upstream { timed_out: false }) => Err(Sending::Failed(HeadFail::Closed)),
+        Err(BodyFail::Upstream { timed_out: false }) => Err(Sending::Stopped),
         // The backend got a part of the body and waits for the rest; the connection
         // is dropped with it, and the backend is not to blame.
         Err(BodyFail::ClientTimedOut) => Err(Sending::Client(ProxyError::ClientTimeout)),
@@ -205,7 +212,8 @@ async fn read_final_head(
 
 /// The response for hyper: the head's fields, and a body that reads the rest from the
 /// connection (judging the try by how it ends, `owed`); after a `101` to an upgrade or
-/// a `2xx` to CONNECT the connections become a tunnel (a success for `owed`). `Err`
+/// a `2xx` to CONNECT the connections become a tunnel (a success for `owed`). A
+/// connection whose backend did not take the whole request (`whole`) is not reused. `Err`
 /// when the body that came with the head is not chunked framing (see
 /// [`ProxyBody::upstream`]).
 fn respond(
@@ -213,9 +221,22 @@ fn respond(
     up: Upstream<Arc<BackendState>>,
     rbuf: Buf,
     head: &ResponseHead,
+    whole: bool,
     in_flight: InFlight,
     owed: Option<Owed>,
 ) -> std::io::Result<Response<ProxyBody>> {
+    if head.coded {
+        // hyper frames the body itself and cannot name a transfer coding (HTTP/2 has
+        // none), and the bytes go on as they are: the client would take coded bytes
+        // for the body. A 502, as nginx and Envoy answer any coding but chunked.
+        if let Some(mut o) = owed {
+            o.ended(BodyEnd::Unsent);
+        }
+        drop(in_flight);
+        return Err(std::io::Error::other(
+            "a transfer coding the client cannot be told of",
+        ));
+    }
     let mut resp = Response::new(ProxyBody::empty());
     *resp.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let fields = resp.headers_mut();
@@ -247,7 +268,7 @@ fn respond(
         rbuf,
         head.head_len,
         head.framing,
-        head.keep_alive,
+        head.keep_alive && whole,
         out.stall,
         in_flight,
         owed,

@@ -154,6 +154,10 @@ pub(super) enum Sent {
     ClientTimedOut,
     /// The client's chunked body broke its framing.
     BadBody,
+    /// The backend closed or reset its side before it took the whole body: it may
+    /// have answered already (a `413` before reading on, then a close), so its answer
+    /// is read as usual, and the connection is not reused after it.
+    Stopped,
 }
 
 /// Why sending a request failed.
@@ -179,27 +183,13 @@ pub(super) async fn send(
         // Its bytes are gone; the retry policy never sends such a request twice.
         return Err(SendError::Upstream { timed_out: false });
     }
-    let initial = &buf[head.head_len..body.end];
-    let expect_continue = head.expect_continue && initial.is_empty() && !body.done();
-    let mut wrote = 0;
-    let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
-    if let Err(e) = stream::write_all(
-        &mut up.stream,
-        &mut bufs,
-        Limit::Until(deadline),
-        &mut c.timer,
-        &mut wrote,
-    )
-    .await
-    {
-        return Err(
-            if wrote == 0 && up.reused && e.kind() != ErrorKind::TimedOut {
-                SendError::Stale
-            } else {
-                upstream_error(&e)
-            },
-        );
+    if let Err(e) = send_head(c, buf, head, body, out, up, deadline).await {
+        return match e {
+            Some(e) => Err(e),
+            None => Ok(Sent::Stopped),
+        };
     }
+    let expect_continue = head.expect_continue && body.end == head.head_len && !body.done();
     if body.done() {
         return Ok(Sent::Whole);
     }
@@ -219,9 +209,40 @@ pub(super) async fn send(
     Box::pin(stream_rest(c, buf, body, up, deadline)).await
 }
 
-fn upstream_error(e: &std::io::Error) -> SendError {
-    SendError::Upstream {
-        timed_out: e.kind() == ErrorKind::TimedOut,
+/// The head for the backend (`out`) and the body bytes read with the request's head,
+/// in one write. `Err(None)`: the backend stopped taking them after some went out
+/// ([`Sent::Stopped`]).
+async fn send_head(
+    c: &mut Conn<'_>,
+    buf: &[u8],
+    head: &RequestHead,
+    body: &BodyIn,
+    out: &[u8],
+    up: &mut Upstream<&ConnPool>,
+    deadline: Instant,
+) -> Result<(), Option<SendError>> {
+    let initial = &buf[head.head_len..body.end];
+    let mut wrote = 0;
+    let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
+    let limit = Limit::Until(deadline);
+    let Err(e) =
+        stream::write_all(&mut up.stream, &mut bufs, limit, &mut c.timer, &mut wrote).await
+    else {
+        return Ok(());
+    };
+    Err(match (wrote, up.reused, e.kind()) {
+        (_, _, ErrorKind::TimedOut) => Some(SendError::Upstream { timed_out: true }),
+        (0, true, _) => Some(SendError::Stale),
+        _ => None,
+    })
+}
+
+/// A failed write of the body upstream: a timeout, or the backend's close.
+fn upstream_error(e: &std::io::Error) -> Result<Sent, SendError> {
+    if e.kind() == ErrorKind::TimedOut {
+        Err(SendError::Upstream { timed_out: true })
+    } else {
+        Ok(Sent::Stopped)
     }
 }
 
@@ -250,7 +271,7 @@ async fn stream_rest(
         };
         let limit = Limit::Until(deadline);
         if let Err(e) = stream::write(&mut up.stream, &buf[..n], limit, &mut c.timer).await {
-            return Err(upstream_error(&e));
+            return upstream_error(&e);
         }
         // What follows the body (a pipelined request) stays.
         buf.drain(..n);

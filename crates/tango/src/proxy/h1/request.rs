@@ -403,8 +403,14 @@ async fn attempt<'p>(
         };
         write_request_head(&mut rbuf, &r.head, buf, &fwd);
     }
+    // Whether the backend took the whole request: a connection that did not is never
+    // reused, whatever its answer says.
+    let mut whole = true;
     match body::send(c, buf, &r.head, &mut r.body, &rbuf, &mut up, try_deadline).await {
         Ok(body::Sent::Whole) => {}
+        // The backend may have answered before it stopped reading: its answer is
+        // read as any other (none, and the try failed as a reset).
+        Ok(body::Sent::Stopped) => whole = false,
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
         Ok(body::Sent::ClientTimedOut) => return Ok(Tried::ClientTimedOut),
@@ -435,6 +441,7 @@ async fn attempt<'p>(
         backend: i,
         in_flight,
         at,
+        whole,
     }))
 }
 

@@ -23,7 +23,7 @@ use crate::upstream::{ConnPool, Upstream};
 use std::io::IoSlice;
 use tango_core::http1::codec::{
     write_response_head, write_response_head_edited, BodyPlan, ChunkPrefix, ChunkedTracker,
-    ClientFacts, Method, RequestHead, ResponseHead, ResponsePlan, LAST_CHUNK,
+    ClientFacts, Method, RequestHead, ResponseHead, ResponsePlan, Version, LAST_CHUNK,
 };
 use tango_core::rewrite::Apply;
 use tokio::time::Instant;
@@ -41,6 +41,8 @@ pub(super) struct Answer<'p> {
     pub(super) in_flight: InFlight<&'p BackendState>,
     /// When the head was in.
     pub(super) at: Instant,
+    /// The backend took the whole request (it may answer before it has, and close).
+    pub(super) whole: bool,
 }
 
 /// Forward the response of `ans` to the client of the request `req` (whose body is
@@ -63,17 +65,26 @@ pub(super) async fn forward(
         backend,
         in_flight,
         at,
+        whole,
     } = ans;
     let client = ClientFacts {
         version: req.version,
         keep_alive: req.keep_alive && body.done() && !c.closing(),
         is_head: req.method == Method::Head,
     };
+    let rt = c.ctx.rt.as_ref();
+    if head.coded && req.version == Version::Http10 {
+        // An HTTP/1.0 response cannot name a transfer coding (RFC 9112 6.1), and the
+        // bytes go on as they are: the client would take coded bytes for the body.
+        accounting::body_end(rt, pool, backend, head.status, BodyEnd::Backend);
+        drop(in_flight);
+        bufpool::unbox(head);
+        return Box::pin(bad_response(c, req, body, edits)).await;
+    }
     // The head for the client goes after what the client's buffer holds (a pipelined
     // request, if anything), and is taken off again once written.
     let mark = buf.len();
     let plan = write_head(buf, &head, &rbuf, client, edits);
-    let rt = c.ctx.rt.as_ref();
     let status = head.status;
     if plan.body == BodyPlan::Tunnel {
         let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
@@ -100,7 +111,9 @@ pub(super) async fn forward(
     // counted.
     accounting::body_end(rt, pool, backend, head.status, end);
     drop(in_flight);
-    let keep_alive = head.keep_alive;
+    // A backend that answered before it took the whole body would read the rest of
+    // it as the next request.
+    let keep_alive = head.keep_alive && whole;
     bufpool::unbox(head);
     match relayed {
         Ok(end) => {
@@ -118,20 +131,29 @@ pub(super) async fn forward(
             (next, status, end.bytes)
         }
         // Nothing of the response has gone out: the client can still be told.
-        Err(Cut { unsent: true, .. }) => {
-            let own = For {
-                head: req,
-                body_done: body.done(),
-                apply: edits,
-            };
-            let e = ProxyError::BadResponse;
-            let (next, bytes) = Box::pin(own::error_response(c, own, &e)).await;
-            (next, e.status().as_u16(), bytes)
-        }
+        Err(Cut { unsent: true, .. }) => Box::pin(bad_response(c, req, body, edits)).await,
         // The client has part of a response it cannot take for whole: end the
         // connection, so it knows.
         Err(cut) => (Next::Close, status, cut.bytes),
     }
+}
+
+/// Answer `502` for a backend's response that cannot be forwarded, before anything of
+/// it went out.
+async fn bad_response(
+    c: &mut Conn<'_>,
+    req: &RequestHead,
+    body: &BodyIn,
+    edits: Option<&Apply<'_>>,
+) -> (Next, u16, u64) {
+    let own = For {
+        head: req,
+        body_done: body.done(),
+        apply: edits,
+    };
+    let e = ProxyError::BadResponse;
+    let (next, bytes) = own::error_response(c, own, &e).await;
+    (next, e.status().as_u16(), bytes)
 }
 
 fn write_head(

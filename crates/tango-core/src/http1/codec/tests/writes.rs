@@ -216,6 +216,39 @@ fn body_plans_for_each_client() {
     assert_eq!(plan.body, BodyPlan::ChunkEncode);
 }
 
+/// A chunked body with a coding before `chunked` goes on as it came, still coded: the
+/// client must be told of the coding, or it takes the coded bytes for the body.
+#[test]
+fn a_chunked_body_s_codings_are_named() {
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        let h = parse_response(raw, MAX, PLAIN).unwrap().unwrap();
+        assert!(h.coded);
+        let (out, plan) = client(raw, PLAIN, V11);
+        assert!(
+            out.contains("transfer-encoding: gzip, chunked\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("ransfer-").count(), 1, "{out}");
+        assert_eq!(plan.body, BodyPlan::Chunked);
+    }
+    // Plain chunked (in any case, or empty fields beside it) is no coding; nor is a
+    // coding on a body that has none.
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    ] {
+        let h = parse_response(raw, MAX, PLAIN).unwrap().unwrap();
+        assert!(!h.coded, "{}", String::from_utf8_lossy(raw));
+    }
+    let coded = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert!(parse_response(coded, MAX, PLAIN).unwrap().unwrap().coded);
+}
+
 #[test]
 fn bodiless_responses() {
     let head = RequestFacts {

@@ -110,8 +110,9 @@ pub fn write_response_head_edited(
     }
     match plan.body {
         BodyPlan::Length(n) => length(out, n),
+        BodyPlan::Chunked if resp.coded => codings(out, resp, buf, false),
         BodyPlan::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        BodyPlan::ChunkEncode => chunk_encoded(out, resp, buf),
+        BodyPlan::ChunkEncode => codings(out, resp, buf, true),
         BodyPlan::None if client.is_head => {
             if let Some(n) = resp.content_length {
                 length(out, n);
@@ -129,19 +130,30 @@ pub fn write_response_head_edited(
     plan
 }
 
-/// The framing field of a close-delimited body sent as chunks: `chunked` after the
-/// codings the backend applied, if any (`Transfer-Encoding: gzip` without `chunked`
-/// ends at the close), since the bytes stay coded and the client must know it.
-fn chunk_encoded(out: &mut Vec<u8>, resp: &ResponseHead, buf: &[u8]) {
+/// The framing field of a body whose codings the backend named: they stay, since the
+/// bytes go on coded and the client must know it. A chunked body's fields end in
+/// `chunked` already (`gzip, chunked`); a close-delimited body sent as chunks
+/// (`then_chunked`) gets `chunked` after them (`Transfer-Encoding: gzip` without
+/// `chunked` ends at the close).
+fn codings(out: &mut Vec<u8>, resp: &ResponseHead, buf: &[u8], then_chunked: bool) {
     out.extend_from_slice(b"transfer-encoding: ");
+    let mut first = true;
     for h in resp.headers.of_kind(Kind::TransferEncoding) {
         let v = h.value().of(buf);
         if !v.is_empty() {
+            if !std::mem::take(&mut first) {
+                out.extend_from_slice(b", ");
+            }
             out.extend_from_slice(v);
-            out.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(b"chunked\r\n");
+    if then_chunked {
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"chunked");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The body plan and the client connection's fate, as hyper's server decided them.
