@@ -27,8 +27,8 @@ use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
-    AlertEvent, BackendSample, DetectorConfig, IncidentConfig, IncidentEvent, IncidentTracker,
-    KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    key_space_split, AlertEvent, BackendSample, DetectorConfig, IncidentConfig, IncidentEvent,
+    IncidentTracker, KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
 use tango_core::journal::{attribute, Event, EventKind};
 use tango_core::policy::Pick;
@@ -407,27 +407,21 @@ fn sample(
         w.prev.insert(cfg.address.clone(), s);
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
-        // Key-space ownership, scaled as the effective weight scales the configured one:
-        // an ineligible backend's keys spread over the rest, a backend that came back
-        // during the tick owns its keys for that part of it, and one in slow start keeps
-        // only its ramp's part of them, as the picker turns the rest away (at its full
-        // ownership a backend a reload adds would read as an under-share while it ramps,
-        // and the canary would roll the reload back).
-        let masked: Vec<f64> = pool
-            .ownership
+        // Key-space ownership, with each backend's part in rotation as the effective
+        // weight scales the configured one: an ineligible backend's keys spread over the
+        // rest, a backend that came back during the tick owns its keys for that part of
+        // it, and one in slow start takes only its ramp's part of its own keys and turns
+        // the rest away to the others, as the picker does (renormalised like weights, a
+        // backend a reload adds read as an under-share while it ramps, and the canary
+        // rolled the reload back).
+        let parts: Vec<f64> = backends
             .iter()
-            .zip(&backends)
-            .map(|(o, b)| match b.configured_weight > 0.0 {
-                true => o * (b.effective_weight / b.configured_weight).min(1.0),
+            .map(|b| match b.configured_weight > 0.0 {
+                true => (b.effective_weight / b.configured_weight).min(1.0),
                 false => 0.0,
             })
             .collect();
-        let sum: f64 = masked.iter().sum();
-        if sum > 0.0 {
-            masked.iter().map(|m| m / sum).collect()
-        } else {
-            masked
-        }
+        key_space_split(&pool.ownership, &parts)
     });
     let expected_configured = pool.cfg.policy.is_hash().then(|| pool.ownership.clone());
     let keys = pool
@@ -441,6 +435,7 @@ fn sample(
         expected,
         expected_configured,
         keys,
+        hashed: pool.cfg.policy.is_hash(),
     };
     (input, traffic)
 }
