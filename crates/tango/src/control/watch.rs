@@ -454,8 +454,17 @@ fn tick_weight(pool: &PoolRuntime, i: usize, now: u64, span: u64) -> f64 {
         left_ms: b.left_ms(),
     };
     let part = straddle::rotation_part(now, span, stints);
-    if available || panic {
-        return pool.effective_weight(i, now) * part;
+    if panic {
+        return f64::from(pool.cfg.backends[i].weight) * part;
+    }
+    if available {
+        // A ramping backend at the ramp's mean over the part of the tick it was in, not
+        // at the tick's end: a second into a 3 s ramp that is 0.25 where the end says
+        // 0.4, and the backend a reload added read as an under-share.
+        let from = now
+            .saturating_sub(span)
+            .max(b.ready_since_ms().unwrap_or(0));
+        return f64::from(pool.cfg.backends[i].weight) * pool.slow_start_over(i, from, now) * part;
     }
     let left = b.left_ms().unwrap_or(now);
     f64::from(pool.cfg.backends[i].weight) * pool.slow_start(i, left) * part
