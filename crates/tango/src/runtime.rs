@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tango_core::config::{Config, Pool};
 use tango_core::outlier::OutlierDetector;
-use tango_core::policy::{slow_start_factor, EwmaCell, Selector};
+use tango_core::policy::{slow_start_factor, slow_start_mean, EwmaCell, Selector};
 
 /// State of one backend that survives reloads.
 ///
@@ -241,6 +241,17 @@ impl PoolRuntime {
             },
             None => 1.0,
         }
+    }
+
+    /// Backend `i`'s slow-start factor on average from `from_ms` to `to_ms` (time since
+    /// start): what the requests of that span saw, as the watch reads a tick.
+    pub(crate) fn slow_start_over(&self, i: usize, from_ms: u64, to_ms: u64) -> f64 {
+        let (Some(window), Some(at)) = (self.cfg.slow_start, self.backends[i].ready_since_ms())
+        else {
+            return 1.0;
+        };
+        let since = |ms: u64| Duration::from_millis(ms.saturating_sub(at));
+        slow_start_mean(since(from_ms), since(to_ms), window)
     }
 
     /// Configured weight x eligible x slow start (none in panic mode, as the picker

@@ -59,6 +59,7 @@ mod cusum;
 mod engine;
 mod incident;
 mod keys;
+mod keyspace;
 mod latency;
 mod outliers;
 mod share;
@@ -75,6 +76,7 @@ pub use crate::alert::{
 };
 pub use engine::PoolDetector;
 pub use incident::{IncidentConfig, IncidentTracker};
+pub use keyspace::key_space_split;
 pub use shift::{ShiftConfig, ShiftDetector};
 
 use serde::{Deserialize, Serialize};
@@ -272,6 +274,10 @@ pub struct PoolTick {
     pub expected_configured: Option<Vec<f64>>,
     /// Hash pools: the key statistics, when sampled.
     pub keys: Option<KeyStats>,
+    /// A hash pool's tick: a backend ramping up in slow start takes its part of its own
+    /// keys and turns the rest away to the others ([`key_space_split`]), rather than
+    /// taking its part of a weight that the rest are renormalised against.
+    pub hashed: bool,
 }
 
 /// Per-backend gauges over the `phi_window`, published every tick.

@@ -42,6 +42,23 @@ pub fn slow_start_factor(since: Duration, window: Duration) -> f64 {
     SLOW_START_FLOOR + (1.0 - SLOW_START_FLOOR) * t
 }
 
+/// The slow-start factor's mean between `from` and `to` since the backend became
+/// eligible: what a span of requests saw, where [`slow_start_factor`] is one moment's.
+/// The ramp is linear up to `window` and 1 after it, so the mean is the exact integral.
+/// An empty span is its moment's factor.
+pub fn slow_start_mean(from: Duration, to: Duration, window: Duration) -> f64 {
+    if to <= from {
+        return slow_start_factor(to, window);
+    }
+    let (a, b) = (from.as_secs_f64(), to.as_secs_f64());
+    let w = window.as_secs_f64();
+    // Up to `w` the factor is linear, so its mean there is its value at the midpoint.
+    let ramp_end = b.min(w).max(a);
+    let ramping = ramp_end - a;
+    let mid = Duration::from_secs_f64((a + ramp_end) / 2.0);
+    (ramping * slow_start_factor(mid, window) + (b - ramp_end)) / (b - a)
+}
+
 /// A peak-EWMA estimate shared by every worker: value (f64 bits) and time of the last
 /// sample in two atomics. Updates use compare-and-swap on the value; a racing update may
 /// stamp a slightly different time, which only shifts the next decay by that race window.
@@ -85,6 +102,20 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
     const TAU: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn the_ramps_mean_over_a_span_is_its_integral() {
+        let ms = Duration::from_millis;
+        let w = ms(3000);
+        // Half a second to a second and a half in: 0.25 to 0.55, 0.4 on average, where
+        // the span's end alone says 0.55.
+        assert!((slow_start_mean(ms(500), ms(1500), w) - 0.4).abs() < 1e-12);
+        // Over the ramp's end: half a second from 0.85 to 1 (mean 0.925), half at 1.
+        assert!((slow_start_mean(ms(2500), ms(3500), w) - 0.9625).abs() < 1e-12);
+        assert_eq!(slow_start_mean(ms(4000), ms(5000), w), 1.0);
+        assert_eq!(slow_start_mean(ms(1500), ms(1500), w), 0.55);
+        assert_eq!(slow_start_mean(ms(0), ms(1000), Duration::ZERO), 1.0);
+    }
 
     #[test]
     fn a_peak_replaces_at_once() {

@@ -21,7 +21,9 @@ mod testenv;
 #[cfg(test)]
 mod tests;
 
-pub use ewma::{ewma_at, peak_ewma, slow_start_factor, EwmaCell, SLOW_START_FLOOR};
+pub use ewma::{
+    ewma_at, peak_ewma, slow_start_factor, slow_start_mean, EwmaCell, SLOW_START_FLOOR,
+};
 pub use hash::hash_bytes;
 pub use key::{client_address, hash_ip, key_hash, RequestView};
 pub use maglev::{table_size as maglev_table_size, MIN_TABLE_SIZE as MAGLEV_MIN_TABLE_SIZE};

@@ -27,8 +27,8 @@ use straddle::Straddle;
 use tango_core::config::Alerts;
 use tango_core::config::PolicyKind;
 use tango_core::detector::{
-    AlertEvent, BackendSample, DetectorConfig, IncidentConfig, IncidentEvent, IncidentTracker,
-    KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
+    key_space_split, AlertEvent, BackendSample, DetectorConfig, IncidentConfig, IncidentEvent,
+    IncidentTracker, KeyStats, PoolDetector, PoolTick, ShiftConfig, ShiftDetector,
 };
 use tango_core::journal::{attribute, Event, EventKind};
 use tango_core::policy::Pick;
@@ -408,27 +408,21 @@ fn sample(
         w.prev.insert(cfg.address.clone(), s);
     }
     let expected = pool.cfg.policy.is_hash().then(|| {
-        // Key-space ownership, scaled as the effective weight scales the configured one:
-        // an ineligible backend's keys spread over the rest, a backend that came back
-        // during the tick owns its keys for that part of it, and one in slow start keeps
-        // only its ramp's part of them, as the picker turns the rest away (at its full
-        // ownership a backend a reload adds would read as an under-share while it ramps,
-        // and the canary would roll the reload back).
-        let masked: Vec<f64> = pool
-            .ownership
+        // Key-space ownership, with each backend's part in rotation as the effective
+        // weight scales the configured one: an ineligible backend's keys spread over the
+        // rest, a backend that came back during the tick owns its keys for that part of
+        // it, and one in slow start takes only its ramp's part of its own keys and turns
+        // the rest away to the others, as the picker does (renormalised like weights, a
+        // backend a reload adds read as an under-share while it ramps, and the canary
+        // rolled the reload back).
+        let parts: Vec<f64> = backends
             .iter()
-            .zip(&backends)
-            .map(|(o, b)| match b.configured_weight > 0.0 {
-                true => o * (b.effective_weight / b.configured_weight).min(1.0),
+            .map(|b| match b.configured_weight > 0.0 {
+                true => (b.effective_weight / b.configured_weight).min(1.0),
                 false => 0.0,
             })
             .collect();
-        let sum: f64 = masked.iter().sum();
-        if sum > 0.0 {
-            masked.iter().map(|m| m / sum).collect()
-        } else {
-            masked
-        }
+        key_space_split(&pool.ownership, &parts)
     });
     let expected_configured = pool.cfg.policy.is_hash().then(|| pool.ownership.clone());
     let keys = pool
@@ -442,6 +436,7 @@ fn sample(
         expected,
         expected_configured,
         keys,
+        hashed: pool.cfg.policy.is_hash(),
     };
     (input, traffic)
 }
@@ -460,8 +455,17 @@ fn tick_weight(pool: &PoolRuntime, i: usize, now: u64, span: u64) -> f64 {
         left_ms: b.left_ms(),
     };
     let part = straddle::rotation_part(now, span, stints);
-    if available || panic {
-        return pool.effective_weight(i, now) * part;
+    if panic {
+        return f64::from(pool.cfg.backends[i].weight) * part;
+    }
+    if available {
+        // A ramping backend at the ramp's mean over the part of the tick it was in, not
+        // at the tick's end: a second into a 3 s ramp that is 0.25 where the end says
+        // 0.4, and the backend a reload added read as an under-share.
+        let from = now
+            .saturating_sub(span)
+            .max(b.ready_since_ms().unwrap_or(0));
+        return f64::from(pool.cfg.backends[i].weight) * pool.slow_start_over(i, from, now) * part;
     }
     let left = b.left_ms().unwrap_or(now);
     f64::from(pool.cfg.backends[i].weight) * pool.slow_start(i, left) * part

@@ -52,17 +52,14 @@ async fn every_backend_at_its_cap_is_a_quick_503() {
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let started = std::time::Instant::now();
     let (s, body) = get(&c, &t.url("/")).await;
     assert_eq!(s, 503, "{body}");
     assert!(
         body.contains("every backend is at its connection or request limit"),
         "the answer says why: {body}"
     );
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(1000),
-        "503 must be quick, not queued"
-    );
+    // Quick, not queued: the 503 came while the request holding the cap still held it.
+    assert!(!slow.is_finished(), "503 must be quick, not queued");
     assert_eq!(slow.await.unwrap().0, 200);
 }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS = 1; each answer takes 500 ms.
+    /// SETTINGS_MAX_CONCURRENT_STREAMS = 1; each answer is held until as many streams
+    /// as [`Streams::hold`] says have been open at once across the connections (at most
+    /// 10 s).
     OneSlowStream,
     /// Every stream is refused with REFUSED_STREAM.
     Refuse,
@@ -21,12 +23,30 @@ enum Mode {
     GoAwayAfterOne,
 }
 
+/// A backend's streams, across its connections.
+struct Streams {
+    /// Opened in all.
+    total: AtomicU64,
+    /// Open now (opened and not yet answered).
+    open: AtomicU64,
+    /// The most open at once, watched: a count of those open now could rise and fall
+    /// again before a held stream looked.
+    peak: tokio::sync::watch::Sender<u64>,
+    /// [`Mode::OneSlowStream`]: a stream is answered once this many are open at once.
+    hold: AtomicU64,
+}
+
+/// The longest [`Mode::OneSlowStream`] holds an answer: far beyond any wait of the
+/// test's, so that a stream left alone is answered (and the test fails on what it
+/// counts) rather than hangs.
+const HOLD_AT_MOST: Duration = Duration::from_secs(10);
+
 /// An HTTP/2 backend (prior knowledge) answering its name, counting connections and
 /// streams.
 struct RawH2 {
     addr: SocketAddr,
     conns: Arc<AtomicU64>,
-    streams: Arc<AtomicU64>,
+    streams: Arc<Streams>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,7 +60,13 @@ impl RawH2 {
     async fn start(name: &'static str, mode: Mode) -> RawH2 {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let (conns, streams) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let conns = Arc::new(AtomicU64::new(0));
+        let streams = Arc::new(Streams {
+            total: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            peak: tokio::sync::watch::Sender::new(0),
+            hold: AtomicU64::new(1),
+        });
         let (c, s) = (conns.clone(), streams.clone());
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = l.accept().await {
@@ -57,7 +83,7 @@ impl RawH2 {
     }
 }
 
-async fn serve(tcp: tokio::net::TcpStream, name: &'static str, mode: Mode, n: Arc<AtomicU64>) {
+async fn serve(tcp: tokio::net::TcpStream, name: &'static str, mode: Mode, n: Arc<Streams>) {
     let mut b = h2::server::Builder::new();
     if mode == Mode::OneSlowStream {
         b.max_concurrent_streams(1);
@@ -66,12 +92,19 @@ async fn serve(tcp: tokio::net::TcpStream, name: &'static str, mode: Mode, n: Ar
         return;
     };
     while let Some(Ok((_req, mut respond))) = conn.accept().await {
-        n.fetch_add(1, Relaxed);
+        n.total.fetch_add(1, Relaxed);
         match mode {
             Mode::Refuse => respond.send_reset(h2::Reason::REFUSED_STREAM),
             Mode::OneSlowStream => {
+                let open = n.open.fetch_add(1, Relaxed) + 1;
+                n.peak
+                    .send_if_modified(|p| std::mem::replace(p, open.max(*p)) < open);
+                let n = n.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let hold = n.hold.load(Relaxed);
+                    let mut peak = n.peak.subscribe();
+                    let _ = tokio::time::timeout(HOLD_AT_MOST, peak.wait_for(|p| *p >= hold)).await;
+                    n.open.fetch_sub(1, Relaxed);
                     answer(&mut respond, name);
                 });
             }
@@ -106,17 +139,16 @@ async fn a_stream_cap_of_one_opens_a_second_connection() {
         (200, "capped".to_string())
     );
     assert_eq!(b.conns.load(Relaxed), 1);
-    let started = std::time::Instant::now();
+    // The backend now answers neither of the next two until both are open at once.
+    b.streams.hold.store(2, Relaxed);
     let (a, z) = tokio::join!(h2_get(h2.clone(), &t, "/"), h2_get(h2.clone(), &t, "/"));
     assert_eq!(a, (200, "capped".to_string()));
     assert_eq!(z, (200, "capped".to_string()));
-    // Side by side on two connections, not one after the other on one.
+    // Side by side on two connections, not one after the other on one: the second
+    // stream opened while the first was still unanswered.
     assert_eq!(b.conns.load(Relaxed), 2, "upstream connections");
-    assert!(
-        started.elapsed() < Duration::from_millis(950),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(*b.streams.peak.borrow(), 2, "streams open at once");
+    b.streams.hold.store(1, Relaxed);
     // A third, later request reuses one of them.
     assert_eq!(h2_get(h2, &t, "/").await, (200, "capped".to_string()));
     assert_eq!(b.conns.load(Relaxed), 2);
@@ -141,7 +173,7 @@ async fn a_refused_stream_goes_to_another_backend() {
         assert_eq!(got, (200, "good".to_string()), "request {i}");
     }
     assert!(
-        refusing.streams.load(Relaxed) >= 1,
+        refusing.streams.total.load(Relaxed) >= 1,
         "the refusing backend was tried"
     );
 }
@@ -163,6 +195,6 @@ async fn after_a_goaway_the_next_request_opens_a_new_connection() {
             "request {i} over h2c"
         );
     }
-    assert_eq!(b.streams.load(Relaxed), 6);
+    assert_eq!(b.streams.total.load(Relaxed), 6);
     assert_eq!(b.conns.load(Relaxed), 6, "one connection per stream");
 }

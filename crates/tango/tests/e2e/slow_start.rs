@@ -130,6 +130,29 @@ async fn in_panic_mode_a_recovered_backend_takes_its_full_share() {
     assert!(t.log().contains("panic mode"), "{}", t.log());
 }
 
+/// GETs carrying header `x-k: k(i)` for i = 1, 2, 3, ... from `lanes` loops between
+/// them, until `done` says stop.
+async fn keyed(c: &HttpClient, url: &str, lanes: u64, done: impl Fn() -> bool) {
+    let done = &done;
+    let loops = (0..lanes).map(|lane| async move {
+        let mut i = lane + 1;
+        while !done() {
+            let key = format!("k{}", i.wrapping_mul(2654435761) % 100000);
+            let req = http::Request::get(url)
+                .header("x-k", key)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let r = c.request(req).await.unwrap();
+            assert_eq!(r.status(), 200);
+            i += lanes;
+        }
+    });
+    futures_util::future::join_all(loops).await;
+}
+
+/// Requests the hash pool serves before the reload: about 200 in the guard's sample.
+const WARM_REQUESTS: u64 = 3200;
+
 /// A hash pool's expectation is its key space: a backend a reload adds, ramping in slow
 /// start, is expected at its ramp's part of its keys, so the reload's canary (on by
 /// default) keeps the reload.
@@ -141,27 +164,18 @@ async fn a_backend_a_reload_adds_to_a_hash_pool_ramps_without_a_rollback() {
     let file = |n: usize| config(pool, &spec[..n]);
     let t = Tango::start(&file(2));
     let c = client();
-    let run = |until: Instant| {
-        let c = c.clone();
-        let url = t.url("/");
-        async move {
-            let mut i = 0u64;
-            while Instant::now() < until {
-                i += 1;
-                let req = http::Request::get(&url)
-                    .header("x-k", format!("k{}", i.wrapping_mul(2654435761) % 100000))
-                    .body(http_body_util::Full::new(bytes::Bytes::new()))
-                    .unwrap();
-                let r = c.request(req).await.unwrap();
-                assert_eq!(r.status(), 200);
-            }
-        }
-    };
-    run(Instant::now() + Duration::from_millis(1500)).await;
+    // Until the pool has served enough for the reload guard's sample of its requests (one
+    // in 16) to predict the split within a few points: a guard reading a score of them,
+    // as it did in 1.5 s on a loaded machine, predicted splits off by 15 points and more,
+    // and refused the reload or had the canary judge it against that.
+    let served = || bs.iter().map(Backend::hits).sum::<u64>();
+    keyed(&c, &t.url("/"), 4, || served() >= WARM_REQUESTS).await;
     t.write_config(&file(3));
     let (code, v) = admin_post(&t, "/api/v1/reload").await;
     assert_eq!(code, 200, "{v}");
-    run(Instant::now() + Duration::from_secs(5)).await;
+    // The same keys again from the first, so the split is the one the sample predicts.
+    let until = Instant::now() + Duration::from_secs(5);
+    keyed(&c, &t.url("/"), 1, || Instant::now() >= until).await;
     let s = admin_get(&t, "/api/v1/status").await;
     let j = admin_get(&t, "/api/v1/journal").await;
     assert_eq!(s["generation"], 2, "the reload was rolled back: {j}");

@@ -11,7 +11,7 @@
 //! "0%" from an ejection, the backend's return would read as an over-share of hundreds
 //! of times.
 
-use crate::detector::PoolTick;
+use crate::detector::{key_space_split, PoolTick};
 
 /// A backend in rotation at no less than this part of its weight is at full weight.
 const FULL: f64 = 1.0 - 1e-9;
@@ -35,8 +35,22 @@ pub(super) fn parts(input: &PoolTick) -> Vec<f64> {
 }
 
 /// The split to expect this tick: the baseline over the backends in rotation. When the
-/// baseline gives them nothing at all, `fallback` (the eligible set's intent).
-pub(super) fn expected(baseline: &[f64], parts: &[f64], fallback: &[f64]) -> Vec<f64> {
+/// baseline gives them nothing at all, `fallback` (the eligible set's intent). In a hash
+/// pool (`hashed`) the baseline stands for key space: a ramping backend takes its part
+/// of its own keys and the others what it turns away ([`key_space_split`]).
+pub(super) fn expected(
+    baseline: &[f64],
+    parts: &[f64],
+    fallback: &[f64],
+    hashed: bool,
+) -> Vec<f64> {
+    if hashed {
+        let v = key_space_split(baseline, parts);
+        return match v.iter().sum::<f64>() > 0.0 {
+            true => v,
+            false => fallback.to_vec(),
+        };
+    }
     let mut v: Vec<f64> = baseline.iter().zip(parts).map(|(b, r)| b * r).collect();
     let sum: f64 = v.iter().sum();
     if sum <= 0.0 {
@@ -92,7 +106,12 @@ mod tests {
 
     #[test]
     fn an_ejected_backend_is_expected_nothing_and_the_rest_their_baseline_among_them() {
-        let e = expected(&[0.4, 0.2, 0.2, 0.2], &[1.0, 0.0, 1.0, 1.0], &[0.0; 4]);
+        let e = expected(
+            &[0.4, 0.2, 0.2, 0.2],
+            &[1.0, 0.0, 1.0, 1.0],
+            &[0.0; 4],
+            false,
+        );
         let want = [0.5, 0.0, 0.25, 0.25];
         assert!(
             e.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
@@ -102,8 +121,21 @@ mod tests {
 
     #[test]
     fn a_baseline_with_nothing_in_rotation_falls_back() {
-        let e = expected(&[0.0, 1.0], &[1.0, 0.0], &[1.0, 0.0]);
+        let e = expected(&[0.0, 1.0], &[1.0, 0.0], &[1.0, 0.0], false);
         assert_eq!(e, vec![1.0, 0.0]);
+        let e = expected(&[0.0, 1.0], &[1.0, 0.0], &[1.0, 0.0], true);
+        assert_eq!(e, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn a_ramping_backend_of_a_hash_pool_is_expected_its_part_of_its_own_share() {
+        // A backend a reload added, a tenth into its ramp, with a fifth of the keys: it
+        // takes 2% and turns the rest of its keys away; renormalised it would be 2.4%.
+        let e = expected(&[0.56, 0.24, 0.2], &[1.0, 1.0, 0.1], &[0.0; 3], true);
+        assert!((e[2] - 0.02).abs() < 1e-12, "{e:?}");
+        assert!((e[0] + e[1] - 0.98).abs() < 1e-12, "{e:?}");
+        let w = expected(&[0.56, 0.24, 0.2], &[1.0, 1.0, 0.1], &[0.0; 3], false);
+        assert!((w[2] - 0.02 / 0.82).abs() < 1e-12, "{w:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@ use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{BackendSample, Evidence};
 
 mod ejection;
+mod ramp;
 mod sub_threshold;
 
 struct Pool {
