@@ -59,6 +59,23 @@ pub(crate) fn check_target(method: &http::Method, uri: &http::Uri) -> Result<(),
     }
 }
 
+/// No userinfo (`user@host`) in the request's authority, its target's or a Host
+/// field's: RFC 9110 4.2.4 makes it an error (it is how a link hides the host it goes
+/// to), and a backend would get it as its Host. The HTTP/1.1 engine's parser refuses
+/// the same.
+pub(crate) fn check_userinfo(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
+    let in_target = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    if in_target
+        || h.get_all(http::header::HOST)
+            .iter()
+            .any(|v| v.as_bytes().contains(&b'@'))
+    {
+        Err("userinfo in the authority")
+    } else {
+        Ok(())
+    }
+}
+
 /// What the client asked to upgrade to, if it is something tango tunnels.
 /// `h2c` is never passed on: tango speaks h2c itself, with prior knowledge.
 pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {

@@ -206,6 +206,8 @@ async fn answer(
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
+    headers::check_userinfo(req.uri(), req.headers())
+        .map_err(|m| (ProxyError::BadRequest(m), target))?;
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers())
             .and_then(|()| headers::check_target(req.method(), req.uri()))

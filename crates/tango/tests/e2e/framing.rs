@@ -474,3 +474,38 @@ async fn a_target_whose_form_does_not_fit_its_method_is_refused() {
         200
     );
 }
+
+/// Userinfo in the authority is refused on every client path, as RFC 9110 4.2.4 asks
+/// (a link's `user@` hides the host it goes to): in an absolute-form target, in Host,
+/// and in an HTTP/2 `:authority`. It used to go on to the backend as its Host.
+#[tokio::test]
+async fn userinfo_in_the_authority_is_refused_on_every_path() {
+    let b = Backend::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Tango::start(&config("", &[("a", b.addr, 1)]));
+    let (cfg, ck) = crate::protocols::tls_config(&config("", &[("a", b.addr, 1)]), dir.path());
+    let tls = Tango::start(&cfg);
+    let cases: [&[u8]; 3] = [
+        b"GET http://u:p@x.example/ HTTP/1.1\r\nHost: x.example\r\n\r\n",
+        b"GET http://x.example@evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: u:p@x.example\r\n\r\n",
+    ];
+    for bytes in cases {
+        let what = String::from_utf8_lossy(bytes);
+        assert_eq!(raw(plain.addr(), bytes).await, 400, "{what}");
+        let mut c = Raw::new(crate::protocols::tls_connect(&tls, &ck, b"http/1.1").await);
+        c.send(bytes).await;
+        assert_eq!(c.status().await, Some(400), "over TLS: {what}");
+    }
+    let mut h2 = h2c(&plain).await;
+    let req = http::Request::get("http://u:p@x.example/")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(req).await.expect("an answer");
+    assert_eq!(resp.status(), 400, "over h2c");
+    assert_eq!(b.hits(), 0, "a refused request reached the backend");
+    assert_eq!(
+        raw(plain.addr(), b"GET /a@b HTTP/1.1\r\nHost: x\r\n\r\n").await,
+        200
+    );
+}

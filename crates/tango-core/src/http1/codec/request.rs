@@ -231,6 +231,14 @@ pub fn parse_request_into(
     if !t.form.fits(method_kind) {
         return Err(HeadError::Malformed);
     }
+    // Userinfo (`user@host`) in the authority is an error (RFC 9110 4.2.4): it is how a
+    // link hides the host it goes to, and no backend's Host may carry it.
+    let target_userinfo = t
+        .authority
+        .is_some_and(|(s, e)| path.as_bytes()[s..e].contains(&b'@'));
+    if target_userinfo || scan.userinfo {
+        return Err(HeadError::Malformed);
+    }
     if !scan.coding_ok() {
         return Err(HeadError::UnsupportedCoding);
     }
@@ -279,6 +287,8 @@ struct Scan {
     last_coding_chunked: bool,
     hosts: u32,
     host: Option<Span>,
+    /// A Host value holds an `@`, which no host or port has: userinfo.
+    userinfo: bool,
     keep_alive: bool,
     expect_continue: bool,
     first_upgrade: Option<Span>,
@@ -316,6 +326,7 @@ impl Scan {
                 Kind::Host => {
                     s.hosts += 1;
                     s.host = Some(h.value());
+                    s.userinfo |= v.contains(&b'@');
                 }
                 Kind::Expect => s.expect_continue = v.eq_ignore_ascii_case(b"100-continue"),
                 Kind::Upgrade if s.first_upgrade.is_none() => s.first_upgrade = Some(h.value()),

@@ -198,6 +198,30 @@ fn a_target_s_form_must_fit_its_method() {
     }
 }
 
+/// Userinfo in the authority (`http://user:pass@host/`, in the target or in Host) is
+/// refused (RFC 9110 4.2.4: a recipient treats it as an error; it is how a phishing
+/// link hides the host it goes to). Forwarded, `u:p@host` went on as the backend's Host.
+#[test]
+fn userinfo_in_the_authority_is_refused() {
+    for raw in [
+        &b"GET http://u:p@x.example/ HTTP/1.1\r\nHost: x.example\r\n\r\n"[..],
+        b"GET http://x.example@evil.example/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT u@x.example:443 HTTP/1.1\r\nHost: x.example:443\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: u:p@x.example\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x.example@evil.example\r\n\r\n",
+    ] {
+        assert_eq!(
+            parse_request(raw, MAX),
+            Err(HeadError::Malformed),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    // An `@` in the path or query is no userinfo.
+    assert!(req(b"GET /a@b?c=d@e HTTP/1.1\r\nHost: x\r\n\r\n").head_len > 0);
+    assert!(req(b"GET http://x.example/@me HTTP/1.1\r\nHost: x\r\n\r\n").head_len > 0);
+}
+
 #[test]
 fn keep_alive_follows_the_version_and_connection() {
     let cases: [(&str, &str, bool); 8] = [
