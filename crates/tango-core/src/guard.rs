@@ -12,6 +12,7 @@
 //!   (its share among the backends both versions have: adding or removing a backend is
 //!   not a shift of the others) refuses the reload, unless its pool is allowed to shift for this reload (by the
 //!   request, or by the file adding the pool to `[guard] allow_shift`) or it is forced.
+//!   A move predicted from sampled requests counts only beyond its sampling noise.
 //!
 //! The settings that judge are those of the configuration in force: a file cannot
 //! loosen the gate that decides whether it is applied. The [`canary`] module decides,
@@ -89,13 +90,12 @@ pub struct PoolPrediction {
 }
 
 impl PoolPrediction {
-    /// The kept backend that moves most.
+    /// The kept backend whose move most exceeds its sampling noise (with no noise, the
+    /// one that moves most).
     pub fn worst(&self) -> Option<&KeptShare> {
-        self.kept.iter().max_by(|a, b| {
-            (a.to_pct - a.from_pct)
-                .abs()
-                .total_cmp(&(b.to_pct - b.from_pct).abs())
-        })
+        self.kept
+            .iter()
+            .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
     }
 
     /// The watch may expect the new split: the gate predicted it and nobody had to force
@@ -126,6 +126,10 @@ pub enum Refusal {
         max_shift_points: f64,
         /// Backends were added or removed: the shares are among the others.
         membership_changed: bool,
+        /// Where the prediction's keys came from.
+        basis: KeyBasis,
+        /// How far the move may be sampling noise, in points.
+        noise_points: f64,
     },
     /// The pool's split could not be predicted.
     Unpredictable {
@@ -163,6 +167,8 @@ impl Refusal {
                 rate_rps,
                 max_shift_points,
                 membership_changed,
+                basis,
+                noise_points,
             } => {
                 let of = match membership_changed {
                     true => format!("of what pool {pool}'s kept backends get"),
@@ -177,8 +183,16 @@ impl Refusal {
                 } else {
                     String::new()
                 };
+                // A sampled prediction says how many requests it rests on and how far
+                // its move may be noise, so the operator can weigh it.
+                let noise = match basis {
+                    KeyBasis::LiveSample { requests } => format!(
+                        "; predicted from {requests} sampled requests, noise ±{noise_points:.1} points"
+                    ),
+                    _ => String::new(),
+                };
                 format!(
-                    "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate})",
+                    "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate}{noise})",
                     to_pct - from_pct,
                     num(*max_shift_points)
                 )
@@ -277,7 +291,7 @@ impl Judgement {
                         ShiftAllowance::File => "by [guard] allow_shift",
                     },
                     w.name,
-                    w.to_pct - w.from_pct,
+                    w.move_points(),
                     p.pool
                 ));
             }
@@ -311,6 +325,7 @@ impl Judgement {
                     backend: b.name.clone(),
                     from_pct: b.old_pct,
                     to_pct: b.new_pct,
+                    basis: Some(p.basis.describe()),
                 })
             })
             .collect()
@@ -456,6 +471,8 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                         rate_rps: p.rate_rps,
                         max_shift_points: input.settings.max_shift_points,
                         membership_changed: p.membership_changed,
+                        basis: p.basis,
+                        noise_points: w.noise_points,
                     };
                     p.forced = input.overrides.force;
                     match p.forced {

@@ -3,10 +3,14 @@
 //! latency set the closed-loop model's concurrency (Little's law), and a hash pool's
 //! sampled requests are the keys, read with whichever hash key each version uses. The
 //! shift is measured among the backends both versions have (see `kept_split`).
+//!
+//! A sample is noisy in proportion to its size: a sampled move counts only beyond its
+//! noise (`add_noise`), and a sample too small to pin the shares that shows no such
+//! move gives way to the key space each backend owns (`MIN_SAMPLE_TO_PREDICT`).
 
 use super::PoolPrediction;
 use crate::config::Pool;
-use crate::diff::{pool_shift, BackendShift, DiffOptions, PoolStatus};
+use crate::diff::{pool_shift, BackendShift, DiffOptions, PoolShift, PoolStatus};
 use crate::simulate::{KeySource, SampledRequest, SimError, SimOptions, DEFAULT_CONCURRENCY};
 use serde::Serialize;
 use std::sync::Arc;
@@ -39,9 +43,13 @@ pub enum KeyBasis {
         /// How many.
         requests: usize,
     },
-    /// No request was sampled: every request gets a fresh random key, so the split is
-    /// the key space each backend owns.
-    KeySpace,
+    /// Every request gets a fresh random key, so the split is the key space each backend
+    /// owns: no request was sampled, or too few to predict the split from and they show
+    /// no shift over the limit beyond their noise.
+    KeySpace {
+        /// Requests sampled (and set aside).
+        sampled: usize,
+    },
 }
 
 impl KeyBasis {
@@ -52,10 +60,24 @@ impl KeyBasis {
             KeyBasis::LiveSample { requests } => {
                 format!("{requests} requests sampled from live traffic")
             }
-            KeyBasis::KeySpace => "key-space ownership (no live requests sampled)".into(),
+            KeyBasis::KeySpace { sampled: 0 } => {
+                "key-space ownership (no live requests sampled)".into()
+            }
+            KeyBasis::KeySpace { sampled } => format!(
+                "key-space ownership (only {sampled} live requests sampled, too few to predict from)"
+            ),
         }
     }
 }
+
+/// Standard errors a sampled backend's move must clear beyond `max_shift` before the
+/// sample is taken to show it: a backend whose true move is exactly the limit is refused
+/// at most about once in 40 reloads, one that does not move practically never.
+const NOISE_Z: f64 = 2.0;
+/// Fewer sampled requests pin no backend's share to within 5 points (two standard errors
+/// of a 50% share): below it the split shown, judged and expected by the watch is the
+/// key space's, unless the sample shows a shift over the limit beyond its noise.
+pub(super) const MIN_SAMPLE_TO_PREDICT: usize = 400;
 
 pub(super) fn predict(
     old: Option<&Pool>,
@@ -64,57 +86,119 @@ pub(super) fn predict(
     max_shift_points: f64,
 ) -> Result<PoolPrediction, SimError> {
     let hashes = [old, new].iter().flatten().any(|p| p.policy.is_hash());
-    let sample = obs.sample.clone().filter(|s| !s.is_empty());
-    let (basis, keys, requests) = match (hashes, sample) {
-        (false, _) => (KeyBasis::Weights, KeySource::Random, REQUESTS),
-        (true, Some(s)) => (
-            KeyBasis::LiveSample { requests: s.len() },
-            KeySource::Requests(s.clone()),
-            s.len() as u64,
-        ),
-        (true, None) => (KeyBasis::KeySpace, KeySource::Random, REQUESTS),
-    };
     let concurrency = match obs.latency {
         Some(l) if obs.rate_rps > 0.0 => {
             ((obs.rate_rps * l.as_secs_f64()).ceil() as u32).clamp(1, MAX_CONCURRENCY)
         }
         _ => DEFAULT_CONCURRENCY,
     };
-    let mut sim = SimOptions {
-        requests,
-        keys,
-        concurrency,
-        ..SimOptions::default()
+    let shift = |keys: KeySource, requests: u64| {
+        let mut sim = SimOptions {
+            requests,
+            keys,
+            concurrency,
+            ..SimOptions::default()
+        };
+        if let Some(l) = obs.latency.filter(|l| !l.is_zero()) {
+            sim.base_latency = l;
+        }
+        let opts = DiffOptions {
+            sim,
+            max_shift_points,
+            allow_shift: Vec::new(),
+        };
+        pool_shift(old, new, &opts)
     };
-    if let Some(l) = obs.latency.filter(|l| !l.is_zero()) {
-        sim.base_latency = l;
-    }
-    let opts = DiffOptions {
-        sim,
-        max_shift_points,
-        allow_shift: Vec::new(),
+    let judged =
+        |basis: KeyBasis, s: PoolShift| judge_shift(basis, s, obs.rate_rps, max_shift_points);
+    let sample = obs.sample.clone().filter(|s| !s.is_empty());
+    let sampled = match (hashes, sample) {
+        (false, _) => {
+            let s = shift(KeySource::Random, REQUESTS)?;
+            return Ok(judged(KeyBasis::Weights, s));
+        }
+        (true, None) => 0,
+        (true, Some(s)) => {
+            let requests = s.len();
+            let p = judged(
+                KeyBasis::LiveSample { requests },
+                shift(KeySource::Requests(s), requests as u64)?,
+            );
+            // A shift the sample shows beyond its noise stands however small the sample:
+            // a hash-key change that sends every live key to one backend shows in a few
+            // dozen requests.
+            if p.over || requests >= MIN_SAMPLE_TO_PREDICT {
+                return Ok(p);
+            }
+            requests
+        }
     };
-    let shift = pool_shift(old, new, &opts)?;
-    let kept = match shift.status {
+    let s = shift(KeySource::Random, REQUESTS)?;
+    Ok(judged(KeyBasis::KeySpace { sampled }, s))
+}
+
+/// The prediction from one simulated pair of runs. A sampled prediction's moves carry
+/// the sampling noise of its shares: a backend is over only when its move exceeds the
+/// limit by `NOISE_Z` standard errors.
+fn judge_shift(
+    basis: KeyBasis,
+    shift: PoolShift,
+    rate_rps: f64,
+    max_shift_points: f64,
+) -> PoolPrediction {
+    let mut kept = match shift.status {
         PoolStatus::Kept => kept_split(&shift.backends),
         _ => Vec::new(),
     };
+    if let KeyBasis::LiveSample { requests } = basis {
+        add_noise(&mut kept, &shift.backends, requests);
+    }
     let largest = kept
         .iter()
         .map(|k| (k.to_pct - k.from_pct).abs())
         .fold(0.0, f64::max);
-    Ok(PoolPrediction {
-        over: largest > max_shift_points,
+    let over = kept.iter().any(|k| k.excess_points() > max_shift_points);
+    PoolPrediction {
+        over,
         membership_changed: kept.len() != shift.backends.len(),
         pool: shift.pool,
         basis,
-        rate_rps: obs.rate_rps,
+        rate_rps,
         backends: shift.backends,
         kept,
         largest_shift_points: largest,
         allowed: None,
         forced: false,
-    })
+    }
+}
+
+/// Each kept backend's sampling noise, `NOISE_Z` binomial standard errors of its move
+/// between the two shares measured on `requests` sampled requests. The two shares are
+/// read from the same requests, which only makes their difference steadier when few keys
+/// move; treating them as independent keeps the margin on the side of letting a reload
+/// through. Shares are pulled towards the middle (one request each way) so that a share
+/// of 0% or 100% in a tiny sample is not taken as certain.
+fn add_noise(kept: &mut [KeptShare], backends: &[BackendShift], requests: usize) {
+    let (old_sum, new_sum) = backends
+        .iter()
+        .filter(|b| b.old_pct.is_some() && b.new_pct.is_some())
+        .fold((0.0, 0.0), |(o, n), b| {
+            (o + b.old_pct.unwrap_or(0.0), n + b.new_pct.unwrap_or(0.0))
+        });
+    let n = requests as f64;
+    // The sampled requests the kept backends served in each version.
+    let (n_old, n_new) = (
+        (n * old_sum / 100.0).max(1.0),
+        (n * new_sum / 100.0).max(1.0),
+    );
+    let var = |pct: f64, m: f64| {
+        let p = (pct / 100.0 * m + 1.0) / (m + 2.0);
+        p * (1.0 - p) / m
+    };
+    for k in kept {
+        let se = (var(k.from_pct, n_old) + var(k.to_pct, n_new)).sqrt() * 100.0;
+        k.noise_points = NOISE_Z * se;
+    }
 }
 
 /// The split among the backends in both versions, each side renormalised over them: a
@@ -134,6 +218,7 @@ fn kept_split(backends: &[BackendShift]) -> Vec<KeptShare> {
             name: b.name.clone(),
             from_pct: rel(*o, old_sum),
             to_pct: rel(*n, new_sum),
+            noise_points: 0.0,
         })
         .collect()
 }
@@ -148,4 +233,20 @@ pub struct KeptShare {
     pub from_pct: f64,
     /// And after.
     pub to_pct: f64,
+    /// How far the move may be sampling noise, in points (0 when the prediction did
+    /// not come from sampled requests).
+    pub noise_points: f64,
+}
+
+impl KeptShare {
+    /// The move in points.
+    pub fn move_points(&self) -> f64 {
+        self.to_pct - self.from_pct
+    }
+
+    /// How far the move exceeds its noise, in points: what the gate compares with
+    /// `max_shift`.
+    pub fn excess_points(&self) -> f64 {
+        self.move_points().abs() - self.noise_points
+    }
 }

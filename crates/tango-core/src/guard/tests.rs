@@ -1,4 +1,7 @@
+mod noise;
+
 use super::canary::{changed_pools, Canary, ScopePool};
+use super::predict::MIN_SAMPLE_TO_PREDICT;
 use super::*;
 use crate::config::{parse, Loaded};
 use crate::detector::{Basis, Cause, Evidence};
@@ -246,7 +249,7 @@ fn a_hash_key_change_that_collapses_the_live_keys_is_refused() {
     // With no live requests the prediction falls back to key-space ownership, which a
     // change of key does not move: only the live sample shows the collapse.
     let j = run(&live, &new, &Overrides::default(), &observed(300.0));
-    assert_eq!(j.pools[0].basis, KeyBasis::KeySpace);
+    assert_eq!(j.pools[0].basis, KeyBasis::KeySpace { sampled: 0 });
     assert!(!j.refused(), "{:?}", j.reasons());
 }
 

@@ -78,4 +78,8 @@ pub struct PredictedShare {
     pub from_pct: Option<f64>,
     /// And after.
     pub to_pct: Option<f64>,
+    /// Where the prediction's keys came from (`weights and policy`, `N requests sampled
+    /// from live traffic`, `key-space ownership (...)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
 }

@@ -182,6 +182,8 @@ fn refusal_json(r: &Refusal) -> Value {
             backend,
             from_pct,
             to_pct,
+            basis,
+            noise_points,
             ..
         } => json!({
             "gate": "shift",
@@ -189,6 +191,8 @@ fn refusal_json(r: &Refusal) -> Value {
             "backend": backend,
             "from_pct": from_pct,
             "to_pct": to_pct,
+            "keys": basis.describe(),
+            "noise_points": noise_points,
         }),
         Refusal::Unpredictable { pool, error } => json!({
             "gate": "shift",

@@ -1,7 +1,8 @@
 //! The reload guard, live: the weight typo is refused by SIGHUP, the API and `tango
 //! reload`; allowed, it applies and the watch expects it; forced, its canary rolls it
 //! back within seconds; and a hash key change that would collapse the live keys onto
-//! one backend is refused from the sampled requests. Each test ends with the live split.
+//! one backend is refused from the sampled requests, while a reload a dozen sampled
+//! requests cannot judge expects the key-space split. Each test ends with the live split.
 
 mod harness;
 
@@ -156,6 +157,14 @@ async fn a_hash_key_change_that_collapses_the_live_keys_is_refused() {
     // The prediction read the requests tango sampled, not synthetic keys (which a
     // change of key does not move).
     let keys = v["predicted"][0]["keys"].as_str().unwrap();
+    assert_eq!(r[0]["keys"], keys, "the refusal states its basis: {v:#}");
+    assert!(
+        r[0]["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("sampled requests, noise ±"),
+        "{v:#}"
+    );
     let n: usize = keys
         .strip_suffix(" requests sampled from live traffic")
         .and_then(|n| n.parse().ok())
@@ -166,6 +175,52 @@ async fn a_hash_key_change_that_collapses_the_live_keys_is_refused() {
     let live = split(&t, 400, true).await;
     assert_eq!(live.len(), 4, "{live:?}");
     assert!(live.values().all(|&c| (50..=150).contains(&c)), "{live:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_soon_after_startup_expects_the_key_space_split_and_survives_its_canary() {
+    let bs = four_backends().await;
+    let ring = |extra: &str| {
+        format!("policy = \"ring_hash\"\nhash_key = {{ source = \"header\", name = \"x-user\" }}\non_missing_key = \"random\"\n{extra}")
+    };
+    let guard = "\n[guard]\ncanary = \"8s\"\n";
+    let t = Tango::start(&cfg(&bs, &ring(""), 1, guard));
+    // A dozen sampled requests: far too few to tell each backend's share.
+    let load = Load::start(t.url("/"), 100, Some(|i| format!("user-{}", i % 5000)));
+    load.answered(200).await;
+
+    t.write_config(&cfg(&bs, &ring("try_timeout = \"3s\""), 1, guard));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["generation"]), (200, &2.into()), "{v:#}");
+    let keys = v["predicted"][0]["keys"].as_str().unwrap();
+    let n: usize = keys
+        .strip_prefix("key-space ownership (only ")
+        .and_then(|k| k.strip_suffix(" live requests sampled, too few to predict from)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{keys}"));
+    assert!(n > 0 && n < 400, "{keys}");
+    // The watch expects the key space's even split, not the dozen requests' accidents,
+    // so the even traffic that follows passes the canary.
+    for b in v["predicted"][0]["backends"].as_array().unwrap() {
+        let to = b["new_pct"].as_f64().unwrap();
+        assert!((to - 25.0).abs() < 8.0, "{v:#}");
+    }
+    let events = wait_journal(&t, Duration::from_secs(20), "the canary to pass", |e| {
+        e["type"] == "canary_passed" || e["type"] == "config_rolled_back"
+    })
+    .await;
+    let (answered, failed) = load.stop().await;
+    assert_eq!(failed, 0, "of {answered}");
+    assert!(
+        !events.iter().any(|e| e["type"] == "config_rolled_back"),
+        "{events:#?}"
+    );
+    let applied = events
+        .iter()
+        .find(|e| e["type"] == "config_applied" && e["generation"] == 2)
+        .unwrap();
+    let predicted = applied["predicted"].as_array().unwrap();
+    assert!(!predicted.is_empty() && predicted.iter().all(|p| p["basis"] == keys));
 }
 
 #[tokio::test]
