@@ -99,6 +99,18 @@ fn delta(last: Option<u64>, now: u64) -> u64 {
     }
 }
 
+/// `cfg` with its window lengths sorted and deduplicated, the dispersion window among
+/// them.
+fn with_windows_sorted(mut cfg: DetectorConfig) -> DetectorConfig {
+    if !cfg.windows.contains(&cfg.phi_window) {
+        cfg.windows.push(cfg.phi_window);
+    }
+    cfg.windows.retain(|w| *w > 0);
+    cfg.windows.sort_unstable();
+    cfg.windows.dedup();
+    cfg
+}
+
 /// Each backend's expected share: by `weights`, or by `over` when given for every
 /// backend; a backend read for the first time (`first`) expects nothing, and the others
 /// share what is left.
@@ -121,16 +133,10 @@ fn shares(weights: &[f64], over: Option<&Vec<f64>>, first: &[bool]) -> Vec<f64> 
 impl PoolDetector {
     /// A detector for `pool`. Window lengths are sorted and deduplicated, and the
     /// dispersion window is added to them.
-    pub fn new(pool: impl Into<String>, mut cfg: DetectorConfig) -> Self {
-        if !cfg.windows.contains(&cfg.phi_window) {
-            cfg.windows.push(cfg.phi_window);
-        }
-        cfg.windows.retain(|w| *w > 0);
-        cfg.windows.sort_unstable();
-        cfg.windows.dedup();
+    pub fn new(pool: impl Into<String>, cfg: DetectorConfig) -> Self {
         Self {
             pool: pool.into(),
-            cfg,
+            cfg: with_windows_sorted(cfg),
             backends: Vec::new(),
             phi_raw: 1.0,
             phi: 1.0,
@@ -146,6 +152,40 @@ impl PoolDetector {
     /// The current over-dispersion estimate (at least 1).
     pub fn phi(&self) -> f64 {
         self.phi
+    }
+
+    /// Takes `cfg`'s tuning (a pool's new policy changes what is worth an alert) and
+    /// keeps what was read: windows, CUSUMs, the over-dispersion estimate. A share alert
+    /// firing now stays only if the new tuning would fire it on what its windows hold;
+    /// otherwise it resolves now, once, and no window reaching back before that may
+    /// fire it again (as after any resolution). New window lengths cannot keep the
+    /// windows: every alert resolves and the detector starts afresh. Returns the
+    /// resolutions.
+    pub fn retune(&mut self, cfg: DetectorConfig, now: u64) -> Vec<AlertEvent> {
+        let cfg = with_windows_sorted(cfg);
+        let same_windows = cfg.windows == self.cfg.windows && cfg.phi_window == self.cfg.phi_window;
+        self.cfg = cfg;
+        if !same_windows {
+            let ended = self
+                .active()
+                .into_iter()
+                .map(|evidence| AlertEvent::Resolved {
+                    evidence,
+                    resolved_ms: now,
+                })
+                .collect();
+            self.restart();
+            return ended;
+        }
+        let mut ended = Vec::new();
+        for i in 0..self.backends.len() {
+            for kind in [AlertKind::OverShare, AlertKind::UnderShare] {
+                if self.backends[i].active[kind.index()].is_some() && !self.still_fires(i, kind) {
+                    ended.extend(self.end_alert(i, kind, now));
+                }
+            }
+        }
+        ended
     }
 
     /// Alerts firing now, with the evidence they fired on.
@@ -253,7 +293,6 @@ impl PoolDetector {
         now: u64,
     ) -> Option<AlertEvent> {
         let k = kind.index();
-        let tick = self.tick;
         let st = &mut self.backends[i];
         if !done {
             st.resolving[k] = 0;
@@ -263,6 +302,13 @@ impl PoolDetector {
         if st.resolving[k] < self.cfg.resolve_ticks {
             return None;
         }
+        self.end_alert(i, kind, now)
+    }
+
+    /// Resolves backend `i`'s `kind` alert now, if it is firing.
+    fn end_alert(&mut self, i: usize, kind: AlertKind, now: u64) -> Option<AlertEvent> {
+        let (k, tick) = (kind.index(), self.tick);
+        let st = &mut self.backends[i];
         let evidence = st.active[k].take()?;
         st.resolving[k] = 0;
         st.pending[k] = 0;

@@ -1,7 +1,7 @@
 //! Share alerts of one backend: over- and under-share, against the eligible set's or
 //! the configured weights, fired by the CUSUM at once or by a window that has held, and
-//! resolved with hysteresis. The rule is stated in the module documentation of
-//! `detector`.
+//! resolved with hysteresis, or at a retune when the new tuning would not fire them. The
+//! rule is stated in the module documentation of `detector`.
 
 use super::engine::{share_stat, PoolDetector, ShareStat};
 use super::keys::key_explains;
@@ -219,6 +219,28 @@ impl PoolDetector {
     fn hold_for(&self, len: u32) -> u32 {
         let scaled = (f64::from(len) * self.cfg.hold_fraction).ceil() as u32;
         self.cfg.hold_ticks.max(scaled)
+    }
+
+    /// Whether the tuning in force would fire backend `i`'s firing `kind` alert on what
+    /// any of its windows holds now, on the basis it fired on: after a retune, an alert
+    /// the new tuning would not raise is not left open under the old one's terms.
+    pub(super) fn still_fires(&self, i: usize, kind: AlertKind) -> bool {
+        let st = &self.backends[i];
+        let Some(ev) = &st.active[kind.index()] else {
+            return false;
+        };
+        let configured = ev.basis == Basis::Configured;
+        if configured && !self.cfg.configured_skew_alerts {
+            return false;
+        }
+        st.windows.iter().any(|(_, sums)| {
+            let (e, v) = sums.expectation(configured);
+            e > 0.0
+                && self.meets(
+                    &share_stat(sums.n, sums.total, e, v, self.phi),
+                    kind == AlertKind::OverShare,
+                )
+        })
     }
 
     /// Judged on the shortest window with enough expected requests (the freshest

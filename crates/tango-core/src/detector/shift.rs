@@ -119,18 +119,11 @@ fn normalize(v: &mut [f64]) {
 }
 
 impl ShiftDetector {
-    /// `base` is the pool's share-detector configuration; latency and error outliers
-    /// and the configured-weights basis are the share detector's job, so they are off.
+    /// `base` is the pool's share-detector configuration (see `inner_config`).
     pub fn new(pool: impl Into<String>, base: DetectorConfig, cfg: ShiftConfig) -> Self {
-        let inner_cfg = DetectorConfig {
-            configured_skew_alerts: false,
-            error_ratio: f64::INFINITY,
-            latency_ratio: f64::INFINITY,
-            ..base
-        };
         let pool = pool.into();
         Self {
-            inner: PoolDetector::new(pool.clone(), inner_cfg),
+            inner: PoolDetector::new(pool.clone(), inner_config(base)),
             pool,
             cfg,
             baseline: Vec::new(),
@@ -139,6 +132,21 @@ impl ShiftDetector {
             pending: None,
             caught_up: 1.0,
         }
+    }
+
+    /// Takes `base` (the share detector's configuration for the pool's new policy: what
+    /// that policy is expected to do to the split is no alert) and keeps the baseline,
+    /// the hold and the windows: the change may be the incident, and a shift it brings is
+    /// judged against the split from before it. A shift alert firing now stays if the new
+    /// tuning would fire it too, and otherwise resolves now. Returns the resolutions.
+    pub fn retune(&mut self, base: DetectorConfig, now_ms: u64) -> Vec<AlertEvent> {
+        let mut ended = self.inner.retune(inner_config(base), now_ms);
+        let reported = &mut self.reported;
+        ended.retain_mut(|ev| match ev {
+            AlertEvent::Resolved { evidence, .. } => unreport(reported, evidence),
+            AlertEvent::Fired(_) => false,
+        });
+        ended
     }
 
     /// Expect `shares` (backend name, share of the pool) from the next tick on: a change
@@ -374,17 +382,7 @@ impl ShiftDetector {
                 reported.push((e.backend.clone(), e.kind));
                 true
             }
-            AlertEvent::Resolved { evidence, .. } => {
-                evidence.basis = Basis::Baseline;
-                let key = (evidence.backend.clone(), evidence.kind);
-                match reported.iter().position(|r| *r == key) {
-                    Some(p) => {
-                        reported.swap_remove(p);
-                        true
-                    }
-                    None => false,
-                }
-            }
+            AlertEvent::Resolved { evidence, .. } => unreport(reported, evidence),
         });
     }
 
@@ -408,6 +406,31 @@ impl ShiftDetector {
             .iter()
             .map(|b| (b.name.clone(), b.share))
             .collect()
+    }
+}
+
+/// A resolution of the inner detector's: kept (with basis `baseline`) if its alert was
+/// reported as fired, which from now on it is not.
+fn unreport(reported: &mut Vec<(String, AlertKind)>, evidence: &mut super::Evidence) -> bool {
+    evidence.basis = Basis::Baseline;
+    let key = (evidence.backend.clone(), evidence.kind);
+    match reported.iter().position(|r| *r == key) {
+        Some(p) => {
+            reported.swap_remove(p);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The inner detector's configuration: latency and error outliers and the
+/// configured-weights basis are the share detector's job, so they are off.
+fn inner_config(base: DetectorConfig) -> DetectorConfig {
+    DetectorConfig {
+        configured_skew_alerts: false,
+        error_ratio: f64::INFINITY,
+        latency_ratio: f64::INFINITY,
+        ..base
     }
 }
 

@@ -104,8 +104,9 @@ impl PoolWatch {
     }
 
     /// A new policy changes what "even" means for the share detector: it starts afresh,
-    /// and its signals end (returned as resolved). The shift detector keeps its
-    /// baseline: the change may be the incident.
+    /// and its signals end (returned as resolved). The shift detector takes the new
+    /// policy's tuning too, and keeps its baseline: the change may be the incident. Its
+    /// alerts that the new tuning would not raise end with the old one.
     fn follow_policy(
         &mut self,
         policy: PolicyKind,
@@ -115,7 +116,7 @@ impl PoolWatch {
         if self.policy == policy {
             return Vec::new();
         }
-        let ended = self
+        let mut ended: Vec<AlertEvent> = self
             .detector
             .active()
             .into_iter()
@@ -125,6 +126,7 @@ impl PoolWatch {
             })
             .collect();
         self.detector = PoolDetector::new(self.name.clone(), detector_config(policy, tick));
+        ended.extend(self.shift.retune(detector_config(policy, tick), now_ms));
         self.policy = policy;
         ended
     }

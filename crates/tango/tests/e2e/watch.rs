@@ -12,6 +12,8 @@
 //!   distribution; a hot key is named with its share and backend.
 //! - `killed`: a killed backend with retries: clients saw no error and the alert says
 //!   so; the incident stays open while the backend is down.
+//! - `policy`: a reload to least request raises no under-share its tuning has none of;
+//!   a reload to a policy that skews the split is a shift blamed on the reload.
 //! - `postmortem`: the impact of a known incident window, counted by the test, from the
 //!   live API and from the journal file alike, in Markdown that parses.
 
@@ -19,6 +21,7 @@ mod causes;
 mod harness;
 mod keys;
 mod killed;
+mod policy;
 mod postmortem;
 mod rotation;
 mod typo;

@@ -3,6 +3,7 @@ use crate::detector::sim::{multinomial, SplitMix64};
 use crate::detector::{BackendSample, Evidence};
 
 mod ejection;
+mod policy;
 mod ramp;
 mod sub_threshold;
 
