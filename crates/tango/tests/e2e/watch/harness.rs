@@ -328,3 +328,23 @@ pub async fn wait_until(limit: Duration, what: &str, f: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The journal's fired alerts that `keep` takes (given the whole event), as (backend,
+/// kind, basis).
+pub async fn fired_alerts(
+    t: &Tango,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<(String, String, String)> {
+    let j = admin_get(t, "/api/v1/journal").await;
+    j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "alert_fired" && keep(e))
+        .map(|e| {
+            let ev = &e["evidence"];
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (s(&ev["backend"]), s(&ev["kind"]), s(&ev["basis"]))
+        })
+        .collect()
+}

@@ -4,26 +4,9 @@
 
 use super::harness::*;
 use crate::support::*;
-use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The journal's fired signals since `from_ms`, as (backend, kind, basis).
-async fn fired_since(t: &Tango, from_ms: u64) -> Vec<(String, String, String)> {
-    let j = admin_get(t, "/api/v1/journal").await;
-    j["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "alert_fired" && e["ts_ms"].as_u64() >= Some(from_ms))
-        .map(|e| {
-            let ev = &e["evidence"];
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (s(&ev["backend"]), s(&ev["kind"]), s(&ev["basis"]))
-        })
-        .collect()
-}
 
 /// b4 is slow. Under round robin it takes its quarter; a reload to least request moves
 /// most of its traffic to the others, as that policy means to. A pool that starts as
@@ -56,7 +39,7 @@ async fn a_reload_to_least_request_raises_no_under_share_against_the_baseline() 
     let since: Vec<u64> = (0..4).map(|b| hits(b) - before[b]).collect();
     let b4_share = since[3] as f64 / since.iter().sum::<u64>() as f64;
     assert!(b4_share < 0.1, "b4 took {b4_share:.3} of {since:?}");
-    let alerts = fired_since(&t, reloaded_ms).await;
+    let alerts = fired_alerts(&t, |e| e["ts_ms"].as_u64() >= Some(reloaded_ms)).await;
     let under: Vec<_> = alerts
         .iter()
         .filter(|(_, k, _)| k == "under_share")

@@ -5,7 +5,6 @@
 use super::harness::*;
 use crate::backend::Backend;
 use crate::support::*;
-use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -23,22 +22,6 @@ async fn into_a_tick(t: &Tango, part: f64) {
         at += 1000;
     }
     tokio::time::sleep(Duration::from_millis(at - unix_ms())).await;
-}
-
-/// The share alerts the journal holds, as (backend, kind, basis).
-async fn share_alerts(t: &Tango) -> Vec<(String, String, String)> {
-    let j = admin_get(t, "/api/v1/journal").await;
-    j["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == "alert_fired" && share(&e["evidence"]["kind"]))
-        .map(|e| {
-            let ev = &e["evidence"];
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (s(&ev["backend"]), s(&ev["kind"]), s(&ev["basis"]))
-        })
-        .collect()
 }
 
 /// b1 carries 80% of the pool (weights 8, 1, 1) and is ejected nine tenths of the way
@@ -75,7 +58,7 @@ async fn the_tick_a_heavy_backend_is_ejected_in_is_no_under_share_of_the_others(
         .filter(|e| e["type"] == "ejected")
         .count();
     assert_eq!(ejected, 1, "b1 was ejected: {j:#}");
-    let alerts = share_alerts(&t).await;
+    let alerts = fired_alerts(&t, |e| share(&e["evidence"]["kind"])).await;
     let false_ones: Vec<_> = alerts
         .iter()
         .filter(|(b, k, basis)| b != "b1" && k == "under_share" && basis != "configured")
