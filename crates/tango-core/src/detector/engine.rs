@@ -159,10 +159,16 @@ impl PoolDetector {
     /// firing now stays only if the new tuning would fire it on what its windows hold;
     /// otherwise it resolves now, once, and no window reaching back before that may
     /// fire it again (as after any resolution). New window lengths cannot keep the
-    /// windows: every alert resolves and the detector starts afresh. Returns the
-    /// resolutions.
+    /// windows: every alert resolves and the detector starts afresh. The same tuning
+    /// changes nothing. Returns the resolutions.
     pub fn retune(&mut self, cfg: DetectorConfig, now: u64) -> Vec<AlertEvent> {
         let cfg = with_windows_sorted(cfg);
+        // The same tuning (a policy the watch tunes alike, such as round robin to
+        // random) changes nothing: an alert held in its hysteresis band, under the
+        // firing ratio and over the resolving one, is still firing under it.
+        if cfg == self.cfg {
+            return Vec::new();
+        }
         let same_windows = cfg.windows == self.cfg.windows && cfg.phi_window == self.cfg.phi_window;
         self.cfg = cfg;
         if !same_windows {

@@ -138,7 +138,8 @@ impl ShiftDetector {
     /// that policy is expected to do to the split is no alert) and keeps the baseline,
     /// the hold and the windows: the change may be the incident, and a shift it brings is
     /// judged against the split from before it. A shift alert firing now stays if the new
-    /// tuning would fire it too, and otherwise resolves now. Returns the resolutions.
+    /// tuning would fire it too, and otherwise resolves now; the same tuning changes
+    /// nothing. Returns the resolutions.
     pub fn retune(&mut self, base: DetectorConfig, now_ms: u64) -> Vec<AlertEvent> {
         let mut ended = self.inner.retune(inner_config(base), now_ms);
         let reported = &mut self.reported;

@@ -142,3 +142,26 @@ fn alerts_firing_at_a_policy_change_carry_over_or_resolve_once() {
     assert_eq!(count(&after, false, "backend-1", AlertKind::OverShare), 1);
     assert!(d.active().is_empty(), "{:?}", d.active());
 }
+
+/// A policy change that keeps the tuning (round robin to random, or to a hash policy:
+/// the watch tunes them alike) changes nothing for the alerts firing: one held in its
+/// hysteresis band (under the firing ratio, over the resolving one) goes on firing.
+#[test]
+fn a_policy_change_with_the_same_tuning_resolves_nothing() {
+    let (mut p, mut d) = warmed(500, 9);
+    // backend-1 at about 2.1x fires, then holds at about 1.35x: between 1.25x and 1.5x.
+    p.drawn[0] = 2.5;
+    let before = events(&mut d, &mut p, 20, 500);
+    assert_eq!(count(&before, true, "backend-1", AlertKind::OverShare), 1);
+    p.drawn[0] = 1.53;
+    let held = events(&mut d, &mut p, 100, 500);
+    assert_eq!(
+        count(&held, false, "backend-1", AlertKind::OverShare),
+        0,
+        "{held:?}"
+    );
+    assert!(d.active().iter().any(|e| e.backend == "backend-1"));
+    let ended = d.retune(DetectorConfig::default(), p.now);
+    assert!(ended.is_empty(), "{ended:?}");
+    assert!(d.active().iter().any(|e| e.backend == "backend-1"));
+}
