@@ -230,7 +230,7 @@ where
     }
     // HTTP/2: the socket comes back when hyper lets go of it, to be closed lingering
     // if hyper closed the connection itself (`linger` says why). One tango gives up on
-    // (idle, evicted, not reading) is closed at once.
+    // (not reading, no answer to the GOAWAY) or chose to make room is closed at once.
     let builder = builder.http2_only();
     let (io, back) = Returned::new(io);
     let finished = {
@@ -259,7 +259,8 @@ fn may_tunnel<B>(req: &http::Request<B>) -> bool {
 /// for a newcomer, or (gracefully) on shutdown. An HTTP/1.1 connection (`http1`) that
 /// hyper handed over to a tunnel is kept until the tunnel ends. `true` when hyper ended
 /// the connection itself (a graceful close it completed, the client's close or a
-/// protocol error); `false` when it was given up on here.
+/// protocol error) and it may linger; `false` when it was given up on here, or chosen
+/// to make room (its graceful close completed, but the room is for a newcomer now).
 async fn drive<C, E>(
     mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
@@ -298,7 +299,7 @@ where
                 if http1 {
                     w.slot.tunnels_over().await;
                 }
-                return true;
+                return !evicted_seen;
             }
             _ = stop.changed(), if !closing => {
                 if *stop.borrow() {
