@@ -59,20 +59,21 @@ pub(crate) fn check_target(method: &http::Method, uri: &http::Uri) -> Result<(),
     }
 }
 
-/// No userinfo (`user@host`) in the request's authority, its target's or a Host
-/// field's: RFC 9110 4.2.4 makes it an error (it is how a link hides the host it goes
-/// to), and a backend would get it as its Host. The HTTP/1.1 engine's parser refuses
-/// the same.
-pub(crate) fn check_userinfo(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
+/// The request's authority is one host, with no userinfo: no `user@` in its target's
+/// authority or a Host field (RFC 9110 4.2.4 makes it an error: it is how a link hides
+/// the host it goes to, and a backend would get it as its Host), and no second Host
+/// field (RFC 9112 3.2: routing reads the first, a backend may read the last). The
+/// HTTP/1.1 engine's parser and the framing guard refuse the same; to hyper, HTTP/2's
+/// Host fields are just fields, so this holds for every version.
+pub(crate) fn check_authority(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
     let in_target = uri.authority().is_some_and(|a| a.as_str().contains('@'));
-    if in_target
-        || h.get_all(http::header::HOST)
-            .iter()
-            .any(|v| v.as_bytes().contains(&b'@'))
-    {
-        Err("userinfo in the authority")
-    } else {
-        Ok(())
+    let hosts = h.get_all(http::header::HOST);
+    if in_target || hosts.iter().any(|v| v.as_bytes().contains(&b'@')) {
+        return Err("userinfo in the authority");
+    }
+    match hosts.iter().nth(1) {
+        Some(_) => Err("more than one Host"),
+        None => Ok(()),
     }
 }
 

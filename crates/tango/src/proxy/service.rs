@@ -206,17 +206,12 @@ async fn answer(
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
-    headers::check_userinfo(req.uri(), req.headers())
+    headers::check_authority(req.uri(), req.headers())
         .map_err(|m| (ProxyError::BadRequest(m), target))?;
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers())
             .and_then(|()| headers::check_target(req.method(), req.uri()))
             .map_err(|m| (ProxyError::BadRequest(m), target))?;
-    } else if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
-        // HTTP/1.1's are refused before hyper has them (the framing guard, the engine);
-        // to hyper, HTTP/2's Host fields are just fields. Routing reads the first, and
-        // an HTTP/1.1 backend may read the last (RFC 9112 3.2 refuses two for this).
-        return Err((ProxyError::BadRequest("more than one Host"), target));
     }
     let route = routed.route.map(|i| &snap.config.routes[i].target);
     let pool_index = match route {
