@@ -270,14 +270,14 @@ pub struct PoolTick {
     /// Expected shares over the eligible set, overriding the effective weights (hash
     /// pools: the key-space ownership of the ring or table). Same order as `backends`.
     pub expected: Option<Vec<f64>>,
-    /// Expected shares over the configured set, overriding the configured weights.
+    /// Expected shares over the configured set, overriding the configured weights
+    /// (hash pools: the key space each backend owns). Its presence marks a hash pool's
+    /// tick: a backend ramping up in slow start then takes its part of its own keys and
+    /// turns the rest away to the others ([`key_space_split`]), rather than taking its
+    /// part of a weight that the rest are renormalised against.
     pub expected_configured: Option<Vec<f64>>,
     /// Hash pools: the key statistics, when sampled.
     pub keys: Option<KeyStats>,
-    /// A hash pool's tick: a backend ramping up in slow start takes its part of its own
-    /// keys and turns the rest away to the others ([`key_space_split`]), rather than
-    /// taking its part of a weight that the rest are renormalised against.
-    pub hashed: bool,
 }
 
 /// Per-backend gauges over the `phi_window`, published every tick.

@@ -264,7 +264,9 @@ impl ShiftDetector {
         let parts = rotation::parts(input);
         let resolved = self.take_expectation(input, &conf);
         let base: Vec<f64> = self.baseline.iter().map(|b| b.share).collect();
-        let expected = rotation::expected(&base, &parts, &eff, input.hashed);
+        // A hash pool's tick carries the key space each backend owns.
+        let hashed = input.expected_configured.is_some();
+        let expected = rotation::expected(&base, &parts, &eff, hashed);
         // The inner detector's configured basis raises no alerts here; it carries the
         // configuration's intent, against which the over-dispersion is also measured (a
         // drift made of reloads moves the intent with it, not the noise estimate).

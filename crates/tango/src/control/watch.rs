@@ -438,7 +438,6 @@ fn sample(
         expected,
         expected_configured,
         keys,
-        hashed: pool.cfg.policy.is_hash(),
     };
     (input, traffic)
 }

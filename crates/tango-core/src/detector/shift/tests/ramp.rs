@@ -34,10 +34,12 @@ fn two_added_to_a_hash_pool_of_one(hashed: bool) -> Vec<Evidence> {
                 ..Default::default()
             })
             .collect();
+        // A hash pool's tick carries the key space each backend owns: a third each.
+        let owned = hashed.then(|| vec![1.0 / n as f64; n]);
         let tick = PoolTick {
             now_ms: now,
             backends,
-            hashed,
+            expected_configured: owned,
             ..Default::default()
         };
         for ev in d.tick(&tick).events {
