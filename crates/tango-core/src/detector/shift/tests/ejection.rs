@@ -18,6 +18,12 @@ fn events(d: &mut ShiftDetector, p: &mut Pool, ticks: u32, rps: u64) -> [Vec<Evi
     [fired, resolved]
 }
 
+/// `ticks` more ticks, their fired and resolved alerts added to `seen`.
+fn more(d: &mut ShiftDetector, p: &mut Pool, ticks: u32, rps: u64, seen: &mut [Vec<Evidence>; 2]) {
+    let [fired, resolved] = seen;
+    run(d, p, ticks, rps, fired, resolved);
+}
+
 /// backend-2 out for two, twenty (past the adoption time) and 120 minutes, then back
 /// for half an hour: nothing fires or resolves, and the baseline keeps its share.
 #[test]
@@ -81,14 +87,10 @@ fn a_backend_ramping_back_in_slow_start_is_no_shift() {
         p.eligible[1] = true;
         for s in 0..60 {
             p.ramp[1] = 0.1 + 0.9 * f64::from(s) / 60.0;
-            let [f, r] = events(&mut d, &mut p, 1, rps);
-            seen[0].extend(f);
-            seen[1].extend(r);
+            more(&mut d, &mut p, 1, rps, &mut seen);
         }
         p.ramp[1] = 1.0;
-        let [f, r] = events(&mut d, &mut p, 30 * MIN, rps);
-        seen[0].extend(f);
-        seen[1].extend(r);
+        more(&mut d, &mut p, 30 * MIN, rps, &mut seen);
         assert!(seen.iter().all(Vec::is_empty), "rps {rps}: {seen:?}");
     }
 }
@@ -105,9 +107,7 @@ fn a_backend_out_of_rotation_when_the_detector_starts_is_expected_back() {
         let mut d = ShiftDetector::new("web", DetectorConfig::default(), ShiftConfig::default());
         let mut seen = events(&mut d, &mut p, 20 * MIN, rps);
         p.eligible[1] = true;
-        let [f, r] = events(&mut d, &mut p, 30 * MIN, rps);
-        seen[0].extend(f);
-        seen[1].extend(r);
+        more(&mut d, &mut p, 30 * MIN, rps, &mut seen);
         assert!(seen.iter().all(Vec::is_empty), "rps {rps}: {seen:?}");
     }
 }
@@ -227,13 +227,9 @@ fn the_tick_a_backend_comes_back_in_is_no_shift() {
             let mut seen = events(&mut d, &mut p, MIN, rps);
             p.eligible[1] = true;
             p.ramp[1] = part;
-            let [f, r] = events(&mut d, &mut p, 1, rps);
-            seen[0].extend(f);
-            seen[1].extend(r);
+            more(&mut d, &mut p, 1, rps, &mut seen);
             p.ramp[1] = 1.0;
-            let [f, r] = events(&mut d, &mut p, 5 * MIN, rps);
-            seen[0].extend(f);
-            seen[1].extend(r);
+            more(&mut d, &mut p, 5 * MIN, rps, &mut seen);
             assert!(
                 seen.iter().all(Vec::is_empty),
                 "rps {rps}, part {part}: {seen:?}"

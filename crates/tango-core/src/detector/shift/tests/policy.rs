@@ -49,12 +49,7 @@ fn a_change_to_a_latency_aware_policy_takes_its_tuning_and_keeps_the_baseline() 
     let (mut p, mut d) = warmed(500, 3);
     p.drawn[3] = 0.2;
     let fired = fires(&mut d, &mut p, 2 * MIN, 500);
-    assert!(
-        fired
-            .iter()
-            .any(|e| e.backend == "backend-4" && e.kind == AlertKind::UnderShare),
-        "{fired:?}"
-    );
+    assert!(under_share(&fired, "backend-4").is_some(), "{fired:?}");
 }
 
 /// A policy change that itself skews the split is a shift from the baseline before
@@ -82,12 +77,7 @@ fn a_change_back_to_round_robin_tightens_the_tuning_again() {
     assert!(events.is_empty(), "{events:?}");
     p.drawn[3] = 0.2;
     let fired = fires(&mut d, &mut p, MIN, 500);
-    assert!(
-        fired
-            .iter()
-            .any(|e| e.backend == "backend-4" && e.kind == AlertKind::UnderShare),
-        "{fired:?}"
-    );
+    assert!(under_share(&fired, "backend-4").is_some(), "{fired:?}");
 }
 
 /// Alerts firing at the change: those the new tuning raises no more resolve at the
