@@ -27,6 +27,11 @@
 # and how busy the proxy kept its core (its CPU time over the run's wall time). A
 # proxy that is not the bottleneck waits between batches of ready connections, and
 # every wait costs it an epoll_wait that a saturated one shares among more requests.
+# Then the proxy's blocking waits per request (voluntary context switches of all its
+# threads) and the wake-up interrupts its core received per request (function-call
+# and reschedule IPIs on CPU 1, from /proc/interrupts: host-wide, so the load side's
+# own wake-ups of CPU 1 count too). A wait with nothing ready lets the idle core halt;
+# the footer says whether the idle driver polls before halting (guest_halt_poll_ns).
 set -euo pipefail
 
 rounds=3 secs=4 build=1
@@ -109,28 +114,44 @@ ticks() {
   echo "$u $s"
 }
 hz=$(getconf CLK_TCK)
+# Blocking waits: voluntary context switches of every thread of a process and its children
+waits() {
+  local w=0 p t
+  for p in "$1" $(pgrep -P "$1" || true); do
+    for t in /proc/"$p"/task/*/status; do
+      w=$((w + $(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$w"
+}
+# Wake-up interrupts the proxy's core (CPU 1) received: function-call and reschedule IPIs
+ipis() { awk '$1 == "CAL:" || $1 == "RES:" { n += $3 } END { print n + 0 }' /proc/interrupts; }
 
 : >"$dir/rounds.tsv"
 for _ in $(seq 1 "$rounds"); do
   for t in tango nginx haproxy; do
     read -r u0 s0 < <(ticks "${pid_of[$t]}")
+    w0=$(waits "${pid_of[$t]}") i0=$(ipis)
     nstat -n >/dev/null
     taskset -c 0 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:${port[$t]}/" >"$dir/wrk.txt" 2>&1
     read -r segs octets < <(nstat 2>/dev/null |
       awk '$1 == "TcpOutSegs" { g = $2 } $1 == "IpExtOutOctets" { o = $2 } END { print g + 0, o + 0 }')
     read -r u1 s1 < <(ticks "${pid_of[$t]}")
+    w1=$(waits "${pid_of[$t]}") i1=$(ipis)
     n=$(awk '/requests in/ { print $1 }' "$dir/wrk.txt")
     awk -v t="$t" -v n="${n:-0}" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" \
-      -v g="${segs:-0}" -v o="${octets:-0}" -v secs="$secs" 'BEGIN { if (n > 0)
-        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n, (u+s)/hz/secs*100 }' >>"$dir/rounds.tsv"
+      -v g="${segs:-0}" -v o="${octets:-0}" -v secs="$secs" -v w=$((w1 - w0)) -v i=$((i1 - i0)) 'BEGIN { if (n > 0)
+        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.4f\t%.4f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n, (u+s)/hz/secs*100, w/n, i/n }' >>"$dir/rounds.tsv"
   done
 done
 
-echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request | core busy % |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5; b[$1] += $6 }
+echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request | core busy % | blocking waits/request | wake-up IPIs/request |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5; b[$1] += $6; wt[$1] += $7; ip[$1] += $8 }
   END { split("tango nginx haproxy", order, " ")
     for (i = 1; i <= 3; i++) { t = order[i]; if (!n[t]) continue
-      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.1f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t], b[t]/n[t] } }' "$dir/rounds.tsv"
+      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.1f | %.4f | %.4f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t], b[t]/n[t], wt[t]/n[t], ip[t]/n[t] } }' "$dir/rounds.tsv"
 echo
+poll=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo "n/a")
+echo "idle driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns=$poll"
 echo "rounds=$rounds seconds=$secs; tango $("$tango" --version | awk '{ print $2 }') ($(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
