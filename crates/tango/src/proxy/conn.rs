@@ -14,7 +14,7 @@ use super::conn_io::{ConnIo, Prefixed};
 use super::framing::{self, SwitchVerdict};
 use super::headers;
 use super::idle::{Conns, Slot, Stall, Tracked, Tunnel};
-use super::linger::{linger, Returned};
+use super::linger::{linger, Bounds, Returned};
 use super::service::{self, ConnCtx};
 use super::spread::Placed;
 use crate::runtime::Runtime;
@@ -241,7 +241,7 @@ where
         // Still holding its place among the listener's connections: given up when
         // chosen to make room, as an idle connection is.
         tokio::select! {
-            () = linger(io) => {}
+            () = linger(io, Bounds::H2) => {}
             _ = w.slot.evicted() => {}
         }
     }

@@ -268,34 +268,6 @@ pub(crate) async fn write(
     write_all(s, &mut [IoSlice::new(data)], limit, t, &mut 0).await
 }
 
-/// How long a closing connection keeps reading what the client still sends, so that
-/// closing with unread bytes does not reset the connection before the client has read
-/// the answer (a reset makes the client's kernel drop what it had received).
-const LINGER: Duration = Duration::from_secs(2);
-/// And how much it reads at most.
-const LINGER_BYTES: usize = 256 * 1024;
-
-/// Close after an answer the client may still be sending a request body or pipelined
-/// requests behind: end our side, then read and drop what comes for a short while.
-pub(crate) async fn linger_close(mut s: TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    if s.shutdown().await.is_err() {
-        return;
-    }
-    let deadline = Instant::now() + LINGER;
-    let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
-    let mut t = Timer::new(sleep);
-    let mut sink = Vec::with_capacity(4096);
-    let mut total = 0;
-    while total < LINGER_BYTES {
-        sink.clear();
-        match read(&s, &mut sink, Limit::Until(deadline), &mut t).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => total += n,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ mod view;
 use super::bufpool::Buf;
 use super::idle::Conns;
 use super::idle::Slot;
+use super::linger::{linger, Bounds};
 use super::service::ConnCtx;
 use super::shutdown::Shutdown;
 use std::pin::pin;
@@ -143,7 +144,7 @@ pub(super) async fn serve(
             Phase::Close => return None,
             // Boxed, to keep it out of the idle connection's future.
             Phase::Linger => {
-                Box::pin(io::linger_close(c.s)).await;
+                Box::pin(linger(c.s, Bounds::H1_UNREAD_BODY)).await;
                 return None;
             }
             Phase::H2(pre) => return Some((c.s, pre)),
