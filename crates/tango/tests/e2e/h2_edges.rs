@@ -38,6 +38,27 @@ fn fields<'a>(
     f
 }
 
+/// DATA beyond the content-length is a stream error (RFC 9113 8.1.1). The backend has
+/// had every declared byte by then, were they sent on as they came, and would take the
+/// request for whole: the data that completes a declared length goes on only once the
+/// client's stream has ended there.
+#[tokio::test]
+async fn data_beyond_the_content_length_is_a_stream_error_and_no_whole_request() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let mut c = h2c(&t).await;
+    c.headers(1, &fields("POST", "/up", &[("content-length", "5")]), false)
+        .await;
+    c.data(1, b"hello", false).await;
+    // Time for "hello" to reach the backend, if it is to.
+    s.until(|s| s.heads == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.data(1, b"!", true).await;
+    assert_eq!(c.outcome(1, T).await, Outcome::Reset(PROTOCOL_ERROR));
+    let seen = s.until(|s| s.closed == 1).await;
+    assert_eq!((seen.whole, seen.cut), (0, 1), "{seen:?}");
+}
+
 /// DATA short of the content-length, then the stream's end: a stream error, and the
 /// backend's connection, left waiting for the rest, is closed.
 #[tokio::test]
