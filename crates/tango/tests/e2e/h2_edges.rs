@@ -16,6 +16,8 @@ use std::time::Duration;
 /// Bounds each wait; what is awaited comes much sooner.
 const T: Duration = Duration::from_secs(10);
 
+const NO_ERROR: u32 = 0;
+
 /// A raw HTTP/2 connection to tango by prior knowledge.
 async fn h2c(t: &Tango) -> Raw {
     let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
@@ -72,6 +74,40 @@ async fn data_short_of_the_content_length_is_a_stream_error() {
     assert_eq!(c.outcome(1, T).await, Outcome::Reset(PROTOCOL_ERROR));
     let seen = s.until(|s| s.closed == 1).await;
     assert_eq!(seen.whole, 0, "{seen:?}");
+}
+
+/// A client that resets its stream in the middle of its body, with any error code
+/// (NO_ERROR included: hyper ends such a body as if it were whole), has sent no whole
+/// request: the backend, HTTP/1.1 (the body chunked, its length unknown) or HTTP/2, does
+/// not get one, and its connection (HTTP/1.1) or stream (HTTP/2) is ended.
+#[tokio::test]
+async fn a_client_reset_in_the_middle_of_a_body_leaves_the_backend_no_whole_request() {
+    for h2 in [false, true] {
+        let s = if h2 {
+            Sink::start_h2().await
+        } else {
+            Sink::start().await
+        };
+        let pool = if h2 { "protocol = \"h2\"" } else { "" };
+        let t = Tango::start(&config(pool, &[("a", s.addr, 1)]));
+        for (i, code) in [NO_ERROR, CANCEL].into_iter().enumerate() {
+            let mut c = h2c(&t).await;
+            c.headers(1, &fields("POST", "/up", &[]), false).await;
+            c.data(1, b"part", false).await;
+            s.until(|s| s.body_bytes >= 4 * (i as u64 + 1)).await;
+            c.reset(1, code).await;
+            let seen = s.until(|s| s.cut > i).await;
+            assert_eq!(
+                (seen.whole, seen.cut),
+                (0, i + 1),
+                "h2 {h2}, code {code}: {seen:?}"
+            );
+        }
+        assert!(
+            in_flight_becomes(&t, 0, T).await,
+            "h2 {h2}: still in flight"
+        );
+    }
 }
 
 /// Request trailers from an HTTP/2 client reach an HTTP/2 backend (gRPC's client

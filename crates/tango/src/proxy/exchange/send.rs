@@ -95,8 +95,9 @@ pub(crate) enum BodyFail {
 ///
 /// What makes the backend take the body for whole goes only once the client's body has
 /// ended as a whole one: the data that completes a declared length, and the last chunk.
-/// An HTTP/2 client's body can still fail after its declared length: DATA beyond its
-/// content-length is a stream error.
+/// An HTTP/2 client's body can still fail after its declared length (DATA beyond its
+/// content-length is a stream error), and hyper ends a body its client reset with
+/// NO_ERROR as if it were whole (see [`confirm_end`]).
 pub(crate) async fn body(
     s: &mut Stream,
     body: &mut Incoming,
@@ -121,6 +122,10 @@ pub(crate) async fn body(
     t.reset(deadline);
     loop {
         let Some(frame) = next_frame(body, t).await? else {
+            if left.is_some_and(|n| n > 0) {
+                // Short of its length: hyper ends a body so when its stream was reset.
+                return Err(BodyFail::Client);
+            }
             break;
         };
         // Trailers are not forwarded (no backend of tango's asks for them).
@@ -142,8 +147,12 @@ pub(crate) async fn body(
             }
             None => false,
         };
-        if completes && !body.is_end_stream() {
-            ends_here(body, t).await?;
+        if completes {
+            if body.is_end_stream() {
+                confirm_end().await;
+            } else {
+                ends_here(body, t).await?;
+            }
         }
         let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
         let mut parts = io::framed(prefix.as_ref(), &data);
@@ -155,6 +164,7 @@ pub(crate) async fn body(
         }
     }
     if chunked {
+        confirm_end().await;
         stream::write(s, LAST_CHUNK, limit, t)
             .await
             .map_err(upstream)?;
@@ -180,13 +190,23 @@ async fn next_frame(
     }
 }
 
-/// The client's body, all its declared bytes in hand, ends there (trailers aside): more
-/// data (a stream error to HTTP/2) or a broken stream fail it.
+/// The client's body, all its declared bytes in hand, ends there (trailers aside), and
+/// not by a reset: more data (a stream error to HTTP/2) or a broken stream fail it.
 async fn ends_here(body: &mut Incoming, t: &mut Timer<'_>) -> Result<(), BodyFail> {
     while let Some(f) = next_frame(body, t).await? {
         if f.data_ref().is_some_and(|d| !d.is_empty()) {
             return Err(BodyFail::Client);
         }
     }
+    confirm_end().await;
     Ok(())
+}
+
+/// A client's body has ended: let hyper see first whether it ended by a reset. hyper
+/// ends an HTTP/2 request body whose stream the client reset with NO_ERROR as it ends a
+/// whole one, and looks for a reset only while the service waits: one wait, and a
+/// reset stream's request is dropped here, before the backend is told the body is
+/// whole. (An HTTP/1 body's end is its framing's; the wait costs it one poll.)
+async fn confirm_end() {
+    tokio::task::yield_now().await;
 }
