@@ -181,6 +181,25 @@ async fn connection_specific_fields_are_a_stream_error() {
     assert_eq!(c.outcome(id, T).await, Outcome::Status(200));
 }
 
+/// A Host field naming another authority than `:authority` (RFC 9113 8.3.1: a server
+/// SHOULD treat the request as malformed; nginx answers 400): refused, not sent on. One
+/// naming the same host and port, however spelt, is no conflict.
+#[tokio::test]
+async fn a_host_other_than_the_authority_is_refused() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let mut c = h2c(&t).await;
+    c.headers(1, &fields("GET", "/", &[("host", "b.example")]), true)
+        .await;
+    assert_eq!(c.outcome(1, T).await, Outcome::Status(400));
+    assert_eq!(s.seen().heads, 0, "the request reached the backend");
+    for (id, same) in [(3, "a.example"), (5, "A.EXAMPLE:80")] {
+        c.headers(id, &fields("GET", "/", &[("host", same)]), true)
+            .await;
+        assert_eq!(c.outcome(id, T).await, Outcome::Status(200), "{same}");
+    }
+}
+
 /// A header list over `max_header_bytes` (64 KiB), in CONTINUATION frames, is answered
 /// `431`; a header block that goes on and on ends the connection long before it is
 /// held whole (the CONTINUATION flood): tango reads a bounded amount.
