@@ -15,14 +15,18 @@
 //! final coding other than chunked, Transfer-Encoding on HTTP/1.0) is poisoned too, so
 //! tango never depends on hyper's leniency staying as it is. A head httparse cannot
 //! parse, a head too large or a broken chunked body goes to hyper as it is (hyper
-//! refuses it: 400 or 431), and nothing after it.
+//! refuses it: 400 or 431), and nothing after it. A head whose method has a byte no
+//! method may have (a WebSocket frame or TLS record where a request should be) is
+//! handed on through that byte as soon as it comes, since no later byte can make it a
+//! request: hyper answers it at once instead of waiting for an end that never comes.
 //!
 //! A request that may switch protocols (an `Upgrade` header, or CONNECT) is followed
 //! to its end; then the framer holds what comes next until it is told whether the
 //! answer switched (a 101, or a 2xx to CONNECT): a tunnel passes through unjudged, any
 //! other answer puts the bytes held back through the framer as the next request.
 //!
-//! Work is linear in the input: a feed walks its input once with an offset, copies
+//! Work is linear in the input: a feed walks its input once with an offset (looking for
+//! a head's end, and through a head's method for its first bad byte), copies
 //! each byte at most twice (into a held head, then out), parses a head once when it
 //! arrives whole (at most twice otherwise), and never recurses. [`Framer::work`] counts
 //! that work, so tests can bound it without a clock.
@@ -34,7 +38,7 @@ mod head;
 mod tests;
 
 use chunked::{Chunk, Step};
-use head::{Judged, Length};
+use head::{Judged, Length, MethodSoFar};
 
 /// What hyper is handed in place of a refused head: an invalid method byte. A head
 /// reaches hyper only once judged, so this is the next thing hyper parses.
@@ -88,7 +92,8 @@ impl Refusal {
 pub enum Closed {
     /// Refused: [`POISON`] was handed on in place of the head.
     Refused(Refusal),
-    /// A head httparse rejects: handed on as it is, for hyper to refuse.
+    /// A head httparse rejects: handed on as it is (up to its end, or through the
+    /// first byte of its method that no method may have), for hyper to refuse.
     Malformed,
     /// A head not ending within the limit: its first `max_head` bytes are handed on,
     /// for hyper (whose buffer is as large) to answer 431.
@@ -123,6 +128,8 @@ pub struct Framer {
     switch_after_body: bool,
     /// No byte of the connection judged yet: it may be the HTTP/2 preface.
     at_start: bool,
+    /// The head held so far is all method: the next bytes are checked as method bytes.
+    in_method: bool,
     max_head: usize,
     work: u64,
 }
@@ -137,6 +144,7 @@ impl Framer {
             parked: Vec::new(),
             switch_after_body: false,
             at_start: true,
+            in_method: false,
             max_head,
             work: 0,
         }
@@ -316,11 +324,6 @@ impl Framer {
             // (httparse ends a head where `find_end` does, so this agrees with the
             // held path below; the fuzz target checks that.)
             match head::judge(rest) {
-                Judged::Partial if rest.len() <= self.max_head => {
-                    self.work += rest.len() as u64;
-                    self.head.extend_from_slice(rest);
-                    return rest.len();
-                }
                 j @ (Judged::Request { len, .. } | Judged::Refused { len, .. })
                     if len <= self.max_head =>
                 {
@@ -331,8 +334,15 @@ impl Framer {
                         rest.len()
                     };
                 }
-                // Too large, or malformed: decided below, as if held.
+                // Partial, too large or malformed: decided below, as if held.
                 _ => self.work += rest.len() as u64,
+            }
+            // A new head: its method is followed from its first byte.
+            self.in_method = true;
+        }
+        if self.in_method {
+            if let Some(used) = self.method(rest, out) {
+                return used;
             }
         }
         // A head must end within `max_head` bytes, wherever the reads split it.
@@ -373,6 +383,31 @@ impl Framer {
             end
         } else {
             rest.len()
+        }
+    }
+
+    /// Follow the method of the head being gathered through `rest`. httparse refuses a
+    /// head at the first byte its method cannot have, whatever follows: such a head
+    /// (non-HTTP bytes, say a WebSocket frame sent behind an upgrade the backend
+    /// declined) is handed on through that byte at once, for hyper to answer 400, rather
+    /// than held for an end that may never come until the header timeout ends the
+    /// connection unanswered. Where the byte is makes no difference to how the reads
+    /// split the head. Returns the bytes used when the head was refused.
+    fn method(&mut self, rest: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        match head::method_in(rest, self.head.is_empty()) {
+            MethodSoFar::Open => None,
+            MethodSoFar::Ended => {
+                self.in_method = false;
+                None
+            }
+            MethodSoFar::Bad(i) if self.head.len() + i < self.max_head => {
+                out.extend_from_slice(&self.head);
+                out.extend_from_slice(&rest[..=i]);
+                self.close(Closed::Malformed);
+                Some(rest.len())
+            }
+            // Past the size limit: a head too large, as judged below.
+            MethodSoFar::Bad(_) => None,
         }
     }
 
@@ -436,7 +471,9 @@ impl Framer {
             }
             return Some(rest.len());
         }
-        // Fewer bytes held hold no end of a head: they begin the one judged next.
+        // Fewer bytes held hold no end of a head: they begin the one judged next, a
+        // method still, unless they reach the preface's first space.
+        self.in_method = !self.head.contains(&b' ');
         None
     }
 }

@@ -58,6 +58,38 @@ pub(super) fn find_end(prev: &[u8], data: &[u8]) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// How far a request line's method goes in the next bytes of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MethodSoFar {
+    /// Method characters all through: it goes on.
+    Open,
+    /// A space after method characters: the method is whole.
+    Ended,
+    /// The byte at this index cannot be in a method here.
+    Bad(usize),
+}
+
+/// Follow a method through `bytes`, the next bytes of a head whose bytes so far (none
+/// when `first`) are all method characters. httparse's rule: token characters ended by
+/// a space; anything else, or a space first, is refused at that byte whatever follows.
+pub(super) fn method_in(bytes: &[u8], first: bool) -> MethodSoFar {
+    for (i, &b) in bytes.iter().enumerate() {
+        if !is_token(b) {
+            return if b == b' ' && (i > 0 || !first) {
+                MethodSoFar::Ended
+            } else {
+                MethodSoFar::Bad(i)
+            };
+        }
+    }
+    MethodSoFar::Open
+}
+
+/// RFC 9110's `tchar`, httparse's method characters.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Judge the request head at the start of `buf` (which may go on past it).
 pub(super) fn judge(buf: &[u8]) -> Judged {
     let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];

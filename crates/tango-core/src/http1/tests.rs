@@ -181,6 +181,54 @@ fn what_httparse_refuses_goes_to_hyper_as_it_is_and_nothing_after() {
     assert_eq!(f.closed(), Some(Closed::Malformed));
 }
 
+/// Non-HTTP bytes where a request should be: a head is refused at the first byte its
+/// method cannot have, however the reads split it, without waiting for its end.
+#[test]
+fn a_bad_method_byte_ends_the_head_at_once() {
+    let frame: &[u8] = b"\x81\x84abcdping";
+    let cases: [(&[u8], &[u8]); 5] = [
+        (frame, b"\x81"),
+        (b"hello\n", b"hello\n"),
+        (b"GE\x00 / HTTP/1.1\r\n", b"GE\x00"),
+        (b" GET / HTTP/1.1\r\n", b" "),
+        (b"\r\nPR\x16\x03", b"\r\nPR\x16"),
+    ];
+    for (input, want) in cases {
+        for step in [1, 2, 1000] {
+            let (out, f) = run(input, step);
+            assert_eq!(out, want, "{input:?} step {step}");
+            assert_eq!(f.closed(), Some(Closed::Malformed), "{input:?} step {step}");
+        }
+    }
+    // Behind an upgrade the backend declined, and behind a complete request.
+    let (mut out, mut f) = run(&[UPGRADE, frame].concat(), 1000);
+    f.resolve_switch(false, &mut out);
+    assert_eq!(out, [UPGRADE, b"\x81"].concat());
+    assert_eq!(f.closed(), Some(Closed::Malformed));
+    let (out, f) = run(&[GOOD, frame].concat(), 7);
+    assert_eq!(out, [GOOD, b"\x81"].concat());
+    assert_eq!(f.closed(), Some(Closed::Malformed));
+    // A method that is whole hands a later fault to the head's end, as before.
+    let (out, f) = run(b"GET /\x00", 1);
+    assert_eq!(out, b"");
+    assert!(f.head_in_progress());
+}
+
+/// A method past the size limit is a head too large, wherever its bad byte is.
+#[test]
+fn a_bad_method_byte_past_the_limit_is_a_head_too_large() {
+    let input = [&[b'A'; 20][..], b"\x00"].concat();
+    for step in [1, 1000] {
+        let mut f = Framer::new(16);
+        let mut out = Vec::new();
+        for piece in input.chunks(step) {
+            f.feed(piece, &mut out);
+        }
+        assert_eq!(out, &input[..16], "step {step}");
+        assert_eq!(f.closed(), Some(Closed::HeadTooLarge));
+    }
+}
+
 #[test]
 fn a_head_too_large_goes_to_hyper_without_its_end() {
     let mut f = Framer::new(100);

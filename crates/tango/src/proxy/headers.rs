@@ -77,6 +77,36 @@ pub(crate) fn check_authority(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'st
     }
 }
 
+/// An HTTP/2 request's Host field, if it has one beside `:authority`, names the same
+/// host and port (RFC 9113 8.3.1: a server SHOULD treat one that differs as malformed;
+/// nginx answers it 400). Routing and the backend go by `:authority`, but the access log
+/// and a hash key read from Host would tell of another site than the one served.
+/// Compared as RFC 3986 6.2.3 says: the host without regard to case, a missing port as
+/// the scheme's default.
+pub(crate) fn check_host_agrees(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
+    let (Some(a), Some(host)) = (uri.authority(), h.get(http::header::HOST)) else {
+        return Ok(());
+    };
+    let default = match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    let same = host
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<http::uri::Authority>().ok())
+        .is_some_and(|h| {
+            h.host().eq_ignore_ascii_case(a.host())
+                && h.port_u16().or(default) == a.port_u16().or(default)
+        });
+    if same {
+        Ok(())
+    } else {
+        Err("Host differs from :authority")
+    }
+}
+
 /// What the client asked to upgrade to, if it is something tango tunnels.
 /// `h2c` is never passed on: tango speaks h2c itself, with prior knowledge.
 pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {
@@ -276,6 +306,25 @@ mod tests {
         let mut none = map(&[("x", "y")]);
         join_cookies(&mut none);
         assert!(none.get("cookie").is_none());
+    }
+
+    #[test]
+    fn an_h2_host_must_name_the_authority() {
+        let agrees = |uri: &str, host: &str| {
+            check_host_agrees(&uri.parse().unwrap(), &map(&[("host", host)])).is_ok()
+        };
+        assert!(agrees("https://a.example/x", "a.example"));
+        assert!(agrees("https://a.example/x", "A.Example:443"));
+        assert!(agrees("http://a.example:80/x", "a.example"));
+        assert!(agrees("https://[::1]:8443/", "[::1]:8443"));
+        assert!(!agrees("https://a.example/x", "b.example"));
+        assert!(!agrees("https://a.example/x", "a.example:80"));
+        assert!(!agrees("http://a.example:8080/", "a.example"));
+        assert!(!agrees("https://a.example/", ""));
+        // No Host, or no authority (origin form): nothing to compare.
+        let none = HeaderMap::new();
+        assert!(check_host_agrees(&"https://a.example/".parse().unwrap(), &none).is_ok());
+        assert!(agrees("/x", "b.example"));
     }
 
     #[test]

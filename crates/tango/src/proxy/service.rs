@@ -207,6 +207,10 @@ async fn answer(
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     headers::check_authority(req.uri(), req.headers())
+        .and_then(|()| match req.version() {
+            Version::HTTP_2 => headers::check_host_agrees(req.uri(), req.headers()),
+            _ => Ok(()),
+        })
         .map_err(|m| (ProxyError::BadRequest(m), target))?;
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers())

@@ -2,9 +2,11 @@
 //! tango's engine, TLS HTTP/1.1, and HTTP/2 streams (h2c and TLS, CONNECT only). They
 //! end at once when shutdown begins, and after the listener's `idle_timeout` with no
 //! byte moving either way; a half-close is passed on each way; a reload leaves them
-//! alone. The answers that must not open one are in `answers`.
+//! alone. The answers that must not open one are in `answers`; what follows an upgrade
+//! the backend declined, in `declined`.
 
 mod answers;
+mod declined;
 mod peers;
 
 use crate::support::*;

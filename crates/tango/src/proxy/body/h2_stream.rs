@@ -29,6 +29,8 @@ pub(crate) struct Pump {
     counted: Option<Arc<AtomicU64>>,
     /// The client's body broke off.
     broke: bool,
+    /// The client's body has ended; the stream's end goes on the next poll.
+    ended: bool,
 }
 
 impl Pump {
@@ -43,6 +45,7 @@ impl Pump {
             pending: Bytes::new(),
             counted,
             broke: false,
+            ended: false,
         }
     }
 
@@ -82,11 +85,19 @@ impl Pump {
                 }
                 continue;
             }
+            if self.ended {
+                let ended = self.dst.send_data(Bytes::new(), true);
+                return Poll::Ready(ended.map_err(|_| ()));
+            }
             let frame = match Pin::new(&mut self.src).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
-                    let ended = self.dst.send_data(Bytes::new(), true);
-                    return Poll::Ready(ended.map_err(|_| ()));
+                    // Not yet: hyper ends a body whose stream the client reset with
+                    // NO_ERROR as it ends a whole one, and drops the request for the
+                    // reset only once its task waits (`exchange::send::confirm_end`).
+                    self.ended = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 Poll::Ready(Some(Err(_))) => {
                     // The client's body broke off: the backend must not take it whole.

@@ -7,9 +7,10 @@
 use super::stream;
 use crate::proxy::h1::io::{self, Limit, Timer};
 use crate::upstream::Stream;
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
-use http_body::Body as _;
+use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -91,6 +92,12 @@ pub(crate) enum BodyFail {
 
 /// Send `body` to `s` framed as `framing`, by `deadline`; counting its bytes in
 /// `counted` (the access log's), when given.
+///
+/// What makes the backend take the body for whole goes only once the client's body has
+/// ended as a whole one: the data that completes a declared length, and the last chunk.
+/// An HTTP/2 client's body can still fail after its declared length (DATA beyond its
+/// content-length is a stream error), and hyper ends a body its client reset with
+/// NO_ERROR as if it were whole (see [`confirm_end`]).
 pub(crate) async fn body(
     s: &mut Stream,
     body: &mut Incoming,
@@ -104,21 +111,22 @@ pub(crate) async fn body(
     let upstream = |e: std::io::Error| BodyFail::Upstream {
         timed_out: e.kind() == std::io::ErrorKind::TimedOut,
     };
+    // The bytes a declared length still wants.
+    let mut left = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
     // The wait for the client's next frame is bounded by the try's time too: a client
     // that stops mid-body must not hold the backend's connection past it. (The writes
     // below wait for the same deadline.)
     t.reset(deadline);
     loop {
-        let next = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
-            Poll::Ready(f) => Poll::Ready(Some(f)),
-            Poll::Pending if t.poll_fired(cx) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        });
-        let frame = match next.await {
-            None => return Err(BodyFail::ClientTimedOut),
-            Some(None) => break,
-            Some(Some(Ok(f))) => f,
-            Some(Some(Err(_))) => return Err(BodyFail::Client),
+        let Some(frame) = next_frame(body, t).await? else {
+            if left.is_some_and(|n| n > 0) {
+                // Short of its length: hyper ends a body so when its stream was reset.
+                return Err(BodyFail::Client);
+            }
+            break;
         };
         // Trailers are not forwarded (no backend of tango's asks for them).
         let Ok(data) = frame.into_data() else {
@@ -130,16 +138,75 @@ pub(crate) async fn body(
         if let Some(c) = counted {
             c.fetch_add(data.len() as u64, Relaxed);
         }
+        let completes = match &mut left {
+            // More than declared: never written, where it would begin another request.
+            Some(n) if data.len() as u64 > *n => return Err(BodyFail::Client),
+            Some(n) => {
+                *n -= data.len() as u64;
+                *n == 0
+            }
+            None => false,
+        };
+        if completes {
+            if body.is_end_stream() {
+                confirm_end().await;
+            } else {
+                ends_here(body, t).await?;
+            }
+        }
         let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
         let mut parts = io::framed(prefix.as_ref(), &data);
         stream::write_all(s, &mut parts, limit, t, &mut 0)
             .await
             .map_err(upstream)?;
+        if completes {
+            return Ok(());
+        }
     }
     if chunked {
+        confirm_end().await;
         stream::write(s, LAST_CHUNK, limit, t)
             .await
             .map_err(upstream)?;
     }
     Ok(())
+}
+
+/// The client's next frame, within the try's time; `None` at the body's end.
+async fn next_frame(
+    body: &mut Incoming,
+    t: &mut Timer<'_>,
+) -> Result<Option<Frame<Bytes>>, BodyFail> {
+    let next = std::future::poll_fn(|cx| match Pin::new(&mut *body).poll_frame(cx) {
+        Poll::Ready(f) => Poll::Ready(Some(f)),
+        Poll::Pending if t.poll_fired(cx) => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    });
+    match next.await {
+        None => Err(BodyFail::ClientTimedOut),
+        Some(None) => Ok(None),
+        Some(Some(Ok(f))) => Ok(Some(f)),
+        Some(Some(Err(_))) => Err(BodyFail::Client),
+    }
+}
+
+/// The client's body, all its declared bytes in hand, ends there (trailers aside), and
+/// not by a reset: more data (a stream error to HTTP/2) or a broken stream fail it.
+async fn ends_here(body: &mut Incoming, t: &mut Timer<'_>) -> Result<(), BodyFail> {
+    while let Some(f) = next_frame(body, t).await? {
+        if f.data_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(BodyFail::Client);
+        }
+    }
+    confirm_end().await;
+    Ok(())
+}
+
+/// A client's body has ended: let hyper see first whether it ended by a reset. hyper
+/// ends an HTTP/2 request body whose stream the client reset with NO_ERROR as it ends a
+/// whole one, and looks for a reset only while the service waits: one wait, and a
+/// reset stream's request is dropped here, before the backend is told the body is
+/// whole. (An HTTP/1 body's end is its framing's; the wait costs it one poll.)
+async fn confirm_end() {
+    tokio::task::yield_now().await;
 }
