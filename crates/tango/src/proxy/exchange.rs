@@ -8,6 +8,7 @@
 //! parsed, hyper's requests are written from their header map), so the caller passes
 //! the try itself to [`tries`].
 
+pub(crate) mod early;
 pub(crate) mod forward;
 pub(crate) mod h2;
 pub(crate) mod send;

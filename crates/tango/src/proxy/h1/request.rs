@@ -19,6 +19,7 @@ use super::{Conn, Next};
 use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
+use crate::proxy::exchange::early::Early;
 use crate::proxy::exchange::{self, HeadFail, Target};
 use crate::runtime::{BackendState, PoolRuntime, RouteRules, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
@@ -406,10 +407,17 @@ async fn attempt<'p>(
     // Whether the backend took the whole request: a connection that did not is never
     // reused, whatever its answer says.
     let mut whole = true;
-    match body::send(c, buf, &r.head, &mut r.body, &rbuf, &mut up, try_deadline).await {
+    let mut early = Early::new(r.facts());
+    let to = body::Upward {
+        up: &mut up,
+        early: &mut early,
+        deadline: try_deadline,
+    };
+    match body::send(c, buf, &r.head, &mut r.body, &rbuf, to).await {
         Ok(body::Sent::Whole) => {}
-        // The backend may have answered before it stopped reading: its answer is
-        // read as any other (none, and the try failed as a reset).
+        // The backend may have answered before it stopped reading, or while it took
+        // no more: its answer is read as any other (none, and the try failed as a
+        // reset).
         Ok(body::Sent::Stopped) => whole = false,
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
@@ -426,7 +434,10 @@ async fn attempt<'p>(
             });
         }
     }
+    // The answer is read on from what came while the body was being sent, if
+    // anything did.
     rbuf.clear();
+    rbuf.extend_from_slice(&early.bytes);
     let head = read_response(c, r, &mut up, &mut rbuf, try_deadline).await;
     let at = Instant::now();
     let took = at - sent_at;
