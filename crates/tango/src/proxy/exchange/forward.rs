@@ -130,7 +130,9 @@ pub(crate) async fn attempt(
     };
     let took = sent_at.elapsed();
     target.upstream = Some(took);
-    let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
+    let pooled_resendable = up.reused && out.resendable;
+    let head =
+        head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why, pooled_resendable))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     let owed = out.ledger.take().and_then(|l| l.owe(i, head.status));
     let resp = respond(out, up, rbuf, &head, whole, in_flight, owed);
@@ -210,11 +212,15 @@ async fn read_final_head(
     deadline: Instant,
     timer: &mut Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
+    let mut interim = false;
     loop {
-        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer).await?;
+        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer)
+            .await
+            .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
+        interim = true;
         rbuf.drain(..head.head_len);
     }
 }

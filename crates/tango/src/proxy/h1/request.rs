@@ -65,6 +65,11 @@ struct Req {
 }
 
 impl Req {
+    /// The request may be sent twice: idempotent, without a body or an upgrade.
+    fn resendable(&self) -> bool {
+        self.head.method.is_idempotent() && self.body.is_empty() && self.head.upgrade.is_none()
+    }
+
     /// What the response's framing depends on.
     fn facts(&self) -> RequestFacts {
         RequestFacts {
@@ -320,8 +325,7 @@ async fn forward<'p>(
     }
     let rt = c.ctx.rt.as_ref();
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
-    let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
-    let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
+    let mut tries = exchange::Tries::new(rt, pool, key, deadline, r.resendable());
     let mut now = started;
     loop {
         // The engine keeps the request's bytes until a body streams past the buffer,
@@ -442,7 +446,8 @@ async fn attempt<'p>(
     let at = Instant::now();
     let took = at - sent_at;
     target.upstream = Some(took);
-    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why))?;
+    let resend = up.reused && r.resendable();
+    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why, resend))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     Ok(Tried::Answer(Answer {
         up,
@@ -465,13 +470,16 @@ async fn read_response(
     rbuf: &mut Buf,
     deadline: Instant,
 ) -> Result<Box<ResponseHead>, HeadFail> {
+    let mut interim = false;
     loop {
         let head =
             exchange::read_response_head(&mut up.stream, rbuf, r.facts(), deadline, &mut c.timer)
-                .await?;
+                .await
+                .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
+        interim = true;
         if head.status != 100 {
             Box::pin(response::interim(c, &r.head, &head, rbuf)).await;
         }
