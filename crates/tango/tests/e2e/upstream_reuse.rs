@@ -2,13 +2,17 @@
 //! connection the backend closes, or says it will close, carries no other request; one
 //! the backend closed while it was idle costs the client nothing, even when the close
 //! crosses the next request on the wire (that request goes again on a new connection
-//! when it may be sent twice); and interim answers reach HTTP/1.1 clients only.
+//! when it may be sent twice); interim answers reach HTTP/1.1 clients only; and the
+//! bytes a broken backend sends after an answer that has no body (to HEAD, a `204`)
+//! are never read as the next answer.
 
 use crate::framing::Raw;
 use crate::protocols::{tls_config, tls_connect};
 use crate::scripted::{exchange, one_worker, send, Scripted, Seen, Step};
 use crate::support::*;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -141,4 +145,55 @@ async fn interim_answers_reach_http_1_1_clients_only() {
     let got = exchange(t.addr(), b"GET / HTTP/1.0\r\n\r\n").await;
     assert!(got.starts_with("HTTP/1.0 200 OK\r\n"), "{got}");
     assert_eq!(got.matches("HTTP/1.").count(), 1, "{got}");
+}
+
+/// A fake answer a broken backend sends as the body of an answer that has none.
+const FAKE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle";
+
+fn bodiless(s: &Seen) -> Vec<Step> {
+    let head: &[u8] = match s.path() {
+        "/head" | "/head-later" => b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n",
+        "/204" | "/204-later" => b"HTTP/1.1 204 No Content\r\nContent-Length: 45\r\n\r\n",
+        "/304" | "/304-later" => b"HTTP/1.1 304 Not Modified\r\nContent-Length: 45\r\n\r\n",
+        _ => return vec![send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")],
+    };
+    if s.path().ends_with("-later") {
+        vec![
+            send(head),
+            Step::Pause(Duration::from_millis(50)),
+            send(FAKE),
+        ]
+    } else {
+        vec![Step::Send([head, FAKE].concat())]
+    }
+}
+
+#[tokio::test]
+async fn a_body_sent_after_an_answer_that_has_none_is_never_the_next_answer() {
+    let b = Scripted::start(bodiless).await;
+    let t = one_worker(&config("max_attempts = 1", &[("a", b.addr, 1)]));
+    for path in ["/head", "/204", "/304", "/head-later", "/204-later"] {
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        let method = if path.starts_with("/head") {
+            "HEAD"
+        } else {
+            "GET"
+        };
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut c = Raw::new(s);
+        let want = if path.starts_with("/head") {
+            200
+        } else {
+            path[1..4].parse().unwrap()
+        };
+        assert_eq!(c.status().await, Some(want), "{path}");
+        // At once, on the same client connection (and so the same worker).
+        c.send(&get("/next")).await;
+        assert_eq!(
+            c.response().await,
+            Some((200, b"real".to_vec())),
+            "{path}: the next request's own answer"
+        );
+    }
 }
