@@ -41,6 +41,7 @@ mod send_proxy;
 mod simulate;
 mod slow_start;
 mod tunnels;
+mod upstream_framing;
 mod upstream_reuse;
 mod upstream_tls;
 mod watch;
