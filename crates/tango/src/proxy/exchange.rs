@@ -8,6 +8,7 @@
 //! parsed, hyper's requests are written from their header map), so the caller passes
 //! the try itself to [`tries`].
 
+pub(crate) mod early;
 pub(crate) mod forward;
 pub(crate) mod h2;
 pub(crate) mod send;
@@ -195,10 +196,32 @@ pub(crate) async fn connect<P: PoolRef>(
 pub(crate) enum HeadFail {
     /// Not within the try's time.
     Timeout,
-    /// The backend closed or reset the connection first.
+    /// The backend closed or reset the connection after sending part of a response.
     Closed,
+    /// The backend closed or reset the connection without a byte of a response: on a
+    /// pooled connection, a close while it was idle may have crossed the request.
+    Silent,
     /// What came back is not a response head tango forwards.
     Bad(HeadError),
+}
+
+impl HeadFail {
+    /// The connection ended with `got` read of a response.
+    fn closed(got: &[u8]) -> HeadFail {
+        if got.is_empty() {
+            HeadFail::Silent
+        } else {
+            HeadFail::Closed
+        }
+    }
+
+    /// After an interim answer came, a close is no longer silent.
+    pub(crate) fn after_interim(self) -> HeadFail {
+        match self {
+            HeadFail::Silent => HeadFail::Closed,
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for HeadFail {
@@ -206,6 +229,7 @@ impl std::fmt::Display for HeadFail {
         match self {
             HeadFail::Timeout => f.write_str("no response head in time"),
             HeadFail::Closed => f.write_str("the connection closed before a response head"),
+            HeadFail::Silent => f.write_str("the connection closed before a response"),
             HeadFail::Bad(e) => write!(f, "an invalid response head ({e:?})"),
         }
     }
@@ -240,26 +264,38 @@ pub(crate) async fn read_response_head(
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);
         match stream::read(s, rbuf, Limit::Until(deadline), timer).await {
-            Ok(0) => return Err(HeadFail::Closed),
+            Ok(0) => return Err(HeadFail::closed(rbuf)),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),
-            Err(_) => return Err(HeadFail::Closed),
+            Err(_) => return Err(HeadFail::closed(rbuf)),
         }
     }
 }
 
 /// Count a try that sent its request and got no response back, and say how it ended.
+///
+/// `pooled_resendable`: the connection came from the pool and the request may be sent
+/// twice. Such a connection closed without a byte of an answer was most likely closed
+/// by the backend while idle, its close crossing the request on the wire (a backend's
+/// idle timeout a little shorter than the pool's): the try is stale, not the backend's
+/// failure, and the request goes again on another connection, as nginx and Go's
+/// client send it again. A request that may not be sent twice is not: the backend may
+/// have acted on it.
 pub(crate) fn failed_after_send(
     rt: &Runtime,
     pool: &PoolRuntime,
     i: usize,
     took: Duration,
     why: &HeadFail,
+    pooled_resendable: bool,
 ) -> Outcome {
+    if pooled_resendable && matches!(why, HeadFail::Silent) {
+        return Outcome::Stale;
+    }
     super::accounting::record(rt, pool, i, None, Some(took));
     let failure = match why {
         HeadFail::Timeout => return Outcome::TimedOut,
-        HeadFail::Closed => Failure::Reset,
+        HeadFail::Closed | HeadFail::Silent => Failure::Reset,
         HeadFail::Bad(_) => Failure::BadResponse,
     };
     tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");

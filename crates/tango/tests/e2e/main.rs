@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod backend;
+mod scripted;
 mod support;
 
 mod balancing;
@@ -16,6 +17,7 @@ mod cut_bodies;
 mod dashboard;
 mod desync;
 mod early;
+mod early_held;
 mod engine;
 mod failures;
 mod framing;
@@ -41,6 +43,8 @@ mod simulate;
 mod slow_start;
 mod tls_edges;
 mod tunnels;
+mod upstream_framing;
+mod upstream_reuse;
 mod upstream_tls;
 mod watch;
 mod workers;

@@ -57,7 +57,8 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
     /// Whether the upstream connection may carry another request once this response
     /// is read: HTTP/1.1 without `Connection: close` (HTTP/1.0 with `keep-alive`),
-    /// not close-delimited, not switching.
+    /// not close-delimited, not switching, and no body may follow an answer that has
+    /// none (see `body_may_follow`).
     pub keep_alive: bool,
     /// A 1xx other than 101: forward it (to an HTTP/1.1 client) and read the next head.
     pub interim: bool,
@@ -149,7 +150,10 @@ pub fn parse_response_into(
     head.head_len = head_len;
     head.framing = framing;
     head.content_length = fields.content_length.flatten();
-    head.keep_alive = fields.keep_alive && !switching && framing != ResponseFraming::CloseDelimited;
+    head.keep_alive = fields.keep_alive
+        && !switching
+        && framing != ResponseFraming::CloseDelimited
+        && !body_may_follow(status, req, &fields);
     head.interim = (100..200).contains(&status) && status != 101;
     head.switching = switching;
     head.coded = fields.coded
@@ -186,6 +190,19 @@ fn decide(
         (None, None) => ResponseFraming::CloseDelimited,
     };
     Ok((framing, false))
+}
+
+/// Whether a body may come after this head though the answer has none: an answer to
+/// HEAD, or a `204`, whose head announces one (a length over zero, or a transfer
+/// coding). A backend that answers HEAD as it answers GET, or sends a `204` with a
+/// length (which RFC 9110 8.6 forbids), sends that body after the head, maybe later
+/// than the head; a connection used again would take it for the next request's answer
+/// (a desync that could hand one client's answer to another). So such a connection is
+/// not used again. A `304` is: its length is the representation's (RFC 9110 8.6), and
+/// its answers are frequent enough for a new connection each to cost.
+fn body_may_follow(status: u16, req: RequestFacts, f: &Fields) -> bool {
+    let announced = f.chunked.is_some() || matches!(f.content_length, Some(n) if n != Some(0));
+    announced && (req.is_head || status == 204) && !(100..200).contains(&status)
 }
 
 /// What one pass over a response's fields finds.

@@ -1,6 +1,7 @@
 //! Examples of each rule the codec applies; `tests/` holds the property tests and the
 //! checks against the `http` crate and the binary's header rules.
 
+mod bodiless;
 mod chunks;
 mod edits;
 mod model;

@@ -3,6 +3,7 @@
 //! written from its header map (`send`) and the response handed to hyper as a header
 //! map and a body that reads the backend's connection (`body::UpstreamBody`).
 
+use super::early::Early;
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
@@ -108,15 +109,19 @@ pub(crate) async fn attempt(
     let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
     let mut timer = Timer::new(sleep);
     let mut rbuf = Buf::new();
-    let sent = send_request(out, &mut up, &mut rbuf, deadline, &mut timer).await;
+    let mut early = Early::new(out.facts());
+    let to = (&mut up, &mut early);
+    let sent = send_request(out, to, &mut rbuf, deadline, &mut timer).await;
     // Whether the backend took the whole request: a connection that did not is never
     // reused, whatever its answer says.
     let whole = !matches!(sent, Err(Sending::Stopped));
     let head = match sent {
         // The backend may have answered before it stopped reading the body (a `413`,
-        // then a close): its answer is read as any other.
+        // then a close, or nothing while it takes no more): its answer is read as any
+        // other, from what came meanwhile.
         Ok(()) | Err(Sending::Stopped) => {
             rbuf.clear();
+            rbuf.extend_from_slice(&early.bytes);
             read_final_head(&mut up, &mut rbuf, out.facts(), deadline, &mut timer).await
         }
         Err(Sending::Stale) => return Err(Outcome::Stale.into()),
@@ -125,7 +130,9 @@ pub(crate) async fn attempt(
     };
     let took = sent_at.elapsed();
     target.upstream = Some(took);
-    let head = head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why))?;
+    let pooled_resendable = up.reused && out.resendable;
+    let head =
+        head.map_err(|why| super::failed_after_send(rt, pool, i, took, &why, pooled_resendable))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     let owed = out.ledger.take().and_then(|l| l.owe(i, head.status));
     let resp = respond(out, up, rbuf, &head, whole, in_flight, owed);
@@ -140,16 +147,18 @@ enum Sending {
     /// Nothing was written: the pooled connection had been closed by the backend.
     Stale,
     Failed(HeadFail),
-    /// The backend closed or reset its side before it took the whole body.
+    /// The backend closed or reset its side before it took the whole body, or
+    /// answered while it took no more of it.
     Stopped,
     /// The client's body stalled or broke off (see [`Missed::Client`]).
     Client(ProxyError),
 }
 
-/// The head (built in `rbuf`), then the body.
+/// The head (built in `rbuf`), then the body; what the backend sends meanwhile goes in
+/// `early`.
 async fn send_request(
     out: &mut Outgoing,
-    up: &mut Upstream<Arc<BackendState>>,
+    (up, early): (&mut Upstream<Arc<BackendState>>, &mut Early),
     rbuf: &mut Buf,
     deadline: Instant,
     timer: &mut Timer<'_>,
@@ -177,10 +186,12 @@ async fn send_request(
         deadline,
         timer,
         counted,
+        early,
     )
     .await
     {
         Ok(()) => Ok(()),
+        Err(BodyFail::Answered) => Err(Sending::Stopped),
         Err(BodyFail::Upstream { timed_out: true }) => Err(Sending::Failed(HeadFail::Timeout)),
         Err(BodyFail::Upstream { timed_out: false }) => Err(Sending::Stopped),
         // The backend got a part of the body and waits for the rest; the connection
@@ -201,11 +212,15 @@ async fn read_final_head(
     deadline: Instant,
     timer: &mut Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
+    let mut interim = false;
     loop {
-        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer).await?;
+        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer)
+            .await
+            .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
+        interim = true;
         rbuf.drain(..head.head_len);
     }
 }

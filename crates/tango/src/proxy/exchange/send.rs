@@ -4,7 +4,7 @@
 //! chunks otherwise. The header map has already been through the proxy's header rules
 //! (hop-by-hop fields out, forwarding fields in); the framing fields are written here.
 
-use super::stream;
+use super::early::{self, Early};
 use crate::proxy::h1::io::{self, Limit, Timer};
 use crate::upstream::Stream;
 use bytes::Bytes;
@@ -82,6 +82,9 @@ pub(crate) fn write_head(
 
 /// Why a body could not be sent.
 pub(crate) enum BodyFail {
+    /// The backend answered while it took no more of it (see `exchange::early`): its
+    /// answer is read from what came.
+    Answered,
     /// The client's body failed (it went away, or broke its framing).
     Client,
     /// The client sent no more of its body by `deadline`.
@@ -91,7 +94,8 @@ pub(crate) enum BodyFail {
 }
 
 /// Send `body` to `s` framed as `framing`, by `deadline`; counting its bytes in
-/// `counted` (the access log's), when given.
+/// `counted` (the access log's), when given; what the backend sends meanwhile goes in
+/// `early`.
 ///
 /// What makes the backend take the body for whole goes only once the client's body has
 /// ended as a whole one: the data that completes a declared length, and the last chunk.
@@ -105,6 +109,7 @@ pub(crate) async fn body(
     deadline: Instant,
     t: &mut Timer<'_>,
     counted: Option<&AtomicU64>,
+    early: &mut Early,
 ) -> Result<(), BodyFail> {
     let limit = Limit::Until(deadline);
     let chunked = framing == Framing::Chunked;
@@ -156,18 +161,23 @@ pub(crate) async fn body(
         }
         let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
         let mut parts = io::framed(prefix.as_ref(), &data);
-        stream::write_all(s, &mut parts, limit, t, &mut 0)
-            .await
-            .map_err(upstream)?;
+        let sent = early::write_all(s, &mut parts, limit, t, &mut 0, early).await;
+        if !sent.map_err(upstream)? {
+            return Err(BodyFail::Answered);
+        }
         if completes {
             return Ok(());
         }
     }
-    if chunked {
-        confirm_end().await;
-        stream::write(s, LAST_CHUNK, limit, t)
-            .await
-            .map_err(upstream)?;
+    if !chunked {
+        return Ok(());
+    }
+    confirm_end().await;
+    if !early::write(s, LAST_CHUNK, limit, t, early)
+        .await
+        .map_err(upstream)?
+    {
+        return Err(BodyFail::Answered);
     }
     Ok(())
 }

@@ -13,7 +13,9 @@ use std::io::{ErrorKind, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 
 /// Read what the connection has into `buf`'s spare room (the caller makes some),
 /// waiting within `limit` on `t`; `Ok(0)` is the end of the stream.
@@ -58,21 +60,28 @@ pub(crate) fn poll_read(
                 Poll::Pending => return Poll::Pending,
             }
         },
-        Stream::Tls(tls) => {
-            // The spare room zeroed (forbidding unsafe code, ReadBuf needs it
-            // initialised): a cost next to decrypting what fills it.
-            let len = buf.len();
-            buf.resize(buf.capacity().max(len + 4096), 0);
-            let mut rb = ReadBuf::new(&mut buf[len..]);
-            let r = Pin::new(&mut **tls).poll_read(cx, &mut rb);
-            let n = rb.filled().len();
-            buf.truncate(len + n);
-            r.map_ok(|()| n)
-        }
+        Stream::Tls(tls) => poll_read_tls(tls, cx, buf),
     }
 }
 
-fn deadline(limit: Limit) -> Instant {
+/// [`poll_read`] of a TLS session.
+pub(crate) fn poll_read_tls(
+    tls: &mut TlsStream<TcpStream>,
+    cx: &mut Context<'_>,
+    buf: &mut Vec<u8>,
+) -> Poll<std::io::Result<usize>> {
+    // The spare room zeroed (forbidding unsafe code, ReadBuf needs it initialised): a
+    // cost next to decrypting what fills it.
+    let len = buf.len();
+    buf.resize(buf.capacity().max(len + 4096), 0);
+    let mut rb = ReadBuf::new(&mut buf[len..]);
+    let r = Pin::new(tls).poll_read(cx, &mut rb);
+    let n = rb.filled().len();
+    buf.truncate(len + n);
+    r.map_ok(|()| n)
+}
+
+pub(super) fn deadline(limit: Limit) -> Instant {
     match limit {
         Limit::Until(d) => d,
         Limit::Stall(d) => Instant::now() + d,

@@ -2,12 +2,14 @@
 //! in one write; the rest is read from the client and written on, a read at a time
 //! (never more read than the backend has taken), with chunked framing followed by
 //! tango-core's `ChunkedTracker` so the body is forwarded as it came and its end is
-//! known.
+//! known. A backend that answers while it takes no more of the body stops it
+//! (`exchange::early`); the client's body bytes already read are dropped then, so only
+//! what follows the body can be read as the next request.
 
 use super::io::{self, Limit};
 use super::Conn;
 use crate::proxy::bufpool::Buf;
-use crate::proxy::exchange::stream;
+use crate::proxy::exchange::early::{self, Early};
 use crate::upstream::{ConnPool, Upstream};
 use std::io::{ErrorKind, IoSlice};
 use tango_core::http1::codec::{ChunkedTracker, RequestFraming, RequestHead};
@@ -154,9 +156,10 @@ pub(super) enum Sent {
     ClientTimedOut,
     /// The client's chunked body broke its framing.
     BadBody,
-    /// The backend closed or reset its side before it took the whole body: it may
-    /// have answered already (a `413` before reading on, then a close), so its answer
-    /// is read as usual, and the connection is not reused after it.
+    /// The backend closed or reset its side before it took the whole body, or
+    /// answered while it took no more of it (a `413` before reading on, then a close
+    /// or nothing): its answer is read as usual, from what came already, and the
+    /// connection is not reused after it.
     Stopped,
 }
 
@@ -168,6 +171,14 @@ pub(super) enum SendError {
     Upstream { timed_out: bool },
 }
 
+/// Where a request goes: the backend's connection, what it sent back meanwhile, and
+/// the try's deadline.
+pub(super) struct Upward<'u, 'p> {
+    pub(super) up: &'u mut Upstream<&'p ConnPool>,
+    pub(super) early: &'u mut Early,
+    pub(super) deadline: Instant,
+}
+
 /// Send the request of `head` (its body followed by `body`): the head written for the
 /// backend in `out`, then the body.
 pub(super) async fn send(
@@ -176,14 +187,13 @@ pub(super) async fn send(
     head: &RequestHead,
     body: &mut BodyIn,
     out: &[u8],
-    up: &mut Upstream<&ConnPool>,
-    deadline: Instant,
+    mut to: Upward<'_, '_>,
 ) -> Result<Sent, SendError> {
     if body.spent {
         // Its bytes are gone; the retry policy never sends such a request twice.
         return Err(SendError::Upstream { timed_out: false });
     }
-    if let Err(e) = send_head(c, buf, head, body, out, up, deadline).await {
+    if let Err(e) = send_head(c, buf, head, body, out, &mut to).await {
         return match e {
             Some(e) => Err(e),
             None => Ok(Sent::Stopped),
@@ -206,32 +216,43 @@ pub(super) async fn send(
     }
     // Boxed: most bodies come with their head, and this future would make every
     // request's larger.
-    Box::pin(stream_rest(c, buf, body, up, deadline)).await
+    Box::pin(stream_rest(c, buf, body, to)).await
 }
 
 /// The head for the backend (`out`) and the body bytes read with the request's head,
-/// in one write. `Err(None)`: the backend stopped taking them after some went out
-/// ([`Sent::Stopped`]).
+/// in one write. `Err(None)`: the backend stopped taking them after some went out, or
+/// answered meanwhile ([`Sent::Stopped`]).
 async fn send_head(
     c: &mut Conn<'_>,
     buf: &[u8],
     head: &RequestHead,
     body: &BodyIn,
     out: &[u8],
-    up: &mut Upstream<&ConnPool>,
-    deadline: Instant,
+    to: &mut Upward<'_, '_>,
 ) -> Result<(), Option<SendError>> {
     let initial = &buf[head.head_len..body.end];
     let mut wrote = 0;
     let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
-    let limit = Limit::Until(deadline);
-    let Err(e) =
-        stream::write_all(&mut up.stream, &mut bufs, limit, &mut c.timer, &mut wrote).await
-    else {
-        return Ok(());
+    let limit = Limit::Until(to.deadline);
+    let up = &mut *to.up;
+    let sent = early::write_all(
+        &mut up.stream,
+        &mut bufs,
+        limit,
+        &mut c.timer,
+        &mut wrote,
+        to.early,
+    )
+    .await;
+    let stopped = match sent {
+        Ok(true) => return Ok(()),
+        Ok(false) => None,
+        Err(e) => Some(e.kind()),
     };
-    Err(match (wrote, up.reused, e.kind()) {
-        (_, _, ErrorKind::TimedOut) => Some(SendError::Upstream { timed_out: true }),
+    Err(match (wrote, up.reused, stopped) {
+        (_, _, Some(ErrorKind::TimedOut)) => Some(SendError::Upstream { timed_out: true }),
+        // Nothing of the request went: the backend had closed the connection while
+        // it was idle (what it sent, if anything, answers no request of this one's).
         (0, true, _) => Some(SendError::Stale),
         _ => None,
     })
@@ -251,16 +272,16 @@ async fn stream_rest(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     body: &mut BodyIn,
-    up: &mut Upstream<&ConnPool>,
-    deadline: Instant,
+    to: Upward<'_, '_>,
 ) -> Result<Sent, SendError> {
     // Everything in the buffer has gone upstream (the body is not complete, so no
     // byte after it was read): from here it holds the body's next bytes.
     body.spent = true;
     buf.clear();
+    let limit = Limit::Until(to.deadline);
     loop {
         io::grow_if_full(buf);
-        match io::read(&c.s, buf, Limit::Until(deadline), &mut c.timer).await {
+        match io::read(&c.s, buf, limit, &mut c.timer).await {
             Ok(0) => return Ok(Sent::ClientGone),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::TimedOut => return Ok(Sent::ClientTimedOut),
@@ -269,12 +290,16 @@ async fn stream_rest(
         let Ok(n) = body.take(buf) else {
             return Ok(Sent::BadBody);
         };
-        let limit = Limit::Until(deadline);
-        if let Err(e) = stream::write(&mut up.stream, &buf[..n], limit, &mut c.timer).await {
-            return upstream_error(&e);
-        }
-        // What follows the body (a pipelined request) stays.
+        let up = &mut to.up.stream;
+        let sent = early::write(up, &buf[..n], limit, &mut c.timer, to.early).await;
+        // The body's bytes go, sent or not: only what follows the body (a pipelined
+        // request) may be read as a request.
         buf.drain(..n);
+        match sent {
+            Ok(true) => {}
+            Ok(false) => return Ok(Sent::Stopped),
+            Err(e) => return upstream_error(&e),
+        }
         if body.done() {
             return Ok(Sent::Whole);
         }

@@ -210,6 +210,58 @@ pub(crate) async fn write_all(
     Ok(())
 }
 
+/// [`write_all`] for a request body on its way to a backend, which may answer before it
+/// has taken the whole body: `bufs` is advanced past what is written, and while the
+/// socket takes no more, its readability is watched too. `Ok(true)`: all written;
+/// `Ok(false)`: the socket had bytes to read (or its end) first, and the caller reads
+/// them before going on. A write that never waits costs what [`write_all`] costs.
+pub(crate) async fn write_watching(
+    s: &TcpStream,
+    bufs: &mut &mut [IoSlice<'_>],
+    limit: Limit,
+    t: &mut Timer<'_>,
+    wrote: &mut u64,
+) -> io::Result<bool> {
+    IoSlice::advance_slices(bufs, 0);
+    while bufs.len() > 1 && bufs[bufs.len() - 1].is_empty() {
+        let n = bufs.len() - 1;
+        let all = std::mem::take(bufs);
+        *bufs = &mut all[..n];
+    }
+    while !bufs.is_empty() {
+        match send(s, bufs) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                *wrote += n as u64;
+                IoSlice::advance_slices(bufs, n);
+                continue;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+        t.reset(limit.deadline());
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = s.poll_write_ready(cx) {
+                return Poll::Ready(r.map(|()| Some(true)));
+            }
+            if let Poll::Ready(r) = s.poll_read_ready(cx) {
+                return Poll::Ready(r.map(|()| Some(false)));
+            }
+            if t.poll_fired(cx) {
+                Poll::Ready(Ok(None))
+            } else {
+                Poll::Pending
+            }
+        });
+        match woke.await? {
+            Some(true) => {}
+            Some(false) => return Ok(false),
+            None => return Err(timed_out("the peer took nothing in time")),
+        }
+    }
+    Ok(true)
+}
+
 /// Pieces adding up to at most this many bytes are copied together and sent as one.
 const COALESCE: usize = 4096;
 

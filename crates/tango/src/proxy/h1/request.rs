@@ -19,6 +19,7 @@ use super::{Conn, Next};
 use crate::proxy::access::Outcome as LogOutcome;
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
+use crate::proxy::exchange::early::Early;
 use crate::proxy::exchange::{self, HeadFail, Target};
 use crate::runtime::{BackendState, PoolRuntime, RouteRules, Snapshot};
 use crate::upstream::{ConnPool, Upstream};
@@ -64,6 +65,11 @@ struct Req {
 }
 
 impl Req {
+    /// The request may be sent twice: idempotent, without a body or an upgrade.
+    fn resendable(&self) -> bool {
+        self.head.method.is_idempotent() && self.body.is_empty() && self.head.upgrade.is_none()
+    }
+
     /// What the response's framing depends on.
     fn facts(&self) -> RequestFacts {
         RequestFacts {
@@ -319,8 +325,7 @@ async fn forward<'p>(
     }
     let rt = c.ctx.rt.as_ref();
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
-    let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
-    let mut tries = exchange::Tries::new(rt, pool, key, deadline, resendable);
+    let mut tries = exchange::Tries::new(rt, pool, key, deadline, r.resendable());
     let mut now = started;
     loop {
         // The engine keeps the request's bytes until a body streams past the buffer,
@@ -406,10 +411,17 @@ async fn attempt<'p>(
     // Whether the backend took the whole request: a connection that did not is never
     // reused, whatever its answer says.
     let mut whole = true;
-    match body::send(c, buf, &r.head, &mut r.body, &rbuf, &mut up, try_deadline).await {
+    let mut early = Early::new(r.facts());
+    let to = body::Upward {
+        up: &mut up,
+        early: &mut early,
+        deadline: try_deadline,
+    };
+    match body::send(c, buf, &r.head, &mut r.body, &rbuf, to).await {
         Ok(body::Sent::Whole) => {}
-        // The backend may have answered before it stopped reading: its answer is
-        // read as any other (none, and the try failed as a reset).
+        // The backend may have answered before it stopped reading, or while it took
+        // no more: its answer is read as any other (none, and the try failed as a
+        // reset).
         Ok(body::Sent::Stopped) => whole = false,
         Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
         Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
@@ -426,12 +438,16 @@ async fn attempt<'p>(
             });
         }
     }
+    // The answer is read on from what came while the body was being sent, if
+    // anything did.
     rbuf.clear();
+    rbuf.extend_from_slice(&early.bytes);
     let head = read_response(c, r, &mut up, &mut rbuf, try_deadline).await;
     let at = Instant::now();
     let took = at - sent_at;
     target.upstream = Some(took);
-    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why))?;
+    let resend = up.reused && r.resendable();
+    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why, resend))?;
     crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
     Ok(Tried::Answer(Answer {
         up,
@@ -454,13 +470,16 @@ async fn read_response(
     rbuf: &mut Buf,
     deadline: Instant,
 ) -> Result<Box<ResponseHead>, HeadFail> {
+    let mut interim = false;
     loop {
         let head =
             exchange::read_response_head(&mut up.stream, rbuf, r.facts(), deadline, &mut c.timer)
-                .await?;
+                .await
+                .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
+        interim = true;
         if head.status != 100 {
             Box::pin(response::interim(c, &r.head, &head, rbuf)).await;
         }

@@ -31,8 +31,7 @@ pub(super) async fn forward<'p>(
     let rt = c.ctx.rt.as_ref();
     let edits = route.rules.map(|x| &x.wire.request);
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
-    let resendable = r.head.method.is_idempotent() && r.body.is_empty() && r.head.upgrade.is_none();
-    let mut tries = Tries::new(rt, pool, key, deadline, resendable);
+    let mut tries = Tries::new(rt, pool, key, deadline, r.resendable());
     // The HTTP/2 form of the request, made the first time a backend speaks it.
     let mut h2: Option<Translated> = None;
     let mut now = started;
