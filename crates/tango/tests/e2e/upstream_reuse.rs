@@ -3,8 +3,10 @@
 //! the backend closed while it was idle costs the client nothing, even when the close
 //! crosses the next request on the wire (that request goes again on a new connection
 //! when it may be sent twice); interim answers reach HTTP/1.1 clients only; and the
-//! bytes a broken backend sends after an answer that has no body (to HEAD, a `204`)
-//! are never read as the next answer.
+//! bytes a broken backend sends after an answer that has no body (a `204` announcing
+//! one, or any such answer with bytes past its head) are never read as the next
+//! answer, while an answer to HEAD announcing the representation's length keeps its
+//! connection.
 
 use crate::framing::Raw;
 use crate::protocols::{tls_config, tls_connect};
@@ -152,7 +154,7 @@ const FAKE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsmuggle";
 
 fn bodiless(s: &Seen) -> Vec<Step> {
     let head: &[u8] = match s.path() {
-        "/head" | "/head-later" => b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n",
+        "/head" => b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n",
         "/204" | "/204-later" => b"HTTP/1.1 204 No Content\r\nContent-Length: 45\r\n\r\n",
         "/304" | "/304-later" => b"HTTP/1.1 304 Not Modified\r\nContent-Length: 45\r\n\r\n",
         _ => return vec![send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")],
@@ -172,7 +174,7 @@ fn bodiless(s: &Seen) -> Vec<Step> {
 async fn a_body_sent_after_an_answer_that_has_none_is_never_the_next_answer() {
     let b = Scripted::start(bodiless).await;
     let t = one_worker(&config("max_attempts = 1", &[("a", b.addr, 1)]));
-    for path in ["/head", "/204", "/304", "/head-later", "/204-later"] {
+    for path in ["/head", "/204", "/304", "/204-later"] {
         let mut s = TcpStream::connect(t.addr()).await.unwrap();
         let method = if path.starts_with("/head") {
             "HEAD"
@@ -196,4 +198,26 @@ async fn a_body_sent_after_an_answer_that_has_none_is_never_the_next_answer() {
             "{path}: the next request's own answer"
         );
     }
+}
+
+#[tokio::test]
+async fn an_answer_to_head_announcing_a_length_keeps_its_connection() {
+    // A well-behaved backend: the HEAD's answer tells the representation's length and
+    // sends nothing after its head.
+    let b = Scripted::start(|s| match s.path() {
+        "/h" => vec![send(b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n")],
+        _ => vec![send(OK)],
+    })
+    .await;
+    let t = one_worker(&config("", &[("a", b.addr, 1)]));
+    let mut c = Raw::connect(t.addr()).await;
+    c.send(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(c.status().await, Some(200));
+    c.send(&get("/after")).await;
+    assert_eq!(c.response().await, Some((200, b"ok".to_vec())));
+    let seen = b.seen();
+    assert!(
+        used_after(&seen, "/h"),
+        "the HEAD's connection carried /after: {seen:?}"
+    );
 }

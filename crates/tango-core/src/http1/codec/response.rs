@@ -153,7 +153,7 @@ pub fn parse_response_into(
     head.keep_alive = fields.keep_alive
         && !switching
         && framing != ResponseFraming::CloseDelimited
-        && !body_may_follow(status, req, &fields);
+        && !body_may_follow(status, &fields);
     head.interim = (100..200).contains(&status) && status != 101;
     head.switching = switching;
     head.coded = fields.coded
@@ -192,17 +192,19 @@ fn decide(
     Ok((framing, false))
 }
 
-/// Whether a body may come after this head though the answer has none: an answer to
-/// HEAD, or a `204`, whose head announces one (a length over zero, or a transfer
-/// coding). A backend that answers HEAD as it answers GET, or sends a `204` with a
-/// length (which RFC 9110 8.6 forbids), sends that body after the head, maybe later
-/// than the head; a connection used again would take it for the next request's answer
-/// (a desync that could hand one client's answer to another). So such a connection is
-/// not used again. A `304` is: its length is the representation's (RFC 9110 8.6), and
-/// its answers are frequent enough for a new connection each to cost.
-fn body_may_follow(status: u16, req: RequestFacts, f: &Fields) -> bool {
+/// Whether a body may come after this head though the answer has none: a `204` whose
+/// head announces one (a length over zero, or a transfer coding), which RFC 9110 8.6 and
+/// 15.3.5 forbid. Such a backend sends that body after the head, maybe later than the
+/// head; a connection used again would take it for the next request's answer (a desync
+/// that could hand one client's answer to another), so it is not used again. An answer
+/// to HEAD, or a `304`, keeps its connection: their length is the representation's,
+/// which RFC 9110 lets them announce, and they are common enough (health checkers,
+/// caches revalidating) for a new connection each to cost; nginx and HAProxy reuse them
+/// too. A body that such a backend sends with the head still ends reuse (the bytes past
+/// the head are seen).
+fn body_may_follow(status: u16, f: &Fields) -> bool {
     let announced = f.chunked.is_some() || matches!(f.content_length, Some(n) if n != Some(0));
-    announced && (req.is_head || status == 204) && !(100..200).contains(&status)
+    announced && status == 204
 }
 
 /// What one pass over a response's fields finds.
