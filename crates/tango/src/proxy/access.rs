@@ -102,11 +102,10 @@ impl AccessLog {
             method: req.method().clone(),
             target: req.uri().path_and_query().cloned(),
             version: req.version(),
-            host: h.get(http::header::HOST).cloned().or_else(|| {
-                req.uri()
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            }),
+            // The host the request was routed by, as the engine logs it: an
+            // absolute-form target's authority before a Host that differs.
+            host: super::service::request_host(req.uri(), h)
+                .and_then(|v| HeaderValue::from_str(v).ok()),
             user_agent: h.get(http::header::USER_AGENT).cloned(),
             referer: h.get(http::header::REFERER).cloned(),
             request_id: request_id.clone(),

@@ -181,3 +181,34 @@ async fn sigusr1_reopens_the_file_after_it_is_moved() {
     // And tango is still running.
     assert_eq!(get(&c, &t.url("/third")).await.0, 200);
 }
+
+/// An absolute-form target's host is the request's host (RFC 9112 3.2.2): the one it
+/// was routed by, and the one logged, not a Host field that differs. On the engine
+/// (plain) and on hyper's path (TLS) alike.
+#[tokio::test]
+async fn the_logged_host_is_the_absolute_target_s_not_the_host_field() {
+    let a = Backend::start("a").await;
+    let request =
+        b"GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n";
+    let cfg = format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"main\"\n\
+         listen = \"127.0.0.1:0\"\n\n[[pool]]\nname = \"p\"\n[[pool.backend]]\n\
+         name = \"a\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let (t, _dir, path) = start(&cfg, "json");
+    let mut c = crate::framing::Raw::connect(t.addr()).await;
+    c.send(request).await;
+    assert_eq!(c.status().await, Some(200));
+    let certs = tempfile::tempdir().unwrap();
+    let (tls, ck) = crate::protocols::tls_config(&cfg, certs.path());
+    let (tt, _tdir, tpath) = start(&tls, "json");
+    let mut c =
+        crate::framing::Raw::new(crate::protocols::tls_connect(&tt, &ck, b"http/1.1").await);
+    c.send(request).await;
+    assert_eq!(c.status().await, Some(200));
+    for (name, path) in [("plain", &path), ("tls", &tpath)] {
+        let v: Value = serde_json::from_str(&wait_lines(path, 1)[0]).expect("a JSON line");
+        assert_eq!(v["host"], "b.example", "{name}: {v}");
+    }
+}
