@@ -104,7 +104,7 @@ impl AccessLog {
             version: req.version(),
             // The host the request was routed by, as the engine logs it: an
             // absolute-form target's authority before a Host that differs.
-            host: super::service::request_host(req.uri(), h)
+            host: super::headers::request_host(req.uri(), h)
                 .and_then(|v| HeaderValue::from_str(v).ok()),
             user_agent: h.get(http::header::USER_AGENT).cloned(),
             referer: h.get(http::header::REFERER).cloned(),

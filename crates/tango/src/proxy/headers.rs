@@ -107,6 +107,23 @@ pub(crate) fn check_host_agrees(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'
     }
 }
 
+/// The host of a request: an absolute-form target's authority, or HTTP/2's
+/// `:authority`, whatever Host says (RFC 9112 3.2.2, RFC 9113 8.3.1); otherwise the
+/// Host header, or CONNECT's authority. Routing and the access log both go by it.
+pub(crate) fn request_host<'a>(uri: &'a http::Uri, h: &'a http::HeaderMap) -> Option<&'a str> {
+    match (target_authority(uri), h.get(http::header::HOST)) {
+        (Some(a), _) => Some(a),
+        (None, Some(h)) => h.to_str().ok(),
+        (None, None) => uri.authority().map(|a| a.as_str()),
+    }
+}
+
+/// The authority of an absolute-form target (a scheme with it), as HTTP/2's
+/// `:authority` is too.
+pub(crate) fn target_authority(uri: &http::Uri) -> Option<&str> {
+    uri.scheme().and(uri.authority()).map(|a| a.as_str())
+}
+
 /// What the client asked to upgrade to, if it is something tango tunnels.
 /// `h2c` is never passed on: tango speaks h2c itself, with prior knowledge.
 pub(crate) fn upgrade_protocol(h: &HeaderMap) -> Option<String> {

@@ -154,24 +154,7 @@ pub(crate) fn error_response(e: &ProxyError) -> Response<ProxyBody> {
 
 /// The host of the request ([`request_host`]).
 fn host_of(req: &Request<Incoming>) -> Option<&str> {
-    request_host(req.uri(), req.headers())
-}
-
-/// The host of a request: an absolute-form target's authority, or HTTP/2's
-/// `:authority`, whatever Host says (RFC 9112 3.2.2, RFC 9113 8.3.1); otherwise the
-/// Host header, or CONNECT's authority. Routing and the access log both go by it.
-pub(crate) fn request_host<'a>(uri: &'a http::Uri, h: &'a http::HeaderMap) -> Option<&'a str> {
-    match (target_authority(uri), h.get(header::HOST)) {
-        (Some(a), _) => Some(a),
-        (None, Some(h)) => h.to_str().ok(),
-        (None, None) => uri.authority().map(|a| a.as_str()),
-    }
-}
-
-/// The authority of an absolute-form target (a scheme with it), as HTTP/2's
-/// `:authority` is too.
-fn target_authority(uri: &http::Uri) -> Option<&str> {
-    uri.scheme().and(uri.authority()).map(|a| a.as_str())
+    headers::request_host(req.uri(), req.headers())
 }
 
 pub(crate) fn strip_port(host: &str) -> &str {
@@ -287,7 +270,7 @@ fn outgoing(
     let tunnels = upgrade.is_some() || req.method() == Method::CONNECT;
     let client_upgrade = tunnels.then(|| hyper::upgrade::on(&mut req));
     let tunnel = req.extensions_mut().remove::<super::idle::Tunnel>();
-    let from_target = target_authority(req.uri());
+    let from_target = headers::target_authority(req.uri());
     let host = match (from_target, req.headers().get(header::HOST)) {
         (Some(a), _) => HeaderValue::from_str(a).ok(),
         (None, Some(h)) => Some(h.clone()),
