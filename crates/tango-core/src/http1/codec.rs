@@ -35,7 +35,9 @@ mod target;
 mod tests;
 mod write;
 
-pub use body::{encode_chunk, ChunkError, ChunkPrefix, ChunkedTracker, Feed, LAST_CHUNK};
+pub use body::{
+    encode_chunk, trailer_fields, ChunkError, ChunkPrefix, ChunkedTracker, Feed, LAST_CHUNK,
+};
 pub use fields::{Header, Headers, INLINE_HEADERS, MAX_HEADERS};
 pub use request::{
     parse_request, parse_request_into, Method, RequestFraming, RequestHead, TargetForm,

@@ -5,7 +5,10 @@
 //! pool when the body has ended where its framing said, and the in-flight count is
 //! released when the client has it all or goes away. The chunks that came with the
 //! head are followed before hyper has the head, so a body broken there is answered
-//! `502` rather than begun and cut. How a backend's body ends judges its try
+//! `502` rather than begun and cut. A chunked body's trailer section is kept as it
+//! comes (bounded by the chunked tracker's trailer limits: past them the body is bad
+//! framing) and handed on after the data as a trailers frame, of the fields that may
+//! be trailers (`proxy/trailers.rs`). How a backend's body ends judges its try
 //! (`accounting::Owed`): an error reading it is the backend's failure; a body hyper
 //! drops unfinished was left by the client.
 
@@ -18,6 +21,7 @@ use super::h1::io;
 use crate::runtime::{BackendState, InFlight};
 use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
 use std::io::ErrorKind;
@@ -63,7 +67,7 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream(b) => b.done && b.first.is_none(),
+            ProxyBody::Upstream(b) => b.done && b.first.is_none() && b.trailers.is_none(),
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::H2(b) => b.is_end_stream(),
         }
@@ -101,6 +105,10 @@ pub(crate) struct UpstreamBody {
     buf: Buf,
     at: usize,
     framing: Following,
+    /// A chunked body's trailer section so far (empty when it has none).
+    section: Vec<u8>,
+    /// The backend's trailers, once its body has ended; handed on after its data.
+    trailers: Option<HeaderMap>,
     /// The backend keeps the connection open after the response.
     keep_alive: bool,
     done: bool,
@@ -141,6 +149,8 @@ impl ProxyBody {
             buf,
             at,
             framing,
+            section: Vec::new(),
+            trailers: None,
             keep_alive,
             done: false,
             stall: Stall::new(stall),
@@ -205,11 +215,19 @@ impl UpstreamBody {
             }
             Following::Chunked(t) => {
                 let mut data = BytesMut::new();
+                let section = &mut self.section;
                 let feed = t
-                    .feed_data(input, |r| data.extend_from_slice(&input[r]))
+                    .feed_split(
+                        input,
+                        |r| data.extend_from_slice(&input[r]),
+                        |r| section.extend_from_slice(&input[r]),
+                    )
                     .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "bad chunk"))?;
                 self.at += feed.used;
                 if feed.done {
+                    if !self.section.is_empty() {
+                        self.trailers = super::trailers::parse_section(&self.section);
+                    }
                     self.finish();
                 }
                 data.freeze()
@@ -228,7 +246,7 @@ impl UpstreamBody {
         }
         loop {
             if self.done {
-                return Poll::Ready(None);
+                return Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))));
             }
             // Every error here is the backend's: bad chunked framing, a failed read, an
             // end short of the framing, silence past the stall timeout. A client that

@@ -7,15 +7,16 @@ use http::header::{
 use std::net::IpAddr;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1). Named by
-/// constant so removing them parses nothing.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// constant so removing them parses nothing. `Trailer` is not one (RFC 2616's list had
+/// "Trailers"; RFC 9110's has no such field): it names the trailers to come, which go
+/// end to end, and hyper's HTTP/1.1 server sends a client only the trailers it names.
+const HOP_BY_HOP: [HeaderName; 7] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
     http::header::PROXY_AUTHENTICATE,
     http::header::PROXY_AUTHORIZATION,
     http::header::TE,
-    http::header::TRAILER,
     TRANSFER_ENCODING,
 ];
 
@@ -297,8 +298,10 @@ mod tests {
             ("keep-alive", "5"),
             ("te", "trailers"),
             ("x-keep", "1"),
+            ("trailer", "x-checksum"),
         ]);
         strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("trailer").unwrap(), "x-checksum", "not hop-by-hop");
         assert!(
             h.get("x-secret").is_none() && h.get("keep-alive").is_none() && h.get("te").is_none()
         );

@@ -6,8 +6,8 @@
 //! `bufpool`), the per-request service hyper calls for TLS and HTTP/2 (`service`:
 //! route, pick with `keys`, forward, retry, count with `accounting`), the upstream
 //! side both share (`exchange`), the tunnels a `101` or a `2xx` to CONNECT opens on
-//! either (`tunnel`), and the bodies, headers, errors and access log they use; `grpc`
-//! answers a gRPC request tango itself fails.
+//! either (`tunnel`), and the bodies, headers, trailers, errors and access log they use;
+//! `grpc` answers a gRPC request tango itself fails.
 //!
 //! It uses the crate root's shared state (`runtime`, `upstream`, `stats`, `journal`)
 //! and never the control plane or the command line.
@@ -35,4 +35,5 @@ pub(crate) mod service;
 mod shutdown;
 mod spread;
 mod tls;
+mod trailers;
 mod tunnel;

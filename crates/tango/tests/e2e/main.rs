@@ -42,6 +42,7 @@ mod send_proxy;
 mod simulate;
 mod slow_start;
 mod tls_edges;
+mod trailers;
 mod tunnels;
 mod upstream_framing;
 mod upstream_reuse;

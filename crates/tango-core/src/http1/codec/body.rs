@@ -147,6 +147,28 @@ impl ChunkedTracker {
         })
     }
 
+    /// As [`ChunkedTracker::feed_data`], also handing `on_trailers` the range of
+    /// `input` that belongs to the trailer section (its field lines and the final
+    /// CRLF), when there is one: what a proxy that re-frames the body needs to hand its
+    /// trailers on. A section split across feeds comes a range per feed, in order; it
+    /// is never longer than the trailer limit, past which the feed fails.
+    pub fn feed_split(
+        &mut self,
+        input: &[u8],
+        on_data: impl FnMut(Range<usize>),
+        mut on_trailers: impl FnMut(Range<usize>),
+    ) -> Result<Feed, ChunkError> {
+        let before = self.trailer_bytes;
+        let feed = self.feed_data(input, on_data)?;
+        // The trailer section is the body's last bytes: those counted by this feed are
+        // the last of what it used.
+        let n = self.trailer_bytes - before;
+        if n > 0 {
+            on_trailers(feed.used - n..feed.used);
+        }
+        Ok(feed)
+    }
+
     /// Chunk data bytes that follow before any framing byte: the caller may pass that
     /// many on without feeding them, then report them with [`ChunkedTracker::skip`].
     pub fn data_left(&self) -> u64 {
@@ -219,6 +241,22 @@ impl ChunkedTracker {
         }
         true
     }
+}
+
+/// Hand `each` the name and value of every field line of a trailer section as
+/// [`ChunkedTracker::feed_split`] hands it on (its field lines and the final CRLF),
+/// in order; `None`, and nothing handed, when it is not one whole section. A section
+/// the tracker let through has at most [`TRAILER_LINES`] lines, each a field.
+pub fn trailer_fields(section: &[u8], mut each: impl FnMut(&[u8], &[u8])) -> Option<()> {
+    let mut raw = [httparse::EMPTY_HEADER; TRAILER_LINES];
+    let Ok(httparse::Status::Complete((_, fields))) = httparse::parse_headers(section, &mut raw)
+    else {
+        return None;
+    };
+    for f in fields.iter() {
+        each(f.name.as_bytes(), f.value);
+    }
+    Some(())
 }
 
 /// A field-name byte (RFC 9110 5.6.2 tchar), as httparse takes it.

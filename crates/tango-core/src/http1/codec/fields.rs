@@ -1,8 +1,10 @@
 //! A head's field lines as ranges of its buffer (RFC 9112 5), each classified once
 //! by name, and which of them are hop-by-hop (RFC 9110 7.6.1): the fixed list
 //! `proxy/headers.rs` strips (Connection, Keep-Alive, Proxy-Connection,
-//! Proxy-Authenticate, Proxy-Authorization, TE, Trailer, Transfer-Encoding, and Upgrade
-//! unless the message upgrades) and every field the Connection header names.
+//! Proxy-Authenticate, Proxy-Authorization, TE, Transfer-Encoding, and Upgrade unless
+//! the message upgrades) and every field the Connection header names. `Trailer` is not
+//! among them (RFC 2616 listed "Trailers"; RFC 9110 does not): it announces the
+//! trailer fields, which go end to end with a chunked body, so it goes with them.
 //!
 //! The list holds [`INLINE_HEADERS`] fields inline and the rest (up to
 //! [`MAX_HEADERS`]) in a vector, so an ordinary head costs no allocation.
@@ -30,7 +32,6 @@ pub(super) enum Kind {
     ProxyAuthenticate,
     ProxyAuthorization,
     Te,
-    Trailer,
     Upgrade,
     Expect,
     XForwardedFor,
@@ -52,7 +53,7 @@ impl Kind {
         const L2: [(Pat, Kind); 1] = [p(b"te", Kind::Te)];
         const L4: [(Pat, Kind); 2] = [p(b"host", Kind::Host), p(b"date", Kind::Date)];
         const L6: [(Pat, Kind); 1] = [p(b"expect", Kind::Expect)];
-        const L7: [(Pat, Kind); 2] = [p(b"upgrade", Kind::Upgrade), p(b"trailer", Kind::Trailer)];
+        const L7: [(Pat, Kind); 1] = [p(b"upgrade", Kind::Upgrade)];
         const L10: [(Pat, Kind); 2] = [
             p(b"connection", Kind::Connection),
             p(b"keep-alive", Kind::KeepAlive),
@@ -107,7 +108,6 @@ impl Kind {
                 | Kind::ProxyAuthenticate
                 | Kind::ProxyAuthorization
                 | Kind::Te
-                | Kind::Trailer
                 | Kind::TransferEncoding
         )
     }

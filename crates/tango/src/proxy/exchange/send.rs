@@ -1,14 +1,15 @@
 //! A request that hyper's server parsed (over TLS, or HTTP/2) written to a backend's
 //! socket: the head from its header map in one buffer, then the body frame by frame
 //! from hyper's `Incoming`, framed by Content-Length when its length is known and as
-//! chunks otherwise. The header map has already been through the proxy's header rules
-//! (hop-by-hop fields out, forwarding fields in); the framing fields are written here.
+//! chunks otherwise, the client's trailers in the last chunk (`proxy/trailers.rs`).
+//! The header map has already been through the proxy's header rules (hop-by-hop fields
+//! out, forwarding fields in); the framing fields are written here.
 
 use super::early::{self, Early};
 use crate::proxy::h1::io::{self, Limit, Timer};
 use crate::upstream::Stream;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRAILER, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
@@ -28,9 +29,11 @@ pub(crate) enum Framing {
 }
 
 /// The framing for a request with these parts: its exact length when hyper knows it
-/// (Content-Length, or an HTTP/2 stream that has ended), chunked otherwise. A request
-/// without a body gets `Content-Length: 0` when the client sent one, or its method
-/// usually carries a body.
+/// (Content-Length, or an HTTP/2 stream that has ended), chunked otherwise or when the
+/// request announces trailers (`Trailer`): only a last chunk can carry them, and an
+/// HTTP/2 client may send them after a body of a declared length. A request without a
+/// body gets `Content-Length: 0` when the client sent one, or its method usually
+/// carries a body.
 pub(crate) fn framing(method: &Method, headers: &HeaderMap, body: &Incoming) -> Framing {
     if body.is_end_stream() {
         let says_length = headers.contains_key(CONTENT_LENGTH);
@@ -42,8 +45,8 @@ pub(crate) fn framing(method: &Method, headers: &HeaderMap, body: &Incoming) -> 
         };
     }
     match body.size_hint().exact() {
-        Some(n) => Framing::Length(n),
-        None => Framing::Chunked,
+        Some(n) if !headers.contains_key(TRAILER) => Framing::Length(n),
+        _ => Framing::Chunked,
     }
 }
 
@@ -98,7 +101,9 @@ pub(crate) enum BodyFail {
 /// `early`.
 ///
 /// What makes the backend take the body for whole goes only once the client's body has
-/// ended as a whole one: the data that completes a declared length, and the last chunk.
+/// ended as a whole one: the data that completes a declared length, and the last chunk,
+/// which carries the client's trailers when it sent any (a body of a declared length
+/// has no place for them).
 /// An HTTP/2 client's body can still fail after its declared length (DATA beyond its
 /// content-length is a stream error), and hyper ends a body its client reset with
 /// NO_ERROR as if it were whole (see [`confirm_end`]).
@@ -125,6 +130,7 @@ pub(crate) async fn body(
     // that stops mid-body must not hold the backend's connection past it. (The writes
     // below wait for the same deadline.)
     t.reset(deadline);
+    let mut trailers = None;
     loop {
         let Some(frame) = next_frame(body, t).await? else {
             if left.is_some_and(|n| n > 0) {
@@ -133,9 +139,12 @@ pub(crate) async fn body(
             }
             break;
         };
-        // Trailers are not forwarded (no backend of tango's asks for them).
-        let Ok(data) = frame.into_data() else {
-            continue;
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                trailers = frame.into_trailers().ok();
+                continue;
+            }
         };
         if data.is_empty() {
             continue;
@@ -173,7 +182,9 @@ pub(crate) async fn body(
         return Ok(());
     }
     confirm_end().await;
-    if !early::write(s, LAST_CHUNK, limit, t, early)
+    let last = trailers.as_ref().map(crate::proxy::trailers::last_chunk);
+    let last = last.as_deref().unwrap_or(LAST_CHUNK);
+    if !early::write(s, last, limit, t, early)
         .await
         .map_err(upstream)?
     {

@@ -124,6 +124,57 @@ fn data_ranges_are_the_chunk_data() {
     }
 }
 
+/// Feed `input` through [`ChunkedTracker::feed_split`] in pieces of `step`: the data,
+/// the trailer section, and whether the body ended.
+fn split(input: &[u8], step: usize) -> (Vec<u8>, Vec<u8>, bool) {
+    let mut t = ChunkedTracker::new();
+    let (mut data, mut trailers) = (Vec::new(), Vec::new());
+    for piece in input.chunks(step) {
+        let on_data = |r: std::ops::Range<usize>| data.extend_from_slice(&piece[r]);
+        let on_trailers = |r: std::ops::Range<usize>| trailers.extend_from_slice(&piece[r]);
+        if t.feed_split(piece, on_data, on_trailers).unwrap().done {
+            break;
+        }
+    }
+    (data, trailers, t.is_done())
+}
+
+#[test]
+fn the_trailer_section_is_handed_apart_at_any_split() {
+    let input = [BODY, b"GET / HTTP/1.1\r\n"].concat();
+    for step in 1..=input.len() {
+        let (data, trailers, done) = split(&input, step);
+        assert!(done, "step {step}");
+        assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "step {step}");
+        assert_eq!(trailers, b"X-Trailer: yes\r\nOther:\r\n\r\n", "step {step}");
+    }
+    // No trailer section: nothing handed, however the final CRLF comes.
+    for step in 1..=10 {
+        let (data, trailers, done) = split(b"3\r\nabc\r\n0\r\n\r\n", step);
+        assert!(done && trailers.is_empty(), "step {step}");
+        assert_eq!(data, b"abc");
+    }
+    // Not ended yet: what came of the section so far.
+    let (_, trailers, done) = split(b"0\r\nX: 1\r\nY", 4);
+    assert!(!done);
+    assert_eq!(trailers, b"X: 1\r\nY");
+}
+
+#[test]
+fn a_trailer_section_handed_apart_reads_as_its_fields() {
+    let (_, section, _) = split(BODY, 3);
+    let mut fields = Vec::new();
+    let whole = trailer_fields(&section, |n, v| fields.push((n.to_vec(), v.to_vec())));
+    assert_eq!(whole, Some(()));
+    let want: [(&[u8], &[u8]); 2] = [(b"X-Trailer", b"yes"), (b"Other", b"")];
+    assert_eq!(fields, want.map(|(n, v)| (n.to_vec(), v.to_vec())));
+    // Not yet whole: nothing.
+    assert_eq!(
+        trailer_fields(&section[..5], |_, _| panic!("a field")),
+        None
+    );
+}
+
 #[test]
 fn data_may_go_by_unfed() {
     let mut t = ChunkedTracker::new();

@@ -10,14 +10,13 @@ use http::header::{
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-const HOP_BY_HOP: [&str; 8] = [
+const HOP_BY_HOP: [&str; 7] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
 ];
 

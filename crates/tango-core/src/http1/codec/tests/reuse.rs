@@ -9,13 +9,12 @@ use super::*;
 use proptest::prelude::*;
 
 /// The names the codec acts on, and their kinds.
-const NAMES: [(&str, Kind); 17] = [
+const NAMES: [(&str, Kind); 16] = [
     ("te", Kind::Te),
     ("host", Kind::Host),
     ("date", Kind::Date),
     ("expect", Kind::Expect),
     ("upgrade", Kind::Upgrade),
-    ("trailer", Kind::Trailer),
     ("connection", Kind::Connection),
     ("keep-alive", Kind::KeepAlive),
     ("x-request-id", Kind::XRequestId),

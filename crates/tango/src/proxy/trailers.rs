@@ -1,0 +1,169 @@
+//! Trailer fields (RFC 9110 6.5) on hyper's side, where tango frames bodies itself
+//! rather than passing chunked bytes on as they came (the engine's way): a client's
+//! trailers go in the last chunk of the request an HTTP/1 backend gets
+//! ([`last_chunk`]), and an HTTP/1 backend's trailer section is read back into a
+//! header map ([`parse_section`]) for hyper, which sends it as HTTP/2 trailers or in
+//! the last chunk to an HTTP/1.1 client that accepts them.
+//!
+//! Both ways only fields that may be trailers go on ([`may_trail`]). RFC 9110 6.5.1:
+//! a field that must be known before the content (framing, routing, authentication,
+//! request modifiers, response controls, content format) must not be a trailer, and a
+//! recipient that merges trailers into the header section would take it from a place
+//! where no one checked it. HTTP/2 forbids connection-specific fields anywhere (RFC
+//! 9113 8.2.2), so a backend's `connection` trailer would fail the client's stream.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tango_core::http1::codec::{trailer_fields, write_field};
+
+/// The fields dropped from trailers, each for why it must not be one:
+const NOT_TRAILERS: [HeaderName; 33] = [
+    // framing: the body is delimited before any trailer is read;
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::TRAILER,
+    // connection-specific (RFC 9110 7.6.1), and forbidden in HTTP/2;
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::UPGRADE,
+    // routing: the request went where its head said;
+    header::HOST,
+    header::MAX_FORWARDS,
+    // authentication and state: checked, if at all, on the head;
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::WWW_AUTHENTICATE,
+    header::PROXY_AUTHENTICATE,
+    header::COOKIE,
+    header::SET_COOKIE,
+    // request modifiers and conditionals: acted on before the content;
+    header::EXPECT,
+    header::RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    // response controls and content format: how the content is read or kept;
+    header::CACHE_CONTROL,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONTENT_RANGE,
+    header::LOCATION,
+    header::RETRY_AFTER,
+    // tango's own forwarding fields, which it sets in the head: a trailer of the same
+    // name would contradict what tango vouches for to a backend that merges them.
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-request-id"),
+];
+
+/// Whether a field named `name` may go on as a trailer.
+pub(crate) fn may_trail(name: &HeaderName) -> bool {
+    !NOT_TRAILERS.contains(name)
+}
+
+/// The last chunk carrying the fields of `trailers` that may be trailers: `0`, the
+/// trailer section, and the CRLF that ends the body.
+pub(crate) fn last_chunk(trailers: &HeaderMap) -> Vec<u8> {
+    let mut out = b"0\r\n".to_vec();
+    for (name, value) in trailers.iter().filter(|(n, _)| may_trail(n)) {
+        write_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The fields of a backend's trailer section (its field lines and the final CRLF, as
+/// the chunked tracker hands it on, so within its limits: 16 KiB, 100 lines) that may
+/// be trailers; `None` when none may, or the section is not whole.
+pub(crate) fn parse_section(section: &[u8]) -> Option<HeaderMap> {
+    let mut out = HeaderMap::new();
+    trailer_fields(section, |name, value| {
+        let name = HeaderName::from_bytes(name);
+        let value = HeaderValue::from_bytes(value);
+        if let (Ok(n), Ok(v)) = (name, value) {
+            if may_trail(&n) {
+                out.append(n, v);
+            }
+        }
+    })?;
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), HeaderValue::from_str(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn only_fields_that_may_trail_go_in_the_last_chunk() {
+        let t = map(&[
+            ("x-checksum", "abc"),
+            ("content-length", "9"),
+            ("host", "evil.example"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("grpc-status", "0"),
+            ("authorization", "Basic Zm9v"),
+            ("connection", "close"),
+        ]);
+        let got = last_chunk(&t);
+        let got = String::from_utf8(got).unwrap();
+        assert!(
+            got.starts_with("0\r\n") && got.ends_with("\r\n\r\n"),
+            "{got:?}"
+        );
+        let mut lines: Vec<_> = got.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["grpc-status: 0", "x-checksum: abc"]);
+        // Nothing that may trail: the plain last chunk.
+        assert_eq!(last_chunk(&map(&[("te", "trailers")])), b"0\r\n\r\n");
+        assert_eq!(last_chunk(&HeaderMap::new()), b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn a_backend_s_section_is_read_and_filtered() {
+        let s = b"X-Checksum: abc\r\nContent-Length: 99\r\nx-many: 1\r\nx-many: 2\r\n\r\n";
+        let got = parse_section(s).unwrap();
+        assert_eq!(got.get("x-checksum").unwrap(), "abc");
+        let many: Vec<_> = got.get_all("x-many").iter().collect();
+        assert_eq!(many, ["1", "2"]);
+        assert_eq!(got.len(), 3);
+        // Only fields that must not be trailers, or no whole section: no trailers.
+        assert!(parse_section(b"Transfer-Encoding: chunked\r\nTrailer: x\r\n\r\n").is_none());
+        assert!(parse_section(b"X-Checksum: abc\r\n").is_none());
+        assert!(parse_section(b"").is_none());
+    }
+
+    #[test]
+    fn every_name_hyper_refuses_as_a_trailer_is_dropped() {
+        // hyper's HTTP/1.1 server leaves these out of the trailers it writes; tango
+        // drops them for HTTP/2 clients and backends alike.
+        for n in [
+            "authorization",
+            "cache-control",
+            "content-encoding",
+            "content-length",
+            "content-range",
+            "content-type",
+            "host",
+            "max-forwards",
+            "set-cookie",
+            "trailer",
+            "transfer-encoding",
+            "te",
+        ] {
+            assert!(!may_trail(&n.parse().unwrap()), "{n}");
+        }
+        assert!(may_trail(&"grpc-message".parse().unwrap()));
+        assert!(may_trail(&"server-timing".parse().unwrap()));
+    }
+}
