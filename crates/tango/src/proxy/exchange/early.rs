@@ -17,11 +17,9 @@ use super::MAX_RESPONSE_HEAD;
 use crate::proxy::h1::io::{self, Limit, Timer};
 use crate::upstream::Stream;
 use std::io::{ErrorKind, IoSlice};
-use std::pin::Pin;
 use std::task::Poll;
 use tango_core::http1::codec::{parse_response, RequestFacts};
 use tango_core::http1::head_may_end;
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -154,26 +152,8 @@ async fn write_all_tls(
     IoSlice::advance_slices(&mut bufs, 0);
     t.reset(deadline(limit));
     std::future::poll_fn(|cx| loop {
-        let r = if bufs.is_empty() {
-            match Pin::new(&mut *tls).poll_flush(cx) {
-                Poll::Ready(r) => return Poll::Ready(r.map(|()| true)),
-                Poll::Pending => Poll::Pending,
-            }
-        } else {
-            Pin::new(&mut *tls).poll_write_vectored(cx, bufs)
-        };
-        match r {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => {
-                *wrote += n as u64;
-                IoSlice::advance_slices(&mut bufs, n);
-                if let Limit::Stall(_) = limit {
-                    t.reset(deadline(limit));
-                }
-                continue;
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => {}
+        if let Poll::Ready(r) = stream::poll_write_tls(tls, cx, &mut bufs, limit, t, wrote) {
+            return Poll::Ready(r.map(|()| true));
         }
         if !early.reads_on {
             match stream::poll_read_tls(tls, cx, &mut early.bytes) {

@@ -104,32 +104,47 @@ pub(crate) async fn write_all(
     let mut bufs = bufs;
     IoSlice::advance_slices(&mut bufs, 0);
     t.reset(deadline(limit));
-    std::future::poll_fn(|cx| loop {
-        let r = if bufs.is_empty() {
-            match Pin::new(&mut *tls).poll_flush(cx) {
-                Poll::Ready(r) => return Poll::Ready(r),
-                Poll::Pending => Poll::Pending,
+    std::future::poll_fn(
+        |cx| match poll_write_tls(tls, cx, &mut bufs, limit, t, wrote) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending if t.poll_fired(cx) => {
+                Poll::Ready(Err(io::timed_out("the peer took nothing in time")))
             }
-        } else {
-            Pin::new(&mut *tls).poll_write_vectored(cx, bufs)
-        };
-        match r {
+            Poll::Pending => Poll::Pending,
+        },
+    )
+    .await
+}
+
+/// Give a TLS session what it takes of `bufs` (advanced past it, and counted in
+/// `wrote`), then flush it: ready once all is written and flushed, or on an error;
+/// pending while the session takes no more (a `Limit::Stall` deadline moved on at each
+/// piece taken). The caller waits on `t` for the deadline.
+pub(crate) fn poll_write_tls(
+    tls: &mut TlsStream<TcpStream>,
+    cx: &mut Context<'_>,
+    bufs: &mut &mut [IoSlice<'_>],
+    limit: Limit,
+    t: &mut Timer<'_>,
+    wrote: &mut u64,
+) -> Poll<std::io::Result<()>> {
+    loop {
+        if bufs.is_empty() {
+            return Pin::new(&mut *tls).poll_flush(cx);
+        }
+        match Pin::new(&mut *tls).poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(ErrorKind::WriteZero.into())),
             Poll::Ready(Ok(n)) => {
                 *wrote += n as u64;
-                IoSlice::advance_slices(&mut bufs, n);
+                IoSlice::advance_slices(bufs, n);
                 if let Limit::Stall(_) = limit {
                     t.reset(deadline(limit));
                 }
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending if t.poll_fired(cx) => {
-                return Poll::Ready(Err(io::timed_out("the peer took nothing in time")))
-            }
             Poll::Pending => return Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 /// [`write_all`] of one buffer.
