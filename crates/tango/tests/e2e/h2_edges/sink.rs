@@ -39,21 +39,9 @@ impl Drop for Sink {
 }
 
 impl Sink {
+    /// The HTTP/1.1 backend.
     pub async fn start() -> Sink {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let s = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((c, _)) = l.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    serve(c, &s).await;
-                    s.lock().unwrap().closed += 1;
-                });
-            }
-        });
-        Sink { addr, seen, task }
+        Sink::listen(|c, s| async move { serve(c, &s).await }).await
     }
 
     pub fn seen(&self) -> Seen {
@@ -62,6 +50,23 @@ impl Sink {
 
     /// The HTTP/2 backend (h2c, prior knowledge).
     pub async fn start_h2() -> Sink {
+        Sink::listen(|c, s| async move {
+            if let Ok(mut conn) = h2::server::handshake(c).await {
+                while let Some(Ok((req, respond))) = conn.accept().await {
+                    tokio::spawn(h2_request(req, respond, s.clone()));
+                }
+            }
+        })
+        .await
+    }
+
+    /// Accept on 127.0.0.1, port 0, serving each connection with `conn` and counting
+    /// its close.
+    async fn listen<F, Fut>(conn: F) -> Sink
+    where
+        F: Fn(TcpStream, Arc<Mutex<Seen>>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -69,12 +74,9 @@ impl Sink {
         let task = tokio::spawn(async move {
             while let Ok((c, _)) = l.accept().await {
                 let s = s.clone();
+                let served = conn(c, s.clone());
                 tokio::spawn(async move {
-                    if let Ok(mut conn) = h2::server::handshake(c).await {
-                        while let Some(Ok((req, respond))) = conn.accept().await {
-                            tokio::spawn(h2_request(req, respond, s.clone()));
-                        }
-                    }
+                    served.await;
                     s.lock().unwrap().closed += 1;
                 });
             }
