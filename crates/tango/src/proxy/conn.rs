@@ -299,7 +299,9 @@ where
                 if http1 {
                     w.slot.tunnels_over().await;
                 }
-                return !evicted_seen;
+                // Closed for a newcomer, it gives up its place at once; closed as its
+                // listener stopped, it lingers as at shutdown.
+                return !evicted_seen || w.slot.listener_stopped();
             }
             _ = stop.changed(), if !closing => {
                 if *stop.borrow() {

@@ -215,6 +215,84 @@ async fn the_grace_period_cuts_what_is_left() {
     );
 }
 
+/// Two listeners; `keep` decides which of them the second configuration keeps.
+fn two_listeners(backend: SocketAddr, keep_b: bool) -> String {
+    let b = if keep_b {
+        "[[listener]]\nname = \"b\"\nlisten = \"127.0.0.1:0\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:0\"\n{b}\
+         [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"{backend}\"\n\
+         [guard]\nenabled = false\nrollback = false\n"
+    )
+}
+
+/// A reload that removes a listener drains its connections: an idle keep-alive one is
+/// closed, one with a request in flight is answered with `Connection: close` and then
+/// closed; the listener kept keeps its own.
+#[tokio::test]
+async fn a_removed_listener_drains_its_connections() {
+    let b = Backend::start("a").await;
+    let t = Tango::start(&two_listeners(b.addr, true));
+    let (a, gone) = (t.listeners[0].1, t.listeners[1].1);
+    let mut kept = answered_once(a).await;
+    let mut idle = answered_once(gone).await;
+    let mut busy = TcpStream::connect(gone).await.unwrap();
+    busy.write_all(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    hits(&b, 3).await;
+    t.write_config(&two_listeners(b.addr, false));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 200, "{v}");
+    let (got, end) = read_to_end(&mut idle, Duration::from_secs(3)).await;
+    assert_eq!(
+        (got.as_str(), end),
+        ("", End::Eof),
+        "the idle connection closes"
+    );
+    let (head, _) = response(&mut busy).await;
+    assert!(head.contains("\r\nconnection: close"), "{head}");
+    assert_eq!(
+        read_to_end(&mut busy, BOUND).await,
+        (String::new(), End::Eof)
+    );
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = response(&mut kept).await;
+    assert!(
+        head.starts_with("http/1.1 200") && !head.contains("connection: close"),
+        "{head}"
+    );
+}
+
+/// An idle keep-alive connection of a listener a reload removed does not hold the
+/// drain: SIGTERM closes it at once too.
+#[tokio::test]
+async fn sigterm_closes_idle_connections_of_a_removed_listener() {
+    let b = Backend::start("a").await;
+    let mut t = Tango::start_with(&two_listeners(b.addr, true), &["--grace", "30s"]);
+    let gone = t.listeners[1].1;
+    let mut idle = answered_once(gone).await;
+    t.write_config(&two_listeners(b.addr, false));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 200, "{v}");
+    let started = Instant::now();
+    t.signal("TERM");
+    let (got, end) = read_to_end(&mut idle, BOUND).await;
+    assert_eq!((got.as_str(), end), ("", End::Eof));
+    exits_cleanly(&mut t);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}\n{}",
+        started.elapsed(),
+        t.log()
+    );
+}
+
 /// With several workers, idle keep-alive connections on every worker close at once
 /// on SIGTERM.
 #[tokio::test]
