@@ -186,6 +186,40 @@ async fn an_upload_in_progress_finishes() {
     exits_cleanly(&mut t);
 }
 
+/// A second SIGTERM (or SIGINT) during the drain ends it at once: the requests still
+/// in flight are cut, and the log says so.
+#[tokio::test]
+async fn a_second_signal_ends_the_drain() {
+    for second in ["TERM", "INT"] {
+        let b = Backend::start("a").await;
+        let mut t = Tango::start_with(&config("", &[("a", b.addr, 1)]), &["--grace", "30s"]);
+        let mut s = TcpStream::connect(t.addr()).await.unwrap();
+        s.write_all(b"GET /slow?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        hits(&b, 1).await;
+        t.signal("TERM");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(t.child.try_wait().unwrap().is_none(), "still draining");
+        let started = Instant::now();
+        t.signal(second);
+        let status = t.wait_exit(BOUND).expect("tango exits");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{second}: {:?}",
+            started.elapsed()
+        );
+        assert!(status.success(), "{status:?}\n{}", t.log());
+        let (got, end) = read_to_end(&mut s, BOUND).await;
+        assert!(got.is_empty() && end != End::Open, "{got:?} {end:?}");
+        let log = t.log();
+        assert!(
+            log.contains("signalled again during the drain; closing the rest connections=1"),
+            "{log}"
+        );
+    }
+}
+
 /// The grace period over with a request still in flight: it is cut, tango exits, and
 /// the log says how many connections were cut.
 #[tokio::test]
