@@ -349,3 +349,33 @@ async fn sigterm_closes_idle_connections_on_every_worker() {
         started.elapsed()
     );
 }
+
+/// An idle HTTP/2 (h2c) connection of a listener a reload removes is closed too.
+#[tokio::test]
+async fn a_removed_listener_closes_its_idle_h2c_connections() {
+    use http_body_util::Full;
+    let b = Backend::start("a").await;
+    let t = Tango::start(&two_listeners(b.addr, true));
+    let gone = t.listeners[1].1;
+    let tcp = TcpStream::connect(gone).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{gone}/"))
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(req).await.expect("an answer");
+    assert_eq!(resp.status(), 200);
+    t.write_config(&two_listeners(b.addr, false));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the connection closes")
+        .unwrap()
+        .ok();
+}
