@@ -41,7 +41,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, default_value = "combined")]
     pub(crate) access_log_format: AccessFormat,
     /// How long in-flight requests may take to finish on shutdown. Open tunnels
-    /// (WebSockets, CONNECT) are closed at once.
+    /// (WebSockets, CONNECT) are closed at once; a second SIGTERM or SIGINT ends the
+    /// wait.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub(crate) grace: Duration,
     /// Refuse to start when the checklist has warnings (or errors) on the file.
@@ -92,6 +93,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Signals are handled before tango says it is ready.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Kept for the whole run (not made anew each turn of the loop, as `ctrl_c()` would
+    // be), so a SIGINT that comes while a reload runs is not lost.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     // SIGUSR1 reopens the access log; its default action would end the process.
     let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
     tokio::spawn(reopen_on_usr1(usr1, access.clone()));
@@ -114,10 +118,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             // SIGHUP has no override: what the file says is all there is.
             _ = hup.recv() => { let _ = control.reload(ReloadSource::Sighup, Overrides::default()).await; }
             _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
         }
     }
-    drain(&shutdown, args.grace).await;
+    // A second SIGTERM or SIGINT ends the drain at once: the way to stop now, without
+    // a SIGKILL that would also lose the access log's last lines.
+    let again = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    drain(&shutdown, args.grace, again).await;
     // After the workers, nothing writes to the access log any more.
     workers.stop();
     if let Some(log) = &access {
@@ -157,11 +169,27 @@ async fn reopen_on_usr1(mut usr1: tokio::signal::unix::Signal, access: Option<Ar
     }
 }
 
-pub(crate) async fn drain(shutdown: &Shutdown, grace: Duration) {
+/// Stop accepting and wait for the open connections to finish their requests, for at
+/// most `grace`, or until `again` (a second signal) resolves; what is left is cut when
+/// the workers stop.
+pub(crate) async fn drain(
+    shutdown: &Shutdown,
+    grace: Duration,
+    again: impl std::future::Future<Output = ()>,
+) {
     tracing::info!(grace = ?grace, "shutting down: no new connections, draining in-flight requests");
     crate::control::sd::stopping();
     shutdown.trigger();
-    let left = shutdown.drained(grace).await;
+    let left = tokio::select! {
+        left = shutdown.drained(grace) => left,
+        () = again => {
+            let left = shutdown.open();
+            if left > 0 {
+                tracing::warn!(connections = left, "signalled again during the drain; closing the rest");
+            }
+            return;
+        }
+    };
     if left > 0 {
         tracing::warn!(connections = left, "grace period over; closing the rest");
     } else {

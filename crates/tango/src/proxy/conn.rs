@@ -239,10 +239,17 @@ where
     };
     if let (true, Ok(io)) = (finished, back.await) {
         // Still holding its place among the listener's connections: given up when
-        // chosen to make room, as an idle connection is.
+        // chosen to make room, as an idle connection is. One told to close as its
+        // listener stopped holds no place anyone waits for, and lingers on.
+        let room = async {
+            w.slot.evicted().await;
+            if w.slot.listener_stopped() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             () = linger(io, Bounds::H2) => {}
-            _ = w.slot.evicted() => {}
+            () = room => {}
         }
     }
 }
@@ -299,7 +306,9 @@ where
                 if http1 {
                     w.slot.tunnels_over().await;
                 }
-                return !evicted_seen;
+                // Closed for a newcomer, it gives up its place at once; closed as its
+                // listener stopped, it lingers as at shutdown.
+                return !evicted_seen || w.slot.listener_stopped();
             }
             _ = stop.changed(), if !closing => {
                 if *stop.borrow() {

@@ -19,6 +19,9 @@
 //! amortised. The front entry is taken only when its connection has no request in
 //! progress at that moment; a busy one is dropped from the queue and queued again once
 //! it is idle (by the connection itself, or by its watch loop's tick).
+//!
+//! A listener a reload removes stops ([`Conns::stop`]): each of its connections is told
+//! to close as one chosen to make room is, so its connections drain as at shutdown.
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -35,6 +38,9 @@ use tokio::sync::Notify;
 const OPEN: u8 = 0;
 const EVICTED: u8 = 1;
 const CLOSED: u8 = 2;
+/// Told to close as an evicted connection is, because its listener stopped: nobody
+/// waits for its place, so its close may linger as at shutdown.
+const STOPPED: u8 = 3;
 
 /// `Slot::queued` of a connection that has no entry in the queue (it was busy when its
 /// entry reached the front).
@@ -135,9 +141,14 @@ impl Slot {
         .await
     }
 
-    /// The listener chose this connection to close for a newcomer.
+    /// The listener chose this connection to close for a newcomer, or has stopped.
     pub(crate) fn is_evicted(&self) -> bool {
-        self.state.load(Relaxed) == EVICTED
+        matches!(self.state.load(Relaxed), EVICTED | STOPPED)
+    }
+
+    /// It was told to close because its listener stopped, not to make room.
+    pub(crate) fn listener_stopped(&self) -> bool {
+        self.state.load(Relaxed) == STOPPED
     }
 
     /// Count a request in until the returned guard is dropped.
@@ -308,6 +319,10 @@ pub(crate) struct Conns {
     /// Admitted and neither closed nor evicted.
     open: AtomicUsize,
     idle: Mutex<VecDeque<Entry>>,
+    /// The listener has stopped (a reload removed it): a connection queued from now on
+    /// is told to close instead. Written and read under `idle`'s lock, so a connection
+    /// queued while [`Conns::stop`] runs is either in the queue it sweeps or sees it.
+    stopped: AtomicBool,
 }
 
 impl Conns {
@@ -328,6 +343,11 @@ impl Conns {
     /// `slot` was active until lately and has `done` requests done: move it to the back.
     pub(crate) fn requeue(&self, slot: &Arc<Slot>, done: u64) {
         let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(Relaxed) {
+            drop(q);
+            self.evict(slot, STOPPED);
+            return;
+        }
         slot.queued.store(done, Relaxed);
         q.push_back(Entry {
             slot: slot.clone(),
@@ -354,6 +374,20 @@ impl Conns {
         let q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         for e in q.iter() {
             e.slot.waker.wake();
+        }
+    }
+
+    /// The listener has stopped: every connection is told to close, as one chosen to
+    /// make room is: an idle one at once, a busy one once its work in progress is done
+    /// (its response says `Connection: close`). One busy when its entry was dropped
+    /// from the queue is told when it is queued again, as it goes idle.
+    pub(crate) fn stop(&self) {
+        let mut q = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        self.stopped.store(true, Relaxed);
+        let all = std::mem::take(&mut *q);
+        drop(q);
+        for e in all.into_iter().filter(|e| e.slot.live(e.stamp)) {
+            self.evict(&e.slot, STOPPED);
         }
     }
 
@@ -391,18 +425,27 @@ impl Conns {
                 });
                 continue;
             }
-            if e.slot
-                .state
-                .compare_exchange(OPEN, EVICTED, Relaxed, Relaxed)
-                .is_ok()
-            {
-                self.open.fetch_sub(1, Relaxed);
-                e.slot.evict.notify_one();
-                e.slot.waker.wake();
+            if self.evict(&e.slot, EVICTED) {
                 return true;
             }
         }
         false
+    }
+
+    /// Tell `slot`'s connection to close (`to`: why) and stop counting it; false when
+    /// it had closed, or been told, already.
+    fn evict(&self, slot: &Slot, to: u8) -> bool {
+        if slot
+            .state
+            .compare_exchange(OPEN, to, Relaxed, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.open.fetch_sub(1, Relaxed);
+        slot.evict.notify_one();
+        slot.waker.wake();
+        true
     }
 
     #[cfg(test)]

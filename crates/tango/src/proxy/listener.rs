@@ -14,7 +14,8 @@
 //! (`tls::Resolver`), also without rebinding. At `max_connections`, a total over the
 //! listener's workers (they share one `Conns`), the connection idle longest is closed
 //! to make room (`idle`); when none is idle the newcomer is answered `503` and closed,
-//! never queued.
+//! never queued. A listener a reload removes closes its sockets, and its connections
+//! drain as at shutdown (`Conns::stop`).
 
 use super::access::AccessLog;
 use super::conn::{connection, Accepted, Shared, Shutdown};
@@ -399,6 +400,12 @@ async fn accept_loop(
         // Engine connections waiting for a request close now; busy ones after their
         // response.
         ctx.conns.wake_all();
+    } else {
+        // Removed by a reload: its connections drain as at shutdown (idle ones close
+        // now, busy ones after their response), since nothing else would end a
+        // keep-alive connection to an address no longer served, nor wake an idle one
+        // when shutdown begins.
+        ctx.conns.stop();
     }
     tracing::debug!(listener = %lcfg.name, worker, "accept loop stopped");
 }

@@ -56,6 +56,11 @@ impl Shutdown {
         self.tx.subscribe()
     }
 
+    /// Connections still open.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Relaxed)
+    }
+
     /// Wait until every connection has closed, or `grace` has passed. Returns how many
     /// were still open.
     pub(crate) async fn drained(&self, grace: Duration) -> usize {

@@ -16,6 +16,7 @@ mod conns;
 mod cut_bodies;
 mod dashboard;
 mod desync;
+mod drain;
 mod early;
 mod early_held;
 mod engine;

@@ -151,7 +151,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         i.abort();
     }
     print!("{}", traffic::summary(&control.rt, &marks));
-    server::drain(&shutdown, Duration::from_secs(5)).await;
+    let again = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    server::drain(&shutdown, Duration::from_secs(5), again).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

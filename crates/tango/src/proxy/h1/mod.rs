@@ -161,7 +161,7 @@ async fn idle(c: &mut Conn<'_>) -> bool {
     std::future::poll_fn(|cx| {
         c.slot.register(cx.waker());
         if c.slot.is_evicted() {
-            tracing::debug!("idle connection closed to make room for a new one");
+            tracing::debug!("idle connection closed: to make room, or its listener was removed");
             return Poll::Ready(false);
         }
         if c.shutdown.is_draining() {

@@ -4,7 +4,7 @@
 use super::*;
 
 fn was_evicted(s: &Slot) -> bool {
-    s.state.load(Relaxed) == EVICTED
+    s.is_evicted()
 }
 
 #[test]
@@ -101,4 +101,27 @@ async fn the_chosen_connection_is_told_even_if_it_was_not_listening_yet() {
     tokio::time::timeout(std::time::Duration::from_secs(5), a.evicted())
         .await
         .expect("the stored notification is delivered");
+}
+
+#[test]
+fn a_stopped_listener_tells_every_connection_to_close() {
+    let c = Conns::default();
+    let idle = c.admit(3).unwrap();
+    let busy = c.admit(3).unwrap();
+    let unqueued = c.admit(3).unwrap();
+    let _g = busy.start();
+    // Its entry was dropped while it was busy: it is not in the queue.
+    let g = unqueued.start();
+    unqueued.queued.store(UNQUEUED, Relaxed);
+    c.stop();
+    assert!(was_evicted(&idle), "idle: closed at once");
+    assert!(was_evicted(&busy), "busy: told to close after its response");
+    assert!(!was_evicted(&unqueued));
+    // Idle again, it is queued again: and told then.
+    drop(g);
+    c.idle_again(&unqueued);
+    assert!(was_evicted(&unqueued));
+    assert!(idle.listener_stopped() && busy.listener_stopped() && unqueued.listener_stopped());
+    assert_eq!(c.open.load(Relaxed), 0);
+    assert_eq!(c.queued(), 0);
 }
