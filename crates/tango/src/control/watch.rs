@@ -255,7 +255,7 @@ fn detect(
         w.events = ended;
         w.events.extend(report.events);
         w.events.extend(w.shift.tick(&input).events);
-        straddle::onset_not_before_reload(&mut w.events, applied_ms, tick);
+        straddle::onset_not_before_reload(&mut w.events, applied_ms);
         w.down = pool
             .backends
             .iter()

@@ -5,7 +5,6 @@
 //! it was in rotation for part of each. And a shift the reload brought is dated no
 //! earlier than the reload, though the tick it showed in began before it.
 
-use std::time::Duration;
 use tango_core::detector::{AlertEvent, Cause, PoolTick};
 
 #[derive(Default)]
@@ -139,16 +138,18 @@ fn mix(before: &[(String, f64)], after: &[(String, f64)], old: f64) -> Vec<f64> 
         .collect()
 }
 
-/// A shift the configuration caused began no earlier than the reload that brought it:
-/// the detectors date an onset at the start of the tick it showed in, and a reload
-/// within that tick would otherwise read as coming after its own effect ("since
-/// 12:30:25; likely cause: reload at 12:30:26").
-pub(super) fn onset_not_before_reload(events: &mut [AlertEvent], applied_ms: u64, tick: Duration) {
-    let tick_ms = tick.as_millis() as u64;
+/// A shift the configuration caused began no earlier than the reload that brought it.
+/// The detectors date an onset at the start of the tick it showed in, or at the last
+/// zero of a CUSUM that may have hovered above zero on noise for several ticks before
+/// (at a low rate, many): a reload after that date but before the alert fired would
+/// otherwise read as coming after its own effect ("since 12:30:25; likely cause: reload
+/// at 12:30:26"), or fall outside the few seconds past the onset that attribution looks
+/// at, leaving the cause unknown.
+pub(super) fn onset_not_before_reload(events: &mut [AlertEvent], applied_ms: u64) {
     for ev in events {
         if let AlertEvent::Fired(e) = ev {
-            let in_onset_tick = e.onset_ms < applied_ms && applied_ms <= e.onset_ms + tick_ms;
-            if e.cause == Cause::Config && in_onset_tick && applied_ms <= e.at_ms {
+            let straddled = e.onset_ms < applied_ms && applied_ms <= e.at_ms;
+            if e.cause == Cause::Config && straddled {
                 e.onset_ms = applied_ms;
             }
         }
@@ -174,6 +175,50 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    fn fired(onset_ms: u64, at_ms: u64, cause: Cause) -> AlertEvent {
+        AlertEvent::Fired(tango_core::detector::Evidence {
+            pool: "p".into(),
+            backend: "b1".into(),
+            kind: tango_core::detector::AlertKind::OverShare,
+            basis: tango_core::detector::Basis::Baseline,
+            observed: 0.5,
+            expected: 0.25,
+            ratio: 2.0,
+            z: 5.0,
+            window_ms: 1000,
+            requests: 100,
+            pool_requests: 200,
+            phi: 1.0,
+            onset_ms,
+            at_ms,
+            cause,
+            detail: None,
+            client_errors: None,
+        })
+    }
+
+    fn onset(ev: &AlertEvent) -> u64 {
+        match ev {
+            AlertEvent::Fired(e) => e.onset_ms,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_config_shift_dated_before_the_reload_that_preceded_its_alert_is_dated_at_it() {
+        // Onset 12 ticks before the reload (a CUSUM hovering on noise), fired after it.
+        let mut evs = [
+            fired(100_000, 125_000, Cause::Config),
+            fired(100_000, 125_000, Cause::Health),
+            fired(100_000, 111_000, Cause::Config),
+            fired(113_000, 125_000, Cause::Config),
+        ];
+        onset_not_before_reload(&mut evs, 112_000);
+        let got: Vec<u64> = evs.iter().map(onset).collect();
+        // Clamped; another cause kept; fired before the reload kept; began after it kept.
+        assert_eq!(got, [112_000, 100_000, 100_000, 113_000]);
     }
 
     #[test]

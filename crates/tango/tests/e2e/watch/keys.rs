@@ -48,7 +48,8 @@ async fn a_weight_change_in_a_hash_pool_at_a_low_rate_is_blamed_on_the_change() 
     assert_eq!(head["cause"], "config", "{i:#}");
     assert_eq!(
         (&i["cause"]["class"], &i["cause"]["generation"]),
-        (&"config".into(), &2.into())
+        (&"config".into(), &2.into()),
+        "{i:#}"
     );
     assert_eq!(
         i["cause"]["sentence"],
