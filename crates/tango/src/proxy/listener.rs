@@ -105,6 +105,11 @@ impl Listeners {
         }
     }
 
+    /// Shutdown has begun: a listener bound now would stop at once.
+    pub(crate) fn draining(&self) -> bool {
+        self.shutdown.is_draining()
+    }
+
     /// Bind the listeners `config` adds and read the certificates of every TLS listener
     /// it keeps (see [`Listeners::kept_by`] for which it keeps). Nothing starts yet.
     /// Turning a kept listener's TLS on or off takes a restart.
