@@ -257,6 +257,13 @@ pub(crate) async fn reload(args: ReloadArgs) -> anyhow::Result<()> {
             Ok(())
         }
         401 => anyhow::bail!("the admin API wants a token: pass --token or set TANGO_ADMIN_TOKEN"),
+        // Draining: the answer's error says so, and that nothing was applied.
+        503 if v["result"] == "shutting_down" => {
+            anyhow::bail!(
+                "{}",
+                v["error"].as_str().unwrap_or("tango is shutting down")
+            )
+        }
         409 => {
             for e in lines("errors") {
                 eprintln!("refused: {e}");

@@ -121,8 +121,9 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
 
 /// `POST /api/v1/reload[?force=true][&allow_shift=POOL[,POOL]]`, or the same as a JSON
 /// body `{"force": true, "allow_shift": ["POOL"]}`. 200 applied, 409 refused by the
-/// reload guard, 422 invalid; the body has the findings, the predicted shares and, when
-/// refused, the reasons and how to proceed. Authorized by `require_token`.
+/// reload guard, 422 invalid, 503 during the drain (with an `error` saying tango is
+/// shutting down); the body has the findings, the predicted shares and, when refused,
+/// the reasons and how to proceed. Authorized by `require_token`.
 async fn reload(
     State(s): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,

@@ -76,7 +76,15 @@ pub(crate) enum Verdict {
     Rejected,
     /// The guard refused it.
     Refused,
+    /// Asked for during the drain: nothing was read, bound or applied. A listener
+    /// bound then would close at once, and the configuration in force ends with the
+    /// process anyway.
+    ShuttingDown,
 }
+
+/// Why a reload asked for during the drain is refused, as the API and the log say it.
+pub(crate) const SHUTTING_DOWN: &str =
+    "tango is shutting down: the reload is not applied (the configuration in force serves until tango exits)";
 
 /// A reload's result: the generation in force afterwards and why.
 #[derive(Debug, Clone)]
@@ -111,11 +119,23 @@ impl Outcome {
         }
     }
 
+    /// Refused because the drain has begun.
+    pub(crate) fn shutting_down(generation: u64) -> Self {
+        Outcome {
+            verdict: Verdict::ShuttingDown,
+            generation,
+            errors: Vec::new(),
+            judgement: None,
+            canary: None,
+        }
+    }
+
     pub(crate) fn http_status(&self) -> u16 {
         match self.verdict {
             Verdict::Applied => 200,
             Verdict::Rejected => 422,
             Verdict::Refused => 409,
+            Verdict::ShuttingDown => 503,
         }
     }
 
@@ -126,9 +146,13 @@ impl Outcome {
                 Verdict::Applied => "applied",
                 Verdict::Rejected => "rejected",
                 Verdict::Refused => "refused",
+                Verdict::ShuttingDown => "shutting_down",
             },
             "generation": self.generation,
         });
+        if self.verdict == Verdict::ShuttingDown {
+            v["error"] = json!(SHUTTING_DOWN);
+        }
         if !self.errors.is_empty() {
             v["errors"] = json!(self.errors);
         }

@@ -89,9 +89,13 @@ impl Control {
 
     /// Re-read the file; apply it whole or change nothing. The checklist runs on it, and
     /// the reload guard judges it (see `guard.rs`). Either way the journal records it.
+    /// During the drain nothing is applied (`Verdict::ShuttingDown`).
     pub(crate) async fn reload(self: &Arc<Self>, source: ReloadSource, o: Overrides) -> Outcome {
         let mut listeners = self.listeners.lock().await;
-        let out = self.try_reload(&mut listeners, source, &o).await;
+        let out = match listeners.draining() {
+            true => Outcome::shutting_down(self.rt.snapshot.load().generation),
+            false => self.try_reload(&mut listeners, source, &o).await,
+        };
         let (findings, predicted) = match &out.judgement {
             Some(j) => (j.finding_records(), j.predicted()),
             None => (Vec::new(), Vec::new()),
@@ -103,6 +107,16 @@ impl Control {
                     generation = out.generation,
                     source = source.as_str(),
                     "configuration applied"
+                );
+                return out;
+            }
+            // Not a rejected file: neither counted nor journaled as one.
+            Verdict::ShuttingDown => {
+                tracing::warn!(
+                    source = source.as_str(),
+                    generation = out.generation,
+                    "{}",
+                    crate::control::guard::SHUTTING_DOWN
                 );
                 return out;
             }
@@ -165,6 +179,11 @@ impl Control {
             Ok(b) => b,
             Err(e) => return Outcome::rejected(old.generation, vec![format!("{e:#}")]),
         };
+        // The drain may have begun while the file was judged and the listeners bound:
+        // the new sockets are closed unused rather than started only to stop.
+        if listeners.draining() {
+            return Outcome::shutting_down(old.generation);
+        }
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
         let snap = self.rt.build(new, &loaded.source.text, generation);
@@ -290,6 +309,9 @@ impl Control {
         evidence: Vec<Evidence>,
     ) -> Result<u64, String> {
         let mut listeners = self.listeners.lock().await;
+        if listeners.draining() {
+            return Err(crate::control::guard::SHUTTING_DOWN.to_string());
+        }
         let cur = self.rt.snapshot.load_full();
         if cur.generation != armed.canary.generation {
             return Err(format!("generation {} is in force now", cur.generation));

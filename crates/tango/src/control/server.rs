@@ -122,11 +122,15 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     // A second SIGTERM or SIGINT ends the drain at once: the way to stop now, without
-    // a SIGKILL that would also lose the access log's last lines.
+    // a SIGKILL that would also lose the access log's last lines. SIGHUP is answered in
+    // the log: its handler stays installed, so it neither ends tango nor reloads.
     let again = async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => tracing::warn!("SIGHUP ignored: tango is shutting down, so the configuration is not reloaded"),
+            }
         }
     };
     drain(&shutdown, args.grace, again).await;

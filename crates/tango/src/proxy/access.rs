@@ -6,7 +6,10 @@
 //! (`Entry::finish`); the response body is then wrapped (`Logged`) to count the bytes
 //! sent, and the line is written when that body is dropped, so `total_ms` and
 //! `bytes_out` cover the whole response as nginx's `$request_time` and `$bytes_sent`
-//! do. The line's format is `format`'s; lines go to a buffered sink (`sink`), flushed
+//! do. The line is written when the entry is dropped, so a request cut before its
+//! response is done (the drain's grace ran out, or a second signal ended it) still gets
+//! one, with what was known by then (`Pending` keeps that for the HTTP/1.1 engine).
+//! The line's format is `format`'s; lines go to a buffered sink (`sink`), flushed
 //! four times a second and reopened on SIGUSR1 for logrotate. Nothing here runs when the
 //! access log is off.
 
@@ -17,6 +20,7 @@ pub(crate) use format::AccessFormat;
 pub(crate) use sink::Sink;
 
 use super::body::ProxyBody;
+use super::exchange::Target;
 use crate::runtime::Snapshot;
 use bytes::Bytes;
 use format::{protocol, text, Fields, Ms};
@@ -77,9 +81,9 @@ impl AccessLog {
         }
     }
 
-    fn write(&self, e: &Entry, bytes_out: u64) {
+    fn write(&self, e: &Entry) {
         let now = std::time::SystemTime::now();
-        let line = format::render(self.format, &e.fields(bytes_out, now));
+        let line = format::render(self.format, &e.fields(e.bytes_out, now));
         self.sink.push(&line);
     }
 
@@ -110,6 +114,7 @@ impl AccessLog {
             referer: h.get(http::header::REFERER).cloned(),
             request_id: request_id.clone(),
             bytes_in: (!req.body().is_end_stream()).then(|| Arc::new(AtomicU64::new(0))),
+            bytes_out: 0,
             status: 0,
             routed: None,
             tries: 0,
@@ -140,6 +145,7 @@ impl AccessLog {
             referer: head.referer,
             request_id: head.request_id,
             bytes_in: head.has_body.then(|| Arc::new(AtomicU64::new(0))),
+            bytes_out: 0,
             status: 0,
             routed: None,
             tries: 0,
@@ -160,7 +166,8 @@ pub(crate) struct HeadParts {
     pub(crate) has_body: bool,
 }
 
-/// One request, from its arrival to its last byte.
+/// One request, from its arrival to its last byte. Its line is written when it is
+/// dropped: when the response is done, or when the request is cut.
 pub(crate) struct Entry {
     log: Arc<AccessLog>,
     listener: Arc<Listener>,
@@ -176,6 +183,9 @@ pub(crate) struct Entry {
     /// Request body bytes read from the client, counted by the body sent upstream;
     /// `None` for a request without a body (most of them), which needs no counter.
     bytes_in: Option<Arc<AtomicU64>>,
+    /// Response body bytes sent so far.
+    bytes_out: u64,
+    /// 0 until the response's status is known.
     status: u16,
     /// The snapshot the request used, with its pool and backend indexes.
     routed: Option<(Arc<Snapshot>, usize, Option<usize>)>,
@@ -192,15 +202,26 @@ pub(crate) struct Outcome {
     pub(crate) upstream: Option<Duration>,
 }
 
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.log.write(self);
+    }
+}
+
 impl Entry {
     /// Write the line now: the response has gone out (`bytes_out` body bytes of it), or
     /// the client went away.
     pub(crate) fn write_now(mut self, snap: &Arc<Snapshot>, o: Outcome, bytes_out: u64) {
+        self.record(snap, o);
+        self.bytes_out = bytes_out;
+        // Dropped here, which writes the line.
+    }
+
+    fn record(&mut self, snap: &Arc<Snapshot>, o: Outcome) {
         self.status = o.status;
         self.routed = o.pool.map(|p| (snap.clone(), p, o.backend));
         self.tries = o.tries;
         self.upstream = o.upstream;
-        self.log.write(&self, bytes_out);
     }
 
     /// Set the request body bytes read, counted by the caller.
@@ -223,15 +244,8 @@ impl Entry {
         o: Outcome,
         body: ProxyBody,
     ) -> Box<Logged> {
-        self.status = o.status;
-        self.routed = o.pool.map(|p| (snap.clone(), p, o.backend));
-        self.tries = o.tries;
-        self.upstream = o.upstream;
-        Box::new(Logged {
-            body,
-            entry: self,
-            sent: 0,
-        })
+        self.record(snap, o);
+        Box::new(Logged { body, entry: self })
     }
 
     /// The line's fields, with `bytes_out` sent by `now`.
@@ -274,18 +288,12 @@ impl Entry {
     }
 }
 
-/// A response body that counts what it sends and writes the access log line when
-/// dropped: hyper drops it once it is sent whole, or when the client goes away.
+/// A response body that counts what it sends; its entry writes the access log line
+/// when it is dropped: hyper drops it once it is sent whole, or when the client goes
+/// away.
 pub(crate) struct Logged {
     body: ProxyBody,
     entry: Entry,
-    sent: u64,
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        self.entry.log.write(&self.entry, self.sent);
-    }
 }
 
 impl Body for Logged {
@@ -300,7 +308,7 @@ impl Body for Logged {
         let r = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(f))) = &r {
             if let Some(d) = f.data_ref() {
-                this.sent += d.len() as u64;
+                this.entry.bytes_out += d.len() as u64;
             }
         }
         r
@@ -312,5 +320,33 @@ impl Body for Logged {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A request's entry as the HTTP/1.1 engine holds it while serving the request, with
+/// the snapshot it uses and where it has gone so far. The engine writes the line when
+/// the request is done; a request cut before that (its connection's task dropped as the
+/// drain ends) is logged when this is dropped, with the status of an answer that had
+/// begun (0 if none had), where it went and its tries. Without the access log, `entry`
+/// is `None` and dropping this costs that check.
+pub(crate) struct Pending {
+    pub(crate) entry: Option<Box<Entry>>,
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) target: Target,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(e) = self.entry.as_mut() {
+            let t = self.target;
+            let o = Outcome {
+                status: t.status,
+                pool: t.pool,
+                backend: t.backend,
+                tries: t.tries,
+                upstream: t.upstream,
+            };
+            e.record(&self.snap, o);
+        }
     }
 }

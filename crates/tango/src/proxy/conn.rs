@@ -43,16 +43,39 @@ pub(super) struct Shared {
     pub(super) workers: Vec<tokio::runtime::Handle>,
 }
 
+/// A connection's place among its listener's open connections and in the count the
+/// drain waits on, given back when this is dropped: on every way the connection's task
+/// ends, a panic included (tokio drops the future of a task that panicked), so neither
+/// `max_connections` nor the drain waits on a connection that is gone.
+pub(super) struct Admitted {
+    pub(super) ctx: Arc<Shared>,
+    pub(super) slot: Arc<Slot>,
+}
+
+impl Admitted {
+    /// Count the connection admitted into `slot` as open until this is dropped.
+    pub(super) fn new(ctx: Arc<Shared>, slot: Arc<Slot>) -> Self {
+        ctx.shutdown.connection_opened();
+        Admitted { ctx, slot }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.ctx.conns.close(&self.slot);
+        self.ctx.shutdown.connection_closed();
+    }
+}
+
 /// A connection just accepted, with what serving it takes.
 pub(super) struct Accepted {
-    pub(super) ctx: Arc<Shared>,
+    /// Its listener's shared state and its place among the open connections.
+    pub(super) open: Admitted,
     pub(super) stream: TcpStream,
     /// The client's address (until a PROXY header says otherwise) and the one it reached.
     pub(super) peer: SocketAddr,
     pub(super) local: SocketAddr,
     pub(super) lcfg: Arc<Listener>,
-    /// Its place among the listener's open connections.
-    pub(super) slot: Arc<Slot>,
     /// Its count on the worker serving it, given back when the connection ends.
     pub(super) placed: Placed,
 }
@@ -68,37 +91,39 @@ pub(super) fn connection(mut a: Accepted) -> impl std::future::Future<Output = (
         // Behind a trusted proxy, the client is who its PROXY header says. Boxed, and
         // only there: its read buffer would otherwise sit in every connection's task.
         if a.lcfg.proxy_protocol.is_some() {
-            let client = super::proxy_protocol::client(&mut a.stream, a.peer, &a.lcfg, &a.slot);
+            let client =
+                super::proxy_protocol::client(&mut a.stream, a.peer, &a.lcfg, &a.open.slot);
             match Box::pin(client).await {
                 Some(p) => a.peer = p,
-                None => return a.ctx.closed(&a.slot),
+                None => return,
             }
         }
         // Only a connection hyper reads through the framing guard needs the verdict.
         let switch = a
+            .open
             .ctx
             .tls
             .as_ref()
             .map(|_| Arc::new(SwitchVerdict::default()));
         let conn = Arc::new(ConnCtx {
-            rt: a.ctx.rt.clone(),
+            rt: a.open.ctx.rt.clone(),
             peer: a.peer,
             origin: Origin {
                 client: a.peer,
                 local: a.local,
             },
             peer_value: headers::peer_value(a.peer.ip()),
-            tls: a.ctx.tls.is_some(),
+            tls: a.open.ctx.tls.is_some(),
             settings: a.lcfg.clone(),
-            access_log: a.ctx.access_log.clone(),
+            access_log: a.open.ctx.access_log.clone(),
             switch: switch.clone(),
         });
         let w = Watch {
-            slot: &a.slot,
-            conns: &a.ctx.conns,
-            shutdown: &a.ctx.shutdown,
+            slot: &a.open.slot,
+            conns: &a.open.ctx.conns,
+            shutdown: &a.open.ctx.shutdown,
         };
-        if let (Some(acceptor), Some(switch)) = (a.ctx.tls.as_ref(), switch) {
+        if let (Some(acceptor), Some(switch)) = (a.open.ctx.tls.as_ref(), switch) {
             // Boxed: the TLS and hyper state would otherwise make every plain
             // connection's task as large.
             Box::pin(serve_tls(a.stream, acceptor, conn, &a.lcfg, &w, switch)).await;
@@ -115,16 +140,8 @@ pub(super) fn connection(mut a: Accepted) -> impl std::future::Future<Output = (
                 h2c.await;
             }
         }
-        a.ctx.closed(&a.slot);
+        drop(a.open);
         drop(a.placed);
-    }
-}
-
-impl Shared {
-    /// A connection admitted into `slot` has closed.
-    pub(super) fn closed(&self, slot: &Arc<Slot>) {
-        self.conns.close(slot);
-        self.shutdown.connection_closed();
     }
 }
 
@@ -358,4 +375,47 @@ where
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Arc<Shared> {
+        let text = "[[listener]]\nname = \"l\"\nlisten = \"127.0.0.1:0\"\n\n[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
+        let loaded =
+            tango_core::config::parse("t.toml", text, std::path::Path::new(".")).expect("valid");
+        Arc::new(Shared {
+            rt: Runtime::new(loaded.config, text),
+            shutdown: Shutdown::new(),
+            tls: None,
+            conns: Conns::default(),
+            access_log: None,
+            spread: Arc::new(super::super::spread::Spread::new(1)),
+            workers: Vec::new(),
+        })
+    }
+
+    /// A connection's task that panics still gives its place back, so the drain does
+    /// not wait its whole grace for it.
+    #[test]
+    fn a_connection_whose_task_panicked_is_counted_closed() {
+        let ctx = shared();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let slot = ctx.conns.admit(10).expect("room");
+        let open = Admitted::new(ctx.clone(), slot);
+        assert_eq!(ctx.shutdown.open(), 1);
+        let task = rt.spawn(async move {
+            let _open = open;
+            panic!("a connection's task panics");
+        });
+        let joined = rt.block_on(task);
+        assert!(joined.unwrap_err().is_panic());
+        assert_eq!(ctx.shutdown.open(), 0);
+        let left = rt.block_on(ctx.shutdown.drained(Duration::from_secs(5)));
+        assert_eq!(left, 0);
+    }
 }

@@ -36,6 +36,9 @@ pub(crate) struct Target {
     pub(crate) backend: Option<usize>,
     pub(crate) tries: u32,
     pub(crate) upstream: Option<Duration>,
+    /// The HTTP/1.1 engine: the status of the backend's answer once its head is in (0
+    /// before), which a request cut while that answer is sent is logged with.
+    pub(crate) status: u16,
 }
 
 /// How a try of a request that hyper's server parsed ended without a response.

@@ -18,7 +18,7 @@
 //! drain as at shutdown (`Conns::stop`).
 
 use super::access::AccessLog;
-use super::conn::{connection, Accepted, Shared, Shutdown};
+use super::conn::{connection, Accepted, Admitted, Shared, Shutdown};
 use super::idle::Conns;
 use super::spread::Spread;
 use super::tls::{self, CertSet, Resolver};
@@ -103,6 +103,11 @@ impl Listeners {
             fd_limit: raise_fd_limit(),
             workers,
         }
+    }
+
+    /// Shutdown has begun: a listener bound now would stop at once.
+    pub(crate) fn draining(&self) -> bool {
+        self.shutdown.is_draining()
     }
 
     /// Bind the listeners `config` adds and read the certificates of every TLS listener
@@ -370,7 +375,7 @@ async fn accept_loop(
             true => stream.local_addr().unwrap_or(lcfg.listen),
             false => lcfg.listen,
         };
-        ctx.shutdown.connection_opened();
+        let open = Admitted::new(ctx.clone(), slot);
         let placed = ctx.spread.place(worker);
         tracing::debug!(listener = %lcfg.name, worker, serves = placed.worker, %peer, "accepted");
         let to = ctx.workers[placed.worker].clone();
@@ -380,18 +385,17 @@ async fn accept_loop(
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(listener = %lcfg.name, error = %e, "could not move a connection to another worker");
-                    ctx.closed(&slot);
+                    // Dropping `open` gives its place back.
                     continue;
                 }
             },
         };
         let a = Accepted {
-            ctx: ctx.clone(),
+            open,
             stream,
             peer,
             local,
             lcfg: lcfg.clone(),
-            slot,
             placed,
         };
         to.spawn(connection(a));

@@ -17,6 +17,8 @@ mod cut_bodies;
 mod dashboard;
 mod desync;
 mod drain;
+mod drain_log;
+mod drain_reload;
 mod early;
 mod early_held;
 mod engine;

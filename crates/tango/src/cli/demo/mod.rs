@@ -193,6 +193,7 @@ async fn incident(
             Verdict::Refused => "refused by the guard; the split stays as it was",
             Verdict::Applied => "applied (the guard let it through)",
             Verdict::Rejected => "rejected",
+            Verdict::ShuttingDown => "not applied: tango is shutting down",
         }
     );
     for e in &out.errors {

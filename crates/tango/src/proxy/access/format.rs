@@ -98,7 +98,8 @@ fn combined(f: &Fields<'_>) -> String {
         s.push('?');
         escape_into(&mut s, q);
     }
-    let _ = write!(s, " {}\" {} {} \"", f.protocol, f.status, f.bytes_out);
+    // Three digits, as nginx writes them: a request cut before any answer is `000`.
+    let _ = write!(s, " {}\" {:03} {} \"", f.protocol, f.status, f.bytes_out);
     escape_into(&mut s, f.referer.as_deref().unwrap_or("-"));
     s.push_str("\" \"");
     escape_into(&mut s, f.user_agent.as_deref().unwrap_or("-"));
@@ -220,6 +221,17 @@ mod tests {
              request_id=abc listener=main host=example.com pool=web backend=web-1 \
              backend_address=127.0.0.1:8080 tries=2 bytes_in=5 upstream_ms=0.138 total_ms=1.500\n"
         );
+    }
+
+    #[test]
+    fn a_request_without_an_answer_has_status_000() {
+        let mut f = fields();
+        f.status = 0;
+        let line = String::from_utf8(render(AccessFormat::Combined, &f)).unwrap();
+        assert!(line.contains("HTTP/1.1\" 000 12 \"-\""), "{line}");
+        let line = String::from_utf8(render(AccessFormat::Json, &f)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["status"], 0);
     }
 
     #[test]

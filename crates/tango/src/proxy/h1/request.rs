@@ -16,7 +16,7 @@ use super::own::{self, error_response, For, Kept};
 use super::response::{self, Answer};
 use super::view::Raw;
 use super::{Conn, Next};
-use crate::proxy::access::Outcome as LogOutcome;
+use crate::proxy::access::{Outcome as LogOutcome, Pending};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::early::Early;
@@ -100,6 +100,12 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         Some(s) => RequestId::Client(s),
         None => RequestId::New(crate::proxy::headers::new_request_id()),
     };
+    // Before the entry: a request refused here has no line, as one whose head did not
+    // read has none.
+    let body = match BodyIn::start(&head, buf) {
+        Ok(b) => b,
+        Err(()) => return head::bad_request(c, head.version),
+    };
     let entry = c.ctx.access_log.as_ref().map(|log| {
         let raw = Raw {
             head: &head,
@@ -111,27 +117,27 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         let parts = raw.parts(id.bytes(buf, &mut hex));
         Box::new(log.entry_from_parts(&c.ctx.settings, c.ctx.peer, parts))
     });
-    let body = match BodyIn::start(&head, buf) {
-        Ok(b) => b,
-        Err(()) => return head::bad_request(c, head.version),
-    };
     let mut r = Req { head, id, body };
-    // Held across the request's awaits: a plain reference count, since the lock-free
-    // guard's per-thread slots run out with many requests in progress.
-    let snap: Arc<Snapshot> = Arc::clone(&c.ctx.rt.current());
-    let mut target = Target::default();
-    let (next, status, bytes_out) = dispatch(c, buf, &mut r, &snap, &mut target, started).await;
+    // The snapshot is held across the request's awaits: a plain reference count, since
+    // the lock-free guard's per-thread slots run out with many requests in progress.
+    let mut p = Pending {
+        entry,
+        snap: Arc::clone(&c.ctx.rt.current()),
+        target: Target::default(),
+    };
+    let (next, status, bytes_out) = dispatch(c, buf, &mut r, &p.snap, &mut p.target, started).await;
     r.body.finish(buf);
-    if let Some(entry) = entry {
+    if let Some(entry) = p.entry.take() {
         entry.set_bytes_in(r.body.bytes_in());
+        let t = p.target;
         let o = LogOutcome {
             status,
-            pool: target.pool,
-            backend: target.backend,
-            tries: target.tries,
-            upstream: target.upstream,
+            pool: t.pool,
+            backend: t.backend,
+            tries: t.tries,
+            upstream: t.upstream,
         };
-        entry.write_now(&snap, o, bytes_out);
+        entry.write_now(&p.snap, o, bytes_out);
     }
     bufpool::unbox(r.head);
     next
@@ -186,6 +192,7 @@ async fn dispatch(
     match result {
         Ok(ans) => {
             let status = ans.head.status;
+            target.status = status;
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, ans.at - started);
             }

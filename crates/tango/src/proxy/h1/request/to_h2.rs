@@ -260,6 +260,7 @@ pub(super) async fn attempt(
         }
     };
     let status = resp.status().as_u16();
+    target.status = status;
     crate::proxy::accounting::record(rt, pool, i, Some(status), Some(took));
     let (next, bytes, end) = respond(c, r, resp, apply).await;
     // Judged before the in-flight count goes, as on the HTTP/1 path.
