@@ -180,34 +180,9 @@ pub(crate) async fn write_all(
     wrote: &mut u64,
 ) -> io::Result<()> {
     let mut bufs = bufs;
-    IoSlice::advance_slices(&mut bufs, 0);
-    // An empty last slice (a body with nothing in it yet) is no use to the kernel.
-    while bufs.len() > 1 && bufs[bufs.len() - 1].is_empty() {
-        let n = bufs.len() - 1;
-        bufs = &mut bufs[..n];
-    }
-    while !bufs.is_empty() {
-        match send(s, bufs) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                *wrote += n as u64;
-                IoSlice::advance_slices(&mut bufs, n);
-                continue;
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-            Err(e) => return Err(e),
-        }
-        // Each stall gets the whole limit: a slow reader that keeps taking bytes is
-        // not cut off.
-        t.reset(limit.deadline());
-        if !t.ready(s, true).await? {
-            if let Limit::Stall(_) = limit {
-                let _ = s.set_zero_linger();
-            }
-            return Err(timed_out("the peer took nothing in time"));
-        }
-    }
-    Ok(())
+    send_all(s, &mut bufs, limit, t, wrote, false)
+        .await
+        .map(|_| ())
 }
 
 /// [`write_all`] for a request body on its way to a backend, which may answer before it
@@ -222,7 +197,22 @@ pub(crate) async fn write_watching(
     t: &mut Timer<'_>,
     wrote: &mut u64,
 ) -> io::Result<bool> {
+    send_all(s, bufs, limit, t, wrote, true).await
+}
+
+/// The loop of [`write_all`] and [`write_watching`]: send what the socket takes, and
+/// while it takes nothing wait for it to take more (or, when `watch`, for bytes to
+/// read: `Ok(false)`) within `limit`.
+async fn send_all(
+    s: &TcpStream,
+    bufs: &mut &mut [IoSlice<'_>],
+    limit: Limit,
+    t: &mut Timer<'_>,
+    wrote: &mut u64,
+    watch: bool,
+) -> io::Result<bool> {
     IoSlice::advance_slices(bufs, 0);
+    // An empty last slice (a body with nothing in it yet) is no use to the kernel.
     while bufs.len() > 1 && bufs[bufs.len() - 1].is_empty() {
         let n = bufs.len() - 1;
         let all = std::mem::take(bufs);
@@ -239,27 +229,45 @@ pub(crate) async fn write_watching(
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
             Err(e) => return Err(e),
         }
+        // Each stall gets the whole limit: a slow reader that keeps taking bytes is
+        // not cut off.
         t.reset(limit.deadline());
-        let woke = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = s.poll_write_ready(cx) {
-                return Poll::Ready(r.map(|()| Some(true)));
-            }
-            if let Poll::Ready(r) = s.poll_read_ready(cx) {
-                return Poll::Ready(r.map(|()| Some(false)));
-            }
-            if t.poll_fired(cx) {
-                Poll::Ready(Ok(None))
-            } else {
-                Poll::Pending
-            }
-        });
-        match woke.await? {
+        let woke = if watch {
+            writable_or_readable(s, t).await?
+        } else {
+            t.ready(s, true).await?.then_some(true)
+        };
+        match woke {
             Some(true) => {}
             Some(false) => return Ok(false),
-            None => return Err(timed_out("the peer took nothing in time")),
+            None => {
+                if let Limit::Stall(_) = limit {
+                    let _ = s.set_zero_linger();
+                }
+                return Err(timed_out("the peer took nothing in time"));
+            }
         }
     }
     Ok(true)
+}
+
+/// Wait until `s` takes more (`Some(true)`), has bytes or its end to read
+/// (`Some(false)`), or `t` fires (`None`).
+async fn writable_or_readable(s: &TcpStream, t: &mut Timer<'_>) -> io::Result<Option<bool>> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = s.poll_write_ready(cx) {
+            return Poll::Ready(r.map(|()| Some(true)));
+        }
+        if let Poll::Ready(r) = s.poll_read_ready(cx) {
+            return Poll::Ready(r.map(|()| Some(false)));
+        }
+        if t.poll_fired(cx) {
+            Poll::Ready(Ok(None))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Pieces adding up to at most this many bytes are copied together and sent as one.
