@@ -10,7 +10,7 @@ use std::net::IpAddr;
 /// constant so removing them parses nothing. `Trailer` is not one (RFC 2616's list had
 /// "Trailers"; RFC 9110's has no such field): it names the trailers to come, which go
 /// end to end, and hyper's HTTP/1.1 server sends a client only the trailers it names.
-const HOP_BY_HOP: [HeaderName; 7] = [
+pub(crate) const HOP_BY_HOP: [HeaderName; 7] = [
     CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

@@ -12,29 +12,25 @@
 //! where no one checked it. HTTP/2 forbids connection-specific fields anywhere (RFC
 //! 9113 8.2.2), so a backend's `connection` trailer would fail the client's stream.
 
+use super::headers;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tango_core::http1::codec::{trailer_fields, write_field};
 
-/// The fields dropped from trailers, each for why it must not be one:
-const NOT_TRAILERS: [HeaderName; 33] = [
+/// The fields dropped from trailers besides the hop-by-hop ones (`headers::HOP_BY_HOP`:
+/// connection-specific, RFC 9110 7.6.1, forbidden in HTTP/2, and Transfer-Encoding),
+/// each for why it must not be one:
+const NOT_TRAILERS: [HeaderName; 22] = [
     // framing: the body is delimited before any trailer is read;
     header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
     header::TRAILER,
-    // connection-specific (RFC 9110 7.6.1), and forbidden in HTTP/2;
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
+    // connection-specific, kept in a head only when it switches protocols;
     header::UPGRADE,
     // routing: the request went where its head said;
     header::HOST,
     header::MAX_FORWARDS,
     // authentication and state: checked, if at all, on the head;
     header::AUTHORIZATION,
-    header::PROXY_AUTHORIZATION,
     header::WWW_AUTHENTICATE,
-    header::PROXY_AUTHENTICATE,
     header::COOKIE,
     header::SET_COOKIE,
     // request modifiers and conditionals: acted on before the content;
@@ -52,17 +48,21 @@ const NOT_TRAILERS: [HeaderName; 33] = [
     header::CONTENT_RANGE,
     header::LOCATION,
     header::RETRY_AFTER,
-    // tango's own forwarding fields, which it sets in the head: a trailer of the same
-    // name would contradict what tango vouches for to a backend that merges them.
-    HeaderName::from_static("x-forwarded-for"),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-request-id"),
 ];
 
-/// Whether a field named `name` may go on as a trailer.
+/// Whether a field named `name` may go on as a trailer. Nor may tango's own forwarding
+/// fields, which it sets in the head: a trailer of the same name would contradict what
+/// tango vouches for to a backend that merges them.
 pub(crate) fn may_trail(name: &HeaderName) -> bool {
-    !NOT_TRAILERS.contains(name)
+    let forwarding = [
+        &headers::X_FORWARDED_FOR,
+        &headers::X_FORWARDED_PROTO,
+        &headers::X_FORWARDED_HOST,
+        &headers::X_REQUEST_ID,
+    ];
+    !(headers::HOP_BY_HOP.contains(name)
+        || NOT_TRAILERS.contains(name)
+        || forwarding.contains(&name))
 }
 
 /// The last chunk carrying the fields of `trailers` that may be trailers: `0`, the
