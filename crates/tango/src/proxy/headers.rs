@@ -65,17 +65,26 @@ pub(crate) fn check_target(method: &http::Method, uri: &http::Uri) -> Result<(),
 /// the host it goes to, and a backend would get it as its Host), and no second Host
 /// field (RFC 9112 3.2: routing reads the first, a backend may read the last). The
 /// HTTP/1.1 engine's parser and the framing guard refuse the same; to hyper, HTTP/2's
-/// Host fields are just fields, so this holds for every version.
-pub(crate) fn check_authority(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
+/// Host fields are just fields, so this holds for every version. On HTTP/2 a Host
+/// beside `:authority` must name it too ([`check_host_agrees`]); on HTTP/1.1 an
+/// absolute-form target's authority wins over Host (RFC 9112 3.2.2).
+pub(crate) fn check_authority(
+    version: http::Version,
+    uri: &http::Uri,
+    h: &HeaderMap,
+) -> Result<(), &'static str> {
     let in_target = uri.authority().is_some_and(|a| a.as_str().contains('@'));
     let hosts = h.get_all(http::header::HOST);
     if in_target || hosts.iter().any(|v| v.as_bytes().contains(&b'@')) {
         return Err("userinfo in the authority");
     }
-    match hosts.iter().nth(1) {
-        Some(_) => Err("more than one Host"),
-        None => Ok(()),
+    if hosts.iter().nth(1).is_some() {
+        return Err("more than one Host");
     }
+    if version == http::Version::HTTP_2 {
+        return check_host_agrees(uri, h);
+    }
+    Ok(())
 }
 
 /// An HTTP/2 request's Host field, if it has one beside `:authority`, names the same
@@ -84,7 +93,7 @@ pub(crate) fn check_authority(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'st
 /// and a hash key read from Host would tell of another site than the one served.
 /// Compared as RFC 3986 6.2.3 says: the host without regard to case, a missing port as
 /// the scheme's default.
-pub(crate) fn check_host_agrees(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
+fn check_host_agrees(uri: &http::Uri, h: &HeaderMap) -> Result<(), &'static str> {
     let (Some(a), Some(host)) = (uri.authority(), h.get(http::header::HOST)) else {
         return Ok(());
     };

@@ -193,11 +193,7 @@ async fn answer(
     bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
-    headers::check_authority(req.uri(), req.headers())
-        .and_then(|()| match req.version() {
-            Version::HTTP_2 => headers::check_host_agrees(req.uri(), req.headers()),
-            _ => Ok(()),
-        })
+    headers::check_authority(req.version(), req.uri(), req.headers())
         .map_err(|m| (ProxyError::BadRequest(m), target))?;
     if req.version() <= Version::HTTP_11 {
         headers::check_framing(req.headers())
