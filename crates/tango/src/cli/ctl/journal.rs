@@ -127,6 +127,12 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     // All of it: attribution reads the history before the period, and the impact the
     // traffic before the onset.
     let evs = all_events(&args.source).await?;
+    if let Some(id) = &args.incident {
+        anyhow::ensure!(
+            tango_core::journal::has_incident(&evs, id),
+            "no incident {id} in the journal; `tango timeline` lists the incidents with their ids"
+        );
+    }
     let mut config_text: Option<(String, String)> = None;
     if args.source.journal.is_none() {
         let token = args.source.token.as_deref();
