@@ -227,6 +227,19 @@ pub(crate) async fn start(
         rt.snapshot
             .store(Arc::new(rt.build(config, &loaded.source.text, generation)));
     }
+    let shutdown = Shutdown::new();
+    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log, workers.handles());
+    let cfg = rt.current().config.clone();
+    let bound = listeners.prepare(&cfg).await.map_err(|e| {
+        let error = crate::control::reload::bind_error(&loaded.source, &loaded.file, &cfg, &e);
+        anyhow::Error::new(Rendered(error))
+    })?;
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
+    let admin_addr = admin.local_addr()?;
+    // Journaled once every address is bound: a start that cannot bind one serves
+    // nothing, and must leave no generation in the journal that never served.
     journal.set_generation(generation);
     journal.record(EventKind::ConfigApplied {
         content_hash: hash,
@@ -236,17 +249,9 @@ pub(crate) async fn start(
         predicted: Vec::new(),
         overrides: Vec::new(),
     });
-    let shutdown = Shutdown::new();
-    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log, workers.handles());
-    let cfg = rt.current().config.clone();
-    let bound = listeners.prepare(&cfg).await?;
     listeners.commit(bound);
     let watch = Arc::new(WatchState::default());
     let control = Control::new(rt.clone(), path, listeners, journal.clone(), watch.clone());
-    let admin = tokio::net::TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
-    let admin_addr = admin.local_addr()?;
     let auth = crate::control::admin::Auth::new(admin_token, &cfg.admin, generation);
     tokio::spawn(crate::control::admin::serve(
         admin,
