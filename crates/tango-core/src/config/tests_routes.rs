@@ -231,6 +231,9 @@ fn a_route_to_a_missing_pool_lists_each_pool_once() {
         "[[route]]\npool = \"nope\"\n[[pool]]\nname = \"web\"\n[[pool.backend]]\naddress = \"10.0.0.2:80\"\n",
     );
     let p = problems(&text);
-    let route = p.iter().find(|p| p.0 == "route[0].pool").expect("the route is refused");
+    let route = p
+        .iter()
+        .find(|p| p.0 == "route[0].pool")
+        .expect("the route is refused");
     assert_eq!(route.4, "use one of: web", "{p:#?}");
 }

@@ -92,11 +92,17 @@ fn a_quoted_word_where_a_number_belongs_is_not_told_to_write_the_word() {
         "[[listener]]\nlisten = \"0.0.0.0:80\"\n[[pool]]\nname = \"web\"\n\
          retry_budget = \"lots\"\n[[pool.backend]]\naddress = \"a:1\"\nweight = \"x\"\n",
     );
-    let hints: Vec<_> = p.iter().map(|(k, _, h)| (k.as_str(), h.as_deref())).collect();
+    let hints: Vec<_> = p
+        .iter()
+        .map(|(k, _, h)| (k.as_str(), h.as_deref()))
+        .collect();
     assert_eq!(
         hints,
         [
-            ("pool[web].retry_budget", Some("write a number, without quotes")),
+            (
+                "pool[web].retry_budget",
+                Some("write a number, without quotes")
+            ),
             (
                 "pool[web].backend[0].weight",
                 Some("write a whole number, without quotes")

@@ -164,7 +164,10 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: {stderr}");
-        assert!(stderr.contains("Address already in use"), "{what}: {stderr}");
+        assert!(
+            stderr.contains("Address already in use"),
+            "{what}: {stderr}"
+        );
         let journal = std::fs::read_to_string(state.path().join("journal.jsonl"));
         let journal = journal.unwrap_or_default();
         assert!(!journal.contains("config_applied"), "{what}: {journal}");
@@ -182,11 +185,19 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let at = listener_taken.find(&format!("listen = \"{taken_addr}")).unwrap();
+    let at = listener_taken
+        .find(&format!("listen = \"{taken_addr}"))
+        .unwrap();
     let line = listener_taken[..at].lines().count() + 1;
-    assert!(stderr.contains(&format!("taken.toml:{line}:10")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("taken.toml:{line}:10")),
+        "{stderr}"
+    );
     assert!(stderr.contains("listener[main].listen"), "{stderr}");
-    assert!(stderr.contains("help: another process holds this address"), "{stderr}");
+    assert!(
+        stderr.contains("help: another process holds this address"),
+        "{stderr}"
+    );
     let t = Tango::start(&cfg);
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     // ... and on reload, which changes nothing.
@@ -197,7 +208,10 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
     assert_eq!(status, 422, "{v}");
     let error = v["errors"][0].as_str().unwrap_or_default();
     assert!(error.contains("listener[second].listen"), "{v}");
-    assert!(error.contains("help: another process holds this address"), "{v}");
+    assert!(
+        error.contains("help: another process holds this address"),
+        "{v}"
+    );
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     drop(taken);
 }
