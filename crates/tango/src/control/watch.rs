@@ -164,7 +164,7 @@ impl Recent<'_> {
 }
 
 /// Six hours of one-second points.
-const TRAFFIC_HISTORY: usize = 6 * 3600;
+pub(crate) const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 /// Every `tick` until the process ends. `control` rolls back a reload the armed canary
 /// blames for an alert.
