@@ -184,8 +184,7 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
     let errors: u64 = points.iter().map(|p| p.errors).sum();
     let full = t.len() >= crate::control::watch::TRAFFIC_HISTORY;
     let complete = complete(t.front().map(|p| p.ts_ms), full, lo);
-    Json(json!({"requests": requests, "errors": errors, "complete": complete}))
-        .into_response()
+    Json(json!({"requests": requests, "errors": errors, "complete": complete})).into_response()
 }
 
 /// Whether the kept points cover a range from `lo`: the oldest kept point is no later,

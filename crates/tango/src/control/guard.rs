@@ -326,6 +326,10 @@ mod tests {
         assert!(reload_overrides(&both, b"").is_err());
         assert!(reload_overrides(&q(&[("force", "no")]), br#"{"force": true}"#).is_err());
         let twice = q(&[("force", "1"), ("force", "yes")]);
-        assert!(reload_overrides(&twice, br#"{"force": true}"#).unwrap().force);
+        assert!(
+            reload_overrides(&twice, br#"{"force": true}"#)
+                .unwrap()
+                .force
+        );
     }
 }
