@@ -283,6 +283,7 @@ impl Control {
         self.watch.expect(generation, expected, &changed);
         let g = &old.config.guard;
         if !g.rollback || j.scope.is_empty() {
+            self.canary.clear();
             return None;
         }
         let window_ms = g.canary.as_millis() as u64;
