@@ -342,7 +342,7 @@ async fn evidence(
                 None => None,
             };
             if let Some(clause) = rollback {
-                w.decorations.add(&e.backend, e.kind, clause);
+                w.decorations.add(&e.backend, e.kind, &cause, clause);
                 // The rollback is journaled now: read the journal again.
                 recent.events = None;
             }
