@@ -34,7 +34,8 @@ pub(crate) struct PostmortemArgs {
     #[arg(long)]
     config: Option<std::path::PathBuf>,
     /// The incident to write about, by id (as the log, the API and the timeline show
-    /// it). Default: the first incident opened in the period.
+    /// it); an id the journal lacks is an error. Default: the first incident opened in
+    /// the period.
     #[arg(long)]
     incident: Option<String>,
 }
