@@ -130,6 +130,10 @@ pub enum Refusal {
         basis: KeyBasis,
         /// How far the move may be sampling noise, in points.
         noise_points: f64,
+        /// The configuration in force already lists the pool in `[guard] allow_shift`,
+        /// which allowed only the reload that added it: the file cannot allow this one
+        /// by listing it again.
+        listed_in_force: bool,
     },
     /// The pool's split could not be predicted.
     Unpredictable {
@@ -169,6 +173,7 @@ impl Refusal {
                 membership_changed,
                 basis,
                 noise_points,
+                ..
             } => {
                 let of = match membership_changed {
                     true => format!("of what pool {pool}'s kept backends get"),
@@ -225,9 +230,22 @@ impl Refusal {
                     rule, f.diagnostic.key
                 )
             }
-            Refusal::Shift { pool, .. } => format!(
-                "if pool {pool}'s shift is intended, allow it for this reload: `tango reload --allow-shift {pool}` (POST /api/v1/reload?allow_shift={pool}), or for SIGHUP add \"{pool}\" to [guard] allow_shift in the file"
-            ),
+            Refusal::Shift {
+                pool,
+                listed_in_force,
+                ..
+            } => {
+                let sighup = match listed_in_force {
+                    false => format!("add \"{pool}\" to [guard] allow_shift in the file"),
+                    // Adding what is there already changes nothing: say how it counts.
+                    true => format!(
+                        "the configuration in force already lists \"{pool}\" in [guard] allow_shift, which allowed only the reload that added it: reload once without the entry (and without this change), then add it back with the change"
+                    ),
+                };
+                format!(
+                    "if pool {pool}'s shift is intended, allow it for this reload: `tango reload --allow-shift {pool}` (POST /api/v1/reload?allow_shift={pool}), or for SIGHUP {sighup}"
+                )
+            }
             Refusal::Unpredictable { .. } => {
                 "override this one reload with `tango reload --force` if the change is safe".into()
             }
@@ -473,6 +491,7 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                         membership_changed: p.membership_changed,
                         basis: p.basis,
                         noise_points: w.noise_points,
+                        listed_in_force: live_allows.contains(&p.pool),
                     };
                     p.forced = input.overrides.force;
                     match p.forced {

@@ -31,7 +31,7 @@ pub use attribute::{
 pub use changes::summarize_changes;
 pub(crate) use guard::location as location_of;
 pub use guard::{FindingRecord, PredictedShare};
-pub use postmortem::{render_postmortem, PostmortemInput};
+pub use postmortem::{has_incident, render_postmortem, PostmortemInput};
 pub use render::{describe, describe_in, render_timeline};
 pub use time::{clock, date_time};
 pub use traffic::{

@@ -100,7 +100,8 @@ impl Sink {
                 }
                 Some(Mutex::new(File {
                     path,
-                    max_bytes: max_bytes.max(4096),
+                    max_bytes: max_bytes
+                        .max(tango_core::config::defaults::admin::JOURNAL_MIN_BYTES),
                     size,
                 }))
             }

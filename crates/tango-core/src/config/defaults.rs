@@ -14,6 +14,9 @@ pub mod admin {
     pub const LISTEN: &str = "127.0.0.1:9901";
     /// `journal_max_bytes`: the journal file's size before it rotates.
     pub const JOURNAL_MAX_BYTES: u64 = 16 << 20;
+    /// The smallest `journal_max_bytes`: below it the file would rotate at nearly every
+    /// event, and keep almost no history on disk.
+    pub const JOURNAL_MIN_BYTES: u64 = 4096;
 }
 
 /// `[[listener]]`. `first_byte_timeout` defaults to the listener's `header_timeout`.

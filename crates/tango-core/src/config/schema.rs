@@ -477,14 +477,26 @@ fn found_in(t: Ty, item: &Item) -> String {
     }
 }
 
+/// The fix for a quoted value where a number belongs: unquote it when it is one, else
+/// say what kind of number goes there (`weight = "x"` must not be told to `write x`).
+fn number_hint(t: Ty, text: &str) -> String {
+    let is_number = match t {
+        Float => text.parse::<f64>().is_ok_and(f64::is_finite),
+        UInt => text.parse::<u64>().is_ok(),
+        _ => text.parse::<i64>().is_ok(),
+    };
+    match is_number {
+        true => format!("numbers are not quoted: write {text}"),
+        false => format!("write {}, without quotes", expected(t)),
+    }
+}
+
 fn type_hint(t: Ty, item: &Item) -> String {
     match (t, item) {
         (Str, Item::Value(v)) if !v.is_array() && !v.is_inline_table() => {
             "strings are quoted: write the value in double quotes".to_string()
         }
-        (Int | UInt | Float, Item::Value(Value::String(s))) => {
-            format!("numbers are not quoted: write {}", s.value().trim())
-        }
+        (Int | UInt | Float, Item::Value(Value::String(s))) => number_hint(t, s.value().trim()),
         (Tables(_), _) => "write each entry as its own [[...]] table".to_string(),
         (Strs, _) => "write e.g. [\"a\", \"b\"]".to_string(),
         _ => format!("write {}", expected(t)),

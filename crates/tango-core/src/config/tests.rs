@@ -246,6 +246,24 @@ fn an_empty_state_dir_is_refused_at_its_line() {
     assert_eq!(c.admin.state_dir, Some("/etc/tango/state".into()));
 }
 
+/// A journal smaller than a few events was silently raised to 4096 bytes: it is told.
+#[test]
+fn a_journal_too_small_to_keep_history_is_refused_at_its_line() {
+    let e = admin_with("journal_max_bytes = 1000\n", None).expect_err("too small");
+    let d = &e.diagnostics()[0];
+    assert_eq!(d.key, "admin.journal_max_bytes");
+    assert_eq!(d.message, "1000 bytes is too small for the journal file");
+    let r = e.render();
+    assert!(
+        r.contains("t.toml:2:21") && r.contains("use at least 4096"),
+        "{r}"
+    );
+    let c = admin_with("journal_max_bytes = 4096\n", None)
+        .unwrap()
+        .config;
+    assert_eq!(c.admin.journal_max_bytes, 4096);
+}
+
 #[test]
 fn hash_policy_needs_key_and_allow_needs_reason() {
     let text = r#"

@@ -222,3 +222,18 @@ fn an_empty_route_host_is_refused_at_its_value() {
     assert_eq!((key.as_str(), line, col), ("route[0].host", 5, 8));
     assert_eq!(msg, "an empty host matches no request");
 }
+
+#[test]
+fn a_route_to_a_missing_pool_lists_each_pool_once() {
+    let text = with(
+        "",
+        "",
+        "[[route]]\npool = \"nope\"\n[[pool]]\nname = \"web\"\n[[pool.backend]]\naddress = \"10.0.0.2:80\"\n",
+    );
+    let p = problems(&text);
+    let route = p
+        .iter()
+        .find(|p| p.0 == "route[0].pool")
+        .expect("the route is refused");
+    assert_eq!(route.4, "use one of: web", "{p:#?}");
+}

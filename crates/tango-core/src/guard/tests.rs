@@ -182,6 +182,17 @@ fn the_files_allow_shift_counts_only_for_the_reload_that_adds_the_pool() {
         "{:?}",
         j.reasons()
     );
+    // The way on for SIGHUP is not to add what the file already has.
+    let step = j.refusals[0].next_step();
+    assert!(
+        !step.contains("add \"web\" to [guard] allow_shift"),
+        "{step}"
+    );
+    assert!(
+        step.contains("already lists \"web\" in [guard] allow_shift"),
+        "{step}"
+    );
+    assert!(step.contains("reload once without the entry"), "{step}");
 }
 
 #[test]

@@ -228,13 +228,18 @@ fn key_cause(
     SuspectedCause::new(alert, Cause::KeyDistribution, clause)
 }
 
+/// A change that sends the backend less traffic: it cannot make it slower or failing.
+fn lowers_weight(c: &Change) -> bool {
+    matches!(c.kind, ChangeKind::Weight { from, to } if to < from)
+}
+
 fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
     let best = best_change(window, alert.onset_ms, |c| {
         if c.pool != alert.pool {
             return None;
         }
         if c.backend.as_deref() == Some(alert.backend.as_str()) {
-            return Some(0);
+            return (!lowers_weight(c)).then_some(0);
         }
         match &c.kind {
             ChangeKind::Policy { .. }
@@ -254,9 +259,26 @@ fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> Suspecte
         AlertKind::Errors => "is failing",
         _ => "is slower",
     };
+    // A lowered weight did touch the backend: say so, and why it is not the cause.
+    let lowered = best_change(window, alert.onset_ms, |c| {
+        (c.pool == alert.pool && c.backend.as_deref() == Some(b.as_str()) && lowers_weight(c))
+            .then_some(0)
+    });
+    let touched = match lowered {
+        Some((_, e, c)) => format!(
+            "config generation {} at {} {}, which sends it less traffic, not more, and no other configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
+            e.generation,
+            clock(e.ts_ms),
+            c.describe(),
+            alert.pool
+        ),
+        None => format!(
+            "no configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
+            alert.pool
+        ),
+    };
     let mut clause = format!(
-        "no configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings in the {} minutes before; {b} itself {state}",
-        alert.pool,
+        "{touched} in the {} minutes before; {b} itself {state}",
         LOOKBACK_MS / 60_000
     );
     let own_health = latest(window, |e| on_backend(e, alert));

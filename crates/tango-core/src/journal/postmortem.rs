@@ -142,6 +142,14 @@ fn alert_subject(sorted: &[&Event], events: &[Event], input: &PostmortemInput) -
     })
 }
 
+/// Whether the journal has an incident of this id (the draft is about it only then).
+pub fn has_incident(events: &[Event], id: &str) -> bool {
+    events.iter().any(|e| match &e.kind {
+        EventKind::IncidentOpened { incident } => incident.id == id,
+        _ => false,
+    })
+}
+
 /// A Markdown post-mortem draft; see the module documentation.
 pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     let mut sorted: Vec<&Event> = events.iter().collect();
@@ -153,8 +161,22 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         .filter(|e| e.ts_ms >= input.from_ms && e.ts_ms <= input.to_ms && shown(e, incidents))
         .collect();
     let mut out = String::new();
-    let subject =
-        incident_subject(&sorted, input).or_else(|| alert_subject(&sorted, events, input));
+    // An incident asked for by id is the subject or there is none: a draft about some
+    // other alert of the period, under a misspelt id, would read as that incident's.
+    let subject = match &input.incident {
+        Some(_) => incident_subject(&sorted, input),
+        None => incident_subject(&sorted, input).or_else(|| alert_subject(&sorted, events, input)),
+    };
+    if let (None, Some(id)) = (&subject, &input.incident) {
+        let _ = writeln!(
+            out,
+            "# Post-mortem draft\n\nNo incident {} in the journal (`tango timeline` lists \
+             the incidents with their ids).\n\n## Timeline\n",
+            inline(id)
+        );
+        push_timeline(&mut out, &in_range, events);
+        return out;
+    }
     let Some(s) = subject else {
         let _ = writeln!(
             out,

@@ -86,6 +86,23 @@ fn latency_beside_an_unrelated_weight_change_blames_the_backend_itself() {
     );
 }
 
+/// A backend that turned slow minutes after its weight was lowered: less traffic does
+/// not slow it, so the lowered weight is named but not blamed; a raised one is.
+#[test]
+fn latency_after_a_lowered_weight_blames_the_backend_itself() {
+    let events = vec![applied(T, 3, vec![weight("b2", 3, 1)])];
+    let c = attribute(&alert("b2", AlertKind::Latency, T + 150_000), &events);
+    assert_eq!(c.class, Cause::Backend);
+    assert_eq!(c.generation, None);
+    assert_eq!(
+        c.clause,
+        "config generation 3 at 17:04:00 changed b2's weight from 3 to 1, which sends it less traffic, not more, and no other configuration change touched b2 or pool web's policy, hashing, health or timeout settings in the 5 minutes before; b2 itself is slower"
+    );
+    let events = vec![applied(T, 3, vec![weight("b2", 1, 3)])];
+    let c = attribute(&alert("b2", AlertKind::Latency, T + 150_000), &events);
+    assert_eq!((c.class, c.generation), (Cause::Config, Some(3)));
+}
+
 #[test]
 fn latency_is_blamed_on_a_pool_wide_change_that_can_cause_it() {
     let t = change(

@@ -145,6 +145,21 @@ fn journaled_incident() -> Vec<Event> {
 }
 
 #[test]
+fn an_incident_id_the_journal_lacks_gets_no_draft_about_another() {
+    let events = journaled_incident();
+    let input = PostmortemInput {
+        from_ms: T0 - 60_000,
+        to_ms: T0 + 120_000,
+        incident: Some("nope".into()),
+        ..Default::default()
+    };
+    let md = render_postmortem(&events, &input);
+    assert!(md.contains("No incident nope in the journal"), "{md}");
+    assert!(!md.contains("## Root Cause"), "{md}");
+    assert!(!has_incident(&events, "nope"));
+}
+
+#[test]
 fn the_impact_covers_the_incident_window_only() {
     let input = PostmortemInput {
         from_ms: T0 - 60_000,

@@ -146,12 +146,19 @@ fn apply_allows(cx: Cx<'_>) -> Lint {
         let rule = match rules::rule(&a.rule) {
             Some(r) if r.id != rules::INVALID_ID => r,
             _ => {
-                out.problems.push(finding(
+                let mut d = finding(
                     &rules::UNKNOWN_ALLOW,
                     key,
                     span,
                     format!("`{}` is not a lint rule, so this allows nothing", a.rule),
-                ));
+                );
+                if let Some(meant) = meant_rule(&a.rule) {
+                    d.hint = Some(format!(
+                        "did you mean `{}` ({})? [[allow]] takes the rule's ID as docs/checklist.md writes it",
+                        meant.id, meant.name
+                    ));
+                }
+                out.problems.push(d);
                 continue;
             }
         };
@@ -175,6 +182,21 @@ fn apply_allows(cx: Cx<'_>) -> Lint {
     out.problems.sort_by_key(order);
     out.allowed.sort_by_key(|a| order(&a.diagnostic));
     out
+}
+
+/// The rule an unknown `[[allow]] rule` most likely means: its ID in another case
+/// (`tng001`), its name (`weight-outlier`), or a name a typo away. Not an ID a typo
+/// away: `TNG03` is as near TNG003 as TNG013 and TNG023, and a wrong guess would
+/// silence another hazard.
+fn meant_rule(written: &str) -> Option<&'static Rule> {
+    let w = written.trim();
+    let exact = rules::RULES
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(w) || r.name.eq_ignore_ascii_case(w));
+    exact.or_else(|| {
+        let close = crate::diag::did_you_mean(w, rules::RULES.iter().map(|r| r.name))?;
+        rules::RULES.iter().find(|r| r.name == close)
+    })
 }
 
 fn finding(rule: &'static Rule, key: String, span: Option<Span>, message: String) -> Diagnostic {

@@ -182,9 +182,16 @@ async fn traffic(State(s): State<AppState>, Query(r): Query<Range>) -> Response 
         .collect();
     let requests: u64 = points.iter().map(|p| p.requests).sum();
     let errors: u64 = points.iter().map(|p| p.errors).sum();
-    let covered = t.front().map(|p| p.ts_ms <= lo).unwrap_or(false);
-    Json(json!({"requests": requests, "errors": errors, "complete": covered || lo == 0}))
-        .into_response()
+    let full = t.len() >= crate::control::watch::TRAFFIC_HISTORY;
+    let complete = complete(t.front().map(|p| p.ts_ms), full, lo);
+    Json(json!({"requests": requests, "errors": errors, "complete": complete})).into_response()
+}
+
+/// Whether the kept points cover a range from `lo`: the oldest kept point is no later,
+/// or (for a range from the start) none was ever dropped. Once six hours have filled
+/// the ring, a range from the start is missing what was dropped.
+fn complete(oldest_ms: Option<u64>, full: bool, lo: u64) -> bool {
+    oldest_ms.is_some_and(|o| o <= lo) || (lo == 0 && !full)
 }
 
 /// `GET /api/v1/history[?from_ms=]`: per tick, each pool's observed, effective and
@@ -270,4 +277,16 @@ async fn status(State(s): State<AppState>) -> Response {
         "pools": pools,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_range_from_the_start_is_complete_only_while_nothing_was_dropped() {
+        assert!(super::complete(None, false, 0));
+        assert!(super::complete(Some(5_000), false, 0));
+        assert!(!super::complete(Some(5_000), true, 0));
+        assert!(super::complete(Some(5_000), true, 5_000));
+        assert!(!super::complete(Some(5_000), false, 4_999));
+    }
 }

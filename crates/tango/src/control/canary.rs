@@ -40,6 +40,13 @@ impl Slot {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(armed);
     }
 
+    /// Disarm it without a verdict: a newer reload that arms none (it changed no pool, or
+    /// rollback is off) still replaces it, and the configuration it would restore is no
+    /// longer the one before the configuration in force.
+    pub(crate) fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// When the armed canary blames the alert on its reload, disarm it and hand it back
     /// for the rollback.
     pub(crate) fn blames(

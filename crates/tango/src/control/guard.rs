@@ -237,7 +237,7 @@ fn refusal_json(r: &Refusal) -> Value {
 #[serde(deny_unknown_fields)]
 struct ReloadBody {
     #[serde(default)]
-    force: bool,
+    force: Option<bool>,
     #[serde(default)]
     allow_shift: Vec<String>,
 }
@@ -255,11 +255,19 @@ pub(crate) fn reload_overrides(
     };
     for (k, v) in query {
         match k.as_str() {
-            "force" => match v.as_str() {
-                "" | "1" | "true" | "yes" => b.force = true,
-                "0" | "false" | "no" => {}
-                _ => return Err(format!("force takes true or false, not `{v}`")),
-            },
+            "force" => {
+                let force = match v.as_str() {
+                    "" | "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" => false,
+                    _ => return Err(format!("force takes true or false, not `{v}`")),
+                };
+                // Asked both ways, the request does not say whether to get past the
+                // guard: refusing beats choosing one of its answers.
+                if b.force.is_some_and(|f| f != force) {
+                    return Err("force is given as both true and false: give it once".into());
+                }
+                b.force = Some(force);
+            }
             "allow_shift" => b.allow_shift.extend(
                 v.split(',')
                     .map(str::trim)
@@ -274,7 +282,7 @@ pub(crate) fn reload_overrides(
         }
     }
     Ok(tango_core::guard::Overrides {
-        force: b.force,
+        force: b.force.unwrap_or(false),
         allow_shift: b.allow_shift,
     })
 }
@@ -310,5 +318,18 @@ mod tests {
         assert!(reload_overrides(&q(&[("force", "maybe")]), b"").is_err());
         assert!(!reload_overrides(&q(&[("force", "no")]), b"").unwrap().force);
         assert!(reload_overrides(&[], b"{\"force\": \"yes\"}").is_err());
+    }
+
+    #[test]
+    fn force_asked_both_ways_is_refused_not_guessed() {
+        let both = q(&[("force", "true"), ("force", "false")]);
+        assert!(reload_overrides(&both, b"").is_err());
+        assert!(reload_overrides(&q(&[("force", "no")]), br#"{"force": true}"#).is_err());
+        let twice = q(&[("force", "1"), ("force", "yes")]);
+        assert!(
+            reload_overrides(&twice, br#"{"force": true}"#)
+                .unwrap()
+                .force
+        );
     }
 }

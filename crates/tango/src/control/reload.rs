@@ -177,7 +177,10 @@ impl Control {
         }
         let bound = match listeners.prepare(&new).await {
             Ok(b) => b,
-            Err(e) => return Outcome::rejected(old.generation, vec![format!("{e:#}")]),
+            Err(e) => {
+                let error = bind_error(&loaded.source, &loaded.file, &new, &e);
+                return Outcome::rejected(old.generation, vec![error]);
+            }
         };
         // The drain may have begun while the file was judged and the listeners bound:
         // the new sockets are closed unused rather than started only to stop.
@@ -280,6 +283,7 @@ impl Control {
         self.watch.expect(generation, expected, &changed);
         let g = &old.config.guard;
         if !g.rollback || j.scope.is_empty() {
+            self.canary.clear();
             return None;
         }
         let window_ms = g.canary.as_millis() as u64;
@@ -377,6 +381,35 @@ impl Control {
         let cfg = self.rt.current().config.clone();
         self.listeners.lock().await.addresses(&cfg)
     }
+}
+
+/// A listener that cannot be bound, told as a mistake in the file: at its `listen`
+/// line:col, with what to do. Any other failure (a certificate read again) as it is.
+pub(crate) fn bind_error(
+    source: &tango_core::diag::Source,
+    file: &config::file::ConfigFile,
+    cfg: &config::Config,
+    e: &anyhow::Error,
+) -> String {
+    let text = format!("{e:#}");
+    // The error names the listener it was binding (names are unique).
+    let Some(i) = cfg
+        .listeners
+        .iter()
+        .position(|l| text.starts_with(&format!("binding listener `{}` ", l.name)))
+    else {
+        return text;
+    };
+    let span = file.listener.get(i).map(|l| {
+        let r = l.get_ref().listen.span();
+        tango_core::diag::Span::new(r.start, r.end)
+    });
+    let key = format!("listener[{}].listen", cfg.listeners[i].name);
+    let d = tango_core::diag::Diagnostic::error(key, span, text).with_hint(
+        "another process holds this address (`ss -ltnp` names it), or it is not an \
+         address of this host: free it, or listen on another",
+    );
+    source.render(&d)
 }
 
 /// A reload's problems as one log field: each problem's location, message and hint on one

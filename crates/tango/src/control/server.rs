@@ -201,6 +201,36 @@ pub(crate) async fn drain(
     }
 }
 
+/// A start-time failure of what an `[admin]` key names (a token file that cannot be
+/// read, a state directory that cannot be made), told at that key's line:col with a
+/// fix, as a mistake in the file is.
+fn at_admin_key(
+    (source, file): (
+        &tango_core::diag::Source,
+        &tango_core::config::file::ConfigFile,
+    ),
+    key: &str,
+    e: anyhow::Error,
+    hint: &str,
+) -> anyhow::Error {
+    let admin = file.admin.as_ref().map(|a| a.get_ref());
+    let value = admin.and_then(|a| match key {
+        "token_file" => a.token_file.as_ref(),
+        _ => a.state_dir.as_ref(),
+    });
+    let Some(value) = value else {
+        return e;
+    };
+    let r = value.span();
+    let d = tango_core::diag::Diagnostic::error(
+        format!("admin.{key}"),
+        Some(tango_core::diag::Span::new(r.start, r.end)),
+        format!("{e:#}"),
+    )
+    .with_hint(hint);
+    anyhow::Error::new(Rendered(source.render(&d)))
+}
+
 /// Bind listeners (their accept loops on `workers`) and the admin API and start the
 /// background tasks on the calling runtime. Used by `run` and `demo`.
 pub(crate) async fn start(
@@ -213,11 +243,21 @@ pub(crate) async fn start(
     let findings = crate::control::guard::startup_findings(&loaded);
     let config = loaded.config;
     let admin_addr = config.admin.listen;
-    let admin_token = crate::control::admin::resolve_token(&config.admin)?;
+    let admin_token = crate::control::admin::resolve_token(&config.admin).map_err(|e| {
+        at_admin_key((&loaded.source, &loaded.file), "token_file", e, "make the file readable by tango (it holds the token, 16+ visible characters), or give the token another way ([admin] token, TANGO_ADMIN_TOKEN)")
+    })?;
     let journal = crate::journal::Sink::open(
         config.admin.state_dir.as_deref(),
         config.admin.journal_max_bytes,
-    )?;
+    )
+    .map_err(|e| {
+        at_admin_key(
+            (&loaded.source, &loaded.file),
+            "state_dir",
+            e,
+            "create the directory, or make it (and its journal) writable by tango, or name another",
+        )
+    })?;
     crate::control::guard::log_findings(&findings);
     // Generations continue from the journal, so one names one configuration for good.
     let generation = journal.last_generation() + 1;
@@ -227,6 +267,19 @@ pub(crate) async fn start(
         rt.snapshot
             .store(Arc::new(rt.build(config, &loaded.source.text, generation)));
     }
+    let shutdown = Shutdown::new();
+    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log, workers.handles());
+    let cfg = rt.current().config.clone();
+    let bound = listeners.prepare(&cfg).await.map_err(|e| {
+        let error = crate::control::reload::bind_error(&loaded.source, &loaded.file, &cfg, &e);
+        anyhow::Error::new(Rendered(error))
+    })?;
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
+    let admin_addr = admin.local_addr()?;
+    // Journaled once every address is bound: a start that cannot bind one serves
+    // nothing, and must leave no generation in the journal that never served.
     journal.set_generation(generation);
     journal.record(EventKind::ConfigApplied {
         content_hash: hash,
@@ -236,17 +289,9 @@ pub(crate) async fn start(
         predicted: Vec::new(),
         overrides: Vec::new(),
     });
-    let shutdown = Shutdown::new();
-    let mut listeners = Listeners::new(rt.clone(), shutdown.clone(), access_log, workers.handles());
-    let cfg = rt.current().config.clone();
-    let bound = listeners.prepare(&cfg).await?;
     listeners.commit(bound);
     let watch = Arc::new(WatchState::default());
     let control = Control::new(rt.clone(), path, listeners, journal.clone(), watch.clone());
-    let admin = tokio::net::TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| format!("binding the admin listener on {admin_addr}"))?;
-    let admin_addr = admin.local_addr()?;
     let auth = crate::control::admin::Auth::new(admin_token, &cfg.admin, generation);
     tokio::spawn(crate::control::admin::serve(
         admin,

@@ -164,7 +164,7 @@ impl Recent<'_> {
 }
 
 /// Six hours of one-second points.
-const TRAFFIC_HISTORY: usize = 6 * 3600;
+pub(crate) const TRAFFIC_HISTORY: usize = 6 * 3600;
 
 /// Every `tick` until the process ends. `control` rolls back a reload the armed canary
 /// blames for an alert.
@@ -342,7 +342,7 @@ async fn evidence(
                 None => None,
             };
             if let Some(clause) = rollback {
-                w.decorations.add(&e.backend, e.kind, clause);
+                w.decorations.add(&e.backend, e.kind, &cause, clause);
                 // The rollback is journaled now: read the journal again.
                 recent.events = None;
             }

@@ -5,6 +5,7 @@
 //! requests cannot judge expects the key-space split. Each test ends with the live split.
 
 mod harness;
+mod replaced;
 
 use crate::backend::Backend;
 use crate::support::*;

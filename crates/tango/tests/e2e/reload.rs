@@ -159,3 +159,72 @@ async fn reload_needs_the_admin_token_when_one_is_set() {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 }
+
+/// Each kind of mistake an operator makes in a reloaded file is refused with its line,
+/// key and fix, by the API and by SIGHUP, and the configuration in force keeps serving.
+#[tokio::test]
+async fn every_kind_of_mistake_in_a_reload_is_refused_at_its_line_and_changes_nothing() {
+    let a = Backend::start("a").await;
+    let good = config("", &[("a", a.addr, 1)]);
+    let mut t = Tango::start(&good);
+    let backend = format!("address = \"{}\"", a.addr);
+    let mistakes = [
+        ("[[pool]\n", "unclosed array table"),
+        (
+            "[[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"10.0.0.9:80\"\n",
+            "pool `p` is defined twice",
+        ),
+        ("[[route]]\npool = \"nope\"\n", "route[0].pool"),
+        (
+            "[pool.outlier]\nconsecutive_failurs = 3\n",
+            "did you mean `consecutive_failures`?",
+        ),
+    ];
+    for (extra, expect) in mistakes {
+        t.write_config(&format!("{good}{extra}"));
+        let (s, v) = admin_post(&t, "/api/v1/reload").await;
+        assert_eq!(
+            (s, &v["generation"]),
+            (422, &serde_json::json!(1)),
+            "{extra}: {v}"
+        );
+        let errors = v["errors"].to_string();
+        assert!(errors.contains(expect), "{extra}: {errors}");
+        assert!(errors.contains("tango.toml:"), "{extra}: {errors}");
+        assert!(errors.contains("help:"), "{extra}: {errors}");
+    }
+    let wrong_values = [
+        ("weight = 1", "weight = -3", "pool[p].backend[0].weight"),
+        (
+            "weight = 1",
+            "weight = \"heavy\"",
+            "write a whole number, without quotes",
+        ),
+        (
+            backend.as_str(),
+            "address = \"10.0.0.1\"",
+            "the port is required",
+        ),
+    ];
+    for (from, to, expect) in wrong_values {
+        t.write_config(&good.replacen(from, to, 1));
+        let (s, v) = admin_post(&t, "/api/v1/reload").await;
+        assert_eq!(
+            (s, &v["generation"]),
+            (422, &serde_json::json!(1)),
+            "{to}: {v}"
+        );
+        assert!(v["errors"].to_string().contains(expect), "{to}: {v}");
+    }
+    // SIGHUP of a file that is not TOML: logged, refused, nothing changes.
+    t.write_config(&format!("{good}[[pool]\n"));
+    t.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !t.log().contains("unclosed array table") {
+        assert!(std::time::Instant::now() < deadline, "{}", t.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(t.child.try_wait().unwrap().is_none(), "{}", t.log());
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
+    assert_eq!(get(&client(), &t.url("/")).await, (200, "a\n".to_string()));
+}

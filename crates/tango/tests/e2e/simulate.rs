@@ -175,7 +175,8 @@ fn simulate_exits_2_on_a_missing_file_and_1_when_a_split_deviates() {
 
 /// Limits that cannot be used are refused on the command line (exit 2): no requests
 /// predicted a 100-point deviation (simulate) or a pass (diff), 2^64 of them overflowed
-/// the progress count (a panic), and a NaN limit passed a change moving 40 points.
+/// the progress count (a panic), a NaN limit passed a change moving 40 points, and an
+/// empty key file predicted nothing.
 #[test]
 fn simulate_and_diff_refuse_unusable_requests_and_limits() {
     let dir = tempfile::tempdir().unwrap();
@@ -213,6 +214,19 @@ fn simulate_and_diff_refuse_unusable_requests_and_limits() {
     }
     let (code, err) = run(&["diff", old, new, "--requests", "1000", "--max-shift", "50"]);
     assert_eq!(code, Some(0), "{err}");
+    // An empty key file or access log gives no requests: `diff` passed the typo on it.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let empty = empty.to_str().unwrap();
+    for args in [
+        &["simulate", old, "--keys", empty][..],
+        &["simulate", old, "--access-log", empty],
+        &["diff", old, new, "--keys", empty],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("holds no"), "{args:?}: {err}");
+    }
 }
 
 /// A pool of round-robin backends, each `(name, address)`.

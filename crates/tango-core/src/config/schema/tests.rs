@@ -87,6 +87,31 @@ fn wrong_types_and_inline_and_dotted_keys_do_not_stop_validation() {
 }
 
 #[test]
+fn a_quoted_word_where_a_number_belongs_is_not_told_to_write_the_word() {
+    let p = problems(
+        "[[listener]]\nlisten = \"0.0.0.0:80\"\n[[pool]]\nname = \"web\"\n\
+         retry_budget = \"lots\"\n[[pool.backend]]\naddress = \"a:1\"\nweight = \"x\"\n",
+    );
+    let hints: Vec<_> = p
+        .iter()
+        .map(|(k, _, h)| (k.as_str(), h.as_deref()))
+        .collect();
+    assert_eq!(
+        hints,
+        [
+            (
+                "pool[web].retry_budget",
+                Some("write a number, without quotes")
+            ),
+            (
+                "pool[web].backend[0].weight",
+                Some("write a whole number, without quotes")
+            ),
+        ]
+    );
+}
+
+#[test]
 fn a_required_key_of_the_wrong_type_is_a_shape_error() {
     let text = "[[listener]]\nlisten = 80\nbogus = 1\n";
     let e = parse("t.toml", text, Path::new(".")).expect_err("invalid");

@@ -36,11 +36,23 @@ pub(super) fn admin(v: &mut V<'_>, a: Option<&S<AdminFile>>, env: &Env) -> Admin
         );
     }
     let state_dir = f.state_dir.as_ref().and_then(|d| state_dir(v, d));
-    let journal_max_bytes = f
-        .journal_max_bytes
-        .as_ref()
-        .map(|b| *b.get_ref())
-        .unwrap_or(default::JOURNAL_MAX_BYTES);
+    let journal_max_bytes = match &f.journal_max_bytes {
+        Some(b) if *b.get_ref() < default::JOURNAL_MIN_BYTES => {
+            v.err(
+                "admin.journal_max_bytes",
+                span(b),
+                format!("{} bytes is too small for the journal file", b.get_ref()),
+                format!(
+                    "use at least {} (an event is a line of a few hundred bytes; the default is {})",
+                    default::JOURNAL_MIN_BYTES,
+                    default::JOURNAL_MAX_BYTES
+                ),
+            );
+            default::JOURNAL_MAX_BYTES
+        }
+        Some(b) => *b.get_ref(),
+        None => default::JOURNAL_MAX_BYTES,
+    };
     Admin {
         listen,
         token,

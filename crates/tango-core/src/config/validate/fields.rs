@@ -231,7 +231,11 @@ impl Table<'_, '_> {
 }
 
 /// "use one of: ...", led by a did-you-mean when one of them is close to `word`.
+/// Each name is listed once: a file that defines a pool twice is already told so, and
+/// "use one of: web, web" would read as two choices.
 pub(super) fn one_of(word: &str, names: &[&str]) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let names: Vec<&str> = names.iter().copied().filter(|n| seen.insert(*n)).collect();
     match crate::diag::did_you_mean(word, names.iter().copied()) {
         Some(close) => format!("did you mean `{close}`? (use one of: {})", names.join(", ")),
         None => format!("use one of: {}", names.join(", ")),

@@ -35,3 +35,28 @@ fn unknown_and_unused_allows_are_reported() {
     assert_eq!(at(&text, "TNG022"), vec![(17, 8)]);
     assert!(at(&pool(&format!("{QUIET}{TWO}")), "TNG022").is_empty());
 }
+
+#[test]
+fn an_allow_naming_a_rule_by_name_or_in_lower_case_is_told_its_id() {
+    let hint = |rule: &str| {
+        let text = pool(&format!(
+            "{QUIET}{TWO}[[allow]]\nrule = \"{rule}\"\nreason = \"r\"\n"
+        ));
+        let (_, l) = lint_text(&text);
+        let d = l.problems.iter().find(|d| d.code == Some("TNG021"));
+        d.and_then(|d| d.hint.clone()).unwrap_or_default()
+    };
+    for written in ["tng001", "weight-outlier", "weight-outlyer"] {
+        assert!(
+            hint(written).starts_with("did you mean `TNG001` (weight-outlier)?"),
+            "{written}: {}",
+            hint(written)
+        );
+    }
+    // An ID a typo away is as near several rules: no guess.
+    assert!(
+        hint("TNG03").starts_with("Use a rule ID"),
+        "{}",
+        hint("TNG03")
+    );
+}

@@ -307,3 +307,38 @@ fn a_thousand_backends_follow_their_weights() {
         );
     }
 }
+
+/// Workers that pick at the same instant read the same counts, and each may take a
+/// backend's last place under its bounded-load cap: the backend then holds at most one
+/// more per racing worker, the bound docs/policies.md states, and never more.
+#[test]
+fn racing_picks_pass_a_bounded_load_cap_by_at_most_one_per_racer() {
+    let a = addresses(4, 0);
+    let hot = Some(hash_bytes(b"hot"));
+    for kind in [PolicyKind::RingHash, PolicyKind::Maglev] {
+        let s = selector_with(kind, &a, &[1, 1, 1, 1], None, Some(1.25));
+        for racers in 1..=8u64 {
+            let mut env = TestEnv::new(4, racers);
+            let place = |env: &TestEnv| match s.pick(hot, env) {
+                Pick::Backend(b) => b,
+                p => panic!("{p:?}"),
+            };
+            for _ in 0..41 {
+                let b = place(&env);
+                env.in_flight[b] += 1;
+            }
+            let before: u64 = env.in_flight.iter().sum();
+            let picked: Vec<usize> = (0..racers).map(|_| place(&env)).collect();
+            for b in picked {
+                env.in_flight[b] += 1;
+            }
+            let cap = load_cap(1.25, before, 1, 4);
+            for (b, &held) in env.in_flight.iter().enumerate() {
+                assert!(
+                    held < cap + racers,
+                    "{kind:?}, {racers} racers: backend {b} holds {held}, cap {cap}"
+                );
+            }
+        }
+    }
+}

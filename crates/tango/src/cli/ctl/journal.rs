@@ -34,7 +34,8 @@ pub(crate) struct PostmortemArgs {
     #[arg(long)]
     config: Option<std::path::PathBuf>,
     /// The incident to write about, by id (as the log, the API and the timeline show
-    /// it). Default: the first incident opened in the period.
+    /// it); an id the journal lacks is an error. Default: the first incident opened in
+    /// the period.
     #[arg(long)]
     incident: Option<String>,
 }
@@ -127,6 +128,12 @@ pub(crate) async fn postmortem(args: PostmortemArgs) -> anyhow::Result<()> {
     // All of it: attribution reads the history before the period, and the impact the
     // traffic before the onset.
     let evs = all_events(&args.source).await?;
+    if let Some(id) = &args.incident {
+        anyhow::ensure!(
+            tango_core::journal::has_incident(&evs, id),
+            "no incident {id} in the journal; `tango timeline` lists the incidents with their ids"
+        );
+    }
     let mut config_text: Option<(String, String)> = None;
     if args.source.journal.is_none() {
         let token = args.source.token.as_deref();

@@ -70,7 +70,7 @@ impl KeyArgs {
     pub(crate) fn load(&self) -> Result<(KeySource, Option<u64>), ExitCode> {
         if let Some(path) = &self.keys {
             let list = parse_key_list(&read(path)?);
-            let n = list.len() as u64;
+            let n = nonempty(path, list.len(), "key lines")?;
             return Ok((KeySource::List(list), Some(n)));
         }
         if let Some(path) = &self.access_log {
@@ -78,7 +78,7 @@ impl KeyArgs {
                 eprintln!("error: {}: {e}", path.display());
                 ExitCode::from(EXIT_UNREADABLE)
             })?;
-            let n = records.len() as u64;
+            let n = nonempty(path, records.len(), "requests")?;
             return Ok((KeySource::AccessLog(records), Some(n)));
         }
         if let Some(distinct) = self.uniform {
@@ -89,6 +89,21 @@ impl KeyArgs {
         }
         Ok((KeySource::Random, None))
     }
+}
+
+/// The number of requests a key file gives, which must be some: zero requests predict
+/// nothing, yet every share at 0% read as a deviation (`simulate`) or as no move at all
+/// (`diff` passed a weight typo).
+fn nonempty(path: &Path, n: usize, what: &str) -> Result<u64, ExitCode> {
+    if n == 0 {
+        eprintln!(
+            "error: {} holds no {what}: give a file with at least one, or leave it out \
+             to simulate random keys",
+            path.display()
+        );
+        return Err(ExitCode::from(EXIT_UNREADABLE));
+    }
+    Ok(n as u64)
 }
 
 fn read(path: &Path) -> Result<String, ExitCode> {

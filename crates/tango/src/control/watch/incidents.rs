@@ -8,39 +8,79 @@ use super::state::WatchState;
 use crate::journal::Sink;
 use tango_core::config::Alerts;
 use tango_core::detector::{AlertKind, Incident, IncidentEvent};
-use tango_core::journal::EventKind;
+use tango_core::journal::{EventKind, SuspectedCause};
 
 /// Clauses to end an incident's sentence with, by the signal they were written for
 /// (the canary's "rolled back to generation N").
 #[derive(Debug, Default)]
-pub(super) struct Decorations(Vec<(String, AlertKind, String)>);
+pub(super) struct Decorations(Vec<Decoration>);
+
+/// One signal's clause, with that signal's own cause.
+#[derive(Debug)]
+struct Decoration {
+    backend: String,
+    kind: AlertKind,
+    cause: SuspectedCause,
+    clause: String,
+}
 
 impl Decorations {
-    pub(super) fn add(&mut self, backend: &str, kind: AlertKind, clause: String) {
-        self.0.push((backend.to_string(), kind, clause));
+    /// `cause` is the signal's, as the canary judged it.
+    pub(super) fn add(
+        &mut self,
+        backend: &str,
+        kind: AlertKind,
+        cause: &SuspectedCause,
+        clause: String,
+    ) {
+        self.0.push(Decoration {
+            backend: backend.to_string(),
+            kind,
+            cause: cause.clone(),
+            clause,
+        });
     }
 
-    /// Ends the incident's sentence with the clauses of its signals.
+    /// Ends the incident's sentence with the clauses of its signals. An incident told
+    /// under another cause than the signal's (a backend already slow, which a reload's
+    /// over-share of it joined) names the signal and its cause before the clause, or the
+    /// rollback would read as undoing the other cause.
     pub(super) fn apply(&self, i: &mut Incident) {
-        for (backend, kind, clause) in &self.0 {
+        for d in &self.0 {
             let mine = i
                 .signals
                 .iter()
-                .any(|s| s.evidence.backend == *backend && s.evidence.kind == *kind);
-            if mine && !i.cause.sentence.ends_with(clause.as_str()) {
-                i.cause.sentence = format!("{}; {clause}", i.cause.sentence);
-                i.cause.clause = format!("{}; {clause}", i.cause.clause);
+                .any(|s| s.evidence.backend == d.backend && s.evidence.kind == d.kind);
+            let told = match i.cause.generation == d.cause.generation {
+                true => d.clause.clone(),
+                false => format!(
+                    "{}'s {} ({}): {}",
+                    d.backend,
+                    d.kind.as_str().replace('_', "-"),
+                    d.cause.clause,
+                    d.clause
+                ),
+            };
+            if mine && !i.cause.sentence.ends_with(told.as_str()) {
+                i.cause.sentence = format!("{}; {told}", i.cause.sentence);
+                i.cause.clause = format!("{}; {told}", i.cause.clause);
             }
         }
     }
 
     /// Forget the clauses of a resolved incident's signals.
     pub(super) fn forget(&mut self, i: &Incident) {
-        self.0.retain(|(b, k, _)| {
-            !i.signals
-                .iter()
-                .any(|s| s.evidence.backend == *b && s.evidence.kind == *k)
-        });
+        self.0.retain(
+            |Decoration {
+                 backend: b,
+                 kind: k,
+                 ..
+             }| {
+                !i.signals
+                    .iter()
+                    .any(|s| s.evidence.backend == *b && s.evidence.kind == *k)
+            },
+        );
     }
 }
 
@@ -153,9 +193,11 @@ mod tests {
     #[test]
     fn a_rollback_ends_the_sentence_of_the_incident_holding_its_signal_once() {
         let mut d = Decorations::default();
+        let typo = incident(&[("b2", AlertKind::OverShare)]).cause;
         d.add(
             "b1",
             AlertKind::UnderShare,
+            &typo,
             "rolled back to generation 1 (now generation 3)".into(),
         );
         let mut mine = incident(&[("b2", AlertKind::OverShare), ("b1", AlertKind::UnderShare)]);
@@ -172,5 +214,30 @@ mod tests {
         let mut again = incident(&[("b1", AlertKind::UnderShare)]);
         d.apply(&mut again);
         assert!(!again.cause.sentence.contains("rolled back"));
+    }
+
+    /// b2 was already slow (an incident blamed on b2 itself) when a forced weight typo
+    /// on it was rolled back: the incident does not read as if its own cause was.
+    #[test]
+    fn a_rollback_of_a_signal_that_joined_under_another_cause_names_that_signal() {
+        let mut d = Decorations::default();
+        let typo = incident(&[("b2", AlertKind::OverShare)]).cause;
+        d.add(
+            "b2",
+            AlertKind::OverShare,
+            &typo,
+            "rolled back to generation 7 (now generation 9)".into(),
+        );
+        let mut slow = incident(&[("b2", AlertKind::Latency), ("b2", AlertKind::OverShare)]);
+        slow.cause.class = Cause::Backend;
+        slow.cause.generation = None;
+        slow.cause.sentence =
+            "b2's p99 latency has been 50.0x the others'; b2 itself is slower".into();
+        d.apply(&mut slow);
+        d.apply(&mut slow);
+        assert_eq!(
+            slow.cause.sentence,
+            "b2's p99 latency has been 50.0x the others'; b2 itself is slower; b2's over-share (likely cause: x): rolled back to generation 7 (now generation 9)"
+        );
     }
 }

@@ -231,6 +231,21 @@ async fn the_token_can_come_from_a_file_or_the_environment() {
             missing.display()
         )
     );
+    // At its line, with a fix, as a mistake in the file is told.
+    assert!(err.contains("admin.token_file"), "{err}");
+    assert!(
+        err.contains("help: make the file readable by tango"),
+        "{err}"
+    );
+    // So is a state directory that cannot be made (nothing can be made under /proc).
+    let (ok, err) = run_to_exit(&with_admin(&base, "state_dir = \"/proc/tango-state\""));
+    assert!(!ok);
+    assert!(
+        err.starts_with("error: cannot create state_dir /proc/tango-state"),
+        "{err}"
+    );
+    assert!(err.contains("admin.state_dir"), "{err}");
+    assert!(err.contains("help: create the directory"), "{err}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The journal read back: a line torn inside a multi-byte character costs that line
-//! only, for `tango run` and `tango timeline` alike; generations continue across restarts.
+//! only, for `tango run` and `tango timeline` alike; generations continue across restarts,
+//! and a start that cannot bind its addresses journals none.
 
 use super::*;
 use crate::backend::Backend;
@@ -136,4 +137,81 @@ async fn generations_continue_across_a_restart() {
         applied,
         [(1, "startup"), (2, "api"), (3, "api"), (4, "startup")].map(|(g, s)| (json!(g), json!(s)))
     );
+}
+
+/// A start that fails to bind its listener (or its admin address) served nothing: it
+/// journals no `config_applied`, and the next start is generation 1.
+#[tokio::test]
+async fn a_start_that_cannot_bind_journals_no_generation() {
+    let state = tempfile::tempdir().unwrap();
+    let a = Backend::start("a").await;
+    let cfg = config_with_state(a.addr, state.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let file = state.path().join("taken.toml");
+    for (from, what) in [("[[listener]]", "listener"), ("[admin]", "admin")] {
+        let at = cfg.find(from).unwrap();
+        let text = format!(
+            "{}{}",
+            &cfg[..at],
+            cfg[at..].replacen("127.0.0.1:0", &taken_addr, 1)
+        );
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {stderr}");
+        assert!(
+            stderr.contains("Address already in use"),
+            "{what}: {stderr}"
+        );
+        let journal = std::fs::read_to_string(state.path().join("journal.jsonl"));
+        let journal = journal.unwrap_or_default();
+        assert!(!journal.contains("config_applied"), "{what}: {journal}");
+    }
+    // A listener that cannot be bound is told at its line, key and fix, at start...
+    let listener_taken = cfg.replacen(
+        "name = \"main\"\nlisten = \"127.0.0.1:0\"",
+        &format!("name = \"main\"\nlisten = \"{taken_addr}\""),
+        1,
+    );
+    std::fs::write(&file, &listener_taken).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = listener_taken
+        .find(&format!("listen = \"{taken_addr}"))
+        .unwrap();
+    let line = listener_taken[..at].lines().count() + 1;
+    assert!(
+        stderr.contains(&format!("taken.toml:{line}:10")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("listener[main].listen"), "{stderr}");
+    assert!(
+        stderr.contains("help: another process holds this address"),
+        "{stderr}"
+    );
+    let t = Tango::start(&cfg);
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
+    // ... and on reload, which changes nothing.
+    t.write_config(&format!(
+        "{cfg}\n[[listener]]\nname = \"second\"\nlisten = \"{taken_addr}\"\n"
+    ));
+    let (status, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(status, 422, "{v}");
+    let error = v["errors"][0].as_str().unwrap_or_default();
+    assert!(error.contains("listener[second].listen"), "{v}");
+    assert!(
+        error.contains("help: another process holds this address"),
+        "{v}"
+    );
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
+    drop(taken);
 }

@@ -14,8 +14,9 @@ async fn a_redirected_stderr_gets_no_colour_codes() {
     assert!(!log.contains('\u{1b}'), "escape codes in a file:\n{log:?}");
 }
 
-/// tango on a pseudo-terminal (`script`), failing at start after its first log lines:
-/// the admin address is taken. Returns what the terminal showed.
+/// tango on a pseudo-terminal (`script`), failing at start after its first log lines
+/// (the checklist's findings): the admin address is taken, so no listener starts.
+/// Returns what the terminal showed.
 fn on_a_terminal(no_color: Option<&str>) -> String {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -49,17 +50,17 @@ fn on_a_terminal(no_color: Option<&str>) -> String {
 #[test]
 fn a_terminal_gets_colour_unless_no_color_is_set() {
     let coloured = on_a_terminal(None);
-    let listening = |s: &str| {
+    let logged = |s: &str| {
         s.lines()
-            .any(|l| l.contains("listening") && l.contains("main"))
+            .any(|l| l.contains("checklist: warning") && l.contains("TNG003"))
     };
-    assert!(listening(&coloured), "{coloured:?}");
+    assert!(logged(&coloured), "{coloured:?}");
     assert!(
         coloured.contains("\u{1b}["),
         "no colour on a terminal: {coloured:?}"
     );
     let plain = on_a_terminal(Some("1"));
-    assert!(listening(&plain), "{plain:?}");
+    assert!(logged(&plain), "{plain:?}");
     assert!(
         !plain.contains('\u{1b}'),
         "colour despite NO_COLOR: {plain:?}"
