@@ -14,19 +14,24 @@
 # utime and stime are sampled by the kernel at each clock tick, so a round of a few
 # seconds holds a few hundred samples a proxy: take the mean of several rounds.
 #
-# usage: bench/cpu-split.sh [-r ROUNDS] [-d SECONDS] [-n]
+# usage: bench/cpu-split.sh [-r ROUNDS] [-d SECONDS] [-q RATE] [-n]
 #   -r  rounds (3), each running every proxy once, in turn
 #   -d  seconds of load per run (4)
+#   -q  offer RATE requests a second in all (h2load --h1 --rps, 64 connections) instead
+#       of wrk's closed loop: every proxy then serves the same load and none is driven
+#       to its limit, so none gets the larger batches of ready connections a saturated
+#       proxy finds at each wait (the closed loop gives them only to the slower ones)
 #   -n  do not run `cargo build --release -p tango --bins` first
 # Run from the project's root. needs: nginx, haproxy, wrk, nstat, taskset, curl (the
 # missing Debian packages nginx-light haproxy wrk iproute2 util-linux curl are installed).
 # Ports sit below Linux's ephemeral range: backends 28601-28604, tango 28610 (admin
 # 28620), nginx 28611, haproxy 28612.
-# Prints a markdown table: per proxy, the mean over the rounds of user us/request,
-# system us/request, their sum, TCP segments out per request, octets out per request,
-# and how busy the proxy kept its core (its CPU time over the run's wall time). A
-# proxy that is not the bottleneck waits between batches of ready connections, and
-# every wait costs it an epoll_wait that a saturated one shares among more requests.
+# Prints a markdown table: per proxy, the mean over the rounds of requests served a
+# second, user us/request, system us/request, their sum, TCP segments out per request,
+# octets out per request, and how busy the proxy kept its core (its CPU time over the
+# run's wall time). A proxy that is not the bottleneck waits between batches of ready
+# connections, and every wait costs it an epoll_wait that a saturated one shares among
+# more requests.
 # Then the proxy's blocking waits per request (voluntary context switches of all its
 # threads) and the wake-up interrupts its core received per request (function-call
 # and reschedule IPIs on CPU 1, from /proc/interrupts: host-wide, so the load side's
@@ -34,11 +39,11 @@
 # the footer says whether the idle driver polls before halting (guest_halt_poll_ns).
 set -euo pipefail
 
-rounds=3 secs=4 build=1
-while getopts "r:d:n" opt; do
+rounds=3 secs=4 build=1 rate=""
+while getopts "r:d:q:n" opt; do
   case $opt in
-    r) rounds=$OPTARG ;; d) secs=$OPTARG ;; n) build=0 ;;
-    *) sed -n '2,26p' "$0"; exit 2 ;;
+    r) rounds=$OPTARG ;; d) secs=$OPTARG ;; q) rate=$OPTARG ;; n) build=0 ;;
+    *) sed -n '2,31p' "$0"; exit 2 ;;
   esac
 done
 [[ -f bench/peers.toml ]] || { echo "cpu-split.sh: run from the project root" >&2; exit 2; }
@@ -52,6 +57,7 @@ need wrk wrk
 need nstat iproute2
 need taskset util-linux
 need curl curl
+[[ -n $rate ]] && need h2load nghttp2-client
 
 tango=target/release/tango
 (( build )) && cargo build --release -p tango --bins
@@ -127,31 +133,42 @@ waits() {
 # Wake-up interrupts the proxy's core (CPU 1) received: function-call and reschedule IPIs
 ipis() { awk '$1 == "CAL:" || $1 == "RES:" { n += $3 } END { print n + 0 }' /proc/interrupts; }
 
+# One run of load on CPU 0 against URL: wrk's closed loop, or h2load at the rate asked.
+load() {
+  if [[ -z $rate ]]; then
+    taskset -c 0 wrk -t1 -c64 -d"${secs}s" "$1"
+  else
+    taskset -c 0 h2load --h1 -t1 -c64 --rps=$(( (rate + 63) / 64 )) -D "$secs" "$1"
+  fi
+}
+
 : >"$dir/rounds.tsv"
 for _ in $(seq 1 "$rounds"); do
   for t in tango nginx haproxy; do
     read -r u0 s0 < <(ticks "${pid_of[$t]}")
     w0=$(waits "${pid_of[$t]}") i0=$(ipis)
     nstat -n >/dev/null
-    taskset -c 0 wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:${port[$t]}/" >"$dir/wrk.txt" 2>&1
+    load "http://127.0.0.1:${port[$t]}/" >"$dir/wrk.txt" 2>&1
     read -r segs octets < <(nstat 2>/dev/null |
       awk '$1 == "TcpOutSegs" { g = $2 } $1 == "IpExtOutOctets" { o = $2 } END { print g + 0, o + 0 }')
     read -r u1 s1 < <(ticks "${pid_of[$t]}")
     w1=$(waits "${pid_of[$t]}") i1=$(ipis)
-    n=$(awk '/requests in/ { print $1 }' "$dir/wrk.txt")
+    n=$(awk '/requests in/ { print $1 } /^requests: .* succeeded/ { print $8 }' "$dir/wrk.txt")
     awk -v t="$t" -v n="${n:-0}" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" \
       -v g="${segs:-0}" -v o="${octets:-0}" -v secs="$secs" -v w=$((w1 - w0)) -v i=$((i1 - i0)) 'BEGIN { if (n > 0)
-        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.4f\t%.4f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n, (u+s)/hz/secs*100, w/n, i/n }' >>"$dir/rounds.tsv"
+        printf "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.4f\t%.4f\t%.0f\n", t, u/hz*1e6/n, s/hz*1e6/n, g/n, o/n, (u+s)/hz/secs*100, w/n, i/n, n/secs }' >>"$dir/rounds.tsv"
   done
 done
 
-echo "| proxy | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request | core busy % | blocking waits/request | wake-up IPIs/request |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5; b[$1] += $6; wt[$1] += $7; ip[$1] += $8 }
+echo "| proxy | requests/s | user us/request | system us/request | CPU us/request | TCP segments out/request | IP octets out/request | core busy % | blocking waits/request | wake-up IPIs/request |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '{ n[$1]++; u[$1] += $2; s[$1] += $3; g[$1] += $4; o[$1] += $5; b[$1] += $6; wt[$1] += $7; ip[$1] += $8; q[$1] += $9 }
   END { split("tango nginx haproxy", order, " ")
     for (i = 1; i <= 3; i++) { t = order[i]; if (!n[t]) continue
-      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.1f | %.4f | %.4f |\n", t, u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t], b[t]/n[t], wt[t]/n[t], ip[t]/n[t] } }' "$dir/rounds.tsv"
+      printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.1f | %.4f | %.4f |\n", t, q[t]/n[t], u[t]/n[t], s[t]/n[t], (u[t]+s[t])/n[t], g[t]/n[t], o[t]/n[t], b[t]/n[t], wt[t]/n[t], ip[t]/n[t] } }' "$dir/rounds.tsv"
 echo
 poll=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo "n/a")
 echo "idle driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns=$poll"
-echo "rounds=$rounds seconds=$secs; tango $("$tango" --version | awk '{ print $2 }') ($(git rev-parse --short HEAD 2>/dev/null || echo unknown))"
+how="wrk -c64, closed loop"
+[[ -n $rate ]] && how="h2load --h1 -c64 at $rate requests/s"
+echo "rounds=$rounds seconds=$secs load=$how; tango $("$tango" --version | awk '{ print $2 }') ($(git rev-parse --short HEAD 2>/dev/null || echo unknown))"

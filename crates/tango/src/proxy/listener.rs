@@ -11,7 +11,10 @@
 //! hands its settings for a listener to that listener's accept loops, so a reload
 //! changes them for new connections without rebinding. A TLS listener's certificates
 //! are read again for each configuration and swapped into its acceptor
-//! (`tls::Resolver`), also without rebinding. At `max_connections`, a total over the
+//! (`tls::Resolver`), also without rebinding. Turning a kept listener's TLS on or off
+//! hands its sockets (nothing queued on them is lost) to new accept loops in the new
+//! mode, and its connections in the old mode drain as a removed listener's do. At
+//! `max_connections`, a total over the
 //! listener's workers (they share one `Conns`), the connection idle longest is closed
 //! to make room (`idle`); when none is idle the newcomer is answered `503` and closed,
 //! never queued. A listener a reload removes closes its sockets, and its connections
@@ -44,6 +47,9 @@ struct Running {
     settings: watch::Sender<Option<Arc<Listener>>>,
     /// Its certificates, replaced on reload; `None`: plain text.
     tls: Option<Arc<Resolver>>,
+    /// Its sockets, one per worker in worker order, shared with the accept loops so a
+    /// change of TLS mode can hand them to new ones.
+    sockets: Vec<Arc<TcpListener>>,
 }
 
 /// The set of bound listeners, reconciled with each configuration.
@@ -64,9 +70,12 @@ pub(crate) struct Listeners {
 pub(crate) struct Bound {
     listener: Listener,
     /// One socket per worker, in worker order, each registered with its worker's runtime.
-    sockets: Vec<TcpListener>,
+    sockets: Vec<Arc<TcpListener>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     resolver: Option<Arc<Resolver>>,
+    /// The running listener whose sockets these are, when its TLS was turned on or off:
+    /// it stops, and its connections drain, when this one starts.
+    replaces: Option<String>,
 }
 
 /// A running listener a configuration keeps, socket and connections, with its settings
@@ -111,8 +120,9 @@ impl Listeners {
     }
 
     /// Bind the listeners `config` adds and read the certificates of every TLS listener
-    /// it keeps (see [`Listeners::kept_by`] for which it keeps). Nothing starts yet.
-    /// Turning a kept listener's TLS on or off takes a restart.
+    /// it keeps (see [`Listeners::kept_by`] for which it keeps). A kept listener whose
+    /// TLS is turned on or off is prepared as a new one on the same sockets. Nothing
+    /// starts yet.
     pub(crate) async fn prepare(&self, config: &Config) -> anyhow::Result<Prepared> {
         let mut bound = Vec::new();
         let mut kept = Vec::new();
@@ -121,14 +131,13 @@ impl Listeners {
                 bound.push(self.bind(l)?);
                 continue;
             };
-            let certs = match (&l.tls, r.tls.is_some()) {
-                (Some(t), true) => Some(tls::load_for(&l.name, t)?),
-                (None, false) => None,
-                _ => {
-                    tracing::warn!(listener = %l.name,
-                        "turning TLS on or off for an address already bound takes effect on restart");
-                    None
-                }
+            if l.tls.is_some() != r.tls.is_some() {
+                bound.push(Self::rebind(l, was, r)?);
+                continue;
+            }
+            let certs = match &l.tls {
+                Some(t) => Some(tls::load_for(&l.name, t)?),
+                None => None,
             };
             kept.push(Kept {
                 was: was.clone(),
@@ -137,6 +146,18 @@ impl Listeners {
             });
         }
         Ok(Prepared { bound, kept })
+    }
+
+    /// `l` on the sockets of the running listener `was`, whose TLS it turns on or off.
+    fn rebind(l: &Listener, was: &str, r: &Running) -> anyhow::Result<Bound> {
+        let (tls, resolver) = acceptor_for(l)?;
+        Ok(Bound {
+            listener: l.clone(),
+            sockets: r.sockets.clone(),
+            tls,
+            resolver,
+            replaces: Some(was.to_string()),
+        })
     }
 
     /// For each of `config`'s listeners, the running listener it keeps (`None`: it is
@@ -172,20 +193,15 @@ impl Listeners {
 
     /// One socket per worker for `l`, and its TLS acceptor.
     fn bind(&self, l: &Listener) -> anyhow::Result<Bound> {
-        let (tls, resolver) = match &l.tls {
-            Some(t) => {
-                let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
-                (Some(a), Some(r))
-            }
-            None => (None, None),
-        };
+        let (tls, resolver) = acceptor_for(l)?;
         let sockets = bind_all(l.listen, &self.workers)
             .with_context(|| format!("binding listener `{}` on {}", l.name, l.listen))?;
         Ok(Bound {
             listener: l.clone(),
-            sockets,
+            sockets: sockets.into_iter().map(Arc::new).collect(),
             tls,
             resolver,
+            replaces: None,
         })
     }
 
@@ -210,7 +226,16 @@ impl Listeners {
             self.running.insert(name, r);
         }
         for (name, r) in old {
-            tracing::info!(listener = %name, address = %r.local, "listener removed; open connections drain");
+            let handed = (prepared.bound.iter()).find(|b| b.replaces.as_deref() == Some(&name));
+            match handed {
+                Some(b) => {
+                    tracing::info!(listener = %b.listener.name, was = %name, address = %r.local,
+                    tls = b.tls.is_some(), "listener's TLS turned on or off; connections opened before drain")
+                }
+                None => {
+                    tracing::info!(listener = %name, address = %r.local, "listener removed; open connections drain")
+                }
+            }
             r.settings.send_replace(None);
         }
         for b in prepared.bound {
@@ -248,8 +273,12 @@ impl Listeners {
             spread: Arc::new(Spread::new(self.workers.len())),
             workers: self.workers.clone(),
         });
-        for (socket, worker) in b.sockets.into_iter().zip(&self.workers) {
-            worker.spawn(accept_loop(ctx.clone(), socket, settings_rx.clone()));
+        for (socket, worker) in b.sockets.iter().zip(&self.workers) {
+            worker.spawn(accept_loop(
+                ctx.clone(),
+                socket.clone(),
+                settings_rx.clone(),
+            ));
         }
         self.running.insert(
             name,
@@ -258,6 +287,7 @@ impl Listeners {
                 local,
                 settings,
                 tls: b.resolver,
+                sockets: b.sockets,
             },
         );
     }
@@ -270,6 +300,18 @@ impl Listeners {
             .filter_map(|l| self.running.get(&l.name).map(|r| (l.name.clone(), r.local)))
             .collect()
     }
+}
+
+/// `l`'s TLS acceptor and certificate resolver, its certificates read now; `None` for a
+/// plain-text listener.
+type Acceptor = (Option<tokio_rustls::TlsAcceptor>, Option<Arc<Resolver>>);
+
+fn acceptor_for(l: &Listener) -> anyhow::Result<Acceptor> {
+    let Some(t) = &l.tls else {
+        return Ok((None, None));
+    };
+    let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
+    Ok((Some(a), Some(r)))
 }
 
 /// Raise the soft open-file limit to the hard one, as servers commonly do: every client
@@ -332,7 +374,7 @@ fn socket_for(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
 /// gives them; `None` stops the loop.
 async fn accept_loop(
     ctx: Arc<Shared>,
-    socket: TcpListener,
+    socket: Arc<TcpListener>,
     mut settings: watch::Receiver<Option<Arc<Listener>>>,
 ) {
     let worker = crate::worker::id();

@@ -278,3 +278,69 @@ async fn a_redirect_to_https_lets_https_requests_through() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(b.hits(), 1, "{answer}");
 }
+
+/// Whether the peer closes `s` within 5 s, reading and dropping anything before.
+async fn closes<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    let read = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .is_ok()
+}
+
+/// GET / over a TLS connection already open: the answer's status line.
+async fn tls_get(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.expect("an answer");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// A reload turns a listener's TLS on, then off again: the port stays, new connections
+/// are served in the new mode, and those opened before close (they were idle).
+#[tokio::test]
+async fn a_reload_turns_tls_on_and_off_on_the_same_port() {
+    let b = Backend::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cert = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
+    let plain = config("", &[("a", b.addr, 1)]);
+    let certs = format!(
+        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\" }}]",
+        d.display()
+    );
+    let t = Tango::start(&plain);
+    let mut before = crate::listeners::KeepAlive::open(t.addr()).await;
+    assert_eq!(before.get().await, "a\n");
+
+    t.write_config(&tls_listener(b.addr, &certs));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["result"]), (200, &"applied".into()), "{v}");
+    let mut tls = connect(&t, "a.example").await;
+    assert_eq!(tls.get_ref().1.peer_certificates().unwrap()[0], cert);
+    assert_eq!(tls_get(&mut tls).await, "HTTP/1.1 200 OK");
+    assert!(closes(&mut before.0).await, "the plain connection drained");
+    assert!(
+        t.log().contains("listener's TLS turned on or off"),
+        "{}",
+        t.log()
+    );
+
+    t.write_config(&plain);
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["result"]), (200, &"applied".into()), "{v}");
+    assert_eq!(get(&client(), &t.url("/")).await, (200, "a\n".to_string()));
+    assert!(closes(&mut tls).await, "the TLS connection drained");
+}

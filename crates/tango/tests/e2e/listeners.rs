@@ -55,15 +55,15 @@ async fn reload(t: &Tango, text: &str) {
 }
 
 /// A keep-alive connection to tango, one GET at a time.
-struct KeepAlive(TcpStream);
+pub struct KeepAlive(pub TcpStream);
 
 impl KeepAlive {
-    async fn open(addr: SocketAddr) -> KeepAlive {
+    pub async fn open(addr: SocketAddr) -> KeepAlive {
         KeepAlive(TcpStream::connect(addr).await.expect("connect"))
     }
 
     /// GET / on this connection: the body of a `200`.
-    async fn get(&mut self) -> String {
+    pub async fn get(&mut self) -> String {
         let s = &mut self.0;
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
