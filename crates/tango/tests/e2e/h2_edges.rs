@@ -40,25 +40,66 @@ fn fields<'a>(
     f
 }
 
-/// DATA beyond the content-length is a stream error (RFC 9113 8.1.1). The backend has
-/// had every declared byte by then, were they sent on as they came, and would take the
-/// request for whole: the data that completes a declared length goes on only once the
-/// client's stream has ended there.
+/// DATA beyond the content-length is a stream error (RFC 9113 8.1.1): in the frame
+/// that would complete the length, or in one read with the frame that completes it
+/// (hyper drops a reset stream's request before the completing data goes on), the
+/// backend gets no whole request, and its connection, left waiting for the rest, is
+/// closed.
 #[tokio::test]
 async fn data_beyond_the_content_length_is_a_stream_error_and_no_whole_request() {
     let s = Sink::start().await;
     let t = Tango::start(&config("", &[("a", s.addr, 1)]));
-    let mut c = h2c(&t).await;
-    c.headers(1, &fields("POST", "/up", &[("content-length", "5")]), false)
-        .await;
-    c.data(1, b"hello", false).await;
-    // Time for "hello" to reach the backend, if it is to.
-    s.until(|s| s.heads == 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    c.data(1, b"!", true).await;
-    assert_eq!(c.outcome(1, T).await, Outcome::Reset(PROTOCOL_ERROR));
-    let seen = s.until(|s| s.closed == 1).await;
-    assert_eq!((seen.whole, seen.cut), (0, 1), "{seen:?}");
+    let cases: [&[&[u8]]; 2] = [&[b"hello!"], &[b"hello", b"!"]];
+    for (i, frames) in cases.iter().enumerate() {
+        let mut c = h2c(&t).await;
+        c.headers(1, &fields("POST", "/up", &[("content-length", "5")]), false)
+            .await;
+        s.until(|s| s.heads == i + 1).await;
+        let mut all = Vec::new();
+        for f in frames.iter() {
+            all.extend_from_slice(&raw::frame(raw::DATA, 0, 1, f));
+        }
+        c.write(&all).await;
+        assert_eq!(c.outcome(1, T).await, Outcome::Reset(PROTOCOL_ERROR));
+        let seen = s.until(|s| s.closed == i + 1).await;
+        assert_eq!((seen.whole, seen.cut), (0, i + 1), "{seen:?}");
+    }
+}
+
+/// A body is whole once its declared length is all in: a client that sends
+/// END_STREAM late (or never) gets its answer at once, from an HTTP/1.1 backend (the
+/// data that completes the length goes on) and an HTTP/2 one (its stream ends), not
+/// when the try's time is up; the late END_STREAM changes nothing, and the connection
+/// goes on serving.
+#[tokio::test]
+async fn a_body_whose_declared_length_is_in_goes_without_end_stream() {
+    for h2 in [false, true] {
+        let s = if h2 {
+            Sink::start_h2().await
+        } else {
+            Sink::start().await
+        };
+        let pool = if h2 { "protocol = \"h2\"" } else { "" };
+        let t = Tango::start(&config(pool, &[("a", s.addr, 1)]));
+        let mut c = h2c(&t).await;
+        c.headers(1, &fields("POST", "/up", &[("content-length", "5")]), false)
+            .await;
+        c.data(1, b"hello", false).await;
+        // try_timeout is 15 s.
+        let outcome = c.outcome(1, Duration::from_secs(5)).await;
+        assert_eq!(outcome, Outcome::Status(200), "h2 {h2}");
+        let seen = s.until(|s| s.whole == 1).await;
+        assert_eq!((seen.whole, seen.body_bytes), (1, 5), "h2 {h2}: {seen:?}");
+        c.data(1, b"", true).await;
+        c.headers(3, &fields("GET", "/", &[]), true).await;
+        assert_eq!(c.outcome(3, T).await, Outcome::Status(200), "h2 {h2}");
+        let seen = s.until(|s| s.whole == 2).await;
+        assert_eq!((seen.whole, seen.cut), (2, 0), "h2 {h2}: {seen:?}");
+        assert!(
+            in_flight_becomes(&t, 0, T).await,
+            "h2 {h2}: still in flight"
+        );
+    }
 }
 
 /// DATA short of the content-length, then the stream's end: a stream error, and the

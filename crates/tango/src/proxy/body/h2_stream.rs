@@ -26,6 +26,10 @@ pub(crate) struct Pump {
     dst: SendStream<Bytes>,
     /// Data taken from the client and not yet sent.
     pending: Bytes,
+    /// The bytes a declared length (one announcing no trailers) still wants: once it
+    /// is all in, the body is whole, and the stream ends without waiting for the
+    /// client's END_STREAM, which a client may send late or never.
+    left: Option<u64>,
     counted: Option<Arc<AtomicU64>>,
     /// The client's body broke off.
     broke: bool,
@@ -34,15 +38,18 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
+    /// `length`: the body's declared length, when it is to end there.
     pub(crate) fn new(
         src: Incoming,
         dst: SendStream<Bytes>,
+        length: Option<u64>,
         counted: Option<Arc<AtomicU64>>,
     ) -> Self {
         Pump {
             src,
             dst,
             pending: Bytes::new(),
+            left: length,
             counted,
             broke: false,
             ended: false,
@@ -89,16 +96,12 @@ impl Pump {
                 let ended = self.dst.send_data(Bytes::new(), true);
                 return Poll::Ready(ended.map_err(|_| ()));
             }
+            if self.left == Some(0) {
+                return self.end_next(cx);
+            }
             let frame = match Pin::new(&mut self.src).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    // Not yet: hyper ends a body whose stream the client reset with
-                    // NO_ERROR as it ends a whole one, and drops the request for the
-                    // reset only once its task waits (`exchange::send::confirm_end`).
-                    self.ended = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
+                Poll::Ready(None) => return self.end_next(cx),
                 Poll::Ready(Some(Err(_))) => {
                     // The client's body broke off: the backend must not take it whole.
                     self.dst.send_reset(Reason::CANCEL);
@@ -112,6 +115,11 @@ impl Pump {
                     if let Some(c) = &self.counted {
                         c.fetch_add(data.len() as u64, Relaxed);
                     }
+                    // hyper has checked the data against the declared length: more is
+                    // a stream error, never data.
+                    if let Some(n) = &mut self.left {
+                        *n = n.saturating_sub(data.len() as u64);
+                    }
                     self.pending = data;
                 }
                 Err(frame) => {
@@ -122,6 +130,16 @@ impl Pump {
                 }
             }
         }
+    }
+
+    /// The client's body is whole; the stream's end goes on the next poll, not yet:
+    /// hyper ends a body whose stream the client reset with NO_ERROR as it ends a whole
+    /// one, and drops the request for a reset only once its task waits
+    /// (`exchange::send::confirm_end`).
+    fn end_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        self.ended = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -258,7 +258,7 @@ async fn attempt(
     let mut pump = out
         .body
         .take()
-        .map(|b| Pump::new(b, send, out.counted.clone()));
+        .map(|b| Pump::new(b, send, out.framing.length(), out.counted.clone()));
     let mut client_broke = false;
     let got = tokio::time::timeout_at(
         deadline,
