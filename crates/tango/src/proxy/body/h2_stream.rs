@@ -1,6 +1,7 @@
 //! The bodies of a request to an HTTP/2 backend for hyper's clients: the client's
 //! request body pumped into the stream ([`Pump`]) and the backend's response body read
-//! from it ([`H2Body`]), both frame by frame with their trailers.
+//! from it ([`H2Body`]), both frame by frame with their trailers (only the fields that
+//! may be trailers, `proxy/trailers.rs`, as on the HTTP/1 path).
 //!
 //! The request body is pumped from the response body's poll once the head is in: no
 //! task per request, and the request's data keeps moving for as long as the client
@@ -20,7 +21,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A client's request body on its way into an HTTP/2 stream: data as the stream's
-/// flow control takes it, then the trailers or the end of the stream.
+/// flow control takes it, then the trailers (those that may be trailers) or the end of
+/// the stream.
 pub(crate) struct Pump {
     src: Incoming,
     dst: SendStream<Bytes>,
@@ -124,7 +126,10 @@ impl Pump {
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        let sent = self.dst.send_trailers(trailers);
+                        let sent = match crate::proxy::trailers::keep(trailers) {
+                            Some(t) => self.dst.send_trailers(t),
+                            None => self.dst.send_data(Bytes::new(), true),
+                        };
                         return Poll::Ready(sent.map_err(|_| ()));
                     }
                 }
@@ -267,7 +272,8 @@ impl H2Body {
                 } else {
                     self.broken_by()
                 });
-                match r {
+                // Only the fields that may be trailers, as from an HTTP/1 backend.
+                match r.map(|t| t.and_then(crate::proxy::trailers::keep)) {
                     Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
                     Ok(None) => Poll::Ready(None),
                     Err(e) => Poll::Ready(Some(Err(h2_error(e)))),
