@@ -280,3 +280,30 @@ async fn header_blocks_over_the_limit_are_refused() {
     );
     assert_eq!(s.seen().heads, 0);
 }
+
+/// An HTTP/2 backend's answer that ends with its head (gRPC's trailers-only answer:
+/// `grpc-status` in the one HEADERS frame, with END_STREAM) reaches the client the same
+/// way. grpc-go takes a head followed by an empty DATA frame with END_STREAM for a
+/// stream that ended without trailers: INTERNAL, "server closed the stream without
+/// sending trailers", whatever `grpc-status` the head carried.
+#[tokio::test]
+async fn an_h2_backend_s_answer_that_ends_with_its_head_ends_with_it_here() {
+    let s = Sink::start_h2().await;
+    let t = Tango::start(&config("protocol = \"h2\"", &[("a", s.addr, 1)]));
+    let mut c = h2c(&t).await;
+    for id in [1, 3] {
+        c.headers(id, &fields("GET", "/", &[]), true).await;
+        let head = loop {
+            let f = c.next(T).await.expect("an answer");
+            if f.kind == raw::HEADERS && f.stream == id {
+                break f;
+            }
+        };
+        assert_ne!(
+            head.flags & raw::END_STREAM,
+            0,
+            "stream {id}: not ended by its head"
+        );
+    }
+    assert!(in_flight_becomes(&t, 0, T).await, "still in flight");
+}

@@ -182,7 +182,7 @@ impl H2Body {
         held: (Stream, InFlight),
         owed: Option<Owed>,
     ) -> Self {
-        H2Body {
+        let mut body = H2Body {
             recv,
             pump,
             data_done: false,
@@ -191,7 +191,14 @@ impl H2Body {
             owed,
             client_broke: false,
             held: Some(held),
+        };
+        // An answer that ended with its head (gRPC's trailers-only one) is whole now,
+        // and says so: hyper then ends the client's stream with the head too, where a
+        // gRPC client looks for a status that has no trailers to come in.
+        if body.recv.is_end_stream() {
+            body.end(BodyEnd::Whole);
         }
+        body
     }
 
     /// The body has ended as `how` says: the try is judged, then what it held let go.
