@@ -307,3 +307,36 @@ async fn an_h2_backend_s_answer_that_ends_with_its_head_ends_with_it_here() {
     }
     assert!(in_flight_becomes(&t, 0, T).await, "still in flight");
 }
+
+/// `:path` holds the target's path and query (RFC 9113 8.3.1), or `*` for OPTIONS: an
+/// absolute URI there, or a path without its leading `/`, is malformed (routes match
+/// the path as it came, and the backend would get another: an absolute URI's own path,
+/// past a route that matches `/admin`), and so is `*` with any other method (`GET *`
+/// goes to no backend). Refused, not sent on; `OPTIONS *` goes.
+#[tokio::test]
+async fn a_path_that_is_not_a_path_is_refused() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let mut c = h2c(&t).await;
+    let mut id = 1;
+    for (method, path) in [
+        ("GET", "http://a.example/admin"),
+        ("GET", "https://b.example/"),
+        ("GET", "admin"),
+        ("GET", "*"),
+    ] {
+        c.headers(id, &fields(method, path, &[]), true).await;
+        let outcome = c.outcome(id, T).await;
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Status(400) | Outcome::Reset(PROTOCOL_ERROR)
+            ),
+            "{method} {path}: {outcome:?}"
+        );
+        id += 2;
+    }
+    assert_eq!(s.seen().heads, 0, "a malformed path reached the backend");
+    c.headers(id, &fields("OPTIONS", "*", &[]), true).await;
+    assert_eq!(c.outcome(id, T).await, Outcome::Status(200));
+}
