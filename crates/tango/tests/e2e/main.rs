@@ -29,6 +29,7 @@ mod grpc_tls;
 mod guard;
 mod h2_conns;
 mod h2_edges;
+mod h2_flow;
 mod h2_health;
 mod h2_requests;
 mod hardening;
