@@ -5,8 +5,8 @@
 //! ends. What must never happen is a backend taking a request for whole that the client
 //! did not send whole, or keeping a connection that carried half of one.
 
-mod raw;
-mod sink;
+pub mod raw;
+pub mod sink;
 
 use crate::support::*;
 use raw::{Outcome, Raw, CANCEL, PROTOCOL_ERROR};

@@ -2,7 +2,8 @@
 //! client that stops reading a large answer holds back that answer alone. Its stream
 //! backs up to the backend (tango reads no further ahead than the client takes, plus
 //! bounded buffers), and the other streams that share the backend's connection with
-//! it go on at full speed.
+//! it go on at full speed. A client that gives up on its download mid-way has the
+//! backend's stream reset.
 
 use crate::support::*;
 use bytes::Bytes;
@@ -16,10 +17,12 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(10);
 
 /// An h2c backend that answers `GET /big?n=N` with N bytes, sent as fast as the
-/// stream's flow control lets them go, counting the bytes it got to send.
+/// stream's flow control lets them go, counting the bytes it got to send and the
+/// answers whose stream was reset before their end.
 struct Source {
     addr: SocketAddr,
     sent: Arc<AtomicU64>,
+    cut: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,30 +36,35 @@ impl Source {
     async fn start() -> Source {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let sent = Arc::new(AtomicU64::new(0));
-        let s = sent.clone();
+        let (sent, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counts = (sent.clone(), cut.clone());
         let task = tokio::spawn(async move {
             while let Ok((c, _)) = l.accept().await {
                 let _ = c.set_nodelay(true);
-                let s = s.clone();
+                let counts = counts.clone();
                 tokio::spawn(async move {
                     let Ok(mut conn) = h2::server::handshake(c).await else {
                         return;
                     };
                     while let Some(Ok((req, respond))) = conn.accept().await {
-                        tokio::spawn(source(req, respond, s.clone()));
+                        tokio::spawn(source(req, respond, counts.clone()));
                     }
                 });
             }
         });
-        Source { addr, sent, task }
+        Source {
+            addr,
+            sent,
+            cut,
+            task,
+        }
     }
 }
 
 async fn source(
     req: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
-    sent: Arc<AtomicU64>,
+    (sent, cut): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) {
     let n: u64 = req
         .uri()
@@ -74,9 +82,13 @@ async fn source(
         let granted = match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
             Some(Ok(k)) if k > 0 => k,
             Some(Ok(_)) => continue,
-            _ => return,
+            _ => {
+                cut.fetch_add(1, Relaxed);
+                return;
+            }
         };
         if send.send_data(chunk.slice(..granted), false).is_err() {
+            cut.fetch_add(1, Relaxed);
             return;
         }
         left -= granted as u64;
@@ -126,4 +138,33 @@ async fn a_client_that_stops_reading_holds_back_its_own_answer_only() {
         .expect("the stalled answer in time")
         .unwrap();
     assert_eq!(body.to_bytes().len(), 16 << 20);
+}
+
+/// A client that resets its stream in the middle of a download from an HTTP/2
+/// backend: the backend's stream is reset too (its answer is not read to the end into
+/// nowhere), and the request is no longer in flight.
+#[tokio::test]
+async fn a_client_reset_mid_download_resets_the_backend_s_stream() {
+    let b = Source::start().await;
+    let t = Tango::start(&config("protocol = \"h2\"", &[("a", b.addr, 1)]));
+    let mut h2 = h2c(&t).await;
+    let req = http::Request::get(format!("http://{}/big?n={}", t.addr(), 64 << 20))
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(T, h2.send_request(req))
+        .await
+        .expect("a head in time")
+        .unwrap();
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(T, body.frame()).await.expect("data");
+    assert!(first.is_some_and(|f| f.is_ok()));
+    // Dropping an unfinished body resets its stream (CANCEL).
+    drop(body);
+    let end = tokio::time::Instant::now() + T;
+    while b.cut.load(Relaxed) == 0 && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.cut.load(Relaxed), 1, "the backend's stream went on");
+    assert!(b.sent.load(Relaxed) < 64 << 20);
+    assert!(in_flight_becomes(&t, 0, T).await, "still in flight");
 }
