@@ -179,3 +179,40 @@ async fn head_has_no_body_and_a_get_s_body_goes_on() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "12");
 }
+
+/// A header block a few KiB long that decodes to 40 MB (an HPACK bomb: one 4 KB field
+/// put in the dynamic table, then named by its index ten thousand times, a byte each):
+/// refused by its decoded size (h2 ends such a connection with ENHANCE_YOUR_CALM), and
+/// tango serves on.
+#[tokio::test]
+async fn a_header_block_that_decodes_to_megabytes_is_refused() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let mut c = h2c_raw(&t).await;
+    let big = "x".repeat(4000);
+    let mut block = raw::block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "a.example"),
+    ]);
+    // A literal with incremental indexing (0x40) rather than without (0x00): the
+    // first entry of the dynamic table, index 62, an indexed field 0x80 | 62.
+    let mut indexed = raw::block(&[("x-bomb", &big)]);
+    indexed[0] = 0x40;
+    block.extend_from_slice(&indexed);
+    block.extend(std::iter::repeat_n(0x80 | 62, 10_000));
+    c.send(raw::HEADERS, raw::END_HEADERS | raw::END_STREAM, 1, &block)
+        .await;
+    let outcome = c.outcome(1, T).await;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Status(431) | Outcome::Reset(_) | Outcome::GoAway(_)
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(s.seen().heads, 0);
+    let (status, _) = h2c_get(&t, "/").await;
+    assert_eq!(status, 200);
+}
