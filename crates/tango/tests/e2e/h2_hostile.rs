@@ -1,7 +1,8 @@
 //! HTTP/2 clients that ask for more than they may, or ask oddly: more concurrent
 //! streams than the connection allows, malformed pseudo-header fields, extended
-//! CONNECT that was never offered, HEAD, and GET with a body. Written frame by frame
-//! (`h2_edges::raw`) where a well-behaved client library would refuse to send it.
+//! CONNECT that was never offered, HEAD, and GET with a body, an HPACK bomb, a rapid
+//! reset flood. Written frame by frame (`h2_edges::raw`) where a well-behaved client
+//! library would refuse to send it.
 
 use crate::h2_edges::raw::{self, Outcome, Raw, PROTOCOL_ERROR};
 use crate::h2_edges::sink::Sink;
@@ -14,6 +15,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(10);
 
 const REFUSED_STREAM: u32 = 0x7;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// The concurrent streams tango's HTTP/2 server allows a connection (hyper's default).
 const MAX_STREAMS: u32 = 200;
@@ -215,4 +217,43 @@ async fn a_header_block_that_decodes_to_megabytes_is_refused() {
     assert_eq!(s.seen().heads, 0);
     let (status, _) = h2c_get(&t, "/").await;
     assert_eq!(status, 200);
+}
+
+/// Rapid reset (CVE-2023-44487): twenty thousand streams, each reset right after its
+/// request, in one write. Each would cost a backend request were it served; the
+/// connection is ended (ENHANCE_YOUR_CALM) with next to none having reached one.
+#[tokio::test]
+async fn a_rapid_reset_flood_ends_the_connection() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let mut c = h2c_raw(&t).await;
+    let block = raw::block(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/"),
+        (":authority", "a.example"),
+    ]);
+    let n = 20_000;
+    let mut all = Vec::new();
+    for id in (0..n).map(|i| 2 * i + 1) {
+        let flags = raw::END_HEADERS | raw::END_STREAM;
+        all.extend_from_slice(&raw::frame(raw::HEADERS, flags, id, &block));
+        all.extend_from_slice(&raw::frame(
+            raw::RST_STREAM,
+            0,
+            id,
+            &raw::CANCEL.to_be_bytes(),
+        ));
+    }
+    c.write(&all).await;
+    let goaway = loop {
+        let f = c.next(T).await.expect("a GOAWAY");
+        if f.kind == raw::GOAWAY {
+            break u32::from_be_bytes(f.payload[4..8].try_into().unwrap());
+        }
+    };
+    assert_eq!(goaway, ENHANCE_YOUR_CALM);
+    let heads = s.seen().heads;
+    assert!(heads < 100, "{heads} of {n} requests reached the backend");
+    assert!(in_flight_becomes(&t, 0, T).await, "still in flight");
 }
