@@ -1,7 +1,7 @@
 //! HTTP/2 clients that ask for more than they may, or ask oddly: more concurrent
 //! streams than the connection allows, malformed pseudo-header fields, extended
-//! CONNECT that was never offered, HEAD, and GET with a body, an HPACK bomb, a rapid
-//! reset flood. Written frame by frame (`h2_edges::raw`) where a well-behaved client
+//! CONNECT that was never offered, content-lengths that are no length, HEAD, and GET
+//! with a body, an HPACK bomb, a rapid reset flood. Written frame by frame (`h2_edges::raw`) where a well-behaved client
 //! library would refuse to send it.
 
 use crate::h2_edges::raw::{self, Outcome, Raw, PROTOCOL_ERROR};
@@ -256,4 +256,31 @@ async fn a_rapid_reset_flood_ends_the_connection() {
     let heads = s.seen().heads;
     assert!(heads < 100, "{heads} of {n} requests reached the backend");
     assert!(in_flight_becomes(&t, 0, T).await, "still in flight");
+}
+
+/// A content-length the stream cannot keep, or that is no length (RFC 9113 8.1.1,
+/// RFC 9110 8.6): declared over an empty body (END_STREAM on the head), not a number,
+/// negative, or given twice over. A stream error each, before a backend has anything.
+#[tokio::test]
+async fn content_lengths_that_are_no_length_are_stream_errors() {
+    let s = Sink::start().await;
+    let t = Tango::start(&config("", &[("a", s.addr, 1)]));
+    let cases: [(&[(&str, &str)], bool); 5] = [
+        (&[("content-length", "5")], true),
+        (&[("content-length", "abc")], false),
+        (&[("content-length", "-1")], false),
+        (&[("content-length", "5"), ("content-length", "6")], false),
+        (&[("content-length", "5, 5")], false),
+    ];
+    for (extra, ends_with_head) in cases {
+        let mut c = h2c_raw(&t).await;
+        let fields = [post("/up")[..4].to_vec(), extra.to_vec()].concat();
+        c.headers(1, &fields, ends_with_head).await;
+        if !ends_with_head {
+            c.data(1, b"hello", true).await;
+        }
+        let outcome = c.outcome(1, T).await;
+        assert_eq!(outcome, Outcome::Reset(PROTOCOL_ERROR), "{extra:?}");
+    }
+    assert_eq!(s.seen().heads, 0, "such a request reached the backend");
 }
