@@ -3,7 +3,8 @@
 //! backs up to the backend (tango reads no further ahead than the client takes, plus
 //! bounded buffers), and the other streams that share the backend's connection with
 //! it go on at full speed. A client that gives up on its download mid-way has the
-//! backend's stream reset.
+//! backend's stream reset. The other way, an upload its backend does not read holds
+//! back no other upload on the client's connection.
 
 use crate::support::*;
 use bytes::Bytes;
