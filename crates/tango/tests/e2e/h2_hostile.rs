@@ -284,3 +284,27 @@ async fn content_lengths_that_are_no_length_are_stream_errors() {
     }
     assert_eq!(s.seen().heads, 0, "such a request reached the backend");
 }
+
+/// A request without `:authority` whose Host is no authority (a space, a path, a query,
+/// an unclosed IPv6 bracket in it), to a pool of HTTP/2 backends, where Host must
+/// become `:authority`: the request's mistake, answered `400` as the engine answers it,
+/// not a `502` counted as the backend's failure to its clients.
+#[tokio::test]
+async fn a_host_that_is_no_authority_is_refused_for_an_h2_pool() {
+    let s = Sink::start_h2().await;
+    let t = Tango::start(&config("protocol = \"h2\"", &[("a", s.addr, 1)]));
+    for host in ["a b", "a/b", "a?b", "[::1"] {
+        let mut c = h2c_raw(&t).await;
+        let fields = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            ("host", host),
+        ];
+        c.headers(1, &fields, true).await;
+        assert_eq!(c.outcome(1, T).await, Outcome::Status(400), "{host:?}");
+    }
+    assert_eq!(s.seen().heads, 0);
+    let status = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(status["pools"][0]["backends"][0]["errors"], 0, "{status}");
+}
