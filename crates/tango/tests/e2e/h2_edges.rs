@@ -118,9 +118,10 @@ async fn data_short_of_the_content_length_is_a_stream_error() {
 }
 
 /// A client that resets its stream in the middle of its body, with any error code
-/// (NO_ERROR included: hyper ends such a body as if it were whole), has sent no whole
-/// request: the backend, HTTP/1.1 (the body chunked, its length unknown) or HTTP/2, does
-/// not get one, and its connection (HTTP/1.1) or stream (HTTP/2) is ended.
+/// (NO_ERROR included: hyper ends such a body as if it were whole), with or without a
+/// declared length, has sent no whole request: the backend, HTTP/1.1 (the body chunked
+/// when its length is unknown) or HTTP/2, does not get one, and its connection
+/// (HTTP/1.1) or stream (HTTP/2) is ended.
 #[tokio::test]
 async fn a_client_reset_in_the_middle_of_a_body_leaves_the_backend_no_whole_request() {
     for h2 in [false, true] {
@@ -131,9 +132,16 @@ async fn a_client_reset_in_the_middle_of_a_body_leaves_the_backend_no_whole_requ
         };
         let pool = if h2 { "protocol = \"h2\"" } else { "" };
         let t = Tango::start(&config(pool, &[("a", s.addr, 1)]));
-        for (i, code) in [NO_ERROR, CANCEL].into_iter().enumerate() {
+        let cases = [
+            (NO_ERROR, None),
+            (CANCEL, None),
+            (NO_ERROR, Some(("content-length", "10"))),
+            (CANCEL, Some(("content-length", "10"))),
+        ];
+        for (i, (code, length)) in cases.into_iter().enumerate() {
             let mut c = h2c(&t).await;
-            c.headers(1, &fields("POST", "/up", &[]), false).await;
+            let extra: Vec<_> = length.into_iter().collect();
+            c.headers(1, &fields("POST", "/up", &extra), false).await;
             c.data(1, b"part", false).await;
             s.until(|s| s.body_bytes >= 4 * (i as u64 + 1)).await;
             c.reset(1, code).await;
@@ -141,7 +149,7 @@ async fn a_client_reset_in_the_middle_of_a_body_leaves_the_backend_no_whole_requ
             assert_eq!(
                 (seen.whole, seen.cut),
                 (0, i + 1),
-                "h2 {h2}, code {code}: {seen:?}"
+                "h2 {h2}, code {code}, {length:?}: {seen:?}"
             );
         }
         assert!(
