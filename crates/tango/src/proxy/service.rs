@@ -195,10 +195,12 @@ async fn answer(
     let mut target = Target::default();
     headers::check_authority(req.version(), req.uri(), req.headers())
         .map_err(|m| (ProxyError::BadRequest(m), target))?;
+    // The target's form, for HTTP/2 too: its `:path` may be `*` only for OPTIONS
+    // (RFC 9113 8.3.1), which h2 does not check, and a backend must not get `GET *`.
+    headers::check_target(req.method(), req.uri())
+        .map_err(|m| (ProxyError::BadRequest(m), target))?;
     if req.version() <= Version::HTTP_11 {
-        headers::check_framing(req.headers())
-            .and_then(|()| headers::check_target(req.method(), req.uri()))
-            .map_err(|m| (ProxyError::BadRequest(m), target))?;
+        headers::check_framing(req.headers()).map_err(|m| (ProxyError::BadRequest(m), target))?;
     }
     let route = routed.route.map(|i| &snap.config.routes[i].target);
     let pool_index = match route {

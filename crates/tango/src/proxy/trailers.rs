@@ -3,9 +3,10 @@
 //! trailers go in the last chunk of the request an HTTP/1 backend gets
 //! ([`last_chunk`]), and an HTTP/1 backend's trailer section is read back into a
 //! header map ([`parse_section`]) for hyper, which sends it as HTTP/2 trailers or in
-//! the last chunk to an HTTP/1.1 client that accepts them.
+//! the last chunk to an HTTP/1.1 client that accepts them. Trailers to and from an
+//! HTTP/2 backend are header maps already, and are filtered the same way ([`keep`]).
 //!
-//! Both ways only fields that may be trailers go on ([`may_trail`]). RFC 9110 6.5.1:
+//! Every way only fields that may be trailers go on ([`may_trail`]). RFC 9110 6.5.1:
 //! a field that must be known before the content (framing, routing, authentication,
 //! request modifiers, response controls, content format) must not be a trailer, and a
 //! recipient that merges trailers into the header section would take it from a place
@@ -63,6 +64,20 @@ pub(crate) fn may_trail(name: &HeaderName) -> bool {
     !(headers::HOP_BY_HOP.contains(name)
         || NOT_TRAILERS.contains(name)
         || forwarding.contains(&name))
+}
+
+/// The fields of `trailers` that may be trailers ([`may_trail`]), for an HTTP/2
+/// stream either way; `None` when none may. A section every field of which may trail
+/// (gRPC's status and message) goes on as it came, without a copy.
+pub(crate) fn keep(trailers: HeaderMap) -> Option<HeaderMap> {
+    if trailers.keys().all(may_trail) {
+        return (!trailers.is_empty()).then_some(trailers);
+    }
+    let mut out = HeaderMap::new();
+    for (name, value) in trailers.iter().filter(|(n, _)| may_trail(n)) {
+        out.append(name.clone(), value.clone());
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// The last chunk carrying the fields of `trailers` that may be trailers: `0`, the
@@ -127,6 +142,23 @@ mod tests {
         // Nothing that may trail: the plain last chunk.
         assert_eq!(last_chunk(&map(&[("te", "trailers")])), b"0\r\n\r\n");
         assert_eq!(last_chunk(&HeaderMap::new()), b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn an_h2_trailer_section_keeps_only_what_may_trail() {
+        let grpc = map(&[("grpc-status", "0"), ("grpc-message", "ok")]);
+        assert_eq!(keep(grpc.clone()), Some(grpc));
+        let mixed = map(&[
+            ("grpc-status", "13"),
+            ("content-length", "9"),
+            ("set-cookie", "a=b"),
+            ("x-forwarded-for", "6.6.6.6"),
+        ]);
+        let kept = keep(mixed).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept.get("grpc-status").unwrap(), "13");
+        assert_eq!(keep(map(&[("content-type", "text/html")])), None);
+        assert_eq!(keep(HeaderMap::new()), None);
     }
 
     #[test]

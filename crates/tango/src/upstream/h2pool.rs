@@ -28,6 +28,15 @@ use tokio::time::Instant;
 /// recommends a server allow at least 100).
 const INITIAL_MAX_STREAMS: usize = 100;
 
+/// The connection's receive window (1 GiB, as Go's HTTP/2 client; h2's default is
+/// 64 KiB, the same as a stream's). A stream's window (64 KiB) is what bounds the
+/// bytes a stream holds unread: a client that stops reading its answer leaves that
+/// much with tango. With the connection's window no larger, one such stream would use
+/// it all up, and every other stream on the connection, other clients' included, would
+/// wait for that client. Large enough for every stream's window to be full at once, it
+/// holds nothing back that the streams' windows do not.
+const CONNECTION_WINDOW: u32 = 1 << 30;
+
 /// What a connection's users and its driving task share.
 struct Shared {
     /// Streams lent out and not yet given back.
@@ -160,6 +169,7 @@ where
 {
     let (send, conn) = h2::client::Builder::new()
         .initial_max_send_streams(INITIAL_MAX_STREAMS)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(io)
         .await?;
     let shared = Arc::new(Shared {

@@ -3,8 +3,9 @@
 //! trailers go in the last chunk, and a backend's come back as HTTP/2 trailers, or in
 //! an HTTP/1.1 client's last chunk when it said `TE: trailers`; fields that must not
 //! be trailers stay behind, and the `Trailer` field announcing them goes through, on
-//! the engine too.
+//! the engine too. The same to and from HTTP/2 backends (`h2`).
 
+mod h2_backend;
 mod recorder;
 
 use crate::support::*;

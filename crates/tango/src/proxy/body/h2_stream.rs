@@ -1,6 +1,7 @@
 //! The bodies of a request to an HTTP/2 backend for hyper's clients: the client's
 //! request body pumped into the stream ([`Pump`]) and the backend's response body read
-//! from it ([`H2Body`]), both frame by frame with their trailers.
+//! from it ([`H2Body`]), both frame by frame with their trailers (only the fields that
+//! may be trailers, `proxy/trailers.rs`, as on the HTTP/1 path).
 //!
 //! The request body is pumped from the response body's poll once the head is in: no
 //! task per request, and the request's data keeps moving for as long as the client
@@ -20,12 +21,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// A client's request body on its way into an HTTP/2 stream: data as the stream's
-/// flow control takes it, then the trailers or the end of the stream.
+/// flow control takes it, then the trailers (those that may be trailers) or the end of
+/// the stream.
 pub(crate) struct Pump {
     src: Incoming,
     dst: SendStream<Bytes>,
     /// Data taken from the client and not yet sent.
     pending: Bytes,
+    /// The bytes a declared length (one announcing no trailers) still wants: once it
+    /// is all in, the body is whole, and the stream ends without waiting for the
+    /// client's END_STREAM, which a client may send late or never.
+    left: Option<u64>,
     counted: Option<Arc<AtomicU64>>,
     /// The client's body broke off.
     broke: bool,
@@ -34,15 +40,18 @@ pub(crate) struct Pump {
 }
 
 impl Pump {
+    /// `length`: the body's declared length, when it is to end there.
     pub(crate) fn new(
         src: Incoming,
         dst: SendStream<Bytes>,
+        length: Option<u64>,
         counted: Option<Arc<AtomicU64>>,
     ) -> Self {
         Pump {
             src,
             dst,
             pending: Bytes::new(),
+            left: length,
             counted,
             broke: false,
             ended: false,
@@ -89,16 +98,12 @@ impl Pump {
                 let ended = self.dst.send_data(Bytes::new(), true);
                 return Poll::Ready(ended.map_err(|_| ()));
             }
+            if self.left == Some(0) {
+                return self.end_next(cx);
+            }
             let frame = match Pin::new(&mut self.src).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    // Not yet: hyper ends a body whose stream the client reset with
-                    // NO_ERROR as it ends a whole one, and drops the request for the
-                    // reset only once its task waits (`exchange::send::confirm_end`).
-                    self.ended = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
+                Poll::Ready(None) => return self.end_next(cx),
                 Poll::Ready(Some(Err(_))) => {
                     // The client's body broke off: the backend must not take it whole.
                     self.dst.send_reset(Reason::CANCEL);
@@ -112,16 +117,34 @@ impl Pump {
                     if let Some(c) = &self.counted {
                         c.fetch_add(data.len() as u64, Relaxed);
                     }
+                    // hyper has checked the data against the declared length: more is
+                    // a stream error, never data.
+                    if let Some(n) = &mut self.left {
+                        *n = n.saturating_sub(data.len() as u64);
+                    }
                     self.pending = data;
                 }
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
-                        let sent = self.dst.send_trailers(trailers);
+                        let sent = match crate::proxy::trailers::keep(trailers) {
+                            Some(t) => self.dst.send_trailers(t),
+                            None => self.dst.send_data(Bytes::new(), true),
+                        };
                         return Poll::Ready(sent.map_err(|_| ()));
                     }
                 }
             }
         }
+    }
+
+    /// The client's body is whole; the stream's end goes on the next poll, not yet:
+    /// hyper ends a body whose stream the client reset with NO_ERROR as it ends a whole
+    /// one, and drops the request for a reset only once its task waits
+    /// (`exchange::send::confirm_end`).
+    fn end_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        self.ended = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -159,7 +182,7 @@ impl H2Body {
         held: (Stream, InFlight),
         owed: Option<Owed>,
     ) -> Self {
-        H2Body {
+        let mut body = H2Body {
             recv,
             pump,
             data_done: false,
@@ -168,7 +191,14 @@ impl H2Body {
             owed,
             client_broke: false,
             held: Some(held),
+        };
+        // An answer that ended with its head (gRPC's trailers-only one) is whole now,
+        // and says so: hyper then ends the client's stream with the head too, where a
+        // gRPC client looks for a status that has no trailers to come in.
+        if body.recv.is_end_stream() {
+            body.end(BodyEnd::Whole);
         }
+        body
     }
 
     /// The body has ended as `how` says: the try is judged, then what it held let go.
@@ -249,7 +279,8 @@ impl H2Body {
                 } else {
                     self.broken_by()
                 });
-                match r {
+                // Only the fields that may be trailers, as from an HTTP/1 backend.
+                match r.map(|t| t.and_then(crate::proxy::trailers::keep)) {
                     Ok(Some(t)) => Poll::Ready(Some(Ok(Frame::trailers(t)))),
                     Ok(None) => Poll::Ready(None),
                     Err(e) => Poll::Ready(Some(Err(h2_error(e)))),

@@ -204,7 +204,8 @@ async fn send_request(
 }
 
 /// The final response head (interim ones are not passed on: hyper answers
-/// `Expect: 100-continue` itself).
+/// `Expect: 100-continue` itself on HTTP/1.1, and its HTTP/2 server sends no interim
+/// answers).
 async fn read_final_head(
     up: &mut Upstream<Arc<BackendState>>,
     rbuf: &mut Buf,

@@ -240,6 +240,8 @@ async fn attempt(
     let backend = pool.backends[i].clone();
     let authority = out.headers.get(HOST).and_then(|h| h.to_str().ok());
     let path = out.uri.path_and_query().map_or("/", |p| p.as_str());
+    // A Host that is no authority (`:authority` must be one) is the request's mistake,
+    // as on the engine's path: `400`, not a backend's failure.
     let req = head(
         &out.method,
         path,
@@ -248,7 +250,7 @@ async fn attempt(
         &out.headers,
         te,
     )
-    .map_err(|_| Outcome::SentFailed(Failure::Reset))?;
+    .map_err(Missed::Client)?;
     let in_flight = super::reserve(pool, i, backend)?;
     let mut stream = open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
@@ -258,7 +260,7 @@ async fn attempt(
     let mut pump = out
         .body
         .take()
-        .map(|b| Pump::new(b, send, out.counted.clone()));
+        .map(|b| Pump::new(b, send, out.framing.length(), out.counted.clone()));
     let mut client_broke = false;
     let got = tokio::time::timeout_at(
         deadline,

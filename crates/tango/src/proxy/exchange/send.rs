@@ -28,6 +28,17 @@ pub(crate) enum Framing {
     Chunked,
 }
 
+impl Framing {
+    /// The declared length the body ends at, when the body has one and announces no
+    /// trailers (see [`framing`]).
+    pub(crate) fn length(self) -> Option<u64> {
+        match self {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
 /// The framing for a request with these parts: its exact length when hyper knows it
 /// (Content-Length, or an HTTP/2 stream that has ended), chunked otherwise or when the
 /// request announces trailers (`Trailer`): only a last chunk can carry them, and an
@@ -100,13 +111,13 @@ pub(crate) enum BodyFail {
 /// `counted` (the access log's), when given; what the backend sends meanwhile goes in
 /// `early`.
 ///
-/// What makes the backend take the body for whole goes only once the client's body has
-/// ended as a whole one: the data that completes a declared length, and the last chunk,
-/// which carries the client's trailers when it sent any (a body of a declared length
-/// has no place for them).
-/// An HTTP/2 client's body can still fail after its declared length (DATA beyond its
-/// content-length is a stream error), and hyper ends a body its client reset with
-/// NO_ERROR as if it were whole (see [`confirm_end`]).
+/// A body of a declared length is whole once that length is in: the data that
+/// completes it goes at once, and the body ends there, whether or not the client's
+/// stream has ended (an HTTP/2 client may send END_STREAM late, or never; DATA beyond
+/// the length is a stream error to it all the same). A chunked body ends with the last
+/// chunk, which carries the client's trailers when it sent any (a body of a declared
+/// length has no place for them), once the client's body has ended: hyper ends a body
+/// its client reset with NO_ERROR as if it were whole (see [`confirm_end`]).
 pub(crate) async fn body(
     s: &mut Stream,
     body: &mut Incoming,
@@ -162,11 +173,7 @@ pub(crate) async fn body(
             None => false,
         };
         if completes {
-            if body.is_end_stream() {
-                confirm_end().await;
-            } else {
-                ends_here(body, t).await?;
-            }
+            confirm_end().await;
         }
         let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
         let mut parts = io::framed(prefix.as_ref(), &data);
@@ -211,23 +218,12 @@ async fn next_frame(
     }
 }
 
-/// The client's body, all its declared bytes in hand, ends there (trailers aside), and
-/// not by a reset: more data (a stream error to HTTP/2) or a broken stream fail it.
-async fn ends_here(body: &mut Incoming, t: &mut Timer<'_>) -> Result<(), BodyFail> {
-    while let Some(f) = next_frame(body, t).await? {
-        if f.data_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(BodyFail::Client);
-        }
-    }
-    confirm_end().await;
-    Ok(())
-}
-
-/// A client's body has ended: let hyper see first whether it ended by a reset. hyper
-/// ends an HTTP/2 request body whose stream the client reset with NO_ERROR as it ends a
-/// whole one, and looks for a reset only while the service waits: one wait, and a
-/// reset stream's request is dropped here, before the backend is told the body is
-/// whole. (An HTTP/1 body's end is its framing's; the wait costs it one poll.)
+/// A client's body has ended, or has all its declared bytes in: let hyper see first
+/// whether its stream was reset. hyper ends an HTTP/2 request body whose stream the
+/// client reset with NO_ERROR as it ends a whole one, and looks for a reset only while
+/// the service waits: one wait, and a reset stream's request (one whose DATA went past
+/// its length in the same read, too) is dropped here, before the backend is told the
+/// body is whole. (An HTTP/1 body's end is its framing's; the wait costs it one poll.)
 async fn confirm_end() {
     tokio::task::yield_now().await;
 }

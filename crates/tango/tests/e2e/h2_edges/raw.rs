@@ -72,13 +72,13 @@ impl Raw {
 
     /// Write one frame.
     pub async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
-        let len = payload.len() as u32;
-        let mut f = len.to_be_bytes()[1..].to_vec();
-        f.extend_from_slice(&[kind, flags]);
-        f.extend_from_slice(&stream.to_be_bytes());
-        f.extend_from_slice(payload);
+        self.write(&frame(kind, flags, stream, payload)).await;
+    }
+
+    /// Write `bytes` (frames, [`frame`]) in one write, so that they arrive together.
+    pub async fn write(&mut self, bytes: &[u8]) {
         // The peer may have closed already: what it said is read next.
-        let _ = self.io.write_all(&f).await;
+        let _ = self.io.write_all(bytes).await;
         let _ = self.io.flush().await;
     }
 
@@ -147,6 +147,16 @@ impl Raw {
             }
         }
     }
+}
+
+/// One frame's bytes.
+pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
 }
 
 /// The error code at `at` in a frame's payload.

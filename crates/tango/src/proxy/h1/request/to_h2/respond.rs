@@ -7,6 +7,7 @@ use super::super::super::io::{self, Limit};
 use super::super::super::{date, Conn, Next};
 use super::super::Req;
 use crate::proxy::accounting::BodyEnd;
+use crate::proxy::trailers::may_trail;
 use http::header::{CONTENT_LENGTH, DATE};
 use http::HeaderMap;
 use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version};
@@ -175,7 +176,7 @@ async fn relay(
     };
     if chunked {
         let mut end = b"0\r\n".to_vec();
-        for (name, value) in trailers.iter().flatten() {
+        for (name, value) in trailers.iter().flatten().filter(|(n, _)| may_trail(n)) {
             write_field(&mut end, name.as_str().as_bytes(), value.as_bytes());
         }
         end.extend_from_slice(b"\r\n");
