@@ -200,14 +200,6 @@ const LINGER: Duration = Duration::from_secs(2);
 /// HTTP/2: the bytes of a response stream hyper holds that the client has not yet taken.
 const SEND_BUF_PER_STREAM: usize = 64 * 1024;
 
-/// HTTP/2: the bytes a client may send on a connection before tango reads them (the
-/// connection's receive window), eight times a stream's (hyper's 1 MiB). A request body
-/// its backend does not take stays unread in its stream, up to the stream's window: with
-/// hyper's default, the connection's window the same, that one body stopped every other
-/// upload on the connection until its backend answered. Eight leaves room for others
-/// beside several such bodies, and bounds what a connection holds unread at 8 MiB.
-const RECV_WINDOW_PER_CONNECTION: u32 = 8 << 20;
-
 async fn serve<I>(io: I, ctx: Arc<ConnCtx>, l: &Listener, w: &Watch<'_>, h2_only: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -243,7 +235,6 @@ where
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(l.max_header_bytes as u32)
-        .initial_connection_window_size(RECV_WINDOW_PER_CONNECTION)
         // What a stream may hold that the client has not taken (hyper's default is
         // 400 KiB): a client that grants a huge window and never reads would otherwise
         // pin that much for each of its streams, up to 80 MB a connection until
