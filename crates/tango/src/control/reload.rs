@@ -8,7 +8,7 @@ use crate::control::canary::{self, Armed, Previous};
 use crate::control::guard::{Outcome, Verdict};
 use crate::control::watch::state::WatchState;
 use crate::journal::Sink;
-use crate::proxy::listener::Listeners;
+use crate::proxy::listener::{BindError, Listeners};
 use crate::runtime::{Runtime, Snapshot};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -392,23 +392,19 @@ pub(crate) fn bind_error(
     e: &anyhow::Error,
 ) -> String {
     let text = format!("{e:#}");
-    // The error names the listener it was binding (names are unique).
-    let Some(i) = cfg
-        .listeners
-        .iter()
-        .position(|l| text.starts_with(&format!("binding listener `{}` ", l.name)))
-    else {
+    let Some(i) = e.downcast_ref::<BindError>().map(|b| b.index) else {
         return text;
     };
     let span = file.listener.get(i).map(|l| {
         let r = l.get_ref().listen.span();
         tango_core::diag::Span::new(r.start, r.end)
     });
-    let key = format!("listener[{}].listen", cfg.listeners[i].name);
-    let d = tango_core::diag::Diagnostic::error(key, span, text).with_hint(
-        "another process holds this address (`ss -ltnp` names it), or it is not an \
-         address of this host: free it, or listen on another",
-    );
+    let name = cfg.listeners.get(i).map_or("?", |l| l.name.as_str());
+    let d = tango_core::diag::Diagnostic::error(format!("listener[{name}].listen"), span, text)
+        .with_hint(
+            "another process holds this address (`ss -ltnp` names it), or it is not an \
+             address of this host: free it, or listen on another",
+        );
     source.render(&d)
 }
 

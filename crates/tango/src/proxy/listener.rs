@@ -26,7 +26,6 @@ use super::idle::Conns;
 use super::spread::Spread;
 use super::tls::{self, CertSet, Resolver};
 use crate::runtime::Runtime;
-use anyhow::Context as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,9 +125,14 @@ impl Listeners {
     pub(crate) async fn prepare(&self, config: &Config) -> anyhow::Result<Prepared> {
         let mut bound = Vec::new();
         let mut kept = Vec::new();
-        for (l, was) in config.listeners.iter().zip(self.kept_by(config)) {
+        for (index, (l, was)) in config
+            .listeners
+            .iter()
+            .zip(self.kept_by(config))
+            .enumerate()
+        {
             let Some((was, r)) = was.and_then(|n| self.running.get_key_value(n)) else {
-                bound.push(self.bind(l)?);
+                bound.push(self.bind(index, l)?);
                 continue;
             };
             if l.tls.is_some() != r.tls.is_some() {
@@ -191,11 +195,16 @@ impl Listeners {
         out
     }
 
-    /// One socket per worker for `l`, and its TLS acceptor.
-    fn bind(&self, l: &Listener) -> anyhow::Result<Bound> {
+    /// One socket per worker for `l`, the configuration's listener `index`, and its TLS
+    /// acceptor.
+    fn bind(&self, index: usize, l: &Listener) -> anyhow::Result<Bound> {
         let (tls, resolver) = acceptor_for(l)?;
-        let sockets = bind_all(l.listen, &self.workers)
-            .with_context(|| format!("binding listener `{}` on {}", l.name, l.listen))?;
+        let sockets = bind_all(l.listen, &self.workers).map_err(|error| BindError {
+            index,
+            name: l.name.clone(),
+            listen: l.listen,
+            error,
+        })?;
         Ok(Bound {
             listener: l.clone(),
             sockets: sockets.into_iter().map(Arc::new).collect(),
@@ -300,6 +309,19 @@ impl Listeners {
             .filter_map(|l| self.running.get(&l.name).map(|r| (l.name.clone(), r.local)))
             .collect()
     }
+}
+
+/// A listener's address could not be bound: which of the configuration's listeners, so
+/// the error can be told at its `listen` key.
+#[derive(Debug, thiserror::Error)]
+#[error("binding listener `{name}` on {listen}: {error}")]
+pub(crate) struct BindError {
+    /// Its index in the configuration's listeners.
+    pub(crate) index: usize,
+    name: String,
+    listen: SocketAddr,
+    /// Not a `source`: the message says it, and `{:#}` would say it twice.
+    error: std::io::Error,
 }
 
 /// `l`'s TLS acceptor and certificate resolver, its certificates read now; `None` for a
