@@ -1,6 +1,9 @@
 //! The HTTP/1.1 engine on the wire: pipelined requests answered in order, `Expect:
 //! 100-continue`, responses without a length (read to the backend's close), HEAD and
-//! 304 without bodies, and a response far larger than any buffer, byte for byte.
+//! 304 without bodies, and a response far larger than any buffer, byte for byte;
+//! trailer sections (`trailers`).
+
+mod trailers;
 
 use crate::backend::Backend;
 use crate::framing::Raw;

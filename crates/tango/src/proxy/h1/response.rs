@@ -1,7 +1,8 @@
 //! A backend's response on its way to the client: the head rewritten by tango-core's
 //! codec (hop-by-hop fields out, framing decided for this client, Date when missing),
 //! then the body as the plan says: as it comes (a length, or chunks followed by
-//! `ChunkedTracker`), framed as chunks (a close-delimited body to a keep-alive client),
+//! `ChunkedTracker`, a trailer section passed with only the fields that may be
+//! trailers), framed as chunks (a close-delimited body to a keep-alive client),
 //! or until the backend closes. The head and the body bytes that came with it go out in
 //! one write; after that each read from the backend is written on before the next, so
 //! tango never holds more of a response than one buffer. Chunk framing broken in the
@@ -12,6 +13,7 @@
 use super::body::BodyIn;
 use super::io::{self, Limit};
 use super::own::{self, For};
+use super::trailing::Section;
 use super::{date, Conn, Next};
 use crate::proxy::accounting::{self, BodyEnd};
 use crate::proxy::bufpool::{self, Buf};
@@ -319,37 +321,52 @@ impl Flow<'_, '_, '_> {
         })
     }
 
-    /// A chunked body, forwarded as it came, or (`dechunk`, to an HTTP/1.0 client) its
-    /// data only. The bytes that came with the head are judged before the head goes
-    /// with them, so framing broken there is told before anything is sent.
+    /// A chunked body, forwarded as it came but for its trailer section, or
+    /// (`dechunk`, to an HTTP/1.0 client) its data only. The bytes that came with the
+    /// head are judged before the head goes with them, so framing broken there is told
+    /// before anything is sent. A trailer section is held back until whole, then goes
+    /// with only the fields that may be trailers (`trailing`).
     async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, Cut> {
         let mut t = ChunkedTracker::new();
+        let mut section: Option<Section> = None;
         let mut from = at;
         let mut head = Some(out);
         loop {
             let input = &self.rbuf[from..];
             let mut data = Vec::new();
             let mut count = 0u64;
-            let feed = t.feed_data(input, |r| {
-                count += r.len() as u64;
-                if dechunk {
-                    data.extend_from_slice(&input[r]);
-                }
-            });
+            let mut trailing = 0..0;
+            let feed = t.feed_split(
+                input,
+                |r| {
+                    count += r.len() as u64;
+                    if dechunk {
+                        data.extend_from_slice(&input[r]);
+                    }
+                },
+                |r| trailing = r,
+            );
             let Ok(feed) = feed else {
                 return Err(Cut {
                     unsent: head.is_some(),
                     ..Cut::backend(self.bytes)
                 });
             };
+            // An HTTP/1.0 client gets no trailers at all.
+            let part = if dechunk {
+                &[][..]
+            } else {
+                &input[trailing.clone()]
+            };
+            let last = end_of_section(&mut section, part, feed.done);
             let body = if dechunk {
                 &data[..]
             } else {
-                &input[..feed.used]
+                &input[..feed.used - trailing.len()]
             };
             match head.take() {
-                Some(h) => send(self.c, &[h, body], self.bytes).await?,
-                None => send(self.c, &[body], self.bytes).await?,
+                Some(h) => send(self.c, &[h, body, &last], self.bytes).await?,
+                None => send(self.c, &[body, &last], self.bytes).await?,
             }
             self.bytes += count;
             if feed.done {
@@ -397,6 +414,18 @@ impl Flow<'_, '_, '_> {
             reusable: false,
             waited: true,
         })
+    }
+}
+
+/// Hold `part` of a trailer section (empty for a body without one); once the body is
+/// `done`, what goes in the held section's place (nothing when there was none).
+fn end_of_section(section: &mut Option<Section>, part: &[u8], done: bool) -> Vec<u8> {
+    if !part.is_empty() {
+        section.get_or_insert_with(Section::default).hold(part);
+    }
+    match section {
+        Some(s) if done => s.filtered(),
+        _ => Vec::new(),
     }
 }
 

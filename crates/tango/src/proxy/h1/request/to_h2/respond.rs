@@ -1,15 +1,16 @@
 //! The answer of an HTTP/2 backend written to an HTTP/1.1 client: the head (the
 //! route's response edits applied, the framing chosen for this client), then the body
-//! as the stream's data comes (its length, chunks with the trailers in the last one, or
-//! until close to an HTTP/1.0 client).
+//! as the stream's data comes (its length, chunks with the trailers that may be
+//! trailers in the last one, or until close to an HTTP/1.0 client).
 
 use super::super::super::io::{self, Limit};
 use super::super::super::{date, Conn, Next};
 use super::super::Req;
 use crate::proxy::accounting::BodyEnd;
+use crate::proxy::trailers::last_chunk;
 use http::header::{CONTENT_LENGTH, DATE};
 use http::HeaderMap;
-use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version};
+use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version, LAST_CHUNK};
 use tango_core::rewrite::Apply;
 
 /// How the response body goes to the client.
@@ -174,11 +175,10 @@ async fn relay(
         Ok(Err(_)) | Err(_) => return Err((bytes, BodyEnd::Backend)),
     };
     if chunked {
-        let mut end = b"0\r\n".to_vec();
-        for (name, value) in trailers.iter().flatten() {
-            write_field(&mut end, name.as_str().as_bytes(), value.as_bytes());
-        }
-        end.extend_from_slice(b"\r\n");
+        // Only the fields that may be trailers, as hyper's side sends them.
+        let end = trailers
+            .as_ref()
+            .map_or_else(|| LAST_CHUNK.to_vec(), last_chunk);
         if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
             return Err((bytes, BodyEnd::Client));
         }
