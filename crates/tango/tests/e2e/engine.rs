@@ -1,8 +1,10 @@
 //! The HTTP/1.1 engine on the wire: pipelined requests answered in order, `Expect:
 //! 100-continue`, responses without a length (read to the backend's close), HEAD and
 //! 304 without bodies, and a response far larger than any buffer, byte for byte;
-//! trailer sections (`trailers`).
+//! trailer sections (`trailers`); the log lines of requests that did not end whole
+//! (`cut_lines`).
 
+mod cut_lines;
 mod trailers;
 
 use crate::backend::Backend;
