@@ -279,16 +279,15 @@ async fn send_head(
 ) -> Result<(), Option<SendError>> {
     let initial = &buf[head.head_len..body.end - body.held()];
     let mut wrote = 0;
-    let mut bufs = [
-        IoSlice::new(out),
-        IoSlice::new(initial),
-        IoSlice::new(body.last()),
-    ];
+    let last = body.last();
+    let mut bufs = [IoSlice::new(out), IoSlice::new(initial), IoSlice::new(last)];
+    // The third piece only for a trailer section: the writer would trim it otherwise.
+    let pieces = if last.is_empty() { 2 } else { 3 };
     let limit = Limit::Until(to.deadline);
     let up = &mut *to.up;
     let sent = early::write_all(
         &mut up.stream,
-        &mut bufs,
+        &mut bufs[..pieces],
         limit,
         &mut c.timer,
         &mut wrote,
