@@ -40,7 +40,8 @@ pub use body::{
 };
 pub use fields::{Header, Headers, INLINE_HEADERS, MAX_HEADERS};
 pub use request::{
-    parse_request, parse_request_into, Method, RequestFraming, RequestHead, TargetForm,
+    is_host_value, parse_request, parse_request_into, Method, RequestFraming, RequestHead,
+    TargetForm,
 };
 pub use response::{
     parse_response, parse_response_into, RequestFacts, ResponseFraming, ResponseHead,

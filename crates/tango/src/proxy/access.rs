@@ -231,6 +231,12 @@ impl Entry {
         }
     }
 
+    /// Set the response body bytes sent so far (a request cut before its response is
+    /// done: the HTTP/1.1 engine counts them as they go).
+    pub(crate) fn set_bytes_out(&mut self, n: u64) {
+        self.bytes_out = n;
+    }
+
     /// The counter the request body adds to as it is read, when it has one.
     pub(crate) fn bytes_in(&self) -> Option<Arc<AtomicU64>> {
         self.bytes_in.clone()
@@ -327,8 +333,9 @@ impl Body for Logged {
 /// the snapshot it uses and where it has gone so far. The engine writes the line when
 /// the request is done; a request cut before that (its connection's task dropped as the
 /// drain ends) is logged when this is dropped, with the status of an answer that had
-/// begun (0 if none had), where it went and its tries. Without the access log, `entry`
-/// is `None` and dropping this costs that check.
+/// begun (0 if none had), where it went, its tries, and the body bytes the engine had
+/// moved each way by then (set on the entry before this is dropped). Without the access
+/// log, `entry` is `None` and dropping this costs that check.
 pub(crate) struct Pending {
     pub(crate) entry: Option<Box<Entry>>,
     pub(crate) snap: Arc<Snapshot>,

@@ -5,6 +5,7 @@ use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, TRANSFER_ENCODING, UPGRADE,
 };
 use std::net::IpAddr;
+use tango_core::http1::codec::is_host_value;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1). Named by
 /// constant so removing them parses nothing. `Trailer` is not one (RFC 2616's list had
@@ -63,7 +64,8 @@ pub(crate) fn check_target(method: &http::Method, uri: &http::Uri) -> Result<(),
 /// The request's authority is one host, with no userinfo: no `user@` in its target's
 /// authority or a Host field (RFC 9110 4.2.4 makes it an error: it is how a link hides
 /// the host it goes to, and a backend would get it as its Host), and no second Host
-/// field (RFC 9112 3.2: routing reads the first, a backend may read the last). The
+/// field (RFC 9112 3.2: routing reads the first, a backend may read the last), nor one
+/// that is no host and port (RFC 9112 3.2; `is_host_value`). The
 /// HTTP/1.1 engine's parser and the framing guard refuse the same; to hyper, HTTP/2's
 /// Host fields are just fields, so this holds for every version. On HTTP/2 a Host
 /// beside `:authority` must name it too ([`check_host_agrees`]); on HTTP/1.1 an
@@ -77,6 +79,9 @@ pub(crate) fn check_authority(
     let hosts = h.get_all(http::header::HOST);
     if in_target || hosts.iter().any(|v| v.as_bytes().contains(&b'@')) {
         return Err("userinfo in the authority");
+    }
+    if !hosts.iter().all(|v| is_host_value(v.as_bytes())) {
+        return Err("a Host that is no host and port");
     }
     if hosts.iter().nth(1).is_some() {
         return Err("more than one Host");

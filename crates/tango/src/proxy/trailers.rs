@@ -1,6 +1,7 @@
-//! Trailer fields (RFC 9110 6.5) on hyper's side, where tango frames bodies itself
-//! rather than passing chunked bytes on as they came (the engine's way): a client's
-//! trailers go in the last chunk of the request an HTTP/1 backend gets
+//! Trailer fields (RFC 9110 6.5), the rule for which may pass, and their forms on
+//! hyper's side, where tango frames bodies itself (the engine passes a chunked body on
+//! as it came and filters its trailer section with [`may_trail`],
+//! `proxy/h1/trailing.rs`): a client's trailers go in the last chunk of the request an HTTP/1 backend gets
 //! ([`last_chunk`]), and an HTTP/1 backend's trailer section is read back into a
 //! header map ([`parse_section`]) for hyper, which sends it as HTTP/2 trailers or in
 //! the last chunk to an HTTP/1.1 client that accepts them. Trailers to and from an

@@ -1,6 +1,12 @@
 //! The HTTP/1.1 engine on the wire: pipelined requests answered in order, `Expect:
 //! 100-continue`, responses without a length (read to the backend's close), HEAD and
-//! 304 without bodies, and a response far larger than any buffer, byte for byte.
+//! 304 without bodies, and a response far larger than any buffer, byte for byte;
+//! trailer sections (`trailers`); the log lines of requests that did not end whole
+//! (`cut_lines`); HTTP/1.0 clients and interim answers (`versions`).
+
+mod cut_lines;
+mod trailers;
+mod versions;
 
 use crate::backend::Backend;
 use crate::framing::Raw;

@@ -505,3 +505,22 @@ async fn userinfo_in_the_authority_is_refused_on_every_path() {
         200
     );
 }
+
+/// A Host that is no host and port is refused on both HTTP/1.1 paths (RFC 9112 3.2:
+/// `400`), as an HTTP/2 `:authority` is: it went on to the backend as its Host and
+/// X-Forwarded-Host. Hosts of every form still go.
+#[tokio::test]
+async fn a_host_that_is_no_host_is_refused() {
+    let (b, plain) = refused_on_plain_and_tls(&[
+        b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x.example/evil?\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\"><y\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\\y\r\n\r\n",
+    ])
+    .await;
+    for host in ["x.example:8080", "[::1]:80", "10.0.0.1", ""] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_eq!(raw(plain.addr(), req.as_bytes()).await, 200, "{host}");
+    }
+    assert_eq!(b.hits(), 4);
+}

@@ -226,7 +226,8 @@ async fn a_tls_http1_client_that_did_not_ask_gets_a_whole_body_without_trailers(
     }
 }
 
-/// The engine passes chunked bodies on as they came, trailers and all; the `Trailer`
+/// The engine passes chunked bodies on as they came but for their trailer sections,
+/// which keep only the fields that may be trailers (`engine::trailers`); the `Trailer`
 /// field announcing them goes with them both ways.
 #[tokio::test]
 async fn the_engine_passes_the_trailer_field_both_ways() {

@@ -13,6 +13,8 @@
 //! - a target over 65,534 bytes, or one `http::Uri` does not take (hyper's checks);
 //! - a target whose form does not fit the method (RFC 9112 3.2.3, 3.2.4): CONNECT
 //!   takes the authority form and nothing else takes it; only OPTIONS takes `*`;
+//! - userinfo in the target's authority, or a Host that is no host and port
+//!   ([`is_host_value`]; userinfo among them);
 //! - Transfer-Encoding other than exactly `chunked` (`proxy/headers.rs`).
 //!
 //! Keep-alive is hyper's rule (RFC 9112 9.3): HTTP/1.1 unless a Connection field says
@@ -232,11 +234,13 @@ pub fn parse_request_into(
         return Err(HeadError::Malformed);
     }
     // Userinfo (`user@host`) in the authority is an error (RFC 9110 4.2.4): it is how a
-    // link hides the host it goes to, and no backend's Host may carry it.
+    // link hides the host it goes to, and no backend's Host may carry it. A Host that
+    // is no host and port at all is refused too (RFC 9112 3.2: `400`); its `@` is
+    // among the bytes it may not have.
     let target_userinfo = t
         .authority
         .is_some_and(|(s, e)| path.as_bytes()[s..e].contains(&b'@'));
-    if target_userinfo || scan.userinfo {
+    if target_userinfo || scan.bad_host {
         return Err(HeadError::Malformed);
     }
     if !scan.coding_ok() {
@@ -275,6 +279,30 @@ pub fn parse_request_into(
     Ok(true)
 }
 
+/// Whether `v` may be a Host field's value (RFC 9112 3.2, RFC 3986 3.2.2 and 3.2.3):
+/// `uri-host [ ":" port ]`, judged by its bytes, which is what a backend, the routes
+/// and X-Forwarded-Host must be able to take it as. The bytes are those of a
+/// registered name (unreserved, percent-encoded, sub-delims), an IP literal's brackets
+/// and colons, and the port's colon and digits: no space, `/`, `?`, `#`, `@`
+/// (userinfo), `\`, quote or byte past ASCII. An empty value is one (a target without
+/// an authority, RFC 9112 3.2). The bytes are checked against a table, about what
+/// finding an `@` in them costs.
+pub fn is_host_value(v: &[u8]) -> bool {
+    const fn table() -> [bool; 256] {
+        let mut t = [false; 256];
+        let ok =
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]";
+        let mut i = 0;
+        while i < ok.len() {
+            t[ok[i] as usize] = true;
+            i += 1;
+        }
+        t
+    }
+    static HOST: [bool; 256] = table();
+    v.iter().all(|&b| HOST[usize::from(b)])
+}
+
 /// What one pass over a request's fields finds.
 #[derive(Default)]
 struct Scan {
@@ -287,8 +315,8 @@ struct Scan {
     last_coding_chunked: bool,
     hosts: u32,
     host: Option<Span>,
-    /// A Host value holds an `@`, which no host or port has: userinfo.
-    userinfo: bool,
+    /// A Host value holds a byte no host or port has (an `@`: userinfo).
+    bad_host: bool,
     keep_alive: bool,
     expect_continue: bool,
     first_upgrade: Option<Span>,
@@ -326,7 +354,7 @@ impl Scan {
                 Kind::Host => {
                     s.hosts += 1;
                     s.host = Some(h.value());
-                    s.userinfo |= v.contains(&b'@');
+                    s.bad_host |= !is_host_value(v);
                 }
                 Kind::Expect => s.expect_continue = v.eq_ignore_ascii_case(b"100-continue"),
                 Kind::Upgrade if s.first_upgrade.is_none() => s.first_upgrade = Some(h.value()),

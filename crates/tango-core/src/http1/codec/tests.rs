@@ -223,6 +223,43 @@ fn userinfo_in_the_authority_is_refused() {
     assert!(req(b"GET http://x.example/@me HTTP/1.1\r\nHost: x\r\n\r\n").head_len > 0);
 }
 
+/// A Host that is no host and port is refused (RFC 9112 3.2); hosts of every form,
+/// and an empty Host, are taken.
+#[test]
+fn a_host_that_is_no_host_is_refused() {
+    for host in [
+        &b"a b"[..],
+        b"x.example/evil",
+        b"x.example?q",
+        b"x.example#f",
+        b"x\\y",
+        b"x\"y",
+        b"x<y>",
+        b"caf\xc3\xa9.example",
+    ] {
+        let raw = [&b"GET / HTTP/1.1\r\nHost: "[..], host, b"\r\n\r\n"].concat();
+        assert_eq!(
+            parse_request(&raw, MAX),
+            Err(HeadError::Malformed),
+            "{}",
+            String::from_utf8_lossy(host)
+        );
+    }
+    for host in [
+        &b"x.example"[..],
+        b"x.example:8080",
+        b"[::1]:80",
+        b"[v1.x]",
+        b"10.0.0.1",
+        b"xn--caf-dma.example",
+        b"a%2db_c~d!$&'()*+,;=",
+        b"",
+    ] {
+        let raw = [&b"GET / HTTP/1.1\r\nHost: "[..], host, b" \r\n\r\n"].concat();
+        assert!(req(&raw).head_len > 0, "{}", String::from_utf8_lossy(host));
+    }
+}
+
 #[test]
 fn keep_alive_follows_the_version_and_connection() {
     let cases: [(&str, &str, bool); 8] = [

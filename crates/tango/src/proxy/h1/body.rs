@@ -1,12 +1,14 @@
 //! Request bodies on their way upstream: the bytes already read go out with the head
 //! in one write; the rest is read from the client and written on, a read at a time
 //! (never more read than the backend has taken), with chunked framing followed by
-//! tango-core's `ChunkedTracker` so the body is forwarded as it came and its end is
-//! known. A backend that answers while it takes no more of the body stops it
-//! (`exchange::early`); the client's body bytes already read are dropped then, so only
-//! what follows the body can be read as the next request.
+//! tango-core's `ChunkedTracker` so the body is forwarded as it came (but for a
+//! trailer section, which goes with only the fields that may be trailers: `trailing`)
+//! and its end is known. A backend that answers while it takes no more of the body
+//! stops it (`exchange::early`); the client's body bytes already read are dropped then,
+//! so only what follows the body can be read as the next request.
 
 use super::io::{self, Limit};
+use super::trailing::Section;
 use super::Conn;
 use crate::proxy::bufpool::Buf;
 use crate::proxy::exchange::early::{self, Early};
@@ -37,7 +39,41 @@ enum Framing {
     Length(u64),
     /// Boxed: most requests have no chunked body, and every request's future would
     /// otherwise hold the tracker.
-    Chunked(Box<ChunkedTracker>),
+    Chunked(Box<Chunked>),
+}
+
+/// A chunked body followed, with its trailer section held back: a backend gets only
+/// the fields that may be trailers (`trailing`), in place of the section as it came.
+#[derive(Default)]
+struct Chunked {
+    t: ChunkedTracker,
+    /// The trailer section so far, as the client sent it (empty, unallocated, for a
+    /// body without one).
+    section: Section,
+    /// Of the bytes the last take used, how many at their end are the section's.
+    held: usize,
+    /// Once the body is whole and had a section: what goes in its place.
+    last: Vec<u8>,
+}
+
+impl Chunked {
+    /// Follow the body through `input`, adding its data bytes to `data`: how many
+    /// bytes of `input` are the body's. `Err` when they break chunked framing.
+    fn take(&mut self, input: &[u8], data: &mut u64) -> Result<usize, ()> {
+        let mut trailing = 0..0;
+        let feed = self
+            .t
+            .feed_split(input, |r| *data += r.len() as u64, |r| trailing = r)
+            .map_err(|_| ())?;
+        self.held = trailing.len();
+        if !trailing.is_empty() {
+            self.section.hold(&input[trailing]);
+            if feed.done {
+                self.last = self.section.filtered();
+            }
+        }
+        Ok(feed.used)
+    }
 }
 
 impl BodyIn {
@@ -53,12 +89,10 @@ impl BodyIn {
                 (Framing::Length(n - take), at + take as usize, take)
             }
             RequestFraming::Chunked => {
-                let mut t = Box::new(ChunkedTracker::new());
+                let mut t = Box::<Chunked>::default();
                 let mut data = 0u64;
-                let feed = t
-                    .feed_data(avail, |r| data += r.len() as u64)
-                    .map_err(|_| ())?;
-                (Framing::Chunked(t), at + feed.used, data)
+                let used = t.take(avail, &mut data)?;
+                (Framing::Chunked(t), at + used, data)
             }
         };
         Ok(BodyIn {
@@ -84,7 +118,7 @@ impl BodyIn {
         match &self.framing {
             Framing::None => true,
             Framing::Length(left) => *left == 0,
-            Framing::Chunked(t) => t.is_done(),
+            Framing::Chunked(c) => c.t.is_done(),
         }
     }
 
@@ -112,8 +146,28 @@ impl BodyIn {
         self.end = 0;
     }
 
+    /// Of the body bytes last taken (those read with the head, or by the last read),
+    /// how many at their end are trailer section bytes, which do not go on as they
+    /// came: 0 but for a chunked body with trailers.
+    fn held(&self) -> usize {
+        match &self.framing {
+            Framing::Chunked(c) => c.held,
+            _ => 0,
+        }
+    }
+
+    /// What goes on in place of a trailer section, once the body has ended whole:
+    /// its fields that may be trailers and the body's final CRLF (nothing for a body
+    /// without one).
+    fn last(&self) -> &[u8] {
+        match &self.framing {
+            Framing::Chunked(c) => &c.last,
+            _ => &[],
+        }
+    }
+
     /// Where the body bytes read with the head lie in the buffer (none once the body
-    /// has streamed past it).
+    /// has streamed past it), as the client framed them.
     pub(super) fn with_head(&self, head: &RequestHead) -> std::ops::Range<usize> {
         if self.spent {
             0..0
@@ -133,14 +187,7 @@ impl BodyIn {
                 self.bytes += n;
                 Ok(n as usize)
             }
-            Framing::Chunked(t) => {
-                let mut data = 0u64;
-                let feed = t
-                    .feed_data(buf, |r| data += r.len() as u64)
-                    .map_err(|_| ())?;
-                self.bytes += data;
-                Ok(feed.used)
-            }
+            Framing::Chunked(c) => c.take(buf, &mut self.bytes),
         }
     }
 }
@@ -230,14 +277,17 @@ async fn send_head(
     out: &[u8],
     to: &mut Upward<'_, '_>,
 ) -> Result<(), Option<SendError>> {
-    let initial = &buf[head.head_len..body.end];
+    let initial = &buf[head.head_len..body.end - body.held()];
     let mut wrote = 0;
-    let mut bufs = [IoSlice::new(out), IoSlice::new(initial)];
+    let last = body.last();
+    let mut bufs = [IoSlice::new(out), IoSlice::new(initial), IoSlice::new(last)];
+    // The third piece only for a trailer section: the writer would trim it otherwise.
+    let pieces = if last.is_empty() { 2 } else { 3 };
     let limit = Limit::Until(to.deadline);
     let up = &mut *to.up;
     let sent = early::write_all(
         &mut up.stream,
-        &mut bufs,
+        &mut bufs[..pieces],
         limit,
         &mut c.timer,
         &mut wrote,
@@ -291,7 +341,9 @@ async fn stream_rest(
             return Ok(Sent::BadBody);
         };
         let up = &mut to.up.stream;
-        let sent = early::write(up, &buf[..n], limit, &mut c.timer, to.early).await;
+        let pass = &buf[..n - body.held()];
+        let mut bufs = [IoSlice::new(pass), IoSlice::new(body.last())];
+        let sent = early::write_all(up, &mut bufs, limit, &mut c.timer, &mut 0, to.early).await;
         // The body's bytes go, sent or not: only what follows the body (a pipelined
         // request) may be read as a request.
         buf.drain(..n);

@@ -25,6 +25,7 @@ mod own;
 mod preface;
 mod request;
 mod response;
+mod trailing;
 mod view;
 
 use super::bufpool::Buf;

@@ -56,15 +56,37 @@ impl RequestId {
 }
 
 /// A request being served.
-struct Req {
-    /// Boxed: the future of a request is moved whole into the heap, and is smaller
-    /// without it (the head is a few hundred bytes, its fields inline).
-    head: Box<RequestHead>,
+struct Req<'h> {
+    /// Boxed where `serve` keeps it: the future of a request is moved whole into the
+    /// heap, and is smaller without it (the head is a few hundred bytes, its fields
+    /// inline).
+    head: &'h RequestHead,
     id: RequestId,
     body: BodyIn,
+    /// Response body bytes sent to the client so far, counted as they go, so that a
+    /// request cut in the middle of its answer is logged with them.
+    sent: u64,
 }
 
-impl Req {
+/// A request and its access log entry, as `serve` holds them. When this is dropped
+/// before the request is done (its connection's task dropped as the drain ends), the
+/// entry gets the body bytes moved by then both ways, for the line it writes as it
+/// goes; on the usual path the entry has been taken, and this costs that check.
+struct Serving<'h> {
+    r: Req<'h>,
+    log: Pending,
+}
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.log.entry.as_mut() {
+            e.set_bytes_in(self.r.body.bytes_in());
+            e.set_bytes_out(self.r.sent);
+        }
+    }
+}
+
+impl Req<'_> {
     /// The request may be sent twice: idempotent, without a body or an upgrade.
     fn resendable(&self) -> bool {
         self.head.method.is_idempotent() && self.body.is_empty() && self.head.upgrade.is_none()
@@ -117,15 +139,25 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         let parts = raw.parts(id.bytes(buf, &mut hex));
         Box::new(log.entry_from_parts(&c.ctx.settings, c.ctx.peer, parts))
     });
-    let mut r = Req { head, id, body };
-    // The snapshot is held across the request's awaits: a plain reference count, since
-    // the lock-free guard's per-thread slots run out with many requests in progress.
-    let mut p = Pending {
-        entry,
-        snap: Arc::clone(&c.ctx.rt.current()),
-        target: Target::default(),
+    // Made in place: the two are a few hundred bytes, moved for nothing otherwise.
+    let mut s = Serving {
+        r: Req {
+            head: &head,
+            id,
+            body,
+            sent: 0,
+        },
+        // The snapshot is held across the request's awaits: a plain reference count,
+        // since the lock-free guard's per-thread slots run out with many requests in
+        // progress.
+        log: Pending {
+            entry,
+            snap: Arc::clone(&c.ctx.rt.current()),
+            target: Target::default(),
+        },
     };
-    let (next, status, bytes_out) = dispatch(c, buf, &mut r, &p.snap, &mut p.target, started).await;
+    let (r, p) = (&mut s.r, &mut s.log);
+    let (next, status, bytes_out) = dispatch(c, buf, r, &p.snap, &mut p.target, started).await;
     r.body.finish(buf);
     if let Some(entry) = p.entry.take() {
         entry.set_bytes_in(r.body.bytes_in());
@@ -139,7 +171,8 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
         };
         entry.write_now(&p.snap, o, bytes_out);
     }
-    bufpool::unbox(r.head);
+    drop(s);
+    bufpool::unbox(head);
     next
 }
 
@@ -149,14 +182,14 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
 async fn dispatch(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     snap: &Arc<Snapshot>,
     target: &mut Target,
     started: Instant,
 ) -> (Next, u16, u64) {
     let route = {
         let raw = Raw {
-            head: &r.head,
+            head: r.head,
             buf,
             peer: c.ctx.peer.ip(),
         };
@@ -166,7 +199,7 @@ async fn dispatch(
     let rules = route.map(|i| &snap.routes[i]).filter(|x| !x.is_empty());
     let kept = rules.filter(|x| !x.wire.response.is_empty()).map(|_| {
         let mut hex = [0; 32];
-        Box::new(Kept::of(&r.head, buf, r.id.bytes(buf, &mut hex)))
+        Box::new(Kept::of(r.head, buf, r.id.bytes(buf, &mut hex)))
     });
     let ctx = c.ctx;
     let apply = match (rules, &kept) {
@@ -196,7 +229,8 @@ async fn dispatch(
             if let Some(pool) = target.pool.and_then(|p| snap.pools.get(p)) {
                 client_response(pool, target.backend, status, ans.at - started);
             }
-            response::forward(c, buf, &r.head, &mut r.body, ans, apply.as_ref()).await
+            let (body, sent) = (&mut r.body, &mut r.sent);
+            response::forward(c, buf, r.head, body, sent, ans, apply.as_ref()).await
         }
         Err(Abort::ClientGone) => (Next::Close, 499, 0),
         Err(Abort::Served {
@@ -224,9 +258,9 @@ async fn dispatch(
     }
 }
 
-fn own_answer<'a>(r: &'a Req, apply: Option<&'a Apply<'a>>) -> For<'a> {
+fn own_answer<'a>(r: &'a Req<'_>, apply: Option<&'a Apply<'a>>) -> For<'a> {
     For {
-        head: &r.head,
+        head: r.head,
         body_done: r.body.done(),
         apply,
     }
@@ -236,7 +270,7 @@ fn own_answer<'a>(r: &'a Req, apply: Option<&'a Apply<'a>>) -> For<'a> {
 async fn redirect(
     c: &mut Conn<'_>,
     buf: &[u8],
-    r: &Req,
+    r: &Req<'_>,
     red: &Redirect,
     apply: Option<&Apply<'_>>,
 ) -> (Next, u16, u64) {
@@ -295,7 +329,7 @@ struct Route<'p, 'a> {
 async fn forward<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     snap: &'p Arc<Snapshot>,
     pool_i: usize,
     route: Route<'p, '_>,
@@ -307,7 +341,7 @@ async fn forward<'p>(
     let pool = &snap.pools[pool_i];
     let key = {
         let raw = Raw {
-            head: &r.head,
+            head: r.head,
             buf,
             peer: c.ctx.peer.ip(),
         };
@@ -380,7 +414,7 @@ enum Tried<'p> {
 async fn attempt<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     t: Try<'p>,
     target: &mut Target,
 ) -> Result<Tried<'p>, Outcome> {
@@ -413,7 +447,7 @@ async fn attempt<'p>(
             request_id: r.id.bytes(buf, &mut hex),
             edits: t.edits,
         };
-        write_request_head(&mut rbuf, &r.head, buf, &fwd);
+        write_request_head(&mut rbuf, r.head, buf, &fwd);
     }
     // Whether the backend took the whole request: a connection that did not is never
     // reused, whatever its answer says.
@@ -424,7 +458,7 @@ async fn attempt<'p>(
         early: &mut early,
         deadline: try_deadline,
     };
-    match body::send(c, buf, &r.head, &mut r.body, &rbuf, to).await {
+    match body::send(c, buf, r.head, &mut r.body, &rbuf, to).await {
         Ok(body::Sent::Whole) => {}
         // The backend may have answered before it stopped reading, or while it took
         // no more: its answer is read as any other (none, and the try failed as a
@@ -472,7 +506,7 @@ async fn attempt<'p>(
 /// Continue, which tango answered itself when the client asked).
 async fn read_response(
     c: &mut Conn<'_>,
-    r: &Req,
+    r: &Req<'_>,
     up: &mut Upstream<&ConnPool>,
     rbuf: &mut Buf,
     deadline: Instant,
@@ -488,7 +522,7 @@ async fn read_response(
         }
         interim = true;
         if head.status != 100 {
-            Box::pin(response::interim(c, &r.head, &head, rbuf)).await;
+            Box::pin(response::interim(c, r.head, &head, rbuf)).await;
         }
         rbuf.drain(..head.head_len);
     }

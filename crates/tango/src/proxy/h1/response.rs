@@ -1,7 +1,8 @@
 //! A backend's response on its way to the client: the head rewritten by tango-core's
 //! codec (hop-by-hop fields out, framing decided for this client, Date when missing),
 //! then the body as the plan says: as it comes (a length, or chunks followed by
-//! `ChunkedTracker`), framed as chunks (a close-delimited body to a keep-alive client),
+//! `ChunkedTracker`, a trailer section passed with only the fields that may be
+//! trailers), framed as chunks (a close-delimited body to a keep-alive client),
 //! or until the backend closes. The head and the body bytes that came with it go out in
 //! one write; after that each read from the backend is written on before the next, so
 //! tango never holds more of a response than one buffer. Chunk framing broken in the
@@ -12,6 +13,7 @@
 use super::body::BodyIn;
 use super::io::{self, Limit};
 use super::own::{self, For};
+use super::trailing::Section;
 use super::{date, Conn, Next};
 use crate::proxy::accounting::{self, BodyEnd};
 use crate::proxy::bufpool::{self, Buf};
@@ -46,14 +48,16 @@ pub(super) struct Answer<'p> {
 }
 
 /// Forward the response of `ans` to the client of the request `req` (whose body is
-/// `body`). Returns what the connection does next, the status the client got (the
-/// backend's, or `502` when its body proved unframeable before anything was sent) and
-/// how many body bytes the client was sent.
+/// `body`), counting the body bytes the client is sent in `sent` as they go. Returns
+/// what the connection does next, the status the client got (the backend's, or `502`
+/// when its body proved unframeable before anything was sent) and how many body bytes
+/// the client was sent.
 pub(super) async fn forward(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     req: &RequestHead,
     body: &mut BodyIn,
+    sent: &mut u64,
     ans: Answer<'_>,
     edits: Option<&Apply<'_>>,
 ) -> (Next, u16, u64) {
@@ -92,15 +96,13 @@ pub(super) async fn forward(
         drop(in_flight);
         return (next, status, 0);
     }
-    let relayed = relay(
+    let mut f = Flow {
         c,
-        &mut up,
-        &mut rbuf,
-        head.head_len,
-        plan.body,
-        &buf[mark..],
-    )
-    .await;
+        up: &mut up,
+        rbuf: &mut rbuf,
+        bytes: sent,
+    };
+    let relayed = f.relay(head.head_len, plan.body, &buf[mark..]).await;
     buf.truncate(mark);
     let end = match &relayed {
         Ok(_) => BodyEnd::Whole,
@@ -225,47 +227,13 @@ impl Cut {
     }
 }
 
-/// Send the head in `out` and the body after it. `Err` when the response could not be
-/// delivered whole.
-async fn relay(
-    c: &mut Conn<'_>,
-    up: &mut Upstream<&ConnPool>,
-    rbuf: &mut Buf,
-    at: usize,
-    plan: BodyPlan,
-    out: &[u8],
-) -> Result<End, Cut> {
-    let mut f = Flow {
-        c,
-        up,
-        rbuf,
-        bytes: 0,
-    };
-    match plan {
-        BodyPlan::None => {
-            send(f.c, &[out], 0).await?;
-            Ok(End {
-                bytes: 0,
-                reusable: f.rbuf.len() == at,
-                waited: false,
-            })
-        }
-        BodyPlan::Length(n) => f.length(at, n, out).await,
-        BodyPlan::Chunked => f.chunked(at, out, false).await,
-        BodyPlan::DechunkToClose => f.chunked(at, out, true).await,
-        BodyPlan::ChunkEncode => f.until_close(at, out, true).await,
-        BodyPlan::CloseDelimited => f.until_close(at, out, false).await,
-        // Handled by the caller.
-        BodyPlan::Tunnel => Err(Cut::client(0)),
-    }
-}
-
 /// A response body moving from the backend to the client.
 struct Flow<'a, 'c, 'p> {
     c: &'a mut Conn<'c>,
     up: &'a mut Upstream<&'p ConnPool>,
     rbuf: &'a mut Buf,
-    bytes: u64,
+    /// Body bytes the client was sent, in the request's own count (0 at the start).
+    bytes: &'a mut u64,
 }
 
 /// Write to the client; `Err` with `bytes`, the body bytes sent so far.
@@ -282,6 +250,28 @@ async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), Cut> 
 }
 
 impl Flow<'_, '_, '_> {
+    /// Send the head in `out` and the body after it. `Err` when the response could not
+    /// be delivered whole.
+    async fn relay(&mut self, at: usize, plan: BodyPlan, out: &[u8]) -> Result<End, Cut> {
+        match plan {
+            BodyPlan::None => {
+                send(self.c, &[out], 0).await?;
+                Ok(End {
+                    bytes: 0,
+                    reusable: self.rbuf.len() == at,
+                    waited: false,
+                })
+            }
+            BodyPlan::Length(n) => self.length(at, n, out).await,
+            BodyPlan::Chunked => self.chunked(at, out, false).await,
+            BodyPlan::DechunkToClose => self.chunked(at, out, true).await,
+            BodyPlan::ChunkEncode => self.until_close(at, out, true).await,
+            BodyPlan::CloseDelimited => self.until_close(at, out, false).await,
+            // Handled by the caller.
+            BodyPlan::Tunnel => Err(Cut::client(0)),
+        }
+    }
+
     /// Read the next bytes of the body into the emptied buffer: how many (0 at the
     /// end of the stream). `Err` when the backend fails or stalls.
     async fn read(&mut self) -> Result<usize, Cut> {
@@ -289,78 +279,93 @@ impl Flow<'_, '_, '_> {
         let limit = Limit::Stall(self.c.body_stall());
         stream::read(&mut self.up.stream, self.rbuf, limit, &mut self.c.timer)
             .await
-            .map_err(|_| Cut::backend(self.bytes))
+            .map_err(|_| Cut::backend(*self.bytes))
     }
 
     async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, Cut> {
         let avail = self.rbuf.len() - at;
         let first = n.min(avail as u64) as usize;
         let mut extra = avail > first;
-        self.bytes = first as u64;
-        send(self.c, &[out, &self.rbuf[at..at + first]], self.bytes).await?;
+        *self.bytes = first as u64;
+        send(self.c, &[out, &self.rbuf[at..at + first]], *self.bytes).await?;
         let mut left = n - first as u64;
         let waited = left > 0;
         while left > 0 {
             let got = self.read().await?;
             if got == 0 {
                 // Closed short of its length: the client must not take it for whole.
-                return Err(Cut::backend(self.bytes));
+                return Err(Cut::backend(*self.bytes));
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
-            send(self.c, &[&self.rbuf[..take]], self.bytes).await?;
-            self.bytes += take as u64;
+            send(self.c, &[&self.rbuf[..take]], *self.bytes).await?;
+            *self.bytes += take as u64;
             left -= take as u64;
         }
         Ok(End {
-            bytes: self.bytes,
+            bytes: *self.bytes,
             reusable: !extra,
             waited,
         })
     }
 
-    /// A chunked body, forwarded as it came, or (`dechunk`, to an HTTP/1.0 client) its
-    /// data only. The bytes that came with the head are judged before the head goes
-    /// with them, so framing broken there is told before anything is sent.
+    /// A chunked body, forwarded as it came but for its trailer section, or
+    /// (`dechunk`, to an HTTP/1.0 client) its data only. The bytes that came with the
+    /// head are judged before the head goes with them, so framing broken there is told
+    /// before anything is sent. A trailer section is held back until whole, then goes
+    /// with only the fields that may be trailers (`trailing`).
     async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, Cut> {
         let mut t = ChunkedTracker::new();
+        let mut section: Option<Section> = None;
         let mut from = at;
         let mut head = Some(out);
         loop {
             let input = &self.rbuf[from..];
             let mut data = Vec::new();
             let mut count = 0u64;
-            let feed = t.feed_data(input, |r| {
-                count += r.len() as u64;
-                if dechunk {
-                    data.extend_from_slice(&input[r]);
-                }
-            });
+            let mut trailing = 0..0;
+            let feed = t.feed_split(
+                input,
+                |r| {
+                    count += r.len() as u64;
+                    if dechunk {
+                        data.extend_from_slice(&input[r]);
+                    }
+                },
+                |r| trailing = r,
+            );
             let Ok(feed) = feed else {
                 return Err(Cut {
                     unsent: head.is_some(),
-                    ..Cut::backend(self.bytes)
+                    ..Cut::backend(*self.bytes)
                 });
             };
+            // An HTTP/1.0 client gets no trailers at all.
+            let part = if dechunk {
+                &[][..]
+            } else {
+                &input[trailing.clone()]
+            };
+            let last = end_of_section(&mut section, part, feed.done);
             let body = if dechunk {
                 &data[..]
             } else {
-                &input[..feed.used]
+                &input[..feed.used - trailing.len()]
             };
             match head.take() {
-                Some(h) => send(self.c, &[h, body], self.bytes).await?,
-                None => send(self.c, &[body], self.bytes).await?,
+                Some(h) => send(self.c, &[h, body, &last], *self.bytes).await?,
+                None => send(self.c, &[body, &last], *self.bytes).await?,
             }
-            self.bytes += count;
+            *self.bytes += count;
             if feed.done {
                 return Ok(End {
-                    bytes: self.bytes,
+                    bytes: *self.bytes,
                     reusable: feed.used == input.len(),
                     waited: from == 0,
                 });
             }
             if self.read().await? == 0 {
-                return Err(Cut::backend(self.bytes));
+                return Err(Cut::backend(*self.bytes));
             }
             from = 0;
         }
@@ -380,23 +385,35 @@ impl Flow<'_, '_, '_> {
                 None => [data, b"", b""],
             };
             match head.take() {
-                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]], self.bytes).await?,
-                None => send(self.c, &framed, self.bytes).await?,
+                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]], *self.bytes).await?,
+                None => send(self.c, &framed, *self.bytes).await?,
             }
-            self.bytes += n;
+            *self.bytes += n;
             if self.read().await? == 0 {
                 break;
             }
             from = 0;
         }
         if encode {
-            send(self.c, &[LAST_CHUNK], self.bytes).await?;
+            send(self.c, &[LAST_CHUNK], *self.bytes).await?;
         }
         Ok(End {
-            bytes: self.bytes,
+            bytes: *self.bytes,
             reusable: false,
             waited: true,
         })
+    }
+}
+
+/// Hold `part` of a trailer section (empty for a body without one); once the body is
+/// `done`, what goes in the held section's place (nothing when there was none).
+fn end_of_section(section: &mut Option<Section>, part: &[u8], done: bool) -> Vec<u8> {
+    if !part.is_empty() {
+        section.get_or_insert_with(Section::default).hold(part);
+    }
+    match section {
+        Some(s) if done => s.filtered(),
+        _ => Vec::new(),
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 pub(super) async fn forward<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     pool: &'p PoolRuntime,
     key: Option<u64>,
     route: Route<'p, '_>,

@@ -35,14 +35,14 @@ use tokio::time::Instant;
 pub(super) async fn serve(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     pool: &PoolRuntime,
     key: Option<u64>,
     route: Route<'_, '_>,
     started: Instant,
     target: &mut Target,
 ) -> Abort {
-    let grpc = is_grpc(&r.head, buf);
+    let grpc = is_grpc(r.head, buf);
     match tries(c, buf, r, pool, key, route, started, target).await {
         Abort::Failed(e) if grpc => Box::pin(grpc_error(c, r, &e, route.apply)).await,
         a => a,
@@ -59,7 +59,12 @@ fn is_grpc(head: &RequestHead, buf: &[u8]) -> bool {
 
 /// Answer a gRPC request tango could not get answered as gRPC answers, in HTTP/1.1: a
 /// `200` whose head carries `grpc-status` and `grpc-message`, and no body.
-async fn grpc_error(c: &mut Conn<'_>, r: &Req, e: &ProxyError, apply: Option<&Apply<'_>>) -> Abort {
+async fn grpc_error(
+    c: &mut Conn<'_>,
+    r: &Req<'_>,
+    e: &ProxyError,
+    apply: Option<&Apply<'_>>,
+) -> Abort {
     tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
     let resp = crate::proxy::grpc::error_response(e);
     let keep = r.head.keep_alive && r.body.done() && !c.closing();
@@ -97,7 +102,7 @@ async fn grpc_error(c: &mut Conn<'_>, r: &Req, e: &ProxyError, apply: Option<&Ap
 async fn tries(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     pool: &PoolRuntime,
     key: Option<u64>,
     route: Route<'_, '_>,
@@ -142,10 +147,10 @@ pub(super) type Translated = (Method, String, Option<String>, HeaderMap, bool);
 pub(super) fn translate(
     c: &Conn<'_>,
     buf: &[u8],
-    r: &Req,
+    r: &Req<'_>,
     rules: Option<&RouteRules>,
 ) -> Result<Translated, ProxyError> {
-    let head = &r.head;
+    let head = r.head;
     let bad = |_| ProxyError::BadRequest("a request HTTP/2 cannot carry");
     let method = Method::from_bytes(head.method_span.of(buf)).map_err(bad)?;
     let origin = head.origin.of(buf);
@@ -208,7 +213,7 @@ pub(super) fn translate(
 pub(super) async fn attempt(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     pool: &PoolRuntime,
     i: usize,
     remaining: Duration,
@@ -251,7 +256,7 @@ pub(super) async fn attempt(
         Ok(Ok(resp)) => resp,
         Ok(Err(e)) => {
             // Sent again only from the bytes still in the buffer.
-            let resendable = r.body.with_head(&r.head).end > 0;
+            let resendable = r.body.with_head(r.head).end > 0;
             return Err(up::failed(rt, pool, i, &stream, took, &e, resendable));
         }
         Err(_) => {
@@ -282,12 +287,12 @@ enum BodyEnd {
 async fn send_body(
     c: &mut Conn<'_>,
     buf: &mut Buf,
-    r: &mut Req,
+    r: &mut Req<'_>,
     send: &mut ::h2::SendStream<Bytes>,
     deadline: Instant,
 ) -> Result<(), BodyEnd> {
     let mut chunks = matches!(r.head.framing, RequestFraming::Chunked).then(ChunkedTracker::new);
-    let first = r.body.with_head(&r.head);
+    let first = r.body.with_head(r.head);
     let raw = &buf[first];
     push(send, &mut chunks, raw, r.body.done()).await?;
     while !r.body.done() {

@@ -1,16 +1,16 @@
 //! The answer of an HTTP/2 backend written to an HTTP/1.1 client: the head (the
 //! route's response edits applied, the framing chosen for this client), then the body
-//! as the stream's data comes (its length, chunks with the trailers in the last one, or
-//! until close to an HTTP/1.0 client).
+//! as the stream's data comes (its length, chunks with the trailers that may be
+//! trailers in the last one, or until close to an HTTP/1.0 client).
 
 use super::super::super::io::{self, Limit};
 use super::super::super::{date, Conn, Next};
 use super::super::Req;
 use crate::proxy::accounting::BodyEnd;
-use crate::proxy::trailers::may_trail;
+use crate::proxy::trailers::last_chunk;
 use http::header::{CONTENT_LENGTH, DATE};
 use http::HeaderMap;
-use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version};
+use tango_core::http1::codec::{reason_phrase, write_field, ChunkPrefix, Version, LAST_CHUNK};
 use tango_core::rewrite::Apply;
 
 /// How the response body goes to the client.
@@ -23,11 +23,11 @@ pub(super) enum Framing {
 }
 
 /// Write the response to the client: the head (with the route's response edits), then
-/// the body as it comes. Returns what the connection does next, the body bytes sent and
-/// how the body ended.
+/// the body as it comes, counting its bytes in the request's count as they go. Returns
+/// what the connection does next, the body bytes sent and how the body ended.
 pub(super) async fn respond(
     c: &mut Conn<'_>,
-    r: &Req,
+    r: &mut Req<'_>,
     resp: http::Response<::h2::RecvStream>,
     apply: Option<&Apply<'_>>,
 ) -> (Next, u64, BodyEnd) {
@@ -70,7 +70,7 @@ pub(super) async fn respond(
         let next = if keep { Next::KeepAlive } else { Next::Linger };
         return (next, 0, BodyEnd::Whole);
     }
-    match relay(c, &mut recv, framing).await {
+    match relay(c, &mut recv, framing, &mut r.sent).await {
         Ok(bytes) if length.is_none_or(|n| n == bytes) => {
             let next = if keep { Next::KeepAlive } else { Next::Linger };
             (next, bytes, BodyEnd::Whole)
@@ -136,25 +136,26 @@ pub(super) fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// The body's data to the client as `framing` says, then (chunked) the trailers.
-/// `Ok` with the data bytes sent when the stream ended cleanly, `Err` with them and who
-/// broke it off when not: the backend (a reset or failed stream, silence past the stall
-/// timeout) or the client (a write that failed or stalled).
+/// The body's data to the client as `framing` says, then (chunked) the trailers,
+/// counted in `bytes` (0 at the start) as they go. `Ok` with the data bytes sent when
+/// the stream ended cleanly, `Err` with them and who broke it off when not: the backend
+/// (a reset or failed stream, silence past the stall timeout) or the client (a write
+/// that failed or stalled).
 async fn relay(
     c: &mut Conn<'_>,
     recv: &mut ::h2::RecvStream,
     framing: Framing,
+    bytes: &mut u64,
 ) -> Result<u64, (u64, BodyEnd)> {
     let chunked = framing == Framing::Chunked;
     let limit = Limit::Stall(c.l.send_timeout);
     let stall = c.body_stall();
-    let mut bytes = 0u64;
     loop {
         let next = tokio::time::timeout(stall, recv.data()).await;
         let data = match next {
             Ok(Some(Ok(d))) => d,
             Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return Err((bytes, BodyEnd::Backend)),
+            Ok(Some(Err(_))) | Err(_) => return Err((*bytes, BodyEnd::Backend)),
         };
         let _ = recv.flow_control().release_capacity(data.len());
         if data.is_empty() {
@@ -166,23 +167,22 @@ async fn relay(
             .await
             .is_err()
         {
-            return Err((bytes, BodyEnd::Client));
+            return Err((*bytes, BodyEnd::Client));
         }
-        bytes += data.len() as u64;
+        *bytes += data.len() as u64;
     }
     let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
         Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => return Err((bytes, BodyEnd::Backend)),
+        Ok(Err(_)) | Err(_) => return Err((*bytes, BodyEnd::Backend)),
     };
     if chunked {
-        let mut end = b"0\r\n".to_vec();
-        for (name, value) in trailers.iter().flatten().filter(|(n, _)| may_trail(n)) {
-            write_field(&mut end, name.as_str().as_bytes(), value.as_bytes());
-        }
-        end.extend_from_slice(b"\r\n");
+        // Only the fields that may be trailers, as hyper's side sends them.
+        let end = trailers
+            .as_ref()
+            .map_or_else(|| LAST_CHUNK.to_vec(), last_chunk);
         if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
-            return Err((bytes, BodyEnd::Client));
+            return Err((*bytes, BodyEnd::Client));
         }
     }
-    Ok(bytes)
+    Ok(*bytes)
 }
