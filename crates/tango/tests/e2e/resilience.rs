@@ -1,0 +1,155 @@
+//! Backends failing in the ways production backends fail, seen from outside: one that
+//! accepts and never answers, one that resets, one that answers garbage or answers its
+//! health check too slowly, a whole pool ejected. What clients get, what the health
+//! checks and outlier detection decide, and what the status API says.
+
+use crate::backend::Backend;
+use crate::scripted::{self, Scripted, Step};
+use crate::support::*;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+fn entry<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    backend_entry(s, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejection_that_leaves_too_few_backends_enters_panic_mode_at_once() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    for b in &bs {
+        b.state.fail_status.store(500, Relaxed);
+    }
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"\nmax_attempts = 1\n[pool.outlier]\nconsecutive_failures = 1\nmax_ejected_percent = 100\nbase_ejection = \"60s\"\n",
+        &[("a", bs[0].addr, 1), ("b", bs[1].addr, 1)],
+    ));
+    let c = client();
+    // One failure each ejects both: nothing is eligible, so the pool is in panic mode
+    // and keeps sending to them, from the very next request on (not a burst of 503s
+    // until a periodic check notices).
+    for _ in 0..2 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!(s, 500, "{body}");
+    }
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert!(
+        entry(&s, "a")["ejected"] == true && entry(&s, "b")["ejected"] == true,
+        "{s}"
+    );
+    for _ in 0..5 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!(s, 500, "a request after the ejections got {s}: {body}");
+    }
+    assert!(t.log().contains("panic mode"), "{}", t.log());
+}
+
+/// A backend that accepts connections and never answers, counting the connections it
+/// holds open (a connection counts until its peer closes it).
+async fn silent() -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (accepted, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (a, o) = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            a.fetch_add(1, Relaxed);
+            o.fetch_add(1, Relaxed);
+            let o = o.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(1..) = s.read(&mut buf).await {}
+                o.fetch_sub(1, Relaxed);
+            });
+        }
+    });
+    (addr, accepted, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_that_get_no_answer_fail_and_leave_no_connection_open() {
+    let (addr, accepted, open) = silent().await;
+    let good = Backend::start("good").await;
+    let t = Tango::start(&config(
+        "panic_threshold = 0.0\n[pool.health]\ninterval = \"50ms\"\ntimeout = \"100ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
+        &[("mute", addr, 1), ("good", good.addr, 1)],
+    ));
+    wait_status(&t, "mute unhealthy", Duration::from_secs(10), |s| {
+        entry(s, "mute")["healthy"] == false && accepted.load(Relaxed) >= 6
+    })
+    .await;
+    // Each timed-out probe's connection is closed, not left behind: at most the probe
+    // in progress holds one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Relaxed) > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} probe connections still open",
+            open.load(Relaxed),
+            accepted.load(Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (s, body) = get(&client(), &t.url("/")).await;
+    assert_eq!((s, body.as_str()), (200, "good\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_health_answer_and_a_garbage_answer_both_fail_their_probes() {
+    let slow = Scripted::start(|_| {
+        vec![
+            Step::Pause(Duration::from_millis(400)),
+            scripted::send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+        ]
+    })
+    .await;
+    let garbage =
+        Scripted::start(|_| vec![scripted::send(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"), Step::Close])
+            .await;
+    let good = Backend::start("good").await;
+    let t = Tango::start(&config(
+        "panic_threshold = 0.0\n[pool.health]\ninterval = \"50ms\"\ntimeout = \"150ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
+        &[("slow", slow.addr, 1), ("garbage", garbage.addr, 1), ("good", good.addr, 1)],
+    ));
+    let s = wait_status(
+        &t,
+        "slow and garbage unhealthy",
+        Duration::from_secs(10),
+        |s| entry(s, "slow")["healthy"] == false && entry(s, "garbage")["healthy"] == false,
+    )
+    .await;
+    assert_eq!(entry(&s, "good")["healthy"], true, "{s}");
+    let c = client();
+    for _ in 0..6 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!((s, body.as_str()), (200, "good\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_a_backend_reset_is_not_sent_again_and_a_get_is() {
+    let a = Scripted::start(|_| vec![Step::Close]).await;
+    let b = Scripted::start(|_| vec![Step::Close]).await;
+    let t = Tango::start(&config("", &[("a", a.addr, 1), ("b", b.addr, 1)]));
+    let c = client();
+    let post = http::Request::post(t.url("/order"))
+        .body(Full::new(Bytes::from_static(b"pay 10")))
+        .unwrap();
+    let (s, _) = send(&c, post).await;
+    assert_eq!(s, 502);
+    assert_eq!(
+        a.seen().len() + b.seen().len(),
+        1,
+        "the POST was sent twice"
+    );
+    let (s, _) = get(&c, &t.url("/page")).await;
+    assert_eq!(s, 502);
+    assert_eq!(
+        a.seen().len() + b.seen().len(),
+        3,
+        "the GET was not tried on the other backend"
+    );
+}
