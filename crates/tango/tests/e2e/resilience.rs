@@ -45,6 +45,11 @@ async fn an_ejection_that_leaves_too_few_backends_enters_panic_mode_at_once() {
         assert_eq!(s, 500, "a request after the ejections got {s}: {body}");
     }
     assert!(t.log().contains("panic mode"), "{}", t.log());
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(
+        s["pools"][0]["panic"], true,
+        "status does not say panic: {s}"
+    );
 }
 
 /// A backend that accepts connections and never answers, counting the connections it
@@ -151,5 +156,116 @@ async fn a_post_a_backend_reset_is_not_sent_again_and_a_get_is() {
         a.seen().len() + b.seen().len(),
         3,
         "the GET was not tried on the other backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejection_stops_at_max_ejected_percent_and_the_rest_keep_serving() {
+    let mut bs = Vec::new();
+    for n in ["a", "b", "c", "d"] {
+        let b = Backend::start(n).await;
+        b.state.fail_status.store(500, Relaxed);
+        bs.push(b);
+    }
+    let spec: Vec<(&str, std::net::SocketAddr, u32)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr, 1)).collect();
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"\nmax_attempts = 1\n[pool.outlier]\nconsecutive_failures = 2\nmax_ejected_percent = 50\nbase_ejection = \"60s\"\n",
+        &spec,
+    ));
+    let c = client();
+    for _ in 0..24 {
+        let (s, _) = get(&c, &t.url("/")).await;
+        assert_eq!(s, 500);
+    }
+    let s = admin_get(&t, "/api/v1/status").await;
+    let ejected = ["a", "b", "c", "d"]
+        .iter()
+        .filter(|n| entry(&s, n)["ejected"] == true)
+        .count();
+    assert_eq!(ejected, 2, "half of four may be ejected: {s}");
+    assert_eq!(s["pools"][0]["panic"], false, "{s}");
+    assert!(
+        t.log().contains("max_ejected_percent reached"),
+        "{}",
+        t.log()
+    );
+    // The two left in serve every request.
+    let before: Vec<u64> = bs.iter().map(Backend::hits).collect();
+    for _ in 0..10 {
+        get(&c, &t.url("/")).await;
+    }
+    let moved = bs
+        .iter()
+        .zip(&before)
+        .filter(|(b, was)| b.hits() > **was)
+        .count();
+    assert_eq!(moved, 2, "traffic went to ejected backends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_on_a_mute_backend_frees_its_place() {
+    let (addr, _accepted, open) = silent().await;
+    let t = Tango::start(&config(
+        "try_timeout = \"20s\"\ntimeout = \"20s\"\n",
+        &[("mute", addr, 1)],
+    ));
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(
+            in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
+            "never in flight"
+        );
+        drop(s);
+        assert!(
+            in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
+            "the request of a client that left stays in flight at the backend"
+        );
+    }
+    // Its connection to the backend is closed (the backend may stop working on it), and
+    // the client's leaving is not counted against the backend.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Relaxed) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backend connections left open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(entry(&s, "mute")["errors"], 0, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_that_gives_up_on_a_mute_backend_frees_its_place() {
+    let (addr, _accepted, _open) = silent().await;
+    let t = Tango::start(&config(
+        "try_timeout = \"20s\"\ntimeout = \"20s\"\n",
+        &[("mute", addr, 1)],
+    ));
+    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(conn);
+    let req = http::Request::get(t.url("/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let pending = tokio::spawn(async move { h2.send_request(req).await.map(|_| ()) });
+    assert!(
+        in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
+        "never in flight"
+    );
+    pending.abort();
+    driver.abort();
+    assert!(
+        in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
+        "the request of a client that left stays in flight at the backend"
     );
 }
