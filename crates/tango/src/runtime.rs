@@ -428,6 +428,7 @@ impl Runtime {
                     .collect::<Vec<Arc<BackendState>>>();
                 let shared = shared_all.entry(p.name.clone()).or_default().clone();
                 rebuild_outlier(&shared, p, old.pools.iter().find(|o| o.cfg.name == p.name));
+                self.return_unheld(p, &backends, &shared, now_ms);
                 let retry_budget = budgets
                     .entry(p.name.clone())
                     .or_insert_with(|| Arc::new(RetryBudget::new()))
@@ -462,6 +463,39 @@ impl Runtime {
             text: Arc::from(text),
             pools,
             applied_at: crate::journal::unix_ms() as f64 / 1000.0,
+        }
+    }
+
+    /// Backends of `pool` flagged ejected that its outlier detection, as rebuilt for
+    /// the new configuration, does not hold ejected (a reload turned it off): nothing
+    /// would ever return them, so they return now.
+    fn return_unheld(
+        &self,
+        pool: &Pool,
+        backends: &[Arc<BackendState>],
+        shared: &PoolShared,
+        now_ms: u64,
+    ) {
+        let held = shared
+            .outlier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(OutlierDetector::ejected)
+            .unwrap_or_default();
+        for (i, b) in backends.iter().enumerate() {
+            if !b.ejected() || held.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            b.return_to_service(now_ms);
+            let backend = &pool.backends[i].name;
+            tracing::info!(pool = %pool.name, %backend, "backend returned from ejection: outlier detection is off");
+            if let Some(journal) = self.journal.get() {
+                journal.record(tango_core::journal::EventKind::Returned {
+                    pool: pool.name.clone(),
+                    backend: backend.clone(),
+                });
+            }
         }
     }
 

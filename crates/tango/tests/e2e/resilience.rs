@@ -269,3 +269,58 @@ async fn an_http2_client_that_gives_up_on_a_mute_backend_frees_its_place() {
         "the request of a client that left stays in flight at the backend"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_turns_outlier_detection_off_returns_the_ejected_backends() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    let spec = [("a", bs[0].addr, 1), ("b", bs[1].addr, 1)];
+    let guard_off = "\n[guard]\nenabled = false\n";
+    let outlier = "policy = \"round_robin\"\nmax_attempts = 1\n[pool.outlier]\nconsecutive_failures = 1\nbase_ejection = \"300s\"\n";
+    let t = Tango::start(&(config(outlier, &spec) + guard_off));
+    let c = client();
+    bs[0].state.fail_status.store(500, Relaxed);
+    for _ in 0..2 {
+        get(&c, &t.url("/")).await;
+    }
+    bs[0].state.fail_status.store(0, Relaxed);
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(entry(&s, "a")["ejected"], true, "{s}");
+
+    // Without outlier detection nothing would ever return a: it must not stay out.
+    t.write_config(&(config("policy = \"round_robin\"\nmax_attempts = 1\n", &spec) + guard_off));
+    let (code, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(code, 200, "{v}");
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(entry(&s, "a")["ejected"], false, "{s}");
+    let before = bs[0].hits();
+    for _ in 0..4 {
+        assert_eq!(get(&c, &t.url("/")).await.0, 200);
+    }
+    assert!(bs[0].hits() > before, "a gets no traffic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_leaves_too_few_healthy_backends_enters_panic_mode_at_once() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    bs[0].state.health_status.store(503, Relaxed);
+    let health = "max_attempts = 1\n[pool.health]\npath = \"/health\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\nfall = 2\nrise = 2\njitter = 0.0\n";
+    let guard_off = "\n[guard]\nenabled = false\n";
+    let t =
+        Tango::start(&(config(health, &[("a", bs[0].addr, 1), ("b", bs[1].addr, 1)]) + guard_off));
+    wait_status(&t, "a unhealthy", Duration::from_secs(10), |s| {
+        entry(s, "a")["healthy"] == false
+    })
+    .await;
+    // Half the pool healthy is no panic; a reload that takes b away leaves none.
+    t.write_config(&(config(health, &[("a", bs[0].addr, 1)]) + guard_off));
+    let (code, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(code, 200, "{v}");
+    let (s, body) = get(&client(), &t.url("/")).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (200, "a\n"),
+        "right after the reload, no panic mode yet"
+    );
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(s["pools"][0]["panic"], true, "{s}");
+}
