@@ -316,6 +316,10 @@ pub(crate) struct Snapshot {
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     milli_tokens: AtomicU64,
+    /// Re-sends the budget paid for, and those it refused: whether it holds back a
+    /// retry storm shows only here.
+    resent: AtomicU64,
+    refused: AtomicU64,
 }
 
 const RETRY_RESERVE_MILLI: u64 = 10_000;
@@ -325,6 +329,8 @@ impl RetryBudget {
     fn new() -> Self {
         Self {
             milli_tokens: AtomicU64::new(RETRY_RESERVE_MILLI),
+            resent: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -335,10 +341,20 @@ impl RetryBudget {
             .fetch_update(Relaxed, Relaxed, |t| Some((t + add).min(RETRY_CAP_MILLI)));
     }
 
+    /// Take a token for a re-send; counted either way.
     pub(crate) fn try_withdraw(&self) -> bool {
-        self.milli_tokens
+        let ok = self
+            .milli_tokens
             .fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1000))
-            .is_ok()
+            .is_ok();
+        let counter = if ok { &self.resent } else { &self.refused };
+        counter.fetch_add(1, Relaxed);
+        ok
+    }
+
+    /// Re-sends paid for, and refused, since the pool was first configured.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.resent.load(Relaxed), self.refused.load(Relaxed))
     }
 }
 

@@ -324,3 +324,50 @@ async fn a_reload_that_leaves_too_few_healthy_backends_enters_panic_mode_at_once
     let s = admin_get(&t, "/api/v1/status").await;
     assert_eq!(s["pools"][0]["panic"], true, "{s}");
 }
+
+/// The value of the `/metrics` series whose line starts with `series`.
+async fn metric(t: &Tango, series: &str) -> u64 {
+    let text = get(&client(), &t.admin_url("/metrics")).await.1;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_count_the_resends_the_retry_budget_paid_for_and_refused() {
+    let bad = Scripted::start(|_| vec![Step::Close]).await;
+    let good = Backend::start("good").await;
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"",
+        &[("bad", bad.addr, 1), ("good", good.addr, 1)],
+    ));
+    let c = client();
+    let n = 100;
+    for _ in 0..n {
+        let (s, _) = get(&c, &t.url("/")).await;
+        assert!(s == 200 || s == 502, "{s}");
+    }
+    // Every failure at bad asked the budget for a re-send at good: 0.2 a request and
+    // the reserve of 10 cannot pay for about 50 of them.
+    let failed = bad.seen().len() as u64;
+    let sent = metric(
+        &t,
+        "tango_pool_retry_resends_total{pool=\"p\",result=\"sent\"}",
+    )
+    .await;
+    let refused = metric(
+        &t,
+        "tango_pool_retry_resends_total{pool=\"p\",result=\"refused\"}",
+    )
+    .await;
+    assert_eq!(sent + refused, failed, "sent {sent}, refused {refused}");
+    assert_eq!(
+        sent,
+        good.hits() - (n - failed),
+        "re-sends that reached good"
+    );
+    assert!(
+        refused > 0,
+        "the budget refused nothing of {failed} failures"
+    );
+}
