@@ -371,3 +371,93 @@ async fn the_metrics_count_the_resends_the_retry_budget_paid_for_and_refused() {
         "the budget refused nothing of {failed} failures"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_backend_down_clients_get_a_quick_502_and_one_back_serves_them_all() {
+    let mut bs = [Backend::start("a").await, Backend::start("b").await];
+    let t = Tango::start(&config(
+        "max_attempts = 2\n[pool.health]\npath = \"/health\"\ninterval = \"50ms\"\ntimeout = \"500ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
+        &[("a", bs[0].addr, 1), ("b", bs[1].addr, 1)],
+    ));
+    let a_addr = bs[0].addr;
+    for b in &mut bs {
+        b.kill().await;
+    }
+    wait_status(&t, "both unhealthy", Duration::from_secs(10), |s| {
+        entry(s, "a")["healthy"] == false && entry(s, "b")["healthy"] == false
+    })
+    .await;
+    let c = client();
+    // Panic mode: both are tried, both refuse; the client hears why.
+    for _ in 0..4 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!(s, 502, "{body}");
+        assert!(body.contains("connect"), "{body}");
+    }
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(s["pools"][0]["panic"], true, "{s}");
+
+    // a comes back on its address: once its probes pass, it takes every request.
+    let _a = Backend::start_at("a", a_addr).await;
+    wait_status(&t, "a healthy", Duration::from_secs(10), |s| {
+        entry(s, "a")["healthy"] == true && s["pools"][0]["panic"] == false
+    })
+    .await;
+    for _ in 0..6 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!((s, body.as_str()), (200, "a\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_of_a_sometimes_slow_backend_are_not_retried_and_eject_it() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"\ntry_timeout = \"200ms\"\n[pool.outlier]\nconsecutive_failures = 2\nbase_ejection = \"60s\"\n",
+        &[("a", bs[0].addr, 1), ("b", bs[1].addr, 1)],
+    ));
+    let c = client();
+    bs[0].state.delay_ms.store(2_000, Relaxed);
+    let mut timeouts = 0;
+    for _ in 0..8 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        match s {
+            200 => assert_eq!(body, "b\n"),
+            504 => timeouts += 1,
+            other => panic!("{other} {body}"),
+        }
+    }
+    // Two timeouts eject a; neither was sent again to b (a GET, but a may be working
+    // on it still).
+    assert_eq!(timeouts, 2, "a timed out {timeouts} times");
+    assert_eq!(bs[0].hits(), 2);
+    assert_eq!(bs[1].hits(), 6, "a timed-out try was retried");
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(entry(&s, "a")["ejected"], true, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_closes_after_every_third_answer_fails_no_request() {
+    let b = Scripted::start(|seen| {
+        let mut steps = vec![scripted::send(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n",
+        )];
+        if seen.nth % 3 == 0 {
+            steps.push(Step::Close);
+        }
+        steps
+    })
+    .await;
+    let t = scripted::one_worker(&config("", &[("b", b.addr, 1)]));
+    let c = client();
+    for i in 0..30 {
+        let req = if i % 2 == 0 {
+            http::Request::get(t.url("/"))
+        } else {
+            http::Request::post(t.url("/"))
+        };
+        let (s, body) = send(&c, req.body(Full::new(Bytes::from_static(b"x"))).unwrap()).await;
+        assert_eq!((s, body.as_str()), (200, "ok\n"), "request {i}");
+    }
+    assert!(b.conns() >= 10, "{} connections", b.conns());
+}
