@@ -461,3 +461,18 @@ async fn a_backend_that_closes_after_every_third_answer_fails_no_request() {
     }
     assert!(b.conns() >= 10, "{} connections", b.conns());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_pipelined_behind_a_slow_answer_is_not_taken_for_the_client_leaving() {
+    let b = Backend::start("b").await;
+    let t = Tango::start(&config("", &[("b", b.addr, 1)]));
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut s,
+        b"GET /slow?ms=600 HTTP/1.1\r\nhost: x\r\n\r\nGET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let got = scripted::read_to_end(&mut s).await;
+    assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
+}
