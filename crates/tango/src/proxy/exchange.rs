@@ -313,6 +313,55 @@ pub(crate) async fn read_response_head(
     }
 }
 
+/// `head` (a try's wait for its response head, on the HTTP/1.1 engine's way to an
+/// HTTP/2 backend) within `deadline`, or `None` when the client closed its connection
+/// first: watched from [`WATCH_CLIENT_AFTER`] on, as [`read_response_head`] watches it.
+pub(crate) async fn head_unless_client_left<F: Future>(
+    head: F,
+    deadline: Instant,
+    client: &tokio::net::TcpStream,
+) -> Option<Result<F::Output, tokio::time::error::Elapsed>> {
+    let mut head = std::pin::pin!(head);
+    let watch_from = Instant::now() + WATCH_CLIENT_AFTER;
+    match tokio::time::timeout_at(watch_from.min(deadline), head.as_mut()).await {
+        Ok(v) => return Some(Ok(v)),
+        Err(e) if watch_from >= deadline => return Some(Err(e)),
+        Err(_) => {}
+    }
+    let mut watching = true;
+    let watched = std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = head.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match watching.then(|| client_left(client, cx)) {
+            Some(Poll::Ready(true)) => Poll::Ready(None),
+            Some(Poll::Ready(false)) => {
+                watching = false;
+                Poll::Pending
+            }
+            _ => Poll::Pending,
+        }
+    });
+    match tokio::time::timeout_at(deadline, watched).await {
+        Ok(Some(v)) => Some(Ok(v)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Whether the client closed (or reset) its connection: `Ready(false)` when it sent
+/// bytes instead (a pipelined request), which are left for the engine to read and
+/// after which a close cannot be seen without reading them.
+fn client_left(client: &tokio::net::TcpStream, cx: &mut std::task::Context<'_>) -> Poll<bool> {
+    let mut byte = [0u8; 1];
+    let mut b = tokio::io::ReadBuf::new(&mut byte);
+    match client.poll_peek(cx, &mut b) {
+        Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(true),
+        Poll::Ready(Ok(_)) => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
 /// Whether a head read watches the client's connection.
 #[derive(Clone, Copy)]
 enum Watch {
@@ -339,16 +388,14 @@ async fn read_or_client_left(
         if let Poll::Ready(r) = read.as_mut().poll(cx) {
             return Poll::Ready(Some(r));
         }
-        if watching {
-            let mut byte = [0u8; 1];
-            let mut b = tokio::io::ReadBuf::new(&mut byte);
-            match c.poll_peek(cx, &mut b) {
-                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
-                Poll::Ready(Ok(_)) => watching = false,
-                Poll::Pending => {}
+        match watching.then(|| client_left(c, cx)) {
+            Some(Poll::Ready(true)) => Poll::Ready(None),
+            Some(Poll::Ready(false)) => {
+                watching = false;
+                Poll::Pending
             }
+            _ => Poll::Pending,
         }
-        Poll::Pending
     })
     .await
 }

@@ -476,3 +476,46 @@ async fn a_request_pipelined_behind_a_slow_answer_is_not_taken_for_the_client_le
     let got = scripted::read_to_end(&mut s).await;
     assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
 }
+
+/// An HTTP/2 (h2c) backend that takes every stream and never answers one.
+async fn mute_h2() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req| async {
+                    std::future::pending::<Result<http::Response<Full<Bytes>>, std::io::Error>>()
+                        .await
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_on_a_mute_http2_backend_frees_its_place() {
+    let addr = mute_h2().await;
+    let t = Tango::start(&config(
+        "protocol = \"h2\"\ntry_timeout = \"20s\"\ntimeout = \"20s\"\n",
+        &[("mute", addr, 1)],
+    ));
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
+        "never in flight"
+    );
+    drop(s);
+    assert!(
+        in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
+        "the request of a client that left stays in flight at the backend"
+    );
+}
