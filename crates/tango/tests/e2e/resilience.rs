@@ -519,3 +519,61 @@ async fn a_client_that_gives_up_on_a_mute_http2_backend_frees_its_place() {
         "the request of a client that left stays in flight at the backend"
     );
 }
+
+/// A backend whose every answer is a `200` whose chunked body never ends, counting the
+/// connections it holds open (until a write to one fails).
+async fn endless() -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (accepted, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (a, o) = (accepted.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            a.fetch_add(1, Relaxed);
+            o.fetch_add(1, Relaxed);
+            let o = o.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                let mut out = s.write_all(head).await;
+                // Bounded: 20 s of chunks at most.
+                for _ in 0..1000 {
+                    if out.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    out = s.write_all(b"5\r\nhello\r\n").await;
+                }
+                o.fetch_sub(1, Relaxed);
+            });
+        }
+    });
+    (addr, accepted, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_probes_of_an_endless_answer_pass_and_leave_no_connection_open() {
+    let (addr, accepted, open) = endless().await;
+    let t = Tango::start(&config(
+        "[pool.health]\ninterval = \"50ms\"\ntimeout = \"300ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
+        &[("stream", addr, 1)],
+    ));
+    wait_status(&t, "probes", Duration::from_secs(10), |_| {
+        accepted.load(Relaxed) >= 6
+    })
+    .await;
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert_eq!(entry(&s, "stream")["healthy"], true, "{s}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open.load(Relaxed) > 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} probe connections still open",
+            open.load(Relaxed),
+            accepted.load(Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
