@@ -316,6 +316,10 @@ pub(crate) struct Snapshot {
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     milli_tokens: AtomicU64,
+    /// Re-sends the budget paid for, and those it refused: whether it holds back a
+    /// retry storm shows only here.
+    resent: AtomicU64,
+    refused: AtomicU64,
 }
 
 const RETRY_RESERVE_MILLI: u64 = 10_000;
@@ -325,6 +329,8 @@ impl RetryBudget {
     fn new() -> Self {
         Self {
             milli_tokens: AtomicU64::new(RETRY_RESERVE_MILLI),
+            resent: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -335,10 +341,20 @@ impl RetryBudget {
             .fetch_update(Relaxed, Relaxed, |t| Some((t + add).min(RETRY_CAP_MILLI)));
     }
 
+    /// Take a token for a re-send; counted either way.
     pub(crate) fn try_withdraw(&self) -> bool {
-        self.milli_tokens
+        let ok = self
+            .milli_tokens
             .fetch_update(Relaxed, Relaxed, |t| t.checked_sub(1000))
-            .is_ok()
+            .is_ok();
+        let counter = if ok { &self.resent } else { &self.refused };
+        counter.fetch_add(1, Relaxed);
+        ok
+    }
+
+    /// Re-sends paid for, and refused, since the pool was first configured.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.resent.load(Relaxed), self.refused.load(Relaxed))
     }
 }
 
@@ -428,6 +444,7 @@ impl Runtime {
                     .collect::<Vec<Arc<BackendState>>>();
                 let shared = shared_all.entry(p.name.clone()).or_default().clone();
                 rebuild_outlier(&shared, p, old.pools.iter().find(|o| o.cfg.name == p.name));
+                self.return_unheld(p, &backends, &shared, now_ms);
                 let retry_budget = budgets
                     .entry(p.name.clone())
                     .or_insert_with(|| Arc::new(RetryBudget::new()))
@@ -462,6 +479,39 @@ impl Runtime {
             text: Arc::from(text),
             pools,
             applied_at: crate::journal::unix_ms() as f64 / 1000.0,
+        }
+    }
+
+    /// Backends of `pool` flagged ejected that its outlier detection, as rebuilt for
+    /// the new configuration, does not hold ejected (a reload turned it off): nothing
+    /// would ever return them, so they return now.
+    fn return_unheld(
+        &self,
+        pool: &Pool,
+        backends: &[Arc<BackendState>],
+        shared: &PoolShared,
+        now_ms: u64,
+    ) {
+        let held = shared
+            .outlier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(OutlierDetector::ejected)
+            .unwrap_or_default();
+        for (i, b) in backends.iter().enumerate() {
+            if !b.ejected() || held.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            b.return_to_service(now_ms);
+            let backend = &pool.backends[i].name;
+            tracing::info!(pool = %pool.name, %backend, "backend returned from ejection: outlier detection is off");
+            if let Some(journal) = self.journal.get() {
+                journal.record(tango_core::journal::EventKind::Returned {
+                    pool: pool.name.clone(),
+                    backend: backend.clone(),
+                });
+            }
         }
     }
 

@@ -159,8 +159,15 @@ fn render_status(v: &serde_json::Value) -> String {
     }
     out.push_str(&table::render(&listeners, ""));
     for p in v["pools"].as_array().into_iter().flatten() {
+        // Unhealthy backends with their full effective weight make sense only when
+        // the reader knows the pool is in panic mode.
+        let panic = if p["panic"] == true {
+            "; panic mode: too few eligible backends, balancing across all"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "\npool {} ({})\n",
+            "\npool {} ({}{panic})\n",
             text(&p["name"]),
             text(&p["policy"])
         ));
@@ -410,6 +417,26 @@ mod tests {
              backend  address         weight  effective  healthy  ejected  in flight  requests  errors  connections\n\
              web-1    10.0.0.11:8080       1       1.00  yes      no               0   1234567      12            3\n\
              web-10   10.0.0.9:80         10       2.50  no       yes             12         5       0            0\n"
+        );
+    }
+
+    #[test]
+    fn status_says_when_a_pool_is_in_panic_mode() {
+        let v = serde_json::json!({
+            "generation": 1,
+            "listeners": [],
+            "pools": [{"name": "web", "policy": "random", "panic": true, "backends": [
+                {"name": "web-1", "address": "10.0.0.11:8080", "configured_weight": 1,
+                 "effective_weight": 1.0, "healthy": false, "ejected": false, "in_flight": 0,
+                 "requests": 0, "errors": 0, "open_connections": 0}
+            ]}]
+        });
+        assert!(
+            render_status(&v).contains(
+                "pool web (random; panic mode: too few eligible backends, balancing across all)\n"
+            ),
+            "{}",
+            render_status(&v)
         );
     }
 }

@@ -260,7 +260,13 @@ async fn status(State(s): State<AppState>) -> Response {
                     })
                 })
                 .collect();
-            json!({"name": p.cfg.name, "policy": p.cfg.policy.name(), "backends": backends})
+            // Panic mode explains effective weights that ignore health: say it.
+            json!({
+                "name": p.cfg.name,
+                "policy": p.cfg.policy.name(),
+                "panic": p.shared.panic(),
+                "backends": backends,
+            })
         })
         .collect();
     let listeners: Vec<_> = s

@@ -98,6 +98,7 @@ struct BackendRows {
     latency: Vec<(Labels, StatsSnapshot)>,
     transitions: Vec<(Labels, u64)>,
     panic: Vec<(Labels, f64)>,
+    resends: Vec<(Labels, u64)>,
 }
 
 impl BackendRows {
@@ -110,6 +111,11 @@ impl BackendRows {
                 vec![("pool", pool.cfg.name.clone())],
                 if in_panic { 1.0 } else { 0.0 },
             ));
+            let (resent, refused) = pool.retry_budget.counts();
+            for (result, n) in [("sent", resent), ("refused", refused)] {
+                let labels = vec![("pool", pool.cfg.name.clone()), ("result", result.into())];
+                r.resends.push((labels, n));
+            }
             for (i, b) in pool.backends.iter().enumerate() {
                 let bcfg = &pool.cfg.backends[i];
                 let labels: Labels = vec![
@@ -167,6 +173,12 @@ impl BackendRows {
             "tango_backend_effective_weight",
             "Configured weight x eligible (healthy, not ejected) x slow-start factor.",
             &self.effective,
+        )?;
+        counter_family(
+            enc,
+            "tango_pool_retry_resends",
+            "Retries that send again a request a backend already received, paid from the pool's retry budget (result=sent) or refused for want of it (result=refused). Retries of requests that never left tango cost nothing and are not counted here.",
+            &self.resends,
         )?;
         gauge_family(
             enc,

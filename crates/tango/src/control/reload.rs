@@ -208,6 +208,7 @@ impl Control {
             predicted: j.predicted(),
             overrides: j.overrides(),
         });
+        self.recheck_panic();
         Outcome {
             verdict: Verdict::Applied,
             generation,
@@ -352,7 +353,17 @@ impl Control {
             changes,
             evidence,
         });
+        self.recheck_panic();
         Ok(generation)
+    }
+
+    /// The snapshot just applied may have changed what is eligible (backends removed,
+    /// another `panic_threshold`): panic mode follows at once, not at the upkeep's next
+    /// tick, so a pool left with too few eligible backends does not answer 503 meanwhile.
+    fn recheck_panic(&self) {
+        for pool in &self.rt.current().pools {
+            crate::control::upkeep::recheck_panic(pool, Some(&self.journal));
+        }
     }
 
     /// Called for every alert the watch fires. When the armed canary blames it on its

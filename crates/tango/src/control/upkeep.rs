@@ -1,7 +1,9 @@
 //! The upkeep task, every 250 ms: return ejected backends on time (outlier detection's
 //! clock), recompute each pool's panic mode, drop stale idle upstream connections, and
 //! report connect failures the rate-limited log left out. Panic mode is also recomputed
-//! by the health checks when a backend goes up or down.
+//! by the health checks when a backend goes up or down, and by the request path when
+//! it ejects one ([`recheck_panic`]), so a pool never waits for this tick to balance
+//! across all its backends once too few are left.
 
 use crate::journal::Sink;
 use crate::proxy::accounting::{apply_events, journal_events};
@@ -32,12 +34,7 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink) {
             };
             apply_events(pool, &events, rt.now_ms());
             journal_events(&journal, pool, &events);
-            if let Some(entered) = update_panic(pool) {
-                journal.record(EventKind::PanicMode {
-                    pool: pool.cfg.name.clone(),
-                    entered,
-                });
-            }
+            recheck_panic(pool, Some(&journal));
             let now_ms = rt.now_ms();
             for (b, cfg) in pool.backends.iter().zip(&pool.cfg.backends) {
                 b.conns.sweep(pool.cfg.idle_timeout);
@@ -52,9 +49,19 @@ pub(crate) async fn run(rt: Arc<Runtime>, journal: Sink) {
     }
 }
 
+/// Recompute whether the pool is in panic mode, and journal the change if there is one.
+pub(crate) fn recheck_panic(pool: &PoolRuntime, journal: Option<&Sink>) {
+    if let (Some(entered), Some(journal)) = (update_panic(pool), journal) {
+        journal.record(EventKind::PanicMode {
+            pool: pool.cfg.name.clone(),
+            entered,
+        });
+    }
+}
+
 /// Recompute whether the pool is in panic mode (too few eligible backends). Returns
 /// `Some(entered)` when that changed.
-pub(crate) fn update_panic(pool: &PoolRuntime) -> Option<bool> {
+fn update_panic(pool: &PoolRuntime) -> Option<bool> {
     let healthy: Vec<bool> = pool.backends.iter().map(|b| b.healthy()).collect();
     let ejected: Vec<bool> = pool.backends.iter().map(|b| b.ejected()).collect();
     let weights: Vec<u32> = pool.cfg.backends.iter().map(|b| b.weight).collect();

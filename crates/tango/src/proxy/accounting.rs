@@ -121,8 +121,15 @@ fn outlier(rt: &Runtime, pool: &PoolRuntime, i: usize, outcome: Outcome) {
     drop(guard);
     if let Some(ev) = ev {
         apply_events(pool, std::slice::from_ref(&ev), rt.now_ms());
-        if let Some(journal) = rt.journal.get() {
-            journal_events(journal, pool, &[ev]);
+        let journal = rt.journal.get();
+        if let Some(journal) = journal {
+            journal_events(journal, pool, std::slice::from_ref(&ev));
+        }
+        // An ejection may leave too few backends eligible: the pool balances across
+        // all of them from the next pick on, rather than answering 503 until the
+        // upkeep's next tick.
+        if matches!(ev, Event::Ejected { .. }) {
+            crate::control::upkeep::recheck_panic(pool, journal);
         }
     }
 }

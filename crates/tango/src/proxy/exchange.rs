@@ -18,6 +18,8 @@ use super::error::ProxyError;
 use super::h1::io::{self, Limit};
 use crate::runtime::{InFlight, PoolRuntime, Runtime};
 use crate::upstream::{self, ConnectError, Origin, PoolRef, Upstream};
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 use tango_core::http1::codec::{parse_response_into, HeadError, RequestFacts, ResponseHead};
 use tango_core::http1::head_may_end;
@@ -206,6 +208,9 @@ pub(crate) enum HeadFail {
     Silent,
     /// What came back is not a response head tango forwards.
     Bad(HeadError),
+    /// The client closed its connection while the answer was awaited: the request is
+    /// the client's to end, not the backend's failure.
+    ClientGone,
 }
 
 impl HeadFail {
@@ -234,25 +239,43 @@ impl std::fmt::Display for HeadFail {
             HeadFail::Closed => f.write_str("the connection closed before a response head"),
             HeadFail::Silent => f.write_str("the connection closed before a response"),
             HeadFail::Bad(e) => write!(f, "an invalid response head ({e:?})"),
+            HeadFail::ClientGone => f.write_str("the client left before a response head"),
         }
     }
 }
 
+/// How long a backend may keep a response head waiting before the client's
+/// connection is watched for the client leaving. Answers quicker than this (nearly
+/// all) pay nothing for the watch: the read's one timer is set to this instead of the
+/// try's deadline.
+const WATCH_CLIENT_AFTER: Duration = Duration::from_millis(250);
+
 /// Read a response head into `rbuf` (which may already hold its start), as the answer
 /// to a request described by `facts`. The head is at the start of `rbuf`; what follows
 /// it is body. Boxed: it is a few hundred bytes, moved through several futures.
+///
+/// `client`: the client's connection, when the caller owns it (the HTTP/1.1 engine).
+/// A backend that keeps the head waiting past [`WATCH_CLIENT_AFTER`] while the client
+/// closes its connection ends the try as [`HeadFail::ClientGone`], as nginx and Envoy
+/// end it: otherwise the request held its in-flight place (and `max_in_flight`), and
+/// the backend its connection, until `try_timeout`, and clients retrying a stuck
+/// backend piled their abandoned requests on it.
 pub(crate) async fn read_response_head(
     s: &mut upstream::Stream,
     rbuf: &mut Vec<u8>,
     facts: RequestFacts,
     deadline: Instant,
     timer: &mut io::Timer<'_>,
+    client: Option<&tokio::net::TcpStream>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     // Parsed again only once its end may have come: a backend trickling a head costs
     // linear work.
     let mut scanned = 0;
     // Parsed in place into a pooled box: the head is never copied whole.
     let mut head = super::bufpool::fresh::<ResponseHead>();
+    let mut watch = client.map_or(Watch::Off, |_| {
+        Watch::From(Instant::now() + WATCH_CLIENT_AFTER)
+    });
     loop {
         let may_end = scanned == 0 || head_may_end(rbuf, scanned);
         if !rbuf.is_empty() && (may_end || rbuf.len() >= MAX_RESPONSE_HEAD) {
@@ -266,13 +289,115 @@ pub(crate) async fn read_response_head(
         // A full buffer without a whole head: a larger one (parsing stops at
         // MAX_RESPONSE_HEAD).
         io::grow_if_full(rbuf);
-        match stream::read(s, rbuf, Limit::Until(deadline), timer).await {
+        let read = match (watch, client) {
+            (Watch::From(at), _) => {
+                stream::read(s, rbuf, Limit::Until(at.min(deadline)), timer).await
+            }
+            (Watch::Now, Some(c)) => match read_or_client_left(s, rbuf, deadline, timer, c).await {
+                Some(r) => r,
+                None => return Err(HeadFail::ClientGone),
+            },
+            _ => stream::read(s, rbuf, Limit::Until(deadline), timer).await,
+        };
+        match read {
             Ok(0) => return Err(HeadFail::closed(rbuf)),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(HeadFail::Timeout),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if !matches!(watch, Watch::From(at) if at < deadline) {
+                    return Err(HeadFail::Timeout);
+                }
+                watch = Watch::Now;
+            }
             Err(_) => return Err(HeadFail::closed(rbuf)),
         }
     }
+}
+
+/// `head` (a try's wait for its response head, on the HTTP/1.1 engine's way to an
+/// HTTP/2 backend) within `deadline`, or `None` when the client closed its connection
+/// first: watched from [`WATCH_CLIENT_AFTER`] on, as [`read_response_head`] watches it.
+pub(crate) async fn head_unless_client_left<F: Future>(
+    head: F,
+    deadline: Instant,
+    client: &tokio::net::TcpStream,
+) -> Option<Result<F::Output, tokio::time::error::Elapsed>> {
+    let mut head = std::pin::pin!(head);
+    let watch_from = Instant::now() + WATCH_CLIENT_AFTER;
+    match tokio::time::timeout_at(watch_from.min(deadline), head.as_mut()).await {
+        Ok(v) => return Some(Ok(v)),
+        Err(e) if watch_from >= deadline => return Some(Err(e)),
+        Err(_) => {}
+    }
+    let mut watching = true;
+    let watched = std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = head.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        match watching.then(|| client_left(client, cx)) {
+            Some(Poll::Ready(true)) => Poll::Ready(None),
+            Some(Poll::Ready(false)) => {
+                watching = false;
+                Poll::Pending
+            }
+            _ => Poll::Pending,
+        }
+    });
+    match tokio::time::timeout_at(deadline, watched).await {
+        Ok(Some(v)) => Some(Ok(v)),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Whether the client closed (or reset) its connection: `Ready(false)` when it sent
+/// bytes instead (a pipelined request), which are left for the engine to read and
+/// after which a close cannot be seen without reading them.
+fn client_left(client: &tokio::net::TcpStream, cx: &mut std::task::Context<'_>) -> Poll<bool> {
+    let mut byte = [0u8; 1];
+    let mut b = tokio::io::ReadBuf::new(&mut byte);
+    match client.poll_peek(cx, &mut b) {
+        Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(true),
+        Poll::Ready(Ok(_)) => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Whether a head read watches the client's connection.
+#[derive(Clone, Copy)]
+enum Watch {
+    Off,
+    /// From this moment on.
+    From(Instant),
+    Now,
+}
+
+/// A read of the backend's answer, or `None` when the client closed its connection
+/// (or reset it) first. Bytes the client sends meanwhile (a pipelined request) are
+/// left for the engine, and the read goes on without the watch, since a close behind
+/// them cannot be seen without reading them.
+async fn read_or_client_left(
+    s: &mut upstream::Stream,
+    rbuf: &mut Vec<u8>,
+    deadline: Instant,
+    timer: &mut io::Timer<'_>,
+    c: &tokio::net::TcpStream,
+) -> Option<std::io::Result<usize>> {
+    let mut watching = true;
+    let mut read = std::pin::pin!(stream::read(s, rbuf, Limit::Until(deadline), timer));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        match watching.then(|| client_left(c, cx)) {
+            Some(Poll::Ready(true)) => Poll::Ready(None),
+            Some(Poll::Ready(false)) => {
+                watching = false;
+                Poll::Pending
+            }
+            _ => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Count a try that sent its request and got no response back, and say how it ended.
@@ -295,11 +420,17 @@ pub(crate) fn failed_after_send(
     if pooled_resendable && matches!(why, HeadFail::Silent) {
         return Outcome::Stale;
     }
+    if matches!(why, HeadFail::ClientGone) {
+        // The client's doing, not the backend's: nothing is counted against it, and
+        // the request is not sent again (the backend may be working on it).
+        return Outcome::TimedOut;
+    }
     super::accounting::record(rt, pool, i, None, Some(took));
     let failure = match why {
         HeadFail::Timeout => return Outcome::TimedOut,
         HeadFail::Closed | HeadFail::Silent => Failure::Reset,
         HeadFail::Bad(_) => Failure::BadResponse,
+        HeadFail::ClientGone => return Outcome::TimedOut,
     };
     tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");
     Outcome::SentFailed(failure)

@@ -42,6 +42,7 @@ mod policies;
 mod protocols;
 mod proxy_protocol;
 mod reload;
+mod resilience;
 mod rules;
 mod send_proxy;
 mod simulate;

@@ -215,7 +215,7 @@ async fn read_final_head(
 ) -> Result<Box<ResponseHead>, HeadFail> {
     let mut interim = false;
     loop {
-        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer)
+        let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer, None)
             .await
             .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {

@@ -484,6 +484,9 @@ async fn attempt<'p>(
     rbuf.clear();
     rbuf.extend_from_slice(&early.bytes);
     let head = read_response(c, r, &mut up, &mut rbuf, try_deadline).await;
+    if let Err(HeadFail::ClientGone) = head {
+        return Ok(Tried::ClientGone);
+    }
     let at = Instant::now();
     let took = at - sent_at;
     target.upstream = Some(took);
@@ -513,10 +516,16 @@ async fn read_response(
 ) -> Result<Box<ResponseHead>, HeadFail> {
     let mut interim = false;
     loop {
-        let head =
-            exchange::read_response_head(&mut up.stream, rbuf, r.facts(), deadline, &mut c.timer)
-                .await
-                .map_err(|e| if interim { e.after_interim() } else { e })?;
+        let head = exchange::read_response_head(
+            &mut up.stream,
+            rbuf,
+            r.facts(),
+            deadline,
+            &mut c.timer,
+            Some(&c.s),
+        )
+        .await
+        .map_err(|e| if interim { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }

@@ -248,7 +248,9 @@ pub(super) async fn attempt(
             }
         }
     }
-    let got = tokio::time::timeout_at(deadline, response).await;
+    let Some(got) = exchange::head_unless_client_left(response, deadline, &c.s).await else {
+        return Ok(Abort::ClientGone);
+    };
     let at = Instant::now();
     let took = at - sent_at;
     target.upstream = Some(took);
