@@ -248,14 +248,16 @@ impl std::fmt::Display for HeadFail {
 /// connection is watched for the client leaving. Answers quicker than this (nearly
 /// all) pay nothing for the watch: the read's one timer is set to this instead of the
 /// try's deadline.
-const WATCH_CLIENT_AFTER: Duration = Duration::from_millis(250);
+pub(crate) const WATCH_CLIENT_AFTER: Duration = Duration::from_millis(250);
 
 /// Read a response head into `rbuf` (which may already hold its start), as the answer
 /// to a request described by `facts`. The head is at the start of `rbuf`; what follows
 /// it is body. Boxed: it is a few hundred bytes, moved through several futures.
 ///
-/// `client`: the client's connection, when the caller owns it (the HTTP/1.1 engine).
-/// A backend that keeps the head waiting past [`WATCH_CLIENT_AFTER`] while the client
+/// `client`: the client's connection, when the caller owns it (the HTTP/1.1 engine),
+/// and when to start watching it: [`WATCH_CLIENT_AFTER`] past the moment the request
+/// went, which the caller has read the clock for already. A backend that keeps the
+/// head waiting past then while the client
 /// closes its connection ends the try as [`HeadFail::ClientGone`], as nginx and Envoy
 /// end it: otherwise the request held its in-flight place (and `max_in_flight`), and
 /// the backend its connection, until `try_timeout`, and clients retrying a stuck
@@ -266,16 +268,14 @@ pub(crate) async fn read_response_head(
     facts: RequestFacts,
     deadline: Instant,
     timer: &mut io::Timer<'_>,
-    client: Option<&tokio::net::TcpStream>,
+    client: Option<(&tokio::net::TcpStream, Instant)>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
     // Parsed again only once its end may have come: a backend trickling a head costs
     // linear work.
     let mut scanned = 0;
     // Parsed in place into a pooled box: the head is never copied whole.
     let mut head = super::bufpool::fresh::<ResponseHead>();
-    let mut watch = client.map_or(Watch::Off, |_| {
-        Watch::From(Instant::now() + WATCH_CLIENT_AFTER)
-    });
+    let mut watch = client.map_or(Watch::Off, |(_, from)| Watch::From(from));
     loop {
         let may_end = scanned == 0 || head_may_end(rbuf, scanned);
         if !rbuf.is_empty() && (may_end || rbuf.len() >= MAX_RESPONSE_HEAD) {
@@ -293,10 +293,12 @@ pub(crate) async fn read_response_head(
             (Watch::From(at), _) => {
                 stream::read(s, rbuf, Limit::Until(at.min(deadline)), timer).await
             }
-            (Watch::Now, Some(c)) => match read_or_client_left(s, rbuf, deadline, timer, c).await {
-                Some(r) => r,
-                None => return Err(HeadFail::ClientGone),
-            },
+            (Watch::Now, Some((c, _))) => {
+                match read_or_client_left(s, rbuf, deadline, timer, c).await {
+                    Some(r) => r,
+                    None => return Err(HeadFail::ClientGone),
+                }
+            }
             _ => stream::read(s, rbuf, Limit::Until(deadline), timer).await,
         };
         match read {
@@ -315,14 +317,13 @@ pub(crate) async fn read_response_head(
 
 /// `head` (a try's wait for its response head, on the HTTP/1.1 engine's way to an
 /// HTTP/2 backend) within `deadline`, or `None` when the client closed its connection
-/// first: watched from [`WATCH_CLIENT_AFTER`] on, as [`read_response_head`] watches it.
+/// first: watched from `watch_from` on, as [`read_response_head`] watches it.
 pub(crate) async fn head_unless_client_left<F: Future>(
     head: F,
     deadline: Instant,
-    client: &tokio::net::TcpStream,
+    (client, watch_from): (&tokio::net::TcpStream, Instant),
 ) -> Option<Result<F::Output, tokio::time::error::Elapsed>> {
     let mut head = std::pin::pin!(head);
-    let watch_from = Instant::now() + WATCH_CLIENT_AFTER;
     match tokio::time::timeout_at(watch_from.min(deadline), head.as_mut()).await {
         Ok(v) => return Some(Ok(v)),
         Err(e) if watch_from >= deadline => return Some(Err(e)),

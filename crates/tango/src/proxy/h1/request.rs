@@ -483,7 +483,8 @@ async fn attempt<'p>(
     // anything did.
     rbuf.clear();
     rbuf.extend_from_slice(&early.bytes);
-    let head = read_response(c, r, &mut up, &mut rbuf, try_deadline).await;
+    let watch_from = sent_at + exchange::WATCH_CLIENT_AFTER;
+    let head = read_response(c, r, &mut up, &mut rbuf, (try_deadline, watch_from)).await;
     if let Err(HeadFail::ClientGone) = head {
         return Ok(Tried::ClientGone);
     }
@@ -512,7 +513,7 @@ async fn read_response(
     r: &Req<'_>,
     up: &mut Upstream<&ConnPool>,
     rbuf: &mut Buf,
-    deadline: Instant,
+    (deadline, watch_from): (Instant, Instant),
 ) -> Result<Box<ResponseHead>, HeadFail> {
     let mut interim = false;
     loop {
@@ -522,7 +523,7 @@ async fn read_response(
             r.facts(),
             deadline,
             &mut c.timer,
-            Some(&c.s),
+            Some((&c.s, watch_from)),
         )
         .await
         .map_err(|e| if interim { e.after_interim() } else { e })?;

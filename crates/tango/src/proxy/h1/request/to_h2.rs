@@ -248,7 +248,9 @@ pub(super) async fn attempt(
             }
         }
     }
-    let Some(got) = exchange::head_unless_client_left(response, deadline, &c.s).await else {
+    let watch_from = sent_at + exchange::WATCH_CLIENT_AFTER;
+    let Some(got) = exchange::head_unless_client_left(response, deadline, (&c.s, watch_from)).await
+    else {
         return Ok(Abort::ClientGone);
     };
     let at = Instant::now();
