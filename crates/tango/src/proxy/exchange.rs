@@ -329,20 +329,7 @@ pub(crate) async fn head_unless_client_left<F: Future>(
         Err(e) if watch_from >= deadline => return Some(Err(e)),
         Err(_) => {}
     }
-    let mut watching = true;
-    let watched = std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = head.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        match watching.then(|| client_left(client, cx)) {
-            Some(Poll::Ready(true)) => Poll::Ready(None),
-            Some(Poll::Ready(false)) => {
-                watching = false;
-                Poll::Pending
-            }
-            _ => Poll::Pending,
-        }
-    });
+    let watched = unless_client_left(head, client);
     match tokio::time::timeout_at(deadline, watched).await {
         Ok(Some(v)) => Some(Ok(v)),
         Ok(None) => None,
@@ -373,9 +360,7 @@ enum Watch {
 }
 
 /// A read of the backend's answer, or `None` when the client closed its connection
-/// (or reset it) first. Bytes the client sends meanwhile (a pipelined request) are
-/// left for the engine, and the read goes on without the watch, since a close behind
-/// them cannot be seen without reading them.
+/// (or reset it) first.
 async fn read_or_client_left(
     s: &mut upstream::Stream,
     rbuf: &mut Vec<u8>,
@@ -383,13 +368,24 @@ async fn read_or_client_left(
     timer: &mut io::Timer<'_>,
     c: &tokio::net::TcpStream,
 ) -> Option<std::io::Result<usize>> {
+    let read = stream::read(s, rbuf, Limit::Until(deadline), timer);
+    unless_client_left(std::pin::pin!(read), c).await
+}
+
+/// `fut`'s output, or `None` when the client closed its connection (or reset it)
+/// first. Bytes the client sends meanwhile (a pipelined request) are left for the
+/// engine, and `fut` goes on unwatched, since a close behind them cannot be seen
+/// without reading them.
+async fn unless_client_left<F: Future + Unpin>(
+    mut fut: F,
+    client: &tokio::net::TcpStream,
+) -> Option<F::Output> {
     let mut watching = true;
-    let mut read = std::pin::pin!(stream::read(s, rbuf, Limit::Until(deadline), timer));
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = read.as_mut().poll(cx) {
-            return Poll::Ready(Some(r));
+        if let Poll::Ready(v) = std::pin::Pin::new(&mut fut).poll(cx) {
+            return Poll::Ready(Some(v));
         }
-        match watching.then(|| client_left(c, cx)) {
+        match watching.then(|| client_left(client, cx)) {
             Some(Poll::Ready(true)) => Poll::Ready(None),
             Some(Poll::Ready(false)) => {
                 watching = false;

@@ -52,26 +52,42 @@ async fn an_ejection_that_leaves_too_few_backends_enters_panic_mode_at_once() {
     );
 }
 
-/// A backend that accepts connections and never answers, counting the connections it
-/// holds open (a connection counts until its peer closes it).
-async fn silent() -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+/// A backend address, the connections it accepted, and those it holds open.
+type Counted = (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>);
+
+/// A backend that serves each connection it accepts with `serve`, counting the
+/// connections accepted and those open (until `serve` returns).
+async fn counting<F, Fut>(serve: F) -> Counted
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (accepted, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (a, o) = (accepted.clone(), open.clone());
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
+        while let Ok((s, _)) = l.accept().await {
             a.fetch_add(1, Relaxed);
             o.fetch_add(1, Relaxed);
-            let o = o.clone();
+            let (o, done) = (o.clone(), serve(s));
             tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(1..) = s.read(&mut buf).await {}
+                done.await;
                 o.fetch_sub(1, Relaxed);
             });
         }
     });
     (addr, accepted, open)
+}
+
+/// A backend that accepts connections and never answers (a connection counts as open
+/// until its peer closes it).
+async fn silent() -> Counted {
+    counting(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(1..) = s.read(&mut buf).await {}
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,37 +536,25 @@ async fn a_client_that_gives_up_on_a_mute_http2_backend_frees_its_place() {
     );
 }
 
-/// A backend whose every answer is a `200` whose chunked body never ends, counting the
-/// connections it holds open (until a write to one fails).
-async fn endless() -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (accepted, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (a, o) = (accepted.clone(), open.clone());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            a.fetch_add(1, Relaxed);
-            o.fetch_add(1, Relaxed);
-            let o = o.clone();
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-                let mut out = s.write_all(head).await;
-                // Bounded: 20 s of chunks at most.
-                for _ in 0..1000 {
-                    if out.is_err() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    out = s.write_all(b"5\r\nhello\r\n").await;
-                }
-                o.fetch_sub(1, Relaxed);
-            });
+/// A backend whose every answer is a `200` whose chunked body never ends (a connection
+/// counts as open until a write to it fails).
+async fn endless() -> Counted {
+    counting(|mut s| async move {
+        use tokio::io::AsyncWriteExt;
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        let mut out = s.write_all(head).await;
+        // Bounded: 20 s of chunks at most.
+        for _ in 0..1000 {
+            if out.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            out = s.write_all(b"5\r\nhello\r\n").await;
         }
-    });
-    (addr, accepted, open)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
