@@ -7,6 +7,7 @@
 //! Backends are identified by pool name and address, so a reload that keeps a backend
 //! keeps its counters, its health and its idle connections.
 
+mod panic;
 mod rules;
 mod samples;
 

@@ -90,7 +90,7 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             events.health(&pool, &backend.name, t.healthy, &t.reason);
             let snap = rt.current();
             if let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) {
-                crate::control::upkeep::recheck_panic(p, Some(&events));
+                p.recheck_panic(Some(&events));
             }
         }
     }

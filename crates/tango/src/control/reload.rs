@@ -362,7 +362,7 @@ impl Control {
     /// tick, so a pool left with too few eligible backends does not answer 503 meanwhile.
     fn recheck_panic(&self) {
         for pool in &self.rt.current().pools {
-            crate::control::upkeep::recheck_panic(pool, Some(&self.journal));
+            pool.recheck_panic(Some(&self.journal));
         }
     }
 

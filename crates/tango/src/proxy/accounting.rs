@@ -129,7 +129,7 @@ fn outlier(rt: &Runtime, pool: &PoolRuntime, i: usize, outcome: Outcome) {
         // all of them from the next pick on, rather than answering 503 until the
         // upkeep's next tick.
         if matches!(ev, Event::Ejected { .. }) {
-            crate::control::upkeep::recheck_panic(pool, journal);
+            pool.recheck_panic(journal);
         }
     }
 }
