@@ -22,7 +22,10 @@ fn a_backend_slow_from_its_first_request_is_dated_from_when_its_traffic_began() 
     // The first tick with traffic starts when the idle tick before it was read.
     let began = f.now;
     let ev = until_fired(&mut f, 30, &[20; 3], &[0; 3]);
-    assert_eq!((ev.kind, ev.backend.as_str()), (AlertKind::Latency, "backend-2"));
+    assert_eq!(
+        (ev.kind, ev.backend.as_str()),
+        (AlertKind::Latency, "backend-2")
+    );
     // At 20 requests a tick the test needs several ticks to tell; the onset does not
     // wait for it.
     assert!(ev.at_ms >= began + 4000, "{ev:?}");
@@ -42,7 +45,10 @@ fn a_backend_turning_slow_mid_traffic_is_dated_from_its_first_slow_tick_only() {
     let began = f.now;
     f.latency[2] = 300.0;
     let ev = until_fired(&mut f, 10, &[100; 3], &[0; 3]);
-    assert_eq!((ev.kind, ev.backend.as_str()), (AlertKind::Latency, "backend-2"));
+    assert_eq!(
+        (ev.kind, ev.backend.as_str()),
+        (AlertKind::Latency, "backend-2")
+    );
     assert!(ev.at_ms >= began + 3000, "{ev:?}");
     assert_eq!(ev.onset_ms, began, "{ev:?}");
 }
@@ -53,7 +59,10 @@ fn a_backend_failing_from_its_first_request_is_dated_from_when_its_traffic_began
     assert!(f.run(10, &[0; 3]).is_empty());
     let began = f.now;
     let ev = until_fired(&mut f, 30, &[20; 3], &[0, 0, 20]);
-    assert_eq!((ev.kind, ev.backend.as_str()), (AlertKind::Errors, "backend-2"));
+    assert_eq!(
+        (ev.kind, ev.backend.as_str()),
+        (AlertKind::Errors, "backend-2")
+    );
     assert!(ev.at_ms >= began + 3000, "{ev:?}");
     assert_eq!(ev.onset_ms, began, "{ev:?}");
 }
