@@ -3,6 +3,7 @@
 //! error outliers in `outliers.rs`.
 
 use super::cusum::Cusum;
+use super::onset::TickTimes;
 use super::window::{to_hist, Sample, Windows};
 use super::{
     AlertEvent, AlertKind, BackendGauge, BackendSample, DetectorConfig, Evidence, PoolTick,
@@ -18,6 +19,8 @@ pub struct PoolDetector {
     phi_raw: f64,
     pub(super) phi: f64,
     pub(super) tick: u64,
+    /// When the ticks the windows hold were read, to date an outlier's onset.
+    pub(super) times: TickTimes,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +114,11 @@ fn with_windows_sorted(mut cfg: DetectorConfig) -> DetectorConfig {
     cfg
 }
 
+/// The longest window, in ticks.
+fn longest(cfg: &DetectorConfig) -> u32 {
+    cfg.windows.iter().copied().max().unwrap_or(1)
+}
+
 /// Each backend's expected share: by `weights`, or by `over` when given for every
 /// backend; a backend read for the first time (`first`) expects nothing, and the others
 /// share what is left.
@@ -134,9 +142,11 @@ impl PoolDetector {
     /// A detector for `pool`. Window lengths are sorted and deduplicated, and the
     /// dispersion window is added to them.
     pub fn new(pool: impl Into<String>, cfg: DetectorConfig) -> Self {
+        let cfg = with_windows_sorted(cfg);
         Self {
             pool: pool.into(),
-            cfg: with_windows_sorted(cfg),
+            times: TickTimes::new(longest(&cfg)),
+            cfg,
             backends: Vec::new(),
             phi_raw: 1.0,
             phi: 1.0,
@@ -172,6 +182,7 @@ impl PoolDetector {
         let same_windows = cfg.windows == self.cfg.windows && cfg.phi_window == self.cfg.phi_window;
         self.cfg = cfg;
         if !same_windows {
+            self.times = TickTimes::new(longest(&self.cfg));
             let ended = self
                 .active()
                 .into_iter()
@@ -210,6 +221,7 @@ impl PoolDetector {
     pub fn tick(&mut self, input: &PoolTick) -> TickReport {
         self.tick += 1;
         let now = input.now_ms;
+        self.times.push(now);
         let mut report = TickReport::default();
         self.reconcile(&input.backends, now, &mut report.events);
 

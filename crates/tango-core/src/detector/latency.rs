@@ -97,6 +97,25 @@ fn above(bounds: &[f64], hist: &[u64; HIST_LEN], t: f64) -> (u64, u64) {
     (surely, maybe)
 }
 
+/// Whether one tick of a backend, alone, shows what a window fired on: of its requests
+/// (`None`: it had none), the slow ones (wholly above `threshold`) are at least the
+/// least fraction and the ratio times the others' fraction `others`. No z and no ticks
+/// set aside: this dates an alert the window has already established, it fires none.
+pub(crate) fn tick_stands_out(
+    cfg: &DetectorConfig,
+    s: &Sample,
+    threshold: f64,
+    others: f64,
+) -> Option<bool> {
+    let n: u64 = s.hist.iter().sum();
+    if n == 0 {
+        return None;
+    }
+    let x = above(&cfg.latency_bounds_ms, &s.hist, threshold).0;
+    let f = x as f64 / n as f64;
+    Some(x > 0 && f >= cfg.latency_min_fraction && f >= cfg.latency_ratio * others)
+}
+
 fn binomial_z(x: u64, n: u64, q: f64) -> f64 {
     let n = n as f64;
     (x as f64 - n * q) / (n * q * (1.0 - q)).sqrt()

@@ -44,6 +44,12 @@
 //! false alarm in 10,000 ticks per row and finds a 4x slower backend in 4-6 s at 200
 //! requests/s and more. Details in `latency.rs`.
 //!
+//! An outlier's onset (latency or errors) is the start of the earliest tick of the run,
+//! ending when it fires, in which the backend alone stood out as the window did; ticks
+//! without its requests are passed over, so a backend slow from its first request is
+//! dated from when its traffic began, not from when the test had enough ticks to tell
+//! (`onset.rs`).
+//!
 //! # Cause classes
 //! Each share test runs against the *effective* weights (the eligible set, slow start
 //! applied; or the key-space ownership the caller passes for hash pools) and against the
@@ -61,6 +67,7 @@ mod incident;
 mod keys;
 mod keyspace;
 mod latency;
+mod onset;
 mod outliers;
 mod share;
 mod shift;

@@ -7,6 +7,7 @@
 
 use super::engine::PoolDetector;
 use super::latency;
+use super::onset::{self, TickBar};
 use super::window::{Sample, HIST_LEN};
 use super::{AlertEvent, AlertKind, Basis, Cause, DetectorConfig, Evidence};
 
@@ -23,6 +24,8 @@ pub(crate) struct Comparison {
     pub detail: Option<String>,
     /// Errors: the failed tries in the window that reached clients, when known.
     pub client_errors: Option<u64>,
+    /// What a tick alone must show to count as part of it (for the onset).
+    pub bar: TickBar,
 }
 
 /// This backend's error rate against the others' pooled rate, if both sides have enough
@@ -46,6 +49,7 @@ pub(crate) fn errors(cfg: &DetectorConfig, mine: &Sample, pool: &Sample) -> Opti
         resolved: false,
         detail: None,
         client_errors: None,
+        bar: TickBar::Errors { others },
     })
 }
 
@@ -78,6 +82,10 @@ fn latency_comparison(t: &latency::LatencyTest) -> Comparison {
             t.others_fraction * 100.0
         )),
         client_errors: None,
+        bar: TickBar::Slow {
+            threshold: t.threshold,
+            others: t.others_fraction,
+        },
     }
 }
 
@@ -163,6 +171,12 @@ impl PoolDetector {
             return None;
         }
         let tick_ms = self.cfg.tick_ms;
+        // The tick the condition first held is when the test could tell, which for a
+        // backend slow from its first request is when its window had filled: the ticks
+        // themselves date it (`onset.rs`).
+        let held = st.pending_since[k].saturating_sub(tick_ms);
+        let history = st.windows.recent(u32::MAX);
+        let onset_ms = onset::dated(history, &self.times, &self.cfg, c.bar, since, held);
         let ev = Evidence {
             pool: self.pool.clone(),
             backend: st.name.clone(),
@@ -176,7 +190,7 @@ impl PoolDetector {
             requests: c.requests,
             pool_requests: 0,
             phi: self.phi,
-            onset_ms: st.pending_since[k].saturating_sub(tick_ms),
+            onset_ms,
             at_ms: now,
             cause: Cause::Unknown,
             detail: c.detail,

@@ -1,6 +1,8 @@
 use super::sim::{self, Scenario};
 use super::*;
 
+mod onset;
+
 /// Drives a detector with exact per-tick counts.
 struct Feed {
     det: PoolDetector,

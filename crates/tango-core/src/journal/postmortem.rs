@@ -43,6 +43,8 @@ struct Subject {
     sentence: String,
     /// The incident's other signals, in a few words.
     others: Vec<String>,
+    /// The backends it is about: the headline and every signal's.
+    backends: Vec<String>,
 }
 
 /// Alerts firing this close to the first one belong to the same start of an incident
@@ -75,6 +77,12 @@ fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subjec
         }
     }
     let head = last.signals.first().map(|s| &s.evidence);
+    let mut backends = vec![last.headline.clone()];
+    for s in &last.signals {
+        if !backends.contains(&s.evidence.backend) {
+            backends.push(s.evidence.backend.clone());
+        }
+    }
     Some(Subject {
         id: Some(last.id.clone()),
         pool: last.pool.clone(),
@@ -90,6 +98,7 @@ fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subjec
             .skip(1)
             .map(|s| signal_line(&s.evidence))
             .collect(),
+        backends,
     })
 }
 
@@ -139,6 +148,7 @@ fn alert_subject(sorted: &[&Event], events: &[Event], input: &PostmortemInput) -
         // reads as it did then.
         sentence: cause_of(alert, events).sentence,
         others: vec![alert_figures(alert)],
+        backends: vec![alert.backend.clone()],
     })
 }
 
@@ -196,7 +206,8 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
             _ => None,
         })
         .collect();
-    let cost = impact(&summaries, &s.pool, s.onset_ms, end);
+    let suspects: Vec<&str> = s.backends.iter().map(String::as_str).collect();
+    let cost = impact(&summaries, &s.pool, s.onset_ms, end, &suspects);
     let _ = writeln!(
         out,
         "# Post-mortem draft: {} {} in pool {}\n",
@@ -267,23 +278,7 @@ fn push_impact(out: &mut String, c: &Impact, pool: &str) {
         c.errors,
         rate(c.errors)
     );
-    match (c.normal_p99_ms, c.slow) {
-        (Some(p99), Some(slow)) => {
-            let _ = writeln!(
-                out,
-                "  - answered slower than the pool's normal p99 ({p99} ms over the {} minutes before the onset): {slow} ({})",
-                NORMAL_MS / 60_000,
-                rate(slow)
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                out,
-                "  - answered slower than normal: unknown (too little traffic journaled in the {} minutes before the onset to know the pool's normal p99)",
-                NORMAL_MS / 60_000
-            );
-        }
-    }
+    push_slow(out, c, &rate);
     let _ = writeln!(
         out,
         "- Failed tries retried on another backend, unseen by clients: {}",
@@ -306,6 +301,43 @@ fn push_impact(out: &mut String, c: &Impact, pool: &str) {
         );
     }
     out.push('\n');
+}
+
+/// The answers slower than normal, or why the normal is unknown.
+fn push_slow(out: &mut String, c: &Impact, rate: &dyn Fn(u64) -> String) {
+    let minutes = NORMAL_MS / 60_000;
+    // Traffic in which the incident's backend was already degraded is not "normal";
+    // the reader is told it was left out, or that nothing else was left.
+    let degraded = inline(&c.degraded_before.join(", "));
+    let left_out = human_duration(c.degraded_ms);
+    match (c.normal_p99_ms, c.slow) {
+        (Some(p99), Some(slow)) if c.degraded_before.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  - answered slower than the pool's normal p99 ({p99} ms over the {minutes} minutes before the onset): {slow} ({})",
+                rate(slow)
+            );
+        }
+        (Some(p99), Some(slow)) => {
+            let _ = writeln!(
+                out,
+                "  - answered slower than the pool's normal p99 ({p99} ms over the {minutes} minutes before the onset, leaving out {left_out} in which {degraded} already answered slower than the other backends): {slow} ({})",
+                rate(slow)
+            );
+        }
+        _ if !c.degraded_before.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  - answered slower than normal: unknown ({degraded} already answered slower than the other backends in the traffic journaled before the onset, so it shows the incident, not the pool's normal p99)"
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "  - answered slower than normal: unknown (too little traffic journaled in the {minutes} minutes before the onset to know the pool's normal p99)"
+            );
+        }
+    }
 }
 
 /// One list item per event; a config change's changes and an incident's signals as a

@@ -3,7 +3,9 @@
 
 use super::tests::{applied, evidence, incident, rolled_back, weight_change, T0};
 use super::*;
-use crate::detector::{AlertEvent, IncidentConfig, IncidentEvent, IncidentTracker};
+use crate::detector::{
+    AlertEvent, AlertKind, Basis, Cause, IncidentConfig, IncidentEvent, IncidentTracker,
+};
 use pulldown_cmark::{Event as Md, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 #[test]
@@ -316,4 +318,110 @@ fn the_draft_is_markdown_whatever_the_journal_says() {
         timeline.contains("changed web_1 \\| \\*canary\\* \\<b\\>'s weight from 10 to 1"),
         "{timeline}"
     );
+}
+
+/// A pool "web" summary of `[from, from + 10 s]` over three backends, 30 answers a
+/// tick: all near 1 ms, or (`slow`) with backend-2 answering its third at <= 500 ms.
+fn three_backends(from: u64, slow: bool) -> Event {
+    let ticks: Vec<[u64; 3]> = (1..=10).map(|k| [from + 1000 * k, 30, 0]).collect();
+    let mut latency = vec![0u64; 15];
+    let b2_p99 = if slow {
+        latency[1] = 200;
+        latency[9] = 100;
+        500.0
+    } else {
+        latency[1] = 290;
+        latency[2] = 10;
+        2.5
+    };
+    let backend = |name: &str, p99: f64| BackendTraffic {
+        name: name.into(),
+        tries: 100,
+        p99_ms: Some(p99),
+        ..Default::default()
+    };
+    let others = if slow { 1.0 } else { 2.5 };
+    Event {
+        ts_ms: from + 10_000,
+        generation: 17,
+        kind: EventKind::Traffic {
+            summary: TrafficSummary {
+                pool: "web".into(),
+                from_ms: from,
+                to_ms: from + 10_000,
+                ticks,
+                latency,
+                backends: vec![
+                    backend("backend-1", others),
+                    backend("backend-2", b2_p99),
+                    backend("backend-3", others),
+                ],
+                ..Default::default()
+            },
+        },
+    }
+}
+
+/// A latency incident on web/backend-2 from `T0 + 6 s` to `T0 + 26 s`, slow in the
+/// summaries from `T0 - 4 s` on and normal in the `clean` summaries before that.
+fn slow_from_before_its_onset(clean: u64) -> String {
+    let mut ev = evidence(T0 + 6000);
+    ev.kind = AlertKind::Latency;
+    ev.basis = Basis::Effective;
+    ev.cause = Cause::Unknown;
+    let mut events = Vec::new();
+    let mut tracker = IncidentTracker::new("web", IncidentConfig::default());
+    let resolved = AlertEvent::Resolved {
+        evidence: ev.clone(),
+        resolved_ms: T0 + 26_000,
+    };
+    for (at, alert) in [(T0 + 8000, AlertEvent::Fired(ev)), (T0 + 26_000, resolved)] {
+        for ie in tracker.tick(at, &[alert], &events, &[]) {
+            events.push(Event {
+                ts_ms: at,
+                generation: 17,
+                kind: EventKind::from(&ie),
+            });
+        }
+    }
+    for j in 0..clean {
+        events.push(three_backends(T0 - 4000 - 10_000 * (clean - j), false));
+    }
+    for j in 0..3 {
+        events.push(three_backends(T0 - 4000 + 10_000 * j, true));
+    }
+    let input = PostmortemInput {
+        from_ms: T0 - 60_000,
+        to_ms: T0 + 60_000,
+        ..Default::default()
+    };
+    render_postmortem(&events, &input)
+}
+
+#[test]
+fn traffic_already_slow_before_the_onset_is_not_called_normal() {
+    // backend-2 was slow from its first request; the onset came after a summary of that
+    // traffic, whose p99 is backend-2's 500 ms: nothing would be "slower than normal".
+    let md = slow_from_before_its_onset(0);
+    assert!(
+        md.starts_with("# Post-mortem draft: backend-2 latency in pool web\n"),
+        "{md}"
+    );
+    let want = "  - answered slower than normal: unknown (backend-2 already answered slower than the other backends in the traffic journaled before the onset, so it shows the incident, not the pool's normal p99)";
+    assert!(md.lines().any(|l| l == want), "`{want}` missing:\n{md}");
+    assert!(!md.contains("normal p99 ("), "{md}");
+}
+
+#[test]
+fn the_normal_before_the_onset_leaves_out_what_was_already_slow() {
+    let md = slow_from_before_its_onset(6);
+    // The clean minute's p99 is 2.5 ms; in the window, backend-2's 100 answers a
+    // summary at <= 500 ms are slower than that.
+    let want = [
+        "- Requests answered to pool web's clients: 600",
+        "  - answered slower than the pool's normal p99 (2.5 ms over the 10 minutes before the onset, leaving out 10s in which backend-2 already answered slower than the other backends): 200 (33.3%)",
+    ];
+    for line in want {
+        assert!(md.lines().any(|l| l == line), "`{line}` missing:\n{md}");
+    }
 }

@@ -9,6 +9,19 @@
 //! tick), and the requests answered slower than the pool's normal p99 (the p99 of the
 //! summaries in the [`NORMAL_MS`] before the onset). A summary at the window's edge
 //! counts its latency and per-backend totals in the part its ticks put in the window.
+//!
+//! "Normal" must not be the incident itself. An onset is an estimate, and a backend can
+//! be slow before it (slow from its first request, or worsening before its alert
+//! could tell), so a summary before the onset in which one of the incident's backends
+//! already answered markedly slower than the pool's others (its p99 past
+//! [`DEGRADED_RATIO`] times theirs and past [`DEGRADED_FLOOR_MS`], the latency alert's
+//! own bar) is left out of the normal: with a third of a pool's requests at 300 ms, its
+//! p99 is 300 ms, and nothing of the incident would count as slower than that. When
+//! nothing is left, the normal is unknown and the draft says why. The other backends'
+//! latency is not put in its place: the summaries keep only their quantiles, not the
+//! histogram a count of the pool's answers above it would need, and during the incident
+//! they carry the traffic the slow backend does not, so their p99 is not the pool's
+//! normal either.
 
 use crate::alert::LATENCY_BOUNDS_MS;
 use serde::{Deserialize, Serialize};
@@ -19,6 +32,11 @@ pub const SUMMARY_MS: u64 = 10_000;
 pub const NORMAL_MS: u64 = 10 * 60 * 1000;
 /// Requests a normal p99 needs before it means anything.
 const NORMAL_MIN_REQUESTS: u64 = 100;
+/// A backend whose p99 in a summary is past this many times every other backend's (and
+/// past [`DEGRADED_FLOOR_MS`]) was already degraded then: the latency alert's ratio.
+const DEGRADED_RATIO: f64 = 3.0;
+/// The least p99 (ms) a degraded backend has: the latency alert's floor.
+const DEGRADED_FLOOR_MS: f64 = 10.0;
 
 /// One pool's traffic over `(from_ms, to_ms]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -122,8 +140,14 @@ pub struct Impact {
     pub requests: u64,
     /// Of `requests`, those that failed.
     pub errors: u64,
-    /// The pool's p99 over the [`NORMAL_MS`] before the onset (bucket upper bound).
+    /// The pool's p99 over the [`NORMAL_MS`] before the onset (bucket upper bound),
+    /// leaving out the summaries in which the incident was already under way.
     pub normal_p99_ms: Option<f64>,
+    /// The incident's backends that were already degraded in summaries before the onset
+    /// (those summaries are left out of the normal).
+    pub degraded_before: Vec<String>,
+    /// The time (ms) the summaries left out of the normal span.
+    pub degraded_ms: u64,
     /// Requests that did not fail but took longer than `normal_p99_ms`.
     pub slow: Option<u64>,
     /// Failed tries in the window, and how many of them a retry absorbed.
@@ -143,23 +167,53 @@ impl Impact {
     }
 }
 
+/// Of `suspects`, the backends whose tries in `s` were markedly slower than every
+/// other backend's: p99 past [`DEGRADED_FLOOR_MS`] and [`DEGRADED_RATIO`] times the
+/// others' highest. A backend alone in its summary has no yardstick and is not judged.
+fn degraded_in<'a>(s: &'a TrafficSummary, suspects: &[&str]) -> Vec<&'a str> {
+    let p99 = |b: &BackendTraffic| b.p99_ms.filter(|_| b.tries > 0);
+    s.backends
+        .iter()
+        .filter(|b| suspects.contains(&b.name.as_str()))
+        .filter_map(|b| {
+            let mine = p99(b)?;
+            let others = s
+                .backends
+                .iter()
+                .filter(|o| o.name != b.name)
+                .filter_map(p99)
+                .reduce(f64::max)?;
+            (mine > DEGRADED_FLOOR_MS && mine > DEGRADED_RATIO * others).then_some(b.name.as_str())
+        })
+        .collect()
+}
+
 /// The pool's p99 over the [`NORMAL_MS`] before `from_ms`, when enough requests make
-/// it mean something.
-fn normal_p99(mine: &[&TrafficSummary], from_ms: u64) -> Option<f64> {
+/// it mean something, leaving out the summaries in which one of `suspects` (the
+/// incident's backends) was already degraded: sets `out`'s normal and what was left out.
+fn normal_p99(out: &mut Impact, mine: &[&TrafficSummary], from_ms: u64, suspects: &[&str]) {
     let mut normal = vec![0u64; LATENCY_BOUNDS_MS.len() + 1];
     let lo = from_ms.saturating_sub(NORMAL_MS);
     for s in mine
         .iter()
         .filter(|s| s.to_ms <= from_ms && s.from_ms >= lo)
     {
+        let degraded = degraded_in(s, suspects);
+        if !degraded.is_empty() {
+            for name in degraded {
+                if !out.degraded_before.iter().any(|d| d == name) {
+                    out.degraded_before.push(name.to_string());
+                }
+            }
+            out.degraded_ms += s.to_ms.saturating_sub(s.from_ms);
+            continue;
+        }
         for (a, b) in normal.iter_mut().zip(&s.latency) {
             *a += b;
         }
     }
     if normal.iter().sum::<u64>() >= NORMAL_MIN_REQUESTS {
-        quantile_ms(&normal, 0.99)
-    } else {
-        None
+        out.normal_p99_ms = quantile_ms(&normal, 0.99);
     }
 }
 
@@ -211,8 +265,16 @@ fn part_in(s: &TrafficSummary, from_ms: u64, to_ms: u64) -> Part {
 /// The impact on `pool` over `[from_ms, to_ms]` (an incident's onset to its
 /// resolution), from `summaries` (any order, any pools). A tick counts when its middle
 /// lies in the window; a summary's latency and per-backend figures count in the
-/// proportion of its requests (failures, for failures) whose ticks do.
-pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u64) -> Impact {
+/// proportion of its requests (failures, for failures) whose ticks do. `suspects` are
+/// the incident's backends: where one was already degraded before the onset, that
+/// traffic is not the pool's normal.
+pub fn impact(
+    summaries: &[&TrafficSummary],
+    pool: &str,
+    from_ms: u64,
+    to_ms: u64,
+    suspects: &[&str],
+) -> Impact {
     let mine: Vec<&TrafficSummary> = summaries
         .iter()
         .copied()
@@ -223,7 +285,7 @@ pub fn impact(summaries: &[&TrafficSummary], pool: &str, from_ms: u64, to_ms: u6
         to_ms,
         ..Impact::default()
     };
-    out.normal_p99_ms = normal_p99(&mine, from_ms);
+    normal_p99(&mut out, &mine, from_ms, suspects);
     let mut slow = 0.0;
     let mut backends: Vec<(String, [f64; 3])> = Vec::new();
     for s in &mine {

@@ -16,11 +16,14 @@
 //!   a reload to a policy that skews the split is a shift blamed on the reload.
 //! - `postmortem`: the impact of a known incident window, counted by the test, from the
 //!   live API and from the journal file alike, in Markdown that parses.
+//! - `onset`: a backend slow from its first request is dated from when its traffic
+//!   began, and the post-mortem does not call that slow traffic the pool's normal.
 
 mod causes;
 mod harness;
 mod keys;
 mod killed;
+mod onset;
 mod policy;
 mod postmortem;
 mod rotation;
