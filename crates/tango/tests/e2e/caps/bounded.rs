@@ -92,10 +92,10 @@ async fn gated(n: usize) -> (Arc<Gate>, Vec<SocketAddr>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_workers_never_pass_a_bounded_load_cap() {
     // As many requests at once as backends, all on one key, at the tightest factor: every
-    // pick of a round is capped at one request per backend (ceil(1.0 x (T + 1) / 8) with
-    // T < 8), so two workers that both took one backend's only place would show as a
-    // backend holding two.
-    let n = 8;
+    // pick of a round is capped at one request per backend (ceil(1.0 x (T + 1) / 16)
+    // with T < 16), so two workers that both took one backend's only place would show
+    // as a backend holding two.
+    let n = 16;
     let (gate, addrs) = gated(n).await;
     let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
     let spec: Vec<(&str, SocketAddr, u32)> = names
@@ -106,7 +106,7 @@ async fn racing_workers_never_pass_a_bounded_load_cap() {
     let policy = "policy = \"ring_hash\"\nhash_key = { source = \"header\", name = \"x-k\" }\nmax_load_factor = 1.0\n";
     let t = Tango::start_with(&config(policy, &spec), &["--workers", "2"]);
     let c = client();
-    for round in 1..=300u64 {
+    for round in 1..=600u64 {
         let url = t.url(&format!("/?until={}", round * n as u64));
         let requests: Vec<_> = (0..n)
             .map(|_| {
