@@ -24,6 +24,13 @@
 //!   try spends one token of the retry budget, once, however many tries that retry
 //!   then takes; when the budget has none, the request ends with the failure.
 //! - **Timed out**: never retried. The backend may still be working on the request.
+//! - **Over-loaded** (bounded load: the backend's last place under the cap the pick held
+//!   it to went to another request between the pick and the count): nothing was sent and
+//!   the backend is not at fault, so it costs no attempt, no budget and no failure; it is
+//!   released, and the next pick reads the counts as they are then, walking past it as
+//!   it walks past any over-loaded backend. Up to [`MAX_OVER_LOADED`] times per request;
+//!   past that, each such backend is skipped as a full one is, so the request still ends
+//!   within the pool's size.
 //! - **Stale pooled connection** (the backend had closed it before the request was
 //!   written): not the backend's fault, so it costs no attempt and no budget, up to
 //!   [`MAX_STALE_RETRIES`] times per request; the stale backend may be picked again, but
@@ -35,6 +42,11 @@
 
 /// Stale pooled connections retried per request without counting an attempt.
 pub const MAX_STALE_RETRIES: u32 = 3;
+
+/// Over-loaded backends released per request for the next pick to weigh again. Each one
+/// is a place another worker took within the moment between a pick and its count, so
+/// the bound is never reached but under contention no pool sees.
+pub const MAX_OVER_LOADED: u32 = 8;
 
 /// Why a request could not be answered by a backend, as the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +79,10 @@ pub enum Outcome {
     SentFailed(Failure),
     /// The try timed out after the request was sent.
     TimedOut,
+    /// Nothing was sent: the backend held as many requests as the bounded-load cap the
+    /// pick held it to when the request was to be counted in (another request took its
+    /// last place after the pick read the counts).
+    OverLoaded,
 }
 
 /// What the caller does next.
@@ -140,6 +156,7 @@ pub struct Retry {
     resendable: bool,
     attempts: u32,
     stale: u32,
+    over_loaded: u32,
     tried: Tried,
     /// The backend of the try in progress.
     current: Option<usize>,
@@ -157,6 +174,7 @@ impl Retry {
             resendable,
             attempts: 0,
             stale: 0,
+            over_loaded: 0,
             tried: Tried::default(),
             current: None,
             spend_owed: false,
@@ -202,7 +220,16 @@ impl Retry {
                 Step::Pick
             }
             Outcome::Stale => self.count(Failure::Connect),
-            Outcome::NotSent(Failure::AtCapacity) => {
+            Outcome::OverLoaded if self.over_loaded < MAX_OVER_LOADED => {
+                self.over_loaded += 1;
+                // Released: the next pick sees its count and walks past it, or takes it
+                // again if a place came free meanwhile, as the policy would.
+                if let Some(b) = backend {
+                    self.tried.remove(b);
+                }
+                Step::Pick
+            }
+            Outcome::NotSent(Failure::AtCapacity) | Outcome::OverLoaded => {
                 // The backend stays in `tried`: the next pick goes to another.
                 self.last.get_or_insert(Failure::AtCapacity);
                 Step::Pick

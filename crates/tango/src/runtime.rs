@@ -10,6 +10,8 @@
 mod panic;
 mod rules;
 mod samples;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use rules::RouteRules;
 pub(crate) use samples::{KeyTracker, RequestSample, SAMPLE_EVERY};
@@ -180,24 +182,41 @@ const NEVER_LEFT: u64 = u64::MAX;
 /// response handed to hyper, a reference for one the engine serves in its own task.
 pub(crate) struct InFlight<P: Deref<Target = BackendState> = Arc<BackendState>>(P);
 
+/// Why a request could not be counted in at a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// It holds its `max_in_flight`.
+    MaxInFlight,
+    /// It holds the bounded-load cap the pick held it to: another request took its last
+    /// place after the pick read the counts.
+    LoadCap,
+}
+
 impl<P: Deref<Target = BackendState>> InFlight<P> {
-    /// Count a request in at `backend`, unless that would take it past `cap` (its
-    /// `max_in_flight`). The picker skips a backend at its cap, but two workers can pick
-    /// the last place at once: taking it here, atomically, is what keeps the cap.
-    pub(crate) fn reserve(backend: P, cap: Option<u32>) -> Option<Self> {
-        match cap {
-            None => {
+    /// Count a request in at `backend`, unless that would take it past `max_in_flight`
+    /// or past `load_cap` (the bounded-load cap its pick computed). The picker skips a
+    /// backend at either, but two workers can pick the last place at once: taking it
+    /// here, atomically, is what keeps both caps exact. Without either, a plain add.
+    pub(crate) fn reserve(
+        backend: P,
+        max_in_flight: Option<u32>,
+        load_cap: Option<u64>,
+    ) -> Result<Self, Full> {
+        let limit = match (max_in_flight, load_cap) {
+            (None, None) => {
                 backend.in_flight.fetch_add(1, Relaxed);
+                return Ok(InFlight(backend));
             }
-            Some(cap) => {
-                let room = |n: u64| (n < u64::from(cap)).then_some(n + 1);
-                backend
-                    .in_flight
-                    .fetch_update(Relaxed, Relaxed, room)
-                    .ok()?;
-            }
+            (m, c) => m.map_or(u64::MAX, u64::from).min(c.unwrap_or(u64::MAX)),
+        };
+        // One atomic read-compare-write: the count never passes `limit`, whatever the
+        // other workers do meanwhile (Relaxed: it orders nothing else).
+        let room = |n: u64| (n < limit).then_some(n + 1);
+        match backend.in_flight.fetch_update(Relaxed, Relaxed, room) {
+            Ok(_) => Ok(InFlight(backend)),
+            Err(n) if max_in_flight.is_some_and(|m| n >= u64::from(m)) => Err(Full::MaxInFlight),
+            Err(_) => Err(Full::LoadCap),
         }
-        Some(InFlight(backend))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Balancing policies: an immutable `Selector` built once per configuration snapshot from
-//! a pool, and `Selector::pick`, called by the proxy for every request from any thread.
+//! a pool, and `Selector::pick`, called for every request from any thread (by the proxy
+//! as `Selector::place`, which also says the bounded-load cap the pick holds its backend
+//! to, for the proxy to check as it counts the request in).
 //!
 //! The pick path takes no lock and allocates nothing: the selector's tables are read-only
 //! and the only shared mutable state is round robin's atomic ticket counter. Everything
@@ -79,6 +81,19 @@ pub enum Pick {
     NoneEligible,
     /// A hash pool with `on_missing_key = "reject"` got a request without the key: 400.
     MissingKey,
+}
+
+/// A pick, with the bounded-load cap it holds its backend to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// The pick.
+    pub pick: Pick,
+    /// Hash pools with `max_load_factor`: the most requests the picked backend may hold,
+    /// this one included, by the counts the pick read (`load_cap`). The counts move
+    /// between the pick and the moment the request is counted in, so the caller holds
+    /// the backend to it then, atomically, and picks again when it is full. `None`:
+    /// no such cap.
+    pub cap: Option<u64>,
 }
 
 /// One backend as the selector sees it.
@@ -191,29 +206,58 @@ impl Selector {
     /// Choose a backend. `key` is the request's hash key (`key_hash`) for hash policies
     /// and is ignored by the others.
     pub fn pick(&self, key: Option<u64>, env: &impl PickEnv) -> Pick {
-        let found = match (&self.table, key) {
+        self.place(key, env).pick
+    }
+
+    /// [`pick`](Self::pick), with the bounded-load cap the pick holds its backend to.
+    pub fn place(&self, key: Option<u64>, env: &impl PickEnv) -> Placement {
+        let walked = match (&self.table, key) {
             (Table::Ring(r), Some(k)) => self.walk(r.owners()).pick(r.position(k), k, env),
             (Table::Maglev(m), Some(k)) if !m.owners().is_empty() => {
                 self.walk(m.owners()).pick(m.position(k), k, env)
             }
             (Table::Maglev(_), Some(_)) => None,
-            (Table::Ring(_) | Table::Maglev(_), None) => return self.missing_key(env),
-            (Table::None, _) => match self.params.kind {
-                PolicyKind::RoundRobin => self.round_robin(env),
-                PolicyKind::LeastRequest => self.p2c(env, |_, per_weight| per_weight),
-                PolicyKind::PeakEwma => self.p2c(env, |i, per_weight| {
-                    // latency x (in_flight / w + 1 / mean w): the "+1" (this request) is
-                    // counted at the pool's mean weight rather than the backend's own, so
-                    // that at equal latency and equal load per weight there is a tie and
-                    // the weighted draw decides: shares follow weights at any load. A
-                    // backend without samples (0 s) is clamped to a tiny latency so it
-                    // does not look free.
-                    env.latency(i).max(f64::MIN_POSITIVE) * (per_weight + self.inv_mean_weight)
-                }),
-                _ => self.sampler.draw_effective(env),
-            },
+            (Table::Ring(_) | Table::Maglev(_), None) => {
+                return Placement {
+                    pick: self.missing_key(env),
+                    cap: None,
+                }
+            }
+            (Table::None, _) => {
+                return Placement {
+                    pick: self.unhashed(env).map_or(Pick::NoneEligible, Pick::Backend),
+                    cap: None,
+                }
+            }
         };
-        found.map_or(Pick::NoneEligible, Pick::Backend)
+        match walked {
+            Some((b, cap)) => Placement {
+                pick: Pick::Backend(b),
+                cap,
+            },
+            None => Placement {
+                pick: Pick::NoneEligible,
+                cap: None,
+            },
+        }
+    }
+
+    /// The policies that do not hash.
+    fn unhashed(&self, env: &impl PickEnv) -> Option<usize> {
+        match self.params.kind {
+            PolicyKind::RoundRobin => self.round_robin(env),
+            PolicyKind::LeastRequest => self.p2c(env, |_, per_weight| per_weight),
+            PolicyKind::PeakEwma => self.p2c(env, |i, per_weight| {
+                // latency x (in_flight / w + 1 / mean w): the "+1" (this request) is
+                // counted at the pool's mean weight rather than the backend's own, so
+                // that at equal latency and equal load per weight there is a tie and
+                // the weighted draw decides: shares follow weights at any load. A
+                // backend without samples (0 s) is clamped to a tiny latency so it
+                // does not look free.
+                env.latency(i).max(f64::MIN_POSITIVE) * (per_weight + self.inv_mean_weight)
+            }),
+            _ => self.sampler.draw_effective(env),
+        }
     }
 
     /// Expected share of requests per backend: for hash policies the exact key-space

@@ -41,7 +41,14 @@ fn quick_steps(n: usize) -> usize {
 }
 
 impl Walk<'_> {
-    pub(crate) fn pick(&self, start: usize, key: u64, env: &impl PickEnv) -> Option<usize> {
+    /// The backend for the key whose walk starts at `start`, with the bounded-load cap
+    /// it was held to (`None` without `max_load_factor`).
+    pub(crate) fn pick(
+        &self,
+        start: usize,
+        key: u64,
+        env: &impl PickEnv,
+    ) -> Option<(usize, Option<u64>)> {
         let len = self.owners.len();
         let n = self.salts.len();
         if len == 0 {
@@ -51,12 +58,7 @@ impl Walk<'_> {
             let (total, weight) = env.load_totals().unwrap_or_else(|| self.scan_totals(env));
             (f, total, weight)
         });
-        let under_cap = |b: usize| match load {
-            Some((f, total, weight)) => {
-                env.in_flight(b) < load_cap(f, total, self.weights[b], weight)
-            }
-            None => true,
-        };
+        let cap_of = |b: usize| load.map(|(f, total, w)| load_cap(f, total, self.weights[b], w));
         // The key's first eligible owner, and its first one under its cap.
         let mut fallback = None;
         let mut spill = None;
@@ -73,18 +75,21 @@ impl Walk<'_> {
             if !env.eligible(b) {
                 continue;
             }
-            fallback = fallback.or(Some(b));
-            if !under_cap(b) {
+            let cap = cap_of(b);
+            fallback = fallback.or(Some((b, cap)));
+            if cap.is_some_and(|c| env.in_flight(b) >= c) {
                 continue;
             }
             if self.coin(key, b, env) {
-                return Some(b);
+                return Some((b, cap));
             }
-            spill = spill.or(Some(b));
+            spill = spill.or(Some((b, cap)));
         }
         // Every eligible owner under its cap is ramping up: the cap is a promise and slow
         // start a preference, so the first of them takes it. When every one is full
-        // (only when `max_load_factor` < 1 or the counts moved under us), the key's own.
+        // (only when `max_load_factor` < 1 or the counts moved under us), the key's own,
+        // with its cap: the proxy finds it full as it counts the request in, and picks
+        // again with the counts as they are then.
         spill.or(fallback)
     }
 

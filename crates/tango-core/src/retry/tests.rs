@@ -164,6 +164,52 @@ fn stale_connections_are_free_only_up_to_the_bound() {
 }
 
 #[test]
+fn an_over_loaded_backend_is_weighed_again_at_no_cost_up_to_the_bound() {
+    // One attempt, a POST: a lost place must neither spend it nor end the request.
+    let mut r = Retry::new(1, false);
+    for _ in 0..MAX_OVER_LOADED {
+        let s = r.send(0);
+        assert!(!s.spend_budget);
+        assert_eq!(r.record(Outcome::OverLoaded), Step::Pick);
+        assert!(
+            !r.tried().contains(0),
+            "released for the next pick to weigh"
+        );
+    }
+    assert_eq!(r.attempts(), 0, "nothing was tried");
+    assert_eq!(
+        r.none_eligible(),
+        Failure::NoneEligible,
+        "and nothing failed"
+    );
+    // Past the bound it is skipped as a full backend is: the request still ends.
+    r.send(0);
+    assert_eq!(r.record(Outcome::OverLoaded), Step::Pick);
+    assert!(r.tried().contains(0));
+    assert_eq!(r.none_eligible(), Failure::AtCapacity);
+    assert_eq!(r.attempts(), 0);
+    r.send(1);
+    assert_eq!(
+        r.record(Outcome::NotSent(Failure::Connect)),
+        Step::GiveUp(Failure::Connect)
+    );
+}
+
+#[test]
+fn an_over_loaded_retry_spends_the_budget_once() {
+    let mut r = Retry::new(3, true);
+    r.send(0);
+    assert_eq!(r.record(Outcome::SentFailed(Failure::Reset)), Step::Pick);
+    assert!(r.send(1).spend_budget, "the re-send spends");
+    assert_eq!(r.record(Outcome::OverLoaded), Step::Pick);
+    assert!(
+        !r.send(2).spend_budget,
+        "the same re-send, elsewhere: already paid"
+    );
+    assert_eq!(r.attempts(), 1);
+}
+
+#[test]
 fn giving_up_names_the_last_failure() {
     let r = Retry::new(2, true);
     assert_eq!(r.none_eligible(), Failure::NoneEligible);

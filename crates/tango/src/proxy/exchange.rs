@@ -16,7 +16,7 @@ pub(crate) mod stream;
 
 use super::error::ProxyError;
 use super::h1::io::{self, Limit};
-use crate::runtime::{InFlight, PoolRuntime, Runtime};
+use crate::runtime::{Full, InFlight, PoolRuntime, Runtime};
 use crate::upstream::{self, ConnectError, Origin, PoolRef, Upstream};
 use std::future::Future;
 use std::task::Poll;
@@ -36,6 +36,9 @@ pub(crate) const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
 pub(crate) struct Target {
     pub(crate) pool: Option<usize>,
     pub(crate) backend: Option<usize>,
+    /// The bounded-load cap the pick held `backend` to (hash pools with
+    /// `max_load_factor`): the try counts the request in only while it holds fewer.
+    pub(crate) load_cap: Option<u64>,
     pub(crate) tries: u32,
     pub(crate) upstream: Option<Duration>,
     /// The HTTP/1.1 engine: the status of the backend's answer once its head is in (0
@@ -87,6 +90,9 @@ pub(crate) struct Tries<'a> {
     key: Option<u64>,
     deadline: Instant,
     retry: Retry,
+    /// The last try found its backend over-loaded: it was no try, and the next pick
+    /// takes its place in the count.
+    over_loaded: bool,
 }
 
 impl<'a> Tries<'a> {
@@ -106,17 +112,20 @@ impl<'a> Tries<'a> {
             key,
             deadline,
             retry: Retry::new(pool.cfg.max_attempts, resendable),
+            over_loaded: false,
         }
     }
 
     /// The backend to try next, how, and the time left for it; `Err`: stop, answering
-    /// with this error. `now` is the time (the caller may have it at hand).
+    /// with this error. `now` is the time (the caller may have it at hand). The backend
+    /// and the bounded-load cap its pick holds it to go in `target`, for [`reserve`].
     pub(crate) fn next(
         &mut self,
         target: &mut Target,
         now: Instant,
     ) -> Result<(usize, Send, Duration), ProxyError> {
-        let i = match super::keys::pick(self.rt, self.pool, self.key, self.retry.tried()) {
+        let placed = super::keys::pick(self.rt, self.pool, self.key, self.retry.tried());
+        let i = match placed.pick {
             Pick::Backend(i) => i,
             Pick::MissingKey => return Err(ProxyError::MissingKey),
             Pick::NoneEligible => {
@@ -130,6 +139,7 @@ impl<'a> Tries<'a> {
             }
         };
         target.backend = Some(i);
+        target.load_cap = placed.cap;
         let remaining = self.deadline.saturating_duration_since(now);
         if remaining.is_zero() {
             return Err(self.retry.out_of_time().into());
@@ -140,13 +150,16 @@ impl<'a> Tries<'a> {
         if send.spend_budget && !self.pool.retry_budget.try_withdraw() {
             return Err(self.retry.budget_refused().into());
         }
-        target.tries += 1;
+        if !std::mem::take(&mut self.over_loaded) {
+            target.tries += 1;
+        }
         target.upstream = None;
         Ok((i, send, remaining))
     }
 
     /// The try failed this way: `Ok` to try again, `Err` to answer with the error.
     pub(crate) fn failed(&mut self, o: Outcome) -> Result<(), ProxyError> {
+        self.over_loaded = o == Outcome::OverLoaded;
         match self.retry.record(o) {
             Step::Pick => Ok(()),
             Step::GiveUp(f) => Err(f.into()),
@@ -155,14 +168,22 @@ impl<'a> Tries<'a> {
 }
 
 /// Backend `i` of `pool` (reached through `backend`) takes this try in: counted in its
-/// in-flight requests, or `NotSent(AtCapacity)` when it is at its `max_in_flight`.
+/// in-flight requests, or `NotSent(AtCapacity)` when it is at its `max_in_flight`, or
+/// `OverLoaded` when it holds `load_cap`, the bounded-load cap its pick computed
+/// ([`Target::load_cap`]): the retry machine then has the request picked again, at no
+/// cost, with the counts as they are now.
 pub(crate) fn reserve<P: std::ops::Deref<Target = crate::runtime::BackendState>>(
     pool: &PoolRuntime,
     i: usize,
+    load_cap: Option<u64>,
     backend: P,
 ) -> Result<InFlight<P>, Outcome> {
-    InFlight::reserve(backend, pool.cfg.backends[i].max_in_flight)
-        .ok_or(Outcome::NotSent(Failure::AtCapacity))
+    InFlight::reserve(backend, pool.cfg.backends[i].max_in_flight, load_cap).map_err(|full| {
+        match full {
+            Full::MaxInFlight => Outcome::NotSent(Failure::AtCapacity),
+            Full::LoadCap => Outcome::OverLoaded,
+        }
+    })
 }
 
 /// A connection to backend `i` of `pool` (`conns` reaches its connection pool) for a

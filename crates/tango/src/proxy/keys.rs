@@ -8,7 +8,7 @@ use http::Request;
 use std::net::IpAddr;
 use std::time::Duration;
 use tango_core::config::{Cidr, PolicyKind};
-use tango_core::policy::{client_address, key_hash, Pick, PickEnv, RequestView};
+use tango_core::policy::{client_address, key_hash, Pick, PickEnv, Placement, RequestView};
 use tango_core::retry::Tried;
 use tango_core::simulate::SampledRequest;
 
@@ -166,7 +166,8 @@ fn at_cap(pool: &PoolRuntime, i: usize) -> bool {
         .is_some_and(|cap| pool.backends[i].in_flight() >= u64::from(cap))
 }
 
-pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Pick {
+/// The backend for a request (and the bounded-load cap the pick holds it to).
+pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &Tried) -> Placement {
     // Only slow start and peak EWMA read the clock.
     let now = if pool.cfg.slow_start.is_some() || pool.cfg.policy == PolicyKind::PeakEwma {
         rt.elapsed()
@@ -180,7 +181,7 @@ pub(crate) fn pick(rt: &Runtime, pool: &PoolRuntime, key: Option<u64>, tried: &T
         now_ns: now.as_nanos() as u64,
         panic: pool.shared.panic(),
     };
-    pool.selector.pick(key, &env)
+    pool.selector.place(key, &env)
 }
 
 /// Where a key would go now (for naming the backend a hot key lands on).

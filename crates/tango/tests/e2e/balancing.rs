@@ -289,9 +289,10 @@ async fn bounded_load_caps_each_backend_by_its_weight_under_a_hot_key() {
     for task in tasks {
         task.await.unwrap();
     }
-    // At most 24 in flight, so a backend of weight w may hold ceil(1.25 x 24 x w / 6):
-    // 5, 10 and 15. Two workers placing requests at the same instant read the same
-    // counts, so each may take one place past it.
+    // 24 clients, so a backend of weight w may hold ceil(1.25 x 24 x w / 6): 5, 10 and
+    // 15, however the workers race. One more is allowed: a request is counted until a
+    // moment after its client has the answer, so that client's next request may be
+    // placed with 25 counted, and caps of 6, 11 and 16.
     for ((b, w), cap) in bs.iter().zip(weights).zip([5u64, 10, 15]) {
         let most = b.state.max_active.load(Relaxed);
         assert!(

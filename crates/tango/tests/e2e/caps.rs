@@ -1,7 +1,10 @@
 //! Per-backend caps through the proxy: a backend at its `max_connections` or
 //! `max_in_flight` is skipped for one with room, the in-flight cap holds under
 //! concurrency from every worker, and when every backend is full the client gets a quick
-//! 503 saying so.
+//! 503 saying so; a hash pool's bounded-load cap holds against racing workers too
+//! (`bounded`).
+
+mod bounded;
 
 use crate::backend::Backend;
 use crate::support::*;

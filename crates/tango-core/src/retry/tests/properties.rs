@@ -51,6 +51,7 @@ fn outcome() -> impl Strategy<Value = Option<Outcome>> {
         1 => Just(None),
         1 => Just(Some(Outcome::TimedOut)),
         3 => Just(Some(Outcome::Stale)),
+        2 => Just(Some(Outcome::OverLoaded)),
         3 => failure.clone().prop_map(|f| Some(Outcome::NotSent(f))),
         3 => failure.prop_map(|f| Some(Outcome::SentFailed(f))),
     ]
@@ -122,7 +123,7 @@ fn drive(max_attempts: u32, resendable: bool, w: &World) -> Run {
 
 impl Run {
     /// Which tries the policy counts as attempts: every failure except a stale
-    /// connection within the bound and a backend at its cap.
+    /// connection within the bound, a backend at its cap and an over-loaded one.
     fn counted(&self) -> Vec<bool> {
         let mut stale = 0;
         self.tries
@@ -132,18 +133,36 @@ impl Run {
                     stale += 1;
                     stale > MAX_STALE_RETRIES
                 }
-                Some(Outcome::NotSent(Failure::AtCapacity)) | None => false,
+                Some(Outcome::NotSent(Failure::AtCapacity) | Outcome::OverLoaded) | None => false,
                 Some(_) => true,
             })
             .collect()
     }
 
-    /// Tries that found their backend at its cap.
-    fn full(&self) -> usize {
+    /// Which tries found their backend over-loaded within the bound (released, not
+    /// skipped).
+    fn released(&self) -> Vec<bool> {
+        let mut over = 0;
         self.tries
             .iter()
-            .filter(|t| t.outcome == Some(Outcome::NotSent(Failure::AtCapacity)))
-            .count()
+            .map(|t| {
+                let o = t.outcome == Some(Outcome::OverLoaded);
+                over += u32::from(o);
+                o && over <= MAX_OVER_LOADED
+            })
+            .collect()
+    }
+
+    /// Whether try `k` found its backend full: at its cap, or over-loaded past the bound.
+    fn was_full(&self, k: usize) -> bool {
+        let t = &self.tries[k];
+        t.outcome == Some(Outcome::NotSent(Failure::AtCapacity))
+            || (t.outcome == Some(Outcome::OverLoaded) && !self.released()[k])
+    }
+
+    /// Tries that found their backend full.
+    fn full(&self) -> usize {
+        (0..self.tries.len()).filter(|&k| self.was_full(k)).count()
     }
 
     /// Each try with the attempts counted before it and whether it counted.
@@ -173,6 +192,7 @@ impl Run {
                 Outcome::NotSent(f) | Outcome::SentFailed(f) => Some(f),
                 Outcome::TimedOut => Some(Failure::Timeout),
                 Outcome::Stale => Some(Failure::Connect),
+                Outcome::OverLoaded => None,
             })
             .last()
             .or((self.full() > 0).then_some(Failure::AtCapacity))
@@ -197,7 +217,8 @@ proptest! {
     #[test]
     fn stale_retries_are_bounded(max in 0u32..6, resendable: bool, w in world()) {
         let run = drive(max, resendable, &w);
-        prop_assert!(run.tries.len() as u32 <= run.max_attempts + MAX_STALE_RETRIES + run.full() as u32);
+        let free = MAX_STALE_RETRIES + MAX_OVER_LOADED + run.full() as u32;
+        prop_assert!(run.tries.len() as u32 <= run.max_attempts + free);
         prop_assert!(run.full() <= w.backends, "a full backend was tried twice");
     }
 
@@ -205,22 +226,22 @@ proptest! {
     fn a_backend_that_failed_or_was_full_is_never_tried_again(max in 0u32..6, resendable: bool, w in world()) {
         let run = drive(max, resendable, &w);
         let mut failed = Tried::default();
-        for (t, _, counted) in run.with_attempts() {
+        for (k, (t, _, counted)) in run.with_attempts().enumerate() {
             prop_assert!(!failed.contains(t.backend), "backend {} failed, then was tried", t.backend);
             // Excluded from every pick, so the picker goes to any untried one first.
             prop_assert!((0..8).all(|b| !failed.contains(b) || t.tried_before.contains(b)));
-            let full = t.outcome == Some(Outcome::NotSent(Failure::AtCapacity));
-            if full || (counted && t.outcome != Some(Outcome::TimedOut)) {
+            if run.was_full(k) || (counted && t.outcome != Some(Outcome::TimedOut)) {
                 failed.insert(t.backend);
             }
         }
     }
 
     #[test]
-    fn a_stale_retry_releases_the_stale_backend_alone(max in 0u32..6, resendable: bool, w in world()) {
+    fn a_stale_or_over_loaded_retry_releases_that_backend_alone(max in 0u32..6, resendable: bool, w in world()) {
         let run = drive(max, resendable, &w);
-        for (t, _, counted) in run.with_attempts() {
-            if t.outcome == Some(Outcome::Stale) && !counted {
+        let released = run.released();
+        for (k, (t, _, counted)) in run.with_attempts().enumerate() {
+            if (t.outcome == Some(Outcome::Stale) && !counted) || released[k] {
                 prop_assert!(same(&t.tried_after, &t.tried_before));
             } else {
                 prop_assert!(t.tried_after.contains(t.backend));
@@ -258,7 +279,7 @@ proptest! {
             let (Some(o), Some(step)) = (t.outcome, t.step) else { continue };
             let expected = match o {
                 Outcome::TimedOut => Step::GiveUp(Failure::Timeout),
-                Outcome::NotSent(Failure::AtCapacity) => Step::Pick,
+                Outcome::NotSent(Failure::AtCapacity) | Outcome::OverLoaded => Step::Pick,
                 Outcome::Stale if !counted => Step::Pick,
                 Outcome::SentFailed(f) if !resendable => Step::GiveUp(f),
                 _ if !last_attempt => Step::Pick,

@@ -101,7 +101,7 @@ pub(crate) async fn attempt(
     target: &mut Target,
 ) -> Result<Response<ProxyBody>, Missed> {
     let backend = pool.backends[i].clone();
-    let in_flight = super::reserve(pool, i, backend.clone())?;
+    let in_flight = super::reserve(pool, i, target.load_cap, backend.clone())?;
     let origin = out.origin;
     let mut up = super::connect(rt, pool, i, backend, &origin, remaining, Instant::now()).await?;
     let sent_at = Instant::now();

@@ -251,7 +251,7 @@ async fn attempt(
         te,
     )
     .map_err(Missed::Client)?;
-    let in_flight = super::reserve(pool, i, backend)?;
+    let in_flight = super::reserve(pool, i, target.load_cap, backend)?;
     let mut stream = open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);

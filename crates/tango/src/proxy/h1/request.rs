@@ -421,7 +421,7 @@ async fn attempt<'p>(
     let (pool, i) = (t.pool, t.i);
     let rt = c.ctx.rt.as_ref();
     let backend: &'p BackendState = &pool.backends[i];
-    let in_flight = exchange::reserve(pool, i, backend)?;
+    let in_flight = exchange::reserve(pool, i, target.load_cap, backend)?;
     let mut up = exchange::connect(
         rt,
         pool,

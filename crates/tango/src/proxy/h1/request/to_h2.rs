@@ -222,7 +222,7 @@ pub(super) async fn attempt(
     target: &mut Target,
 ) -> Result<Abort, Outcome> {
     let rt = c.ctx.rt.as_ref();
-    let in_flight = exchange::reserve(pool, i, &*pool.backends[i])?;
+    let in_flight = exchange::reserve(pool, i, target.load_cap, &*pool.backends[i])?;
     let mut stream = up::open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
