@@ -92,18 +92,29 @@ pub(crate) fn last_chunk(trailers: &HeaderMap) -> Vec<u8> {
     out
 }
 
-/// The fields of a backend's trailer section (its field lines and the final CRLF, as
-/// the chunked tracker hands it on, so within its limits: 16 KiB, 100 lines) that may
-/// be trailers; `None` when none may, or the section is not whole.
+/// Each field of a trailer section (its field lines and the final CRLF, as the chunked
+/// tracker hands it on, so within its limits: 16 KiB, 100 lines) that may be a trailer:
+/// its name, that name as it came, and its value. `None` when the section is not whole.
+pub(crate) fn fields_that_may_trail(
+    section: &[u8],
+    mut each: impl FnMut(HeaderName, &[u8], &[u8]),
+) -> Option<()> {
+    trailer_fields(section, |raw, value| {
+        if let Ok(name) = HeaderName::from_bytes(raw) {
+            if may_trail(&name) {
+                each(name, raw, value);
+            }
+        }
+    })
+}
+
+/// The fields of a backend's trailer section that may be trailers, for hyper; `None`
+/// when none may, or the section is not whole.
 pub(crate) fn parse_section(section: &[u8]) -> Option<HeaderMap> {
     let mut out = HeaderMap::new();
-    trailer_fields(section, |name, value| {
-        let name = HeaderName::from_bytes(name);
-        let value = HeaderValue::from_bytes(value);
-        if let (Ok(n), Ok(v)) = (name, value) {
-            if may_trail(&n) {
-                out.append(n, v);
-            }
+    fields_that_may_trail(section, |name, _, value| {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            out.append(name, v);
         }
     })?;
     (!out.is_empty()).then_some(out)

@@ -66,12 +66,7 @@ impl Chunked {
             .feed_split(input, |r| *data += r.len() as u64, |r| trailing = r)
             .map_err(|_| ())?;
         self.held = trailing.len();
-        if !trailing.is_empty() {
-            self.section.hold(&input[trailing]);
-            if feed.done {
-                self.last = self.section.filtered();
-            }
-        }
+        self.last = self.section.take(&input[trailing], feed.done);
         Ok(feed.used)
     }
 }

@@ -316,7 +316,7 @@ impl Flow<'_, '_, '_> {
     /// with only the fields that may be trailers (`trailing`).
     async fn chunked(&mut self, at: usize, out: &[u8], dechunk: bool) -> Result<End, Cut> {
         let mut t = ChunkedTracker::new();
-        let mut section: Option<Section> = None;
+        let mut section = Section::default();
         let mut from = at;
         let mut head = Some(out);
         loop {
@@ -346,7 +346,7 @@ impl Flow<'_, '_, '_> {
             } else {
                 &input[trailing.clone()]
             };
-            let last = end_of_section(&mut section, part, feed.done);
+            let last = section.take(part, feed.done);
             let body = if dechunk {
                 &data[..]
             } else {
@@ -402,18 +402,6 @@ impl Flow<'_, '_, '_> {
             reusable: false,
             waited: true,
         })
-    }
-}
-
-/// Hold `part` of a trailer section (empty for a body without one); once the body is
-/// `done`, what goes in the held section's place (nothing when there was none).
-fn end_of_section(section: &mut Option<Section>, part: &[u8], done: bool) -> Vec<u8> {
-    if !part.is_empty() {
-        section.get_or_insert_with(Section::default).hold(part);
-    }
-    match section {
-        Some(s) if done => s.filtered(),
-        _ => Vec::new(),
     }
 }
 

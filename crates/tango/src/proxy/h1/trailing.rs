@@ -1,13 +1,12 @@
 //! A chunked body's trailer section on the engine, either way: held back as it comes
 //! (the tracker hands its bytes on apart from the data, and bounds it at 16 KiB), and
 //! passed on once whole with only the fields that may be trailers
-//! (`proxy::trailers::may_trail`, the rule hyper's side applies). A body whose last
+//! (`proxy::trailers::fields_that_may_trail`, the rule hyper's side applies). A body whose last
 //! chunk has no trailer section (nearly all) never gets here: the tracker reports no
 //! section bytes, and the body goes on as it came.
 
-use crate::proxy::trailers::may_trail;
-use http::header::HeaderName;
-use tango_core::http1::codec::{trailer_fields, write_field};
+use crate::proxy::trailers::fields_that_may_trail;
+use tango_core::http1::codec::write_field;
 
 /// The trailer section read so far, as it came (its field lines, then the final CRLF).
 #[derive(Default)]
@@ -16,15 +15,16 @@ pub(super) struct Section {
 }
 
 impl Section {
-    /// The next bytes of the section.
-    pub(super) fn hold(&mut self, part: &[u8]) {
+    /// Hold `part`, the section's next bytes (none for a body without a section); once
+    /// the body is `done`, what goes on in the section's place: the fields that may be
+    /// trailers, as they came, and the CRLF that ends the body (nothing for a body
+    /// without a section, whose bytes went on as they came).
+    pub(super) fn take(&mut self, part: &[u8], done: bool) -> Vec<u8> {
         self.raw.extend_from_slice(part);
-    }
-
-    /// What goes on in the section's place, once it is whole: the fields that may be
-    /// trailers, as they came, and the CRLF that ends the body.
-    pub(super) fn filtered(&self) -> Vec<u8> {
-        filter(&self.raw)
+        match done && !self.raw.is_empty() {
+            true => filter(&self.raw),
+            false => Vec::new(),
+        }
     }
 }
 
@@ -32,15 +32,11 @@ impl Section {
 /// it came, then the CRLF that ends the body. A field a proxy must not pass as a
 /// trailer (framing, routing, authentication, tango's forwarding fields...) would be
 /// taken by a recipient that merges trailers into the head from a place no one checked.
-pub(super) fn filter(raw: &[u8]) -> Vec<u8> {
+fn filter(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     // The tracker let through only whole sections of field lines; one that does not
     // read as such (none can) loses its fields rather than passing unchecked.
-    let _ = trailer_fields(raw, |name, value| {
-        if HeaderName::from_bytes(name).is_ok_and(|n| may_trail(&n)) {
-            write_field(&mut out, name, value);
-        }
-    });
+    let _ = fields_that_may_trail(raw, |_, name, value| write_field(&mut out, name, value));
     out.extend_from_slice(b"\r\n");
     out
 }
@@ -59,8 +55,8 @@ mod tests {
         );
         assert_eq!(filter(b"Transfer-Encoding: chunked\r\n\r\n"), b"\r\n");
         let mut s = Section::default();
-        s.hold(b"x-a: 1\r\nTrail");
-        s.hold(b"er: x-a\r\n\r\n");
-        assert_eq!(s.filtered(), b"x-a: 1\r\n\r\n");
+        assert_eq!(s.take(b"x-a: 1\r\nTrail", false), b"");
+        assert_eq!(s.take(b"er: x-a\r\n\r\n", true), b"x-a: 1\r\n\r\n");
+        assert_eq!(Section::default().take(b"", true), b"");
     }
 }
