@@ -218,27 +218,14 @@ impl Selector {
             }
             (Table::Maglev(_), Some(_)) => None,
             (Table::Ring(_) | Table::Maglev(_), None) => {
-                return Placement {
-                    pick: self.missing_key(env),
-                    cap: None,
-                }
+                let pick = self.missing_key(env);
+                return Placement { pick, cap: None };
             }
-            (Table::None, _) => {
-                return Placement {
-                    pick: self.unhashed(env).map_or(Pick::NoneEligible, Pick::Backend),
-                    cap: None,
-                }
-            }
+            (Table::None, _) => self.unhashed(env).map(|b| (b, None)),
         };
-        match walked {
-            Some((b, cap)) => Placement {
-                pick: Pick::Backend(b),
-                cap,
-            },
-            None => Placement {
-                pick: Pick::NoneEligible,
-                cap: None,
-            },
+        Placement {
+            pick: walked.map_or(Pick::NoneEligible, |(b, _)| Pick::Backend(b)),
+            cap: walked.and_then(|(_, cap)| cap),
         }
     }
 
