@@ -130,13 +130,13 @@ pub(super) async fn forward(
             } else {
                 Next::Linger
             };
-            (next, status, end.bytes)
+            (next, status, *sent)
         }
         // Nothing of the response has gone out: the client can still be told.
         Err(Cut { unsent: true, .. }) => Box::pin(bad_response(c, req, body, edits)).await,
         // The client has part of a response it cannot take for whole: end the
         // connection, so it knows.
-        Err(cut) => (Next::Close, status, cut.bytes),
+        Err(_) => (Next::Close, status, *sent),
     }
 }
 
@@ -186,10 +186,9 @@ pub(super) async fn interim(c: &mut Conn<'_>, req: &RequestHead, head: &Response
     }
 }
 
-/// How a relayed body ended.
+/// How a relayed body ended (the body bytes the client was sent are in the request's
+/// count, `Flow::bytes`).
 struct End {
-    /// Body bytes the client was sent.
-    bytes: u64,
     /// The response ended where its framing said and nothing followed it: the upstream
     /// connection can serve another request.
     reusable: bool,
@@ -199,8 +198,6 @@ struct End {
 
 /// Why a relayed body was not delivered whole.
 struct Cut {
-    /// Body bytes the client was sent.
-    bytes: u64,
     /// The backend broke it off (a failed or timed-out read, an early end, bad chunked
     /// framing); otherwise a write to the client failed or stalled.
     by_backend: bool,
@@ -210,17 +207,15 @@ struct Cut {
 }
 
 impl Cut {
-    fn client(bytes: u64) -> Self {
+    fn client() -> Self {
         Cut {
-            bytes,
             by_backend: false,
             unsent: false,
         }
     }
 
-    fn backend(bytes: u64) -> Self {
+    fn backend() -> Self {
         Cut {
-            bytes,
             by_backend: true,
             unsent: false,
         }
@@ -236,8 +231,8 @@ struct Flow<'a, 'c, 'p> {
     bytes: &'a mut u64,
 }
 
-/// Write to the client; `Err` with `bytes`, the body bytes sent so far.
-async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), Cut> {
+/// Write to the client.
+async fn send(c: &mut Conn<'_>, parts: &[&[u8]]) -> Result<(), Cut> {
     let mut slices = [IoSlice::new(&[]); 4];
     for (s, p) in slices.iter_mut().zip(parts) {
         *s = IoSlice::new(p);
@@ -246,7 +241,7 @@ async fn send(c: &mut Conn<'_>, parts: &[&[u8]], bytes: u64) -> Result<(), Cut> 
     let n = parts.len().min(4);
     io::write_all(&c.s, &mut slices[..n], limit, &mut c.timer, &mut 0)
         .await
-        .map_err(|_| Cut::client(bytes))
+        .map_err(|_| Cut::client())
 }
 
 impl Flow<'_, '_, '_> {
@@ -255,9 +250,8 @@ impl Flow<'_, '_, '_> {
     async fn relay(&mut self, at: usize, plan: BodyPlan, out: &[u8]) -> Result<End, Cut> {
         match plan {
             BodyPlan::None => {
-                send(self.c, &[out], 0).await?;
+                send(self.c, &[out]).await?;
                 Ok(End {
-                    bytes: 0,
                     reusable: self.rbuf.len() == at,
                     waited: false,
                 })
@@ -268,7 +262,7 @@ impl Flow<'_, '_, '_> {
             BodyPlan::ChunkEncode => self.until_close(at, out, true).await,
             BodyPlan::CloseDelimited => self.until_close(at, out, false).await,
             // Handled by the caller.
-            BodyPlan::Tunnel => Err(Cut::client(0)),
+            BodyPlan::Tunnel => Err(Cut::client()),
         }
     }
 
@@ -279,7 +273,7 @@ impl Flow<'_, '_, '_> {
         let limit = Limit::Stall(self.c.body_stall());
         stream::read(&mut self.up.stream, self.rbuf, limit, &mut self.c.timer)
             .await
-            .map_err(|_| Cut::backend(*self.bytes))
+            .map_err(|_| Cut::backend())
     }
 
     async fn length(&mut self, at: usize, n: u64, out: &[u8]) -> Result<End, Cut> {
@@ -287,23 +281,22 @@ impl Flow<'_, '_, '_> {
         let first = n.min(avail as u64) as usize;
         let mut extra = avail > first;
         *self.bytes = first as u64;
-        send(self.c, &[out, &self.rbuf[at..at + first]], *self.bytes).await?;
+        send(self.c, &[out, &self.rbuf[at..at + first]]).await?;
         let mut left = n - first as u64;
         let waited = left > 0;
         while left > 0 {
             let got = self.read().await?;
             if got == 0 {
                 // Closed short of its length: the client must not take it for whole.
-                return Err(Cut::backend(*self.bytes));
+                return Err(Cut::backend());
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
-            send(self.c, &[&self.rbuf[..take]], *self.bytes).await?;
+            send(self.c, &[&self.rbuf[..take]]).await?;
             *self.bytes += take as u64;
             left -= take as u64;
         }
         Ok(End {
-            bytes: *self.bytes,
             reusable: !extra,
             waited,
         })
@@ -337,7 +330,7 @@ impl Flow<'_, '_, '_> {
             let Ok(feed) = feed else {
                 return Err(Cut {
                     unsent: head.is_some(),
-                    ..Cut::backend(*self.bytes)
+                    ..Cut::backend()
                 });
             };
             // An HTTP/1.0 client gets no trailers at all.
@@ -353,19 +346,18 @@ impl Flow<'_, '_, '_> {
                 &input[..feed.used - trailing.len()]
             };
             match head.take() {
-                Some(h) => send(self.c, &[h, body, &last], *self.bytes).await?,
-                None => send(self.c, &[body, &last], *self.bytes).await?,
+                Some(h) => send(self.c, &[h, body, &last]).await?,
+                None => send(self.c, &[body, &last]).await?,
             }
             *self.bytes += count;
             if feed.done {
                 return Ok(End {
-                    bytes: *self.bytes,
                     reusable: feed.used == input.len(),
                     waited: from == 0,
                 });
             }
             if self.read().await? == 0 {
-                return Err(Cut::backend(*self.bytes));
+                return Err(Cut::backend());
             }
             from = 0;
         }
@@ -385,8 +377,8 @@ impl Flow<'_, '_, '_> {
                 None => [data, b"", b""],
             };
             match head.take() {
-                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]], *self.bytes).await?,
-                None => send(self.c, &framed, *self.bytes).await?,
+                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]]).await?,
+                None => send(self.c, &framed).await?,
             }
             *self.bytes += n;
             if self.read().await? == 0 {
@@ -395,10 +387,9 @@ impl Flow<'_, '_, '_> {
             from = 0;
         }
         if encode {
-            send(self.c, &[LAST_CHUNK], *self.bytes).await?;
+            send(self.c, &[LAST_CHUNK]).await?;
         }
         Ok(End {
-            bytes: *self.bytes,
             reusable: false,
             waited: true,
         })

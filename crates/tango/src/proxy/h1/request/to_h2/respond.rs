@@ -70,15 +70,17 @@ pub(super) async fn respond(
         let next = if keep { Next::KeepAlive } else { Next::Linger };
         return (next, 0, BodyEnd::Whole);
     }
-    match relay(c, &mut recv, framing, &mut r.sent).await {
-        Ok(bytes) if length.is_none_or(|n| n == bytes) => {
+    let ended = relay(c, &mut recv, framing, &mut r.sent).await;
+    let bytes = r.sent;
+    match ended {
+        Ok(()) if length.is_none_or(|n| n == bytes) => {
             let next = if keep { Next::KeepAlive } else { Next::Linger };
             (next, bytes, BodyEnd::Whole)
         }
         // The stream ended cleanly short of (or past) its length: h2 checks the length
         // as data comes, so this is the backend's doing too.
-        Ok(bytes) => (Next::Close, bytes, BodyEnd::Backend),
-        Err((bytes, end)) => (Next::Close, bytes, end),
+        Ok(()) => (Next::Close, bytes, BodyEnd::Backend),
+        Err(end) => (Next::Close, bytes, end),
     }
 }
 
@@ -137,16 +139,15 @@ pub(super) fn write_head(
 }
 
 /// The body's data to the client as `framing` says, then (chunked) the trailers,
-/// counted in `bytes` (0 at the start) as they go. `Ok` with the data bytes sent when
-/// the stream ended cleanly, `Err` with them and who broke it off when not: the backend
-/// (a reset or failed stream, silence past the stall timeout) or the client (a write
-/// that failed or stalled).
+/// counted in `bytes` (0 at the start) as they go. `Ok` when the stream ended cleanly,
+/// `Err` with who broke it off when not: the backend (a reset or failed stream, silence
+/// past the stall timeout) or the client (a write that failed or stalled).
 async fn relay(
     c: &mut Conn<'_>,
     recv: &mut ::h2::RecvStream,
     framing: Framing,
     bytes: &mut u64,
-) -> Result<u64, (u64, BodyEnd)> {
+) -> Result<(), BodyEnd> {
     let chunked = framing == Framing::Chunked;
     let limit = Limit::Stall(c.l.send_timeout);
     let stall = c.body_stall();
@@ -155,7 +156,7 @@ async fn relay(
         let data = match next {
             Ok(Some(Ok(d))) => d,
             Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return Err((*bytes, BodyEnd::Backend)),
+            Ok(Some(Err(_))) | Err(_) => return Err(BodyEnd::Backend),
         };
         let _ = recv.flow_control().release_capacity(data.len());
         if data.is_empty() {
@@ -167,13 +168,13 @@ async fn relay(
             .await
             .is_err()
         {
-            return Err((*bytes, BodyEnd::Client));
+            return Err(BodyEnd::Client);
         }
         *bytes += data.len() as u64;
     }
     let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
         Ok(Ok(t)) => t,
-        Ok(Err(_)) | Err(_) => return Err((*bytes, BodyEnd::Backend)),
+        Ok(Err(_)) | Err(_) => return Err(BodyEnd::Backend),
     };
     if chunked {
         // Only the fields that may be trailers, as hyper's side sends them.
@@ -181,8 +182,8 @@ async fn relay(
             .as_ref()
             .map_or_else(|| LAST_CHUNK.to_vec(), last_chunk);
         if io::write(&c.s, &end, limit, &mut c.timer).await.is_err() {
-            return Err((*bytes, BodyEnd::Client));
+            return Err(BodyEnd::Client);
         }
     }
-    Ok(*bytes)
+    Ok(())
 }
