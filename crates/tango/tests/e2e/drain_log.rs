@@ -19,16 +19,7 @@ async fn slow_request_in_flight(
     args: &[&str],
     id: &str,
 ) -> (Tango, tempfile::TempDir, std::path::PathBuf, TcpStream) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let mut all = vec![
-        "--access-log",
-        path.to_str().unwrap(),
-        "--access-log-format",
-        format,
-    ];
-    all.extend_from_slice(args);
-    let t = Tango::start_with(&config("", &[("a", b.addr, 1)]), &all);
+    let (t, dir, path) = start_logged(&config("", &[("a", b.addr, 1)]), format, args);
     let mut s = TcpStream::connect(t.addr()).await.unwrap();
     let req = format!("GET /slow?ms=20000 HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();

@@ -188,15 +188,8 @@ pool = "p"
 #[tokio::test]
 async fn redirects_are_answered_without_a_pool() {
     let b = Backend::start("b").await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
-    let args = [
-        "--access-log",
-        log.to_str().unwrap(),
-        "--access-log-format",
-        "json",
-    ];
-    let t = Tango::start_with(&(config("", &[("b", b.addr, 1)]) + REDIRECTS), &args);
+    let cfg = config("", &[("b", b.addr, 1)]) + REDIRECTS;
+    let (t, _dir, log) = start_logged(&cfg, "json", &[]);
     for over in [Over::H1, Over::H2c] {
         let (p, _) = fetch(&t, over, "old.example:8080", "/a/b?c=d&e", &[]).await;
         assert_eq!(p.status, 301, "{over:?}");

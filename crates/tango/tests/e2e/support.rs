@@ -341,3 +341,23 @@ pub async fn healthy(t: &Tango, backend: &str) -> Option<bool> {
         .find(|b| b["name"] == backend)?["healthy"]
         .as_bool()
 }
+
+/// tango started with `cfg` and `args`, writing its access log in `format` to a file
+/// of a temporary directory: tango, the directory (kept while it lives) and the file.
+pub fn start_logged(
+    cfg: &str,
+    format: &str,
+    args: &[&str],
+) -> (Tango, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let mut all = vec![
+        "--access-log",
+        path.to_str().unwrap(),
+        "--access-log-format",
+        format,
+    ];
+    all.extend_from_slice(args);
+    let t = Tango::start_with(cfg, &all);
+    (t, dir, path)
+}

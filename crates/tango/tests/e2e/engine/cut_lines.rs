@@ -20,17 +20,7 @@ const SOME: usize = 5000;
 
 /// tango in front of `addr`, logging JSON lines to a file, with `args`.
 fn logged(addr: SocketAddr, args: &[&str]) -> (Tango, tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let mut all = vec![
-        "--access-log",
-        path.to_str().unwrap(),
-        "--access-log-format",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    let t = Tango::start_with(&config("", &[("a", addr, 1)]), &all);
-    (t, dir, path)
+    start_logged(&config("", &[("a", addr, 1)]), "json", args)
 }
 
 /// The JSON line with request id `id`, waiting (while tango runs, or after it exited)

@@ -20,18 +20,7 @@ fn two_pools(a: std::net::SocketAddr) -> String {
 }
 
 fn start(cfg: &str, format: &str) -> (Tango, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("access.log");
-    let t = Tango::start_with(
-        cfg,
-        &[
-            "--access-log",
-            path.to_str().unwrap(),
-            "--access-log-format",
-            format,
-        ],
-    );
-    (t, dir, path)
+    start_logged(cfg, format, &[])
 }
 
 /// Milliseconds with at most three decimals, as the log writes them.
