@@ -227,19 +227,7 @@ async fn a_client_that_gives_up_on_a_mute_backend_frees_its_place() {
         &[("mute", addr, 1)],
     ));
     for _ in 0..3 {
-        let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(
-            in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
-            "never in flight"
-        );
-        drop(s);
-        assert!(
-            in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
-            "the request of a client that left stays in flight at the backend"
-        );
+        leave_while_in_flight(&t).await;
     }
     // Its connection to the backend is closed (the backend may stop working on it), and
     // the client's leaving is not counted against the backend.
@@ -521,19 +509,7 @@ async fn a_client_that_gives_up_on_a_mute_http2_backend_frees_its_place() {
         "protocol = \"h2\"\ntry_timeout = \"20s\"\ntimeout = \"20s\"\n",
         &[("mute", addr, 1)],
     ));
-    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(
-        in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
-        "never in flight"
-    );
-    drop(s);
-    assert!(
-        in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
-        "the request of a client that left stays in flight at the backend"
-    );
+    leave_while_in_flight(&t).await;
 }
 
 /// A backend whose every answer is a `200` whose chunked body never ends (a connection
@@ -580,4 +556,22 @@ async fn health_probes_of_an_endless_answer_pass_and_leave_no_connection_open() 
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// A client sends a GET and, once it is in flight at the backend, closes its
+/// connection: the request must leave the backend's in-flight count.
+async fn leave_while_in_flight(t: &Tango) {
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        in_flight_becomes(t, 1, Duration::from_secs(5)).await,
+        "never in flight"
+    );
+    drop(s);
+    assert!(
+        in_flight_becomes(t, 0, Duration::from_secs(5)).await,
+        "the request of a client that left stays in flight at the backend"
+    );
 }
