@@ -405,16 +405,11 @@ async fn accept_loop(
         return;
     };
     loop {
+        // Biased, settings first: once a reload has handed the listener new settings
+        // (or stopped this loop, its sockets gone to loops in another TLS mode), no
+        // connection is accepted under the old ones.
         let (stream, peer) = tokio::select! {
-            r = socket.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %lcfg.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            biased;
             changed = settings.changed() => {
                 match changed.ok().and_then(|()| settings.borrow_and_update().clone()) {
                     Some(l) => {
@@ -425,6 +420,15 @@ async fn accept_loop(
                 }
             },
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+            r = socket.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(listener = %lcfg.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
         // At the cap, the connection idle longest is closed to make room; only when none
         // is idle is the newcomer refused.
