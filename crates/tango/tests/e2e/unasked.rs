@@ -86,88 +86,139 @@ const LATE: [(&str, &[u8], u16); 3] = [
     ),
 ];
 
+/// A client's connection: plain (the engine) or TLS (hyper's side).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Each client path: tango with `cfg` (its pool's one backend) on one worker, and how
+/// to connect to it.
+struct Path {
+    t: Tango,
+    /// The listener's certificate, for hyper's side; `None` for the engine.
+    tls: Option<rcgen::CertifiedKey>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Path {
+    fn both(cfg: &str) -> [Path; 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (tls_cfg, ck) = crate::protocols::tls_config(cfg, dir.path());
+        [
+            Path {
+                t: one_worker(cfg),
+                tls: None,
+                _dir: None,
+            },
+            Path {
+                t: one_worker(&tls_cfg),
+                tls: Some(ck),
+                _dir: Some(dir),
+            },
+        ]
+    }
+
+    async fn connect(&self) -> Raw<Box<dyn Io>> {
+        match &self.tls {
+            None => Raw::new(Box::new(TcpStream::connect(self.t.addr()).await.unwrap())),
+            Some(ck) => Raw::new(Box::new(
+                crate::protocols::tls_connect(&self.t, ck, b"http/1.1").await,
+            )),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.tls.is_some() {
+            "TLS"
+        } else {
+            "plain"
+        }
+    }
+}
+
 /// The backend answers, the client has the answer (so tango has read all of it and is
 /// done with the connection), and only then the backend sends more: a fake answer
 /// that, read as the next request's, would hand one client's bytes to another. The
-/// next request goes on a new connection, and gets its own answer.
+/// next request goes on a new connection, and gets its own answer. On the engine and
+/// on hyper's side.
 #[tokio::test]
 async fn bytes_a_backend_sends_late_past_its_answer_are_never_the_next_answer() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let t = one_worker(&config(
-        "max_attempts = 1",
-        &[("a", l.local_addr().unwrap(), 1)],
-    ));
-    for (line, answer, status) in LATE {
-        let mut c = Raw::connect(t.addr()).await;
-        c.send(format!("{line} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await;
-        let mut b = accept(&l).await;
-        assert_eq!(request(&mut b).await.as_deref(), Some(line));
-        b.write_all(answer).await.unwrap();
-        if line == "GET /long" {
-            assert_eq!(c.response().await, Some((200, b"hello".to_vec())));
-        } else {
-            assert_eq!(c.status().await, Some(status), "{line}");
-        }
-        // Written before the next request leaves the client: on loopback the bytes
-        // are in tango's socket by the time this write returns.
-        b.write_all(STRAY).await.unwrap();
-        c.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        // A new connection carries it; the old one sees nothing more.
-        let mut fresh = tokio::select! {
-            s = accept(&l) => s,
-            r = request(&mut b) => {
-                assert_eq!(r, None, "{line}: the next request came on the same connection");
-                accept(&l).await
+    let cfg = config("max_attempts = 1", &[("a", l.local_addr().unwrap(), 1)]);
+    for p in Path::both(&cfg) {
+        for (line, answer, status) in LATE {
+            let line_said = format!("{} {line}", p.name());
+            let mut c = p.connect().await;
+            c.send(format!("{line} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await;
+            let mut b = accept(&l).await;
+            assert_eq!(request(&mut b).await.as_deref(), Some(line));
+            b.write_all(answer).await.unwrap();
+            if line == "GET /long" {
+                assert_eq!(c.response().await, Some((200, b"hello".to_vec())));
+            } else {
+                assert_eq!(c.status().await, Some(status), "{line_said}");
             }
-        };
-        assert_eq!(request(&mut fresh).await.as_deref(), Some("GET /next"));
-        // Not kept: the next case's request opens a connection of its own.
-        let real = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nreal";
-        fresh.write_all(real).await.unwrap();
-        assert_eq!(
-            c.response().await,
-            Some((200, b"real".to_vec())),
-            "{line}: the next request's own answer"
-        );
+            // Written before the next request leaves the client: on loopback the
+            // bytes are in tango's socket by the time this write returns.
+            b.write_all(STRAY).await.unwrap();
+            c.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            // A new connection carries it; the old one sees nothing more.
+            let mut fresh = tokio::select! {
+                s = accept(&l) => s,
+                r = request(&mut b) => {
+                    assert_eq!(r, None, "{line_said}: the next request came on the same connection");
+                    accept(&l).await
+                }
+            };
+            assert_eq!(request(&mut fresh).await.as_deref(), Some("GET /next"));
+            // Not kept: the next case's request opens a connection of its own.
+            let real = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nreal";
+            fresh.write_all(real).await.unwrap();
+            assert_eq!(
+                c.response().await,
+                Some((200, b"real".to_vec())),
+                "{line_said}: the next request's own answer"
+            );
+        }
     }
 }
 
 /// The backend answers one request, saying it keeps the connection, and then closes it:
 /// its close is in tango's socket, the connection idle in tango's list, before the next
 /// request comes. A POST (which is never sent twice) then goes on a new connection
-/// instead of meeting the close and failing.
+/// instead of meeting the close and failing. On the engine and on hyper's side.
 #[tokio::test]
 async fn a_post_never_takes_a_connection_the_backend_closed_while_idle() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let t = one_worker(&config(
-        "max_attempts = 1",
-        &[("a", l.local_addr().unwrap(), 1)],
-    ));
-    let mut c = Raw::connect(t.addr()).await;
-    for round in 0..3 {
-        c.send(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n").await;
-        let mut b = accept(&l).await;
-        assert_eq!(request(&mut b).await.as_deref(), Some("GET /first"));
-        let ok = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
-        b.write_all(ok).await.unwrap();
-        assert_eq!(c.response().await, Some((200, b"ok".to_vec())), "{round}");
-        // On loopback the FIN is in tango's socket when the close returns, before the
-        // POST below leaves the client.
-        drop(b);
-        c.send(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-            .await;
-        let mut fresh = tokio::select! {
-            s = accept(&l) => s,
-            status = c.status() => panic!("{round}: answered {status:?} without a new connection"),
-        };
-        assert_eq!(request(&mut fresh).await.as_deref(), Some("POST /post"));
-        let made = b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 4\r\n\r\nmade";
-        fresh.write_all(made).await.unwrap();
-        assert_eq!(c.response().await, Some((201, b"made".to_vec())), "{round}");
+    let cfg = config("max_attempts = 1", &[("a", l.local_addr().unwrap(), 1)]);
+    for p in Path::both(&cfg) {
+        let mut c = p.connect().await;
+        for round in 0..3 {
+            let said = format!("{} {round}", p.name());
+            c.send(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            let mut b = accept(&l).await;
+            assert_eq!(request(&mut b).await.as_deref(), Some("GET /first"));
+            let ok = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
+            b.write_all(ok).await.unwrap();
+            assert_eq!(c.response().await, Some((200, b"ok".to_vec())), "{said}");
+            // On loopback the FIN is in tango's socket when the close returns, before
+            // the POST below leaves the client.
+            drop(b);
+            c.send(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+                .await;
+            let mut fresh = tokio::select! {
+                s = accept(&l) => s,
+                status = c.status() => panic!("{said}: answered {status:?} without a new connection"),
+            };
+            assert_eq!(request(&mut fresh).await.as_deref(), Some("POST /post"));
+            let made =
+                b"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: 4\r\n\r\nmade";
+            fresh.write_all(made).await.unwrap();
+            assert_eq!(c.response().await, Some((201, b"made".to_vec())), "{said}");
+        }
+        let v = admin_get(&p.t, "/api/v1/status").await;
+        assert_eq!(backend_entry(&v, "a")["errors"], 0, "{}: {v}", p.name());
     }
-    let v = admin_get(&t, "/api/v1/status").await;
-    assert_eq!(backend_entry(&v, "a")["errors"], 0, "{v}");
 }
 
 /// The pool's one backend listens on `l`; it may keep an answer waiting 8 s.
