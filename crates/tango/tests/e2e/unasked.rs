@@ -1,13 +1,13 @@
 //! What a backend sends unasked, and that none of it reaches another request: bytes
 //! past the end of an answer (a `200` longer than its length, a body after the answer
-//! to HEAD or after a `304`) that come after tango has put the connection back in its
-//! idle list; a close that came while the connection sat idle, under a request that
-//! may not be sent twice; and an endless run of interim (1xx) answers, which ends the
-//! try as an invalid answer instead of holding it until `try_timeout`.
+//! to HEAD or after a `304`), with the answer or after tango has put the connection
+//! back in its idle list; a close that came while the connection sat idle, under a
+//! request that may not be sent twice; and an endless run of interim (1xx) answers,
+//! which ends the try as an invalid answer instead of holding it until `try_timeout`.
 //!
 //! The backends here are driven by hand, byte for byte, from the test: each step waits
-//! for the one before it (a connection accepted, a request read, an answer received),
-//! never for a pause.
+//! for the one before it (a connection accepted, a request read, an answer received,
+//! the backend's bytes acknowledged by tango's side), never for a pause.
 
 use crate::framing::Raw;
 use crate::scripted::one_worker;
@@ -63,25 +63,69 @@ async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
     }
 }
 
+/// Wait until the peer has acknowledged everything `s` sent, its FIN too when it shut
+/// its writing side: then those bytes, or that end, are in tango's socket. The kernel
+/// tells no event for it, so its table of TCP sockets is read until it says so (a
+/// loopback peer acknowledges at once, unless the machine is busy). A socket tango
+/// reset has left the table: tango had its bytes, unread, when it closed.
+async fn acked(s: &TcpStream) {
+    let (local, peer) = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+    let key = format!(
+        "0100007F:{:04X} 0100007F:{:04X} ",
+        local.port(),
+        peer.port()
+    );
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        // "st tx_queue:rx_queue ...": 04 is FIN_WAIT1 (the FIN not acknowledged yet).
+        let row = table.lines().find_map(|l| {
+            let row = l.trim_start().split_once(": ")?.1.strip_prefix(&key)?;
+            Some(row[..2] != *"04" && row[3..].starts_with("00000000:"))
+        });
+        match row {
+            Some(true) => return,
+            // The table is read in pieces while it changes, so a row may be missed.
+            None if s.take_error().unwrap().is_some() => return,
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not acknowledged in time: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A fake answer a broken backend sends after its real one.
 const STRAY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray";
 
-/// Each case: the request, the backend's answer, and the status the client gets (and
-/// for a GET, the body).
-const LATE: [(&str, &[u8], u16); 3] = [
+/// Each case: the request, the backend's answer, whether the fake answer comes in the
+/// same write (already in hand when the answer ends) or later, and the status the
+/// client gets.
+const LATE: [(&str, &[u8], bool, u16); 4] = [
     (
         "GET /long",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        false,
+        200,
+    ),
+    (
+        "GET /together",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray",
+        true,
         200,
     ),
     (
         "HEAD /head",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        false,
         200,
     ),
     (
         "GET /304",
         b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+        false,
         304,
     ),
 ];
@@ -138,14 +182,14 @@ impl Path {
 /// The backend answers, the client has the answer (so tango has read all of it and is
 /// done with the connection), and only then the backend sends more: a fake answer
 /// that, read as the next request's, would hand one client's bytes to another. The
-/// next request goes on a new connection, and gets its own answer. On the engine and
-/// on hyper's side.
+/// next request goes on a new connection, and gets its own answer; so too when the
+/// fake answer came with the real one. On the engine and on hyper's side.
 #[tokio::test]
 async fn bytes_a_backend_sends_late_past_its_answer_are_never_the_next_answer() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cfg = config("max_attempts = 1", &[("a", l.local_addr().unwrap(), 1)]);
     for p in Path::both(&cfg) {
-        for (line, answer, status) in LATE {
+        for (line, answer, together, status) in LATE {
             let line_said = format!("{} {line}", p.name());
             let mut c = p.connect().await;
             c.send(format!("{line} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -153,14 +197,16 @@ async fn bytes_a_backend_sends_late_past_its_answer_are_never_the_next_answer() 
             let mut b = accept(&l).await;
             assert_eq!(request(&mut b).await.as_deref(), Some(line));
             b.write_all(answer).await.unwrap();
-            if line == "GET /long" {
+            if line.starts_with("GET /") && status == 200 {
                 assert_eq!(c.response().await, Some((200, b"hello".to_vec())));
             } else {
                 assert_eq!(c.status().await, Some(status), "{line_said}");
             }
-            // Written before the next request leaves the client: on loopback the
-            // bytes are in tango's socket by the time this write returns.
-            b.write_all(STRAY).await.unwrap();
+            if !together {
+                // In tango's socket before the next request leaves the client.
+                b.write_all(STRAY).await.unwrap();
+                acked(&b).await;
+            }
             c.send(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n").await;
             // A new connection carries it; the old one sees nothing more.
             let mut fresh = tokio::select! {
@@ -201,9 +247,9 @@ async fn a_post_never_takes_a_connection_the_backend_closed_while_idle() {
             let ok = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok";
             b.write_all(ok).await.unwrap();
             assert_eq!(c.response().await, Some((200, b"ok".to_vec())), "{said}");
-            // On loopback the FIN is in tango's socket when the close returns, before
-            // the POST below leaves the client.
-            drop(b);
+            // The FIN in tango's socket before the POST leaves the client.
+            b.shutdown().await.unwrap();
+            acked(&b).await;
             c.send(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
                 .await;
             let mut fresh = tokio::select! {
