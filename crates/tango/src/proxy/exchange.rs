@@ -218,6 +218,14 @@ pub(crate) async fn connect<P: PoolRef>(
     }
 }
 
+/// The most interim (1xx) answers one try takes before its final answer. A backend
+/// sends one or two (a `100 Continue`, a `103 Early Hints`, now and then a `102`); one
+/// that kept sending them would hold the try, its in-flight place and its connection
+/// until `try_timeout`, each of them passed on to the client (a few bytes of the
+/// backend's making a head tango writes out). Past this many the answer is invalid, as
+/// any answer tango does not forward is, and the backend is charged for it.
+pub(crate) const MAX_INTERIM: u32 = 32;
+
 /// Why no response head came back.
 pub(crate) enum HeadFail {
     /// Not within the try's time.
@@ -229,6 +237,8 @@ pub(crate) enum HeadFail {
     Silent,
     /// What came back is not a response head tango forwards.
     Bad(HeadError),
+    /// More than [`MAX_INTERIM`] interim answers came before a final one.
+    Interim,
     /// The client closed its connection while the answer was awaited: the request is
     /// the client's to end, not the backend's failure.
     ClientGone,
@@ -253,6 +263,16 @@ impl HeadFail {
     }
 }
 
+/// One more interim answer of a try, `seen` counting them: `Err` past
+/// [`MAX_INTERIM`].
+pub(crate) fn count_interim(seen: &mut u32) -> Result<(), HeadFail> {
+    *seen += 1;
+    if *seen > MAX_INTERIM {
+        return Err(HeadFail::Interim);
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for HeadFail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -260,6 +280,7 @@ impl std::fmt::Display for HeadFail {
             HeadFail::Closed => f.write_str("the connection closed before a response head"),
             HeadFail::Silent => f.write_str("the connection closed before a response"),
             HeadFail::Bad(e) => write!(f, "an invalid response head ({e:?})"),
+            HeadFail::Interim => write!(f, "more than {MAX_INTERIM} interim answers"),
             HeadFail::ClientGone => f.write_str("the client left before a response head"),
         }
     }
@@ -447,7 +468,7 @@ pub(crate) fn failed_after_send(
     let failure = match why {
         HeadFail::Timeout => return Outcome::TimedOut,
         HeadFail::Closed | HeadFail::Silent => Failure::Reset,
-        HeadFail::Bad(_) => Failure::BadResponse,
+        HeadFail::Bad(_) | HeadFail::Interim => Failure::BadResponse,
         HeadFail::ClientGone => return Outcome::TimedOut,
     };
     tracing::warn!(pool = %pool.cfg.name, backend = %pool.cfg.backends[i].name, error = %why, "upstream request failed");

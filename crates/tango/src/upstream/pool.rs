@@ -4,8 +4,10 @@
 //! An idle connection is its stream and the time it went idle: no task, no buffer. It
 //! is checked for life when taken (a non-blocking read: `WouldBlock` means the backend
 //! has said nothing and it is alive; end of stream, stray bytes or an error mean it is
-//! not). Every open connection, idle or in use or still connecting, counts in the
-//! backend's `open`, which bounds `max_connections`.
+//! not, and the request takes another), a check that reads the socket's readiness and
+//! makes a system call only when that says readable (`Stream::alive`). Every open
+//! connection, idle or in use or still connecting, counts in the backend's `open`,
+//! which bounds `max_connections`.
 //!
 //! Idle lists are kept per worker (`shards`, indexed by `worker::id`): each worker runs
 //! its own single-threaded runtime and reuses the sockets it opened, registered with its

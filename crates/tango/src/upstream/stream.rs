@@ -31,9 +31,17 @@ impl Stream {
     }
 
     /// An idle connection is alive when a read would block: the backend has neither
-    /// closed it nor sent anything unasked. For TLS the session reads (a session ticket
-    /// the backend sent late is taken in and the connection stays usable; its
-    /// close_notify ends it).
+    /// closed it nor sent anything unasked (bytes past the end of its last answer, which
+    /// the next request must never take for its own). For TLS the session reads (a
+    /// session ticket the backend sent late is taken in and the connection stays usable;
+    /// its close_notify ends it).
+    ///
+    /// The plain arm costs no system call unless the socket is readable as the event
+    /// loop knows it: tokio's `try_read` returns `WouldBlock` from the readiness alone,
+    /// and the engine's reads (`h1::io::try_read`) clear that readiness when they take
+    /// all the socket had, so a keep-alive connection comes back to the list not
+    /// readable. Bytes or a close that came while it sat idle made it readable, and
+    /// the read then confirms them.
     pub(crate) fn alive(&mut self) -> bool {
         match self {
             Stream::Plain(s) => {

@@ -50,6 +50,7 @@ mod slow_start;
 mod tls_edges;
 mod trailers;
 mod tunnels;
+mod unasked;
 mod upstream_framing;
 mod upstream_reuse;
 mod upstream_tls;

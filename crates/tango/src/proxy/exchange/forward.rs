@@ -213,15 +213,15 @@ async fn read_final_head(
     deadline: Instant,
     timer: &mut Timer<'_>,
 ) -> Result<Box<ResponseHead>, HeadFail> {
-    let mut interim = false;
+    let mut interim = 0;
     loop {
         let head = super::read_response_head(&mut up.stream, rbuf, facts, deadline, timer, None)
             .await
-            .map_err(|e| if interim { e.after_interim() } else { e })?;
+            .map_err(|e| if interim > 0 { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
-        interim = true;
+        super::count_interim(&mut interim)?;
         rbuf.drain(..head.head_len);
     }
 }

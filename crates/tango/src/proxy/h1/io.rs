@@ -386,6 +386,32 @@ mod tests {
         }
     }
 
+    /// An idle upstream connection's liveness check reads this readiness and makes a
+    /// system call only when it is set: after the read of a whole answer it must be
+    /// clear, and set again by bytes that come later.
+    #[tokio::test]
+    async fn a_read_that_takes_all_the_socket_had_leaves_it_not_readable() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (mut peer, _) = l.accept().await.unwrap();
+        let readable = |s: &TcpStream| {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            s.poll_read_ready(&mut cx).is_ready()
+        };
+        peer.write_all(b"an answer").await.unwrap();
+        s.readable().await.unwrap();
+        let mut buf = Vec::with_capacity(4096);
+        assert_eq!(try_read(&s, &mut buf).unwrap(), 9);
+        assert!(
+            !readable(&s),
+            "readiness cleared by a read short of the room"
+        );
+        peer.write_all(b"late").await.unwrap();
+        s.readable().await.unwrap();
+        assert!(readable(&s));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_earlier_deadline_moves_the_timer() {
         let start = Instant::now();

@@ -507,7 +507,8 @@ async fn attempt<'p>(
 }
 
 /// Read the final response head, passing interim responses to the client (except 100
-/// Continue, which tango answered itself when the client asked).
+/// Continue, which tango answered itself when the client asked), at most
+/// [`exchange::MAX_INTERIM`] of them.
 async fn read_response(
     c: &mut Conn<'_>,
     r: &Req<'_>,
@@ -515,7 +516,7 @@ async fn read_response(
     rbuf: &mut Buf,
     (deadline, watch_from): (Instant, Instant),
 ) -> Result<Box<ResponseHead>, HeadFail> {
-    let mut interim = false;
+    let mut interim = 0;
     loop {
         let head = exchange::read_response_head(
             &mut up.stream,
@@ -526,11 +527,11 @@ async fn read_response(
             Some((&c.s, watch_from)),
         )
         .await
-        .map_err(|e| if interim { e.after_interim() } else { e })?;
+        .map_err(|e| if interim > 0 { e.after_interim() } else { e })?;
         if !head.interim {
             return Ok(head);
         }
-        interim = true;
+        exchange::count_interim(&mut interim)?;
         if head.status != 100 {
             Box::pin(response::interim(c, r.head, &head, rbuf)).await;
         }
