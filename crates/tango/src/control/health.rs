@@ -1,15 +1,18 @@
 //! Active health checks: one probe task per backend of every pool with `[pool.health]`.
 //! A supervisor reconciles the tasks with each configuration generation, so probes start
 //! for new backends and stop for backends that left. Decisions (rise/fall, expected
-//! status) are tango-core's; this module only probes (`probe`) and applies.
+//! status) are tango-core's; this module only probes (`probe`) and applies. Each probe
+//! goes with the settings in force when it starts, a reload's included.
 
 mod probe;
 
-use crate::runtime::Runtime;
+use crate::runtime::{BackendState, Runtime};
+use crate::upstream::Dialer;
 use probe::{probe, Wire};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tango_core::config::HealthCheck;
 use tango_core::health::{next_probe_delay, HealthState};
 
 /// Keep one probe task per (pool, address) that has health checks configured.
@@ -56,28 +59,23 @@ pub(crate) async fn supervise(rt: Arc<Runtime>, events: crate::journal::Sink) {
 async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: crate::journal::Sink) {
     let mut state: Option<HealthState> = None;
     loop {
-        // Read the current configuration each round: settings may have been reloaded.
-        let (cfg, backend, dial, wire) = {
-            let snap = rt.current();
-            let Some(p) = snap.pools.iter().find(|p| p.cfg.name == pool) else {
-                return;
-            };
-            let Some(i) = p.cfg.backends.iter().position(|b| b.address == address) else {
-                return;
-            };
-            let Some(cfg) = p.cfg.health.clone() else {
-                return;
-            };
-            (cfg, p.backends[i].clone(), p.dial.clone(), Wire::of(&p.cfg))
+        // The interval in force now; the wait may be long, and a reload during it.
+        let Some((cfg, ..)) = current(&rt, &pool, &address) else {
+            return;
         };
-        let st = state.get_or_insert_with(|| HealthState::new(&cfg));
-        st.reconfigure(cfg.rise, cfg.fall);
         tokio::time::sleep(next_probe_delay(
             cfg.interval,
             cfg.jitter,
             crate::rng::next_u64(),
         ))
         .await;
+        // The settings in force when the probe goes: a reload during the wait (a new
+        // path, expected statuses, TLS) applies to it, not only to the one after.
+        let Some((cfg, backend, dial, wire)) = current(&rt, &pool, &address) else {
+            return;
+        };
+        let st = state.get_or_insert_with(|| HealthState::new(&cfg));
+        st.reconfigure(cfg.rise, cfg.fall);
         let probe = probe(&address, &cfg, &dial, wire).await;
         if let Some(t) = st.record(probe, rt.elapsed()) {
             // Back in service, slow start ramps it up from now.
@@ -94,4 +92,19 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
             }
         }
     }
+}
+
+/// What probing `address` in `pool` takes in the configuration in force: the check,
+/// the backend, how to connect and what to speak; `None` once the pool, the backend or
+/// the pool's checks are gone.
+fn current(
+    rt: &Runtime,
+    pool: &str,
+    address: &str,
+) -> Option<(HealthCheck, Arc<BackendState>, Arc<Dialer>, Wire)> {
+    let snap = rt.current();
+    let p = snap.pools.iter().find(|p| p.cfg.name == pool)?;
+    let i = p.cfg.backends.iter().position(|b| b.address == address)?;
+    let cfg = p.cfg.health.clone()?;
+    Some((cfg, p.backends[i].clone(), p.dial.clone(), Wire::of(&p.cfg)))
 }

@@ -9,6 +9,10 @@
 //! do. The line is written when the entry is dropped, so a request cut before its
 //! response is done (the drain's grace ran out, or a second signal ended it) still gets
 //! one, with what was known by then (`Pending` keeps that for the HTTP/1.1 engine).
+//! A request that opens a tunnel (a `101`, or a `2xx` to CONNECT) has its line written
+//! when the tunnel ends, on every path: `bytes_in` and `bytes_out` count what the
+//! tunnel carried each way, `total_ms` its whole life, as nginx logs a WebSocket
+//! (hyper's side hands the entry to the tunnel's task, `TunnelLog`).
 //! The line's format is `format`'s; lines go to a buffered sink (`sink`), flushed
 //! four times a second and reopened on SIGUSR1 for logrotate. Nothing here runs when the
 //! access log is off.
@@ -21,6 +25,7 @@ pub(crate) use sink::Sink;
 
 use super::body::ProxyBody;
 use super::exchange::Target;
+use super::tunnel::Carried;
 use crate::runtime::Snapshot;
 use bytes::Bytes;
 use format::{protocol, text, Fields, Ms};
@@ -224,11 +229,33 @@ impl Entry {
         self.upstream = o.upstream;
     }
 
-    /// Set the request body bytes read, counted by the caller.
-    pub(crate) fn set_bytes_in(&self, n: u64) {
-        if let Some(c) = &self.bytes_in {
-            c.store(n, std::sync::atomic::Ordering::Relaxed);
+    /// Set the request body bytes read, counted by the caller (with the bytes a tunnel
+    /// the request opened carried from the client).
+    pub(crate) fn set_bytes_in(&mut self, n: u64) {
+        match &self.bytes_in {
+            Some(c) => c.store(n, std::sync::atomic::Ordering::Relaxed),
+            // A request without a body that opened a tunnel.
+            None if n > 0 => self.bytes_in = Some(Arc::new(AtomicU64::new(n))),
+            None => {}
         }
+    }
+
+    /// Record the outcome of a request whose answer opens a tunnel: its line waits
+    /// for the tunnel's end ([`Entry::tunnel_ended`]).
+    pub(crate) fn tunnel_opened(mut self, snap: &Arc<Snapshot>, o: Outcome) -> Entry {
+        self.record(snap, o);
+        self
+    }
+
+    /// The tunnel is over, having carried `c`: the line is written now.
+    pub(crate) fn tunnel_ended(mut self, c: Carried) {
+        let body = self
+            .bytes_in
+            .as_ref()
+            .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed));
+        self.set_bytes_in(body + c.to_upstream);
+        self.bytes_out = c.to_client;
+        // Dropped here, which writes the line.
     }
 
     /// Set the response body bytes sent so far (a request cut before its response is
@@ -293,6 +320,11 @@ impl Entry {
         }
     }
 }
+
+/// Where a request that may open a tunnel (HTTP/1.1 with `Upgrade`, or CONNECT) on
+/// hyper's side gets its entry once its answer opened one: the tunnel's task writes the
+/// line when the tunnel ends. Made only with the access log on.
+pub(crate) type TunnelLog = tokio::sync::oneshot::Receiver<Entry>;
 
 /// A response body that counts what it sends; its entry writes the access log line
 /// when it is dropped: hyper drops it once it is sent whole, or when the client goes

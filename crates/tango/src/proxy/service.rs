@@ -4,7 +4,7 @@
 //! Per request this allocates what hyper needs and the forwarded headers; the access
 //! log's entry is made only when it is on.
 
-use super::access::{AccessLog, Logged, Outcome};
+use super::access::{AccessLog, Entry, Logged, Outcome};
 use super::accounting::Ledger;
 use super::body::ProxyBody;
 use super::error::ProxyError;
@@ -67,7 +67,7 @@ pub(crate) async fn handle(
         .map(|log| log.entry(&ctx.settings, ctx.peer, &req, &request_id));
     let snap = ctx.rt.current();
     let started = Instant::now();
-    let bytes_in = entry.as_ref().and_then(|e| e.bytes_in());
+    let (to_tunnel, counting) = Counting::of(entry.as_ref(), &req);
     let grpc = super::grpc::is_grpc(req.headers());
     // The status a failure stands for (a gRPC client is answered 200 with its status).
     let mut failed = None;
@@ -90,7 +90,7 @@ pub(crate) async fn handle(
         vars,
         request_id: &request_id,
     };
-    let (mut resp, target) = match answer(&ctx, &snap, req, &routed, bytes_in).await {
+    let (mut resp, target) = match answer(&ctx, &snap, req, &routed, counting).await {
         Ok(r) => r,
         Err((e, target)) => {
             tracing::debug!(error = %e, blame = ?e.blame(), "request failed");
@@ -125,8 +125,49 @@ pub(crate) async fn handle(
         tries: target.tries,
         upstream: target.upstream,
     };
+    if let Some(tx) = to_tunnel.filter(|_| http1::switches_protocols(connect, outcome.status)) {
+        // The tunnel's task writes the line when it ends; if no tunnel was opened (its
+        // task is gone), the entry comes back and is written now.
+        drop(tx.send(entry.tunnel_opened(&snap, outcome)));
+        return Ok(resp.map(Either::Left));
+    }
     Ok(resp.map(|body| Either::Right(entry.finish(&snap, outcome, body))))
 }
+
+/// What the access log counts of a request as it goes, when it is on.
+struct Counting {
+    /// The request body's bytes, for a request with a body.
+    bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// For a request that may open a tunnel: where the tunnel's task gets the entry.
+    tunnel_log: Option<super::access::TunnelLog>,
+}
+
+impl Counting {
+    /// What `req`'s `entry` (with the access log on) counts; for a request that may
+    /// open a tunnel (CONNECT, or `Upgrade`), also where its entry goes once its
+    /// answer opened one, for the tunnel to write its line when it ends.
+    fn of(entry: Option<&Entry>, req: &Request<Incoming>) -> (Option<ToTunnel>, Counting) {
+        let bytes_in = entry.and_then(|e| e.bytes_in());
+        // Looked at only with the access log on.
+        let tunnels =
+            || req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+        let (tx, tunnel_log) = match entry {
+            Some(_) if tunnels() => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let counting = Counting {
+            bytes_in,
+            tunnel_log,
+        };
+        (tx, counting)
+    }
+}
+
+/// Where a request's entry goes when its answer opens a tunnel.
+type ToTunnel = tokio::sync::oneshot::Sender<Entry>;
 
 /// Where a request goes, and what its route edits.
 struct Routed<'a> {
@@ -190,7 +231,7 @@ async fn answer(
     snap: &Arc<Snapshot>,
     req: Request<Incoming>,
     routed: &Routed<'_>,
-    bytes_in: Option<Arc<std::sync::atomic::AtomicU64>>,
+    counting: Counting,
 ) -> Result<(Response<ProxyBody>, Target), Failure> {
     let mut target = Target::default();
     headers::check_authority(req.version(), req.uri(), req.headers())
@@ -233,7 +274,7 @@ async fn answer(
     let protocol = pool.cfg.protocol;
     let te = protocol != UpstreamProtocol::Http1 && h2::te_trailers(req.headers());
     let ledger = Ledger::new(Arc::clone(&ctx.rt), Arc::clone(snap), pool_index);
-    let mut out = outgoing(ctx, req, routed, bytes_in, ledger).map_err(|e| (e, target))?;
+    let mut out = outgoing(ctx, req, routed, counting, ledger).map_err(|e| (e, target))?;
     let deadline = tokio::time::Instant::now() + pool.cfg.timeout.min(ctx.settings.request_timeout);
     let rt = ctx.rt.as_ref();
     let t = &mut target;
@@ -255,7 +296,7 @@ fn outgoing(
     ctx: &ConnCtx,
     mut req: Request<Incoming>,
     routed: &Routed<'_>,
-    counted: Option<Arc<std::sync::atomic::AtomicU64>>,
+    counting: Counting,
     ledger: Ledger,
 ) -> Result<Outgoing, ProxyError> {
     let upgrade = if req.version() == Version::HTTP_11 {
@@ -317,7 +358,8 @@ fn outgoing(
         asks_upgrade: upgrade.is_some(),
         client_upgrade,
         tunnel,
-        counted,
+        counted: counting.bytes_in,
+        tunnel_log: counting.tunnel_log,
         stall: ctx.settings.idle_timeout,
         origin: ctx.origin,
         ledger: Some(ledger),

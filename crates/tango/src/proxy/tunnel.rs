@@ -15,6 +15,9 @@
 //! would otherwise hold its descriptors, its connection slot and the backend's
 //! in-flight count for good. WebSocket pings are bytes: a protocol that keeps itself
 //! alive more often than that is never cut.
+//!
+//! The bytes written each way are counted (`Carried`), for the tunnel's access log line,
+//! which is written when the tunnel ends.
 
 use super::shutdown::Shutdown;
 use std::io;
@@ -25,14 +28,24 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// The bytes a tunnel carried each way, as written to the other side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Carried {
+    /// From the client to the backend.
+    pub(crate) to_upstream: u64,
+    /// From the backend to the client.
+    pub(crate) to_client: u64,
+}
+
 /// Bytes both ways between `client` and `upstream` until the tunnel is over, no byte
-/// has moved for `idle`, or shutdown begins.
+/// has moved for `idle`, or shutdown begins; what it carried each way.
 pub(crate) async fn relay<C, U>(
     client: &mut C,
     upstream: &mut U,
     idle: Duration,
     shutdown: &Shutdown,
-) where
+) -> Carried
+where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
     U: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
@@ -40,7 +53,26 @@ pub(crate) async fn relay<C, U>(
     let moved = AtomicU64::new(0);
     let mut c = Noted::new(client, &moved, since);
     let mut u = Noted::new(upstream, &moved, since);
-    let copy = tokio::io::copy_bidirectional(&mut c, &mut u);
+    copy_until_over(&mut c, &mut u, idle, shutdown, since, &moved).await;
+    Carried {
+        to_upstream: u.written,
+        to_client: c.written,
+    }
+}
+
+/// The copy both ways, until it is over, idle for `idle`, or shutdown begins.
+async fn copy_until_over<C, U>(
+    c: &mut Noted<'_, C>,
+    u: &mut Noted<'_, U>,
+    idle: Duration,
+    shutdown: &Shutdown,
+    since: Instant,
+    moved: &AtomicU64,
+) where
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    U: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let copy = tokio::io::copy_bidirectional(c, u);
     let quiet = tokio::time::sleep_until(since + idle);
     tokio::pin!(copy, quiet);
     let mut stop = shutdown.subscribe();
@@ -71,11 +103,13 @@ pub(crate) async fn relay<C, U>(
 }
 
 /// One side of a tunnel, noting when a read last brought bytes (nanoseconds after
-/// `since`, in `moved`): every byte moved is read from one side first.
+/// `since`, in `moved`): every byte moved is read from one side first. It counts the
+/// bytes written to it.
 struct Noted<'a, S: ?Sized> {
     inner: &'a mut S,
     moved: &'a AtomicU64,
     since: Instant,
+    written: u64,
 }
 
 impl<'a, S: ?Sized> Noted<'a, S> {
@@ -84,7 +118,16 @@ impl<'a, S: ?Sized> Noted<'a, S> {
             inner,
             moved,
             since,
+            written: 0,
         }
+    }
+
+    /// Counts what a write took.
+    fn wrote(&mut self, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = r {
+            self.written += n as u64;
+        }
+        r
     }
 }
 
@@ -112,7 +155,9 @@ impl<S: AsyncWrite + Unpin + ?Sized> AsyncWrite for Noted<'_, S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut *this.inner).poll_write(cx, buf);
+        this.wrote(r)
     }
 
     fn poll_write_vectored(
@@ -120,7 +165,9 @@ impl<S: AsyncWrite + Unpin + ?Sized> AsyncWrite for Noted<'_, S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut *this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(r)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -228,3 +228,47 @@ async fn every_kind_of_mistake_in_a_reload_is_refused_at_its_line_and_changes_no
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     assert_eq!(get(&client(), &t.url("/")).await, (200, "a\n".to_string()));
 }
+
+/// A reload that changes a pool's health check applies to the next probe, including
+/// one whose wait began before the reload: a fix for a wrong health path must not cost
+/// one more probe of the old path (one more interval down, which with `rise` and a
+/// long interval is minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_the_very_next_health_probe() {
+    let a = Backend::start("a").await;
+    // `/health` answers 200, which the first check does not expect; `/slow` (counted in
+    // `hits`, not `health_hits`) is the second check's path.
+    let cfg = |path: &str, expect: &str| {
+        config(
+            &format!(
+                "panic_threshold = 0.0\n[pool.health]\npath = \"{path}\"\nexpect = [\"{expect}\"]\ninterval = \"2s\"\njitter = 0.0\nrise = 1\nfall = 1\n"
+            ),
+            &[("a", a.addr, 1)],
+        ) + "\n[guard]\nenabled = false\nrollback = false\n"
+    };
+    let t = Tango::start(&cfg("/health", "204"));
+    wait_status(&t, "a down", std::time::Duration::from_secs(10), |s| {
+        backend_entry(s, "a")["healthy"] == false
+    })
+    .await;
+    // Right after a probe, so the next one is a whole interval away from the reload.
+    let probes = a.state.health_hits.load(Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a.state.health_hits.load(Relaxed) == probes {
+        assert!(std::time::Instant::now() < deadline, "no probe");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    t.write_config(&cfg("/slow?ms=0", "200"));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(s, 200, "{v}");
+    let probes = a.state.health_hits.load(Relaxed);
+    wait_status(&t, "a back up", std::time::Duration::from_secs(10), |s| {
+        backend_entry(s, "a")["healthy"] == true
+    })
+    .await;
+    assert_eq!(
+        a.state.health_hits.load(Relaxed),
+        probes,
+        "a probe after the reload still asked the old path"
+    );
+}

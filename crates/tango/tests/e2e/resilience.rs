@@ -575,3 +575,49 @@ async fn leave_while_in_flight(t: &Tango) {
         "the request of a client that left stays in flight at the backend"
     );
 }
+
+/// Health checks and outlier detection judge apart: a backend ejected for failing real
+/// requests stays ejected while its (cheap) health probe keeps passing, and takes no
+/// requests until the ejection ends (docs/configuration.md, `[pool.outlier]`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_health_probe_does_not_end_an_ejection() {
+    let bs = [Backend::start("a").await, Backend::start("b").await];
+    bs[0].state.fail_status.store(500, Relaxed);
+    let t = Tango::start(&config(
+        "policy = \"round_robin\"\nmax_attempts = 1\n[pool.outlier]\nconsecutive_failures = 1\nbase_ejection = \"60s\"\n[pool.health]\npath = \"/health\"\ninterval = \"50ms\"\ntimeout = \"1s\"\nrise = 1\nfall = 2\njitter = 0.0\n",
+        &[("a", bs[0].addr, 1), ("b", bs[1].addr, 1)],
+    ));
+    let c = client();
+    // Round robin: one of the first two requests reaches `a`, whose 500 ejects it.
+    for _ in 0..2 {
+        get(&c, &t.url("/")).await;
+    }
+    wait_status(&t, "a ejected", Duration::from_secs(10), |s| {
+        entry(s, "a")["ejected"] == true
+    })
+    .await;
+    let (hits, probes) = (
+        bs[0].state.hits.load(Relaxed),
+        bs[0].state.health_hits.load(Relaxed),
+    );
+    // Five probes pass (rise = 1 would bring a down backend back at the first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bs[0].state.health_hits.load(Relaxed) < probes + 5 {
+        assert!(tokio::time::Instant::now() < deadline, "no probes");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = admin_get(&t, "/api/v1/status").await;
+    assert!(
+        entry(&s, "a")["ejected"] == true && entry(&s, "a")["healthy"] == true,
+        "{s}"
+    );
+    for _ in 0..4 {
+        let (s, body) = get(&c, &t.url("/")).await;
+        assert_eq!((s, body.as_str()), (200, "b\n"));
+    }
+    assert_eq!(
+        bs[0].state.hits.load(Relaxed),
+        hits,
+        "the ejected backend got requests"
+    );
+}

@@ -3,10 +3,11 @@
 //! end at once when shutdown begins, and after the listener's `idle_timeout` with no
 //! byte moving either way; a half-close is passed on each way; a reload leaves them
 //! alone. The answers that must not open one are in `answers`; what follows an upgrade
-//! the backend declined, in `declined`.
+//! the backend declined, in `declined`; a tunnel's access log line, in `logged`.
 
 mod answers;
 mod declined;
+mod logged;
 mod peers;
 
 use crate::support::*;

@@ -7,6 +7,7 @@ use super::early::Early;
 use super::send::{self, BodyFail, Framing};
 use super::stream;
 use super::{HeadFail, Missed, Target, Tries};
+use crate::proxy::access::TunnelLog;
 use crate::proxy::accounting::{BodyEnd, Ledger, Owed};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::bufpool::Buf;
@@ -50,6 +51,9 @@ pub(crate) struct Outgoing {
     pub(crate) tunnel: Option<Tunnel>,
     /// The access log's count of request body bytes, when it is on.
     pub(crate) counted: Option<Arc<AtomicU64>>,
+    /// With the access log on, for a request that may open a tunnel: where the tunnel
+    /// gets the request's entry, to write its line when it ends.
+    pub(crate) tunnel_log: Option<TunnelLog>,
     /// How long a response body may stall, and a tunnel go with no byte moving.
     pub(crate) stall: Duration,
     /// The client's connection, as a PROXY header tells of it.
@@ -274,7 +278,7 @@ fn respond(
         if let (Some(client), Some(t)) = (out.client_upgrade.take(), out.tunnel.take()) {
             let early = rbuf[head.head_len..].to_vec();
             let held = (in_flight, t.start());
-            let ends = (out.stall, t.shutdown);
+            let ends = (out.stall, t.shutdown, out.tunnel_log.take());
             tokio::spawn(tunnel(client, up, early, ends, held));
         }
         return Ok(resp);
@@ -297,12 +301,14 @@ fn respond(
 /// hands its connection, or HTTP/2 stream, over) and the backend, the backend's first
 /// bytes (`early`) first, until either side ends it, no byte moves for the idle time,
 /// or shutdown begins (`ends`). Held until it ends: the backend's in-flight count and
-/// the client connection's busy count.
+/// the client connection's busy count. With the access log on, the request's line is
+/// written then, with the bytes the tunnel carried (a tunnel that never opened drops
+/// `log`, and the line is written as the entry comes, or goes).
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     mut up: Upstream<Arc<BackendState>>,
     early: Vec<u8>,
-    (idle, shutdown): (Duration, Shutdown),
+    (idle, shutdown, log): (Duration, Shutdown, Option<TunnelLog>),
     _held: (InFlight, TunnelGuard),
 ) {
     let c = match client.await {
@@ -316,5 +322,13 @@ async fn tunnel(
     if c.write_all(&early).await.is_err() {
         return;
     }
-    crate::proxy::tunnel::relay(&mut c, &mut up.stream, idle, &shutdown).await;
+    let mut carried = crate::proxy::tunnel::relay(&mut c, &mut up.stream, idle, &shutdown).await;
+    carried.to_client += early.len() as u64;
+    // The service hands the entry over as soon as the answer is made, before hyper
+    // sends it, so it is here (or gone with the request) long before the tunnel ends.
+    if let Some(rx) = log {
+        if let Ok(entry) = rx.await {
+            entry.tunnel_ended(carried);
+        }
+    }
 }

@@ -121,6 +121,12 @@ impl BodyIn {
         self.bytes
     }
 
+    /// `n` more bytes from the client went to the backend through the tunnel the
+    /// request opened: the access log counts them with the body's.
+    pub(super) fn carried(&mut self, n: u64) {
+        self.bytes += n;
+    }
+
     /// Where what the client sent after this request starts in the buffer.
     pub(super) fn after(&self) -> usize {
         if self.spent {

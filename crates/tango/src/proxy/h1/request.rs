@@ -159,7 +159,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
     let (r, p) = (&mut s.r, &mut s.log);
     let (next, status, bytes_out) = dispatch(c, buf, r, &p.snap, &mut p.target, started).await;
     r.body.finish(buf);
-    if let Some(entry) = p.entry.take() {
+    if let Some(mut entry) = p.entry.take() {
         entry.set_bytes_in(r.body.bytes_in());
         let t = p.target;
         let o = LogOutcome {

@@ -91,10 +91,11 @@ pub(super) async fn forward(
     let plan = write_head(buf, &head, &rbuf, client, edits);
     let status = head.status;
     if plan.body == BodyPlan::Tunnel {
-        let next = Box::pin(tunnel(c, buf, mark, body, up, &rbuf[head.head_len..])).await;
+        let early = &rbuf[head.head_len..];
+        let next = Box::pin(tunnel(c, buf, mark, body, sent, up, early)).await;
         accounting::body_end(rt, pool, backend, head.status, BodyEnd::Whole);
         drop(in_flight);
-        return (next, status, 0);
+        return (next, status, *sent);
     }
     let mut f = Flow {
         c,
@@ -398,11 +399,14 @@ impl Flow<'_, '_, '_> {
 
 /// After a `101` (or a `2xx` to CONNECT): the head to the client (in `buf` from
 /// `head`), then the tunnel (`proxy::tunnel`). The client side keeps its send timeout.
+/// The bytes it carries count as the request's: to the client in `sent`, from it in
+/// `body`'s count, for the access log line written when it ends.
 async fn tunnel(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     head: usize,
     body: &mut BodyIn,
+    sent: &mut u64,
     mut up: Upstream<&ConnPool>,
     early: &[u8],
 ) -> Next {
@@ -414,6 +418,7 @@ async fn tunnel(
     {
         return Next::Close;
     }
+    *sent += early.len() as u64;
     buf.truncate(head);
     // What the client sent after its request already belongs to the new protocol.
     body.finish(buf);
@@ -424,10 +429,13 @@ async fn tunnel(
     {
         return Next::Close;
     }
+    body.carried(buf.len() as u64);
     buf.clear();
     let shutdown = c.shutdown;
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
     let idle = c.l.idle_timeout;
-    crate::proxy::tunnel::relay(&mut client, &mut up.stream, idle, shutdown).await;
+    let carried = crate::proxy::tunnel::relay(&mut client, &mut up.stream, idle, shutdown).await;
+    *sent += carried.to_client;
+    body.carried(carried.to_upstream);
     Next::Close
 }

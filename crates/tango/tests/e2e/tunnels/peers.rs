@@ -190,6 +190,8 @@ pub struct Front {
     pub tls: Tango,
     pub ck: rcgen::CertifiedKey,
     _dir: tempfile::TempDir,
+    /// Where the access logs are, when they are on.
+    _logs: Option<tempfile::TempDir>,
 }
 
 /// The configuration of one of [`Front`]'s instances: its listener with
@@ -228,6 +230,34 @@ impl Front {
         pool_extra: &str,
         args: &[&str],
     ) -> Front {
+        Self::start_each(backend, listener_extra, pool_extra, [args, args])
+    }
+
+    /// [`Front::start`], each instance writing its access log as JSON to a file of its
+    /// own: the plain instance's, then the TLS one's.
+    pub fn start_logged(backend: SocketAddr) -> (Front, [std::path::PathBuf; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = ["plain.log", "tls.log"].map(|n| dir.path().join(n));
+        let args = logs.each_ref().map(|p| {
+            [
+                "--access-log",
+                p.to_str().unwrap(),
+                "--access-log-format",
+                "json",
+            ]
+        });
+        let mut f = Self::start_each(backend, "", "", [&args[0], &args[1]]);
+        f._logs = Some(dir);
+        (f, logs)
+    }
+
+    /// The two instances, each with its own extra arguments.
+    fn start_each(
+        backend: SocketAddr,
+        listener_extra: &str,
+        pool_extra: &str,
+        [plain_args, tls_args]: [&[&str]; 2],
+    ) -> Front {
         let dir = tempfile::tempdir().unwrap();
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -236,10 +266,11 @@ impl Front {
         let plain = front_config(backend, None, listener_extra, pool_extra);
         let tls = front_config(backend, Some((&cert, &key)), listener_extra, pool_extra);
         Front {
-            plain: Tango::start_with(&plain, args),
-            tls: Tango::start_with(&tls, args),
+            plain: Tango::start_with(&plain, plain_args),
+            tls: Tango::start_with(&tls, tls_args),
             ck,
             _dir: dir,
+            _logs: None,
         }
     }
 
