@@ -218,17 +218,21 @@ pub(crate) struct History {
     pub(crate) torn_tail: bool,
 }
 
-/// Read the journal at `path` and its rotated predecessor (`journal.1.jsonl` beside it).
-/// Missing files read as empty. Bytes that are not UTF-8 are replaced rather than failing
-/// the read; each line that is not an event is skipped, and each file with such lines is
-/// reported once to `damaged`.
+/// Read the journal at `path` and, when it is a `journal.jsonl`, its rotated predecessor
+/// (`journal.1.jsonl` beside it): the rotated file read on its own is not its own
+/// predecessor (each event would be read twice), and a copy under another name has
+/// none. Missing files read as empty. Bytes that are not UTF-8 are replaced rather than
+/// failing the read; each line that is not an event is skipped, and each file with such
+/// lines is reported once to `damaged`.
 pub(crate) fn read_history(
     path: &Path,
     mut damaged: impl FnMut(&Damage),
 ) -> std::io::Result<History> {
     let rotated = path.with_file_name(ROTATED_NAME);
+    let has_predecessor = path.file_name() == Some(std::ffi::OsStr::new(FILE_NAME));
     let mut history = History::default();
-    for (p, current) in [(rotated.as_path(), false), (path, true)] {
+    let files = [(rotated.as_path(), false), (path, true)];
+    for &(p, current) in &files[usize::from(!has_predecessor)..] {
         let bytes = match std::fs::read(p) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 /// Where `timeline` and `postmortem` read events from.
 #[derive(clap::Args)]
 pub(crate) struct SourceArgs {
-    /// Read a journal file (JSON Lines) instead of asking a running instance.
+    /// Read a journal file (JSON Lines) instead of asking a running instance; a
+    /// `journal.jsonl` is read with its rotated predecessor, `journal.1.jsonl` beside it.
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
     /// Admin API address of a running instance: `host:port` or `http://host:port`.
@@ -76,7 +77,7 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
 }
 
 /// Every event the source holds (a running instance: those it keeps in memory, traffic
-/// summaries included; a file: all of it and its rotated predecessor).
+/// summaries included; a file: all of it, and a `journal.jsonl`'s rotated predecessor).
 async fn all_events(a: &SourceArgs) -> anyhow::Result<Vec<tango_core::journal::Event>> {
     Ok(match &a.journal {
         Some(path) => {

@@ -215,3 +215,50 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     drop(taken);
 }
+
+/// `tango timeline --journal` on `path`: its stdout, asserting success.
+fn timeline_of(path: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["timeline", "--journal"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_events(path: &std::path::Path, events: &[Value]) {
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The rotated file read on its own (an incident of yesterday) shows its events once;
+/// the current file brings its predecessor along, and a copy under another name reads
+/// no unrelated `journal.1.jsonl` that happens to be beside it.
+#[test]
+fn the_rotated_journal_read_on_its_own_has_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = [health_event(0, "a"), health_event(1, "a")];
+    let newer = [health_event(2, "a"), health_event(3, "a")];
+    write_events(&dir.path().join("journal.1.jsonl"), &older);
+    write_events(&dir.path().join("journal.jsonl"), &newer);
+    write_events(&dir.path().join("saved.jsonl"), &newer);
+    let render = |events: &[Value]| {
+        let parsed: Vec<tango_core::journal::Event> =
+            serde_json::from_value(Value::Array(events.to_vec())).unwrap();
+        tango_core::journal::render_timeline(&parsed)
+    };
+    assert_eq!(
+        timeline_of(&dir.path().join("journal.1.jsonl")),
+        render(&older)
+    );
+    assert_eq!(
+        timeline_of(&dir.path().join("journal.jsonl")),
+        render(&[&older[..], &newer[..]].concat())
+    );
+    assert_eq!(timeline_of(&dir.path().join("saved.jsonl")), render(&newer));
+}
