@@ -72,7 +72,22 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
         Some(t) => parse_time(t, now)?,
         None => now,
     };
-    anyhow::ensure!(from_ms <= to_ms, "--from is after --to");
+    let at = tango_core::journal::date_time;
+    match &a.to {
+        Some(_) => anyhow::ensure!(
+            from_ms <= to_ms,
+            "--from ({}) is after --to ({})",
+            at(from_ms),
+            at(to_ms)
+        ),
+        // The reader never wrote a --to: say the period ends now.
+        None => anyhow::ensure!(
+            from_ms <= to_ms,
+            "--from ({}) is in the future: the period ends now ({}) without --to",
+            at(from_ms),
+            at(to_ms)
+        ),
+    }
     Ok(Period { from_ms, to_ms })
 }
 

@@ -262,3 +262,38 @@ fn the_rotated_journal_read_on_its_own_has_each_event_once() {
     );
     assert_eq!(timeline_of(&dir.path().join("saved.jsonl")), render(&newer));
 }
+
+/// A period that ends before it starts is refused (exit 1) naming both bounds, and
+/// with no --to, saying that the period ends now rather than blaming a --to never given.
+#[test]
+fn a_period_that_ends_before_it_starts_names_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    write_events(&path, &[health_event(0, "a")]);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args(["timeline", "--journal"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--from", "2999-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "error: --from (2999-01-01 00:00:00Z) is in the future: the period ends now ("
+        ),
+        "{err}"
+    );
+    let (code, err) = run(&["--from", "2000", "--to", "1000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "error: --from (1970-01-01 00:00:02Z) is after --to (1970-01-01 00:00:01Z)\n"
+    );
+}
