@@ -195,15 +195,32 @@ impl Sink {
 pub(crate) struct Damage {
     pub(crate) path: PathBuf,
     pub(crate) skipped: usize,
+    /// The skipped lines' numbers, from 1, so each can be looked at.
+    pub(crate) lines: Vec<usize>,
     /// The first skipped line's problem, e.g. "line 3: skipped, not a journal event: ...".
     pub(crate) first: String,
 }
 
+/// Line numbers named in one warning; past these, only how many more.
+const LINES_NAMED: usize = 10;
+
 impl Damage {
     pub(crate) fn describe(&self) -> String {
+        let named: Vec<String> = self
+            .lines
+            .iter()
+            .take(LINES_NAMED)
+            .map(usize::to_string)
+            .collect();
+        let more = match self.lines.len().saturating_sub(LINES_NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         format!(
-            "skipped {} journal line(s) that are not events (a torn write or corruption); the rest is read; first: {}",
-            self.skipped, self.first
+            "skipped {} journal line(s) that are not events (a torn write or corruption), at line(s) {}{more}; the rest is read; first: {}",
+            self.skipped,
+            named.join(", "),
+            self.first
         )
     }
 }
@@ -249,6 +266,7 @@ pub(crate) fn read_history(
             damaged(&Damage {
                 path: p.to_path_buf(),
                 skipped: parsed.warnings.len(),
+                lines: parsed.skipped_lines.clone(),
                 first: first.clone(),
             });
         }

@@ -297,3 +297,34 @@ fn a_period_that_ends_before_it_starts_names_its_bounds() {
         "error: --from (1970-01-01 00:00:02Z) is after --to (1970-01-01 00:00:01Z)\n"
     );
 }
+
+/// Each line skipped is named by its number, the torn last one too, so an operator can
+/// look at every one (the warning gave the first only).
+#[test]
+fn every_skipped_line_is_named_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let good = |i| format!("{}\n", health_event(i, "a"));
+    let text = [
+        good(0),
+        "not an event\n".to_string(),
+        good(1),
+        "{\"ts_ms\": 1}\n".to_string(),
+        good(2),
+        "{\"ts_ms\":17000".to_string(),
+    ]
+    .concat();
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["timeline", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(
+        stderr.contains("skipped 3 journal line(s) that are not events (a torn write or corruption), at line(s) 2, 4, 6; the rest is read; first: line 2: "),
+        "{stderr}"
+    );
+}
