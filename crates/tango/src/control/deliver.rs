@@ -30,7 +30,12 @@ const FIRING_FOR: Duration = Duration::from_secs(4 * 60);
 /// configured target: one alert per incident, identified by its id.
 pub(crate) fn deliver(targets: &Alerts, incident: &Incident, status: &str) {
     if let Some(url) = &targets.webhook {
-        spawn_post(url.clone(), webhook_body(incident, status));
+        let body = Body {
+            id: incident.id.clone(),
+            resolved: status == "resolved",
+            json: webhook_body(incident, status),
+        };
+        spawn_post(url.clone(), body);
     }
     if let Some(base) = &targets.alertmanager {
         queue_alertmanager(format!("{base}/api/v2/alerts"), incident.clone());
@@ -95,11 +100,40 @@ fn alertmanager_alert(i: &Incident, now_ms: u64) -> serde_json::Value {
     alert
 }
 
-type Queue = tokio::sync::mpsc::UnboundedSender<serde_json::Value>;
+/// One webhook delivery: the incident's state, firing or resolved.
+#[derive(Debug, Clone, PartialEq)]
+struct Body {
+    id: String,
+    resolved: bool,
+    json: serde_json::Value,
+}
+
+/// A webhook's deliveries waiting to be sent, oldest first. A firing state replaces the
+/// same incident's firing state still waiting (the newer says all the older did, and
+/// both read `"status": "firing"`), so behind a slow or unreachable receiver at most
+/// one state per incident and status waits, not one per change, and what it gets
+/// once it answers is current. A resolution is never replaced, nor overtaken.
+#[derive(Debug, Default)]
+struct Pending(std::collections::VecDeque<Body>);
+
+impl Pending {
+    fn push(&mut self, b: Body) {
+        if !b.resolved {
+            let last = self.0.iter_mut().rev().find(|w| w.id == b.id);
+            if let Some(waiting) = last.filter(|w| !w.resolved) {
+                *waiting = b;
+                return;
+            }
+        }
+        self.0.push_back(b);
+    }
+}
+
+type Queue = tokio::sync::mpsc::UnboundedSender<Body>;
 
 /// Queue a POST to `url`. Each URL has one task that sends its queue in order, so an
 /// incident's update never overtakes its opening, nor its resolution its update.
-fn spawn_post(url: String, body: serde_json::Value) {
+fn spawn_post(url: String, body: Body) {
     static QUEUES: std::sync::Mutex<Vec<(String, Queue)>> = std::sync::Mutex::new(Vec::new());
     let mut queues = QUEUES.lock().unwrap_or_else(|p| p.into_inner());
     let body = match queues.iter().find(|(u, _)| *u == url) {
@@ -185,10 +219,24 @@ impl Resend {
     }
 }
 
-async fn send_queue(url: String, mut rx: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>) {
+/// One webhook: what came while a delivery was being tried joins [`Pending`] before
+/// the next is sent.
+async fn send_queue(url: String, mut rx: tokio::sync::mpsc::UnboundedReceiver<Body>) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    while let Some(body) = rx.recv().await {
-        post(&client, &url, Bytes::from(body.to_string())).await;
+    let mut pending = Pending::default();
+    loop {
+        if pending.0.is_empty() {
+            match rx.recv().await {
+                Some(b) => pending.push(b),
+                None => return,
+            }
+        }
+        while let Ok(b) = rx.try_recv() {
+            pending.push(b);
+        }
+        if let Some(b) = pending.0.pop_front() {
+            post(&client, &url, Bytes::from(b.json.to_string())).await;
+        }
     }
 }
 
@@ -226,4 +274,45 @@ async fn post(
         }
     }
     tracing::error!(url = %url, "alert delivery gave up after {ATTEMPTS} attempts");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Body, Pending};
+
+    fn body(id: &str, resolved: bool, n: u32) -> Body {
+        Body {
+            id: id.into(),
+            resolved,
+            json: serde_json::json!(n),
+        }
+    }
+
+    #[test]
+    fn a_waiting_firing_state_is_replaced_by_the_newer_and_a_resolution_never() {
+        let mut p = Pending::default();
+        p.push(body("a", false, 1));
+        p.push(body("b", false, 2));
+        for n in 3..100 {
+            p.push(body("a", false, n));
+        }
+        p.push(body("a", true, 100));
+        // Reopened after its resolution: a firing state after it, not in its place.
+        p.push(body("a", false, 101));
+        p.push(body("a", false, 102));
+        let left: Vec<(String, bool, serde_json::Value)> =
+            p.0.into_iter()
+                .map(|b| (b.id, b.resolved, b.json))
+                .collect();
+        let want = |id: &str, r: bool, n: u32| (id.to_string(), r, serde_json::json!(n));
+        assert_eq!(
+            left,
+            [
+                want("a", false, 99),
+                want("b", false, 2),
+                want("a", true, 100),
+                want("a", false, 102),
+            ]
+        );
+    }
 }
