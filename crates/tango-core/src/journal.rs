@@ -255,6 +255,8 @@ pub struct Parsed {
     pub events: Vec<Event>,
     /// One warning per line that was skipped.
     pub warnings: Vec<String>,
+    /// The number (from 1) of each line that was skipped, as the warnings say them.
+    pub skipped_lines: Vec<usize>,
 }
 
 /// Reads JSON Lines. A last line without its newline that does not parse is a write torn
@@ -267,7 +269,11 @@ pub fn parse_lines(text: &str) -> Parsed {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Event>(line) {
+        let parsed = serde_json::from_str::<Event>(line);
+        if parsed.is_err() {
+            out.skipped_lines.push(i + 1);
+        }
+        match parsed {
             Ok(e) => out.events.push(e),
             Err(err) if i + 1 == lines.len() && !complete => out.warnings.push(format!(
                 "line {}: skipped a torn last line (an interrupted write): {err}",

@@ -195,15 +195,32 @@ impl Sink {
 pub(crate) struct Damage {
     pub(crate) path: PathBuf,
     pub(crate) skipped: usize,
+    /// The skipped lines' numbers, from 1, so each can be looked at.
+    pub(crate) lines: Vec<usize>,
     /// The first skipped line's problem, e.g. "line 3: skipped, not a journal event: ...".
     pub(crate) first: String,
 }
 
+/// Line numbers named in one warning; past these, only how many more.
+const LINES_NAMED: usize = 10;
+
 impl Damage {
     pub(crate) fn describe(&self) -> String {
+        let named: Vec<String> = self
+            .lines
+            .iter()
+            .take(LINES_NAMED)
+            .map(usize::to_string)
+            .collect();
+        let more = match self.lines.len().saturating_sub(LINES_NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
         format!(
-            "skipped {} journal line(s) that are not events (a torn write or corruption); the rest is read; first: {}",
-            self.skipped, self.first
+            "skipped {} journal line(s) that are not events (a torn write or corruption), at line(s) {}{more}; the rest is read; first: {}",
+            self.skipped,
+            named.join(", "),
+            self.first
         )
     }
 }
@@ -218,17 +235,21 @@ pub(crate) struct History {
     pub(crate) torn_tail: bool,
 }
 
-/// Read the journal at `path` and its rotated predecessor (`journal.1.jsonl` beside it).
-/// Missing files read as empty. Bytes that are not UTF-8 are replaced rather than failing
-/// the read; each line that is not an event is skipped, and each file with such lines is
-/// reported once to `damaged`.
+/// Read the journal at `path` and, when it is a `journal.jsonl`, its rotated predecessor
+/// (`journal.1.jsonl` beside it): the rotated file read on its own is not its own
+/// predecessor (each event would be read twice), and a copy under another name has
+/// none. Missing files read as empty. Bytes that are not UTF-8 are replaced rather than
+/// failing the read; each line that is not an event is skipped, and each file with such
+/// lines is reported once to `damaged`.
 pub(crate) fn read_history(
     path: &Path,
     mut damaged: impl FnMut(&Damage),
 ) -> std::io::Result<History> {
     let rotated = path.with_file_name(ROTATED_NAME);
+    let has_predecessor = path.file_name() == Some(std::ffi::OsStr::new(FILE_NAME));
     let mut history = History::default();
-    for (p, current) in [(rotated.as_path(), false), (path, true)] {
+    let files = [(rotated.as_path(), false), (path, true)];
+    for &(p, current) in &files[usize::from(!has_predecessor)..] {
         let bytes = match std::fs::read(p) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -245,6 +266,7 @@ pub(crate) fn read_history(
             damaged(&Damage {
                 path: p.to_path_buf(),
                 skipped: parsed.warnings.len(),
+                lines: parsed.skipped_lines.clone(),
                 first: first.clone(),
             });
         }

@@ -45,25 +45,44 @@ struct Subject {
     others: Vec<String>,
     /// The backends it is about: the headline and every signal's.
     backends: Vec<String>,
+    /// The journal no longer has the incident's opening (rotated away).
+    opening_lost: bool,
 }
 
 /// Alerts firing this close to the first one belong to the same start of an incident
 /// (journals without incidents).
 const INCIDENT_START_MS: u64 = 10_000;
 
-/// The latest journaled state of each incident opened in the period (or the one asked
-/// for): the first such incident, with its resolution if journaled.
-fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subject> {
-    let opened = sorted.iter().find_map(|e| match &e.kind {
-        EventKind::IncidentOpened { incident } => {
-            let wanted = match &input.incident {
-                Some(id) => *id == incident.id,
-                None => e.ts_ms >= input.from_ms && e.ts_ms <= input.to_ms,
-            };
-            wanted.then_some(incident)
-        }
+/// Every journaled state of an incident: opened, updated or resolved.
+fn incident_of(e: &Event) -> Option<&Incident> {
+    match &e.kind {
+        EventKind::IncidentOpened { incident }
+        | EventKind::IncidentUpdated { incident }
+        | EventKind::IncidentResolved { incident } => Some(incident),
         _ => None,
-    })?;
+    }
+}
+
+/// The latest journaled state of each incident opened in the period (or the one asked
+/// for): the first such incident, with its resolution if journaled. An incident whose
+/// opening the journal rotated away is found by its later events, which carry it whole.
+fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subject> {
+    let wanted = |incident: &Incident, at: u64| match &input.incident {
+        Some(id) => *id == incident.id,
+        None => at >= input.from_ms && at <= input.to_ms,
+    };
+    let opened = sorted.iter().find_map(|e| match &e.kind {
+        EventKind::IncidentOpened { incident } => wanted(incident, e.ts_ms).then_some(incident),
+        _ => None,
+    });
+    let opening_lost = opened.is_none();
+    let opened = match opened {
+        Some(i) => i,
+        None => sorted
+            .iter()
+            .filter_map(|e| incident_of(e))
+            .find(|i| wanted(i, i.opened_ms))?,
+    };
     let mut last: &Incident = opened;
     let mut resolved_ms = None;
     for e in sorted {
@@ -99,6 +118,7 @@ fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subjec
             .map(|s| signal_line(&s.evidence))
             .collect(),
         backends,
+        opening_lost,
     })
 }
 
@@ -149,15 +169,14 @@ fn alert_subject(sorted: &[&Event], events: &[Event], input: &PostmortemInput) -
         sentence: cause_of(alert, events).sentence,
         others: vec![alert_figures(alert)],
         backends: vec![alert.backend.clone()],
+        opening_lost: false,
     })
 }
 
-/// Whether the journal has an incident of this id (the draft is about it only then).
+/// Whether the journal has an incident of this id, opened or only updated or resolved
+/// (its opening rotated away): the draft is about it only then.
 pub fn has_incident(events: &[Event], id: &str) -> bool {
-    events.iter().any(|e| match &e.kind {
-        EventKind::IncidentOpened { incident } => incident.id == id,
-        _ => false,
-    })
+    events.iter().filter_map(incident_of).any(|i| i.id == id)
 }
 
 /// A Markdown post-mortem draft; see the module documentation.
@@ -215,6 +234,20 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
         s.kind.as_str().replace('_', "-"),
         inline(&s.pool)
     );
+    push_summary(&mut out, &s, end);
+    push_impact(&mut out, &cost, &s.pool);
+    let _ = writeln!(out, "## Timeline\n");
+    push_timeline(&mut out, &in_range, events);
+    let _ = writeln!(out, "\n## Root Cause\n\n{}\n", inline(&s.sentence));
+    let _ = writeln!(out, "## Resolution\n");
+    push_resolution(&mut out, &s, &sorted);
+    push_corrective(&mut out, input);
+    out
+}
+
+/// The Issue Summary: the incident's window, its one line, its other signals, and
+/// whether the journal still has its opening.
+fn push_summary(out: &mut String, s: &Subject, end: u64) {
     let _ = writeln!(out, "## Issue Summary\n");
     let _ = writeln!(
         out,
@@ -236,14 +269,13 @@ pub fn render_postmortem(events: &[Event], input: &PostmortemInput) -> String {
     if !s.others.is_empty() {
         let _ = writeln!(out, "Also in it: {}.\n", inline(&s.others.join(", ")));
     }
-    push_impact(&mut out, &cost, &s.pool);
-    let _ = writeln!(out, "## Timeline\n");
-    push_timeline(&mut out, &in_range, events);
-    let _ = writeln!(out, "\n## Root Cause\n\n{}\n", inline(&s.sentence));
-    let _ = writeln!(out, "## Resolution\n");
-    push_resolution(&mut out, &s, &sorted);
-    push_corrective(&mut out, input);
-    out
+    if s.opening_lost {
+        let _ = writeln!(
+            out,
+            "The journal no longer has this incident's opening (rotated away: \
+             `admin.journal_max_bytes`); this draft is from its later events.\n"
+        );
+    }
 }
 
 /// The impact over the incident's window, as a list a reader (or a test) can take apart.

@@ -161,6 +161,49 @@ fn an_incident_id_the_journal_lacks_gets_no_draft_about_another() {
     assert!(!has_incident(&events, "nope"));
 }
 
+/// Rotation took everything up to and including the incident's opening; its
+/// resolution, which carries it whole, is left.
+#[test]
+fn an_incident_whose_opening_rotated_away_is_still_drafted() {
+    let all = journaled_incident();
+    let opened_at = all
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::IncidentOpened { .. }))
+        .unwrap()
+        .ts_ms;
+    let events: Vec<Event> = all.into_iter().filter(|e| e.ts_ms > opened_at).collect();
+    let id = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::IncidentResolved { incident } => Some(incident.id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(has_incident(&events, &id));
+    for asked in [Some(id.clone()), None] {
+        let input = PostmortemInput {
+            from_ms: T0 - 60_000,
+            to_ms: T0 + 120_000,
+            incident: asked,
+            ..Default::default()
+        };
+        let md = render_postmortem(&events, &input);
+        assert!(
+            md.starts_with("# Post-mortem draft: backend-2 over-share in pool web\n"),
+            "{md}"
+        );
+        assert!(md.contains(&format!("Incident {id}.")), "{md}");
+        assert!(
+            md.contains("The journal no longer has this incident's opening (rotated away"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- Requests answered to pool web's clients: 6000"),
+            "{md}"
+        );
+    }
+}
+
 #[test]
 fn the_impact_covers_the_incident_window_only() {
     let input = PostmortemInput {

@@ -8,9 +8,10 @@
 //!   (the dashboard's fifteen minutes), `config` (the text in force, token redacted)
 //!   and `POST reload` (through `Control`, with the reload guard's overrides).
 //!
-//! A non-loopback admin address without a token is refused when the configuration is
-//! validated. The listener keeps serving while tango drains on shutdown, so `/ready` can
-//! say 503.
+//! Every answer under `/api/` that refuses a call is JSON (`json_errors`), axum's own
+//! refusals included. A non-loopback admin address without a token is refused when the
+//! configuration is validated. The listener keeps serving while tango drains on
+//! shutdown, so `/ready` can say 503.
 
 mod auth;
 mod dashboard;
@@ -68,6 +69,7 @@ pub(crate) async fn serve(
         .route("/ready", get(ready))
         .merge(dashboard::assets())
         .merge(api)
+        .layer(middleware::from_fn(json_errors))
         .with_state(state);
     // No graceful shutdown: the admin API answers until the process exits, so `/ready`
     // reports the drain instead of refusing connections.
@@ -96,6 +98,43 @@ async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> R
         )
             .into_response(),
     }
+}
+
+/// Every refusal under `/api/` as JSON, `{"error": "..."}` like the API's own: axum's
+/// (an unknown path, a method the path does not take, a query or a body it cannot read,
+/// a body over its limit) come as plain text or empty, which a client reading the
+/// error from JSON would report as nothing, or as garbage.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let error = match text.is_empty() {
+        true => status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase(),
+        false => text,
+    };
+    let mut out = (status, Json(json!({ "error": error }))).into_response();
+    // What the refusal says beside its body: the methods the path takes, the scheme.
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 /// 200 while serving (the listeners are bound before the admin API starts), 503 once

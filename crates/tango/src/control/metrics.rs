@@ -30,6 +30,22 @@ struct TangoCollector {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A label value as both exposition formats spell it: prometheus-client writes label
+/// values as given, and a backend's name may hold any character (a quote or a newline
+/// written raw would make the whole scrape unreadable, every series lost with it).
+fn value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn gauge_family(
     enc: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -107,21 +123,20 @@ impl BackendRows {
         let mut r = BackendRows::default();
         for pool in &snap.pools {
             let in_panic = pool.shared.panic();
+            let pool_name = value(&pool.cfg.name);
             r.panic.push((
-                vec![("pool", pool.cfg.name.clone())],
+                vec![("pool", pool_name.clone())],
                 if in_panic { 1.0 } else { 0.0 },
             ));
             let (resent, refused) = pool.retry_budget.counts();
             for (result, n) in [("sent", resent), ("refused", refused)] {
-                let labels = vec![("pool", pool.cfg.name.clone()), ("result", result.into())];
+                let labels = vec![("pool", pool_name.clone()), ("result", result.into())];
                 r.resends.push((labels, n));
             }
             for (i, b) in pool.backends.iter().enumerate() {
                 let bcfg = &pool.cfg.backends[i];
-                let labels: Labels = vec![
-                    ("pool", pool.cfg.name.clone()),
-                    ("backend", bcfg.name.clone()),
-                ];
+                let labels: Labels =
+                    vec![("pool", pool_name.clone()), ("backend", value(&bcfg.name))];
                 let s = b.stats.snapshot();
                 for (c, n) in s.by_class.iter().enumerate() {
                     let mut l = labels.clone();
@@ -278,12 +293,13 @@ impl TangoCollector {
             names.sort();
             for name in names {
                 let v = &pools[name];
+                let pool = value(name);
                 for g in &v.gauges {
-                    let l: Labels = vec![("pool", name.clone()), ("backend", g.backend.clone())];
+                    let l: Labels = vec![("pool", pool.clone()), ("backend", value(&g.backend))];
                     observed.push((l.clone(), g.observed_share));
                     expected.push((l, g.expected_share));
                 }
-                skew.push((vec![("pool", name.clone())], v.skew_score));
+                skew.push((vec![("pool", pool)], v.skew_score));
             }
         }
         gauge_family(

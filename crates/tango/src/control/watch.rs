@@ -178,6 +178,7 @@ pub(crate) async fn run(
     let mut pools: HashMap<String, PoolWatch> = HashMap::new();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut resend = crate::control::deliver::Resend::new(unix_ms());
     loop {
         interval.tick().await;
         let snap = rt.snapshot.load_full();
@@ -214,6 +215,7 @@ pub(crate) async fn run(
                 signals(&journal, &state, &control, &targets, w, &mut recent, now_ms).await;
             }
         }
+        resend.tick(&targets, || state.incidents().0, now_ms);
         if let Some(control) = control.upgrade() {
             control.expire_canary(now_ms);
         }

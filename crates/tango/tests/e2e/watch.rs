@@ -12,6 +12,8 @@
 //!   distribution; a hot key is named with its share and backend.
 //! - `killed`: a killed backend with retries: clients saw no error and the alert says
 //!   so; the incident stays open while the backend is down.
+//! - `delivery`: an incident open past Alertmanager's `resolve_timeout` stays firing
+//!   there.
 //! - `policy`: a reload to least request raises no under-share its tuning has none of;
 //!   a reload to a policy that skews the split is a shift blamed on the reload.
 //! - `postmortem`: the impact of a known incident window, counted by the test, from the
@@ -20,6 +22,7 @@
 //!   began, and the post-mortem does not call that slow traffic the pool's normal.
 
 mod causes;
+mod delivery;
 mod harness;
 mod keys;
 mod killed;

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 /// Where `timeline` and `postmortem` read events from.
 #[derive(clap::Args)]
 pub(crate) struct SourceArgs {
-    /// Read a journal file (JSON Lines) instead of asking a running instance.
+    /// Read a journal file (JSON Lines) instead of asking a running instance; a
+    /// `journal.jsonl` is read with its rotated predecessor, `journal.1.jsonl` beside it.
     #[arg(long)]
     journal: Option<std::path::PathBuf>,
     /// Admin API address of a running instance: `host:port` or `http://host:port`.
@@ -71,12 +72,27 @@ fn period(a: &SourceArgs) -> anyhow::Result<Period> {
         Some(t) => parse_time(t, now)?,
         None => now,
     };
-    anyhow::ensure!(from_ms <= to_ms, "--from is after --to");
+    let at = tango_core::journal::date_time;
+    match &a.to {
+        Some(_) => anyhow::ensure!(
+            from_ms <= to_ms,
+            "--from ({}) is after --to ({})",
+            at(from_ms),
+            at(to_ms)
+        ),
+        // The reader never wrote a --to: say the period ends now.
+        None => anyhow::ensure!(
+            from_ms <= to_ms,
+            "--from ({}) is in the future: the period ends now ({}) without --to",
+            at(from_ms),
+            at(to_ms)
+        ),
+    }
     Ok(Period { from_ms, to_ms })
 }
 
 /// Every event the source holds (a running instance: those it keeps in memory, traffic
-/// summaries included; a file: all of it and its rotated predecessor).
+/// summaries included; a file: all of it, and a `journal.jsonl`'s rotated predecessor).
 async fn all_events(a: &SourceArgs) -> anyhow::Result<Vec<tango_core::journal::Event>> {
     Ok(match &a.journal {
         Some(path) => {

@@ -334,3 +334,47 @@ fn run_to_exit(cfg: &str) -> (bool, String) {
     };
     (status.success(), std::fs::read_to_string(&err).unwrap())
 }
+
+/// A refusal under `/api/` is JSON with an `error`, whoever refuses: an unknown path, a
+/// method the path does not take, a query that is not a number, a body over the limit,
+/// as much as the API's own refusals. The page and `/metrics` are not the API's.
+#[tokio::test]
+async fn every_refusal_of_the_api_is_json() {
+    use http_body_util::BodyExt as _;
+    let a = Backend::start("a").await;
+    let t = Tango::start(&config("", &[("a", a.addr, 1)]));
+    let big = vec![b'a'; 3 << 20];
+    let cases: [(&str, &str, &[u8], u16, &str); 5] = [
+        ("GET", "/api/v1/nope", b"", 404, "not found"),
+        ("POST", "/api/v1/status", b"", 405, "method not allowed"),
+        ("GET", "/api/v1/journal?from_ms=abc", b"", 400, "from_ms"),
+        ("POST", "/api/v1/reload", &big, 413, "length limit"),
+        (
+            "POST",
+            "/api/v1/reload",
+            b"{\"force\": 1}",
+            400,
+            "not a reload request",
+        ),
+    ];
+    for (method, path, body, status, says) in cases {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(t.admin_url(path))
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        let resp = client().request(req).await.unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let ct = resp.headers()[http::header::CONTENT_TYPE].clone();
+        assert_eq!(ct, "application/json", "{method} {path}");
+        if status == 405 {
+            assert_eq!(resp.headers()[http::header::ALLOW], "GET,HEAD");
+        }
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"));
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{method} {path}: {v}");
+    }
+    assert_eq!(call(&t, "GET", "/nope", None).await.0, 404);
+}

@@ -215,3 +215,116 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
     drop(taken);
 }
+
+/// `tango timeline --journal` on `path`: its stdout, asserting success.
+fn timeline_of(path: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["timeline", "--journal"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_events(path: &std::path::Path, events: &[Value]) {
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The rotated file read on its own (an incident of yesterday) shows its events once;
+/// the current file brings its predecessor along, and a copy under another name reads
+/// no unrelated `journal.1.jsonl` that happens to be beside it.
+#[test]
+fn the_rotated_journal_read_on_its_own_has_each_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = [health_event(0, "a"), health_event(1, "a")];
+    let newer = [health_event(2, "a"), health_event(3, "a")];
+    write_events(&dir.path().join("journal.1.jsonl"), &older);
+    write_events(&dir.path().join("journal.jsonl"), &newer);
+    write_events(&dir.path().join("saved.jsonl"), &newer);
+    let render = |events: &[Value]| {
+        let parsed: Vec<tango_core::journal::Event> =
+            serde_json::from_value(Value::Array(events.to_vec())).unwrap();
+        tango_core::journal::render_timeline(&parsed)
+    };
+    assert_eq!(
+        timeline_of(&dir.path().join("journal.1.jsonl")),
+        render(&older)
+    );
+    assert_eq!(
+        timeline_of(&dir.path().join("journal.jsonl")),
+        render(&[&older[..], &newer[..]].concat())
+    );
+    assert_eq!(timeline_of(&dir.path().join("saved.jsonl")), render(&newer));
+}
+
+/// A period that ends before it starts is refused (exit 1) naming both bounds, and
+/// with no --to, saying that the period ends now rather than blaming a --to never given.
+#[test]
+fn a_period_that_ends_before_it_starts_names_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    write_events(&path, &[health_event(0, "a")]);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args(["timeline", "--journal"])
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--from", "2999-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with(
+            "error: --from (2999-01-01 00:00:00Z) is in the future: the period ends now ("
+        ),
+        "{err}"
+    );
+    let (code, err) = run(&["--from", "2000", "--to", "1000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "error: --from (1970-01-01 00:00:02Z) is after --to (1970-01-01 00:00:01Z)\n"
+    );
+}
+
+/// Each line skipped is named by its number, the torn last one too, so an operator can
+/// look at every one (the warning gave the first only).
+#[test]
+fn every_skipped_line_is_named_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let good = |i| format!("{}\n", health_event(i, "a"));
+    let text = [
+        good(0),
+        "not an event\n".to_string(),
+        good(1),
+        "{\"ts_ms\": 1}\n".to_string(),
+        good(2),
+        "{\"ts_ms\":17000".to_string(),
+    ]
+    .concat();
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+        .args(["timeline", "--journal"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(
+        stderr.contains("skipped 3 journal line(s) that are not events (a torn write or corruption), at line(s) 2, 4, 6; the rest is read; first: line 2: "),
+        "{stderr}"
+    );
+}

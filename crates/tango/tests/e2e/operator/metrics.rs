@@ -65,6 +65,11 @@ async fn promtool_check_metrics_accepts_a_real_scrape() {
             .any(|l| l == "# TYPE tango_backend_requests_total counter"),
         "{text}"
     );
+    promtool_accepts(&text);
+}
+
+/// `promtool check metrics` on `text`: no error, no remark.
+fn promtool_accepts(text: &str) {
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -84,6 +89,44 @@ async fn promtool_check_metrics_accepts_a_real_scrape() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool: {said}\n{text}");
     assert_eq!(said, "", "promtool has remarks");
+}
+
+/// A backend's name may hold any character; in a label value a quote, a backslash and
+/// a newline are escaped (both formats spell them alike), or the whole scrape fails.
+#[tokio::test]
+async fn backend_names_with_quotes_backslashes_and_newlines_are_escaped() {
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    // As written in the TOML file (basic strings): the names are `say "hi"`,
+    // `back\slash` and `two` newline `lines ünï—日本`; the label values spell them alike.
+    let t = Tango::start(&config(
+        "",
+        &[
+            (r#"say \"hi\""#, a.addr, 1),
+            (r"back\\slash", b.addr, 1),
+            (r"two\nlines ünï—日本", c.addr, 1),
+        ],
+    ));
+    let cl = client();
+    for _ in 0..6 {
+        assert_eq!(get(&cl, &t.url("/")).await.0, 200);
+    }
+    let (_, text) = scrape(&t, None).await;
+    promtool_accepts(&text);
+    for name in [r#"say \"hi\""#, r"back\\slash", r"two\nlines ünï—日本"] {
+        let line =
+            format!("tango_backend_requests_total{{pool=\"p\",backend=\"{name}\",code=\"2xx\"}} 2");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let (_, om) = scrape(&t, Some(PROMETHEUS_ACCEPT)).await;
+    assert!(
+        om.lines()
+            .any(|l| l.starts_with(r#"tango_backend_healthy{pool="p",backend="say \"hi\""} "#)),
+        "{om}"
+    );
 }
 
 #[tokio::test]

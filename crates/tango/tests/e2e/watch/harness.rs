@@ -201,11 +201,17 @@ impl Drop for Alertmanager {
 }
 
 pub async fn alertmanager() -> Alertmanager {
+    alertmanager_with("").await
+}
+
+/// A real Alertmanager whose configuration starts with `global` (e.g. its
+/// `resolve_timeout`).
+pub async fn alertmanager_with(global: &str) -> Alertmanager {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("am.yml");
     std::fs::write(
         &cfg,
-        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+        format!("{global}route:\n  receiver: none\nreceivers:\n  - name: none\n"),
     )
     .unwrap();
     let port = dead_addr().port();
