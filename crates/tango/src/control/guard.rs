@@ -189,6 +189,7 @@ fn prediction_json(p: &tango_core::guard::PoolPrediction) -> Value {
         "backends": p.backends,
         "membership_changed": p.membership_changed,
         "kept": p.kept,
+        "joined": p.joined,
     })
 }
 
@@ -209,6 +210,7 @@ fn refusal_json(r: &Refusal) -> Value {
             to_pct,
             basis,
             noise_points,
+            joins,
             ..
         } => json!({
             "gate": "shift",
@@ -216,6 +218,7 @@ fn refusal_json(r: &Refusal) -> Value {
             "backend": backend,
             "from_pct": from_pct,
             "to_pct": to_pct,
+            "joins": joins,
             "keys": basis.describe(),
             "noise_points": noise_points,
         }),
