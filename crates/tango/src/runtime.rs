@@ -15,7 +15,7 @@ mod tests;
 
 pub(crate) use rules::RouteRules;
 pub(crate) use samples::{
-    KeyTracker, RequestSample, SAMPLE_CAP, SAMPLE_CAP_UNHASHED, SAMPLE_EVERY,
+    KeyTracker, RequestSample, SAMPLE_CAP, SAMPLE_CAP_UNHASHED, SAMPLE_EVERY, SAMPLE_EVERY_UNHASHED,
 };
 
 use crate::stats::BackendStats;

@@ -39,12 +39,14 @@ impl<B> RequestView for View<'_, B> {
     }
 }
 
-/// Keep 1 request in [`SAMPLE_EVERY`] (client, path, query, headers) for the reload
-/// guard, in every pool: a reload that makes a pool hash, or hash on another key, is
-/// predicted on these (hashing on a header every live request shares sends them all to
-/// one backend). Hash pools also count the request's key for the watch.
+/// Keep 1 request in [`SAMPLE_EVERY`] of a hash pool, 1 in [`SAMPLE_EVERY_UNHASHED`] of
+/// any other (client, path, query, headers) for the reload guard: a reload that makes a
+/// pool hash, or hash on another key, is predicted on these (hashing on a header every
+/// live request shares sends them all to one backend). Hash pools also count the
+/// request's key for the watch.
 ///
 /// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
+/// [`SAMPLE_EVERY_UNHASHED`]: crate::runtime::SAMPLE_EVERY_UNHASHED
 pub(crate) fn observe<B>(
     pool: &PoolRuntime,
     req: &Request<B>,
@@ -62,7 +64,8 @@ pub(crate) fn observe<B>(
 }
 
 /// [`observe`] for any request view; `sample` makes the sampled request for the client
-/// address key extraction believes (called for 1 request in [`SAMPLE_EVERY`]).
+/// address key extraction believes (called for 1 request in [`SAMPLE_EVERY`], or in
+/// `SAMPLE_EVERY_UNHASHED` when the pool does not hash).
 ///
 /// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
 pub(crate) fn observe_view(
@@ -79,14 +82,18 @@ pub(crate) fn observe_view(
     if hashes {
         pool.shared.keys.observe(key, draw);
     }
-    if (draw >> 32) % crate::runtime::SAMPLE_EVERY != 0 {
+    let (every, cap) = match hashes {
+        true => (crate::runtime::SAMPLE_EVERY, crate::runtime::SAMPLE_CAP),
+        false => (
+            crate::runtime::SAMPLE_EVERY_UNHASHED,
+            crate::runtime::SAMPLE_CAP_UNHASHED,
+        ),
+    };
+    // Both are powers of two: a mask, not a division.
+    if (draw >> 32) & (every - 1) != 0 {
         return;
     }
     let client = client_address(view, trusted);
-    let cap = match hashes {
-        true => crate::runtime::SAMPLE_CAP,
-        false => crate::runtime::SAMPLE_CAP_UNHASHED,
-    };
     pool.shared.requests.offer(sample(client), cap);
 }
 

@@ -22,8 +22,12 @@ struct Ring {
     next: usize,
 }
 
-/// One request in this many is offered to the sample.
+/// One request in this many is offered to a hash pool's sample.
 pub(crate) const SAMPLE_EVERY: u64 = 16;
+/// And to the sample of a pool that does not hash, which the guard reads only when a
+/// reload makes it hash: a key every request shares shows in a few dozen requests, and
+/// the pool pays a quarter of the cost (a power of two, as `SAMPLE_EVERY`: a mask).
+pub(crate) const SAMPLE_EVERY_UNHASHED: u64 = 64;
 /// The most sampled requests kept per hash pool.
 pub(crate) const SAMPLE_CAP: usize = 10_000;
 /// The most kept per pool that does not hash: its requests are replayed only when a

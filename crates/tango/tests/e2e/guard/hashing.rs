@@ -11,7 +11,8 @@ async fn a_change_to_hashing_on_a_key_every_live_request_shares_is_refused() {
     let t = Tango::start(&cfg(&bs, "", 1, ""));
     // Many users, one tenant, balanced round robin.
     let load = Load::start(t.url("/"), 400, Some(|i| format!("user-{}", i % 5000)));
-    load.answered(2000).await;
+    // A pool that does not hash keeps 1 request in 64: a few dozen here.
+    load.answered(3000).await;
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
 
