@@ -10,7 +10,8 @@
 //!   and the operator did not `force`. Errors cannot be forced.
 //! - **shift**: a backend whose predicted share moves more than `max_shift` points
 //!   (its share among the backends both versions have: adding or removing a backend is
-//!   not a shift of the others) refuses the reload, unless its pool is allowed to shift for this reload (by the
+//!   not a shift of the others; a backend added is measured against the median share
+//!   of those it joins) refuses the reload, unless its pool is allowed to shift for this reload (by the
 //!   request, or by the file adding the pool to `[guard] allow_shift`) or it is forced.
 //!   A move predicted from sampled requests counts only beyond its sampling noise.
 //!
@@ -77,6 +78,9 @@ pub struct PoolPrediction {
     pub backends: Vec<BackendShift>,
     /// The split among the backends in both versions: what the gate measures.
     pub kept: Vec<KeptShare>,
+    /// Each backend the new version adds: its share of the pool (`to_pct`) beside the
+    /// median share of the backends it joins (`from_pct`), which the gate measures too.
+    pub joined: Vec<KeptShare>,
     /// Backends were added or removed.
     pub membership_changed: bool,
     /// Largest move in `kept`, in points.
@@ -95,7 +99,13 @@ impl PoolPrediction {
     pub fn worst(&self) -> Option<&KeptShare> {
         self.kept
             .iter()
+            .chain(&self.joined)
             .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
+    }
+
+    /// Whether `k` is a backend the new version adds.
+    pub fn joins(&self, k: &KeptShare) -> bool {
+        self.joined.iter().any(|j| j.name == k.name)
     }
 
     /// The watch may expect the new split: the gate predicted it and nobody had to force
@@ -126,6 +136,9 @@ pub enum Refusal {
         max_shift_points: f64,
         /// Backends were added or removed: the shares are among the others.
         membership_changed: bool,
+        /// The backend is one the reload adds: `from_pct` is what each backend it joins
+        /// takes, `to_pct` its own share, both of the whole pool.
+        joins: bool,
         /// Where the prediction's keys came from.
         basis: KeyBasis,
         /// How far the move may be sampling noise, in points.
@@ -173,13 +186,14 @@ impl Refusal {
                 membership_changed,
                 basis,
                 noise_points,
+                joins,
                 ..
             } => {
                 let of = match membership_changed {
                     true => format!("of what pool {pool}'s kept backends get"),
                     false => format!("of pool {pool}"),
                 };
-                let rate = if *rate_rps >= 1.0 && !membership_changed {
+                let rate = if *rate_rps >= 1.0 && (!membership_changed || *joins) {
                     format!(
                         "; about {:.0} of the pool's {:.0} requests/s",
                         rate_rps * to_pct / 100.0,
@@ -196,11 +210,15 @@ impl Refusal {
                     ),
                     _ => String::new(),
                 };
-                format!(
-                    "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({:+.1} points, limit {}{rate}{noise})",
-                    to_pct - from_pct,
-                    num(*max_shift_points)
-                )
+                let (delta, limit) = (to_pct - from_pct, num(*max_shift_points));
+                match joins {
+                    true => format!(
+                        "{backend} would join pool {pool} taking {to_pct:.0}% of it, where the backends it joins take {from_pct:.0}% each ({delta:+.1} points, limit {limit}{rate}{noise})"
+                    ),
+                    false => format!(
+                        "{backend} would take {to_pct:.0}% {of} instead of {from_pct:.0}% ({delta:+.1} points, limit {limit}{rate}{noise})"
+                    ),
+                }
             }
             Refusal::Unpredictable { pool, error } => {
                 format!("pool {pool}'s split cannot be predicted: {error}")
@@ -489,6 +507,7 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                         rate_rps: p.rate_rps,
                         max_shift_points: input.settings.max_shift_points,
                         membership_changed: p.membership_changed,
+                        joins: p.joins(w),
                         basis: p.basis,
                         noise_points: w.noise_points,
                         listed_in_force: live_allows.contains(&p.pool),

@@ -14,7 +14,9 @@ mod samples;
 mod tests;
 
 pub(crate) use rules::RouteRules;
-pub(crate) use samples::{KeyTracker, RequestSample, SAMPLE_EVERY};
+pub(crate) use samples::{
+    KeyTracker, RequestSample, SAMPLE_CAP, SAMPLE_CAP_UNHASHED, SAMPLE_EVERY, SAMPLE_EVERY_UNHASHED,
+};
 
 use crate::stats::BackendStats;
 use crate::upstream::ConnPool;

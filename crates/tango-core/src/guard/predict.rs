@@ -146,18 +146,25 @@ fn judge_shift(
     rate_rps: f64,
     max_shift_points: f64,
 ) -> PoolPrediction {
-    let mut kept = match shift.status {
-        PoolStatus::Kept => kept_split(&shift.backends),
-        _ => Vec::new(),
+    let (mut kept, mut joined) = match shift.status {
+        PoolStatus::Kept => (kept_split(&shift.backends), joined_split(&shift.backends)),
+        _ => (Vec::new(), Vec::new()),
     };
     if let KeyBasis::LiveSample { requests } = basis {
         add_noise(&mut kept, &shift.backends, requests);
+        for j in &mut joined {
+            j.noise_points = NOISE_Z * (var(j.from_pct, requests) + var(j.to_pct, requests)).sqrt();
+        }
     }
     let largest = kept
         .iter()
+        .chain(&joined)
         .map(|k| (k.to_pct - k.from_pct).abs())
         .fold(0.0, f64::max);
-    let over = kept.iter().any(|k| k.excess_points() > max_shift_points);
+    let over = kept
+        .iter()
+        .chain(&joined)
+        .any(|k| k.excess_points() > max_shift_points);
     PoolPrediction {
         over,
         membership_changed: kept.len() != shift.backends.len(),
@@ -166,6 +173,7 @@ fn judge_shift(
         rate_rps,
         backends: shift.backends,
         kept,
+        joined,
         largest_shift_points: largest,
         allowed: None,
         forced: false,
@@ -199,6 +207,46 @@ fn add_noise(kept: &mut [KeptShare], backends: &[BackendShift], requests: usize)
         let se = (var(k.from_pct, n_old) + var(k.to_pct, n_new)).sqrt() * 100.0;
         k.noise_points = NOISE_Z * se;
     }
+}
+
+/// Each backend the new version adds, against what the backends it joins take: its
+/// share of the whole pool (`to_pct`) beside the median share of the kept backends in
+/// the new version (`from_pct`). Adding a backend is meant to give it a share like its
+/// peers'; one that would take far more (a weight typed 4 instead of 1) skews the pool
+/// as a typo on a kept backend does, and the gate judges it the same way. With no kept
+/// backend (the whole pool replaced) there is nothing to compare with.
+fn joined_split(backends: &[BackendShift]) -> Vec<KeptShare> {
+    let mut peers: Vec<f64> = backends
+        .iter()
+        .filter(|b| b.old_pct.is_some())
+        .filter_map(|b| b.new_pct)
+        .collect();
+    if peers.is_empty() {
+        return Vec::new();
+    }
+    peers.sort_by(f64::total_cmp);
+    let m = peers.len();
+    let median = (peers[(m - 1) / 2] + peers[m / 2]) / 2.0;
+    backends
+        .iter()
+        .filter(|b| b.old_pct.is_none())
+        .filter_map(|b| {
+            Some(KeptShare {
+                name: b.name.clone(),
+                from_pct: median,
+                to_pct: b.new_pct?,
+                noise_points: 0.0,
+            })
+        })
+        .collect()
+}
+
+/// The binomial variance, in squared percentage points over 100², of a share of `pct`
+/// percent measured on `n` requests, pulled one request towards the middle.
+fn var(pct: f64, n: usize) -> f64 {
+    let m = (n as f64).max(1.0);
+    let p = (pct / 100.0 * m + 1.0) / (m + 2.0);
+    p * (1.0 - p) / m * 10_000.0
 }
 
 /// The split among the backends in both versions, each side renormalised over them: a

@@ -386,3 +386,55 @@ fn adding_or_removing_backends_is_no_shift_of_the_others() {
         vec!["b2 would take 77% of what pool web's kept backends get instead of 25% (+51.9 points, limit 10)".to_string()]
     );
 }
+
+/// A backend added at weight 4 beside four at weight 1 takes half the pool: no kept
+/// backend's share among the kept ones moves, and it is under TNG001's bar, but it is
+/// the weight typo on a new backend. At its peers' weight it passes.
+#[test]
+fn a_backend_added_far_above_its_peers_share_is_refused() {
+    let live = file("", [1, 1, 1, 1], "");
+    let add = |w: u32| {
+        format!("[[pool.backend]]\nname = \"b5\"\naddress = \"10.0.0.5:80\"\nweight = {w}\n")
+    };
+    let j = run(
+        &live,
+        &file("", [1, 1, 1, 1], &add(4)),
+        &Overrides::default(),
+        &observed(200.0),
+    );
+    assert!(j.findings.iter().all(|f| !f.new), "{:?}", j.findings);
+    let reasons = j.reasons();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with(
+            "b5 would join pool web taking 50% of it, where the backends it joins take 12"
+        ) && reasons[0]
+            .contains("(+37.5 points, limit 10; about 100 of the pool's 200 requests/s)"),
+        "{}",
+        reasons[0]
+    );
+    match &j.refusals[0] {
+        Refusal::Shift { backend, joins, .. } => assert!(backend == "b5" && *joins),
+        r => panic!("{r:?}"),
+    }
+    // Allowed for this reload, it passes and is expected.
+    let o = Overrides {
+        allow_shift: vec!["web".into()],
+        ..Overrides::default()
+    };
+    let j = run(
+        &live,
+        &file("", [1, 1, 1, 1], &add(4)),
+        &o,
+        &observed(200.0),
+    );
+    assert!(!j.refused() && j.pools[0].allowed.is_some());
+    // At its peers' weight it is an ordinary addition.
+    let j = run(
+        &live,
+        &file("", [1, 1, 1, 1], &add(1)),
+        &Overrides::default(),
+        &observed(200.0),
+    );
+    assert!(!j.refused(), "{:?}", j.reasons());
+}

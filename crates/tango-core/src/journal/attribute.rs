@@ -17,7 +17,8 @@
 //!   before the onset still outranks them: a reload that moves traffic moves it first.
 //! - **Latency and error alerts** are blamed only on a change to that backend or on a
 //!   pool-wide change that can plausibly cause them (policy, hashing, health, timeouts or
-//!   retries, a backend removed). Otherwise the sentence says what is known: no change
+//!   retries, a backend removed) and that came at most `POOL_WIDE_NEAR_MS` (5 s) before the
+//!   onset. Otherwise the sentence says what is known: no change
 //!   explains it, the backend itself is slower or failing, and its health events if any.
 //!
 //! A weight change that ends a run of weight changes to the same backend (each within
@@ -42,6 +43,13 @@ pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
 /// against the configured weights) may be its cause: the onset is dated by the CUSUM's
 /// last zero or, at a low rate, by a window of up to 30 ticks that began to show it.
 pub const HEALTH_NEAR_MS: u64 = 30_000;
+/// A pool-wide change (policy, hashing, health, timeouts, a backend removed) explains a
+/// backend's latency or errors only when they began within this long after it: such a
+/// setting shows with the first requests under it, and the onset is dated to the tick
+/// (walked back over the ticks that stand out), so a backend that served normally for
+/// longer after the change broke for reasons of its own. Blaming the change would also
+/// have its canary roll back an innocent reload.
+const POOL_WIDE_NEAR_MS: u64 = 5_000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
@@ -113,7 +121,7 @@ type Key = (u8, u8, u64);
 fn best_change<'a>(
     window: &[&'a Event],
     onset_ms: u64,
-    affinity: impl Fn(&Change) -> Option<u8>,
+    affinity: impl Fn(&Event, &Change) -> Option<u8>,
 ) -> Option<(Key, &'a Event, &'a Change)> {
     let mut best: Option<(Key, &Event, &Change)> = None;
     for e in window {
@@ -130,7 +138,7 @@ fn best_change<'a>(
                 .iter()
                 .filter(|c| !matches!(c.kind, ChangeKind::BackendRenamed { .. }));
             for c in moving {
-                let Some(a) = affinity(c) else { continue };
+                let Some(a) = affinity(e, c) else { continue };
                 let key = (a, c.rank, u64::MAX - e.ts_ms);
                 if best.is_none_or(|(k, _, _)| key < k) {
                     best = Some((key, e, c));
@@ -142,7 +150,7 @@ fn best_change<'a>(
 }
 
 fn share_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
-    let best = best_change(window, alert.onset_ms, |c| {
+    let best = best_change(window, alert.onset_ms, |_, c| {
         Some(if c.pool != alert.pool {
             2
         } else if c.backend.as_deref() == Some(alert.backend.as_str()) {
@@ -228,28 +236,33 @@ fn key_cause(
     SuspectedCause::new(alert, Cause::KeyDistribution, clause)
 }
 
+/// A pool-wide change that can make one backend slower or failing than the others.
+fn pool_wide_outlier_cause(c: &Change) -> bool {
+    matches!(
+        c.kind,
+        ChangeKind::Policy { .. }
+            | ChangeKind::HashKey { .. }
+            | ChangeKind::Hashing { .. }
+            | ChangeKind::Health { .. }
+            | ChangeKind::Timeouts { .. }
+            | ChangeKind::BackendRemoved { .. }
+    )
+}
+
 /// A change that sends the backend less traffic: it cannot make it slower or failing.
 fn lowers_weight(c: &Change) -> bool {
     matches!(c.kind, ChangeKind::Weight { from, to } if to < from)
 }
 
 fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
-    let best = best_change(window, alert.onset_ms, |c| {
+    let best = best_change(window, alert.onset_ms, |e, c| {
         if c.pool != alert.pool {
             return None;
         }
         if c.backend.as_deref() == Some(alert.backend.as_str()) {
             return (!lowers_weight(c)).then_some(0);
         }
-        match &c.kind {
-            ChangeKind::Policy { .. }
-            | ChangeKind::HashKey { .. }
-            | ChangeKind::Hashing { .. }
-            | ChangeKind::Health { .. }
-            | ChangeKind::Timeouts { .. }
-            | ChangeKind::BackendRemoved { .. } => Some(1),
-            _ => None,
-        }
+        (pool_wide_outlier_cause(c) && e.ts_ms + POOL_WIDE_NEAR_MS >= alert.onset_ms).then_some(1)
     });
     if let Some((_, e, c)) = best {
         return config_cause(alert, e, c, all);
@@ -259,20 +272,35 @@ fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> Suspecte
         AlertKind::Errors => "is failing",
         _ => "is slower",
     };
-    // A lowered weight did touch the backend: say so, and why it is not the cause.
-    let lowered = best_change(window, alert.onset_ms, |c| {
+    // A change did touch the backend or its pool's settings and is not the cause: say
+    // which, and why.
+    let lowered = best_change(window, alert.onset_ms, |_, c| {
         (c.pool == alert.pool && c.backend.as_deref() == Some(b.as_str()) && lowers_weight(c))
             .then_some(0)
     });
-    let touched = match lowered {
-        Some((_, e, c)) => format!(
-            "config generation {} at {} {}, which sends it less traffic, not more, and no other configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
+    let earlier = best_change(window, alert.onset_ms, |_, c| {
+        (c.pool == alert.pool && c.backend.is_none() && pool_wide_outlier_cause(c)).then_some(0)
+    });
+    let why_not = |(_, e, c): (Key, &Event, &Change), why: String| {
+        format!(
+            "config generation {} at {} {}, {why}",
             e.generation,
             clock(e.ts_ms),
-            c.describe(),
+            c.describe()
+        )
+    };
+    let touched = match (lowered, earlier) {
+        (Some(l), _) => why_not(l, format!(
+            "which sends it less traffic, not more, and no other configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
             alert.pool
-        ),
-        None => format!(
+        )),
+        (None, Some(w)) => {
+            let before = alert.onset_ms.saturating_sub(w.1.ts_ms).div_ceil(1000);
+            why_not(w, format!(
+                "{before} s before this began ({b}'s requests under it were fine until then, and a pool's setting shows with its first requests), and no configuration change touched {b}"
+            ))
+        }
+        (None, None) => format!(
             "no configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
             alert.pool
         ),

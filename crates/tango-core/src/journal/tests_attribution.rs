@@ -117,13 +117,42 @@ fn latency_is_blamed_on_a_pool_wide_change_that_can_cause_it() {
         applied(T, 2, vec![weight("b2", 10, 11)]),
         applied(T + 5000, 3, vec![t]),
     ];
-    let c = attribute(&alert("b4", AlertKind::Latency, T + 20_000), &events);
+    let c = attribute(&alert("b4", AlertKind::Latency, T + 7_000), &events);
     assert_eq!(c.class, Cause::Config);
     assert_eq!(c.generation, Some(3));
     assert_eq!(
         c.clause,
         "likely cause: config generation 3 (reload at 17:04:05), which changed pool web's try_timeout from 10s to 100ms"
     );
+}
+
+/// b3 starts failing 8 s after a reload changed the pool's try_timeout, having served
+/// normally under it until then: the setting would have shown with its first requests,
+/// so b3 is failing for reasons of its own (and the canary must not roll the reload
+/// back). The change is named, with why it is not the cause.
+#[test]
+fn errors_long_after_a_pool_wide_change_blame_the_backend_itself() {
+    let t = change(
+        None,
+        ChangeKind::Timeouts {
+            setting: "try_timeout".into(),
+            from: "5s".into(),
+            to: "4s".into(),
+        },
+    );
+    let events = vec![applied(T, 2, vec![t])];
+    let mut a = alert("b3", AlertKind::Errors, T + 8_000);
+    a.observed = 0.35;
+    a.expected = 0.0;
+    let c = attribute(&a, &events);
+    assert_eq!((c.class, c.generation), (Cause::Backend, None));
+    assert_eq!(
+        c.clause,
+        "config generation 2 at 17:04:00 changed pool web's try_timeout from 5s to 4s, 8 s before this began (b3's requests under it were fine until then, and a pool's setting shows with its first requests), and no configuration change touched b3 in the 5 minutes before; b3 itself is failing"
+    );
+    // Within a few seconds of the change, it is the suspect.
+    let c = attribute(&alert("b3", AlertKind::Errors, T + 3_000), &events);
+    assert_eq!((c.class, c.generation), (Cause::Config, Some(2)));
 }
 
 #[test]

@@ -2,14 +2,17 @@
 //! configuration before it) and consulted for every alert the watch fires. When
 //! tango-core says the alert is the reload's doing, the canary is disarmed and handed
 //! back, and `Control::on_alert` puts the previous configuration back. A window that
-//! closes quietly is journaled as passed.
+//! closes quietly is journaled as passed. Also the pools whose split in force was
+//! forced past the guard, which no later reload may have the watch expect.
 
 use crate::control::watch::state::Expectations;
 use crate::journal::Sink;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tango_core::config::Config;
 use tango_core::detector::Evidence;
 use tango_core::guard::canary::Canary;
+use tango_core::guard::Judgement;
 use tango_core::journal::{EventKind, SuspectedCause};
 
 /// The configuration a rollback restores.
@@ -28,6 +31,8 @@ pub(crate) struct Armed {
     /// What the shift detector should expect again after a rollback: the previous split
     /// of the pools whose new split it was told to expect.
     pub(crate) restore: Expectations,
+    /// The pools whose split was forced before the reload.
+    pub(crate) forced: HashSet<String>,
 }
 
 /// The armed canary, if any: only the last applied reload's is watched.
@@ -82,5 +87,45 @@ impl Slot {
             pools,
             window_ms: a.window_ms,
         });
+    }
+}
+
+/// The pools whose split in force was forced past the guard's shift gate: the watch
+/// was not told to expect it. A later reload of such a pool is judged against that
+/// forced split, so one that leaves it as it is (a timeout changed a second after the
+/// forced typo) passes the gate; expecting its prediction would make the watch take
+/// the typo for the intended split, and it would never alert. The pool stays
+/// unexpected until a reload's shift is allowed (the operator saying the split is
+/// intended) or a rollback puts the split before it back.
+#[derive(Default)]
+pub(crate) struct Forced(Mutex<HashSet<String>>);
+
+impl Forced {
+    /// The splits the watch may expect after the reload judged `j`; records the pools
+    /// it forces.
+    pub(crate) fn expectations(&self, j: &Judgement) -> Expectations {
+        let mut forced = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for p in &j.pools {
+            match (p.forced, p.allowed.is_some()) {
+                (true, _) => forced.insert(p.pool.clone()),
+                (false, true) => forced.remove(&p.pool),
+                (false, false) => false,
+            };
+        }
+        j.expectations()
+            .into_iter()
+            .filter(|(pool, _)| !forced.contains(pool))
+            .collect()
+    }
+
+    /// The pools forced now, for a rollback to put back.
+    pub(crate) fn snapshot(&self) -> HashSet<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A rollback put back the configuration before a reload, and with it the pools
+    /// that were forced then.
+    pub(crate) fn restore(&self, pools: HashSet<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = pools;
     }
 }

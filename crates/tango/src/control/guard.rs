@@ -1,5 +1,5 @@
 //! The reload guard in a running instance: what the instance observed (each pool's rate
-//! and latency from the watch, the hash pools' sampled requests) handed to tango-core's
+//! and latency from the watch, every pool's sampled requests) handed to tango-core's
 //! judgement, the checklist's findings logged one line each, and a reload's answer as
 //! the API and `tango reload` show it.
 
@@ -28,7 +28,8 @@ pub(crate) fn observed(rt: &Runtime, watch: &WatchState) -> HashMap<String, Pool
             let obs = PoolObservation {
                 rate_rps: o.rate_rps,
                 latency: (o.latency_ms > 0.0).then(|| Duration::from_secs_f64(o.latency_ms / 1e3)),
-                sample: p.cfg.policy.is_hash().then(|| p.shared.requests.copy()),
+                // Every pool's: a reload may make a pool hash that did not.
+                sample: Some(p.shared.requests.copy()),
             };
             (p.cfg.name.clone(), obs)
         })
@@ -188,6 +189,7 @@ fn prediction_json(p: &tango_core::guard::PoolPrediction) -> Value {
         "backends": p.backends,
         "membership_changed": p.membership_changed,
         "kept": p.kept,
+        "joined": p.joined,
     })
 }
 
@@ -208,6 +210,7 @@ fn refusal_json(r: &Refusal) -> Value {
             to_pct,
             basis,
             noise_points,
+            joins,
             ..
         } => json!({
             "gate": "shift",
@@ -215,6 +218,7 @@ fn refusal_json(r: &Refusal) -> Value {
             "backend": backend,
             "from_pct": from_pct,
             "to_pct": to_pct,
+            "joins": joins,
             "keys": basis.describe(),
             "noise_points": noise_points,
         }),

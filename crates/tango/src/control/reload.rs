@@ -66,6 +66,8 @@ pub(crate) struct Control {
     /// The last applied reload's canary, until its window closes or it blames an alert
     /// on the reload.
     canary: canary::Slot,
+    /// The pools whose split in force was forced past the guard.
+    forced: canary::Forced,
 }
 
 impl Control {
@@ -84,6 +86,7 @@ impl Control {
             journal,
             watch,
             canary: canary::Slot::default(),
+            forced: canary::Forced::default(),
         })
     }
 
@@ -266,7 +269,8 @@ impl Control {
         j: &Judgement,
         generation: u64,
     ) -> Option<Canary> {
-        let expected = j.expectations();
+        let forced_before = self.forced.snapshot();
+        let expected = self.forced.expectations(j);
         let restore: Vec<_> = j
             .pools
             .iter()
@@ -302,6 +306,7 @@ impl Control {
                 generation: old.generation,
             },
             restore,
+            forced: forced_before,
         });
         Some(canary)
     }
@@ -334,6 +339,7 @@ impl Control {
         let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
         self.watch
             .expect(generation, armed.restore.clone(), &changed);
+        self.forced.restore(armed.forced.clone());
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(bound);
         self.journal.set_generation(generation);

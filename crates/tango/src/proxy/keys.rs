@@ -1,7 +1,7 @@
 //! The proxy's side of picking: the request seen through tango-core's `RequestView`,
 //! the `PickEnv` that reads each backend's state (health, ejection, caps, in-flight,
-//! slow start, peak EWMA) through `BackendState`, the hash pools' key counts and
-//! request sample, and where a key would go now (`pick_for_key`, for the watch).
+//! slow start, peak EWMA) through `BackendState`, the hash pools' key counts, every
+//! pool's request sample, and where a key would go now (`pick_for_key`, for the watch).
 
 use crate::runtime::{PoolRuntime, Runtime};
 use http::Request;
@@ -39,10 +39,14 @@ impl<B> RequestView for View<'_, B> {
     }
 }
 
-/// Hash pools: count the request's key for the watch, and 1 in [`SAMPLE_EVERY`] keep the
-/// request itself (client, path, query, headers) for the reload guard.
+/// Keep 1 request in [`SAMPLE_EVERY`] of a hash pool, 1 in [`SAMPLE_EVERY_UNHASHED`] of
+/// any other (client, path, query, headers) for the reload guard: a reload that makes a
+/// pool hash, or hash on another key, is predicted on these (hashing on a header every
+/// live request shares sends them all to one backend). Hash pools also count the
+/// request's key for the watch.
 ///
 /// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
+/// [`SAMPLE_EVERY_UNHASHED`]: crate::runtime::SAMPLE_EVERY_UNHASHED
 pub(crate) fn observe<B>(
     pool: &PoolRuntime,
     req: &Request<B>,
@@ -60,7 +64,8 @@ pub(crate) fn observe<B>(
 }
 
 /// [`observe`] for any request view; `sample` makes the sampled request for the client
-/// address key extraction believes (called for 1 request in [`SAMPLE_EVERY`]).
+/// address key extraction believes (called for 1 request in [`SAMPLE_EVERY`], or in
+/// `SAMPLE_EVERY_UNHASHED` when the pool does not hash).
 ///
 /// [`SAMPLE_EVERY`]: crate::runtime::SAMPLE_EVERY
 pub(crate) fn observe_view(
@@ -73,12 +78,23 @@ pub(crate) fn observe_view(
     // One draw decides both samples: its low bits the key sketches', its high bits the
     // request sample's, so the two stay independent.
     let draw = crate::rng::next_u64();
-    pool.shared.keys.observe(key, draw);
-    if (draw >> 32) % crate::runtime::SAMPLE_EVERY != 0 {
+    let hashes = pool.cfg.hashing.is_some();
+    if hashes {
+        pool.shared.keys.observe(key, draw);
+    }
+    let (every, cap) = match hashes {
+        true => (crate::runtime::SAMPLE_EVERY, crate::runtime::SAMPLE_CAP),
+        false => (
+            crate::runtime::SAMPLE_EVERY_UNHASHED,
+            crate::runtime::SAMPLE_CAP_UNHASHED,
+        ),
+    };
+    // Both are powers of two: a mask, not a division.
+    if (draw >> 32) & (every - 1) != 0 {
         return;
     }
     let client = client_address(view, trusted);
-    pool.shared.requests.offer(sample(client));
+    pool.shared.requests.offer(sample(client), cap);
 }
 
 /// The hash of the pool's key for this request; `None` when the pool does not hash or

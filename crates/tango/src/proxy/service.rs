@@ -261,15 +261,13 @@ async fn answer(
     target.pool = Some(pool_index);
     let pool = &snap.pools[pool_index];
     let key = super::keys::extract(pool, &req, ctx.peer.ip(), &ctx.settings.trusted_proxies);
-    if pool.cfg.hashing.is_some() {
-        super::keys::observe(
-            pool,
-            &req,
-            ctx.peer.ip(),
-            &ctx.settings.trusted_proxies,
-            key,
-        );
-    }
+    super::keys::observe(
+        pool,
+        &req,
+        ctx.peer.ip(),
+        &ctx.settings.trusted_proxies,
+        key,
+    );
     // HTTP/2 backends: whether the client asked for trailers, before `te` goes.
     let protocol = pool.cfg.protocol;
     let te = protocol != UpstreamProtocol::Http1 && h2::te_trailers(req.headers());

@@ -1,6 +1,7 @@
 //! What the data plane samples for the control side, per pool and surviving reloads:
 //! a bounded ring of requests (the reload guard replays them against a new
-//! configuration) and the hash keys seen (the hot-key sketches the watch reads).
+//! configuration, also when it makes a pool hash that did not) and the hash keys seen
+//! (the hot-key sketches the watch reads).
 
 use std::sync::{Arc, Mutex};
 use tango_core::simulate::SampledRequest;
@@ -21,22 +22,38 @@ struct Ring {
     next: usize,
 }
 
-/// One request in this many is offered to the sample.
+/// One request in this many is offered to a hash pool's sample.
 pub(crate) const SAMPLE_EVERY: u64 = 16;
-/// The most sampled requests kept per pool.
+/// And to the sample of a pool that does not hash, which the guard reads only when a
+/// reload makes it hash: a key every request shares shows in a few dozen requests, and
+/// the pool pays a quarter of the cost (a power of two, as `SAMPLE_EVERY`: a mask).
+pub(crate) const SAMPLE_EVERY_UNHASHED: u64 = 64;
+/// The most sampled requests kept per hash pool.
 pub(crate) const SAMPLE_CAP: usize = 10_000;
+/// The most kept per pool that does not hash: its requests are replayed only when a
+/// reload makes it hash, and this many pin each backend's share to within about
+/// ±2 points (the hash pools' cap, to within ±1), in a fifth of the memory.
+pub(crate) const SAMPLE_CAP_UNHASHED: usize = 2_000;
 
 impl RequestSample {
-    pub(crate) fn offer(&self, r: SampledRequest) {
+    /// Keep `r`, replacing the oldest once `cap` requests are kept (a ring that is
+    /// already longer, kept while the pool hashed, stays as long).
+    pub(crate) fn offer(&self, r: SampledRequest, cap: usize) {
         let Ok(mut ring) = self.ring.try_lock() else {
             return;
         };
-        if ring.items.len() < SAMPLE_CAP {
+        let len = ring.items.len();
+        if len < cap {
+            // A full ring allowed to grow (the pool now hashes): oldest first again,
+            // so that the new requests go after the newest.
+            let next = ring.next;
+            ring.items.rotate_left(next);
+            ring.next = 0;
             ring.items.push(r);
         } else {
-            let at = ring.next;
+            let at = ring.next % len;
             ring.items[at] = r;
-            ring.next = (at + 1) % SAMPLE_CAP;
+            ring.next = (at + 1) % len;
         }
     }
 
@@ -124,11 +141,27 @@ mod tests {
         use tango_core::policy::RequestView;
         let s = RequestSample::default();
         for i in 0..SAMPLE_CAP + 3 {
-            s.offer(req(i));
+            s.offer(req(i), SAMPLE_CAP);
         }
         let got = s.copy();
         assert_eq!(got.len(), SAMPLE_CAP);
         assert_eq!(got[0].path(), "/3");
         assert_eq!(got[SAMPLE_CAP - 1].path(), format!("/{}", SAMPLE_CAP + 2));
+    }
+
+    /// A pool that did not hash kept a small ring; once it hashes the ring grows, the
+    /// newest requests still last.
+    #[test]
+    fn a_ring_that_grows_keeps_its_requests_oldest_first() {
+        use tango_core::policy::RequestView;
+        let s = RequestSample::default();
+        for i in 0..7 {
+            s.offer(req(i), 5);
+        }
+        for i in 7..9 {
+            s.offer(req(i), 10);
+        }
+        let got: Vec<String> = s.copy().iter().map(|r| r.path().to_string()).collect();
+        assert_eq!(got, ["/2", "/3", "/4", "/5", "/6", "/7", "/8"]);
     }
 }

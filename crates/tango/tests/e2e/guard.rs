@@ -2,9 +2,13 @@
 //! reload`; allowed, it applies and the watch expects it; forced, its canary rolls it
 //! back within seconds; and a hash key change that would collapse the live keys onto
 //! one backend is refused from the sampled requests, while a reload a dozen sampled
-//! requests cannot judge expects the key-space split. Each test ends with the live split.
+//! requests cannot judge expects the key-space split; a change to hashing is predicted
+//! on the pool's own requests (`hashing`), and a backend added far above its peers'
+//! share is refused (`membership`). Each test ends with the live split.
 
 mod harness;
+mod hashing;
+mod membership;
 mod replaced;
 
 use crate::backend::Backend;

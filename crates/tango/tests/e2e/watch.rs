@@ -7,7 +7,8 @@
 //!   way by the API, the log, the journal, the timeline and the post-mortem.
 //! - `causes`: an ejection after a weight fix is blamed on the ejection; a slow backend
 //!   beside an unrelated weight change is blamed on the backend; a weight raised step by
-//!   step is named as the series.
+//!   step is named as the series; a backend failing seconds after a pool-wide reload is
+//!   blamed on itself, and the reload is not rolled back.
 //! - `keys`: a hash pool's weight change at a low rate is the change, not the key
 //!   distribution; a hot key is named with its share and backend.
 //! - `killed`: a killed backend with retries: clients saw no error and the alert says

@@ -347,9 +347,7 @@ async fn forward<'p>(
         };
         let trusted = &c.ctx.settings.trusted_proxies;
         let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
-        if pool.cfg.hashing.is_some() {
-            crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
-        }
+        crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
         key
     };
     match pool.cfg.protocol {

@@ -1,6 +1,7 @@
 //! Causes that hold up, each in the scenario that showed the old ones did not: the fix
 //! blamed for an ejection that followed it, a weight change blamed for another
-//! backend's latency, and a drift named by its last step only.
+//! backend's latency, a drift named by its last step only, and a pool-wide reload
+//! blamed (and rolled back) for a backend that broke seconds later on its own.
 
 use super::harness::*;
 use crate::support::*;
@@ -209,4 +210,52 @@ async fn a_weight_raised_step_by_step_is_named_as_the_series() {
             clock(c["at_ms"].as_u64().unwrap())
         )
     );
+}
+
+/// A reload changes the pool's try_timeout (its canary armed), then b3 starts failing
+/// several seconds later for reasons of its own: the errors are b3's, not the reload's,
+/// and the reload is not rolled back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_failing_seconds_after_a_pool_wide_reload_is_blamed_on_itself_not_rolled_back() {
+    let bs = four_backends().await;
+    let pool = |t: &str| format!("max_attempts = 1\ntry_timeout = \"{t}\"\n");
+    let t = Tango::start(&cfg(&bs, &[1, 1, 1, 1], &pool("5s"), None, ""));
+    let load = Load::start(t.url("/"), 200, None);
+    load.wait_answered(600).await;
+    t.write_config(&cfg(&bs, &[1, 1, 1, 1], &pool("4s"), None, ""));
+    let (s, r) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!(
+        (s, r["canary"]["generation"].as_u64()),
+        (200, Some(2)),
+        "{r}"
+    );
+    // b3 serves normally under the new setting for several seconds, then fails.
+    let reloaded = Instant::now();
+    let served = load.answered() + 1500;
+    load.wait_answered(served).await;
+    assert!(reloaded.elapsed() > Duration::from_secs(6));
+    bs[2].state.fail_status.store(500, Relaxed);
+    let i = wait_incident(
+        &t,
+        Duration::from_secs(20),
+        "an error incident on b3",
+        open_on("b3", "errors"),
+    )
+    .await;
+    load.stop().await;
+
+    assert_eq!(i["cause"]["class"], "backend", "{i:#}");
+    assert!(i["cause"]["generation"].is_null(), "{i:#}");
+    let sentence = i["cause"]["sentence"].as_str().unwrap();
+    assert!(
+        sentence.contains("changed pool p's try_timeout from 5s to 4s, ")
+            && sentence.ends_with("b3 itself is failing"),
+        "{sentence}"
+    );
+    let events = journal(&t).await;
+    assert!(
+        !events.iter().any(|e| e["type"] == "config_rolled_back"),
+        "{events:#?}"
+    );
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 2);
 }
