@@ -31,6 +31,9 @@ struct File {
     path: PathBuf,
     max_bytes: u64,
     size: u64,
+    /// The last rotation failed (and was logged): events go on into the current file,
+    /// past `max_bytes`, until one succeeds.
+    rotation_failed: bool,
 }
 
 struct Inner {
@@ -103,6 +106,7 @@ impl Sink {
                     max_bytes: max_bytes
                         .max(tango_core::config::defaults::admin::JOURNAL_MIN_BYTES),
                     size,
+                    rotation_failed: false,
                 }))
             }
         };
@@ -280,8 +284,21 @@ fn append(f: &mut File, e: &Event) -> std::io::Result<()> {
     line.push('\n');
     if f.size + line.len() as u64 > f.max_bytes && f.size > 0 {
         let rotated = f.path.with_file_name(ROTATED_NAME);
-        std::fs::rename(&f.path, rotated)?;
-        f.size = 0;
+        // A rotation that fails (the rotated name taken by a directory, a read-only
+        // directory that still lets the open file grow) must not lose the event: it
+        // goes into the current file, over its size, and the failure is said once.
+        match std::fs::rename(&f.path, &rotated) {
+            Ok(()) => {
+                f.size = 0;
+                f.rotation_failed = false;
+            }
+            Err(err) if !f.rotation_failed => {
+                f.rotation_failed = true;
+                tracing::error!(journal = %f.path.display(), rotated = %rotated.display(), error = %err,
+                    "cannot rotate the journal; events go on into the current file, over journal_max_bytes, until a rotation succeeds");
+            }
+            Err(_) => {}
+        }
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -397,5 +414,22 @@ mod tests {
         let size = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
         assert!(size <= 4096, "{size}");
         assert!(dir.path().join("journal.1.jsonl").exists());
+    }
+
+    #[test]
+    fn a_rotation_that_fails_loses_no_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Sink::open(Some(dir.path()), 4096).unwrap();
+        // A non-empty directory under the rotated name: renaming the file onto it fails.
+        std::fs::create_dir_all(dir.path().join(ROTATED_NAME).join("x")).unwrap();
+        for i in 0..100 {
+            s.health("pool", &format!("backend-{i}"), i % 2 == 0, "probe");
+        }
+        let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        for i in 0..100 {
+            let name = format!("\"backend-{i}\"");
+            assert!(text.contains(&name), "event {i} lost");
+        }
+        assert_eq!(text.lines().count(), 100);
     }
 }
