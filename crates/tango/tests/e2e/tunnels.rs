@@ -11,7 +11,7 @@ mod logged;
 mod peers;
 
 use crate::support::*;
-use peers::{backend, every_tunnel, expect, ping, Front, Opener, Path, BOUND};
+use peers::{backend, every_tunnel, expect, ping, Busy, Front, Opener, Path, BOUND};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -196,24 +196,29 @@ async fn an_idle_tunnel_is_closed_after_the_idle_timeout() {
     let mut busy = Vec::new();
     for (path, opener) in every_tunnel() {
         quiet.push((path, opener, f.open(path, opener).await));
-        busy.push((path, opener, f.open(path, opener).await));
+        // In use from the moment it is open: a ping every sixth of an idle timeout.
+        let io = f.open(path, opener).await;
+        busy.push(Busy::start(io, idle / 6, format!("{path:?} {opener:?}")));
     }
-    let opened = Instant::now();
-    // Three idle timeouts, with a ping on the busy ones every quarter of one.
-    while opened.elapsed() < idle * 3 {
-        tokio::time::sleep(idle / 4).await;
-        for (_, _, io) in &mut busy {
-            ping(io, "still here").await;
-        }
-    }
+    // Three idle timeouts after the last one opened.
+    tokio::time::sleep(idle * 3).await;
     for (path, opener, mut io) in quiet {
         assert!(
             peers::ends_within(&mut io, idle).await,
             "{path:?} {opener:?}: an idle tunnel outlived three idle timeouts"
         );
     }
-    // Only the busy ones are still in flight.
-    let busy_at = |tls: bool| busy.iter().filter(|(p, _, _)| p.tls() == tls).count();
-    assert!(in_flight_becomes(&f.plain, busy_at(false) as u64, BOUND).await);
-    assert!(in_flight_becomes(&f.tls, busy_at(true) as u64, BOUND).await);
+    // Only the busy ones are still in flight (counted while they are still in use).
+    let busy_at = |tls: bool| {
+        every_tunnel()
+            .iter()
+            .filter(|(p, _)| p.tls() == tls)
+            .count() as u64
+    };
+    let plain = in_flight_becomes(&f.plain, busy_at(false), BOUND).await;
+    let tls = in_flight_becomes(&f.tls, busy_at(true), BOUND).await;
+    for t in busy {
+        t.stop().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(plain && tls, "in flight: plain {plain}, TLS {tls}");
 }

@@ -418,3 +418,48 @@ pub async fn ends_within(io: &mut Io, within: Duration) -> bool {
         Err(_) => false,
     }
 }
+
+/// A tunnel kept in use by its own task: a ping (and its echo) every `every` from the
+/// moment it is handed over, whatever the test does meanwhile. Opening the next tunnels
+/// takes the test hundreds of milliseconds on a loaded machine (TLS and HTTP/2
+/// handshakes), longer than a short idle timeout: pings made between those steps would
+/// leave a tunnel opened early idle for that long.
+pub struct Busy {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Result<Io, String>>,
+}
+
+impl Busy {
+    pub fn start(mut io: Io, every: Duration, what: String) -> Busy {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut pings = 0;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(every).await;
+                let mut echo = [0u8; 11];
+                let r = async {
+                    io.write_all(b"still here").await?;
+                    io.flush().await?;
+                    io.read_exact(&mut echo).await
+                };
+                match tokio::time::timeout(BOUND, r).await {
+                    Ok(Ok(_)) if &echo == b">still here" => pings += 1,
+                    Ok(Ok(_)) => return Err(format!("{what}: echoed {echo:?}")),
+                    Ok(Err(e)) => {
+                        return Err(format!("{what}: closed in use, after {pings} pings: {e}"))
+                    }
+                    Err(_) => return Err(format!("{what}: no echo within {BOUND:?}")),
+                }
+            }
+            Ok(io)
+        });
+        Busy { stop, task }
+    }
+
+    /// Stop pinging; the tunnel, still open, or why it is not.
+    pub async fn stop(self) -> Result<Io, String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}

@@ -64,6 +64,23 @@ pub type User = Arc<dyn Fn(u64) -> String + Send + Sync>;
 
 impl Load {
     pub fn start(url: String, rps: u64, user: Option<User>) -> Load {
+        Self::spawn(url, rps, user, tokio::time::MissedTickBehavior::Skip)
+    }
+
+    /// `start`, but a request the pacer woke too late for is sent at once rather than
+    /// skipped: each second carries about `rps`, where skipping loses a share of them
+    /// to every late wake-up (a few milliseconds each on a loaded machine, against a
+    /// 2.5 ms period at 400 rps) and the rate falls by half.
+    pub fn keeping_pace(url: String, rps: u64) -> Load {
+        Self::spawn(url, rps, None, tokio::time::MissedTickBehavior::Burst)
+    }
+
+    fn spawn(
+        url: String,
+        rps: u64,
+        user: Option<User>,
+        missed: tokio::time::MissedTickBehavior,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let answers = Arc::new(Mutex::new(Vec::new()));
         let (s, a) = (stop.clone(), answers.clone());
@@ -71,7 +88,7 @@ impl Load {
             let c = client();
             let limit = Arc::new(tokio::sync::Semaphore::new(64));
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rps));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            tick.set_missed_tick_behavior(missed);
             let end = Instant::now() + Duration::from_secs(120);
             let mut i = 0u64;
             while !s.load(Relaxed) && Instant::now() < end {

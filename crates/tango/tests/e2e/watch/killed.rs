@@ -10,6 +10,9 @@ use crate::support::*;
 use serde_json::Value;
 use std::time::Duration;
 
+/// The load's requests a second.
+const RATE: u64 = 400;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_backend_with_retries_is_an_incident_clients_never_saw_until_it_is_back() {
     let mut bs = four_backends().await;
@@ -21,8 +24,13 @@ async fn a_killed_backend_with_retries_is_an_incident_clients_never_saw_until_it
         &cfg(&bs, &[1, 1, 1, 1], health, Some(state.path()), NO_GUARD),
         &["--log-format", "json"],
     );
-    let load = Load::start(t.url("/"), 200, None);
-    load.wait_answered(800).await;
+    // b2's failed tries are judged on one tick alone, all of it after the kill, only
+    // when b2 has the detector's 50 tries in it (`error_min_requests`); else on five
+    // ticks, most of them from before the kill. So b2 needs well over 50 tries a
+    // second, whatever the machine's load: 400 rps gives it 100, and the load keeps
+    // its pace where late wake-ups would otherwise halve it.
+    let load = Load::keeping_pace(t.url("/"), RATE);
+    load.wait_answered(usize::try_from(4 * RATE).unwrap()).await;
     let addr = bs[1].addr;
     bs[1].kill().await;
 
@@ -114,7 +122,9 @@ async fn no_client_saw_an_error(t: &Tango, i: &Value) {
 /// Down for a while: no request reaches b2, its error signal may end, the incident
 /// does not.
 async fn it_stays_open_while_b2_is_down(t: &Tango, load: &Load, id: &str) {
-    load.wait_answered(load.answered() + 1600).await;
+    // Eight seconds of answers.
+    let answers = usize::try_from(8 * RATE).unwrap();
+    load.wait_answered(load.answered() + answers).await;
     let v = admin_get(t, "/api/v1/alerts").await;
     let still: Vec<&Value> = v["open"]
         .as_array()
