@@ -408,6 +408,8 @@ pub(crate) struct Runtime {
     pub(crate) journal: std::sync::OnceLock<crate::journal::Sink>,
     /// Requests answered with a route's redirect (no pool picked), across reloads.
     pub(crate) redirects: AtomicU64,
+    /// Failed TLS handshakes on the listeners, by name.
+    pub(crate) tls_failures: crate::stats::TlsFailures,
 }
 
 impl Runtime {
@@ -428,6 +430,7 @@ impl Runtime {
             started: Instant::now(),
             journal: std::sync::OnceLock::new(),
             redirects: AtomicU64::new(0),
+            tls_failures: crate::stats::TlsFailures::default(),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));
