@@ -12,6 +12,7 @@ mod rules;
 mod samples;
 #[cfg(test)]
 mod tests;
+mod why;
 
 pub(crate) use rules::RouteRules;
 pub(crate) use samples::{
@@ -71,6 +72,8 @@ pub(crate) struct BackendState {
     in_flight: AtomicU64,
     /// Health-check transitions (either way), for `/metrics`.
     health_transitions: AtomicU64,
+    /// Why it is out of rotation, for `tango status`.
+    why: why::WhyOut,
 }
 
 impl BackendState {
@@ -88,6 +91,7 @@ impl BackendState {
             left_ms: AtomicU64::new(NEVER_LEFT),
             in_flight: AtomicU64::new(0),
             health_transitions: AtomicU64::new(0),
+            why: why::WhyOut::default(),
         }
     }
 
@@ -150,7 +154,9 @@ impl BackendState {
 
     /// Passive outlier detection took it out at `now_ms` (time since start); the stamp
     /// is published with the flag.
-    pub(crate) fn eject(&self, now_ms: u64) {
+    /// `cause` says why, for `tango status`.
+    pub(crate) fn eject(&self, now_ms: u64, cause: String) {
+        self.why.ejected(cause);
         self.stamp_leaving(now_ms);
         self.ejected.store(true, Release);
     }
@@ -160,6 +166,18 @@ impl BackendState {
     pub(crate) fn return_to_service(&self, now_ms: u64) {
         self.ready_since_ms.store(now_ms, Relaxed);
         self.ejected.store(false, Release);
+    }
+
+    /// A health probe failed with `reason`; kept to say why the backend is down.
+    pub(crate) fn probe_failed(&self, reason: &str) {
+        self.why.probe_failed(reason);
+    }
+
+    /// Why it is out of rotation now: the last failed probe's reason while its health
+    /// checks hold it down, else the ejection's cause while ejected; `None` in rotation
+    /// (or when nothing said why).
+    pub(crate) fn down_reason(&self) -> Option<String> {
+        self.why.reason(!self.healthy(), self.ejected())
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -392,6 +410,8 @@ pub(crate) struct Runtime {
     pub(crate) journal: std::sync::OnceLock<crate::journal::Sink>,
     /// Requests answered with a route's redirect (no pool picked), across reloads.
     pub(crate) redirects: AtomicU64,
+    /// Failed TLS handshakes on the listeners, by name.
+    pub(crate) tls_failures: crate::stats::TlsFailures,
 }
 
 impl Runtime {
@@ -412,6 +432,7 @@ impl Runtime {
             started: Instant::now(),
             journal: std::sync::OnceLock::new(),
             redirects: AtomicU64::new(0),
+            tls_failures: crate::stats::TlsFailures::default(),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));

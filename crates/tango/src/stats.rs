@@ -2,8 +2,11 @@
 //! loop, the admin API and `/metrics` read. No locks, no allocation per request. A
 //! backend counts its tries; a pool also counts what its clients saw (`ClientStats`), so
 //! a failed try that a retry absorbed is told apart from a failure a client got.
+//! Listeners count their failed TLS handshakes (`TlsFailures`), by name.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Status classes used as the `code` label: 1xx..5xx, and `error` when no response came.
@@ -179,5 +182,37 @@ mod tests {
         assert_eq!(snap.requests(), 1);
         assert_eq!(snap.by_class[1], 1);
         assert_eq!((snap.errors(), snap.broken, snap.client_errors), (1, 1, 1));
+    }
+}
+
+/// Failed TLS handshakes per listener name, across reloads. Written only when a
+/// handshake fails (a lock and a lookup then), never on a connection that succeeds; read
+/// by `/metrics`. Keyed by name rather than held by the listener, so a renamed listener
+/// counts under its new name.
+#[derive(Debug, Default)]
+pub(crate) struct TlsFailures(Mutex<HashMap<String, u64>>);
+
+impl TlsFailures {
+    /// A handshake on `listener` failed.
+    pub(crate) fn count(&self, listener: &str) {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match m.get_mut(listener) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(listener.to_string(), 1);
+            }
+        }
+    }
+
+    /// The failures counted on `listener` so far.
+    pub(crate) fn get(&self, listener: &str) -> u64 {
+        let m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(listener).copied().unwrap_or(0)
     }
 }

@@ -171,7 +171,10 @@ fn render_status(v: &serde_json::Value) -> String {
             text(&p["name"]),
             text(&p["policy"])
         ));
-        let mut t = table::new(&[
+        let backends = p["backends"].as_array().map_or(&[][..], Vec::as_slice);
+        // Why a backend is out, beside it; the column only when one is.
+        let why = backends.iter().any(|b| b["down_reason"].is_string());
+        let mut columns = vec![
             ("backend", Left),
             ("address", Left),
             ("weight", Right),
@@ -182,9 +185,13 @@ fn render_status(v: &serde_json::Value) -> String {
             ("requests", Right),
             ("errors", Right),
             ("connections", Right),
-        ]);
-        for b in p["backends"].as_array().into_iter().flatten() {
-            t.add_row(vec![
+        ];
+        if why {
+            columns.push(("why", Left));
+        }
+        let mut t = table::new(&columns);
+        for b in backends {
+            let mut row = vec![
                 text(&b["name"]),
                 text(&b["address"]),
                 text(&b["configured_weight"]),
@@ -195,7 +202,11 @@ fn render_status(v: &serde_json::Value) -> String {
                 text(&b["requests"]),
                 text(&b["errors"]),
                 text(&b["open_connections"]),
-            ]);
+            ];
+            if why {
+                row.push(b["down_reason"].as_str().unwrap_or("").to_string());
+            }
+            t.add_row(row);
         }
         out.push_str(&table::render(&t, ""));
     }

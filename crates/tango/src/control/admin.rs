@@ -292,6 +292,7 @@ async fn status(State(s): State<AppState>) -> Response {
                         "effective_weight": p.effective_weight(i, now),
                         "healthy": b.healthy(),
                         "ejected": b.ejected(),
+                        "down_reason": b.down_reason(),
                         "in_flight": b.in_flight(),
                         "requests": st.requests(),
                         "errors": st.errors(),

@@ -77,6 +77,10 @@ async fn probe_loop(rt: Arc<Runtime>, pool: String, address: String, events: cra
         let st = state.get_or_insert_with(|| HealthState::new(&cfg));
         st.reconfigure(cfg.rise, cfg.fall);
         let probe = probe(&address, &cfg, &dial, wire).await;
+        if let tango_core::health::Probe::Fail(reason) = &probe {
+            // Kept for `tango status`, which says why a backend is down.
+            backend.probe_failed(reason);
+        }
         if let Some(t) = st.record(probe, rt.elapsed()) {
             // Back in service, slow start ramps it up from now.
             backend.set_healthy(t.healthy, rt.now_ms());

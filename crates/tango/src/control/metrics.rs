@@ -98,6 +98,7 @@ impl Collector for TangoCollector {
         let snap = self.rt.current();
         BackendRows::read(&snap, self.rt.now_ms()).encode(&mut enc)?;
         self.encode_config(&snap, &mut enc)?;
+        encode_tls(&self.rt, &snap, &mut enc)?;
         self.encode_watch(&mut enc)
     }
 }
@@ -240,6 +241,28 @@ impl BackendRows {
         }
         Ok(())
     }
+}
+
+/// Failed TLS handshakes of each TLS listener in force, 0 until its first.
+fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+    let rows: Vec<(Labels, u64)> = snap
+        .config
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_some())
+        .map(|l| {
+            (
+                vec![("listener", l.name.clone())],
+                rt.tls_failures.get(&l.name),
+            )
+        })
+        .collect();
+    counter_family(
+        enc,
+        "tango_tls_handshake_failures",
+        "TLS handshakes a listener's clients failed: not TLS, no protocol or cipher in common, or the client refused the certificate. Clients that close or stay silent before finishing are not counted.",
+        &rows,
+    )
 }
 
 impl TangoCollector {

@@ -231,7 +231,7 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
                 times_ejected,
             } => {
                 if let Some(b) = pool.backends.get(*backend) {
-                    b.eject(now_ms);
+                    b.eject(now_ms, ejection_cause(*consecutive, *times_ejected));
                     tracing::warn!(pool = %pool.cfg.name, backend = %b.name, consecutive, times_ejected, until_s = until.as_secs_f64(), "backend ejected");
                 }
             }
@@ -256,6 +256,11 @@ pub(crate) fn apply_events(pool: &PoolRuntime, events: &[Event], now_ms: u64) {
     }
 }
 
+/// Why outlier detection ejected a backend, in the journal and `tango status`.
+fn ejection_cause(consecutive: u32, times_ejected: u32) -> String {
+    format!("{consecutive} consecutive failures (ejection #{times_ejected})")
+}
+
 /// Ejections and returns go to the journal: they explain traffic moving.
 pub(crate) fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime, events: &[Event]) {
     for ev in events {
@@ -269,9 +274,7 @@ pub(crate) fn journal_events(journal: &crate::journal::Sink, pool: &PoolRuntime,
                 journal.record(EventKind::Ejected {
                     pool: pool.cfg.name.clone(),
                     backend: pool.cfg.backends[*backend].name.clone(),
-                    reason: format!(
-                        "{consecutive} consecutive failures (ejection #{times_ejected})"
-                    ),
+                    reason: ejection_cause(*consecutive, *times_ejected),
                 });
             }
             Event::Returned { backend } => {

@@ -178,7 +178,17 @@ async fn serve_tls(
                 let io = framing::guard(tls, lcfg, switch);
                 serve(io, conn, lcfg, w, h2).await
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Ok(Err(e)) => {
+                // rustls's verdicts (what the client sent was not TLS, no protocol or
+                // cipher in common, its alert on our certificate) come as InvalidData;
+                // a client that closes, before a byte or mid-way, comes as
+                // UnexpectedEof, and a silent one times out: neither is counted, so
+                // port scans and TCP health checks do not bury real failures.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    conn.rt.tls_failures.count(&lcfg.name);
+                }
+                tracing::debug!(error = %e, "TLS handshake failed")
+            }
             Err(_) => tracing::debug!("TLS handshake timed out"),
         },
         _ = w.slot.evicted() => tracing::debug!("closed in the TLS handshake to make room"),

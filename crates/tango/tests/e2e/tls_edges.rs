@@ -1,6 +1,7 @@
 //! HTTP/1.1 over TLS at the edges of a connection: requests pipelined in one write
 //! come back answered in order on a connection that stays open; a TLS handshake that
-//! never finishes, however slowly its bytes come, is given up at the header timeout.
+//! never finishes, however slowly its bytes come, is given up at the header timeout;
+//! a handshake a client fails is counted on the listener, one that is only closed is not.
 
 use crate::backend::Backend;
 use crate::support::*;
@@ -152,4 +153,45 @@ async fn a_tls_handshake_that_never_finishes_is_closed_at_the_header_timeout() {
         "closed only after {:?}",
         started.elapsed()
     );
+}
+
+/// The listener's failed-handshake count as `/metrics` shows it.
+async fn handshake_failures(t: &Tango) -> String {
+    let (status, text) = get(&client(), &t.admin_url("/metrics")).await;
+    assert_eq!(status, 200);
+    let series = "tango_tls_handshake_failures_total{listener=\"main\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .unwrap_or_else(|| panic!("no {series}in:\n{text}"))
+        .to_string()
+}
+
+/// Connect to `t`, send `bytes` and read until tango closes (bounded by 5 s).
+async fn until_closed(t: &Tango, bytes: &[u8]) {
+    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    if bytes.is_empty() {
+        s.shutdown().await.unwrap();
+    } else {
+        s.write_all(bytes).await.unwrap();
+    }
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "tango did not close the connection");
+}
+
+#[tokio::test]
+async fn a_failed_tls_handshake_is_counted_once_and_a_silent_close_not_at_all() {
+    let b = Backend::start("a").await;
+    let (t, _ck, _dir) = tls_front(b.addr, "");
+    assert_eq!(handshake_failures(&t).await, "0");
+    // A client that connects and closes without a byte (a port check) is no failure.
+    until_closed(&t, b"").await;
+    // Plain HTTP to a TLS port is.
+    until_closed(&t, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // tango closes the socket as it gives up, a moment before it counts.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handshake_failures(&t).await == "0" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(handshake_failures(&t).await, "1");
 }

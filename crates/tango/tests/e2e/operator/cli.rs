@@ -4,6 +4,7 @@
 use super::*;
 use crate::backend::Backend;
 use std::process::{Command, Output};
+use std::sync::atomic::Ordering::Relaxed;
 
 fn tango(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tango"));
@@ -232,4 +233,44 @@ fn simulate_draws_a_progress_bar_only_on_a_terminal() {
         shown.contains("pool web (round_robin), 1000000 requests"),
         "{shown:?}"
     );
+}
+
+#[tokio::test]
+async fn status_says_why_a_backend_is_down() {
+    let good = Backend::start("good").await;
+    let sick = Backend::start("sick").await;
+    sick.state.health_status.store(503, Relaxed);
+    let t = Tango::start(&config(
+        "[pool.health]\npath = \"/health\"\ninterval = \"50ms\"\ntimeout = \"1s\"\nfall = 1\nrise = 1\njitter = 0.0\n",
+        &[("good", good.addr, 1), ("sick", sick.addr, 1)],
+    ));
+    let s = wait_status(&t, "sick unhealthy", Duration::from_secs(10), |s| {
+        backend_entry(s, "sick")["healthy"] == false
+    })
+    .await;
+    let why = "status 503 (expected 200-399)";
+    assert_eq!(backend_entry(&s, "sick")["down_reason"], why, "{s}");
+    assert_eq!(
+        backend_entry(&s, "good")["down_reason"],
+        serde_json::Value::Null,
+        "{s}"
+    );
+    let out = ok(tango(&["status", "--admin", &t.admin.to_string()])
+        .output()
+        .unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines
+        .iter()
+        .find(|l| l.starts_with("backend "))
+        .expect(&out);
+    assert!(header.ends_with("  connections  why"), "{out}");
+    let sick_row = lines.iter().find(|l| l.starts_with("sick ")).expect(&out);
+    assert!(sick_row.ends_with(&format!("  {why}")), "{out}");
+    assert_eq!(
+        sick_row.find(why),
+        header.find("why"),
+        "the reason sits in its column:\n{out}"
+    );
+    let good_row = lines.iter().find(|l| l.starts_with("good ")).expect(&out);
+    assert!(!good_row.contains("status"), "{out}");
 }
