@@ -252,7 +252,7 @@ fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) ->
         .filter(|l| l.tls.is_some())
         .map(|l| {
             (
-                vec![("listener", l.name.clone())],
+                vec![("listener", value(&l.name))],
                 rt.tls_failures.get(&l.name),
             )
         })
