@@ -8,6 +8,7 @@
 
 mod routes;
 
+pub(crate) use routes::route_moves;
 pub use routes::{redirect_label, redirected_routes, route_label};
 
 use crate::config::{Config, Pool, Target};
@@ -106,13 +107,14 @@ pub struct PoolShift {
 /// What a change changes, and where it moves traffic.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DiffReport {
-    /// What changed in the pools, as the journal records it.
+    /// What changed in the pools and which pool each route sends to, as the journal
+    /// records it.
     pub changes: Vec<Change>,
     /// Routes whose requests go from a pool to a redirect or back: their traffic
     /// leaves (or joins) a pool whole, as sentences. Reported, not judged: the
     /// threshold is about shares between a pool's backends.
     pub split_changes: Vec<String>,
-    /// Changes outside the pools that can still move traffic (routes, trusted proxies,
+    /// Changes outside the pools that can still move traffic (redirect routes, trusted proxies,
     /// per-backend caps), then those that move none (header edits, redirects' details,
     /// pools' TLS, protocol and PROXY protocol), as sentences.
     pub other_changes: Vec<String>,
@@ -250,25 +252,18 @@ fn match_backends(olds: &[BackendShare], news: &[BackendShare]) -> Vec<BackendSh
     out
 }
 
-/// What the journal's change summary does not track but can move traffic: which pool a
-/// route sends to, the proxies trusted for client-address hashing, and per-backend caps
+/// What the journal's change summary does not track but can move traffic: redirect
+/// routes added or removed, the proxies trusted for client-address hashing, and per-backend caps
 /// (a backend at its `max_in_flight` is skipped).
 pub fn other_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    // A route that turned from a pool to a redirect (or back) is a split change.
+    // Routes to a pool are in the change summary (`ChangeKind::Route`); what is left are
+    // redirect routes added or removed. A route that turned from a pool to a redirect (or
+    // back) is a split change.
     let routes = |c: &Config| -> Vec<String> {
-        c.routes
-            .iter()
-            .filter(|r| !routes::turned(old, new, r))
-            .map(|r| {
-                let to = match &r.target {
-                    Target::Pool(i) => {
-                        format!("pool {}", c.pools.get(*i).map_or("?", |p| p.name.as_str()))
-                    }
-                    Target::Redirect(_) => "a redirect".to_string(),
-                };
-                format!("{} -> {to}", route_label(r))
-            })
+        (c.routes.iter())
+            .filter(|r| matches!(r.target, Target::Redirect(_)) && !routes::turned(old, new, r))
+            .map(|r| format!("{} -> a redirect", route_label(r)))
             .collect()
     };
     let (ro, rn) = (routes(old), routes(new));

@@ -3,7 +3,7 @@
 //!
 //! Rank 1 (weights, policy, hash key and hashing settings) moves traffic directly; rank 2
 //! (health, ejection, slow start, panic threshold) moves it through eligibility; rank 3 is
-//! membership; rank 4 timeouts and retries, which move latency more than share.
+//! membership and routes (what a pool receives as a whole); rank 4 timeouts and retries, which move latency more than share.
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,20 @@ pub enum ChangeKind {
     PoolAdded,
     /// The pool is gone.
     PoolRemoved,
+    /// A route (by host and path prefix) sends its requests to another pool, or starts
+    /// or stops sending them to one (added, removed, or turned into a redirect or back).
+    /// The change's `pool` is the one that gains the requests (`to`), else the one that
+    /// loses them.
+    Route {
+        /// `host H path P`.
+        route: String,
+        /// The pool before; `None`: no route, or a redirect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The pool after; `None`: no route, or a redirect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
     /// Timeouts, attempts and retry budget.
     Timeouts {
         /// The setting's key.
@@ -113,7 +127,8 @@ impl Change {
             | ChangeKind::BackendRemoved { .. }
             | ChangeKind::BackendRenamed { .. }
             | ChangeKind::PoolAdded
-            | ChangeKind::PoolRemoved => 3,
+            | ChangeKind::PoolRemoved
+            | ChangeKind::Route { .. } => 3,
             ChangeKind::Timeouts { .. } => 4,
         };
         Self {
@@ -152,6 +167,12 @@ impl Change {
             }
             ChangeKind::PoolAdded => format!("added pool {p}"),
             ChangeKind::PoolRemoved => format!("removed pool {p}"),
+            ChangeKind::Route { route, from, to } => match (from, to) {
+                (Some(f), Some(t)) => format!("route {route}: moved from pool {f} to pool {t}"),
+                (None, Some(t)) => format!("route {route}: now sends to pool {t}"),
+                (Some(f), None) => format!("route {route}: no longer sends to pool {f}"),
+                (None, None) => format!("route {route}: sends to no pool"),
+            },
         }
     }
 }

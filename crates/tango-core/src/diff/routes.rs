@@ -57,6 +57,42 @@ fn pairs<'a>(old: &'a Config, new: &'a Config) -> impl Iterator<Item = (&'a Rout
     })
 }
 
+/// The pool a route sends to; `None` for a redirect.
+fn target_pool<'a>(c: &'a Config, r: &Route) -> Option<&'a str> {
+    match r.target {
+        Target::Pool(i) => Some(pool_name(c, i)),
+        Target::Redirect(_) => None,
+    }
+}
+
+/// Each route (by host and path prefix) whose pool differs between the two
+/// configurations, as (`host H path P`, pool before, pool after); a missing route or a
+/// redirect has no pool. Pools are compared by name: reordering them moves nothing.
+pub(crate) fn route_moves(
+    old: &Config,
+    new: &Config,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let same = |a: &Route, b: &Route| a.host == b.host && a.path_prefix == b.path_prefix;
+    let mut out = Vec::new();
+    for n in &new.routes {
+        let from = (old.routes.iter().find(|o| same(o, n))).and_then(|o| target_pool(old, o));
+        let to = target_pool(new, n);
+        if from != to {
+            out.push((
+                route_label(n),
+                from.map(str::to_string),
+                to.map(str::to_string),
+            ));
+        }
+    }
+    for o in (old.routes.iter()).filter(|o| !new.routes.iter().any(|n| same(o, n))) {
+        if let Some(from) = target_pool(old, o) {
+            out.push((route_label(o), Some(from.to_string()), None));
+        }
+    }
+    out
+}
+
 fn pool_name(c: &Config, i: usize) -> &str {
     c.pools.get(i).map_or("?", |p| p.name.as_str())
 }

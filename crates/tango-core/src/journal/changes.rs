@@ -1,4 +1,4 @@
-//! What a new configuration changes, per pool and backend ([`summarize_changes`]), as
+//! What a new configuration changes, per pool, backend and route ([`summarize_changes`]), as
 //! the [`Change`]s attribution ranks (the type and its ranks are in `alert`).
 
 use crate::alert::{Change, ChangeKind};
@@ -19,6 +19,16 @@ pub fn summarize_changes(old: &Config, new: &Config) -> Vec<Change> {
         if new.pool(&op.name).is_none() {
             out.push(Change::new(&op.name, None, ChangeKind::PoolRemoved));
         }
+    }
+    // A route's requests count against the pool that gains them: that pool's traffic is
+    // what moves (the one that loses them, when none gains).
+    for (route, from, to) in crate::diff::route_moves(old, new) {
+        let pool = to.clone().or_else(|| from.clone()).unwrap_or_default();
+        out.push(Change::new(
+            &pool,
+            None,
+            ChangeKind::Route { route, from, to },
+        ));
     }
     out.sort_by_key(|c| c.rank);
     out

@@ -368,3 +368,53 @@ fn a_backend_renamed_while_ejected_is_out_under_its_new_name_until_it_returns() 
         "likely cause: health, backend-2 was ejected at 14:29:32 (5 consecutive failures), since renamed backend-2b"
     );
 }
+
+fn routed(routes: &str) -> Config {
+    let mut text = String::from("[[listener]]\nlisten = \"127.0.0.1:8080\"\n");
+    text.push_str(routes);
+    for (name, n) in [("big", 4), ("small", 1)] {
+        text.push_str(&format!("[[pool]]\nname = \"{name}\"\n"));
+        for i in 0..n {
+            text.push_str(&format!(
+                "[[pool.backend]]\naddress = \"10.0.{}.{i}:80\"\n",
+                name.len()
+            ));
+        }
+    }
+    match config::parse("t.toml", &text, Path::new(".")) {
+        Ok(l) => l.config,
+        Err(e) => panic!("{}", e.render()),
+    }
+}
+
+#[test]
+fn a_route_sent_to_another_pool_is_a_change_of_the_pool_it_joins() {
+    let old =
+        routed("[[route]]\npath_prefix = \"/api\"\npool = \"big\"\n[[route]]\npool = \"big\"\n");
+    let new = routed(
+        "[[route]]\npath_prefix = \"/api\"\npool = \"small\"\n[[route]]\npool = \"big\"\n\
+         [[route]]\npath_prefix = \"/new\"\npool = \"small\"\n",
+    );
+    let ch = summarize_changes(&old, &new);
+    let json = serde_json::to_string(&ch).unwrap();
+    assert_eq!(
+        json,
+        r#"[{"pool":"small","rank":3,"change":"route","route":"host * path /api","from":"big","to":"small"},{"pool":"small","rank":3,"change":"route","route":"host * path /new","to":"small"}]"#
+    );
+    assert_eq!(
+        ch.iter().map(Change::describe).collect::<Vec<_>>(),
+        [
+            "route host * path /api: moved from pool big to pool small",
+            "route host * path /new: now sends to pool small",
+        ]
+    );
+    let back = summarize_changes(&new, &old);
+    assert_eq!(
+        back.iter().map(Change::describe).collect::<Vec<_>>(),
+        [
+            "route host * path /api: moved from pool small to pool big",
+            "route host * path /new: no longer sends to pool small",
+        ]
+    );
+    assert_eq!(back[1].pool, "small");
+}
