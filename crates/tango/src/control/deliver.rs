@@ -129,46 +129,46 @@ impl Pending {
     }
 }
 
-type Queue = tokio::sync::mpsc::UnboundedSender<Body>;
+/// The open queues of one kind of target: each URL's sender to its task.
+type Queues<T> = std::sync::Mutex<Vec<(String, tokio::sync::mpsc::UnboundedSender<T>)>>;
 
-/// Queue a POST to `url`. Each URL has one task that sends its queue in order, so an
+/// Hand `item` to the task of `url` in `queues`, starting one (`task`) on first use, or
+/// again if the task ended (its runtime did). One task per URL sends in order, so an
 /// incident's update never overtakes its opening, nor its resolution its update.
-fn spawn_post(url: String, body: Body) {
-    static QUEUES: std::sync::Mutex<Vec<(String, Queue)>> = std::sync::Mutex::new(Vec::new());
-    let mut queues = QUEUES.lock().unwrap_or_else(|p| p.into_inner());
-    let body = match queues.iter().find(|(u, _)| *u == url) {
-        Some((_, tx)) => match tx.send(body) {
+fn enqueue<T, F>(
+    queues: &Queues<T>,
+    url: String,
+    item: T,
+    task: impl FnOnce(String, tokio::sync::mpsc::UnboundedReceiver<T>) -> F,
+) where
+    T: Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut queues = queues.lock().unwrap_or_else(|p| p.into_inner());
+    let item = match queues.iter().find(|(u, _)| *u == url) {
+        Some((_, tx)) => match tx.send(item) {
             Ok(()) => return,
-            // The task ended (its runtime did): start another below.
             Err(e) => e.0,
         },
-        None => body,
+        None => item,
     };
     queues.retain(|(u, _)| *u != url);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let _ = tx.send(body);
-    tokio::spawn(send_queue(url.clone(), rx));
+    let _ = tx.send(item);
+    tokio::spawn(task(url.clone(), rx));
     queues.push((url, tx));
 }
 
-/// Hand an incident's latest state to the Alertmanager task of `url`, started on first
-/// use (and again if its runtime ended).
+/// Queue a webhook POST to `url`.
+fn spawn_post(url: String, body: Body) {
+    static QUEUES: Queues<Body> = std::sync::Mutex::new(Vec::new());
+    enqueue(&QUEUES, url, body, send_queue);
+}
+
+/// Hand an incident's latest state to the Alertmanager task of `url`.
 fn queue_alertmanager(url: String, incident: Incident) {
-    type Tx = tokio::sync::mpsc::UnboundedSender<Incident>;
-    static QUEUES: std::sync::Mutex<Vec<(String, Tx)>> = std::sync::Mutex::new(Vec::new());
-    let mut queues = QUEUES.lock().unwrap_or_else(|p| p.into_inner());
-    let incident = match queues.iter().find(|(u, _)| *u == url) {
-        Some((_, tx)) => match tx.send(incident) {
-            Ok(()) => return,
-            Err(e) => e.0,
-        },
-        None => incident,
-    };
-    queues.retain(|(u, _)| *u != url);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let _ = tx.send(incident);
-    tokio::spawn(alertmanager_task(url.clone(), rx));
-    queues.push((url, tx));
+    static QUEUES: Queues<Incident> = std::sync::Mutex::new(Vec::new());
+    enqueue(&QUEUES, url, incident, alertmanager_task);
 }
 
 /// One Alertmanager: sends each incident as it comes. Those that queued while a send
