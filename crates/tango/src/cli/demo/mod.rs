@@ -146,9 +146,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         _ = gen => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    // Stopped and waited for: a task on another worker thread may be printing its last
+    // row, which must come before the summary, not after it.
     report.abort();
+    let _ = report.await;
     if let Some(i) = incident {
         i.abort();
+        let _ = i.await;
     }
     print!("{}", traffic::summary(&control.rt, &marks));
     let again = async {
