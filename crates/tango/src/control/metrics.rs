@@ -13,11 +13,14 @@ use crate::control::watch::state::WatchState;
 use crate::runtime::{Runtime, Snapshot};
 use crate::stats::{StatsSnapshot, CODE_CLASSES, LATENCY_BUCKETS};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tango_core::detector::AlertKind;
@@ -28,22 +31,42 @@ struct TangoCollector {
     watch: Arc<WatchState>,
 }
 
-type Labels = Vec<(&'static str, String)>;
+type Labels = Vec<(&'static str, Value)>;
 
-/// A label value as both exposition formats spell it: prometheus-client writes label
-/// values as given, and a backend's name may hold any character (a quote or a newline
-/// written raw would make the whole scrape unreadable, every series lost with it).
-fn value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// A label value, escaped as both exposition formats spell it (`\\`, `\"`, `\n`) when
+/// it is written: prometheus-client writes a `String` as given, and a name from the
+/// configuration may hold any character (a quote or a newline written raw would make
+/// the whole scrape unreadable, every series lost with it). Every label goes through
+/// this type, so no series can forget it.
+#[derive(Debug, Clone)]
+struct Value(String);
+
+impl EncodeLabelValue for Value {
+    fn encode(&self, enc: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        let mut rest = self.0.as_str();
+        while let Some(at) = rest.find(['\\', '"', '\n']) {
+            enc.write_str(&rest[..at])?;
+            enc.write_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[at + 1..];
         }
+        enc.write_str(rest)
     }
-    out
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value(v.to_string())
+    }
+}
+
+impl From<&String> for Value {
+    fn from(v: &String) -> Value {
+        Value(v.clone())
+    }
 }
 
 fn gauge_family(
@@ -124,7 +147,7 @@ impl BackendRows {
         let mut r = BackendRows::default();
         for pool in &snap.pools {
             let in_panic = pool.shared.panic();
-            let pool_name = value(&pool.cfg.name);
+            let pool_name = Value::from(&pool.cfg.name);
             r.panic.push((
                 vec![("pool", pool_name.clone())],
                 if in_panic { 1.0 } else { 0.0 },
@@ -136,12 +159,14 @@ impl BackendRows {
             }
             for (i, b) in pool.backends.iter().enumerate() {
                 let bcfg = &pool.cfg.backends[i];
-                let labels: Labels =
-                    vec![("pool", pool_name.clone()), ("backend", value(&bcfg.name))];
+                let labels: Labels = vec![
+                    ("pool", pool_name.clone()),
+                    ("backend", (&bcfg.name).into()),
+                ];
                 let s = b.stats.snapshot();
                 for (c, n) in s.by_class.iter().enumerate() {
                     let mut l = labels.clone();
-                    l.push(("code", CODE_CLASSES[c].to_string()));
+                    l.push(("code", CODE_CLASSES[c].into()));
                     r.requests.push((l, *n));
                 }
                 r.broken.push((labels.clone(), s.broken));
@@ -252,7 +277,7 @@ fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) ->
         .filter(|l| l.tls.is_some())
         .map(|l| {
             (
-                vec![("listener", value(&l.name))],
+                vec![("listener", (&l.name).into())],
                 rt.tls_failures.get(&l.name),
             )
         })
@@ -280,7 +305,7 @@ impl TangoCollector {
             "Unix time when the configuration in force was applied.",
             snap.applied_at,
         )?;
-        let result = |r: &str, n: &AtomicU64| (vec![("result", r.to_string())], n.load(Relaxed));
+        let result = |r: &str, n: &AtomicU64| (vec![("result", r.into())], n.load(Relaxed));
         counter_family(
             enc,
             "tango_config_reloads",
@@ -316,9 +341,9 @@ impl TangoCollector {
             names.sort();
             for name in names {
                 let v = &pools[name];
-                let pool = value(name);
+                let pool = Value::from(name);
                 for g in &v.gauges {
-                    let l: Labels = vec![("pool", pool.clone()), ("backend", value(&g.backend))];
+                    let l: Labels = vec![("pool", pool.clone()), ("backend", (&g.backend).into())];
                     observed.push((l.clone(), g.observed_share));
                     expected.push((l, g.expected_share));
                 }
@@ -338,7 +363,7 @@ impl TangoCollector {
             .iter()
             .map(|k| {
                 (
-                    vec![("kind", k.as_str().to_string())],
+                    vec![("kind", k.as_str().into())],
                     active.iter().filter(|a| a.evidence.kind == *k).count() as f64,
                 )
             })
