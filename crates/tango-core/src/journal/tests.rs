@@ -418,3 +418,21 @@ fn a_route_sent_to_another_pool_is_a_change_of_the_pool_it_joins() {
     );
     assert_eq!(back[1].pool, "small");
 }
+
+/// The canary watches the pool a route now sends to, as a whole: a skew there soon after
+/// the reload can be blamed on it and rolled back.
+#[test]
+fn a_route_moved_to_a_pool_puts_that_pool_in_the_canary_s_scope() {
+    use crate::guard::canary::{changed_pools, ScopePool};
+    let old =
+        routed("[[route]]\npath_prefix = \"/api\"\npool = \"big\"\n[[route]]\npool = \"big\"\n");
+    let new =
+        routed("[[route]]\npath_prefix = \"/api\"\npool = \"small\"\n[[route]]\npool = \"big\"\n");
+    assert_eq!(
+        changed_pools(&old, &new),
+        [ScopePool {
+            pool: "small".into(),
+            backends: None,
+        }]
+    );
+}
