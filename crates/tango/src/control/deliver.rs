@@ -38,7 +38,7 @@ pub(crate) fn deliver(targets: &Alerts, incident: &Incident, status: &str) {
         spawn_post(url.clone(), body);
     }
     if let Some(base) = &targets.alertmanager {
-        queue_alertmanager(format!("{base}/api/v2/alerts"), incident.clone());
+        queue_alertmanager(base, incident.clone());
     }
 }
 
@@ -165,9 +165,10 @@ fn spawn_post(url: String, body: Body) {
     enqueue(&QUEUES, url, body, send_queue);
 }
 
-/// Hand an incident's latest state to the Alertmanager task of `url`.
-fn queue_alertmanager(url: String, incident: Incident) {
+/// Hand an incident's latest state to the task of the Alertmanager at `base`.
+fn queue_alertmanager(base: &str, incident: Incident) {
     static QUEUES: Queues<Incident> = std::sync::Mutex::new(Vec::new());
+    let url = format!("{base}/api/v2/alerts");
     enqueue(&QUEUES, url, incident, alertmanager_task);
 }
 
@@ -213,7 +214,7 @@ impl Resend {
         self.last_ms = now_ms;
         if let Some(base) = &targets.alertmanager {
             for i in open() {
-                queue_alertmanager(format!("{base}/api/v2/alerts"), i);
+                queue_alertmanager(base, i);
             }
         }
     }
