@@ -231,10 +231,17 @@ impl EventKind {
             EventKind::AlertFired { evidence } | EventKind::AlertResolved { evidence } => {
                 Some(&evidence.pool)
             }
+            EventKind::Traffic { summary } => Some(&summary.pool),
+            _ => self.incident().map(|i| i.pool.as_str()),
+        }
+    }
+
+    /// The incident an event carries whole: opened, updated or resolved.
+    pub fn incident(&self) -> Option<&Incident> {
+        match self {
             EventKind::IncidentOpened { incident }
             | EventKind::IncidentUpdated { incident }
-            | EventKind::IncidentResolved { incident } => Some(&incident.pool),
-            EventKind::Traffic { summary } => Some(&summary.pool),
+            | EventKind::IncidentResolved { incident } => Some(incident),
             _ => None,
         }
     }

@@ -53,16 +53,6 @@ struct Subject {
 /// (journals without incidents).
 const INCIDENT_START_MS: u64 = 10_000;
 
-/// Every journaled state of an incident: opened, updated or resolved.
-fn incident_of(e: &Event) -> Option<&Incident> {
-    match &e.kind {
-        EventKind::IncidentOpened { incident }
-        | EventKind::IncidentUpdated { incident }
-        | EventKind::IncidentResolved { incident } => Some(incident),
-        _ => None,
-    }
-}
-
 /// The latest journaled state of each incident opened in the period (or the one asked
 /// for): the first such incident, with its resolution if journaled. An incident whose
 /// opening the journal rotated away is found by its later events, which carry it whole.
@@ -80,7 +70,7 @@ fn incident_subject(sorted: &[&Event], input: &PostmortemInput) -> Option<Subjec
         Some(i) => i,
         None => sorted
             .iter()
-            .filter_map(|e| incident_of(e))
+            .filter_map(|e| e.kind.incident())
             .find(|i| wanted(i, i.opened_ms))?,
     };
     let mut last: &Incident = opened;
@@ -176,7 +166,10 @@ fn alert_subject(sorted: &[&Event], events: &[Event], input: &PostmortemInput) -
 /// Whether the journal has an incident of this id, opened or only updated or resolved
 /// (its opening rotated away): the draft is about it only then.
 pub fn has_incident(events: &[Event], id: &str) -> bool {
-    events.iter().filter_map(incident_of).any(|i| i.id == id)
+    events
+        .iter()
+        .filter_map(|e| e.kind.incident())
+        .any(|i| i.id == id)
 }
 
 /// A Markdown post-mortem draft; see the module documentation.
