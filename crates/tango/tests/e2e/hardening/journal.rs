@@ -81,11 +81,7 @@ async fn a_line_torn_inside_a_character_loses_that_line_only() {
     .unwrap();
     assert_eq!(last, events[4]);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .args(["timeline", "--journal"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = timeline(&path, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let parsed: Vec<tango_core::journal::Event> =
@@ -216,13 +212,19 @@ async fn a_start_that_cannot_bind_journals_no_generation() {
     drop(taken);
 }
 
-/// `tango timeline --journal` on `path`: its stdout, asserting success.
-fn timeline_of(path: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+/// `tango timeline --journal path args...`, run to its end.
+fn timeline(path: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tango"))
         .args(["timeline", "--journal"])
         .arg(path)
+        .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `tango timeline --journal` on `path`: its stdout, asserting success.
+fn timeline_of(path: &std::path::Path) -> String {
+    let out = timeline(path, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -271,12 +273,7 @@ fn a_period_that_ends_before_it_starts_names_its_bounds() {
     let path = dir.path().join("journal.jsonl");
     write_events(&path, &[health_event(0, "a")]);
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-            .args(["timeline", "--journal"])
-            .arg(&path)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = timeline(&path, args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -315,11 +312,7 @@ fn every_skipped_line_is_named_by_its_number() {
     ]
     .concat();
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .args(["timeline", "--journal"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = timeline(&path, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
