@@ -367,7 +367,10 @@ impl Judgement {
     /// What the guard could not judge and says so rather than guessing (a route change
     /// with no live traffic to predict it from).
     pub fn notes(&self) -> Vec<String> {
-        self.routes.iter().filter_map(RoutePrediction::note).collect()
+        self.routes
+            .iter()
+            .filter_map(RoutePrediction::note)
+            .collect()
     }
 
     /// The findings as the journal records them.

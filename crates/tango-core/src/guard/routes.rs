@@ -58,7 +58,8 @@ impl RouteMove {
     /// solo instead of pool web`, or, when another route would take them, `requests
     /// route ... sends to pool web (86% ...) would take route ... to pool solo`.
     pub fn describe(&self) -> String {
-        let pool = |p: &Option<String>| p.as_ref().map_or("no pool".into(), |p| format!("pool {p}"));
+        let pool =
+            |p: &Option<String>| p.as_ref().map_or("no pool".into(), |p| format!("pool {p}"));
         let (to, from) = (pool(&self.to_pool), pool(&self.from_pool));
         let share = format!("{:.0}% of all requests", self.share_pct);
         match self.route == self.was_route {
@@ -166,7 +167,8 @@ impl RoutePrediction {
 
     /// The backend whose rise most exceeds its noise.
     pub fn worst(&self) -> Option<&BackendTraffic> {
-        (self.backends.iter()).max_by(|a, b| self.excess_points(a).total_cmp(&self.excess_points(b)))
+        (self.backends.iter())
+            .max_by(|a, b| self.excess_points(a).total_cmp(&self.excess_points(b)))
     }
 
     /// The move that brings `b` the most traffic: the largest into a pool it is in.
@@ -196,7 +198,9 @@ fn routes_differ(old: &Config, new: &Config) -> bool {
         (c.routes.iter())
             .map(|r| {
                 let to = match &r.target {
-                    Target::Pool(i) => Ok(c.pools.get(*i).map_or(String::new(), |p| p.name.clone())),
+                    Target::Pool(i) => {
+                        Ok(c.pools.get(*i).map_or(String::new(), |p| p.name.clone()))
+                    }
                     Target::Redirect(red) => Err(red.clone()),
                 };
                 (r.host.clone(), r.path_prefix.clone(), to)
@@ -277,7 +281,8 @@ fn flows<'a>(input: &Input<'a>) -> Vec<Flow<'a>> {
         }
         let weight = obs.rate_rps / sample.len() as f64;
         for r in sample {
-            let host = (r.header_values("host").next()).and_then(|h| std::str::from_utf8(host_of(h)).ok());
+            let host =
+                (r.header_values("host").next()).and_then(|h| std::str::from_utf8(host_of(h)).ok());
             let path = r.path();
             let tls = [false, true]
                 .into_iter()
@@ -297,7 +302,10 @@ fn flows<'a>(input: &Input<'a>) -> Vec<Flow<'a>> {
 fn predict_routes(input: &Input<'_>) -> Result<RoutePrediction, SimError> {
     let flows = flows(input);
     let total: f64 = flows.iter().map(|f| f.weight).sum();
-    let sampled: Vec<f64> = (flows.iter()).filter(|f| f.req.is_some()).map(|f| f.weight).collect();
+    let sampled: Vec<f64> = (flows.iter())
+        .filter(|f| f.req.is_some())
+        .map(|f| f.weight)
+        .collect();
     if sampled.is_empty() || total <= 0.0 {
         let why = match total > 0.0 {
             true => "no live requests sampled yet",
@@ -334,13 +342,17 @@ fn predict_routes(input: &Input<'_>) -> Result<RoutePrediction, SimError> {
 fn moves(input: &Input<'_>, flows: &[Flow<'_>], total: f64) -> Vec<RouteMove> {
     let mut by: Vec<(Side<'_>, Side<'_>, f64)> = Vec::new();
     for f in flows.iter().filter(|f| f.before.pool != f.after.pool) {
-        match by.iter_mut().find(|(b, a, _)| *b == f.before && *a == f.after) {
+        match by
+            .iter_mut()
+            .find(|(b, a, _)| *b == f.before && *a == f.after)
+        {
             Some(m) => m.2 += f.weight,
             None => by.push((f.before, f.after, f.weight)),
         }
     }
     by.sort_by(|x, y| y.2.total_cmp(&x.2));
-    let label = |c: &Config, r: Option<usize>| r.map_or("none".into(), |i| route_label(&c.routes[i]));
+    let label =
+        |c: &Config, r: Option<usize>| r.map_or("none".into(), |i| route_label(&c.routes[i]));
     (by.into_iter())
         .map(|(b, a, w)| RouteMove {
             route: label(&input.new.config, a.route),
@@ -362,7 +374,11 @@ fn backend_traffic(
 ) -> Result<Vec<BackendTraffic>, SimError> {
     let mut rows: Vec<BackendTraffic> = Vec::new();
     for after in [false, true] {
-        let c = if after { &input.new.config } else { &input.live.config };
+        let c = if after {
+            &input.new.config
+        } else {
+            &input.live.config
+        };
         for pool in &c.pools {
             let mine = flows.iter().filter(|f| {
                 let s = if after { f.after } else { f.before };

@@ -10,6 +10,7 @@ mod harness;
 mod hashing;
 mod membership;
 mod replaced;
+mod routes;
 
 use crate::backend::Backend;
 use crate::support::*;

@@ -55,14 +55,10 @@ fn seen(rate: f64, paths: &[(&str, usize)]) -> PoolObservation {
     }
 }
 
-fn run(
-    live: &Loaded,
-    new: &Loaded,
-    o: &Overrides,
-    obs: &[(&str, PoolObservation)],
-) -> Judgement {
-    let observed: HashMap<String, PoolObservation> =
-        (obs.iter()).map(|(p, o)| (p.to_string(), o.clone())).collect();
+fn run(live: &Loaded, new: &Loaded, o: &Overrides, obs: &[(&str, PoolObservation)]) -> Judgement {
+    let observed: HashMap<String, PoolObservation> = (obs.iter())
+        .map(|(p, o)| (p.to_string(), o.clone()))
+        .collect();
     judge(Input {
         live,
         new,
@@ -75,10 +71,19 @@ fn run(
 /// `/api` and `/static` on `wide`, everything else on `solo`: 350 requests/s to wide,
 /// 7 in 8 of them `/api`, and 50 to solo.
 fn busy_api(api: &str) -> (Loaded, Loaded, Vec<(&'static str, PoolObservation)>) {
-    let live = file(&routes(&[("/api", "wide"), ("/static", "wide"), ("", "solo")]), "");
-    let new = file(&routes(&[("/api", api), ("/static", "wide"), ("", "solo")]), "");
+    let live = file(
+        &routes(&[("/api", "wide"), ("/static", "wide"), ("", "solo")]),
+        "",
+    );
+    let new = file(
+        &routes(&[("/api", api), ("/static", "wide"), ("", "solo")]),
+        "",
+    );
     let obs = vec![
-        ("wide", seen(350.0, &[("/api/items", 280), ("/static/a.css", 40)])),
+        (
+            "wide",
+            seen(350.0, &[("/api/items", 280), ("/static/a.css", 40)]),
+        ),
         ("solo", seen(50.0, &[("/", 60)])),
     ];
     (live, new, obs)
@@ -110,13 +115,21 @@ fn a_busy_route_moved_to_a_one_backend_pool_is_refused_naming_route_pools_and_ba
     assert!((r.to_pct - 89.0625).abs() < 0.01, "{}", r.to_pct);
     assert!((r.busiest_pct - 21.875).abs() < 0.1, "{}", r.busiest_pct);
     assert_eq!(r.requests, 380);
-    assert!(r.noise_points > 1.0 && r.noise_points < 10.0, "{}", r.noise_points);
+    assert!(
+        r.noise_points > 1.0 && r.noise_points < 10.0,
+        "{}",
+        r.noise_points
+    );
     let s = j.reasons()[0].clone();
     assert!(
         s.starts_with("route host * path /api would send its requests (77% of all requests) to pool solo instead of pool wide: s1 (pool solo) would take 89% of all requests instead of 13% (+67.2 points over the busiest backend's 22% today, limit 10; about 356 of the 400 requests/s; predicted from 380 sampled requests, noise ±"),
         "{s}"
     );
-    assert!(j.next_steps()[0].contains("`tango reload --allow-shift solo`"), "{:?}", j.next_steps());
+    assert!(
+        j.next_steps()[0].contains("`tango reload --allow-shift solo`"),
+        "{:?}",
+        j.next_steps()
+    );
 }
 
 #[test]
@@ -154,8 +167,14 @@ fn the_route_move_applies_when_the_gaining_pool_is_allowed_to_shift_or_forced() 
 
 #[test]
 fn a_route_moved_to_a_wider_pool_spreads_its_traffic_and_passes() {
-    let live = file(&routes(&[("/api", "pair"), ("/static", "wide"), ("", "solo")]), "");
-    let new = file(&routes(&[("/api", "wide"), ("/static", "pair"), ("", "solo")]), "");
+    let live = file(
+        &routes(&[("/api", "pair"), ("/static", "wide"), ("", "solo")]),
+        "",
+    );
+    let new = file(
+        &routes(&[("/api", "wide"), ("/static", "pair"), ("", "solo")]),
+        "",
+    );
     let obs = [
         ("pair", seen(300.0, &[("/api/items", 300)])),
         ("wide", seen(60.0, &[("/static/a.css", 100)])),
@@ -179,7 +198,10 @@ fn a_route_match_narrowed_so_a_one_backend_catch_all_takes_its_requests_is_refus
     let live = file(&routes(&[("/api", "wide"), ("", "solo")]), "");
     let new = file(&routes(&[("/api/v2", "wide"), ("", "solo")]), "");
     let obs = [
-        ("wide", seen(360.0, &[("/api/v1/items", 300), ("/api/v2/items", 20)])),
+        (
+            "wide",
+            seen(360.0, &[("/api/v1/items", 300), ("/api/v2/items", 20)]),
+        ),
         ("solo", seen(40.0, &[("/", 50)])),
     ];
     let j = run(&live, &new, &Overrides::default(), &obs);
@@ -199,14 +221,28 @@ fn a_route_match_narrowed_so_a_one_backend_catch_all_takes_its_requests_is_refus
 #[test]
 fn a_route_change_with_no_live_sample_is_said_to_be_unpredicted_not_guessed() {
     let (live, new, _) = busy_api("solo");
-    let j = run(&live, &new, &Overrides::default(), &[("wide", seen(0.0, &[]))]);
+    let j = run(
+        &live,
+        &new,
+        &Overrides::default(),
+        &[("wide", seen(0.0, &[]))],
+    );
     assert!(!j.refused(), "{:?}", j.reasons());
     assert_eq!(
         j.notes(),
         vec!["the routes change, and where they would send the traffic could not be predicted: no live traffic observed in the last 10 s".to_string()]
     );
-    let j = run(&live, &new, &Overrides::default(), &[("wide", seen(300.0, &[]))]);
-    assert!(j.notes()[0].ends_with("no live requests sampled yet"), "{:?}", j.notes());
+    let j = run(
+        &live,
+        &new,
+        &Overrides::default(),
+        &[("wide", seen(300.0, &[]))],
+    );
+    assert!(
+        j.notes()[0].ends_with("no live requests sampled yet"),
+        "{:?}",
+        j.notes()
+    );
 }
 
 #[test]
@@ -215,7 +251,12 @@ fn unchanged_routes_are_not_predicted_and_a_route_no_live_request_takes_moves_no
     let j = run(&live, &live, &Overrides::default(), &obs);
     assert_eq!(j.routes, None);
     let new = file(
-        &routes(&[("/new", "solo"), ("/api", "wide"), ("/static", "wide"), ("", "solo")]),
+        &routes(&[
+            ("/new", "solo"),
+            ("/api", "wide"),
+            ("/static", "wide"),
+            ("", "solo"),
+        ]),
         "",
     );
     let j = run(&live, &new, &Overrides::default(), &obs);
@@ -228,7 +269,10 @@ fn unchanged_routes_are_not_predicted_and_a_route_no_live_request_takes_moves_no
 fn a_host_route_reads_the_sampled_host_without_its_port() {
     let live = file(&routes(&[("/api", "wide"), ("", "solo")]), "");
     let host = "\n[[route]]\nhost = \"shop.example\"\npool = \"solo\"\n";
-    let new = file(&format!("{host}{}", routes(&[("/api", "wide"), ("", "solo")])), "");
+    let new = file(
+        &format!("{host}{}", routes(&[("/api", "wide"), ("", "solo")])),
+        "",
+    );
     let obs = [
         ("wide", seen(360.0, &[("/api/items", 300)])),
         ("solo", seen(40.0, &[("/", 50)])),

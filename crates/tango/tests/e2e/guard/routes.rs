@@ -1,0 +1,172 @@
+//! A reload that only moves a route leaves every pool's own split as it is, yet can
+//! send most requests to one backend: the guard routes the requests it sampled through
+//! the new routes and refuses a backend taking more of all requests than the busiest
+//! does today, names the route, the pools and the backend; `--allow-shift` on the pool
+//! that gains the traffic applies it; a move to a wider pool applies by itself.
+
+use super::harness::*;
+use crate::backend::Backend;
+use crate::support::*;
+use std::collections::HashMap;
+
+/// Pools `wide` (w1..w4), `pair` (p1, p2) and `solo` (s1); `/api` to `api`, `/static`
+/// to `stat`, everything else to `solo`.
+fn routed(bs: &[Backend], api: &str, stat: &str) -> String {
+    let mut s = String::from(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n",
+    );
+    for pool in ["wide", "pair", "solo"] {
+        s.push_str(&format!("\n[[pool]]\nname = \"{pool}\"\n"));
+        let first = &pool[..1];
+        for b in bs.iter().filter(|b| b.name.starts_with(first)) {
+            s.push_str(&format!(
+                "[[pool.backend]]\nname = \"{}\"\naddress = \"{}\"\n",
+                b.name, b.addr
+            ));
+        }
+    }
+    let route = |path: &str, pool: &str| {
+        format!("\n[[route]]\npath_prefix = \"{path}\"\npool = \"{pool}\"\n")
+    };
+    s + &route("/api", api) + &route("/static", stat) + "\n[[route]]\npool = \"solo\"\n"
+}
+
+async fn backends() -> Vec<Backend> {
+    let mut out = Vec::new();
+    for n in ["w1", "w2", "w3", "w4", "p1", "p2", "s1"] {
+        out.push(Backend::start(n).await);
+    }
+    out
+}
+
+/// Live traffic, bounded: `/api` busy (300 requests/s), everything else light (50),
+/// until a few dozen requests of each are sampled (1 in 64 of a pool that does not
+/// hash); then stopped, with no request failed.
+async fn traffic(t: &Tango) {
+    let api = Load::start(t.url("/api/items"), 300, None);
+    let rest = Load::start(t.url("/"), 50, None);
+    api.answered(2400).await;
+    rest.answered(400).await;
+    let ((_, f1), (_, f2)) = (api.stop().await, rest.stop().await);
+    assert_eq!((f1, f2), (0, 0));
+}
+
+/// Which backends answer `n` requests for `path`.
+async fn answers(t: &Tango, path: &str, n: u32) -> HashMap<String, u32> {
+    let c = client();
+    let mut out = HashMap::new();
+    for _ in 0..n {
+        let (s, body) = get(&c, &t.url(path)).await;
+        assert_eq!(s, 200, "{body}");
+        *out.entry(body.trim().to_string()).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_route_moved_to_a_one_backend_pool_is_refused_naming_route_pools_and_backend() {
+    let bs = backends().await;
+    let t = Tango::start(&routed(&bs, "wide", "wide"));
+    traffic(&t).await;
+
+    t.write_config(&routed(&bs, "solo", "wide"));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["generation"]), (409, &1.into()), "{v:#}");
+    let r = v["refusals"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "only the route gate refuses: {v:#}");
+    let r = &r[0];
+    let field = |k: &str| r[k].as_str().unwrap_or_else(|| panic!("{k}: {v:#}"));
+    assert_eq!(
+        [
+            field("gate"),
+            field("route"),
+            field("from_pool"),
+            field("to_pool"),
+            field("backend"),
+            field("pool")
+        ],
+        ["route", "host * path /api", "wide", "solo", "s1", "solo"]
+    );
+    // Today s1 serves the light traffic, about 1 request in 7; /api is the rest.
+    let (from, to) = (
+        r["from_pct"].as_f64().unwrap(),
+        r["to_pct"].as_f64().unwrap(),
+    );
+    assert!(from > 3.0 && from < 30.0 && to > 75.0, "{v:#}");
+    let sentence = field("sentence");
+    assert!(
+        sentence.starts_with("route host * path /api would send its requests (")
+            && sentence.contains("to pool solo instead of pool wide: s1 (pool solo) would take "),
+        "{sentence}"
+    );
+    assert!(sentence.contains("sampled requests, noise ±"), "{sentence}");
+    let steps = strings(&v["next_steps"]);
+    assert!(
+        steps[0].contains("`tango reload --allow-shift solo`"),
+        "{steps:?}"
+    );
+    // Every pool's own split is unchanged: the pools' gate passes it.
+    let pools = v["predicted"].as_array().unwrap();
+    assert!(pools.iter().all(|p| p["over_limit"] == false), "{v:#}");
+
+    assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);
+    let live = answers(&t, "/api/items", 40).await;
+    assert_eq!(live.len(), 4, "/api still goes to wide: {live:?}");
+    assert!(live.keys().all(|b| b.starts_with('w')), "{live:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_route_moved_to_a_one_backend_pool_applies_with_allow_shift() {
+    let bs = backends().await;
+    let t = Tango::start(&routed(&bs, "wide", "wide"));
+    traffic(&t).await;
+
+    t.write_config(&routed(&bs, "solo", "wide"));
+    let out = tango_reload(&t, &["--allow-shift", "solo"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("applied: generation 2"));
+    let allowed = lines.next().unwrap_or_default();
+    assert!(
+        allowed.starts_with("  shift allowed (by the request): s1 (pool solo) takes 100% of all requests instead of ")
+            && allowed.ends_with("% after the route change"),
+        "{stdout}"
+    );
+    assert_eq!(answers(&t, "/api/items", 20).await, counts(&[("s1", 20)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_route_moved_to_a_wider_pool_applies() {
+    let bs = backends().await;
+    let t = Tango::start(&routed(&bs, "pair", "wide"));
+    traffic(&t).await;
+
+    t.write_config(&routed(&bs, "wide", "pair"));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["generation"]), (200, &2.into()), "{v:#}");
+    let routes = &v["routes"];
+    assert_eq!(routes["over_limit"], false, "{v:#}");
+    // /api leaves pair for wide: each of wide's backends rises, none above what p1 and
+    // p2 take today.
+    let moved = routes["moves"].as_array().unwrap();
+    assert!(
+        moved.iter().any(|m| m["route"] == "host * path /api"
+            && m["from_pool"] == "pair"
+            && m["to_pool"] == "wide"),
+        "{v:#}"
+    );
+    let busiest = routes["busiest_pct"].as_f64().unwrap();
+    let backends = routes["backends"].as_array().unwrap();
+    for b in backends.iter().filter(|b| b["pool"] == "wide") {
+        let to = b["to_pct"].as_f64().unwrap();
+        assert!(to < busiest, "{b} rises above {busiest}: {v:#}");
+    }
+    let live = answers(&t, "/api/items", 40).await;
+    assert_eq!(live.len(), 4, "{live:?}");
+    assert!(live.keys().all(|b| b.starts_with('w')), "{live:?}");
+}
