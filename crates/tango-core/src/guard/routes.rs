@@ -16,7 +16,7 @@
 //! (`--allow-shift POOL`), the pool route moves are journaled as changes of.
 
 use super::predict::{predict, PoolObservation};
-use super::{Input, Judgement, Refusal, ShiftAllowance};
+use super::{Input, Judgement, ShiftAllowance};
 use crate::config::{Config, Pool, Target};
 use crate::diff::route_label;
 use crate::policy::RequestView;
@@ -25,10 +25,12 @@ use crate::simulate::{SampledRequest, SimError};
 use serde::Serialize;
 use std::collections::HashMap;
 
+mod log;
 mod refusal;
 #[cfg(test)]
 mod tests;
 
+pub use log::observed_from_log;
 pub use refusal::RouteShift;
 
 /// Standard errors a backend's rise must clear beyond `max_shift`, as in the pools'
@@ -213,17 +215,48 @@ fn routes_differ(old: &Config, new: &Config) -> bool {
 /// Predict where the new routes send the live traffic, and refuse a backend's rise over
 /// the limit nobody allowed.
 pub(super) fn route_gate(input: &Input<'_>, j: &mut Judgement) {
-    if !routes_differ(&input.live.config, &input.new.config) {
+    let (live, new) = (&input.live.config, &input.new.config);
+    let max = input.settings.max_shift_points;
+    let Some(mut p) = predict_route_change(live, new, input.observed, max) else {
         return;
-    }
-    let mut p = match predict_routes(input) {
-        Ok(p) => p,
-        Err(e) => RoutePrediction::unpredictable(e.to_string(), 0.0),
     };
     if p.over {
         refusal::judge(input, j, &mut p);
     }
     j.routes = Some(p);
+}
+
+/// Where `new`'s routes would send the traffic `observed` (per pool of `live`: its rate
+/// and sampled requests), and whether a backend would rise over `max_shift_points`;
+/// `None` when the routes are the same. The guard's prediction, and `tango diff`'s
+/// from an access log.
+pub fn predict_route_change(
+    live: &Config,
+    new: &Config,
+    observed: &HashMap<String, PoolObservation>,
+    max_shift_points: f64,
+) -> Option<RoutePrediction> {
+    if !routes_differ(live, new) {
+        return None;
+    }
+    let v = Versions {
+        live,
+        new,
+        observed,
+        max_shift_points,
+    };
+    Some(
+        v.predict()
+            .unwrap_or_else(|e| RoutePrediction::unpredictable(e.to_string(), 0.0)),
+    )
+}
+
+/// What a route prediction reads.
+struct Versions<'a> {
+    live: &'a Config,
+    new: &'a Config,
+    observed: &'a HashMap<String, PoolObservation>,
+    max_shift_points: f64,
 }
 
 /// The sampled traffic routed through both versions.
@@ -255,11 +288,11 @@ fn side<'a>(c: &'a Config, host: Option<&str>, path: &str, tls: bool) -> Side<'a
 /// came over TLS, which a redirect to https decides: it is taken as whichever routes it
 /// to the pool that sampled it today. A pool with a rate and no sample yet keeps its
 /// traffic where it is.
-fn flows<'a>(input: &Input<'a>) -> Vec<Flow<'a>> {
-    let (live, new) = (&input.live.config, &input.new.config);
+fn flows<'a>(v: &Versions<'a>) -> Vec<Flow<'a>> {
+    let (live, new) = (v.live, v.new);
     let mut out = Vec::new();
     for pool in &live.pools {
-        let Some(obs) = input.observed.get(&pool.name) else {
+        let Some(obs) = v.observed.get(&pool.name) else {
             continue;
         };
         if obs.rate_rps <= 0.0 {
@@ -299,47 +332,49 @@ fn flows<'a>(input: &Input<'a>) -> Vec<Flow<'a>> {
     out
 }
 
-fn predict_routes(input: &Input<'_>) -> Result<RoutePrediction, SimError> {
-    let flows = flows(input);
-    let total: f64 = flows.iter().map(|f| f.weight).sum();
-    let sampled: Vec<f64> = (flows.iter())
-        .filter(|f| f.req.is_some())
-        .map(|f| f.weight)
-        .collect();
-    if sampled.is_empty() || total <= 0.0 {
-        let why = match total > 0.0 {
-            true => "no live requests sampled yet",
-            false => "no live traffic observed in the last 10 s",
+impl Versions<'_> {
+    fn predict(&self) -> Result<RoutePrediction, SimError> {
+        let flows = flows(self);
+        let total: f64 = flows.iter().map(|f| f.weight).sum();
+        let sampled: Vec<f64> = (flows.iter())
+            .filter(|f| f.req.is_some())
+            .map(|f| f.weight)
+            .collect();
+        if sampled.is_empty() || total <= 0.0 {
+            let why = match total > 0.0 {
+                true => "no live requests sampled yet",
+                false => "no live traffic observed in the last 10 s",
+            };
+            return Ok(RoutePrediction::unpredictable(why, total));
+        }
+        let moves = moves(self, &flows, total);
+        // Kish's effective sample size: requests of a busy pool's sample weigh more.
+        let (sum, sq) = (sampled.iter()).fold((0.0, 0.0), |(s, q), w| (s + w, q + w * w));
+        let n_eff = sum * sum / sq;
+        let mut p = RoutePrediction::unpredictable("", total);
+        p.basis = RouteBasis::LiveSample {
+            requests: sampled.len(),
         };
-        return Ok(RoutePrediction::unpredictable(why, total));
+        if moves.is_empty() {
+            return Ok(p);
+        }
+        p.moves = moves;
+        p.backends = backend_traffic(self, &flows, total)?;
+        p.busiest_pct = p.backends.iter().map(|b| b.from_pct).fold(0.0, f64::max);
+        for b in &mut p.backends {
+            let base = b.from_pct.max(p.busiest_pct);
+            b.noise_points = NOISE_Z * (var(b.to_pct, n_eff) + var(base, n_eff)).sqrt();
+        }
+        p.backends.sort_by(|a, b| b.to_pct.total_cmp(&a.to_pct));
+        let max = self.max_shift_points;
+        p.over = p.backends.iter().any(|b| p.excess_points(b) > max);
+        Ok(p)
     }
-    let moves = moves(input, &flows, total);
-    // Kish's effective sample size: requests of a busy pool's sample weigh more.
-    let (sum, sq) = (sampled.iter()).fold((0.0, 0.0), |(s, q), w| (s + w, q + w * w));
-    let n_eff = sum * sum / sq;
-    let mut p = RoutePrediction::unpredictable("", total);
-    p.basis = RouteBasis::LiveSample {
-        requests: sampled.len(),
-    };
-    if moves.is_empty() {
-        return Ok(p);
-    }
-    p.moves = moves;
-    p.backends = backend_traffic(input, &flows, total)?;
-    p.busiest_pct = p.backends.iter().map(|b| b.from_pct).fold(0.0, f64::max);
-    for b in &mut p.backends {
-        let base = b.from_pct.max(p.busiest_pct);
-        b.noise_points = NOISE_Z * (var(b.to_pct, n_eff) + var(base, n_eff)).sqrt();
-    }
-    p.backends.sort_by(|a, b| b.to_pct.total_cmp(&a.to_pct));
-    let max = input.settings.max_shift_points;
-    p.over = p.backends.iter().any(|b| p.excess_points(b) > max);
-    Ok(p)
 }
 
 /// The requests that would change pool, by (route before, pool before, route after,
 /// pool after), largest first.
-fn moves(input: &Input<'_>, flows: &[Flow<'_>], total: f64) -> Vec<RouteMove> {
+fn moves(v: &Versions<'_>, flows: &[Flow<'_>], total: f64) -> Vec<RouteMove> {
     let mut by: Vec<(Side<'_>, Side<'_>, f64)> = Vec::new();
     for f in flows.iter().filter(|f| f.before.pool != f.after.pool) {
         match by
@@ -355,8 +390,8 @@ fn moves(input: &Input<'_>, flows: &[Flow<'_>], total: f64) -> Vec<RouteMove> {
         |c: &Config, r: Option<usize>| r.map_or("none".into(), |i| route_label(&c.routes[i]));
     (by.into_iter())
         .map(|(b, a, w)| RouteMove {
-            route: label(&input.new.config, a.route),
-            was_route: label(&input.live.config, b.route),
+            route: label(v.new, a.route),
+            was_route: label(v.live, b.route),
             from_pool: b.pool.map(str::to_string),
             to_pool: a.pool.map(str::to_string),
             share_pct: w / total * 100.0,
@@ -368,17 +403,13 @@ fn moves(input: &Input<'_>, flows: &[Flow<'_>], total: f64) -> Vec<RouteMove> {
 /// Each backend's share of all requests before and after: each pool's traffic in that
 /// version spread by its split, predicted on the requests it would get.
 fn backend_traffic(
-    input: &Input<'_>,
+    v: &Versions<'_>,
     flows: &[Flow<'_>],
     total: f64,
 ) -> Result<Vec<BackendTraffic>, SimError> {
     let mut rows: Vec<BackendTraffic> = Vec::new();
     for after in [false, true] {
-        let c = if after {
-            &input.new.config
-        } else {
-            &input.live.config
-        };
+        let c = if after { v.new } else { v.live };
         for pool in &c.pools {
             let mine = flows.iter().filter(|f| {
                 let s = if after { f.after } else { f.before };
@@ -391,8 +422,9 @@ fn backend_traffic(
             if rate <= 0.0 {
                 continue;
             }
-            let latency = input.observed.get(&pool.name).and_then(|o| o.latency);
-            for (name, address, pct) in split(pool, after, rate, reqs, latency, input)? {
+            let latency = v.observed.get(&pool.name).and_then(|o| o.latency);
+            for (name, address, pct) in split(pool, after, rate, reqs, latency, v.max_shift_points)?
+            {
                 let add = rate * pct / total;
                 let at = match rows.iter().position(|r| r.address == address) {
                     Some(i) => i,
@@ -431,14 +463,13 @@ fn split(
     rate_rps: f64,
     reqs: Vec<SampledRequest>,
     latency: Option<std::time::Duration>,
-    input: &Input<'_>,
+    max: f64,
 ) -> Result<Vec<(String, String, f64)>, SimError> {
     let obs = PoolObservation {
         rate_rps,
         latency,
         sample: (!reqs.is_empty()).then(|| reqs.into()),
     };
-    let max = input.settings.max_shift_points;
     let p = match after {
         false => predict(Some(pool), None, &obs, max)?,
         true => predict(None, Some(pool), &obs, max)?,

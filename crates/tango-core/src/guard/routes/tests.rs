@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{parse, Loaded};
-use crate::guard::{judge, Input, Overrides};
+use crate::guard::{judge, Input, Overrides, Refusal};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -280,4 +280,29 @@ fn a_host_route_reads_the_sampled_host_without_its_port() {
     let r = route_refusal(&run(&live, &new, &Overrides::default(), &obs)).clone();
     assert_eq!(r.moved.route, "host shop.example path /");
     assert!((r.to_pct - 100.0).abs() < 0.01, "{r:?}");
+}
+
+#[test]
+fn an_access_log_predicts_a_route_move_as_the_live_sample_does() {
+    let (live, new, _) = busy_api("solo");
+    let line = |n: usize, path: &str| {
+        format!(
+            "10.0.0.{} - - [10/Oct/2026:13:55:36 +0000] \"GET {path} HTTP/1.1\" 200 5\n",
+            n % 200 + 1
+        )
+    };
+    let text: String = (0..400)
+        .map(|i| line(i, if i % 8 == 0 { "/" } else { "/api/items?x=1" }))
+        .collect();
+    let records = crate::simulate::parse_access_log(&text).unwrap();
+    let observed = observed_from_log(&live.config, &records);
+    assert_eq!(observed["wide"].rate_rps, 350.0);
+    let p = predict_route_change(&live.config, &new.config, &observed, 10.0).unwrap();
+    assert!(p.over, "{p:?}");
+    let w = p.worst().unwrap();
+    assert_eq!(
+        (w.backend.as_str(), w.from_pct.round(), w.to_pct.round()),
+        ("s1", 13.0, 100.0)
+    );
+    assert_eq!(p.moves[0].route, "host * path /api");
 }
