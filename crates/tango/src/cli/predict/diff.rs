@@ -3,9 +3,12 @@
 //! seed), the lint findings the change introduces, and a verdict.
 //!
 //! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
-//! points in a pool not allowed to shift, or a configuration has mistakes; 2 unusable
+//! points in a pool not allowed to shift (or, predicted from --access-log, the new routes
+//! give a backend that much more of all requests than the busiest takes today: see
+//! `routes.rs`), or a configuration has mistakes; 2 unusable
 //! input (unreadable, not TOML). The same as `check` and `simulate`: docs/configuration.md.
 
+use super::routes::RouteReview;
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use crate::cli::table::{self, Align};
 use std::path::PathBuf;
@@ -67,24 +70,35 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
         ExitCode::from(EXIT_UNREADABLE)
     })?;
     let found = new_findings(&lint::check(&old), &lint::check(&new));
+    let routes = RouteReview::new(
+        &old.config,
+        &new.config,
+        &opts.sim.keys,
+        args.max_shift,
+        &args.allow_shift,
+    );
     match args.format {
         Format::Human => {
-            let mut text = human(&r, &args);
+            let mut text = human(&r, &args) + &routes.human();
             if !found.is_empty() {
                 text += &format!("new lint findings in {}:\n", new.source.name);
                 text += &report::human(&new.source, &found, &[]);
             }
-            out(&(text + &verdict_line(&r) + "\n"));
+            out(&(text + &routes.verdict(verdict_line(&r)) + "\n"));
         }
         Format::Json => {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["new_findings"] = report::json(&new.source, &found, &[]);
+            v["routes"] = routes.json();
+            if routes.fails() {
+                v["verdict"] = "fail".into();
+            }
             out(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         }
     }
-    Ok(ExitCode::from(match r.verdict {
-        DiffVerdict::Fail => EXIT_FAILS,
-        DiffVerdict::Pass => 0,
+    Ok(ExitCode::from(match (r.verdict, routes.fails()) {
+        (DiffVerdict::Fail, _) | (_, true) => EXIT_FAILS,
+        (DiffVerdict::Pass, false) => 0,
     }))
 }
 

@@ -12,16 +12,21 @@ use std::collections::HashMap;
 /// Pools `wide` (w1..w4), `pair` (p1, p2) and `solo` (s1); `/api` to `api`, `/static`
 /// to `stat`, everything else to `solo`.
 fn routed(bs: &[Backend], api: &str, stat: &str) -> String {
+    let spec: Vec<(&str, std::net::SocketAddr)> =
+        bs.iter().map(|b| (b.name.as_str(), b.addr)).collect();
+    routed_at(&spec, api, stat)
+}
+
+fn routed_at(bs: &[(&str, std::net::SocketAddr)], api: &str, stat: &str) -> String {
     let mut s = String::from(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"main\"\nlisten = \"127.0.0.1:0\"\n",
     );
     for pool in ["wide", "pair", "solo"] {
         s.push_str(&format!("\n[[pool]]\nname = \"{pool}\"\n"));
         let first = &pool[..1];
-        for b in bs.iter().filter(|b| b.name.starts_with(first)) {
+        for (name, addr) in bs.iter().filter(|b| b.0.starts_with(first)) {
             s.push_str(&format!(
-                "[[pool.backend]]\nname = \"{}\"\naddress = \"{}\"\n",
-                b.name, b.addr
+                "[[pool.backend]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
             ));
         }
     }
@@ -169,4 +174,73 @@ async fn a_busy_route_moved_to_a_wider_pool_applies() {
     let live = answers(&t, "/api/items", 40).await;
     assert_eq!(live.len(), 4, "{live:?}");
     assert!(live.keys().all(|b| b.starts_with('w')), "{live:?}");
+}
+
+/// `tango diff` makes the same prediction from an access log, and says it cannot
+/// without one.
+#[test]
+fn tango_diff_predicts_the_route_move_from_an_access_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["w1", "w2", "w3", "w4", "p1", "p2", "s1"];
+    let spec: Vec<(&str, std::net::SocketAddr)> = (names.iter().enumerate())
+        .map(|(i, n)| (*n, format!("10.0.0.{}:80", i + 1).parse().unwrap()))
+        .collect();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let old = write("old.toml", routed_at(&spec, "wide", "wide"));
+    let new = write("new.toml", routed_at(&spec, "solo", "wide"));
+    // 7 requests in 8 for /api.
+    let log: String = (0..400)
+        .map(|i| {
+            let path = if i % 8 == 0 { "/" } else { "/api/items" };
+            format!(
+                "10.1.0.{} - - [10/Oct/2026:13:55:36 +0000] \"GET {path} HTTP/1.1\" 200 5\n",
+                i % 250
+            )
+        })
+        .collect();
+    let log = write("access.log", log);
+    let diff = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tango"))
+            .arg("diff")
+            .arg(&old)
+            .arg(&new)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let log = log.to_str().unwrap();
+    let (code, text) = diff(&["--access-log", log]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("routes: predicted from 400 requests of the access log"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - route host * path /api would send its requests (88% of all requests) to pool solo instead of pool wide"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    s1 (pool solo): 12.5% -> 100.0% (+78.1 points over the busiest today)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verdict: FAIL: the new routes give s1 (pool solo) 100.0% of all requests where the busiest backend takes 21.9% today; if intended, pass --allow-shift solo"),
+        "{text}"
+    );
+    let (code, text) = diff(&["--access-log", log, "--allow-shift", "solo"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = diff(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("routes: changed, not predicted: give the traffic with --access-log FILE"),
+        "{text}"
+    );
 }
