@@ -244,3 +244,37 @@ fn tango_diff_predicts_the_route_move_from_an_access_log() {
         "{text}"
     );
 }
+
+/// HTTP/2 carries the host as `:authority`, not a header: the sample keeps it, so a
+/// host route is predicted on HTTP/2 traffic too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_route_taking_http2_traffic_to_a_one_backend_pool_is_refused() {
+    let bs = backends().await;
+    let live = routed(&bs, "wide", "wide");
+    let t = Tango::start(&live);
+    let mut h2 = h2c(&t).await;
+    // Sequential and bounded: a few dozen sampled at 1 in 64.
+    for _ in 0..3000 {
+        let req = http::Request::get("http://shop.example/api/items")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let res = h2.send_request(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let host = "\n[[route]]\nhost = \"shop.example\"\npool = \"solo\"\n";
+    let at = live.find("\n[[route]]").unwrap();
+    t.write_config(&format!("{}{host}{}", &live[..at], &live[at..]));
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    assert_eq!((s, &v["generation"]), (409, &1.into()), "{v:#}");
+    let r = &v["refusals"][0];
+    assert_eq!(
+        (&r["gate"], &r["route"], &r["backend"]),
+        (
+            &"route".into(),
+            &"host shop.example path /".into(),
+            &"s1".into()
+        ),
+        "{v:#}"
+    );
+    assert_eq!(r["to_pct"].as_f64().unwrap().round(), 100.0, "{v:#}");
+}
