@@ -268,7 +268,8 @@ impl BackendRows {
     }
 }
 
-/// Failed TLS handshakes of each TLS listener in force, 0 until its first.
+/// Failed TLS handshakes of each TLS listener in force, 0 until its first; when each
+/// certificate served expires.
 fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
     let rows: Vec<(Labels, u64)> = snap
         .config
@@ -287,6 +288,18 @@ fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) ->
         "tango_tls_handshake_failures",
         "TLS handshakes a listener's clients failed: not TLS, no protocol or cipher in common, or the client refused the certificate. Clients that close or stay silent before finishing are not counted.",
         &rows,
+    )?;
+    let dates: Vec<(Labels, f64)> = (rt.certificate_dates.get().iter())
+        .map(|(listener, name, at)| {
+            let labels = vec![("listener", listener.into()), ("server_name", name.into())];
+            (labels, *at as f64)
+        })
+        .collect();
+    gauge_family(
+        enc,
+        "tango_tls_certificate_not_after_seconds",
+        "Unix time when the certificate a listener serves for a server name expires (its notAfter); an empty server_name is the default certificate without a name of its own. An expired certificate is still served.",
+        &dates,
     )
 }
 

@@ -250,6 +250,17 @@ impl Listeners {
         for b in prepared.bound {
             self.start(b);
         }
+        self.publish_certificate_dates();
+    }
+
+    /// What `/metrics` says of the certificates served: those of the running listeners.
+    fn publish_certificate_dates(&self) {
+        let mut dates = Vec::new();
+        for (name, r) in &self.running {
+            let Some(resolver) = &r.tls else { continue };
+            dates.extend((resolver.expiry().into_iter()).map(|(n, at)| (name.clone(), n, at)));
+        }
+        self.rt.certificate_dates.set(dates);
     }
 
     /// Run a listener just bound: an accept loop per worker.
