@@ -34,7 +34,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                     described(c),
                     date(c.not_after)
                 ),
-                format!("renew it: write the new certificate and key over {} and its key, or point `cert` and `key` at new files; then reload", c.file),
+                format!("renew it: replace {} and its key with the new certificate and key (or point `cert` and `key` at new files), then reload", c.file),
             )
         } else if c.read_at < c.not_before {
             (
@@ -44,7 +44,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                     described(c),
                     date(c.not_before)
                 ),
-                "check this machine's clock, or serve a certificate whose notBefore has passed; then reload".to_string(),
+                "check this machine's clock, or serve a certificate whose notBefore has passed, then reload".to_string(),
             )
         } else if c.not_after - c.read_at < EXPIRY_WARNING_DAYS * DAY {
             let when = match (c.not_after - c.read_at) / DAY {
@@ -55,7 +55,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
             (
                 &CERTIFICATE_EXPIRES_SOON,
                 format!("{} expires {when} ({})", described(c), date(c.not_after)),
-                format!("renew it before then: write the new certificate and key over {} and its key, or point `cert` and `key` at new files; then reload", c.file),
+                format!("renew it before then: replace {} and its key with the new certificate and key (or point `cert` and `key` at new files), then reload", c.file),
             )
         } else {
             continue;

@@ -75,7 +75,7 @@ fn an_expired_certificate_is_a_warning_with_its_file_names_date_and_fix() {
         d.hint
             .as_deref()
             .unwrap()
-            .starts_with("renew it: write the new certificate and key over /etc/tango/c.pem"),
+            .starts_with("renew it: replace /etc/tango/c.pem and its key"),
         "{d:?}"
     );
     // Expired is not also "expiring soon".
