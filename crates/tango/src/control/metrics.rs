@@ -289,18 +289,21 @@ fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) ->
         "TLS handshakes a listener's clients failed: not TLS, no protocol or cipher in common, or the client refused the certificate. Clients that close or stay silent before finishing are not counted.",
         &rows,
     )?;
-    let dates: Vec<(Labels, f64)> = (rt.certificate_dates.get().iter())
-        .map(|(listener, name, at)| {
-            let labels = vec![("listener", listener.into()), ("server_name", name.into())];
-            (labels, *at as f64)
-        })
-        .collect();
-    gauge_family(
-        enc,
+    // Whole seconds, written as integers, as exporters write Unix times.
+    let mut m = enc.encode_descriptor(
         "tango_tls_certificate_not_after_seconds",
         "Unix time when the certificate a listener serves for a server name expires (its notAfter); an empty server_name is the default certificate without a name of its own. An expired certificate is still served.",
-        &dates,
-    )
+        None,
+        MetricType::Gauge,
+    )?;
+    for (listener, name, at) in rt.certificate_dates.get() {
+        let labels: Labels = vec![
+            ("listener", (&listener).into()),
+            ("server_name", (&name).into()),
+        ];
+        ConstGauge::new(at).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 impl TangoCollector {
