@@ -49,8 +49,7 @@ async fn series(t: &Tango, series: &str) -> Option<String> {
 async fn journaled_finding(t: &Tango, source: &str) -> Value {
     let events = admin_get(t, "/api/v1/journal").await["events"].clone();
     let applied = (events.as_array().unwrap().iter())
-        .filter(|e| e["type"] == "config_applied" && e["source"] == source)
-        .last()
+        .rfind(|e| e["type"] == "config_applied" && e["source"] == source)
         .unwrap_or_else(|| panic!("no config_applied from {source}: {events}"))
         .clone();
     (applied["findings"].as_array().unwrap().iter())
