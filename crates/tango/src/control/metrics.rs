@@ -1,7 +1,8 @@
 //! `/metrics`: every series tango exports, read at scrape time (nothing is registered
 //! per request): per backend and pool, the data plane's counters and the state the
 //! control tasks keep (health, ejection, slow start, panic mode) from the snapshot in
-//! force; the configuration's generation and the reloads' outcomes (`ReloadStats`);
+//! force; the TLS listeners' failed handshakes and when the certificates they serve
+//! expire; the configuration's generation and the reloads' outcomes (`ReloadStats`);
 //! and the watch's last tick (shares, skew, active alerts). Encoded by
 //! prometheus-client in whichever format the scraper asks for: OpenMetrics, or the
 //! Prometheus text format (0.0.4) that older scrapers, `curl` and `promtool check
