@@ -410,7 +410,12 @@ fn the_guard_noise_settings_default_to_the_old_constants_and_are_checked() {
         .map(|d| {
             let at = d.span.expect("a location").start;
             let line = text[..at].lines().count();
-            (d.key.clone(), line, d.message.clone(), d.hint.clone().unwrap_or_default())
+            (
+                d.key.clone(),
+                line,
+                d.message.clone(),
+                d.hint.clone().unwrap_or_default(),
+            )
         })
         .collect();
     assert_eq!(

@@ -75,7 +75,11 @@ fn a_small_change_passes_and_an_unchanged_config_moves_nothing() {
     let new = config("policy = \"random\"", &[2, 2, 2, 3]);
     let r = diff(&old, &new, &opts()).unwrap();
     assert_eq!(r.verdict, DiffVerdict::Pass);
-    assert!(r.pools[0].moves.largest_shift_points > 2.0, "{:?}", r.pools[0]);
+    assert!(
+        r.pools[0].moves.largest_shift_points > 2.0,
+        "{:?}",
+        r.pools[0]
+    );
 }
 
 #[test]
@@ -102,14 +106,24 @@ fn added_and_removed_backends_are_matched_by_address() {
 fn a_backend_added_is_judged_against_the_median_share_of_those_it_joins() {
     let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
     // At the weight of its peers it takes 20% as each of them does: no shift.
-    let r = diff(&old, &config("policy = \"round_robin\"", &[1, 1, 1, 1, 1]), &opts()).unwrap();
+    let r = diff(
+        &old,
+        &config("policy = \"round_robin\"", &[1, 1, 1, 1, 1]),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(r.verdict, DiffVerdict::Pass, "{:?}", r.pools[0]);
     let m = &r.pools[0].moves;
     assert_eq!(m.joined.len(), 1);
     assert_eq!(m.joined[0].name, "web-5");
     assert!(m.joined[0].move_points().abs() < 0.1, "{m:?}");
     // At four times their weight it takes 50% where each of them takes 12.5%.
-    let r = diff(&old, &config("policy = \"round_robin\"", &[1, 1, 1, 1, 4]), &opts()).unwrap();
+    let r = diff(
+        &old,
+        &config("policy = \"round_robin\"", &[1, 1, 1, 1, 4]),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(r.verdict, DiffVerdict::Fail);
     let w = r.pools[0].moves.worst().unwrap();
     assert_eq!(w.name, "web-5");
