@@ -418,7 +418,7 @@ fn diff_reads_the_guard_settings_a_reload_reads_and_says_what_only_the_live_guar
     let ring = |s: &str| s.replace("policy = \"round_robin\"", POOL);
     let (_, text) = run(&ring(&four), &ring(&heavier));
     assert!(
-        text.contains("what a reload's guard judges that this review cannot:\n  - pool web hashes: a reload predicts it from the requests tango sampled from live traffic"),
+        text.contains("what a reload's guard weighs beyond this review:\n  - pool web hashes: a reload predicts it from the requests tango sampled from live traffic"),
         "{text}"
     );
 }

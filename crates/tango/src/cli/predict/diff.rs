@@ -15,6 +15,7 @@ use crate::cli::table::{self, Align};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::config::{Loaded, PolicyKind};
+use tango_core::diag::Severity;
 use tango_core::diff::{
     diff, new_findings, DiffOptions, DiffReport, DiffVerdict, PoolShift, PoolStatus,
 };
@@ -81,7 +82,18 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
         ExitCode::from(EXIT_UNREADABLE)
     })?;
     let found = new_findings(&lint::check(&old), &lint::check(&new));
-    let notes = guard_notes(&old, &new, &opts.sim.keys);
+    let mut notes = guard_notes(&old, &new, &opts.sim.keys);
+    // The reload's other gate: diff's verdict is the shift gate's, and the findings
+    // above are listed, not judged; say what the reload would do with them.
+    let refusing = (found.iter())
+        .filter(|d| d.severity != Severity::Info)
+        .count();
+    if refusing > 0 && old.config.guard.enabled {
+        notes.push(format!(
+            "{refusing} new finding(s) above would refuse the reload too: an error always, a warning unless {} allows it ([[allow]] with a reason) or the reload is forced",
+            new.source.name
+        ));
+    }
     match args.format {
         Format::Human => {
             let mut text = human(&r, &args);
@@ -90,7 +102,7 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
                 text += &report::human(&new.source, &found, &[]);
             }
             if !notes.is_empty() {
-                text += "what a reload's guard judges that this review cannot:\n";
+                text += "what a reload's guard weighs beyond this review:\n";
                 for n in &notes {
                     text += &format!("  - {n}\n");
                 }
