@@ -250,6 +250,7 @@ pub(super) async fn attempt(
         }
     }
     let watch_from = sent_at + exchange::WATCH_CLIENT_AFTER;
+    let response = up::FinalHead::new(response);
     let Some(got) = exchange::head_unless_client_left(response, deadline, (&c.s, watch_from)).await
     else {
         return Ok(Abort::ClientGone);
@@ -262,7 +263,7 @@ pub(super) async fn attempt(
         Ok(Err(e)) => {
             // Sent again only from the bytes still in the buffer.
             let resendable = r.body.with_head(r.head).end > 0;
-            return Err(up::failed(rt, pool, i, &stream, took, &e, resendable));
+            return Err(up::head_failed(rt, pool, i, &stream, took, &e, resendable));
         }
         Err(_) => {
             crate::proxy::accounting::record(rt, pool, i, None, Some(took));
