@@ -2,12 +2,15 @@
 //! the few things that can move traffic it does not track), where the traffic moves per
 //! backend (each pool simulated under the old and the new configuration with the same
 //! keys and seed), and a verdict that fails when a backend's predicted share moves more
-//! than a threshold. The pure half of `tango diff`.
+//! than a threshold, judged as the reload guard judges it ([`judge_moves`]). The pure
+//! half of `tango diff`.
 //!
 //! [`journal::summarize_changes`]: crate::journal::summarize_changes
 
+mod judge;
 mod routes;
 
+pub use judge::{judge_moves, worst, KeptShare, Moves, SampleNoise};
 pub(crate) use routes::route_moves;
 pub use routes::{redirect_label, redirected_routes, route_label};
 
@@ -96,11 +99,13 @@ pub struct PoolShift {
     pub status: PoolStatus,
     /// Each backend's shift.
     pub backends: Vec<BackendShift>,
-    /// Largest |delta| over the pool's backends.
-    pub largest_shift_points: f64,
+    /// The moves judged, as the reload guard judges them: among the backends both
+    /// versions have, and each backend added against those it joins.
+    #[serde(flatten)]
+    pub moves: Moves,
     /// Listed in `allow_shift`.
     pub allowed: bool,
-    /// The largest shift is over the threshold and not allowed.
+    /// A judged move is over the threshold and the pool is not allowed to shift.
     pub fails: bool,
 }
 
@@ -180,21 +185,16 @@ pub(crate) fn pool_shift(
         b.delta_points = b.new_pct.unwrap_or(0.0) - b.old_pct.unwrap_or(0.0);
     }
     // A pool that appears or disappears carries new or no traffic: nothing shifts
-    // between its backends, so it cannot fail the review.
-    let largest_shift_points = match status {
-        PoolStatus::Kept => backends
-            .iter()
-            .map(|b| b.delta_points.abs())
-            .fold(0.0, f64::max),
-        _ => 0.0,
-    };
+    // between its backends, so it cannot fail the review. Nor does a backend added or
+    // removed shift the others: `judge_moves` measures what the guard measures.
+    let moves = judge_moves(status, &backends, None, opts.max_shift_points);
     let allowed = opts.allow_shift.contains(&name);
     Ok(PoolShift {
-        fails: !allowed && largest_shift_points > opts.max_shift_points,
+        fails: !allowed && moves.over,
         pool: name,
         status,
         backends,
-        largest_shift_points,
+        moves,
         allowed,
     })
 }

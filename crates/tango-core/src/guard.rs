@@ -29,7 +29,8 @@ pub mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use predict::{KeptShare, KeyBasis, PoolObservation};
+pub use crate::diff::KeptShare;
+pub use predict::{KeyBasis, PoolObservation};
 pub use routes::{RoutePrediction, RouteShift};
 
 use crate::config::{Guard, Loaded};
@@ -103,10 +104,7 @@ impl PoolPrediction {
     /// The kept backend whose move most exceeds its sampling noise (with no noise, the
     /// one that moves most).
     pub fn worst(&self) -> Option<&KeptShare> {
-        self.kept
-            .iter()
-            .chain(&self.joined)
-            .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
+        crate::diff::worst(&self.kept, &self.joined)
     }
 
     /// Whether `k` is a backend the new version adds.
@@ -511,7 +509,7 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
         let old = input.live.config.pool(&scope.pool);
         let new = input.new.config.pool(&scope.pool);
         let obs = input.observed.get(&scope.pool).cloned().unwrap_or_default();
-        let mut p = match predict::predict(old, new, &obs, input.settings.max_shift_points) {
+        let mut p = match predict::predict(old, new, &obs, input.settings) {
             Ok(p) => p,
             Err(e) => {
                 let r = Refusal::Unpredictable {
@@ -529,8 +527,7 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
         if p.over && gate {
             p.allowed = if input.overrides.allow_shift.contains(&p.pool) {
                 Some(ShiftAllowance::Request)
-            } else if input.new.config.guard.allow_shift.contains(&p.pool)
-                && !live_allows.contains(&p.pool)
+            } else if file_allows_shift(&input.live.config.guard, &input.new.config.guard, &p.pool)
             {
                 Some(ShiftAllowance::File)
             } else {
@@ -561,6 +558,14 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
         }
         j.pools.push(p);
     }
+}
+
+/// Whether the new file allows `pool` to shift: it adds the pool to `[guard]
+/// allow_shift`, which the configuration in force does not list (an entry allows only
+/// the reload that adds it). `tango diff` reads the files' lists the same way.
+pub fn file_allows_shift(live: &Guard, new: &Guard, pool: &str) -> bool {
+    let listed = |g: &Guard| g.allow_shift.iter().any(|p| p == pool);
+    listed(new) && !listed(live)
 }
 
 /// `web` from `pool[web].backend[1].weight`.

@@ -130,6 +130,12 @@ fn table() -> Vec<(&'static str, &'static str, String)> {
         ),
         ("[guard]", "canary", secs(guard::CANARY)),
         ("[guard]", "rollback", guard::ROLLBACK.to_string()),
+        (
+            "[guard]",
+            "noise_sigmas",
+            format!("{:.1}", guard::NOISE_SIGMAS),
+        ),
+        ("[guard]", "min_sample", guard::MIN_SAMPLE.to_string()),
     ]
 }
 

@@ -412,6 +412,8 @@ pub(crate) struct Runtime {
     pub(crate) redirects: AtomicU64,
     /// Failed TLS handshakes on the listeners, by name.
     pub(crate) tls_failures: crate::stats::TlsFailures,
+    /// When the certificates the listeners serve expire.
+    pub(crate) certificate_dates: crate::stats::CertificateDates,
 }
 
 impl Runtime {
@@ -433,6 +435,7 @@ impl Runtime {
             journal: std::sync::OnceLock::new(),
             redirects: AtomicU64::new(0),
             tls_failures: crate::stats::TlsFailures::default(),
+            certificate_dates: crate::stats::CertificateDates::default(),
         });
         let snap = rt.build(config, text, 1);
         rt.snapshot.store(Arc::new(snap));

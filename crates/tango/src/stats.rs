@@ -2,7 +2,8 @@
 //! loop, the admin API and `/metrics` read. No locks, no allocation per request. A
 //! backend counts its tries; a pool also counts what its clients saw (`ClientStats`), so
 //! a failed try that a retry absorbed is told apart from a failure a client got.
-//! Listeners count their failed TLS handshakes (`TlsFailures`), by name.
+//! Listeners count their failed TLS handshakes (`TlsFailures`), by name, and publish when
+//! the certificates they serve expire (`CertificateDates`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -214,5 +215,31 @@ impl TlsFailures {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         m.get(listener).copied().unwrap_or(0)
+    }
+}
+
+/// When the certificates the TLS listeners serve expire: (listener, server name,
+/// notAfter in seconds since the Unix epoch). Replaced whole each time the listeners
+/// take a configuration (start, reload, rollback), never on a connection; read by
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct CertificateDates(Mutex<Vec<(String, String, i64)>>);
+
+impl CertificateDates {
+    /// The certificates served from now on, sorted.
+    pub(crate) fn set(&self, mut dates: Vec<(String, String, i64)>) {
+        dates.sort();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = dates;
+    }
+
+    /// The certificates served now.
+    pub(crate) fn get(&self) -> Vec<(String, String, i64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }

@@ -140,6 +140,16 @@ pub mod guard {
     pub const CANARY: Duration = Duration::from_secs(30);
     /// `rollback`: such an alert restores the previous configuration.
     pub const ROLLBACK: bool = true;
+    /// `noise_sigmas`: standard errors a move predicted from sampled requests must clear
+    /// beyond `max_shift`. At 2, a backend whose true move is exactly the limit is
+    /// refused at most about once in 40 reloads, one that does not move practically
+    /// never.
+    pub const NOISE_SIGMAS: f64 = 2.0;
+    /// `min_sample`: sampled requests a hash pool's prediction is read from. Fewer pin no
+    /// backend's share to within 5 points (two standard errors of a 50% share): below
+    /// it the split shown, judged and expected by the watch is the key space's, unless
+    /// the sample shows a shift over the limit beyond its noise.
+    pub const MIN_SAMPLE: usize = 400;
 }
 
 impl Default for Guard {
@@ -149,6 +159,8 @@ impl Default for Guard {
             max_shift_points: guard::MAX_SHIFT_POINTS,
             canary: guard::CANARY,
             rollback: guard::ROLLBACK,
+            noise_sigmas: guard::NOISE_SIGMAS,
+            min_sample: guard::MIN_SAMPLE,
             allow_shift: Vec::new(),
         }
     }

@@ -50,6 +50,10 @@ pub struct GuardFile {
     pub canary: Option<S<String>>,
     /// Restore the previous configuration on an alert in the canary.
     pub rollback: Option<S<bool>>,
+    /// Standard errors a sampled move must clear beyond `max_shift`.
+    pub noise_sigmas: Option<S<f64>>,
+    /// Sampled requests a hash pool's prediction needs.
+    pub min_sample: Option<S<i64>>,
     /// Pools whose predicted shift the reload adding them here may make.
     #[serde(default)]
     pub allow_shift: Vec<S<String>>,

@@ -63,17 +63,23 @@ pub struct Loaded {
     /// The validated configuration.
     pub config: Config,
     /// What the binary read from the certificates the file names (tango-core reads no
-    /// files): empty until it fills it in, for the checklist's expiry rule.
+    /// files): empty until it fills it in, for the checklist's rules on their dates.
     pub certificates: Vec<CertificateFacts>,
 }
 
-/// A certificate's dates, as the binary read them, for the checklist.
+/// A certificate's file, names and dates, as the binary read them, for the checklist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertificateFacts {
     /// The key path of its `cert` (`listener[web].tls.certs[0].cert`).
     pub key: String,
     /// Where `cert` is in the file.
     pub span: Span,
+    /// The certificate file, as read (relative paths resolved).
+    pub file: String,
+    /// The server names it answers (empty: only as the listener's default).
+    pub names: Vec<String>,
+    /// The end-entity certificate's notBefore, in seconds since the Unix epoch.
+    pub not_before: i64,
     /// The end-entity certificate's notAfter, in seconds since the Unix epoch.
     pub not_after: i64,
     /// When it was read, in seconds since the Unix epoch: the checklist's "now".

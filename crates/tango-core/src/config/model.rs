@@ -43,6 +43,12 @@ pub struct Guard {
     pub canary: Duration,
     /// Restore the previous configuration when such an alert fires in the canary.
     pub rollback: bool,
+    /// Standard errors of its sampling noise a move predicted from sampled requests must
+    /// clear beyond `max_shift_points`.
+    pub noise_sigmas: f64,
+    /// Sampled requests a hash pool's prediction is read from; fewer give way to the
+    /// key space's split, unless they show a shift over the limit beyond their noise.
+    pub min_sample: usize,
     /// Pools allowed to shift by the reload that adds them to this list.
     pub allow_shift: Vec<String>,
 }

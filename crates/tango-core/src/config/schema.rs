@@ -45,6 +45,8 @@ const GUARD: &[F] = &[
     F("max_shift", Float, false),
     F("canary", Str, false),
     F("rollback", Bool, false),
+    F("noise_sigmas", Float, false),
+    F("min_sample", UInt, false),
     F("allow_shift", Strs, false),
 ];
 const ALERTS: &[F] = &[F("webhook", Str, false), F("alertmanager", Str, false)];

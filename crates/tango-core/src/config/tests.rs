@@ -394,6 +394,54 @@ fn the_guard_is_on_by_default_and_its_settings_are_checked() {
 }
 
 #[test]
+fn the_guard_noise_settings_default_to_the_old_constants_and_are_checked() {
+    let c = parse_ok(GOOD);
+    assert_eq!((c.guard.noise_sigmas, c.guard.min_sample), (2.0, 400));
+    let c = parse_ok(&format!(
+        "{GOOD}\n[guard]\nnoise_sigmas = 0.0\nmin_sample = 12\n"
+    ));
+    assert_eq!((c.guard.noise_sigmas, c.guard.min_sample), (0.0, 12));
+    let text = format!("{GOOD}\n[guard]\nnoise_sigmas = -1.0\nmin_sample = 20000\n");
+    let e = parse_err(&text);
+    let lines = text.lines().count();
+    let found: Vec<(String, usize, String, String)> = e
+        .diagnostics()
+        .iter()
+        .map(|d| {
+            let at = d.span.expect("a location").start;
+            let line = text[..at].lines().count();
+            (
+                d.key.clone(),
+                line,
+                d.message.clone(),
+                d.hint.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "guard.noise_sigmas".into(),
+                lines - 1,
+                "-1 is out of range".into(),
+                "use a number from 0 to 10".into()
+            ),
+            (
+                "guard.min_sample".into(),
+                lines,
+                "20000 is out of range".into(),
+                "use a whole number from 0 to 10000".into()
+            ),
+        ]
+    );
+    assert!(e.render().contains("t.toml:"), "{}", e.render());
+    // A key misspelt is named, as for any table.
+    let e = parse_err(&format!("{GOOD}\n[guard]\nnoise_sigma = 1.0\n"));
+    assert!(e.render().contains("noise_sigma"), "{}", e.render());
+}
+
+#[test]
 fn a_redirect_never_takes_a_request_it_would_send_back_where_it_is() {
     let c = parse_ok(
         r#"

@@ -71,11 +71,15 @@ fn a_small_change_passes_and_an_unchanged_config_moves_nothing() {
     let old = config("policy = \"random\"", &[2, 2, 2, 2]);
     let r = diff(&old, &old, &opts()).unwrap();
     assert!(r.changes.is_empty() && r.other_changes.is_empty());
-    assert_eq!(r.pools[0].largest_shift_points, 0.0);
+    assert_eq!(r.pools[0].moves.largest_shift_points, 0.0);
     let new = config("policy = \"random\"", &[2, 2, 2, 3]);
     let r = diff(&old, &new, &opts()).unwrap();
     assert_eq!(r.verdict, DiffVerdict::Pass);
-    assert!(r.pools[0].largest_shift_points > 2.0, "{:?}", r.pools[0]);
+    assert!(
+        r.pools[0].moves.largest_shift_points > 2.0,
+        "{:?}",
+        r.pools[0]
+    );
 }
 
 #[test]
@@ -90,8 +94,41 @@ fn added_and_removed_backends_are_matched_by_address() {
         .unwrap();
     assert_eq!(gone.new_pct, None);
     assert!((gone.delta_points + 100.0 / 3.0).abs() < 0.1);
-    // 33 -> 50 for the survivors: more than 10 points.
+    // 33 -> 50 for the survivors, but among themselves they stay at half each: the
+    // removed backend leaves its own share, which is no shift of the others (as the
+    // reload guard judges it).
+    assert!(r.pools[0].moves.membership_changed);
+    assert_eq!(r.pools[0].moves.largest_shift_points, 0.0);
+    assert_eq!(r.verdict, DiffVerdict::Pass);
+}
+
+#[test]
+fn a_backend_added_is_judged_against_the_median_share_of_those_it_joins() {
+    let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
+    // At the weight of its peers it takes 20% as each of them does: no shift.
+    let r = diff(
+        &old,
+        &config("policy = \"round_robin\"", &[1, 1, 1, 1, 1]),
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(r.verdict, DiffVerdict::Pass, "{:?}", r.pools[0]);
+    let m = &r.pools[0].moves;
+    assert_eq!(m.joined.len(), 1);
+    assert_eq!(m.joined[0].name, "web-5");
+    assert!(m.joined[0].move_points().abs() < 0.1, "{m:?}");
+    // At four times their weight it takes 50% where each of them takes 12.5%.
+    let r = diff(
+        &old,
+        &config("policy = \"round_robin\"", &[1, 1, 1, 1, 4]),
+        &opts(),
+    )
+    .unwrap();
     assert_eq!(r.verdict, DiffVerdict::Fail);
+    let w = r.pools[0].moves.worst().unwrap();
+    assert_eq!(w.name, "web-5");
+    assert!(r.pools[0].moves.joins(w));
+    assert!((w.move_points() - 37.5).abs() < 0.1, "{w:?}");
 }
 
 #[test]

@@ -17,7 +17,7 @@
 
 use super::predict::{predict, PoolObservation};
 use super::{Input, Judgement, ShiftAllowance};
-use crate::config::{Config, Pool, Target};
+use crate::config::{Config, Guard, Pool, Target};
 use crate::diff::route_label;
 use crate::policy::RequestView;
 use crate::rewrite::host_of;
@@ -32,10 +32,6 @@ mod tests;
 
 pub use log::observed_from_log;
 pub use refusal::RouteShift;
-
-/// Standard errors a backend's rise must clear beyond `max_shift`, as in the pools'
-/// gate: a rise exactly at the limit is refused about once in 40 reloads.
-const NOISE_Z: f64 = 2.0;
 
 /// Requests that would change pool, grouped by the route that took them and the one
 /// that would take them.
@@ -216,8 +212,7 @@ fn routes_differ(old: &Config, new: &Config) -> bool {
 /// the limit nobody allowed.
 pub(super) fn route_gate(input: &Input<'_>, j: &mut Judgement) {
     let (live, new) = (&input.live.config, &input.new.config);
-    let max = input.settings.max_shift_points;
-    let Some(mut p) = predict_route_change(live, new, input.observed, max) else {
+    let Some(mut p) = predict_route_change(live, new, input.observed, input.settings) else {
         return;
     };
     if p.over {
@@ -227,14 +222,15 @@ pub(super) fn route_gate(input: &Input<'_>, j: &mut Judgement) {
 }
 
 /// Where `new`'s routes would send the traffic `observed` (per pool of `live`: its rate
-/// and sampled requests), and whether a backend would rise over `max_shift_points`;
+/// and sampled requests), and whether a backend would rise over `settings`'s
+/// `max_shift` beyond `noise_sigmas` standard errors;
 /// `None` when the routes are the same. The guard's prediction, and `tango diff`'s
 /// from an access log.
 pub fn predict_route_change(
     live: &Config,
     new: &Config,
     observed: &HashMap<String, PoolObservation>,
-    max_shift_points: f64,
+    settings: &Guard,
 ) -> Option<RoutePrediction> {
     if !routes_differ(live, new) {
         return None;
@@ -243,7 +239,7 @@ pub fn predict_route_change(
         live,
         new,
         observed,
-        max_shift_points,
+        settings,
     };
     Some(
         v.predict()
@@ -256,7 +252,7 @@ struct Versions<'a> {
     live: &'a Config,
     new: &'a Config,
     observed: &'a HashMap<String, PoolObservation>,
-    max_shift_points: f64,
+    settings: &'a Guard,
 }
 
 /// The sampled traffic routed through both versions.
@@ -363,10 +359,11 @@ impl Versions<'_> {
         p.busiest_pct = p.backends.iter().map(|b| b.from_pct).fold(0.0, f64::max);
         for b in &mut p.backends {
             let base = b.from_pct.max(p.busiest_pct);
-            b.noise_points = NOISE_Z * (var(b.to_pct, n_eff) + var(base, n_eff)).sqrt();
+            b.noise_points =
+                self.settings.noise_sigmas * (var(b.to_pct, n_eff) + var(base, n_eff)).sqrt();
         }
         p.backends.sort_by(|a, b| b.to_pct.total_cmp(&a.to_pct));
-        let max = self.max_shift_points;
+        let max = self.settings.max_shift_points;
         p.over = p.backends.iter().any(|b| p.excess_points(b) > max);
         Ok(p)
     }
@@ -423,8 +420,7 @@ fn backend_traffic(
                 continue;
             }
             let latency = v.observed.get(&pool.name).and_then(|o| o.latency);
-            for (name, address, pct) in split(pool, after, rate, reqs, latency, v.max_shift_points)?
-            {
+            for (name, address, pct) in split(pool, after, rate, reqs, latency, v.settings)? {
                 let add = rate * pct / total;
                 let at = match rows.iter().position(|r| r.address == address) {
                     Some(i) => i,
@@ -463,7 +459,7 @@ fn split(
     rate_rps: f64,
     reqs: Vec<SampledRequest>,
     latency: Option<std::time::Duration>,
-    max: f64,
+    settings: &Guard,
 ) -> Result<Vec<(String, String, f64)>, SimError> {
     let obs = PoolObservation {
         rate_rps,
@@ -471,8 +467,8 @@ fn split(
         sample: (!reqs.is_empty()).then(|| reqs.into()),
     };
     let p = match after {
-        false => predict(Some(pool), None, &obs, max)?,
-        true => predict(None, Some(pool), &obs, max)?,
+        false => predict(Some(pool), None, &obs, settings)?,
+        true => predict(None, Some(pool), &obs, settings)?,
     };
     Ok((p.backends.into_iter())
         .map(|b| {

@@ -1,8 +1,8 @@
 mod noise;
 
 use super::canary::{changed_pools, Canary, ScopePool};
-use super::predict::MIN_SAMPLE_TO_PREDICT;
 use super::*;
+use crate::config::defaults::guard::MIN_SAMPLE as MIN_SAMPLE_TO_PREDICT;
 use crate::config::{parse, Loaded};
 use crate::detector::{Basis, Cause, Evidence};
 use crate::journal::SuspectedCause;

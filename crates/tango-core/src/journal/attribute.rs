@@ -48,7 +48,10 @@ pub const HEALTH_NEAR_MS: u64 = 30_000;
 /// setting shows with the first requests under it, and the onset is dated to the tick
 /// (walked back over the ticks that stand out), so a backend that served normally for
 /// longer after the change broke for reasons of its own. Blaming the change would also
-/// have its canary roll back an innocent reload.
+/// have its canary roll back an innocent reload. A constant, not a `[guard]` setting: it
+/// is how closely the onset is dated (a tick or two, plus `SLACK_MS`), not a tolerance
+/// an operator trades; and it decides the incident's stated cause too, not only the
+/// canary's verdict.
 const POOL_WIDE_NEAR_MS: u64 = 5_000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.

@@ -156,6 +156,14 @@ rule!(UPSTREAM_TLS_UNVERIFIED, "TNG024", "upstream-tls-unverified", Warning,
     "A pool's TLS to its backends does not verify their certificates (verify = false).",
     "Without verification anyone on the path to the backends can answer in their place: the traffic is encrypted, but to whoever intercepts it.",
     "Give the backends' certificate authority as ca (and server_name if the names differ from the addresses) instead of turning verification off.");
+rule!(CERTIFICATE_EXPIRED, "TNG025", "certificate-expired", Warning,
+    "A listener's certificate has expired.",
+    "tango serves it, so the listener's other certificates and the reloads keep working, but every client that verifies certificates refuses the handshake for the names it answers.",
+    "Renew the certificate (a new certificate and key in its files, or cert and key pointing to new ones) and reload.");
+rule!(CERTIFICATE_NOT_YET_VALID, "TNG026", "certificate-not-yet-valid", Warning,
+    "A listener's certificate is not valid yet (its notBefore is still ahead).",
+    "tango serves it, but every client that verifies certificates refuses the handshake for the names it answers until then; often this machine's clock is wrong.",
+    "Check this machine's clock, or serve a certificate whose notBefore has passed, and reload.");
 
 /// Every rule, in ID order.
 pub const RULES: &[Rule] = &[
@@ -183,6 +191,8 @@ pub const RULES: &[Rule] = &[
     UNUSED_ALLOW,
     CERTIFICATE_EXPIRES_SOON,
     UPSTREAM_TLS_UNVERIFIED,
+    CERTIFICATE_EXPIRED,
+    CERTIFICATE_NOT_YET_VALID,
 ];
 
 /// The rule with this ID, if any (validation's `TNG000` included).

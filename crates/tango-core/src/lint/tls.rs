@@ -1,38 +1,66 @@
-//! Rules about TLS: a listener certificate close to its expiry (TNG023), from the dates
-//! the binary read (`Loaded::certificates`), and a pool whose TLS to its backends does
-//! not verify them (TNG024).
+//! Rules about TLS: a listener certificate that has expired (TNG025), is not valid yet
+//! (TNG026) or expires soon (TNG023), from the file, names and dates the binary read
+//! (`Loaded::certificates`); and a pool whose TLS to its backends does not verify them
+//! (TNG024).
+//!
+//! An expired certificate is a warning, not an error: tango serves it, as nginx, HAProxy
+//! and Envoy do, so one certificate past its date never keeps a file from starting or
+//! reloading. The reload guard compares findings by rule and key with the configuration
+//! in force read at the same moment, so a certificate that expired since the last reload
+//! is in both and refuses nothing; a reload that brings in an expired one adds it.
 
 use super::rules::*;
 use super::Cx;
+use crate::config::CertificateFacts;
 
 /// A certificate expiring within this many days is reported.
 pub(crate) const EXPIRY_WARNING_DAYS: i64 = 14;
 
+const DAY: i64 = 86_400;
+
 pub(super) fn check(cx: &mut Cx<'_>) {
     let loaded = cx.loaded;
     for c in &loaded.certificates {
-        let left = c.not_after - c.read_at;
-        if left >= EXPIRY_WARNING_DAYS * 86_400 {
+        let (rule, message, hint) = if c.read_at > c.not_after {
+            let ago = match (c.read_at - c.not_after) / DAY {
+                0 => "less than a day ago".to_string(),
+                1 => "1 day ago".to_string(),
+                d => format!("{d} days ago"),
+            };
+            (
+                &CERTIFICATE_EXPIRED,
+                format!(
+                    "{} expired on {} ({ago}); it is served, and clients that verify it refuse the handshake",
+                    described(c),
+                    date(c.not_after)
+                ),
+                format!("renew it: replace {} and its key with the new certificate and key (or point `cert` and `key` at new files), then reload", c.file),
+            )
+        } else if c.read_at < c.not_before {
+            (
+                &CERTIFICATE_NOT_YET_VALID,
+                format!(
+                    "{} is not valid until {}; it is served, and clients that verify it refuse the handshake until then",
+                    described(c),
+                    date(c.not_before)
+                ),
+                "check this machine's clock, or serve a certificate whose notBefore has passed, then reload".to_string(),
+            )
+        } else if c.not_after - c.read_at < EXPIRY_WARNING_DAYS * DAY {
+            let when = match (c.not_after - c.read_at) / DAY {
+                0 => "in less than a day".to_string(),
+                1 => "in 1 day".to_string(),
+                d => format!("in {d} days"),
+            };
+            (
+                &CERTIFICATE_EXPIRES_SOON,
+                format!("{} expires {when} ({})", described(c), date(c.not_after)),
+                format!("renew it before then: replace {} and its key with the new certificate and key (or point `cert` and `key` at new files), then reload", c.file),
+            )
+        } else {
             continue;
-        }
-        let when = match left / 86_400 {
-            0 => "in less than a day".to_string(),
-            1 => "in 1 day".to_string(),
-            d => format!("in {d} days"),
         };
-        let on = u64::try_from(c.not_after)
-            .ok()
-            .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_default();
-        cx.report(
-            &CERTIFICATE_EXPIRES_SOON,
-            None,
-            c.key.clone(),
-            Some(c.span),
-            format!("the certificate expires {when} ({on})"),
-            None,
-        );
+        cx.report(rule, None, c.key.clone(), Some(c.span), message, Some(hint));
     }
     for p in &loaded.config.pools {
         let Some(tls) = p.tls.as_ref().filter(|t| !t.verify) else {
@@ -50,4 +78,24 @@ pub(super) fn check(cx: &mut Cx<'_>) {
             None,
         );
     }
+}
+
+/// `the certificate in certs/a.pem (a.example, *.b.example)`.
+fn described(c: &CertificateFacts) -> String {
+    let names = match c.names.is_empty() {
+        true => "the listener's default, without a server name".to_string(),
+        false => c.names.join(", "),
+    };
+    format!("the certificate in {} ({names})", c.file)
+}
+
+/// `2026-11-29T21:59:46Z`; the number itself for a date before 1970.
+fn date(unix: i64) -> String {
+    u64::try_from(unix)
+        .ok()
+        .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))
+        .map_or_else(
+            || unix.to_string(),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        )
 }

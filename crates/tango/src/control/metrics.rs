@@ -1,7 +1,8 @@
 //! `/metrics`: every series tango exports, read at scrape time (nothing is registered
 //! per request): per backend and pool, the data plane's counters and the state the
 //! control tasks keep (health, ejection, slow start, panic mode) from the snapshot in
-//! force; the configuration's generation and the reloads' outcomes (`ReloadStats`);
+//! force; the TLS listeners' failed handshakes and when the certificates they serve
+//! expire; the configuration's generation and the reloads' outcomes (`ReloadStats`);
 //! and the watch's last tick (shares, skew, active alerts). Encoded by
 //! prometheus-client in whichever format the scraper asks for: OpenMetrics, or the
 //! Prometheus text format (0.0.4) that older scrapers, `curl` and `promtool check
@@ -268,7 +269,8 @@ impl BackendRows {
     }
 }
 
-/// Failed TLS handshakes of each TLS listener in force, 0 until its first.
+/// Failed TLS handshakes of each TLS listener in force, 0 until its first; when each
+/// certificate served expires.
 fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
     let rows: Vec<(Labels, u64)> = snap
         .config
@@ -287,7 +289,22 @@ fn encode_tls(rt: &Runtime, snap: &Snapshot, enc: &mut DescriptorEncoder<'_>) ->
         "tango_tls_handshake_failures",
         "TLS handshakes a listener's clients failed: not TLS, no protocol or cipher in common, or the client refused the certificate. Clients that close or stay silent before finishing are not counted.",
         &rows,
-    )
+    )?;
+    // Whole seconds, written as integers, as exporters write Unix times.
+    let mut m = enc.encode_descriptor(
+        "tango_tls_certificate_not_after_seconds",
+        "Unix time when the certificate a listener serves for a server name expires (its notAfter); an empty server_name is the default certificate without a name of its own. An expired certificate is still served.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (listener, name, at) in rt.certificate_dates.get() {
+        let labels: Labels = vec![
+            ("listener", (&listener).into()),
+            ("server_name", (&name).into()),
+        ];
+        ConstGauge::new(at).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 impl TangoCollector {

@@ -11,7 +11,8 @@
 //! hands its settings for a listener to that listener's accept loops, so a reload
 //! changes them for new connections without rebinding. A TLS listener's certificates
 //! are read again for each configuration and swapped into its acceptor
-//! (`tls::Resolver`), also without rebinding. Turning a kept listener's TLS on or off
+//! (`tls::Resolver`), also without rebinding; when they expire is published for
+//! `/metrics` each time the listeners take a configuration. Turning a kept listener's TLS on or off
 //! hands its sockets (nothing queued on them is lost) to new accept loops in the new
 //! mode, and its connections in the old mode drain as a removed listener's do. At
 //! `max_connections`, a total over the
@@ -250,6 +251,17 @@ impl Listeners {
         for b in prepared.bound {
             self.start(b);
         }
+        self.publish_certificate_dates();
+    }
+
+    /// What `/metrics` says of the certificates served: those of the running listeners.
+    fn publish_certificate_dates(&self) {
+        let mut dates = Vec::new();
+        for (name, r) in &self.running {
+            let Some(resolver) = &r.tls else { continue };
+            dates.extend((resolver.expiry().into_iter()).map(|(n, at)| (name.clone(), n, at)));
+        }
+        self.rt.certificate_dates.set(dates);
     }
 
     /// Run a listener just bound: an accept loop per worker.

@@ -5,7 +5,10 @@
 //!
 //! `check` is the same reading for `tango check`, startup and reload: it reports every
 //! certificate problem as a configuration error at the key's line:col, and hands the
-//! certificates' dates to the checklist (`Loaded::certificates`).
+//! certificates' files, names and dates to the checklist (`Loaded::certificates`). A
+//! certificate past its dates is not a problem here: it is served, with a warning in
+//! the log each time a listener's certificates are read (`load_for`), the checklist's
+//! TNG025 or TNG026, and its notAfter in `/metrics` (`expiry`).
 
 mod certs;
 mod sni;
@@ -27,59 +30,82 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A listener's certificates, read and checked at `now`, with each entry's notAfter.
-pub(crate) fn load(tls: &Tls, now: i64) -> Result<(CertSet, Vec<i64>), Vec<Diagnostic>> {
+/// What one certificate entry serves: for the log, the checklist and `/metrics`.
+#[derive(Debug, Clone)]
+pub(crate) struct Served {
+    /// The certificate file.
+    pub(crate) file: std::path::PathBuf,
+    /// The names it answers (empty: only as the default).
+    pub(crate) names: Vec<String>,
+    /// notBefore and notAfter, in seconds since the Unix epoch.
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+}
+
+/// Each entry of `tls` read: ready to serve, or its problems.
+fn entries(tls: &Tls) -> Vec<Result<certs::Loaded, Vec<Diagnostic>>> {
     let provider = provider();
-    let (mut ok, mut errors) = (Vec::new(), Vec::new());
-    for (i, e) in tls.certs.iter().enumerate() {
-        match certs::load(e, &provider, now) {
+    (tls.certs.iter().enumerate())
+        .map(|(i, e)| match certs::load(e, &provider) {
             // Only the default is served to a name no entry has.
-            Ok(c) if c.names.is_empty() && i != tls.default => errors.push(*certs::at_cert(
+            Ok(c) if c.names.is_empty() && i != tls.default => Err(vec![*certs::at_cert(
                 e,
                 format!(
                     "the certificate in {} has no DNS name and is not the default: no client would get it",
                     e.cert.display()
                 ),
                 "list the server names it answers in `names`, or mark it `default = true`".into(),
-            )),
-            Ok(c) => ok.push(c),
+            )]),
+            r => r,
+        })
+        .collect()
+}
+
+/// A listener's certificates, read and checked, whatever their dates.
+pub(crate) fn load(tls: &Tls) -> Result<CertSet, Vec<Diagnostic>> {
+    let (mut ok, mut errors) = (Vec::new(), Vec::new());
+    for (e, r) in tls.certs.iter().zip(entries(tls)) {
+        match r {
+            Ok(c) => ok.push((e, c)),
             Err(d) => errors.extend(d),
         }
     }
     if !errors.is_empty() || ok.is_empty() {
         return Err(errors);
     }
-    let dates = ok.iter().map(|c| c.not_after).collect();
-    let default = ok[tls.default.min(ok.len() - 1)].key.clone();
-    let set = CertSet::new(ok.into_iter().map(|c| (c.key, c.names)).collect(), default);
-    Ok((set, dates))
+    let served = (ok.iter())
+        .map(|(e, c)| Served {
+            file: e.cert.clone(),
+            names: c.names.clone(),
+            not_before: c.not_before,
+            not_after: c.not_after,
+        })
+        .collect();
+    let default = ok[tls.default.min(ok.len() - 1)].1.key.clone();
+    let entries = ok.into_iter().map(|(_, c)| (c.key, c.names)).collect();
+    Ok(CertSet::new(entries, default, served))
 }
 
 /// Read every listener certificate of `loaded`: the problems, as configuration errors;
-/// and, for the checklist, the dates of those that read.
+/// and, for the checklist, the file, names and dates of each that read (also when
+/// another of its listener's does not, so the configuration in force a reload is
+/// compared with keeps every finding it has).
 pub(crate) fn check(loaded: &Loaded, now: i64) -> (Vec<Diagnostic>, Vec<CertificateFacts>) {
     let (mut errors, mut facts) = (Vec::new(), Vec::new());
-    for tls in loaded
-        .config
-        .listeners
-        .iter()
-        .filter_map(|l| l.tls.as_ref())
-    {
-        match load(tls, now) {
-            Ok((_, dates)) => {
-                facts.extend(
-                    tls.certs
-                        .iter()
-                        .zip(dates)
-                        .map(|(e, not_after)| CertificateFacts {
-                            key: e.key_path.clone(),
-                            span: e.cert_span,
-                            not_after,
-                            read_at: now,
-                        }),
-                )
+    for tls in (loaded.config.listeners.iter()).filter_map(|l| l.tls.as_ref()) {
+        for (e, r) in tls.certs.iter().zip(entries(tls)) {
+            match r {
+                Ok(c) => facts.push(CertificateFacts {
+                    key: e.key_path.clone(),
+                    span: e.cert_span,
+                    file: e.cert.display().to_string(),
+                    names: c.names,
+                    not_before: c.not_before,
+                    not_after: c.not_after,
+                    read_at: now,
+                }),
+                Err(d) => errors.extend(d),
             }
-            Err(d) => errors.extend(d),
         }
     }
     (errors, facts)
@@ -97,13 +123,56 @@ pub(crate) fn acceptor(set: CertSet) -> anyhow::Result<(tokio_rustls::TlsAccepto
     Ok((tokio_rustls::TlsAcceptor::from(Arc::new(cfg)), resolver))
 }
 
-/// `load`'s problems as one error, for a listener being bound or reloaded.
+/// `load`'s problems as one error, for a listener being bound or reloaded; a
+/// certificate out of its dates is served, and said in the log as a warning.
 pub(crate) fn load_for(name: &str, tls: &Tls) -> anyhow::Result<CertSet> {
-    load(tls, unix_now()).map(|(set, _)| set).map_err(|d| {
+    let set = load(tls).map_err(|d| {
         let lines: Vec<String> = d
             .iter()
             .map(|d| format!("{}: {}", d.key, d.message))
             .collect();
         anyhow::anyhow!("listener `{name}`'s certificates: {}", lines.join("; "))
-    })
+    })?;
+    warn_out_of_date(name, set.served(), unix_now());
+    Ok(set)
+}
+
+/// A warning for each certificate `listener` serves that has expired or is not valid
+/// yet at `now`: clients that verify refuse it, so it must not pass unseen.
+fn warn_out_of_date(listener: &str, served: &[Served], now: i64) {
+    for s in served {
+        let names = server_names(s);
+        let file = s.file.display();
+        if now > s.not_after {
+            tracing::warn!(listener, file = %file, server_names = %names,
+                not_after = %certs::date(s.not_after),
+                "serving an expired certificate: clients that verify it refuse the handshake; renew it and reload");
+        } else if now < s.not_before {
+            tracing::warn!(listener, file = %file, server_names = %names,
+                not_before = %certs::date(s.not_before), not_after = %certs::date(s.not_after),
+                "serving a certificate that is not valid yet: clients that verify it refuse the handshake; check the clock");
+        }
+    }
+}
+
+/// A certificate's names for the log: `a.example,*.b.example`, or `(default)` for one
+/// without any.
+fn server_names(s: &Served) -> String {
+    match s.names.is_empty() {
+        true => "(default)".into(),
+        false => s.names.join(","),
+    }
+}
+
+/// (server name, notAfter) of each certificate in `served`, for `/metrics`: one per
+/// name it answers; the default without a name of its own under the empty name.
+pub(crate) fn expiry(served: &[Served]) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for s in served {
+        if s.names.is_empty() {
+            out.push((String::new(), s.not_after));
+        }
+        out.extend(s.names.iter().map(|n| (n.clone(), s.not_after)));
+    }
+    out
 }

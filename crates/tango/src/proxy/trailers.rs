@@ -4,8 +4,10 @@
 //! `proxy/h1/trailing.rs`): a client's trailers go in the last chunk of the request an HTTP/1 backend gets
 //! ([`last_chunk`]), and an HTTP/1 backend's trailer section is read back into a
 //! header map ([`parse_section`]) for hyper, which sends it as HTTP/2 trailers or in
-//! the last chunk to an HTTP/1.1 client that accepts them. Trailers to and from an
-//! HTTP/2 backend are header maps already, and are filtered the same way ([`keep`]).
+//! the last chunk to an HTTP/1.1 client that accepts them; an engine client's section
+//! is read the same way for the trailing HEADERS of the stream it sends an HTTP/2
+//! backend. Trailers to and from an HTTP/2 backend are header maps already, and are
+//! filtered the same way ([`keep`]).
 //!
 //! Every way only fields that may be trailers go on ([`may_trail`]). RFC 9110 6.5.1:
 //! a field that must be known before the content (framing, routing, authentication,
@@ -108,8 +110,9 @@ pub(crate) fn fields_that_may_trail(
     })
 }
 
-/// The fields of a backend's trailer section that may be trailers, for hyper; `None`
-/// when none may, or the section is not whole.
+/// The fields of a trailer section that may be trailers, as a header map: a backend's
+/// for hyper, or an engine client's for an HTTP/2 backend; `None` when none may, or
+/// the section is not whole.
 pub(crate) fn parse_section(section: &[u8]) -> Option<HeaderMap> {
     let mut out = HeaderMap::new();
     fields_that_may_trail(section, |name, _, value| {

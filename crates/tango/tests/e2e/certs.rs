@@ -1,5 +1,6 @@
 //! A listener's certificates: picked by the server name the client asks for (SNI), read
-//! again on reload, and refused with line:col when expired.
+//! again on reload, refused with line:col when a file is unreadable or its key is
+//! another's, and served with a warning when expired (`expired`).
 
 use crate::backend::Backend;
 use crate::support::*;
@@ -8,6 +9,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::path::Path;
 use std::sync::Arc;
+
+mod expired;
 
 /// A self-signed certificate for `names`, valid from `from` to `until` (year, month,
 /// day), written to `DIR/STEM.pem` and `DIR/STEM.key`. Returns its DER.
@@ -131,16 +134,19 @@ async fn the_certificate_is_picked_by_server_name_and_renewed_on_reload() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(presented(&t, "a.example").await, renewed);
 
-    // An expired one is refused with its line:col, and the one in force stays.
-    cert_files(d, "a", &["a.example"], LONG_AGO, (2001, 1, 1));
+    // An expired one written over it is served after a reload too: the configuration
+    // in force reads the same file, so the reload adds no finding for the guard to
+    // refuse, and the checklist says it.
+    let expired = cert_files(d, "a", &["a.example"], LONG_AGO, (2001, 1, 1));
     let (s, v) = admin_post(&t, "/api/v1/reload").await;
-    assert_eq!(s, 422, "{v}");
-    let errors = v["errors"].to_string();
+    assert_eq!((s, &v["result"]), (200, &"applied".into()), "{v}");
+    let findings = v.to_string();
     assert!(
-        errors.contains("tango.toml:7:27") && errors.contains("expired on 2001-01-01"),
-        "{errors}"
+        findings.contains("TNG025") && findings.contains("expired on 2001-01-01"),
+        "{findings}"
     );
-    assert_eq!(presented(&t, "a.example").await, renewed);
+    assert_eq!(presented(&t, "a.example").await, expired);
+    assert_eq!(presented(&t, "x.b.example").await, wild);
 }
 
 fn check(text: &str, dir: &Path) -> (i32, String) {
@@ -148,7 +154,7 @@ fn check(text: &str, dir: &Path) -> (i32, String) {
 }
 
 #[test]
-fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_column() {
+fn check_warns_of_an_expired_certificate_and_refuses_a_key_of_another_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cert_files(d, "old", &["old.example"], LONG_AGO, (2001, 1, 1));
@@ -162,17 +168,34 @@ fn check_refuses_an_expired_certificate_and_a_key_of_another_with_line_and_colum
          [[pool]]\nname = \"p\"\n[[pool.backend]]\naddress = \"127.0.0.1:1\"\n";
     let (code, out) = check(text, d);
     assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("tango.toml:6:30") && out.contains("does not go with the certificate"),
+        "{out}"
+    );
+    assert!(out.contains("1 error"), "{out}");
+    // With its own key the file is good: the dates are the checklist's warnings, each
+    // with the file, the names, the date and the fix.
+    let (code, out) = check(&text.replace("other.key", "good.key"), d);
+    assert_eq!(code, 0, "{out}");
+    let old = format!("{}/old.pem (old.example)", d.display());
+    let future = format!("{}/future.pem (new.example)", d.display());
     for (at, what) in [
-        ("tango.toml:4:12", "expired on 2001-01-01T00:00:00Z"),
-        ("tango.toml:5:12", "is not valid until 2098-01-01T00:00:00Z"),
-        ("tango.toml:6:30", "does not go with the certificate"),
+        (
+            "warning[TNG025]",
+            &*format!("{old} expired on 2001-01-01T00:00:00Z"),
+        ),
+        ("tango.toml:4:12", "renew it: replace "),
+        (
+            "warning[TNG026]",
+            &*format!("{future} is not valid until 2098-01-01T00:00:00Z"),
+        ),
+        ("tango.toml:5:12", "check this machine's clock"),
     ] {
         assert!(
             out.contains(at) && out.contains(what),
             "{at} {what}:\n{out}"
         );
     }
-    assert!(out.contains("3 errors"), "{out}");
 
     // A certificate without DNS names is reachable only as the default.
     cert_files(d, "ip", &["127.0.0.1"], LONG_AGO, FAR_AHEAD);

@@ -2,9 +2,11 @@
 //! 100-continue`, responses without a length (read to the backend's close), HEAD and
 //! 304 without bodies, and a response far larger than any buffer, byte for byte;
 //! trailer sections (`trailers`); the log lines of requests that did not end whole
-//! (`cut_lines`); HTTP/1.0 clients and interim answers (`versions`).
+//! (`cut_lines`), and of tango's own answer cut mid-write (`own_cut`); HTTP/1.0
+//! clients and interim answers (`versions`).
 
 mod cut_lines;
+mod own_cut;
 mod trailers;
 mod versions;
 

@@ -4,8 +4,10 @@
 //! one backend is refused from the sampled requests, while a reload a dozen sampled
 //! requests cannot judge expects the key-space split; a change to hashing is predicted
 //! on the pool's own requests (`hashing`), and a backend added far above its peers'
-//! share is refused (`membership`). Each test ends with the live split.
+//! share is refused (`membership`); and `tango diff` on the same two files gives the
+//! reload's verdict (`diff_agrees`). Each test ends with the live split.
 
+mod diff_agrees;
 mod harness;
 mod hashing;
 mod membership;

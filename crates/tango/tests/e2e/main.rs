@@ -32,6 +32,7 @@ mod h2_edges;
 mod h2_flow;
 mod h2_health;
 mod h2_hostile;
+mod h2_interim;
 mod h2_requests;
 mod hardening;
 mod hash_keys;

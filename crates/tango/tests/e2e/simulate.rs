@@ -379,3 +379,46 @@ fn redirect_routes_leave_the_split_and_edits_are_configuration_changes() {
         "route host old.example path /: redirect 308 to scheme https"
     );
 }
+
+#[test]
+fn diff_reads_the_guard_settings_a_reload_reads_and_says_what_only_the_live_guard_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = |n: u16| format!("127.0.0.1:{}", 9000 + n);
+    let four = rr_pool(&[("b1", &b(1)), ("b2", &b(2)), ("b3", &b(3)), ("b4", &b(4))]);
+    // b2 from 25% to 40%: +15 points.
+    let heavier = four.replacen(
+        &format!("address = \"{}\"\n", b(2)),
+        &format!("address = \"{}\"\nweight = 2\n", b(2)),
+        1,
+    );
+    let run = |old: &str, new: &str| {
+        let (o, n) = (dir.path().join("old.toml"), dir.path().join("new.toml"));
+        std::fs::write(&o, old).unwrap();
+        std::fs::write(&n, new).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .args(["diff", "--requests", "3000"])
+            .args([&o, &n])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&four, &heavier);
+    assert_eq!(code, Some(1), "{text}");
+    // The limit is the old file's, as the configuration in force judges a reload.
+    let lenient = "\n[guard]\nmax_shift = 20\n";
+    let (code, text) = run(&(four.clone() + lenient), &heavier);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("moves more than 20 points"), "{text}");
+    // A pool the new file adds to [guard] allow_shift may shift, as on SIGHUP.
+    let allowed = heavier.clone() + "\n[guard]\nallow_shift = [\"web\"]\n";
+    let (code, text) = run(&four, &allowed);
+    assert_eq!(code, Some(0), "{text}");
+    // A hash pool: the live guard predicts from sampled requests, and diff says so.
+    let ring = |s: &str| s.replace("policy = \"round_robin\"", POOL);
+    let (_, text) = run(&ring(&four), &ring(&heavier));
+    assert!(
+        text.contains("what a reload's guard weighs beyond this review:\n  - pool web hashes: a reload predicts it from the requests tango sampled from live traffic"),
+        "{text}"
+    );
+}

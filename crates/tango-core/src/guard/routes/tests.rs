@@ -297,7 +297,7 @@ fn an_access_log_predicts_a_route_move_as_the_live_sample_does() {
     let records = crate::simulate::parse_access_log(&text).unwrap();
     let observed = observed_from_log(&live.config, &records);
     assert_eq!(observed["wide"].rate_rps, 350.0);
-    let p = predict_route_change(&live.config, &new.config, &observed, 10.0).unwrap();
+    let p = predict_route_change(&live.config, &new.config, &observed, &live.config.guard).unwrap();
     assert!(p.over, "{p:?}");
     let w = p.worst().unwrap();
     assert_eq!(

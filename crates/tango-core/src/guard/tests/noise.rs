@@ -115,3 +115,41 @@ fn a_large_sample_predicts_from_its_requests_with_little_noise() {
     );
     assert_eq!(j.refusals.len(), 1, "{:?}", j.reasons());
 }
+
+#[test]
+fn the_noise_settings_in_force_decide_what_a_sample_shows() {
+    // b2 gains about 12 points of key space, just over the limit of 10.
+    let new = ring("x-user", [4, 7, 4, 4], "", "");
+    let verdict = |guard: &str, n: usize| {
+        let live = ring("x-user", [4, 4, 4, 4], "", guard);
+        run(
+            &live,
+            &new,
+            &Overrides::default(),
+            &with_sample(users(0, n)),
+        )
+    };
+    // 2,000 sampled requests: the move is within 2 standard errors of the limit, so
+    // by default the sample does not show it beyond its noise.
+    let j = verdict("", 2000);
+    let p = &j.pools[0];
+    assert_eq!(p.basis, KeyBasis::LiveSample { requests: 2000 });
+    let w = p.worst().unwrap();
+    assert!(
+        w.move_points() > 10.0 && !j.refused(),
+        "{w:?} {:?}",
+        j.reasons()
+    );
+    // Taking every sampled move at face value refuses it.
+    let j = verdict("\n[guard]\nnoise_sigmas = 0.0\n", 2000);
+    assert_eq!(j.refusals.len(), 1, "{:?}", j.pools[0].worst());
+    // 20 sampled requests are too few by default: the key space's split is judged.
+    let j = verdict("", 20);
+    assert!(matches!(
+        j.pools[0].basis,
+        KeyBasis::KeySpace { sampled: 20 }
+    ));
+    // With min_sample = 20 they are the prediction.
+    let j = verdict("\n[guard]\nmin_sample = 20\n", 20);
+    assert_eq!(j.pools[0].basis, KeyBasis::LiveSample { requests: 20 });
+}

@@ -1,6 +1,10 @@
 //! `tango diff OLD NEW`: review a configuration change before it ships: what it changes,
 //! where the traffic moves per backend (both versions simulated with the same keys and
-//! seed), the lint findings the change introduces, and a verdict.
+//! seed), the lint findings the change introduces, and a verdict: the reload guard's
+//! shift gate, judged by the same function (`tango_core::diff::judge_moves`), with OLD's
+//! `[guard]` settings and NEW's `[guard] allow_shift` as a reload from OLD to NEW reads
+//! them. What the guard knows and a file does not (the live traffic it samples and
+//! observes) is said, per pool, rather than guessed.
 //!
 //! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
 //! points in a pool not allowed to shift (or, predicted from --access-log, the new routes
@@ -13,12 +17,15 @@ use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use crate::cli::table::{self, Align};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tango_core::config::{Loaded, PolicyKind};
+use tango_core::diag::Severity;
 use tango_core::diff::{
     diff, new_findings, DiffOptions, DiffReport, DiffVerdict, PoolShift, PoolStatus,
-    DEFAULT_MAX_SHIFT_POINTS,
 };
+use tango_core::guard::canary::changed_pools;
+use tango_core::guard::{file_allows_shift, KeyBasis, Refusal};
 use tango_core::lint::{self, report};
-use tango_core::simulate::SimOptions;
+use tango_core::simulate::{KeySource, SimOptions};
 
 #[derive(clap::Args)]
 pub(crate) struct DiffArgs {
@@ -26,10 +33,12 @@ pub(crate) struct DiffArgs {
     old: PathBuf,
     /// The proposed configuration.
     new: PathBuf,
-    /// Largest acceptable move of a backend's predicted share, in points.
-    #[arg(long, value_name = "POINTS", default_value_t = DEFAULT_MAX_SHIFT_POINTS, value_parser = super::parse_points)]
-    max_shift: f64,
-    /// A pool whose traffic is meant to move (repeatable): reported, never failing.
+    /// Largest acceptable move of a backend's predicted share, in points (default: OLD's
+    /// `[guard] max_shift`, the limit a reload from OLD is judged by).
+    #[arg(long, value_name = "POINTS", value_parser = super::parse_points)]
+    max_shift: Option<f64>,
+    /// A pool whose traffic is meant to move (repeatable): reported, never failing. A
+    /// pool NEW adds to `[guard] allow_shift` is allowed too, as a reload allows it.
     #[arg(long, value_name = "POOL")]
     allow_shift: Vec<String>,
     /// Requests simulated per pool and version (default: one per key line, else 100000).
@@ -55,6 +64,12 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
     let old = load(&args.old)?;
     let new = load(&args.new)?;
     let (keys, lines) = args.keys.load()?;
+    let mut allow_shift = args.allow_shift.clone();
+    for p in &new.config.pools {
+        if file_allows_shift(&old.config.guard, &new.config.guard, &p.name) {
+            allow_shift.push(p.name.clone());
+        }
+    }
     let opts = DiffOptions {
         sim: SimOptions {
             requests: args.requests.or(lines).unwrap_or(100_000),
@@ -62,21 +77,38 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
             seed: args.seed,
             ..SimOptions::default()
         },
-        max_shift_points: args.max_shift,
-        allow_shift: args.allow_shift.clone(),
+        max_shift_points: args.max_shift.unwrap_or(old.config.guard.max_shift_points),
+        allow_shift,
     };
     let r = diff(&old.config, &new.config, &opts).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_UNREADABLE)
     })?;
     let found = new_findings(&lint::check(&old), &lint::check(&new));
+    // The route gate as a reload from OLD runs it, at the limit this review applies.
+    let settings = tango_core::config::Guard {
+        max_shift_points: opts.max_shift_points,
+        ..old.config.guard.clone()
+    };
     let routes = RouteReview::new(
         &old.config,
         &new.config,
         &opts.sim.keys,
-        args.max_shift,
-        &args.allow_shift,
+        &settings,
+        &opts.allow_shift,
     );
+    let mut notes = guard_notes(&old, &new, &opts.sim.keys);
+    // The reload's other gate: diff's verdict is the shift gate's, and the findings
+    // above are listed, not judged; say what the reload would do with them.
+    let refusing = (found.iter())
+        .filter(|d| d.severity != Severity::Info)
+        .count();
+    if refusing > 0 && old.config.guard.enabled {
+        notes.push(format!(
+            "{refusing} new finding(s) above would refuse the reload too: an error always, a warning unless {} allows it ([[allow]] with a reason) or the reload is forced",
+            new.source.name
+        ));
+    }
     match args.format {
         Format::Human => {
             let mut text = human(&r, &args) + &routes.human();
@@ -84,11 +116,18 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
                 text += &format!("new lint findings in {}:\n", new.source.name);
                 text += &report::human(&new.source, &found, &[]);
             }
-            out(&(text + &routes.verdict(verdict_line(&r)) + "\n"));
+            if !notes.is_empty() {
+                text += "what a reload's guard weighs beyond this review:\n";
+                for n in &notes {
+                    text += &format!("  - {n}\n");
+                }
+            }
+            out(&(text + &routes.verdict(verdict_line(&r, &old)) + "\n"));
         }
         Format::Json => {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
             v["new_findings"] = report::json(&new.source, &found, &[]);
+            v["guard_notes"] = notes.into();
             v["routes"] = routes.json();
             if routes.fails() {
                 v["verdict"] = "fail".into();
@@ -135,6 +174,7 @@ fn human(r: &DiffReport, args: &DiffArgs) -> String {
             p.pool
         ));
         out.push_str(&shares(p, r.max_shift_points));
+        out.push_str(&judged(p));
     }
     out.push('\n');
     out
@@ -170,7 +210,9 @@ fn shares(p: &PoolShift, max_shift_points: f64) -> String {
         if let Some(old) = &b.moved_from {
             notes.push(format!("address was {old}"));
         }
-        if p.status == PoolStatus::Kept && b.delta_points.abs() > max_shift_points {
+        let over = (p.moves.kept.iter().chain(&p.moves.joined))
+            .any(|k| k.name == b.name && k.excess_points() > max_shift_points);
+        if over {
             notes.push("over the limit".to_string());
         }
         t.add_row(vec![
@@ -185,22 +227,92 @@ fn shares(p: &PoolShift, max_shift_points: f64) -> String {
     table::render(&t, "  ")
 }
 
-fn verdict_line(r: &DiffReport) -> String {
+/// When backends were added or removed, what the verdict measures: the split among the
+/// backends both versions have (a backend added or removed takes or leaves its own
+/// share), and each backend added beside the median share of those it joins.
+fn judged(p: &PoolShift) -> String {
+    if p.status != PoolStatus::Kept || !p.moves.membership_changed {
+        return String::new();
+    }
+    let largest = (p.moves.kept.iter())
+        .map(|k| k.move_points())
+        .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+        .unwrap_or(0.0);
+    let mut out = format!(
+        "  judged among the backends both versions have: largest move {largest:+.1} points\n"
+    );
+    for j in &p.moves.joined {
+        out.push_str(&format!(
+            "  {} joins taking {:.1}% of the pool, where the backends it joins take {:.1}% each ({:+.1} points)\n",
+            j.name,
+            j.to_pct,
+            j.from_pct,
+            j.move_points()
+        ));
+    }
+    out
+}
+
+/// What the reload guard judges from the running instance, which two files cannot show:
+/// said for each pool a reload would judge, so an operator knows where the reload's
+/// verdict may differ from this one.
+fn guard_notes(old: &Loaded, new: &Loaded, keys: &KeySource) -> Vec<String> {
+    let g = &old.config.guard;
+    let mut out = Vec::new();
+    if !g.enabled {
+        out.push(format!(
+            "{} has [guard] enabled = false: a reload from it is not judged, and only this review stands between the change and the traffic",
+            old.source.name
+        ));
+    }
+    for scope in changed_pools(&old.config, &new.config) {
+        let versions = [old.config.pool(&scope.pool), new.config.pool(&scope.pool)];
+        let policies: Vec<PolicyKind> = versions.iter().flatten().map(|p| p.policy).collect();
+        if policies.iter().any(|k| k.is_hash()) {
+            let here = match keys {
+                KeySource::Random => "random keys (each backend's key space)".to_string(),
+                _ => "the keys given here".to_string(),
+            };
+            out.push(format!(
+                "pool {} hashes: a reload predicts it from the requests tango sampled from live traffic (the key space's split until it has {} of them, unless they show a move over the limit beyond {} standard errors of their noise), which this review does not have: it used {here}, and the reload's verdict may differ",
+                scope.pool, g.min_sample, g.noise_sigmas
+            ));
+        }
+        if policies
+            .iter()
+            .any(|k| matches!(k, PolicyKind::LeastRequest | PolicyKind::PeakEwma))
+        {
+            out.push(format!(
+                "pool {}'s policy follows load: a reload models the pool at its observed request rate and latency, which this review does not have",
+                scope.pool
+            ));
+        }
+    }
+    out
+}
+
+fn verdict_line(r: &DiffReport, old: &Loaded) -> String {
     let failing: Vec<String> = r
         .pools
         .iter()
         .filter(|p| p.fails)
-        .map(|p| {
-            let worst = p
-                .backends
-                .iter()
-                .max_by(|a, b| a.delta_points.abs().total_cmp(&b.delta_points.abs()));
-            format!(
-                "{} in pool {} moves {:+.1} points",
-                worst.map_or("?", |b| b.name.as_str()),
-                p.pool,
-                worst.map_or(0.0, |b| b.delta_points)
-            )
+        .filter_map(|p| {
+            let w = p.moves.worst()?;
+            // The reload guard's own sentence, so the reason reads as the reload's will.
+            let refusal = Refusal::Shift {
+                pool: p.pool.clone(),
+                backend: w.name.clone(),
+                from_pct: w.from_pct,
+                to_pct: w.to_pct,
+                rate_rps: 0.0,
+                max_shift_points: r.max_shift_points,
+                membership_changed: p.moves.membership_changed,
+                joins: p.moves.joins(w),
+                basis: KeyBasis::Weights,
+                noise_points: w.noise_points,
+                listed_in_force: old.config.guard.allow_shift.contains(&p.pool),
+            };
+            Some(refusal.sentence())
         })
         .collect();
     match r.verdict {
@@ -209,9 +321,8 @@ fn verdict_line(r: &DiffReport) -> String {
             r.max_shift_points
         ),
         DiffVerdict::Fail => format!(
-            "verdict: FAIL: {} (limit {} points); if intended, pass --allow-shift POOL or a higher --max-shift",
-            failing.join("; "),
-            r.max_shift_points
+            "verdict: FAIL: {}; if intended, pass --allow-shift POOL or a higher --max-shift",
+            failing.join("; ")
         ),
     }
 }

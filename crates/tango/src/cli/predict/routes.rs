@@ -4,7 +4,7 @@
 //! said not to be predicted, never guessed.
 
 use serde_json::{json, Value};
-use tango_core::config::Config;
+use tango_core::config::{Config, Guard};
 use tango_core::guard::routes::{
     observed_from_log, predict_route_change, RouteBasis, RoutePrediction,
 };
@@ -33,7 +33,7 @@ impl RouteReview {
         old: &Config,
         new: &Config,
         keys: &KeySource,
-        max_shift: f64,
+        settings: &Guard,
         allow_shift: &[String],
     ) -> Self {
         let observed = match keys {
@@ -41,7 +41,7 @@ impl RouteReview {
             _ => None,
         };
         let empty = Default::default();
-        let p = predict_route_change(old, new, observed.as_ref().unwrap_or(&empty), max_shift);
+        let p = predict_route_change(old, new, observed.as_ref().unwrap_or(&empty), settings);
         let unpredicted = p.is_some() && observed.is_none();
         let prediction = p.filter(|_| observed.is_some());
         let gaining = (prediction.as_ref().filter(|p| p.over)).and_then(|p| {

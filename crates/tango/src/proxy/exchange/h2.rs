@@ -7,7 +7,7 @@
 //! streams both ways at once.
 
 use super::forward::Outgoing;
-use super::{Missed, Target, Tries};
+use super::{HeadFail, Missed, Target, Tries};
 use crate::proxy::body::h2_stream::{H2Body, Pump};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
@@ -105,6 +105,72 @@ pub(crate) async fn start(
             Outcome::Stale
         }
     })
+}
+
+/// The final response head of a stream, the interim (1xx) heads before it counted. h2
+/// queues each interim head for the caller ([`ResponseFuture::poll_informational`])
+/// and skips it unseen when asked for the final one, so a backend that kept sending
+/// them would hold the try until `try_timeout`: past [`super::MAX_INTERIM`] the answer
+/// is invalid, as on the HTTP/1 path. They are counted, not passed on.
+pub(crate) struct FinalHead {
+    response: ResponseFuture,
+    interim: u32,
+}
+
+/// Why a stream brought no final response head.
+pub(crate) enum HeadErr {
+    H2(::h2::Error),
+    /// More than [`super::MAX_INTERIM`] interim heads.
+    Interim,
+}
+
+impl FinalHead {
+    pub(crate) fn new(response: ResponseFuture) -> FinalHead {
+        FinalHead {
+            response,
+            interim: 0,
+        }
+    }
+}
+
+impl Future for FinalHead {
+    type Output = Result<Response<::h2::RecvStream>, HeadErr>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // Pending here means nothing is queued, so the final head is not in either.
+        loop {
+            match this.response.poll_informational(cx) {
+                Poll::Ready(Some(Ok(_))) => {
+                    if super::count_interim(&mut this.interim).is_err() {
+                        return Poll::Ready(Err(HeadErr::Interim));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(HeadErr::H2(e))),
+                Poll::Ready(None) => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Pin::new(&mut this.response).poll(cx).map_err(HeadErr::H2)
+    }
+}
+
+/// How a stream that brought no final head ended (`e`), counted for backend `i`, as
+/// [`failed`] says, or as an invalid answer for too many interim heads (dropping the
+/// stream resets it).
+pub(crate) fn head_failed(
+    rt: &Runtime,
+    pool: &PoolRuntime,
+    i: usize,
+    stream: &Stream,
+    took: Duration,
+    e: &HeadErr,
+    resendable: bool,
+) -> Outcome {
+    match e {
+        HeadErr::H2(e) => failed(rt, pool, i, stream, took, e, resendable),
+        HeadErr::Interim => super::failed_after_send(rt, pool, i, took, &HeadFail::Interim, false),
+    }
 }
 
 /// How a stream that brought no response head ended, counted for backend `i`.
@@ -255,7 +321,8 @@ async fn attempt(
     let mut stream = open(rt, pool, i, remaining).await?;
     let sent_at = Instant::now();
     let deadline = sent_at + remaining.min(pool.cfg.try_timeout);
-    let (mut response, send) = start(rt, pool, i, &mut stream, req, out.body.is_none()).await?;
+    let (response, send) = start(rt, pool, i, &mut stream, req, out.body.is_none()).await?;
+    let mut response = FinalHead::new(response);
     let had_body = out.body.is_some();
     let mut pump = out
         .body
@@ -287,7 +354,7 @@ async fn attempt(
                 "the request body broke off",
             )))
         }
-        Ok(Err(e)) => return Err(failed(rt, pool, i, &stream, took, &e, !had_body).into()),
+        Ok(Err(e)) => return Err(head_failed(rt, pool, i, &stream, took, &e, !had_body).into()),
         // Still waiting for the client's body: the backend was waiting for it too.
         Err(_) if pump.as_ref().is_some_and(Pump::client_at_fault) => {
             if let Some(p) = pump.as_mut() {

@@ -1,10 +1,13 @@
 //! tango's own answers on an engine connection: a redirect (a route that answers
 //! without a pool) and an error (a request no backend answered), each with the route's
-//! response edits; and the variables those edits need, kept from the request head
-//! before a streaming body takes the head out of the buffer.
+//! response edits, its body bytes counted as they went even when the write is cut
+//! (the client left, or stopped reading past `send_timeout`); and the variables those
+//! edits need, kept from the request head before a streaming body takes the head out
+//! of the buffer.
 
 use super::{date, io, Conn, Next};
 use crate::proxy::error::ProxyError;
+use std::io::IoSlice;
 use tango_core::http1::codec::{write_own_response, OwnResponse, RequestHead};
 use tango_core::rewrite::{host_of, Apply, Edits, Vars};
 
@@ -90,11 +93,36 @@ async fn answer(
         };
         write_own_response(&mut out, &own, r.apply);
     });
-    let sent = text.len() as u64;
-    match io::write(&c.s, &out, io::Limit::Stall(c.l.send_timeout), &mut c.timer).await {
+    let limit = io::Limit::Stall(c.l.send_timeout);
+    let mut wrote = 0;
+    let mut whole = [IoSlice::new(&out)];
+    let done = io::write_all(&c.s, &mut whole, limit, &mut c.timer, &mut wrote).await;
+    // The body is the answer's end: what of it went before a cut (the client left, or
+    // stopped reading past `send_timeout`) is what the log's `bytes_out` says.
+    let sent = body_sent(wrote, out.len(), text.len());
+    match done {
         Ok(()) if keep => (Next::KeepAlive, sent),
         Ok(()) if r.body_done => (Next::Close, sent),
         Ok(()) => (Next::Linger, sent),
-        Err(_) => (Next::Close, 0),
+        Err(_) => (Next::Close, sent),
+    }
+}
+
+/// Of an answer `len` bytes long ending in a body of `body` bytes, the body bytes in
+/// its first `wrote`.
+fn body_sent(wrote: u64, len: usize, body: usize) -> u64 {
+    wrote.saturating_sub((len - body) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cut_answer_counts_the_body_bytes_that_went() {
+        use super::body_sent;
+        assert_eq!(body_sent(0, 150, 30), 0);
+        assert_eq!(body_sent(120, 150, 30), 0);
+        assert_eq!(body_sent(121, 150, 30), 1);
+        assert_eq!(body_sent(150, 150, 30), 30);
+        assert_eq!(body_sent(100, 100, 0), 0);
     }
 }

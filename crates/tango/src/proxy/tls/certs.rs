@@ -1,7 +1,9 @@
 //! Reading one certificate entry: the PEM chain and key, the end-entity certificate's
 //! dates and names (x509-parser), and the key checked against it (rustls). Every problem
 //! is a configuration error at the entry's `cert` (or `key`) with a hint, as validation
-//! reports its own.
+//! reports its own. Its dates are not: a certificate that has expired, or is not valid
+//! yet, is read and served (the checklist warns about it, TNG025 and TNG026), so one
+//! certificate past its date never keeps a listener, or a reload, from going ahead.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,23 +20,31 @@ pub(crate) struct Loaded {
     pub(crate) key: Arc<CertifiedKey>,
     /// The names it answers: the file's `names`, or the certificate's DNS names.
     pub(crate) names: Vec<String>,
+    /// The end-entity certificate's notBefore, in seconds since the Unix epoch.
+    pub(crate) not_before: i64,
     /// The end-entity certificate's notAfter, in seconds since the Unix epoch.
     pub(crate) not_after: i64,
 }
 
-/// Read `entry`'s files and check them at `now` (seconds since the Unix epoch). Both
-/// files are read whatever the other holds, so a bad certificate and a bad key are
-/// both reported.
+/// Read `entry`'s files and check that they go together. Both files are read whatever
+/// the other holds, so a bad certificate and a bad key are both reported.
 pub(crate) fn load(
     entry: &CertEntry,
     provider: &CryptoProvider,
-    now: i64,
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let cert = read_chain(&entry.cert)
         .map_err(|(msg, hint)| at_cert(entry, msg, hint))
-        .and_then(|chain| dated(entry, chain, now));
+        .and_then(|chain| dated(entry, chain));
     let key = read_key(&entry.key).map_err(|(msg, hint)| at_key(entry, msg, hint));
-    let ((chain, not_after, dns), key) = match (cert, key) {
+    let (
+        Dated {
+            chain,
+            not_before,
+            not_after,
+            dns,
+        },
+        key,
+    ) = match (cert, key) {
         (Ok(c), Ok(k)) => (c, k),
         (c, k) => return Err(c.err().into_iter().chain(k.err()).map(|d| *d).collect()),
     };
@@ -61,46 +71,30 @@ pub(crate) fn load(
     Ok(Loaded {
         key: Arc::new(key),
         names,
+        not_before,
         not_after,
     })
 }
 
-/// A chain whose end-entity certificate is valid at `now`, with its notAfter and DNS
-/// names.
-type Dated = (Vec<CertificateDer<'static>>, i64, Vec<String>);
-
-/// `chain` (read from `entry.cert`) checked at `now`: it parses, and its end-entity
-/// certificate is neither expired nor not yet valid.
-fn dated(
-    entry: &CertEntry,
+/// A chain with its end-entity certificate's dates and DNS names.
+struct Dated {
     chain: Vec<CertificateDer<'static>>,
-    now: i64,
-) -> Result<Dated, Box<Diagnostic>> {
+    not_before: i64,
+    not_after: i64,
+    dns: Vec<String>,
+}
+
+/// `chain` (read from `entry.cert`) with its end-entity certificate's dates and names:
+/// an error only when it does not parse.
+fn dated(entry: &CertEntry, chain: Vec<CertificateDer<'static>>) -> Result<Dated, Box<Diagnostic>> {
     let (not_before, not_after, dns) =
         inspect(&chain[0]).map_err(|msg| at_cert(entry, msg, PEM_HINT.into()))?;
-    if now > not_after {
-        return Err(at_cert(
-            entry,
-            format!(
-                "the certificate in {} expired on {}",
-                entry.cert.display(),
-                date(not_after)
-            ),
-            "renew it (its notAfter has passed, so every client would refuse it)".into(),
-        ));
-    }
-    if now < not_before {
-        return Err(at_cert(
-            entry,
-            format!(
-                "the certificate in {} is not valid until {}",
-                entry.cert.display(),
-                date(not_before)
-            ),
-            "check the clock, or use a certificate whose notBefore has passed".into(),
-        ));
-    }
-    Ok((chain, not_after, dns))
+    Ok(Dated {
+        chain,
+        not_before,
+        not_after,
+        dns,
+    })
 }
 
 const PEM_HINT: &str = "give a PEM file with the certificate first, then its chain";

@@ -18,6 +18,8 @@ pub(crate) struct CertSet {
     wildcard: HashMap<String, Arc<CertifiedKey>>,
     /// For a name no entry has, or no SNI at all.
     default: Arc<CertifiedKey>,
+    /// Each entry's file, names and dates, for the log and `/metrics`.
+    served: Vec<super::Served>,
 }
 
 impl CertSet {
@@ -26,6 +28,7 @@ impl CertSet {
     pub(crate) fn new(
         entries: Vec<(Arc<CertifiedKey>, Vec<String>)>,
         default: Arc<CertifiedKey>,
+        served: Vec<super::Served>,
     ) -> Self {
         let (mut exact, mut wildcard) = (HashMap::new(), HashMap::new());
         for (key, names) in entries {
@@ -41,7 +44,13 @@ impl CertSet {
             exact,
             wildcard,
             default,
+            served,
         }
+    }
+
+    /// Each entry's file, names and dates.
+    pub(crate) fn served(&self) -> &[super::Served] {
+        &self.served
     }
 
     /// The certificate for `name` (as the client sent it).
@@ -77,6 +86,11 @@ impl Resolver {
     pub(crate) fn swap(&self, set: CertSet) {
         self.set.store(Arc::new(set));
     }
+
+    /// (server name, notAfter) of the certificates served now (`super::expiry`).
+    pub(crate) fn expiry(&self) -> Vec<(String, i64)> {
+        super::expiry(self.set.load().served())
+    }
 }
 
 impl ResolvesServerCert for Resolver {
@@ -110,6 +124,7 @@ mod tests {
                 (b.clone(), vec!["*.b.example".into(), "b.example".into()]),
             ],
             d.clone(),
+            Vec::new(),
         );
         let is = |name: Option<&str>, want: &Arc<CertifiedKey>| {
             assert!(Arc::ptr_eq(set.pick(name), want), "{name:?}");

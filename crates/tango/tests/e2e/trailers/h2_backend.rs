@@ -153,3 +153,52 @@ async fn an_http1_client_gets_only_what_may_trail_from_an_h2_backend() {
     assert_eq!(body.data, b"hello");
     assert_eq!(body.trailers, "x-checksum: abc\r\n", "{head}");
 }
+
+/// An HTTP/1.1 client's chunked request through the engine: its trailers reach the
+/// backend as the stream's trailing HEADERS, without the fields that must not be
+/// trailers, whether the section comes with the data or in a later read; a chunked
+/// body without trailers ends the stream with its data, as before.
+#[tokio::test]
+async fn an_http1_client_s_trailers_reach_an_h2_backend_filtered() {
+    let b = TrailingH2::start().await;
+    let t = Tango::start(&config("protocol = \"h2\"", &[("a", b.addr, 1)]));
+    let mut io = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
+    let head = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+                Trailer: x-checksum\r\n\r\n";
+    let section = "X-Checksum: req\r\nContent-Length: 99\r\nHost: evil.example\r\n\
+                   X-Forwarded-For: 6.6.6.6\r\n\r\n";
+    // All in one write.
+    io.write_all(format!("{head}5\r\nhello\r\n0\r\n{section}").as_bytes())
+        .await
+        .unwrap();
+    let (resp, body) = read_chunked_response(&mut io).await;
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    assert_eq!(body.data, b"hello");
+    only_the_checksum(&b.trailers(0).await, "req");
+    // The section in a read of its own, after the data has gone.
+    io.write_all(format!("{head}5\r\nhello\r\n").as_bytes())
+        .await
+        .unwrap();
+    io.flush().await.unwrap();
+    io.write_all(format!("0\r\n{section}").as_bytes())
+        .await
+        .unwrap();
+    let (resp, _) = read_chunked_response(&mut io).await;
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    only_the_checksum(&b.trailers(1).await, "req");
+    // Nothing that may trail: no trailers.
+    io.write_all(format!("{head}5\r\nhello\r\n0\r\nContent-Type: text/html\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (resp, _) = read_chunked_response(&mut io).await;
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    assert!(b.trailers(2).await.is_empty());
+    // No section at all.
+    io.write_all(format!("{head}5\r\nhello\r\n0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (resp, body) = read_chunked_response(&mut io).await;
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    assert_eq!(body.data, b"hello");
+    assert!(b.trailers(3).await.is_empty());
+}

@@ -1,7 +1,8 @@
 //! An engine request to a pool whose backends speak HTTP/2 (`protocol = "h2"`): the
 //! parsed head translated into an HTTP/2 request (the fields as the HTTP/1 path
 //! forwards them: hop-by-hop ones out, X-Forwarded-*, X-Request-Id; `te: trailers`
-//! kept), the body's data sent as the client framed it (a length, or chunks decoded),
+//! kept), the body's data sent as the client framed it (a length, or chunks decoded,
+//! their trailer section as the stream's trailers, with only the fields that may trail),
 //! the response written back as HTTP/1.1: its length when the backend gave one,
 //! otherwise chunks (with the trailers in the last one), or until close to an HTTP/1.0
 //! client. The route's header edits apply both ways as on the HTTP/1 path, and a gRPC
@@ -249,6 +250,7 @@ pub(super) async fn attempt(
         }
     }
     let watch_from = sent_at + exchange::WATCH_CLIENT_AFTER;
+    let response = up::FinalHead::new(response);
     let Some(got) = exchange::head_unless_client_left(response, deadline, (&c.s, watch_from)).await
     else {
         return Ok(Abort::ClientGone);
@@ -261,7 +263,7 @@ pub(super) async fn attempt(
         Ok(Err(e)) => {
             // Sent again only from the bytes still in the buffer.
             let resendable = r.body.with_head(r.head).end > 0;
-            return Err(up::failed(rt, pool, i, &stream, took, &e, resendable));
+            return Err(up::head_failed(rt, pool, i, &stream, took, &e, resendable));
         }
         Err(_) => {
             crate::proxy::accounting::record(rt, pool, i, None, Some(took));
@@ -287,7 +289,10 @@ enum BodyEnd {
     Client(ReadFail),
 }
 
-/// The body's data, as the client framed it, into the stream.
+/// The body's data, as the client framed it, into the stream; a chunked body's
+/// trailer section, held back until whole, as the stream's trailing HEADERS with only
+/// the fields that may be trailers (`trailers::parse_section`, the rule of every other
+/// path). A body without a section pays nothing for it: the section stays unallocated.
 async fn send_body(
     c: &mut Conn<'_>,
     buf: &mut Buf,
@@ -296,24 +301,27 @@ async fn send_body(
     deadline: Instant,
 ) -> Result<(), BodyEnd> {
     let mut chunks = matches!(r.head.framing, RequestFraming::Chunked).then(ChunkedTracker::new);
+    let mut section = Vec::new();
     let first = r.body.with_head(r.head);
     let raw = &buf[first];
-    push(send, &mut chunks, raw, r.body.done()).await?;
+    push(send, &mut chunks, &mut section, raw, r.body.done()).await?;
     while !r.body.done() {
         let n = body::read_next(c, buf, &mut r.body, deadline)
             .await
             .map_err(BodyEnd::Client)?;
-        push(send, &mut chunks, &buf[..n], r.body.done()).await?;
+        push(send, &mut chunks, &mut section, &buf[..n], r.body.done()).await?;
         buf.drain(..n);
     }
     Ok(())
 }
 
-/// Send the data in `raw` (decoded from chunks when `chunks` follows them); `end`: it
-/// is the body's last.
+/// Send the data in `raw` (decoded from chunks when `chunks` follows them, the trailer
+/// section's bytes added to `section`); `end`: it is the body's last, and the stream
+/// ends after it, with the trailers when the section has fields that may trail.
 async fn push(
     send: &mut ::h2::SendStream<Bytes>,
     chunks: &mut Option<ChunkedTracker>,
+    section: &mut Vec<u8>,
     raw: &[u8],
     end: bool,
 ) -> Result<(), BodyEnd> {
@@ -321,14 +329,25 @@ async fn push(
         None => Bytes::copy_from_slice(raw),
         Some(t) => {
             let mut data = Vec::with_capacity(raw.len());
-            t.feed_data(raw, |range| data.extend_from_slice(&raw[range]))
+            let on_data = |range| data.extend_from_slice(&raw[range]);
+            t.feed_split(raw, on_data, |range| section.extend_from_slice(&raw[range]))
                 .map_err(|_| BodyEnd::Client(ReadFail::BadBody))?;
             Bytes::from(data)
         }
     };
-    send_data(send, data, end)
+    let trailers = end && !section.is_empty();
+    send_data(send, data, end && !trailers)
         .await
-        .map_err(|_| BodyEnd::Upstream)
+        .map_err(|_| BodyEnd::Upstream)?;
+    if trailers {
+        let sent = match crate::proxy::trailers::parse_section(section) {
+            Some(t) => send.send_trailers(t),
+            // Nothing in it may trail: the stream ends as for a body without one.
+            None => send.send_data(Bytes::new(), true),
+        };
+        sent.map_err(|_| BodyEnd::Upstream)?;
+    }
+    Ok(())
 }
 
 /// Send `data` as the stream's flow control allows, ending the stream after it when
