@@ -101,6 +101,29 @@ fn config_line(e: &Event) -> Option<String> {
             window_ms / 1000,
             pools.join(", ")
         ),
+        EventKind::CanaryExtended {
+            traffic, until_ms, ..
+        } => format!(
+            "config generation {}'s canary extended until {}: too few requests to judge yet ({})",
+            e.generation,
+            super::time::clock(*until_ms),
+            traffic_list(traffic)
+        ),
+        EventKind::CanaryEnded { reason, .. } => format!(
+            "config generation {}'s canary ended without judging it: {reason}",
+            e.generation
+        ),
+        EventKind::ConfigRollbackFailed {
+            from_generation,
+            to_generation,
+            reason,
+            attempts,
+            retrying,
+            ..
+        } => format!(
+            "ROLLBACK FAILED: config generation {from_generation} could not be rolled back to generation {to_generation} (attempt {attempts}): {reason}{}",
+            if *retrying { "; retrying" } else { "; given up" }
+        ),
         EventKind::ConfigRejected { source, errors, .. } => format!(
             "config rejected ({}): {} error(s){}",
             source.as_str(),
@@ -112,6 +135,14 @@ fn config_line(e: &Event) -> Option<String> {
         ),
         _ => return None,
     })
+}
+
+fn traffic_list(traffic: &[super::CanaryTraffic]) -> String {
+    traffic
+        .iter()
+        .map(super::CanaryTraffic::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An incident opened (its other signals indented), updated (its active signals) or

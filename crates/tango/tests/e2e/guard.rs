@@ -6,8 +6,10 @@
 //! on the pool's own requests (`hashing`), and a backend added far above its peers'
 //! share is refused (`membership`). Each test ends with the live split.
 
+mod failed_rollback;
 mod harness;
 mod hashing;
+mod low_traffic;
 mod membership;
 mod replaced;
 
