@@ -1,3 +1,4 @@
+mod canary;
 mod noise;
 
 use super::canary::{changed_pools, Canary, ScopePool};

@@ -76,9 +76,7 @@ impl Armed {
     /// Count one watch tick's requests of each pool; `floor` is the least expected
     /// count the pool's shift detector needs in a window now.
     fn count(&mut self, seen: &[Seen]) {
-        if !std::mem::replace(&mut self.straddled, true) {
-            return;
-        }
+        let whole = std::mem::replace(&mut self.straddled, true);
         for ((t, p), share) in self
             .traffic
             .iter_mut()
@@ -86,7 +84,7 @@ impl Armed {
             .zip(&self.canary.shares)
         {
             if let Some(s) = seen.iter().find(|s| s.pool == p.pool) {
-                t.requests += s.requests;
+                t.requests += if whole { s.requests } else { 0 };
                 t.needed = requests_to_judge(*share, s.floor);
             }
         }

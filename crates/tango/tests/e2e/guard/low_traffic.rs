@@ -24,13 +24,6 @@ async fn a_forced_typo_at_two_requests_a_second_is_rolled_back_after_an_extended
     let (s, v) = admin_post(&t, "/api/v1/reload?force=true").await;
     let reloaded = Instant::now();
     assert_eq!((s, &v["canary"]["generation"]), (200, &2.into()), "{v:#}");
-    let (until, longest) = (&v["canary"]["until_ms"], &v["canary"]["longest_until_ms"]);
-    assert_eq!(
-        longest.as_u64().unwrap() - until.as_u64().unwrap(),
-        90_000,
-        "ten windows of 10 s: {v:#}"
-    );
-
     let events = wait_journal(&t, Duration::from_secs(50), "the rollback", |e| {
         e["type"] == "config_rolled_back" || e["type"] == "canary_passed"
     })
@@ -53,6 +46,14 @@ async fn a_forced_typo_at_two_requests_a_second_is_rolled_back_after_an_extended
         ],
         "after {took:?}: {events:#?}"
     );
+    // The canary may last ten windows.
+    let (until, longest) = (&v["canary"]["until_ms"], &v["canary"]["longest_until_ms"]);
+    assert_eq!(
+        longest.as_u64().unwrap() - until.as_u64().unwrap(),
+        90_000,
+        "ten windows of 10 s: {v:#}"
+    );
+
     // Extended at the window's end, short of the requests: 30 expected on b2 (half the
     // pool before the typo) is 60 requests, at least.
     let ext = events
@@ -89,4 +90,50 @@ async fn a_forced_typo_at_two_requests_a_second_is_rolled_back_after_an_extended
     );
     let (_, live) = get(&client(), &t.admin_url("/api/v1/config")).await;
     assert_eq!(live, original);
+}
+
+/// A changed pool that gets no request at all cannot be judged: its 1 s canary is
+/// extended, and ends after ten windows as `canary_ended`, saying why, never as passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_without_traffic_ends_unjudged_and_says_why() {
+    let (b1, b2) = (Backend::start("b1").await, Backend::start("b2").await);
+    let c = |w2| {
+        config("", &[("b1", b1.addr, 1), ("b2", b2.addr, w2)]) + "\n[guard]\ncanary = \"1s\"\n"
+    };
+    let t = Tango::start(&c(1));
+    t.write_config(&c(100));
+    let (s, v) = admin_post(&t, "/api/v1/reload?force=true").await;
+    assert_eq!((s, &v["canary"]["generation"]), (200, &2.into()), "{v:#}");
+
+    let events = wait_journal(&t, Duration::from_secs(20), "the canary's end", |e| {
+        e["type"] == "canary_ended" || e["type"] == "canary_passed"
+    })
+    .await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .filter(|k| k.starts_with("canary_"))
+        .collect();
+    assert_eq!(kinds, ["canary_extended", "canary_ended"], "{events:#?}");
+    let end = events.iter().find(|e| e["type"] == "canary_ended").unwrap();
+    assert_eq!(end["generation"], 2, "{end:#}");
+    assert_eq!(end["pools"], serde_json::json!(["p"]), "{end:#}");
+    assert_eq!(
+        (&end["traffic"][0]["pool"], &end["traffic"][0]["requests"]),
+        (&"p".into(), &0.into()),
+        "{end:#}"
+    );
+    let needed = end["traffic"][0]["needed"].as_u64().unwrap();
+    assert!(needed >= 60, "{end:#}");
+    let watched = end["window_ms"].as_u64().unwrap();
+    assert!((10_000..13_000).contains(&watched), "{end:#}");
+    assert_eq!(
+        end["reason"],
+        format!(
+            "not enough traffic to judge: p: 0 of {needed} requests in {} s",
+            watched / 1000
+        ),
+        "{end:#}"
+    );
+    assert!(t.log().contains("canary ended without judging the reload"));
 }
