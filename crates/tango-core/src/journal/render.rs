@@ -42,6 +42,7 @@ pub(super) fn signal_line(ev: &Evidence) -> String {
 /// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
     config_line(e)
+        .or_else(|| canary_line(e))
         .or_else(|| incident_line(e))
         .unwrap_or_else(|| other_line(e))
 }
@@ -101,6 +102,22 @@ fn config_line(e: &Event) -> Option<String> {
             window_ms / 1000,
             pools.join(", ")
         ),
+        EventKind::ConfigRejected { source, errors, .. } => format!(
+            "config rejected ({}): {} error(s){}",
+            source.as_str(),
+            errors.len(),
+            errors
+                .first()
+                .map(|f| format!(", first: {f}"))
+                .unwrap_or_default()
+        ),
+        _ => return None,
+    })
+}
+
+/// A canary extended or ended unjudged, or a rollback that failed.
+fn canary_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
         EventKind::CanaryExtended {
             traffic, until_ms, ..
         } => format!(
@@ -123,15 +140,6 @@ fn config_line(e: &Event) -> Option<String> {
         } => format!(
             "ROLLBACK FAILED: config generation {from_generation} could not be rolled back to generation {to_generation} (attempt {attempts}): {reason}{}",
             if *retrying { "; retrying" } else { "; given up" }
-        ),
-        EventKind::ConfigRejected { source, errors, .. } => format!(
-            "config rejected ({}): {} error(s){}",
-            source.as_str(),
-            errors.len(),
-            errors
-                .first()
-                .map(|f| format!(", first: {f}"))
-                .unwrap_or_default()
         ),
         _ => return None,
     })
