@@ -199,8 +199,13 @@ impl Control {
         }
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
-        let canary = self.arm_canary(&old, &new, &j, generation);
+        let shares = j
+            .scope
+            .iter()
+            .map(|p| judged_share(&old.config, &new, p))
+            .collect();
         let snap = self.rt.build(new, &loaded.source.text, generation);
+        let canary = self.arm_canary(&old, shares, &j, generation);
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(bound);
         self.journal.set_generation(generation);
@@ -273,7 +278,7 @@ impl Control {
     fn arm_canary(
         self: &Arc<Self>,
         old: &Snapshot,
-        new: &config::Config,
+        shares: Vec<f64>,
         j: &Judgement,
         generation: u64,
     ) -> Option<Canary> {
@@ -306,11 +311,7 @@ impl Control {
             until_ms: now_ms + window_ms,
             longest_until_ms: now_ms + window_ms * LONGEST_WINDOWS,
             pools: j.scope.clone(),
-            shares: j
-                .scope
-                .iter()
-                .map(|p| judged_share(&old.config, new, p))
-                .collect(),
+            shares,
         };
         let previous = Previous {
             config: old.config.clone(),
