@@ -59,3 +59,46 @@ fn a_window_too_quiet_to_judge_is_extended_then_ends_unjudged() {
     assert!(c.caused(&over, &cause(Some(2)), 200_000));
     assert!(!c.caused(&over, &cause(Some(2)), 300_001));
 }
+
+/// The timeline tells a canary that could not judge its reload, and a rollback that
+/// failed, each on a line of its own.
+#[test]
+fn an_unjudged_canary_and_a_failed_rollback_read_as_lines_of_their_own() {
+    use crate::journal::{describe, Event, EventKind};
+    let at = |generation, kind| Event {
+        ts_ms: 0,
+        generation,
+        kind,
+    };
+    let ended = at(
+        2,
+        EventKind::CanaryEnded {
+            pools: vec!["web".into()],
+            window_ms: 300_000,
+            traffic: vec![traffic(41, 60)],
+            reason: "not enough traffic to judge: web: 41 of 60 requests in 300 s".into(),
+        },
+    );
+    assert_eq!(
+        describe(&ended),
+        "config generation 2's canary ended without judging it: not enough traffic to judge: web: 41 of 60 requests in 300 s"
+    );
+    let failed = at(
+        2,
+        EventKind::ConfigRollbackFailed {
+            from_generation: 2,
+            to_generation: 1,
+            reason: "address in use".into(),
+            attempts: 1,
+            retrying: true,
+            evidence: vec![alert(AlertKind::OverShare, "b2")],
+        },
+    );
+    assert_eq!(
+        describe(&failed),
+        "ROLLBACK FAILED: config generation 2 could not be rolled back to generation 1 (attempt 1): address in use; retrying"
+    );
+    let line = serde_json::to_value(&failed).unwrap();
+    assert_eq!(line["type"], "config_rollback_failed");
+    assert_eq!(line["evidence"][0]["backend"], "b2");
+}
