@@ -218,8 +218,16 @@ pub(crate) async fn run(
             }
         }
         resend.tick(&targets, || state.incidents().0, now_ms);
-        if let Some(control) = control.upgrade() {
-            control.canary_tick(now_ms, &seen).await;
+        let retried = match control.upgrade() {
+            Some(control) => control.canary_tick(now_ms, &seen).await,
+            None => None,
+        };
+        // A rollback retried after it failed ends its alert's incident too.
+        if let Some(r) = retried {
+            if let Some(w) = pools.get_mut(&r.evidence.pool) {
+                let e = &r.evidence;
+                w.decorations.add(&e.backend, e.kind, &r.cause, r.clause);
+            }
         }
     }
 }

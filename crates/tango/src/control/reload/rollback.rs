@@ -36,9 +36,19 @@ impl Failure {
 pub(crate) struct Retry {
     armed: Armed,
     evidence: Vec<Evidence>,
+    /// The cause the alert that called for it was given.
+    cause: SuspectedCause,
     attempts: u32,
     /// Unix milliseconds after which it is given up.
     until_ms: u64,
+}
+
+/// A retried rollback that went through: the alert that called for it, its cause, and
+/// the clause its incident ends with.
+pub(crate) struct Retried {
+    pub(crate) evidence: Evidence,
+    pub(crate) cause: SuspectedCause,
+    pub(crate) clause: String,
 }
 
 impl Control {
@@ -123,6 +133,7 @@ impl Control {
         *self.retry.lock().unwrap_or_else(|p| p.into_inner()) = Some(Retry {
             armed,
             evidence,
+            cause: cause.clone(),
             attempts: 1,
             until_ms,
         });
@@ -131,13 +142,21 @@ impl Control {
 
     /// Once a watch tick, after its alerts: the canary counts the tick's requests and
     /// may close, and a rollback that failed for a cause that may pass is tried again.
-    pub(crate) async fn canary_tick(&self, now_ms: u64, seen: &[Seen]) {
+    /// Returns a retried rollback that went through, for the alert's incident to say so.
+    pub(crate) async fn canary_tick(&self, now_ms: u64, seen: &[Seen]) -> Option<Retried> {
         self.canary.tick(&self.journal, now_ms, seen);
         let retry = self.retry.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(mut r) = retry else { return };
+        let mut r = retry?;
         r.attempts += 1;
         match self.rollback(&r.armed, r.evidence.clone()).await {
-            Ok(_) => {}
+            Ok(now) => {
+                let to = r.armed.previous.generation;
+                return Some(Retried {
+                    evidence: r.evidence.into_iter().next()?,
+                    cause: r.cause,
+                    clause: format!("rolled back to generation {to} (now generation {now})"),
+                });
+            }
             Err(f) if f.transient && now_ms <= r.until_ms => {
                 tracing::debug!(attempt = r.attempts, "rollback failed again: {}", f.reason);
                 self.reloads.rollback_failures.fetch_add(1, Relaxed);
@@ -145,6 +164,7 @@ impl Control {
             }
             Err(f) => self.rollback_failed(&r.armed, &r.evidence, &f.reason, r.attempts, false),
         }
+        None
     }
 
     /// A failed rollback the operator must hear of: logged, counted and journaled.

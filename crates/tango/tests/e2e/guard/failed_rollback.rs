@@ -2,7 +2,8 @@
 //! listener, whose address another process takes before the canary blames the typo, so
 //! the previous configuration cannot be bound again. `config_rollback_failed` says so
 //! with its reason, the timeline shows it on a line of its own, and once the address is
-//! free again the retried rollback goes through.
+//! free again the retried rollback goes through, which the incident's sentence tells
+//! after the failure.
 
 use super::harness::*;
 use crate::support::*;
@@ -103,6 +104,19 @@ async fn a_rollback_that_cannot_bind_is_journaled_with_its_reason_and_retried() 
         (&2.into(), &1.into(), &3.into()),
         "{back:#}"
     );
+    // The incident tells the failure, then the rollback that went through.
+    let told = "; rolling back to generation 1 failed: ";
+    let done = "; retrying; rolled back to generation 1 (now generation 3)";
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = admin_get(&t, "/api/v1/alerts").await;
+        let said = alerts.to_string();
+        if said.contains(told) && said.contains(done) {
+            break;
+        }
+        assert!(Instant::now() < end, "{alerts:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (answered, failed) = load.stop().await;
     assert_eq!(failed, 0, "clients saw errors ({failed} of {answered})");
     let side_now = admin_get(&t, "/api/v1/status").await["listeners"].to_string();
