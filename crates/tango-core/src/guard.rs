@@ -63,6 +63,14 @@ pub struct JudgedFinding {
     pub allowed: Option<String>,
 }
 
+impl JudgedFinding {
+    /// Whether the findings gate stops a reload for it: new, not allowed, and an error
+    /// or a warning (a warning only until the reload is forced; an error always).
+    pub fn refuses(&self) -> bool {
+        self.new && self.allowed.is_none() && self.diagnostic.severity != Severity::Info
+    }
+}
+
 /// Why a pool may shift although the prediction is over the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShiftAllowance {
@@ -442,28 +450,7 @@ pub fn judge(input: Input<'_>) -> Judgement {
         scope: canary::changed_pools(&input.live.config, &input.new.config),
         ..Judgement::default()
     };
-    let new_lint = lint::lint(input.new);
-    let live_problems = lint::check(input.live);
-    let fresh = new_findings(&live_problems, &new_lint.problems);
-    let location = |d: &Diagnostic| crate::journal::location_of(&input.new.source, d);
-    for d in &new_lint.problems {
-        j.findings.push(JudgedFinding {
-            diagnostic: d.clone(),
-            location: location(d),
-            new: fresh.contains(d),
-            allowed: None,
-        });
-    }
-    for a in &new_lint.allowed {
-        j.findings.push(JudgedFinding {
-            diagnostic: a.diagnostic.clone(),
-            location: location(&a.diagnostic),
-            new: false,
-            allowed: Some(a.reason.clone()),
-        });
-    }
-    j.findings
-        .sort_by_key(|f| f.diagnostic.span.map_or(usize::MAX, |s| s.start));
+    j.findings = judge_findings(input.live, input.new);
     let known = || {
         input
             .new
@@ -486,19 +473,47 @@ pub fn judge(input: Input<'_>) -> Judgement {
         }
         return j;
     }
-    for f in j.findings.iter().filter(|f| f.new) {
+    for f in j.findings.iter().filter(|f| f.refuses()) {
         match f.diagnostic.severity {
-            Severity::Error => j.refusals.push(Refusal::Finding(f.clone())),
             Severity::Warning if input.overrides.force => {
                 j.overridden.push(Refusal::Finding(f.clone()))
             }
-            Severity::Warning => j.refusals.push(Refusal::Finding(f.clone())),
-            Severity::Info => {}
+            _ => j.refusals.push(Refusal::Finding(f.clone())),
         }
     }
     shift_gate(&input, &mut j, true);
     routes::route_gate(&input, &mut j);
     j
+}
+
+/// The checklist's findings on `new`, allowed ones included, in file order, each marked
+/// new when `live` (the configuration in force) has no finding of the same rule at the
+/// same key. The findings gate reads these; `tango diff` reads the same ones, so that a
+/// review counts a finding as the reload does.
+pub fn judge_findings(live: &Loaded, new: &Loaded) -> Vec<JudgedFinding> {
+    let new_lint = lint::lint(new);
+    let live_problems = lint::check(live);
+    let fresh = new_findings(&live_problems, &new_lint.problems);
+    let location = |d: &Diagnostic| crate::journal::location_of(&new.source, d);
+    let mut out = Vec::new();
+    for d in &new_lint.problems {
+        out.push(JudgedFinding {
+            diagnostic: d.clone(),
+            location: location(d),
+            new: fresh.contains(d),
+            allowed: None,
+        });
+    }
+    for a in &new_lint.allowed {
+        out.push(JudgedFinding {
+            diagnostic: a.diagnostic.clone(),
+            location: location(&a.diagnostic),
+            new: false,
+            allowed: Some(a.reason.clone()),
+        });
+    }
+    out.sort_by_key(|f| f.diagnostic.span.map_or(usize::MAX, |s| s.start));
+    out
 }
 
 /// Predict every changed pool and, when `gate`, refuse the shifts over the limit nobody

@@ -80,6 +80,28 @@ impl ConfigSource {
     }
 }
 
+/// A pool a canary watches: its requests since the reload, and what the detector needs
+/// to judge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryTraffic {
+    /// The pool.
+    pub pool: String,
+    /// Its requests (tries) since the reload.
+    pub requests: u64,
+    /// The requests judging it needs.
+    pub needed: u64,
+}
+
+impl CanaryTraffic {
+    /// "p: 12 of 60 requests".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: {} of {} requests",
+            self.pool, self.requests, self.needed
+        )
+    }
+}
+
 /// What a journal event records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -136,6 +158,45 @@ pub enum EventKind {
         pools: Vec<String>,
         /// How long they were watched.
         window_ms: u64,
+    },
+    /// A reload's canary window has passed, but these pools have had too few requests
+    /// since the reload for the detector to judge them: it stays open until they have,
+    /// or until `until_ms`.
+    CanaryExtended {
+        /// The pools short of requests.
+        traffic: Vec<CanaryTraffic>,
+        /// The window's length.
+        window_ms: u64,
+        /// Unix milliseconds when it closes at the latest.
+        until_ms: u64,
+    },
+    /// A reload's canary ended without judging it: at its longest, these pools still had
+    /// too few requests. Not a pass: an alert the reload causes later is not rolled back.
+    CanaryEnded {
+        /// The pools watched.
+        pools: Vec<String>,
+        /// How long they were watched.
+        window_ms: u64,
+        /// The pools short of requests.
+        traffic: Vec<CanaryTraffic>,
+        /// Why, as a sentence.
+        reason: String,
+    },
+    /// The canary blamed an alert on its reload, and restoring the configuration before
+    /// it failed. The event's generation is the one still in force.
+    ConfigRollbackFailed {
+        /// The generation that was to be rolled back.
+        from_generation: u64,
+        /// The generation whose configuration was to be restored.
+        to_generation: u64,
+        /// Why it failed.
+        reason: String,
+        /// Failed attempts so far.
+        attempts: u32,
+        /// Whether it is tried again (the cause may pass) or given up.
+        retrying: bool,
+        /// The alerts that called for it.
+        evidence: Vec<Evidence>,
     },
     /// A backend's health flipped.
     HealthTransition {

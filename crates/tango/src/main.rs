@@ -61,7 +61,11 @@ enum Cmd {
     DemoBackend(cli::demo::BackendArgs),
     /// Predict a configuration's traffic split with the real policy code.
     Simulate(cli::predict::simulate::SimulateArgs),
-    /// Review a configuration change: what it changes and where traffic moves.
+    /// Review a configuration change: what it changes, where traffic moves, and whether
+    /// a reload from OLD to NEW would be refused.
+    #[command(
+        after_help = "Exit codes: 0 a reload from OLD to NEW would pass the guard; 1 it would be refused (a new checklist error, a new warning NEW does not [[allow]], or a backend's predicted share moving more than --max-shift points in a pool not allowed to shift), or a file has mistakes; 2 a file cannot be read or is not TOML."
+    )]
     Diff(cli::predict::diff::DiffArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cli::manual::CompletionsArgs),

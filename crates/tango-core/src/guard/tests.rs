@@ -1,3 +1,4 @@
+mod canary;
 mod noise;
 
 use super::canary::{changed_pools, Canary, ScopePool};
@@ -335,10 +336,12 @@ fn the_canary_blames_only_alerts_attributed_to_its_reload_in_what_it_changed() {
     let c = Canary {
         generation: 2,
         until_ms: 30_000,
+        longest_until_ms: 30_000,
         pools: vec![ScopePool {
             pool: "web".into(),
             backends: Some(vec!["b2".into()]),
         }],
+        shares: vec![0.25],
     };
     let over = alert(AlertKind::OverShare, "b2");
     assert!(c.caused(&over, &cause(Some(2)), 3_000));

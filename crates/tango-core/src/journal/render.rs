@@ -42,6 +42,7 @@ pub(super) fn signal_line(ev: &Evidence) -> String {
 /// One event in a line (config changes and incidents add indented lines).
 pub fn describe(e: &Event) -> String {
     config_line(e)
+        .or_else(|| canary_line(e))
         .or_else(|| incident_line(e))
         .unwrap_or_else(|| other_line(e))
 }
@@ -112,6 +113,44 @@ fn config_line(e: &Event) -> Option<String> {
         ),
         _ => return None,
     })
+}
+
+/// A canary extended or ended unjudged, or a rollback that failed.
+fn canary_line(e: &Event) -> Option<String> {
+    Some(match &e.kind {
+        EventKind::CanaryExtended {
+            traffic, until_ms, ..
+        } => format!(
+            "config generation {}'s canary extended until {}: too few requests to judge yet ({})",
+            e.generation,
+            super::time::clock(*until_ms),
+            traffic_list(traffic)
+        ),
+        EventKind::CanaryEnded { reason, .. } => format!(
+            "config generation {}'s canary ended without judging it: {reason}",
+            e.generation
+        ),
+        EventKind::ConfigRollbackFailed {
+            from_generation,
+            to_generation,
+            reason,
+            attempts,
+            retrying,
+            ..
+        } => format!(
+            "ROLLBACK FAILED: config generation {from_generation} could not be rolled back to generation {to_generation} (attempt {attempts}): {reason}{}",
+            if *retrying { "; retrying" } else { "; given up" }
+        ),
+        _ => return None,
+    })
+}
+
+fn traffic_list(traffic: &[super::CanaryTraffic]) -> String {
+    traffic
+        .iter()
+        .map(super::CanaryTraffic::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An incident opened (its other signals indented), updated (its active signals) or

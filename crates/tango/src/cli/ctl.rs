@@ -338,10 +338,12 @@ fn print_applied(v: &serde_json::Value) {
             .flatten()
             .filter_map(|p| p["pool"].as_str())
             .collect();
+        let at = |k: &str| tango_core::journal::clock(c[k].as_u64().unwrap_or(0));
         println!(
-            "  canary: watching pool(s) {} until {}; an alert this reload causes rolls it back",
+            "  canary: watching pool(s) {} until {} (until {} at most, while they have too few requests to judge); an alert this reload causes rolls it back",
             pools.join(", "),
-            tango_core::journal::clock(c["until_ms"].as_u64().unwrap_or(0))
+            at("until_ms"),
+            at("longest_until_ms")
         );
     }
 }

@@ -339,6 +339,14 @@ impl TangoCollector {
             None,
             MetricType::Counter,
         )?)?;
+        ConstCounter::new(self.reloads.rollback_failures.load(Relaxed)).encode(
+            enc.encode_descriptor(
+                "tango_config_rollback_failures",
+                "Attempts to roll a reload back that failed.",
+                None,
+                MetricType::Counter,
+            )?,
+        )?;
         ConstCounter::new(self.rt.redirects.load(Relaxed)).encode(enc.encode_descriptor(
             "tango_redirects",
             "Requests answered with a route's redirect (no pool picked).",

@@ -2,7 +2,10 @@
 //! (SIGHUP, `tango reload`, `POST /api/v1/reload`) whole or not at all, one at a time:
 //! read and validate it, have the reload guard judge it, bind any new listener, build
 //! and swap in the new snapshot, journal what changed, and arm the canary. When the
-//! watch reports an alert the canary blames on the reload, `Control` rolls it back.
+//! watch reports an alert the canary blames on the reload, `Control` rolls it back
+//! (`reload/rollback.rs`).
+
+mod rollback;
 
 use crate::control::canary::{self, Armed, Previous};
 use crate::control::guard::{Outcome, Verdict};
@@ -14,10 +17,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tango_core::config;
-use tango_core::detector::Evidence;
-use tango_core::guard::canary::Canary;
+use tango_core::guard::canary::{judged_share, Canary, LONGEST_WINDOWS};
 use tango_core::guard::{Judgement, Overrides};
-use tango_core::journal::{summarize_changes, ConfigSource, EventKind, SuspectedCause};
+use tango_core::journal::{summarize_changes, ConfigSource, EventKind};
 use tokio::sync::Mutex;
 
 /// Where a reload request came from.
@@ -52,6 +54,8 @@ pub(crate) struct ReloadStats {
     pub(crate) refused: AtomicU64,
     /// Rolled back by their canary.
     pub(crate) rollbacks: AtomicU64,
+    /// Rollbacks that failed, counting each attempt.
+    pub(crate) rollback_failures: AtomicU64,
 }
 
 /// Owns the configuration lifecycle: applying a new file, refusing it, or rolling it
@@ -66,6 +70,8 @@ pub(crate) struct Control {
     /// The last applied reload's canary, until its window closes or it blames an alert
     /// on the reload.
     canary: canary::Slot,
+    /// A rollback that failed for a cause that may pass, tried again every tick.
+    retry: std::sync::Mutex<Option<rollback::Retry>>,
     /// The pools whose split in force was forced past the guard.
     forced: canary::Forced,
 }
@@ -86,6 +92,7 @@ impl Control {
             journal,
             watch,
             canary: canary::Slot::default(),
+            retry: std::sync::Mutex::new(None),
             forced: canary::Forced::default(),
         })
     }
@@ -192,8 +199,13 @@ impl Control {
         }
         let generation = old.generation + 1;
         let changes = summarize_changes(&old.config, &new);
+        let shares = j
+            .scope
+            .iter()
+            .map(|p| judged_share(&old.config, &new, p))
+            .collect();
         let snap = self.rt.build(new, &loaded.source.text, generation);
-        let canary = self.arm_canary(&old, &j, generation);
+        let canary = self.arm_canary(&old, shares, &j, generation);
         self.rt.snapshot.store(Arc::new(snap));
         listeners.commit(bound);
         self.journal.set_generation(generation);
@@ -266,6 +278,7 @@ impl Control {
     fn arm_canary(
         self: &Arc<Self>,
         old: &Snapshot,
+        shares: Vec<f64>,
         j: &Judgement,
         generation: u64,
     ) -> Option<Canary> {
@@ -292,75 +305,27 @@ impl Control {
             return None;
         }
         let window_ms = g.canary.as_millis() as u64;
+        let now_ms = crate::journal::unix_ms();
         let canary = Canary {
             generation,
-            until_ms: crate::journal::unix_ms() + window_ms,
+            until_ms: now_ms + window_ms,
+            longest_until_ms: now_ms + window_ms * LONGEST_WINDOWS,
             pools: j.scope.clone(),
+            shares,
         };
-        self.canary.arm(Armed {
-            canary: canary.clone(),
+        let previous = Previous {
+            config: old.config.clone(),
+            text: old.text.clone(),
+            generation: old.generation,
+        };
+        self.canary.arm(Armed::new(
+            canary.clone(),
             window_ms,
-            previous: Previous {
-                config: old.config.clone(),
-                text: old.text.clone(),
-                generation: old.generation,
-            },
+            previous,
             restore,
-            forced: forced_before,
-        });
+            forced_before,
+        ));
         Some(canary)
-    }
-
-    /// Put the configuration before `armed`'s reload back, as a new generation, because
-    /// of `evidence`. Refused when another reload has happened since.
-    pub(crate) async fn rollback(
-        &self,
-        armed: &Armed,
-        evidence: Vec<Evidence>,
-    ) -> Result<u64, String> {
-        let mut listeners = self.listeners.lock().await;
-        if listeners.draining() {
-            return Err(crate::control::guard::SHUTTING_DOWN.to_string());
-        }
-        let cur = self.rt.snapshot.load_full();
-        if cur.generation != armed.canary.generation {
-            return Err(format!("generation {} is in force now", cur.generation));
-        }
-        let prev = &armed.previous;
-        let bound = listeners
-            .prepare(&prev.config)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let generation = cur.generation + 1;
-        let changes = summarize_changes(&cur.config, &prev.config);
-        let snap = self
-            .rt
-            .build((*prev.config).clone(), &prev.text, generation);
-        let changed: Vec<String> = armed.canary.pools.iter().map(|p| p.pool.clone()).collect();
-        self.watch
-            .expect(generation, armed.restore.clone(), &changed);
-        self.forced.restore(armed.forced.clone());
-        self.rt.snapshot.store(Arc::new(snap));
-        listeners.commit(bound);
-        self.journal.set_generation(generation);
-        self.reloads.rollbacks.fetch_add(1, Relaxed);
-        tracing::warn!(
-            from = cur.generation,
-            to = prev.generation,
-            generation,
-            "configuration rolled back: generation {} caused an alert in its canary; generation {}'s configuration is in force again as generation {generation}",
-            cur.generation,
-            prev.generation
-        );
-        self.journal.record(EventKind::ConfigRolledBack {
-            from_generation: cur.generation,
-            to_generation: prev.generation,
-            content_hash: content_hash(&prev.text),
-            changes,
-            evidence,
-        });
-        self.recheck_panic();
-        Ok(generation)
     }
 
     /// The snapshot just applied may have changed what is eligible (backends removed,
@@ -370,27 +335,6 @@ impl Control {
         for pool in &self.rt.current().pools {
             pool.recheck_panic(Some(&self.journal));
         }
-    }
-
-    /// Called for every alert the watch fires. When the armed canary blames it on its
-    /// reload, roll back and return the clause the alert should end with.
-    pub(crate) async fn on_alert(
-        &self,
-        evidence: &Evidence,
-        cause: &SuspectedCause,
-        now_ms: u64,
-    ) -> Option<String> {
-        let armed = self.canary.blames(evidence, cause, now_ms)?;
-        let to = armed.previous.generation;
-        Some(match self.rollback(&armed, vec![evidence.clone()]).await {
-            Ok(now) => format!("rolled back to generation {to} (now generation {now})"),
-            Err(e) => format!("rolling back to generation {to} failed: {e}"),
-        })
-    }
-
-    /// Journal the canary as passed once its window has closed.
-    pub(crate) fn expire_canary(&self, now_ms: u64) {
-        self.canary.expire(&self.journal, now_ms);
     }
 
     /// (listener name, bound address) of every running listener.

@@ -13,6 +13,7 @@ pub(crate) mod state;
 mod straddle;
 mod traffic;
 
+use crate::control::canary::Seen;
 use crate::control::reload::Control;
 use crate::journal::{unix_ms, Sink};
 use crate::proxy::keys::pick_for_key;
@@ -194,7 +195,8 @@ pub(crate) async fn run(
                 close_pool(&journal, &state, &targets, &name, w, now_ms);
             }
         }
-        let (requests, errors) = detect(&rt, &snap, &state, &journal, &mut pools, tick, now_ms);
+        let (requests, errors, seen) =
+            detect(&rt, &snap, &state, &journal, &mut pools, tick, now_ms);
         {
             let mut t = state.traffic.lock().unwrap_or_else(|p| p.into_inner());
             if t.len() == TRAFFIC_HISTORY {
@@ -216,14 +218,23 @@ pub(crate) async fn run(
             }
         }
         resend.tick(&targets, || state.incidents().0, now_ms);
-        if let Some(control) = control.upgrade() {
-            control.expire_canary(now_ms);
+        let retried = match control.upgrade() {
+            Some(control) => control.canary_tick(now_ms, &seen).await,
+            None => None,
+        };
+        // A rollback retried after it failed ends its alert's incident too.
+        if let Some(r) = retried {
+            if let Some(w) = pools.get_mut(&r.evidence.pool) {
+                let e = &r.evidence;
+                w.decorations.add(&e.backend, e.kind, &r.cause, r.clause);
+            }
         }
     }
 }
 
 /// Sample every pool and run its detectors; publishes the gauges and the observed load.
-/// Returns the tick's client requests and failures over all pools.
+/// Returns the tick's client requests and failures over all pools, and each pool's
+/// tick as the canary counts it.
 fn detect(
     rt: &Runtime,
     snap: &crate::runtime::Snapshot,
@@ -232,11 +243,12 @@ fn detect(
     pools: &mut HashMap<String, PoolWatch>,
     tick: Duration,
     now_ms: u64,
-) -> (u64, u64) {
+) -> (u64, u64, Vec<Seen>) {
     let applied_ms = (snap.applied_at * 1000.0) as u64;
     let mut views = HashMap::new();
     let mut observed = HashMap::new();
     let (mut requests, mut errors) = (0, 0);
+    let mut seen = Vec::with_capacity(snap.pools.len());
     let mut due = state.due(snap.generation);
     for pool in &snap.pools {
         let w = pools
@@ -256,7 +268,13 @@ fn detect(
         let report = w.detector.tick(&input);
         w.events = ended;
         w.events.extend(report.events);
-        w.events.extend(w.shift.tick(&input).events);
+        let shift = w.shift.tick(&input);
+        seen.push(Seen {
+            pool: pool.cfg.name.clone(),
+            requests: tries,
+            floor: w.detector.config().min_expected * shift.phi,
+        });
+        w.events.extend(shift.events);
         straddle::onset_not_before_reload(&mut w.events, applied_ms);
         w.down = pool
             .backends
@@ -274,7 +292,7 @@ fn detect(
         );
     }
     state.publish(now_ms, &snap.pools, views, observed);
-    (requests, errors)
+    (requests, errors, seen)
 }
 
 /// A pool's signals this tick: each journaled as evidence (and shown to the canary,

@@ -8,8 +8,10 @@
 //! reload's verdict (`diff_agrees`). Each test ends with the live split.
 
 mod diff_agrees;
+mod failed_rollback;
 mod harness;
 mod hashing;
+mod low_traffic;
 mod membership;
 mod replaced;
 mod routes;

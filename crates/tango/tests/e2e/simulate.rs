@@ -113,13 +113,18 @@ fn diff_fails_on_the_postmortem_weight_typo_and_explains_it() {
         p
     };
     let (old, new) = (write("old.toml", 1), write("new.toml", 10));
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .arg("diff")
-        .arg(&old)
-        .arg(&new)
-        .output()
-        .expect("run tango diff");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let diff = |new: &std::path::Path, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tango"))
+            .arg("diff")
+            .arg(&old)
+            .arg(new)
+            .args(extra)
+            .output()
+            .expect("run tango diff");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out, text)
+    };
+    let (out, text) = diff(&new, &[]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
         text.contains("changed web-2's weight from 1 to 10"),
@@ -136,15 +141,22 @@ fn diff_fails_on_the_postmortem_weight_typo_and_explains_it() {
         "{text}"
     );
     assert!(text.contains("verdict: FAIL"), "{text}");
-    // The same review passes when the shift is intended.
-    let out = Command::new(env!("CARGO_BIN_EXE_tango"))
-        .arg("diff")
-        .arg(&old)
-        .arg(&new)
-        .args(["--allow-shift", "web"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // An intended shift still leaves the weight-outlier warning (TNG001) the reload
+    // refuses: --allow-shift concerns the split only.
+    let (out, text) = diff(&new, &["--allow-shift", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let verdict = text.lines().last().unwrap_or_default();
+    assert!(
+        verdict.starts_with("verdict: FAIL: new warning TNG001 at ") && !verdict.contains("+51.9"),
+        "{text}"
+    );
+    // The review passes when the file allows the weight too.
+    let allowed = dir.path().join("allowed.toml");
+    let allow =
+        "\n[[allow]]\nrule = \"TNG001\"\npool = \"web\"\nreason = \"web-2 is the big machine\"\n";
+    std::fs::write(&allowed, std::fs::read_to_string(&new).unwrap() + allow).unwrap();
+    let (out, text) = diff(&allowed, &["--allow-shift", "web"]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
 }
 
 #[test]
@@ -212,7 +224,21 @@ fn simulate_and_diff_refuse_unusable_requests_and_limits() {
         assert!(err.contains("expected a"), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    let (code, err) = run(&["diff", old, new, "--requests", "1000", "--max-shift", "50"]);
+    // Valid values are taken (the file allows its weight, TNG001, which would fail the
+    // review on its own).
+    let allowed = dir.path().join("allowed.toml");
+    let allow = "\n[[allow]]\nrule = \"TNG001\"\nreason = \"a is the big machine\"\n";
+    std::fs::write(&allowed, std::fs::read_to_string(new).unwrap() + allow).unwrap();
+    let allowed = allowed.to_str().unwrap();
+    let (code, err) = run(&[
+        "diff",
+        old,
+        allowed,
+        "--requests",
+        "1000",
+        "--max-shift",
+        "50",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     // An empty key file or access log gives no requests: `diff` passed the typo on it.
     let empty = dir.path().join("empty");

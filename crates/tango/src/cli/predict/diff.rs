@@ -1,16 +1,20 @@
 //! `tango diff OLD NEW`: review a configuration change before it ships: what it changes,
 //! where the traffic moves per backend (both versions simulated with the same keys and
 //! seed), the lint findings the change introduces, and a verdict: the reload guard's
-//! shift gate, judged by the same function (`tango_core::diff::judge_moves`), with OLD's
-//! `[guard]` settings and NEW's `[guard] allow_shift` as a reload from OLD to NEW reads
-//! them. What the guard knows and a file does not (the live traffic it samples and
-//! observes) is said, per pool, rather than guessed.
+//! two gates as a reload from OLD to NEW meets them. The findings gate with the guard's
+//! own findings and rule (`tango_core::guard::judge_findings`, `JudgedFinding::refuses`);
+//! the shift gate judged by the guard's function (`tango_core::diff::judge_moves`), with
+//! OLD's `[guard]` settings and NEW's `[guard] allow_shift`. What the guard knows and a
+//! file does not (the live traffic it samples and observes) is said, per pool, rather
+//! than guessed.
 //!
-//! Exit codes: 0 passes; 1 a backend's predicted share moves more than --max-shift
-//! points in a pool not allowed to shift (or, predicted from --access-log, the new routes
-//! give a backend that much more of all requests than the busiest takes today: see
-//! `routes.rs`), or a configuration has mistakes; 2 unusable
-//! input (unreadable, not TOML). The same as `check` and `simulate`: docs/configuration.md.
+//! Exit codes: 0 passes; 1 the reload would be refused (a new checklist error, a new
+//! warning NEW does not `[[allow]]`, or a backend's predicted share moving more than
+//! --max-shift points in a pool not allowed to shift, or, predicted from --access-log,
+//! the new routes giving a backend that much more of all requests than the busiest takes
+//! today: see `routes.rs`), or a configuration has mistakes;
+//! 2 unusable input (unreadable, not TOML). The same as `check` and `simulate`:
+//! docs/configuration.md.
 
 use super::routes::RouteReview;
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
@@ -18,12 +22,12 @@ use crate::cli::table::{self, Align};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tango_core::config::{Loaded, PolicyKind};
-use tango_core::diag::Severity;
+use tango_core::diag::Diagnostic;
 use tango_core::diff::{
     diff, new_findings, DiffOptions, DiffReport, DiffVerdict, PoolShift, PoolStatus,
 };
 use tango_core::guard::canary::changed_pools;
-use tango_core::guard::{file_allows_shift, KeyBasis, Refusal};
+use tango_core::guard::{file_allows_shift, judge_findings, JudgedFinding, KeyBasis, Refusal};
 use tango_core::lint::{self, report};
 use tango_core::simulate::{KeySource, SimOptions};
 
@@ -84,7 +88,7 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_UNREADABLE)
     })?;
-    let found = new_findings(&lint::check(&old), &lint::check(&new));
+    let review = Review::of(&r, &old, &new);
     // The route gate as a reload from OLD runs it, at the limit this review applies.
     let settings = tango_core::config::Guard {
         max_shift_points: opts.max_shift_points,
@@ -97,24 +101,13 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
         &settings,
         &opts.allow_shift,
     );
-    let mut notes = guard_notes(&old, &new, &opts.sim.keys);
-    // The reload's other gate: diff's verdict is the shift gate's, and the findings
-    // above are listed, not judged; say what the reload would do with them.
-    let refusing = (found.iter())
-        .filter(|d| d.severity != Severity::Info)
-        .count();
-    if refusing > 0 && old.config.guard.enabled {
-        notes.push(format!(
-            "{refusing} new finding(s) above would refuse the reload too: an error always, a warning unless {} allows it ([[allow]] with a reason) or the reload is forced",
-            new.source.name
-        ));
-    }
+    let notes = guard_notes(&old, &new, &opts.sim.keys);
     match args.format {
         Format::Human => {
             let mut text = human(&r, &args) + &routes.human();
-            if !found.is_empty() {
+            if !review.found.is_empty() {
                 text += &format!("new lint findings in {}:\n", new.source.name);
-                text += &report::human(&new.source, &found, &[]);
+                text += &report::human(&new.source, &review.found, &[]);
             }
             if !notes.is_empty() {
                 text += "what a reload's guard weighs beyond this review:\n";
@@ -122,11 +115,13 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
                     text += &format!("  - {n}\n");
                 }
             }
-            out(&(text + &routes.verdict(verdict_line(&r, &old)) + "\n"));
+            out(&(text + &routes.verdict(review.verdict_line(&r, &new)) + "\n"));
         }
         Format::Json => {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
-            v["new_findings"] = report::json(&new.source, &found, &[]);
+            v["verdict"] = serde_json::to_value(review.verdict).unwrap_or_default();
+            v["refusals"] = review.refusals.iter().map(Refusal::sentence).collect();
+            v["new_findings"] = report::json(&new.source, &review.found, &[]);
             v["guard_notes"] = notes.into();
             v["routes"] = routes.json();
             if routes.fails() {
@@ -135,10 +130,109 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
             out(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         }
     }
-    Ok(ExitCode::from(match (r.verdict, routes.fails()) {
+    Ok(ExitCode::from(match (review.verdict, routes.fails()) {
         (DiffVerdict::Fail, _) | (_, true) => EXIT_FAILS,
         (DiffVerdict::Pass, false) => 0,
     }))
+}
+
+/// The verdict a reload from OLD to NEW gets from the guard's two gates: the findings
+/// gate, with the guard's own findings (`judge_findings`, compared by rule and key
+/// with OLD's) and its own rule for which of them refuse (`JudgedFinding::refuses`),
+/// and the shift gate as `diff` judged it. The findings are judged whether or not
+/// OLD's guard is enabled, as the shifts are: a review judges what a guard would.
+struct Review {
+    /// The new findings NEW does not allow, as the lint report lists them.
+    found: Vec<Diagnostic>,
+    /// The new findings NEW allows (OLD had no finding of the rule at the key): what
+    /// the file's `[[allow]]` lets through, with its reason.
+    allowed: Vec<JudgedFinding>,
+    /// What refuses the reload, findings first, in the guard's words.
+    refusals: Vec<Refusal>,
+    /// Fail when anything refuses it.
+    verdict: DiffVerdict,
+}
+
+impl Review {
+    fn of(r: &DiffReport, old: &Loaded, new: &Loaded) -> Review {
+        let findings = judge_findings(old, new);
+        let found = (findings.iter().filter(|f| f.new))
+            .map(|f| f.diagnostic.clone())
+            .collect();
+        // An allowed finding is never "new" to the guard (it never refuses); the ones
+        // OLD did not have at all are what the change brings in under an allowance.
+        let old_lint = lint::lint(old);
+        let old_all: Vec<Diagnostic> = (old_lint.problems.into_iter())
+            .chain(old_lint.allowed.into_iter().map(|a| a.diagnostic))
+            .collect();
+        let new_allowed: Vec<Diagnostic> = (findings.iter())
+            .filter(|f| f.allowed.is_some())
+            .map(|f| f.diagnostic.clone())
+            .collect();
+        let brought = new_findings(&old_all, &new_allowed);
+        let allowed = (findings.iter())
+            .filter(|f| f.allowed.is_some() && brought.contains(&f.diagnostic))
+            .cloned()
+            .collect();
+        let mut refusals: Vec<Refusal> = (findings.into_iter())
+            .filter(JudgedFinding::refuses)
+            .map(Refusal::Finding)
+            .collect();
+        refusals.extend(shift_refusals(r, old));
+        let verdict = match refusals.is_empty() && r.verdict == DiffVerdict::Pass {
+            true => DiffVerdict::Pass,
+            false => DiffVerdict::Fail,
+        };
+        Review {
+            found,
+            allowed,
+            refusals,
+            verdict,
+        }
+    }
+
+    fn verdict_line(&self, r: &DiffReport, new: &Loaded) -> String {
+        let limit = r.max_shift_points;
+        if self.verdict == DiffVerdict::Pass {
+            let allowed: Vec<String> = (self.allowed.iter())
+                .map(|f| {
+                    format!(
+                        "{} {} at {} allowed by the file ({})",
+                        f.diagnostic.severity.as_str(),
+                        f.diagnostic.code.unwrap_or("TNG000"),
+                        f.location,
+                        f.allowed.as_deref().unwrap_or_default()
+                    )
+                })
+                .collect();
+            let allowed = match allowed.is_empty() {
+                true => String::new(),
+                false => format!("; {}", allowed.join("; ")),
+            };
+            return format!(
+                "verdict: pass (no new checklist error or warning {} does not allow, and no backend's share moves more than {limit} points{allowed})",
+                new.source.name
+            );
+        }
+        let mut steps = Vec::new();
+        if (self.refusals.iter()).any(|x| matches!(x, Refusal::Finding(_))) {
+            steps.push(format!(
+                "fix a new finding, or allow it in {} ([[allow]] with a reason; a reload can be forced past a warning, never an error)",
+                new.source.name
+            ));
+        }
+        if r.verdict == DiffVerdict::Fail {
+            steps.push(
+                "if the shift is intended, pass --allow-shift POOL or a higher --max-shift".into(),
+            );
+        }
+        let reasons: Vec<String> = self.refusals.iter().map(Refusal::sentence).collect();
+        format!(
+            "verdict: FAIL: {}; {}",
+            reasons.join("; "),
+            steps.join("; ")
+        )
+    }
 }
 
 fn human(r: &DiffReport, args: &DiffArgs) -> String {
@@ -291,15 +385,14 @@ fn guard_notes(old: &Loaded, new: &Loaded, keys: &KeySource) -> Vec<String> {
     out
 }
 
-fn verdict_line(r: &DiffReport, old: &Loaded) -> String {
-    let failing: Vec<String> = r
-        .pools
-        .iter()
+/// The shift gate's refusals, in the reload guard's own sentence, so the reason reads
+/// as the reload's will.
+fn shift_refusals(r: &DiffReport, old: &Loaded) -> Vec<Refusal> {
+    (r.pools.iter())
         .filter(|p| p.fails)
         .filter_map(|p| {
             let w = p.moves.worst()?;
-            // The reload guard's own sentence, so the reason reads as the reload's will.
-            let refusal = Refusal::Shift {
+            Some(Refusal::Shift {
                 pool: p.pool.clone(),
                 backend: w.name.clone(),
                 from_pct: w.from_pct,
@@ -311,18 +404,7 @@ fn verdict_line(r: &DiffReport, old: &Loaded) -> String {
                 basis: KeyBasis::Weights,
                 noise_points: w.noise_points,
                 listed_in_force: old.config.guard.allow_shift.contains(&p.pool),
-            };
-            Some(refusal.sentence())
+            })
         })
-        .collect();
-    match r.verdict {
-        DiffVerdict::Pass => format!(
-            "verdict: pass (no backend's share moves more than {} points)",
-            r.max_shift_points
-        ),
-        DiffVerdict::Fail => format!(
-            "verdict: FAIL: {}; if intended, pass --allow-shift POOL or a higher --max-shift",
-            failing.join("; ")
-        ),
-    }
+        .collect()
 }

@@ -1,7 +1,9 @@
 //! `tango diff OLD NEW` gives the verdict a reload from OLD to NEW gets from the live
 //! guard, for the same reason: a backend added at its peers' weight passes both, one
 //! added at four times it is refused by both with the same sentence, and so are a
-//! backend removed (passes) and a weight change (refused).
+//! backend removed (passes) and a weight change (refused). The findings gate too: a new
+//! checklist warning the file does not allow fails both, naming the same rule, and one
+//! the file allows passes both, both naming it as allowed.
 
 use super::harness::*;
 use crate::backend::Backend;
@@ -64,6 +66,73 @@ async fn agree(old: &str, new: &str) -> bool {
         }
     }
     applied
+}
+
+/// As [`agree`], and the rule ids each names: those of the reload's refusals (or, when
+/// applied, of its findings the file allows), and those the review's verdict line names.
+async fn agree_on_rules(old: &str, new: &str) -> (bool, Vec<String>, String) {
+    let t = Tango::start(old);
+    let dir = tempfile::tempdir().unwrap();
+    let old_path = dir.path().join("old.toml");
+    std::fs::write(&old_path, old).unwrap();
+    t.write_config(new);
+    let (reviewed, verdict) = diff_verdict(&old_path, &t.config);
+    let (s, v) = admin_post(&t, "/api/v1/reload").await;
+    let applied = s == 200;
+    assert!(s == 200 || s == 409, "reload answered {s}: {v:#}");
+    assert_eq!(
+        reviewed, applied,
+        "tango diff: {verdict}\nthe reload: {v:#}"
+    );
+    let rules: Vec<String> = match applied {
+        false => v["refusals"].as_array().unwrap().iter(),
+        true => v["findings"].as_array().unwrap().iter(),
+    }
+    .filter(|f| !applied || !f["allowed"].is_null())
+    .filter_map(|f| f["rule"].as_str().map(String::from))
+    .collect();
+    (applied, rules, verdict)
+}
+
+/// A pool timeout the retries do not fit in: `max_attempts` 2 x `try_timeout` 20s is
+/// longer than the default 30s `timeout` (TNG015), a change that moves no traffic.
+const RETRIES_OVER_TIMEOUT: &str = "try_timeout = \"20s\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_checklist_warning_the_file_does_not_allow_fails_diff_and_the_reload() {
+    let (_, backends, _, _bs) = pool().await;
+    let spec: Vec<(&str, SocketAddr, u32)> = (backends.iter())
+        .map(|(n, a, w)| (n.as_str(), *a, *w))
+        .collect();
+    let (old, new) = (config("", &spec), config(RETRIES_OVER_TIMEOUT, &spec));
+    let (applied, rules, verdict) = agree_on_rules(&old, &new).await;
+    assert!(!applied, "{verdict}");
+    assert_eq!(rules, ["TNG015"], "{verdict}");
+    assert!(
+        verdict.starts_with("verdict: FAIL: new warning TNG015 at "),
+        "{verdict}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_checklist_warning_the_file_allows_passes_diff_and_the_reload() {
+    let (_, backends, _, _bs) = pool().await;
+    let spec: Vec<(&str, SocketAddr, u32)> = (backends.iter())
+        .map(|(n, a, w)| (n.as_str(), *a, *w))
+        .collect();
+    let allow = "\n[[allow]]\nrule = \"TNG015\"\npool = \"p\"\nreason = \"the backends answer in a second or never\"\n";
+    let (old, new) = (
+        config("", &spec),
+        config(RETRIES_OVER_TIMEOUT, &spec) + allow,
+    );
+    let (applied, rules, verdict) = agree_on_rules(&old, &new).await;
+    assert!(applied, "{verdict}");
+    assert_eq!(rules, ["TNG015"], "{verdict}");
+    assert!(
+        verdict.contains("warning TNG015 at ")
+            && verdict.contains("allowed by the file (the backends answer in a second or never)"),
+        "{verdict}"
+    );
 }
 
 /// Four backends at weight 1 and a fifth, b5, not in the pool yet: (the old file, the

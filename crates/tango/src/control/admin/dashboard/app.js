@@ -6,7 +6,7 @@
 const POLL_MS = 2000;
 const KEEP_MS = 15 * 60 * 1000;
 const COLORS = ["#e8590c", "#1c7ed6", "#2f9e44", "#ae3ec9", "#f08c00", "#0c8599", "#c2255c", "#5f3dc4"];
-const GUARD_TYPES = ["config_applied", "config_rejected", "config_rolled_back", "canary_passed"];
+const GUARD_TYPES = ["config_applied", "config_rejected", "config_rolled_back", "config_rollback_failed", "canary_passed", "canary_extended", "canary_ended"];
 const SVG = "http://www.w3.org/2000/svg";
 
 const state = { history: [], journal: [], journalKeys: new Set() };
@@ -224,6 +224,9 @@ function eventSummary(e) {
     case "config_rejected": return e.source + ": " + e.errors.join(" ");
     case "config_rolled_back": return "generation " + e.from_generation + " rolled back to " + e.to_generation;
     case "canary_passed": return e.pools.join(", ") + " watched for " + (e.window_ms / 1000).toFixed(0) + " s, nothing caused";
+    case "canary_extended": return "too few requests to judge yet: " + e.traffic.map((t) => t.pool + " " + t.requests + " of " + t.needed).join(", ");
+    case "canary_ended": return "not judged: " + e.reason;
+    case "config_rollback_failed": return "rolling generation " + e.from_generation + " back to " + e.to_generation + " failed: " + e.reason + (e.retrying ? "; retrying" : "; given up");
     case "health_transition": return e.pool + "/" + e.backend + (e.healthy ? " healthy" : " unhealthy") + ": " + e.reason;
     case "ejected": return e.pool + "/" + e.backend + ": " + e.reason;
     case "returned": return e.pool + "/" + e.backend;
