@@ -14,6 +14,10 @@
 //!   of those it joins) refuses the reload, unless its pool is allowed to shift for this reload (by the
 //!   request, or by the file adding the pool to `[guard] allow_shift`) or it is forced.
 //!   A move predicted from sampled requests counts only beyond its sampling noise.
+//! - **routes**: when the routes change, the live requests are routed through both
+//!   versions and a backend that would take more of all requests than the busiest
+//!   backend does today, by more than `max_shift`, refuses the reload ([`routes`]),
+//!   allowed as a shift of the pool that gains the traffic.
 //!
 //! The settings that judge are those of the configuration in force: a file cannot
 //! loosen the gate that decides whether it is applied. The [`canary`] module decides,
@@ -21,11 +25,13 @@
 
 pub mod canary;
 mod predict;
+pub mod routes;
 #[cfg(test)]
 mod tests;
 
 pub use crate::diff::KeptShare;
 pub use predict::{KeyBasis, PoolObservation};
+pub use routes::{RoutePrediction, RouteShift};
 
 use crate::config::{Guard, Loaded};
 use crate::diag::{Diagnostic, Severity};
@@ -154,6 +160,9 @@ pub enum Refusal {
         /// by listing it again.
         listed_in_force: bool,
     },
+    /// A route change would send a backend more of all requests than the busiest
+    /// backend takes today, by more than `max_shift`.
+    Route(Box<RouteShift>),
     /// The pool's split could not be predicted.
     Unpredictable {
         /// The pool.
@@ -226,6 +235,7 @@ impl Refusal {
                     ),
                 }
             }
+            Refusal::Route(r) => r.sentence(),
             Refusal::Unpredictable { pool, error } => {
                 format!("pool {pool}'s split cannot be predicted: {error}")
             }
@@ -270,6 +280,7 @@ impl Refusal {
                     "if pool {pool}'s shift is intended, allow it for this reload: `tango reload --allow-shift {pool}` (POST /api/v1/reload?allow_shift={pool}), or for SIGHUP {sighup}"
                 )
             }
+            Refusal::Route(r) => r.next_step(),
             Refusal::Unpredictable { .. } => {
                 "override this one reload with `tango reload --force` if the change is safe".into()
             }
@@ -293,6 +304,9 @@ pub struct Judgement {
     pub overridden: Vec<Refusal>,
     /// The pools the reload changes, for the canary.
     pub scope: Vec<ScopePool>,
+    /// Where the new routes would send the live traffic, when the routes change (and
+    /// the guard is enabled).
+    pub routes: Option<RoutePrediction>,
 }
 
 impl Judgement {
@@ -338,7 +352,31 @@ impl Judgement {
                 ));
             }
         }
+        if let Some(r) = self.routes.as_ref().filter(|r| r.over) {
+            if let (Some(a), Some(w)) = (r.allowed, r.worst()) {
+                out.push(format!(
+                    "shift allowed ({}): {} (pool {}) takes {:.0}% of all requests instead of {:.0}% after the route change",
+                    match a {
+                        ShiftAllowance::Request => "by the request",
+                        ShiftAllowance::File => "by [guard] allow_shift",
+                    },
+                    w.backend,
+                    w.pool,
+                    w.to_pct,
+                    w.from_pct
+                ));
+            }
+        }
         out
+    }
+
+    /// What the guard could not judge and says so rather than guessing (a route change
+    /// with no live traffic to predict it from).
+    pub fn notes(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter_map(RoutePrediction::note)
+            .collect()
     }
 
     /// The findings as the journal records them.
@@ -444,6 +482,7 @@ pub fn judge(input: Input<'_>) -> Judgement {
         }
     }
     shift_gate(&input, &mut j, true);
+    routes::route_gate(&input, &mut j);
     j
 }
 

@@ -317,6 +317,9 @@ fn print_applied(v: &serde_json::Value) {
     for l in strings(&v["overrides"]) {
         println!("  {l}");
     }
+    for l in strings(&v["notes"]) {
+        println!("  note: {l}");
+    }
     for f in v["findings"].as_array().into_iter().flatten() {
         if f["new"] == true {
             println!(

@@ -160,6 +160,13 @@ impl Outcome {
         if let Some(j) = &self.judgement {
             v["findings"] = json!(j.finding_records());
             v["predicted"] = j.pools.iter().map(prediction_json).collect();
+            if let Some(r) = &j.routes {
+                v["routes"] = routes_json(r);
+            }
+            let notes = j.notes();
+            if !notes.is_empty() {
+                v["notes"] = json!(notes);
+            }
             if j.refused() {
                 v["refusals"] = j.refusals.iter().map(refusal_json).collect();
                 v["next_steps"] = json!(j.next_steps());
@@ -193,6 +200,22 @@ fn prediction_json(p: &tango_core::guard::PoolPrediction) -> Value {
     })
 }
 
+fn routes_json(r: &tango_core::guard::RoutePrediction) -> Value {
+    json!({
+        "keys": r.basis.describe(),
+        "rate_rps": r.rate_rps,
+        "moves": r.moves,
+        "busiest_pct": r.busiest_pct,
+        "backends": r.backends,
+        "over_limit": r.over,
+        "allowed": r.allowed.map(|a| match a {
+            ShiftAllowance::Request => "request",
+            ShiftAllowance::File => "file",
+        }),
+        "forced": r.forced,
+    })
+}
+
 fn refusal_json(r: &Refusal) -> Value {
     let mut v = match r {
         Refusal::Finding(f) => json!({
@@ -221,6 +244,22 @@ fn refusal_json(r: &Refusal) -> Value {
             "joins": joins,
             "keys": basis.describe(),
             "noise_points": noise_points,
+        }),
+        Refusal::Route(r) => json!({
+            "gate": "route",
+            "route": r.moved.route,
+            "was_route": r.moved.was_route,
+            "from_pool": r.moved.from_pool,
+            "to_pool": r.moved.to_pool,
+            "moved_pct": r.moved.share_pct,
+            "pool": r.pool,
+            "backend": r.backend,
+            "backend_pool": r.backend_pool,
+            "from_pct": r.from_pct,
+            "to_pct": r.to_pct,
+            "busiest_pct": r.busiest_pct,
+            "requests": r.requests,
+            "noise_points": r.noise_points,
         }),
         Refusal::Unpredictable { pool, error } => json!({
             "gate": "shift",

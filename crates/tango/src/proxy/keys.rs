@@ -55,10 +55,21 @@ pub(crate) fn observe<B>(
     key: Option<u64>,
 ) {
     observe_view(pool, &View { req, peer }, trusted, key, |client| {
-        let headers = req
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        // HTTP/2 carries the host as `:authority`, in the URI: kept as a host header, so
+        // the guard routes the sampled request by its host as the proxy did.
+        let authority = match req.headers().contains_key(http::header::HOST) {
+            true => None,
+            false => req
+                .uri()
+                .authority()
+                .map(|a| ("host", a.as_str().as_bytes())),
+        };
+        // First, so that the 1 KiB the sample keeps of the headers always has it.
+        let headers = authority.into_iter().chain(
+            req.headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        );
         SampledRequest::new(client, req.uri().path(), req.uri().query(), headers)
     });
 }

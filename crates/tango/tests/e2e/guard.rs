@@ -14,6 +14,7 @@ mod hashing;
 mod low_traffic;
 mod membership;
 mod replaced;
+mod routes;
 
 use crate::backend::Backend;
 use crate::support::*;

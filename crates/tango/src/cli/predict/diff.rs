@@ -10,10 +10,13 @@
 //!
 //! Exit codes: 0 passes; 1 the reload would be refused (a new checklist error, a new
 //! warning NEW does not `[[allow]]`, or a backend's predicted share moving more than
-//! --max-shift points in a pool not allowed to shift), or a configuration has mistakes;
+//! --max-shift points in a pool not allowed to shift, or, predicted from --access-log,
+//! the new routes giving a backend that much more of all requests than the busiest takes
+//! today: see `routes.rs`), or a configuration has mistakes;
 //! 2 unusable input (unreadable, not TOML). The same as `check` and `simulate`:
 //! docs/configuration.md.
 
+use super::routes::RouteReview;
 use super::{load, out, Format, KeyArgs, EXIT_FAILS, EXIT_UNREADABLE};
 use crate::cli::table::{self, Align};
 use std::path::PathBuf;
@@ -86,10 +89,22 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
         ExitCode::from(EXIT_UNREADABLE)
     })?;
     let review = Review::of(&r, &old, &new);
+    // The route gate as a reload from OLD runs it, at the limit this review applies.
+    let settings = tango_core::config::Guard {
+        max_shift_points: opts.max_shift_points,
+        ..old.config.guard.clone()
+    };
+    let routes = RouteReview::new(
+        &old.config,
+        &new.config,
+        &opts.sim.keys,
+        &settings,
+        &opts.allow_shift,
+    );
     let notes = guard_notes(&old, &new, &opts.sim.keys);
     match args.format {
         Format::Human => {
-            let mut text = human(&r, &args);
+            let mut text = human(&r, &args) + &routes.human();
             if !review.found.is_empty() {
                 text += &format!("new lint findings in {}:\n", new.source.name);
                 text += &report::human(&new.source, &review.found, &[]);
@@ -100,7 +115,7 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
                     text += &format!("  - {n}\n");
                 }
             }
-            out(&(text + &review.verdict_line(&r, &new) + "\n"));
+            out(&(text + &routes.verdict(review.verdict_line(&r, &new)) + "\n"));
         }
         Format::Json => {
             let mut v = serde_json::to_value(&r).unwrap_or_default();
@@ -108,12 +123,16 @@ fn try_run(args: DiffArgs) -> Result<ExitCode, ExitCode> {
             v["refusals"] = review.refusals.iter().map(Refusal::sentence).collect();
             v["new_findings"] = report::json(&new.source, &review.found, &[]);
             v["guard_notes"] = notes.into();
+            v["routes"] = routes.json();
+            if routes.fails() {
+                v["verdict"] = "fail".into();
+            }
             out(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
         }
     }
-    Ok(ExitCode::from(match review.verdict {
-        DiffVerdict::Fail => EXIT_FAILS,
-        DiffVerdict::Pass => 0,
+    Ok(ExitCode::from(match (review.verdict, routes.fails()) {
+        (DiffVerdict::Fail, _) | (_, true) => EXIT_FAILS,
+        (DiffVerdict::Pass, false) => 0,
     }))
 }
 

@@ -3,6 +3,7 @@
 //! configuration with `tango check`'s messages, reading a key source, the output format.
 
 pub(crate) mod diff;
+mod routes;
 pub(crate) mod simulate;
 
 use std::path::{Path, PathBuf};
