@@ -18,6 +18,7 @@ pub mod rules;
 mod split;
 mod timeouts;
 mod tls;
+pub use tls::date as certificate_date;
 mod weights;
 
 pub use rules::{Rule, RULES};

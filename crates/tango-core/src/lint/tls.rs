@@ -89,8 +89,9 @@ fn described(c: &CertificateFacts) -> String {
     format!("the certificate in {} ({names})", c.file)
 }
 
-/// `2026-11-29T21:59:46Z`; the number itself for a date before 1970.
-fn date(unix: i64) -> String {
+/// `2026-11-29T21:59:46Z`; the number itself for a date before 1970. Also how the
+/// listeners' warnings write a certificate's dates, so the log and the checklist agree.
+pub fn date(unix: i64) -> String {
     u64::try_from(unix)
         .ok()
         .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))

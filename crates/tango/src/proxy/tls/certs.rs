@@ -166,16 +166,8 @@ fn inspect(der: &CertificateDer<'_>) -> Result<(i64, i64, Vec<String>), String> 
     Ok((v.not_before.timestamp(), v.not_after.timestamp(), names))
 }
 
-/// `2026-11-29T21:59:46Z`.
-pub(crate) fn date(unix: i64) -> String {
-    u64::try_from(unix)
-        .ok()
-        .and_then(|s| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(s)))
-        .map_or_else(
-            || unix.to_string(),
-            |t| humantime::format_rfc3339_seconds(t).to_string(),
-        )
-}
+/// `2026-11-29T21:59:46Z`, as the checklist writes it.
+pub(crate) use tango_core::lint::certificate_date as date;
 
 pub(crate) fn at_cert(entry: &CertEntry, msg: String, hint: String) -> Box<Diagnostic> {
     Box::new(Diagnostic::error(&entry.key_path, Some(entry.cert_span), msg).with_hint(hint))
