@@ -165,14 +165,55 @@ fn server_names(s: &Served) -> String {
 }
 
 /// (server name, notAfter) of each certificate in `served`, for `/metrics`: one per
-/// name it answers; the default without a name of its own under the empty name.
+/// name it answers; the default without a name of its own under the empty name. Two
+/// entries whose certificates carry the same name serve only the first (as
+/// `CertSet::new` picks), so only the first is dated: one series per name, and the
+/// date of the certificate clients get.
 pub(crate) fn expiry(served: &[Served]) -> Vec<(String, i64)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, i64)> = Vec::new();
     for s in served {
-        if s.names.is_empty() {
-            out.push((String::new(), s.not_after));
+        let names = match s.names.is_empty() {
+            true => vec![String::new()],
+            false => s.names.clone(),
+        };
+        for n in names {
+            if !out.iter().any(|(seen, _)| *seen == n) {
+                out.push((n, s.not_after));
+            }
         }
-        out.extend(s.names.iter().map(|n| (n.clone(), s.not_after)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{expiry, Served};
+
+    fn served(names: &[&str], not_after: i64) -> Served {
+        Served {
+            file: "c.pem".into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            not_before: 0,
+            not_after,
+        }
+    }
+
+    #[test]
+    fn a_name_two_certificates_carry_is_dated_once_by_the_one_served() {
+        // Two entries without `names` whose certificates both answer a.example (an RSA
+        // and an ECDSA one, say): the first is served, so only its date is published.
+        let got = expiry(&[
+            served(&[], 10),
+            served(&["a.example", "b.example"], 20),
+            served(&["a.example"], 30),
+        ]);
+        assert_eq!(
+            got,
+            [
+                (String::new(), 10),
+                ("a.example".to_string(), 20),
+                ("b.example".to_string(), 20)
+            ]
+        );
+    }
 }
