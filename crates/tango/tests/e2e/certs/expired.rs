@@ -22,6 +22,25 @@ fn tls_config(backends: &[(&str, std::net::SocketAddr, u32)], certs: &str) -> St
     )
 }
 
+/// Two certificates written to `d`: `a.example`'s, valid until 2099, and
+/// `old.example`'s, expired in 2001; their DER, and the inline `certs` array serving both.
+fn valid_and_expired(
+    d: &std::path::Path,
+) -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::CertificateDer<'static>,
+    String,
+) {
+    let valid = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
+    let expired = cert_files(d, "old", &["old.example"], LONG_AGO, (2001, 1, 1));
+    let certs = format!(
+        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\" }}, \
+         {{ cert = \"{0}/old.pem\", key = \"{0}/old.key\" }}]",
+        d.display()
+    );
+    (valid, expired, certs)
+}
+
 /// Line 7 of `text`: where `value` starts, `tango.toml:7:COL`.
 fn on_line_7(text: &str, value: &str) -> String {
     let line = text.lines().nth(6).unwrap();
@@ -69,13 +88,7 @@ async fn an_expired_certificate_is_served_beside_a_valid_one_and_said_everywhere
     let b = Backend::start("a").await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let valid = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
-    let expired = cert_files(d, "old", &["old.example"], LONG_AGO, (2001, 1, 1));
-    let certs = format!(
-        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\" }}, \
-         {{ cert = \"{0}/old.pem\", key = \"{0}/old.key\" }}]",
-        d.display()
-    );
+    let (valid, expired, certs) = valid_and_expired(d);
     // Starts: before, the expired certificate refused the whole file.
     let text = tls_config(&[("a", b.addr, 1)], &certs);
     let t = Tango::start_with(&text, &["--log-format", "json"]);
@@ -135,13 +148,7 @@ async fn a_reload_of_something_else_goes_ahead_with_an_expired_certificate() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let valid = cert_files(d, "a", &["a.example"], LONG_AGO, FAR_AHEAD);
-    let expired = cert_files(d, "old", &["old.example"], LONG_AGO, (2001, 1, 1));
-    let certs = format!(
-        "[{{ cert = \"{0}/a.pem\", key = \"{0}/a.key\" }}, \
-         {{ cert = \"{0}/old.pem\", key = \"{0}/old.key\" }}]",
-        d.display()
-    );
+    let (valid, expired, certs) = valid_and_expired(d);
     let three = [("a", a.addr, 1), ("b", b.addr, 1), ("c", dead_addr(), 1)];
     let t = Tango::start_with(&tls_config(&three, &certs), &["--log-format", "json"]);
     assert_eq!(admin_get(&t, "/api/v1/status").await["generation"], 1);

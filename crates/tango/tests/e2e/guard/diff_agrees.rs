@@ -33,17 +33,17 @@ fn diff_verdict(old: &std::path::Path, new: &std::path::Path) -> (bool, String) 
     }
 }
 
-/// A tango running `old` is asked (through the admin API) to reload `new`, and `tango
-/// diff` reviews the same two files: both verdicts must agree, and a refusal's reason
-/// must be the one the review gives. Returns whether the reload was applied.
-async fn agree(old: &str, new: &str) -> bool {
+/// A tango running `old` reloads `new` through the admin API after `tango diff` has
+/// reviewed the same two files, and the two verdicts are asserted equal: whether the
+/// reload was applied (200; 409 refused, anything else fails the test), the review's
+/// verdict line, and the reload's answer.
+async fn review_and_reload(old: &str, new: &str) -> (bool, String, serde_json::Value) {
     let t = Tango::start(old);
     let dir = tempfile::tempdir().unwrap();
     let old_path = dir.path().join("old.toml");
     std::fs::write(&old_path, old).unwrap();
     t.write_config(new);
     let (reviewed, verdict) = diff_verdict(&old_path, &t.config);
-
     let (s, v) = admin_post(&t, "/api/v1/reload").await;
     let applied = match s {
         200 => true,
@@ -54,6 +54,14 @@ async fn agree(old: &str, new: &str) -> bool {
         reviewed, applied,
         "tango diff: {verdict}\nthe reload: {v:#}"
     );
+    (applied, verdict, v)
+}
+
+/// A tango running `old` is asked (through the admin API) to reload `new`, and `tango
+/// diff` reviews the same two files: both verdicts must agree, and a refusal's reason
+/// must be the one the review gives. Returns whether the reload was applied.
+async fn agree(old: &str, new: &str) -> bool {
+    let (applied, verdict, v) = review_and_reload(old, new).await;
     if !applied {
         let r = v["refusals"].as_array().unwrap();
         assert!(r.iter().all(|r| r["gate"] == "shift"), "{v:#}");
@@ -71,19 +79,7 @@ async fn agree(old: &str, new: &str) -> bool {
 /// As [`agree`], and the rule ids each names: those of the reload's refusals (or, when
 /// applied, of its findings the file allows), and those the review's verdict line names.
 async fn agree_on_rules(old: &str, new: &str) -> (bool, Vec<String>, String) {
-    let t = Tango::start(old);
-    let dir = tempfile::tempdir().unwrap();
-    let old_path = dir.path().join("old.toml");
-    std::fs::write(&old_path, old).unwrap();
-    t.write_config(new);
-    let (reviewed, verdict) = diff_verdict(&old_path, &t.config);
-    let (s, v) = admin_post(&t, "/api/v1/reload").await;
-    let applied = s == 200;
-    assert!(s == 200 || s == 409, "reload answered {s}: {v:#}");
-    assert_eq!(
-        reviewed, applied,
-        "tango diff: {verdict}\nthe reload: {v:#}"
-    );
+    let (applied, verdict, v) = review_and_reload(old, new).await;
     let rules: Vec<String> = match applied {
         false => v["refusals"].as_array().unwrap().iter(),
         true => v["findings"].as_array().unwrap().iter(),

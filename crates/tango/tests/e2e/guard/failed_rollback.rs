@@ -71,19 +71,7 @@ async fn a_rollback_that_cannot_bind_is_journaled_with_its_reason_and_retried() 
         e["type"] == "config_rolled_back"
     })
     .await;
-    let back = events
-        .iter()
-        .find(|e| e["type"] == "config_rolled_back")
-        .unwrap();
-    assert_eq!(
-        (
-            &back["from_generation"],
-            &back["to_generation"],
-            &back["generation"]
-        ),
-        (&2.into(), &1.into(), &3.into()),
-        "{back:#}"
-    );
+    rolled_back_2_to_1_as_3(&events);
     the_incident_tells_the_failure_then_the_rollback(&t).await;
     let (answered, failed) = load.stop().await;
     assert_eq!(failed, 0, "clients saw errors ({failed} of {answered})");

@@ -152,6 +152,25 @@ pub async fn wait_journal(
     }
 }
 
+/// The journal's `config_rolled_back`, checked to have restored generation 2's
+/// predecessor (1) as generation 3, the one case every rollback test sets up.
+pub fn rolled_back_2_to_1_as_3(events: &[serde_json::Value]) -> &serde_json::Value {
+    let back = events
+        .iter()
+        .find(|e| e["type"] == "config_rolled_back")
+        .expect("a config_rolled_back event");
+    assert_eq!(
+        (
+            &back["from_generation"],
+            &back["to_generation"],
+            &back["generation"]
+        ),
+        (&2.into(), &1.into(), &3.into()),
+        "{back:#}"
+    );
+    back
+}
+
 pub fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .unwrap_or(&Vec::new())

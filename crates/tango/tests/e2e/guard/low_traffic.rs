@@ -70,19 +70,7 @@ async fn a_forced_typo_at_two_requests_a_second_is_rolled_back_after_an_extended
         short["requests"].as_u64().unwrap() < short["needed"].as_u64().unwrap(),
         "{ext:#}"
     );
-    let back = events
-        .iter()
-        .find(|e| e["type"] == "config_rolled_back")
-        .unwrap();
-    assert_eq!(
-        (
-            &back["from_generation"],
-            &back["to_generation"],
-            &back["generation"]
-        ),
-        (&2.into(), &1.into(), &3.into()),
-        "{back:#}"
-    );
+    let back = rolled_back_2_to_1_as_3(&events);
     assert_eq!(back["evidence"][0]["cause"], "config", "{back:#}");
     assert!(
         took > Duration::from_secs(10),
