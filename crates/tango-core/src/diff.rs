@@ -7,7 +7,7 @@
 //!
 //! [`journal::summarize_changes`]: crate::journal::summarize_changes
 
-mod judge;
+pub(crate) mod judge;
 mod routes;
 
 pub use judge::{judge_moves, worst, KeptShare, Moves, SampleNoise};

@@ -100,7 +100,7 @@ pub struct PoolPrediction {
     pub joined: Vec<KeptShare>,
     /// Backends were added or removed.
     pub membership_changed: bool,
-    /// Largest move in `kept`, in points.
+    /// Largest move in `kept` and `joined`, in points.
     pub largest_shift_points: f64,
     /// Over `max_shift`.
     pub over: bool,

@@ -150,8 +150,8 @@ fn add_noise(kept: &mut [KeptShare], backends: &[BackendShift], noise: SampleNoi
 
 /// The binomial variance of a share of `pct` percent measured on `m` requests, pulled
 /// one request towards the middle so that a share of 0% or 100% in a tiny sample is not
-/// taken as certain.
-fn var(pct: f64, m: f64) -> f64 {
+/// taken as certain. The route gate uses it too.
+pub(crate) fn var(pct: f64, m: f64) -> f64 {
     let m = m.max(1.0);
     let p = (pct / 100.0 * m + 1.0) / (m + 2.0);
     p * (1.0 - p) / m

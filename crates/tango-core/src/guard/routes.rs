@@ -479,10 +479,8 @@ fn split(
 }
 
 /// The binomial variance, in squared points, of a share of `pct` percent measured on
-/// `n` requests, pulled one request towards the middle (a share of 0% or 100% of a
-/// small sample is not certain).
+/// `n` requests: the pool gate's variance ([`crate::diff::judge::var`], a fraction
+/// squared) scaled to points.
 fn var(pct: f64, n: f64) -> f64 {
-    let m = n.max(1.0);
-    let p = (pct / 100.0 * m + 1.0) / (m + 2.0);
-    p * (1.0 - p) / m * 10_000.0
+    crate::diff::judge::var(pct, n) * 10_000.0
 }

@@ -18,15 +18,20 @@ pub(crate) const EXPIRY_WARNING_DAYS: i64 = 14;
 
 const DAY: i64 = 86_400;
 
+/// A length of `secs` in whole days: "less than a day", "1 day", "12 days".
+fn days(secs: i64) -> String {
+    match secs / DAY {
+        0 => "less than a day".to_string(),
+        1 => "1 day".to_string(),
+        d => format!("{d} days"),
+    }
+}
+
 pub(super) fn check(cx: &mut Cx<'_>) {
     let loaded = cx.loaded;
     for c in &loaded.certificates {
         let (rule, message, hint) = if c.read_at > c.not_after {
-            let ago = match (c.read_at - c.not_after) / DAY {
-                0 => "less than a day ago".to_string(),
-                1 => "1 day ago".to_string(),
-                d => format!("{d} days ago"),
-            };
+            let ago = format!("{} ago", days(c.read_at - c.not_after));
             (
                 &CERTIFICATE_EXPIRED,
                 format!(
@@ -47,11 +52,7 @@ pub(super) fn check(cx: &mut Cx<'_>) {
                 "check this machine's clock, or serve a certificate whose notBefore has passed, then reload".to_string(),
             )
         } else if c.not_after - c.read_at < EXPIRY_WARNING_DAYS * DAY {
-            let when = match (c.not_after - c.read_at) / DAY {
-                0 => "in less than a day".to_string(),
-                1 => "in 1 day".to_string(),
-                d => format!("in {d} days"),
-            };
+            let when = format!("in {}", days(c.not_after - c.read_at));
             (
                 &CERTIFICATE_EXPIRES_SOON,
                 format!("{} expires {when} ({})", described(c), date(c.not_after)),
