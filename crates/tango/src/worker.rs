@@ -75,6 +75,9 @@ impl Workers {
                 .name(format!("tango-worker-{i}"))
                 .spawn(move || {
                     ID.with(|id| id.set(i));
+                    if crate::proxy::h1::ring::start() {
+                        rt.spawn(crate::proxy::h1::ring::flusher());
+                    }
                     // A dropped sender (the `Workers` dropped) ends it too.
                     rt.block_on(async move {
                         let _ = stopped.await;

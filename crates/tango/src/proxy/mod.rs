@@ -22,7 +22,7 @@ pub(crate) mod error;
 mod exchange;
 mod framing;
 mod grpc;
-mod h1;
+pub(crate) mod h1;
 pub(crate) mod headers;
 mod idle;
 pub(crate) mod keys;

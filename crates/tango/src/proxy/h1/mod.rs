@@ -23,6 +23,7 @@ mod body;
 mod date;
 mod own;
 mod preface;
+pub(crate) mod ring;
 mod request;
 mod response;
 mod trailing;
