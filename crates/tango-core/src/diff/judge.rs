@@ -70,20 +70,14 @@ impl Moves {
     /// The backend whose move most exceeds its noise (with no noise, the one that
     /// moves most): the one a verdict names.
     pub fn worst(&self) -> Option<&KeptShare> {
-        worst(&self.kept, &self.joined)
+        (self.kept.iter().chain(&self.joined))
+            .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
     }
 
     /// Whether `k` is a backend the new version adds.
     pub fn joins(&self, k: &KeptShare) -> bool {
         self.joined.iter().any(|j| j.name == k.name)
     }
-}
-
-/// The one of `kept` and `joined` whose move most exceeds its noise.
-pub fn worst<'a>(kept: &'a [KeptShare], joined: &'a [KeptShare]) -> Option<&'a KeptShare> {
-    kept.iter()
-        .chain(joined)
-        .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
 }
 
 /// Judge a pool's predicted shares (`backends`, as [`pool_shift`](super::pool_shift)
