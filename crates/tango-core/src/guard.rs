@@ -369,20 +369,15 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                 None
             };
             if p.allowed.is_none() {
-                if let Some(w) = p.moves.worst() {
-                    let r = Refusal::Shift {
-                        pool: p.pool.clone(),
-                        backend: w.name.clone(),
-                        from_pct: w.from_pct,
-                        to_pct: w.to_pct,
-                        rate_rps: p.rate_rps,
-                        max_shift_points: input.settings.max_shift_points,
-                        membership_changed: p.moves.membership_changed,
-                        joins: p.moves.joins(w),
-                        basis: p.basis,
-                        noise_points: w.noise_points,
-                        listed_in_force: live_allows.contains(&p.pool),
-                    };
+                let r = Refusal::shift(
+                    &p.pool,
+                    &p.moves,
+                    p.basis,
+                    p.rate_rps,
+                    input.settings.max_shift_points,
+                    live_allows.contains(&p.pool),
+                );
+                if let Some(r) = r {
                     p.forced = input.overrides.force;
                     match p.forced {
                         true => j.overridden.push(r),

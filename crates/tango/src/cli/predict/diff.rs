@@ -391,20 +391,15 @@ fn shift_refusals(r: &DiffReport, old: &Loaded) -> Vec<Refusal> {
     (r.pools.iter())
         .filter(|p| p.fails)
         .filter_map(|p| {
-            let w = p.moves.worst()?;
-            Some(Refusal::Shift {
-                pool: p.pool.clone(),
-                backend: w.name.clone(),
-                from_pct: w.from_pct,
-                to_pct: w.to_pct,
-                rate_rps: 0.0,
-                max_shift_points: r.max_shift_points,
-                membership_changed: p.moves.membership_changed,
-                joins: p.moves.joins(w),
-                basis: KeyBasis::Weights,
-                noise_points: w.noise_points,
-                listed_in_force: old.config.guard.allow_shift.contains(&p.pool),
-            })
+            // Two files carry no live traffic: no observed rate, no sample (so no noise).
+            Refusal::shift(
+                &p.pool,
+                &p.moves,
+                KeyBasis::Weights,
+                0.0,
+                r.max_shift_points,
+                old.config.guard.allow_shift.contains(&p.pool),
+            )
         })
         .collect()
 }
