@@ -26,6 +26,10 @@ pub struct KeptShare {
     /// How far the move may be sampling noise, in points (0 when the prediction did
     /// not come from sampled requests).
     pub noise_points: f64,
+    /// The move exceeds `max_shift` beyond its noise: what makes [`Moves::over`]. Not
+    /// in the JSON, whose `over` is the pool's.
+    #[serde(skip)]
+    pub over: bool,
 }
 
 impl KeptShare {
@@ -105,10 +109,10 @@ pub fn judge_moves(
         .chain(&joined)
         .map(|k| k.move_points().abs())
         .fold(0.0, f64::max);
-    let over = kept
-        .iter()
-        .chain(&joined)
-        .any(|k| k.excess_points() > max_shift_points);
+    for k in kept.iter_mut().chain(&mut joined) {
+        k.over = k.excess_points() > max_shift_points;
+    }
+    let over = kept.iter().chain(&joined).any(|k| k.over);
     Moves {
         membership_changed: kept.len() != backends.len(),
         kept,
@@ -178,6 +182,7 @@ fn joined_split(backends: &[BackendShift]) -> Vec<KeptShare> {
                 from_pct: median,
                 to_pct: b.new_pct?,
                 noise_points: 0.0,
+                over: false,
             })
         })
         .collect()
@@ -199,6 +204,7 @@ fn kept_split(backends: &[BackendShift]) -> Vec<KeptShare> {
             from_pct: rel(*o, old_sum),
             to_pct: rel(*n, new_sum),
             noise_points: 0.0,
+            over: false,
         })
         .collect()
 }

@@ -67,6 +67,24 @@ fn an_allowed_pool_or_a_higher_threshold_passes() {
 }
 
 #[test]
+fn each_move_over_the_limit_is_marked_and_only_those() {
+    // web-3 goes from 25% to 40% (+15 points), each other backend from 25% to 20%.
+    let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
+    let new = config("policy = \"round_robin\"", &[1, 1, 2, 1]);
+    let m = &diff(&old, &new, &opts()).unwrap().pools[0].moves;
+    let over: Vec<&str> = (m.kept.iter().filter(|k| k.over))
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(over, ["web-3"], "{m:?}");
+    assert!(m.over);
+    // The pool is over exactly when one of its moves is.
+    let mut o = opts();
+    o.max_shift_points = 20.0;
+    let m = &diff(&old, &new, &o).unwrap().pools[0].moves;
+    assert!(!m.over && m.kept.iter().all(|k| !k.over), "{m:?}");
+}
+
+#[test]
 fn a_small_change_passes_and_an_unchanged_config_moves_nothing() {
     let old = config("policy = \"random\"", &[2, 2, 2, 2]);
     let r = diff(&old, &old, &opts()).unwrap();
