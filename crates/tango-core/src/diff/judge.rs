@@ -62,7 +62,8 @@ pub struct Moves {
     pub kept: Vec<KeptShare>,
     /// Each backend added, against the median share of those it joins.
     pub joined: Vec<KeptShare>,
-    /// Backends were added or removed.
+    /// The pool is in both versions and backends were added to it or removed from it
+    /// (false for a pool added or removed whole).
     pub membership_changed: bool,
     /// Largest move in `kept` and `joined`, in points.
     pub largest_shift_points: f64,
@@ -114,7 +115,9 @@ pub fn judge_moves(
     }
     let over = kept.iter().chain(&joined).any(|k| k.over);
     Moves {
-        membership_changed: kept.len() != backends.len(),
+        // A pool added or removed whole has no kept backends but no change of members
+        // either: it is a new pool, or a pool gone.
+        membership_changed: status == PoolStatus::Kept && kept.len() != backends.len(),
         kept,
         joined,
         largest_shift_points: largest,

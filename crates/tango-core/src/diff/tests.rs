@@ -162,6 +162,42 @@ fn a_new_pool_does_not_fail_the_review() {
 }
 
 #[test]
+fn membership_changes_only_in_a_kept_pool_whose_backends_change() {
+    let old = config("policy = \"round_robin\"", &[1, 1]);
+    let mut new = old.clone();
+    let mut extra = new.pools[0].clone();
+    extra.name = "api".into();
+    new.pools.push(extra);
+    // "web" is kept with its backends; "api" is added whole, and removed whole the
+    // other way round: neither pool's membership changed.
+    let membership = |old: &Config, new: &Config| -> Vec<(String, PoolStatus, bool)> {
+        (diff(old, new, &opts()).unwrap().pools.into_iter())
+            .map(|p| (p.pool, p.status, p.moves.membership_changed))
+            .collect()
+    };
+    assert_eq!(
+        membership(&old, &new),
+        [
+            ("web".into(), PoolStatus::Kept, false),
+            ("api".into(), PoolStatus::Added, false)
+        ]
+    );
+    assert_eq!(
+        membership(&new, &old),
+        [
+            ("web".into(), PoolStatus::Kept, false),
+            ("api".into(), PoolStatus::Removed, false)
+        ]
+    );
+    // A backend added to a kept pool changes its membership.
+    let grown = config("policy = \"round_robin\"", &[1, 1, 1]);
+    assert_eq!(
+        membership(&old, &grown),
+        [("web".into(), PoolStatus::Kept, true)]
+    );
+}
+
+#[test]
 fn new_findings_are_those_whose_rule_and_key_are_new() {
     use crate::diag::Severity;
     let d = |code, key: &str| Diagnostic {
