@@ -14,6 +14,7 @@ mod to_h2;
 use super::body::{self, BodyIn};
 use super::own::{self, error_response, For, Kept};
 use super::response::{self, Answer};
+use super::sent::Sent;
 use super::view::Raw;
 use super::{Conn, Next};
 use crate::proxy::access::{Outcome as LogOutcome, Pending};
@@ -64,8 +65,9 @@ struct Req<'h> {
     id: RequestId,
     body: BodyIn,
     /// Response body bytes sent to the client so far, counted as they go, so that a
-    /// request cut in the middle of its answer is logged with them.
-    sent: u64,
+    /// request cut in the middle of its answer (a write in progress too) is logged
+    /// with them.
+    sent: Sent,
 }
 
 /// A request and its access log entry, as `serve` holds them. When this is dropped
@@ -81,7 +83,7 @@ impl Drop for Serving<'_> {
     fn drop(&mut self) {
         if let Some(e) = self.log.entry.as_mut() {
             e.set_bytes_in(self.r.body.bytes_in());
-            e.set_bytes_out(self.r.sent);
+            e.set_bytes_out(self.r.sent.total());
         }
     }
 }
@@ -145,7 +147,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             head: &head,
             id,
             body,
-            sent: 0,
+            sent: Sent::default(),
         },
         // The snapshot is held across the request's awaits: a plain reference count,
         // since the lock-free guard's per-thread slots run out with many requests in
@@ -209,11 +211,14 @@ async fn dispatch(
     let pool_i = match route.map(|i| &snap.config.routes[i].target) {
         Some(RouteTarget::Pool(p)) => *p,
         Some(RouteTarget::Redirect(red)) => {
-            return Box::pin(redirect(c, buf, r, red, apply.as_ref())).await;
+            return Box::pin(redirect(c, buf, r, red, apply.as_ref(), target)).await;
         }
         None => {
             let answer = own_answer(r, apply.as_ref());
-            let (next, bytes) = Box::pin(error_response(c, answer, &ProxyError::NoRoute)).await;
+            // Set before the answer goes, for the line of one cut by the drain's end.
+            target.status = 404;
+            let e = &ProxyError::NoRoute;
+            let (next, bytes) = Box::pin(error_response(c, answer, &mut r.sent, e)).await;
             return (next, 404, bytes);
         }
     };
@@ -252,13 +257,14 @@ async fn dispatch(
             // Boxed, as every path that is not the common one, to keep the future of
             // a request small: it is moved into the heap for every request.
             let answer = own_answer(r, apply.as_ref());
-            let (next, bytes) = Box::pin(error_response(c, answer, &e)).await;
+            target.status = status;
+            let (next, bytes) = Box::pin(error_response(c, answer, &mut r.sent, &e)).await;
             (next, status, bytes)
         }
     }
 }
 
-fn own_answer<'a>(r: &'a Req<'_>, apply: Option<&'a Apply<'a>>) -> For<'a> {
+fn own_answer<'a>(r: &Req<'a>, apply: Option<&'a Apply<'a>>) -> For<'a> {
     For {
         head: r.head,
         body_done: r.body.done(),
@@ -266,13 +272,15 @@ fn own_answer<'a>(r: &'a Req<'_>, apply: Option<&'a Apply<'a>>) -> For<'a> {
     }
 }
 
-/// Answer a redirect route: the Location from the request, no pool touched.
+/// Answer a redirect route: the Location from the request, no pool touched. The
+/// status goes in `target` before the answer, for the line of one cut by the drain.
 async fn redirect(
     c: &mut Conn<'_>,
     buf: &[u8],
-    r: &Req<'_>,
+    r: &mut Req<'_>,
     red: &Redirect,
     apply: Option<&Apply<'_>>,
+    target: &mut Target,
 ) -> (Next, u16, u64) {
     let url = RequestUrl {
         tls: false,
@@ -283,14 +291,16 @@ async fn redirect(
     let answer = own_answer(r, apply);
     if write_location(red, &url, &mut location).is_err() {
         let e = ProxyError::BadRequest("no host to redirect to");
-        let (next, bytes) = own::error_response(c, answer, &e).await;
+        target.status = 400;
+        let (next, bytes) = own::error_response(c, answer, &mut r.sent, &e).await;
         return (next, 400, bytes);
     }
     c.ctx
         .rt
         .redirects
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (next, bytes) = own::redirect(c, answer, red.status, &location).await;
+    target.status = red.status;
+    let (next, bytes) = own::redirect(c, answer, &mut r.sent, red.status, &location).await;
     (next, red.status, bytes)
 }
 

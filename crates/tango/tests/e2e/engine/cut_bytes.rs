@@ -121,13 +121,19 @@ async fn an_http2_backend_answer_cut_mid_body_is_logged_with_the_body_bytes_take
     let mut lines = Lines::new(&path);
     for _ in 0..3 {
         let (mut s, port) = kernel::small_window(&t).await;
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut got = vec![0; READ];
         tokio::time::timeout(kernel::BOUND, s.read_exact(&mut got))
             .await
             .expect("in time")
             .unwrap();
-        let head = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+        let head = got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head")
+            + 4;
         assert_eq!(kernel::content_length(&got[..head]), SIZE);
         let queued = kernel::stalled(&t, port, false, || {}).await;
         kernel::reset(s);
