@@ -3,8 +3,13 @@
 //! the cut-answer tests compare the log's `bytes_out` with.
 //!
 //! A client that stops reading leaves what tango wrote in two queues, tango's send
-//! queue and the client's receive queue (`/proc/net/tcp`); once neither moves, tango is
-//! stuck in a write, and what it has written is what the client read plus the two.
+//! queue and the client's receive queue (`/proc/net/tcp`). Once neither moves and
+//! tango's socket is full (not writable as the kernel judges it for `poll`: the space
+//! left in its send buffer is less than half of what it holds, which `ss` of iproute2
+//! tells), tango is stuck in a write that nothing but the client can move on, and what
+//! it has written is what the client read plus the two queues. Stable queues alone do
+//! not show it: tango may be waiting for its backend then, and write more between the
+//! look and the client's reset.
 
 use crate::support::Tango;
 use serde_json::Value;
@@ -87,6 +92,26 @@ fn queues(server: u16, client: u16) -> Option<(u64, u64, u64)> {
     Some((tx, rx, client_rx))
 }
 
+/// Whether tango's socket to client port `client` is full: the room left in its send
+/// buffer (`skmem`'s `tb` less `w`, the bytes it holds) is less than half of what it
+/// holds (the kernel's `sk_stream_wspace` against `sk_stream_min_wspace`), so a write
+/// waiting for room waits on. (The buffer may grow after the write stopped: its size
+/// alone is not the mark.)
+fn full(server: u16, client: u16) -> bool {
+    let filter = format!("( sport = :{server} and dport = :{client} )");
+    let out = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "established", &filter])
+        .output()
+        .expect("`ss` (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<u64> {
+        let skmem = text.split("skmem:(").nth(1)?.split(')').next()?;
+        let v = skmem.split(',').find_map(|f| f.strip_prefix(name))?;
+        v.parse().ok()
+    };
+    matches!((field("w"), field("tb")), (Some(w), Some(tb)) if tb.saturating_sub(w) < w / 2)
+}
+
 /// Wait until tango is stuck writing to client port `client` (with requests of the
 /// client's still unread, when `unread`), calling `feed` before each look (to keep a
 /// pipeline full). Returns the bytes tango had written and the client not read: its
@@ -106,7 +131,7 @@ pub(super) async fn stalled(t: &Tango, client: u16, unread: bool, mut feed: impl
             0
         };
         last = Some(q);
-        if same == 2 {
+        if same >= 2 && full(t.addr().port(), client) {
             return tx + client_rx;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
