@@ -14,7 +14,7 @@ mod tries;
 
 use super::body::BodyIn;
 use super::own::{self, error_response, For, Kept};
-use super::response;
+use super::response::{self, Answer};
 use super::sent::Sent;
 use super::view::Raw;
 use super::{Conn, Next};
@@ -25,7 +25,7 @@ use crate::proxy::exchange::Target;
 use crate::runtime::{PoolRuntime, RouteRules, Snapshot};
 use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config::{Redirect, Target as RouteTarget};
+use tango_core::config::{Redirect, Target as RouteTarget, UpstreamProtocol};
 use tango_core::http1::codec::{parse_request_into, Method, RequestFacts, RequestHead, Span};
 use tango_core::rewrite::{write_location, Apply, RequestUrl};
 use tokio::time::Instant;
@@ -221,7 +221,7 @@ async fn dispatch(
         rules,
         apply: apply.as_ref(),
     };
-    let result = tries::forward(c, buf, r, snap, pool_i, route, target, started).await;
+    let result = forward(c, buf, r, snap, pool_i, route, target, started).await;
     match result {
         Ok(ans) => {
             let status = ans.head.status;
@@ -327,4 +327,46 @@ struct Route<'p, 'a> {
     rules: Option<&'p RouteRules>,
     /// The response's edits with their values (a route with response edits).
     apply: Option<&'a Apply<'a>>,
+}
+
+/// Pick and try backends of pool `pool_i` until one answers, by the pool's protocol.
+#[allow(clippy::too_many_arguments)]
+async fn forward<'p>(
+    c: &mut Conn<'_>,
+    buf: &mut Buf,
+    r: &mut Req<'_>,
+    snap: &'p Arc<Snapshot>,
+    pool_i: usize,
+    route: Route<'p, '_>,
+    target: &mut Target,
+    started: Instant,
+) -> Result<Answer<'p>, Abort> {
+    let edits = route.rules.map(|x| &x.wire.request);
+    target.pool = Some(pool_i);
+    let pool = &snap.pools[pool_i];
+    let key = {
+        let raw = Raw {
+            head: r.head,
+            buf,
+            peer: c.ctx.peer.ip(),
+        };
+        let trusted = &c.ctx.settings.trusted_proxies;
+        let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
+        crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
+        key
+    };
+    match pool.cfg.protocol {
+        UpstreamProtocol::Http1 => {
+            tries::forward(c, buf, r, pool, key, edits, target, started).await
+        }
+        // Boxed: their futures stay out of the HTTP/1 request's.
+        UpstreamProtocol::H2 => {
+            let serve = to_h2::serve(c, buf, r, pool, key, route, started, target);
+            Err(Box::pin(serve).await)
+        }
+        UpstreamProtocol::Auto => {
+            let serve = auto::forward(c, buf, r, pool, key, route, started, target);
+            Box::pin(serve).await
+        }
+    }
 }

@@ -2,66 +2,36 @@
 //! backend chose HTTP/1.1): backends picked and tried until one answers (`forward`),
 //! each try (`attempt`) taking an upstream connection, writing the request's head and
 //! body to it and reading its answer's head, interim answers passed on
-//! (`read_response`). A pool of HTTP/2 backends, or of `auto` ones, is handed to its
-//! own module from here.
+//! (`read_response`).
 
-use super::{auto, to_h2, Abort, Req, Route};
+use super::{Abort, Req};
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::early::Early;
 use crate::proxy::exchange::{self, HeadFail, Target};
 use crate::proxy::h1::body;
 use crate::proxy::h1::response::{self, Answer};
-use crate::proxy::h1::view::Raw;
 use crate::proxy::h1::Conn;
-use crate::runtime::{BackendState, PoolRuntime, Snapshot};
+use crate::runtime::{BackendState, PoolRuntime};
 use crate::upstream::{ConnPool, Upstream};
-use std::sync::Arc;
 use std::time::Duration;
-use tango_core::config::UpstreamProtocol;
 use tango_core::http1::codec::{write_request_head, Forwarding, ResponseHead};
 use tango_core::retry::{Failure, Outcome};
 use tango_core::rewrite::Edits;
 use tokio::time::Instant;
 
-/// Pick and try backends of pool `pool_i` until one answers.
+/// Pick and try backends of `pool`, a pool of HTTP/1.1 backends, until one answers.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn forward<'p>(
     c: &mut Conn<'_>,
     buf: &mut Buf,
     r: &mut Req<'_>,
-    snap: &'p Arc<Snapshot>,
-    pool_i: usize,
-    route: Route<'p, '_>,
+    pool: &'p PoolRuntime,
+    key: Option<u64>,
+    edits: Option<&'p Edits>,
     target: &mut Target,
     started: Instant,
 ) -> Result<Answer<'p>, Abort> {
-    let edits = route.rules.map(|x| &x.wire.request);
-    target.pool = Some(pool_i);
-    let pool = &snap.pools[pool_i];
-    let key = {
-        let raw = Raw {
-            head: r.head,
-            buf,
-            peer: c.ctx.peer.ip(),
-        };
-        let trusted = &c.ctx.settings.trusted_proxies;
-        let key = crate::proxy::keys::extract_view(pool, &raw, trusted);
-        crate::proxy::keys::observe_view(pool, &raw, trusted, key, |client| raw.sample(client));
-        key
-    };
-    match pool.cfg.protocol {
-        UpstreamProtocol::Http1 => {}
-        // Boxed: their futures stay out of the HTTP/1 request's.
-        UpstreamProtocol::H2 => {
-            let serve = to_h2::serve(c, buf, r, pool, key, route, started, target);
-            return Err(Box::pin(serve).await);
-        }
-        UpstreamProtocol::Auto => {
-            let serve = auto::forward(c, buf, r, pool, key, route, started, target);
-            return Box::pin(serve).await;
-        }
-    }
     let rt = c.ctx.rt.as_ref();
     let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
     let mut tries = exchange::Tries::new(rt, pool, key, deadline, r.resendable());
