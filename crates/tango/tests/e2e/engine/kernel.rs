@@ -9,7 +9,9 @@
 //! tells), tango is stuck in a write that nothing but the client can move on, and what
 //! it has written is what the client read plus the two queues. Stable queues alone do
 //! not show it: tango may be waiting for its backend then, and write more between the
-//! look and the client's reset.
+//! look and the client's reset. Nor, quite, does a full socket: a write may end with
+//! the socket full but for a little, and tango wait for its backend then; so the queues
+//! must also stand still a while longer (`SETTLE`).
 
 use crate::support::Tango;
 use serde_json::Value;
@@ -21,6 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 pub(super) const BOUND: Duration = Duration::from_secs(20);
+
+/// How long queues that stood still stand still again before tango is taken for stuck.
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// A connection to tango whose client side holds little (a 4 KiB receive buffer, so
 /// a small window), and its port.
@@ -132,7 +137,14 @@ pub(super) async fn stalled(t: &Tango, client: u16, unread: bool, mut feed: impl
         };
         last = Some(q);
         if same >= 2 && full(t.addr().port(), client) {
-            return tx + client_rx;
+            // A pause of the backend's (an HTTP/2 window update late on a busy
+            // machine) can still both, after a write that left the socket full but for
+            // a little: the queues must stand still a while longer.
+            tokio::time::sleep(SETTLE).await;
+            if queues(t.addr().port(), client) == Some(q) {
+                return tx + client_rx;
+            }
+            same = 0;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
