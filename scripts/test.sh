@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 need promtool prometheus "promtool: rule tests and \`promtool check metrics\` on a real scrape"
 need prometheus-alertmanager prometheus-alertmanager "the alert-delivery test posts to a real one"
 need chromium chromium "the dashboard test loads the admin page in a headless browser"
+need ss iproute2 "the cut-response tests read tango's socket queues"
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets

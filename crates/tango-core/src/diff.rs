@@ -10,7 +10,7 @@
 pub(crate) mod judge;
 mod routes;
 
-pub use judge::{judge_moves, worst, KeptShare, Moves, SampleNoise};
+pub use judge::{judge_moves, KeptShare, Moves, SampleNoise};
 pub(crate) use routes::route_moves;
 pub use routes::{redirect_label, redirected_routes, route_label};
 

@@ -37,7 +37,7 @@ pub use routes::{RoutePrediction, RouteShift};
 
 use crate::config::{Guard, Loaded};
 use crate::diag::{Diagnostic, Severity};
-use crate::diff::{new_findings, BackendShift};
+use crate::diff::{new_findings, BackendShift, Moves};
 use crate::journal::{FindingRecord, PredictedShare};
 use crate::lint;
 use canary::ScopePool;
@@ -93,17 +93,10 @@ pub struct PoolPrediction {
     pub rate_rps: f64,
     /// Each backend's predicted share of the whole pool before and after.
     pub backends: Vec<BackendShift>,
-    /// The split among the backends in both versions: what the gate measures.
-    pub kept: Vec<KeptShare>,
-    /// Each backend the new version adds: its share of the pool (`to_pct`) beside the
-    /// median share of the backends it joins (`from_pct`), which the gate measures too.
-    pub joined: Vec<KeptShare>,
-    /// Backends were added or removed.
-    pub membership_changed: bool,
-    /// Largest move in `kept` and `joined`, in points.
-    pub largest_shift_points: f64,
-    /// Over `max_shift`.
-    pub over: bool,
+    /// The moves judged, as `tango diff` judges them: the split among the backends in
+    /// both versions and each backend added against those it joins (what the gate
+    /// measures), and whether a move is over `max_shift`.
+    pub moves: Moves,
     /// Why it may shift over the limit, when it may.
     pub allowed: Option<ShiftAllowance>,
     /// Over the limit, not allowed, let through by `force`.
@@ -111,17 +104,6 @@ pub struct PoolPrediction {
 }
 
 impl PoolPrediction {
-    /// The kept backend whose move most exceeds its sampling noise (with no noise, the
-    /// one that moves most).
-    pub fn worst(&self) -> Option<&KeptShare> {
-        crate::diff::worst(&self.kept, &self.joined)
-    }
-
-    /// Whether `k` is a backend the new version adds.
-    pub fn joins(&self, k: &KeptShare) -> bool {
-        self.joined.iter().any(|j| j.name == k.name)
-    }
-
     /// The watch may expect the new split: the gate predicted it and nobody had to force
     /// it through.
     pub fn expected(&self) -> bool {
@@ -176,8 +158,8 @@ impl Judgement {
             .iter()
             .map(|r| format!("forced: {}", r.sentence()))
             .collect();
-        for p in self.pools.iter().filter(|p| p.over) {
-            if let (Some(a), Some(w)) = (p.allowed, p.worst()) {
+        for p in self.pools.iter().filter(|p| p.moves.over) {
+            if let (Some(a), Some(w)) = (p.allowed, p.moves.worst()) {
                 out.push(format!(
                     "shift allowed ({}): {} moves {:+.1} points in pool {}",
                     match a {
@@ -377,7 +359,7 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                 continue;
             }
         };
-        if p.over && gate {
+        if p.moves.over && gate {
             p.allowed = if input.overrides.allow_shift.contains(&p.pool) {
                 Some(ShiftAllowance::Request)
             } else if file_allows_shift(&input.live.config.guard, &input.new.config.guard, &p.pool)
@@ -387,20 +369,15 @@ fn shift_gate(input: &Input<'_>, j: &mut Judgement, gate: bool) {
                 None
             };
             if p.allowed.is_none() {
-                if let Some(w) = p.worst() {
-                    let r = Refusal::Shift {
-                        pool: p.pool.clone(),
-                        backend: w.name.clone(),
-                        from_pct: w.from_pct,
-                        to_pct: w.to_pct,
-                        rate_rps: p.rate_rps,
-                        max_shift_points: input.settings.max_shift_points,
-                        membership_changed: p.membership_changed,
-                        joins: p.joins(w),
-                        basis: p.basis,
-                        noise_points: w.noise_points,
-                        listed_in_force: live_allows.contains(&p.pool),
-                    };
+                let r = Refusal::shift(
+                    &p.pool,
+                    &p.moves,
+                    p.basis,
+                    p.rate_rps,
+                    input.settings.max_shift_points,
+                    live_allows.contains(&p.pool),
+                );
+                if let Some(r) = r {
                     p.forced = input.overrides.force;
                     match p.forced {
                         true => j.overridden.push(r),

@@ -26,6 +26,10 @@ pub struct KeptShare {
     /// How far the move may be sampling noise, in points (0 when the prediction did
     /// not come from sampled requests).
     pub noise_points: f64,
+    /// The move exceeds `max_shift` beyond its noise: what makes [`Moves::over`]. Not
+    /// in the JSON, whose `over` is the pool's.
+    #[serde(skip)]
+    pub over: bool,
 }
 
 impl KeptShare {
@@ -58,7 +62,8 @@ pub struct Moves {
     pub kept: Vec<KeptShare>,
     /// Each backend added, against the median share of those it joins.
     pub joined: Vec<KeptShare>,
-    /// Backends were added or removed.
+    /// The pool is in both versions and backends were added to it or removed from it
+    /// (false for a pool added or removed whole).
     pub membership_changed: bool,
     /// Largest move in `kept` and `joined`, in points.
     pub largest_shift_points: f64,
@@ -70,20 +75,14 @@ impl Moves {
     /// The backend whose move most exceeds its noise (with no noise, the one that
     /// moves most): the one a verdict names.
     pub fn worst(&self) -> Option<&KeptShare> {
-        worst(&self.kept, &self.joined)
+        (self.kept.iter().chain(&self.joined))
+            .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
     }
 
     /// Whether `k` is a backend the new version adds.
     pub fn joins(&self, k: &KeptShare) -> bool {
         self.joined.iter().any(|j| j.name == k.name)
     }
-}
-
-/// The one of `kept` and `joined` whose move most exceeds its noise.
-pub fn worst<'a>(kept: &'a [KeptShare], joined: &'a [KeptShare]) -> Option<&'a KeptShare> {
-    kept.iter()
-        .chain(joined)
-        .max_by(|a, b| a.excess_points().total_cmp(&b.excess_points()))
 }
 
 /// Judge a pool's predicted shares (`backends`, as [`pool_shift`](super::pool_shift)
@@ -111,12 +110,14 @@ pub fn judge_moves(
         .chain(&joined)
         .map(|k| k.move_points().abs())
         .fold(0.0, f64::max);
-    let over = kept
-        .iter()
-        .chain(&joined)
-        .any(|k| k.excess_points() > max_shift_points);
+    for k in kept.iter_mut().chain(&mut joined) {
+        k.over = k.excess_points() > max_shift_points;
+    }
+    let over = kept.iter().chain(&joined).any(|k| k.over);
     Moves {
-        membership_changed: kept.len() != backends.len(),
+        // A pool added or removed whole has no kept backends but no change of members
+        // either: it is a new pool, or a pool gone.
+        membership_changed: status == PoolStatus::Kept && kept.len() != backends.len(),
         kept,
         joined,
         largest_shift_points: largest,
@@ -184,6 +185,7 @@ fn joined_split(backends: &[BackendShift]) -> Vec<KeptShare> {
                 from_pct: median,
                 to_pct: b.new_pct?,
                 noise_points: 0.0,
+                over: false,
             })
         })
         .collect()
@@ -205,6 +207,7 @@ fn kept_split(backends: &[BackendShift]) -> Vec<KeptShare> {
             from_pct: rel(*o, old_sum),
             to_pct: rel(*n, new_sum),
             noise_points: 0.0,
+            over: false,
         })
         .collect()
 }

@@ -67,6 +67,24 @@ fn an_allowed_pool_or_a_higher_threshold_passes() {
 }
 
 #[test]
+fn each_move_over_the_limit_is_marked_and_only_those() {
+    // web-3 goes from 25% to 40% (+15 points), each other backend from 25% to 20%.
+    let old = config("policy = \"round_robin\"", &[1, 1, 1, 1]);
+    let new = config("policy = \"round_robin\"", &[1, 1, 2, 1]);
+    let m = &diff(&old, &new, &opts()).unwrap().pools[0].moves;
+    let over: Vec<&str> = (m.kept.iter().filter(|k| k.over))
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(over, ["web-3"], "{m:?}");
+    assert!(m.over);
+    // The pool is over exactly when one of its moves is.
+    let mut o = opts();
+    o.max_shift_points = 20.0;
+    let m = &diff(&old, &new, &o).unwrap().pools[0].moves;
+    assert!(!m.over && m.kept.iter().all(|k| !k.over), "{m:?}");
+}
+
+#[test]
 fn a_small_change_passes_and_an_unchanged_config_moves_nothing() {
     let old = config("policy = \"random\"", &[2, 2, 2, 2]);
     let r = diff(&old, &old, &opts()).unwrap();
@@ -141,6 +159,42 @@ fn a_new_pool_does_not_fail_the_review() {
     let r = diff(&old, &new, &opts()).unwrap();
     assert_eq!(r.pools[1].status, PoolStatus::Added);
     assert_eq!(r.verdict, DiffVerdict::Pass);
+}
+
+#[test]
+fn membership_changes_only_in_a_kept_pool_whose_backends_change() {
+    let old = config("policy = \"round_robin\"", &[1, 1]);
+    let mut new = old.clone();
+    let mut extra = new.pools[0].clone();
+    extra.name = "api".into();
+    new.pools.push(extra);
+    // "web" is kept with its backends; "api" is added whole, and removed whole the
+    // other way round: neither pool's membership changed.
+    let membership = |old: &Config, new: &Config| -> Vec<(String, PoolStatus, bool)> {
+        (diff(old, new, &opts()).unwrap().pools.into_iter())
+            .map(|p| (p.pool, p.status, p.moves.membership_changed))
+            .collect()
+    };
+    assert_eq!(
+        membership(&old, &new),
+        [
+            ("web".into(), PoolStatus::Kept, false),
+            ("api".into(), PoolStatus::Added, false)
+        ]
+    );
+    assert_eq!(
+        membership(&new, &old),
+        [
+            ("web".into(), PoolStatus::Kept, false),
+            ("api".into(), PoolStatus::Removed, false)
+        ]
+    );
+    // A backend added to a kept pool changes its membership.
+    let grown = config("policy = \"round_robin\"", &[1, 1, 1]);
+    assert_eq!(
+        membership(&old, &grown),
+        [("web".into(), PoolStatus::Kept, true)]
+    );
 }
 
 #[test]

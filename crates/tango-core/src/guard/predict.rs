@@ -127,7 +127,7 @@ pub(super) fn predict(
             // A shift the sample shows beyond its noise stands however small the sample:
             // a hash-key change that sends every live key to one backend shows in a few
             // dozen requests.
-            if p.over || requests >= settings.min_sample {
+            if p.moves.over || requests >= settings.min_sample {
                 return Ok(p);
             }
             requests
@@ -154,22 +154,18 @@ fn judge_shift(
         }),
         _ => None,
     };
-    let m = judge_moves(
+    let moves = judge_moves(
         shift.status,
         &shift.backends,
         noise,
         settings.max_shift_points,
     );
     PoolPrediction {
-        over: m.over,
-        membership_changed: m.membership_changed,
         pool: shift.pool,
         basis,
         rate_rps,
         backends: shift.backends,
-        kept: m.kept,
-        joined: m.joined,
-        largest_shift_points: m.largest_shift_points,
+        moves,
         allowed: None,
         forced: false,
     }

@@ -4,6 +4,7 @@
 
 use super::{num, pool_of, JudgedFinding, KeyBasis, RouteShift};
 use crate::diag::Severity;
+use crate::diff::Moves;
 
 /// Something that stops a reload.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +60,35 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The shift gate's refusal of pool `pool`, whose judged `moves` are over
+    /// `max_shift_points`: it names the backend whose move most exceeds its noise
+    /// (`None` when the pool has no backend to name). The guard and `tango diff` both
+    /// build it here, so a review refuses in the reload's words. `listed_in_force`: the
+    /// configuration in force lists the pool in `[guard] allow_shift` already.
+    pub fn shift(
+        pool: &str,
+        moves: &Moves,
+        basis: KeyBasis,
+        rate_rps: f64,
+        max_shift_points: f64,
+        listed_in_force: bool,
+    ) -> Option<Refusal> {
+        let w = moves.worst()?;
+        Some(Refusal::Shift {
+            pool: pool.to_string(),
+            backend: w.name.clone(),
+            from_pct: w.from_pct,
+            to_pct: w.to_pct,
+            rate_rps,
+            max_shift_points,
+            membership_changed: moves.membership_changed,
+            joins: moves.joins(w),
+            basis,
+            noise_points: w.noise_points,
+            listed_in_force,
+        })
+    }
+
     /// One sentence: what was found or predicted.
     pub fn sentence(&self) -> String {
         match self {

@@ -79,7 +79,7 @@ fn the_weight_typo_is_refused_naming_the_finding_and_the_predicted_share() {
     assert!(j.next_steps()[1].contains("tango reload --allow-shift web"));
     assert_eq!(j.pools.len(), 1);
     assert_eq!(j.pools[0].basis, KeyBasis::Weights);
-    assert!(j.pools[0].over && !j.pools[0].forced);
+    assert!(j.pools[0].moves.over && !j.pools[0].forced);
     // Findings the live file already had (no health check, ...) are reported, not new.
     assert!(j.findings.iter().any(|f| !f.new));
     assert_eq!(j.findings.iter().filter(|f| f.new).count(), 1);
@@ -163,7 +163,7 @@ fn findings_the_live_configuration_already_had_never_block() {
         .any(|f| f.diagnostic.code == Some("TNG001") && !f.new));
     // The pool changed (a timeout) but its split does not move.
     assert_eq!(j.pools.len(), 1);
-    assert!(j.pools[0].largest_shift_points < 0.5);
+    assert!(j.pools[0].moves.largest_shift_points < 0.5);
 }
 
 #[test]
@@ -377,7 +377,7 @@ fn adding_or_removing_backends_is_no_shift_of_the_others() {
     let j = run(&live, &new, &Overrides::default(), &observed(0.0));
     assert!(!j.refused(), "{:?}", j.reasons());
     let p = &j.pools[0];
-    assert!(p.membership_changed && p.largest_shift_points < 1.0);
+    assert!(p.moves.membership_changed && p.moves.largest_shift_points < 1.0);
     let b5 = p.backends.iter().find(|b| b.name == "b5").unwrap();
     assert_eq!(b5.old_pct, None);
     assert!((b5.new_pct.unwrap() - 20.0).abs() < 0.5);

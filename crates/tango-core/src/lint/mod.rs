@@ -18,7 +18,7 @@ pub mod rules;
 mod split;
 mod timeouts;
 mod tls;
-pub use tls::date as certificate_date;
+pub use tls::{date as certificate_date, server_names as certificate_names};
 mod weights;
 
 pub use rules::{Rule, RULES};

@@ -83,11 +83,18 @@ pub(super) fn check(cx: &mut Cx<'_>) {
 
 /// `the certificate in certs/a.pem (a.example, *.b.example)`.
 fn described(c: &CertificateFacts) -> String {
-    let names = match c.names.is_empty() {
-        true => "the listener's default, without a server name".to_string(),
-        false => c.names.join(", "),
-    };
-    format!("the certificate in {} ({names})", c.file)
+    format!("the certificate in {} ({})", c.file, server_names(&c.names))
+}
+
+/// A certificate's server names: `a.example, *.b.example`, or `the listener's default`
+/// for one without any (served only as its listener's default). Also how the
+/// listeners' warnings write them, so the log and the checklist name a certificate
+/// alike.
+pub fn server_names(names: &[String]) -> String {
+    match names.is_empty() {
+        true => "the listener's default".to_string(),
+        false => names.join(", "),
+    }
 }
 
 /// `2026-11-29T21:59:46Z`; the number itself for a date before 1970. Also how the

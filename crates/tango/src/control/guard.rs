@@ -186,17 +186,17 @@ fn prediction_json(p: &tango_core::guard::PoolPrediction) -> Value {
         "pool": p.pool,
         "keys": p.basis.describe(),
         "rate_rps": p.rate_rps,
-        "largest_shift_points": p.largest_shift_points,
-        "over_limit": p.over,
+        "largest_shift_points": p.moves.largest_shift_points,
+        "over_limit": p.moves.over,
         "allowed": p.allowed.map(|a| match a {
             ShiftAllowance::Request => "request",
             ShiftAllowance::File => "file",
         }),
         "forced": p.forced,
         "backends": p.backends,
-        "membership_changed": p.membership_changed,
-        "kept": p.kept,
-        "joined": p.joined,
+        "membership_changed": p.moves.membership_changed,
+        "kept": p.moves.kept,
+        "joined": p.moves.joined,
     })
 }
 

@@ -8,11 +8,19 @@
 //! Prometheus text format (0.0.4) that older scrapers, `curl` and `promtool check
 //! metrics` read. The names are an interface: the recording rules and the Grafana
 //! dashboard in `deploy/` query them, and the e2e tests check those queries against them.
+//!
+//! The backends' and pools' series are `backends.rs`'s; the formats, and which one a
+//! scraper gets, `exposition.rs`'s.
+
+mod backends;
+mod exposition;
+
+pub(crate) use exposition::{render, Exposition};
 
 use crate::control::reload::ReloadStats;
 use crate::control::watch::state::WatchState;
 use crate::runtime::{Runtime, Snapshot};
-use crate::stats::{StatsSnapshot, CODE_CLASSES, LATENCY_BUCKETS};
+use backends::BackendRows;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
@@ -96,6 +104,16 @@ fn counter_family(
     Ok(())
 }
 
+/// A counter without labels.
+fn single_counter(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> std::fmt::Result {
+    ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
 /// A gauge without labels. Whole numbers print as integers.
 fn single_gauge(
     enc: &mut DescriptorEncoder<'_>,
@@ -124,148 +142,6 @@ impl Collector for TangoCollector {
         self.encode_config(&snap, &mut enc)?;
         encode_tls(&self.rt, &snap, &mut enc)?;
         self.encode_watch(&mut enc)
-    }
-}
-
-/// Every backend's (and pool's) series of one scrape, read from the snapshot in force.
-#[derive(Default)]
-struct BackendRows {
-    requests: Vec<(Labels, u64)>,
-    broken: Vec<(Labels, u64)>,
-    in_flight: Vec<(Labels, f64)>,
-    configured: Vec<(Labels, f64)>,
-    effective: Vec<(Labels, f64)>,
-    healthy: Vec<(Labels, f64)>,
-    latency: Vec<(Labels, StatsSnapshot)>,
-    transitions: Vec<(Labels, u64)>,
-    panic: Vec<(Labels, f64)>,
-    resends: Vec<(Labels, u64)>,
-}
-
-impl BackendRows {
-    /// `now` is the time since start, for slow start.
-    fn read(snap: &Snapshot, now: u64) -> Self {
-        let mut r = BackendRows::default();
-        for pool in &snap.pools {
-            let in_panic = pool.shared.panic();
-            let pool_name = Value::from(&pool.cfg.name);
-            r.panic.push((
-                vec![("pool", pool_name.clone())],
-                if in_panic { 1.0 } else { 0.0 },
-            ));
-            let (resent, refused) = pool.retry_budget.counts();
-            for (result, n) in [("sent", resent), ("refused", refused)] {
-                let labels = vec![("pool", pool_name.clone()), ("result", result.into())];
-                r.resends.push((labels, n));
-            }
-            for (i, b) in pool.backends.iter().enumerate() {
-                let bcfg = &pool.cfg.backends[i];
-                let labels: Labels = vec![
-                    ("pool", pool_name.clone()),
-                    ("backend", (&bcfg.name).into()),
-                ];
-                let s = b.stats.snapshot();
-                for (c, n) in s.by_class.iter().enumerate() {
-                    let mut l = labels.clone();
-                    l.push(("code", CODE_CLASSES[c].into()));
-                    r.requests.push((l, *n));
-                }
-                r.broken.push((labels.clone(), s.broken));
-                r.in_flight.push((labels.clone(), b.in_flight() as f64));
-                r.configured.push((labels.clone(), f64::from(bcfg.weight)));
-                r.effective
-                    .push((labels.clone(), pool.effective_weight(i, now)));
-                r.healthy
-                    .push((labels.clone(), if b.available() { 1.0 } else { 0.0 }));
-                r.transitions.push((labels.clone(), b.health_transitions()));
-                r.latency.push((labels, s));
-            }
-        }
-        r
-    }
-
-    fn encode(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
-        counter_family(
-            enc,
-            "tango_backend_requests",
-            "Requests forwarded to a backend, by response status class (error: no response).",
-            &self.requests,
-        )?;
-        counter_family(
-            enc,
-            "tango_backend_broken_responses",
-            "Answers below 500 whose body the backend broke off (reset, closed short, bad chunked framing, silent past the idle timeout); also counted in tango_backend_requests by status.",
-            &self.broken,
-        )?;
-        self.encode_latency(enc)?;
-        gauge_family(
-            enc,
-            "tango_backend_in_flight",
-            "Requests in progress at a backend.",
-            &self.in_flight,
-        )?;
-        gauge_family(
-            enc,
-            "tango_backend_configured_weight",
-            "Weight as configured.",
-            &self.configured,
-        )?;
-        gauge_family(
-            enc,
-            "tango_backend_effective_weight",
-            "Configured weight x eligible (healthy, not ejected) x slow-start factor.",
-            &self.effective,
-        )?;
-        counter_family(
-            enc,
-            "tango_pool_retry_resends",
-            "Retries that send again a request a backend already received, paid from the pool's retry budget (result=sent) or refused for want of it (result=refused). Retries of requests that never left tango cost nothing and are not counted here.",
-            &self.resends,
-        )?;
-        gauge_family(
-            enc,
-            "tango_pool_panic_mode",
-            "1 while too few backends are eligible and the pool balances across all of them.",
-            &self.panic,
-        )?;
-        counter_family(
-            enc,
-            "tango_backend_health_transitions",
-            "Active health-check transitions, healthy to unhealthy or back.",
-            &self.transitions,
-        )?;
-        gauge_family(
-            enc,
-            "tango_backend_healthy",
-            "1 when the backend is eligible for traffic (healthy and not ejected).",
-            &self.healthy,
-        )
-    }
-
-    fn encode_latency(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
-        let mut m = enc.encode_descriptor(
-            "tango_backend_request_duration_seconds",
-            "Time from sending a request to a backend to its response head.",
-            None,
-            MetricType::Histogram,
-        )?;
-        for (l, s) in &self.latency {
-            // prometheus-client writes the bound `f64::MAX` as `+Inf`, the spelling
-            // both formats require (`f64::INFINITY` would print as `inf`).
-            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-                .iter()
-                .copied()
-                .chain(std::iter::once(f64::MAX))
-                .zip(s.latency_buckets.iter().copied())
-                .collect();
-            m.encode_family(l)?.encode_histogram::<Labels>(
-                s.latency_sum_us as f64 / 1e6,
-                s.latency_count(),
-                &buckets,
-                None,
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -333,26 +209,24 @@ impl TangoCollector {
                 result("refused", &self.reloads.refused),
             ],
         )?;
-        ConstCounter::new(self.reloads.rollbacks.load(Relaxed)).encode(enc.encode_descriptor(
+        single_counter(
+            enc,
             "tango_config_rollbacks",
             "Reloads rolled back by their canary (an alert they caused).",
-            None,
-            MetricType::Counter,
-        )?)?;
-        ConstCounter::new(self.reloads.rollback_failures.load(Relaxed)).encode(
-            enc.encode_descriptor(
-                "tango_config_rollback_failures",
-                "Attempts to roll a reload back that failed.",
-                None,
-                MetricType::Counter,
-            )?,
+            self.reloads.rollbacks.load(Relaxed),
         )?;
-        ConstCounter::new(self.rt.redirects.load(Relaxed)).encode(enc.encode_descriptor(
+        single_counter(
+            enc,
+            "tango_config_rollback_failures",
+            "Attempts to roll a reload back that failed.",
+            self.reloads.rollback_failures.load(Relaxed),
+        )?;
+        single_counter(
+            enc,
             "tango_redirects",
             "Requests answered with a route's redirect (no pool picked).",
-            None,
-            MetricType::Counter,
-        )?)
+            self.rt.redirects.load(Relaxed),
+        )
     }
 }
 
@@ -411,145 +285,4 @@ pub(crate) fn registry(
     let mut r = Registry::default();
     r.register_collector(Box::new(TangoCollector { rt, reloads, watch }));
     r
-}
-
-/// An exposition format, chosen per scrape from the `Accept` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exposition {
-    OpenMetrics,
-    /// The Prometheus text format, version 0.0.4.
-    Prometheus,
-}
-
-impl Exposition {
-    /// OpenMetrics when the scraper lists it at least as high as plain text (Prometheus
-    /// itself does); the Prometheus text format otherwise, and when there is no `Accept`.
-    pub(crate) fn negotiate(accept: Option<&str>) -> Self {
-        let (mut om, mut text) = (0.0f32, 0.0f32);
-        for range in accept.unwrap_or("").split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|v| v.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            match media.as_str() {
-                "application/openmetrics-text" => om = om.max(q),
-                "text/plain" | "text/*" | "*/*" => text = text.max(q),
-                _ => {}
-            }
-        }
-        if om > 0.0 && om >= text {
-            Exposition::OpenMetrics
-        } else {
-            Exposition::Prometheus
-        }
-    }
-
-    pub(crate) fn content_type(self) -> &'static str {
-        match self {
-            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Exposition::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
-        }
-    }
-}
-
-pub(crate) fn render(r: &Registry, format: Exposition) -> String {
-    let mut out = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, r) {
-        tracing::error!(error = %e, "encoding metrics failed");
-    }
-    match format {
-        Exposition::OpenMetrics => out,
-        Exposition::Prometheus => to_prometheus_text(&out),
-    }
-}
-
-/// OpenMetrics text to the Prometheus text format. The two differ, for what tango
-/// exports, in three ways: a counter family is named with its `_total` suffix in `HELP`
-/// and `TYPE`, there are no `UNIT` lines, and there is no `# EOF`.
-fn to_prometheus_text(om: &str) -> String {
-    let mut out = String::with_capacity(om.len() + 256);
-    let mut help: Option<&str> = None;
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if line.starts_with("# HELP ") {
-            // Written once its TYPE says whether the name needs `_total`.
-            if let Some(h) = help.replace(line) {
-                out.push_str(h);
-                out.push('\n');
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let counter = rest
-                .strip_suffix(" counter")
-                .filter(|name| !name.ends_with("_total"));
-            if let Some(h) = help.take() {
-                match (counter, h.strip_prefix("# HELP ")) {
-                    (Some(name), Some(text)) => {
-                        let text = text.strip_prefix(name).unwrap_or(text);
-                        out.push_str(&format!("# HELP {name}_total{text}\n"));
-                    }
-                    _ => {
-                        out.push_str(h);
-                        out.push('\n');
-                    }
-                }
-            }
-            match counter {
-                Some(name) => out.push_str(&format!("# TYPE {name}_total counter\n")),
-                None => {
-                    out.push_str(line);
-                    out.push('\n');
-                }
-            }
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{to_prometheus_text, Exposition};
-
-    #[test]
-    fn negotiation_follows_the_accept_header() {
-        use Exposition::*;
-        // What Prometheus 2.x sends.
-        let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-        assert_eq!(Exposition::negotiate(Some(prom)), OpenMetrics);
-        assert_eq!(Exposition::negotiate(None), Prometheus);
-        assert_eq!(Exposition::negotiate(Some("*/*")), Prometheus);
-        assert_eq!(
-            Exposition::negotiate(Some("text/plain;version=0.0.4")),
-            Prometheus
-        );
-        assert_eq!(
-            Exposition::negotiate(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
-            Prometheus
-        );
-        assert_eq!(
-            Exposition::negotiate(Some("application/openmetrics-text;q=0")),
-            Prometheus
-        );
-        assert_eq!(
-            Exposition::negotiate(Some("Application/OpenMetrics-Text; version=1.0.0")),
-            OpenMetrics
-        );
-    }
-
-    #[test]
-    fn counters_take_their_total_name_in_the_prometheus_format() {
-        let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\n# HELP b Gauge.\n# TYPE b gauge\nb 1\n# EOF\n";
-        assert_eq!(
-            to_prometheus_text(om),
-            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP b Gauge.\n# TYPE b gauge\nb 1\n"
-        );
-    }
 }

@@ -20,20 +20,26 @@
 //! to make room (`idle`); when none is idle the newcomer is answered `503` and closed,
 //! never queued. A listener a reload removes closes its sockets, and its connections
 //! drain as at shutdown (`Conns::stop`).
+//!
+//! The accept loop is `accept.rs`'s; the sockets, and the open-file limit they count
+//! against, are `sockets.rs`'s.
+
+mod accept;
+mod sockets;
 
 use super::access::AccessLog;
-use super::conn::{connection, Accepted, Admitted, Shared, Shutdown};
+use super::conn::{Shared, Shutdown};
 use super::idle::Conns;
 use super::spread::Spread;
 use super::tls::{self, CertSet, Resolver};
 use crate::runtime::Runtime;
+use accept::accept_loop;
+use sockets::{bind_all, raise_fd_limit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tango_core::config::{Config, Listener};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
@@ -346,203 +352,4 @@ fn acceptor_for(l: &Listener) -> anyhow::Result<Acceptor> {
     };
     let (a, r) = tls::acceptor(tls::load_for(&l.name, t)?)?;
     Ok((Some(a), Some(r)))
-}
-
-/// Raise the soft open-file limit to the hard one, as servers commonly do: every client
-/// and upstream connection is a descriptor, and the usual soft default (1024) is far below
-/// `max_connections`. Returns the limit in force.
-fn raise_fd_limit() -> Option<u64> {
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(n) => {
-            tracing::debug!(limit = n, "open-file limit");
-            Some(n)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "could not raise the open-file limit");
-            None
-        }
-    }
-}
-
-/// One listening socket per worker on `addr`, each registered with its worker's runtime
-/// (so its accept loop must run there). With port 0 the first socket gets a port from
-/// the kernel and the others join it.
-///
-/// `SO_REUSEPORT` would also let another process of the same user join the group and
-/// quietly take a share of the connections (a second tango started with the same
-/// file), so a socket without it is bound first: it fails, as binding always did, when
-/// anything already listens on the address.
-fn bind_all(addr: SocketAddr, workers: &[Handle]) -> std::io::Result<Vec<TcpListener>> {
-    if addr.port() != 0 {
-        let probe = socket_for(addr)?;
-        probe.bind(addr)?;
-    }
-    let mut addr = addr;
-    let mut out = Vec::with_capacity(workers.len());
-    for worker in workers {
-        let socket = socket_for(addr)?;
-        socket.set_reuseport(true)?;
-        socket.set_nodelay(true)?;
-        socket.bind(addr)?;
-        // `listen` registers the socket with the runtime entered.
-        let _entered = worker.enter();
-        let listener = socket.listen(4096)?;
-        addr = listener.local_addr()?;
-        out.push(listener);
-    }
-    Ok(out)
-}
-
-fn socket_for(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    Ok(socket)
-}
-
-/// Every connection one worker accepts for one listener, until the listener stops or
-/// tango shuts down. `settings` are the listener's, as the configuration in force
-/// gives them; `None` stops the loop.
-async fn accept_loop(
-    ctx: Arc<Shared>,
-    socket: Arc<TcpListener>,
-    mut settings: watch::Receiver<Option<Arc<Listener>>>,
-) {
-    let worker = crate::worker::id();
-    let mut shutdown = ctx.shutdown.subscribe();
-    let Some(mut lcfg) = settings.borrow_and_update().clone() else {
-        return;
-    };
-    loop {
-        // Biased, settings first: once a reload has handed the listener new settings
-        // (or stopped this loop, its sockets gone to loops in another TLS mode), no
-        // connection is accepted under the old ones.
-        let (stream, peer) = tokio::select! {
-            biased;
-            changed = settings.changed() => {
-                match changed.ok().and_then(|()| settings.borrow_and_update().clone()) {
-                    Some(l) => {
-                        lcfg = l;
-                        continue;
-                    }
-                    None => break,
-                }
-            },
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
-            r = socket.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(listener = %lcfg.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // At the cap, the connection idle longest is closed to make room; only when none
-        // is idle is the newcomer refused.
-        let Some(slot) = ctx.conns.admit(lcfg.max_connections) else {
-            tokio::spawn(refuse(stream, ctx.tls.is_some()));
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        // The address the client reached, for PROXY headers to backends: asked of the
-        // socket only when a pool sends them (a system call other connections skip).
-        let local = match ctx.rt.current().sends_proxy {
-            true => stream.local_addr().unwrap_or(lcfg.listen),
-            false => lcfg.listen,
-        };
-        let open = Admitted::new(ctx.clone(), slot);
-        let placed = ctx.spread.place(worker);
-        tracing::debug!(listener = %lcfg.name, worker, serves = placed.worker, %peer, "accepted");
-        let to = ctx.workers[placed.worker].clone();
-        let stream = match placed.worker == worker {
-            true => stream,
-            false => match move_to(&to, stream) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(listener = %lcfg.name, error = %e, "could not move a connection to another worker");
-                    // Dropping `open` gives its place back.
-                    continue;
-                }
-            },
-        };
-        let a = Accepted {
-            open,
-            stream,
-            peer,
-            local,
-            lcfg: lcfg.clone(),
-            placed,
-        };
-        to.spawn(connection(a));
-    }
-    if ctx.shutdown.is_draining() {
-        // Engine connections waiting for a request close now; busy ones after their
-        // response.
-        ctx.conns.wake_all();
-    } else {
-        // Removed by a reload: its connections drain as at shutdown (idle ones close
-        // now, busy ones after their response), since nothing else would end a
-        // keep-alive connection to an address no longer served, nor wake an idle one
-        // when shutdown begins.
-        ctx.conns.stop();
-    }
-    tracing::debug!(listener = %lcfg.name, worker, "accept loop stopped");
-}
-
-/// A socket this worker accepted, registered with the poller of the worker `to`
-/// instead (a connection goes to the worker with the fewest, see `spread`).
-fn move_to(to: &Handle, stream: TcpStream) -> std::io::Result<TcpStream> {
-    // In the other worker's runtime, `from_std` registers with its poller.
-    let _there = to.enter();
-    stream.into_std().and_then(TcpStream::from_std)
-}
-
-/// Over the connection limit: answer at once and close, never leave the client hanging.
-async fn refuse(mut stream: TcpStream, tls: bool) {
-    if !tls {
-        let _ = stream
-            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n")
-            .await;
-    }
-    let _ = stream.shutdown().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::worker::Workers;
-
-    #[test]
-    fn port_zero_binds_every_worker_to_one_port() {
-        let w = Workers::start(3).unwrap();
-        let socks = bind_all("127.0.0.1:0".parse().unwrap(), &w.handles()).unwrap();
-        let ports: Vec<u16> = socks
-            .iter()
-            .map(|s| s.local_addr().unwrap().port())
-            .collect();
-        assert_eq!(ports.len(), 3);
-        assert!(
-            ports[0] != 0 && ports.iter().all(|p| *p == ports[0]),
-            "{ports:?}"
-        );
-    }
-
-    #[test]
-    fn an_address_something_listens_on_is_refused_even_with_reuseport() {
-        let w = Workers::start(2).unwrap();
-        let first = bind_all("127.0.0.1:0".parse().unwrap(), &w.handles()).unwrap();
-        // A second group on the same port (a second tango with the same file).
-        let taken = first[0].local_addr().unwrap();
-        let e = bind_all(taken, &w.handles()).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
-        // Something else listening there, without SO_REUSEPORT.
-        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let e = bind_all(other.local_addr().unwrap(), &w.handles()).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
-    }
 }

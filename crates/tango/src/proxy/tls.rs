@@ -141,7 +141,7 @@ pub(crate) fn load_for(name: &str, tls: &Tls) -> anyhow::Result<CertSet> {
 /// yet at `now`: clients that verify refuse it, so it must not pass unseen.
 fn warn_out_of_date(listener: &str, served: &[Served], now: i64) {
     for s in served {
-        let names = server_names(s);
+        let names = certs::names(&s.names);
         let file = s.file.display();
         if now > s.not_after {
             tracing::warn!(listener, file = %file, server_names = %names,
@@ -152,15 +152,6 @@ fn warn_out_of_date(listener: &str, served: &[Served], now: i64) {
                 not_before = %certs::date(s.not_before), not_after = %certs::date(s.not_after),
                 "serving a certificate that is not valid yet: clients that verify it refuse the handshake; check the clock");
         }
-    }
-}
-
-/// A certificate's names for the log: `a.example,*.b.example`, or `(default)` for one
-/// without any.
-fn server_names(s: &Served) -> String {
-    match s.names.is_empty() {
-        true => "(default)".into(),
-        false => s.names.join(","),
     }
 }
 

@@ -2,10 +2,13 @@
 //! 100-continue`, responses without a length (read to the backend's close), HEAD and
 //! 304 without bodies, and a response far larger than any buffer, byte for byte;
 //! trailer sections (`trailers`); the log lines of requests that did not end whole
-//! (`cut_lines`), and of tango's own answer cut mid-write (`own_cut`); HTTP/1.0
-//! clients and interim answers (`versions`).
+//! (`cut_lines`), and the body bytes logged for an answer cut mid-write: tango's own
+//! (`own_cut`) and a backend's (`cut_bytes`), measured against what the kernel took
+//! (`kernel`); HTTP/1.0 clients and interim answers (`versions`).
 
+mod cut_bytes;
 mod cut_lines;
+mod kernel;
 mod own_cut;
 mod trailers;
 mod versions;

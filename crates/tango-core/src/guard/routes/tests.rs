@@ -102,7 +102,7 @@ fn a_busy_route_moved_to_a_one_backend_pool_is_refused_naming_route_pools_and_ba
     let (live, new, obs) = busy_api("solo");
     let j = run(&live, &new, &Overrides::default(), &obs);
     // Each pool's own split is the same: only the route gate sees it.
-    assert!(j.pools.iter().all(|p| !p.over), "{:?}", j.pools);
+    assert!(j.pools.iter().all(|p| !p.moves.over), "{:?}", j.pools);
     assert_eq!(j.refusals.len(), 1, "{:?}", j.reasons());
     let r = route_refusal(&j);
     assert_eq!(r.moved.route, "host * path /api");

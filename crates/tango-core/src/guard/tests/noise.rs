@@ -104,7 +104,7 @@ fn a_large_sample_predicts_from_its_requests_with_little_noise() {
     );
     assert!(!j.refused(), "{:?}", j.reasons());
     assert_eq!(j.pools[0].basis, KeyBasis::LiveSample { requests: n });
-    assert!(j.pools[0].kept.iter().all(|k| k.noise_points < 10.0));
+    assert!(j.pools[0].moves.kept.iter().all(|k| k.noise_points < 10.0));
     // A weight typo is refused from the sample as from the key space.
     let typo = ring("x-user", [1, 10, 1, 1], "", ALLOW_TNG001);
     let j = run(
@@ -134,7 +134,7 @@ fn the_noise_settings_in_force_decide_what_a_sample_shows() {
     let j = verdict("", 2000);
     let p = &j.pools[0];
     assert_eq!(p.basis, KeyBasis::LiveSample { requests: 2000 });
-    let w = p.worst().unwrap();
+    let w = p.moves.worst().unwrap();
     assert!(
         w.move_points() > 10.0 && !j.refused(),
         "{w:?} {:?}",
@@ -142,7 +142,7 @@ fn the_noise_settings_in_force_decide_what_a_sample_shows() {
     );
     // Taking every sampled move at face value refuses it.
     let j = verdict("\n[guard]\nnoise_sigmas = 0.0\n", 2000);
-    assert_eq!(j.refusals.len(), 1, "{:?}", j.pools[0].worst());
+    assert_eq!(j.refusals.len(), 1, "{:?}", j.pools[0].moves.worst());
     // 20 sampled requests are too few by default: the key space's split is judged.
     let j = verdict("", 20);
     assert!(matches!(

@@ -83,6 +83,30 @@ fn an_expired_certificate_is_a_warning_with_its_file_names_date_and_fix() {
     assert_eq!(l.problems.len(), 1, "{:#?}", l.problems);
 }
 
+/// A certificate's names read the same in the checklist as in the listener's warning
+/// (`certificate_names`): listed with `, `, or for a certificate without any, as the
+/// listener's default it is served as.
+#[test]
+fn a_certificate_is_named_by_its_server_names_or_as_the_listeners_default() {
+    let names = ["a.example".to_string(), "*.b.example".to_string()];
+    assert_eq!(
+        crate::lint::certificate_names(&names),
+        "a.example, *.b.example"
+    );
+    assert_eq!(
+        crate::lint::certificate_names(&[]),
+        "the listener's default"
+    );
+    let mut loaded = loaded_with(&tls_text(""), -30, 10);
+    loaded.certificates[0].names.clear();
+    let l = lint(&loaded);
+    let d = the("TNG023", &(loaded, l));
+    assert_eq!(
+        d.message,
+        "the certificate in /etc/tango/c.pem (the listener's default) expires in 10 days (2027-01-25T08:00:00Z)"
+    );
+}
+
 #[test]
 fn a_certificate_not_valid_yet_is_a_warning_with_its_date() {
     let d = the("TNG026", &with_cert(2, 400));

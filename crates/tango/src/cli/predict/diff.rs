@@ -267,7 +267,7 @@ fn human(r: &DiffReport, args: &DiffArgs) -> String {
             "\npool {}{note}: predicted share per backend\n",
             p.pool
         ));
-        out.push_str(&shares(p, r.max_shift_points));
+        out.push_str(&shares(p));
         out.push_str(&judged(p));
     }
     out.push('\n');
@@ -276,7 +276,7 @@ fn human(r: &DiffReport, args: &DiffArgs) -> String {
 
 /// A pool's backends, one row each: a backend keeps its row when its address changes
 /// (same name) or its name does (same address).
-fn shares(p: &PoolShift, max_shift_points: f64) -> String {
+fn shares(p: &PoolShift) -> String {
     let mut t = table::new(&[
         ("backend", Align::Left),
         ("address", Align::Left),
@@ -304,8 +304,7 @@ fn shares(p: &PoolShift, max_shift_points: f64) -> String {
         if let Some(old) = &b.moved_from {
             notes.push(format!("address was {old}"));
         }
-        let over = (p.moves.kept.iter().chain(&p.moves.joined))
-            .any(|k| k.name == b.name && k.excess_points() > max_shift_points);
+        let over = (p.moves.kept.iter().chain(&p.moves.joined)).any(|k| k.name == b.name && k.over);
         if over {
             notes.push("over the limit".to_string());
         }
@@ -391,20 +390,15 @@ fn shift_refusals(r: &DiffReport, old: &Loaded) -> Vec<Refusal> {
     (r.pools.iter())
         .filter(|p| p.fails)
         .filter_map(|p| {
-            let w = p.moves.worst()?;
-            Some(Refusal::Shift {
-                pool: p.pool.clone(),
-                backend: w.name.clone(),
-                from_pct: w.from_pct,
-                to_pct: w.to_pct,
-                rate_rps: 0.0,
-                max_shift_points: r.max_shift_points,
-                membership_changed: p.moves.membership_changed,
-                joins: p.moves.joins(w),
-                basis: KeyBasis::Weights,
-                noise_points: w.noise_points,
-                listed_in_force: old.config.guard.allow_shift.contains(&p.pool),
-            })
+            // Two files carry no live traffic: no observed rate, no sample (so no noise).
+            Refusal::shift(
+                &p.pool,
+                &p.moves,
+                KeyBasis::Weights,
+                0.0,
+                r.max_shift_points,
+                old.config.guard.allow_shift.contains(&p.pool),
+            )
         })
         .collect()
 }

@@ -26,6 +26,7 @@ mod preface;
 pub(crate) mod ring;
 mod request;
 mod response;
+mod sent;
 mod trailing;
 mod view;
 

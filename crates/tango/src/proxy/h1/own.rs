@@ -1,10 +1,11 @@
 //! tango's own answers on an engine connection: a redirect (a route that answers
 //! without a pool) and an error (a request no backend answered), each with the route's
 //! response edits, its body bytes counted as they went even when the write is cut
-//! (the client left, or stopped reading past `send_timeout`); and the variables those
-//! edits need, kept from the request head before a streaming body takes the head out
-//! of the buffer.
+//! (the client left or stopped reading past `send_timeout`, or the drain ended); and
+//! the variables those edits need, kept from the request head before a streaming body
+//! takes the head out of the buffer.
 
+use super::sent::Sent;
 use super::{date, io, Conn, Next};
 use crate::proxy::error::ProxyError;
 use std::io::IoSlice;
@@ -55,24 +56,36 @@ pub(super) struct For<'a> {
 
 /// Answer with a redirect to `location`. The request's body is not waited for: a
 /// connection whose body is not all in closes after lingering, as after an error.
+/// The body bytes sent are counted in `sent` as they go (see `answer`).
 pub(super) async fn redirect(
     c: &mut Conn<'_>,
     r: For<'_>,
+    sent: &mut Sent,
     status: u16,
     location: &[u8],
 ) -> (Next, u64) {
-    answer(c, r, status, Some(location), "", false).await
+    answer(c, r, sent, status, Some(location), "", false).await
 }
 
-/// tango's own answer to a request it could not get answered.
-pub(super) async fn error_response(c: &mut Conn<'_>, r: For<'_>, e: &ProxyError) -> (Next, u64) {
+/// tango's own answer to a request it could not get answered, its body bytes counted
+/// in `sent` as they go.
+pub(super) async fn error_response(
+    c: &mut Conn<'_>,
+    r: For<'_>,
+    sent: &mut Sent,
+    e: &ProxyError,
+) -> (Next, u64) {
     let text = format!("{e}\n");
-    answer(c, r, e.status().as_u16(), None, &text, e.refuses()).await
+    answer(c, r, sent, e.status().as_u16(), None, &text, e.refuses()).await
 }
 
+/// Write the answer, counting its body bytes in `sent` (which starts over: an own
+/// answer is the whole response) as the kernel takes them, so that a line written
+/// while the write is in progress (the drain's end drops it) has them too.
 async fn answer(
     c: &mut Conn<'_>,
     r: For<'_>,
+    sent: &mut Sent,
     status: u16,
     location: Option<&[u8]>,
     text: &str,
@@ -94,35 +107,17 @@ async fn answer(
         write_own_response(&mut out, &own, r.apply);
     });
     let limit = io::Limit::Stall(c.l.send_timeout);
-    let mut wrote = 0;
     let mut whole = [IoSlice::new(&out)];
-    let done = io::write_all(&c.s, &mut whole, limit, &mut c.timer, &mut wrote).await;
     // The body is the answer's end: what of it went before a cut (the client left, or
     // stopped reading past `send_timeout`) is what the log's `bytes_out` says.
-    let sent = body_sent(wrote, out.len(), text.len());
+    *sent = Sent::default();
+    let wrote = sent.write(out.len() - text.len(), text.len());
+    let done = io::write_all(&c.s, &mut whole, limit, &mut c.timer, wrote).await;
+    let sent = sent.total();
     match done {
         Ok(()) if keep => (Next::KeepAlive, sent),
         Ok(()) if r.body_done => (Next::Close, sent),
         Ok(()) => (Next::Linger, sent),
         Err(_) => (Next::Close, sent),
-    }
-}
-
-/// Of an answer `len` bytes long ending in a body of `body` bytes, the body bytes in
-/// its first `wrote`.
-fn body_sent(wrote: u64, len: usize, body: usize) -> u64 {
-    wrote.saturating_sub((len - body) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_cut_answer_counts_the_body_bytes_that_went() {
-        use super::body_sent;
-        assert_eq!(body_sent(0, 150, 30), 0);
-        assert_eq!(body_sent(120, 150, 30), 0);
-        assert_eq!(body_sent(121, 150, 30), 1);
-        assert_eq!(body_sent(150, 150, 30), 30);
-        assert_eq!(body_sent(100, 100, 0), 0);
     }
 }

@@ -1,5 +1,5 @@
 //! One request on an engine connection: its head read and judged, routed, tried at the
-//! pool's backends (`exchange::tries`), answered, counted and logged.
+//! pool's backends (`tries`, with `exchange::tries`), answered, counted and logged.
 //!
 //! The client's buffer holds the head, then whatever followed it: body bytes, or the
 //! next pipelined request. The head is written upstream from where it lies; body bytes
@@ -10,28 +10,24 @@
 mod auto;
 mod head;
 mod to_h2;
+mod tries;
 
-use super::body::{self, BodyIn};
+use super::body::BodyIn;
 use super::own::{self, error_response, For, Kept};
 use super::response::{self, Answer};
+use super::sent::Sent;
 use super::view::Raw;
 use super::{Conn, Next};
 use crate::proxy::access::{Outcome as LogOutcome, Pending};
 use crate::proxy::bufpool::{self, Buf};
 use crate::proxy::error::ProxyError;
-use crate::proxy::exchange::early::Early;
-use crate::proxy::exchange::{self, HeadFail, Target};
-use crate::runtime::{BackendState, PoolRuntime, RouteRules, Snapshot};
-use crate::upstream::{ConnPool, Upstream};
+use crate::proxy::exchange::Target;
+use crate::runtime::{PoolRuntime, RouteRules, Snapshot};
 use std::sync::Arc;
 use std::time::Duration;
 use tango_core::config::{Redirect, Target as RouteTarget, UpstreamProtocol};
-use tango_core::http1::codec::{
-    parse_request_into, write_request_head, Forwarding, Method, RequestFacts, RequestHead,
-    ResponseHead, Span,
-};
-use tango_core::retry::{Failure, Outcome};
-use tango_core::rewrite::{write_location, Apply, Edits, RequestUrl};
+use tango_core::http1::codec::{parse_request_into, Method, RequestFacts, RequestHead, Span};
+use tango_core::rewrite::{write_location, Apply, RequestUrl};
 use tokio::time::Instant;
 
 /// The request id forwarded: the client's (where it lies in the buffer) or a new one
@@ -64,8 +60,9 @@ struct Req<'h> {
     id: RequestId,
     body: BodyIn,
     /// Response body bytes sent to the client so far, counted as they go, so that a
-    /// request cut in the middle of its answer is logged with them.
-    sent: u64,
+    /// request cut in the middle of its answer (a write in progress too) is logged
+    /// with them.
+    sent: Sent,
 }
 
 /// A request and its access log entry, as `serve` holds them. When this is dropped
@@ -81,7 +78,7 @@ impl Drop for Serving<'_> {
     fn drop(&mut self) {
         if let Some(e) = self.log.entry.as_mut() {
             e.set_bytes_in(self.r.body.bytes_in());
-            e.set_bytes_out(self.r.sent);
+            e.set_bytes_out(self.r.sent.total());
         }
     }
 }
@@ -145,7 +142,7 @@ pub(super) async fn serve(c: &mut Conn<'_>, buf: &mut Buf) -> Next {
             head: &head,
             id,
             body,
-            sent: 0,
+            sent: Sent::default(),
         },
         // The snapshot is held across the request's awaits: a plain reference count,
         // since the lock-free guard's per-thread slots run out with many requests in
@@ -209,11 +206,14 @@ async fn dispatch(
     let pool_i = match route.map(|i| &snap.config.routes[i].target) {
         Some(RouteTarget::Pool(p)) => *p,
         Some(RouteTarget::Redirect(red)) => {
-            return Box::pin(redirect(c, buf, r, red, apply.as_ref())).await;
+            return Box::pin(redirect(c, buf, r, red, apply.as_ref(), target)).await;
         }
         None => {
             let answer = own_answer(r, apply.as_ref());
-            let (next, bytes) = Box::pin(error_response(c, answer, &ProxyError::NoRoute)).await;
+            // Set before the answer goes, for the line of one cut by the drain's end.
+            target.status = 404;
+            let e = &ProxyError::NoRoute;
+            let (next, bytes) = Box::pin(error_response(c, answer, &mut r.sent, e)).await;
             return (next, 404, bytes);
         }
     };
@@ -252,13 +252,14 @@ async fn dispatch(
             // Boxed, as every path that is not the common one, to keep the future of
             // a request small: it is moved into the heap for every request.
             let answer = own_answer(r, apply.as_ref());
-            let (next, bytes) = Box::pin(error_response(c, answer, &e)).await;
+            target.status = status;
+            let (next, bytes) = Box::pin(error_response(c, answer, &mut r.sent, &e)).await;
             (next, status, bytes)
         }
     }
 }
 
-fn own_answer<'a>(r: &'a Req<'_>, apply: Option<&'a Apply<'a>>) -> For<'a> {
+fn own_answer<'a>(r: &Req<'a>, apply: Option<&'a Apply<'a>>) -> For<'a> {
     For {
         head: r.head,
         body_done: r.body.done(),
@@ -266,13 +267,15 @@ fn own_answer<'a>(r: &'a Req<'_>, apply: Option<&'a Apply<'a>>) -> For<'a> {
     }
 }
 
-/// Answer a redirect route: the Location from the request, no pool touched.
+/// Answer a redirect route: the Location from the request, no pool touched. The
+/// status goes in `target` before the answer, for the line of one cut by the drain.
 async fn redirect(
     c: &mut Conn<'_>,
     buf: &[u8],
-    r: &Req<'_>,
+    r: &mut Req<'_>,
     red: &Redirect,
     apply: Option<&Apply<'_>>,
+    target: &mut Target,
 ) -> (Next, u16, u64) {
     let url = RequestUrl {
         tls: false,
@@ -283,14 +286,16 @@ async fn redirect(
     let answer = own_answer(r, apply);
     if write_location(red, &url, &mut location).is_err() {
         let e = ProxyError::BadRequest("no host to redirect to");
-        let (next, bytes) = own::error_response(c, answer, &e).await;
+        target.status = 400;
+        let (next, bytes) = own::error_response(c, answer, &mut r.sent, &e).await;
         return (next, 400, bytes);
     }
     c.ctx
         .rt
         .redirects
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (next, bytes) = own::redirect(c, answer, red.status, &location).await;
+    target.status = red.status;
+    let (next, bytes) = own::redirect(c, answer, &mut r.sent, red.status, &location).await;
     (next, red.status, bytes)
 }
 
@@ -324,7 +329,7 @@ struct Route<'p, 'a> {
     apply: Option<&'a Apply<'a>>,
 }
 
-/// Pick and try backends of pool `pool_i` until one answers.
+/// Pick and try backends of pool `pool_i` until one answers, by the pool's protocol.
 #[allow(clippy::too_many_arguments)]
 async fn forward<'p>(
     c: &mut Conn<'_>,
@@ -351,188 +356,17 @@ async fn forward<'p>(
         key
     };
     match pool.cfg.protocol {
-        UpstreamProtocol::Http1 => {}
+        UpstreamProtocol::Http1 => {
+            tries::forward(c, buf, r, pool, key, edits, target, started).await
+        }
         // Boxed: their futures stay out of the HTTP/1 request's.
         UpstreamProtocol::H2 => {
             let serve = to_h2::serve(c, buf, r, pool, key, route, started, target);
-            return Err(Box::pin(serve).await);
+            Err(Box::pin(serve).await)
         }
         UpstreamProtocol::Auto => {
             let serve = auto::forward(c, buf, r, pool, key, route, started, target);
-            return Box::pin(serve).await;
+            Box::pin(serve).await
         }
-    }
-    let rt = c.ctx.rt.as_ref();
-    let deadline = started + pool.cfg.timeout.min(c.ctx.settings.request_timeout);
-    let mut tries = exchange::Tries::new(rt, pool, key, deadline, r.resendable());
-    let mut now = started;
-    loop {
-        // The engine keeps the request's bytes until a body streams past the buffer,
-        // so it need not be told whether the request may be sent again.
-        let (i, _, remaining) = tries.next(target, now)?;
-        let t = Try {
-            pool,
-            i,
-            remaining,
-            now,
-            edits,
-        };
-        match attempt(c, buf, r, t, target).await {
-            Ok(Tried::Answer(a)) => return Ok(a),
-            Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
-            Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
-            Ok(Tried::ClientTimedOut) => return Err(ProxyError::ClientTimeout.into()),
-            Err(o) => tries.failed(o)?,
-        }
-        now = Instant::now();
-    }
-}
-
-/// One try: at backend `i` of `pool`, with `remaining` of the request's time at `now`.
-struct Try<'p> {
-    pool: &'p PoolRuntime,
-    i: usize,
-    remaining: Duration,
-    now: Instant,
-    /// The route's request edits.
-    edits: Option<&'p Edits>,
-}
-
-/// How a try that did not fail ended.
-// The answer is moved once per request; boxing it would allocate for every one.
-#[allow(clippy::large_enum_variant)]
-enum Tried<'p> {
-    Answer(Answer<'p>),
-    ClientGone,
-    BadBody,
-    ClientTimedOut,
-}
-
-/// Make one try.
-async fn attempt<'p>(
-    c: &mut Conn<'_>,
-    buf: &mut Buf,
-    r: &mut Req<'_>,
-    t: Try<'p>,
-    target: &mut Target,
-) -> Result<Tried<'p>, Outcome> {
-    let (pool, i) = (t.pool, t.i);
-    let rt = c.ctx.rt.as_ref();
-    let backend: &'p BackendState = &pool.backends[i];
-    let in_flight = exchange::reserve(pool, i, target.load_cap, backend)?;
-    let mut up = exchange::connect(
-        rt,
-        pool,
-        i,
-        &backend.conns,
-        &c.ctx.origin,
-        t.remaining,
-        t.now,
-    )
-    .await?;
-    // A pooled connection is at hand at once; a new one took its time.
-    let sent_at = if up.reused { t.now } else { Instant::now() };
-    let try_deadline = sent_at + t.remaining.min(pool.cfg.try_timeout);
-    // The head for the backend goes in the buffer its answer will be read into (one
-    // buffer fewer per request).
-    let mut rbuf = Buf::new();
-    {
-        // Scoped: nothing here lives across an await, so none of it is in the future.
-        let mut hex = [0; 32];
-        let fwd = Forwarding {
-            peer: c.ctx.peer_value.as_bytes(),
-            tls: false,
-            request_id: r.id.bytes(buf, &mut hex),
-            edits: t.edits,
-        };
-        write_request_head(&mut rbuf, r.head, buf, &fwd);
-    }
-    // Whether the backend took the whole request: a connection that did not is never
-    // reused, whatever its answer says.
-    let mut whole = true;
-    let mut early = Early::new(r.facts());
-    let to = body::Upward {
-        up: &mut up,
-        early: &mut early,
-        deadline: try_deadline,
-    };
-    match body::send(c, buf, r.head, &mut r.body, &rbuf, to).await {
-        Ok(body::Sent::Whole) => {}
-        // The backend may have answered before it stopped reading, or while it took
-        // no more: its answer is read as any other (none, and the try failed as a
-        // reset).
-        Ok(body::Sent::Stopped) => whole = false,
-        Ok(body::Sent::ClientGone) => return Ok(Tried::ClientGone),
-        Ok(body::Sent::BadBody) => return Ok(Tried::BadBody),
-        Ok(body::Sent::ClientTimedOut) => return Ok(Tried::ClientTimedOut),
-        Err(body::SendError::Stale) => return Err(Outcome::Stale),
-        Err(body::SendError::Upstream { timed_out }) => {
-            let took = sent_at.elapsed();
-            target.upstream = Some(took);
-            crate::proxy::accounting::record(rt, pool, i, None, Some(took));
-            return Err(if timed_out {
-                Outcome::TimedOut
-            } else {
-                Outcome::SentFailed(Failure::Reset)
-            });
-        }
-    }
-    // The answer is read on from what came while the body was being sent, if
-    // anything did.
-    rbuf.clear();
-    rbuf.extend_from_slice(&early.bytes);
-    let watch_from = sent_at + exchange::WATCH_CLIENT_AFTER;
-    let head = read_response(c, r, &mut up, &mut rbuf, (try_deadline, watch_from)).await;
-    if let Err(HeadFail::ClientGone) = head {
-        return Ok(Tried::ClientGone);
-    }
-    let at = Instant::now();
-    let took = at - sent_at;
-    target.upstream = Some(took);
-    let resend = up.reused && r.resendable();
-    let head = head.map_err(|why| exchange::failed_after_send(rt, pool, i, took, &why, resend))?;
-    crate::proxy::accounting::record(rt, pool, i, Some(head.status), Some(took));
-    Ok(Tried::Answer(Answer {
-        up,
-        rbuf,
-        head,
-        pool,
-        backend: i,
-        in_flight,
-        at,
-        whole,
-    }))
-}
-
-/// Read the final response head, passing interim responses to the client (except 100
-/// Continue, which tango answered itself when the client asked), at most
-/// [`exchange::MAX_INTERIM`] of them.
-async fn read_response(
-    c: &mut Conn<'_>,
-    r: &Req<'_>,
-    up: &mut Upstream<&ConnPool>,
-    rbuf: &mut Buf,
-    (deadline, watch_from): (Instant, Instant),
-) -> Result<Box<ResponseHead>, HeadFail> {
-    let mut interim = 0;
-    loop {
-        let head = exchange::read_response_head(
-            &mut up.stream,
-            rbuf,
-            r.facts(),
-            deadline,
-            &mut c.timer,
-            Some((&c.s, watch_from)),
-        )
-        .await
-        .map_err(|e| if interim > 0 { e.after_interim() } else { e })?;
-        if !head.interim {
-            return Ok(head);
-        }
-        exchange::count_interim(&mut interim)?;
-        if head.status != 100 {
-            Box::pin(response::interim(c, r.head, &head, rbuf)).await;
-        }
-        rbuf.drain(..head.head_len);
     }
 }

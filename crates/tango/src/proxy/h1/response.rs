@@ -13,6 +13,7 @@
 use super::body::BodyIn;
 use super::io::{self, Limit};
 use super::own::{self, For};
+use super::sent::Sent;
 use super::trailing::Section;
 use super::{date, Conn, Next};
 use crate::proxy::accounting::{self, BodyEnd};
@@ -48,7 +49,8 @@ pub(super) struct Answer<'p> {
 }
 
 /// Forward the response of `ans` to the client of the request `req` (whose body is
-/// `body`), counting the body bytes the client is sent in `sent` as they go. Returns
+/// `body`), counting the body bytes the kernel takes for the client in `sent` as they
+/// go (a write cut short counts what of it went, and no head or framing). Returns
 /// what the connection does next, the status the client got (the backend's, or `502`
 /// when its body proved unframeable before anything was sent) and how many body bytes
 /// the client was sent.
@@ -57,7 +59,7 @@ pub(super) async fn forward(
     buf: &mut Buf,
     req: &RequestHead,
     body: &mut BodyIn,
-    sent: &mut u64,
+    sent: &mut Sent,
     ans: Answer<'_>,
     edits: Option<&Apply<'_>>,
 ) -> (Next, u16, u64) {
@@ -83,7 +85,7 @@ pub(super) async fn forward(
         accounting::body_end(rt, pool, backend, head.status, BodyEnd::Backend);
         drop(in_flight);
         bufpool::unbox(head);
-        return Box::pin(bad_response(c, req, body, edits)).await;
+        return Box::pin(bad_response(c, req, body, sent, edits)).await;
     }
     // The head for the client goes after what the client's buffer holds (a pipelined
     // request, if anything), and is taken off again once written.
@@ -95,13 +97,13 @@ pub(super) async fn forward(
         let next = Box::pin(tunnel(c, buf, mark, body, sent, up, early)).await;
         accounting::body_end(rt, pool, backend, head.status, BodyEnd::Whole);
         drop(in_flight);
-        return (next, status, *sent);
+        return (next, status, sent.total());
     }
     let mut f = Flow {
         c,
         up: &mut up,
         rbuf: &mut rbuf,
-        bytes: sent,
+        sent,
     };
     let relayed = f.relay(head.head_len, plan.body, &buf[mark..]).await;
     buf.truncate(mark);
@@ -131,13 +133,13 @@ pub(super) async fn forward(
             } else {
                 Next::Linger
             };
-            (next, status, *sent)
+            (next, status, sent.total())
         }
         // Nothing of the response has gone out: the client can still be told.
-        Err(Cut { unsent: true, .. }) => Box::pin(bad_response(c, req, body, edits)).await,
+        Err(Cut { unsent: true, .. }) => Box::pin(bad_response(c, req, body, sent, edits)).await,
         // The client has part of a response it cannot take for whole: end the
         // connection, so it knows.
-        Err(_) => (Next::Close, status, *sent),
+        Err(_) => (Next::Close, status, sent.total()),
     }
 }
 
@@ -147,6 +149,7 @@ async fn bad_response(
     c: &mut Conn<'_>,
     req: &RequestHead,
     body: &BodyIn,
+    sent: &mut Sent,
     edits: Option<&Apply<'_>>,
 ) -> (Next, u16, u64) {
     let own = For {
@@ -155,7 +158,7 @@ async fn bad_response(
         apply: edits,
     };
     let e = ProxyError::BadResponse;
-    let (next, bytes) = own::error_response(c, own, &e).await;
+    let (next, bytes) = own::error_response(c, own, sent, &e).await;
     (next, e.status().as_u16(), bytes)
 }
 
@@ -188,7 +191,7 @@ pub(super) async fn interim(c: &mut Conn<'_>, req: &RequestHead, head: &Response
 }
 
 /// How a relayed body ended (the body bytes the client was sent are in the request's
-/// count, `Flow::bytes`).
+/// count, `Flow::sent`).
 struct End {
     /// The response ended where its framing said and nothing followed it: the upstream
     /// connection can serve another request.
@@ -229,18 +232,19 @@ struct Flow<'a, 'c, 'p> {
     up: &'a mut Upstream<&'p ConnPool>,
     rbuf: &'a mut Buf,
     /// Body bytes the client was sent, in the request's own count (0 at the start).
-    bytes: &'a mut u64,
+    sent: &'a mut Sent,
 }
 
-/// Write to the client.
-async fn send(c: &mut Conn<'_>, parts: &[&[u8]]) -> Result<(), Cut> {
+/// Write to the client, adding to `wrote` as the kernel takes bytes (from the
+/// request's count: `Sent::write`).
+async fn send(c: &mut Conn<'_>, parts: &[&[u8]], wrote: &mut u64) -> Result<(), Cut> {
     let mut slices = [IoSlice::new(&[]); 4];
     for (s, p) in slices.iter_mut().zip(parts) {
         *s = IoSlice::new(p);
     }
     let limit = Limit::Stall(c.l.send_timeout);
     let n = parts.len().min(4);
-    io::write_all(&c.s, &mut slices[..n], limit, &mut c.timer, &mut 0)
+    io::write_all(&c.s, &mut slices[..n], limit, &mut c.timer, wrote)
         .await
         .map_err(|_| Cut::client())
 }
@@ -251,7 +255,7 @@ impl Flow<'_, '_, '_> {
     async fn relay(&mut self, at: usize, plan: BodyPlan, out: &[u8]) -> Result<End, Cut> {
         match plan {
             BodyPlan::None => {
-                send(self.c, &[out]).await?;
+                send(self.c, &[out], self.sent.write(out.len(), 0)).await?;
                 Ok(End {
                     reusable: self.rbuf.len() == at,
                     waited: false,
@@ -281,8 +285,9 @@ impl Flow<'_, '_, '_> {
         let avail = self.rbuf.len() - at;
         let first = n.min(avail as u64) as usize;
         let mut extra = avail > first;
-        *self.bytes = first as u64;
-        send(self.c, &[out, &self.rbuf[at..at + first]]).await?;
+        // The head is no body: a cut inside it sends none.
+        let wrote = self.sent.write(out.len(), first);
+        send(self.c, &[out, &self.rbuf[at..at + first]], wrote).await?;
         let mut left = n - first as u64;
         let waited = left > 0;
         while left > 0 {
@@ -293,8 +298,7 @@ impl Flow<'_, '_, '_> {
             }
             let take = left.min(got as u64) as usize;
             extra |= got > take;
-            send(self.c, &[&self.rbuf[..take]]).await?;
-            *self.bytes += take as u64;
+            send(self.c, &[&self.rbuf[..take]], self.sent.write(0, take)).await?;
             left -= take as u64;
         }
         Ok(End {
@@ -346,11 +350,22 @@ impl Flow<'_, '_, '_> {
             } else {
                 &input[..feed.used - trailing.len()]
             };
+            // Passed on as chunks, the data and its framing interleave: what of a cut
+            // write was data is not told, so the data counts once its write is through.
+            // Dechunked, the data follows the head alone.
+            let lead = head.map_or(0, <[u8]>::len);
+            let wrote = if dechunk {
+                self.sent.write(lead, body.len())
+            } else {
+                self.sent.write(0, 0)
+            };
             match head.take() {
-                Some(h) => send(self.c, &[h, body, &last]).await?,
-                None => send(self.c, &[body, &last]).await?,
+                Some(h) => send(self.c, &[h, body, &last], wrote).await?,
+                None => send(self.c, &[body, &last], wrote).await?,
             }
-            *self.bytes += count;
+            if !dechunk {
+                self.sent.add(count);
+            }
             if feed.done {
                 return Ok(End {
                     reusable: feed.used == input.len(),
@@ -377,18 +392,21 @@ impl Flow<'_, '_, '_> {
                 Some(p) => [p.as_bytes(), data, b"\r\n"],
                 None => [data, b"", b""],
             };
+            let lead = prefix.as_ref().map_or(0, |p| p.as_bytes().len());
             match head.take() {
-                Some(h) => send(self.c, &[h, framed[0], framed[1], framed[2]]).await?,
-                None => send(self.c, &framed).await?,
+                Some(h) => {
+                    let wrote = self.sent.write(h.len() + lead, data.len());
+                    send(self.c, &[h, framed[0], framed[1], framed[2]], wrote).await?;
+                }
+                None => send(self.c, &framed, self.sent.write(lead, data.len())).await?,
             }
-            *self.bytes += n;
             if self.read().await? == 0 {
                 break;
             }
             from = 0;
         }
         if encode {
-            send(self.c, &[LAST_CHUNK]).await?;
+            send(self.c, &[LAST_CHUNK], self.sent.write(0, 0)).await?;
         }
         Ok(End {
             reusable: false,
@@ -406,19 +424,19 @@ async fn tunnel(
     buf: &mut Buf,
     head: usize,
     body: &mut BodyIn,
-    sent: &mut u64,
+    sent: &mut Sent,
     mut up: Upstream<&ConnPool>,
     early: &[u8],
 ) -> Next {
     let mut first = [IoSlice::new(&buf[head..]), IoSlice::new(early)];
     let limit = Limit::Stall(c.l.send_timeout);
-    if io::write_all(&c.s, &mut first, limit, &mut c.timer, &mut 0)
+    let wrote = sent.write(buf.len() - head, early.len());
+    if io::write_all(&c.s, &mut first, limit, &mut c.timer, wrote)
         .await
         .is_err()
     {
         return Next::Close;
     }
-    *sent += early.len() as u64;
     buf.truncate(head);
     // What the client sent after its request already belongs to the new protocol.
     body.finish(buf);
@@ -435,7 +453,7 @@ async fn tunnel(
     let mut client = ConnIo::new(&mut c.s, None, Some((c.l.send_timeout, c.slot.clone())));
     let idle = c.l.idle_timeout;
     let carried = crate::proxy::tunnel::relay(&mut client, &mut up.stream, idle, shutdown).await;
-    *sent += carried.to_client;
+    sent.add(carried.to_client);
     body.carried(carried.to_upstream);
     Next::Close
 }

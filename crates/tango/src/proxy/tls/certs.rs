@@ -169,6 +169,9 @@ fn inspect(der: &CertificateDer<'_>) -> Result<(i64, i64, Vec<String>), String> 
 /// `2026-11-29T21:59:46Z`, as the checklist writes it.
 pub(crate) use tango_core::lint::certificate_date as date;
 
+/// `a.example, *.b.example`, or `the listener's default`, as the checklist writes them.
+pub(crate) use tango_core::lint::certificate_names as names;
+
 pub(crate) fn at_cert(entry: &CertEntry, msg: String, hint: String) -> Box<Diagnostic> {
     Box::new(Diagnostic::error(&entry.key_path, Some(entry.cert_span), msg).with_hint(hint))
 }

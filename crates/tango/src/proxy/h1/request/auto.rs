@@ -5,7 +5,8 @@
 //! attempt counted), now by the right path.
 
 use super::to_h2::{self, Translated};
-use super::{attempt, Abort, Req, Route, Tried, Try};
+use super::tries::{attempt, Tried, Try};
+use super::{Abort, Req, Route};
 use crate::proxy::bufpool::Buf;
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::h2 as up;

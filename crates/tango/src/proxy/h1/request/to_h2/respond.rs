@@ -4,6 +4,7 @@
 //! trailers in the last one, or until close to an HTTP/1.0 client).
 
 use super::super::super::io::{self, Limit};
+use super::super::super::sent::Sent;
 use super::super::super::{date, Conn, Next};
 use super::super::Req;
 use crate::proxy::accounting::BodyEnd;
@@ -71,7 +72,7 @@ pub(super) async fn respond(
         return (next, 0, BodyEnd::Whole);
     }
     let ended = relay(c, &mut recv, framing, &mut r.sent).await;
-    let bytes = r.sent;
+    let bytes = r.sent.total();
     match ended {
         Ok(()) if length.is_none_or(|n| n == bytes) => {
             let next = if keep { Next::KeepAlive } else { Next::Linger };
@@ -138,15 +139,16 @@ pub(super) fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// The body's data to the client as `framing` says, then (chunked) the trailers,
-/// counted in `bytes` (0 at the start) as they go. `Ok` when the stream ended cleanly,
-/// `Err` with who broke it off when not: the backend (a reset or failed stream, silence
-/// past the stall timeout) or the client (a write that failed or stalled).
+/// The body's data to the client as `framing` says, then (chunked) the trailers, the
+/// data counted in `sent` (0 at the start) as the kernel takes it, a write cut short
+/// counting what of its data went. `Ok` when the stream ended cleanly, `Err` with who
+/// broke it off when not: the backend (a reset or failed stream, silence past the
+/// stall timeout) or the client (a write that failed or stalled).
 async fn relay(
     c: &mut Conn<'_>,
     recv: &mut ::h2::RecvStream,
     framing: Framing,
-    bytes: &mut u64,
+    sent: &mut Sent,
 ) -> Result<(), BodyEnd> {
     let chunked = framing == Framing::Chunked;
     let limit = Limit::Stall(c.l.send_timeout);
@@ -164,13 +166,14 @@ async fn relay(
         }
         let prefix = chunked.then(|| ChunkPrefix::new(data.len() as u64));
         let mut parts = io::framed(prefix.as_ref(), &data);
-        if io::write_all(&c.s, &mut parts, limit, &mut c.timer, &mut 0)
+        let lead = prefix.as_ref().map_or(0, |p| p.as_bytes().len());
+        let wrote = sent.write(lead, data.len());
+        if io::write_all(&c.s, &mut parts, limit, &mut c.timer, wrote)
             .await
             .is_err()
         {
             return Err(BodyEnd::Client);
         }
-        *bytes += data.len() as u64;
     }
     let trailers = match tokio::time::timeout(stall, recv.trailers()).await {
         Ok(Ok(t)) => t,
