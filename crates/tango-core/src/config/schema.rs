@@ -3,7 +3,7 @@
 //! did-you-mean.
 //!
 //! serde stops at its first error, so `tango check` would otherwise report one mistake
-//! per run. Here the document is walked against the key lists below (which mirror
+//! per run. Here the document is walked against the key lists of `keys.rs` (which mirror
 //! `file.rs`; a test keeps them in step), and every offending key-value is blanked out of
 //! a copy of the text (byte for byte, so spans stay valid). That copy then deserialises,
 //! and validation reports the remaining problems in the same run.
@@ -12,184 +12,10 @@ use crate::diag::{did_you_mean, Diagnostic, Span};
 use std::ops::Range;
 use toml_edit::{Item, TableLike, Value};
 
-#[derive(Clone, Copy)]
-enum Ty {
-    Str,
-    Int,
-    UInt,
-    Float,
-    Bool,
-    Strs,
-    /// A table of string values under any keys (header names).
-    StrMap,
-    Table(&'static [F]),
-    Tables(&'static [F]),
-}
+mod keys;
 
-/// A key, its type, and whether serde requires it (a required key is never blanked).
-struct F(&'static str, Ty, bool);
-
-use Ty::*;
-
-const ROOT: &[F] = &[
-    F("admin", Table(ADMIN), false),
-    F("listener", Tables(LISTENER), false),
-    F("route", Tables(ROUTE), false),
-    F("pool", Tables(POOL), false),
-    F("allow", Tables(ALLOW), false),
-    F("alerts", Table(ALERTS), false),
-    F("guard", Table(GUARD), false),
-];
-const GUARD: &[F] = &[
-    F("enabled", Bool, false),
-    F("max_shift", Float, false),
-    F("canary", Str, false),
-    F("rollback", Bool, false),
-    F("noise_sigmas", Float, false),
-    F("min_sample", UInt, false),
-    F("allow_shift", Strs, false),
-];
-const ALERTS: &[F] = &[F("webhook", Str, false), F("alertmanager", Str, false)];
-const ADMIN: &[F] = &[
-    F("listen", Str, false),
-    F("token", Str, false),
-    F("token_file", Str, false),
-    F("state_dir", Str, false),
-    F("journal_max_bytes", UInt, false),
-];
-const LISTENER: &[F] = &[
-    F("name", Str, false),
-    F("listen", Str, true),
-    F("tls", Table(TLS), false),
-    F("header_timeout", Str, false),
-    F("first_byte_timeout", Str, false),
-    F("idle_timeout", Str, false),
-    F("request_timeout", Str, false),
-    F("send_timeout", Str, false),
-    F("max_connections", Int, false),
-    F("max_header_bytes", Int, false),
-    F("trusted_proxies", Strs, false),
-    F("proxy_protocol", Table(PROXY_PROTOCOL), false),
-];
-const TLS: &[F] = &[
-    F("cert", Str, false),
-    F("key", Str, false),
-    F("certs", Tables(CERT), false),
-];
-const CERT: &[F] = &[
-    F("cert", Str, true),
-    F("key", Str, true),
-    F("names", Strs, false),
-    F("default", Bool, false),
-];
-const PROXY_PROTOCOL: &[F] = &[F("trusted", Strs, false)];
-const ROUTE: &[F] = &[
-    F("host", Str, false),
-    F("path_prefix", Str, false),
-    F("pool", Str, false),
-    F("headers", Table(HEADERS), false),
-    F("redirect", Table(REDIRECT), false),
-];
-const HEADERS: &[F] = &[
-    F("request", Table(HEADER_EDITS), false),
-    F("response", Table(HEADER_EDITS), false),
-];
-const HEADER_EDITS: &[F] = &[
-    F("set", StrMap, false),
-    F("append", StrMap, false),
-    F("remove", Strs, false),
-];
-const REDIRECT: &[F] = &[
-    F("status", Int, false),
-    F("scheme", Str, false),
-    F("host", Str, false),
-    F("port", Int, false),
-    F("path", Str, false),
-];
-const POOL: &[F] = &[
-    F("name", Str, true),
-    F("policy", Str, false),
-    F("hash_key", Table(HASH_KEY), false),
-    F("on_missing_key", Str, false),
-    F("max_load_factor", Float, false),
-    F("ring_points", Int, false),
-    F("ewma_decay", Str, false),
-    F("slow_start", Str, false),
-    F("connect_timeout", Str, false),
-    F("try_timeout", Str, false),
-    F("timeout", Str, false),
-    F("idle_timeout", Str, false),
-    F("max_attempts", Int, false),
-    F("retry_budget", Float, false),
-    F("panic_threshold", Float, false),
-    F("tls", Table(POOL_TLS), false),
-    F("protocol", Str, false),
-    F("send_proxy_protocol", Str, false),
-    F("health", Table(HEALTH), false),
-    F("outlier", Table(OUTLIER), false),
-    F("backend", Tables(BACKEND), false),
-];
-const POOL_TLS: &[F] = &[
-    F("ca", Str, false),
-    F("server_name", Str, false),
-    F("cert", Str, false),
-    F("key", Str, false),
-    F("verify", Bool, false),
-];
-const HASH_KEY: &[F] = &[F("source", Str, true), F("name", Str, false)];
-const HEALTH: &[F] = &[
-    F("kind", Str, false),
-    F("service", Str, false),
-    F("path", Str, false),
-    F("method", Str, false),
-    F("host", Str, false),
-    F("expect", Strs, false),
-    F("interval", Str, false),
-    F("timeout", Str, false),
-    F("jitter", Float, false),
-    F("rise", Int, false),
-    F("fall", Int, false),
-];
-const OUTLIER: &[F] = &[
-    F("consecutive_failures", Int, false),
-    F("base_ejection", Str, false),
-    F("max_ejection", Str, false),
-    F("max_ejected_percent", Float, false),
-];
-const BACKEND: &[F] = &[
-    F("name", Str, false),
-    F("address", Str, true),
-    F("weight", Int, false),
-    F("max_connections", Int, false),
-    F("max_in_flight", Int, false),
-];
-const ALLOW: &[F] = &[
-    F("rule", Str, true),
-    F("reason", Str, false),
-    F("pool", Str, false),
-];
-
-/// Every table of the schema with the header that introduces it, for "a key of ..." hints.
-const TABLES: &[(&str, &[F])] = &[
-    ("[admin]", ADMIN),
-    ("[[listener]]", LISTENER),
-    ("[listener.tls]", TLS),
-    ("[[listener.tls.certs]]", CERT),
-    ("[listener.proxy_protocol]", PROXY_PROTOCOL),
-    ("[[route]]", ROUTE),
-    ("[route.headers]", HEADERS),
-    ("[route.headers.request]", HEADER_EDITS),
-    ("[route.redirect]", REDIRECT),
-    ("[[pool]]", POOL),
-    ("[pool.tls]", POOL_TLS),
-    ("[pool.hash_key]", HASH_KEY),
-    ("[pool.health]", HEALTH),
-    ("[pool.outlier]", OUTLIER),
-    ("[[pool.backend]]", BACKEND),
-    ("[[allow]]", ALLOW),
-    ("[alerts]", ALERTS),
-    ("[guard]", GUARD),
-];
+use keys::Ty::{self, *};
+use keys::{F, ROOT, TABLES};
 
 /// What the shape check found, and the text with every offending key-value blanked.
 pub(crate) struct Shape {
@@ -231,7 +57,7 @@ struct Walk<'t> {
 impl Walk<'_> {
     fn table(&mut self, t: &dyn TableLike, fields: &[F], path: &str, label: &str) {
         for (name, item) in t.iter() {
-            let key_span = t.get_key_value(name).and_then(|(k, _)| k.span());
+            let key_span = key_span(t, name);
             let key = join(path, name);
             match fields.iter().find(|f| f.0 == name) {
                 None => {
@@ -271,17 +97,12 @@ impl Walk<'_> {
                 true
             }
             (Tables(fs), Item::ArrayOfTables(a)) => {
-                let label = format!("[[{}]]", strip(key));
-                for (i, t) in a.iter().enumerate() {
-                    self.table(t, fs, &element(key, i, t), &label);
-                }
+                self.tables(a.iter().map(|t| t as &dyn TableLike), fs, key);
                 true
             }
             (Tables(fs), Item::Value(Value::Array(a))) if a.iter().all(|v| v.is_inline_table()) => {
-                let label = format!("[[{}]]", strip(key));
-                for (i, t) in a.iter().filter_map(Value::as_inline_table).enumerate() {
-                    self.table(t, fs, &element(key, i, t), &label);
-                }
+                let inline = a.iter().filter_map(Value::as_inline_table);
+                self.tables(inline.map(|t| t as &dyn TableLike), fs, key);
                 true
             }
             _ => false,
@@ -307,6 +128,14 @@ impl Walk<'_> {
         }
     }
 
+    /// An array of tables (`[[key]]` or inline), each walked as the table it is.
+    fn tables<'a>(&mut self, ts: impl Iterator<Item = &'a dyn TableLike>, fs: &[F], key: &str) {
+        let label = format!("[[{}]]", strip(key));
+        for (i, t) in ts.enumerate() {
+            self.table(t, fs, &element(key, i, t), &label);
+        }
+    }
+
     /// A table of strings under any keys: each value that is not a string is reported
     /// and blanked.
     fn str_map(&mut self, t: &dyn TableLike, path: &str) {
@@ -314,7 +143,7 @@ impl Walk<'_> {
             if item.as_str().is_some() {
                 continue;
             }
-            let key_span = t.get_key_value(name).and_then(|(k, _)| k.span());
+            let key_span = key_span(t, name);
             let span = item.span().or_else(|| key_span.clone()).map(Span::from);
             let d = Diagnostic::error(
                 join(path, name),
@@ -351,7 +180,7 @@ impl Walk<'_> {
             self.blank.push(s);
         }
         for (name, item) in t.iter() {
-            let key_span = t.get_key_value(name).and_then(|(k, _)| k.span());
+            let key_span = key_span(t, name);
             self.blank_kv(key_span, item);
         }
     }
@@ -381,6 +210,11 @@ impl Walk<'_> {
             end
         }
     }
+}
+
+/// Where `name`'s key is written in `t`.
+fn key_span(t: &dyn TableLike, name: &str) -> Option<Range<usize>> {
+    t.get_key_value(name).and_then(|(k, _)| k.span())
 }
 
 fn join(path: &str, name: &str) -> String {

@@ -28,10 +28,14 @@
 
 use super::time::clock;
 use super::{ConfigSource, Event, EventKind};
-use crate::alert::{AlertKind, Cause, Change, ChangeKind, Evidence, Series, SuspectedCause};
+use crate::alert::{AlertKind, Cause, Change, ChangeKind, Evidence, SuspectedCause};
 use outage::{out_cause, still_out};
+use outlier::outlier_cause;
+use series::series;
 
 mod outage;
+mod outlier;
+mod series;
 
 /// How far before the onset a change is still a suspect.
 pub const LOOKBACK_MS: u64 = 5 * 60 * 1000;
@@ -43,16 +47,6 @@ pub const SERIES_GAP_MS: u64 = 15 * 60 * 1000;
 /// against the configured weights) may be its cause: the onset is dated by the CUSUM's
 /// last zero or, at a low rate, by a window of up to 30 ticks that began to show it.
 pub const HEALTH_NEAR_MS: u64 = 30_000;
-/// A pool-wide change (policy, hashing, health, timeouts, a backend removed) explains a
-/// backend's latency or errors only when they began within this long after it: such a
-/// setting shows with the first requests under it, and the onset is dated to the tick
-/// (walked back over the ticks that stand out), so a backend that served normally for
-/// longer after the change broke for reasons of its own. Blaming the change would also
-/// have its canary roll back an innocent reload. A constant, not a `[guard]` setting: it
-/// is how closely the onset is dated (a tick or two, plus `SLACK_MS`), not a tolerance
-/// an operator trades; and it decides the incident's stated cause too, not only the
-/// canary's verdict.
-const POOL_WIDE_NEAR_MS: u64 = 5_000;
 /// The onset is an estimate to about a tick or two; a change journaled just after it
 /// still counts.
 const SLACK_MS: u64 = 5_000;
@@ -229,97 +223,19 @@ fn key_cause(
     }
     let mut clause = format!("likely cause: the key distribution ({why})");
     if let Some((_, e, c)) = moves {
-        clause.push_str(&format!(
-            "; config generation {} at {} {}",
-            e.generation,
-            clock(e.ts_ms),
-            c.describe()
-        ));
+        clause.push_str(&format!("; {}", change_at(e, c)));
     }
     SuspectedCause::new(alert, Cause::KeyDistribution, clause)
 }
 
-/// A pool-wide change that can make one backend slower or failing than the others.
-fn pool_wide_outlier_cause(c: &Change) -> bool {
-    matches!(
-        c.kind,
-        ChangeKind::Policy { .. }
-            | ChangeKind::HashKey { .. }
-            | ChangeKind::Hashing { .. }
-            | ChangeKind::Health { .. }
-            | ChangeKind::Timeouts { .. }
-            | ChangeKind::BackendRemoved { .. }
+/// A change and when: "config generation 4 at 14:29:31 changed b2's weight from 1 to 10".
+fn change_at(e: &Event, c: &Change) -> String {
+    format!(
+        "config generation {} at {} {}",
+        e.generation,
+        clock(e.ts_ms),
+        c.describe()
     )
-}
-
-/// A change that sends the backend less traffic: it cannot make it slower or failing.
-fn lowers_weight(c: &Change) -> bool {
-    matches!(c.kind, ChangeKind::Weight { from, to } if to < from)
-}
-
-fn outlier_cause(alert: &Evidence, window: &[&Event], all: &[Event]) -> SuspectedCause {
-    let best = best_change(window, alert.onset_ms, |e, c| {
-        if c.pool != alert.pool {
-            return None;
-        }
-        if c.backend.as_deref() == Some(alert.backend.as_str()) {
-            return (!lowers_weight(c)).then_some(0);
-        }
-        (pool_wide_outlier_cause(c) && e.ts_ms + POOL_WIDE_NEAR_MS >= alert.onset_ms).then_some(1)
-    });
-    if let Some((_, e, c)) = best {
-        return config_cause(alert, e, c, all);
-    }
-    let b = &alert.backend;
-    let state = match alert.kind {
-        AlertKind::Errors => "is failing",
-        _ => "is slower",
-    };
-    // A change did touch the backend or its pool's settings and is not the cause: say
-    // which, and why.
-    let lowered = best_change(window, alert.onset_ms, |_, c| {
-        (c.pool == alert.pool && c.backend.as_deref() == Some(b.as_str()) && lowers_weight(c))
-            .then_some(0)
-    });
-    let earlier = best_change(window, alert.onset_ms, |_, c| {
-        (c.pool == alert.pool && c.backend.is_none() && pool_wide_outlier_cause(c)).then_some(0)
-    });
-    let why_not = |(_, e, c): (Key, &Event, &Change), why: String| {
-        format!(
-            "config generation {} at {} {}, {why}",
-            e.generation,
-            clock(e.ts_ms),
-            c.describe()
-        )
-    };
-    let touched = match (lowered, earlier) {
-        (Some(l), _) => why_not(l, format!(
-            "which sends it less traffic, not more, and no other configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
-            alert.pool
-        )),
-        (None, Some(w)) => {
-            let before = alert.onset_ms.saturating_sub(w.1.ts_ms).div_ceil(1000);
-            why_not(w, format!(
-                "{before} s before this began ({b}'s requests under it were fine until then, and a pool's setting shows with its first requests), and no configuration change touched {b}"
-            ))
-        }
-        (None, None) => format!(
-            "no configuration change touched {b} or pool {}'s policy, hashing, health or timeout settings",
-            alert.pool
-        ),
-    };
-    let mut clause = format!(
-        "{touched} in the {} minutes before; {b} itself {state}",
-        LOOKBACK_MS / 60_000
-    );
-    let own_health = latest(window, |e| on_backend(e, alert));
-    if let Some(h) = own_health {
-        clause.push_str(&format!("; {}", health_clause(h)));
-    }
-    let mut cause = SuspectedCause::new(alert, Cause::Backend, clause);
-    cause.at_ms = own_health.map(|h| h.ts_ms);
-    cause.backend = Some(b.clone());
-    cause
 }
 
 fn latest<'a>(window: &[&'a Event], f: impl Fn(&Event) -> bool) -> Option<&'a Event> {
@@ -384,55 +300,6 @@ fn config_cause(alert: &Evidence, e: &Event, c: &Change, all: &[Event]) -> Suspe
     cause.backend = c.backend.clone();
     cause.series = series;
     cause
-}
-
-/// The run of weight changes to `c`'s backend that ends with `c` (journaled in `e`), if
-/// it has more than one step.
-fn series(e: &Event, c: &Change, all: &[Event]) -> Option<Series> {
-    let (ChangeKind::Weight { from, to }, Some(backend)) = (&c.kind, &c.backend) else {
-        return None;
-    };
-    // Every earlier weight change to this backend, newest first.
-    let mut steps: Vec<(u64, u64, u32, u32)> = all
-        .iter()
-        .filter(|x| x.ts_ms < e.ts_ms)
-        .filter_map(|x| match &x.kind {
-            EventKind::ConfigApplied { changes, .. } => Some((x, changes)),
-            _ => None,
-        })
-        .flat_map(|(x, changes)| {
-            changes.iter().filter_map(move |ch| match &ch.kind {
-                ChangeKind::Weight { from, to }
-                    if ch.pool == c.pool && ch.backend.as_deref() == Some(backend) =>
-                {
-                    Some((x.ts_ms, x.generation, *from, *to))
-                }
-                _ => None,
-            })
-        })
-        .collect();
-    steps.sort_by_key(|s| std::cmp::Reverse(s.0));
-    let (mut first_ts, mut first_gen, mut first_from, mut reloads) =
-        (e.ts_ms, e.generation, *from, 1);
-    let up = to > from;
-    for (ts, generation, f, t) in steps {
-        // Contiguous, close together and in the same direction: a drift, not a change
-        // and its fix.
-        if t != first_from || first_ts - ts > SERIES_GAP_MS || (t > f) != up || t == f {
-            break;
-        }
-        (first_ts, first_gen, first_from) = (ts, generation, f);
-        reloads += 1;
-    }
-    (reloads > 1).then(|| Series {
-        backend: backend.clone(),
-        from: first_from,
-        to: *to,
-        reloads,
-        since_ms: first_ts,
-        first_generation: first_gen,
-        last_generation: e.generation,
-    })
 }
 
 /// The alert in words: "backend-2 is taking 3.1x its share since 14:29:40".

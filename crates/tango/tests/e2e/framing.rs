@@ -1,259 +1,20 @@
 //! Requests that are ambiguous to frame get 400 and never reach a backend, on plain and
 //! TLS connections, whatever came before them on the connection; well-framed bodies
-//! pass intact however they are chunked. Also the raw HTTP/1 client and the recording
-//! backend that `desync` shares.
+//! pass intact however they are chunked. The raw HTTP/1 client (`raw.rs`) and the
+//! recording backend (`recorder.rs`) live beside them, for these tests and others.
+
+mod raw;
+mod recorder;
+
+pub use raw::Raw;
+pub use recorder::Recorder;
 
 use crate::backend::Backend;
 use crate::support::*;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-
-/// How long a raw client waits for the next bytes of a response.
-const READ_LIMIT: Duration = Duration::from_secs(10);
-
-/// A raw HTTP/1 connection: bytes go out exactly as given; responses are parsed as
-/// they come back.
-pub struct Raw<S> {
-    s: S,
-    buf: Vec<u8>,
-}
-
-impl Raw<TcpStream> {
-    pub async fn connect(addr: SocketAddr) -> Self {
-        Raw::new(TcpStream::connect(addr).await.expect("connect"))
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
-    pub fn new(s: S) -> Self {
-        Raw { s, buf: Vec::new() }
-    }
-
-    /// Send bytes; tango may have closed already, which is an answer too.
-    pub async fn send(&mut self, bytes: &[u8]) {
-        let _ = self.s.write_all(bytes).await;
-    }
-
-    /// Read more; false when the connection ended or nothing came in time.
-    async fn fill(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match tokio::time::timeout(READ_LIMIT, self.s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The status of the next response (its head is consumed, its body is not), or
-    /// None if the connection ends first.
-    pub async fn status(&mut self) -> Option<u16> {
-        self.head().await.map(|(status, _)| status)
-    }
-
-    /// The next final response's status and how its body is framed.
-    async fn head(&mut self) -> Option<(u16, BodyLen)> {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            if let Ok(httparse::Status::Complete(len)) = resp.parse(&self.buf) {
-                let status = resp.code.unwrap_or(0);
-                let header = |name: &str| {
-                    resp.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-                };
-                let body = match (header("transfer-encoding"), header("content-length")) {
-                    (Some(_), _) => BodyLen::Chunked,
-                    (None, Some(n)) => BodyLen::Bytes(n.trim().parse().unwrap_or(0)),
-                    (None, None) if status == 101 || status == 204 => BodyLen::Bytes(0),
-                    (None, None) => BodyLen::ToEnd,
-                };
-                self.buf.drain(..len);
-                if (100..200).contains(&status) && status != 101 {
-                    continue;
-                }
-                return Some((status, body));
-            }
-            if !self.fill().await {
-                return None;
-            }
-        }
-    }
-
-    /// The next response: status and body.
-    pub async fn response(&mut self) -> Option<(u16, Vec<u8>)> {
-        let (status, len) = self.head().await?;
-        let body = match len {
-            BodyLen::Bytes(n) => {
-                while self.buf.len() < n {
-                    if !self.fill().await {
-                        return None;
-                    }
-                }
-                self.buf.drain(..n).collect()
-            }
-            BodyLen::ToEnd => {
-                while self.fill().await {}
-                std::mem::take(&mut self.buf)
-            }
-            BodyLen::Chunked => self.chunked_body().await?,
-        };
-        Some((status, body))
-    }
-
-    async fn chunked_body(&mut self) -> Option<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            match httparse::parse_chunk_size(&self.buf) {
-                Ok(httparse::Status::Complete((at, 0))) => {
-                    while !self.buf[at..].starts_with(b"\r\n") {
-                        if !self.fill().await {
-                            return None;
-                        }
-                    }
-                    self.buf.drain(..at + 2);
-                    return Some(body);
-                }
-                Ok(httparse::Status::Complete((at, size))) => {
-                    let end = at + size as usize + 2;
-                    while self.buf.len() < end {
-                        if !self.fill().await {
-                            return None;
-                        }
-                    }
-                    body.extend_from_slice(&self.buf[at..end - 2]);
-                    self.buf.drain(..end);
-                }
-                Ok(httparse::Status::Partial) => {
-                    if !self.fill().await {
-                        return None;
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-}
-
-enum BodyLen {
-    Bytes(usize),
-    Chunked,
-    ToEnd,
-}
-
-/// A real HTTP/1.1 backend (hyper) that keeps every byte it is sent, on any
-/// connection, and the body of each request. It answers 200 with the body's length.
-pub struct Recorder {
-    pub addr: SocketAddr,
-    raw: Arc<Mutex<Vec<u8>>>,
-    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Recorder {
-    pub async fn start() -> Recorder {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let (r, b) = (raw.clone(), bodies.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let tap = Tap {
-                    inner: stream,
-                    log: r.clone(),
-                };
-                let b = b.clone();
-                let svc =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let b = b.clone();
-                        async move {
-                            use http_body_util::BodyExt;
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes());
-                            let body = body.unwrap_or_default().to_vec();
-                            let n = body.len();
-                            b.lock().unwrap().push(body);
-                            let full = http_body_util::Full::new(bytes::Bytes::from(n.to_string()));
-                            Ok::<_, std::convert::Infallible>(http::Response::new(full))
-                        }
-                    });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tap), svc),
-                );
-            }
-        });
-        Recorder {
-            addr,
-            raw,
-            bodies,
-            task,
-        }
-    }
-
-    /// How many bytes the backend has been sent, on every connection together.
-    pub fn bytes_received(&self) -> usize {
-        self.raw.lock().unwrap().len()
-    }
-
-    pub fn bodies(&self) -> Vec<Vec<u8>> {
-        self.bodies.lock().unwrap().clone()
-    }
-}
-
-/// A socket that records what is read from it.
-struct Tap {
-    inner: TcpStream,
-    log: Arc<Mutex<Vec<u8>>>,
-}
-
-impl AsyncRead for Tap {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let got = &buf.filled()[before..];
-            self.log.lock().unwrap().extend_from_slice(got);
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tap {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// Send raw bytes on a new connection; return the status of the first response (0 if
 /// the connection closed without one).
@@ -409,19 +170,9 @@ async fn a_padded_chunk_size_line_does_not_switch_the_guard_off() {
 async fn tls_connections_are_guarded_too() {
     let b = Backend::start("a").await;
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
-    let cfg = config("", &[("a", b.addr, 1)]).replacen(
-        "listen = \"127.0.0.1:0\"\n\n[[pool]]",
-        &format!(
-            "listen = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\" }}\n\n[[pool]]",
-            dir.path().join("cert.pem").display(),
-            dir.path().join("key.pem").display()
-        ),
-        1,
-    );
+    let (cfg, ck) = crate::protocols::tls_config(&config("", &[("a", b.addr, 1)]), dir.path());
     let t = Tango::start(&cfg);
+    // Its own client, which offers no ALPN at all (`tls_connect` always offers one).
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ck.cert.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -1,17 +1,18 @@
 //! Backends failing in the ways production backends fail, seen from outside: one that
 //! accepts and never answers, one that resets, one that answers garbage or answers its
 //! health check too slowly, a whole pool ejected. What clients get, what the health
-//! checks and outlier detection decide, and what the status API says.
+//! checks and outlier detection decide, and what the status API says. Backends that
+//! never answer, or never finish an answer, are `mute`'s.
+
+mod mute;
 
 use crate::backend::Backend;
 use crate::scripted::{self, Scripted, Step};
 use crate::support::*;
 use bytes::Bytes;
 use http_body_util::Full;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 
 fn entry<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     backend_entry(s, name)
@@ -50,72 +51,6 @@ async fn an_ejection_that_leaves_too_few_backends_enters_panic_mode_at_once() {
         s["pools"][0]["panic"], true,
         "status does not say panic: {s}"
     );
-}
-
-/// A backend address, the connections it accepted, and those it holds open.
-type Counted = (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>);
-
-/// A backend that serves each connection it accepts with `serve`, counting the
-/// connections accepted and those open (until `serve` returns).
-async fn counting<F, Fut>(serve: F) -> Counted
-where
-    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (accepted, open) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (a, o) = (accepted.clone(), open.clone());
-    tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            a.fetch_add(1, Relaxed);
-            o.fetch_add(1, Relaxed);
-            let (o, done) = (o.clone(), serve(s));
-            tokio::spawn(async move {
-                done.await;
-                o.fetch_sub(1, Relaxed);
-            });
-        }
-    });
-    (addr, accepted, open)
-}
-
-/// A backend that accepts connections and never answers (a connection counts as open
-/// until its peer closes it).
-async fn silent() -> Counted {
-    counting(|mut s| async move {
-        let mut buf = [0u8; 4096];
-        while let Ok(1..) = s.read(&mut buf).await {}
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_probes_that_get_no_answer_fail_and_leave_no_connection_open() {
-    let (addr, accepted, open) = silent().await;
-    let good = Backend::start("good").await;
-    let t = Tango::start(&config(
-        "panic_threshold = 0.0\n[pool.health]\ninterval = \"50ms\"\ntimeout = \"100ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
-        &[("mute", addr, 1), ("good", good.addr, 1)],
-    ));
-    wait_status(&t, "mute unhealthy", Duration::from_secs(10), |s| {
-        entry(s, "mute")["healthy"] == false && accepted.load(Relaxed) >= 6
-    })
-    .await;
-    // Each timed-out probe's connection is closed, not left behind: at most the probe
-    // in progress holds one.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while open.load(Relaxed) > 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {} probe connections still open",
-            open.load(Relaxed),
-            accepted.load(Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let (s, body) = get(&client(), &t.url("/")).await;
-    assert_eq!((s, body.as_str()), (200, "good\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,61 +152,6 @@ async fn ejection_stops_at_max_ejected_percent_and_the_rest_keep_serving() {
         .filter(|(b, was)| b.hits() > **was)
         .count();
     assert_eq!(moved, 2, "traffic went to ejected backends");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_gives_up_on_a_mute_backend_frees_its_place() {
-    let (addr, _accepted, open) = silent().await;
-    let t = Tango::start(&config(
-        "try_timeout = \"20s\"\ntimeout = \"20s\"\n",
-        &[("mute", addr, 1)],
-    ));
-    for _ in 0..3 {
-        leave_while_in_flight(&t).await;
-    }
-    // Its connection to the backend is closed (the backend may stop working on it), and
-    // the client's leaving is not counted against the backend.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while open.load(Relaxed) > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "backend connections left open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let s = admin_get(&t, "/api/v1/status").await;
-    assert_eq!(entry(&s, "mute")["errors"], 0, "{s}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http2_client_that_gives_up_on_a_mute_backend_frees_its_place() {
-    let (addr, _accepted, _open) = silent().await;
-    let t = Tango::start(&config(
-        "try_timeout = \"20s\"\ntimeout = \"20s\"\n",
-        &[("mute", addr, 1)],
-    ));
-    let tcp = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    let driver = tokio::spawn(conn);
-    let req = http::Request::get(t.url("/"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let pending = tokio::spawn(async move { h2.send_request(req).await.map(|_| ()) });
-    assert!(
-        in_flight_becomes(&t, 1, Duration::from_secs(5)).await,
-        "never in flight"
-    );
-    pending.abort();
-    driver.abort();
-    assert!(
-        in_flight_becomes(&t, 0, Duration::from_secs(5)).await,
-        "the request of a client that left stays in flight at the backend"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,101 +359,6 @@ async fn a_request_pipelined_behind_a_slow_answer_is_not_taken_for_the_client_le
     .unwrap();
     let got = scripted::read_to_end(&mut s).await;
     assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2, "{got}");
-}
-
-/// An HTTP/2 (h2c) backend that takes every stream and never answers one.
-async fn mute_h2() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    std::future::pending::<Result<http::Response<Full<Bytes>>, std::io::Error>>()
-                        .await
-                });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .await;
-            });
-        }
-    });
-    addr
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_gives_up_on_a_mute_http2_backend_frees_its_place() {
-    let addr = mute_h2().await;
-    let t = Tango::start(&config(
-        "protocol = \"h2\"\ntry_timeout = \"20s\"\ntimeout = \"20s\"\n",
-        &[("mute", addr, 1)],
-    ));
-    leave_while_in_flight(&t).await;
-}
-
-/// A backend whose every answer is a `200` whose chunked body never ends (a connection
-/// counts as open until a write to it fails).
-async fn endless() -> Counted {
-    counting(|mut s| async move {
-        use tokio::io::AsyncWriteExt;
-        let mut buf = [0u8; 4096];
-        let _ = s.read(&mut buf).await;
-        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-        let mut out = s.write_all(head).await;
-        // Bounded: 20 s of chunks at most.
-        for _ in 0..1000 {
-            if out.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            out = s.write_all(b"5\r\nhello\r\n").await;
-        }
-    })
-    .await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_probes_of_an_endless_answer_pass_and_leave_no_connection_open() {
-    let (addr, accepted, open) = endless().await;
-    let t = Tango::start(&config(
-        "[pool.health]\ninterval = \"50ms\"\ntimeout = \"300ms\"\nfall = 2\nrise = 2\njitter = 0.0\n",
-        &[("stream", addr, 1)],
-    ));
-    wait_status(&t, "probes", Duration::from_secs(10), |_| {
-        accepted.load(Relaxed) >= 6
-    })
-    .await;
-    let s = admin_get(&t, "/api/v1/status").await;
-    assert_eq!(entry(&s, "stream")["healthy"], true, "{s}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while open.load(Relaxed) > 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {} probe connections still open",
-            open.load(Relaxed),
-            accepted.load(Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A client sends a GET and, once it is in flight at the backend, closes its
-/// connection: the request must leave the backend's in-flight count.
-async fn leave_while_in_flight(t: &Tango) {
-    let mut s = tokio::net::TcpStream::connect(t.addr()).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(
-        in_flight_becomes(t, 1, Duration::from_secs(5)).await,
-        "never in flight"
-    );
-    drop(s);
-    assert!(
-        in_flight_becomes(t, 0, Duration::from_secs(5)).await,
-        "the request of a client that left stays in flight at the backend"
-    );
 }
 
 /// Health checks and outlier detection judge apart: a backend ejected for failing real

@@ -177,7 +177,7 @@ fn serde_fields<T: for<'de> serde::Deserialize<'de>>() -> Vec<&'static str> {
 
 #[test]
 fn the_key_lists_are_the_file_types_fields() {
-    use super::*;
+    use super::keys::*;
     use crate::config::file::*;
     let names = |fs: &[F]| {
         let mut v: Vec<&str> = fs.iter().map(|f| f.0).collect();
