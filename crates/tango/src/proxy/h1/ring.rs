@@ -60,6 +60,9 @@ struct Slot {
 
 struct Ring {
     uring: IoUring,
+    /// Submissions made (each one system call), for the tests.
+    #[cfg(test)]
+    submits: u64,
     slots: Vec<Slot>,
     free: Vec<u32>,
     queued: u32,
@@ -81,7 +84,10 @@ thread_local! {
 
 /// Whether `TANGO_IO_URING` turns the ring off.
 fn wanted() -> bool {
-    !matches!(std::env::var("TANGO_IO_URING").as_deref(), Ok("off" | "0" | "false"))
+    !matches!(
+        std::env::var("TANGO_IO_URING").as_deref(),
+        Ok("off" | "0" | "false")
+    )
 }
 
 fn build() -> io::Result<IoUring> {
@@ -97,6 +103,7 @@ fn build() -> io::Result<IoUring> {
 /// (or it is turned off), and sends stay direct.
 pub(crate) fn start() -> bool {
     if !wanted() {
+        tracing::info!("io_uring turned off (TANGO_IO_URING): each send is its own system call");
         return false;
     }
     match build() {
@@ -112,6 +119,8 @@ pub(crate) fn start() -> bool {
             RING.with_borrow_mut(|r| {
                 *r = Some(Ring {
                     uring,
+                    #[cfg(test)]
+                    submits: 0,
                     slots,
                     free,
                     queued: 0,
@@ -163,6 +172,10 @@ impl Ring {
         for _ in 0..8 {
             match self.uring.submit() {
                 Ok(_) => {
+                    #[cfg(test)]
+                    {
+                        self.submits += 1;
+                    }
                     for s in self.slots.iter_mut().filter(|s| s.state == State::Queued) {
                         s.state = State::Submitted;
                     }
@@ -290,7 +303,9 @@ impl Drop for Sent {
             return;
         }
         let _ = RING.try_with(|r| {
-            let Ok(mut r) = r.try_borrow_mut() else { return };
+            let Ok(mut r) = r.try_borrow_mut() else {
+                return;
+            };
             let Some(r) = r.as_mut() else { return };
             let i = self.slot as usize;
             // Its socket may be closed right after this: send what is queued now, not
@@ -309,3 +324,6 @@ impl Drop for Sent {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
