@@ -62,7 +62,14 @@ pub(crate) struct Workers {
 impl Workers {
     /// Start `n` workers (at least one), each a thread named `tango-worker-I` running a
     /// current-thread runtime with I/O and timers, idle until tasks are spawned on it.
+    #[cfg(test)]
     pub(crate) fn start(n: usize) -> std::io::Result<Self> {
+        Self::start_with(n, || {})
+    }
+
+    /// [`start`](Self::start), with `setup` run first on each worker's thread, inside
+    /// its runtime (what the data plane keeps per worker, such as its send ring).
+    pub(crate) fn start_with(n: usize, setup: fn()) -> std::io::Result<Self> {
         let n = n.max(1);
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
@@ -75,6 +82,7 @@ impl Workers {
                 .name(format!("tango-worker-{i}"))
                 .spawn(move || {
                     ID.with(|id| id.set(i));
+                    rt.block_on(async { setup() });
                     // A dropped sender (the `Workers` dropped) ends it too.
                     rt.block_on(async move {
                         let _ = stopped.await;

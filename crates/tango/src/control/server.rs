@@ -84,7 +84,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let n = args
         .workers
         .map_or_else(crate::worker::default_count, std::num::NonZeroUsize::get);
-    let mut workers = Workers::start(n).with_context(|| {
+    let mut workers = Workers::start_with(n, crate::proxy::on_worker_start).with_context(|| {
         format!("starting {n} workers (--workers; each is a thread with its own event loop and descriptors, and about one per core is usual)")
     })?;
     let (control, shutdown, admin_addr) =

@@ -37,3 +37,11 @@ mod spread;
 mod tls;
 mod trailers;
 mod tunnel;
+
+/// What each data-plane worker sets up on its own thread before serving: its send ring
+/// and the task that submits it (`h1::ring`), where the kernel allows one.
+pub(crate) fn on_worker_start() {
+    if h1::ring::start() {
+        tokio::spawn(h1::ring::flusher());
+    }
+}

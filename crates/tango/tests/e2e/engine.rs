@@ -8,6 +8,7 @@
 
 mod cut_bytes;
 mod cut_lines;
+mod direct_sends;
 mod kernel;
 mod own_cut;
 mod trailers;

@@ -105,7 +105,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let path = dir.join("demo.toml");
     std::fs::write(&path, &text)?;
     let loaded = tango_core::config::load(&path).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    let workers = crate::worker::Workers::start(crate::worker::default_count())?;
+    let workers = crate::worker::Workers::start_with(
+        crate::worker::default_count(),
+        crate::proxy::on_worker_start,
+    )?;
     let (control, shutdown, admin) = server::start(loaded, path.clone(), None, &workers).await?;
     let listen = control
         .listener_addresses()

@@ -218,8 +218,12 @@ async fn send_all(
         let all = std::mem::take(bufs);
         *bufs = &mut all[..n];
     }
+    // The first try of a small write goes through the worker's ring, batched with the
+    // other tasks' (see `ring`); a write that must be tried again goes directly, so
+    // that its wait uses tokio's readiness as any other.
+    let mut first = ring_send(s, bufs).await;
     while !bufs.is_empty() {
-        match send(s, bufs) {
+        match first.take().unwrap_or_else(|| send(s, bufs)) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => {
                 *wrote += n as u64;
@@ -249,6 +253,21 @@ async fn send_all(
         }
     }
     Ok(true)
+}
+
+/// [`send`] of `bufs` through the worker's ring when they are small enough to be
+/// joined and the worker has a ring with room; `None` otherwise (and when a ring send
+/// would have blocked, so that the direct send that follows arms tokio's readiness).
+async fn ring_send(s: &TcpStream, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    if total == 0 || total > super::ring::MAX {
+        return None;
+    }
+    let r = super::ring::send(std::os::fd::AsRawFd::as_raw_fd(s), bufs)?.await;
+    match &r {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => None,
+        _ => Some(r),
+    }
 }
 
 /// Wait until `s` takes more (`Some(true)`), has bytes or its end to read

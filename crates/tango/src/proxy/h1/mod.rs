@@ -25,6 +25,7 @@ mod own;
 mod preface;
 mod request;
 mod response;
+pub(crate) mod ring;
 mod sent;
 mod trailing;
 mod view;
