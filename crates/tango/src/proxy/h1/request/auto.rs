@@ -5,10 +5,9 @@
 //! attempt counted), now by the right path.
 
 use super::to_h2::{self, Translated};
-use super::tries::{attempt, Tried, Try};
+use super::tries::{attempt, settle, Try};
 use super::{Abort, Req, Route};
 use crate::proxy::bufpool::Buf;
-use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::h2 as up;
 use crate::proxy::exchange::{Target, Tries};
 use crate::proxy::h1::response::Answer;
@@ -59,13 +58,8 @@ pub(super) async fn forward<'p>(
                 now,
                 edits,
             };
-            match attempt(c, buf, r, t, target).await {
-                Ok(Tried::Answer(a)) => return Ok(a),
-                Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
-                Ok(Tried::BadBody) => {
-                    return Err(ProxyError::BadRequest("invalid chunked body").into())
-                }
-                Ok(Tried::ClientTimedOut) => return Err(ProxyError::ClientTimeout.into()),
+            match settle(attempt(c, buf, r, t, target).await)? {
+                Ok(a) => return Ok(a),
                 Err(o) => o,
             }
         };

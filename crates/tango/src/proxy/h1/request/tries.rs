@@ -47,14 +47,23 @@ pub(super) async fn forward<'p>(
             now,
             edits,
         };
-        match attempt(c, buf, r, t, target).await {
-            Ok(Tried::Answer(a)) => return Ok(a),
-            Ok(Tried::ClientGone) => return Err(Abort::ClientGone),
-            Ok(Tried::BadBody) => return Err(ProxyError::BadRequest("invalid chunked body").into()),
-            Ok(Tried::ClientTimedOut) => return Err(ProxyError::ClientTimeout.into()),
+        match settle(attempt(c, buf, r, t, target).await)? {
+            Ok(a) => return Ok(a),
             Err(o) => tries.failed(o)?,
         }
         now = Instant::now();
+    }
+}
+
+/// A try's end as the request takes it: its answer, the request ended (the client gone
+/// or at fault), or the try's failure for [`exchange::Tries`] to judge.
+pub(super) fn settle(t: Result<Tried<'_>, Outcome>) -> Result<Result<Answer<'_>, Outcome>, Abort> {
+    match t {
+        Ok(Tried::Answer(a)) => Ok(Ok(a)),
+        Ok(Tried::ClientGone) => Err(Abort::ClientGone),
+        Ok(Tried::BadBody) => Err(ProxyError::BadRequest("invalid chunked body").into()),
+        Ok(Tried::ClientTimedOut) => Err(ProxyError::ClientTimeout.into()),
+        Err(o) => Ok(Err(o)),
     }
 }
 
