@@ -91,10 +91,12 @@ fn wanted() -> bool {
 }
 
 fn build() -> io::Result<IoUring> {
-    // Completions are read by the worker itself, so the kernel need not interrupt it.
+    // Completions are read by the worker itself, so the kernel need not interrupt it;
+    // and a send the kernel cannot take must not hold back the ones queued after it.
     IoUring::builder()
         .setup_coop_taskrun()
         .setup_single_issuer()
+        .setup_submit_all()
         .build(SLOTS as u32)
         .or_else(|_| IoUring::new(SLOTS as u32))
 }
@@ -278,7 +280,9 @@ impl Future for Sent {
                     Some(n)
                 }
                 _ => {
-                    s.waker = Some(cx.waker().clone());
+                    if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        s.waker = Some(cx.waker().clone());
+                    }
                     None
                 }
             }
