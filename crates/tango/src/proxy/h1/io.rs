@@ -260,7 +260,7 @@ async fn send_all(
 /// would have blocked, so that the direct send that follows arms tokio's readiness).
 async fn ring_send(s: &TcpStream, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
-    if total == 0 || total > super::ring::MAX {
+    if total == 0 || total > COALESCE {
         return None;
     }
     let r = super::ring::send(std::os::fd::AsRawFd::as_raw_fd(s), bufs)?.await;
@@ -289,7 +289,8 @@ async fn writable_or_readable(s: &TcpStream, t: &mut Timer<'_>) -> io::Result<Op
     .await
 }
 
-/// Pieces adding up to at most this many bytes are copied together and sent as one.
+/// Pieces adding up to at most this many bytes are copied together and sent as one,
+/// through the worker's ring when it has one (so a ring slot holds what one `send` would).
 const COALESCE: usize = 4096;
 
 thread_local! {

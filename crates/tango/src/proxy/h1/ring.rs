@@ -32,9 +32,6 @@ use std::task::{Context, Poll, Waker};
 
 /// Sends one turn of a worker's loop may queue; more than this are sent directly.
 const SLOTS: usize = 256;
-/// Sends larger than this are made directly (the caller's own threshold for joining
-/// pieces, so a slot is one copy of what would have been one `send`).
-pub(crate) const MAX: usize = 4096;
 
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_NOSIGNAL: i32 = 0x4000;
@@ -249,7 +246,7 @@ fn wake(w: &mut Option<Waker>) {
     }
 }
 
-/// One send of `bufs` (adding up to at most [`MAX`]) through the worker's ring: the
+/// One send of `bufs` (small: the caller's threshold for joining pieces) through the worker's ring: the
 /// result a `send(2)` with `MSG_NOSIGNAL` would have given. `None` when there is no ring
 /// on this thread or no free slot: the caller sends directly.
 pub(crate) fn send(fd: RawFd, bufs: &[IoSlice<'_>]) -> Option<Sent> {
